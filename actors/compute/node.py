@@ -1,0 +1,463 @@
+"""The compute node: turns jobs into tasks, reads inputs, writes outputs.
+
+A task is identified by its job: starting a job already in the table answers
+with the existing task. Tasks wait for one of `slots` (FIFO), fetch their
+indirect inputs from storage, run (a command in its own process group, or a
+callable in the warm worker pool), and stream their outputs to storage. A task
+is `done` only after storage acknowledged every finish. Every state change is
+an event on the node's queue; compute calls storage only (the deadlock rule).
+
+Outcomes: `failed-hard` is the job's own fault (non-zero exit, exception,
+missing declared output); `failed-soft` is the infrastructure's (storage
+unreachable, an input missing or unfinished, the node shutting down), and the
+coordinator may run the job again elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+from actors.delegate import Delegate
+from actors.model import JobSpec, Outcome, SpecError, TaskState, check_job_id, delegated_output
+from actors.storage.client import NotFinished, ObjectWriter, Redirected, read_all, read_chunks
+from bus.errors import BusError, CallTimeout, RemoteError
+from bus.node import Node, NodeConfig
+from bus.rpc import CallContext, PeerClosed
+
+from .pool import CallableError, CallableNotFound, WorkerLost, WorkerPool
+from .runner import RunnerError, run_command
+
+log = logging.getLogger("weft.compute")
+
+_SOFT_STORAGE_CODES = {"missing", "not-finished", "fenced", "no-space", "io-error", "busy"}
+
+
+class SoftFailure(Exception):
+    """Infrastructure failed the task: it may run again elsewhere."""
+
+
+class HardFailure(Exception):
+    """The job itself failed."""
+
+
+def _bad(message: str) -> BusError:
+    return BusError(message, code="bad-request")
+
+
+class Task:
+    __slots__ = (
+        "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
+        "cause", "delegation", "created", "started", "finished", "scope", "written",
+    )
+
+    def __init__(self, job: str, spec: JobSpec, inputs: dict[str, str], outputs: dict[str, str], token: int) -> None:
+        self.job = job
+        self.spec = spec
+        self.inputs = inputs  # input name -> storage endpoint holding its object
+        self.outputs = outputs  # output name -> storage endpoint holding its object
+        self.token = token
+        self.state = TaskState.PENDING
+        self.outcome: Outcome | None = None
+        self.exit_code: int | None = None
+        self.cause: str | None = None
+        self.delegation: dict | None = None
+        self.created = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.scope: trio.CancelScope | None = None
+        self.written: list[str] = []
+
+    def summary(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"job": self.job, "state": str(self.state), "token": self.token}
+        if self.outcome is not None:
+            d["outcome"] = str(self.outcome)
+        if self.exit_code is not None:
+            d["exit"] = self.exit_code
+        if self.cause:
+            d["cause"] = self.cause
+        if self.delegation is not None:
+            d["delegation"] = self.delegation
+        if self.started is not None:
+            d["started"] = self.started
+        if self.finished is not None:
+            d["finished"] = self.finished
+        return d
+
+
+def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, str]:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise _bad(f"'{what}' must map names to storage endpoints")
+    missing = names - set(value)
+    if missing:
+        raise _bad(f"no storage endpoint given for {what} {', '.join(sorted(missing))}")
+    return value
+
+
+class ComputeNode(Node):
+    role = "compute"
+
+    def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None) -> None:
+        if config.data_dir is None:
+            raise ValueError("a compute node needs a data directory")
+        self.data_dir = Path(config.data_dir)
+        self.slots = slots or os.cpu_count() or 1
+        self.pool_size = workers or self.slots
+        self.tasks: dict[str, Task] = {}
+        self.limiter = trio.CapacityLimiter(self.slots)
+        self.pool: WorkerPool | None = None
+        self._task_nursery: trio.Nursery | None = None
+        super().__init__(config)
+        (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
+
+    def register(self) -> None:
+        add = self.server.add
+        add("start", self._op_start)
+        add("start_many", self._op_start_many)
+        add("result", self._op_result, bypass=True)
+        add("list", self._op_list, bypass=True)
+        add("delete", self._op_delete)
+        add("cancel", self._op_cancel)
+
+    def describe(self) -> dict[str, Any]:
+        return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks)}
+
+    @property
+    def busy(self) -> int:
+        return int(self.limiter.borrowed_tokens)
+
+    async def main(self, nursery: trio.Nursery) -> None:
+        self.pool = WorkerPool(self.pool_size)
+        await self.pool.__aenter__()
+        self._task_nursery = nursery
+
+    async def shutdown(self) -> None:
+        for task in self.tasks.values():
+            if task.scope is not None and task.state != TaskState.DONE:
+                task.cause = "compute node shutting down"
+                task.scope.cancel()
+        # Give cancelled commands their SIGTERM grace before the pool goes.
+        await trio.lowlevel.checkpoint()
+        if self.pool is not None:
+            await self.pool.__aexit__(None, None, None)
+
+    # -- ops ---------------------------------------------------------------------
+    def _parse_start(self, body: Any) -> Task:
+        if not isinstance(body, dict):
+            raise _bad("start needs a map body")
+        job = body.get("job")
+        check_job_id(job)
+        spec = JobSpec.from_wire(body.get("spec"))
+        token = body.get("token", 0)
+        if type(token) is not int or token < 0:
+            raise _bad("'token' must be a non-negative integer")
+        inputs = _endpoint_map(body.get("inputs"), "inputs", set(spec.refs))
+        outputs = _endpoint_map(body.get("outputs"), "outputs", set(spec.outputs))
+        return Task(job, spec, inputs, outputs, token)
+
+    def _start(self, body: Any) -> dict[str, Any]:
+        task = self._parse_start(body)
+        existing = self.tasks.get(task.job)
+        if existing is not None:
+            return existing.summary()
+        self.tasks[task.job] = task
+        self._emit(task)
+        self._task_nursery.start_soon(self._execute, task)
+        return task.summary()
+
+    def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return self._start(body)
+
+    def _op_start_many(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("tasks"), list):
+            raise _bad("start_many needs 'tasks': a list of start bodies")
+        results = []
+        for item in body["tasks"]:
+            try:
+                results.append(self._start(item))
+            except (BusError, SpecError) as e:
+                job = item.get("job") if isinstance(item, dict) else None
+                results.append({"job": job, "error": {"code": e.code, "message": str(e)}})
+        return {"tasks": results}
+
+    def _get(self, body: Any) -> Task:
+        job = body.get("job") if isinstance(body, dict) else None
+        check_job_id(job)
+        task = self.tasks.get(job)
+        if task is None:
+            raise BusError(f"no task for job {job!r} on {self.node_id}", code="missing")
+        return task
+
+    def _op_result(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return self._get(body).summary()
+
+    def _op_list(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return {
+            "tasks": [t.summary() for t in self.tasks.values()],
+            "next": self.events.next_seq,
+            "inc": self.events.incarnation,
+            "slots": self.slots,
+            "busy": self.busy,
+        }
+
+    def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        jobs = body.get("jobs") if isinstance(body, dict) and "jobs" in body else None
+        if jobs is None:
+            jobs = [self._get(body).job]
+        if not isinstance(jobs, list):
+            raise _bad("'jobs' must be a list")
+        deleted, running = [], []
+        for job in jobs:
+            task = self.tasks.get(job) if isinstance(job, str) else None
+            if task is None:
+                continue
+            if task.state != TaskState.DONE:
+                running.append(job)
+                continue
+            del self.tasks[job]
+            shutil.rmtree(self.data_dir / "tasks" / job, ignore_errors=True)
+            self.events.append("deleted", {"job": job})
+            deleted.append(job)
+        if running and len(jobs) == 1:
+            raise BusError(f"task {running[0]!r} is still {self.tasks[running[0]].state}; cancel it first", code="running")
+        return {"deleted": deleted, "running": running}
+
+    def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        task = self._get(body)
+        if task.state != TaskState.DONE:
+            task.cause = "cancelled by request"
+            if task.scope is not None:
+                task.scope.cancel()
+        return task.summary()
+
+    # -- execution -------------------------------------------------------------
+    def _emit(self, task: Task) -> None:
+        self.events.append("task", task.summary())
+
+    def _set_state(self, task: Task, state: TaskState) -> None:
+        task.state = state
+        self._emit(task)
+
+    def _finish(self, task: Task, outcome: Outcome, cause: str | None = None) -> None:
+        task.outcome = outcome
+        if cause is not None:
+            task.cause = cause
+        task.finished = time.time()
+        self._set_state(task, TaskState.DONE)
+
+    async def _execute(self, task: Task) -> None:
+        with trio.CancelScope() as scope:
+            task.scope = scope
+            try:
+                async with self.limiter:
+                    task.started = time.time()
+                    await self._run(task)
+                self._finish(task, Outcome.SUCCESS)
+            except SoftFailure as e:
+                self._finish(task, Outcome.FAILED_SOFT, str(e))
+            except HardFailure as e:
+                self._finish(task, Outcome.FAILED_HARD, str(e))
+            except trio.TooSlowError:
+                self._finish(task, Outcome.TIMED_OUT, f"ran longer than its timeout of {task.spec.timeout:g}s")
+            except Exception as e:
+                log.exception("task %s failed unexpectedly", task.job)
+                self._finish(task, Outcome.FAILED_SOFT, f"internal error on {self.node_id}: {type(e).__name__}: {e}")
+        task.scope = None
+        if scope.cancelled_caught:
+            shutting_down = task.cause == "compute node shutting down"
+            self._finish(task, Outcome.FAILED_SOFT if shutting_down else Outcome.CANCELLED)
+
+    async def _run(self, task: Task) -> None:
+        spec = task.spec
+        workdir = self.data_dir / "tasks" / task.job
+        if spec.refs:
+            self._set_state(task, TaskState.FETCHING)
+        if spec.command is not None:
+            input_files = await self._fetch_to_files(task, workdir / "inputs")
+            self._set_state(task, TaskState.RUNNING)
+            await self._run_command(task, workdir, input_files)
+        else:
+            kwargs: dict[str, Any] = dict(spec.inputs)
+            kwargs.update(await self._fetch_to_memory(task))
+            self._set_state(task, TaskState.RUNNING)
+            await self._run_callable(task, kwargs)
+
+    # -- inputs --------------------------------------------------------------------
+    def _storage_soft(self, e: Exception, what: str) -> SoftFailure:
+        if isinstance(e, NotFinished | Redirected):
+            return SoftFailure(f"{what}: {e.message}")
+        if isinstance(e, CallTimeout | PeerClosed):
+            return SoftFailure(f"{what}: storage unreachable ({e.message})")
+        if isinstance(e, RemoteError):
+            return SoftFailure(f"{what}: {e.message} [{e.code}]")
+        return SoftFailure(f"{what}: {e}")
+
+    async def _fetch_to_memory(self, task: Task) -> dict[str, bytes]:
+        out = {}
+        for name, obj in task.spec.refs.items():
+            peer = self.peers.get(task.inputs[name])
+            try:
+                out[name] = await read_all(peer, obj)
+            except BusError as e:
+                raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+        return out
+
+    async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
+        files = {}
+        if task.spec.refs:
+            inputs_dir.mkdir(parents=True, exist_ok=True)
+        for name, obj in task.spec.refs.items():
+            peer = self.peers.get(task.inputs[name])
+            path = inputs_dir / name
+            try:
+                with open(path, "wb") as f:
+                    async for chunk in read_chunks(peer, obj):
+                        f.write(chunk)
+            except BusError as e:
+                raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+            files[name] = path
+        return files
+
+    # -- running -------------------------------------------------------------------
+    async def _run_command(self, task: Task, workdir: Path, input_files: dict[str, Path]) -> None:
+        spec = task.spec
+        stdout_writer = None
+        if "stdout" in spec.outputs:
+            stdout_writer = self._writer(task, "stdout")
+
+        async def on_stdout(chunk: bytes) -> None:
+            try:
+                await stdout_writer.write(chunk)
+            except BusError as e:
+                raise self._storage_soft(e, "output 'stdout'") from None
+
+        try:
+            result = await run_command(
+                spec, workdir, input_files=input_files,
+                on_stdout=on_stdout if stdout_writer is not None else None,
+            )
+        except RunnerError as e:
+            raise HardFailure(str(e)) from None
+        task.exit_code = result.exit_code
+        if result.timed_out:
+            raise trio.TooSlowError
+        if result.exit_code != 0:
+            how = f"signal {result.signal}" if result.signal else f"exit code {result.exit_code}"
+            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{_tail(workdir)}")
+        delegated = None
+        if result.delegation is not None:
+            task.delegation = result.delegation
+            delegated = self._delegated_output(task)
+        self._set_state(task, TaskState.STORING)
+        for name in spec.outputs:
+            if name == delegated:
+                continue
+            if name == "stdout":
+                await self._close(task, stdout_writer, name)
+                continue
+            path = result.outputs.get(name)
+            if path is None:
+                raise HardFailure(f"command did not write declared output {name!r} to $WEFT_OUTPUTS/{name}")
+            await self._upload_file(task, name, path)
+
+    async def _run_callable(self, task: Task, kwargs: dict[str, Any]) -> None:
+        spec = task.spec
+        try:
+            value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout)
+        except CallableNotFound as e:
+            raise HardFailure(str(e)) from None
+        except CallableError as e:
+            raise HardFailure(f"{spec.call} raised {e}") from None
+        except WorkerLost as e:
+            raise HardFailure(f"{spec.call} killed its worker process: {e}") from None
+        delegated = None
+        if isinstance(value, Delegate):
+            try:
+                task.delegation = value.to_wire()
+            except SpecError as e:
+                raise HardFailure(f"{spec.call} returned an invalid delegation: {e}") from None
+            delegated = self._delegated_output(task)
+            value = None
+        outputs = _callable_outputs(spec, value)
+        self._set_state(task, TaskState.STORING)
+        for name in spec.outputs:
+            if name == delegated:
+                continue
+            if name not in outputs:
+                raise HardFailure(f"{spec.call} did not return declared output {name!r}")
+            w = self._writer(task, name)
+            try:
+                await w.write(outputs[name])
+            except BusError as e:
+                raise self._storage_soft(e, f"output {name!r}") from None
+            await self._close(task, w, name)
+
+    def _delegated_output(self, task: Task) -> str:
+        try:
+            return delegated_output(task.spec, task.delegation)
+        except SpecError as e:
+            raise HardFailure(f"invalid delegation: {e}") from None
+
+    # -- outputs ---------------------------------------------------------------------
+    def _writer(self, task: Task, output: str) -> ObjectWriter:
+        return ObjectWriter(self.peers.get(task.outputs[output]), f"{task.job}/{output}", task.token)
+
+    async def _close(self, task: Task, writer: ObjectWriter, name: str) -> None:
+        try:
+            await writer.close()
+        except BusError as e:
+            raise self._storage_soft(e, f"output {name!r}") from None
+        task.written.append(name)
+
+    async def _upload_file(self, task: Task, name: str, path: Path) -> None:
+        w = self._writer(task, name)
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    await w.write(chunk)
+        except BusError as e:
+            raise self._storage_soft(e, f"output {name!r}") from None
+        await self._close(task, w, name)
+
+
+def _callable_outputs(spec: JobSpec, value: Any) -> dict[str, bytes]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"result": bytes(value)}
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k not in spec.outputs:
+                raise HardFailure(f"{spec.call} returned output {k!r}, which the job does not declare")
+            if isinstance(v, str):
+                v = v.encode()
+            if not isinstance(v, bytes | bytearray | memoryview):
+                raise HardFailure(f"{spec.call} returned {type(v).__name__} for output {k!r}; outputs are bytes or str")
+            out[k] = bytes(v)
+        return out
+    raise HardFailure(f"{spec.call} returned {type(value).__name__}; return bytes, str, a dict of them, or Delegate")
+
+
+def _tail(workdir: Path, limit: int = 200) -> str:
+    try:
+        with open(workdir / "results" / "output.txt", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            text = f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+    last = text.splitlines()[-1] if text else ""
+    return f": {last}" if last else ""

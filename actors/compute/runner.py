@@ -1,0 +1,385 @@
+"""Running command jobs.
+
+A command job runs `spec.command` as an argv (no shell is involved) in a
+working directory prepared for the task:
+
+    <workdir>/inputs/         the job's indirect inputs (refs), one file per input name
+    <workdir>/outputs/        files the command writes here become outputs
+    <workdir>/results/output.txt   stdout and stderr, interleaved as they arrived
+    <workdir>/work/           the command's current directory
+    <workdir>/delegate.json   written by the command to delegate (see below)
+
+The working directory should be fresh: stale files in `outputs/` or a stale
+`delegate.json` would be taken as this run's.
+
+Environment
+    The command sees the node's environment plus:
+
+    WEFT_INPUT_<NAME>  each immediate input's value. <NAME> is the input name in
+                       upper case with '.' and '-' turned into '_', so
+                       `message` is `$WEFT_INPUT_MESSAGE`. Byte values are passed
+                       through exactly; a value containing a NUL byte, or two
+                       names that map to the same variable, are a spec error.
+    WEFT_INPUTS        the inputs directory; indirect input <name> is the file
+                       `$WEFT_INPUTS/<name>`.
+    WEFT_OUTPUTS       the outputs directory.
+    WEFT_DELEGATE      where to write a delegation (`<workdir>/delegate.json`).
+    WEFT_JOB           the job id.
+
+    Inherited `WEFT_INPUT_*` variables are removed, so a command never sees
+    inputs that are not its own. Standard input is /dev/null.
+
+Outputs
+    Everything the command writes to stdout becomes the output `stdout`
+    (the file `outputs/stdout`), unless the command writes `$WEFT_OUTPUTS/stdout`
+    itself, in which case that file wins. A regular file the command writes as
+    `$WEFT_OUTPUTS/<name>` becomes output `<name>`. Only names listed in the
+    job's outputs are collected; a declared output that was not written is
+    reported missing (`stdout` is never missing: it is at worst empty).
+
+Delegation
+    A command can finish by handing its output over to a new job: it writes
+    `{"job": <job spec>, "stream": "<output of that job>"}` as JSON to
+    `$WEFT_DELEGATE` and exits 0. The job spec uses the wire form (keys `cmd` or
+    `call`, `in`, `refs`, `o`, ...). A delegation file that is not valid JSON or
+    not a valid delegation fails the task (`bad-delegation`). The file is
+    ignored when the command exits non-zero or is stopped.
+
+Stopping
+    Every command runs in a session and process group of its own. When the job
+    times out (`timeout` seconds) or the task is cancelled, the whole group gets
+    SIGTERM and, if any of it is still alive `grace` seconds later, SIGKILL. When
+    the command exits by itself, processes it left behind in its group are
+    stopped the same way: no process of a task outlives the task (except one
+    that deliberately leaves the group with setsid()).
+
+    A timeout returns a result with `timed_out=True`. Cancellation is not turned
+    into a result: after the group is stopped, trio's Cancelled propagates as
+    usual, so `CommandResult.cancelled` is always False from `run_command`;
+    the field exists so a caller can record a cancelled task with the same type.
+
+Errors
+    `RunnerError` with `code`:
+      command-not-found  argv[0] does not exist or is not executable
+      bad-delegation     the delegation file is not valid
+      missing-input      an indirect input's file does not exist
+      inputs-too-large   the immediate inputs exceed the OS limit for the environment
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import math
+import os
+import signal
+import stat
+import subprocess
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..model import JobSpec, SpecError, delegation_from_wire
+
+log = logging.getLogger("weft.compute")
+
+_CHUNK = 65536
+# How often the group is checked for survivors while it is being stopped.
+_POLL = 0.02
+# After the group is gone, pipes can still be held open by a process that left
+# the group (setsid); don't let that hold the task hostage.
+_DRAIN_LIMIT = 1.0
+
+
+class RunnerError(Exception):
+    """A task could not run or finished in a way that is a hard failure."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.code}]"
+
+    def __reduce__(self):  # keep both fields across pickling
+        return (type(self), (self.code, self.message))
+
+
+@dataclass
+class CommandResult:
+    exit_code: int | None  # None when a signal ended the command (ours or another)
+    signal: int | None  # that signal
+    outputs: dict[str, Path] = field(default_factory=dict)
+    missing_outputs: list[str] = field(default_factory=list)
+    delegation: dict[str, Any] | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+def input_env_name(name: str) -> str:
+    return "WEFT_INPUT_" + name.upper().replace(".", "_").replace("-", "_")
+
+
+def _build_env(spec: JobSpec, workdir: Path) -> dict[str, str | bytes]:
+    env: dict[str, str | bytes] = {
+        k: v for k, v in os.environ.items() if not k.startswith("WEFT_INPUT_")
+    }
+    seen: dict[str, str] = {}
+    for name, value in spec.inputs.items():
+        var = input_env_name(name)
+        if var in seen:
+            raise SpecError(f"inputs {seen[var]!r} and {name!r} both map to ${var}")
+        seen[var] = name
+        raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+        if b"\0" in raw:
+            raise SpecError(f"input {name!r} contains a NUL byte and cannot be an environment value")
+        # Popen fsencodes str and keeps bytes, so byte values reach the command exactly.
+        env[var] = value
+    env["WEFT_INPUTS"] = str(workdir / "inputs")
+    env["WEFT_OUTPUTS"] = str(workdir / "outputs")
+    env["WEFT_DELEGATE"] = str(workdir / "delegate.json")
+    env["WEFT_JOB"] = spec.job_id()
+    return env
+
+
+def _link_inputs(inputs_dir: Path, input_files: dict[str, Path]) -> None:
+    for name, path in input_files.items():
+        target = inputs_dir / name
+        path = Path(path)
+        if path != target and not target.exists():
+            # The caller may keep fetched objects elsewhere (a cache); the
+            # command only ever looks in $WEFT_INPUTS.
+            target.symlink_to(path.resolve())
+        if not target.is_file():
+            raise RunnerError("missing-input", f"input {name!r}: no file at {path}")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # kill() also succeeds on zombies that nobody reaped yet (an init that does
+    # not reap, as in some containers), so look at the members where /proc allows.
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return True
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            fields = data[data.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def _stop_group(proc: trio.Process, grace: float) -> int | None:
+    """Stop the process group led by `proc`; return the last signal sent if `proc` itself
+    was still running when we started (so the caller can report it as killed by us)."""
+    pgid = proc.pid
+    main_running = proc.returncode is None
+    if not main_running and not _group_alive(pgid):
+        return None  # the common case: the command exited and took everything with it
+    sent = signal.SIGTERM
+    _killpg(pgid, sent)
+    with trio.move_on_after(grace):
+        await proc.wait()
+        while _group_alive(pgid):
+            await trio.sleep(_POLL)
+    if proc.returncode is None or _group_alive(pgid):
+        sent = signal.SIGKILL
+        _killpg(pgid, sent)
+        log.debug("process group %d survived SIGTERM for %.1fs; killed", pgid, grace)
+    await proc.wait()
+    return int(sent) if main_running else None
+
+
+def _collect_outputs(spec: JobSpec, outputs_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in spec.outputs:
+        path = outputs_dir / name
+        try:
+            st = path.stat()
+        except OSError:
+            st = None
+        # Only regular files: a FIFO or device would hang or flood whoever reads it.
+        if st is not None and stat.S_ISREG(st.st_mode):
+            found[name] = path
+        else:
+            missing.append(name)
+    return found, missing
+
+
+def _read_delegation(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RunnerError("bad-delegation", f"cannot read {path.name}: {e.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise RunnerError("bad-delegation", f"{path.name} is not valid JSON: {e}") from None
+    try:
+        delegation_from_wire(data)
+    except SpecError as e:
+        raise RunnerError("bad-delegation", f"{path.name}: {e}") from None
+    return data
+
+
+async def run_command(
+    spec: JobSpec,
+    workdir: Path,
+    *,
+    input_files: dict[str, Path] | None = None,
+    on_stdout: Callable[[bytes], Awaitable[None]] | None = None,
+    grace: float = 2.0,
+) -> CommandResult:
+    """Run a command job in `workdir` and wait for it; see the module docstring."""
+    if spec.command is None:
+        raise SpecError("run_command needs a job with 'command'")
+    workdir = Path(workdir)
+    inputs_dir = workdir / "inputs"
+    outputs_dir = workdir / "outputs"
+    results_dir = workdir / "results"
+    cwd = workdir / "work"
+    for d in (inputs_dir, outputs_dir, results_dir, cwd):
+        d.mkdir(parents=True, exist_ok=True)
+    _link_inputs(inputs_dir, input_files or {})
+    env = _build_env(spec, workdir)
+
+    capture_path = results_dir / "stdout"
+    # Plain blocking writes: local files land in the page cache in microseconds,
+    # cheaper than a thread hop per chunk.
+    log_fd = os.open(results_dir / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    capture_fd = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            proc = await trio.lowlevel.open_process(
+                spec.command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError):
+            raise RunnerError(
+                "command-not-found",
+                f"command not found or not executable: {spec.command[0]!r}",
+            ) from None
+        except OSError as e:
+            if e.errno == errno.E2BIG:
+                raise RunnerError(
+                    "inputs-too-large",
+                    "immediate inputs are too large for the environment; pass them as objects",
+                ) from None
+            if e.errno == errno.ENOEXEC:
+                raise RunnerError(
+                    "command-not-found",
+                    f"command is not an executable format: {spec.command[0]!r}",
+                ) from None
+            raise
+        result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+    finally:
+        os.close(log_fd)
+        os.close(capture_fd)
+
+    stdout_path = outputs_dir / "stdout"
+    if stdout_path.exists() or stdout_path.is_symlink():
+        capture_path.unlink()
+    else:
+        capture_path.rename(stdout_path)
+    result.outputs, result.missing_outputs = _collect_outputs(spec, outputs_dir)
+    if result.exit_code == 0 and not result.timed_out:
+        result.delegation = _read_delegation(workdir / "delegate.json")
+    return result
+
+
+async def _supervise(
+    spec: JobSpec,
+    proc: trio.Process,
+    log_fd: int,
+    capture_fd: int,
+    on_stdout: Callable[[bytes], Awaitable[None]] | None,
+    grace: float,
+) -> CommandResult:
+    assert proc.stdout is not None and proc.stderr is not None
+    sink_error: list[BaseException] = []
+
+    async def pump_stdout() -> None:
+        async for chunk in proc.stdout:  # type: ignore[union-attr]
+            os.write(log_fd, chunk)
+            os.write(capture_fd, chunk)
+            if on_stdout is not None:
+                try:
+                    await on_stdout(chunk)
+                except Exception as e:
+                    # Raised from here it would reach the caller wrapped in an
+                    # ExceptionGroup; keep it and stop the task instead.
+                    sink_error.append(e)
+                    nursery.cancel_scope.cancel()
+                    return
+
+    async def pump_stderr() -> None:
+        async for chunk in proc.stderr:  # type: ignore[union-attr]
+            os.write(log_fd, chunk)
+
+    timed_out = False
+    killed_with: int | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump_stdout)
+            nursery.start_soon(pump_stderr)
+            try:
+                with trio.move_on_after(spec.timeout or math.inf) as deadline:
+                    await proc.wait()
+                timed_out = deadline.cancelled_caught
+            finally:
+                # Also on cancellation: the group must be gone before we let go.
+                with trio.CancelScope(shield=True):
+                    killed_with = await _stop_group(proc, grace)
+            nursery.cancel_scope.deadline = trio.current_time() + _DRAIN_LIMIT
+    finally:
+        with trio.CancelScope(shield=True):
+            await proc.stdout.aclose()
+            await proc.stderr.aclose()
+    if sink_error:
+        raise sink_error[0]
+
+    rc = proc.returncode
+    assert rc is not None
+    if rc < 0:
+        return CommandResult(exit_code=None, signal=-rc, timed_out=timed_out)
+    if killed_with is not None:
+        # The command handled our SIGTERM and exited; it still did not finish its work.
+        return CommandResult(exit_code=None, signal=killed_with, timed_out=timed_out)
+    return CommandResult(exit_code=rc, signal=None, timed_out=timed_out)

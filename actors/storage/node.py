@@ -1,0 +1,223 @@
+"""The storage node: serves the object store over the bus.
+
+Storage calls nobody (the deadlock rule): it only answers, and it publishes
+every object state change on its event queue for the coordinator to poll.
+
+Durability is by group commit: `finish` and `put` stage their change and wait
+for the committer, which makes every staged change durable with one flush
+(one SQLite transaction, fsyncs of the finished files) and then releases all
+the callers waiting on it. A burst of a thousand tiny outputs costs one
+commit, not a thousand.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+from actors.model import ObjectState, SpecError, split_object_name
+from bus.errors import BusError
+from bus.node import Node, NodeConfig
+from bus.rpc import CallContext
+
+from .store import ObjectInfo, ObjectStore, StoreError
+
+log = logging.getLogger("weft.storage")
+
+MAX_READ = 1 << 20
+
+
+def _bad(message: str) -> BusError:
+    return BusError(message, code="bad-request")
+
+
+def _name(body: Any, key: str = "name") -> str:
+    if not isinstance(body, dict):
+        raise _bad("request body must be a map")
+    name = body.get(key)
+    split_object_name(name)
+    return name
+
+
+def _int(body: dict, key: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+    v = body.get(key, default)
+    if v is None:
+        return None
+    if type(v) is not int or v < minimum:
+        raise _bad(f"{key!r} must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+def _data(body: dict) -> bytes:
+    d = body.get("data", b"")
+    if not isinstance(d, bytes | bytearray):
+        raise _bad(f"'data' must be bytes, got {type(d).__name__}")
+    return bytes(d)
+
+
+class StorageNode(Node):
+    role = "storage"
+
+    def __init__(self, config: NodeConfig, *, inline_max: int = 65536) -> None:
+        if config.data_dir is None:
+            raise ValueError("a storage node needs a data directory")
+        self.data_dir = Path(config.data_dir)
+        self._dirty = trio.Event()
+        super().__init__(config)
+        self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
+        self._batch_done = trio.Event()
+        self._flush_error: Exception | None = None
+
+    def register(self) -> None:
+        add = self.server.add
+        add("create", self._op_create)
+        add("create_many", self._op_create_many)
+        add("populate", self._op_populate)
+        add("finish", self._op_finish)
+        add("put", self._op_put)
+        add("delegate", self._op_delegate)
+        add("read", self._op_read)
+        add("stat", self._op_stat)
+        add("list", self._op_list, bypass=True)
+        add("delete", self._op_delete)
+        add("usage", self._op_usage, bypass=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"usage": self.store.usage()}
+
+    def _on_change(self, kind: str, info: ObjectInfo) -> None:
+        self.events.append(kind, info.to_wire())
+        # Every staged change reaches disk soon, even with no finish to wait on it.
+        self._dirty.set()
+
+    async def main(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._committer)
+
+    async def shutdown(self) -> None:
+        self.store.close()
+
+    # -- group commit ----------------------------------------------------------
+    async def _committer(self) -> None:
+        while True:
+            await self._dirty.wait()
+            # Let every request that is already queued stage its change first.
+            await trio.lowlevel.checkpoint()
+            self._dirty = trio.Event()
+            done, self._batch_done = self._batch_done, trio.Event()
+            try:
+                self.store.flush()
+                self._flush_error = None
+            except Exception as e:
+                log.error("flush failed: %s", e)
+                self._flush_error = e
+            done.set()
+
+    async def _durable(self) -> None:
+        done = self._batch_done
+        self._dirty.set()
+        await done.wait()
+        if self._flush_error is not None:
+            raise BusError(f"could not make the change durable: {self._flush_error}", code="io-error")
+
+    # -- ops -----------------------------------------------------------------------
+    def _op_create(self, body: Any, ctx: CallContext) -> dict:
+        name = _name(body)
+        return self.store.create(
+            name, token=_int(body, "token", 0), replace=bool(body.get("replace", False))
+        ).to_wire()
+
+    def _op_create_many(self, body: Any, ctx: CallContext) -> dict:
+        """Create many objects in one call: {names, token, replace}; per-name errors."""
+        if not isinstance(body, dict) or not isinstance(body.get("names"), list):
+            raise _bad("create_many needs 'names': a list of object names")
+        token = _int(body, "token", 0)
+        replace = bool(body.get("replace", False))
+        created, errors = [], {}
+        for name in body["names"]:
+            try:
+                split_object_name(name)
+                created.append(self.store.create(name, token=token, replace=replace).to_wire())
+            except (StoreError, SpecError) as e:
+                errors[str(name)] = {"code": e.code, "message": str(e)}
+        return {"created": created, "errors": errors}
+
+    def _op_populate(self, body: Any, ctx: CallContext) -> dict:
+        name = _name(body)
+        info = self.store.populate(
+            name, _data(body), token=_int(body, "token", 0), offset=_int(body, "offset")
+        )
+        return {"size": info.size}
+
+    async def _op_finish(self, body: Any, ctx: CallContext) -> dict:
+        name = _name(body)
+        info = self.store.finish(name, token=_int(body, "token", 0), size=_int(body, "size"))
+        await self._durable()
+        return info.to_wire()
+
+    async def _op_put(self, body: Any, ctx: CallContext) -> dict:
+        name = _name(body)
+        info = self.store.put(name, _data(body), token=_int(body, "token", 0))
+        await self._durable()
+        return info.to_wire()
+
+    def _op_delegate(self, body: Any, ctx: CallContext) -> dict:
+        name = _name(body)
+        target = _name(body, "target")
+        return self.store.delegate(name, target, token=_int(body, "token", 0)).to_wire()
+
+    def _op_read(self, body: Any, ctx: CallContext) -> dict:
+        name = _name(body)
+        offset = _int(body, "offset", 0)
+        length = _int(body, "length", MAX_READ, minimum=1)
+        final, info = self.store.resolve(name)
+        if info.state == ObjectState.DELEGATED:
+            # The chain leaves this node: the caller must ask where `final` lives.
+            return {"name": final, "state": "delegated", "target": final, "data": b"", "eof": False}
+        data = self.store.read(final, offset, min(length, MAX_READ))
+        end = offset + len(data)
+        return {
+            "name": final,
+            "state": str(info.state),
+            "size": info.size,
+            "data": data,
+            "eof": info.state == ObjectState.FINISHED and end >= info.size,
+        }
+
+    def _op_stat(self, body: Any, ctx: CallContext) -> dict:
+        return self.store.stat(_name(body)).to_wire()
+
+    def _op_list(self, body: Any, ctx: CallContext) -> dict:
+        body = body if isinstance(body, dict) else {}
+        prefix = body.get("prefix", "")
+        if not isinstance(prefix, str):
+            raise _bad("'prefix' must be a string")
+        states = body.get("states")
+        if states is not None:
+            try:
+                states = {ObjectState(s) for s in states}
+            except (TypeError, ValueError):
+                raise _bad(f"'states' must be a list of {[str(s) for s in ObjectState]}") from None
+        infos = self.store.list(prefix, states)
+        return {"objects": [i.to_wire() for i in infos], "next": self.events.next_seq, "inc": self.events.incarnation}
+
+    def _op_delete(self, body: Any, ctx: CallContext) -> dict:
+        if isinstance(body, dict) and isinstance(body.get("names"), list):
+            names = body["names"]
+        else:
+            names = [_name(body)]
+        deleted, missing = [], []
+        for name in names:
+            split_object_name(name)
+            try:
+                self.store.delete(name)
+                deleted.append(name)
+            except StoreError:
+                missing.append(name)
+        return {"deleted": deleted, "missing": missing}
+
+    def _op_usage(self, body: Any, ctx: CallContext) -> dict:
+        return self.store.usage()

@@ -1,0 +1,736 @@
+"""The storage node's object store: named objects on local disk, metadata in SQLite.
+
+Pure domain logic: synchronous, no sockets, no trio. The actor above owns the
+event loop and calls into this (from one thread at a time; the store is not
+thread-safe, but the SQLite connection may be used from a worker thread).
+
+Durability is group-committed: mutating methods change in-memory state and stage
+their rows; `flush()` makes everything staged durable at once (fsync of the
+content files finished in the window, then ONE SQLite transaction). Only names
+returned by `flush()` may be acknowledged as finished to anyone.
+
+Layout under `data_dir` (nothing is ever written outside it):
+
+* `meta.sqlite` (WAL) -- one row per object; objects of at most `inline_max`
+  bytes keep their content in the row, so a batch of tiny outputs costs one WAL
+  fsync rather than one fsync per file.
+* `objects/<job-id>/<output>` -- content of larger objects, appended as chunks
+  arrive and read by byte range.
+
+Recovery rules on open (what survives a kill):
+
+* finished and delegated objects come back exactly as flushed;
+* empty objects come back empty;
+* a partial object kept in a file comes back `partial` with the bytes actually
+  in the file (the file, not the row, is the truth for its size);
+* a partial object kept inline comes back with the bytes it had at the last
+  flush; bytes that arrived after it are lost;
+* a partial object that comes back with no bytes at all is reported `empty`
+  (there is nothing to resume from, so the producer simply starts over);
+* anything never flushed (creates, finishes, deletes) is as if it never
+  happened, except that a delete's file removal is immediate, so a finished
+  object whose file has gone is dropped (with a warning);
+* files under `objects/` that no row accounts for are removed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actors.model import ObjectState, split_object_name
+
+log = logging.getLogger("weft.storage")
+
+EMPTY = ObjectState.EMPTY
+PARTIAL = ObjectState.PARTIAL
+FINISHED = ObjectState.FINISHED
+DELEGATED = ObjectState.DELEGATED
+
+# A read without an explicit length returns at most this much, so a caller
+# streaming an object never holds more than one chunk of it.
+READ_CHUNK = 1 << 20
+# Write handles of large objects are kept open between chunks; past this many
+# the oldest is closed (and reopened on demand) so fds cannot run out.
+MAX_OPEN_FILES = 256
+# Guards chain walks against corrupt metadata; cycles are refused at delegate().
+MAX_CHAIN = 1000
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+# Indirection so tests can inject ENOSPC without filling a real disk.
+_os_write = os.write
+
+
+class StoreError(Exception):
+    """Base of store errors; `code` is the machine-readable reason for the wire."""
+
+    code: str = "store-error"
+
+    def __init__(self, message: str, *, name: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.name = name
+        if code is not None:
+            self.code = code
+
+
+class ObjectExists(StoreError):
+    code = "exists"
+
+
+class ObjectMissing(StoreError):
+    code = "missing"
+
+
+class ObjectImmutable(StoreError):
+    code = "immutable"
+
+
+class Fenced(StoreError):
+    code = "fenced"
+
+
+class NotReadable(StoreError):
+    """The object cannot be read here: a bad range, or its delegation chain
+    leaves this store (`target` then names where to look)."""
+
+    code = "not-readable"
+
+    def __init__(self, message: str, *, name: str | None = None, target: str | None = None):
+        super().__init__(message, name=name)
+        self.target = target
+
+
+class DelegationCycle(StoreError):
+    code = "delegation-cycle"
+
+
+class OutOfSpace(StoreError):
+    code = "no-space"
+
+
+@dataclass(slots=True)
+class ObjectInfo:
+    name: str
+    state: ObjectState
+    size: int
+    token: int
+    target: str | None
+    created: float
+    finished: float | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state.value,
+            "size": self.size,
+            "token": self.token,
+            "target": self.target,
+        }
+
+
+class _Rec:
+    """In-memory record of one object.
+
+    `inline` says where content lives: True -> in `buf` (partial, or finished
+    but not yet flushed) or in the SQLite row (finished and flushed, `buf` is
+    None); False -> in the content file. Empty and delegated objects are inline
+    with no content.
+    """
+
+    __slots__ = ("name", "state", "size", "token", "target", "created", "finished", "inline", "buf")
+
+    def __init__(
+        self,
+        name: str,
+        state: ObjectState,
+        size: int,
+        token: int,
+        target: str | None,
+        created: float,
+        finished: float | None,
+        inline: bool,
+        buf: bytearray | bytes | None,
+    ) -> None:
+        self.name = name
+        self.state = state
+        self.size = size
+        self.token = token
+        self.target = target
+        self.created = created
+        self.finished = finished
+        self.inline = inline
+        self.buf = buf
+
+    def info(self) -> ObjectInfo:
+        return ObjectInfo(
+            self.name, self.state, self.size, self.token, self.target, self.created, self.finished
+        )
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    name     TEXT PRIMARY KEY,
+    state    TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    token    INTEGER NOT NULL,
+    target   TEXT,
+    created  REAL NOT NULL,
+    finished REAL,
+    inline   INTEGER NOT NULL,
+    data     BLOB
+)
+"""
+_UPSERT = "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_DELETE = "DELETE FROM objects WHERE name = ?"
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = _os_write(fd, view)
+        view = view[n:]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # removed since (its objects were deleted): nothing to make durable
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ObjectStore:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        inline_max: int = 65536,
+        on_change: Callable[[str, ObjectInfo], None] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.inline_max = inline_max
+        self.on_change = on_change
+        self._objects_dir = self.data_dir / "objects"
+        self._objects_dir.mkdir(parents=True, exist_ok=True)
+
+        self._recs: dict[str, _Rec] = {}
+        self._bytes = 0
+        # Staging for the next flush. `_dirty` holds names whose row must be
+        # rewritten (or deleted, if no longer in `_recs`): a name changed many
+        # times in one batch costs one row.
+        self._dirty: set[str] = set()
+        self._sync_files: set[str] = set()  # finished file objects awaiting fsync
+        self._sync_dirs: set[Path] = set()  # directories with new entries
+        self._finished_pending: set[str] = set()
+        self._fds: dict[str, int] = {}  # open write handles, oldest first
+        self._closed = False
+
+        self._db = sqlite3.connect(
+            self.data_dir / "meta.sqlite", isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(_SCHEMA)
+        self._load()
+
+    # ------------------------------------------------------------------ open
+
+    def _load(self) -> None:
+        rows = self._db.execute(
+            "SELECT name, state, size, token, target, created, finished, inline,"
+            " CASE WHEN state = 'partial' AND inline THEN data END FROM objects"
+        )
+        dropped = 0
+        for name, state, size, token, target, created, finished, inline, data in rows:
+            state = ObjectState(state)
+            rec = _Rec(name, state, size, token, target, created, finished, bool(inline), None)
+            if state is PARTIAL and inline:
+                rec.buf = bytearray(data or b"")
+                rec.size = len(rec.buf)
+            elif not inline:
+                try:
+                    on_disk = self._path(name).stat().st_size
+                except FileNotFoundError:
+                    on_disk = -1
+                if state is FINISHED:
+                    if on_disk < size:
+                        # Its delete removed the file but never reached the
+                        # database: finish the delete.
+                        dropped += 1
+                        self._dirty.add(name)
+                        continue
+                else:
+                    rec.size = max(on_disk, 0)
+                    if on_disk <= 0:
+                        rec.inline, rec.buf = True, None
+            if rec.state is PARTIAL and rec.size == 0:
+                rec.state, rec.buf = EMPTY, None
+                self._dirty.add(name)
+            self._recs[name] = rec
+            self._bytes += rec.size
+        if dropped:
+            log.warning("dropped %d finished objects whose content file is gone", dropped)
+        self._sweep_orphans()
+        log.info(
+            "object store %s: %d objects, %d bytes", self.data_dir, len(self._recs), self._bytes
+        )
+
+    def _sweep_orphans(self) -> None:
+        # Files written after the last flush by objects whose rows never made it
+        # (or that are inline in the row) would otherwise leak disk forever.
+        removed = 0
+        for job_dir in self._objects_dir.iterdir():
+            if not job_dir.is_dir():
+                continue
+            for f in job_dir.iterdir():
+                rec = self._recs.get(f"{job_dir.name}/{f.name}")
+                if rec is None or rec.inline:
+                    f.unlink(missing_ok=True)
+                    removed += 1
+            try:
+                job_dir.rmdir()
+            except OSError:
+                pass  # not empty: still in use
+        if removed:
+            log.info("removed %d orphaned content files", removed)
+
+    # --------------------------------------------------------------- helpers
+
+    def _path(self, name: str) -> Path:
+        job, output = name.split("/", 1)
+        return self._objects_dir / job / output
+
+    def _get(self, name: str) -> _Rec:
+        rec = self._recs.get(name)
+        if rec is None:
+            split_object_name(name)  # a malformed name is a SpecError, not "missing"
+            raise ObjectMissing(f"object {name!r} does not exist", name=name)
+        return rec
+
+    def _emit(self, kind: str, rec: _Rec) -> None:
+        if self.on_change is not None:
+            self.on_change(kind, rec.info())
+
+    def _check_writable(self, rec: _Rec, token: int) -> None:
+        if rec.state is FINISHED or rec.state is DELEGATED:
+            raise ObjectImmutable(
+                f"object {rec.name!r} is {rec.state.value}; it cannot be written", name=rec.name
+            )
+        if token != rec.token:
+            raise Fenced(
+                f"object {rec.name!r} is owned by token {rec.token}; token {token} is stale",
+                name=rec.name,
+            )
+
+    def _open_write(self, name: str, *, truncate: bool) -> int:
+        fd = self._fds.get(name)
+        if fd is not None and not truncate:
+            return fd
+        if fd is not None:
+            os.close(self._fds.pop(name))
+        path = self._path(name)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        if truncate:
+            flags |= os.O_TRUNC
+            try:
+                path.parent.mkdir()
+                self._sync_dirs.add(self._objects_dir)
+            except FileExistsError:
+                pass
+            self._sync_dirs.add(path.parent)
+        fd = os.open(path, flags, 0o644)
+        self._fds[name] = fd
+        if len(self._fds) > MAX_OPEN_FILES:
+            oldest = next(iter(self._fds))
+            os.close(self._fds.pop(oldest))
+        return fd
+
+    def _close_fd(self, name: str) -> None:
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _discard_content(self, rec: _Rec) -> None:
+        if not rec.inline:
+            self._close_fd(rec.name)
+            self._path(rec.name).unlink(missing_ok=True)
+        self._sync_files.discard(rec.name)
+        self._bytes -= rec.size
+        rec.size, rec.inline, rec.buf = 0, True, None
+
+    def _no_space(self, rec: _Rec, e: OSError) -> OutOfSpace:
+        return OutOfSpace(
+            f"no space left on device writing object {rec.name!r}"
+            f" (kept the first {rec.size} bytes): {e.strerror}",
+            name=rec.name,
+        )
+
+    def _append_file(self, rec: _Rec, *parts: bytes | bytearray | memoryview, new: bool) -> None:
+        """Write to the content file (`new`: create it, e.g. when spilling); on
+        failure cut it back so the object stays exactly what it was before."""
+        fd = self._open_write(rec.name, truncate=new)
+        try:
+            for part in parts:
+                _write_all(fd, part)
+        except OSError as e:
+            try:
+                os.ftruncate(fd, 0 if new else rec.size)
+            except OSError:
+                log.exception("could not cut back %s after a failed write", rec.name)
+            if new:
+                self._close_fd(rec.name)
+                self._path(rec.name).unlink(missing_ok=True)
+            if e.errno in _NO_SPACE:
+                raise self._no_space(rec, e) from e
+            raise
+
+    # ------------------------------------------------------------ mutations
+
+    def create(self, name: str, *, token: int = 0, replace: bool = False) -> ObjectInfo:
+        rec = self._recs.get(name)
+        if rec is None:
+            split_object_name(name)
+            rec = _Rec(name, EMPTY, 0, token, None, time.time(), None, True, None)
+            self._recs[name] = rec
+        else:
+            if not replace:
+                raise ObjectExists(f"object {name!r} already exists ({rec.state.value})", name=name)
+            if rec.state is FINISHED or rec.state is DELEGATED:
+                raise ObjectImmutable(
+                    f"object {name!r} is {rec.state.value}; it cannot be replaced", name=name
+                )
+            if token < rec.token:
+                raise Fenced(
+                    f"object {name!r} is owned by token {rec.token};"
+                    f" token {token} cannot replace it",
+                    name=name,
+                )
+            # Scavenge a dead producer's output: start over under the new token.
+            self._discard_content(rec)
+            rec.state, rec.token, rec.created = EMPTY, token, time.time()
+        self._dirty.add(name)
+        self._emit("created", rec)
+        return rec.info()
+
+    def populate(
+        self, name: str, data: bytes, *, token: int = 0, offset: int | None = None
+    ) -> ObjectInfo:
+        rec = self._get(name)
+        self._check_writable(rec, token)
+        if offset is not None and offset != rec.size:
+            raise StoreError(
+                f"object {name!r} has {rec.size} bytes; the next write must be at offset"
+                f" {rec.size}, not {offset}",
+                name=name,
+                code="bad-offset",
+            )
+        n = len(data)
+        if n == 0:
+            return rec.info()
+        if rec.inline:
+            if rec.buf is None:
+                rec.buf = bytearray()
+            if len(rec.buf) + n <= self.inline_max:
+                rec.buf += data
+            else:
+                # Spill: from now on the file holds everything. On failure the
+                # file is gone and the bytes so far are still in `buf`.
+                self._append_file(rec, rec.buf, data, new=True)
+                rec.inline, rec.buf = False, None
+            self._dirty.add(name)  # inline: the row carries the bytes so far
+        else:
+            self._append_file(rec, data, new=False)
+        rec.size += n
+        self._bytes += n
+        if rec.state is EMPTY:
+            rec.state = PARTIAL
+            self._dirty.add(name)
+            self._emit("partial", rec)
+        return rec.info()
+
+    def finish(self, name: str, *, token: int = 0, size: int | None = None) -> ObjectInfo:
+        rec = self._get(name)
+        if rec.state is FINISHED and token == rec.token and (size is None or size == rec.size):
+            # A retry (e.g. the ack was lost): report it again at the next
+            # flush so the retrier gets its acknowledgement too.
+            self._finished_pending.add(name)
+            return rec.info()
+        self._check_writable(rec, token)
+        if size is not None and size != rec.size:
+            raise StoreError(
+                f"object {name!r} received {rec.size} bytes but its producer says {size}",
+                name=name,
+                code="bad-size",
+            )
+        if rec.inline:
+            rec.buf = bytes(rec.buf) if rec.buf else b""
+        else:
+            self._sync_files.add(name)
+        rec.state, rec.finished = FINISHED, time.time()
+        self._dirty.add(name)
+        self._finished_pending.add(name)
+        self._emit("finished", rec)
+        return rec.info()
+
+    def put(self, name: str, data: bytes, *, token: int = 0) -> ObjectInfo:
+        """Create (if missing or empty), write everything and finish in one step.
+
+        A partial object owned by the same token is overwritten: `data` is the
+        whole content by definition. Emits "created" (if new) and "finished";
+        the object is never observably partial.
+        """
+        n = len(data)
+        rec = self._recs.get(name)
+        if rec is None:
+            split_object_name(name)
+            rec = _Rec(name, EMPTY, 0, token, None, time.time(), None, True, None)
+            self._recs[name] = rec
+            self._dirty.add(name)  # the create itself is durable even if a big write fails
+            self._emit("created", rec)
+        elif rec.state is FINISHED and rec.token == token and rec.size == n:
+            self._finished_pending.add(name)  # a retried put: same rule as finish()
+            return rec.info()
+        else:
+            self._check_writable(rec, token)
+            self._discard_content(rec)
+            rec.state = EMPTY
+        if n <= self.inline_max:
+            rec.buf = bytes(data)
+        else:
+            self._append_file(rec, data, new=True)
+            rec.inline = False
+            self._sync_files.add(name)
+        rec.size = n
+        self._bytes += n
+        rec.state, rec.finished = FINISHED, time.time()
+        self._dirty.add(name)
+        self._finished_pending.add(name)
+        self._emit("finished", rec)
+        return rec.info()
+
+    def delegate(self, name: str, target: str, *, token: int = 0) -> ObjectInfo:
+        rec = self._get(name)
+        if rec.state is DELEGATED and rec.target == target and rec.token == token:
+            return rec.info()  # a retry
+        self._check_writable(rec, token)
+        split_object_name(target)
+        cur = target
+        for _ in range(MAX_CHAIN):
+            if cur == name:
+                raise DelegationCycle(
+                    f"delegating object {name!r} to {target!r} would make a cycle", name=name
+                )
+            nxt = self._recs.get(cur)
+            if nxt is None or nxt.state is not DELEGATED:
+                break
+            cur = nxt.target  # type: ignore[assignment]
+        else:
+            raise DelegationCycle(
+                f"delegating object {name!r} to {target!r}: chain longer than {MAX_CHAIN}",
+                name=name,
+            )
+        self._discard_content(rec)
+        rec.state, rec.target = DELEGATED, target
+        self._dirty.add(name)
+        self._emit("delegated", rec)
+        return rec.info()
+
+    def delete(self, name: str) -> None:
+        rec = self._get(name)
+        self._discard_content(rec)
+        del self._recs[name]
+        self._dirty.add(name)
+        self._finished_pending.discard(name)
+        self._emit("deleted", rec)
+
+    # ---------------------------------------------------------------- reads
+
+    def _follow(self, name: str) -> tuple[str, _Rec]:
+        """Final name of the chain and the last record held here; they differ
+        when the chain leaves this store."""
+        rec = self._get(name)
+        for _ in range(MAX_CHAIN):
+            if rec.state is not DELEGATED:
+                return rec.name, rec
+            nxt = self._recs.get(rec.target)  # type: ignore[arg-type]
+            if nxt is None:
+                return rec.target, rec  # type: ignore[return-value]
+            rec = nxt
+        raise DelegationCycle(f"delegation chain from object {name!r} does not end", name=name)
+
+    def resolve(self, name: str) -> tuple[str, ObjectInfo]:
+        """Follow delegation within this store.
+
+        Returns (final name, its info). If the chain leads to a name this store
+        does not hold, returns (that name, info of the last delegated object
+        here), recognisable by `info.state == delegated`: look elsewhere.
+        """
+        final, rec = self._follow(name)
+        return final, rec.info()
+
+    def read(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes [offset, offset+length) of the object the chain from `name` ends at.
+
+        Partial objects return the bytes so far; b"" at or past the end. With no
+        length at most READ_CHUNK bytes are returned: loop to stream.
+        """
+        if offset < 0 or (length is not None and length < 0):
+            raise NotReadable(
+                f"bad range for object {name!r}: offset {offset}, length {length}", name=name
+            )
+        final, rec = self._follow(name)
+        if final != rec.name:
+            raise NotReadable(
+                f"object {name!r} delegates to {final!r}, which this store does not hold",
+                name=name,
+                target=final,
+            )
+        n = rec.size - offset
+        if n <= 0:
+            return b""
+        n = min(n, READ_CHUNK if length is None else length)
+        if rec.inline:
+            if rec.buf is not None:
+                return bytes(rec.buf[offset : offset + n])
+            row = self._db.execute(
+                "SELECT substr(data, ?, ?) FROM objects WHERE name = ?", (offset + 1, n, final)
+            ).fetchone()
+            return bytes(row[0]) if row and row[0] is not None else b""
+        fd = os.open(self._path(final), os.O_RDONLY)
+        try:
+            chunks = []
+            while n > 0:
+                chunk = os.pread(fd, n, offset)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                n -= len(chunk)
+                offset += len(chunk)
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def stat(self, name: str) -> ObjectInfo:
+        return self._get(name).info()
+
+    def list(self, prefix: str = "", states: set[ObjectState] | None = None) -> list[ObjectInfo]:
+        return [
+            rec.info()
+            for name, rec in sorted(self._recs.items())
+            if name.startswith(prefix) and (states is None or rec.state in states)
+        ]
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "objects": len(self._recs),
+            "bytes": self._bytes,
+            "free": shutil.disk_usage(self.data_dir).free,
+        }
+
+    # ------------------------------------------------------------ durability
+
+    def flush(self) -> list[str]:
+        """Make everything staged durable; return the names whose finish now is.
+
+        Order matters: content is fsynced before the rows that declare it
+        finished are committed, so a durable "finished" row never points at
+        content that is not on disk. On failure nothing is unstaged, so a later
+        flush retries it all.
+        """
+        if not (self._dirty or self._sync_files or self._sync_dirs):
+            done = sorted(self._finished_pending)
+            self._finished_pending.clear()
+            return done
+        try:
+            for name in self._sync_files:
+                rec = self._recs.get(name)
+                if rec is None or rec.inline or rec.state is not FINISHED:
+                    continue
+                fd = self._fds.pop(name, None)
+                if fd is None:
+                    # fsync syncs the inode, whichever descriptor asks.
+                    fd = os.open(self._path(name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for d in self._sync_dirs:
+                _fsync_dir(d)
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                raise OutOfSpace(f"no space left on device flushing objects: {e.strerror}") from e
+            raise
+
+        rows: list[tuple[Any, ...]] = []
+        gone: list[tuple[str]] = []
+        for name in self._dirty:
+            rec = self._recs.get(name)
+            if rec is None:
+                gone.append((name,))
+                continue
+            data = bytes(rec.buf) if rec.inline and rec.buf is not None else None
+            if rec.inline and rec.state is FINISHED and data is None:
+                continue  # already in its row (only the in-memory copy is dropped)
+            rows.append(
+                (
+                    name,
+                    rec.state.value,
+                    rec.size,
+                    rec.token,
+                    rec.target,
+                    rec.created,
+                    rec.finished,
+                    int(rec.inline),
+                    data,
+                )
+            )
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            if gone:
+                db.executemany(_DELETE, gone)
+            if rows:
+                db.executemany(_UPSERT, rows)
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if getattr(e, "sqlite_errorname", "") == "SQLITE_FULL":
+                raise OutOfSpace(f"no space left on device committing object metadata: {e}") from e
+            raise
+
+        # Finished inline content now lives in its row; don't keep a second copy.
+        for name in self._dirty:
+            rec = self._recs.get(name)
+            if rec is not None and rec.inline and rec.state is FINISHED:
+                rec.buf = None
+        self._dirty.clear()
+        self._sync_files.clear()
+        self._sync_dirs.clear()
+        done = [n for n in self._finished_pending if n in self._recs]
+        self._finished_pending.clear()
+        return done
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+            self._db.close()

@@ -1,0 +1,109 @@
+"""A sequence-numbered event queue with long-poll.
+
+News travels upward by polling, never by calling back: a poller asks for
+events after the last sequence number it saw and the actor answers as soon as
+there are any, or empty after the timeout. The queue keeps a bounded window;
+a poller that fell behind it (or that saw an earlier incarnation of the actor,
+whose numbering restarted) is told to resync, i.e. to re-read the actor's
+state in full and poll from `next`.
+
+One poll answer carries every event since `since` (up to `max`), so under load
+events batch themselves.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from typing import Any
+
+import trio
+
+from .errors import BusError
+
+
+class EventQueue:
+    def __init__(self, window: int = 100_000) -> None:
+        self.window = window
+        # A new id per incarnation: sequence numbers restart with the process.
+        self.incarnation = secrets.token_hex(6)
+        self._events: deque[tuple[int, str, Any]] = deque()
+        self._next = 1
+        self._wakeup = trio.Event()
+
+    @property
+    def next_seq(self) -> int:
+        return self._next
+
+    @property
+    def first_seq(self) -> int:
+        return self._events[0][0] if self._events else self._next
+
+    def append(self, kind: str, data: Any = None) -> int:
+        seq = self._next
+        self._next = seq + 1
+        ev = self._events
+        ev.append((seq, kind, data))
+        if len(ev) > self.window:
+            ev.popleft()
+        if self._wakeup.statistics().tasks_waiting:
+            self._wakeup.set()
+            self._wakeup = trio.Event()
+        return seq
+
+    def since(self, since: int, limit: int) -> list[tuple[int, str, Any]]:
+        """Retained events with seq >= since (at most `limit`)."""
+        ev = self._events
+        if not ev or since >= self._next:
+            return []
+        start = max(since - ev[0][0], 0)
+        if start == 0 and limit >= len(ev):
+            return list(ev)
+        return [ev[i] for i in range(start, min(start + limit, len(ev)))]
+
+    async def poll(
+        self, since: int, limit: int = 10_000, timeout: float = 30.0, incarnation: str | None = None
+    ) -> dict[str, Any]:
+        """Events with seq >= since, waiting up to `timeout` for the first one.
+
+        `since` 0 means "from the first event"; a poller that missed events
+        (dropped from the window, or numbered by another incarnation) gets
+        `resync: true` and the `next` to poll from after re-reading state.
+        """
+        since = max(since, 1)
+        if (incarnation is not None and incarnation != self.incarnation) or not (
+            self.first_seq <= since <= self._next
+        ):
+            return self._resync()
+        if since == self._next and timeout > 0:
+            with trio.move_on_after(timeout):
+                while since == self._next:
+                    await self._wakeup.wait()
+        items = self.since(since, limit)
+        return {
+            "events": [list(e) for e in items],
+            "next": items[-1][0] + 1 if items else since,
+            "inc": self.incarnation,
+            "resync": False,
+        }
+
+    def _resync(self) -> dict[str, Any]:
+        return {"events": [], "next": self._next, "inc": self.incarnation, "resync": True}
+
+    async def handle_poll(self, body: Any, ctx: Any) -> dict[str, Any]:
+        """The `poll` op: body {since, max?, timeout?, inc?}."""
+        if not isinstance(body, dict):
+            raise BusError("poll needs a map body with 'since'", code="bad-request")
+        since = body.get("since", 0)
+        limit = body.get("max", 10_000)
+        timeout = body.get("timeout", 30.0)
+        inc = body.get("inc")
+        if type(since) is not int or since < 0:
+            raise BusError(f"poll 'since' must be a non-negative integer, got {since!r}", code="bad-request")
+        if type(limit) is not int or limit <= 0:
+            raise BusError(f"poll 'max' must be a positive integer, got {limit!r}", code="bad-request")
+        if not isinstance(timeout, int | float) or timeout < 0 or timeout > 300:
+            raise BusError(f"poll 'timeout' must be 0..300 seconds, got {timeout!r}", code="bad-request")
+        if inc is not None and not isinstance(inc, str):
+            raise BusError("poll 'inc' must be a string", code="bad-request")
+        return await self.poll(since, limit, float(timeout), inc)

@@ -1,0 +1,162 @@
+"""The runtime every daemon shares: a server, peers, an event queue, discovery.
+
+A role subclasses `Node`, registers its ops in `register()`, starts its
+background work in `main()` and tidies up in `shutdown()`. The runtime adds
+the ops every actor answers: `ping`, `poll` and `info`. It announces the node
+by UDP beacon, or, with a static coordinator endpoint, by posting `hello` to
+it; both repeat, so a coordinator that restarts learns the node again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .codec import DEFAULT_MAX_MESSAGE
+from .events import EventQueue
+from .rpc import CallContext, PeerPool, Server
+
+log = logging.getLogger("weft.bus")
+
+
+@dataclass
+class NodeConfig:
+    listen: str = "tcp://127.0.0.1:0"
+    node_id: str | None = None
+    data_dir: Path | None = None
+    beacon: bool = True
+    beacon_addr: str = "127.255.255.255"
+    beacon_port: int = 5670
+    beacon_interval: float = 1.0
+    cluster: str = "default"
+    coordinator: str | None = None
+    hello_interval: float = 1.0
+    max_concurrent: int = 256
+    max_message: int = DEFAULT_MAX_MESSAGE
+    call_timeout: float = 10.0
+    event_window: int = 100_000
+
+
+def new_node_id(role: str) -> str:
+    return f"{role}-{secrets.token_hex(4)}"
+
+
+class Node:
+    role = "node"
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id or new_node_id(self.role)
+        self.server = Server(
+            self.node_id,
+            max_concurrent=config.max_concurrent,
+            max_message=config.max_message,
+            role=self.role,
+        )
+        self.events = EventQueue(config.event_window)
+        self.endpoint: str | None = None
+        self.peers: PeerPool | None = None
+        self.nursery: trio.Nursery | None = None
+        self._stopping = trio.Event()
+        self.server.add("ping", self._op_ping, bypass=True)
+        self.server.add("info", self._op_info, bypass=True)
+        self.server.add("poll", self.events.handle_poll, bypass=True)
+        self.register()
+
+    # -- hooks for roles ---------------------------------------------------------
+    def register(self) -> None:
+        """Add the role's ops to `self.server`."""
+
+    async def main(self, nursery: trio.Nursery) -> None:
+        """Start the role's background tasks in `nursery` (return promptly)."""
+
+    async def shutdown(self) -> None:
+        """Runs shielded when the node stops: stop work, make state durable."""
+
+    def describe(self) -> dict[str, Any]:
+        """Extra fields for `info` and `hello`."""
+        return {}
+
+    # -- ops -----------------------------------------------------------------------
+    def _op_ping(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return {"node": self.node_id, "role": self.role, "inc": self.events.incarnation}
+
+    def _op_info(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return self.info()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "node": self.node_id,
+            "endpoint": self.endpoint,
+            "inc": self.events.incarnation,
+            "next": self.events.next_seq,
+            "stats": self.server.stats.to_dict(),
+            **self.describe(),
+        }
+
+    # -- lifetime ------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(
+        self, *, handle_signals: bool = False, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            self.peers = PeerPool(self.node_id, nursery, timeout=self.config.call_timeout)
+            self.endpoint = await nursery.start(self.server.serve, self.config.listen)
+            if handle_signals:
+                nursery.start_soon(self._watch_signals)
+            self._start_discovery(nursery)
+            await self.main(nursery)
+            log.info("%s %s listening on %s", self.role, self.node_id, self.endpoint)
+            task_status.started(self.endpoint)
+            await self._stopping.wait()
+            with trio.CancelScope(shield=True), trio.move_on_after(30):
+                try:
+                    await self.shutdown()
+                except Exception:
+                    log.exception("%s %s: shutdown failed", self.role, self.node_id)
+            self.peers.close()
+            nursery.cancel_scope.cancel()
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("%s %s: %s, stopping", self.role, self.node_id, signal.Signals(signum).name)
+                self.stop()
+                return
+
+    def _start_discovery(self, nursery: trio.Nursery) -> None:
+        cfg = self.config
+        if cfg.coordinator:
+            nursery.start_soon(self._post_hello, cfg.coordinator)
+        elif cfg.beacon and self.role != "client":
+            from .beacon import Beacon
+
+            beacon = Beacon(
+                role=self.role,
+                node=self.node_id,
+                endpoint=self.endpoint,
+                cluster=cfg.cluster,
+                address=cfg.beacon_addr,
+                port=cfg.beacon_port,
+                interval=cfg.beacon_interval,
+            )
+            nursery.start_soon(beacon.run)
+
+    def hello_body(self) -> dict[str, Any]:
+        return {"role": self.role, "node": self.node_id, "endpoint": self.endpoint, "inc": self.events.incarnation}
+
+    async def _post_hello(self, endpoint: str) -> None:
+        peer = self.peers.get(endpoint)
+        while True:
+            peer.post("hello", self.hello_body())
+            await trio.sleep(self.config.hello_interval)

@@ -1,0 +1,481 @@
+"""Calls between actors: a ROUTER-side server and DEALER-side peer handles.
+
+The server dispatches each incoming envelope to a handler from its table.
+Plain (non-async) handlers run inline in the receive loop: they must not block,
+and they are the fast path, costing no task switch. Async handlers run as tasks
+in the server's nursery, counted against the admission limit; past the limit a
+call is answered `busy` at once. Posted calls and handlers registered with
+`bypass=True` (polls, pings) skip admission, so news can always flow upward.
+
+A peer handle sends calls with correlation ids and a deadline, posts one-way
+messages, and retries `busy` answers with backoff until its deadline.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+import zmq
+
+from .codec import CALL, DEFAULT_MAX_MESSAGE, ERROR, POST, REPLY, decode, encode, salvage_id
+from .errors import BusError, Busy, CallTimeout, ProtocolError, remote_error
+from .zsock import PeerUnreachable, ZSocket, bound_endpoint, context
+
+log = logging.getLogger("weft.bus")
+
+Handler = Callable[[Any, "CallContext"], Any]
+
+# Generous queue limits: a burst of thousands of small calls is the normal
+# case, and HWM back-pressure is handled by waiting, never by blocking.
+_HWM = 50_000
+
+
+class CallContext:
+    """Who is calling, passed to every handler."""
+
+    __slots__ = ("sender", "op", "ident", "kind")
+
+    def __init__(self, sender: str, op: str, ident: bytes, kind: str) -> None:
+        self.sender = sender
+        self.op = op
+        self.ident = ident
+        self.kind = kind
+
+
+class _Op:
+    __slots__ = ("fn", "is_async", "bypass")
+
+    def __init__(self, fn: Handler, bypass: bool) -> None:
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.bypass = bypass
+
+
+class _RateLimitedLog:
+    """Logs bad input at most once per interval, with a count of the rest."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._last = 0.0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            extra = f" ({self._suppressed} more since)" if self._suppressed else ""
+            log.warning(msg + extra, *args)
+            self._last = now
+            self._suppressed = 0
+        else:
+            self._suppressed += 1
+
+
+class ServerStats:
+    __slots__ = ("calls", "posts", "busy", "malformed", "errors", "unknown_ops")
+
+    def __init__(self) -> None:
+        self.calls = self.posts = self.busy = self.malformed = self.errors = self.unknown_ops = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class Server:
+    """Serves a table of ops on one ROUTER socket."""
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        max_concurrent: int = 256,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        role: str = "actor",
+    ) -> None:
+        self.node_id = node_id
+        self.role = role
+        self.max_concurrent = max_concurrent
+        self.max_message = max_message
+        self.in_flight = 0
+        self.stats = ServerStats()
+        self.endpoint: str | None = None
+        self._ops: dict[str, _Op] = {}
+        self._zs: ZSocket | None = None
+        self._nursery: trio.Nursery | None = None
+        self._badlog = _RateLimitedLog()
+
+    def add(self, op: str, fn: Handler, *, bypass: bool = False) -> None:
+        """Register a handler: `fn(body, ctx)`, plain (inline) or async (a task)."""
+        self._ops[op] = _Op(fn, bypass)
+
+    @property
+    def ops(self) -> list[str]:
+        return sorted(self._ops)
+
+    async def serve(self, endpoint: str, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        sock = context().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        sock.setsockopt(zmq.SNDHWM, _HWM)
+        sock.setsockopt(zmq.RCVHWM, _HWM)
+        # libzmq drops an oversize message (and its connection) before we
+        # pay for it; decode() still checks, for the exact limit and message.
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message + 4096)
+        with ZSocket(sock) as zs:
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as e:
+                raise BusError(f"cannot listen on {endpoint}: {e}", code="bind-failed") from None
+            self.endpoint = bound_endpoint(sock)
+            self._zs = zs
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started(self.endpoint)
+                try:
+                    while True:
+                        for msg in await zs.recv_batch():
+                            self._dispatch(msg)
+                finally:
+                    self._zs = None
+                    nursery.cancel_scope.cancel()
+
+    # -- dispatch ------------------------------------------------------------
+    def _dispatch(self, msg: list[bytes]) -> None:
+        stats = self.stats
+        if len(msg) != 2:
+            stats.malformed += 1
+            self._badlog.warning("dropped a message of %d frames (expected 1 after the identity)", len(msg) - 1)
+            if len(msg) > 2:
+                call_id = salvage_id(msg[1])
+                if call_id:
+                    self._send_error(msg[0], call_id, "", ProtocolError("expected one frame"))
+            return
+        ident, frame = msg
+        try:
+            env = decode(frame, self.max_message)
+        except ProtocolError as e:
+            stats.malformed += 1
+            self._badlog.warning("malformed message: %s", e.message)
+            call_id = salvage_id(frame)
+            if call_id:
+                self._send_error(ident, call_id, "", e)
+            return
+        kind = env.kind
+        if kind != CALL and kind != POST:
+            stats.malformed += 1
+            self._badlog.warning("unexpected %s envelope from %s", kind, env.sender)
+            return
+        op = self._ops.get(env.op)
+        is_call = kind == CALL
+        if op is None:
+            stats.unknown_ops += 1
+            self._badlog.warning("unknown op %r from %s", env.op, env.sender)
+            if is_call:
+                self._send_error(
+                    ident, env.id, env.op,
+                    BusError(f"no op {env.op!r} on this {self.role}", code="unknown-op"),
+                )
+            return
+        if is_call:
+            stats.calls += 1
+        else:
+            stats.posts += 1
+        ctx = CallContext(env.sender, env.op, ident, kind)
+        if not op.is_async:
+            try:
+                result = op.fn(env.body, ctx)
+            except Exception as e:
+                self._handler_failed(ident, env, e, is_call)
+            else:
+                if is_call:
+                    self._send_reply(ident, env.id, env.op, result)
+            return
+        if is_call and not op.bypass:
+            if self.in_flight >= self.max_concurrent:
+                stats.busy += 1
+                self._send_error(
+                    ident, env.id, env.op,
+                    BusError(f"{self.role} {self.node_id} is busy ({self.in_flight} calls in progress)", code="busy"),
+                )
+                return
+            self.in_flight += 1
+            self._nursery.start_soon(self._run_admitted, op, env, ident, ctx)
+        else:
+            self._nursery.start_soon(self._run, op, env, ident, ctx)
+
+    async def _run_admitted(self, op: _Op, env: Any, ident: bytes, ctx: CallContext) -> None:
+        try:
+            await self._run(op, env, ident, ctx)
+        finally:
+            self.in_flight -= 1
+
+    async def _run(self, op: _Op, env: Any, ident: bytes, ctx: CallContext) -> None:
+        is_call = env.kind == CALL
+        try:
+            result = await op.fn(env.body, ctx)
+        except Exception as e:
+            self._handler_failed(ident, env, e, is_call)
+        else:
+            if is_call:
+                self._send_reply(ident, env.id, env.op, result)
+
+    def _handler_failed(self, ident: bytes, env: Any, e: Exception, is_call: bool) -> None:
+        self.stats.errors += 1
+        code = getattr(e, "code", None)
+        if not isinstance(code, str):
+            log.error("handler for %r raised", env.op, exc_info=e)
+            e = BusError(f"{type(e).__name__}: {e}", code="internal")
+        if is_call:
+            self._send_error(ident, env.id, env.op, e)
+
+    # -- replies -------------------------------------------------------------
+    def _send_reply(self, ident: bytes, call_id: int, op: str, body: Any) -> None:
+        try:
+            frame = encode(REPLY, call_id, op, self.node_id, body)
+        except ProtocolError as e:
+            log.error("reply to %r could not be encoded: %s", op, e.message)
+            self._send_error(ident, call_id, op, BusError(e.message, code="internal"))
+            return
+        self._send(ident, frame)
+
+    def _send_error(self, ident: bytes, call_id: int, op: str, e: Exception) -> None:
+        message = getattr(e, "message", None) or str(e)
+        self._send(ident, encode(ERROR, call_id, op, self.node_id, {"code": e.code, "message": message}))
+
+    def _send(self, ident: bytes, frame: bytes) -> None:
+        zs = self._zs
+        if zs is None:
+            return
+        try:
+            if zs.send_nowait((ident, frame)):
+                return
+        except PeerUnreachable:
+            log.debug("reply dropped: caller disconnected")
+            return
+        # The caller is not draining its replies: wait for it in the
+        # background rather than stall every other caller.
+        self._nursery.start_soon(self._send_later, ident, frame)
+
+    async def _send_later(self, ident: bytes, frame: bytes) -> None:
+        zs = self._zs
+        with trio.move_on_after(10):
+            try:
+                await zs.send((ident, frame))
+                return
+            except (PeerUnreachable, trio.ClosedResourceError):
+                pass
+        log.debug("reply dropped: caller not reading")
+
+
+class _Slot:
+    __slots__ = ("event", "value", "error", "op")
+
+    def __init__(self, op: str) -> None:
+        self.event = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.op = op
+
+
+class PeerClosed(BusError):
+    code = "peer-closed"
+
+
+class Peer:
+    """A handle on one remote actor: calls with deadlines, and posts.
+
+    Its receive loop (`run`) must run in a nursery; `PeerPool` and `connect`
+    arrange that.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        node_id: str,
+        *,
+        timeout: float = 10.0,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+    ) -> None:
+        self.endpoint = endpoint
+        self.node_id = node_id
+        self.timeout = timeout
+        self.max_message = max_message
+        self.last_heard = 0.0
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Slot] = {}
+        sock = context().socket(zmq.DEALER)
+        # Queue only to live connections: a call to a dead peer must time out,
+        # not sit in a buffer and run when the peer comes back.
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.SNDHWM, _HWM)
+        sock.setsockopt(zmq.RCVHWM, _HWM)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock.setsockopt(zmq.MAXMSGSIZE, max_message + 4096)
+        self._zs = ZSocket(sock, linger_ms=0)
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as e:
+            self._zs.close()
+            raise BusError(f"bad endpoint {endpoint!r}: {e}", code="bad-endpoint") from None
+
+    def __repr__(self) -> str:
+        return f"Peer({self.endpoint})"
+
+    @property
+    def closed(self) -> bool:
+        return self._zs.closed
+
+    async def run(self) -> None:
+        """Receive replies and hand them to their callers, until cancelled."""
+        zs = self._zs
+        pending = self._pending
+        try:
+            while True:
+                try:
+                    batch = await zs.recv_batch()
+                except trio.ClosedResourceError:
+                    return
+                self.last_heard = trio.current_time()
+                for msg in batch:
+                    if len(msg) != 1:
+                        log.debug("peer %s sent %d frames", self.endpoint, len(msg))
+                        continue
+                    try:
+                        env = decode(msg[0], self.max_message)
+                    except ProtocolError as e:
+                        log.warning("bad message from %s: %s", self.endpoint, e.message)
+                        continue
+                    slot = pending.get(env.id)
+                    if slot is None:
+                        continue  # a late reply to a call that timed out
+                    if env.kind == REPLY:
+                        slot.value = env.body
+                    elif env.kind == ERROR:
+                        body = env.body if isinstance(env.body, dict) else {}
+                        slot.error = remote_error(
+                            str(body.get("code", "error")),
+                            str(body.get("message", "error without a message")),
+                            peer=self.endpoint, op=slot.op,
+                        )
+                    else:
+                        continue
+                    slot.event.set()
+        finally:
+            self.close()
+
+    async def call(
+        self, op: str, body: Any = None, *, timeout: float | None = None, retry_busy: bool = True
+    ) -> Any:
+        """Call `op` and return its reply body; raise its typed error or CallTimeout."""
+        seconds = self.timeout if timeout is None else timeout
+        deadline = trio.current_time() + seconds
+        backoff = 0.002
+        while True:
+            try:
+                return await self._call_once(op, body, deadline, seconds)
+            except Busy:
+                remaining = deadline - trio.current_time()
+                if not retry_busy or remaining <= backoff:
+                    raise
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 0.5)
+
+    async def _call_once(self, op: str, body: Any, deadline: float, seconds: float) -> Any:
+        if self._zs.closed:
+            raise PeerClosed(f"connection to {self.endpoint} is closed")
+        call_id = next(self._ids)
+        frame = encode(CALL, call_id, op, self.node_id, body)
+        slot = _Slot(op)
+        self._pending[call_id] = slot
+        try:
+            with trio.move_on_at(deadline):
+                await self._zs.send((frame,))
+                await slot.event.wait()
+        except trio.ClosedResourceError:
+            raise PeerClosed(f"connection to {self.endpoint} closed during {op!r}") from None
+        finally:
+            del self._pending[call_id]
+        if slot.error is not None:
+            raise slot.error
+        if not slot.event.is_set():
+            if self._zs.closed:
+                raise PeerClosed(f"connection to {self.endpoint} closed during {op!r}")
+            raise CallTimeout(self.endpoint, op, seconds)
+        return slot.value
+
+    def post(self, op: str, body: Any = None) -> bool:
+        """Send a one-way message; False if it could not be queued (no connection)."""
+        if self._zs.closed:
+            return False
+        return self._zs.send_nowait((encode(POST, 0, op, self.node_id, body),))
+
+    def close(self) -> None:
+        if self._zs.closed:
+            return
+        self._zs.close()
+        for slot in self._pending.values():
+            if not slot.event.is_set():
+                slot.error = PeerClosed(f"connection to {self.endpoint} closed")
+                slot.event.set()
+
+
+class PeerPool:
+    """One peer handle per endpoint, their receive loops in one nursery."""
+
+    def __init__(self, node_id: str, nursery: trio.Nursery, *, timeout: float = 10.0) -> None:
+        self.node_id = node_id
+        self.timeout = timeout
+        self._nursery = nursery
+        self._peers: dict[str, Peer] = {}
+
+    def get(self, endpoint: str) -> Peer:
+        peer = self._peers.get(endpoint)
+        if peer is None or peer.closed:
+            peer = Peer(endpoint, self.node_id, timeout=self.timeout)
+            self._peers[endpoint] = peer
+            self._nursery.start_soon(peer.run)
+        return peer
+
+    def drop(self, endpoint: str) -> None:
+        peer = self._peers.pop(endpoint, None)
+        if peer is not None:
+            peer.close()
+
+    def close(self) -> None:
+        for peer in self._peers.values():
+            peer.close()
+        self._peers.clear()
+
+
+class connect:
+    """`async with connect(endpoint, node_id) as peer:` for a client with one peer."""
+
+    def __init__(self, endpoint: str, node_id: str, *, timeout: float = 10.0) -> None:
+        self._endpoint = endpoint
+        self._node_id = node_id
+        self._timeout = timeout
+        self._cm: Any = None
+        self._peer: Peer | None = None
+
+    async def __aenter__(self) -> Peer:
+        self._cm = trio.open_nursery()
+        nursery = await self._cm.__aenter__()
+        try:
+            self._peer = Peer(self._endpoint, self._node_id, timeout=self._timeout)
+        except BaseException as e:
+            await self._cm.__aexit__(type(e), e, e.__traceback__)
+            raise
+        nursery.start_soon(self._peer.run)
+        return self._peer
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        assert self._peer is not None
+        self._peer.close()
+        return await self._cm.__aexit__(*exc)
+

@@ -1,0 +1,183 @@
+"""A trio adapter for pyzmq sockets.
+
+ZeroMQ exposes one file descriptor per socket (`zmq.FD`) that is *edge
+triggered* and only ever signals "readable", meaning "`zmq.EVENTS` may have
+changed". Any zmq call on the socket (send, recv, even reading EVENTS) can
+consume that edge, so a task that parked on the fd can sleep forever while the
+message it waits for sits in the queue. The rules this module follows:
+
+* every operation is NOBLOCK; `zmq.Again` means "wait";
+* before waiting, read EVENTS; wait only if the wanted flag is absent;
+* one task at a time waits on the fd (trio allows only one); others park;
+* every read of EVENTS that shows a change, and every send/recv, wakes all
+  waiters (cancelling the fd wait), so whoever consumed an edge passes it on.
+  Waking only on *change* keeps two parked waiters from waking each other
+  forever.
+
+All sockets live in the trio thread; one `zmq.Context` per process.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Sequence
+
+import trio
+import zmq
+
+log = logging.getLogger("weft.bus")
+
+_POLLIN = zmq.POLLIN
+_POLLOUT = zmq.POLLOUT
+_NOBLOCK = zmq.NOBLOCK
+_EVENTS = zmq.EVENTS
+
+Frames = Sequence[bytes | memoryview | zmq.Frame]
+
+
+def context() -> zmq.Context:
+    """The process-wide context (pyzmq's shared instance)."""
+    return zmq.Context.instance()
+
+
+class PeerUnreachable(Exception):
+    """A ROUTER could not route to an identity (it disconnected)."""
+
+
+class ZSocket:
+    """Awaitable multipart send/receive on one zmq socket."""
+
+    __slots__ = ("sock", "_fd", "_lot", "_fd_scope", "_fd_busy", "_last_events", "_closed")
+
+    def __init__(self, sock: zmq.Socket, *, linger_ms: int = 200) -> None:
+        sock.setsockopt(zmq.LINGER, linger_ms)
+        self.sock = sock
+        self._fd = sock.getsockopt(zmq.FD)
+        self._lot = trio.lowlevel.ParkingLot()
+        self._fd_scope: trio.CancelScope | None = None
+        self._fd_busy = False
+        self._last_events = -1
+        self._closed = False
+
+    # -- edge handling -------------------------------------------------
+    def _kick(self) -> None:
+        if self._lot:
+            self._lot.unpark_all()
+        if self._fd_scope is not None:
+            self._fd_scope.cancel()
+
+    def _events(self) -> int:
+        ev = self.sock.get(_EVENTS)
+        if ev != self._last_events:
+            self._last_events = ev
+            self._kick()
+        return ev
+
+    def _after_op(self) -> None:
+        # The operation may have consumed an edge someone else waits for;
+        # re-reading EVENTS passes it on (and wakes waiters only on change).
+        self._events()
+
+    async def _wait(self, flag: int) -> None:
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("socket closed")
+            if self._events() & flag:
+                return
+            if self._fd_busy:
+                await self._lot.park()
+                continue
+            self._fd_busy = True
+            try:
+                with trio.CancelScope() as scope:
+                    self._fd_scope = scope
+                    await trio.lowlevel.wait_readable(self._fd)
+            finally:
+                self._fd_scope = None
+                self._fd_busy = False
+                # Hand the fd to another waiter if we leave; they re-check.
+                if self._lot:
+                    self._lot.unpark_all()
+
+    # -- send ------------------------------------------------------------
+    def send_nowait(self, frames: Frames) -> bool:
+        """Send at once if the socket can take it; False if it would block."""
+        try:
+            self.sock.send_multipart(frames, _NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as e:
+            if e.errno == errno.EHOSTUNREACH:
+                raise PeerUnreachable(str(e)) from None
+            raise
+        finally:
+            self._after_op()
+        return True
+
+    async def send(self, frames: Frames) -> None:
+        """Send, waiting (cancellably) while the peer is at its high-water mark."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self.send_nowait(frames):
+            await self._wait(_POLLOUT)
+
+    # -- receive -----------------------------------------------------------
+    def recv_nowait(self) -> list[bytes] | None:
+        try:
+            return self.sock.recv_multipart(_NOBLOCK)
+        except zmq.Again:
+            return None
+        finally:
+            self._after_op()
+
+    async def recv(self) -> list[bytes]:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            msg = self.recv_nowait()
+            if msg is not None:
+                return msg
+            await self._wait(_POLLIN)
+
+    async def recv_batch(self, limit: int = 256) -> list[list[bytes]]:
+        """Wait for at least one message, then take up to `limit` already queued.
+
+        Draining in one go amortises the per-wake cost over a burst, which is
+        what makes many small calls cheap.
+        """
+        first = await self.recv()
+        batch = [first]
+        sock = self.sock
+        try:
+            while len(batch) < limit:
+                batch.append(sock.recv_multipart(_NOBLOCK))
+        except zmq.Again:
+            pass
+        finally:
+            self._after_op()
+        return batch
+
+    # -- lifetime ----------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Waiters get ClosedResourceError instead of sleeping on a dead fd.
+        trio.lowlevel.notify_closing(self._fd)
+        self._kick()
+        self.sock.close()
+
+    def __enter__(self) -> ZSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def bound_endpoint(sock: zmq.Socket) -> str:
+    """The endpoint a socket actually bound (resolves port 0 and wildcards)."""
+    ep = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    return ep.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:")

@@ -1,0 +1,3 @@
+"""Imports every command module so that each registers its commands."""
+
+from . import daemons  # noqa: F401

@@ -1,0 +1,109 @@
+"""`weft storage`, `weft compute`, `weft coordinator`: run one daemon."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import trio
+import typer
+
+from bus.node import Node, NodeConfig
+
+from .common import (
+    BeaconAddrOpt,
+    BeaconPortOpt,
+    ClusterOpt,
+    DataDirOpt,
+    ListenOpt,
+    NoBeaconOpt,
+    NodeIdOpt,
+    StaticCoordOpt,
+    check_endpoint,
+    data_dir_option,
+    fail,
+)
+from .main import app
+
+
+def node_config(
+    role: str,
+    listen: str,
+    data_dir: Path | None,
+    node_id: str | None,
+    no_beacon: bool,
+    beacon_addr: str,
+    beacon_port: int,
+    cluster: str,
+    coordinator: str | None,
+) -> NodeConfig:
+    check_endpoint(listen, "--listen endpoint")
+    if coordinator:
+        check_endpoint(coordinator, "--coordinator endpoint")
+    if not 0 < beacon_port < 65536:
+        fail(f"invalid --beacon-port {beacon_port}: expected 1..65535")
+    return NodeConfig(
+        listen=listen,
+        node_id=node_id,
+        data_dir=data_dir_option(data_dir, role),
+        beacon=not no_beacon,
+        beacon_addr=beacon_addr,
+        beacon_port=beacon_port,
+        cluster=cluster,
+        coordinator=coordinator,
+    )
+
+
+def run_daemon(node: Node) -> None:
+    """Run a node until SIGTERM/SIGINT; print where it listens once ready."""
+
+    async def _main() -> None:
+        async with trio.open_nursery() as nursery:
+            endpoint = await nursery.start(lambda task_status: node.run(handle_signals=True, task_status=task_status))
+            # One line on stdout that people and `weft up` can read.
+            sys.stdout.write(f"weft {node.role} {node.node_id} listening on {endpoint}\n")
+            sys.stdout.flush()
+
+    try:
+        trio.run(_main)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def storage(
+    listen: str = ListenOpt,
+    data_dir: Path = DataDirOpt,
+    node_id: str = NodeIdOpt,
+    no_beacon: bool = NoBeaconOpt,
+    beacon_addr: str = BeaconAddrOpt,
+    beacon_port: int = BeaconPortOpt,
+    cluster: str = ClusterOpt,
+    coordinator: str = StaticCoordOpt,
+) -> None:
+    """Run a storage node: holds job outputs as named objects."""
+    from actors.storage.node import StorageNode
+
+    cfg = node_config("storage", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, coordinator)
+    run_daemon(StorageNode(cfg))
+
+
+@app.command()
+def compute(
+    listen: str = ListenOpt,
+    data_dir: Path = DataDirOpt,
+    node_id: str = NodeIdOpt,
+    slots: int = typer.Option(None, "--slots", help="Tasks run at once (default: number of cores)."),
+    no_beacon: bool = NoBeaconOpt,
+    beacon_addr: str = BeaconAddrOpt,
+    beacon_port: int = BeaconPortOpt,
+    cluster: str = ClusterOpt,
+    coordinator: str = StaticCoordOpt,
+) -> None:
+    """Run a compute node: runs tasks, reading and writing storage."""
+    from actors.compute.node import ComputeNode
+
+    if slots is not None and slots < 1:
+        fail(f"invalid --slots {slots}: expected at least 1")
+    cfg = node_config("compute", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, coordinator)
+    run_daemon(ComputeNode(cfg, slots=slots))

@@ -1,0 +1,539 @@
+"""The storage node's object store, on real files and a real SQLite database."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from actors.model import ObjectState, SpecError
+from actors.storage import store as store_mod
+from actors.storage.store import (
+    READ_CHUNK,
+    DelegationCycle,
+    Fenced,
+    NotReadable,
+    ObjectExists,
+    ObjectImmutable,
+    ObjectInfo,
+    ObjectMissing,
+    ObjectStore,
+    OutOfSpace,
+    StoreError,
+)
+
+MiB = 1 << 20
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pattern(n: int, seed: int = 0) -> bytes:
+    """Non-repeating-looking bytes so an off-by-one in a range read shows."""
+    block = bytes((i * 31 + seed * 7 + (i >> 8)) & 0xFF for i in range(4096))
+    return (block * (n // len(block) + 1))[:n]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def events() -> list[tuple[str, ObjectInfo]]:
+    return []
+
+
+@pytest.fixture
+def store(data_dir: Path, events: list[tuple[str, ObjectInfo]]):
+    s = ObjectStore(data_dir, on_change=lambda kind, info: events.append((kind, info)))
+    yield s
+    s.close()
+
+
+def row_count(data_dir: Path) -> int:
+    db = sqlite3.connect(data_dir / "meta.sqlite")
+    try:
+        return db.execute("SELECT count(*) FROM objects").fetchone()[0]
+    finally:
+        db.close()
+
+
+def read_all(s: ObjectStore, name: str) -> bytes:
+    out = bytearray()
+    while chunk := s.read(name, len(out)):
+        out += chunk
+    return bytes(out)
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def test_lifecycle_small_object(store: ObjectStore, events: list) -> None:
+    info = store.create("j1/out", token=3)
+    assert (info.state, info.size, info.token) == (ObjectState.EMPTY, 0, 3)
+    assert store.read("j1/out") == b""
+
+    store.populate("j1/out", b"hello ", token=3)
+    assert store.stat("j1/out").state == ObjectState.PARTIAL
+    store.populate("j1/out", b"big ", token=3, offset=6)
+    store.populate("j1/out", b"world", token=3)
+    assert store.read("j1/out") == b"hello big world"  # partial objects are readable
+
+    info = store.finish("j1/out", token=3, size=15)
+    assert (info.state, info.size) == (ObjectState.FINISHED, 15)
+    assert info.finished is not None and info.finished >= info.created
+    assert store.flush() == ["j1/out"]
+    assert store.flush() == []
+
+    assert store.read("j1/out") == b"hello big world"
+    assert store.read("j1/out", 6, 3) == b"big"
+    assert store.read("j1/out", 10) == b"world"
+    assert store.read("j1/out", 14, 100) == b"d"
+    assert store.read("j1/out", 15) == b""
+    assert store.read("j1/out", 99) == b""
+    # One "partial" event for the first bytes, none per chunk.
+    assert [k for k, _ in events] == ["created", "partial", "finished"]
+    assert events[-1][1].size == 15
+    assert info.to_wire() == {
+        "name": "j1/out",
+        "state": "finished",
+        "size": 15,
+        "token": 3,
+        "target": None,
+    }
+
+
+def test_large_object_in_chunks(store: ObjectStore, data_dir: Path) -> None:
+    content = pattern(3 * MiB)
+    store.create("big/out")
+    for i in range(3):
+        store.populate("big/out", content[i * MiB : (i + 1) * MiB], offset=i * MiB)
+        assert store.stat("big/out").size == (i + 1) * MiB
+    path = data_dir / "objects" / "big" / "out"
+    assert path.stat().st_size == 3 * MiB  # streamed to its file, not held in memory
+    store.finish("big/out", size=3 * MiB)
+    assert store.flush() == ["big/out"]
+
+    assert len(store.read("big/out")) == READ_CHUNK == MiB  # unbounded reads come in chunks
+    assert read_all(store, "big/out") == content
+    for off, n in [(0, 10), (MiB - 5, 10), (2 * MiB + 12345, 4096), (3 * MiB - 1, 10)]:
+        assert store.read("big/out", off, n) == content[off : off + n]
+    assert store.usage()["bytes"] == 3 * MiB
+
+
+def test_small_object_spills_to_file(data_dir: Path) -> None:
+    s = ObjectStore(data_dir, inline_max=16)
+    try:
+        s.create("j/o")
+        s.populate("j/o", b"0123456789")
+        assert not (data_dir / "objects" / "j" / "o").exists()
+        s.populate("j/o", b"abcdefghij")
+        assert (data_dir / "objects" / "j" / "o").read_bytes() == b"0123456789abcdefghij"
+        s.populate("j/o", b"XYZ")
+        s.finish("j/o")
+        s.put("j/tiny", b"0123456789abcdef")  # exactly inline_max stays inline
+        s.flush()
+        assert s.read("j/o", 8, 4) == b"89ab"
+        assert s.read("j/tiny") == b"0123456789abcdef"
+        assert not (data_dir / "objects" / "j" / "tiny").exists()
+    finally:
+        s.close()
+
+
+# ----------------------------------------------------------------- restart
+
+
+def populate_for_restart(s: ObjectStore) -> dict[str, bytes]:
+    small, large = pattern(1000, 1), pattern(3 * MiB, 2)
+    s.put("a/small", small)
+    s.create("a/large")
+    for i in range(3):
+        s.populate("a/large", large[i * MiB : (i + 1) * MiB])
+    s.finish("a/large")
+    s.create("a/empty", token=7)
+    s.create("a/partial", token=2)
+    s.populate("a/partial", large[: 2 * MiB], token=2)  # large partial: lives in a file
+    s.put("b/target", b"the end")
+    s.create("b/link")
+    s.delegate("b/link", "b/target")
+    return {"a/small": small, "a/large": large, "partial": large[: 2 * MiB]}
+
+
+def check_after_restart(s: ObjectStore, content: dict[str, bytes]) -> None:
+    assert s.stat("a/small").state == ObjectState.FINISHED
+    assert read_all(s, "a/small") == content["a/small"]
+    assert s.stat("a/large").size == 3 * MiB
+    assert read_all(s, "a/large") == content["a/large"]
+    empty = s.stat("a/empty")
+    assert (empty.state, empty.size, empty.token) == (ObjectState.EMPTY, 0, 7)
+    partial = s.stat("a/partial")
+    assert (partial.state, partial.size, partial.token) == (ObjectState.PARTIAL, 2 * MiB, 2)
+    assert read_all(s, "a/partial") == content["partial"]
+    assert s.resolve("b/link")[0] == "b/target"
+    assert s.read("b/link") == b"the end"
+    # The producer can carry on where the bytes on disk end.
+    s.populate("a/partial", b"more", token=2, offset=2 * MiB)
+    s.finish("a/partial", token=2, size=2 * MiB + 4)
+    assert s.read("a/partial", 2 * MiB - 2) == content["partial"][-2:] + b"more"
+
+
+def test_reopen_after_close(data_dir: Path) -> None:
+    s = ObjectStore(data_dir)
+    content = populate_for_restart(s)
+    s.close()
+    s = ObjectStore(data_dir)
+    try:
+        check_after_restart(s, content)
+        assert s.usage()["objects"] == 6
+    finally:
+        s.close()
+
+
+def test_reopen_after_kill(data_dir: Path) -> None:
+    """A process killed after a flush: flushed state survives, later staging does not."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(REPO)!r})
+        from tests.test_store import populate_for_restart
+        from actors.storage.store import ObjectStore
+        s = ObjectStore(Path({str(data_dir)!r}))
+        populate_for_restart(s)
+        s.flush()
+        # Staged but never flushed:
+        s.put("c/unflushed", b"lost")
+        s.create("c/spilled")
+        s.populate("c/spilled", b"x" * 100_000)  # writes a file no durable row accounts for
+        s.delete("a/empty")
+        os._exit(9)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True)
+    assert proc.returncode == 9, proc.stderr.decode()
+    s = ObjectStore(data_dir)
+    try:
+        check_after_restart(s, _expected())
+        for name in ("c/unflushed", "c/spilled"):
+            with pytest.raises(ObjectMissing):
+                s.stat(name)
+        assert not (data_dir / "objects" / "c").exists()  # the orphaned file is swept
+    finally:
+        s.close()
+
+
+def _expected() -> dict[str, bytes]:
+    large = pattern(3 * MiB, 2)
+    return {"a/small": pattern(1000, 1), "a/large": large, "partial": large[: 2 * MiB]}
+
+
+def test_inline_partial_bytes_survive_only_if_flushed(data_dir: Path) -> None:
+    s = ObjectStore(data_dir)
+    s.create("p/flushed")
+    s.populate("p/flushed", b"abc")
+    s.create("p/unflushed")
+    s.flush()
+    s.populate("p/flushed", b"def")  # after the flush: lost
+    s.populate("p/unflushed", b"xyz")  # never flushed: comes back empty
+    s2 = ObjectStore(data_dir)  # no close(): as after a kill
+    try:
+        info = s2.stat("p/flushed")
+        assert (info.state, info.size) == (ObjectState.PARTIAL, 3)
+        assert s2.read("p/flushed") == b"abc"
+        assert s2.stat("p/unflushed").state == ObjectState.EMPTY
+    finally:
+        s2.close()
+        s._db.close()  # the "killed" one: just release its handle
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_create_existing(store: ObjectStore) -> None:
+    store.create("j/o")
+    with pytest.raises(ObjectExists, match="'j/o'") as e:
+        store.create("j/o")
+    assert e.value.code == "exists"
+
+
+def test_write_finished(store: ObjectStore) -> None:
+    store.put("j/o", b"done")
+    with pytest.raises(ObjectImmutable, match="object 'j/o' is finished; it cannot be written"):
+        store.populate("j/o", b"more")
+    with pytest.raises(ObjectImmutable):
+        store.finish("j/o", size=99)
+    with pytest.raises(ObjectImmutable):
+        store.put("j/o", b"different")
+    with pytest.raises(ObjectImmutable):
+        store.delegate("j/o", "k/o")
+    with pytest.raises(ObjectImmutable, match="cannot be replaced"):
+        store.create("j/o", replace=True, token=5)
+    assert store.read("j/o") == b"done"
+
+
+def test_missing(store: ObjectStore) -> None:
+    for call in (
+        lambda: store.read("no/such"),
+        lambda: store.stat("no/such"),
+        lambda: store.populate("no/such", b"x"),
+        lambda: store.finish("no/such"),
+        lambda: store.delete("no/such"),
+        lambda: store.resolve("no/such"),
+    ):
+        with pytest.raises(ObjectMissing, match="'no/such' does not exist") as e:
+            call()
+        assert e.value.code == "missing"
+
+
+def test_stale_token_is_fenced(store: ObjectStore) -> None:
+    store.create("j/o", token=2)
+    store.populate("j/o", b"abc", token=2)
+    with pytest.raises(Fenced, match="token 1 is stale") as e:
+        store.populate("j/o", b"zzz", token=1)
+    assert e.value.code == "fenced"
+    with pytest.raises(Fenced):
+        store.finish("j/o", token=3)
+    with pytest.raises(Fenced):
+        store.create("j/o", token=1, replace=True)
+    assert store.read("j/o") == b"abc"
+
+
+def test_replace_scavenges_partial(store: ObjectStore, data_dir: Path, events: list) -> None:
+    store.create("j/o", token=1)
+    store.populate("j/o", pattern(2 * MiB), token=1)  # a dead producer's half-written file
+    info = store.create("j/o", token=2, replace=True)
+    assert (info.state, info.size, info.token) == (ObjectState.EMPTY, 0, 2)
+    assert not (data_dir / "objects" / "j" / "o").exists()
+    with pytest.raises(Fenced):
+        store.populate("j/o", b"late write from the dead one", token=1)
+    store.put("j/o", b"new", token=2)
+    assert store.read("j/o") == b"new"
+    assert [k for k, _ in events] == ["created", "partial", "created", "finished"]
+    assert store.usage()["bytes"] == 3
+
+
+def test_bad_offset_and_size(store: ObjectStore) -> None:
+    store.create("j/o")
+    store.populate("j/o", b"abc", offset=0)
+    with pytest.raises(StoreError, match="offset 3, not 0") as e:
+        store.populate("j/o", b"abc", offset=0)  # a retried chunk is not appended twice
+    assert e.value.code == "bad-offset"
+    with pytest.raises(StoreError) as e:
+        store.finish("j/o", size=10)
+    assert e.value.code == "bad-size"
+    assert store.stat("j/o").state == ObjectState.PARTIAL
+    assert store.read("j/o") == b"abc"
+
+
+def test_delegation_cycles(store: ObjectStore) -> None:
+    for n in ("c/a", "c/b", "c/c"):
+        store.create(n)
+    with pytest.raises(DelegationCycle) as e:
+        store.delegate("c/a", "c/a")
+    assert e.value.code == "delegation-cycle"
+    store.delegate("c/a", "c/b")
+    store.delegate("c/b", "c/c")
+    with pytest.raises(DelegationCycle, match="'c/c'"):
+        store.delegate("c/c", "c/a")
+    assert store.stat("c/c").state == ObjectState.EMPTY
+
+
+BAD_NAMES = ["../x", "a/../../b", "/etc/passwd", "x", "", "a/b/c", "../../etc/passwd", "a/.."]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+def test_bad_names_rejected(data_dir: Path, bad: str) -> None:
+    parent = data_dir.parent.parent  # tmp_path's parent
+
+    def snapshot() -> set[str]:
+        out = set()
+        for root, dirs, files in os.walk(parent):
+            for f in dirs + files:
+                p = Path(root, f)
+                if p != data_dir and data_dir not in p.parents:
+                    out.add(str(p))
+        return out
+
+    before = snapshot()
+    s = ObjectStore(data_dir)
+    try:
+        s.create("ok/o")
+        calls = [
+            lambda: s.create(bad),
+            lambda: s.put(bad, b"x" * 100_000),
+            lambda: s.put(bad, b"x"),
+            lambda: s.populate(bad, b"x"),
+            lambda: s.finish(bad),
+            lambda: s.read(bad),
+            lambda: s.stat(bad),
+            lambda: s.delete(bad),
+            lambda: s.delegate("ok/o", bad),
+        ]
+        for call in calls:
+            with pytest.raises(SpecError):
+                call()
+        s.flush()
+        assert [i.name for i in s.list()] == ["ok/o"]
+    finally:
+        s.close()
+    assert snapshot() == before
+
+
+# -------------------------------------------------------------- delegation
+
+
+def test_delegation_chain(store: ObjectStore, events: list) -> None:
+    store.create("d/1")
+    store.create("d/2")
+    store.create("d/3")
+    store.populate("d/3", b"discarded")  # partial content is dropped on delegation
+    store.put("d/final", b"final bytes")
+    store.delegate("d/1", "d/2")
+    store.delegate("d/2", "d/3")
+    info = store.delegate("d/3", "d/final")
+    assert (info.state, info.target, info.size) == (ObjectState.DELEGATED, "d/final", 0)
+    name, info = store.resolve("d/1")
+    assert (name, info.state, info.size) == ("d/final", ObjectState.FINISHED, 11)
+    assert store.read("d/1") == b"final bytes"
+    assert store.read("d/1", 6) == b"bytes"
+    assert "delegated" in [k for k, _ in events]
+    assert store.delegate("d/1", "d/2").target == "d/2"  # a retry is harmless
+
+
+def test_delegation_leaving_this_store(store: ObjectStore) -> None:
+    store.create("d/here")
+    store.create("d/mid")
+    store.delegate("d/here", "d/mid")
+    store.delegate("d/mid", "elsewhere/out")
+    name, info = store.resolve("d/here")
+    assert name == "elsewhere/out"
+    assert (info.name, info.state) == ("d/mid", ObjectState.DELEGATED)
+    with pytest.raises(NotReadable, match="'elsewhere/out'") as e:
+        store.read("d/here")
+    assert e.value.target == "elsewhere/out"
+
+
+# ------------------------------------------------------------- fast paths
+
+
+def test_put_fast_path(store: ObjectStore, data_dir: Path, events: list) -> None:
+    info = store.put("p/o", b"tiny", token=4)
+    assert (info.state, info.size, info.token) == (ObjectState.FINISHED, 4, 4)
+    assert [k for k, _ in events] == ["created", "finished"]
+    store.create("p/pre", token=1)
+    store.put("p/pre", b"filled", token=1)  # into an existing empty object
+    assert store.read("p/pre") == b"filled"
+    store.create("p/owned", token=2)
+    with pytest.raises(Fenced):
+        store.put("p/owned", b"x", token=1)  # someone else's object
+    big = pattern(200_000, 3)
+    store.put("p/big", big)
+    assert (data_dir / "objects" / "p" / "big").read_bytes() == big
+    assert sorted(store.flush()) == ["p/big", "p/o", "p/pre"]
+    assert store.read("p/o") == b"tiny"
+    assert read_all(store, "p/big") == big
+
+
+def test_idempotent_finish(store: ObjectStore) -> None:
+    store.create("i/o", token=1)
+    store.populate("i/o", b"abc", token=1)
+    first = store.finish("i/o", token=1, size=3)
+    assert store.flush() == ["i/o"]
+    again = store.finish("i/o", token=1, size=3)  # a retry whose ack was lost
+    assert (again.state, again.size, again.finished) == (ObjectState.FINISHED, 3, first.finished)
+    assert store.finish("i/o", token=1).size == 3
+    assert store.flush() == ["i/o"]  # acknowledged again
+    assert store.put("i/o", b"xyz", token=1).state == ObjectState.FINISHED  # same size: retry
+    assert store.read("i/o") == b"abc"
+
+
+def test_group_commit_of_many_tiny_puts(data_dir: Path) -> None:
+    s = ObjectStore(data_dir)
+    for i in range(1000):
+        s.put(f"t{i}/out", f"value {i}".encode())
+    assert row_count(data_dir) == 0  # nothing committed per call
+    assert len(s.flush()) == 1000
+    assert row_count(data_dir) == 1000
+    assert not any((data_dir / "objects").iterdir())  # all inline: no files to fsync
+    s2 = ObjectStore(data_dir)  # without close(): flushed is enough
+    try:
+        assert len(s2.list(states={ObjectState.FINISHED})) == 1000
+        assert s2.read("t0/out") == b"value 0"
+        assert s2.read("t999/out", 6) == b"999"
+        assert s2.usage()["objects"] == 1000
+    finally:
+        s2.close()
+        s.close()
+
+
+# --------------------------------------------------------- other behaviour
+
+
+def test_delete(data_dir: Path, events: list) -> None:
+    s = ObjectStore(data_dir, on_change=lambda k, i: events.append((k, i)))
+    s.put("x/big", pattern(100_000))
+    s.put("x/small", b"s")
+    s.flush()
+    s.delete("x/big")
+    s.delete("x/small")
+    assert not (data_dir / "objects" / "x" / "big").exists()  # removed at once
+    with pytest.raises(ObjectMissing):
+        s.read("x/big")
+    assert [k for k, _ in events][-2:] == ["deleted", "deleted"]
+    assert s.usage()["bytes"] == 0
+    s.close()
+    s = ObjectStore(data_dir)
+    try:
+        assert s.list() == []
+    finally:
+        s.close()
+
+
+def test_list_and_usage(store: ObjectStore) -> None:
+    store.put("a/x", b"12345")
+    store.create("a/y")
+    store.create("b/z")
+    store.populate("b/z", b"12")
+    assert [i.name for i in store.list()] == ["a/x", "a/y", "b/z"]
+    assert [i.name for i in store.list("a/")] == ["a/x", "a/y"]
+    got = store.list(states={ObjectState.EMPTY, ObjectState.PARTIAL})
+    assert [i.name for i in got] == ["a/y", "b/z"]
+    u = store.usage()
+    assert (u["objects"], u["bytes"]) == (3, 7)
+    assert u["free"] > 0
+
+
+def test_out_of_space_keeps_object_consistent(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = pattern(100_000, 5)
+    store.create("s/o")
+    store.populate("s/o", first)
+
+    def disk_fills_up(fd: int, data) -> int:  # writes a little, then the disk is full
+        if len(data) > 10:
+            return os.write(fd, bytes(data[:10]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_mod, "_os_write", disk_fills_up)
+    with pytest.raises(OutOfSpace, match="'s/o'") as e:
+        store.populate("s/o", b"y" * 50_000)
+    assert e.value.code == "no-space"
+    assert "\n" not in str(e.value)
+    with pytest.raises(OutOfSpace):
+        store.put("s/new", b"z" * 100_000)
+    info = store.stat("s/o")
+    assert (info.state, info.size) == (ObjectState.PARTIAL, 100_000)
+    assert read_all(store, "s/o") == first
+    assert store.stat("s/new").state == ObjectState.EMPTY
+
+    monkeypatch.undo()  # space freed: the producer continues where it was
+    store.populate("s/o", b"tail", offset=100_000)
+    store.finish("s/o", size=100_004)
+    store.flush()
+    assert read_all(store, "s/o") == first + b"tail"
