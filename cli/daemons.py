@@ -107,3 +107,23 @@ def compute(
         fail(f"invalid --slots {slots}: expected at least 1")
     cfg = node_config("compute", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, coordinator)
     run_daemon(ComputeNode(cfg, slots=slots))
+
+
+@app.command()
+def coordinator(
+    listen: str = typer.Option("tcp://127.0.0.1:5570", "--listen", help="Endpoint to serve on."),
+    data_dir: Path = DataDirOpt,
+    node_id: str = NodeIdOpt,
+    no_beacon: bool = NoBeaconOpt,
+    beacon_addr: str = BeaconAddrOpt,
+    beacon_port: int = BeaconPortOpt,
+    cluster: str = ClusterOpt,
+    heartbeat: float = typer.Option(5.0, "--heartbeat-timeout", help="Seconds of silence before a node is lost."),
+) -> None:
+    """Run the coordinator: finds nodes, schedules jobs, follows delegations."""
+    from actors.coordinator.node import CoordinatorNode
+
+    if heartbeat <= 0.5:
+        fail(f"invalid --heartbeat-timeout {heartbeat}: expected more than 0.5 seconds")
+    cfg = node_config("coordinator", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, None)
+    run_daemon(CoordinatorNode(cfg, heartbeat_interval=min(1.0, heartbeat / 3), heartbeat_timeout=heartbeat))

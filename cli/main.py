@@ -54,14 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="weft", standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except (typer.Exit, click.exceptions.Exit) as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         sys.stderr.write("weft: aborted\n")
         return 130
-    except click.ClickException as e:
-        sys.stderr.write(f"weft: error: {_one_line(e.format_message())}\n")
-        return 2
     except UserError as e:
         sys.stderr.write(f"weft: error: {_one_line(str(e))}\n")
         return e.exit_code
@@ -72,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("weft: interrupted\n")
         return 130
     except Exception as e:
+        # typer vendors its own click, so usage errors are recognised by shape.
+        if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):
+            sys.stderr.write(f"weft: error: {_one_line(e.format_message())}\n")
+            return 2
         logging.getLogger("weft.cli").debug("internal error", exc_info=True)
         sys.stderr.write(f"weft: internal error: {type(e).__name__}: {_one_line(str(e))} (run with --log-level debug for the traceback)\n")
         return 1

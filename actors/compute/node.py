@@ -26,7 +26,15 @@ import trio
 import trio.lowlevel
 
 from actors.delegate import Delegate
-from actors.model import JobSpec, Outcome, SpecError, TaskState, check_job_id, delegated_output
+from actors.model import (
+    JobSpec,
+    Outcome,
+    SpecError,
+    TaskState,
+    check_job_id,
+    delegated_output,
+    split_object_name,
+)
 from actors.storage.client import NotFinished, ObjectWriter, Redirected, read_all, read_chunks
 from bus.errors import BusError, CallTimeout, RemoteError
 from bus.node import Node, NodeConfig
@@ -58,10 +66,10 @@ class Task:
         "cause", "delegation", "created", "started", "finished", "scope", "written",
     )
 
-    def __init__(self, job: str, spec: JobSpec, inputs: dict[str, str], outputs: dict[str, str], token: int) -> None:
+    def __init__(self, job: str, spec: JobSpec, inputs: dict[str, tuple[str, str]], outputs: dict[str, str], token: int) -> None:
         self.job = job
         self.spec = spec
-        self.inputs = inputs  # input name -> storage endpoint holding its object
+        self.inputs = inputs  # input name -> (storage endpoint, object name to read)
         self.outputs = outputs  # output name -> storage endpoint holding its object
         self.token = token
         self.state = TaskState.PENDING
@@ -101,6 +109,30 @@ def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, str]:
     if missing:
         raise _bad(f"no storage endpoint given for {what} {', '.join(sorted(missing))}")
     return value
+
+
+def _input_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Input name -> (storage endpoint, object to read there).
+
+    An entry is an endpoint (read the ref's own object there) or
+    [endpoint, object] when the coordinator resolved a delegation chain
+    to an object held elsewhere.
+    """
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise _bad("'inputs' must map input names to storage endpoints")
+    out = {}
+    for name, ref in refs.items():
+        v = value.get(name)
+        if isinstance(v, str):
+            out[name] = (v, ref)
+        elif isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(x, str) for x in v):
+            split_object_name(v[1])
+            out[name] = (v[0], v[1])
+        else:
+            raise _bad(f"no storage endpoint given for input {name!r}")
+    return out
 
 
 class ComputeNode(Node):
@@ -160,7 +192,7 @@ class ComputeNode(Node):
         token = body.get("token", 0)
         if type(token) is not int or token < 0:
             raise _bad("'token' must be a non-negative integer")
-        inputs = _endpoint_map(body.get("inputs"), "inputs", set(spec.refs))
+        inputs = _input_map(body.get("inputs"), spec.refs)
         outputs = _endpoint_map(body.get("outputs"), "outputs", set(spec.outputs))
         return Task(job, spec, inputs, outputs, token)
 
@@ -168,7 +200,10 @@ class ComputeNode(Node):
         task = self._parse_start(body)
         existing = self.tasks.get(task.job)
         if existing is not None:
-            return existing.summary()
+            # Same job again: the existing task answers, unless it is a finished
+            # earlier attempt and this is a newer one (higher fencing token).
+            if existing.state != TaskState.DONE or task.token <= existing.token:
+                return existing.summary()
         self.tasks[task.job] = task
         self._emit(task)
         self._task_nursery.start_soon(self._execute, task)
@@ -303,8 +338,8 @@ class ComputeNode(Node):
 
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes]:
         out = {}
-        for name, obj in task.spec.refs.items():
-            peer = self.peers.get(task.inputs[name])
+        for name, (endpoint, obj) in task.inputs.items():
+            peer = self.peers.get(endpoint)
             try:
                 out[name] = await read_all(peer, obj)
             except BusError as e:
@@ -315,8 +350,8 @@ class ComputeNode(Node):
         files = {}
         if task.spec.refs:
             inputs_dir.mkdir(parents=True, exist_ok=True)
-        for name, obj in task.spec.refs.items():
-            peer = self.peers.get(task.inputs[name])
+        for name, (endpoint, obj) in task.inputs.items():
+            peer = self.peers.get(endpoint)
             path = inputs_dir / name
             try:
                 with open(path, "wb") as f:

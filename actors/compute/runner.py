@@ -141,7 +141,9 @@ def _build_env(spec: JobSpec, workdir: Path) -> dict[str, str | bytes]:
         seen[var] = name
         raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
         if b"\0" in raw:
-            raise SpecError(f"input {name!r} contains a NUL byte and cannot be an environment value")
+            raise SpecError(
+                f"input {name!r} contains a NUL byte and cannot be an environment value"
+            )
         # Popen fsencodes str and keeps bytes, so byte values reach the command exactly.
         env[var] = value
     env["WEFT_INPUTS"] = str(workdir / "inputs")
@@ -209,7 +211,8 @@ async def _stop_group(proc: trio.Process, grace: float) -> int | None:
     _killpg(pgid, sent)
     with trio.move_on_after(grace):
         await proc.wait()
-        while _group_alive(pgid):
+        # Polling: nothing signals when the last member of a group exits.
+        while _group_alive(pgid):  # noqa: ASYNC110
             await trio.sleep(_POLL)
     if proc.returncode is None or _group_alive(pgid):
         sent = signal.SIGKILL
@@ -334,10 +337,27 @@ async def _supervise(
 ) -> CommandResult:
     assert proc.stdout is not None and proc.stderr is not None
     sink_error: list[BaseException] = []
+    # Once the group is gone every writer of the pipes is gone too, except a
+    # process that escaped with setsid(); reads then get a deadline so such a
+    # process cannot hold the task hostage, while a slow on_stdout still can take its time.
+    group_gone = False
+    read_scopes: set[trio.CancelScope] = set()
 
-    async def pump_stdout() -> None:
-        async for chunk in proc.stdout:  # type: ignore[union-attr]
+    async def pump(stream: trio.abc.ReceiveStream, to_stdout: bool) -> None:
+        while True:
+            with trio.CancelScope() as scope:
+                if group_gone:
+                    scope.deadline = trio.current_time() + _DRAIN_LIMIT
+                read_scopes.add(scope)
+                try:
+                    chunk = await stream.receive_some(_CHUNK)
+                finally:
+                    read_scopes.discard(scope)
+            if scope.cancelled_caught or not chunk:
+                return
             os.write(log_fd, chunk)
+            if not to_stdout:
+                continue
             os.write(capture_fd, chunk)
             if on_stdout is not None:
                 try:
@@ -349,16 +369,12 @@ async def _supervise(
                     nursery.cancel_scope.cancel()
                     return
 
-    async def pump_stderr() -> None:
-        async for chunk in proc.stderr:  # type: ignore[union-attr]
-            os.write(log_fd, chunk)
-
     timed_out = False
     killed_with: int | None = None
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump_stdout)
-            nursery.start_soon(pump_stderr)
+            nursery.start_soon(pump, proc.stdout, True)
+            nursery.start_soon(pump, proc.stderr, False)
             try:
                 with trio.move_on_after(spec.timeout or math.inf) as deadline:
                     await proc.wait()
@@ -367,7 +383,9 @@ async def _supervise(
                 # Also on cancellation: the group must be gone before we let go.
                 with trio.CancelScope(shield=True):
                     killed_with = await _stop_group(proc, grace)
-            nursery.cancel_scope.deadline = trio.current_time() + _DRAIN_LIMIT
+            group_gone = True
+            for scope in read_scopes:
+                scope.deadline = trio.current_time() + _DRAIN_LIMIT
     finally:
         with trio.CancelScope(shield=True):
             await proc.stdout.aclose()

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
-import trio.lowlevel
 
+from actors.groupcommit import GroupCommit
 from actors.model import ObjectState, SpecError, split_object_name
 from bus.errors import BusError
 from bus.node import Node, NodeConfig
@@ -66,11 +66,9 @@ class StorageNode(Node):
         if config.data_dir is None:
             raise ValueError("a storage node needs a data directory")
         self.data_dir = Path(config.data_dir)
-        self._dirty = trio.Event()
         super().__init__(config)
         self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
-        self._batch_done = trio.Event()
-        self._flush_error: Exception | None = None
+        self.commits = GroupCommit(self.store.flush, what="object changes")
 
     def register(self) -> None:
         add = self.server.add
@@ -92,36 +90,13 @@ class StorageNode(Node):
     def _on_change(self, kind: str, info: ObjectInfo) -> None:
         self.events.append(kind, info.to_wire())
         # Every staged change reaches disk soon, even with no finish to wait on it.
-        self._dirty.set()
+        self.commits.mark()
 
     async def main(self, nursery: trio.Nursery) -> None:
-        nursery.start_soon(self._committer)
+        nursery.start_soon(self.commits.run)
 
     async def shutdown(self) -> None:
         self.store.close()
-
-    # -- group commit ----------------------------------------------------------
-    async def _committer(self) -> None:
-        while True:
-            await self._dirty.wait()
-            # Let every request that is already queued stage its change first.
-            await trio.lowlevel.checkpoint()
-            self._dirty = trio.Event()
-            done, self._batch_done = self._batch_done, trio.Event()
-            try:
-                self.store.flush()
-                self._flush_error = None
-            except Exception as e:
-                log.error("flush failed: %s", e)
-                self._flush_error = e
-            done.set()
-
-    async def _durable(self) -> None:
-        done = self._batch_done
-        self._dirty.set()
-        await done.wait()
-        if self._flush_error is not None:
-            raise BusError(f"could not make the change durable: {self._flush_error}", code="io-error")
 
     # -- ops -----------------------------------------------------------------------
     def _op_create(self, body: Any, ctx: CallContext) -> dict:
@@ -131,18 +106,23 @@ class StorageNode(Node):
         ).to_wire()
 
     def _op_create_many(self, body: Any, ctx: CallContext) -> dict:
-        """Create many objects in one call: {names, token, replace}; per-name errors."""
-        if not isinstance(body, dict) or not isinstance(body.get("names"), list):
-            raise _bad("create_many needs 'names': a list of object names")
-        token = _int(body, "token", 0)
+        """Create many objects in one call: {items: [[name, token], ...], replace}.
+
+        Errors are per name, so one bad name does not fail the batch.
+        """
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise _bad("create_many needs 'items': a list of [name, token]")
         replace = bool(body.get("replace", False))
         created, errors = [], {}
-        for name in body["names"]:
+        for item in body["items"]:
             try:
+                if not isinstance(item, list | tuple) or len(item) != 2 or type(item[1]) is not int:
+                    raise _bad(f"create_many item must be [name, token], got {item!r}")
+                name, token = item
                 split_object_name(name)
                 created.append(self.store.create(name, token=token, replace=replace).to_wire())
-            except (StoreError, SpecError) as e:
-                errors[str(name)] = {"code": e.code, "message": str(e)}
+            except (StoreError, SpecError, BusError) as e:
+                errors[str(item[0] if isinstance(item, list | tuple) and item else item)] = {"code": e.code, "message": str(e)}
         return {"created": created, "errors": errors}
 
     def _op_populate(self, body: Any, ctx: CallContext) -> dict:
@@ -155,13 +135,13 @@ class StorageNode(Node):
     async def _op_finish(self, body: Any, ctx: CallContext) -> dict:
         name = _name(body)
         info = self.store.finish(name, token=_int(body, "token", 0), size=_int(body, "size"))
-        await self._durable()
+        await self.commits.durable()
         return info.to_wire()
 
     async def _op_put(self, body: Any, ctx: CallContext) -> dict:
         name = _name(body)
         info = self.store.put(name, _data(body), token=_int(body, "token", 0))
-        await self._durable()
+        await self.commits.durable()
         return info.to_wire()
 
     def _op_delegate(self, body: Any, ctx: CallContext) -> dict:

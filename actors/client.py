@@ -1,0 +1,311 @@
+"""The Python client: submit jobs to a coordinator and get their outputs.
+
+Usable from plain synchronous code, as a Dask user would expect::
+
+    from actors.client import Client
+
+    with Client("tcp://127.0.0.1:5570") as client:
+        a = client.submit("actors.builtins:concat", x="1", y="2")
+        b = client.submit("actors.builtins:concat", x=a, y="3")   # a's output feeds b
+        print(b.result(timeout=30))                                # b'123'
+        futures = client.map("actors.builtins:echo", ["a", "b", "c"], key="x")
+        print([f.result() for f in futures])
+
+A keyword argument that is a Future (or an ObjectRef) becomes an indirect
+input: the job runs once that object exists and reads its bytes. Anything
+else (str, bytes) is an immediate input.
+
+The client runs a trio event loop in one background thread; every call is
+handed to it. Calls that find the coordinator unreachable retry with backoff
+for `retry_for` seconds (so a restarting coordinator costs time, not errors).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import trio
+
+from actors.model import JobSpec, split_object_name
+from actors.storage.client import read_all, read_chunks
+from bus.errors import BusError, CallTimeout, RemoteError
+from bus.node import new_node_id
+from bus.rpc import Peer, PeerClosed, PeerPool
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
+
+
+class JobFailed(Exception):
+    """The job (or one it depended on) failed; `.status` has the details."""
+
+    def __init__(self, job: str, status: dict[str, Any]) -> None:
+        final = status.get("final", status)
+        cause = final.get("cause") or final.get("outcome") or final.get("state")
+        super().__init__(f"job {job} {final.get('state')}: {cause}")
+        self.job = job
+        self.status = status
+
+
+class ObjectRef:
+    """A named object on a storage node, usable as a job input."""
+
+    def __init__(self, name: str) -> None:
+        split_object_name(name)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self.name!r})"
+
+
+class Future:
+    """A submitted job. `result()` waits for it and returns its main output."""
+
+    def __init__(self, client: Client, job: str, outputs: list[str], cached: bool = False) -> None:
+        self.client = client
+        self.job = job
+        self.outputs = outputs
+        self.cached = cached
+        self._status: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Future({self.job})"
+
+    @property
+    def key(self) -> str:
+        """The object that stands for this job's result: `result`, `stdout`, or its first output."""
+        names = [o.split("/", 1)[1] for o in self.outputs]
+        for preferred in ("result", "stdout"):
+            if preferred in names:
+                return f"{self.job}/{preferred}"
+        if not self.outputs:
+            raise ValueError(f"job {self.job} has no outputs")
+        return self.outputs[0]
+
+    def output(self, name: str) -> ObjectRef:
+        return ObjectRef(f"{self.job}/{name}")
+
+    def status(self) -> dict[str, Any]:
+        return self.client.status([self.job])[0]
+
+    def done(self) -> bool:
+        st = self._status or self.status()
+        final = st.get("final", st)
+        return final["state"] in ("succeeded", "failed", "cancelled")
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until finished; return the status. Raises TimeoutError."""
+        self._status = self.client.wait([self], timeout=timeout)[0]
+        return self._status
+
+    def result(self, timeout: float | None = None) -> bytes | None:
+        st = self.wait(timeout)
+        final = st.get("final", st)
+        if final["state"] != "succeeded":
+            raise JobFailed(self.job, st)
+        return self.client.get(self.key) if self.outputs else None
+
+    def cancel(self) -> None:
+        self.client.cancel([self.job])
+
+
+def _callable_name(fn: Any) -> str:
+    if isinstance(fn, str):
+        return fn
+    module = getattr(fn, "__module__", None)
+    qual = getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "." in qual or "<" in qual:
+        raise ValueError(
+            f"{fn!r} cannot be run by a worker: pass a top-level function of an importable module, or 'module:function'"
+        )
+    return f"{module}:{qual}"
+
+
+class Client:
+    def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0) -> None:
+        self.endpoint = endpoint or DEFAULT_ENDPOINT
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self.node_id = new_node_id("client")
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._ready = threading.Event()
+        self._stop: trio.Event | None = None
+        self._error: BaseException | None = None
+        self._pool: PeerPool | None = None
+        self._thread = threading.Thread(target=self._thread_main, name="weft-client", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    # -- the loop thread ---------------------------------------------------------
+    def _thread_main(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException as e:  # surfaced to the constructor
+            self._error = e
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            self._pool = PeerPool(self.node_id, nursery, timeout=self.timeout)
+            self._token = trio.lowlevel.current_trio_token()
+            self._ready.set()
+            await self._stop.wait()
+            self._pool.close()
+            nursery.cancel_scope.cancel()
+
+    def _run(self, afn: Callable[..., Any], *args: Any) -> Any:
+        if self._token is None or not self._thread.is_alive():
+            raise RuntimeError("client is closed")
+        return trio.from_thread.run(afn, *args, trio_token=self._token)
+
+    def close(self) -> None:
+        if self._token is not None and self._thread.is_alive():
+            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+            self._thread.join(5)
+        self._token = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- calls ---------------------------------------------------------------------
+    async def _call(self, op: str, body: Any, *, timeout: float | None = None, retry_for: float | None = None) -> Any:
+        """Call the coordinator, retrying while it is unreachable."""
+        peer: Peer = self._pool.get(self.endpoint)
+        deadline = trio.current_time() + (self.retry_for if retry_for is None else retry_for)
+        backoff = 0.2
+        while True:
+            try:
+                return await peer.call(op, body, timeout=timeout or self.timeout)
+            except (CallTimeout, PeerClosed) as e:
+                if trio.current_time() + backoff > deadline:
+                    raise BusError(
+                        f"coordinator at {self.endpoint} is unreachable ({e.message})", code="unreachable"
+                    ) from None
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                peer = self._pool.get(self.endpoint)
+
+    def call(self, op: str, body: Any = None, **kw: Any) -> Any:
+        return self._run(lambda: self._call(op, body, **kw))
+
+    # -- jobs ------------------------------------------------------------------------
+    def spec(
+        self,
+        fn: Any,
+        /,
+        *,
+        outputs: Sequence[str] | None = None,
+        name: str | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+        **inputs: Any,
+    ) -> JobSpec:
+        """Build a job spec: `fn` is argv (a list) for a command, else a callable."""
+        immediate: dict[str, str | bytes] = {}
+        refs: dict[str, str] = {}
+        for k, v in inputs.items():
+            if isinstance(v, Future):
+                refs[k] = v.key
+            elif isinstance(v, ObjectRef):
+                refs[k] = v.name
+            elif isinstance(v, str | bytes):
+                immediate[k] = v
+            elif isinstance(v, int | float) and not isinstance(v, bool):
+                immediate[k] = str(v)
+            else:
+                raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
+        if isinstance(fn, list | tuple):
+            return JobSpec(command=list(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["stdout"]),
+                           name=name, priority=priority, timeout=timeout)
+        return JobSpec(call=_callable_name(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["result"]),
+                       name=name, priority=priority, timeout=timeout)
+
+    def submit(self, fn: Any, /, **kw: Any) -> Future:
+        return self.submit_specs([self.spec(fn, **kw)])[0]
+
+    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000) -> list[Future]:
+        specs = list(specs)
+        futures: list[Future] = []
+        for i in range(0, len(specs), batch):
+            chunk = [s.to_wire() for s in specs[i:i + batch]]
+            r = self.call("submit", {"jobs": chunk}, timeout=max(self.timeout, 60.0))
+            futures += [Future(self, j["job"], j["outputs"], j.get("cached", False)) for j in r["jobs"]]
+        return futures
+
+    def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
+        """One job per item, the item given as input `key`."""
+        return self.submit_specs([self.spec(fn, **{key: item}, **kw) for item in items])
+
+    def status(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
+        ids = [j.job if isinstance(j, Future) else j for j in jobs]
+        return self.call("status", {"jobs": ids})["jobs"]
+
+    def wait(self, futures: Sequence[Future | str], timeout: float | None = None) -> list[dict[str, Any]]:
+        """Wait for all; returns their statuses. Raises TimeoutError."""
+        ids = [f.job if isinstance(f, Future) else f for f in futures]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        result: dict[str, dict] = {}
+        remaining = list(dict.fromkeys(ids))
+        while remaining:
+            step = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
+            r = self.call("wait", {"jobs": remaining, "timeout": step}, timeout=step + self.timeout)
+            for st in r["jobs"]:
+                final = st.get("final", st)
+                if final["state"] in ("succeeded", "failed", "cancelled"):
+                    result[st["job"]] = st
+            remaining = [j for j in remaining if j not in result]
+            if remaining and deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(remaining)} of {len(ids)} jobs still unfinished after {timeout:g}s")
+        return [result[j] for j in ids]
+
+    def cancel(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
+        ids = [j.job if isinstance(j, Future) else j for j in jobs]
+        return self.call("cancel", {"jobs": ids})["jobs"]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.call("nodes", {})["nodes"]
+
+    def stats(self) -> dict[str, Any]:
+        return self.call("stats", {})
+
+    # -- objects ---------------------------------------------------------------------
+    def locate(self, name: str) -> dict[str, Any]:
+        split_object_name(name)
+        return self.call("locate", {"object": name})
+
+    def get(self, name: str | ObjectRef | Future) -> bytes:
+        """An object's bytes (it must be finished)."""
+        if isinstance(name, Future):
+            name = name.key
+        elif isinstance(name, ObjectRef):
+            name = name.name
+        where = self.locate(name)
+        if where["state"] != "finished" or not where["storage"]:
+            raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
+        return self._run(lambda: read_all(self._pool.get(where["storage"]), where["name"]))
+
+    def get_to(self, name: str, write: Callable[[bytes], Any]) -> int:
+        """Stream an object's bytes to `write` chunk by chunk; returns the size."""
+        where = self.locate(name)
+        if where["state"] != "finished" or not where["storage"]:
+            raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
+
+        async def pump() -> int:
+            n = 0
+            async for chunk in read_chunks(self._pool.get(where["storage"]), where["name"]):
+                await trio.to_thread.run_sync(write, chunk)
+                n += len(chunk)
+            return n
+
+        return self._run(pump)
+
+
+__all__ = ["Client", "Future", "ObjectRef", "JobFailed", "RemoteError"]

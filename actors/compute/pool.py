@@ -1,0 +1,446 @@
+"""A pool of warm worker processes that run callable jobs.
+
+Workers are started once and reused, so running a tiny function costs a pipe
+round trip, not a process start. Each worker runs one call at a time; `run`
+waits for a free one. Requests are length-prefixed msgpack; results come back
+raw when they are bytes or str (the common case) and as pickle protocol 5
+otherwise (see actors.compute.worker).
+
+A worker whose call is cancelled or times out is killed and replaced: a stuck
+function cannot be interrupted any other way. So is a worker that dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import trio
+
+from .worker import (
+    BYTES,
+    ERROR,
+    IOV_MAX,
+    NOT_FOUND,
+    PICKLE,
+    PIPE_CHUNK,
+    READY,
+    REP,
+    REQ,
+    STR,
+    grow_pipe,
+)
+
+log = logging.getLogger("weft.compute")
+
+_READ = 1 << 16
+# Byte inputs from this size on travel raw after the request head, never copied into it.
+_OUT_OF_BAND = 1 << 15
+_RESULT_KINDS = frozenset((BYTES, STR, PICKLE, ERROR, NOT_FOUND))
+_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class CallableError(Exception):
+    """The function raised. `message` is one line ("ValueError: bad"); `traceback` is the
+    worker's full traceback text."""
+
+    code = "callable-failed"
+
+    def __init__(self, message: str, traceback: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.traceback = traceback
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.traceback))
+
+
+class CallableNotFound(CallableError):
+    """The callable's module could not be imported, or has no such function."""
+
+    code = "callable-not-found"
+
+
+class WorkerLost(Exception):
+    """The worker process died during the call (crash, os._exit, killed); it is replaced."""
+
+    code = "worker-lost"
+
+
+def _describe_exit(rc: int | None) -> str:
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exited with status {rc}"
+
+
+class _Worker:
+    """One worker process and our ends of its two pipes (non-blocking)."""
+
+    __slots__ = ("proc", "rfd", "wfd")
+
+    def __init__(self, proc: trio.Process, rfd: int, wfd: int) -> None:
+        self.proc = proc
+        self.rfd = rfd
+        self.wfd = wfd
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def send(self, parts: list[Any]) -> None:
+        views = [memoryview(p).cast("B") for p in parts]
+        fd = self.wfd
+        while views:
+            try:
+                n = os.writev(fd, views[:IOV_MAX])
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(fd)
+                continue
+            except OSError:
+                raise WorkerLost(f"worker {self.pid} stopped reading") from None
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if n:
+                views[0] = views[0][n:]
+
+    async def _read(self, size: int) -> bytes:
+        fd = self.rfd
+        while True:
+            try:
+                data = os.read(fd, size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                raise WorkerLost(f"worker {self.pid} closed its pipe")
+            return data
+
+    async def receive(self) -> tuple[int, bytes | memoryview]:
+        # One read usually brings the whole reply: one call is in flight per worker.
+        data = await self._read(_READ)
+        while len(data) < REP.size:
+            data += await self._read(_READ)
+        kind, n = REP.unpack_from(data)
+        have = len(data) - REP.size
+        if have >= n:
+            return kind, memoryview(data)[REP.size : REP.size + n]
+        # Large reply: collect pipe-sized chunks and join once. Reading into a
+        # preallocated bytearray looks cheaper but costs more: bytearray(n)
+        # zero-fills (faulting in every page) and bytes() then copies it all again.
+        chunks = [memoryview(data)[REP.size :]]
+        remaining = n - have
+        while remaining:
+            chunk = await self._read(min(remaining, PIPE_CHUNK))
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return kind, b"".join(chunks)
+
+    def close_request(self) -> None:
+        """Tell the worker to exit after its current call (it reads EOF)."""
+        if self.wfd >= 0:
+            trio.lowlevel.notify_closing(self.wfd)
+            os.close(self.wfd)
+            self.wfd = -1
+
+    def close(self) -> None:
+        self.close_request()
+        if self.rfd >= 0:
+            trio.lowlevel.notify_closing(self.rfd)
+            os.close(self.rfd)
+            self.rfd = -1
+
+    def kill(self) -> None:
+        self.close()
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+class WorkerPool:
+    """`size` warm worker processes; use as `async with WorkerPool(n) as pool`."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        python: str = sys.executable,
+        startup_timeout: float = 30.0,
+        stop_grace: float = 1.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self._size = size
+        self._python = python
+        self._startup_timeout = startup_timeout
+        self._stop_grace = stop_grace
+        self._idle_send, self._idle_recv = trio.open_memory_channel[_Worker](math.inf)
+        self._workers: set[_Worker] = set()  # every process not yet reaped
+        self._busy = 0
+        self._closed = False
+        self._started = False
+        # Replacements run as system tasks, not in a nursery of ours: the pool
+        # enters no cancel scope in __aenter__, so it may be entered and exited
+        # from different tasks.
+        self._bg_scopes: set[trio.CancelScope] = set()
+        self._bg_done: trio.Event | None = None
+        env = dict(os.environ)
+        # Workers must import the same code as the node, installed or not.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+        self._env = env
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for diagnostics and tests)."""
+        return [w.pid for w in self._workers if w.proc.returncode is None]
+
+    async def __aenter__(self) -> WorkerPool:
+        if self._started:
+            raise RuntimeError("a WorkerPool can be entered only once")
+        self._started = True
+        try:
+            await self._start_all()
+        except BaseException:
+            await self._close()
+            raise
+        log.debug("worker pool started: %d workers", self._size)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._close()
+
+    async def _start_all(self) -> None:
+        errors: list[BaseException] = []
+
+        async def start_one() -> None:
+            try:
+                self._idle_send.send_nowait(await self._spawn())
+            except Exception as e:
+                # Collected rather than raised: one clear error, not an ExceptionGroup.
+                errors.append(e)
+                nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(self._size):
+                nursery.start_soon(start_one)
+        if errors:
+            raise errors[0]
+
+    async def _spawn(self) -> _Worker:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        try:
+            grow_pipe(req_w)
+            proc = await trio.lowlevel.open_process(
+                [self._python, "-m", "actors.compute.worker"],
+                stdin=req_r,
+                stdout=rep_w,
+                env=self._env,
+            )
+        except BaseException:
+            os.close(req_w)
+            os.close(rep_r)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
+        os.set_blocking(req_w, False)
+        os.set_blocking(rep_r, False)
+        worker = _Worker(proc, rep_r, req_w)
+        self._workers.add(worker)
+        try:
+            with trio.fail_after(self._startup_timeout):
+                try:
+                    kind, _ = await worker.receive()
+                except WorkerLost:
+                    await proc.wait()
+                    raise WorkerLost(
+                        f"worker failed to start: {_describe_exit(proc.returncode)} "
+                        "(its error is on the node's stderr)"
+                    ) from None
+            if kind != READY:
+                raise WorkerLost(f"worker {proc.pid} sent {kind} instead of its ready message")
+        except trio.TooSlowError:
+            with trio.CancelScope(shield=True):
+                await self._reap(worker)
+            raise WorkerLost(
+                f"worker {proc.pid} did not start within {self._startup_timeout:g}s"
+            ) from None
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._reap(worker)
+            raise
+        return worker
+
+    async def _reap(self, worker: _Worker) -> None:
+        worker.kill()
+        await worker.proc.wait()
+        self._workers.discard(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        if not self._closed:
+            trio.lowlevel.spawn_system_task(self._replace, worker, name="weft-worker-replace")
+
+    async def _replace(self, dead: _Worker) -> None:
+        with trio.CancelScope() as scope:
+            self._bg_scopes.add(scope)
+            try:
+                await self._reap(dead)
+                delay = 0.1
+                while not self._closed:
+                    try:
+                        worker = await self._spawn()
+                    except Exception as e:
+                        log.warning(
+                            "cannot start a replacement worker: %s; retrying in %.1fs", e, delay
+                        )
+                        await trio.sleep(delay)
+                        delay = min(delay * 2, 5.0)
+                        continue
+                    try:
+                        self._idle_send.send_nowait(worker)
+                    except trio.ClosedResourceError:
+                        await self._reap(worker)
+                    return
+            except Exception:
+                # A system task must not raise: that would crash the whole trio run.
+                log.exception("worker replacement failed")
+            finally:
+                self._bg_scopes.discard(scope)
+                if not self._bg_scopes and self._bg_done is not None:
+                    self._bg_done.set()
+
+    async def _close(self) -> None:
+        self._closed = True
+        self._idle_send.close()
+        with trio.CancelScope(shield=True):
+            if self._bg_scopes:
+                self._bg_done = trio.Event()
+                for scope in self._bg_scopes:
+                    scope.cancel()
+                await self._bg_done.wait()  # each reaps the process it was starting
+            await self._stop_workers()
+
+    async def _stop_workers(self) -> None:
+        workers = list(self._workers)
+        for w in workers:
+            w.close_request()
+        # A clean exit first (the worker flushes its stderr); a stuck call gets killed.
+        with trio.move_on_after(self._stop_grace):
+            for w in workers:
+                await w.proc.wait()
+        for w in workers:
+            await self._reap(w)
+        log.debug("worker pool stopped")
+
+    async def _exchange(
+        self, worker: _Worker, call: str, request: list[Any]
+    ) -> tuple[int, bytes | memoryview]:
+        try:
+            await worker.send(request)
+            kind, payload = await worker.receive()
+        except (WorkerLost, trio.ClosedResourceError):
+            with trio.move_on_after(0.5):
+                await worker.proc.wait()  # for the exit status; it is closing already
+            raise WorkerLost(
+                f"worker {worker.pid} running {call!r} died: "
+                f"{_describe_exit(worker.proc.returncode)}"
+            ) from None
+        if kind not in _RESULT_KINDS:
+            raise WorkerLost(f"worker {worker.pid} broke the protocol (reply kind {kind})")
+        return kind, payload
+
+    async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+        """Run `call` ("module:function") with `kwargs` in a free worker; return its value.
+
+        `timeout` bounds the call itself, not the wait for a free worker; past
+        it the worker is killed and trio.TooSlowError raised. Raises
+        CallableError (the function raised), CallableNotFound, WorkerLost.
+        """
+        if self._closed or not self._started:
+            raise trio.ClosedResourceError("the worker pool is not running")
+        request = _encode_request(call, kwargs)
+        try:
+            worker = await self._idle_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.ClosedResourceError("the worker pool is closed") from None
+        self._busy += 1
+        healthy = False
+        try:
+            if timeout is None:
+                # No cancel scope when there is no deadline: this is the hot path.
+                kind, payload = await self._exchange(worker, call, request)
+            else:
+                with trio.move_on_after(timeout) as scope:
+                    kind, payload = await self._exchange(worker, call, request)
+                if scope.cancelled_caught:
+                    raise trio.TooSlowError(f"{call!r} did not finish within {timeout:g}s")
+            healthy = True
+        finally:
+            self._busy -= 1
+            if healthy:
+                try:
+                    self._idle_send.send_nowait(worker)
+                except trio.ClosedResourceError:
+                    pass  # closing: the pool reaps every worker it started
+            else:
+                self._retire(worker)
+        return _decode(call, kind, payload)
+
+
+def _encode_request(call: str, kwargs: dict[str, Any]) -> list[Any]:
+    inline: dict[str, Any] = {}
+    blobs: list[list[Any]] = []
+    parts: list[Any] = [b"", b""]
+    for name, value in kwargs.items():
+        if isinstance(value, bytes | bytearray | memoryview):
+            view = memoryview(value)
+            if view.nbytes >= _OUT_OF_BAND:
+                blobs.append([name, view.nbytes])
+                parts.append(view)
+                continue
+        inline[name] = value
+    head = msgpack.packb([call, inline, blobs])
+    parts[0] = REQ.pack(len(head))
+    parts[1] = head
+    return parts
+
+
+def _decode(call: str, kind: int, payload: bytes | memoryview) -> Any:
+    if kind == BYTES:
+        return payload if type(payload) is bytes else bytes(payload)
+    if kind == STR:
+        return str(payload, "utf-8", "surrogatepass")
+    if kind == PICKLE:
+        try:
+            return pickle.loads(payload)
+        except Exception as e:
+            raise CallableError(
+                f"the result of {call} could not be unpickled on the node: {type(e).__name__}: {e}"
+            ) from None
+    if kind in (ERROR, NOT_FOUND):
+        message, tb = msgpack.unpackb(payload)
+        raise (CallableNotFound if kind == NOT_FOUND else CallableError)(message, tb)
+    raise AssertionError(kind)  # run() checked it

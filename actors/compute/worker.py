@@ -1,0 +1,212 @@
+"""A warm worker process for callable jobs: `python -m actors.compute.worker`.
+
+Started by WorkerPool with a request pipe on fd 0 and a reply pipe on fd 1.
+It runs one call at a time, forever, until the request pipe closes.
+
+Requests:  u64 n | msgpack [call, kwargs, [[name, size], ...]] (n bytes) | raw inputs
+           Large byte inputs travel raw after the msgpack head, in the order
+           listed, instead of being copied into it.
+Replies:   u8 kind | u64 length | payload   (kinds below; READY once at start)
+
+This module is imported into the worker before any user code, so it keeps to
+the standard library and msgpack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+REQ = struct.Struct("<Q")
+REP = struct.Struct("<BQ")
+
+READY = 0
+BYTES = 1  # payload is the returned bytes, raw: the common case skips pickle entirely
+STR = 2  # payload is the returned str, utf-8
+PICKLE = 3  # payload is pickle protocol 5 of any other value
+ERROR = 4  # payload is msgpack [message, traceback]
+NOT_FOUND = 5  # same payload; the callable could not be imported
+
+_READ = 1 << 16
+PIPE_CHUNK = 1 << 20
+IOV_MAX = 512
+# A bigger pipe means fewer wake-ups per large message on both sides; the
+# kernel caps it (fs.pipe-max-size), and a smaller pipe only costs speed.
+_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+
+def grow_pipe(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    except (OSError, ImportError):
+        pass
+
+
+def write_all(fd: int, parts: list[Any]) -> None:
+    """Write without joining, so a large payload is never copied in user space."""
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        n = os.writev(fd, views[:IOV_MAX])
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+
+
+class Reader:
+    """Exact reads from a pipe, without copying large frames more than once."""
+
+    __slots__ = ("fd", "buf")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+
+    def exact(self, n: int) -> bytes:
+        buf = self.buf
+        if len(buf) >= n:
+            self.buf = buf[n:]
+            return buf if len(buf) == n else buf[:n]
+        if n - len(buf) < _READ:
+            # Small: read greedily, so a header and what follows come in one syscall.
+            while len(buf) < n:
+                more = os.read(self.fd, _READ)
+                if not more:
+                    raise EOFError
+                buf += more
+            self.buf = buf[n:]
+            return buf[:n]
+        # Large: pipe-sized reads joined once (a zero-filled bytearray to read
+        # into would touch every page one more time).
+        self.buf = b""
+        chunks = [buf]
+        have = len(buf)
+        while have < n:
+            more = os.read(self.fd, min(n - have, PIPE_CHUNK))
+            if not more:
+                raise EOFError
+            chunks.append(more)
+            have += len(more)
+        return b"".join(chunks)
+
+
+def read_request(reader: Reader) -> tuple[str, dict[str, Any]]:
+    (n,) = REQ.unpack(reader.exact(REQ.size))
+    call, kwargs, blobs = msgpack.unpackb(reader.exact(n))
+    for name, size in blobs:
+        kwargs[name] = reader.exact(size)
+    return call, kwargs
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    name = type(exc).__name__
+    return f"{name}: {text[0]}" if text else name
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _load(call: str) -> Callable[..., Any]:
+    module_name, _, attr = call.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        fn = getattr(module, attr)
+    except BaseException as e:
+        raise _NotFound(f"no callable {call!r}: {_one_line(e)}") from e
+    if not callable(fn):
+        raise _NotFound(f"no callable {call!r}: {type(fn).__name__} is not callable")
+    return fn
+
+
+def _reply_error(fd: int, kind: int, message: str, tb: str) -> None:
+    payload = msgpack.packb([message, tb])
+    write_all(fd, [REP.pack(kind, len(payload)), payload])
+
+
+def _answer(wfd: int, fn: Callable[..., Any], call: str, kwargs: dict[str, Any]) -> None:
+    # A function of its own so a large result or input is freed as soon as it is sent.
+    try:
+        result = fn(**kwargs)
+    except BaseException as e:  # SystemExit too: a function must not end the worker
+        _reply_error(wfd, ERROR, _one_line(e), traceback.format_exc())
+        return
+    if type(result) is bytes:
+        write_all(wfd, [REP.pack(BYTES, len(result)), result])
+        return
+    if type(result) is str:
+        data = result.encode("utf-8", "surrogatepass")
+        write_all(wfd, [REP.pack(STR, len(data)), data])
+        return
+    try:
+        data = pickle.dumps(result, protocol=5)
+    except BaseException as e:
+        _reply_error(
+            wfd,
+            ERROR,
+            f"{call} returned a {type(result).__name__} that cannot be sent: {_one_line(e)}",
+            traceback.format_exc(),
+        )
+        return
+    del result
+    write_all(wfd, [REP.pack(PICKLE, len(data)), data])
+
+
+def serve(rfd: int, wfd: int) -> None:
+    cache: dict[str, Callable[..., Any]] = {}
+    reader = Reader(rfd)
+    write_all(wfd, [REP.pack(READY, 0)])
+    while True:
+        try:
+            call, kwargs = read_request(reader)
+        except EOFError:
+            return
+        fn = cache.get(call)
+        if fn is None:
+            try:
+                fn = cache[call] = _load(call)
+            except _NotFound as e:
+                _reply_error(wfd, NOT_FOUND, str(e), traceback.format_exc())
+                continue
+        _answer(wfd, fn, call, kwargs)
+        del kwargs
+
+
+def main() -> None:
+    # The node handles Ctrl-C and stops its workers; a terminal's SIGINT to the
+    # whole process group must not kill them mid-call.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Move the protocol off fds 0/1 so user code cannot corrupt it: prints go to
+    # stderr, reads of stdin see /dev/null.
+    rfd = os.dup(0)
+    wfd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    grow_pipe(wfd)
+    try:
+        serve(rfd, wfd)
+    except BrokenPipeError:
+        pass  # the pool went away; nobody is left to tell
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""The coordinator's job graph: jobs, the objects they read and write, and the
+runnable queue. Pure bookkeeping: no sockets, no disk, so every rule here is
+testable on its own and the hot path stays a few dict operations per job.
+
+Rules:
+* A job is `waiting` until every input object is finished, then `runnable`.
+  Object completion comes from storage events, never from compute results.
+* Runnable jobs leave the queue by demand: the number of unfinished jobs
+  transitively blocked on them, then user priority, then age (submit order).
+  Demand is counted once, when a dependent is registered, by walking its
+  unfinished ancestors.
+* A hard failure fails every job that waits on the failed job's outputs,
+  transitively, with a cause naming the job that failed.
+* A delegation points an output at another job's output; the waiters move.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from actors.model import JobSpec, SpecError, split_object_name
+
+WAITING = "waiting"
+RUNNABLE = "runnable"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TERMINAL = frozenset((SUCCEEDED, FAILED, CANCELLED))
+
+
+class Job:
+    __slots__ = (
+        "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
+        "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
+        "delegate", "parent",
+    )
+
+    def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
+        self.id = job_id
+        self.spec = spec
+        self.priority = spec.priority
+        self.seq = seq
+        self.state = WAITING
+        self.outcome: str | None = None
+        self.cause: str | None = None
+        self.node: str | None = None  # compute node running it
+        self.token = 0
+        self.submitted = submitted
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.missing = 0  # unfinished inputs
+        self.demand = 0  # unfinished jobs transitively waiting on this one
+        self.attempts = 0
+        self.placement: str | None = None  # storage node for its outputs
+        self.delegate: str | None = None  # job this one handed its output to
+        self.parent: str | None = None  # job that delegated to this one
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+    def outputs(self) -> list[str]:
+        return [f"{self.id}/{o}" for o in self.spec.outputs]
+
+    def summary(self, now: float | None = None) -> dict[str, Any]:
+        now = now or time.time()
+        d: dict[str, Any] = {
+            "job": self.id,
+            "state": self.state,
+            "priority": self.priority,
+            "demand": self.demand,
+            "submitted": self.submitted,
+            "outputs": self.outputs(),
+            "attempts": self.attempts,
+        }
+        if self.spec.name:
+            d["name"] = self.spec.name
+        for k in ("outcome", "cause", "node", "started", "finished", "delegate", "parent"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        start = self.started or now
+        d["waited"] = round(max(0.0, start - self.submitted), 6)
+        if self.started is not None:
+            d["ran"] = round(max(0.0, (self.finished or now) - self.started), 6)
+        return d
+
+
+class Obj:
+    """What the coordinator knows of one object."""
+
+    __slots__ = ("name", "producer", "storage", "state", "target", "waiters", "size")
+
+    def __init__(self, name: str, producer: str | None) -> None:
+        self.name = name
+        self.producer = producer
+        self.storage: str | None = None
+        self.state = "unknown"  # until storage reports it
+        self.target: str | None = None
+        self.waiters: list[str] | None = None
+        self.size: int | None = None
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.objects: dict[str, Obj] = {}
+        self._heap: list[tuple[int, int, int, str]] = []
+        self._seq = itertools.count(1)
+        self.runnable_count = 0
+
+    # -- registration ------------------------------------------------------------
+    def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
+        """Register a new job (its outputs and its inputs' waits)."""
+        job = Job(job_id, spec, seq if seq is not None else next(self._seq), now or time.time())
+        self.jobs[job_id] = job
+        for name in job.outputs():
+            obj = self.objects.get(name)
+            if obj is None:
+                self.objects[name] = Obj(name, job_id)
+            else:
+                obj.producer = job_id
+        return job
+
+    def bump_seq(self, seq: int) -> None:
+        """After a journal replay: new jobs are numbered after the replayed ones."""
+        self._seq = itertools.count(max(seq + 1, next(self._seq)))
+
+    def check_inputs(self, spec: JobSpec, pending: set[str] = frozenset()) -> None:
+        """Refuse a job whose input no known job produces and no storage holds."""
+        for name, ref in spec.refs.items():
+            if ref in self.objects or ref in pending:
+                continue
+            job, _ = split_object_name(ref)
+            if job in self.jobs:
+                raise SpecError(f"input {name!r}: job {job!r} has no output {ref.split('/', 1)[1]!r}")
+            raise SpecError(f"input {name!r}: no job produces {ref!r} and no storage node holds it")
+
+    def link_inputs(self, job: Job) -> list[Job]:
+        """Count the job's unfinished inputs; returns jobs that failed it at once."""
+        missing = 0
+        for ref in job.spec.refs.values():
+            obj = self.resolve(ref)
+            if obj.state == "finished":
+                continue
+            producer = self.jobs.get(obj.producer) if obj.producer else None
+            if producer is not None and producer.state in (FAILED, CANCELLED):
+                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "))
+                return [job]
+            if obj.waiters is None:
+                obj.waiters = []
+            obj.waiters.append(job.id)
+            missing += 1
+        job.missing = missing
+        if missing:
+            self._add_demand(job)
+        else:
+            self.make_runnable(job)
+        return []
+
+    def _add_demand(self, job: Job) -> None:
+        seen: set[str] = set()
+        stack = [job]
+        while stack:
+            j = stack.pop()
+            for ref in j.spec.refs.values():
+                obj = self.resolve(ref)
+                if obj.state == "finished" or not obj.producer or obj.producer in seen:
+                    continue
+                seen.add(obj.producer)
+                p = self.jobs.get(obj.producer)
+                if p is None or p.done:
+                    continue
+                p.demand += 1
+                if p.state == RUNNABLE:
+                    heapq.heappush(self._heap, (-p.demand, -p.priority, p.seq, p.id))
+                stack.append(p)
+
+    def resolve(self, name: str) -> Obj:
+        """The object at the end of a delegation chain (created as unknown if new)."""
+        obj = self.objects.get(name)
+        if obj is None:
+            job, _ = split_object_name(name)
+            obj = self.objects[name] = Obj(name, job if job in self.jobs else None)
+        hops = 0
+        while obj.state == "delegated" and obj.target and hops < 1000:
+            nxt = self.objects.get(obj.target)
+            if nxt is None:
+                break
+            obj = nxt
+            hops += 1
+        return obj
+
+    # -- the runnable queue ------------------------------------------------------
+    def make_runnable(self, job: Job) -> None:
+        job.state = RUNNABLE
+        job.node = None
+        self.runnable_count += 1
+        heapq.heappush(self._heap, (-job.demand, -job.priority, job.seq, job.id))
+
+    def pop_runnable(self) -> Job | None:
+        heap = self._heap
+        jobs = self.jobs
+        while heap:
+            neg_demand, _, _, jid = heapq.heappop(heap)
+            job = jobs.get(jid)
+            if job is None or job.state != RUNNABLE or -neg_demand != job.demand:
+                continue  # stale entry: a newer one with the current demand exists
+            self.runnable_count -= 1
+            return job
+        return None
+
+    def runnable(self) -> Iterator[Job]:
+        return (j for j in self.jobs.values() if j.state == RUNNABLE)
+
+    # -- object news -------------------------------------------------------------
+    def object_finished(self, name: str, storage: str | None, size: int | None = None) -> list[Job]:
+        """Storage says `name` is finished: returns the jobs that became runnable."""
+        obj = self.objects.get(name)
+        if obj is None:
+            job, _ = split_object_name(name)
+            obj = self.objects[name] = Obj(name, job if job in self.jobs else None)
+        obj.state = "finished"
+        if storage is not None:
+            obj.storage = storage
+        obj.size = size
+        return self._release_waiters(obj)
+
+    def _release_waiters(self, obj: Obj) -> list[Job]:
+        ready = []
+        waiters, obj.waiters = obj.waiters, None
+        for jid in waiters or ():
+            job = self.jobs.get(jid)
+            if job is None or job.state != WAITING:
+                continue
+            job.missing -= 1
+            if job.missing <= 0:
+                self.make_runnable(job)
+                ready.append(job)
+        return ready
+
+    def delegate(self, name: str, target: str) -> list[Job]:
+        """`name` now resolves to `target`; its waiters wait on the target instead."""
+        obj = self.objects.get(name) or self.resolve(name)
+        obj.state = "delegated"
+        obj.target = target
+        final = self.resolve(target)
+        if final.state == "finished":
+            return self._release_waiters(obj)
+        if obj.waiters:
+            if final.waiters is None:
+                final.waiters = []
+            final.waiters.extend(obj.waiters)
+            obj.waiters = None
+        return []
+
+    # -- job outcomes ------------------------------------------------------------
+    def succeed(self, job: Job, now: float | None = None) -> None:
+        job.state = SUCCEEDED
+        job.outcome = "success"
+        job.finished = now or time.time()
+        job.node = None
+
+    def fail(self, job: Job, cause: str, *, outcome: str = "failed-hard", state: str = FAILED) -> list[Job]:
+        """Fail `job` and, transitively, every job waiting on its outputs."""
+        failed = []
+        stack = [(job, cause, outcome, state)]
+        while stack:
+            j, c, oc, st = stack.pop()
+            if j.done:
+                continue
+            if j.state == RUNNABLE:
+                self.runnable_count -= 1
+            j.state = st
+            j.outcome = oc
+            j.cause = c
+            j.finished = time.time()
+            j.node = None
+            failed.append(j)
+            for name in self._output_chain(j):
+                obj = self.objects.get(name)
+                if obj is None or not obj.waiters:
+                    continue
+                waiters, obj.waiters = obj.waiters, None
+                for wid in waiters:
+                    w = self.jobs.get(wid)
+                    if w is not None and not w.done:
+                        stack.append((w, f"input {name}: job {j.id} {st}: {c}", "failed-hard", FAILED))
+        return failed
+
+    def _output_chain(self, job: Job) -> Iterable[str]:
+        yield from job.outputs()
+
+    def requeue(self, job: Job, cause: str) -> None:
+        """A soft failure: the job runs again."""
+        job.cause = cause
+        job.node = None
+        job.started = None
+        self.make_runnable(job)
+
+    # -- views -----------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for j in self.jobs.values():
+            c[j.state] = c.get(j.state, 0) + 1
+        return c

@@ -1,0 +1,742 @@
+"""The coordinator: finds nodes, owns the job graph, schedules, follows delegations.
+
+It calls compute and storage; they never call it (news comes back through
+their event queues, which it long-polls, one poller per node). The hot path
+per scheduling round is: pop the most-needed runnable jobs, mark them running
+(the running table changes before any message leaves), then one `create_many`
+per storage node and one `start_many` per compute node for the whole round.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from actors.groupcommit import GroupCommit
+from actors.model import JobSpec, SpecError, check_job_id, delegation_from_wire, split_object_name
+from bus.beacon import BeaconListener, PeerInfo
+from bus.errors import BusError, CallTimeout, RemoteError
+from bus.heartbeat import Liveness
+from bus.node import Node, NodeConfig
+from bus.rpc import CallContext, PeerClosed
+
+from .graph import CANCELLED, FAILED, RUNNABLE, RUNNING, SUCCEEDED, WAITING, Graph, Job
+from .journal import Journal
+from .nodes import ComputeRef, NodeRef, StorageRef, pick_storage
+
+log = logging.getLogger("weft.coordinator")
+
+_NET_ERRORS = (CallTimeout, PeerClosed, RemoteError, trio.ClosedResourceError)
+MAX_SOFT_FAILURES = 5
+
+
+def _bad(message: str) -> BusError:
+    return BusError(message, code="bad-request")
+
+
+class CoordinatorNode(Node):
+    role = "coordinator"
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        heartbeat_interval: float = 1.0,
+        heartbeat_timeout: float = 5.0,
+        poll_timeout: float = 10.0,
+    ) -> None:
+        if config.data_dir is None:
+            raise ValueError("a coordinator needs a data directory")
+        self.data_dir = Path(config.data_dir)
+        super().__init__(config)
+        self.graph = Graph()
+        self.journal = Journal(self.data_dir / "journal.sqlite")
+        self.commits = GroupCommit(self.journal.commit, what="job journal", delay=0.01)
+        self.computes: dict[str, ComputeRef] = {}
+        self.storages: dict[str, StorageRef] = {}
+        self.poll_timeout = poll_timeout
+        self.liveness = Liveness(interval=heartbeat_interval, timeout=heartbeat_timeout, on_lost=self._node_lost)
+        self.epoch = int(self.journal.get_meta("epoch", 0)) + 1
+        self.journal.set_meta("epoch", self.epoch)
+        # Fencing tokens grow across restarts: epoch in the high bits.
+        self._tokens = itertools.count((self.epoch << 32) + 1)
+        self._wake = trio.Event()
+        self._job_done = trio.Event()
+        self._to_delete: dict[str, list[str]] = defaultdict(list)
+        self.started_at = time.time()
+        self.stats = {"dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0}
+        self._replay()
+
+    # -- setup ---------------------------------------------------------------------
+    def register(self) -> None:
+        add = self.server.add
+        add("hello", self._op_hello, bypass=True)
+        add("submit", self._op_submit)
+        add("status", self._op_status, bypass=True)
+        add("wait", self._op_wait, bypass=True)
+        add("locate", self._op_locate, bypass=True)
+        add("cancel", self._op_cancel)
+        add("nodes", self._op_nodes, bypass=True)
+        add("stats", self._op_stats, bypass=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
+
+    async def main(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self.commits.run)
+        nursery.start_soon(self.liveness.run)
+        nursery.start_soon(self._scheduler)
+        nursery.start_soon(self._janitor)
+        cfg = self.config
+        if cfg.beacon and not cfg.coordinator:
+            listener = BeaconListener(
+                cluster=cfg.cluster, port=cfg.beacon_port, ignore_node=self.node_id,
+                on_found=self._beacon_found, expiry=max(5.0, cfg.beacon_interval * 5),
+            )
+            nursery.start_soon(listener.run)
+
+    async def shutdown(self) -> None:
+        self.journal.close()
+
+    def _replay(self) -> None:
+        g = self.graph
+        unfinished = []
+        last_seq = 0
+        for jid, seq, wire, state, outcome, cause, submitted, finished, delegate, parent, attempts in self.journal.replay():
+            try:
+                spec = JobSpec.from_wire(wire)
+            except SpecError as e:
+                log.error("journal row %s has a bad spec, skipped: %s", jid, e)
+                continue
+            job = g.add_job(jid, spec, now=submitted, seq=seq)
+            job.state, job.outcome, job.cause, job.finished = state, outcome, cause, finished
+            job.delegate, job.parent, job.attempts = delegate, parent, attempts
+            last_seq = seq
+            if state not in (SUCCEEDED, FAILED, CANCELLED):
+                job.state = WAITING
+                unfinished.append(job)
+        g.bump_seq(last_seq)
+        # Delegated outputs point at their delegate's output again.
+        for job in g.jobs.values():
+            if job.delegate and job.delegate in g.jobs:
+                d = g.jobs[job.delegate]
+                for name in job.outputs():
+                    g.objects[name].state = "delegated"
+                    g.objects[name].target = f"{d.id}/{d.spec.outputs[0]}" if len(d.spec.outputs) == 1 else None
+        for job in unfinished:
+            g.link_inputs(job)
+        if g.jobs:
+            log.info("replayed %d jobs from the journal (%d unfinished)", len(g.jobs), len(unfinished))
+        # Give running tasks a moment to be re-adopted from compute inventories
+        # before anything is started twice.
+        self._settle_until = time.monotonic() + (3.0 if unfinished else 0.0)
+
+    # -- discovery -------------------------------------------------------------------
+    def _beacon_found(self, peer: PeerInfo) -> None:
+        self._meet(peer.role, peer.node, peer.endpoint, None)
+
+    def _op_hello(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _bad("hello needs a map body")
+        role, node, endpoint = body.get("role"), body.get("node"), body.get("endpoint")
+        if role not in ("compute", "storage") or not isinstance(node, str) or not isinstance(endpoint, str):
+            raise _bad("hello needs role (compute|storage), node and endpoint")
+        inc = body.get("inc") if isinstance(body.get("inc"), str) else None
+        self._meet(role, node, endpoint, inc)
+        return {"epoch": self.epoch}
+
+    def _meet(self, role: str, node: str, endpoint: str, inc: str | None) -> None:
+        table: dict[str, Any] = self.computes if role == "compute" else self.storages
+        if role not in ("compute", "storage"):
+            return
+        ref = table.get(node)
+        if ref is not None and ref.endpoint == endpoint and (inc is None or ref.inc is None or inc == ref.inc):
+            ref.last_seen = time.time()
+            self.liveness.seen(node)
+            return
+        if ref is not None:
+            log.info("%s %s is back (%s)", role, node, endpoint)
+            self._forget(ref, "restarted")
+        ref = ComputeRef(node, endpoint) if role == "compute" else StorageRef(node, endpoint)
+        table[node] = ref
+        log.info("met %s %s at %s", role, node, endpoint)
+        peer = self.peers.get(endpoint)
+        self.liveness.watch(node, lambda: peer.call("ping", timeout=self.liveness.interval * 2))
+        self.nursery.start_soon(self._track, ref)
+
+    def _node_lost(self, node: str) -> None:
+        ref = self.computes.get(node) or self.storages.get(node)
+        if ref is not None:
+            log.warning("%s %s lost", ref.role, node)
+            self._forget(ref, "lost")
+
+    def _forget(self, ref: NodeRef, why: str) -> None:
+        if ref.scope is not None:
+            ref.scope.cancel()
+        ref.ready = False
+        if isinstance(ref, ComputeRef):
+            self.computes.pop(ref.node, None)
+            for jid in list(ref.running):
+                job = self.graph.jobs.get(jid)
+                if job is not None and job.state == RUNNING and job.node == ref.node:
+                    self._soft_failure(job, f"compute node {ref.node} {why}")
+            ref.running.clear()
+        else:
+            self.storages.pop(ref.node, None)
+            for obj in self.graph.objects.values():
+                if obj.storage == ref.node:
+                    obj.storage = None
+                    if obj.state != "delegated":
+                        obj.state = "unknown"
+        self.liveness.unwatch(ref.node)
+        self.peers.drop(ref.endpoint)
+        self._kick()
+
+    async def _track(self, ref: NodeRef) -> None:
+        """Take the node's inventory, then follow its events; re-inventory on resync."""
+        with trio.CancelScope() as scope:
+            ref.scope = scope
+            peer = self.peers.get(ref.endpoint)
+            backoff = 0.1
+            while True:
+                try:
+                    inv = await peer.call("list", {}, timeout=30)
+                    ref.inc = inv.get("inc")
+                    since = inv.get("next", 0)
+                    if isinstance(ref, ComputeRef):
+                        self._reconcile_compute(ref, inv)
+                    else:
+                        await self._reconcile_storage(ref, inv)
+                    ref.ready = True
+                    ref.last_seen = time.time()
+                    self._kick()
+                    backoff = 0.1
+                    while True:
+                        r = await peer.call(
+                            "poll", {"since": since, "timeout": self.poll_timeout, "inc": ref.inc},
+                            timeout=self.poll_timeout + 5,
+                        )
+                        self.liveness.seen(ref.node)
+                        if r.get("resync"):
+                            log.info("%s %s: resync", ref.role, ref.node)
+                            break
+                        events = r.get("events") or []
+                        if events:
+                            if isinstance(ref, ComputeRef):
+                                self._compute_events(ref, events)
+                            else:
+                                self._storage_events(ref, events)
+                        since = r.get("next", since)
+                except _NET_ERRORS as e:
+                    log.debug("%s %s: %s", ref.role, ref.node, e)
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+
+    # -- compute news -----------------------------------------------------------------
+    def _reconcile_compute(self, ref: ComputeRef, inv: dict[str, Any]) -> None:
+        ref.slots = int(inv.get("slots", 0))
+        seen = set()
+        finished = []
+        for t in inv.get("tasks", []):
+            jid = t.get("job")
+            job = self.graph.jobs.get(jid)
+            if job is None:
+                continue
+            seen.add(jid)
+            if t.get("state") == "done":
+                finished.append(t)
+            elif not job.done and t.get("token", 0) >= job.token:
+                # A task we did not know was running (e.g. after our restart): adopt it.
+                if job.state == RUNNABLE:
+                    self.graph.runnable_count -= 1
+                job.state, job.node, job.token = RUNNING, ref.node, t.get("token", 0)
+                job.started = job.started or t.get("started") or time.time()
+                ref.running.add(jid)
+        for jid in list(ref.running):
+            if jid not in seen:
+                job = self.graph.jobs.get(jid)
+                ref.running.discard(jid)
+                if job is not None and job.state == RUNNING and job.node == ref.node:
+                    self._soft_failure(job, f"task vanished from compute node {ref.node}")
+        if finished:
+            self._compute_events(ref, [[0, "task", t] for t in finished])
+
+    def _compute_events(self, ref: ComputeRef, events: list) -> None:
+        changed = False
+        for _seq, kind, t in events:
+            if kind != "task" or not isinstance(t, dict) or t.get("state") != "done":
+                continue
+            jid = t.get("job")
+            job = self.graph.jobs.get(jid)
+            ref.running.discard(jid)
+            self._to_delete[ref.node].append(jid)
+            if job is None or job.state != RUNNING or job.node != ref.node or t.get("token") != job.token:
+                continue  # a late result of an attempt we gave up on
+            changed = True
+            outcome = t.get("outcome")
+            cause = t.get("cause")
+            if outcome == "success":
+                delegation = t.get("delegation")
+                if delegation is not None:
+                    self._delegate(job, delegation)
+                self.graph.succeed(job)
+                self.stats["succeeded"] += 1
+                self.journal.stage(job)
+            elif outcome == "failed-soft":
+                self._soft_failure(job, cause or "failed soft")
+            else:
+                state = CANCELLED if outcome == "cancelled" else FAILED
+                for j in self.graph.fail(job, cause or outcome or "failed", outcome=outcome or "failed-hard", state=state):
+                    self.journal.stage(j)
+                    self.stats["failed"] += 1
+        if changed:
+            self.commits.mark()
+            self._kick()
+            self._notify_done()
+
+    def _soft_failure(self, job: Job, cause: str) -> None:
+        self.stats["soft_failures"] += 1
+        if job.node and job.node in self.computes:
+            self.computes[job.node].running.discard(job.id)
+        if job.attempts >= MAX_SOFT_FAILURES:
+            for j in self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome="failed-soft"):
+                self.journal.stage(j)
+            self._notify_done()
+        else:
+            log.info("job %s failed soft (%s); queued again", job.id, cause)
+            self.graph.requeue(job, cause)
+        self.journal.stage(job)
+        self.commits.mark()
+        self._kick()
+
+    # -- delegation ------------------------------------------------------------------
+    def _delegate(self, job: Job, delegation: dict[str, Any]) -> None:
+        """`job` handed one output to a new job: create it and move the waiters."""
+        try:
+            spec, stream = delegation_from_wire(delegation)
+            output = delegation.get("output") or job.spec.outputs[0]
+        except (SpecError, IndexError) as e:
+            for j in self.graph.fail(job, f"invalid delegation: {e}"):
+                self.journal.stage(j)
+            return
+        if not spec.priority:
+            spec.priority = job.priority
+        new_id = spec.job_id()
+        g = self.graph
+        name = f"{job.id}/{output}"
+        new = g.jobs.get(new_id)
+        if new is None or new.state in (FAILED, CANCELLED):
+            if new is None:
+                new = g.add_job(new_id, spec)
+                self.journal.stage_new(new)
+            new.parent = job.id
+            # The delegate's outputs live where the delegated object lives, so
+            # storage resolves the chain locally.
+            obj = g.objects.get(name)
+            new.placement = obj.storage if obj is not None else None
+            try:
+                g.check_inputs(spec)
+            except SpecError as e:
+                for j in g.fail(new, str(e)):
+                    self.journal.stage(j)
+            else:
+                new.state = WAITING
+                new.demand = job.demand
+                g.link_inputs(new)
+        job.delegate = new_id
+        self.stats["delegations"] += 1
+        g.delegate(name, f"{new_id}/{stream}")
+        storage = self.storages.get(g.objects[name].storage or "")
+        if storage is not None:
+            self.nursery.start_soon(self._mark_delegated, storage, name, f"{new_id}/{stream}", job.token)
+
+    async def _mark_delegated(self, storage: StorageRef, name: str, target: str, token: int) -> None:
+        try:
+            await self.peers.get(storage.endpoint).call("delegate", {"name": name, "target": target, "token": token})
+        except _NET_ERRORS as e:
+            log.warning("could not mark %s delegated to %s on %s: %s", name, target, storage.node, e)
+
+    # -- storage news ------------------------------------------------------------------
+    async def _reconcile_storage(self, ref: StorageRef, inv: dict[str, Any]) -> None:
+        ref.objects = len(inv.get("objects", []))
+        scavenge = []
+        for info in inv.get("objects", []):
+            self._apply_object(ref, info, scavenge)
+        try:
+            usage = await self.peers.get(ref.endpoint).call("usage", {})
+            ref.free_bytes = int(usage.get("free", 0))
+        except _NET_ERRORS:
+            pass
+        if scavenge:
+            await self._scavenge(ref, scavenge)
+
+    def _apply_object(self, ref: StorageRef, info: dict[str, Any], scavenge: list[str]) -> None:
+        g = self.graph
+        name = info.get("name")
+        state = info.get("state")
+        if not isinstance(name, str):
+            return
+        try:
+            split_object_name(name)
+        except SpecError:
+            return
+        if state == "finished":
+            if g.object_finished(name, ref.node, info.get("size")):
+                self._kick()
+            return
+        obj = g.objects.get(name) or g.resolve(name)
+        obj.storage = ref.node
+        if state == "delegated":
+            obj.state = "delegated"
+            obj.target = info.get("target")
+            return
+        obj.state = state
+        if state == "partial":
+            producer = g.jobs.get(obj.producer) if obj.producer else None
+            if producer is None or producer.state != RUNNING:
+                scavenge.append(name)
+
+    async def _scavenge(self, ref: StorageRef, names: list[str]) -> None:
+        """Partial objects nobody is writing: delete them (a rerun re-creates them)."""
+        log.info("scavenging %d partial objects on %s", len(names), ref.node)
+        try:
+            await self.peers.get(ref.endpoint).call("delete", {"names": names})
+        except _NET_ERRORS as e:
+            log.warning("scavenging on %s failed: %s", ref.node, e)
+        for n in names:
+            obj = self.graph.objects.get(n)
+            if obj is not None:
+                obj.state = "unknown"
+                obj.storage = None
+
+    def _storage_events(self, ref: StorageRef, events: list) -> None:
+        scavenge: list[str] = []
+        for _seq, kind, info in events:
+            if not isinstance(info, dict):
+                continue
+            if kind == "deleted":
+                obj = self.graph.objects.get(info.get("name"))
+                if obj is not None and obj.storage == ref.node:
+                    obj.storage = None
+                    obj.state = "unknown"
+                ref.objects -= 1
+                continue
+            if kind == "created":
+                ref.objects += 1
+            if kind == "partial":
+                # Partial bytes from a producer we believe is running are normal.
+                info = dict(info, state="partial")
+            self._apply_object(ref, info, scavenge)
+        if scavenge:
+            self.nursery.start_soon(self._scavenge, ref, scavenge)
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _kick(self) -> None:
+        self._wake.set()
+
+    def _notify_done(self) -> None:
+        if self._job_done.statistics().tasks_waiting:
+            self._job_done.set()
+            self._job_done = trio.Event()
+
+    async def _scheduler(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            delay = self._settle_until - time.monotonic()
+            if delay > 0:
+                await trio.sleep(delay)
+            self._schedule_round()
+
+    def _schedule_round(self) -> None:
+        g = self.graph
+        computes = [c for c in self.computes.values() if c.free > 0]
+        if not computes or not g.runnable_count:
+            return
+        batches: dict[str, list[tuple[Job, dict]]] = defaultdict(list)
+        deferred = []
+        now = time.time()
+        while computes:
+            job = g.pop_runnable()
+            if job is None:
+                break
+            inputs = self._input_locations(job)
+            if inputs is None:
+                deferred.append(job)
+                continue
+            if job.spec.outputs:
+                storage = self.storages.get(job.placement or "") or pick_storage(list(self.storages.values()))
+                if storage is None:
+                    deferred.append(job)
+                    break
+                storage.placed += 1
+                job.placement = storage.node
+            node = max(computes, key=lambda c: c.free)
+            job.state = RUNNING
+            job.node = node.node
+            job.token = next(self._tokens)
+            job.attempts += 1
+            job.started = now
+            node.running.add(job.id)
+            if node.free <= 0:
+                computes.remove(node)
+            batches[node.node].append((job, inputs))
+        for job in deferred:
+            g.make_runnable(job)
+        for node_id, items in batches.items():
+            self.stats["dispatched"] += len(items)
+            self.nursery.start_soon(self._dispatch, self.computes[node_id], items)
+
+    def _input_locations(self, job: Job) -> dict[str, list[str]] | None:
+        """Where to read each input: [storage endpoint, final object name]."""
+        out = {}
+        for name, ref in job.spec.refs.items():
+            obj = self.graph.resolve(ref)
+            storage = self.storages.get(obj.storage or "")
+            if obj.state != "finished" or storage is None:
+                return None
+            out[name] = [storage.endpoint, obj.name]
+        return out
+
+    async def _dispatch(self, node: ComputeRef, items: list[tuple[Job, dict]]) -> None:
+        """Create the outputs empty (fenced by each attempt's token), then start."""
+        by_storage: dict[str, list] = defaultdict(list)
+        for job, _ in items:
+            for name in job.outputs():
+                by_storage[job.placement].append([name, job.token])
+        failed: dict[str, str] = {}
+        for storage_id, objs in by_storage.items():
+            storage = self.storages.get(storage_id)
+            if storage is None:
+                for job, _ in items:
+                    if job.placement == storage_id:
+                        failed[job.id] = f"storage node {storage_id} is gone"
+                continue
+            try:
+                r = await self.peers.get(storage.endpoint).call("create_many", {"items": objs, "replace": True})
+            except _NET_ERRORS as e:
+                for job, _ in items:
+                    if job.placement == storage_id:
+                        failed[job.id] = f"creating outputs on {storage_id}: {e}"
+                continue
+            for name, err in (r.get("errors") or {}).items():
+                if err.get("code") != "immutable":
+                    failed[name.split("/", 1)[0]] = f"creating {name}: {err.get('message')}"
+            for info in r.get("created") or ():
+                obj = self.graph.objects.get(info["name"])
+                if obj is not None:
+                    obj.storage = storage_id
+                    obj.state = "empty"
+        starts = []
+        for job, inputs in items:
+            if job.id in failed:
+                continue
+            starts.append({
+                "job": job.id,
+                "spec": job.spec.to_wire(),
+                "inputs": inputs,
+                "outputs": {o: self.storages[job.placement].endpoint for o in job.spec.outputs},
+                "token": job.token,
+            })
+        if starts:
+            try:
+                r = await self.peers.get(node.endpoint).call("start_many", {"tasks": starts})
+                for t in r.get("tasks", []):
+                    if "error" in t:
+                        job = self.graph.jobs.get(t.get("job"))
+                        if job is not None and job.state == RUNNING:
+                            err = t["error"]
+                            node.running.discard(job.id)
+                            for j in self.graph.fail(job, f"compute node refused the job: {err.get('message')}"):
+                                self.journal.stage(j)
+                            self._notify_done()
+            except _NET_ERRORS as e:
+                for s in starts:
+                    failed[s["job"]] = f"starting on {node.node}: {e}"
+        for jid, cause in failed.items():
+            job = self.graph.jobs.get(jid)
+            if job is not None and job.state == RUNNING:
+                self._soft_failure(job, cause)
+
+    async def _janitor(self) -> None:
+        """Delete finished tasks' results on compute nodes, in batches."""
+        while True:
+            await trio.sleep(0.5)
+            pending, self._to_delete = self._to_delete, defaultdict(list)
+            for node_id, jobs in pending.items():
+                ref = self.computes.get(node_id)
+                if ref is None:
+                    continue
+                try:
+                    await self.peers.get(ref.endpoint).call("delete", {"jobs": jobs})
+                except _NET_ERRORS as e:
+                    log.debug("deleting task results on %s: %s", node_id, e)
+
+    # -- user ops ------------------------------------------------------------------------
+    async def _op_submit(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        """{jobs: [spec wire...]} -> {jobs: [{job, state, outputs, cached}]}.
+
+        All specs are validated before any is accepted; within one call a job
+        may read the outputs of jobs listed before or after it.
+        """
+        if not isinstance(body, dict) or not isinstance(body.get("jobs"), list) or not body["jobs"]:
+            raise _bad("submit needs 'jobs': a non-empty list of job specs")
+        g = self.graph
+        specs = []
+        for i, wire in enumerate(body["jobs"]):
+            try:
+                spec = JobSpec.from_wire(wire)
+            except SpecError as e:
+                raise SpecError(f"job #{i + 1}: {e}") from None
+            specs.append((spec.job_id(), spec))
+        pending = {f"{jid}/{o}" for jid, spec in specs for o in spec.outputs}
+        for i, (_, spec) in enumerate(specs):
+            try:
+                g.check_inputs(spec, pending)
+            except SpecError as e:
+                raise SpecError(f"job #{i + 1}: {e}") from None
+        results = []
+        new_jobs = []
+        for jid, spec in specs:
+            job = g.jobs.get(jid)
+            cached = False
+            if job is None:
+                job = g.add_job(jid, spec)
+                new_jobs.append(job)
+                self.journal.stage_new(job)
+            elif job.state in (FAILED, CANCELLED):
+                # Resubmitting a failed job runs it again.
+                job.state, job.outcome, job.cause, job.finished, job.attempts = WAITING, None, None, None, 0
+                job.priority = spec.priority
+                new_jobs.append(job)
+                self.journal.stage(job)
+            else:
+                cached = job.state == SUCCEEDED
+                if spec.priority > job.priority:
+                    job.priority = spec.priority
+            results.append((job, cached))
+        for job in new_jobs:
+            for j in g.link_inputs(job):
+                self.journal.stage(j)
+        await self.commits.durable()
+        self._kick()
+        return {"jobs": [{"job": j.id, "state": j.state, "outputs": j.outputs(), "cached": c} for j, c in results]}
+
+    def _jobs_arg(self, body: Any) -> list[str]:
+        jobs = body.get("jobs") if isinstance(body, dict) else None
+        if not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs):
+            raise _bad("'jobs' must be a list of job ids")
+        return jobs
+
+    def _job(self, jid: str) -> Job:
+        check_job_id(jid)
+        job = self.graph.jobs.get(jid)
+        if job is None:
+            raise BusError(f"no job {jid!r}", code="missing")
+        return job
+
+    def _final(self, job: Job) -> Job:
+        """Follow delegations: the job whose outcome decides this one's output."""
+        hops = 0
+        while job.delegate and job.state == SUCCEEDED and hops < 10_000:
+            nxt = self.graph.jobs.get(job.delegate)
+            if nxt is None:
+                break
+            job = nxt
+            hops += 1
+        return job
+
+    def _view(self, job: Job, now: float) -> dict[str, Any]:
+        d = job.summary(now)
+        final = self._final(job)
+        if final is not job:
+            d["final"] = final.summary(now)
+        return d
+
+    def _op_status(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        now = time.time()
+        if isinstance(body, dict) and "jobs" in body:
+            return {"jobs": [self._view(self._job(j), now) for j in self._jobs_arg(body)]}
+        limit = body.get("limit", 1000) if isinstance(body, dict) else 1000
+        jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:]
+        return {"jobs": [self._view(j, now) for j in jobs], "counts": self.graph.counts()}
+
+    async def _op_wait(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        """Wait until every job is finished (following delegations) or timeout."""
+        jids = self._jobs_arg(body)
+        timeout = body.get("timeout", 30.0)
+        if not isinstance(timeout, int | float) or not 0 <= timeout <= 300:
+            raise _bad("'timeout' must be 0..300 seconds")
+        jobs = [self._job(j) for j in jids]
+        with trio.move_on_after(timeout):
+            while not all(self._final(j).done for j in jobs):
+                await self._job_done.wait()
+        now = time.time()
+        return {"jobs": [self._view(j, now) for j in jobs], "done": all(self._final(j).done for j in jobs)}
+
+    def _op_locate(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        """Where an object's bytes are: {object} -> {name, state, storage endpoint}."""
+        name = body.get("object") if isinstance(body, dict) else None
+        split_object_name(name)
+        if name not in self.graph.objects:
+            raise BusError(f"no object {name!r}", code="missing")
+        obj = self.graph.resolve(name)
+        storage = self.storages.get(obj.storage or "")
+        producer = self.graph.jobs.get(obj.producer or "")
+        return {
+            "name": obj.name,
+            "state": obj.state,
+            "storage": storage.endpoint if storage else None,
+            "producer": producer.summary() if producer else None,
+        }
+
+    async def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        jids = self._jobs_arg(body)
+        out = []
+        for jid in jids:
+            job = self._job(jid)
+            if not job.done:
+                node = self.computes.get(job.node or "") if job.state == RUNNING else None
+                if node is not None:
+                    node.running.discard(job.id)
+                    self.nursery.start_soon(self._cancel_task, node, job.id)
+                for j in self.graph.fail(job, "cancelled by user", outcome="cancelled", state=CANCELLED):
+                    self.journal.stage(j)
+            out.append(job.summary())
+        await self.commits.durable()
+        self._notify_done()
+        self._kick()
+        return {"jobs": out}
+
+    async def _cancel_task(self, node: ComputeRef, jid: str) -> None:
+        try:
+            await self.peers.get(node.endpoint).call("cancel", {"job": jid})
+        except _NET_ERRORS as e:
+            log.info("cancelling %s on %s: %s", jid, node.node, e)
+
+    def _op_nodes(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        nodes = [c.view() for c in self.computes.values()] + [s.view() for s in self.storages.values()]
+        return {"nodes": nodes}
+
+    def _op_stats(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        g = self.graph
+        waited = [time.time() - j.submitted for j in g.jobs.values() if j.state in (WAITING, RUNNABLE)]
+        return {
+            "jobs": g.counts(),
+            "runnable": g.runnable_count,
+            "objects": len(g.objects),
+            "computes": len(self.computes),
+            "storages": len(self.storages),
+            "slots": sum(c.slots for c in self.computes.values()),
+            "busy": sum(len(c.running) for c in self.computes.values()),
+            "longest_wait": max(waited, default=0.0),
+            "epoch": self.epoch,
+            "uptime": time.time() - self.started_at,
+            **self.stats,
+        }

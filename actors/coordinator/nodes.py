@@ -1,0 +1,63 @@
+"""What the coordinator knows of the compute and storage nodes it has met."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class NodeRef:
+    __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info")
+
+    def __init__(self, node: str, role: str, endpoint: str) -> None:
+        self.node = node
+        self.role = role
+        self.endpoint = endpoint
+        self.inc: str | None = None
+        self.last_seen = time.time()
+        self.ready = False  # inventory taken, poller running
+        self.scope: Any = None  # cancel scope of its poller
+        self.info: dict[str, Any] = {}
+
+
+class ComputeRef(NodeRef):
+    __slots__ = ("slots", "running")
+
+    def __init__(self, node: str, endpoint: str) -> None:
+        super().__init__(node, "compute", endpoint)
+        self.slots = 0
+        self.running: set[str] = set()
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self.running) if self.ready else 0
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "role": self.role, "endpoint": self.endpoint, "slots": self.slots,
+            "busy": len(self.running), "ready": self.ready, "last_seen": self.last_seen,
+        }
+
+
+class StorageRef(NodeRef):
+    __slots__ = ("objects", "free_bytes", "placed")
+
+    def __init__(self, node: str, endpoint: str) -> None:
+        super().__init__(node, "storage", endpoint)
+        self.objects = 0
+        self.free_bytes = 0
+        self.placed = 0  # outputs placed here since start: the load half of placement
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "role": self.role, "endpoint": self.endpoint, "objects": self.objects,
+            "free": self.free_bytes, "ready": self.ready, "last_seen": self.last_seen,
+        }
+
+
+def pick_storage(storages: list[StorageRef]) -> StorageRef | None:
+    """Least loaded first; among equals, the most free space."""
+    ready = [s for s in storages if s.ready]
+    if not ready:
+        return None
+    return min(ready, key=lambda s: (s.placed, -s.free_bytes))

@@ -1,0 +1,60 @@
+"""Group commit: many callers, one flush.
+
+A caller stages a change, then awaits `durable()`; the committer task runs
+`flush` once for everything staged so far and releases every caller whose
+change it covered. Under load, flushes batch themselves; alone, a caller
+waits for exactly one flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+log = logging.getLogger("weft")
+
+
+class FlushFailed(Exception):
+    code = "io-error"
+
+
+class GroupCommit:
+    def __init__(self, flush: Callable[[], Any], *, what: str = "state", delay: float = 0.0) -> None:
+        self._flush = flush
+        self._what = what
+        self._delay = delay  # >0 gathers background changes for longer
+        self._dirty = trio.Event()
+        self._batch_done = trio.Event()
+        self._error: Exception | None = None
+
+    def mark(self) -> None:
+        """Something was staged: flush it soon even if nobody waits for it."""
+        self._dirty.set()
+
+    async def durable(self) -> None:
+        """Return once everything staged before this call is durable."""
+        done = self._batch_done
+        self._dirty.set()
+        await done.wait()
+        if self._error is not None:
+            raise FlushFailed(f"could not make the {self._what} durable: {self._error}")
+
+    async def run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            if self._delay and not self._batch_done.statistics().tasks_waiting:
+                await trio.sleep(self._delay)
+            # Let every request already queued stage its change first.
+            await trio.lowlevel.checkpoint()
+            self._dirty = trio.Event()
+            done, self._batch_done = self._batch_done, trio.Event()
+            try:
+                self._flush()
+                self._error = None
+            except Exception as e:
+                log.error("flushing %s failed: %s", self._what, e)
+                self._error = e
+            done.set()

@@ -1,0 +1,227 @@
+"""A whole local cluster as separate processes: `weft up`, the tests and the bench.
+
+The coordinator starts first on its endpoint; storage and compute nodes are
+told that endpoint (static discovery by `hello` posts, no beacons), so several
+clusters on one machine never find each other by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+_READY = re.compile(r"^weft (\w+) (\S+) listening on (\S+)")
+
+
+class ClusterError(Exception):
+    pass
+
+
+class Proc:
+    """One daemon process and the endpoint it printed when ready."""
+
+    def __init__(self, role: str, args: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.role = role
+        self.args = args
+        self.log_path = log_path
+        self.endpoint: str | None = None
+        self.node_id: str | None = None
+        self._log: IO[bytes] = open(log_path, "ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # Its own process group: Ctrl-C in a terminal reaches `weft up`,
+            # which stops the daemons in order.
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_ready(self, timeout: float) -> str:
+        result: list[str] = []
+
+        def read() -> None:
+            for raw in self.popen.stdout:
+                m = _READY.match(raw.decode(errors="replace"))
+                if m:
+                    self.node_id, result[:] = m.group(2), [m.group(3)]
+                    break
+
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        t.join(timeout)
+        if not result:
+            rc = self.popen.poll()
+            tail = _tail(self.log_path)
+            if rc is not None:
+                raise ClusterError(f"{self.role} exited with code {rc} before it was ready{tail}")
+            raise ClusterError(f"{self.role} was not ready within {timeout:g}s{tail}")
+        self.endpoint = result[0]
+        # Keep draining stdout so the daemon never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in self.popen.stdout], daemon=True).start()
+        return self.endpoint
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                os.kill(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.popen.wait(5)
+        finally:
+            self._log.close()
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return (": " + " | ".join(text[-lines:])) if text else ""
+
+
+class LocalCluster:
+    """coordinator + `storage` storage nodes + `compute` compute nodes."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        compute: int = 2,
+        storage: int = 2,
+        slots: int | None = None,
+        listen: str = "tcp://127.0.0.1:0",
+        log_level: str | None = None,
+        coordinator_args: list[str] | None = None,
+        compute_args: list[str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.n_compute = compute
+        self.n_storage = storage
+        self.slots = slots
+        self.listen = listen
+        self.coordinator_args = coordinator_args or []
+        self.compute_args = compute_args or []
+        self.env = dict(os.environ)
+        # The daemons import this checkout even when it is not installed.
+        root = str(Path(__file__).resolve().parent.parent)
+        self.env["PYTHONPATH"] = root + (os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else "")
+        if log_level:
+            self.env["WEFT_LOG_LEVEL"] = log_level
+        self.coordinator: Proc | None = None
+        self.storages: list[Proc] = []
+        self.computes: list[Proc] = []
+        self.endpoint: str | None = None
+
+    @property
+    def procs(self) -> list[Proc]:
+        return [p for p in [self.coordinator, *self.storages, *self.computes] if p is not None]
+
+    def _logs(self) -> Path:
+        d = self.data_dir / "logs"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def start_coordinator(self, timeout: float = 20.0) -> str:
+        listen = self.endpoint or self.listen
+        args = ["coordinator", "--listen", listen, "--data-dir", str(self.data_dir / "coordinator"),
+                "--no-beacon", *self.coordinator_args]
+        self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env)
+        self.endpoint = self.coordinator.wait_ready(timeout)
+        return self.endpoint
+
+    def add_storage(self, timeout: float = 20.0, index: int | None = None) -> Proc:
+        i = len(self.storages) if index is None else index
+        args = ["storage", "--data-dir", str(self.data_dir / f"storage-{i}"), "--node-id", f"storage-{i}",
+                "--no-beacon", "--coordinator", self.endpoint]
+        p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env)
+        p.wait_ready(timeout)
+        if index is None:
+            self.storages.append(p)
+        else:
+            self.storages[index] = p
+        return p
+
+    def add_compute(self, timeout: float = 20.0, index: int | None = None, slots: int | None = None) -> Proc:
+        i = len(self.computes) if index is None else index
+        args = ["compute", "--data-dir", str(self.data_dir / f"compute-{i}"), "--node-id", f"compute-{i}",
+                "--no-beacon", "--coordinator", self.endpoint, *self.compute_args]
+        slots = slots or self.slots
+        if slots:
+            args += ["--slots", str(slots)]
+        p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env)
+        p.wait_ready(timeout)
+        if index is None:
+            self.computes.append(p)
+        else:
+            self.computes[index] = p
+        return p
+
+    def start(self, timeout: float = 30.0) -> str:
+        try:
+            self.start_coordinator(timeout)
+            for _ in range(self.n_storage):
+                self.add_storage(timeout)
+            for _ in range(self.n_compute):
+                self.add_compute(timeout)
+            self.wait_nodes(self.n_compute, self.n_storage, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoint
+
+    def wait_nodes(self, compute: int, storage: int, timeout: float = 30.0) -> None:
+        """Until the coordinator has taken the inventory of that many nodes."""
+        from actors.client import Client
+
+        deadline = time.monotonic() + timeout
+        with Client(self.endpoint, timeout=2.0, retry_for=timeout) as c:
+            while True:
+                nodes = c.nodes()
+                ready = [n for n in nodes if n.get("ready")]
+                if (sum(n["role"] == "compute" for n in ready) >= compute
+                        and sum(n["role"] == "storage" for n in ready) >= storage):
+                    return
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"coordinator saw {len(ready)} ready nodes of {compute + storage} within {timeout:g}s"
+                    )
+                time.sleep(0.05)
+
+    def stop(self, grace: float = 10.0) -> None:
+        # Workers first, so nothing reports to a coordinator that is gone.
+        for p in [*self.computes, *self.storages]:
+            p.signal(signal.SIGTERM)
+        for p in [*self.computes, *self.storages]:
+            p.stop(grace)
+        if self.coordinator is not None:
+            self.coordinator.stop(grace)
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
