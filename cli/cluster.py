@@ -117,7 +117,7 @@ class LocalCluster:
         coordinator_args: list[str] | None = None,
         compute_args: list[str] | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()
         self.n_compute = compute
         self.n_storage = storage
         self.slots = slots

@@ -40,7 +40,7 @@ def check_endpoint(value: str, what: str = "endpoint") -> str:
 
 
 def data_dir_option(value: Path | None, role: str) -> Path:
-    d = value or Path(os.environ.get("WEFT_DATA_DIR", ".weft")) / role
+    d = (value or Path(os.environ.get("WEFT_DATA_DIR", ".weft")) / role).resolve()
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -8,6 +8,7 @@ import sys
 import click
 import typer
 
+from actors.model import SpecError
 from bus import log as weft_log
 from bus.errors import BusError
 
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except BusError as e:
         sys.stderr.write(f"weft: error: {_one_line(e.message)}\n")
+        return 2
+    except (SpecError, FileNotFoundError, PermissionError) as e:
+        sys.stderr.write(f"weft: error: {_one_line(str(e))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("weft: interrupted\n")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 import zmq
 
@@ -172,7 +173,7 @@ async def test_two_tasks_receiving_on_one_socket_share_the_messages(
             for i in range(n):
                 await router.send([ident, str(i).encode()])
                 if i % 7 == 0:
-                    await trio.sleep(0)
+                    await trio.lowlevel.checkpoint()
             while len(got) < n:
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()

@@ -141,7 +141,7 @@ class ComputeNode(Node):
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
-        self.data_dir = Path(config.data_dir)
+        self.data_dir = Path(config.data_dir).resolve()
         self.slots = slots or os.cpu_count() or 1
         self.pool_size = workers or self.slots
         self.tasks: dict[str, Task] = {}

@@ -212,8 +212,8 @@ class WorkerPool:
 
     @property
     def pids(self) -> list[int]:
-        """Process ids of the live workers (for diagnostics and tests)."""
-        return [w.pid for w in self._workers if w.proc.returncode is None]
+        """Process ids of the workers in service (not those killed or being replaced)."""
+        return [w.pid for w in self._workers if w.rfd >= 0]
 
     async def __aenter__(self) -> WorkerPool:
         if self._started:

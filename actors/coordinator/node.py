@@ -53,7 +53,7 @@ class CoordinatorNode(Node):
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
-        self.data_dir = Path(config.data_dir)
+        self.data_dir = Path(config.data_dir).resolve()
         super().__init__(config)
         self.graph = Graph()
         self.journal = Journal(self.data_dir / "journal.sqlite")

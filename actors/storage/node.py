@@ -65,7 +65,7 @@ class StorageNode(Node):
     def __init__(self, config: NodeConfig, *, inline_max: int = 65536) -> None:
         if config.data_dir is None:
             raise ValueError("a storage node needs a data directory")
-        self.data_dir = Path(config.data_dir)
+        self.data_dir = Path(config.data_dir).resolve()
         super().__init__(config)
         self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
         self.commits = GroupCommit(self.store.flush, what="object changes")

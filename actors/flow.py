@@ -1,0 +1,142 @@
+"""Workflow files: named jobs whose inputs refer to each other's outputs.
+
+    [jobs.compile]
+    command = ["sh", "-c", "echo 'int main(){}' > $WEFT_OUTPUTS/main.c"]
+    outputs = ["main.c"]
+
+    [jobs.count]
+    command = ["wc", "-c", "inputs/src"]   # read $WEFT_INPUTS/src
+    inputs = { src = "@compile/main.c", label = "size" }
+
+An input value starting with `@` is a reference: `@job/output` names an
+output of another job of the file (`@job` alone: its main output, `result`
+for callables, `stdout` for commands), and `@<job-id>/<output>` an object
+that already exists. Anything else is an immediate value.
+
+Names are local to the file. Each job's id is the hash of its spec, with
+references resolved to the producers' ids, so changing a command reruns that
+job and everything downstream, and nothing else (a build cache).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .model import JobSpec, SpecError, check_job_id, split_object_name
+
+_FIELDS = {"command", "call", "inputs", "outputs", "priority", "timeout", "name"}
+
+
+def main_output(spec: JobSpec) -> str:
+    for preferred in ("result", "stdout"):
+        if preferred in spec.outputs:
+            return preferred
+    if not spec.outputs:
+        raise SpecError("it has no outputs")
+    return spec.outputs[0]
+
+
+def load_flow(path: Path) -> list[tuple[str, JobSpec]]:
+    """Parse a workflow file into (local name, spec) in dependency order."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"workflow file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read workflow file {str(path)!r}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from None
+    return parse_flow(data, str(path))
+
+
+def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str, JobSpec]]:
+    jobs = data.get("jobs")
+    if not isinstance(jobs, dict) or not jobs:
+        raise SpecError(f"{where}: expected one or more [jobs.NAME] tables")
+    raw: dict[str, dict[str, Any]] = {}
+    for name, table in jobs.items():
+        check_job_id(name)
+        if not isinstance(table, dict):
+            raise SpecError(f"{where}: jobs.{name} must be a table")
+        unknown = set(table) - _FIELDS
+        if unknown:
+            raise SpecError(f"{where}: jobs.{name} has unknown keys: {', '.join(sorted(unknown))}")
+        raw[name] = table
+
+    deps: dict[str, set[str]] = {}
+    for name, t in raw.items():
+        inputs = t.get("inputs", {})
+        if not isinstance(inputs, dict):
+            raise SpecError(f"{where}: jobs.{name}.inputs must be a table")
+        deps[name] = set()
+        for key, value in inputs.items():
+            if isinstance(value, str) and value.startswith("@"):
+                target = value[1:].split("/", 1)[0]
+                if target in raw:
+                    deps[name].add(target)
+                elif "/" not in value:
+                    raise SpecError(f"{where}: jobs.{name}.inputs.{key}: no job {target!r} in this file")
+
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(n: str, path: list[str]) -> None:
+        if state.get(n) == 2:
+            return
+        if state.get(n) == 1:
+            raise SpecError(f"{where}: dependency cycle: {' -> '.join([*path, n])}")
+        state[n] = 1
+        for d in sorted(deps[n]):
+            visit(d, [*path, n])
+        state[n] = 2
+        order.append(n)
+
+    for n in raw:
+        visit(n, [])
+
+    specs: dict[str, tuple[str, JobSpec]] = {}
+    for name in order:
+        t = raw[name]
+        immediate: dict[str, str | bytes] = {}
+        refs: dict[str, str] = {}
+        for key, value in (t.get("inputs") or {}).items():
+            if isinstance(value, str) and value.startswith("@"):
+                ref = value[1:]
+                target, _, output = ref.partition("/")
+                if target in specs:
+                    jid, spec = specs[target]
+                    try:
+                        output = output or main_output(spec)
+                    except SpecError as e:
+                        raise SpecError(f"{where}: jobs.{name}.inputs.{key}: job {target!r}: {e}") from None
+                    if output not in spec.outputs:
+                        raise SpecError(f"{where}: jobs.{name}.inputs.{key}: job {target!r} has no output {output!r}")
+                    refs[key] = f"{jid}/{output}"
+                else:
+                    split_object_name(ref)
+                    refs[key] = ref
+            elif isinstance(value, str | int | float) and not isinstance(value, bool):
+                immediate[key] = str(value)
+            else:
+                raise SpecError(f"{where}: jobs.{name}.inputs.{key}: expected a string or number")
+        command = t.get("command")
+        if isinstance(command, str):
+            raise SpecError(f"{where}: jobs.{name}.command must be a list (argv), e.g. [\"sh\", \"-c\", \"...\"]")
+        default_outputs = ["stdout"] if command is not None else ["result"]
+        try:
+            spec = JobSpec(
+                command=command,
+                call=t.get("call"),
+                inputs=immediate,
+                refs=refs,
+                outputs=list(t.get("outputs", default_outputs)),
+                priority=t.get("priority", 0),
+                timeout=t.get("timeout"),
+                name=t.get("name"),
+            )
+        except SpecError as e:
+            raise SpecError(f"{where}: jobs.{name}: {e}") from None
+        specs[name] = (spec.job_id(), spec)
+    return [(name, specs[name][1]) for name in order]

@@ -1,0 +1,100 @@
+"""`weft up`: a whole local cluster in one command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import typer
+
+from .cluster import ClusterError, LocalCluster
+from .common import check_endpoint, emit_json, fail
+from .main import app
+
+DEMO_FLOW = {
+    "jobs": {
+        "text": {"command": ["sh", "-c", "echo 'the quick brown fox jumps over the lazy dog'"]},
+        "upper": {"command": ["sh", "-c", "tr a-z A-Z < $WEFT_INPUTS/text"], "inputs": {"text": "@text"}},
+        "words": {"command": ["sh", "-c", "wc -w < $WEFT_INPUTS/text | tr -d ' '"], "inputs": {"text": "@text"}},
+        "report": {"call": "actors.builtins:concat", "inputs": {"a": "@upper", "b": "@words"}},
+    }
+}
+
+
+def run_demo(endpoint: str) -> bytes:
+    """Submit the demo diamond (text -> upper, words -> report) and return its result."""
+    from actors.client import Client, JobFailed
+    from actors.flow import parse_flow
+
+    flow = parse_flow(DEMO_FLOW, "demo")
+    with Client(endpoint, timeout=5.0) as c:
+        futures = c.submit_specs([s for _, s in flow])
+        for (name, _), f in zip(flow, futures, strict=True):
+            typer.echo(f"submitted {name:7} {f.job}", err=True)
+        try:
+            return futures[-1].result(timeout=60)
+        except JobFailed as e:
+            fail(f"demo failed: {e}", code=1)
+
+
+@app.command()
+def up(
+    compute: int = typer.Option(2, "--compute", help="Compute nodes to start."),
+    storage: int = typer.Option(2, "--storage", help="Storage nodes to start."),
+    slots: int = typer.Option(None, "--slots", help="Slots per compute node (default: cores)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Where the cluster keeps its state (default .weft)."),
+    listen: str = typer.Option("tcp://127.0.0.1:5570", "--listen", help="Coordinator endpoint."),
+    demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
+    as_json: bool = typer.Option(False, "--json", help="Print the endpoints as JSON once ready."),
+) -> None:
+    """Start a coordinator, compute and storage nodes as local processes; Ctrl-C stops them."""
+    if compute < 0 or storage < 1:
+        fail("need --compute >= 0 and --storage >= 1")
+    if slots is not None and slots < 1:
+        fail(f"invalid --slots {slots}: expected at least 1")
+    check_endpoint(listen, "--listen endpoint")
+    data = data_dir or Path(os.environ.get("WEFT_DATA_DIR", ".weft"))
+    cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen)
+    started = time.monotonic()
+    # SIGTERM stops the cluster the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        try:
+            endpoint = cluster.start()
+        except ClusterError as e:
+            fail(f"cluster did not start: {e}")
+        if as_json:
+            emit_json({
+                "coordinator": endpoint,
+                "compute": [p.endpoint for p in cluster.computes],
+                "storage": [p.endpoint for p in cluster.storages],
+                "data_dir": str(data),
+            })
+        else:
+            typer.echo(f"weft cluster up in {time.monotonic() - started:.1f}s: coordinator {endpoint}, "
+                       f"{compute} compute, {storage} storage (state and logs in {data})")
+        if demo:
+            result = run_demo(endpoint)
+            typer.echo("demo result:")
+            typer.echo(result.decode(errors="replace").rstrip())
+            return
+        typer.echo("press Ctrl-C to stop", err=True)
+        while True:
+            time.sleep(1)
+            dead = [p for p in cluster.procs if not p.alive()]
+            for p in dead:
+                typer.echo(f"warning: {p.role} {p.node_id} exited with code {p.popen.returncode} (log: {p.log_path})", err=True)
+            if dead:
+                for p in dead:
+                    if p in cluster.computes:
+                        cluster.computes.remove(p)
+                    elif p in cluster.storages:
+                        cluster.storages.remove(p)
+                if cluster.coordinator in dead:
+                    fail("the coordinator exited; stopping the cluster", code=1)
+    except KeyboardInterrupt:
+        typer.echo("stopping", err=True)
+    finally:
+        cluster.stop()

@@ -1,0 +1,192 @@
+"""The event queue and its long-poll, directly and over the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from bus.errors import RemoteError
+from bus.events import EventQueue
+from bus.rpc import Server, connect
+
+Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
+
+
+async def test_poll_returns_retained_events_at_once() -> None:
+    q = EventQueue()
+    for i in range(5):
+        assert q.append("job", {"n": i}) == i + 1
+    with trio.fail_after(1):
+        r = await q.poll(0, timeout=10)  # 0 means "from the first"
+    assert r["events"] == [[i + 1, "job", {"n": i}] for i in range(5)]
+    assert (r["next"], r["resync"], r["inc"]) == (6, False, q.incarnation)
+    with trio.fail_after(1):
+        r = await q.poll(3, limit=2, timeout=10)
+    assert [e[0] for e in r["events"]] == [3, 4] and r["next"] == 5
+
+
+async def test_long_poll_wakes_on_a_new_event() -> None:
+    q = EventQueue()
+    q.append("old")
+    result: dict[str, Any] = {}
+
+    async def poller() -> None:
+        result.update(await q.poll(2, timeout=10))
+        result["at"] = trio.current_time()
+
+    with trio.fail_after(2):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller)
+            await trio.sleep(0.1)
+            assert not result  # still waiting
+            appended = trio.current_time()
+            q.append("new", 42)
+    assert result["events"] == [[2, "new", 42]]
+    assert result["next"] == 3
+    assert result["at"] - appended < 0.05
+
+
+async def test_long_poll_times_out_empty() -> None:
+    q = EventQueue()
+    q.append("old")
+    start = trio.current_time()
+    with trio.fail_after(2):
+        r = await q.poll(2, timeout=0.2)
+    elapsed = trio.current_time() - start
+    assert r == {"events": [], "next": 2, "inc": q.incarnation, "resync": False}
+    assert 0.2 <= elapsed < 0.5
+    with trio.fail_after(1):
+        assert (await q.poll(2, timeout=0))["events"] == []
+
+
+async def test_poller_behind_the_window_is_told_to_resync() -> None:
+    q = EventQueue(window=10)
+    for i in range(50):
+        q.append("e", i)
+    with trio.fail_after(1):
+        r = await q.poll(1, timeout=5)
+    assert r == {"events": [], "next": 51, "inc": q.incarnation, "resync": True}
+    # After re-reading state it polls from `next` and is in step again.
+    q.append("e", 50)
+    with trio.fail_after(1):
+        r = await q.poll(r["next"], timeout=5)
+    assert r["events"] == [[51, "e", 50]] and not r["resync"]
+    # The oldest retained event is still served without a resync.
+    with trio.fail_after(1):
+        r = await q.poll(42, timeout=5)
+    assert [e[0] for e in r["events"]] == list(range(42, 52)) and not r["resync"]
+
+
+async def test_poller_from_the_future_is_told_to_resync() -> None:
+    q = EventQueue()
+    q.append("e")
+    with trio.fail_after(1):
+        r = await q.poll(10, timeout=5)  # numbered by some other incarnation
+    assert r["resync"] and r["next"] == 2
+
+
+async def test_other_incarnation_is_told_to_resync() -> None:
+    old, new = EventQueue(), EventQueue()
+    assert old.incarnation != new.incarnation
+    new.append("e")
+    with trio.fail_after(1):
+        r = await new.poll(1, timeout=5, incarnation=old.incarnation)
+    assert r == {"events": [], "next": 2, "inc": new.incarnation, "resync": True}
+    with trio.fail_after(1):
+        r = await new.poll(1, timeout=5, incarnation=new.incarnation)
+    assert r["events"] == [[1, "e", None]] and not r["resync"]
+
+
+async def test_poller_overtaken_while_waiting_is_told_to_resync() -> None:
+    """Events dropped out of the window while a poll waited must not vanish silently."""
+    q = EventQueue(window=10)
+    result: dict[str, Any] = {}
+
+    async def poller() -> None:
+        result.update(await q.poll(1, timeout=5))
+
+    with trio.fail_after(2):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller)
+            await trio.testing.wait_all_tasks_blocked()
+            for i in range(20):  # a burst, before the poller runs again
+                q.append("e", i)
+    # Either every event from 1 on, or a resync: never a silent gap.
+    got = [e[0] for e in result["events"]]
+    assert result["resync"] or got[:1] == [1], f"events 1..{got[0] - 1} were lost without a resync"
+
+
+async def test_one_append_wakes_200_pollers() -> None:
+    q = EventQueue()
+    results: list[dict[str, Any]] = []
+
+    async def poller() -> None:
+        results.append(await q.poll(q.next_seq, timeout=10))
+
+    with trio.fail_after(3):
+        async with trio.open_nursery() as nursery:
+            for _ in range(200):
+                nursery.start_soon(poller)
+            await trio.testing.wait_all_tasks_blocked()
+            assert results == []
+            q.append("wake", "up")
+    assert len(results) == 200
+    assert all(r["events"] == [[1, "wake", "up"]] and r["next"] == 2 for r in results)
+
+
+async def test_200_pollers_over_the_wire_are_woken_by_one_append(serve: Serve) -> None:
+    q = EventQueue()
+    server = Server("srv", max_concurrent=4)  # polls bypass admission
+    server.add("poll", q.handle_poll, bypass=True)
+    ep = await serve(server)
+    results: list[dict[str, Any]] = []
+
+    async def poller(peer: Any) -> None:
+        results.append(await peer.call("poll", {"since": 1, "timeout": 10, "inc": q.incarnation}))
+
+    with trio.fail_after(5):
+        async with connect(ep, "watcher") as peer, trio.open_nursery() as nursery:
+            for _ in range(200):
+                nursery.start_soon(poller, peer)
+            while len(q._wakeup.statistics().__dict__) and q._wakeup.statistics().tasks_waiting < 200:
+                await trio.sleep(0.01)
+            start = trio.current_time()
+            q.append("job.done", {"job": 7})
+        elapsed = trio.current_time() - start
+    assert len(results) == 200
+    assert all(r["events"] == [[1, "job.done", {"job": 7}]] for r in results)
+    assert elapsed < 1.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [1],
+        {"since": -1},
+        {"since": "3"},
+        {"since": 1.5},
+        {"since": 1, "max": 0},
+        {"since": 1, "max": "10"},
+        {"since": 1, "timeout": -1},
+        {"since": 1, "timeout": 301},
+        {"since": 1, "timeout": "5"},
+        {"since": 1, "timeout": float("nan")},
+        {"since": 1, "inc": 5},
+    ],
+    ids=repr,
+)
+async def test_bad_poll_requests_are_refused(serve: Serve, body: Any) -> None:
+    q = EventQueue()
+    server = Server("srv")
+    server.add("poll", q.handle_poll, bypass=True)
+    ep = await serve(server)
+    with trio.fail_after(3):
+        async with connect(ep, "watcher") as peer:
+            with pytest.raises(RemoteError) as info:
+                await peer.call("poll", body)
+    assert info.value.code == "bad-request"

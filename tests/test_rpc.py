@@ -1,0 +1,631 @@
+"""Calls between actors over real ROUTER/DEALER sockets on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import socket
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+import zmq
+
+from bus.codec import CALL, ERROR, POST, REPLY, decode, encode, salvage_id
+from bus.errors import BusError, Busy, CallTimeout, RemoteError, UnknownOp
+from bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
+from bus.zsock import ZSocket, context
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+KiB = 1024
+Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def echo_server(**kw: Any) -> Server:
+    server = Server("srv", **kw)
+    server.add("echo", lambda body, ctx: body)
+
+    async def aecho(body: Any, ctx: CallContext) -> Any:
+        await trio.lowlevel.checkpoint()
+        return body
+
+    server.add("aecho", aecho)
+    return server
+
+
+class Teapot(Exception):
+    code = "teapot"
+
+
+def raw_dealer(endpoint: str) -> ZSocket:
+    zs = ZSocket(context().socket(zmq.DEALER), linger_ms=0)
+    zs.sock.connect(endpoint)
+    return zs
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    with trio.fail_after(timeout):
+        while not pred():
+            await trio.sleep(0.005)
+
+
+# -- many calls ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["echo", "aecho"])
+async def test_10000_concurrent_calls_each_get_their_own_reply(serve: Serve, op: str) -> None:
+    server = echo_server()
+    ep = await serve(server)
+    tasks, per_task = 50, 200
+    results: dict[int, list[Any]] = {}
+
+    async def caller(peer: Peer, t: int) -> None:
+        got = results[t] = []
+        for i in range(per_task):
+            value = {"t": t, "i": i, "tag": f"{t}-{i}"}
+            got.append((value, await peer.call(op, value)))
+
+    with trio.fail_after(20):
+        async with connect(ep, "client") as peer, trio.open_nursery() as nursery:
+            for t in range(tasks):
+                nursery.start_soon(caller, peer, t)
+    assert len(results) == tasks
+    answered = [pair for got in results.values() for pair in got]
+    assert len(answered) == tasks * per_task == 10_000
+    assert all(reply == sent for sent, reply in answered)
+    assert server.stats.calls == 10_000
+    assert server.stats.busy == server.stats.malformed == server.stats.errors == 0
+
+
+async def test_handler_sees_the_caller_and_kind(serve: Serve) -> None:
+    seen: list[tuple[str, str, str]] = []
+    server = Server("srv")
+
+    def who(body: Any, ctx: CallContext) -> str:
+        seen.append((ctx.sender, ctx.op, ctx.kind))
+        return ctx.sender
+
+    server.add("who", who)
+    ep = await serve(server)
+    with trio.fail_after(5):
+        async with connect(ep, "alice") as peer:
+            assert await peer.call("who") == "alice"
+            assert peer.post("who", None)
+            await wait_until(lambda: len(seen) == 2)
+    assert seen == [("alice", "who", CALL), ("alice", "who", POST)]
+
+
+# -- posts -----------------------------------------------------------------------
+
+
+async def test_posts_arrive_and_get_no_reply(serve: Serve) -> None:
+    got: list[int] = []
+    server = echo_server()
+    server.add("note", lambda body, ctx: got.append(body) or "a reply nobody should see")
+
+    async def anote(body: Any, ctx: CallContext) -> str:
+        got.append(-body)
+        return "nor this"
+
+    server.add("anote", anote)
+    ep = await serve(server)
+    with trio.fail_after(10):
+        async with connect(ep, "client") as peer:
+            assert await peer.call("echo", 1) == 1  # connected: posts are not dropped
+            for i in range(1, 101):
+                assert peer.post("note", i)
+                assert peer.post("anote", i)
+            await wait_until(lambda: len(got) == 200)
+            assert peer._pending == {}
+
+        # On the wire: a raw client sees exactly the one reply to its call.
+        zs = raw_dealer(ep)
+        with zs:
+            for i in range(101, 151):
+                await zs.send([encode(POST, 0, "note", "raw", i)])
+            await zs.send([encode(CALL, 99, "echo", "raw", "marker")])
+            env = decode((await zs.recv())[0])
+            assert (env.kind, env.id, env.body) == (REPLY, 99, "marker")
+            with trio.move_on_after(0.3):
+                extra = await zs.recv()
+                pytest.fail(f"a post was answered: {extra!r}")
+    assert sorted(got) == sorted([*range(1, 151), *range(-100, 0)])
+    assert server.stats.posts == 250
+    assert server.stats.calls == 2
+
+
+async def test_post_without_a_connection_returns_false() -> None:
+    peer = Peer(f"tcp://127.0.0.1:{free_tcp_port()}", "client")
+    try:
+        assert peer.post("note", 1) is False
+    finally:
+        peer.close()
+    assert peer.post("note", 1) is False  # closed
+
+
+# -- admission control ------------------------------------------------------------
+
+
+async def test_busy_actor_answers_busy_while_bypass_and_posts_pass(serve: Serve) -> None:
+    gate = trio.Event()
+    posted: list[Any] = []
+    server = Server("srv", max_concurrent=2)
+
+    async def block(body: Any, ctx: CallContext) -> Any:
+        await gate.wait()
+        return body
+
+    async def poll(body: Any, ctx: CallContext) -> str:
+        await trio.lowlevel.checkpoint()
+        return "news"
+
+    async def note(body: Any, ctx: CallContext) -> None:
+        posted.append(body)
+
+    server.add("block", block)
+    server.add("poll", poll, bypass=True)
+    server.add("note", note)
+    ep = await serve(server)
+    results: dict[str, Any] = {}
+
+    async def call_into(key: str, peer: Peer, **kw: Any) -> None:
+        results[key] = await peer.call("block", key, **kw)
+
+    with trio.fail_after(10):
+        async with connect(ep, "client", timeout=5) as peer, trio.open_nursery() as nursery:
+            nursery.start_soon(call_into, "a", peer)
+            nursery.start_soon(call_into, "b", peer)
+            await wait_until(lambda: server.in_flight == 2)
+
+            with pytest.raises(Busy) as info:
+                await peer.call("block", "c", retry_busy=False)
+            assert info.value.code == "busy"
+            assert "busy" in str(info.value)
+            assert info.value.op == "block" and info.value.peer == ep
+
+            # Bypass ops and posts still pass while the actor is full.
+            for _ in range(20):
+                assert await peer.call("poll", retry_busy=False) == "news"
+            for i in range(20):
+                assert peer.post("note", i)
+            await wait_until(lambda: len(posted) == 20)
+            assert server.in_flight == 2
+
+            # With retry, a call waits out the busy spell and then succeeds.
+            nursery.start_soon(call_into, "d", peer)
+            await wait_until(lambda: server.stats.busy >= 3)  # retried at least twice
+            assert "d" not in results
+            gate.set()
+    assert results == {"a": "a", "b": "b", "d": "d"}
+    assert sorted(posted) == list(range(20))
+    assert server.in_flight == 0
+
+
+async def test_busy_retry_gives_up_at_the_deadline(serve: Serve) -> None:
+    gate = trio.Event()
+    server = Server("srv", max_concurrent=1)
+
+    async def block(body: Any, ctx: CallContext) -> None:
+        await gate.wait()
+
+    server.add("block", block)
+    ep = await serve(server)
+    with trio.fail_after(5):
+        async with connect(ep, "client") as peer, trio.open_nursery() as nursery:
+            nursery.start_soon(peer.call, "block")
+            await wait_until(lambda: server.in_flight == 1)
+            start = trio.current_time()
+            with pytest.raises(Busy):
+                await peer.call("block", timeout=0.3)
+            assert trio.current_time() - start < 0.6
+            gate.set()
+
+
+# -- errors -------------------------------------------------------------------------
+
+
+async def test_handler_errors_come_back_typed(serve: Serve) -> None:
+    server = echo_server()
+
+    def boom(body: Any, ctx: CallContext) -> None:
+        raise ValueError("bad value 42")
+
+    async def aboom(body: Any, ctx: CallContext) -> None:
+        await trio.lowlevel.checkpoint()
+        raise KeyError("k")
+
+    def teapot(body: Any, ctx: CallContext) -> None:
+        raise Teapot("short and stout")
+
+    def refused(body: Any, ctx: CallContext) -> None:
+        raise BusError("no such object", code="not-found")
+
+    server.add("boom", boom)
+    server.add("aboom", aboom)
+    server.add("teapot", teapot)
+    server.add("refused", refused)
+    server.add("unencodable", lambda body, ctx: object())
+    ep = await serve(server)
+    with trio.fail_after(5):
+        async with connect(ep, "client") as peer:
+            with pytest.raises(UnknownOp) as unknown:
+                await peer.call("nope")
+            assert unknown.value.code == "unknown-op"
+            assert "'nope'" in unknown.value.message
+
+            with pytest.raises(RemoteError) as e1:
+                await peer.call("boom")
+            assert e1.value.code == "internal"
+            assert "ValueError: bad value 42" in e1.value.message
+            assert (e1.value.peer, e1.value.op) == (ep, "boom")
+
+            with pytest.raises(RemoteError) as e2:
+                await peer.call("aboom")
+            assert e2.value.code == "internal" and "KeyError" in e2.value.message
+
+            with pytest.raises(RemoteError) as e3:
+                await peer.call("teapot")
+            assert (e3.value.code, e3.value.message) == ("teapot", "short and stout")
+
+            with pytest.raises(RemoteError) as e4:
+                await peer.call("refused")
+            assert (e4.value.code, e4.value.message) == ("not-found", "no such object")
+
+            with pytest.raises(RemoteError) as e5:
+                await peer.call("unencodable")
+            assert e5.value.code == "internal" and "cannot encode" in e5.value.message
+
+            # A body the caller cannot encode fails locally, before sending.
+            with pytest.raises(BusError, match="cannot encode"):
+                await peer.call("echo", {"x": object()})
+
+            assert await peer.call("echo", "still fine") == "still fine"
+    assert server.stats.unknown_ops == 1
+    assert server.stats.errors == 4  # boom, aboom, teapot, refused (unencodable is a reply fault)
+
+
+async def test_call_to_an_endpoint_with_no_server_times_out_naming_it() -> None:
+    ep = f"tcp://127.0.0.1:{free_tcp_port()}"
+    with trio.fail_after(3):
+        async with connect(ep, "client") as peer:
+            start = trio.current_time()
+            with pytest.raises(CallTimeout) as info:
+                await peer.call("status", {"q": 1}, timeout=0.3)
+            elapsed = trio.current_time() - start
+    assert 0.3 <= elapsed < 0.8
+    assert ep in str(info.value) and "'status'" in str(info.value)
+    assert isinstance(info.value, TimeoutError)
+    assert (info.value.peer, info.value.op, info.value.code) == (ep, "status", "timeout")
+
+
+async def test_late_reply_is_not_taken_for_a_later_call(serve: Serve) -> None:
+    server = echo_server()
+
+    async def slow(body: Any, ctx: CallContext) -> str:
+        await trio.sleep(0.3)
+        return "late"
+
+    server.add("slow", slow)
+    ep = await serve(server)
+    with trio.fail_after(5):
+        async with connect(ep, "client") as peer:
+            with pytest.raises(CallTimeout):
+                await peer.call("slow", timeout=0.1)
+            # The late reply arrives during these calls and must be ignored.
+            for i in range(50):
+                assert await peer.call("aecho", i) == i
+                await trio.sleep(0.01)
+            assert peer._pending == {}
+
+
+async def test_closing_a_peer_fails_its_calls_in_progress(serve: Serve) -> None:
+    server = Server("srv")
+
+    async def never(body: Any, ctx: CallContext) -> None:
+        await trio.sleep_forever()
+
+    server.add("never", never)
+    ep = await serve(server)
+    with trio.fail_after(5):
+        async with connect(ep, "client") as peer:
+            outcome: list[BaseException] = []
+
+            async def caller() -> None:
+                try:
+                    await peer.call("never")
+                except PeerClosed as e:
+                    outcome.append(e)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(caller)
+                await wait_until(lambda: server.in_flight == 1)
+                peer.close()
+            assert peer.closed
+            assert len(outcome) == 1 and ep in str(outcome[0])
+            with pytest.raises(PeerClosed):
+                await peer.call("never")
+
+
+async def test_connect_and_leave_at_once(serve: Serve) -> None:
+    # The receive loop has not run yet when the block exits; leaving must be clean.
+    ep = await serve(echo_server())
+    with trio.fail_after(5):
+        async with connect(ep, "client"):
+            pass
+
+
+async def test_peer_pool_reuses_and_replaces_handles(serve: Serve, nursery: trio.Nursery) -> None:
+    ep = await serve(echo_server())
+    pool = PeerPool("client", nursery, timeout=2)
+    with trio.fail_after(5):
+        a = pool.get(ep)
+        assert pool.get(ep) is a
+        assert await a.call("echo", 1) == 1
+        pool.drop(ep)
+        assert a.closed
+        b = pool.get(ep)
+        assert b is not a
+        assert await b.call("echo", 2) == 2
+        pool.close()
+        assert b.closed
+
+
+async def test_peer_pool_drop_right_after_get(serve: Serve, nursery: trio.Nursery) -> None:
+    # The dropped handle's receive loop runs for the first time after the drop;
+    # it must end quietly, not fail the pool's nursery (a node's main nursery).
+    ep = await serve(echo_server())
+    pool = PeerPool("client", nursery, timeout=2)
+    pool.get(ep)
+    pool.drop(ep)
+    with trio.fail_after(5):
+        await trio.sleep(0.05)
+        assert await pool.get(ep).call("echo", "ok") == "ok"
+
+
+async def test_bind_conflict_and_bad_endpoint_are_bus_errors(
+    serve: Serve, nursery: trio.Nursery
+) -> None:
+    ep = await serve(echo_server())
+    with pytest.raises(BusError) as bind:
+        await nursery.start(echo_server().serve, ep)
+    assert bind.value.code == "bind-failed" and ep in bind.value.message
+    with pytest.raises(BusError) as bad:
+        Peer("not-an-endpoint", "client")
+    assert bad.value.code == "bad-endpoint"
+
+
+# -- limits and malformed input --------------------------------------------------------
+
+
+async def test_message_size_limit(serve: Serve) -> None:
+    server = echo_server(max_message=64 * KiB)
+    ep = await serve(server)
+    with trio.fail_after(5):
+        async with connect(ep, "client") as peer:
+            assert await peer.call("echo", b"x" * (60 * KiB)) == b"x" * (60 * KiB)
+            with pytest.raises(RemoteError) as info:
+                await peer.call("echo", b"x" * (66 * KiB))
+            assert info.value.code == "bad-message"
+            assert "exceeds the limit of 65536" in info.value.message
+            assert await peer.call("echo", "ok") == "ok"
+    assert server.stats.malformed == 1
+
+
+async def test_frame_far_beyond_the_limit_drops_only_its_sender(serve: Serve) -> None:
+    server = echo_server(max_message=64 * KiB)
+    ep = await serve(server)
+    with trio.fail_after(10):
+        async with connect(ep, "client") as peer:
+            assert await peer.call("echo", 1) == 1
+            with raw_dealer(ep) as zs:
+                await zs.send([encode(CALL, 1, "echo", "raw", b"y" * (1 << 20))])
+                await trio.sleep(0.2)
+            for i in range(20):
+                assert await peer.call("echo", i) == i
+
+
+async def test_unhashable_kind_does_not_crash_the_actor(serve: Serve) -> None:
+    server = echo_server()
+    ep = await serve(server)
+    bad = msgpack.packb({"v": 1, "kind": ["call"], "id": 5, "op": "echo", "from": "raw"})
+    with trio.fail_after(5):
+        with raw_dealer(ep) as zs:
+            await zs.send([bad])
+            await zs.send([encode(CALL, 6, "echo", "raw", "alive")])
+            env = decode((await zs.recv())[0])
+    assert (env.kind, env.id, env.body) == (REPLY, 6, "alive")
+    assert server.stats.malformed == 1
+
+
+def _malformed_frames(n: int, seed: int = 7) -> list[tuple[list[bytes], tuple[int, str] | None, str]]:
+    """`n` bad messages as (frames, expected (id, error code) or None, stats bucket)."""
+    rng = random.Random(seed)
+    ids = itertools.count(1000)
+    good = {"v": 1, "kind": CALL, "op": "echo", "from": "fuzz", "body": None}
+
+    def pack(**kw: Any) -> bytes:
+        m = dict(good)
+        for k, v in kw.items():
+            if v is ...:
+                m.pop(k, None)
+            else:
+                m[k] = v
+        return msgpack.packb(m)
+
+    def random_bytes() -> tuple:
+        while True:
+            frame = rng.randbytes(rng.randrange(0, 300))
+            if salvage_id(frame) is None:
+                try:
+                    decode(frame)
+                except Exception:
+                    return [frame], None, "malformed"
+
+    def wrong_types() -> tuple:
+        i = next(ids)
+        field, value = rng.choice([
+            ("op", 5), ("op", None), ("op", b"echo"), ("from", 7), ("from", [1]), ("v", "1"), ("v", 2),
+        ])
+        return [pack(id=i, **{field: value})], (i, "bad-message"), "malformed"
+
+    def non_map() -> tuple:
+        value = rng.choice([[1, "call", 3, "echo"], "call", 17, None, 2.5, b"bin", [], True])
+        return [msgpack.packb(value)], None, "malformed"
+
+    def missing_field() -> tuple:
+        i = next(ids)
+        field = rng.choice(["v", "op", "from"])
+        return [pack(id=i, **{field: ...})], (i, "bad-message"), "malformed"
+
+    def missing_id_or_kind() -> tuple:
+        return [pack(**{rng.choice(["id", "kind"]): ...})], None, "malformed"
+
+    def bad_kind() -> tuple:
+        return [pack(id=next(ids), kind=rng.choice(["shout", "CALL", "", 3, None, 1.5]))], None, "malformed"
+
+    def answer_kinds() -> tuple:  # replies and errors are not for a server
+        return [pack(id=next(ids), kind=rng.choice([REPLY, ERROR]))], None, "malformed"
+
+    def negative_id() -> tuple:
+        return [pack(id=-rng.randrange(1, 2**40))], None, "malformed"
+
+    def oversize() -> tuple:
+        i = next(ids)
+        body = b"z" * (64 * KiB + rng.randrange(1, 3000))
+        return [pack(id=i, body=body)], (i, "bad-message"), "malformed"
+
+    def unknown_call() -> tuple:
+        i = next(ids)
+        return [pack(id=i, op=f"no.such.op.{i}")], (i, "unknown-op"), "unknown_ops"
+
+    def unknown_post() -> tuple:
+        return [pack(id=0, kind=POST, op="no.such.post")], None, "unknown_ops"
+
+    def multi_frame() -> tuple:
+        i = next(ids)
+        return [pack(id=i), b"extra", b"frames"], (i, "bad-message"), "malformed"
+
+    def multi_frame_delimiter() -> tuple:  # a REQ-style empty delimiter first
+        return [b"", pack(id=next(ids))], None, "malformed"
+
+    def raising_call() -> tuple:
+        i = next(ids)
+        op, code = rng.choice([("boom", "internal"), ("aboom", "internal"), ("teapot", "teapot")])
+        return [pack(id=i, op=op)], (i, code), "errors"
+
+    def raising_post() -> tuple:
+        return [pack(id=0, kind=POST, op=rng.choice(["boom", "teapot"]))], None, "errors"
+
+    makers = [
+        random_bytes, wrong_types, non_map, missing_field, missing_id_or_kind, bad_kind,
+        answer_kinds, negative_id, oversize, unknown_call, unknown_post, multi_frame,
+        multi_frame_delimiter, raising_call, raising_post,
+    ]
+    out = [maker() for maker in makers]  # every class at least once
+    out += [rng.choice(makers)() for _ in range(n - len(out))]
+    rng.shuffle(out)
+    return out
+
+
+async def test_1000_malformed_frames_leave_the_actor_serving(serve: Serve) -> None:
+    server = echo_server(max_message=64 * KiB)
+
+    def boom(body: Any, ctx: CallContext) -> None:
+        raise ValueError("boom")
+
+    async def aboom(body: Any, ctx: CallContext) -> None:
+        raise RuntimeError("aboom")
+
+    def teapot(body: Any, ctx: CallContext) -> None:
+        raise Teapot("I am a teapot")
+
+    server.add("boom", boom)
+    server.add("aboom", aboom)
+    server.add("teapot", teapot)
+    ep = await serve(server)
+    bad = _malformed_frames(1000)
+    expected = {exp[0]: exp[1] for _, exp, _ in bad if exp is not None}
+    buckets = Counter(bucket for _, _, bucket in bad)
+    good_ids = list(range(1, 51))
+
+    with trio.fail_after(15):
+        with raw_dealer(ep) as zs:
+            for k, (frames, _, _) in enumerate(bad):
+                await zs.send(frames)
+                if k % 20 == 0:  # normal calls interleaved with the garbage
+                    i = good_ids[k // 20]
+                    await zs.send([encode(CALL, i, "echo", "fuzz", i)])
+            answers: dict[int, Any] = {}
+            while len(answers) < len(expected) + len(good_ids):
+                env = decode((await zs.recv())[0])
+                assert env.id not in answers, f"two answers to call {env.id}"
+                answers[env.id] = env
+            with trio.move_on_after(0.3):
+                extra = decode((await zs.recv())[0])
+                pytest.fail(f"unexpected extra answer {extra!r}")
+
+        for i in good_ids:
+            assert (answers[i].kind, answers[i].body) == (REPLY, i)
+        for i, code in expected.items():
+            env = answers[i]
+            assert env.kind == ERROR, env
+            assert env.body["code"] == code, (env, env.body)
+            assert isinstance(env.body["message"], str) and env.body["message"]
+
+        # And a well-behaved client notices nothing.
+        async with connect(ep, "client") as peer:
+            for i in range(100):
+                assert await peer.call("echo", i) == i
+
+    stats = server.stats
+    assert stats.malformed == buckets["malformed"]
+    assert stats.unknown_ops == buckets["unknown_ops"]
+    assert stats.errors == buckets["errors"]
+    assert stats.calls == len(good_ids) + 100 + sum(
+        1 for _, exp, bucket in bad if bucket == "errors" and exp is not None
+    )
+    assert set(buckets) == {"malformed", "unknown_ops", "errors"}
+
+
+async def test_garbage_replies_do_not_confuse_a_peer(serve: Serve) -> None:
+    """A server that answers with junk first, then the right reply."""
+    router = ZSocket(context().socket(zmq.ROUTER), linger_ms=0)
+    with router:
+        router.sock.bind("tcp://127.0.0.1:0")
+        ep = router.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+        async def junk_server() -> None:
+            while True:
+                ident, frame = await router.recv()
+                env = decode(frame)
+                for junk in (
+                    [ident, os.urandom(50)],
+                    [ident, msgpack.packb([1, 2])],
+                    [ident, b"a", b"b"],
+                    [ident, encode(REPLY, env.id + 1000, env.op, "srv", "not yours")],
+                    [ident, encode(POST, 0, "x", "srv", None)],
+                    [ident, encode(ERROR, env.id, env.op, "srv", "not a map")],
+                ):
+                    await router.send(junk)
+
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(junk_server)
+                async with connect(ep, "client") as peer:
+                    with pytest.raises(RemoteError) as info:
+                        await peer.call("op")
+                    assert info.value.code == "error"
+                nursery.cancel_scope.cancel()
