@@ -152,8 +152,10 @@ async def test_200_pollers_over_the_wire_are_woken_by_one_append(serve: Serve) -
         async with connect(ep, "watcher") as peer, trio.open_nursery() as nursery:
             for _ in range(200):
                 nursery.start_soon(poller, peer)
-            while len(q._wakeup.statistics().__dict__) and q._wakeup.statistics().tasks_waiting < 200:
+            while server.stats.calls < 200:
                 await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()  # every poll is waiting
+            assert results == []
             start = trio.current_time()
             q.append("job.done", {"job": 7})
         elapsed = trio.current_time() - start

@@ -93,6 +93,7 @@ _POLL = 0.02
 # After the group is gone, pipes can still be held open by a process that left
 # the group (setsid); don't let that hold the task hostage.
 _DRAIN_LIMIT = 1.0
+_KILL_WAIT = 1.0
 
 
 class RunnerError(Exception):
@@ -129,7 +130,7 @@ def input_env_name(name: str) -> str:
     return "WEFT_INPUT_" + name.upper().replace(".", "_").replace("-", "_")
 
 
-def _build_env(spec: JobSpec, workdir: Path) -> dict[str, str | bytes]:
+def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]:
     env: dict[str, str | bytes] = {
         k: v for k, v in os.environ.items() if not k.startswith("WEFT_INPUT_")
     }
@@ -149,7 +150,7 @@ def _build_env(spec: JobSpec, workdir: Path) -> dict[str, str | bytes]:
     env["WEFT_INPUTS"] = str(workdir / "inputs")
     env["WEFT_OUTPUTS"] = str(workdir / "outputs")
     env["WEFT_DELEGATE"] = str(workdir / "delegate.json")
-    env["WEFT_JOB"] = spec.job_id()
+    env["WEFT_JOB"] = job
     return env
 
 
@@ -218,7 +219,12 @@ async def _stop_group(proc: trio.Process, grace: float) -> int | None:
         sent = signal.SIGKILL
         _killpg(pgid, sent)
         log.debug("process group %d survived SIGTERM for %.1fs; killed", pgid, grace)
-    await proc.wait()
+        await proc.wait()
+        # SIGKILL takes effect asynchronously; only a process stuck in the kernel
+        # (uninterruptible sleep) could outlast this.
+        with trio.move_on_after(_KILL_WAIT):
+            while _group_alive(pgid):  # noqa: ASYNC110
+                await trio.sleep(_POLL)
     return int(sent) if main_running else None
 
 
@@ -264,8 +270,12 @@ async def run_command(
     input_files: dict[str, Path] | None = None,
     on_stdout: Callable[[bytes], Awaitable[None]] | None = None,
     grace: float = 2.0,
+    job: str | None = None,
 ) -> CommandResult:
-    """Run a command job in `workdir` and wait for it; see the module docstring."""
+    """Run a command job in `workdir` and wait for it; see the module docstring.
+
+    `job` is the job id for $WEFT_JOB (default: the spec's own `job_id()`).
+    """
     if spec.command is None:
         raise SpecError("run_command needs a job with 'command'")
     workdir = Path(workdir)
@@ -276,7 +286,7 @@ async def run_command(
     for d in (inputs_dir, outputs_dir, results_dir, cwd):
         d.mkdir(parents=True, exist_ok=True)
     _link_inputs(inputs_dir, input_files or {})
-    env = _build_env(spec, workdir)
+    env = _build_env(spec, workdir, job or spec.job_id())
 
     capture_path = results_dir / "stdout"
     # Plain blocking writes: local files land in the page cache in microseconds,
@@ -312,6 +322,9 @@ async def run_command(
                 ) from None
             raise
         result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+    except BaseException:
+        capture_path.unlink(missing_ok=True)
+        raise
     finally:
         os.close(log_fd)
         os.close(capture_fd)

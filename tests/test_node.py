@@ -1,0 +1,185 @@
+"""The node runtime: built-in ops, beacon discovery, static hello, stop."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from bus.beacon import BeaconListener, PeerInfo
+from bus.node import Node, NodeConfig
+from bus.rpc import CallContext, Server, connect
+
+Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
+
+BROADCAST = "127.255.255.255"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 3.0) -> None:
+    with trio.fail_after(timeout):
+        while not pred():
+            await trio.sleep(0.01)
+
+
+def config(**kw: Any) -> NodeConfig:
+    kw.setdefault("beacon", False)
+    return NodeConfig(**kw)
+
+
+class Worker(Node):
+    role = "compute"
+
+    def register(self) -> None:
+        self.server.add("add", lambda body, ctx: body["a"] + body["b"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"slots": 4}
+
+
+class Coordinator(Node):
+    """Learns workers from their beacons and pings each one it finds."""
+
+    role = "coordinator"
+
+    def __init__(self, cfg: NodeConfig) -> None:
+        super().__init__(cfg)
+        self.found: dict[str, PeerInfo] = {}
+        self.pinged: dict[str, Any] = {}
+
+    async def main(self, nursery: trio.Nursery) -> None:
+        listener = BeaconListener(
+            cluster=self.config.cluster,
+            port=self.config.beacon_port,
+            bind=BROADCAST,
+            ignore_node=self.node_id,
+            on_found=lambda p: nursery.start_soon(self._greet, p),
+        )
+        await nursery.start(listener.run)
+
+    async def _greet(self, peer: PeerInfo) -> None:
+        self.found[peer.node] = peer
+        self.pinged[peer.node] = await self.peers.get(peer.endpoint).call("ping")
+
+
+async def test_builtin_ops_and_role_ops(nursery: trio.Nursery) -> None:
+    node = Worker(config(node_id="w1"))
+    with trio.fail_after(5):
+        ep = await nursery.start(node.run)
+        assert ep == node.endpoint and ep.startswith("tcp://127.0.0.1:")
+        async with connect(ep, "tester") as peer:
+            assert await peer.call("ping") == {
+                "node": "w1", "role": "compute", "inc": node.events.incarnation,
+            }
+            assert await peer.call("add", {"a": 2, "b": 3}) == 5
+            node.events.append("job.done", {"job": 1})
+            info = await peer.call("info")
+            assert info["role"] == "compute" and info["node"] == "w1"
+            assert info["endpoint"] == ep and info["slots"] == 4
+            assert info["next"] == 2 and info["inc"] == node.events.incarnation
+            assert info["stats"]["calls"] == 3
+            r = await peer.call("poll", {"since": 1, "inc": info["inc"]})
+            assert r["events"] == [[1, "job.done", {"job": 1}]]
+        node.stop()
+
+
+async def test_stop_runs_shutdown_and_closes_the_endpoint() -> None:
+    calls: list[str] = []
+
+    class Tidy(Node):
+        role = "storage"
+
+        async def shutdown(self) -> None:
+            await trio.sleep(0.01)
+            calls.append("shutdown")
+
+    node = Tidy(config())
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            ep = await nursery.start(node.run)
+            node.stop()
+        assert calls == ["shutdown"]
+        async with connect(ep, "tester") as peer:
+            try:
+                await peer.call("ping", timeout=0.2)
+            except TimeoutError:
+                pass
+            else:
+                raise AssertionError("the stopped node still answers")
+
+
+async def test_beacon_announces_the_node_to_a_listener(nursery: trio.Nursery) -> None:
+    port = free_udp_port()
+    listener = BeaconListener(port=port, bind=BROADCAST, cluster="test")
+    await nursery.start(listener.run)
+    node = Worker(config(beacon=True, beacon_port=port, beacon_interval=0.05, cluster="test"))
+    with trio.fail_after(5):
+        ep = await nursery.start(node.run)
+        await wait_until(lambda: node.node_id in listener.peers)
+    assert listener.peers[node.node_id] == PeerInfo("compute", node.node_id, ep)
+    node.stop()
+
+
+async def test_two_nodes_find_each_other_by_beacon(nursery: trio.Nursery) -> None:
+    port = free_udp_port()
+    cfg = {"beacon": True, "beacon_port": port, "beacon_interval": 0.05, "cluster": "pair"}
+    coordinator = Coordinator(config(**cfg))
+    workers = [Worker(config(**cfg)) for _ in range(2)]
+    with trio.fail_after(5):
+        await nursery.start(coordinator.run)
+        for w in workers:
+            await nursery.start(w.run)
+        await wait_until(lambda: len(coordinator.pinged) == 2)
+    for w in workers:
+        assert coordinator.found[w.node_id] == PeerInfo("compute", w.node_id, w.endpoint)
+        assert coordinator.pinged[w.node_id]["node"] == w.node_id
+    assert coordinator.node_id not in coordinator.found  # its own beacon is ignored
+    for n in (coordinator, *workers):
+        n.stop()
+
+
+async def test_static_coordinator_gets_hello_posts(serve: Serve, nursery: trio.Nursery) -> None:
+    hellos: list[tuple[Any, str]] = []
+    coordinator = Server("coord", role="coordinator")
+
+    def hello(body: Any, ctx: CallContext) -> str:
+        hellos.append((body, ctx.kind))
+        return "ignored"
+
+    coordinator.add("hello", hello)
+    coord_ep = await serve(coordinator)
+    # beacon=True too: a configured coordinator takes precedence over the beacon.
+    node = Worker(config(coordinator=coord_ep, beacon=True, beacon_port=free_udp_port(), hello_interval=0.05))
+    with trio.fail_after(5):
+        ep = await nursery.start(node.run)
+        await wait_until(lambda: len(hellos) >= 3)  # it keeps repeating
+    body, kind = hellos[0]
+    assert kind == "post"
+    assert body == {"role": "compute", "node": node.node_id, "endpoint": ep, "inc": node.events.incarnation}
+    assert coordinator.stats.posts == len(hellos) and coordinator.stats.calls == 0
+    node.stop()
+
+
+async def test_first_hello_arrives_without_waiting_a_full_interval(
+    serve: Serve, nursery: trio.Nursery
+) -> None:
+    # With the default 1 s interval a coordinator should not wait a whole
+    # interval to learn a node that starts after it.
+    hellos: list[Any] = []
+    coordinator = Server("coord", role="coordinator")
+    coordinator.add("hello", lambda body, ctx: hellos.append(body))
+    coord_ep = await serve(coordinator)
+    node = Worker(config(coordinator=coord_ep, hello_interval=1.0))
+    with trio.fail_after(5):
+        await nursery.start(node.run)
+        start = trio.current_time()
+        await wait_until(lambda: bool(hellos))
+    assert trio.current_time() - start < 0.5
+    node.stop()
