@@ -68,7 +68,7 @@ def decode(frame: bytes | memoryview, max_size: int = DEFAULT_MAX_MESSAGE) -> En
         raise ProtocolError(f"envelope lacks field {e.args[0]!r}") from None
     if v != VERSION:
         raise ProtocolError(f"unsupported envelope version {v!r} (this node speaks {VERSION})")
-    if kind not in KINDS:
+    if type(kind) is not str or kind not in KINDS:
         raise ProtocolError(f"unknown envelope kind {kind!r}")
     if type(id_) is not int or id_ < 0:
         raise ProtocolError(f"envelope id must be a non-negative integer, got {id_!r}")

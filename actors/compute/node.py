@@ -63,7 +63,7 @@ def _bad(message: str) -> BusError:
 class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
-        "cause", "delegation", "created", "started", "finished", "scope", "written",
+        "cause", "delegation", "created", "started", "finished", "scope", "written", "holding",
     )
 
     def __init__(self, job: str, spec: JobSpec, inputs: dict[str, tuple[str, str]], outputs: dict[str, str], token: int) -> None:
@@ -82,6 +82,7 @@ class Task:
         self.finished: float | None = None
         self.scope: trio.CancelScope | None = None
         self.written: list[str] = []
+        self.holding = False  # holds a slot of the node's limiter
 
     def summary(self) -> dict[str, Any]:
         d: dict[str, Any] = {"job": self.job, "state": str(self.state), "token": self.token}
@@ -279,8 +280,16 @@ class ComputeNode(Node):
         self.events.append("task", task.summary())
 
     def _set_state(self, task: Task, state: TaskState) -> None:
+        if state == TaskState.STORING:
+            # Storing is I/O, not computation: the next task may use the slot.
+            self._release(task)
         task.state = state
         self._emit(task)
+
+    def _release(self, task: Task) -> None:
+        if task.holding:
+            task.holding = False
+            self.limiter.release_on_behalf_of(task)
 
     def _finish(self, task: Task, outcome: Outcome, cause: str | None = None) -> None:
         task.outcome = outcome
@@ -293,9 +302,13 @@ class ComputeNode(Node):
         with trio.CancelScope() as scope:
             task.scope = scope
             try:
-                async with self.limiter:
+                await self.limiter.acquire_on_behalf_of(task)
+                task.holding = True
+                try:
                     task.started = time.time()
                     await self._run(task)
+                finally:
+                    self._release(task)
                 self._finish(task, Outcome.SUCCESS)
             except SoftFailure as e:
                 self._finish(task, Outcome.FAILED_SOFT, str(e))

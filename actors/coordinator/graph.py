@@ -113,6 +113,9 @@ class Graph:
         self._heap: list[tuple[int, int, int, str]] = []
         self._seq = itertools.count(1)
         self.runnable_count = 0
+        # Jobs whose state changed since the owner last drained this list:
+        # the owner journals them and wakes whoever waits on them, in one place.
+        self.changed: list[Job] = []
 
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
@@ -265,6 +268,7 @@ class Graph:
         job.outcome = "success"
         job.finished = now or time.time()
         job.node = None
+        self.changed.append(job)
 
     def fail(self, job: Job, cause: str, *, outcome: str = "failed-hard", state: str = FAILED) -> list[Job]:
         """Fail `job` and, transitively, every job waiting on its outputs."""
@@ -282,6 +286,7 @@ class Graph:
             j.finished = time.time()
             j.node = None
             failed.append(j)
+            self.changed.append(j)
             for name in self._output_chain(j):
                 obj = self.objects.get(name)
                 if obj is None or not obj.waiters:
@@ -302,6 +307,7 @@ class Graph:
         job.node = None
         job.started = None
         self.make_runnable(job)
+        self.changed.append(job)
 
     # -- views -----------------------------------------------------------------
     def counts(self) -> dict[str, int]:

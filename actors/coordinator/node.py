@@ -40,6 +40,17 @@ def _bad(message: str) -> BusError:
     return BusError(message, code="bad-request")
 
 
+class _Waiter:
+    """One `wait` call: how many of its jobs are unfinished, and its wake-up."""
+
+    __slots__ = ("remaining", "event", "ids")
+
+    def __init__(self) -> None:
+        self.remaining = 0
+        self.event = trio.Event()
+        self.ids: list[str] = []
+
+
 class CoordinatorNode(Node):
     role = "coordinator"
 
@@ -67,7 +78,7 @@ class CoordinatorNode(Node):
         # Fencing tokens grow across restarts: epoch in the high bits.
         self._tokens = itertools.count((self.epoch << 32) + 1)
         self._wake = trio.Event()
-        self._job_done = trio.Event()
+        self._watchers: dict[str, list[_Waiter]] = {}
         self._to_delete: dict[str, list[str]] = defaultdict(list)
         self.started_at = time.time()
         self.stats = {"dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0}
@@ -182,11 +193,12 @@ class CoordinatorNode(Node):
         ref.ready = False
         if isinstance(ref, ComputeRef):
             self.computes.pop(ref.node, None)
-            for jid in list(ref.running):
+            for jid in list(ref.assigned):
                 job = self.graph.jobs.get(jid)
                 if job is not None and job.state == RUNNING and job.node == ref.node:
                     self._soft_failure(job, f"compute node {ref.node} {why}")
             ref.running.clear()
+            ref.assigned.clear()
         else:
             self.storages.pop(ref.node, None)
             for obj in self.graph.objects.values():
@@ -196,7 +208,7 @@ class CoordinatorNode(Node):
                         obj.state = "unknown"
         self.liveness.unwatch(ref.node)
         self.peers.drop(ref.endpoint)
-        self._kick()
+        self._drain()
 
     async def _track(self, ref: NodeRef) -> None:
         """Take the node's inventory, then follow its events; re-inventory on resync."""
@@ -257,28 +269,41 @@ class CoordinatorNode(Node):
                     self.graph.runnable_count -= 1
                 job.state, job.node, job.token = RUNNING, ref.node, t.get("token", 0)
                 job.started = job.started or t.get("started") or time.time()
-                ref.running.add(jid)
-        for jid in list(ref.running):
+                ref.assign(jid)
+                if t.get("state") == "storing":
+                    ref.running.discard(jid)
+        for jid in list(ref.assigned):
             if jid not in seen:
                 job = self.graph.jobs.get(jid)
-                ref.running.discard(jid)
+                ref.unassign(jid)
                 if job is not None and job.state == RUNNING and job.node == ref.node:
                     self._soft_failure(job, f"task vanished from compute node {ref.node}")
         if finished:
             self._compute_events(ref, [[0, "task", t] for t in finished])
+        self._drain()
 
     def _compute_events(self, ref: ComputeRef, events: list) -> None:
-        changed = False
+        freed = False
         for _seq, kind, t in events:
-            if kind != "task" or not isinstance(t, dict) or t.get("state") != "done":
+            if kind != "task" or not isinstance(t, dict):
                 continue
+            state = t.get("state")
             jid = t.get("job")
+            if state == "storing":
+                # The task gave its slot back; its outputs are on their way.
+                if jid in ref.running:
+                    ref.running.discard(jid)
+                    freed = True
+                continue
+            if state != "done":
+                continue
             job = self.graph.jobs.get(jid)
-            ref.running.discard(jid)
+            if jid in ref.running:
+                freed = True
+            ref.unassign(jid)
             self._to_delete[ref.node].append(jid)
             if job is None or job.state != RUNNING or job.node != ref.node or t.get("token") != job.token:
                 continue  # a late result of an attempt we gave up on
-            changed = True
             outcome = t.get("outcome")
             cause = t.get("cause")
             if outcome == "success":
@@ -287,33 +312,27 @@ class CoordinatorNode(Node):
                     self._delegate(job, delegation)
                 self.graph.succeed(job)
                 self.stats["succeeded"] += 1
-                self.journal.stage(job)
             elif outcome == "failed-soft":
                 self._soft_failure(job, cause or "failed soft")
             else:
                 state = CANCELLED if outcome == "cancelled" else FAILED
-                for j in self.graph.fail(job, cause or outcome or "failed", outcome=outcome or "failed-hard", state=state):
-                    self.journal.stage(j)
-                    self.stats["failed"] += 1
-        if changed:
-            self.commits.mark()
+                self.stats["failed"] += len(
+                    self.graph.fail(job, cause or outcome or "failed", outcome=outcome or "failed-hard", state=state)
+                )
+        self._drain()
+        if freed:
             self._kick()
-            self._notify_done()
 
     def _soft_failure(self, job: Job, cause: str) -> None:
+        """Infrastructure failed the job: run it again (it is needed: it was submitted)."""
         self.stats["soft_failures"] += 1
         if job.node and job.node in self.computes:
-            self.computes[job.node].running.discard(job.id)
+            self.computes[job.node].unassign(job.id)
         if job.attempts >= MAX_SOFT_FAILURES:
-            for j in self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome="failed-soft"):
-                self.journal.stage(j)
-            self._notify_done()
+            self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome="failed-soft")
         else:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
             self.graph.requeue(job, cause)
-        self.journal.stage(job)
-        self.commits.mark()
-        self._kick()
 
     # -- delegation ------------------------------------------------------------------
     def _delegate(self, job: Job, delegation: dict[str, Any]) -> None:
@@ -322,8 +341,7 @@ class CoordinatorNode(Node):
             spec, stream = delegation_from_wire(delegation)
             output = delegation.get("output") or job.spec.outputs[0]
         except (SpecError, IndexError) as e:
-            for j in self.graph.fail(job, f"invalid delegation: {e}"):
-                self.journal.stage(j)
+            self.graph.fail(job, f"invalid delegation: {e}")
             return
         if not spec.priority:
             spec.priority = job.priority
@@ -343,12 +361,12 @@ class CoordinatorNode(Node):
             try:
                 g.check_inputs(spec)
             except SpecError as e:
-                for j in g.fail(new, str(e)):
-                    self.journal.stage(j)
+                g.fail(new, str(e))
             else:
                 new.state = WAITING
                 new.demand = job.demand
                 g.link_inputs(new)
+                self.journal.stage(new)
         job.delegate = new_id
         self.stats["delegations"] += 1
         g.delegate(name, f"{new_id}/{stream}")
@@ -440,10 +458,30 @@ class CoordinatorNode(Node):
     def _kick(self) -> None:
         self._wake.set()
 
-    def _notify_done(self) -> None:
-        if self._job_done.statistics().tasks_waiting:
-            self._job_done.set()
-            self._job_done = trio.Event()
+    def _drain(self) -> None:
+        """Journal every job the graph changed and wake whoever waits on them."""
+        changed, self.graph.changed = self.graph.changed, []
+        if not changed:
+            return
+        journal = self.journal
+        for job in changed:
+            journal.stage(job)
+            if job.done and job.id in self._watchers:
+                self._job_finished(job)
+        self.commits.mark()
+        self._kick()
+
+    def _job_finished(self, job: Job) -> None:
+        final = self._final(job)
+        for w in self._watchers.pop(job.id, ()):
+            if final is not job and not final.done:
+                # It handed its output to another job: wait for that one.
+                self._watchers.setdefault(final.id, []).append(w)
+                w.ids.append(final.id)
+            else:
+                w.remaining -= 1
+                if w.remaining <= 0:
+                    w.event.set()
 
     async def _scheduler(self) -> None:
         while True:
@@ -483,7 +521,7 @@ class CoordinatorNode(Node):
             job.token = next(self._tokens)
             job.attempts += 1
             job.started = now
-            node.running.add(job.id)
+            node.assign(job.id)
             if node.free <= 0:
                 computes.remove(node)
             batches[node.node].append((job, inputs))
@@ -505,43 +543,33 @@ class CoordinatorNode(Node):
         return out
 
     async def _dispatch(self, node: ComputeRef, items: list[tuple[Job, dict]]) -> None:
-        """Create the outputs empty (fenced by each attempt's token), then start."""
-        by_storage: dict[str, list] = defaultdict(list)
-        for job, _ in items:
-            for name in job.outputs():
-                by_storage[job.placement].append([name, job.token])
+        """Create the jobs' outputs empty and start the jobs, one message per node.
+
+        A first attempt's creates travel while the task starts (storage lets
+        the producer's first write create the object if it gets there first).
+        A retry's creates must land before the start: they replace what the
+        earlier attempt left, under the new attempt's token.
+        """
         failed: dict[str, str] = {}
-        for storage_id, objs in by_storage.items():
-            storage = self.storages.get(storage_id)
-            if storage is None:
-                for job, _ in items:
-                    if job.placement == storage_id:
-                        failed[job.id] = f"storage node {storage_id} is gone"
-                continue
-            try:
-                r = await self.peers.get(storage.endpoint).call("create_many", {"items": objs, "replace": True})
-            except _NET_ERRORS as e:
-                for job, _ in items:
-                    if job.placement == storage_id:
-                        failed[job.id] = f"creating outputs on {storage_id}: {e}"
-                continue
-            for name, err in (r.get("errors") or {}).items():
-                if err.get("code") != "immutable":
-                    failed[name.split("/", 1)[0]] = f"creating {name}: {err.get('message')}"
-            for info in r.get("created") or ():
-                obj = self.graph.objects.get(info["name"])
-                if obj is not None:
-                    obj.storage = storage_id
-                    obj.state = "empty"
+        first = [j for j, _ in items if j.attempts <= 1]
+        retries = [j for j, _ in items if j.attempts > 1]
+        if first:
+            self.nursery.start_soon(self._create_outputs, first, False, {})
+        if retries:
+            await self._create_outputs(retries, True, failed)
         starts = []
         for job, inputs in items:
             if job.id in failed:
+                continue
+            storage = self.storages.get(job.placement or "")
+            if job.spec.outputs and storage is None:
+                failed[job.id] = f"storage node {job.placement} for its outputs is gone"
                 continue
             starts.append({
                 "job": job.id,
                 "spec": job.spec.to_wire(),
                 "inputs": inputs,
-                "outputs": {o: self.storages[job.placement].endpoint for o in job.spec.outputs},
+                "outputs": {o: storage.endpoint for o in job.spec.outputs},
                 "token": job.token,
             })
         if starts:
@@ -551,11 +579,8 @@ class CoordinatorNode(Node):
                     if "error" in t:
                         job = self.graph.jobs.get(t.get("job"))
                         if job is not None and job.state == RUNNING:
-                            err = t["error"]
-                            node.running.discard(job.id)
-                            for j in self.graph.fail(job, f"compute node refused the job: {err.get('message')}"):
-                                self.journal.stage(j)
-                            self._notify_done()
+                            node.unassign(job.id)
+                            self.graph.fail(job, f"compute node refused the job: {t['error'].get('message')}")
             except _NET_ERRORS as e:
                 for s in starts:
                     failed[s["job"]] = f"starting on {node.node}: {e}"
@@ -563,6 +588,31 @@ class CoordinatorNode(Node):
             job = self.graph.jobs.get(jid)
             if job is not None and job.state == RUNNING:
                 self._soft_failure(job, cause)
+        self._drain()
+
+    async def _create_outputs(self, jobs: list[Job], replace: bool, failed: dict[str, str]) -> None:
+        """One create_many per storage node for the outputs of `jobs`."""
+        by_storage: dict[str, list] = defaultdict(list)
+        for job in jobs:
+            for name in job.outputs():
+                by_storage[job.placement].append([name, job.token])
+        for storage_id, objs in by_storage.items():
+            storage = self.storages.get(storage_id)
+            owners = [j for j in jobs if j.placement == storage_id]
+            if storage is None:
+                for job in owners:
+                    failed[job.id] = f"storage node {storage_id} is gone"
+                continue
+            try:
+                r = await self.peers.get(storage.endpoint).call("create_many", {"items": objs, "replace": replace})
+            except _NET_ERRORS as e:
+                for job in owners:
+                    failed[job.id] = f"creating outputs on {storage_id}: {e}"
+                continue
+            for name, err in (r.get("errors") or {}).items():
+                # "exists": the producer's first write got there first.
+                if err.get("code") not in ("immutable", "exists"):
+                    failed[name.split("/", 1)[0]] = f"creating {name}: {err.get('message')}"
 
     async def _janitor(self) -> None:
         """Delete finished tasks' results on compute nodes, in batches."""
@@ -622,8 +672,8 @@ class CoordinatorNode(Node):
                     job.priority = spec.priority
             results.append((job, cached))
         for job in new_jobs:
-            for j in g.link_inputs(job):
-                self.journal.stage(j)
+            g.link_inputs(job)
+        self._drain()
         await self.commits.durable()
         self._kick()
         return {"jobs": [{"job": j.id, "state": j.state, "outputs": j.outputs(), "cached": c} for j, c in results]}
@@ -674,9 +724,24 @@ class CoordinatorNode(Node):
         if not isinstance(timeout, int | float) or not 0 <= timeout <= 300:
             raise _bad("'timeout' must be 0..300 seconds")
         jobs = [self._job(j) for j in jids]
-        with trio.move_on_after(timeout):
-            while not all(self._final(j).done for j in jobs):
-                await self._job_done.wait()
+        w = _Waiter()
+        for j in jobs:
+            final = self._final(j)
+            if not final.done:
+                self._watchers.setdefault(final.id, []).append(w)
+                w.ids.append(final.id)
+                w.remaining += 1
+        try:
+            if w.remaining:
+                with trio.move_on_after(timeout):
+                    await w.event.wait()
+        finally:
+            for jid in w.ids:
+                lst = self._watchers.get(jid)
+                if lst and w in lst:
+                    lst.remove(w)
+                    if not lst:
+                        del self._watchers[jid]
         now = time.time()
         return {"jobs": [self._view(j, now) for j in jobs], "done": all(self._final(j).done for j in jobs)}
 
@@ -704,14 +769,12 @@ class CoordinatorNode(Node):
             if not job.done:
                 node = self.computes.get(job.node or "") if job.state == RUNNING else None
                 if node is not None:
-                    node.running.discard(job.id)
+                    node.unassign(job.id)
                     self.nursery.start_soon(self._cancel_task, node, job.id)
-                for j in self.graph.fail(job, "cancelled by user", outcome="cancelled", state=CANCELLED):
-                    self.journal.stage(j)
+                self.graph.fail(job, "cancelled by user", outcome="cancelled", state=CANCELLED)
             out.append(job.summary())
+        self._drain()
         await self.commits.durable()
-        self._notify_done()
-        self._kick()
         return {"jobs": out}
 
     async def _cancel_task(self, node: ComputeRef, jid: str) -> None:

@@ -21,12 +21,23 @@ class NodeRef:
 
 
 class ComputeRef(NodeRef):
-    __slots__ = ("slots", "running")
+    __slots__ = ("slots", "running", "assigned")
 
     def __init__(self, node: str, endpoint: str) -> None:
         super().__init__(node, "compute", endpoint)
         self.slots = 0
+        # Jobs holding one of its slots (started, not yet storing) ...
         self.running: set[str] = set()
+        # ... and every job it has not finished yet (storing included).
+        self.assigned: set[str] = set()
+
+    def assign(self, job: str) -> None:
+        self.running.add(job)
+        self.assigned.add(job)
+
+    def unassign(self, job: str) -> None:
+        self.running.discard(job)
+        self.assigned.discard(job)
 
     @property
     def free(self) -> int:

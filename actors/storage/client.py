@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bus.errors import BusError
+from bus.errors import BusError, RemoteError
 from bus.rpc import Peer
 
 CHUNK = 1 << 20
@@ -76,9 +76,20 @@ class ObjectWriter:
             del self._buf[:CHUNK]
 
     async def _send(self, data: bytes) -> None:
-        await self.peer.call(
-            "populate", {"name": self.name, "data": data, "token": self.token, "offset": self.size}
-        )
+        body = {"name": self.name, "data": data, "token": self.token, "offset": self.size}
+        try:
+            await self.peer.call("populate", body)
+        except RemoteError as e:
+            # The coordinator creates outputs while the task starts; if our
+            # first chunk overtook that create, create it ourselves.
+            if e.code != "missing" or self.size:
+                raise
+            try:
+                await self.peer.call("create", {"name": self.name, "token": self.token})
+            except RemoteError as e2:
+                if e2.code != "exists":
+                    raise
+            await self.peer.call("populate", body)
         self.size += len(data)
         self._started = True
 
