@@ -66,7 +66,7 @@ def decode(frame: bytes | memoryview, max_size: int = DEFAULT_MAX_MESSAGE) -> En
         v, kind, id_, op, sender = m["v"], m["kind"], m["id"], m["op"], m["from"]
     except KeyError as e:
         raise ProtocolError(f"envelope lacks field {e.args[0]!r}") from None
-    if v != VERSION:
+    if type(v) is not int or v != VERSION:
         raise ProtocolError(f"unsupported envelope version {v!r} (this node speaks {VERSION})")
     if type(kind) is not str or kind not in KINDS:
         raise ProtocolError(f"unknown envelope kind {kind!r}")

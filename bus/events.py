@@ -79,6 +79,8 @@ class EventQueue:
             with trio.move_on_after(timeout):
                 while since == self._next:
                     await self._wakeup.wait()
+            if since < self.first_seq:
+                return self._resync()  # a burst overtook us while we waited
         items = self.since(since, limit)
         return {
             "events": [list(e) for e in items],
@@ -102,7 +104,7 @@ class EventQueue:
             raise BusError(f"poll 'since' must be a non-negative integer, got {since!r}", code="bad-request")
         if type(limit) is not int or limit <= 0:
             raise BusError(f"poll 'max' must be a positive integer, got {limit!r}", code="bad-request")
-        if not isinstance(timeout, int | float) or timeout < 0 or timeout > 300:
+        if not isinstance(timeout, int | float) or not 0 <= timeout <= 300:
             raise BusError(f"poll 'timeout' must be 0..300 seconds, got {timeout!r}", code="bad-request")
         if inc is not None and not isinstance(inc, str):
             raise BusError("poll 'inc' must be a string", code="bad-request")

@@ -158,5 +158,9 @@ class Node:
     async def _post_hello(self, endpoint: str) -> None:
         peer = self.peers.get(endpoint)
         while True:
-            peer.post("hello", self.hello_body())
-            await trio.sleep(self.config.hello_interval)
+            if peer.post("hello", self.hello_body()):
+                await trio.sleep(self.config.hello_interval)
+            else:
+                # Not connected yet (or any more): try again soon, so a
+                # coordinator that is up learns us at once, not an interval later.
+                await trio.sleep(min(0.05, self.config.hello_interval))

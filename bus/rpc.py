@@ -413,7 +413,10 @@ class Peer:
         """Send a one-way message; False if it could not be queued (no connection)."""
         if self._zs.closed:
             return False
-        return self._zs.send_nowait((encode(POST, 0, op, self.node_id, body),))
+        try:
+            return self._zs.send_nowait((encode(POST, 0, op, self.node_id, body),))
+        except trio.ClosedResourceError:
+            return False
 
     def close(self) -> None:
         if self._zs.closed:

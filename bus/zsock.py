@@ -77,7 +77,8 @@ class ZSocket:
     def _after_op(self) -> None:
         # The operation may have consumed an edge someone else waits for;
         # re-reading EVENTS passes it on (and wakes waiters only on change).
-        self._events()
+        if not self._closed:
+            self._events()
 
     async def _wait(self, flag: int) -> None:
         while True:
@@ -103,6 +104,8 @@ class ZSocket:
     # -- send ------------------------------------------------------------
     def send_nowait(self, frames: Frames) -> bool:
         """Send at once if the socket can take it; False if it would block."""
+        if self._closed:
+            raise trio.ClosedResourceError("socket closed")
         try:
             self.sock.send_multipart(frames, _NOBLOCK, copy=False)
         except zmq.Again:
@@ -123,6 +126,8 @@ class ZSocket:
 
     # -- receive -----------------------------------------------------------
     def recv_nowait(self) -> list[bytes] | None:
+        if self._closed:
+            raise trio.ClosedResourceError("socket closed")
         try:
             return self.sock.recv_multipart(_NOBLOCK)
         except zmq.Again:
