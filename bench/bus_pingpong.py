@@ -10,7 +10,8 @@ Measures, over tcp://127.0.0.1 with the server in a separate process each time:
   (c) weft with 64 calls in flight (64 tasks sharing one peer).
 
 For each: calls per second and mean round trip in microseconds (for (c) the
-mean time from call to reply, which includes queueing behind the other 63).
+mean time from call to reply, which includes queueing behind the other 63),
+the median over `--rounds` alternating rounds (default 3), after a warm-up.
 Prints a table and the weft/raw ratio; --json writes
 {"machine": {...}, "results": [{"name", "value", "unit"}, ...]}.
 """
@@ -22,6 +23,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -186,41 +188,48 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(n: int) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
+def run(n: int, rounds: int = 3) -> list[dict[str, Any]]:
+    """Alternate the three measurements `rounds` times; report each one's median."""
+    samples: dict[str, list[float]] = {}
 
-    def add(name: str, value: float, unit: str) -> None:
-        results.append({"name": name, "value": round(value, 3), "unit": unit})
+    def sample(name: str, value: float) -> None:
+        samples.setdefault(name, []).append(value)
 
-    with _ServerProcess(_raw_server) as srv:
-        seconds = _raw_client(srv.endpoint, n)
-    raw_rate = n / seconds
-    add("raw_pyzmq_seq_calls_per_s", raw_rate, "calls/s")
-    add("raw_pyzmq_seq_rtt_mean_us", seconds / n * 1e6, "us")
+    par = f"weft_inflight{INFLIGHT}"
+    with _ServerProcess(_raw_server) as raw, _ServerProcess(_weft_server) as weft:
+        for _ in range(rounds):
+            seconds = _raw_client(raw.endpoint, n)
+            sample("raw_pyzmq_seq_calls_per_s", n / seconds)
+            sample("raw_pyzmq_seq_rtt_mean_us", seconds / n * 1e6)
+            seconds, mean = _weft_client(weft.endpoint, n, 1)
+            sample("weft_seq_calls_per_s", n / seconds)
+            sample("weft_seq_rtt_mean_us", mean * 1e6)
+            seconds, mean = _weft_client(weft.endpoint, n, INFLIGHT)
+            sample(f"{par}_calls_per_s", n / seconds)
+            sample(f"{par}_rtt_mean_us", mean * 1e6)
 
-    with _ServerProcess(_weft_server) as srv:
-        seconds, mean = _weft_client(srv.endpoint, n, 1)
-        weft_rate = n / seconds
-        add("weft_seq_calls_per_s", weft_rate, "calls/s")
-        add("weft_seq_rtt_mean_us", mean * 1e6, "us")
-        seconds, mean = _weft_client(srv.endpoint, n, INFLIGHT)
-        par_rate = n / seconds
-        add(f"weft_inflight{INFLIGHT}_calls_per_s", par_rate, "calls/s")
-        add(f"weft_inflight{INFLIGHT}_rtt_mean_us", mean * 1e6, "us")
+    def result(name: str, value: float, unit: str) -> dict[str, Any]:
+        return {"name": name, "value": round(value, 3), "unit": unit}
 
-    add("weft_seq_vs_raw_seq_ratio", weft_rate / raw_rate, "x")
-    add(f"weft_inflight{INFLIGHT}_vs_raw_seq_ratio", par_rate / raw_rate, "x")
+    results = [
+        result(name, statistics.median(values), "calls/s" if name.endswith("_per_s") else "us")
+        for name, values in samples.items()
+    ]
+    by = {r["name"]: r["value"] for r in results}
+    raw_rate = by["raw_pyzmq_seq_calls_per_s"]
+    results.append(result("weft_seq_vs_raw_seq_ratio", by["weft_seq_calls_per_s"] / raw_rate, "x"))
+    results.append(result(f"{par}_vs_raw_seq_ratio", by[f"{par}_calls_per_s"] / raw_rate, "x"))
     return results
 
 
-def table(results: list[dict[str, Any]], n: int) -> str:
+def table(results: list[dict[str, Any]], n: int, rounds: int) -> str:
     by = {r["name"]: r["value"] for r in results}
     rows = [
         ("raw pyzmq, sequential", "raw_pyzmq_seq"),
         ("weft rpc, sequential", "weft_seq"),
         (f"weft rpc, {INFLIGHT} in flight", f"weft_inflight{INFLIGHT}"),
     ]
-    lines = [f"bus ping-pong over tcp://127.0.0.1, n={n:,}", f"{'':28} {'calls/s':>10} {'mean rtt':>12}"]
+    lines = [f"bus ping-pong over tcp://127.0.0.1, n={n:,}, median of {rounds} rounds", f"{'':28} {'calls/s':>10} {'mean rtt':>12}"]
     for label, key in rows:
         rtt_key = key + "_rtt_mean_us"
         lines.append(f"{label:28} {by[key + '_calls_per_s']:>10,.0f} {by[rtt_key]:>9,.1f} us")
@@ -236,16 +245,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bus_pingpong", description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=None, help="calls per measurement (default 5000)")
     ap.add_argument("--smoke", action="store_true", help="a quick run (n=500) to check it works")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported (default 3)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
     n = args.n if args.n is not None else (500 if args.smoke else 5000)
     if n < INFLIGHT:
         ap.error(f"--n must be at least {INFLIGHT}")
-    results = run(n)
-    print(table(results, n))
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    results = run(n, args.rounds)
+    print(table(results, n, args.rounds))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": {**machine(), "n": n}, "results": results}, f, indent=2)
+            json.dump({"machine": {**machine(), "n": n, "rounds": args.rounds}, "results": results}, f, indent=2)
             f.write("\n")
         print(f"wrote {args.json}")
     return 0

@@ -64,7 +64,11 @@ class Liveness:
                         self.unwatch(key)
                         log.warning("peer %s lost: silent for %.1fs", key, quiet)
                         if self.on_lost is not None:
-                            self.on_lost(key)
+                            try:
+                                self.on_lost(key)
+                            except Exception:
+                                # One owner bug must not end liveness for every peer.
+                                log.exception("on_lost(%s) raised", key)
                     elif quiet >= self.interval and key not in self._pinging:
                         self._pinging.add(key)
                         nursery.start_soon(self._ping_one, key)

@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from .codec import DEFAULT_MAX_MESSAGE
+from .errors import BusError
 from .events import EventQueue
 from .rpc import CallContext, PeerPool, Server
 
@@ -62,6 +63,9 @@ class Node:
         self.events = EventQueue(config.event_window)
         self.endpoint: str | None = None
         self.peers: PeerPool | None = None
+        # Highest coordinator epoch seen: calls from an older one are refused,
+        # so a coordinator that was replaced cannot act on the cluster.
+        self.epoch = 0
         self.nursery: trio.Nursery | None = None
         self._stopping = trio.Event()
         self.server.add("ping", self._op_ping, bypass=True)
@@ -83,9 +87,27 @@ class Node:
         """Extra fields for `info` and `hello`."""
         return {}
 
+    def fence(self, body: Any) -> None:
+        """Refuse a call from a coordinator older than one already seen.
+
+        Calls without an epoch (a user's CLI talking to one node) pass.
+        """
+        epoch = body.get("epoch") if isinstance(body, dict) else None
+        if epoch is None:
+            return
+        if type(epoch) is not int or epoch < 0:
+            raise BusError(f"'epoch' must be a non-negative integer, got {epoch!r}", code="bad-request")
+        if epoch < self.epoch:
+            raise BusError(
+                f"coordinator epoch {epoch} is older than epoch {self.epoch}: a newer coordinator took over",
+                code="fenced",
+            )
+        self.epoch = epoch
+
     # -- ops -----------------------------------------------------------------------
     def _op_ping(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        return {"node": self.node_id, "role": self.role, "inc": self.events.incarnation}
+        self.fence(body)
+        return {"node": self.node_id, "role": self.role, "inc": self.events.incarnation, "epoch": self.epoch}
 
     def _op_info(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return self.info()
@@ -114,8 +136,9 @@ class Node:
             self.endpoint = await nursery.start(self.server.serve, self.config.listen)
             if handle_signals:
                 nursery.start_soon(self._watch_signals)
-            self._start_discovery(nursery)
             await self.main(nursery)
+            # Announce only once the role is ready to serve what it announces.
+            self._start_discovery(nursery)
             log.info("%s %s listening on %s", self.role, self.node_id, self.endpoint)
             task_status.started(self.endpoint)
             await self._stopping.wait()
@@ -156,9 +179,9 @@ class Node:
         return {"role": self.role, "node": self.node_id, "endpoint": self.endpoint, "inc": self.events.incarnation}
 
     async def _post_hello(self, endpoint: str) -> None:
-        peer = self.peers.get(endpoint)
         while True:
-            if peer.post("hello", self.hello_body()):
+            # get() each time: it replaces a handle that was closed meanwhile.
+            if self.peers.get(endpoint).post("hello", self.hello_body()):
                 await trio.sleep(self.config.hello_interval)
             else:
                 # Not connected yet (or any more): try again soon, so a

@@ -259,10 +259,11 @@ class Server:
             return
         # The caller is not draining its replies: wait for it in the
         # background rather than stall every other caller.
-        self._nursery.start_soon(self._send_later, ident, frame)
+        self._nursery.start_soon(self._send_later, zs, ident, frame)
 
-    async def _send_later(self, ident: bytes, frame: bytes) -> None:
-        zs = self._zs
+    async def _send_later(self, zs: ZSocket, ident: bytes, frame: bytes) -> None:
+        if zs.closed:
+            return
         with trio.move_on_after(10):
             try:
                 await zs.send((ident, frame))

@@ -1,3 +1,3 @@
 """Imports every command module so that each registers its commands."""
 
-from . import daemons, direct, jobs, up  # noqa: F401
+from . import bench, daemons, direct, jobs, up  # noqa: F401

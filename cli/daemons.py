@@ -119,11 +119,20 @@ def coordinator(
     beacon_port: int = BeaconPortOpt,
     cluster: str = ClusterOpt,
     heartbeat: float = typer.Option(5.0, "--heartbeat-timeout", help="Seconds of silence before a node is lost."),
+    replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
+    storage_grace: float = typer.Option(30.0, "--storage-grace", help="Seconds to wait for a lost storage node before remaking its objects."),
 ) -> None:
     """Run the coordinator: finds nodes, schedules jobs, follows delegations."""
     from actors.coordinator.node import CoordinatorNode
 
     if heartbeat <= 0.5:
         fail(f"invalid --heartbeat-timeout {heartbeat}: expected more than 0.5 seconds")
+    if replicas < 1:
+        fail(f"invalid --replicas {replicas}: expected at least 1")
+    if storage_grace < 0:
+        fail(f"invalid --storage-grace {storage_grace}: expected seconds >= 0")
     cfg = node_config("coordinator", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, None)
-    run_daemon(CoordinatorNode(cfg, heartbeat_interval=min(1.0, heartbeat / 3), heartbeat_timeout=heartbeat))
+    run_daemon(CoordinatorNode(
+        cfg, heartbeat_interval=min(1.0, heartbeat / 3), heartbeat_timeout=heartbeat,
+        replicas=replicas, storage_grace=storage_grace,
+    ))

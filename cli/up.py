@@ -46,6 +46,7 @@ def up(
     slots: int = typer.Option(None, "--slots", help="Slots per compute node (default: cores)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Where the cluster keeps its state (default .weft)."),
     listen: str = typer.Option("tcp://127.0.0.1:5570", "--listen", help="Coordinator endpoint."),
+    replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
     demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the endpoints as JSON once ready."),
 ) -> None:
@@ -56,7 +57,10 @@ def up(
         fail(f"invalid --slots {slots}: expected at least 1")
     check_endpoint(listen, "--listen endpoint")
     data = data_dir or Path(os.environ.get("WEFT_DATA_DIR", ".weft"))
-    cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen)
+    if not 1 <= replicas <= storage:
+        fail(f"invalid --replicas {replicas}: expected 1..{storage} (the number of storage nodes)")
+    cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen,
+                           coordinator_args=["--replicas", str(replicas)])
     started = time.monotonic()
     # SIGTERM stops the cluster the way Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -75,9 +75,8 @@ async def test_builtin_ops_and_role_ops(nursery: trio.Nursery) -> None:
         ep = await nursery.start(node.run)
         assert ep == node.endpoint and ep.startswith("tcp://127.0.0.1:")
         async with connect(ep, "tester") as peer:
-            assert await peer.call("ping") == {
-                "node": "w1", "role": "compute", "inc": node.events.incarnation,
-            }
+            pong = await peer.call("ping")
+            assert (pong["node"], pong["role"], pong["inc"]) == ("w1", "compute", node.events.incarnation)
             assert await peer.call("add", {"a": 2, "b": 3}) == 5
             node.events.append("job.done", {"job": 1})
             info = await peer.call("info")
@@ -191,3 +190,45 @@ async def test_first_hello_arrives_without_waiting_a_full_interval(
     assert late == [], f"{len(late)} of {len(nodes)} nodes were first heard after more than 0.5 s"
     for node in nodes:
         node.stop()
+
+
+async def test_restarted_coordinator_hears_hello_again(serve: Serve, nursery: trio.Nursery) -> None:
+    first: list[Any] = []
+    old_scope = trio.CancelScope()
+    old = Server("coord", role="coordinator")
+    old.add("hello", lambda body, ctx: first.append(body))
+    coord_ep = await serve(old, scope=old_scope)
+    node = Worker(config(coordinator=coord_ep, hello_interval=0.05))
+    with trio.fail_after(5):
+        await nursery.start(node.run)
+        await wait_until(lambda: bool(first))
+        old_scope.cancel()
+        await trio.sleep(0.2)  # down for a few intervals
+        again: list[Any] = []
+        new = Server("coord", role="coordinator")
+        new.add("hello", lambda body, ctx: again.append(body))
+        await nursery.start(new.serve, coord_ep)  # same endpoint, new process
+        await wait_until(lambda: bool(again))
+    assert again[0]["node"] == node.node_id and again[0]["endpoint"] == node.endpoint
+    node.stop()
+
+
+async def test_hello_resumes_after_the_coordinator_handle_is_replaced(
+    serve: Serve, nursery: trio.Nursery
+) -> None:
+    # PeerPool.get() hands out a fresh handle once the old one is closed
+    # (dropped); the hello loop must follow it rather than post into the
+    # closed one forever.
+    hellos: list[Any] = []
+    coordinator = Server("coord", role="coordinator")
+    coordinator.add("hello", lambda body, ctx: hellos.append(body))
+    coord_ep = await serve(coordinator)
+    node = Worker(config(coordinator=coord_ep, hello_interval=0.05))
+    with trio.fail_after(5):
+        await nursery.start(node.run)
+        await wait_until(lambda: bool(hellos))
+        node.peers.drop(coord_ep)
+        await trio.sleep(0.05)
+        heard = len(hellos)
+        await wait_until(lambda: len(hellos) > heard, timeout=1.0)
+    node.stop()

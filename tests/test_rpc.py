@@ -22,8 +22,6 @@ from bus.errors import BusError, Busy, CallTimeout, RemoteError, UnknownOp
 from bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
 from bus.zsock import ZSocket, context
 
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
-
 KiB = 1024
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,21 @@ from actors.model import (
     delegated_output,
     split_object_name,
 )
-from actors.storage.client import NotFinished, ObjectWriter, Redirected, read_all, read_chunks
+from actors.storage.client import (
+    NotFinished,
+    ObjectWriter,
+    Redirected,
+    ReplicatedWriter,
+    read_all,
+    read_chunks,
+)
 from bus.errors import BusError, CallTimeout, RemoteError
 from bus.node import Node, NodeConfig
 from bus.rpc import CallContext, PeerClosed
 
 from .pool import CallableError, CallableNotFound, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command
+from .tasklog import TaskLog
 
 log = logging.getLogger("weft.compute")
 
@@ -66,11 +75,13 @@ class Task:
         "cause", "delegation", "created", "started", "finished", "scope", "written", "holding",
     )
 
-    def __init__(self, job: str, spec: JobSpec, inputs: dict[str, tuple[str, str]], outputs: dict[str, str], token: int) -> None:
+    def __init__(
+        self, job: str, spec: JobSpec, inputs: dict[str, tuple[str, str]], outputs: dict[str, list[str]], token: int
+    ) -> None:
         self.job = job
         self.spec = spec
         self.inputs = inputs  # input name -> (storage endpoint, object name to read)
-        self.outputs = outputs  # output name -> storage endpoint holding its object
+        self.outputs = outputs  # output name -> storage endpoints to write it to
         self.token = token
         self.state = TaskState.PENDING
         self.outcome: Outcome | None = None
@@ -101,15 +112,22 @@ class Task:
         return d
 
 
-def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, str]:
+def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, list[str]]:
+    """Name -> storage endpoints: one, or several when outputs are replicated."""
     if value is None:
         value = {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if not isinstance(value, dict):
         raise _bad(f"'{what}' must map names to storage endpoints")
-    missing = names - set(value)
+    out = {}
+    for k, v in value.items():
+        eps = [v] if isinstance(v, str) else v
+        if not isinstance(k, str) or not isinstance(eps, list) or not eps or not all(isinstance(e, str) for e in eps):
+            raise _bad(f"'{what}' must map names to a storage endpoint or a list of them")
+        out[k] = eps
+    missing = names - set(out)
     if missing:
         raise _bad(f"no storage endpoint given for {what} {', '.join(sorted(missing))}")
-    return value
+    return out
 
 
 def _input_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -151,6 +169,36 @@ class ComputeNode(Node):
         self._task_nursery: trio.Nursery | None = None
         super().__init__(config)
         (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
+        self.tasklog = TaskLog(self.data_dir / "tasks.log")
+        self._restore()
+
+    def _restore(self) -> None:
+        """Come back from a crash: stop what the dead node left running, reload its tasks."""
+        killed = kill_leftover_groups(self.data_dir / "tasks")
+        if killed:
+            log.warning("stopped %d processes left running by the previous run of this node", killed)
+        for job, rec in self.tasklog.load().items():
+            try:
+                spec = JobSpec.from_wire(rec.get("spec"))
+            except SpecError:
+                continue
+            task = Task(job, spec, {}, {}, int(rec.get("t", 0)))
+            task.state = TaskState.DONE
+            task.started = rec.get("st")
+            if rec.get("s") == "done":
+                task.outcome = Outcome(rec.get("o", "failed-soft"))
+                task.cause = rec.get("c")
+                task.exit_code = rec.get("x")
+                task.delegation = rec.get("d")
+                task.finished = rec.get("f")
+            else:
+                task.outcome = Outcome.FAILED_SOFT
+                task.cause = f"compute node {self.node_id} restarted while the task ran"
+                task.finished = time.time()
+                self._log_done(task)
+            self.tasks[job] = task
+        if self.tasks:
+            log.info("restored %d tasks from the task log", len(self.tasks))
 
     def register(self) -> None:
         add = self.server.add
@@ -169,9 +217,9 @@ class ComputeNode(Node):
         return int(self.limiter.borrowed_tokens)
 
     async def main(self, nursery: trio.Nursery) -> None:
+        self._task_nursery = nursery
         self.pool = WorkerPool(self.pool_size)
         await self.pool.__aenter__()
-        self._task_nursery = nursery
 
     async def shutdown(self) -> None:
         for task in self.tasks.values():
@@ -182,6 +230,7 @@ class ComputeNode(Node):
         await trio.lowlevel.checkpoint()
         if self.pool is not None:
             await self.pool.__aexit__(None, None, None)
+        self.tasklog.close()
 
     # -- ops ---------------------------------------------------------------------
     def _parse_start(self, body: Any) -> Task:
@@ -206,14 +255,17 @@ class ComputeNode(Node):
             if existing.state != TaskState.DONE or task.token <= existing.token:
                 return existing.summary()
         self.tasks[task.job] = task
+        self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
         self._emit(task)
         self._task_nursery.start_soon(self._execute, task)
         return task.summary()
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        self.fence(body)
         return self._start(body)
 
     def _op_start_many(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        self.fence(body)
         if not isinstance(body, dict) or not isinstance(body.get("tasks"), list):
             raise _bad("start_many needs 'tasks': a list of start bodies")
         results = []
@@ -246,6 +298,7 @@ class ComputeNode(Node):
         }
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        self.fence(body)
         jobs = body.get("jobs") if isinstance(body, dict) and "jobs" in body else None
         if jobs is None:
             jobs = [self._get(body).job]
@@ -260,6 +313,7 @@ class ComputeNode(Node):
                 running.append(job)
                 continue
             del self.tasks[job]
+            self.tasklog.write({"job": job, "s": "deleted"})
             shutil.rmtree(self.data_dir / "tasks" / job, ignore_errors=True)
             self.events.append("deleted", {"job": job})
             deleted.append(job)
@@ -268,6 +322,7 @@ class ComputeNode(Node):
         return {"deleted": deleted, "running": running}
 
     def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        self.fence(body)
         task = self._get(body)
         if task.state != TaskState.DONE:
             task.cause = "cancelled by request"
@@ -296,7 +351,15 @@ class ComputeNode(Node):
         if cause is not None:
             task.cause = cause
         task.finished = time.time()
+        self._log_done(task)
         self._set_state(task, TaskState.DONE)
+
+    def _log_done(self, task: Task) -> None:
+        self.tasklog.write({
+            "job": task.job, "s": "done", "t": task.token, "spec": task.spec.to_wire(),
+            "o": str(task.outcome), "c": task.cause, "x": task.exit_code, "d": task.delegation,
+            "st": task.started, "f": task.finished,
+        })
 
     async def _execute(self, task: Task) -> None:
         with trio.CancelScope() as scope:
@@ -390,7 +453,7 @@ class ComputeNode(Node):
 
         try:
             result = await run_command(
-                spec, workdir, input_files=input_files,
+                spec, workdir, input_files=input_files, job=task.job,
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )
         except RunnerError as e:
@@ -456,8 +519,10 @@ class ComputeNode(Node):
             raise HardFailure(f"invalid delegation: {e}") from None
 
     # -- outputs ---------------------------------------------------------------------
-    def _writer(self, task: Task, output: str) -> ObjectWriter:
-        return ObjectWriter(self.peers.get(task.outputs[output]), f"{task.job}/{output}", task.token)
+    def _writer(self, task: Task, output: str) -> ObjectWriter | ReplicatedWriter:
+        name = f"{task.job}/{output}"
+        writers = [ObjectWriter(self.peers.get(ep), name, task.token) for ep in task.outputs[output]]
+        return writers[0] if len(writers) == 1 else ReplicatedWriter(writers)
 
     async def _close(self, task: Task, writer: ObjectWriter, name: str) -> None:
         try:
@@ -509,3 +574,39 @@ def _tail(workdir: Path, limit: int = 200) -> str:
         return ""
     last = text.splitlines()[-1] if text else ""
     return f": {last}" if last else ""
+
+
+def kill_leftover_groups(tasks_dir: Path) -> int:
+    """SIGKILL every process of a task group recorded under `tasks_dir`.
+
+    A node killed with SIGKILL cannot stop its tasks' process groups (they run
+    in their own sessions); the restarted node does, checking each process's
+    environment names this node's task directory so a recycled pid is spared.
+    """
+    pgids = set()
+    for f in tasks_dir.glob("*/pgid"):
+        try:
+            pgids.add(int(f.read_text().strip()))
+        except (OSError, ValueError):
+            pass
+        f.unlink(missing_ok=True)
+    if not pgids:
+        return 0
+    marker = f"WEFT_OUTPUTS={tasks_dir}/".encode()
+    killed = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) not in pgids:
+                continue
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if marker not in f.read():
+                    continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    return killed

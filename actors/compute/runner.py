@@ -321,7 +321,13 @@ async def run_command(
                     f"command is not an executable format: {spec.command[0]!r}",
                 ) from None
             raise
-        result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+        # Recorded so a node restarted after being killed can stop what it left running.
+        pgid_path = workdir / "pgid"
+        pgid_path.write_text(str(proc.pid))
+        try:
+            result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+        finally:
+            pgid_path.unlink(missing_ok=True)
     except BaseException:
         capture_path.unlink(missing_ok=True)
         raise

@@ -186,10 +186,25 @@ def serve(rfd: int, wfd: int) -> None:
         del kwargs
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the compute node dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
     # The node handles Ctrl-C and stops its workers; a terminal's SIGINT to the
     # whole process group must not kill them mid-call.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     # Move the protocol off fds 0/1 so user code cannot corrupt it: prints go to
     # stderr, reads of stdin see /dev/null.
     rfd = os.dup(0)

@@ -92,18 +92,27 @@ class Job:
 
 
 class Obj:
-    """What the coordinator knows of one object."""
+    """What the coordinator knows of one object.
 
-    __slots__ = ("name", "producer", "storage", "state", "target", "waiters", "size")
+    `locs` are the storage nodes holding a finished (or delegated) copy; with
+    replicas there are several, and the object is lost only when none is left.
+    """
+
+    __slots__ = ("name", "producer", "locs", "state", "target", "waiters", "size", "lost_at")
 
     def __init__(self, name: str, producer: str | None) -> None:
         self.name = name
         self.producer = producer
-        self.storage: str | None = None
-        self.state = "unknown"  # until storage reports it
+        self.locs: list[str] = []
+        self.state = "unknown"  # until storage reports it; "lost" when its copies are
         self.target: str | None = None
         self.waiters: list[str] | None = None
         self.size: int | None = None
+        self.lost_at: float | None = None
+
+    def add_loc(self, node: str) -> None:
+        if node not in self.locs:
+            self.locs.append(node)
 
 
 class Graph:
@@ -229,10 +238,33 @@ class Graph:
             job, _ = split_object_name(name)
             obj = self.objects[name] = Obj(name, job if job in self.jobs else None)
         obj.state = "finished"
+        obj.lost_at = None
         if storage is not None:
-            obj.storage = storage
+            obj.add_loc(storage)
         obj.size = size
         return self._release_waiters(obj)
+
+    def wait_on(self, job: Job, obj: Obj) -> None:
+        """`job` cannot run until `obj` is finished (again)."""
+        if obj.waiters is None:
+            obj.waiters = []
+        if job.id not in obj.waiters:
+            obj.waiters.append(job.id)
+            job.missing += 1
+        job.state = WAITING
+
+    def rerun(self, job: Job, cause: str) -> None:
+        """Lineage: a finished job runs again because an output it made was lost."""
+        job.state = WAITING
+        job.outcome = None
+        job.finished = None
+        job.started = None
+        job.node = None
+        job.cause = cause
+        job.placement = None
+        job.attempts = 0
+        self.changed.append(job)
+        self.link_inputs(job)
 
     def _release_waiters(self, obj: Obj) -> list[Job]:
         ready = []

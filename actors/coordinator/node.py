@@ -61,6 +61,8 @@ class CoordinatorNode(Node):
         heartbeat_interval: float = 1.0,
         heartbeat_timeout: float = 5.0,
         poll_timeout: float = 10.0,
+        replicas: int = 1,
+        storage_grace: float = 30.0,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -72,16 +74,28 @@ class CoordinatorNode(Node):
         self.computes: dict[str, ComputeRef] = {}
         self.storages: dict[str, StorageRef] = {}
         self.poll_timeout = poll_timeout
+        if replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        self.replicas = replicas
+        self.storage_grace = storage_grace
+        # Storage nodes lost, and since when: their objects wait out the grace
+        # period in case the node comes back with them.
+        self._lost_storages: dict[str, float] = {}
+        self._lost_objects: set[str] = set()
         self.liveness = Liveness(interval=heartbeat_interval, timeout=heartbeat_timeout, on_lost=self._node_lost)
         self.epoch = int(self.journal.get_meta("epoch", 0)) + 1
         self.journal.set_meta("epoch", self.epoch)
         # Fencing tokens grow across restarts: epoch in the high bits.
         self._tokens = itertools.count((self.epoch << 32) + 1)
+        self.fenced = False
         self._wake = trio.Event()
         self._watchers: dict[str, list[_Waiter]] = {}
         self._to_delete: dict[str, list[str]] = defaultdict(list)
         self.started_at = time.time()
-        self.stats = {"dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0}
+        self.stats = {
+            "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
+            "lineage_reruns": 0,
+        }
         self._replay()
 
     # -- setup ---------------------------------------------------------------------
@@ -104,6 +118,7 @@ class CoordinatorNode(Node):
         nursery.start_soon(self.liveness.run)
         nursery.start_soon(self._scheduler)
         nursery.start_soon(self._janitor)
+        nursery.start_soon(self._lineage)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(
@@ -171,14 +186,25 @@ class CoordinatorNode(Node):
             ref.last_seen = time.time()
             self.liveness.seen(node)
             return
+        fresh = ComputeRef(node, endpoint) if role == "compute" else StorageRef(node, endpoint)
         if ref is not None:
             log.info("%s %s is back (%s)", role, node, endpoint)
-            self._forget(ref, "restarted")
-        ref = ComputeRef(node, endpoint) if role == "compute" else StorageRef(node, endpoint)
+            if ref.endpoint == endpoint:
+                # Restarted in place: its new inventory tells what became of
+                # the tasks we gave it (finished ones are adopted, not rerun).
+                if ref.scope is not None:
+                    ref.scope.cancel()
+                if isinstance(ref, ComputeRef):
+                    fresh.assigned = ref.assigned
+                self.peers.drop(ref.endpoint)
+            else:
+                self._forget(ref, "moved")
+        ref = fresh
         table[node] = ref
+        self._lost_storages.pop(node, None)
         log.info("met %s %s at %s", role, node, endpoint)
         peer = self.peers.get(endpoint)
-        self.liveness.watch(node, lambda: peer.call("ping", timeout=self.liveness.interval * 2))
+        self.liveness.watch(node, lambda: peer.call("ping", {"epoch": self.epoch}, timeout=self.liveness.interval * 2))
         self.nursery.start_soon(self._track, ref)
 
     def _node_lost(self, node: str) -> None:
@@ -201,11 +227,19 @@ class CoordinatorNode(Node):
             ref.assigned.clear()
         else:
             self.storages.pop(ref.node, None)
+            self._lost_storages[ref.node] = time.monotonic()
+            lost = 0
             for obj in self.graph.objects.values():
-                if obj.storage == ref.node:
-                    obj.storage = None
-                    if obj.state != "delegated":
-                        obj.state = "unknown"
+                if ref.node in obj.locs:
+                    obj.locs.remove(ref.node)
+                    if not obj.locs and obj.state == "finished":
+                        obj.state = "lost"
+                        obj.lost_at = time.monotonic()
+                        self._lost_objects.add(obj.name)
+                        lost += 1
+            if lost:
+                log.warning("%d objects were only on storage %s; waiting %gs for it to come back",
+                            lost, ref.node, self.storage_grace)
         self.liveness.unwatch(ref.node)
         self.peers.drop(ref.endpoint)
         self._drain()
@@ -246,6 +280,7 @@ class CoordinatorNode(Node):
                                 self._storage_events(ref, events)
                         since = r.get("next", since)
                 except _NET_ERRORS as e:
+                    self._check_fenced(e)
                     log.debug("%s %s: %s", ref.role, ref.node, e)
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
@@ -302,6 +337,11 @@ class CoordinatorNode(Node):
                 freed = True
             ref.unassign(jid)
             self._to_delete[ref.node].append(jid)
+            if job is not None and job.state == RUNNABLE and t.get("token") == job.token and t.get("outcome") == "success":
+                # The node we gave up on finished it after all, and nothing
+                # started it again yet: adopt the result instead of rerunning.
+                self.graph.runnable_count -= 1
+                job.state, job.node = RUNNING, ref.node
             if job is None or job.state != RUNNING or job.node != ref.node or t.get("token") != job.token:
                 continue  # a late result of an attempt we gave up on
             outcome = t.get("outcome")
@@ -328,6 +368,14 @@ class CoordinatorNode(Node):
         self.stats["soft_failures"] += 1
         if job.node and job.node in self.computes:
             self.computes[job.node].unassign(job.id)
+        if "[no-space]" in cause:
+            # Out of disk there: put nothing more on it for a while, and place
+            # this job's outputs elsewhere.
+            until = time.monotonic() + 30.0
+            for node_id in job.placement or ():
+                if node_id in self.storages:
+                    self.storages[node_id].full_until = until
+            job.placement = None
         if job.attempts >= MAX_SOFT_FAILURES:
             self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome="failed-soft")
         else:
@@ -356,8 +404,7 @@ class CoordinatorNode(Node):
             new.parent = job.id
             # The delegate's outputs live where the delegated object lives, so
             # storage resolves the chain locally.
-            obj = g.objects.get(name)
-            new.placement = obj.storage if obj is not None else None
+            new.placement = job.placement
             try:
                 g.check_inputs(spec)
             except SpecError as e:
@@ -370,13 +417,16 @@ class CoordinatorNode(Node):
         job.delegate = new_id
         self.stats["delegations"] += 1
         g.delegate(name, f"{new_id}/{stream}")
-        storage = self.storages.get(g.objects[name].storage or "")
-        if storage is not None:
-            self.nursery.start_soon(self._mark_delegated, storage, name, f"{new_id}/{stream}", job.token)
+        for node_id in job.placement or ():
+            storage = self.storages.get(node_id)
+            if storage is not None:
+                self.nursery.start_soon(self._mark_delegated, storage, name, f"{new_id}/{stream}", job.token)
 
     async def _mark_delegated(self, storage: StorageRef, name: str, target: str, token: int) -> None:
         try:
-            await self.peers.get(storage.endpoint).call("delegate", {"name": name, "target": target, "token": token})
+            await self.peers.get(storage.endpoint).call(
+                "delegate", {"name": name, "target": target, "token": token, "epoch": self.epoch}
+            )
         except _NET_ERRORS as e:
             log.warning("could not mark %s delegated to %s on %s: %s", name, target, storage.node, e)
 
@@ -409,11 +459,13 @@ class CoordinatorNode(Node):
                 self._kick()
             return
         obj = g.objects.get(name) or g.resolve(name)
-        obj.storage = ref.node
         if state == "delegated":
-            obj.state = "delegated"
-            obj.target = info.get("target")
+            obj.add_loc(ref.node)
+            if obj.state != "delegated":
+                g.delegate(name, info.get("target") or "")
             return
+        if obj.state == "finished":
+            return  # another replica is still arriving: the object is already there
         obj.state = state
         if state == "partial":
             producer = g.jobs.get(obj.producer) if obj.producer else None
@@ -424,14 +476,13 @@ class CoordinatorNode(Node):
         """Partial objects nobody is writing: delete them (a rerun re-creates them)."""
         log.info("scavenging %d partial objects on %s", len(names), ref.node)
         try:
-            await self.peers.get(ref.endpoint).call("delete", {"names": names})
+            await self.peers.get(ref.endpoint).call("delete", {"names": names, "epoch": self.epoch})
         except _NET_ERRORS as e:
             log.warning("scavenging on %s failed: %s", ref.node, e)
         for n in names:
             obj = self.graph.objects.get(n)
-            if obj is not None:
+            if obj is not None and obj.state != "finished":
                 obj.state = "unknown"
-                obj.storage = None
 
     def _storage_events(self, ref: StorageRef, events: list) -> None:
         scavenge: list[str] = []
@@ -440,9 +491,10 @@ class CoordinatorNode(Node):
                 continue
             if kind == "deleted":
                 obj = self.graph.objects.get(info.get("name"))
-                if obj is not None and obj.storage == ref.node:
-                    obj.storage = None
-                    obj.state = "unknown"
+                if obj is not None and ref.node in obj.locs:
+                    obj.locs.remove(ref.node)
+                    if not obj.locs and obj.state == "finished":
+                        obj.state = "unknown"
                 ref.objects -= 1
                 continue
             if kind == "created":
@@ -457,6 +509,11 @@ class CoordinatorNode(Node):
     # -- scheduling ----------------------------------------------------------------------
     def _kick(self) -> None:
         self._wake.set()
+
+    def _check_fenced(self, e: Exception) -> None:
+        if isinstance(e, RemoteError) and e.code == "fenced" and not self.fenced:
+            self.fenced = True
+            log.critical("a newer coordinator took over this cluster (%s); this one stops scheduling", e.message)
 
     def _drain(self) -> None:
         """Journal every job the graph changed and wake whoever waits on them."""
@@ -491,9 +548,12 @@ class CoordinatorNode(Node):
             if delay > 0:
                 await trio.sleep(delay)
             self._schedule_round()
+            self._drain()
 
     def _schedule_round(self) -> None:
         g = self.graph
+        if self.fenced:
+            return
         computes = [c for c in self.computes.values() if c.free > 0]
         if not computes or not g.runnable_count:
             return
@@ -504,17 +564,22 @@ class CoordinatorNode(Node):
             job = g.pop_runnable()
             if job is None:
                 break
+            if job.spec.outputs and all(
+                (o := g.objects.get(name)) is not None and o.state == "finished" for name in job.outputs()
+            ):
+                # Its outputs exist already (it finished before a crash made
+                # us forget): nothing to run.
+                g.succeed(job)
+                continue
             inputs = self._input_locations(job)
             if inputs is None:
-                deferred.append(job)
-                continue
+                continue  # it waits again, on the inputs that are not available
             if job.spec.outputs:
-                storage = self.storages.get(job.placement or "") or pick_storage(list(self.storages.values()))
-                if storage is None:
+                placement = self._place(job)
+                if placement is None:
                     deferred.append(job)
                     break
-                storage.placed += 1
-                job.placement = storage.node
+                job.placement = placement
             node = max(computes, key=lambda c: c.free)
             job.state = RUNNING
             job.node = node.node
@@ -531,15 +596,54 @@ class CoordinatorNode(Node):
             self.stats["dispatched"] += len(items)
             self.nursery.start_soon(self._dispatch, self.computes[node_id], items)
 
+    def _place(self, job: Job) -> list[str] | None:
+        """Storage nodes for a job's outputs: its placement if still good, else new ones."""
+        now = time.monotonic()
+        live = [s for s in self.storages.values() if s.ready and s.full_until <= now]
+        if job.placement:
+            kept = [n for n in job.placement if n in self.storages and self.storages[n].full_until <= now]
+            if len(kept) == len(job.placement):
+                return job.placement
+        chosen = []
+        for _ in range(min(self.replicas, len(live))):
+            s = pick_storage([c for c in live if c.node not in chosen])
+            if s is None:
+                break
+            s.placed += 1
+            chosen.append(s.node)
+        return chosen or None
+
+    def _live_location(self, obj: Any) -> StorageRef | None:
+        for node_id in obj.locs:
+            s = self.storages.get(node_id)
+            if s is not None and s.ready:
+                return s
+        return None
+
     def _input_locations(self, job: Job) -> dict[str, list[str]] | None:
-        """Where to read each input: [storage endpoint, final object name]."""
+        """Where to read each input: [storage endpoint, final object name].
+
+        None if some input has no live copy: the job waits on it again (it
+        comes back with its storage node, or lineage makes it anew).
+        """
         out = {}
+        missing = []
         for name, ref in job.spec.refs.items():
             obj = self.graph.resolve(ref)
-            storage = self.storages.get(obj.storage or "")
-            if obj.state != "finished" or storage is None:
-                return None
+            storage = self._live_location(obj) if obj.state == "finished" else None
+            if storage is None:
+                missing.append(obj)
+                continue
             out[name] = [storage.endpoint, obj.name]
+        if missing:
+            job.missing = 0
+            for obj in missing:
+                if obj.state == "finished":
+                    obj.state = "lost"
+                    obj.lost_at = obj.lost_at or time.monotonic()
+                    self._lost_objects.add(obj.name)
+                self.graph.wait_on(job, obj)
+            return None
         return out
 
     async def _dispatch(self, node: ComputeRef, items: list[tuple[Job, dict]]) -> None:
@@ -561,20 +665,21 @@ class CoordinatorNode(Node):
         for job, inputs in items:
             if job.id in failed:
                 continue
-            storage = self.storages.get(job.placement or "")
-            if job.spec.outputs and storage is None:
-                failed[job.id] = f"storage node {job.placement} for its outputs is gone"
+            endpoints = [self.storages[n].endpoint for n in job.placement or () if n in self.storages]
+            if job.spec.outputs and len(endpoints) != len(job.placement or ()):
+                failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
+            target = endpoints[0] if len(endpoints) == 1 else endpoints
             starts.append({
                 "job": job.id,
                 "spec": job.spec.to_wire(),
                 "inputs": inputs,
-                "outputs": {o: storage.endpoint for o in job.spec.outputs},
+                "outputs": {o: target for o in job.spec.outputs},
                 "token": job.token,
             })
         if starts:
             try:
-                r = await self.peers.get(node.endpoint).call("start_many", {"tasks": starts})
+                r = await self.peers.get(node.endpoint).call("start_many", {"tasks": starts, "epoch": self.epoch})
                 for t in r.get("tasks", []):
                     if "error" in t:
                         job = self.graph.jobs.get(t.get("job"))
@@ -582,6 +687,7 @@ class CoordinatorNode(Node):
                             node.unassign(job.id)
                             self.graph.fail(job, f"compute node refused the job: {t['error'].get('message')}")
             except _NET_ERRORS as e:
+                self._check_fenced(e)
                 for s in starts:
                     failed[s["job"]] = f"starting on {node.node}: {e}"
         for jid, cause in failed.items():
@@ -594,17 +700,20 @@ class CoordinatorNode(Node):
         """One create_many per storage node for the outputs of `jobs`."""
         by_storage: dict[str, list] = defaultdict(list)
         for job in jobs:
-            for name in job.outputs():
-                by_storage[job.placement].append([name, job.token])
+            for node_id in job.placement or ():
+                for name in job.outputs():
+                    by_storage[node_id].append([name, job.token])
         for storage_id, objs in by_storage.items():
             storage = self.storages.get(storage_id)
-            owners = [j for j in jobs if j.placement == storage_id]
+            owners = [j for j in jobs if storage_id in (j.placement or ())]
             if storage is None:
                 for job in owners:
                     failed[job.id] = f"storage node {storage_id} is gone"
                 continue
             try:
-                r = await self.peers.get(storage.endpoint).call("create_many", {"items": objs, "replace": replace})
+                r = await self.peers.get(storage.endpoint).call(
+                    "create_many", {"items": objs, "replace": replace, "epoch": self.epoch}
+                )
             except _NET_ERRORS as e:
                 for job in owners:
                     failed[job.id] = f"creating outputs on {storage_id}: {e}"
@@ -613,6 +722,51 @@ class CoordinatorNode(Node):
                 # "exists": the producer's first write got there first.
                 if err.get("code") not in ("immutable", "exists"):
                     failed[name.split("/", 1)[0]] = f"creating {name}: {err.get('message')}"
+
+    async def _lineage(self) -> None:
+        """Objects lost with their storage node past the grace period are made again."""
+        while True:
+            await trio.sleep(max(0.05, min(1.0, self.storage_grace / 4)))
+            if self._lost_objects:
+                self._regenerate_lost()
+
+    def _regenerate_lost(self) -> None:
+        g = self.graph
+        deadline = time.monotonic() - self.storage_grace
+        # A rerun job waits on its own lost inputs, which makes them needed:
+        # repeat until nothing changes (lineage is recursive).
+        progress = True
+        while progress:
+            progress = False
+            for name in list(self._lost_objects):
+                obj = g.objects.get(name)
+                if obj is None or obj.state != "lost":
+                    self._lost_objects.discard(name)
+                    continue
+                if not obj.waiters or (obj.lost_at or 0) > deadline:
+                    continue  # nobody needs it (yet), or its node may still come back
+                producer = g.jobs.get(obj.producer or "")
+                if producer is None or producer.state in (FAILED, CANCELLED):
+                    waiters, obj.waiters = obj.waiters, None
+                    for wid in waiters:
+                        w = g.jobs.get(wid)
+                        if w is not None and not w.done:
+                            g.fail(w, f"input {name} was lost with its storage node and no job can make it again")
+                    self._lost_objects.discard(name)
+                    progress = True
+                elif producer.state == SUCCEEDED:
+                    log.warning("output %s was lost with its storage node; running %s again", name, producer.id)
+                    for out in producer.outputs():
+                        self._lost_objects.discard(out)
+                        o = g.objects.get(out)
+                        if o is not None and o.state == "lost":
+                            o.state = "unknown"
+                    self.stats["lineage_reruns"] += 1
+                    g.rerun(producer, f"output {name} was lost with its storage node")
+                    progress = True
+                else:
+                    self._lost_objects.discard(name)  # already waiting or running: it will make it
+        self._drain()
 
     async def _janitor(self) -> None:
         """Delete finished tasks' results on compute nodes, in batches."""
@@ -624,7 +778,7 @@ class CoordinatorNode(Node):
                 if ref is None:
                     continue
                 try:
-                    await self.peers.get(ref.endpoint).call("delete", {"jobs": jobs})
+                    await self.peers.get(ref.endpoint).call("delete", {"jobs": jobs, "epoch": self.epoch})
                 except _NET_ERRORS as e:
                     log.debug("deleting task results on %s: %s", node_id, e)
 
@@ -752,7 +906,7 @@ class CoordinatorNode(Node):
         if name not in self.graph.objects:
             raise BusError(f"no object {name!r}", code="missing")
         obj = self.graph.resolve(name)
-        storage = self.storages.get(obj.storage or "")
+        storage = self._live_location(obj)
         producer = self.graph.jobs.get(obj.producer or "")
         return {
             "name": obj.name,
@@ -779,7 +933,7 @@ class CoordinatorNode(Node):
 
     async def _cancel_task(self, node: ComputeRef, jid: str) -> None:
         try:
-            await self.peers.get(node.endpoint).call("cancel", {"job": jid})
+            await self.peers.get(node.endpoint).call("cancel", {"job": jid, "epoch": self.epoch})
         except _NET_ERRORS as e:
             log.info("cancelling %s on %s: %s", jid, node.node, e)
 

@@ -51,13 +51,14 @@ class ComputeRef(NodeRef):
 
 
 class StorageRef(NodeRef):
-    __slots__ = ("objects", "free_bytes", "placed")
+    __slots__ = ("objects", "free_bytes", "placed", "full_until")
 
     def __init__(self, node: str, endpoint: str) -> None:
         super().__init__(node, "storage", endpoint)
         self.objects = 0
         self.free_bytes = 0
         self.placed = 0  # outputs placed here since start: the load half of placement
+        self.full_until = 0.0  # said "no space": place nothing here until then (monotonic)
 
     def view(self) -> dict[str, Any]:
         return {

@@ -104,6 +104,37 @@ class ObjectWriter:
         return await self.peer.call("finish", {"name": self.name, "token": self.token, "size": self.size})
 
 
+class ReplicatedWriter:
+    """Writes one output to several storage nodes at once (replicas).
+
+    Each chunk goes to every replica concurrently; the output is finished only
+    when every replica acknowledged its finish, so a finished object survives
+    the loss of all but one of its storage nodes.
+    """
+
+    def __init__(self, writers: list[ObjectWriter]) -> None:
+        self.writers = writers
+
+    async def _all(self, method: str, *args: Any) -> list[Any]:
+        import trio
+
+        results: list[Any] = [None] * len(self.writers)
+
+        async def one(i: int, w: ObjectWriter) -> None:
+            results[i] = await getattr(w, method)(*args)
+
+        async with trio.open_nursery() as nursery:
+            for i, w in enumerate(self.writers):
+                nursery.start_soon(one, i, w)
+        return results
+
+    async def write(self, data: bytes) -> None:
+        await self._all("write", data)
+
+    async def close(self) -> dict:
+        return (await self._all("close"))[0]
+
+
 async def write_bytes(peer: Peer, name: str, data: bytes, token: int) -> dict:
     w = ObjectWriter(peer, name, token)
     if len(data) <= PUT_MAX:

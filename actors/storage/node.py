@@ -100,6 +100,7 @@ class StorageNode(Node):
 
     # -- ops -----------------------------------------------------------------------
     def _op_create(self, body: Any, ctx: CallContext) -> dict:
+        self.fence(body)
         name = _name(body)
         return self.store.create(
             name, token=_int(body, "token", 0), replace=bool(body.get("replace", False))
@@ -110,6 +111,7 @@ class StorageNode(Node):
 
         Errors are per name, so one bad name does not fail the batch.
         """
+        self.fence(body)
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
             raise _bad("create_many needs 'items': a list of [name, token]")
         replace = bool(body.get("replace", False))
@@ -145,6 +147,7 @@ class StorageNode(Node):
         return info.to_wire()
 
     def _op_delegate(self, body: Any, ctx: CallContext) -> dict:
+        self.fence(body)
         name = _name(body)
         target = _name(body, "target")
         return self.store.delegate(name, target, token=_int(body, "token", 0)).to_wire()
@@ -185,6 +188,7 @@ class StorageNode(Node):
         return {"objects": [i.to_wire() for i in infos], "next": self.events.next_seq, "inc": self.events.incarnation}
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict:
+        self.fence(body)
         if isinstance(body, dict) and isinstance(body.get("names"), list):
             names = body["names"]
         else:

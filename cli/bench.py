@@ -1,0 +1,141 @@
+"""`weft bench`: weft next to Dask on this machine, in one run (see bench/runner.py)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from .common import fail
+from .main import app
+
+
+@app.command()
+def bench(
+    smoke: bool = typer.Option(False, "--smoke", help="Every workload at a tenth of its size or less, one run each."),
+    json_file: Path = typer.Option(None, "--json", help="Also write the machine and every result to this JSON file."),
+    peers: str = typer.Option(None, "--peers", help="Also run the workloads on these systems: dask."),
+    workloads: str = typer.Option(None, "--workloads", help="Comma-separated subset: throughput, chain, fanout, commands, handoff, submit, memory, startup."),
+) -> None:
+    """Benchmark a fresh local cluster (2 compute x 1 slot, 2 storage); median of 3 runs per workload."""
+    from bench import runner
+
+    try:
+        names = runner.parse_workloads(workloads)
+    except ValueError as e:
+        fail(str(e))
+    systems = ["weft"]
+    for p in (peers or "").split(","):
+        p = p.strip()
+        if not p:
+            continue
+        if p != "dask":
+            fail(f"unknown peer {p!r}: the only peer is dask")
+        if p not in systems:
+            systems.append(p)
+    if "dask" in systems:
+        from bench import dask_peer
+
+        if not dask_peer.available():
+            fail(f"--peers dask needs Dask: {dask_peer.INSTALL_HINT}")
+    if json_file is not None and not json_file.parent.exists():
+        fail(f"cannot write {json_file}: directory {json_file.parent} does not exist")
+
+    plan = runner.Plan(workloads=names, systems=systems, smoke=smoke)
+    # SIGTERM stops the clusters the way Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with _RichProgress() as progress:
+            results = runner.run_plan(plan, progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    _print_table(plan, results)
+    if json_file is not None:
+        try:
+            runner.write_json(json_file, runner.report(plan, results))
+        except OSError as e:
+            fail(f"cannot write {json_file}: {e.strerror or e}", code=1)
+    if any(r.error is not None for r in results):
+        raise typer.Exit(1)
+
+
+def _sigterm(*_: object) -> None:
+    raise KeyboardInterrupt()
+
+
+class _RichProgress:
+    """runner.Progress drawn as a rich progress bar on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=self.console, transient=False)
+        self.task = self.bar.add_task("weft bench", total=None)
+
+    def __enter__(self) -> _RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.update(self.task, description="done" if exc[0] is None else "stopped")
+        self.bar.stop()
+
+    def begin(self, total: int) -> None:
+        self.bar.update(self.task, total=total, completed=0)
+
+    def step(self, label: str) -> None:
+        self.bar.update(self.task, description=label)
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)
+
+    def warn(self, message: str) -> None:
+        self.bar.console.print(f"[red]failed[/red] {message}", markup=True, highlight=False)
+
+
+def _print_table(plan: object, results: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench import runner
+
+    with_dask = "dask" in plan.systems
+    by = {(r.workload, r.system): r for r in results}
+    mode = "smoke, 1 run" if plan.smoke else f"median of {plan.runs} runs"
+    table = Table(title=f"weft bench ({mode})", title_justify="left")
+    table.add_column("workload")
+    table.add_column("unit")
+    table.add_column("better")
+    table.add_column("weft", justify="right")
+    if with_dask:
+        table.add_column("dask", justify="right")
+        table.add_column("weft/dask", justify="right")
+        table.add_column("winner")
+    for w in plan.workloads:
+        spec = runner.WORKLOADS[w]
+        weft = by[(w, "weft")]
+        row = [w, spec.unit, spec.better, runner.format_value(weft.value)]
+        if with_dask:
+            dask = by[(w, "dask")]
+            ratio, winner = runner.compare(weft, dask)
+            row += [runner.format_value(dask.value), "-" if ratio is None else f"{ratio:.2f}x", winner or "-"]
+        table.add_row(*row)
+    console = Console(file=sys.stdout, width=max(100, Console(file=sys.stdout).width), highlight=False)
+    console.print(table)
+    for r in results:
+        for note in r.notes:
+            console.print(f"  {r.workload} ({r.system}): {note}")
+        if r.error is not None:
+            console.print(f"  {r.workload} ({r.system}) error: {r.error}")
