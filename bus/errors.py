@@ -54,8 +54,12 @@ class CallTimeout(BusError, TimeoutError):
 
     code = "timeout"
 
-    def __init__(self, peer: str, op: str, seconds: float) -> None:
-        super().__init__(f"call {op!r} to {peer} got no reply within {seconds:g}s")
+    def __init__(self, peer: str, op: str, seconds: float, *, unreachable: bool = False) -> None:
+        if unreachable:
+            super().__init__(f"call {op!r} to {peer}: no connection within {seconds:g}s (is it running?)")
+        else:
+            super().__init__(f"call {op!r} to {peer} got no reply within {seconds:g}s")
+        self.unreachable = unreachable
         self.peer = peer
         self.op = op
         self.seconds = seconds

@@ -301,10 +301,12 @@ class Peer:
         *,
         timeout: float = 10.0,
         max_message: int = DEFAULT_MAX_MESSAGE,
+        connect_timeout: float = 3.0,
     ) -> None:
         self.endpoint = endpoint
         self.node_id = node_id
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.max_message = max_message
         self.last_heard = 0.0
         self._ids = itertools.count(1)
@@ -396,7 +398,12 @@ class Peer:
         self._pending[call_id] = slot
         try:
             with trio.move_on_at(deadline):
-                await self._zs.send((frame,))
+                # No connection to send on (IMMEDIATE) within connect_timeout
+                # means the peer is down: say so now, not at the deadline.
+                with trio.move_on_at(min(deadline, trio.current_time() + self.connect_timeout)) as sending:
+                    await self._zs.send((frame,))
+                if sending.cancelled_caught:
+                    raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
                 await slot.event.wait()
         except trio.ClosedResourceError:
             raise PeerClosed(f"connection to {self.endpoint} closed during {op!r}") from None

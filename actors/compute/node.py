@@ -76,11 +76,11 @@ class Task:
     )
 
     def __init__(
-        self, job: str, spec: JobSpec, inputs: dict[str, tuple[str, str]], outputs: dict[str, list[str]], token: int
+        self, job: str, spec: JobSpec, inputs: dict[str, tuple[list[str], str]], outputs: dict[str, list[str]], token: int
     ) -> None:
         self.job = job
         self.spec = spec
-        self.inputs = inputs  # input name -> (storage endpoint, object name to read)
+        self.inputs = inputs  # input name -> (storage endpoints with a copy, object name to read)
         self.outputs = outputs  # output name -> storage endpoints to write it to
         self.token = token
         self.state = TaskState.PENDING
@@ -130,12 +130,12 @@ def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, list[str]
     return out
 
 
-def _input_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """Input name -> (storage endpoint, object to read there).
+def _input_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[list[str], str]]:
+    """Input name -> (storage endpoints holding it, object to read there).
 
-    An entry is an endpoint (read the ref's own object there) or
-    [endpoint, object] when the coordinator resolved a delegation chain
-    to an object held elsewhere.
+    An entry is an endpoint (read the ref's own object there), or
+    [endpoint or list of replica endpoints, object] when the coordinator
+    resolved a delegation chain or knows several copies.
     """
     if value is None:
         value = {}
@@ -145,12 +145,15 @@ def _input_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[str, str]]:
     for name, ref in refs.items():
         v = value.get(name)
         if isinstance(v, str):
-            out[name] = (v, ref)
-        elif isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(x, str) for x in v):
-            split_object_name(v[1])
-            out[name] = (v[0], v[1])
-        else:
-            raise _bad(f"no storage endpoint given for input {name!r}")
+            out[name] = ([v], ref)
+            continue
+        if isinstance(v, list | tuple) and len(v) == 2 and isinstance(v[1], str):
+            eps = [v[0]] if isinstance(v[0], str) else v[0]
+            if isinstance(eps, list) and eps and all(isinstance(e, str) for e in eps):
+                split_object_name(v[1])
+                out[name] = (eps, v[1])
+                continue
+        raise _bad(f"no storage endpoint given for input {name!r}")
     return out
 
 
@@ -414,27 +417,35 @@ class ComputeNode(Node):
 
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes]:
         out = {}
-        for name, (endpoint, obj) in task.inputs.items():
-            peer = self.peers.get(endpoint)
-            try:
-                out[name] = await read_all(peer, obj)
-            except BusError as e:
-                raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+        for name, (endpoints, obj) in task.inputs.items():
+            for i, endpoint in enumerate(endpoints):
+                try:
+                    out[name] = await read_all(self.peers.get(endpoint), obj)
+                    break
+                except (CallTimeout, PeerClosed) as e:
+                    if i + 1 == len(endpoints):  # no other replica to try
+                        raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+                except BusError as e:
+                    raise self._storage_soft(e, f"input {name!r} ({obj})") from None
         return out
 
     async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
         files = {}
         if task.spec.refs:
             inputs_dir.mkdir(parents=True, exist_ok=True)
-        for name, (endpoint, obj) in task.inputs.items():
-            peer = self.peers.get(endpoint)
+        for name, (endpoints, obj) in task.inputs.items():
             path = inputs_dir / name
-            try:
-                with open(path, "wb") as f:
-                    async for chunk in read_chunks(peer, obj):
-                        f.write(chunk)
-            except BusError as e:
-                raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+            for i, endpoint in enumerate(endpoints):
+                try:
+                    with open(path, "wb") as f:
+                        async for chunk in read_chunks(self.peers.get(endpoint), obj):
+                            f.write(chunk)
+                    break
+                except (CallTimeout, PeerClosed) as e:
+                    if i + 1 == len(endpoints):  # no other replica to try
+                        raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+                except BusError as e:
+                    raise self._storage_soft(e, f"input {name!r} ({obj})") from None
             files[name] = path
         return files
 

@@ -613,12 +613,17 @@ class CoordinatorNode(Node):
             chosen.append(s.node)
         return chosen or None
 
-    def _live_location(self, obj: Any) -> StorageRef | None:
+    def _live_locations(self, obj: Any) -> list[StorageRef]:
+        out = []
         for node_id in obj.locs:
             s = self.storages.get(node_id)
             if s is not None and s.ready:
-                return s
-        return None
+                out.append(s)
+        return out
+
+    def _live_location(self, obj: Any) -> StorageRef | None:
+        copies = self._live_locations(obj)
+        return copies[0] if copies else None
 
     def _input_locations(self, job: Job) -> dict[str, list[str]] | None:
         """Where to read each input: [storage endpoint, final object name].
@@ -630,11 +635,11 @@ class CoordinatorNode(Node):
         missing = []
         for name, ref in job.spec.refs.items():
             obj = self.graph.resolve(ref)
-            storage = self._live_location(obj) if obj.state == "finished" else None
-            if storage is None:
+            copies = self._live_locations(obj) if obj.state == "finished" else []
+            if not copies:
                 missing.append(obj)
                 continue
-            out[name] = [storage.endpoint, obj.name]
+            out[name] = [copies[0].endpoint if len(copies) == 1 else [s.endpoint for s in copies], obj.name]
         if missing:
             job.missing = 0
             for obj in missing:

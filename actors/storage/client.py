@@ -6,11 +6,14 @@ in actors/storage/ imports a client of any *other* role.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from bus.errors import BusError, RemoteError
 from bus.rpc import Peer
+
+log = logging.getLogger("weft.storage")
 
 CHUNK = 1 << 20
 # Up to this size an output goes in one `put` (create-or-reuse, write, finish).
@@ -107,26 +110,39 @@ class ObjectWriter:
 class ReplicatedWriter:
     """Writes one output to several storage nodes at once (replicas).
 
-    Each chunk goes to every replica concurrently; the output is finished only
-    when every replica acknowledged its finish, so a finished object survives
-    the loss of all but one of its storage nodes.
+    Each chunk goes to every replica concurrently. A replica that fails is
+    dropped and the write goes on with the others: the output is finished when
+    at least one replica acknowledged its finish, so losing a storage node
+    mid-write does not cost a rerun. Only when every replica failed does the
+    write fail (with the first replica's error).
     """
 
     def __init__(self, writers: list[ObjectWriter]) -> None:
         self.writers = writers
+        self.dropped: list[tuple[str, Exception]] = []
 
     async def _all(self, method: str, *args: Any) -> list[Any]:
         import trio
 
-        results: list[Any] = [None] * len(self.writers)
+        results: dict[int, Any] = {}
+        errors: dict[int, Exception] = {}
 
         async def one(i: int, w: ObjectWriter) -> None:
-            results[i] = await getattr(w, method)(*args)
+            try:
+                results[i] = await getattr(w, method)(*args)
+            except Exception as e:
+                errors[i] = e
 
         async with trio.open_nursery() as nursery:
             for i, w in enumerate(self.writers):
                 nursery.start_soon(one, i, w)
-        return results
+        if not results:
+            raise errors[min(errors)]
+        for i in sorted(errors, reverse=True):
+            w = self.writers.pop(i)
+            self.dropped.append((w.peer.endpoint, errors[i]))
+            log.warning("replica of %s on %s dropped: %s", w.name, w.peer.endpoint, errors[i])
+        return [results[i] for i in sorted(results)]
 
     async def write(self, data: bytes) -> None:
         await self._all("write", data)
