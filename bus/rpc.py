@@ -398,12 +398,13 @@ class Peer:
         self._pending[call_id] = slot
         try:
             with trio.move_on_at(deadline):
-                # No connection to send on (IMMEDIATE) within connect_timeout
-                # means the peer is down: say so now, not at the deadline.
-                with trio.move_on_at(min(deadline, trio.current_time() + self.connect_timeout)) as sending:
-                    await self._zs.send((frame,))
-                if sending.cancelled_caught:
-                    raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
+                if not self._zs.send_nowait((frame,)):
+                    # No connection to send on (IMMEDIATE) within connect_timeout
+                    # means the peer is down: say so now, not at the deadline.
+                    with trio.move_on_at(min(deadline, trio.current_time() + self.connect_timeout)) as sending:
+                        await self._zs.send((frame,))
+                    if sending.cancelled_caught:
+                        raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
                 await slot.event.wait()
         except trio.ClosedResourceError:
             raise PeerClosed(f"connection to {self.endpoint} closed during {op!r}") from None

@@ -32,6 +32,7 @@ _POLLIN = zmq.POLLIN
 _POLLOUT = zmq.POLLOUT
 _NOBLOCK = zmq.NOBLOCK
 _EVENTS = zmq.EVENTS
+_ZERO_COPY_MIN = 1 << 16
 
 Frames = Sequence[bytes | memoryview | zmq.Frame]
 
@@ -107,7 +108,11 @@ class ZSocket:
         if self._closed:
             raise trio.ClosedResourceError("socket closed")
         try:
-            self.sock.send_multipart(frames, _NOBLOCK, copy=False)
+            # Copying is far cheaper than zero-copy for all but big frames:
+            # pyzmq releases zero-copy buffers through its garbage-collector
+            # thread, which cost ~100 us a message here.
+            big = any(len(f) >= _ZERO_COPY_MIN for f in frames)
+            self.sock.send_multipart(frames, _NOBLOCK, copy=not big)
         except zmq.Again:
             return False
         except zmq.ZMQError as e:
@@ -138,9 +143,12 @@ class ZSocket:
     async def recv(self) -> list[bytes]:
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
-            msg = self.recv_nowait()
-            if msg is not None:
-                return msg
+            # EVENTS is read after every operation: when it says nothing is
+            # queued, wait without paying for a zmq.Again exception first.
+            if self._last_events & _POLLIN or self._last_events < 0:
+                msg = self.recv_nowait()
+                if msg is not None:
+                    return msg
             await self._wait(_POLLIN)
 
     async def recv_batch(self, limit: int = 256) -> list[list[bytes]]:
