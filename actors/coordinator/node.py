@@ -434,8 +434,20 @@ class CoordinatorNode(Node):
     async def _reconcile_storage(self, ref: StorageRef, inv: dict[str, Any]) -> None:
         ref.objects = len(inv.get("objects", []))
         scavenge = []
+        held = set()
         for info in inv.get("objects", []):
+            if isinstance(info, dict):
+                held.add(info.get("name"))
             self._apply_object(ref, info, scavenge)
+        # What we thought it held but it no longer does (it restarted and lost
+        # unflushed work, or someone deleted it) is gone from there.
+        for obj in self.graph.objects.values():
+            if ref.node in obj.locs and obj.name not in held:
+                obj.locs.remove(ref.node)
+                if not obj.locs and obj.state == "finished":
+                    obj.state = "lost"
+                    obj.lost_at = 0.0  # the node is back without it: no point waiting
+                    self._lost_objects.add(obj.name)
         try:
             usage = await self.peers.get(ref.endpoint).call("usage", {})
             ref.free_bytes = int(usage.get("free", 0))

@@ -67,8 +67,9 @@ class StorageNode(Node):
             raise ValueError("a storage node needs a data directory")
         self.data_dir = Path(config.data_dir).resolve()
         super().__init__(config)
+        self._unflushed: list[dict] = []
         self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
-        self.commits = GroupCommit(self.store.flush, what="object changes")
+        self.commits = GroupCommit(self._flush, what="object changes")
 
     def register(self) -> None:
         add = self.server.add
@@ -88,9 +89,24 @@ class StorageNode(Node):
         return {"usage": self.store.usage()}
 
     def _on_change(self, kind: str, info: ObjectInfo) -> None:
-        self.events.append(kind, info.to_wire())
+        if kind == "finished":
+            # Announced only once durable: a reader released by this event
+            # must never meet an object that a crash could still take back.
+            self._unflushed.append(info.to_wire())
+        else:
+            self.events.append(kind, info.to_wire())
         # Every staged change reaches disk soon, even with no finish to wait on it.
         self.commits.mark()
+
+    def _flush(self) -> None:
+        pending, self._unflushed = self._unflushed, []
+        try:
+            self.store.flush()
+        except BaseException:
+            self._unflushed[:0] = pending
+            raise
+        for info in pending:
+            self.events.append("finished", info)
 
     async def main(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self.commits.run)
