@@ -489,5 +489,12 @@ class connect:
     async def __aexit__(self, *exc: Any) -> bool | None:
         assert self._peer is not None
         self._peer.close()
-        return await self._cm.__aexit__(*exc)
+        try:
+            return await self._cm.__aexit__(*exc)
+        except BaseExceptionGroup as group:
+            # The body's own error, wrapped by the nursery: hand it back as
+            # itself so callers can catch what they raised.
+            if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+                raise group.exceptions[0] from None
+            raise
 

@@ -73,6 +73,7 @@ class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "delegation", "created", "started", "finished", "scope", "written", "holding",
+        "inline",
     )
 
     def __init__(
@@ -94,6 +95,7 @@ class Task:
         self.scope: trio.CancelScope | None = None
         self.written: list[str] = []
         self.holding = False  # holds a slot of the node's limiter
+        self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
 
     def summary(self) -> dict[str, Any]:
         d: dict[str, Any] = {"job": self.job, "state": str(self.state), "token": self.token}
@@ -130,31 +132,39 @@ def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, list[str]
     return out
 
 
-def _input_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[list[str], str]]:
-    """Input name -> (storage endpoints holding it, object to read there).
+def _input_map(value: Any, refs: dict[str, str]) -> tuple[dict[str, tuple[list[str], str]], dict[str, bytes]]:
+    """Input name -> (storage endpoints holding it, object to read there), and
+    the inputs whose bytes came along.
 
     An entry is an endpoint (read the ref's own object there), or
     [endpoint or list of replica endpoints, object] when the coordinator
-    resolved a delegation chain or knows several copies.
+    resolved a delegation chain or knows several copies, or
+    [endpoints, object, bytes] for a small object whose bytes the
+    coordinator already has: no fetch needed.
     """
     if value is None:
         value = {}
     if not isinstance(value, dict):
         raise _bad("'inputs' must map input names to storage endpoints")
     out = {}
+    inline = {}
     for name, ref in refs.items():
         v = value.get(name)
         if isinstance(v, str):
             out[name] = ([v], ref)
             continue
-        if isinstance(v, list | tuple) and len(v) == 2 and isinstance(v[1], str):
+        if isinstance(v, list | tuple) and len(v) in (2, 3) and isinstance(v[1], str):
             eps = [v[0]] if isinstance(v[0], str) else v[0]
             if isinstance(eps, list) and eps and all(isinstance(e, str) for e in eps):
                 split_object_name(v[1])
                 out[name] = (eps, v[1])
+                if len(v) == 3:
+                    if not isinstance(v[2], bytes):
+                        raise _bad(f"inline bytes of input {name!r} must be bytes")
+                    inline[name] = v[2]
                 continue
         raise _bad(f"no storage endpoint given for input {name!r}")
-    return out
+    return out, inline
 
 
 class ComputeNode(Node):
@@ -245,9 +255,11 @@ class ComputeNode(Node):
         token = body.get("token", 0)
         if type(token) is not int or token < 0:
             raise _bad("'token' must be a non-negative integer")
-        inputs = _input_map(body.get("inputs"), spec.refs)
+        inputs, inline = _input_map(body.get("inputs"), spec.refs)
         outputs = _endpoint_map(body.get("outputs"), "outputs", set(spec.outputs))
-        return Task(job, spec, inputs, outputs, token)
+        task = Task(job, spec, inputs, outputs, token)
+        task.inline = inline
+        return task
 
     def _start(self, body: Any) -> dict[str, Any]:
         task = self._parse_start(body)
@@ -416,8 +428,10 @@ class ComputeNode(Node):
         return SoftFailure(f"{what}: {e}")
 
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes]:
-        out = {}
+        out = dict(task.inline)
         for name, (endpoints, obj) in task.inputs.items():
+            if name in out:
+                continue
             for i, endpoint in enumerate(endpoints):
                 try:
                     out[name] = await read_all(self.peers.get(endpoint), obj)
@@ -435,6 +449,10 @@ class ComputeNode(Node):
             inputs_dir.mkdir(parents=True, exist_ok=True)
         for name, (endpoints, obj) in task.inputs.items():
             path = inputs_dir / name
+            if name in task.inline:
+                path.write_bytes(task.inline[name])
+                files[name] = path
+                continue
             for i, endpoint in enumerate(endpoints):
                 try:
                     with open(path, "wb") as f:
@@ -467,7 +485,8 @@ class ComputeNode(Node):
                 spec, workdir, input_files=input_files, job=task.job,
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )
-        except RunnerError as e:
+        except (RunnerError, SpecError) as e:
+            # e.g. an input that cannot be an environment variable: the job's fault.
             raise HardFailure(str(e)) from None
         task.exit_code = result.exit_code
         if result.timed_out:

@@ -187,17 +187,24 @@ def serve(rfd: int, wfd: int) -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: be killed when the compute node dies, even by SIGKILL."""
-    try:
-        import ctypes
+    """Exit when the compute node dies, even by SIGKILL, even mid-call.
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-    except (OSError, AttributeError):
-        pass
+    Not PR_SET_PDEATHSIG: Linux fires it when the *thread* that forked us
+    exits, and trio spawns processes from cache threads that retire when idle.
+    A daemon thread watching our parent pid is simple and exact enough.
+    """
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="weft-parent-watch", daemon=True).start()
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ class Obj:
     replicas there are several, and the object is lost only when none is left.
     """
 
-    __slots__ = ("name", "producer", "locs", "state", "target", "waiters", "size", "lost_at")
+    __slots__ = ("name", "producer", "locs", "state", "target", "waiters", "size", "lost_at", "data")
 
     def __init__(self, name: str, producer: str | None) -> None:
         self.name = name
@@ -109,6 +109,7 @@ class Obj:
         self.waiters: list[str] | None = None
         self.size: int | None = None
         self.lost_at: float | None = None
+        self.data: bytes | None = None  # the bytes of a small finished object, when known
 
     def add_loc(self, node: str) -> None:
         if node not in self.locs:

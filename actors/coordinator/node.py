@@ -34,6 +34,9 @@ log = logging.getLogger("weft.coordinator")
 
 _NET_ERRORS = (CallTimeout, PeerClosed, RemoteError, trio.ClosedResourceError)
 MAX_SOFT_FAILURES = 5
+# Small objects' bytes (from storage events) are kept to pass inline to the
+# jobs that read them, up to this many bytes in all.
+INLINE_CACHE_BYTES = 64 << 20
 
 
 def _bad(message: str) -> BusError:
@@ -82,6 +85,7 @@ class CoordinatorNode(Node):
         # period in case the node comes back with them.
         self._lost_storages: dict[str, float] = {}
         self._lost_objects: set[str] = set()
+        self._inline_bytes = 0
         self.liveness = Liveness(interval=heartbeat_interval, timeout=heartbeat_timeout, on_lost=self._node_lost)
         self.epoch = int(self.journal.get_meta("epoch", 0)) + 1
         self.journal.set_meta("epoch", self.epoch)
@@ -467,6 +471,14 @@ class CoordinatorNode(Node):
         except SpecError:
             return
         if state == "finished":
+            data = info.get("data")
+            if isinstance(data, bytes) and self._inline_bytes + len(data) <= INLINE_CACHE_BYTES:
+                obj = g.objects.get(name)
+                if obj is None or obj.data is None:
+                    self._inline_bytes += len(data)
+                    if obj is None:
+                        obj = g.resolve(name)
+                    obj.data = data
             if g.object_finished(name, ref.node, info.get("size")):
                 self._kick()
             return
@@ -651,7 +663,8 @@ class CoordinatorNode(Node):
             if not copies:
                 missing.append(obj)
                 continue
-            out[name] = [copies[0].endpoint if len(copies) == 1 else [s.endpoint for s in copies], obj.name]
+            where = copies[0].endpoint if len(copies) == 1 else [s.endpoint for s in copies]
+            out[name] = [where, obj.name] if obj.data is None else [where, obj.name, obj.data]
         if missing:
             job.missing = 0
             for obj in missing:

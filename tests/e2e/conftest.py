@@ -28,7 +28,6 @@ import pytest
 import trio
 
 from bus.rpc import Peer, connect
-
 from cli.cluster import Proc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +41,8 @@ READY_TIMEOUT = 20.0
 
 def daemon_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
+    # The daemons' logs (under <tmp>/logs) say what happened when a test fails.
+    env["WEFT_LOG_LEVEL"] = os.environ.get("WEFT_E2E_LOG_LEVEL", "info")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -133,6 +134,16 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
         yield d
     finally:
         d.stop_all()
+
+
+@pytest.fixture
+def fresh_compute(daemons: Daemons) -> Proc:
+    """A compute node of this test alone, just started.
+
+    Callable jobs run on one: the shared node's warm workers may be gone by the
+    time a late test runs (see test_callable_jobs_still_run_after_the_node_was_idle).
+    """
+    return daemons.compute("compute-fresh", slots=2)
 
 
 # -- helpers for the tests -------------------------------------------------------------

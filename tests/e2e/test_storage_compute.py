@@ -1,0 +1,651 @@
+"""Storage and compute daemons end to end: real processes, sockets, SQLite and signals.
+
+Each test talks to the daemons the way the coordinator would: it creates output
+objects on storage, starts the task on compute with the storage endpoints, and
+waits for the task to be done; then it checks what a user would check -- bytes
+on storage, task states and outcomes, causes, processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+import trio
+
+from actors.model import JobSpec
+from bus.errors import BusError, RemoteError
+from cli.cluster import Proc
+
+from .conftest import (
+    Daemons,
+    Shared,
+    job_id,
+    peer,
+    process_gone,
+    read_object,
+    rss,
+    snapshot,
+    start_task,
+    wait_done,
+    wait_done_by_events,
+    wait_for,
+)
+
+PY = sys.executable
+MiB = 1 << 20
+
+
+async def stat_state(storage, name: str) -> str:
+    return (await storage.call("stat", {"name": name}))["state"]
+
+
+# -- 1. a command job: indirect input from storage A, two outputs to storage B -------
+
+COPY_SCRIPT = r"""
+import hashlib, os, sys
+src = open(os.path.join(os.environ["WEFT_INPUTS"], "src"), "rb").read()
+sys.stdout.buffer.write(src * 3)
+sys.stdout.buffer.flush()
+sys.stderr.write("read %d bytes of src\n" % len(src))
+sys.stderr.flush()
+with open(os.path.join(os.environ["WEFT_OUTPUTS"], "b"), "wb") as f:
+    f.write(hashlib.sha256(src).hexdigest().encode() + b"\n" + src[::-1])
+"""
+
+
+async def test_command_job_reads_input_from_one_storage_and_writes_outputs_to_another(
+    shared: Shared,
+) -> None:
+    src = random.Random(1).randbytes(700 * 1024)  # a file object on A; stdout (3x) streams in chunks
+    in_name = f"{job_id('src')}/data"
+    job = job_id("copy")
+    with trio.fail_after(60):
+        async with peer(shared.a) as a, peer(shared.b) as b, peer(shared.c) as c:
+            put = await a.call("put", {"name": in_name, "data": src})
+            assert (put["state"], put["size"]) == ("finished", len(src))
+            for out in ("stdout", "b"):
+                created = await b.call("create", {"name": f"{job}/{out}"})
+                assert created["state"] == "empty"
+            since = (await c.call("info", {}))["next"]
+            spec = JobSpec(command=[PY, "-c", COPY_SCRIPT], refs={"src": in_name}, outputs=["stdout", "b"])
+            started = await start_task(
+                c, job, spec.to_wire(), inputs={"src": shared.a}, outputs={"stdout": shared.b, "b": shared.b}
+            )
+            assert started["job"] == job
+
+            states = await wait_done_by_events(c, job, since)
+            result = await c.call("result", {"job": job})
+
+            stdout = await read_object(b, f"{job}/stdout")
+            b_out = await read_object(b, f"{job}/b")
+            for out in ("stdout", "b"):
+                assert await stat_state(b, f"{job}/{out}") == "finished"
+                with pytest.raises(RemoteError) as e:
+                    await a.call("stat", {"name": f"{job}/{out}"})
+                assert e.value.code == "missing"  # written to B only
+
+    assert states == ["pending", "fetching", "running", "storing", "done"]
+    assert result["outcome"] == "success", result
+    assert result["exit"] == 0
+    assert stdout == src * 3
+    assert b_out == hashlib.sha256(src).hexdigest().encode() + b"\n" + src[::-1]
+
+    log = (shared.compute.data_dir / "tasks" / job / "results" / "output.txt").read_bytes()
+    err = b"read %d bytes of src\n" % len(src)
+    assert len(log) == len(stdout) + len(err)
+    assert err in log
+    assert log.replace(err, b"", 1) == stdout  # stdout and stderr interleaved as they came
+
+
+# -- 2. a callable job ----------------------------------------------------------------
+
+
+async def test_callable_job_with_immediate_inputs(shared: Shared, fresh_compute: Proc) -> None:
+    job = job_id("concat")
+    x, y = "héllo, ", b"\x00\xffworld\n"
+    spec = JobSpec(call="actors.builtins:concat", inputs={"x": x, "y": y}, outputs=["result"])
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            await b.call("create", {"name": f"{job}/result"})
+            await start_task(c, job, spec.to_wire(), outputs={"result": shared.b})
+            r = await wait_done(c, job)
+            assert r["outcome"] == "success", r
+            assert await read_object(b, f"{job}/result") == x.encode() + y
+
+
+async def test_callable_job_with_an_indirect_input(shared: Shared, fresh_compute: Proc) -> None:
+    job = job_id("concat-ref")
+    in_name = f"{job_id('part')}/y"
+    y = random.Random(2).randbytes(100_000)
+    spec = JobSpec(call="actors.builtins:concat", inputs={"x": "head:"}, refs={"y": in_name}, outputs=["result"])
+    with trio.fail_after(30):
+        async with peer(shared.a) as a, peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            await a.call("put", {"name": in_name, "data": y})
+            await b.call("create", {"name": f"{job}/result"})
+            await start_task(c, job, spec.to_wire(), inputs={"y": shared.a}, outputs={"result": shared.b})
+            r = await wait_done(c, job)
+            assert r["outcome"] == "success", r
+            assert await read_object(b, f"{job}/result") == b"head:" + y
+
+
+def worker_pids(compute: Proc) -> list[int]:
+    return [
+        ch.pid
+        for ch in psutil.Process(compute.pid).children()
+        if "actors.compute.worker" in " ".join(ch.cmdline())
+    ]
+
+
+async def test_callable_jobs_still_run_after_the_node_was_idle(
+    shared: Shared, daemons: Daemons
+) -> None:
+    cp = daemons.compute("compute-idle", slots=1)
+    workers = worker_pids(cp)
+    assert workers
+    await trio.sleep(11)  # idle longer than trio's worker-thread idle timeout (10 s)
+    job = job_id("after-idle")
+    spec = JobSpec(call="actors.builtins:concat", inputs={"x": "still ", "y": "warm"}, outputs=["result"])
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(cp.endpoint) as c:
+            await b.call("create", {"name": f"{job}/result"})
+            await start_task(c, job, spec.to_wire(), outputs={"result": shared.b})
+            r = await wait_done(c, job)
+            assert r["outcome"] == "success", r
+            assert await read_object(b, f"{job}/result") == b"still warm"
+    assert [p for p in workers if process_gone(p)] == []
+
+
+# -- 3. an input that exists but is not finished -----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["command", "callable"])
+async def test_unfinished_input_fails_soft_naming_the_input(
+    shared: Shared, fresh_compute: Proc, kind: str
+) -> None:
+    in_name = f"{job_id('unfinished')}/data"
+    job = job_id(f"reads-unfinished-{kind}")
+    if kind == "command":
+        spec = JobSpec(command=[PY, "-c", "print('ran')"], refs={"src": in_name}, outputs=["stdout"])
+        out = "stdout"
+    else:
+        spec = JobSpec(call="actors.builtins:echo", refs={"src": in_name}, outputs=["result"])
+        out = "result"
+    with trio.fail_after(30):
+        async with peer(shared.a) as a, peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            await a.call("create", {"name": in_name})  # created, never written
+            await b.call("create", {"name": f"{job}/{out}"})
+            await start_task(c, job, spec.to_wire(), inputs={"src": shared.a}, outputs={out: shared.b})
+            r = await wait_done(c, job)
+            assert r["outcome"] == "failed-soft", r
+            assert "'src'" in r["cause"] and in_name in r["cause"], r["cause"]
+            assert "not finished" in r["cause"]
+            assert await stat_state(b, f"{job}/{out}") == "empty"
+            assert await stat_state(a, in_name) == "empty"
+
+
+# -- 4. storage killed while a task writes to it ---------------------------------------------
+
+SLOW_WRITER = r"""
+import os, sys, time
+with open(os.environ["WEFT_INPUT_PIDFILE"], "w") as f:
+    f.write(str(os.getpid()))
+chunk = b"w" * 65536
+out = sys.stdout.buffer
+for _ in range(800):  # 50 MiB, slowly
+    out.write(chunk)
+    out.flush()
+    time.sleep(0.005)
+"""
+
+
+async def test_storage_killed_during_output_fails_task_soft(
+    shared: Shared, daemons: Daemons, tmp_path: Path
+) -> None:
+    st = daemons.storage("storage-victim")
+    job = job_id("slow")
+    name = f"{job}/stdout"
+    pidfile = tmp_path / "writer.pid"
+    spec = JobSpec(command=[PY, "-c", SLOW_WRITER], inputs={"PIDFILE": str(pidfile)}, outputs=["stdout"])
+    with trio.fail_after(60):
+        async with peer(shared.c) as c:
+            async with peer(st.endpoint) as s:
+                await s.call("create", {"name": name})
+                await start_task(c, job, spec.to_wire(), outputs={"stdout": st.endpoint})
+
+                async def some_written() -> bool:
+                    return (await s.call("stat", {"name": name}))["size"] >= 3 * MiB
+
+                await wait_for(some_written, 20, what="3 MiB of the output on storage")
+            assert (await c.call("result", {"job": job}))["state"] == "running"
+            os.kill(st.pid, signal.SIGKILL)
+            await trio.to_thread.run_sync(st.popen.wait, 10)
+            r = await wait_done(c, job, timeout=40)
+    assert r["outcome"] == "failed-soft", r
+    assert "storage" in r["cause"] and "stdout" in r["cause"], r["cause"]
+    assert process_gone(int(pidfile.read_text())), "the writer outlived its task"
+
+
+# -- 5. storage restarted on the same data dir --------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_storage_restart_serves_finished_objects_byte_identical(
+    daemons: Daemons, sig: signal.Signals
+) -> None:
+    rnd = random.Random(5)
+    objects = {
+        "keep/empty": b"",
+        "keep/small": b"hello\n",
+        "keep/inline": rnd.randbytes(60_000),
+        "keep/file": rnd.randbytes(200_000),
+        "keep/big": rnd.randbytes(3 * MiB + 123),
+    }
+    st = daemons.storage("storage-restart")
+    with trio.fail_after(60):
+        async with peer(st.endpoint, timeout=30) as s:
+            for name, data in objects.items():
+                if len(data) <= MiB:
+                    info = await s.call("put", {"name": name, "data": data})
+                else:  # the way compute streams a large output
+                    await s.call("create", {"name": name, "token": 7})
+                    for off in range(0, len(data), MiB):
+                        chunk = data[off : off + MiB]
+                        await s.call("populate", {"name": name, "data": chunk, "token": 7, "offset": off})
+                    info = await s.call("finish", {"name": name, "token": 7, "size": len(data)})
+                assert (info["state"], info["size"]) == ("finished", len(data))
+            await s.call("create", {"name": "keep/never-written"})
+            await s.call("create", {"name": "keep/half"})
+            await s.call("populate", {"name": "keep/half", "data": b"partial"})
+            listed = {o["name"]: o for o in (await s.call("list", {}))["objects"]}
+
+        if sig == signal.SIGTERM:
+            assert await trio.to_thread.run_sync(st.stop) == 0
+        else:
+            os.kill(st.pid, signal.SIGKILL)
+            await trio.to_thread.run_sync(st.popen.wait, 10)
+            st.stop()  # closes its log
+        st2 = await trio.to_thread.run_sync(
+            lambda: daemons.storage("storage-restart", data_dir=st.data_dir)
+        )
+
+        async with peer(st2.endpoint, timeout=30) as s:
+            relisted = {o["name"]: o for o in (await s.call("list", {}))["objects"]}
+            for name, data in objects.items():
+                assert relisted[name] == listed[name]
+                assert await read_object(s, name) == data, name
+            for name in ("keep/never-written", "keep/half"):
+                if sig == signal.SIGKILL and name not in relisted:
+                    continue  # a create not yet flushed when killed is as if never made
+                assert relisted[name]["state"] != "finished"
+                with pytest.raises(BusError, match="not finished"):
+                    await read_object(s, name)
+
+
+# -- 6. 200 MiB through storage and through compute, with bounded memory -----------------
+
+BIG_N = 200  # MiB
+RSS_LIMIT = 64 * MiB
+_BLOCK = bytes(range(256)) * 4096  # 1 MiB
+
+
+def big_chunk(i: int) -> bytes:
+    return i.to_bytes(8, "big") + _BLOCK[8:]
+
+
+def big_sha() -> str:
+    h = hashlib.sha256()
+    for i in range(BIG_N):
+        h.update(big_chunk(i))
+    return h.hexdigest()
+
+
+class PeakRss:
+    """Samples processes' RSS every few ms while running in a nursery."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = pids
+        self.base = {p: rss(p) for p in pids}
+        self.peak = dict(self.base)
+
+    def sample(self) -> None:
+        for p in self.pids:
+            self.peak[p] = max(self.peak[p], rss(p))
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await trio.sleep(0.005)
+
+    def growth(self, pid: int) -> int:
+        self.sample()
+        return self.peak[pid] - self.base[pid]
+
+
+async def read_sha(storage, name: str) -> tuple[str, int]:
+    """Read an object chunk by chunk; its sha256 and size."""
+    h, off = hashlib.sha256(), 0
+    while True:
+        r = await storage.call("read", {"name": name, "offset": off, "length": MiB})
+        assert r["state"] == "finished"
+        h.update(r["data"])
+        off += len(r["data"])
+        if r["eof"]:
+            return h.hexdigest(), off
+
+
+async def test_200mib_object_streams_through_storage_in_bounded_memory(daemons: Daemons) -> None:
+    st = daemons.storage("storage-big")
+    name = "big/blob"
+    with trio.fail_after(60):
+        async with peer(st.endpoint, timeout=30) as s:
+            await s.call("create", {"name": name})
+            rss_ = PeakRss(st.pid)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(rss_.run)
+                h = hashlib.sha256()
+                for i in range(BIG_N):
+                    chunk = big_chunk(i)
+                    h.update(chunk)
+                    await s.call("populate", {"name": name, "data": chunk, "offset": i * MiB})
+                info = await s.call("finish", {"name": name, "size": BIG_N * MiB})
+                assert (info["state"], info["size"]) == ("finished", BIG_N * MiB)
+                assert await read_sha(s, name) == (h.hexdigest(), BIG_N * MiB)
+                nursery.cancel_scope.cancel()
+            growth = rss_.growth(st.pid)
+            await s.call("delete", {"name": name})
+    assert growth < RSS_LIMIT, f"storage RSS grew by {growth / MiB:.0f} MiB for a 200 MiB object"
+
+
+BIG_WRITER = rf"""
+import os
+block = bytes(range(256)) * 4096
+with open(os.path.join(os.environ["WEFT_OUTPUTS"], "big"), "wb") as f:
+    for i in range({BIG_N}):
+        f.write(i.to_bytes(8, "big") + block[8:])
+"""
+
+
+async def test_200mib_output_goes_through_compute_in_bounded_memory(daemons: Daemons) -> None:
+    st = daemons.spawn("storage", "storage-big-out")
+    cp = daemons.spawn("compute", "compute-big", "--slots", "1")
+    daemons.ready(st)
+    daemons.ready(cp)
+    job = job_id("big")
+    name = f"{job}/big"
+    spec = JobSpec(command=[PY, "-c", BIG_WRITER], outputs=["big"])
+    with trio.fail_after(60):
+        async with peer(st.endpoint, timeout=30) as s, peer(cp.endpoint) as c:
+            await s.call("create", {"name": name})
+            rss_ = PeakRss(cp.pid, st.pid)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(rss_.run)
+                await start_task(c, job, spec.to_wire(), outputs={"big": st.endpoint})
+                r = await wait_done(c, job, timeout=45)
+                nursery.cancel_scope.cancel()
+            assert r["outcome"] == "success", r
+            info = await s.call("stat", {"name": name})
+            assert (info["state"], info["size"]) == ("finished", BIG_N * MiB)
+            assert await read_sha(s, name) == (big_sha(), BIG_N * MiB)
+            compute_growth, storage_growth = rss_.growth(cp.pid), rss_.growth(st.pid)
+            await c.call("delete", {"job": job})
+            await s.call("delete", {"name": name})
+    assert compute_growth < RSS_LIMIT, f"compute RSS grew by {compute_growth / MiB:.0f} MiB"
+    assert storage_growth < RSS_LIMIT, f"storage RSS grew by {storage_growth / MiB:.0f} MiB"
+
+
+# -- 8. bad input ---------------------------------------------------------------------------
+
+
+def one_line(message: str) -> bool:
+    return bool(message.strip()) and "\n" not in message
+
+
+BAD_SPECS = [
+    ("command-is-a-string", {"cmd": "echo", "o": []}, "'command'"),
+    ("outputs-is-a-number", {"cmd": ["echo"], "o": 5}, "'outputs'"),
+    ("command-empty", {"cmd": [], "o": []}, "'command'"),
+    ("command-arg-not-a-string", {"cmd": ["echo", 5], "o": []}, "'command'"),
+    ("neither-command-nor-call", {"o": []}, "'command' or 'call'"),
+    ("both-command-and-call", {"cmd": ["echo"], "call": "actors.builtins:noop"}, "'command' or 'call'"),
+    ("call-malformed", {"call": "no colon here", "o": []}, "'call'"),
+    ("input-not-a-string", {"cmd": ["echo"], "in": {"x": 5}}, "'x'"),
+    ("timeout-negative", {"cmd": ["echo"], "t": -1}, "'timeout'"),
+    ("priority-not-an-int", {"cmd": ["echo"], "pri": "high"}, "'priority'"),
+    ("unknown-field", {"cmd": ["echo"], "bogus": 1}, "bogus"),
+    ("duplicate-outputs", {"cmd": ["echo"], "o": ["a", "a"]}, "unique"),
+    ("spec-not-a-map", "echo hi", "map"),
+]
+
+
+@pytest.mark.parametrize("spec,needle", [c[1:] for c in BAD_SPECS], ids=[c[0] for c in BAD_SPECS])
+async def test_start_with_a_malformed_spec_answers_a_clear_error(
+    shared: Shared, spec: object, needle: str
+) -> None:
+    job = job_id("bad")
+    with trio.fail_after(10):
+        async with peer(shared.c) as c:
+            with pytest.raises(RemoteError) as e:
+                await start_task(c, job, spec)  # type: ignore[arg-type]
+            tasks = (await c.call("list", {}))["tasks"]
+    assert e.value.code in ("bad-spec", "bad-request"), e.value
+    assert one_line(e.value.message) and needle in e.value.message, e.value.message
+    assert job not in {t["job"] for t in tasks}
+
+
+BAD_BODIES = [
+    ("token-negative", {"token": -1}, "'token'"),
+    ("output-endpoint-not-a-string", {"outputs": {"stdout": 5}}, "'outputs'"),
+    ("output-endpoint-missing", {"outputs": {}}, "stdout"),
+    ("input-endpoint-missing", {"inputs": {}}, "'src'"),
+    ("job-missing", {"job": None}, "job id"),
+    ("body-not-a-map", None, "map"),
+]
+
+
+@pytest.mark.parametrize("change,needle", [c[1:] for c in BAD_BODIES], ids=[c[0] for c in BAD_BODIES])
+async def test_start_with_a_malformed_body_answers_a_clear_error(
+    shared: Shared, change: dict | None, needle: str
+) -> None:
+    job = job_id("bad-body")
+    spec = JobSpec(command=["true"], refs={"src": "some-job/out"}, outputs=["stdout"])
+    body = {"job": job, "spec": spec.to_wire(), "inputs": {"src": shared.a}, "outputs": {"stdout": shared.b}}
+    body = "not a map" if change is None else {**body, **change}
+    with trio.fail_after(10):
+        async with peer(shared.c) as c:
+            with pytest.raises(RemoteError) as e:
+                await c.call("start", body)
+            assert (await c.call("ping", {}))["role"] == "compute"
+    assert e.value.code in ("bad-spec", "bad-request"), e.value
+    assert one_line(e.value.message) and needle in e.value.message, e.value.message
+
+
+async def test_start_many_reports_bad_items_and_runs_good_ones(fresh_compute: Proc) -> None:
+    good, bad = job_id("many-good"), job_id("many-bad")
+    with trio.fail_after(20):
+        async with peer(fresh_compute.endpoint) as c:
+            r = await c.call("start_many", {"tasks": [
+                {"job": good, "spec": {"call": "actors.builtins:noop", "o": []}},
+                {"job": bad, "spec": {"cmd": "echo", "o": []}},
+            ]})
+            first, second = r["tasks"]
+            assert first["job"] == good and "error" not in first
+            assert second["job"] == bad and second["error"]["code"] == "bad-spec"
+            done = await wait_done(c, good)
+            assert done["outcome"] == "success", done
+
+
+@pytest.mark.parametrize("argv0", ["/nonexistent/weft-e2e-nosuch", "weft-e2e-no-such-command"])
+async def test_missing_command_fails_hard_naming_it(shared: Shared, argv0: str) -> None:
+    job = job_id("nocmd")
+    with trio.fail_after(20):
+        async with peer(shared.c) as c:
+            await start_task(c, job, JobSpec(command=[argv0, "arg"]).to_wire())
+            r = await wait_done(c, job)
+    assert r["outcome"] == "failed-hard", r
+    assert argv0 in r["cause"] and one_line(r["cause"]), r["cause"]
+
+
+@pytest.mark.parametrize("call", ["nosuch.module:fn", "actors.builtins:nosuch"])
+async def test_missing_callable_fails_hard_naming_it(fresh_compute: Proc, call: str) -> None:
+    job = job_id("nocall")
+    with trio.fail_after(20):
+        async with peer(fresh_compute.endpoint) as c:
+            await start_task(c, job, JobSpec(call=call).to_wire())
+            r = await wait_done(c, job)
+    assert r["outcome"] == "failed-hard", r
+    assert call in r["cause"] and "no callable" in r["cause"] and one_line(r["cause"]), r["cause"]
+
+
+@pytest.mark.parametrize(
+    "inputs,needle",
+    [({"x": "a\x00b"}, "'x'"), ({"a.b": "1", "a_b": "2"}, "WEFT_INPUT_A_B")],
+    ids=["nul-byte", "two-names-one-variable"],
+)
+async def test_command_input_unusable_as_environment_is_the_jobs_fault(
+    shared: Shared, inputs: dict, needle: str
+) -> None:
+    job = job_id("badenv")
+    spec = JobSpec(command=[PY, "-c", "pass"], inputs=inputs)
+    with trio.fail_after(20):
+        async with peer(shared.c) as c:
+            try:
+                await start_task(c, job, spec.to_wire())
+            except RemoteError as e:  # refusing it up front is as good
+                assert e.code == "bad-spec" and needle in e.message
+                return
+            r = await wait_done(c, job)
+    assert r["outcome"] == "failed-hard", r
+    assert needle in r["cause"] and "internal error" not in r["cause"], r["cause"]
+
+
+TRAVERSAL = ["../evil1", "a/../../evil2", "../../evil3/x", "/evil4/x", "ok/../evil5", "..", "a/.."]
+
+
+async def test_path_traversal_names_are_refused_and_nothing_is_written_outside(
+    shared: Shared, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    base = tmp_path_factory.getbasetemp()
+    cwd = Path.cwd()
+    before = snapshot(base)
+    cwd_before = set(os.listdir(cwd))
+    errors: list[tuple[str, RemoteError]] = []
+
+    async def refused(p, what: str, op: str, body: object) -> None:
+        with pytest.raises(RemoteError) as e:
+            await p.call(op, body)
+        errors.append((what, e.value))
+
+    with trio.fail_after(30):
+        async with peer(shared.a) as a, peer(shared.c) as c:
+            for bad in TRAVERSAL:
+                for op, body in [
+                    ("create", {"name": bad}),
+                    ("read", {"name": bad}),
+                    ("put", {"name": bad, "data": b"pwned"}),
+                    ("populate", {"name": bad, "data": b"pwned"}),
+                    ("finish", {"name": bad}),
+                    ("stat", {"name": bad}),
+                    ("delete", {"name": bad}),
+                    ("delegate", {"name": bad, "target": "x/y"}),
+                ]:
+                    await refused(a, f"storage {op} {bad!r}", op, body)
+                await a.call("create", {"name": "traversal-src/ok"})
+                await refused(a, f"storage delegate to {bad!r}", "delegate",
+                              {"name": "traversal-src/ok", "target": bad})
+                await a.call("delete", {"name": "traversal-src/ok"})
+
+                ok = job_id("trav")
+                script = [PY, "-c", "open('pwned', 'w').write('x')"]
+                starts = {
+                    "job id": {"job": bad, "spec": JobSpec(command=script).to_wire()},
+                    "output": {"job": ok, "spec": {"cmd": script, "o": [bad]},
+                               "outputs": {bad: shared.b}},
+                    "input ref": {"job": ok, "spec": {"cmd": script, "o": [], "refs": {"i": bad}},
+                                  "inputs": {"i": shared.a}},
+                    "resolved input": {"job": ok, "spec": {"cmd": script, "o": [], "refs": {"i": "j/o"}},
+                                       "inputs": {"i": [shared.a, bad]}},
+                    "immediate input": {"job": ok, "spec": {"cmd": script, "o": [], "in": {bad: "v"}}},
+                }
+                for what, body in starts.items():
+                    await refused(c, f"compute start {what} {bad!r}", "start", body)
+                for op in ("result", "delete", "cancel"):
+                    await refused(c, f"compute {op} {bad!r}", op, {"job": bad})
+            assert not [t for t in (await c.call("list", {}))["tasks"] if t["job"].startswith("trav-")]
+
+    for what, e in errors:
+        assert e.code in ("bad-spec", "bad-request"), f"{what}: [{e.code}] {e.message}"
+        assert one_line(e.message), f"{what}: {e.message!r}"
+
+    after = snapshot(base)
+    allowed = shared.daemons.data_dirs() + [shared.daemons.logs.resolve()]
+    changed = {p for p, st in after.items() if before.get(p) != st}
+    outside = sorted(p for p in changed if not any(Path(p).resolve().is_relative_to(d) for d in allowed))
+    assert outside == [], f"written outside the data dirs: {outside}"
+    suspicious = sorted(p for p in set(after) - set(before) if "evil" in p or "pwned" in p)
+    assert suspicious == []
+    assert not {n for n in set(os.listdir(cwd)) - cwd_before if "evil" in n or "pwned" in n}
+
+
+# -- 9. SIGTERM on a compute node stops the command's whole process group -----------------
+
+LONG_RUNNER = r"""
+import os, signal, subprocess, time
+child = subprocess.Popen(["sleep", "60"])  # same process group as this command
+if os.environ["WEFT_INPUT_STUBBORN"] == "1":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+path = os.environ["WEFT_INPUT_PIDFILE"]
+with open(path + ".tmp", "w") as f:
+    f.write("%d %d" % (os.getpid(), child.pid))
+os.rename(path + ".tmp", path)
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["plain", "ignores-sigterm"])
+async def test_sigterm_on_compute_stops_the_command_and_leaves_output_unfinished(
+    shared: Shared, daemons: Daemons, tmp_path: Path, stubborn: bool
+) -> None:
+    cp = daemons.compute("compute-term", slots=1)
+    job = job_id("long")
+    name = f"{job}/stdout"
+    pidfile = tmp_path / "pids"
+    spec = JobSpec(
+        command=[PY, "-c", LONG_RUNNER],
+        inputs={"PIDFILE": str(pidfile), "STUBBORN": "1" if stubborn else "0"},
+        outputs=["stdout"],
+    )
+    with trio.fail_after(60):
+        async with peer(shared.b) as b:
+            await b.call("create", {"name": name})
+            async with peer(cp.endpoint) as c:
+                await start_task(c, job, spec.to_wire(), outputs={"stdout": shared.b})
+                await wait_for(pidfile.exists, 20, what="the command to start")
+                assert (await c.call("result", {"job": job}))["state"] == "running"
+            pids = [int(p) for p in pidfile.read_text().split()]
+            assert not any(process_gone(p) for p in pids)
+
+            t0 = trio.current_time()
+            rc = await trio.to_thread.run_sync(cp.stop)  # SIGTERM; SIGKILL after 10 s
+            took = trio.current_time() - t0
+            alive = [p for p in pids if not process_gone(p)]
+            state = await stat_state(b, name)
+
+            # Started again on its data dir, the node reports the task interrupted.
+            cp2 = await trio.to_thread.run_sync(
+                lambda: daemons.compute("compute-term", slots=1, data_dir=cp.data_dir)
+            )
+            async with peer(cp2.endpoint) as c:
+                after = await c.call("result", {"job": job})
+    assert rc == 0, f"compute exited with {rc} after {took:.1f}s"
+    assert alive == [], f"processes of the command outlived the compute node: {alive}"
+    assert state in ("empty", "partial"), f"output reported {state} though the task never finished"
+    assert took < 8
+    assert (after["state"], after["outcome"]) == ("done", "failed-soft"), after
