@@ -49,6 +49,10 @@ def bench(
     try:
         with _RichProgress() as progress:
             results = runner.run_plan(plan, progress)
+    except KeyboardInterrupt:
+        # The runner's finally blocks have stopped every cluster by now.
+        typer.echo("weft bench: interrupted; every cluster it started is stopped", err=True)
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -121,6 +121,7 @@ def coordinator(
     heartbeat: float = typer.Option(5.0, "--heartbeat-timeout", help="Seconds of silence before a node is lost."),
     replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
     storage_grace: float = typer.Option(30.0, "--storage-grace", help="Seconds to wait for a lost storage node before remaking its objects."),
+    prefetch: int = typer.Option(1, "--prefetch", help="Tasks per slot sent ahead to a node when the queue is deep (0: none)."),
 ) -> None:
     """Run the coordinator: finds nodes, schedules jobs, follows delegations."""
     from actors.coordinator.node import CoordinatorNode
@@ -129,10 +130,12 @@ def coordinator(
         fail(f"invalid --heartbeat-timeout {heartbeat}: expected more than 0.5 seconds")
     if replicas < 1:
         fail(f"invalid --replicas {replicas}: expected at least 1")
+    if prefetch < 0:
+        fail(f"invalid --prefetch {prefetch}: expected 0 or more")
     if storage_grace < 0:
         fail(f"invalid --storage-grace {storage_grace}: expected seconds >= 0")
     cfg = node_config("coordinator", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, None)
     run_daemon(CoordinatorNode(
         cfg, heartbeat_interval=min(1.0, heartbeat / 3), heartbeat_timeout=heartbeat,
-        replicas=replicas, storage_grace=storage_grace,
+        replicas=replicas, storage_grace=storage_grace, prefetch=prefetch,
     ))

@@ -66,6 +66,7 @@ class CoordinatorNode(Node):
         poll_timeout: float = 10.0,
         replicas: int = 1,
         storage_grace: float = 30.0,
+        prefetch: int = 1,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -81,6 +82,7 @@ class CoordinatorNode(Node):
             raise ValueError("replicas must be at least 1")
         self.replicas = replicas
         self.storage_grace = storage_grace
+        self.prefetch = prefetch
         # Storage nodes lost, and since when: their objects wait out the grace
         # period in case the node comes back with them.
         self._lost_storages: dict[str, float] = {}
@@ -578,7 +580,15 @@ class CoordinatorNode(Node):
         g = self.graph
         if self.fenced:
             return
-        computes = [c for c in self.computes.values() if c.free > 0]
+        ready = [c for c in self.computes.values() if c.ready]
+        # Prefetch: with a deep queue, each node also gets `prefetch` tasks per
+        # slot ahead, waiting in its FIFO, so a slot never idles for the round
+        # trip to us. With a shallow queue nothing is sent ahead, so a job that
+        # becomes the most needed a moment later still goes first.
+        deep = g.runnable_count >= 2 * sum(c.slots for c in ready)
+        per_slot = 1 + (self.prefetch if deep else 0)
+        room = {c.node: c.slots * per_slot - len(c.running) for c in ready}
+        computes = [c for c in ready if room[c.node] > 0]
         if not computes or not g.runnable_count:
             return
         batches: dict[str, list[tuple[Job, dict]]] = defaultdict(list)
@@ -604,14 +614,15 @@ class CoordinatorNode(Node):
                     deferred.append(job)
                     break
                 job.placement = placement
-            node = max(computes, key=lambda c: c.free)
+            node = max(computes, key=lambda c: room[c.node])
             job.state = RUNNING
             job.node = node.node
             job.token = next(self._tokens)
             job.attempts += 1
             job.started = now
             node.assign(job.id)
-            if node.free <= 0:
+            room[node.node] -= 1
+            if room[node.node] <= 0:
                 computes.remove(node)
             batches[node.node].append((job, inputs))
         for job in deferred:
