@@ -157,17 +157,22 @@ class Graph:
     def link_inputs(self, job: Job) -> list[Job]:
         """Count the job's unfinished inputs; returns jobs that failed it at once."""
         missing = 0
+        seen: set[str] = set()
         for ref in job.spec.refs.values():
             obj = self.resolve(ref)
-            if obj.state == "finished":
-                continue
+            if obj.state == "finished" or obj.name in seen:
+                continue  # (two inputs may read one object: it is one wait)
+            seen.add(obj.name)
             producer = self.jobs.get(obj.producer) if obj.producer else None
             if producer is not None and producer.state in (FAILED, CANCELLED):
                 self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "))
                 return [job]
             if obj.waiters is None:
                 obj.waiters = []
-            obj.waiters.append(job.id)
+            # A job linked again (resubmitted after failing) may still be
+            # listed from before: listed once, released once.
+            if job.id not in obj.waiters:
+                obj.waiters.append(job.id)
             missing += 1
         job.missing = missing
         if missing:

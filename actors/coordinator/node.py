@@ -88,6 +88,10 @@ class CoordinatorNode(Node):
         self._lost_storages: dict[str, float] = {}
         self._lost_objects: set[str] = set()
         self._inline_bytes = 0
+        # Jobs whose task succeeded but whose outputs storage has not yet
+        # announced finished: they succeed when the last one is (a reader told
+        # "succeeded" must find the bytes).
+        self._awaiting: dict[str, set[str]] = {}
         self.liveness = Liveness(interval=heartbeat_interval, timeout=heartbeat_timeout, on_lost=self._node_lost)
         self.epoch = int(self.journal.get_meta("epoch", 0)) + 1
         self.journal.set_meta("epoch", self.epoch)
@@ -246,6 +250,15 @@ class CoordinatorNode(Node):
             if lost:
                 log.warning("%d objects were only on storage %s; waiting %gs for it to come back",
                             lost, ref.node, self.storage_grace)
+            for jid in list(self._awaiting):
+                job = self.graph.jobs.get(jid)
+                placement = job.placement if job is not None else None
+                if job is None or not placement or ref.node not in placement:
+                    continue
+                if not any(n in self.storages for n in placement):
+                    # Its outputs were acknowledged only by the node we lost.
+                    del self._awaiting[jid]
+                    self._soft_failure(job, f"storage node {ref.node} was lost before its outputs were announced")
         self.liveness.unwatch(ref.node)
         self.peers.drop(ref.endpoint)
         self._drain()
@@ -356,8 +369,15 @@ class CoordinatorNode(Node):
                 delegation = t.get("delegation")
                 if delegation is not None:
                     self._delegate(job, delegation)
-                self.graph.succeed(job)
-                self.stats["succeeded"] += 1
+                pending = {
+                    n for n in job.outputs()
+                    if (o := self.graph.objects.get(n)) is None or o.state not in ("finished", "delegated")
+                }
+                if pending:
+                    self._awaiting[job.id] = pending
+                else:
+                    self.graph.succeed(job)
+                    self.stats["succeeded"] += 1
             elif outcome == "failed-soft":
                 self._soft_failure(job, cause or "failed soft")
             else:
@@ -483,6 +503,16 @@ class CoordinatorNode(Node):
                     obj.data = data
             if g.object_finished(name, ref.node, info.get("size")):
                 self._kick()
+            producer = g.objects[name].producer
+            pending = self._awaiting.get(producer or "")
+            if pending is not None:
+                pending.discard(name)
+                if not pending:
+                    del self._awaiting[producer]
+                    job = g.jobs.get(producer)
+                    if job is not None and job.state == RUNNING:
+                        g.succeed(job)
+                        self.stats["succeeded"] += 1
             return
         obj = g.objects.get(name) or g.resolve(name)
         if state == "delegated":
@@ -585,7 +615,7 @@ class CoordinatorNode(Node):
         # slot ahead, waiting in its FIFO, so a slot never idles for the round
         # trip to us. With a shallow queue nothing is sent ahead, so a job that
         # becomes the most needed a moment later still goes first.
-        deep = g.runnable_count >= 2 * sum(c.slots for c in ready)
+        deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
         per_slot = 1 + (self.prefetch if deep else 0)
         room = {c.node: c.slots * per_slot - len(c.running) for c in ready}
         computes = [c for c in ready if room[c.node] > 0]

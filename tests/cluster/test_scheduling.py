@@ -270,11 +270,6 @@ def test_compute_node_added_while_jobs_are_queued_takes_work(make_cluster) -> No
 # -- bugs found -------------------------------------------------------------------------------------
 # Last in the module: when it fails, work it started may still finish later.
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a failed/cancelled job stays in the waiter list of its other unfinished inputs "
-    "(graph.fail does not unlink it); resubmitting it links it again, so it is counted twice "
-    "and becomes runnable when only one of its inputs finished"
-))
 def test_resubmitted_failed_job_waits_for_all_its_inputs(client: Client, tmp_path) -> None:
     flag = tmp_path / "flaky-ran-once"
     slow = client.submit(["sh", "-c", "sleep 2; echo slow"])
