@@ -101,6 +101,9 @@ class _RichProgress:
 
     def step(self, label: str) -> None:
         self.bar.update(self.task, description=label)
+        if not self.console.is_terminal:
+            # No live bar in a log: one line per step instead.
+            self.console.print(f"weft bench: {label}", highlight=False)
 
     def advance(self, n: int = 1) -> None:
         self.bar.advance(self.task, n)

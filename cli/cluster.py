@@ -24,6 +24,15 @@ class ClusterError(Exception):
     pass
 
 
+def _free_port(endpoint: str) -> int:
+    import socket
+
+    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0] or "127.0.0.1"
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 class Proc:
     """One daemon process and the endpoint it printed when ready."""
 
@@ -144,27 +153,37 @@ class LocalCluster:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def start_coordinator(self, timeout: float = 20.0) -> str:
+    def spawn_coordinator(self) -> Proc:
         listen = self.endpoint or self.listen
+        if listen.endswith(":0"):
+            # Choose the port now, so the nodes can be started alongside.
+            listen = f"{listen[:-2]}:{_free_port(listen)}"
+        self.endpoint = listen
         args = ["coordinator", "--listen", listen, "--data-dir", str(self.data_dir / "coordinator"),
                 "--no-beacon", *self.coordinator_args]
         self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env)
-        self.endpoint = self.coordinator.wait_ready(timeout)
+        return self.coordinator
+
+    def start_coordinator(self, timeout: float = 20.0) -> str:
+        self.spawn_coordinator().wait_ready(timeout)
         return self.endpoint
 
-    def add_storage(self, timeout: float = 20.0, index: int | None = None) -> Proc:
+    def add_storage(self, timeout: float = 20.0, index: int | None = None, *, wait: bool = True) -> Proc:
         i = len(self.storages) if index is None else index
         args = ["storage", "--data-dir", str(self.data_dir / f"storage-{i}"), "--node-id", f"storage-{i}",
                 "--no-beacon", "--coordinator", self.endpoint]
         p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env)
-        p.wait_ready(timeout)
+        if wait:
+            p.wait_ready(timeout)
         if index is None:
             self.storages.append(p)
         else:
             self.storages[index] = p
         return p
 
-    def add_compute(self, timeout: float = 20.0, index: int | None = None, slots: int | None = None) -> Proc:
+    def add_compute(
+        self, timeout: float = 20.0, index: int | None = None, slots: int | None = None, *, wait: bool = True
+    ) -> Proc:
         i = len(self.computes) if index is None else index
         args = ["compute", "--data-dir", str(self.data_dir / f"compute-{i}"), "--node-id", f"compute-{i}",
                 "--no-beacon", "--coordinator", self.endpoint, *self.compute_args]
@@ -172,7 +191,8 @@ class LocalCluster:
         if slots:
             args += ["--slots", str(slots)]
         p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env)
-        p.wait_ready(timeout)
+        if wait:
+            p.wait_ready(timeout)
         if index is None:
             self.computes.append(p)
         else:
@@ -181,11 +201,13 @@ class LocalCluster:
 
     def start(self, timeout: float = 30.0) -> str:
         try:
-            self.start_coordinator(timeout)
-            for _ in range(self.n_storage):
-                self.add_storage(timeout)
-            for _ in range(self.n_compute):
-                self.add_compute(timeout)
+            # Every process at once: each spends most of its start importing.
+            coordinator = self.spawn_coordinator()
+            nodes = [self.add_storage(wait=False) for _ in range(self.n_storage)]
+            nodes += [self.add_compute(wait=False) for _ in range(self.n_compute)]
+            coordinator.wait_ready(timeout)
+            for p in nodes:
+                p.wait_ready(timeout)
             self.wait_nodes(self.n_compute, self.n_storage, timeout)
         except BaseException:
             self.stop()
