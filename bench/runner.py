@@ -1,0 +1,303 @@
+"""Orchestration of `weft bench`: which system runs what, when, medians and JSON.
+
+Order. The systems run one after the other, never side by side: first weft
+(its shared 2 x 1-slot cluster for throughput, chain, fanout, commands and
+handoff; then a 0-compute cluster per submit/memory run; then a fresh cluster
+per startup run), and only once every weft process has been stopped, Dask
+(the same sequence). So at any moment one system's cluster is up, and the
+two do not compete for the cores. The price is that slow drift of the machine
+(thermal, other load) shows up as a difference between the systems; the
+median of three runs and per-run values in the JSON make that visible.
+
+Each workload runs `runs` times (3; 1 with --smoke) and reports the median.
+Within a run everything has a deadline (`workloads.TIMEOUTS`): a run that
+fails or overruns fails its workload for that system (the remaining runs of
+it are skipped, the shared cluster is replaced so that nothing stuck carries
+over) and the bench goes on with the next workload. Any failure makes the
+exit code 1. Clusters are stopped in `finally` blocks, so an error or Ctrl-C
+never leaves one running.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import secrets
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .workloads import CLUSTER_WORKLOADS, QUEUE_WORKLOADS, SIZES, TIMEOUTS, WORKLOADS, WeftSide
+
+SYSTEMS = ("weft", "dask")
+# Within this factor of each other the table calls it a tie: one machine, a few
+# runs, and the two systems measured one after the other.
+TIE = 1.05
+
+
+@dataclass
+class Result:
+    workload: str
+    system: str
+    runs: list[float] = field(default_factory=list)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def value(self) -> float | None:
+        if self.error is not None or not self.runs:
+            return None
+        return statistics.median(self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        w = WORKLOADS[self.workload]
+        d: dict[str, Any] = {
+            "workload": self.workload,
+            "system": self.system,
+            "value": self.value,
+            "unit": w.unit,
+            "better": w.better,
+            "runs": self.runs,
+        }
+        if self.error is not None:
+            d["error"] = self.error
+        if self.notes:
+            d["notes"] = self.notes
+        return d
+
+
+class Progress:
+    """What the runner reports; the CLI draws it. The default draws nothing."""
+
+    def begin(self, total: int) -> None:
+        pass
+
+    def step(self, label: str) -> None:
+        """A unit of work (one run of one workload) is starting."""
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class Plan:
+    workloads: list[str]
+    systems: list[str]
+    smoke: bool = False
+    load_before: float | None = None
+
+    @property
+    def mode(self) -> str:
+        return "smoke" if self.smoke else "full"
+
+    @property
+    def runs(self) -> int:
+        return 1 if self.smoke else 3
+
+    def units(self) -> int:
+        """Progress steps: one per run of each measurement (submit+memory are one)."""
+        per_system = sum(self.runs for w in self.workloads if w in CLUSTER_WORKLOADS)
+        if any(w in QUEUE_WORKLOADS for w in self.workloads):
+            per_system += self.runs
+        if "startup" in self.workloads:
+            per_system += self.runs
+        return per_system * len(self.systems)
+
+
+def parse_workloads(value: str | None) -> list[str]:
+    """`a,b,c` -> the names in the canonical order; ValueError names an unknown one."""
+    if not value:
+        return list(WORKLOADS)
+    asked = [w.strip() for w in value.split(",") if w.strip()]
+    unknown = [w for w in asked if w not in WORKLOADS]
+    if unknown:
+        raise ValueError(f"unknown workload {unknown[0]!r}: choose from {', '.join(WORKLOADS)}")
+    if not asked:
+        raise ValueError("no workloads given")
+    return [w for w in WORKLOADS if w in asked]
+
+
+def new_side(system: str) -> Any:
+    if system == "weft":
+        return WeftSide()
+    from .dask_peer import DaskSide
+
+    return DaskSide()
+
+
+def run_plan(plan: Plan, progress: Progress | None = None,
+             make_side: Callable[[str], Any] = new_side) -> list[Result]:
+    progress = progress or Progress()
+    plan.load_before = _loadavg()
+    progress.begin(plan.units())
+    nonce = secrets.token_hex(4)
+    results: list[Result] = []
+    for system in plan.systems:
+        results += _run_system(plan, system, make_side(system), nonce, progress)
+    return results
+
+
+def _run_system(plan: Plan, system: str, side: Any, nonce: str, progress: Progress) -> list[Result]:
+    sizes, timeouts, runs = SIZES[plan.mode], TIMEOUTS[plan.mode], plan.runs
+    out = {w: Result(w, system) for w in plan.workloads}
+
+    def failed(workloads: Sequence[str], message: str) -> None:
+        for w in workloads:
+            if out[w].error is None:
+                out[w].error = message
+        progress.warn(f"{system} {'/'.join(workloads)}: {message}")
+
+    # The shared cluster.
+    shared = [w for w in plan.workloads if w in CLUSTER_WORKLOADS]
+    if shared:
+        try:
+            _run_shared(side, shared, out, sizes, timeouts, runs, nonce, progress, failed)
+        finally:
+            side.close()
+
+    # submit + memory: one measurement gives both.
+    queued = [w for w in plan.workloads if w in QUEUE_WORKLOADS]
+    for r in range(runs if queued else 0):
+        progress.step(f"{system} {'+'.join(queued)} ({r + 1}/{runs})")
+        try:
+            got = side.queue(sizes["queue"]["n"], f"{nonce}-queue-{r}", timeouts["queue"])
+        except Exception as e:
+            failed(queued, _msg(e))
+            progress.advance(runs - r)
+            break
+        for w in queued:
+            out[w].runs.append(got[w])
+        progress.advance()
+
+    if "startup" in plan.workloads:
+        for r in range(runs):
+            progress.step(f"{system} startup ({r + 1}/{runs})")
+            try:
+                out["startup"].runs.append(side.startup(timeouts["startup"]))
+            except Exception as e:
+                failed(["startup"], _msg(e))
+                progress.advance(runs - r)
+                break
+            progress.advance()
+    return _finish(out, side)
+
+
+def _run_shared(side: Any, shared: list[str], out: dict[str, Result], sizes: dict, timeouts: dict,
+                runs: int, nonce: str, progress: Progress, failed: Callable[[Sequence[str], str], None]) -> None:
+    """The CLUSTER_WORKLOADS on one cluster, replaced after a failed run."""
+    progress.step(f"{out[shared[0]].system}: starting the cluster")
+    try:
+        side.open()
+    except Exception as e:
+        failed(shared, f"the cluster did not start or warm up: {_msg(e)}")
+        progress.advance(len(shared) * runs)
+        return
+    for i, w in enumerate(shared):
+        for r in range(runs):
+            progress.step(f"{out[w].system} {w} ({r + 1}/{runs})")
+            try:
+                out[w].runs.append(side.run(w, sizes[w], f"{nonce}-{w}-{r}", timeouts[w]))
+            except Exception as e:
+                failed([w], _msg(e))
+                progress.advance(runs - r)
+                break
+            progress.advance()
+        if out[w].error is not None and i + 1 < len(shared):
+            progress.step(f"{out[w].system}: replacing the cluster")
+            try:
+                side.reset()
+            except Exception as e:
+                rest = shared[i + 1:]
+                failed(rest, f"the cluster did not restart: {_msg(e)}")
+                progress.advance(len(rest) * runs)
+                return
+
+
+def _finish(out: dict[str, Result], side: Any) -> list[Result]:
+    values = getattr(side, "note_values", {})
+    for w, text in getattr(side, "notes", {}).items():
+        if w in out and values.get(w):
+            out[w].notes = [f"{text}, per run: {', '.join(values[w])}"]
+    return list(out.values())
+
+
+def _msg(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if text else type(e).__name__
+
+
+# -- reporting --------------------------------------------------------------------------
+
+
+def compare(weft: Result, dask: Result | None) -> tuple[float | None, str | None]:
+    """(weft/dask ratio, which is better) or Nones when either value is missing."""
+    if dask is None or weft.value is None or dask.value is None or dask.value == 0 or weft.value == 0:
+        return None, None
+    ratio = weft.value / dask.value
+    higher = WORKLOADS[weft.workload].better == "higher"
+    if 1 / TIE <= ratio <= TIE:
+        return ratio, "tie"
+    return ratio, "weft" if (ratio > 1) == higher else "dask"
+
+
+def _loadavg() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def machine(systems: Sequence[str], load_before: float | None = None) -> dict[str, Any]:
+    packages = {}
+    names = ["weft", "pyzmq", "trio", "msgpack"]
+    if "dask" in systems:
+        names += ["dask", "distributed"]
+    for name in names:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "packages": packages,
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        # Other load on the machine skews every number: the 1-minute load
+        # average when the bench started and when it ended.
+        "loadavg": {"before": load_before, "after": _loadavg()},
+    }
+
+
+def report(plan: Plan, results: list[Result]) -> dict[str, Any]:
+    return {
+        "machine": machine(plan.systems, plan.load_before),
+        "mode": plan.mode,
+        "runs": plan.runs,
+        "results": [r.to_json() for r in results],
+    }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def format_value(value: float | None) -> str:
+    if value is None:
+        return "error"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
