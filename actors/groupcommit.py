@@ -8,6 +8,7 @@ waits for exactly one flush.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -52,7 +53,9 @@ class GroupCommit:
             self._dirty = trio.Event()
             done, self._batch_done = self._batch_done, trio.Event()
             try:
-                self._flush()
+                result = self._flush()
+                if inspect.isawaitable(result):
+                    await result
                 self._error = None
             except Exception as e:
                 log.error("flushing %s failed: %s", self._what, e)

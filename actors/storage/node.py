@@ -73,6 +73,8 @@ class StorageNode(Node):
         self._unflushed: list[dict] = []
         self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
         self.commits = GroupCommit(self._flush, what="object changes")
+        # One flush at a time, and none racing the final one at shutdown.
+        self._flush_lock = trio.Lock()
 
     def register(self) -> None:
         add = self.server.add
@@ -101,13 +103,22 @@ class StorageNode(Node):
         # Every staged change reaches disk soon, even with no finish to wait on it.
         self.commits.mark()
 
-    def _flush(self) -> None:
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         pending, self._unflushed = self._unflushed, []
+        batch = self.store.flush_begin()
         try:
-            self.store.flush()
+            # fsyncs and the commit in a thread: the loop keeps serving and
+            # staging the next batch meanwhile.
+            await trio.to_thread.run_sync(self.store.flush_write, batch)
         except BaseException:
+            self.store.flush_abort(batch)
             self._unflushed[:0] = pending
             raise
+        self.store.flush_end(batch)
         for info in pending:
             if info["size"] <= EVENT_INLINE_MAX:
                 try:
@@ -120,7 +131,9 @@ class StorageNode(Node):
         nursery.start_soon(self.commits.run)
 
     async def shutdown(self) -> None:
-        self.store.close()
+        async with self._flush_lock:
+            await self._flush_locked()
+            self.store.close()
 
     # -- ops -----------------------------------------------------------------------
     def _op_create(self, body: Any, ctx: CallContext) -> dict:

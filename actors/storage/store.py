@@ -211,6 +211,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class FlushBatch:
+    """What one flush makes durable (see ObjectStore.flush_begin)."""
+
+    __slots__ = ("dirty", "sync_files", "sync_dirs", "finished", "files", "rows", "gone")
+
+    def __init__(self) -> None:
+        self.dirty: set[str] = set()
+        self.sync_files: set[str] = set()
+        self.sync_dirs: set[Path] = set()
+        self.finished: set[str] = set()
+        self.files: list[tuple[int | None, Path]] = []
+        self.rows: list[tuple[Any, ...]] = []
+        self.gone: list[tuple[str]] = []
+
+
 class ObjectStore:
     def __init__(
         self,
@@ -243,6 +258,12 @@ class ObjectStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
+        # Flushes write on their own connection, so a flush in a worker thread
+        # never shares one with the loop's reads (WAL lets them run together).
+        self._wdb = sqlite3.connect(
+            self.data_dir / "meta.sqlite", isolation_level=None, check_same_thread=False
+        )
+        self._wdb.execute("PRAGMA synchronous=FULL")
         self._load()
 
     # ------------------------------------------------------------------ open
@@ -649,60 +670,74 @@ class ObjectStore:
         content that is not on disk. On failure nothing is unstaged, so a later
         flush retries it all.
         """
-        if not (self._dirty or self._sync_files or self._sync_dirs):
-            done = sorted(self._finished_pending)
-            self._finished_pending.clear()
-            return done
+        batch = self.flush_begin()
         try:
-            for name in self._sync_files:
-                rec = self._recs.get(name)
-                if rec is None or rec.inline or rec.state is not FINISHED:
-                    continue
-                fd = self._fds.pop(name, None)
-                if fd is None:
-                    # fsync syncs the inode, whichever descriptor asks.
-                    fd = os.open(self._path(name), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            for d in self._sync_dirs:
-                _fsync_dir(d)
-        except OSError as e:
-            if e.errno in _NO_SPACE:
-                raise OutOfSpace(f"no space left on device flushing objects: {e.strerror}") from e
+            self.flush_write(batch)
+        except BaseException:
+            self.flush_abort(batch)
             raise
+        return self.flush_end(batch)
 
-        rows: list[tuple[Any, ...]] = []
-        gone: list[tuple[str]] = []
-        for name in self._dirty:
+    # The three phases of a flush, so that the slow middle one (fsyncs and the
+    # SQLite commit) can run in a worker thread while the event loop keeps
+    # staging the next batch: begin and end run in the loop, write anywhere.
+
+    def flush_begin(self) -> FlushBatch:
+        """Snapshot and clear what is staged (loop side)."""
+        batch = FlushBatch()
+        batch.dirty, self._dirty = self._dirty, set()
+        batch.sync_files, self._sync_files = self._sync_files, set()
+        batch.sync_dirs, self._sync_dirs = self._sync_dirs, set()
+        batch.finished, self._finished_pending = self._finished_pending, set()
+        for name in batch.sync_files:
+            rec = self._recs.get(name)
+            if rec is None or rec.inline or rec.state is not FINISHED:
+                continue
+            # The write handle goes with the batch: the thread fsyncs and closes it.
+            batch.files.append((self._fds.pop(name, None), self._path(name)))
+        for name in batch.dirty:
             rec = self._recs.get(name)
             if rec is None:
-                gone.append((name,))
+                batch.gone.append((name,))
                 continue
             data = bytes(rec.buf) if rec.inline and rec.buf is not None else None
             if rec.inline and rec.state is FINISHED and data is None:
                 continue  # already in its row (only the in-memory copy is dropped)
-            rows.append(
-                (
-                    name,
-                    rec.state.value,
-                    rec.size,
-                    rec.token,
-                    rec.target,
-                    rec.created,
-                    rec.finished,
-                    int(rec.inline),
-                    data,
-                )
+            batch.rows.append(
+                (name, rec.state.value, rec.size, rec.token, rec.target, rec.created,
+                 rec.finished, int(rec.inline), data)
             )
-        db = self._db
+        return batch
+
+    def flush_write(self, batch: FlushBatch) -> None:
+        """fsync the batch's files and directories, then commit its rows (any thread)."""
+        try:
+            for i, (fd, path) in enumerate(batch.files):
+                if fd is None:
+                    # fsync syncs the inode, whichever descriptor asks.
+                    fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                    batch.files[i] = (None, path)
+            for d in batch.sync_dirs:
+                _fsync_dir(d)
+        except FileNotFoundError:
+            pass  # deleted meanwhile: its row is going away too
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                raise OutOfSpace(f"no space left on device flushing objects: {e.strerror}") from e
+            raise
+        if not (batch.rows or batch.gone):
+            return
+        db = self._wdb
         try:
             db.execute("BEGIN")
-            if gone:
-                db.executemany(_DELETE, gone)
-            if rows:
-                db.executemany(_UPSERT, rows)
+            if batch.gone:
+                db.executemany(_DELETE, batch.gone)
+            if batch.rows:
+                db.executemany(_UPSERT, batch.rows)
             db.execute("COMMIT")
         except sqlite3.Error as e:
             if db.in_transaction:
@@ -711,17 +746,22 @@ class ObjectStore:
                 raise OutOfSpace(f"no space left on device committing object metadata: {e}") from e
             raise
 
-        # Finished inline content now lives in its row; don't keep a second copy.
-        for name in self._dirty:
+    def flush_abort(self, batch: FlushBatch) -> None:
+        """The write failed: stage the batch again so the next flush retries it."""
+        self._dirty |= batch.dirty
+        self._sync_files |= batch.sync_files
+        self._sync_dirs |= batch.sync_dirs
+        self._finished_pending |= batch.finished
+
+    def flush_end(self, batch: FlushBatch) -> list[str]:
+        """After a successful write (loop side): names whose finish is now durable."""
+        for name in batch.dirty:
             rec = self._recs.get(name)
-            if rec is not None and rec.inline and rec.state is FINISHED:
+            # Finished inline content now lives in its row; drop the second
+            # copy, unless the object changed again since the snapshot.
+            if rec is not None and rec.inline and rec.state is FINISHED and name not in self._dirty:
                 rec.buf = None
-        self._dirty.clear()
-        self._sync_files.clear()
-        self._sync_dirs.clear()
-        done = [n for n in self._finished_pending if n in self._recs]
-        self._finished_pending.clear()
-        return done
+        return [n for n in batch.finished if n in self._recs]
 
     def close(self) -> None:
         if self._closed:
@@ -734,3 +774,4 @@ class ObjectStore:
                 os.close(fd)
             self._fds.clear()
             self._db.close()
+            self._wdb.close()
