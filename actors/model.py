@@ -8,6 +8,7 @@ hot path.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -28,14 +29,26 @@ class SpecError(ValueError):
     code = "bad-spec"
 
 
+# Names repeat endlessly on the hot path ("result", "stdout", job ids seen in
+# several messages): remember the valid ones instead of matching again.
+@functools.lru_cache(maxsize=65536)
+def _valid_job_id(job: str) -> bool:
+    return bool(_JOB_RE.fullmatch(job)) and ".." not in job
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_output(output: str) -> bool:
+    return bool(_OUTPUT_RE.fullmatch(output)) and ".." not in output
+
+
 def check_job_id(job: Any) -> str:
-    if not isinstance(job, str) or not _JOB_RE.fullmatch(job) or ".." in job:
+    if type(job) is not str or not _valid_job_id(job):
         raise SpecError(f"invalid job id {job!r}: use letters, digits, '.', '_', '-' (max 128)")
     return job
 
 
 def check_output_name(output: Any) -> str:
-    if not isinstance(output, str) or not _OUTPUT_RE.fullmatch(output) or ".." in output:
+    if type(output) is not str or not _valid_output(output):
         raise SpecError(
             f"invalid output name {output!r}: use letters, digits, '.', '_', '-' (max 64)"
         )
