@@ -50,6 +50,7 @@ from bus.rpc import CallContext, PeerClosed
 
 from .pool import CallableError, CallableNotFound, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command
+from .taskdirs import TaskDirs
 from .tasklog import TaskLog
 
 log = logging.getLogger("weft.compute")
@@ -183,14 +184,18 @@ class ComputeNode(Node):
         super().__init__(config)
         (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
         self.tasklog = TaskLog(self.data_dir / "tasks.log")
+        self.taskdirs = TaskDirs(self.data_dir / "tasks")
         self._restore()
 
     def _restore(self) -> None:
         """Come back from a crash: stop what the dead node left running, reload its tasks."""
-        killed = kill_leftover_groups(self.data_dir / "tasks")
+        records = self.tasklog.load()
+        pgids = {r["pg"] for r in records.values() if r.get("s") == "started" and isinstance(r.get("pg"), int)}
+        killed = kill_leftover_groups(self.data_dir / "tasks", pgids)
         if killed:
             log.warning("stopped %d processes left running by the previous run of this node", killed)
-        for job, rec in self.tasklog.load().items():
+        self.taskdirs.prepare()
+        for job, rec in records.items():
             try:
                 spec = JobSpec.from_wire(rec.get("spec"))
             except SpecError:
@@ -231,6 +236,7 @@ class ComputeNode(Node):
 
     async def main(self, nursery: trio.Nursery) -> None:
         self._task_nursery = nursery
+        nursery.start_soon(self.taskdirs.run)
         self.pool = WorkerPool(self.pool_size)
         await self.pool.__aenter__()
 
@@ -404,7 +410,7 @@ class ComputeNode(Node):
 
     async def _run(self, task: Task) -> None:
         spec = task.spec
-        workdir = self.data_dir / "tasks" / task.job
+        workdir = self.taskdirs.take(task.job) if spec.command is not None else self.data_dir / "tasks" / task.job
         if spec.refs:
             self._set_state(task, TaskState.FETCHING)
         if spec.command is not None:
@@ -483,6 +489,8 @@ class ComputeNode(Node):
         try:
             result = await run_command(
                 spec, workdir, input_files=input_files, job=task.job,
+                on_spawn=lambda pgid: self.tasklog.write({"job": task.job, "s": "started", "t": task.token,
+                                                          "spec": spec.to_wire(), "pg": pgid}),
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )
         except (RunnerError, SpecError) as e:
@@ -606,14 +614,14 @@ def _tail(workdir: Path, limit: int = 200) -> str:
     return f": {last}" if last else ""
 
 
-def kill_leftover_groups(tasks_dir: Path) -> int:
-    """SIGKILL every process of a task group recorded under `tasks_dir`.
+def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
+    """SIGKILL every process of the task groups `pgids` (or recorded under `tasks_dir`).
 
     A node killed with SIGKILL cannot stop its tasks' process groups (they run
     in their own sessions); the restarted node does, checking each process's
     environment names this node's task directory so a recycled pid is spared.
     """
-    pgids = set()
+    pgids = set(pgids)
     for f in tasks_dir.glob("*/pgid"):
         try:
             pgids.add(int(f.read_text().strip()))

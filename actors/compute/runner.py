@@ -271,10 +271,14 @@ async def run_command(
     on_stdout: Callable[[bytes], Awaitable[None]] | None = None,
     grace: float = 2.0,
     job: str | None = None,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> CommandResult:
     """Run a command job in `workdir` and wait for it; see the module docstring.
 
     `job` is the job id for $WEFT_JOB (default: the spec's own `job_id()`).
+    `on_spawn(pgid)` is called once the command's process group exists, so
+    the caller can record it (a node restarted after being killed stops what
+    it left running). Without it the pgid goes to `workdir/pgid`.
     """
     if spec.command is None:
         raise SpecError("run_command needs a job with 'command'")
@@ -283,8 +287,9 @@ async def run_command(
     outputs_dir = workdir / "outputs"
     results_dir = workdir / "results"
     cwd = workdir / "work"
-    for d in (inputs_dir, outputs_dir, results_dir, cwd):
-        d.mkdir(parents=True, exist_ok=True)
+    if not cwd.is_dir():  # the caller may have made the layout already
+        for d in (inputs_dir, outputs_dir, results_dir, cwd):
+            d.mkdir(parents=True, exist_ok=True)
     _link_inputs(inputs_dir, input_files or {})
     env = _build_env(spec, workdir, job or spec.job_id())
 
@@ -322,12 +327,17 @@ async def run_command(
                 ) from None
             raise
         # Recorded so a node restarted after being killed can stop what it left running.
-        pgid_path = workdir / "pgid"
-        pgid_path.write_text(str(proc.pid))
+        pgid_path = None
+        if on_spawn is not None:
+            on_spawn(proc.pid)
+        else:
+            pgid_path = workdir / "pgid"
+            pgid_path.write_text(str(proc.pid))
         try:
             result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
         finally:
-            pgid_path.unlink(missing_ok=True)
+            if pgid_path is not None:
+                pgid_path.unlink(missing_ok=True)
     except BaseException:
         capture_path.unlink(missing_ok=True)
         raise
