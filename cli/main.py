@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 
 from actors.model import SpecError
@@ -55,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="weft", standalone_mode=False)
-    except (typer.Exit, click.exceptions.Exit) as e:
+    except typer.Exit as e:
         return e.exit_code
-    except (typer.Abort, click.exceptions.Abort):
+    except typer.Abort:
         sys.stderr.write("weft: aborted\n")
         return 130
     except UserError as e:
