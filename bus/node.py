@@ -187,3 +187,25 @@ class Node:
                 # Not connected yet (or any more): try again soon, so a
                 # coordinator that is up learns us at once, not an interval later.
                 await trio.sleep(min(0.05, self.config.hello_interval))
+
+
+def run_forever(node: Node) -> None:
+    """Run a node until SIGTERM/SIGINT; print where it listens once ready.
+
+    The line `weft <role> <node-id> listening on <endpoint>` on stdout is for
+    people and for launchers (`weft up`, the tests) that wait for it.
+    """
+    import sys
+
+    async def _main() -> None:
+        async with trio.open_nursery() as nursery:
+            endpoint = await nursery.start(
+                lambda task_status: node.run(handle_signals=True, task_status=task_status)
+            )
+            sys.stdout.write(f"weft {node.role} {node.node_id} listening on {endpoint}\n")
+            sys.stdout.flush()
+
+    try:
+        trio.run(_main)
+    except KeyboardInterrupt:
+        pass

@@ -7,6 +7,7 @@ clusters on one machine never find each other by accident.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,6 +23,49 @@ _READY = re.compile(r"^weft (\w+) (\S+) listening on (\S+)")
 
 class ClusterError(Exception):
     pass
+
+
+# Daemon flags the lean launcher understands: flag -> (keyword, type). A
+# cluster given any other flag starts that daemon through the full CLI.
+_LAUNCH_OPTIONS = {
+    "coordinator": {
+        "--replicas": ("replicas", int),
+        "--storage-grace": ("storage_grace", float),
+        "--heartbeat-timeout": ("heartbeat_timeout", float),
+        "--prefetch": ("prefetch", int),
+    },
+    "compute": {"--slots": ("slots", int)},
+    "storage": {},
+}
+
+
+def _launch_argv(role: str, args: list[str]) -> list[str]:
+    """`weft <role> ARGS` as a `python -m actors.launch` call when it can be."""
+    node: dict = {"beacon": False}
+    options: dict = {}
+    known = _LAUNCH_OPTIONS[role]
+    rest = list(args[1:])
+    while rest:
+        flag = rest.pop(0)
+        if flag == "--no-beacon":
+            continue
+        if not rest:
+            return ["-m", "cli", *args]
+        value = rest.pop(0)
+        if flag == "--listen":
+            node["listen"] = value
+        elif flag == "--data-dir":
+            node["data_dir"] = value
+        elif flag == "--node-id":
+            node["node_id"] = value
+        elif flag == "--coordinator":
+            node["coordinator"] = value
+        elif flag in known:
+            key, typ = known[flag]
+            options[key] = typ(value)
+        else:
+            return ["-m", "cli", *args]
+    return ["-m", "actors.launch", json.dumps({"role": role, "node": node, "options": options})]
 
 
 def _free_port(endpoint: str) -> int:
@@ -44,7 +88,7 @@ class Proc:
         self.node_id: str | None = None
         self._log: IO[bytes] = open(log_path, "ab")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
+            [sys.executable, *_launch_argv(role, args)],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,

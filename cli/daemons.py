@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import trio
 import typer
 
-from bus.node import Node, NodeConfig
+from bus.node import Node, NodeConfig, run_forever
 
 from .common import (
     BeaconAddrOpt,
@@ -55,19 +53,7 @@ def node_config(
 
 
 def run_daemon(node: Node) -> None:
-    """Run a node until SIGTERM/SIGINT; print where it listens once ready."""
-
-    async def _main() -> None:
-        async with trio.open_nursery() as nursery:
-            endpoint = await nursery.start(lambda task_status: node.run(handle_signals=True, task_status=task_status))
-            # One line on stdout that people and `weft up` can read.
-            sys.stdout.write(f"weft {node.role} {node.node_id} listening on {endpoint}\n")
-            sys.stdout.flush()
-
-    try:
-        trio.run(_main)
-    except KeyboardInterrupt:
-        pass
+    run_forever(node)
 
 
 @app.command()
@@ -136,6 +122,6 @@ def coordinator(
         fail(f"invalid --storage-grace {storage_grace}: expected seconds >= 0")
     cfg = node_config("coordinator", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, None)
     run_daemon(CoordinatorNode(
-        cfg, heartbeat_interval=min(1.0, heartbeat / 3), heartbeat_timeout=heartbeat,
+        cfg, heartbeat_timeout=heartbeat,
         replicas=replicas, storage_grace=storage_grace, prefetch=prefetch,
     ))

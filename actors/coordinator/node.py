@@ -61,7 +61,7 @@ class CoordinatorNode(Node):
         self,
         config: NodeConfig,
         *,
-        heartbeat_interval: float = 1.0,
+        heartbeat_interval: float | None = None,
         heartbeat_timeout: float = 5.0,
         poll_timeout: float = 10.0,
         replicas: int = 1,
@@ -92,7 +92,9 @@ class CoordinatorNode(Node):
         # announced finished: they succeed when the last one is (a reader told
         # "succeeded" must find the bytes).
         self._awaiting: dict[str, set[str]] = {}
-        self.liveness = Liveness(interval=heartbeat_interval, timeout=heartbeat_timeout, on_lost=self._node_lost)
+        # Paranoid Pirate: ping after a third of the timeout, at most every second.
+        interval = heartbeat_interval or min(1.0, heartbeat_timeout / 3)
+        self.liveness = Liveness(interval=interval, timeout=heartbeat_timeout, on_lost=self._node_lost)
         self.epoch = int(self.journal.get_meta("epoch", 0)) + 1
         self.journal.set_meta("epoch", self.epoch)
         # Fencing tokens grow across restarts: epoch in the high bits.
