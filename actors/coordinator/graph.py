@@ -37,7 +37,7 @@ class Job:
     __slots__ = (
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
-        "delegate", "parent",
+        "delegate", "parent", "handed",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -59,6 +59,7 @@ class Job:
         self.placement: str | None = None  # storage node for its outputs
         self.delegate: str | None = None  # job this one handed its output to
         self.parent: str | None = None  # job that delegated to this one
+        self.handed: tuple[str, str] | None = None  # (its output, the object standing for it)
 
     @property
     def done(self) -> bool:

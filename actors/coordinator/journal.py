@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
 """
 
 
+def _handed(job: Job) -> str | None:
+    """A delegation as one column: '<output>><target object>'."""
+    return f"{job.handed[0]}>{job.handed[1]}" if job.handed else None
+
+
+def parse_handed(value: str | None) -> tuple[str, str] | None:
+    if not value or ">" not in value:
+        return None
+    output, _, target = value.partition(">")
+    return output, target
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,14 +84,14 @@ class Journal:
                     "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
-                         j.submitted, j.finished, j.delegate, j.parent, j.attempts)
+                         j.submitted, j.finished, _handed(j), j.parent, j.attempts)
                         for j in new.values()
                     ],
                 )
             if changed:
                 db.executemany(
                     "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=? WHERE id=?",
-                    [(j.state, j.outcome, j.cause, j.finished, j.delegate, j.attempts, j.id) for j in changed.values()],
+                    [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts, j.id) for j in changed.values()],
                 )
             db.execute("COMMIT")
         except BaseException:

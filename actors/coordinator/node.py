@@ -27,7 +27,7 @@ from bus.node import Node, NodeConfig
 from bus.rpc import CallContext, PeerClosed
 
 from .graph import CANCELLED, FAILED, RUNNABLE, RUNNING, SUCCEEDED, WAITING, Graph, Job
-from .journal import Journal
+from .journal import Journal, parse_handed
 from .nodes import ComputeRef, NodeRef, StorageRef, pick_storage
 
 log = logging.getLogger("weft.coordinator")
@@ -154,19 +154,19 @@ class CoordinatorNode(Node):
                 continue
             job = g.add_job(jid, spec, now=submitted, seq=seq)
             job.state, job.outcome, job.cause, job.finished = state, outcome, cause, finished
-            job.delegate, job.parent, job.attempts = delegate, parent, attempts
+            job.handed = parse_handed(delegate)
+            job.delegate = job.handed[1].split("/", 1)[0] if job.handed else None
+            job.parent, job.attempts = parent, attempts
             last_seq = seq
             if state not in (SUCCEEDED, FAILED, CANCELLED):
                 job.state = WAITING
                 unfinished.append(job)
         g.bump_seq(last_seq)
-        # Delegated outputs point at their delegate's output again.
+        # Delegated outputs point at the objects standing for them again.
         for job in g.jobs.values():
-            if job.delegate and job.delegate in g.jobs:
-                d = g.jobs[job.delegate]
-                for name in job.outputs():
-                    g.objects[name].state = "delegated"
-                    g.objects[name].target = f"{d.id}/{d.spec.outputs[0]}" if len(d.spec.outputs) == 1 else None
+            if job.handed:
+                output, target = job.handed
+                g.delegate(f"{job.id}/{output}", target)
         for job in unfinished:
             g.link_inputs(job)
         if g.jobs:
@@ -443,6 +443,7 @@ class CoordinatorNode(Node):
                 g.link_inputs(new)
                 self.journal.stage(new)
         job.delegate = new_id
+        job.handed = (output, f"{new_id}/{stream}")
         self.stats["delegations"] += 1
         g.delegate(name, f"{new_id}/{stream}")
         for node_id in job.placement or ():
