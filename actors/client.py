@@ -282,30 +282,53 @@ class Client:
         return self.call("locate", {"object": name})
 
     def get(self, name: str | ObjectRef | Future) -> bytes:
-        """An object's bytes (it must be finished)."""
+        """An object's bytes (it must be finished); tries each copy in turn."""
         if isinstance(name, Future):
             name = name.key
         elif isinstance(name, ObjectRef):
             name = name.name
-        where = self.locate(name)
-        if where["state"] != "finished" or not where["storage"]:
-            raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
-        return self._run(lambda: read_all(self._pool.get(where["storage"]), where["name"]))
+        where = self._where(name)
+        if "data" in where:
+            return where["data"]
+        return self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where["name"])))
 
     def get_to(self, name: str, write: Callable[[bytes], Any]) -> int:
         """Stream an object's bytes to `write` chunk by chunk; returns the size."""
+        where = self._where(name)
+        if "data" in where:
+            write(where["data"])
+            return len(where["data"])
+
+        async def pump(peer: Peer) -> int:
+            n = 0
+            try:
+                async for chunk in read_chunks(peer, where["name"]):
+                    await trio.to_thread.run_sync(write, chunk)
+                    n += len(chunk)
+            except (CallTimeout, PeerClosed) as e:
+                if n:  # bytes already went out: another copy cannot resume them
+                    raise BusError(f"storage {peer.endpoint} went away after {n} bytes of {name!r}: {e}") from e
+                raise
+            return n
+
+        return self._run(lambda: self._from_copies(where, pump))
+
+    def _where(self, name: str) -> dict[str, Any]:
         where = self.locate(name)
         if where["state"] != "finished" or not where["storage"]:
             raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
+        return where
 
-        async def pump() -> int:
-            n = 0
-            async for chunk in read_chunks(self._pool.get(where["storage"]), where["name"]):
-                await trio.to_thread.run_sync(write, chunk)
-                n += len(chunk)
-            return n
-
-        return self._run(pump)
+    async def _from_copies(self, where: dict[str, Any], read: Callable[[Peer], Any]) -> Any:
+        """`read` from the first copy that answers: a storage node that died
+        since the coordinator last heard from it is skipped, not fatal."""
+        *others, last = where.get("copies") or [where["storage"]]
+        for endpoint in others:
+            try:
+                return await read(self._pool.get(endpoint))
+            except (CallTimeout, PeerClosed):
+                self._pool.drop(endpoint)
+        return await read(self._pool.get(last))
 
 
 __all__ = ["Client", "Future", "ObjectRef", "JobFailed", "RemoteError"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,10 @@ class JobSpec:
                 raise SpecError("'command' must be a non-empty list of strings")
             if not all(isinstance(a, str) for a in self.command):
                 raise SpecError("'command' must be a list of strings")
+            # exec and the environment cannot carry NUL: refuse here, not on the node.
+            for i, a in enumerate(self.command):
+                if "\0" in a:
+                    raise SpecError(f"command argument {i} contains a NUL byte")
         if self.call is not None and (
             not isinstance(self.call, str) or not _CALL_RE.fullmatch(self.call)
         ):
@@ -141,6 +146,8 @@ class JobSpec:
         for k, v in _check_str_map(self.inputs, "inputs").items():
             if not isinstance(v, str | bytes):
                 raise SpecError(f"input {k!r} must be a string or bytes, got {type(v).__name__}")
+            if self.command is not None and ("\0" in v if isinstance(v, str) else b"\0" in v):
+                raise SpecError(f"input {k!r} contains a NUL byte and cannot be an environment value")
         for k, v in _check_str_map(self.refs, "refs").items():
             split_object_name(v)
             if k in self.inputs:
@@ -154,7 +161,8 @@ class JobSpec:
         if not isinstance(self.priority, int) or isinstance(self.priority, bool):
             raise SpecError("'priority' must be an integer")
         if self.timeout is not None and (
-            not isinstance(self.timeout, int | float) or self.timeout <= 0
+            not isinstance(self.timeout, int | float) or isinstance(self.timeout, bool)
+            or not math.isfinite(self.timeout) or self.timeout <= 0
         ):
             raise SpecError("'timeout' must be a positive number of seconds")
         if self.name is not None:

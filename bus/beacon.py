@@ -11,6 +11,8 @@ from typing import Any
 import msgpack
 import trio
 
+from .endpoint import is_connectable
+
 log = logging.getLogger("weft.bus")
 
 PROTOCOL_VERSION = 1
@@ -53,7 +55,7 @@ def decode_announcement(data: bytes, cluster: str) -> PeerInfo | None:
     if not all(isinstance(f, str) and f for f in fields):
         return None
     c, role, node, endpoint = fields
-    if c != cluster:
+    if c != cluster or not is_connectable(endpoint):
         return None
     return PeerInfo(role=role, node=node, endpoint=endpoint)
 

@@ -44,6 +44,7 @@ from actors.storage.client import (
     read_all,
     read_chunks,
 )
+from bus.endpoint import check_endpoint
 from bus.errors import BusError, CallTimeout, RemoteError
 from bus.node import Node, NodeConfig
 from bus.rpc import CallContext, PeerClosed
@@ -126,6 +127,8 @@ def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, list[str]
         eps = [v] if isinstance(v, str) else v
         if not isinstance(k, str) or not isinstance(eps, list) or not eps or not all(isinstance(e, str) for e in eps):
             raise _bad(f"'{what}' must map names to a storage endpoint or a list of them")
+        for e in eps:
+            check_endpoint(e, f"storage endpoint of {what[:-1]} {k!r}")
         out[k] = eps
     missing = names - set(out)
     if missing:
@@ -152,11 +155,13 @@ def _input_map(value: Any, refs: dict[str, str]) -> tuple[dict[str, tuple[list[s
     for name, ref in refs.items():
         v = value.get(name)
         if isinstance(v, str):
-            out[name] = ([v], ref)
+            out[name] = ([check_endpoint(v, f"storage endpoint of input {name!r}")], ref)
             continue
         if isinstance(v, list | tuple) and len(v) in (2, 3) and isinstance(v[1], str):
             eps = [v[0]] if isinstance(v[0], str) else v[0]
             if isinstance(eps, list) and eps and all(isinstance(e, str) for e in eps):
+                for e in eps:
+                    check_endpoint(e, f"storage endpoint of input {name!r}")
                 split_object_name(v[1])
                 out[name] = (eps, v[1])
                 if len(v) == 3:
@@ -259,8 +264,8 @@ class ComputeNode(Node):
         check_job_id(job)
         spec = JobSpec.from_wire(body.get("spec"))
         token = body.get("token", 0)
-        if type(token) is not int or token < 0:
-            raise _bad("'token' must be a non-negative integer")
+        if type(token) is not int or not 0 <= token < 1 << 63:
+            raise _bad(f"'token' must be an integer in [0, 2**63), got {token!r}")
         inputs, inline = _input_map(body.get("inputs"), spec.refs)
         outputs = _endpoint_map(body.get("outputs"), "outputs", set(spec.outputs))
         task = Task(job, spec, inputs, outputs, token)

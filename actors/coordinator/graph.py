@@ -269,7 +269,9 @@ class Graph:
         job.node = None
         job.cause = cause
         job.placement = None
-        job.attempts = 0
+        # Counted as a retry: its outputs may still exist finished on a node
+        # that comes back, so the rerun must create them with `replace`.
+        job.attempts = 1
         self.changed.append(job)
         self.link_inputs(job)
 

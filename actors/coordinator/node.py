@@ -21,6 +21,7 @@ import trio
 from actors.groupcommit import GroupCommit
 from actors.model import JobSpec, SpecError, check_job_id, delegation_from_wire, split_object_name
 from bus.beacon import BeaconListener, PeerInfo
+from bus.endpoint import check_endpoint
 from bus.errors import BusError, CallTimeout, RemoteError
 from bus.heartbeat import Liveness
 from bus.node import Node, NodeConfig
@@ -185,6 +186,7 @@ class CoordinatorNode(Node):
         role, node, endpoint = body.get("role"), body.get("node"), body.get("endpoint")
         if role not in ("compute", "storage") or not isinstance(node, str) or not isinstance(endpoint, str):
             raise _bad("hello needs role (compute|storage), node and endpoint")
+        check_endpoint(endpoint, f"hello endpoint of {role} {node!r}")
         inc = body.get("inc") if isinstance(body.get("inc"), str) else None
         self._meet(role, node, endpoint, inc)
         return {"epoch": self.epoch}
@@ -196,7 +198,7 @@ class CoordinatorNode(Node):
         ref = table.get(node)
         if ref is not None and ref.endpoint == endpoint and (inc is None or ref.inc is None or inc == ref.inc):
             ref.last_seen = time.time()
-            self.liveness.seen(node)
+            self.liveness.seen(f"{role}/{node}")
             return
         fresh = ComputeRef(node, endpoint) if role == "compute" else StorageRef(node, endpoint)
         if ref is not None:
@@ -216,11 +218,13 @@ class CoordinatorNode(Node):
         self._lost_storages.pop(node, None)
         log.info("met %s %s at %s", role, node, endpoint)
         peer = self.peers.get(endpoint)
-        self.liveness.watch(node, lambda: peer.call("ping", {"epoch": self.epoch}, timeout=self.liveness.interval * 2))
+        # Keyed by role too: a compute and a storage node may share an id.
+        self.liveness.watch(f"{role}/{node}", lambda: peer.call("ping", {"epoch": self.epoch}, timeout=self.liveness.interval * 2))
         self.nursery.start_soon(self._track, ref)
 
-    def _node_lost(self, node: str) -> None:
-        ref = self.computes.get(node) or self.storages.get(node)
+    def _node_lost(self, key: str) -> None:
+        role, _, node = key.partition("/")
+        ref = (self.computes if role == "compute" else self.storages).get(node)
         if ref is not None:
             log.warning("%s %s lost", ref.role, node)
             self._forget(ref, "lost")
@@ -261,7 +265,7 @@ class CoordinatorNode(Node):
                     # Its outputs were acknowledged only by the node we lost.
                     del self._awaiting[jid]
                     self._soft_failure(job, f"storage node {ref.node} was lost before its outputs were announced")
-        self.liveness.unwatch(ref.node)
+        self.liveness.unwatch(f"{ref.role}/{ref.node}")
         self.peers.drop(ref.endpoint)
         self._drain()
 
@@ -276,11 +280,18 @@ class CoordinatorNode(Node):
                     inv = await peer.call("list", {}, timeout=30)
                     ref.inc = inv.get("inc")
                     since = inv.get("next", 0)
+                    scavenge: list[str] = []
                     if isinstance(ref, ComputeRef):
                         self._reconcile_compute(ref, inv)
                     else:
-                        await self._reconcile_storage(ref, inv)
+                        await self._storage_usage(ref)
+                        scavenge = self._reconcile_storage(ref, inv)
+                    # Ready in the same step as the inventory is applied: a
+                    # scheduler pass in between would find the node's objects
+                    # with no live copy and declare them lost.
                     ref.ready = True
+                    if scavenge:
+                        await self._scavenge(ref, scavenge)
                     ref.last_seen = time.time()
                     self._kick()
                     backoff = 0.1
@@ -289,7 +300,7 @@ class CoordinatorNode(Node):
                             "poll", {"since": since, "timeout": self.poll_timeout, "inc": ref.inc},
                             timeout=self.poll_timeout + 5,
                         )
-                        self.liveness.seen(ref.node)
+                        self.liveness.seen(f"{ref.role}/{ref.node}")
                         if r.get("resync"):
                             log.info("%s %s: resync", ref.role, ref.node)
                             break
@@ -460,7 +471,15 @@ class CoordinatorNode(Node):
             log.warning("could not mark %s delegated to %s on %s: %s", name, target, storage.node, e)
 
     # -- storage news ------------------------------------------------------------------
-    async def _reconcile_storage(self, ref: StorageRef, inv: dict[str, Any]) -> None:
+    async def _storage_usage(self, ref: StorageRef) -> None:
+        try:
+            usage = await self.peers.get(ref.endpoint).call("usage", {})
+            ref.free_bytes = int(usage.get("free", 0))
+        except _NET_ERRORS:
+            pass
+
+    def _reconcile_storage(self, ref: StorageRef, inv: dict[str, Any]) -> list[str]:
+        """Apply a storage node's inventory; returns the partial objects to scavenge."""
         ref.objects = len(inv.get("objects", []))
         scavenge = []
         held = set()
@@ -477,13 +496,7 @@ class CoordinatorNode(Node):
                     obj.state = "lost"
                     obj.lost_at = 0.0  # the node is back without it: no point waiting
                     self._lost_objects.add(obj.name)
-        try:
-            usage = await self.peers.get(ref.endpoint).call("usage", {})
-            ref.free_bytes = int(usage.get("free", 0))
-        except _NET_ERRORS:
-            pass
-        if scavenge:
-            await self._scavenge(ref, scavenge)
+        return scavenge
 
     def _apply_object(self, ref: StorageRef, info: dict[str, Any], scavenge: list[str]) -> None:
         g = self.graph
@@ -519,6 +532,8 @@ class CoordinatorNode(Node):
             return
         obj = g.objects.get(name) or g.resolve(name)
         if state == "delegated":
+            if obj.state == "finished":
+                return  # finished is immutable: a stray delegation elsewhere cannot undo it
             obj.add_loc(ref.node)
             if obj.state != "delegated":
                 g.delegate(name, info.get("target") or "")
@@ -942,7 +957,9 @@ class CoordinatorNode(Node):
         if isinstance(body, dict) and "jobs" in body:
             return {"jobs": [self._view(self._job(j), now) for j in self._jobs_arg(body)]}
         limit = body.get("limit", 1000) if isinstance(body, dict) else 1000
-        jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:]
+        if type(limit) is not int or limit < 0:
+            raise _bad(f"'limit' must be a non-negative integer, got {limit!r}")
+        jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:] if limit else []
         return {"jobs": [self._view(j, now) for j in jobs], "counts": self.graph.counts()}
 
     async def _op_wait(self, body: Any, ctx: CallContext) -> dict[str, Any]:
@@ -980,14 +997,18 @@ class CoordinatorNode(Node):
         if name not in self.graph.objects:
             raise BusError(f"no object {name!r}", code="missing")
         obj = self.graph.resolve(name)
-        storage = self._live_location(obj)
+        copies = [s.endpoint for s in self._live_locations(obj)]
         producer = self.graph.jobs.get(obj.producer or "")
-        return {
+        out = {
             "name": obj.name,
             "state": obj.state,
-            "storage": storage.endpoint if storage else None,
+            "storage": copies[0] if copies else None,
+            "copies": copies,
             "producer": producer.summary() if producer else None,
         }
+        if obj.state == "finished" and obj.data is not None:
+            out["data"] = obj.data  # small: the reader needs no second hop
+        return out
 
     async def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         jids = self._jobs_arg(body)

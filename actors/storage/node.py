@@ -46,12 +46,18 @@ def _name(body: Any, key: str = "name") -> str:
     return name
 
 
-def _int(body: dict, key: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+# SQLite stores signed 64-bit integers: a larger token or size could be
+# accepted in memory and then fail every later group commit.
+INT_MAX = (1 << 63) - 1
+
+
+def _int(body: dict, key: str, default: int | None = None, *, minimum: int = 0,
+         nullable: bool = False) -> int | None:
     v = body.get(key, default)
-    if v is None:
+    if v is None and (nullable or key not in body):
         return None
-    if type(v) is not int or v < minimum:
-        raise _bad(f"{key!r} must be an integer >= {minimum}, got {v!r}")
+    if type(v) is not int or not minimum <= v <= INT_MAX:
+        raise _bad(f"{key!r} must be an integer in [{minimum}, 2**63), got {v!r}")
     return v
 
 
@@ -155,7 +161,8 @@ class StorageNode(Node):
         created, errors = [], {}
         for item in body["items"]:
             try:
-                if not isinstance(item, list | tuple) or len(item) != 2 or type(item[1]) is not int:
+                if (not isinstance(item, list | tuple) or len(item) != 2 or type(item[1]) is not int
+                        or not 0 <= item[1] <= INT_MAX):
                     raise _bad(f"create_many item must be [name, token], got {item!r}")
                 name, token = item
                 split_object_name(name)
@@ -167,13 +174,13 @@ class StorageNode(Node):
     def _op_populate(self, body: Any, ctx: CallContext) -> dict:
         name = _name(body)
         info = self.store.populate(
-            name, _data(body), token=_int(body, "token", 0), offset=_int(body, "offset")
+            name, _data(body), token=_int(body, "token", 0), offset=_int(body, "offset", nullable=True)
         )
         return {"size": info.size}
 
     async def _op_finish(self, body: Any, ctx: CallContext) -> dict:
         name = _name(body)
-        info = self.store.finish(name, token=_int(body, "token", 0), size=_int(body, "size"))
+        info = self.store.finish(name, token=_int(body, "token", 0), size=_int(body, "size", nullable=True))
         await self.commits.durable()
         return info.to_wire()
 

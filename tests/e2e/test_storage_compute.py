@@ -512,11 +512,12 @@ async def test_command_input_unusable_as_environment_is_the_jobs_fault(
     shared: Shared, inputs: dict, needle: str
 ) -> None:
     job = job_id("badenv")
-    spec = JobSpec(command=[PY, "-c", "pass"], inputs=inputs)
+    # The wire form, as another client could send it: the node must judge it.
+    wire = {"cmd": [PY, "-c", "pass"], "in": inputs, "o": []}
     with trio.fail_after(20):
         async with peer(shared.c) as c:
             try:
-                await start_task(c, job, spec.to_wire())
+                await start_task(c, job, wire)
             except RemoteError as e:  # refusing it up front is as good
                 assert e.code == "bad-spec" and needle in e.message
                 return
