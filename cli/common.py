@@ -25,8 +25,10 @@ def fail(message: str, code: int = 2) -> None:
     raise err
 
 
-def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+def emit_json(value: Any, *, one_line: bool = False) -> None:
+    """`one_line` for a command that keeps running: a script reads one line."""
+    sys.stdout.write(json.dumps(value, indent=None if one_line else 2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def coordinator_endpoint(value: str | None) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import time
 from pathlib import Path
 
 import typer
 
-from .cluster import ClusterError, LocalCluster
+from .cluster import ClusterError, LocalCluster, Proc
 from .common import check_endpoint, emit_json, fail
 from .main import app
 
@@ -39,6 +40,26 @@ def run_demo(endpoint: str) -> bytes:
             fail(f"demo failed: {e}", code=1)
 
 
+def restart_command(p: Proc) -> str:
+    """The command line that brings a daemon back as it was (same data dir and id)."""
+    return "weft " + shlex.join(p.args)
+
+
+def watch(cluster: LocalCluster) -> None:
+    """Report daemons that die and keep the rest running: every role survives
+    the others failing, and the user may restart the dead one by hand (with
+    the printed command) or not at all."""
+    reported: set[int] = set()
+    while True:
+        time.sleep(0.5)
+        for p in cluster.procs:
+            if p.pid in reported or p.alive():
+                continue
+            reported.add(p.pid)
+            typer.echo(f"warning: {p.role} {p.node_id} (pid {p.pid}) exited with code {p.popen.returncode} "
+                       f"(log: {p.log_path}); restart it with:\n  {restart_command(p)}", err=True)
+
+
 @app.command()
 def up(
     compute: int = typer.Option(2, "--compute", help="Compute nodes to start."),
@@ -48,7 +69,7 @@ def up(
     listen: str = typer.Option("tcp://127.0.0.1:5570", "--listen", help="Coordinator endpoint."),
     replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
     demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
-    as_json: bool = typer.Option(False, "--json", help="Print the endpoints as JSON once ready."),
+    as_json: bool = typer.Option(False, "--json", help="Print the endpoints and pids as one line of JSON once ready."),
 ) -> None:
     """Start a coordinator, compute and storage nodes as local processes; Ctrl-C stops them."""
     if compute < 0 or storage < 1:
@@ -75,7 +96,8 @@ def up(
                 "compute": [p.endpoint for p in cluster.computes],
                 "storage": [p.endpoint for p in cluster.storages],
                 "data_dir": str(data),
-            })
+                "pids": {p.node_id: p.pid for p in cluster.procs},
+            }, one_line=True)
         else:
             typer.echo(f"weft cluster up in {time.monotonic() - started:.1f}s: coordinator {endpoint}, "
                        f"{compute} compute, {storage} storage (state and logs in {data})")
@@ -85,19 +107,7 @@ def up(
             typer.echo(result.decode(errors="replace").rstrip())
             return
         typer.echo("press Ctrl-C to stop", err=True)
-        while True:
-            time.sleep(1)
-            dead = [p for p in cluster.procs if not p.alive()]
-            for p in dead:
-                typer.echo(f"warning: {p.role} {p.node_id} exited with code {p.popen.returncode} (log: {p.log_path})", err=True)
-            if dead:
-                for p in dead:
-                    if p in cluster.computes:
-                        cluster.computes.remove(p)
-                    elif p in cluster.storages:
-                        cluster.storages.remove(p)
-                if cluster.coordinator in dead:
-                    fail("the coordinator exited; stopping the cluster", code=1)
+        watch(cluster)
     except KeyboardInterrupt:
         typer.echo("stopping", err=True)
     finally:

@@ -1,0 +1,76 @@
+"""`weft up` as a new user runs it: the demo, and a cluster that outlives its daemons."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from .conftest import REPO, Weft, wait_for, weft_argv
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_up_demo_prints_the_result_and_stops_everything(tmp_path: Path) -> None:
+    p = subprocess.run([*weft_argv(), "up", "--demo", "--data-dir", str(tmp_path), "--listen", free_endpoint()],
+                       capture_output=True, text=True, cwd=REPO, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert "demo result:" in p.stdout
+    assert "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG" in p.stdout and "\n9" in p.stdout, p.stdout
+    daemons = [q for q in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(q.info["cmdline"] or [])]
+    assert not daemons, f"daemons left running: {[q.pid for q in daemons]}"
+
+
+def test_up_survives_a_dead_daemon_and_prints_how_to_restart_it(tmp_path: Path) -> None:
+    endpoint = free_endpoint()
+    err = open(tmp_path / "up.err", "w+")
+    up = subprocess.Popen([*weft_argv(), "up", "--json", "--slots", "1", "--data-dir", str(tmp_path / "data"),
+                           "--listen", endpoint], stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO,
+                          stdin=subprocess.DEVNULL)
+    restarted: subprocess.Popen | None = None
+    try:
+        info = json.loads(up.stdout.readline())
+        weft = Weft(endpoint)
+        os.kill(info["pids"]["compute-0"], signal.SIGKILL)
+
+        def restart_line() -> str | None:
+            err.seek(0)
+            lines = err.read().splitlines()
+            return next((lines[i + 1].strip() for i, line in enumerate(lines)
+                         if "compute compute-0" in line and "restart it with" in line and i + 1 < len(lines)), None)
+
+        command = wait_for(restart_line, 10, "weft up reports the dead compute node")
+        assert command.startswith("weft compute ") and "--node-id compute-0" in command, command
+        assert up.poll() is None, "weft up stopped when one compute node died"
+        # The printed command, as the user would paste it.
+        argv = shlex.split(command)
+        restarted = subprocess.Popen([*weft_argv(), *argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     cwd=REPO, stdin=subprocess.DEVNULL)
+        r = weft("submit", "--wait", "--", "sh", "-c", "echo after-restart")
+        assert r.returncode == 0, r.stderr
+
+        def both_compute() -> bool:
+            nodes = json.loads(weft("nodes", "--json").stdout)["nodes"]
+            return sorted(n["node"] for n in nodes if n["role"] == "compute") == ["compute-0", "compute-1"]
+
+        wait_for(both_compute, 15, "the restarted compute node rejoins")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(30)
+        if restarted is not None:
+            restarted.terminate()
+            restarted.wait(15)
+        err.close()
+    assert up.returncode == 0
+    assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+               for name, pid in info["pids"].items() if name != "compute-0")
