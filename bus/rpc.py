@@ -390,6 +390,10 @@ class Peer:
                 backoff = min(backoff * 2, 0.5)
 
     async def _call_once(self, op: str, body: Any, deadline: float, seconds: float) -> Any:
+        call = await self._send_call(op, body, deadline, seconds)
+        return await call.reply()
+
+    async def _send_call(self, op: str, body: Any, deadline: float, seconds: float) -> PendingCall:
         if self._zs.closed:
             raise PeerClosed(f"connection to {self.endpoint} is closed")
         call_id = next(self._ids)
@@ -397,26 +401,30 @@ class Peer:
         slot = _Slot(op)
         self._pending[call_id] = slot
         try:
-            with trio.move_on_at(deadline):
-                if not self._zs.send_nowait((frame,)):
-                    # No connection to send on (IMMEDIATE) within connect_timeout
-                    # means the peer is down: say so now, not at the deadline.
-                    with trio.move_on_at(min(deadline, trio.current_time() + self.connect_timeout)) as sending:
-                        await self._zs.send((frame,))
-                    if sending.cancelled_caught:
-                        raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
-                await slot.event.wait()
+            if not self._zs.send_nowait((frame,)):
+                # No connection to send on (IMMEDIATE) within connect_timeout
+                # means the peer is down: say so now, not at the deadline.
+                with trio.move_on_at(min(deadline, trio.current_time() + self.connect_timeout)) as sending:
+                    await self._zs.send((frame,))
+                if sending.cancelled_caught:
+                    raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
         except trio.ClosedResourceError:
-            raise PeerClosed(f"connection to {self.endpoint} closed during {op!r}") from None
-        finally:
             del self._pending[call_id]
-        if slot.error is not None:
-            raise slot.error
-        if not slot.event.is_set():
-            if self._zs.closed:
-                raise PeerClosed(f"connection to {self.endpoint} closed during {op!r}")
-            raise CallTimeout(self.endpoint, op, seconds)
-        return slot.value
+            raise PeerClosed(f"connection to {self.endpoint} closed during {op!r}") from None
+        except BaseException:
+            del self._pending[call_id]
+            raise
+        return PendingCall(self, call_id, slot, deadline, seconds)
+
+    async def send_call(self, op: str, body: Any = None, *, timeout: float | None = None) -> PendingCall:
+        """Send a call now and return a handle whose `reply()` awaits the answer.
+
+        Calls sent this way leave in the order they were sent, so several can
+        be in flight to an actor that handles them in order (populate chunks).
+        No `busy` retry: meant for ops outside admission control.
+        """
+        seconds = self.timeout if timeout is None else timeout
+        return await self._send_call(op, body, trio.current_time() + seconds, seconds)
 
     def post(self, op: str, body: Any = None) -> bool:
         """Send a one-way message; False if it could not be queued (no connection)."""
@@ -435,6 +443,37 @@ class Peer:
             if not slot.event.is_set():
                 slot.error = PeerClosed(f"connection to {self.endpoint} closed")
                 slot.event.set()
+
+
+class PendingCall:
+    """A call on its way: `reply()` once, or `discard()` to stop waiting."""
+
+    __slots__ = ("peer", "call_id", "slot", "deadline", "seconds")
+
+    def __init__(self, peer: Peer, call_id: int, slot: _Slot, deadline: float, seconds: float) -> None:
+        self.peer = peer
+        self.call_id = call_id
+        self.slot = slot
+        self.deadline = deadline
+        self.seconds = seconds
+
+    def discard(self) -> None:
+        self.peer._pending.pop(self.call_id, None)
+
+    async def reply(self) -> Any:
+        peer, slot, op = self.peer, self.slot, self.slot.op
+        try:
+            with trio.move_on_at(self.deadline):
+                await slot.event.wait()
+        finally:
+            self.discard()
+        if slot.error is not None:
+            raise slot.error
+        if not slot.event.is_set():
+            if peer._zs.closed:
+                raise PeerClosed(f"connection to {peer.endpoint} closed during {op!r}")
+            raise CallTimeout(peer.endpoint, op, self.seconds)
+        return slot.value
 
 
 class PeerPool:

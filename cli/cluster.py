@@ -274,7 +274,7 @@ class LocalCluster:
                     raise ClusterError(
                         f"coordinator saw {len(ready)} ready nodes of {compute + storage} within {timeout:g}s"
                     )
-                time.sleep(0.05)
+                time.sleep(0.01)
 
     def stop(self, grace: float = 10.0) -> None:
         # Workers first, so nothing reports to a coordinator that is gone.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from actors.storage.client import (
     Redirected,
     ReplicatedWriter,
     read_all,
-    read_chunks,
+    read_object,
 )
 from bus.endpoint import check_endpoint
 from bus.errors import BusError, CallTimeout, RemoteError
@@ -190,6 +189,7 @@ class ComputeNode(Node):
         (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
         self.tasklog = TaskLog(self.data_dir / "tasks.log")
         self.taskdirs = TaskDirs(self.data_dir / "tasks")
+        self.pool_error: str | None = None
         self._restore()
 
     def _restore(self) -> None:
@@ -243,7 +243,18 @@ class ComputeNode(Node):
         self._task_nursery = nursery
         nursery.start_soon(self.taskdirs.run)
         self.pool = WorkerPool(self.pool_size)
-        await self.pool.__aenter__()
+        # Warmed in the background: the node takes tasks (and says hello) at
+        # once, and a callable that arrives first waits for its worker.
+        nursery.start_soon(self._warm_pool)
+
+    async def _warm_pool(self) -> None:
+        try:
+            await self.pool.__aenter__()
+        except Exception as e:
+            if self.pool._closed:
+                return  # shut down while starting
+            self.pool_error = f"its worker processes did not start: {e}"
+            log.critical("compute node %s: %s; callable tasks will fail soft", self.node_id, self.pool_error)
 
     async def shutdown(self) -> None:
         for task in self.tasks.values():
@@ -340,7 +351,7 @@ class ComputeNode(Node):
                 continue
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
-            shutil.rmtree(self.data_dir / "tasks" / job, ignore_errors=True)
+            self.taskdirs.recycle(job)
             self.events.append("deleted", {"job": job})
             deleted.append(job)
         if running and len(jobs) == 1:
@@ -467,8 +478,7 @@ class ComputeNode(Node):
             for i, endpoint in enumerate(endpoints):
                 try:
                     with open(path, "wb") as f:
-                        async for chunk in read_chunks(self.peers.get(endpoint), obj):
-                            f.write(chunk)
+                        await read_object(self.peers.get(endpoint), obj, f.write)
                     break
                 except (CallTimeout, PeerClosed) as e:
                     if i + 1 == len(endpoints):  # no other replica to try
@@ -527,6 +537,8 @@ class ComputeNode(Node):
         spec = task.spec
         try:
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout)
+        except trio.ClosedResourceError:
+            raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}") from None
         except CallableNotFound as e:
             raise HardFailure(str(e)) from None
         except CallableError as e:

@@ -147,8 +147,9 @@ async def test_callable_jobs_still_run_after_the_node_was_idle(
     shared: Shared, daemons: Daemons
 ) -> None:
     cp = daemons.compute("compute-idle", slots=1)
-    workers = worker_pids(cp)
-    assert workers
+    with trio.fail_after(10):  # the pool warms up in the background once the node is up
+        while not (workers := worker_pids(cp)):
+            await trio.sleep(0.05)
     await trio.sleep(11)  # idle longer than trio's worker-thread idle timeout (10 s)
     job = job_id("after-idle")
     spec = JobSpec(call="actors.builtins:concat", inputs={"x": "still ", "y": "warm"}, outputs=["result"])
@@ -650,3 +651,20 @@ async def test_sigterm_on_compute_stops_the_command_and_leaves_output_unfinished
     assert state in ("empty", "partial"), f"output reported {state} though the task never finished"
     assert took < 8
     assert (after["state"], after["outcome"]) == ("done", "failed-soft"), after
+
+
+async def test_a_multi_chunk_object_moves_with_several_chunks_in_flight(shared: Shared) -> None:
+    from actors.storage.client import CHUNK, ObjectWriter, read_all, read_chunks
+
+    data = random.Random(7).randbytes(5 * CHUNK + 12345)
+    name = f"{job_id('window')}/big"
+    with trio.fail_after(60):
+        async with peer(shared.a) as a:
+            w = ObjectWriter(a, name, 0)
+            await w.write(data[:100])  # a small write, then one big enough for a window
+            await w.write(data[100:])
+            info = await w.close()
+            assert (info["state"], info["size"]) == ("finished", len(data))
+            assert await read_all(a, name) == data
+            assert await read_all(a, name, window=1) == data
+            assert b"".join([c async for c in read_chunks(a, name)]) == data

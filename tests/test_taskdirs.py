@@ -1,0 +1,66 @@
+"""Task directories: taken ready-made, and recycled empty after their results are deleted."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import trio
+
+from actors.compute.taskdirs import SUBDIRS, TaskDirs
+
+
+def contents(path: Path) -> dict[str, int]:
+    return {str(p.relative_to(path)): (p.stat().st_size if p.is_file() else -1) for p in sorted(path.rglob("*"))}
+
+
+async def wait_spares(dirs: TaskDirs, n: int) -> None:
+    with trio.fail_after(10):
+        while len(dirs._spares) < n or dirs._used:
+            await trio.sleep(0.01)
+
+
+async def test_a_used_directory_comes_back_empty(tmp_path: Path) -> None:
+    dirs = TaskDirs(tmp_path / "tasks", keep=2)
+    dirs.prepare()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dirs.run)
+        await wait_spares(dirs, 2)
+        a = dirs.take("job-a")
+        (a / "results" / "output.txt").write_bytes(b"log of a")
+        (a / "results" / "stdout").write_bytes(b"out of a")
+        (a / "outputs" / "result").write_bytes(b"x")
+        (a / "work" / "sub").mkdir()
+        (a / "work" / "sub" / "f").write_bytes(b"y")
+        (a / "inputs" / "i").symlink_to(tmp_path)
+        (a / "delegate.json").write_text("{}")
+        dirs.recycle("job-a")
+        assert not a.exists()
+        await wait_spares(dirs, 2)
+        # Take them all: one of them is job-a's, emptied.
+        taken = [dirs.take(f"job-b{i}") for i in range(len(dirs._spares))]
+        nursery.cancel_scope.cancel()
+    for b in taken:
+        assert sorted(os.listdir(b)) == sorted(SUBDIRS)
+        files = contents(b)
+        assert all(size <= 0 for size in files.values()), files
+        assert not (b / "work" / "sub").exists() and not (b / "delegate.json").exists()
+    assert tmp_path.exists()  # the symlink was removed, not followed
+
+
+async def test_a_directory_a_command_damaged_is_repaired(tmp_path: Path) -> None:
+    dirs = TaskDirs(tmp_path / "tasks", keep=1)
+    dirs.prepare()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dirs.run)
+        await wait_spares(dirs, 1)
+        a = dirs.take("job-a")
+        # The command replaced its working directory by a file.
+        os.rmdir(a / "work")
+        (a / "work").write_bytes(b"not a directory")
+        dirs.recycle("job-a")
+        await wait_spares(dirs, 1)
+        b = dirs.take("job-b")
+        nursery.cancel_scope.cancel()
+    assert (b / "work").is_dir() and not os.listdir(b / "work")
+    assert sorted(os.listdir(b)) == sorted(SUBDIRS)
