@@ -1,0 +1,59 @@
+"""How weft's cost grows with the number of jobs: `python -m bench.scaling`.
+
+`throughput` (independent no-op callables on the bench's 2 x 1-slot cluster,
+to all finished) and `submit`/`memory` (jobs queued on a coordinator with no
+compute node: accepted per second, RSS growth per job) at 1,000, 10,000 and
+100,000 jobs, one run each; weft only (the peer comparison is `weft bench`).
+Prints a table and writes JSON with `--json FILE`. `--sizes 1000,10000`
+picks other sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .runner import machine
+from .workloads import WeftSide
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated job counts")
+    ap.add_argument("--json", dest="json_path", help="write the figures here")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        if not sizes or min(sizes) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"bench.scaling: error: --sizes must be positive integers, got {args.sizes!r}", file=sys.stderr)
+        return 2
+    rows = []
+    side = WeftSide()
+    side.open()
+    try:
+        for n in sizes:
+            print(f"throughput with {n:,} jobs ...", file=sys.stderr, flush=True)
+            rate = side.run("throughput", {"n": n}, f"scale-{time.time_ns()}", timeout=max(120.0, n / 50))
+            rows.append({"jobs": n, "workload": "throughput", "value": rate, "unit": "tasks/s"})
+    finally:
+        side.close()
+    for n in sizes:
+        print(f"submit and memory with {n:,} queued jobs ...", file=sys.stderr, flush=True)
+        q = side.queue(n, f"scale-q-{time.time_ns()}", timeout=max(120.0, n / 500))
+        rows.append({"jobs": n, "workload": "submit", "value": q["submit"], "unit": "jobs/s"})
+        rows.append({"jobs": n, "workload": "memory", "value": q["memory"], "unit": "KiB/job"})
+    print(f"{'workload':10} {'jobs':>8} {'value':>10}  unit")
+    for r in rows:
+        print(f"{r['workload']:10} {r['jobs']:>8,} {r['value']:>10.2f}  {r['unit']}")
+    if args.json_path:
+        with open(args.json_path, "w") as f:
+            json.dump({"machine": machine(["weft"]), "results": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
