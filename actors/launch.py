@@ -45,7 +45,21 @@ def main(argv: list[str]) -> int:
     else:
         sys.stderr.write(f"weft launch: unknown role {role!r}\n")
         return 2
-    run_forever(cls(config, **options))
+    node = cls(config, **options)
+    profile_dir = os.environ.get("WEFT_PROFILE")
+    if not profile_dir:
+        run_forever(node)
+        return 0
+    # Where the CPU goes, for docs/performance.md: cProfile of the whole
+    # daemon, written when it stops (SIGTERM or Ctrl-C).
+    import cProfile
+
+    prof = cProfile.Profile()
+    try:
+        prof.runcall(run_forever, node)
+    finally:
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
+        prof.dump_stats(str(Path(profile_dir) / f"{role}-{node.node_id}.prof"))
     return 0
 
 

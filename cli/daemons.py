@@ -107,7 +107,7 @@ def coordinator(
     heartbeat: float = typer.Option(5.0, "--heartbeat-timeout", help="Seconds of silence before a node is lost."),
     replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
     storage_grace: float = typer.Option(30.0, "--storage-grace", help="Seconds to wait for a lost storage node before remaking its objects."),
-    prefetch: int = typer.Option(1, "--prefetch", help="Tasks per slot sent ahead to a node when the queue is deep (0: none)."),
+    prefetch: int = typer.Option(8, "--prefetch", help="Tasks per slot sent ahead to a node when the queue is deep (0: none)."),
 ) -> None:
     """Run the coordinator: finds nodes, schedules jobs, follows delegations."""
     from actors.coordinator.node import CoordinatorNode

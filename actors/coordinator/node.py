@@ -67,7 +67,7 @@ class CoordinatorNode(Node):
         poll_timeout: float = 10.0,
         replicas: int = 1,
         storage_grace: float = 30.0,
-        prefetch: int = 1,
+        prefetch: int = 8,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -633,10 +633,14 @@ class CoordinatorNode(Node):
         # slot ahead, waiting in its FIFO, so a slot never idles for the round
         # trip to us. With a shallow queue nothing is sent ahead, so a job that
         # becomes the most needed a moment later still goes first.
+        # Deep queues are also sent in batches: a node is topped up only once
+        # half its ahead-queue drained, so one start_many (and one create_many
+        # per storage node) carries several jobs instead of one per freed slot.
         deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
         per_slot = 1 + (self.prefetch if deep else 0)
         room = {c.node: c.slots * per_slot - len(c.running) for c in ready}
-        computes = [c for c in ready if room[c.node] > 0]
+        low_water = {c.node: max(1, c.slots * self.prefetch // 2) if deep else 1 for c in ready}
+        computes = [c for c in ready if room[c.node] >= low_water[c.node]]
         if not computes or not g.runnable_count:
             return
         batches: dict[str, list[tuple[Job, dict]]] = defaultdict(list)
