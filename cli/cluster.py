@@ -181,6 +181,10 @@ class LocalCluster:
         # The daemons import this checkout even when it is not installed.
         root = str(Path(__file__).resolve().parent.parent)
         self.env["PYTHONPATH"] = root + (os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else "")
+        # Daemons keep compiled bytecode like any Python program: with it off
+        # (some sandboxes set this), each one recompiles weft's modules at
+        # every start (~50 ms of CPU apiece, measured).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         if log_level:
             self.env["WEFT_LOG_LEVEL"] = log_level
         self.coordinator: Proc | None = None
