@@ -9,6 +9,13 @@ state in full and poll from `next`.
 
 One poll answer carries every event since `since` (up to `max`), so under load
 events batch themselves.
+
+An event is appended urgent or quiet. A poller that asks for `wake: urgent`
+is answered when an urgent event arrives (or at its timeout) and gets the
+quiet ones that came before it in the same answer: a compute node's
+pending/running/storing steps ride along with the `done` that matters to the
+coordinator, one message per batch instead of one per step. Pollers that
+want every step as it happens (the default, `wake: all`) see no difference.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ import trio
 
 from .errors import BusError
 
+# Quiet events in a row after which urgent pollers are woken anyway.
+QUIET_BATCH = 1000
+
 
 class EventQueue:
     def __init__(self, window: int = 100_000) -> None:
@@ -29,7 +39,10 @@ class EventQueue:
         self.incarnation = secrets.token_hex(6)
         self._events: deque[tuple[int, str, Any]] = deque()
         self._next = 1
+        self._last_urgent = 0
+        self._quiet_limit = max(1, min(QUIET_BATCH, window // 2))
         self._wakeup = trio.Event()
+        self._wakeup_urgent = trio.Event()
 
     @property
     def next_seq(self) -> int:
@@ -39,7 +52,7 @@ class EventQueue:
     def first_seq(self) -> int:
         return self._events[0][0] if self._events else self._next
 
-    def append(self, kind: str, data: Any = None) -> int:
+    def append(self, kind: str, data: Any = None, *, urgent: bool = True) -> int:
         seq = self._next
         self._next = seq + 1
         ev = self._events
@@ -49,6 +62,13 @@ class EventQueue:
         if self._wakeup.statistics().tasks_waiting:
             self._wakeup.set()
             self._wakeup = trio.Event()
+        if urgent or seq - self._last_urgent >= self._quiet_limit:
+            # A long run of quiet events wakes urgent pollers too, so the
+            # window cannot overtake them while they sleep.
+            self._last_urgent = seq
+            if self._wakeup_urgent.statistics().tasks_waiting:
+                self._wakeup_urgent.set()
+                self._wakeup_urgent = trio.Event()
         return seq
 
     def since(self, since: int, limit: int) -> list[tuple[int, str, Any]]:
@@ -62,9 +82,11 @@ class EventQueue:
         return [ev[i] for i in range(start, min(start + limit, len(ev)))]
 
     async def poll(
-        self, since: int, limit: int = 10_000, timeout: float = 30.0, incarnation: str | None = None
+        self, since: int, limit: int = 10_000, timeout: float = 30.0, incarnation: str | None = None,
+        *, urgent_only: bool = False,
     ) -> dict[str, Any]:
-        """Events with seq >= since, waiting up to `timeout` for the first one.
+        """Events with seq >= since, waiting up to `timeout` for the first one
+        (with `urgent_only`, for the first urgent one).
 
         `since` 0 means "from the first event"; a poller that missed events
         (dropped from the window, or numbered by another incarnation) gets
@@ -75,7 +97,14 @@ class EventQueue:
             self.first_seq <= since <= self._next
         ):
             return self._resync()
-        if since == self._next and timeout > 0:
+        if urgent_only:
+            if self._last_urgent < since and timeout > 0:
+                with trio.move_on_after(timeout):
+                    while self._last_urgent < since:
+                        await self._wakeup_urgent.wait()
+                if since < self.first_seq:
+                    return self._resync()
+        elif since == self._next and timeout > 0:
             with trio.move_on_after(timeout):
                 while since == self._next:
                     await self._wakeup.wait()
@@ -93,7 +122,7 @@ class EventQueue:
         return {"events": [], "next": self._next, "inc": self.incarnation, "resync": True}
 
     async def handle_poll(self, body: Any, ctx: Any) -> dict[str, Any]:
-        """The `poll` op: body {since, max?, timeout?, inc?}."""
+        """The `poll` op: body {since, max?, timeout?, inc?, wake?: all|urgent}."""
         if not isinstance(body, dict):
             raise BusError("poll needs a map body with 'since'", code="bad-request")
         since = body.get("since", 0)
@@ -108,4 +137,7 @@ class EventQueue:
             raise BusError(f"poll 'timeout' must be 0..300 seconds, got {timeout!r}", code="bad-request")
         if inc is not None and not isinstance(inc, str):
             raise BusError("poll 'inc' must be a string", code="bad-request")
-        return await self.poll(since, limit, float(timeout), inc)
+        wake = body.get("wake", "all")
+        if wake not in ("all", "urgent"):
+            raise BusError(f"poll 'wake' must be 'all' or 'urgent', got {wake!r}", code="bad-request")
+        return await self.poll(since, limit, float(timeout), inc, urgent_only=wake == "urgent")

@@ -50,6 +50,54 @@ async def test_long_poll_wakes_on_a_new_event() -> None:
     assert result["at"] - appended < 0.05
 
 
+async def test_urgent_poller_sleeps_through_quiet_events_and_gets_them_with_the_urgent_one() -> None:
+    q = EventQueue()
+    q.append("old")
+    result: dict[str, Any] = {}
+    eager: dict[str, Any] = {}
+
+    async def poller(out: dict[str, Any], urgent_only: bool) -> None:
+        out.update(await q.poll(2, timeout=10, urgent_only=urgent_only))
+
+    with trio.fail_after(2):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller, result, True)
+            nursery.start_soon(poller, eager, False)
+            await trio.sleep(0.05)
+            q.append("running", 1, urgent=False)
+            q.append("storing", 1, urgent=False)
+            await trio.sleep(0.1)
+            assert not result  # quiet steps do not wake it
+            assert [e[1] for e in eager["events"]] == ["running", "storing"]  # a plain poller woke
+            q.append("done", 1)
+    assert result["events"] == [[2, "running", 1], [3, "storing", 1], [4, "done", 1]]
+    assert result["next"] == 5
+
+
+async def test_urgent_poller_gets_quiet_events_at_its_timeout_and_before_the_window_passes_it() -> None:
+    q = EventQueue(window=10)
+    q.append("old")
+    with trio.fail_after(2):
+        r = await q.poll(2, timeout=0.1, urgent_only=True)
+    assert r["events"] == [] and r["next"] == 2
+    q.append("quiet", urgent=False)
+    with trio.fail_after(2):
+        r = await q.poll(2, timeout=0.1, urgent_only=True)
+    assert r["events"] == [[2, "quiet", None]]
+    result: dict[str, Any] = {}
+
+    async def poller() -> None:
+        result.update(await q.poll(3, timeout=10, urgent_only=True))
+
+    with trio.fail_after(2):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller)
+            await trio.sleep(0.05)
+            for i in range(5):  # half the window: the poller must hear of it
+                q.append("quiet", i, urgent=False)
+    assert not result["resync"] and [e[0] for e in result["events"]] == [3, 4, 5, 6, 7]
+
+
 async def test_long_poll_times_out_empty() -> None:
     q = EventQueue()
     q.append("old")
@@ -179,6 +227,7 @@ async def test_200_pollers_over_the_wire_are_woken_by_one_append(serve: Serve) -
         {"since": 1, "timeout": "5"},
         {"since": 1, "timeout": float("nan")},
         {"since": 1, "inc": 5},
+        {"since": 1, "wake": "sometimes"},
     ],
     ids=repr,
 )

@@ -352,7 +352,7 @@ class ComputeNode(Node):
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
             self.taskdirs.recycle(job)
-            self.events.append("deleted", {"job": job})
+            self.events.append("deleted", {"job": job}, urgent=False)
             deleted.append(job)
         if running and len(jobs) == 1:
             raise BusError(f"task {running[0]!r} is still {self.tasks[running[0]].state}; cancel it first", code="running")
@@ -369,7 +369,9 @@ class ComputeNode(Node):
 
     # -- execution -------------------------------------------------------------
     def _emit(self, task: Task) -> None:
-        self.events.append("task", task.summary())
+        # Only an ended task wakes an urgent poller (the coordinator); the
+        # steps before it ride along in the same answer.
+        self.events.append("task", task.summary(), urgent=task.state == TaskState.DONE)
 
     def _set_state(self, task: Task, state: TaskState) -> None:
         if state == TaskState.STORING:

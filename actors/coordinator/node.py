@@ -297,7 +297,8 @@ class CoordinatorNode(Node):
                     backoff = 0.1
                     while True:
                         r = await peer.call(
-                            "poll", {"since": since, "timeout": self.poll_timeout, "inc": ref.inc},
+                            "poll", {"since": since, "timeout": self.poll_timeout, "inc": ref.inc,
+                                     "wake": "urgent"},
                             timeout=self.poll_timeout + 5,
                         )
                         self.liveness.seen(f"{ref.role}/{ref.node}")

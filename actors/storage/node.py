@@ -107,7 +107,9 @@ class StorageNode(Node):
             # must never meet an object that a crash could still take back.
             self._unflushed.append(info.to_wire())
         else:
-            self.events.append(kind, info.to_wire())
+            # Creation and partial bytes are news nobody waits on: they ride
+            # along with the next finish (see bus.events, urgent pollers).
+            self.events.append(kind, info.to_wire(), urgent=kind not in ("created", "partial"))
         # Every staged change reaches disk soon, even with no finish to wait on it.
         self.commits.mark()
 
