@@ -151,11 +151,17 @@ class Node:
             nursery.cancel_scope.cancel()
 
     async def _watch_signals(self) -> None:
+        # The receiver stays open until the node is gone: a second SIGTERM
+        # while it shuts down (launchers often send two) must not fall back
+        # to the default action and kill it halfway, leaving tasks orphaned.
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                log.info("%s %s: %s, stopping", self.role, self.node_id, signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                if self._stopping.is_set():
+                    log.info("%s %s: %s, already stopping", self.role, self.node_id, name)
+                    continue
+                log.info("%s %s: %s, stopping", self.role, self.node_id, name)
                 self.stop()
-                return
 
     def _start_discovery(self, nursery: trio.Nursery) -> None:
         cfg = self.config

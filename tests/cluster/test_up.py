@@ -74,3 +74,29 @@ def test_up_survives_a_dead_daemon_and_prints_how_to_restart_it(tmp_path: Path) 
     assert up.returncode == 0
     assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
                for name, pid in info["pids"].items() if name != "compute-0")
+
+
+def test_stopping_a_cluster_twice_signalled_stops_daemons_cleanly_and_leaves_no_task(tmp_path: Path) -> None:
+    from actors.client import Client
+    from cli.cluster import LocalCluster
+
+    marker = f"weft-stop-test-{os.getpid()}"
+    cluster = LocalCluster(tmp_path, compute=1, storage=1, slots=1)
+    cluster.start(60)
+    try:
+        with Client(cluster.endpoint) as c:
+            c.submit_specs([c.spec(["sh", "-c", f"sleep 60; echo {marker}"])])
+
+            def task_processes() -> list[psutil.Process]:
+                shells = [q for q in psutil.process_iter(["cmdline"]) if marker in " ".join(q.info["cmdline"] or [])]
+                return [*shells, *(child for q in shells for child in q.children())]
+
+            running = wait_for(lambda: len(task_processes()) == 2 and task_processes(), 20, "the task is running")
+    finally:
+        # LocalCluster.stop signals each worker daemon twice (all at once, then
+        # one by one): the second SIGTERM must not kill a daemon mid-shutdown.
+        cluster.stop(grace=20)
+    codes = {f"{p.role} {p.node_id}": p.popen.returncode for p in cluster.procs}
+    assert all(rc == 0 for rc in codes.values()), codes
+    survivors = [q.pid for q in running if q.is_running() and q.status() != psutil.STATUS_ZOMBIE]
+    assert not survivors, f"task processes outlived their compute node: {survivors}"
