@@ -55,6 +55,9 @@ from .tasklog import TaskLog
 
 log = logging.getLogger("weft.compute")
 
+# Outputs up to this size travel in the task's `done` event as well, so the
+# coordinator can hand them to dependents inline (as storage's events do).
+STORED_INLINE_MAX = 4096
 _SOFT_STORAGE_CODES = {"missing", "not-finished", "fenced", "no-space", "io-error", "busy"}
 
 
@@ -73,7 +76,7 @@ def _bad(message: str) -> BusError:
 class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
-        "cause", "delegation", "created", "started", "finished", "scope", "written", "holding",
+        "cause", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline",
     )
 
@@ -95,6 +98,10 @@ class Task:
         self.finished: float | None = None
         self.scope: trio.CancelScope | None = None
         self.written: list[str] = []
+        # Output -> [storage node, size, content if small]: the outputs this
+        # task finished, reported in its `done` so the coordinator needs no
+        # second event to learn that the job's results exist.
+        self.stored: dict[str, list] = {}
         self.holding = False  # holds a slot of the node's limiter
         self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
 
@@ -108,6 +115,8 @@ class Task:
             d["cause"] = self.cause
         if self.delegation is not None:
             d["delegation"] = self.delegation
+        if self.stored and self.state == TaskState.DONE:
+            d["stored"] = self.stored
         if self.started is not None:
             d["started"] = self.started
         if self.finished is not None:
@@ -578,15 +587,22 @@ class ComputeNode(Node):
     # -- outputs ---------------------------------------------------------------------
     def _writer(self, task: Task, output: str) -> ObjectWriter | ReplicatedWriter:
         name = f"{task.job}/{output}"
-        writers = [ObjectWriter(self.peers.get(ep), name, task.token) for ep in task.outputs[output]]
-        return writers[0] if len(writers) == 1 else ReplicatedWriter(writers)
+        endpoints = task.outputs[output]
+        if len(endpoints) == 1:
+            # The task's `done` tells the coordinator this object is finished
+            # (see Task.stored), so storage's own event need not.
+            return ObjectWriter(self.peers.get(endpoints[0]), name, task.token, quiet=True)
+        return ReplicatedWriter([ObjectWriter(self.peers.get(ep), name, task.token) for ep in endpoints])
 
-    async def _close(self, task: Task, writer: ObjectWriter, name: str) -> None:
+    async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str) -> None:
         try:
-            await writer.close()
+            info = await writer.close()
         except BusError as e:
             raise self._storage_soft(e, f"output {name!r}") from None
         task.written.append(name)
+        if isinstance(writer, ObjectWriter) and writer.quiet and isinstance(info, dict) and "node" in info:
+            small = writer.small if writer.small is not None and len(writer.small) <= STORED_INLINE_MAX else None
+            task.stored[name] = [info["node"], info.get("size"), small]
 
     async def _upload_file(self, task: Task, name: str, path: Path) -> None:
         w = self._writer(task, name)

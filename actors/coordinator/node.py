@@ -380,6 +380,9 @@ class CoordinatorNode(Node):
             outcome = t.get("outcome")
             cause = t.get("cause")
             if outcome == "success":
+                stored = t.get("stored")
+                if isinstance(stored, dict):
+                    self._stored_outputs(job, stored)
                 delegation = t.get("delegation")
                 if delegation is not None:
                     self._delegate(job, delegation)
@@ -402,6 +405,27 @@ class CoordinatorNode(Node):
         self._drain()
         if freed:
             self._kick()
+
+    def _outputs_finished(self, job: Job) -> bool:
+        objects = self.graph.objects
+        return all((o := objects.get(n)) is not None and o.state == "finished" for n in job.outputs())
+
+    def _stored_outputs(self, job: Job, stored: dict) -> None:
+        """Outputs the task reports finished (storage acknowledged them durable
+        before the task ended): the same news as storage's `finished` events,
+        which for these objects are quiet and arrive later."""
+        scavenge: list[str] = []
+        for output, entry in stored.items():
+            if not (isinstance(output, str) and isinstance(entry, list) and len(entry) == 3):
+                continue
+            node, size, data = entry
+            ref = self.storages.get(node) if isinstance(node, str) else None
+            if ref is None or not isinstance(size, int):
+                continue  # storage's own event will tell
+            info: dict[str, Any] = {"name": f"{job.id}/{output}", "state": "finished", "size": size}
+            if isinstance(data, bytes) and len(data) == size:
+                info["data"] = data
+            self._apply_object(ref, info, scavenge)
 
     def _soft_failure(self, job: Job, cause: str) -> None:
         """Infrastructure failed the job: run it again (it is needed: it was submitted)."""
@@ -759,6 +783,14 @@ class CoordinatorNode(Node):
         for job, inputs in items:
             if job.id in failed:
                 continue
+            if job.attempts > 1 and job.spec.outputs and self._outputs_finished(job):
+                # Every output was made by an earlier attempt: adopt, don't rerun.
+                node.unassign(job.id)
+                if job.state == RUNNING:
+                    self._awaiting.pop(job.id, None)
+                    self.graph.succeed(job)
+                    self.stats["succeeded"] += 1
+                continue
             endpoints = [self.storages[n].endpoint for n in job.placement or () if n in self.storages]
             if job.spec.outputs and len(endpoints) != len(job.placement or ()):
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
@@ -812,10 +844,15 @@ class CoordinatorNode(Node):
                 for job in owners:
                     failed[job.id] = f"creating outputs on {storage_id}: {e}"
                 continue
+            scavenge: list[str] = []
             for name, err in (r.get("errors") or {}).items():
                 # "exists": the producer's first write got there first.
                 if err.get("code") not in ("immutable", "exists"):
                     failed[name.split("/", 1)[0]] = f"creating {name}: {err.get('message')}"
+                elif isinstance(err.get("info"), dict) and err["info"].get("state") == "finished":
+                    # An earlier attempt finished it (its node died before
+                    # saying so): the same news as storage's `finished` event.
+                    self._apply_object(storage, err["info"], scavenge)
 
     async def _lineage(self) -> None:
         """Objects lost with their storage node past the grace period are made again."""

@@ -125,11 +125,16 @@ async def read_all(peer: Peer, name: str, **kw: Any) -> bytes:
 class ObjectWriter:
     """Streams one output to storage: populate chunks as they come, then finish."""
 
-    def __init__(self, peer: Peer, name: str, token: int) -> None:
+    def __init__(self, peer: Peer, name: str, token: int, *, quiet: bool = False) -> None:
         self.peer = peer
         self.name = name
         self.token = token
+        # quiet: the caller reports the finished object to the coordinator
+        # itself, so storage's own `finished` event need not wake it.
+        self.quiet = quiet
         self.size = 0
+        # The whole content, when it was small enough to travel in one put.
+        self.small: bytes | None = None
         self._buf = bytearray()
         self._started = False
 
@@ -209,11 +214,20 @@ class ObjectWriter:
         """Finish the object; returns its info once storage made it durable."""
         if not self._started:
             # Small output: one message does it all.
-            return await self.peer.call("put", {"name": self.name, "data": bytes(self._buf), "token": self.token})
+            data = bytes(self._buf)
+            body = {"name": self.name, "data": data, "token": self.token}
+            if self.quiet:
+                body["quiet"] = True
+            info = await self.peer.call("put", body)
+            self.small = data
+            return info
         if self._buf:
             await self._send(bytes(self._buf))
             self._buf.clear()
-        return await self.peer.call("finish", {"name": self.name, "token": self.token, "size": self.size})
+        body = {"name": self.name, "token": self.token, "size": self.size}
+        if self.quiet:
+            body["quiet"] = True
+        return await self.peer.call("finish", body)
 
 
 class ReplicatedWriter:

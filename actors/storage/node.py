@@ -79,6 +79,10 @@ class StorageNode(Node):
         self.data_dir = Path(config.data_dir).resolve()
         super().__init__(config)
         self._unflushed: list[dict] = []
+        # Objects whose writer tells the coordinator itself that they are
+        # finished (a compute node, in its task's `done`): their `finished`
+        # event is quiet, so the coordinator is not woken twice for one job.
+        self._quiet: set[str] = set()
         self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
         self.commits = GroupCommit(self._flush, what="object changes")
         # One flush at a time, and none racing the final one at shutdown.
@@ -134,7 +138,12 @@ class StorageNode(Node):
             self._unflushed[:0] = pending
             raise
         self.store.flush_end(batch)
+        quiet = self._quiet
         for info in pending:
+            if info["name"] in quiet:
+                quiet.discard(info["name"])
+                self.events.append("finished", info, urgent=False)
+                continue
             if info["size"] <= EVENT_INLINE_MAX:
                 try:
                     info["data"] = self.store.read(info["name"], 0, info["size"])
@@ -177,7 +186,15 @@ class StorageNode(Node):
                 split_object_name(name)
                 created.append(self.store.create(name, token=token, replace=replace).to_wire())
             except (StoreError, SpecError, BusError) as e:
-                errors[str(item[0] if isinstance(item, list | tuple) and item else item)] = {"code": e.code, "message": str(e)}
+                key = str(item[0] if isinstance(item, list | tuple) and item else item)
+                errors[key] = {"code": e.code, "message": str(e)}
+                if e.code == "immutable":
+                    # Already finished (an earlier attempt made it): say so, so
+                    # the coordinator adopts it instead of running the job again.
+                    try:
+                        errors[key]["info"] = self.store.stat(key).to_wire()
+                    except StoreError:
+                        pass
         return {"created": created, "errors": errors}
 
     def _op_populate(self, body: Any, ctx: CallContext) -> dict:
@@ -189,15 +206,24 @@ class StorageNode(Node):
 
     async def _op_finish(self, body: Any, ctx: CallContext) -> dict:
         name = _name(body)
+        quiet = body.get("quiet") is True
         info = self.store.finish(name, token=_int(body, "token", 0), size=_int(body, "size", nullable=True))
-        await self.commits.durable()
-        return info.to_wire()
+        return await self._finished(info, quiet)
 
     async def _op_put(self, body: Any, ctx: CallContext) -> dict:
         name = _name(body)
+        quiet = body.get("quiet") is True
         info = self.store.put(name, _data(body), token=_int(body, "token", 0))
+        return await self._finished(info, quiet)
+
+    async def _finished(self, info: ObjectInfo, quiet: bool) -> dict:
+        """Reply once durable; `node` lets the writer report where it landed."""
+        if quiet:
+            self._quiet.add(info.name)
         await self.commits.durable()
-        return info.to_wire()
+        reply = info.to_wire()
+        reply["node"] = self.node_id
+        return reply
 
     def _op_delegate(self, body: Any, ctx: CallContext) -> dict:
         self.fence(body)

@@ -253,6 +253,7 @@ def run_kill(make_cluster: Callable[..., LocalCluster], report: FaultReport, fau
         settle(cluster, client)
         after = client.stats()
         lost, wrong, notes = check_outputs(client, cluster, dag, states)
+        lost += [f"{s['job']}: {s.get('cause')}" for s in client.status(dag.ids) if s["state"] == "failed"]
     # Reruns: executions beyond one per job, counted by the jobs themselves
     # (the coordinator's counters restart with it). A job that finished in
     # an earlier run of the coordinator and was adopted is not run again.
