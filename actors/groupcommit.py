@@ -28,6 +28,7 @@ class GroupCommit:
         self._what = what
         self._delay = delay  # >0 gathers background changes for longer
         self._dirty = trio.Event()
+        self._waited = trio.Event()  # someone awaits durable(): no more gathering
         self._batch_done = trio.Event()
         self._error: Exception | None = None
 
@@ -39,6 +40,7 @@ class GroupCommit:
         """Return once everything staged before this call is durable."""
         done = self._batch_done
         self._dirty.set()
+        self._waited.set()
         await done.wait()
         if self._error is not None:
             raise FlushFailed(f"could not make the {self._what} durable: {self._error}")
@@ -46,11 +48,15 @@ class GroupCommit:
     async def run(self) -> None:
         while True:
             await self._dirty.wait()
-            if self._delay and not self._batch_done.statistics().tasks_waiting:
-                await trio.sleep(self._delay)
+            if self._delay and not self._waited.is_set():
+                # Only background changes so far: gather more of them, but
+                # not past the moment someone needs a flush.
+                with trio.move_on_after(self._delay):
+                    await self._waited.wait()
             # Let every request already queued stage its change first.
             await trio.lowlevel.checkpoint()
             self._dirty = trio.Event()
+            self._waited = trio.Event()
             done, self._batch_done = self._batch_done, trio.Event()
             try:
                 result = self._flush()

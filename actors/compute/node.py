@@ -404,7 +404,7 @@ class ComputeNode(Node):
 
     def _log_done(self, task: Task) -> None:
         self.tasklog.write({
-            "job": task.job, "s": "done", "t": task.token, "spec": task.spec.to_wire(),
+            "job": task.job, "s": "done", "t": task.token,
             "o": str(task.outcome), "c": task.cause, "x": task.exit_code, "d": task.delegation,
             "st": task.started, "f": task.finished,
         })
@@ -515,8 +515,7 @@ class ComputeNode(Node):
         try:
             result = await run_command(
                 spec, workdir, input_files=input_files, job=task.job,
-                on_spawn=lambda pgid: self.tasklog.write({"job": task.job, "s": "started", "t": task.token,
-                                                          "spec": spec.to_wire(), "pg": pgid}),
+                on_spawn=lambda pgid: self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid}),
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )
         except (RunnerError, SpecError) as e:

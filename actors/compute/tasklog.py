@@ -6,6 +6,9 @@ being killed, not the machine losing power, and the page cache does that for
 the price of one write call. A torn last record (the process died mid-write)
 is ignored on load.
 
+A `started` record carries the job's spec; the records after it for the same
+attempt carry only what changed, and loading merges them.
+
 On restart, a task that has a `done` record comes back as it ended (the
 coordinator adopts its result instead of running it again); a task that only
 has a `started` record was running when the node died, and comes back
@@ -30,7 +33,7 @@ class TaskLog:
         self._fd: int | None = None
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """The last record of every task not deleted, then a compacted file."""
+        """The merged records of every task not deleted, then a compacted file."""
         records: dict[str, dict[str, Any]] = {}
         try:
             with open(self.path, "rb") as f:
@@ -39,10 +42,14 @@ class TaskLog:
                     for rec in unpacker:
                         if not isinstance(rec, dict) or not isinstance(rec.get("job"), str):
                             continue
+                        job = rec["job"]
                         if rec.get("s") == "deleted":
-                            records.pop(rec["job"], None)
+                            records.pop(job, None)
+                        elif "spec" in rec or job not in records:
+                            records[job] = rec  # an attempt starts
                         else:
-                            records[rec["job"]] = rec
+                            # Later records of an attempt carry only what changed.
+                            records[job] = {**records[job], **rec}
                 except (msgpack.UnpackException, ValueError) as e:
                     log.warning("task log %s: ignoring a damaged tail (%s)", self.path, e)
         except FileNotFoundError:

@@ -84,14 +84,17 @@ class StorageNode(Node):
         # event is quiet, so the coordinator is not woken twice for one job.
         self._quiet: set[str] = set()
         self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
-        self.commits = GroupCommit(self._flush, what="object changes")
+        # Changes nobody awaits (creates of empty objects) are gathered for a
+        # while: they ride along with the next finish's flush instead of
+        # paying an fsync of their own.
+        self.commits = GroupCommit(self._flush, what="object changes", delay=0.05)
         # One flush at a time, and none racing the final one at shutdown.
         self._flush_lock = trio.Lock()
 
     def register(self) -> None:
         add = self.server.add
-        add("create", self._op_create)
-        add("create_many", self._op_create_many)
+        add("create", self._durable_if_replacing(self._op_create))
+        add("create_many", self._durable_if_replacing(self._op_create_many))
         add("populate", self._op_populate)
         add("finish", self._op_finish)
         add("put", self._op_put)
@@ -158,6 +161,17 @@ class StorageNode(Node):
         async with self._flush_lock:
             await self._flush_locked()
             self.store.close()
+
+    def _durable_if_replacing(self, op: Any) -> Any:
+        """A create that replaces (a retry's, under a newer token) is the
+        fence against the attempt before it: it must not be lost in a crash,
+        or the stale producer could write again. Plain creates are not awaited."""
+        async def handler(body: Any, ctx: CallContext) -> dict:
+            result = op(body, ctx)
+            if isinstance(body, dict) and body.get("replace"):
+                await self.commits.durable()
+            return result
+        return handler
 
     # -- ops -----------------------------------------------------------------------
     def _op_create(self, body: Any, ctx: CallContext) -> dict:

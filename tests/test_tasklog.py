@@ -1,0 +1,43 @@
+"""The compute node's task log: what a restarted node remembers of its tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actors.compute.tasklog import TaskLog
+
+
+def test_records_of_an_attempt_merge_and_a_new_attempt_replaces_them(tmp_path: Path) -> None:
+    log = TaskLog(tmp_path / "tasks.log")
+    log.load()
+    spec = {"cmd": ["true"]}
+    log.write({"job": "ja", "s": "started", "t": 1, "spec": spec})
+    log.write({"job": "ja", "s": "started", "t": 1, "pg": 4242})
+    log.write({"job": "ja", "s": "done", "t": 1, "o": "success", "x": 0})
+    log.write({"job": "jb", "s": "started", "t": 1, "spec": spec})
+    log.write({"job": "jb", "s": "done", "t": 1, "o": "failed-soft", "c": "node died"})
+    log.write({"job": "jb", "s": "started", "t": 2, "spec": spec})  # a retry, still running
+    log.write({"job": "jc", "s": "started", "t": 1, "spec": spec})
+    log.write({"job": "jc", "s": "deleted"})
+    log.close()
+
+    records = TaskLog(tmp_path / "tasks.log").load()
+    assert set(records) == {"ja", "jb"}
+    assert records["ja"] == {"job": "ja", "s": "done", "t": 1, "spec": spec, "pg": 4242, "o": "success", "x": 0}
+    # The retry is running: nothing of the earlier attempt's end may stick to it.
+    assert records["jb"] == {"job": "jb", "s": "started", "t": 2, "spec": spec}
+
+
+def test_a_torn_last_record_is_ignored_and_the_file_compacted(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.log"
+    log = TaskLog(path)
+    log.load()
+    log.write({"job": "ja", "s": "started", "t": 1, "spec": {"cmd": ["true"]}})
+    log.write({"job": "ja", "s": "done", "t": 1, "o": "success"})
+    log.close()
+    whole = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\x85\xa3job")  # a record cut short by a crash
+    records = TaskLog(path).load()
+    assert records["ja"]["o"] == "success" and records["ja"]["spec"] == {"cmd": ["true"]}
+    assert path.stat().st_size < whole  # two records became one
