@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -77,18 +79,154 @@ def _free_port(endpoint: str) -> int:
         return s.getsockname()[1]
 
 
+class _Forked:
+    """A daemon forked by the zygote, with the part of Popen's API Proc uses."""
+
+    def __init__(self, pid: int, stdout: IO[bytes], zygote: Zygote) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: int | None = None
+        self._exited = threading.Event()
+        self._zygote = zygote
+
+    def _set_exit(self, rc: int) -> None:
+        self.returncode = rc
+        self._exited.set()
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._zygote.gone:
+            # Nobody is left to report the exit: look for the process itself.
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self._set_exit(-1)
+            except PermissionError:
+                pass
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._exited.wait(0.05 if self._zygote.gone else
+                                    (None if deadline is None else max(0.0, deadline - time.monotonic()))):
+            if self.poll() is not None:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired([f"daemon {self.pid}"], timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+
+class Zygote:
+    """Client of actors.zygote: daemons forked from one warm interpreter.
+
+    Starting five interpreters that each import trio and pyzmq is most of a
+    local cluster's start on a small machine; forking them from one image
+    that imported everything once is several times cheaper (see
+    docs/performance.md, startup).
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "actors.zygote", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+            )
+        theirs.close()
+        self.sock = ours
+        self.gone = False
+        self._send_lock = threading.Lock()
+        self._replies: queue.Queue[str] = queue.Queue()
+        self._children: dict[int, _Forked] = {}
+        self._early_exits: dict[int, int] = {}
+        self._registry = threading.Lock()
+        threading.Thread(target=self._read, name="weft-zygote", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                msg = self.sock.recv(4096)
+                if not msg:
+                    break
+                word, _, rest = msg.decode(errors="replace").partition(" ")
+                if word == "exit":
+                    pid_s, _, rc_s = rest.partition(" ")
+                    pid, rc = int(pid_s), int(rc_s)
+                    with self._registry:
+                        child = self._children.pop(pid, None)
+                        if child is None:
+                            self._early_exits[pid] = rc
+                    if child is not None:
+                        child._set_exit(rc)
+                else:
+                    self._replies.put(msg.decode(errors="replace"))
+        except OSError:
+            pass
+        finally:
+            self.gone = True
+            self._replies.put("error the zygote exited")
+
+    def spawn(self, config: str, stderr_fd: int, timeout: float = 30.0) -> _Forked:
+        if self.gone:
+            raise ClusterError("the zygote exited")
+        r, w = os.pipe()
+        try:
+            with self._send_lock:
+                socket.send_fds(self.sock, [config.encode()], [w, stderr_fd])
+                reply = self._replies.get(timeout=timeout)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        word, _, rest = reply.partition(" ")
+        if word != "started":
+            os.close(r)
+            raise ClusterError(f"the zygote could not start a daemon: {rest}")
+        child = _Forked(int(rest), os.fdopen(r, "rb"), self)
+        with self._registry:
+            rc = self._early_exits.pop(child.pid, None)
+            if rc is None:
+                self._children[child.pid] = child
+        if rc is not None:
+            child._set_exit(rc)
+        return child
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def zygote_usable() -> bool:
+    return sys.platform == "linux" and hasattr(socket, "send_fds") and hasattr(os, "fork")
+
+
 class Proc:
     """One daemon process and the endpoint it printed when ready."""
 
-    def __init__(self, role: str, args: list[str], log_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, role: str, args: list[str], log_path: Path, env: dict[str, str],
+                 zygote: Zygote | None = None) -> None:
         self.role = role
         self.args = args
         self.log_path = log_path
         self.endpoint: str | None = None
         self.node_id: str | None = None
         self._log: IO[bytes] = open(log_path, "ab")
+        argv = _launch_argv(role, args)
+        if zygote is not None and argv[:2] == ["-m", "actors.launch"] and not zygote.gone:
+            self.popen: subprocess.Popen | _Forked = zygote.spawn(argv[2], self._log.fileno())
+            return
         self.popen = subprocess.Popen(
-            [sys.executable, *_launch_argv(role, args)],
+            [sys.executable, *argv],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
@@ -169,6 +307,7 @@ class LocalCluster:
         log_level: str | None = None,
         coordinator_args: list[str] | None = None,
         compute_args: list[str] | None = None,
+        fork_server: bool | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.n_compute = compute
@@ -187,6 +326,12 @@ class LocalCluster:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         if log_level:
             self.env["WEFT_LOG_LEVEL"] = log_level
+        # Daemons fork from one warm interpreter (actors.zygote) where the
+        # platform allows; WEFT_FORK_SERVER=0 starts each one on its own.
+        if fork_server is None:
+            fork_server = os.environ.get("WEFT_FORK_SERVER", "1") != "0"
+        self.fork_server = fork_server and zygote_usable()
+        self.zygote: Zygote | None = None
         self.coordinator: Proc | None = None
         self.storages: list[Proc] = []
         self.computes: list[Proc] = []
@@ -201,6 +346,11 @@ class LocalCluster:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def _zygote(self) -> Zygote | None:
+        if self.fork_server and (self.zygote is None or self.zygote.gone):
+            self.zygote = Zygote(self.env, self._logs() / "zygote.log")
+        return self.zygote
+
     def spawn_coordinator(self) -> Proc:
         listen = self.endpoint or self.listen
         if listen.endswith(":0"):
@@ -209,7 +359,7 @@ class LocalCluster:
         self.endpoint = listen
         args = ["coordinator", "--listen", listen, "--data-dir", str(self.data_dir / "coordinator"),
                 "--no-beacon", *self.coordinator_args]
-        self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env)
+        self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env, self._zygote())
         return self.coordinator
 
     def start_coordinator(self, timeout: float = 20.0) -> str:
@@ -220,7 +370,7 @@ class LocalCluster:
         i = len(self.storages) if index is None else index
         args = ["storage", "--data-dir", str(self.data_dir / f"storage-{i}"), "--node-id", f"storage-{i}",
                 "--no-beacon", "--coordinator", self.endpoint]
-        p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env)
+        p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)
         if index is None:
@@ -238,7 +388,7 @@ class LocalCluster:
         slots = slots or self.slots
         if slots:
             args += ["--slots", str(slots)]
-        p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env)
+        p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)
         if index is None:
@@ -288,6 +438,9 @@ class LocalCluster:
             p.stop(grace)
         if self.coordinator is not None:
             self.coordinator.stop(grace)
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
 
     def __enter__(self) -> LocalCluster:
         self.start()

@@ -1,0 +1,145 @@
+"""A fork server for local clusters: `python -m actors.zygote FD`.
+
+Every daemon spends most of its start importing trio, pyzmq and its role
+(~120-220 ms of CPU each, measured); five of them starting at once on two
+cores made `weft up` take 0.5-0.9 s. The zygote imports all of it once and
+forks each daemon from that warm image, so a daemon costs a fork instead.
+
+It serves one launcher (LocalCluster) over the SOCK_SEQPACKET unix socket FD:
+
+    request   a JSON config for actors.launch, with two file descriptors
+              (SCM_RIGHTS): the daemon's stdout and its stderr
+    replies   "started PID" for each request, in order, and "exit PID RC"
+              when a daemon it forked exits (RC as subprocess reports it:
+              negative for a signal)
+
+A forked daemon is a session leader, like one started by Popen with
+start_new_session, so a launcher's signals reach it alone. The zygote exits
+when the launcher closes its end; daemons still running then go on as
+orphans, as they would after their launcher died.
+
+Nothing here opens a ZeroMQ context or starts a thread before forking:
+those would not survive the fork.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+# The warm image: everything a daemon of any role imports.
+import actors.compute.node  # noqa: F401
+import actors.coordinator.node  # noqa: F401
+import actors.launch
+import actors.storage.node  # noqa: F401
+
+
+def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
+    """In the forked process: become the daemon; never return."""
+    rc = 1
+    try:
+        os.setsid()
+        for fd in close:
+            os.close(fd)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        for fd in (devnull, out_fd, err_fd):
+            if fd > 2:
+                os.close(fd)
+        import random
+
+        random.seed()  # forks of one image would otherwise share one sequence
+        rc = actors.launch.main(["actors.launch", config])
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(rc)
+
+
+def _status(raw: int) -> int:
+    if os.WIFSIGNALED(raw):
+        return -os.WTERMSIG(raw)
+    return os.WEXITSTATUS(raw)
+
+
+def serve(sock: socket.socket) -> None:
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd hears it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher decides when we stop
+    children: set[int] = set()
+    while True:
+        readable, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in readable:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+        while children:
+            try:
+                pid, raw = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                children.clear()
+                break
+            if pid == 0:
+                break
+            children.discard(pid)
+            sock.send(f"exit {pid} {_status(raw)}".encode())
+        if sock in readable:
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 2)
+            except OSError:
+                return
+            if not msg:
+                return  # the launcher is gone
+            if len(fds) != 2:
+                for fd in fds:
+                    os.close(fd)
+                sock.send(b"error expected 2 descriptors")
+                continue
+            config = msg.decode()
+            try:
+                json.loads(config)
+            except ValueError as e:
+                for fd in fds:
+                    os.close(fd)
+                sock.send(f"error bad config: {e}".encode())
+                continue
+            pid = os.fork()
+            if pid == 0:
+                _child(config, fds[0], fds[1], [sock.fileno(), wake_r, wake_w])
+            for fd in fds:
+                os.close(fd)
+            children.add(pid)
+            sock.send(f"started {pid}".encode())
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or not argv[1].isdigit():
+        sys.stderr.write("usage: python -m actors.zygote SOCKET-FD\n")
+        return 2
+    sock = socket.socket(fileno=int(argv[1]))
+    with sock:
+        serve(sock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
