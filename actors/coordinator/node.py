@@ -669,6 +669,7 @@ class CoordinatorNode(Node):
         if not computes or not g.runnable_count:
             return
         batches: dict[str, list[tuple[Job, dict]]] = defaultdict(list)
+        batch_placement: dict[str, list[str]] = {}
         deferred = []
         now = time.time()
         while computes:
@@ -685,13 +686,22 @@ class CoordinatorNode(Node):
             inputs = self._input_locations(job)
             if inputs is None:
                 continue  # it waits again, on the inputs that are not available
+            node = max(computes, key=lambda c: room[c.node])
             if job.spec.outputs:
-                placement = self._place(job)
+                # A batch's new outputs share the storage nodes of its first
+                # job: one create_many per batch, not one per storage node.
+                # Batches still spread (each picks the least loaded).
+                shared = batch_placement.get(node.node) if not job.placement else None
+                placement = shared if shared and self._still_placeable(shared) else self._place(job)
                 if placement is None:
                     deferred.append(job)
                     break
+                if shared is placement:
+                    for n in placement:
+                        self.storages[n].placed += 1
+                else:
+                    batch_placement.setdefault(node.node, placement)
                 job.placement = placement
-            node = max(computes, key=lambda c: room[c.node])
             job.state = RUNNING
             job.node = node.node
             job.token = next(self._tokens)
@@ -707,6 +717,10 @@ class CoordinatorNode(Node):
         for node_id, items in batches.items():
             self.stats["dispatched"] += len(items)
             self.nursery.start_soon(self._dispatch, self.computes[node_id], items)
+
+    def _still_placeable(self, placement: list[str]) -> bool:
+        now = time.monotonic()
+        return all((s := self.storages.get(n)) is not None and s.ready and s.full_until <= now for n in placement)
 
     def _place(self, job: Job) -> list[str] | None:
         """Storage nodes for a job's outputs: its placement if still good, else new ones."""
