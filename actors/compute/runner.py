@@ -300,7 +300,7 @@ async def run_command(
     capture_fd = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            proc = await _spawn(spec.command, cwd, env)
+            proc = await _spawn(spec.command, cwd, env, log_fd)
         except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError):
             raise RunnerError(
                 "command-not-found",
@@ -356,11 +356,10 @@ class _Child:
     command that was a fifth of the compute node's CPU per job.
     """
 
-    def __init__(self, popen: subprocess.Popen, stdout: int, stderr: int, pidfd: int) -> None:
+    def __init__(self, popen: subprocess.Popen, stdout: int, pidfd: int) -> None:
         self._popen = popen
         self.pid = popen.pid
         self.stdout = trio.lowlevel.FdStream(stdout)
-        self.stderr = trio.lowlevel.FdStream(stderr)
         self._pidfd = pidfd
 
     @property
@@ -382,35 +381,34 @@ class _Child:
             self._pidfd = -1
 
 
-async def _spawn(argv: list[str], cwd: Path, env: dict) -> _Child | trio.Process:
+async def _spawn(argv: list[str], cwd: Path, env: dict, stderr: int) -> _Child | trio.Process:
+    """stderr goes straight to the task's log (O_APPEND, like our stdout
+    copies): no pipe and no pump for it."""
     if _HAVE_PIDFD:
-        return _popen(argv, cwd, env)
+        return _popen(argv, cwd, env, stderr)
     return await trio.lowlevel.open_process(
         argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
     )
 
 
-def _popen(argv: list[str], cwd: Path, env: dict) -> _Child:
+def _popen(argv: list[str], cwd: Path, env: dict, stderr: int) -> _Child:
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
         popen = subprocess.Popen(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=out_w, stderr=err_w, start_new_session=True,
+            stdout=out_w, stderr=stderr, start_new_session=True,
         )
     except BaseException:
-        for fd in (out_r, err_r):
-            os.close(fd)
+        os.close(out_r)
         raise
     finally:
         os.close(out_w)
-        os.close(err_w)
     try:
         pidfd = os.pidfd_open(popen.pid)
     except OSError:
         pidfd = -1  # a kernel that refuses pidfds after all: wait() polls
-    return _Child(popen, out_r, err_r, pidfd)
+    return _Child(popen, out_r, pidfd)
 
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(os, "pipe2")
@@ -424,7 +422,7 @@ async def _supervise(
     on_stdout: Callable[[bytes], Awaitable[None]] | None,
     grace: float,
 ) -> CommandResult:
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
     sink_error: list[BaseException] = []
     # Once the group is gone every writer of the pipes is gone too, except a
     # process that escaped with setsid(); reads then get a deadline so such a
@@ -432,7 +430,7 @@ async def _supervise(
     group_gone = False
     read_scopes: set[trio.CancelScope] = set()
 
-    async def pump(stream: trio.abc.ReceiveStream, to_stdout: bool) -> None:
+    async def pump(stream: trio.abc.ReceiveStream) -> None:
         while True:
             with trio.CancelScope() as scope:
                 if group_gone:
@@ -445,8 +443,6 @@ async def _supervise(
             if scope.cancelled_caught or not chunk:
                 return
             os.write(log_fd, chunk)
-            if not to_stdout:
-                continue
             os.write(capture_fd, chunk)
             if on_stdout is not None:
                 try:
@@ -462,8 +458,7 @@ async def _supervise(
     killed_with: int | None = None
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump, proc.stdout, True)
-            nursery.start_soon(pump, proc.stderr, False)
+            nursery.start_soon(pump, proc.stdout)
             try:
                 with trio.move_on_after(spec.timeout or math.inf) as deadline:
                     await proc.wait()
@@ -478,7 +473,6 @@ async def _supervise(
     finally:
         with trio.CancelScope(shield=True):
             await proc.stdout.aclose()
-            await proc.stderr.aclose()
         if isinstance(proc, _Child):
             proc.close()
     if sink_error:
