@@ -67,6 +67,12 @@ def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
         traceback.print_exc()
     finally:
         try:
+            # What a normal exit would run (logging's flush, a profile dump
+            # registered by the role), then leave without unwinding the
+            # zygote's own interpreter state a second time.
+            import atexit
+
+            atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
         finally:

@@ -7,7 +7,7 @@ from typing import Any
 
 
 class NodeRef:
-    __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info")
+    __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info", "poll_scope", "poll_wake")
 
     def __init__(self, node: str, role: str, endpoint: str) -> None:
         self.node = node
@@ -17,6 +17,8 @@ class NodeRef:
         self.last_seen = time.time()
         self.ready = False  # inventory taken, poller running
         self.scope: Any = None  # cancel scope of its poller
+        self.poll_scope: Any = None  # cancel scope of the poll in flight
+        self.poll_wake = "urgent"  # what that poll asked to be woken by
         self.info: dict[str, Any] = {}
 
 

@@ -143,16 +143,15 @@ class StorageNode(Node):
         self.store.flush_end(batch)
         quiet = self._quiet
         for info in pending:
-            if info["name"] in quiet:
-                quiet.discard(info["name"])
-                self.events.append("finished", info, urgent=False)
-                continue
             if info["size"] <= EVENT_INLINE_MAX:
                 try:
                     info["data"] = self.store.read(info["name"], 0, info["size"])
                 except StoreError:
                     pass  # deleted since: the event still says it was finished
-            self.events.append("finished", info)
+            urgent = info["name"] not in quiet
+            if not urgent:
+                quiet.discard(info["name"])
+            self.events.append("finished", info, urgent=urgent)
 
     async def main(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self.commits.run)
