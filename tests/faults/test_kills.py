@@ -253,7 +253,8 @@ def run_kill(make_cluster: Callable[..., LocalCluster], report: FaultReport, fau
         settle(cluster, client)
         after = client.stats()
         lost, wrong, notes = check_outputs(client, cluster, dag, states)
-        lost += [f"{s['job']}: {s.get('cause')}" for s in client.status(dag.ids) if s["state"] == "failed"]
+        # Why each lost job failed, for the message (not counted again).
+        causes = [f"{s['job']}: {s.get('cause')}" for s in client.status(dag.ids) if s["state"] == "failed"]
     # Reruns: executions beyond one per job, counted by the jobs themselves
     # (the coordinator's counters restart with it). A job that finished in
     # an earlier run of the coordinator and was adopted is not run again.
@@ -267,7 +268,7 @@ def run_kill(make_cluster: Callable[..., LocalCluster], report: FaultReport, fau
     errors = log_errors(cluster)
     assert not lost and not wrong and not errors, (
         f"{len(lost)} lost, {len(wrong)} wrong, {len(errors)} errors logged {where}; notes: {row.notes}\n"
-        + "\n".join((lost + wrong)[:10] + errors[:10]) + f"\nstats: {after}\nlogs: {log_problems(cluster)}"
+        + "\n".join((lost + wrong)[:10] + causes[:5] + errors[:10]) + f"\nstats: {after}\nlogs: {log_problems(cluster)}"
     )
 
 
