@@ -820,6 +820,15 @@ class CoordinatorNode(Node):
         earlier attempt left, under the new attempt's token.
         """
         failed: dict[str, str] = {}
+        # The attempt this dispatch is for. While we await storage and the
+        # node, the job may fail soft and go elsewhere (its node was declared
+        # lost, say): news about this dispatch must then leave it alone.
+        tokens = {j.id: j.token for j, _ in items}
+
+        def ours(job: Job | None) -> bool:
+            return (job is not None and job.state == RUNNING and job.node == node.node
+                    and job.token == tokens.get(job.id))
+
         first = [j for j, _ in items if j.attempts <= 1]
         retries = [j for j, _ in items if j.attempts > 1]
         if first:
@@ -830,13 +839,14 @@ class CoordinatorNode(Node):
         for job, inputs in items:
             if job.id in failed:
                 continue
+            if not ours(job):
+                continue
             if job.attempts > 1 and job.spec.outputs and self._outputs_finished(job):
                 # Every output was made by an earlier attempt: adopt, don't rerun.
                 node.unassign(job.id)
-                if job.state == RUNNING:
-                    self._awaiting.pop(job.id, None)
-                    self.graph.succeed(job)
-                    self.stats["succeeded"] += 1
+                self._awaiting.pop(job.id, None)
+                self.graph.succeed(job)
+                self.stats["succeeded"] += 1
                 continue
             endpoints = [self.storages[n].endpoint for n in job.placement or () if n in self.storages]
             if job.spec.outputs and len(endpoints) != len(job.placement or ()):
@@ -854,18 +864,25 @@ class CoordinatorNode(Node):
             try:
                 r = await self.peers.get(node.endpoint).call("start_many", {"tasks": starts, "epoch": self.epoch})
                 for t in r.get("tasks", []):
+                    job = self.graph.jobs.get(t.get("job"))
+                    if not ours(job):
+                        continue
                     if "error" in t:
-                        job = self.graph.jobs.get(t.get("job"))
-                        if job is not None and job.state == RUNNING:
-                            node.unassign(job.id)
-                            self.graph.fail(job, f"compute node refused the job: {t['error'].get('message')}")
+                        node.unassign(job.id)
+                        self.graph.fail(job, f"compute node refused the job: {t['error'].get('message')}")
+                    elif isinstance(t.get("token"), int) and t["token"] < job.token and t.get("state") != "done":
+                        # The node still runs an earlier attempt of this job
+                        # (it answers a start with the task it has): follow
+                        # that one, or its end would be taken for a late
+                        # result and the job would wait forever.
+                        job.token = t["token"]
             except _NET_ERRORS as e:
                 self._check_fenced(e)
                 for s in starts:
                     failed[s["job"]] = f"starting on {node.node}: {e}"
         for jid, cause in failed.items():
             job = self.graph.jobs.get(jid)
-            if job is not None and job.state == RUNNING:
+            if ours(job):
                 self._soft_failure(job, cause)
         self._drain()
 
