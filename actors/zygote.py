@@ -79,12 +79,6 @@ def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
             os._exit(rc)
 
 
-def _status(raw: int) -> int:
-    if os.WIFSIGNALED(raw):
-        return -os.WTERMSIG(raw)
-    return os.WEXITSTATUS(raw)
-
-
 def serve(sock: socket.socket) -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
@@ -107,7 +101,7 @@ def serve(sock: socket.socket) -> None:
             if pid == 0:
                 break
             children.discard(pid)
-            sock.send(f"exit {pid} {_status(raw)}".encode())
+            sock.send(f"exit {pid} {os.waitstatus_to_exitcode(raw)}".encode())
         if sock in readable:
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 2)

@@ -106,13 +106,13 @@ class _Forked:
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._exited.wait(0.05 if self._zygote.gone else
-                                    (None if deadline is None else max(0.0, deadline - time.monotonic()))):
-            if self.poll() is not None:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
+        while self.poll() is None:
+            remaining = 0.5 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
                 raise subprocess.TimeoutExpired([f"daemon {self.pid}"], timeout or 0)
-        assert self.returncode is not None
+            # In slices: if the zygote dies meanwhile, nobody sets the event
+            # and poll() has to look for the process itself.
+            self._exited.wait(min(remaining, 0.05 if self._zygote.gone else 0.5))
         return self.returncode
 
 

@@ -709,9 +709,7 @@ class CoordinatorNode(Node):
             job = g.pop_runnable()
             if job is None:
                 break
-            if job.spec.outputs and all(
-                (o := g.objects.get(name)) is not None and o.state == "finished" for name in job.outputs()
-            ):
+            if job.spec.outputs and self._outputs_finished(job):
                 # Its outputs exist already (it finished before a crash made
                 # us forget): nothing to run.
                 g.succeed(job)
