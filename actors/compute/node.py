@@ -69,6 +69,11 @@ class HardFailure(Exception):
     """The job itself failed."""
 
 
+class Unmet(SoftFailure):
+    """A task started ahead of its input found that input's local producer
+    did not make it: the coordinator queues it again without counting an attempt."""
+
+
 def _bad(message: str) -> BusError:
     return BusError(message, code="bad-request")
 
@@ -77,7 +82,7 @@ class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline",
+        "inline", "after", "ahead", "ended", "followers", "values", "unmet",
     )
 
     def __init__(
@@ -104,6 +109,18 @@ class Task:
         self.stored: dict[str, list] = {}
         self.holding = False  # holds a slot of the node's limiter
         self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
+        # Inputs still being made by a task on this node: input -> that task
+        # (parsed as (job, token), then resolved by ComputeNode._follow). The
+        # task waits for that task's end instead of being started by the
+        # coordinator after it: one round trip less per dependent hop.
+        self.after: dict[str, Any] = {}
+        # Inputs started ahead whose producer was not (or no longer) here: if
+        # storage does not have them yet, they were not made yet (Unmet).
+        self.ahead: set[str] = set()
+        self.ended: trio.Event | None = None  # set when done, made when a follower waits
+        self.followers = 0  # tasks here waiting for this one's outputs
+        self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for them
+        self.unmet = False
 
     def summary(self) -> dict[str, Any]:
         d: dict[str, Any] = {"job": self.job, "state": str(self.state), "token": self.token}
@@ -115,6 +132,8 @@ class Task:
             d["cause"] = self.cause
         if self.delegation is not None:
             d["delegation"] = self.delegation
+        if self.unmet:
+            d["unmet"] = True
         if self.stored and self.state == TaskState.DONE:
             d["stored"] = self.stored
         if self.started is not None:
@@ -141,6 +160,22 @@ def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, list[str]
     missing = names - set(out)
     if missing:
         raise _bad(f"no storage endpoint given for {what} {', '.join(sorted(missing))}")
+    return out
+
+
+def _after_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """Input name -> (job, token) of the task on this node that makes it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad("'after' must map input names to [job, token]")
+    out = {}
+    for name, v in value.items():
+        if name not in refs:
+            raise _bad(f"'after' names {name!r}, which is not an input of the job")
+        if not (isinstance(v, list | tuple) and len(v) == 2 and type(v[1]) is int):
+            raise _bad(f"'after' entry of input {name!r} must be [job, token]")
+        out[name] = (check_job_id(v[0]), v[1])
     return out
 
 
@@ -290,6 +325,7 @@ class ComputeNode(Node):
         outputs = _endpoint_map(body.get("outputs"), "outputs", set(spec.outputs))
         task = Task(job, spec, inputs, outputs, token)
         task.inline = inline
+        task.after = _after_map(body.get("after"), spec.refs)
         return task
 
     def _start(self, body: Any) -> dict[str, Any]:
@@ -301,10 +337,25 @@ class ComputeNode(Node):
             if existing.state != TaskState.DONE or task.token <= existing.token:
                 return existing.summary()
         self.tasks[task.job] = task
+        if task.after:
+            self._follow(task)
         self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
         self._emit(task)
         self._task_nursery.start_soon(self._execute, task)
         return task.summary()
+
+    def _follow(self, task: Task) -> None:
+        """Keep only the inputs whose producer is here and not done: the rest
+        are read from storage as usual (the producer may have ended and been
+        deleted before this start arrived)."""
+        after, task.after = task.after, {}
+        for name, (job, token) in after.items():
+            producer = self.tasks.get(job)
+            if producer is not None and producer.token == token and producer.state != TaskState.DONE:
+                producer.followers += 1
+                task.after[name] = producer
+            else:
+                task.ahead.add(name)
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
@@ -401,6 +452,8 @@ class ComputeNode(Node):
         task.finished = time.time()
         self._log_done(task)
         self._set_state(task, TaskState.DONE)
+        if task.ended is not None:
+            task.ended.set()
 
     def _log_done(self, task: Task) -> None:
         self.tasklog.write({
@@ -413,6 +466,9 @@ class ComputeNode(Node):
         with trio.CancelScope() as scope:
             task.scope = scope
             try:
+                if task.after:
+                    # Before taking a slot: waiting holds none.
+                    await self._await_producers(task)
                 await self.limiter.acquire_on_behalf_of(task)
                 task.holding = True
                 try:
@@ -422,6 +478,7 @@ class ComputeNode(Node):
                     self._release(task)
                 self._finish(task, Outcome.SUCCESS)
             except SoftFailure as e:
+                task.unmet = isinstance(e, Unmet)
                 self._finish(task, Outcome.FAILED_SOFT, str(e))
             except HardFailure as e:
                 self._finish(task, Outcome.FAILED_HARD, str(e))
@@ -451,6 +508,53 @@ class ComputeNode(Node):
             await self._run_callable(task, kwargs)
 
     # -- inputs --------------------------------------------------------------------
+    async def _await_producers(self, task: Task) -> None:
+        """Wait for the local producers of the task's inputs; take their bytes.
+
+        The task runs only after its producer's outputs were acknowledged
+        durable by storage, as if the coordinator had started it then: a
+        dependent never sees a value that a storage failure could take back.
+        """
+        pending, task.after = list(task.after.items()), {}
+        try:
+            while pending:
+                name, producer = pending[0]
+                if producer.state != TaskState.DONE:
+                    if producer.ended is None:
+                        producer.ended = trio.Event()
+                    await producer.ended.wait()
+                pending.pop(0)
+                self._take_value(task, name, producer)
+        finally:
+            for _name, producer in pending:
+                self._unfollow(producer)
+
+    def _take_value(self, task: Task, name: str, producer: Task) -> None:
+        try:
+            if producer.outcome != Outcome.SUCCESS:
+                raise Unmet(f"input {name!r}: its producer {producer.job} ended {producer.outcome}"
+                            + (f": {producer.cause}" if producer.cause else ""))
+            _job, output = split_object_name(task.inputs[name][1])
+            value = producer.values.get(output) if producer.values else None
+            if value is not None:
+                task.inline[name] = value
+            elif output not in producer.written:
+                raise Unmet(f"input {name!r}: {producer.job} did not write {output!r} (it delegated it)")
+            # else: a command's output, read from storage like any input
+        finally:
+            self._unfollow(producer)
+
+    def _unfollow(self, producer: Task) -> None:
+        producer.followers -= 1
+        if producer.followers <= 0:
+            producer.values = None
+
+    def _input_soft(self, task: Task, name: str, obj: str, e: Exception) -> SoftFailure:
+        if name in task.ahead and (isinstance(e, NotFinished) or getattr(e, "code", None) == "missing"):
+            # Started ahead of its producer, which ran elsewhere or not yet.
+            return Unmet(f"input {name!r} ({obj}) is not made yet: {e}")
+        return self._storage_soft(e, f"input {name!r} ({obj})")
+
     def _storage_soft(self, e: Exception, what: str) -> SoftFailure:
         if isinstance(e, NotFinished | Redirected):
             return SoftFailure(f"{what}: {e.message}")
@@ -473,7 +577,7 @@ class ComputeNode(Node):
                     if i + 1 == len(endpoints):  # no other replica to try
                         raise self._storage_soft(e, f"input {name!r} ({obj})") from None
                 except BusError as e:
-                    raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+                    raise self._input_soft(task, name, obj, e) from None
         return out
 
     async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
@@ -495,7 +599,7 @@ class ComputeNode(Node):
                     if i + 1 == len(endpoints):  # no other replica to try
                         raise self._storage_soft(e, f"input {name!r} ({obj})") from None
                 except BusError as e:
-                    raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+                    raise self._input_soft(task, name, obj, e) from None
             files[name] = path
         return files
 
@@ -576,6 +680,8 @@ class ComputeNode(Node):
             except BusError as e:
                 raise self._storage_soft(e, f"output {name!r}") from None
             await self._close(task, w, name)
+        if task.followers:
+            task.values = outputs
 
     def _delegated_output(self, task: Task) -> str:
         try:

@@ -37,7 +37,7 @@ class Job:
     __slots__ = (
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
-        "delegate", "parent", "handed",
+        "delegate", "parent", "handed", "excused", "ahead",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -56,6 +56,10 @@ class Job:
         self.missing = 0  # unfinished inputs
         self.demand = 0  # unfinished jobs transitively waiting on this one
         self.attempts = 0
+        self.excused = 0  # attempts that ended before running (their input was not made)
+        # Started ahead of its last input, on the node making it, and waiting
+        # there for it: shown as waiting (it is), though it has a node and token.
+        self.ahead = False
         self.placement: str | None = None  # storage node for its outputs
         self.delegate: str | None = None  # job this one handed its output to
         self.parent: str | None = None  # job that delegated to this one
@@ -65,6 +69,10 @@ class Job:
     def done(self) -> bool:
         return self.state in TERMINAL
 
+    @property
+    def shown_state(self) -> str:
+        return WAITING if self.ahead and self.state == RUNNING else self.state
+
     def outputs(self) -> list[str]:
         return [f"{self.id}/{o}" for o in self.spec.outputs]
 
@@ -72,12 +80,13 @@ class Job:
         now = now or time.time()
         d: dict[str, Any] = {
             "job": self.id,
-            "state": self.state,
+            "state": self.shown_state,
             "priority": self.priority,
             "demand": self.demand,
             "submitted": self.submitted,
             "outputs": self.outputs(),
-            "attempts": self.attempts,
+            # Tries that ran: not those started ahead of an input that never came.
+            "attempts": self.attempts - self.excused - (1 if self.ahead else 0),
         }
         if self.spec.name:
             d["name"] = self.spec.name
@@ -272,6 +281,7 @@ class Graph:
         # Counted as a retry: its outputs may still exist finished on a node
         # that comes back, so the rerun must create them with `replace`.
         job.attempts = 1
+        job.excused = 0
         self.changed.append(job)
         self.link_inputs(job)
 
@@ -354,5 +364,6 @@ class Graph:
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = {}
         for j in self.jobs.values():
-            c[j.state] = c.get(j.state, 0) + 1
+            state = j.shown_state
+            c[state] = c.get(state, 0) + 1
         return c

@@ -68,6 +68,7 @@ class CoordinatorNode(Node):
         replicas: int = 1,
         storage_grace: float = 30.0,
         prefetch: int = 8,
+        follow_ahead: int = 2,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -84,6 +85,9 @@ class CoordinatorNode(Node):
         self.replicas = replicas
         self.storage_grace = storage_grace
         self.prefetch = prefetch
+        # Jobs per slot a compute node may hold started ahead of their input,
+        # waiting for the task there that makes it (0: none; see _follow).
+        self.follow_ahead = follow_ahead
         # Storage nodes lost, and since when: their objects wait out the grace
         # period in case the node comes back with them.
         self._lost_storages: dict[str, float] = {}
@@ -107,7 +111,7 @@ class CoordinatorNode(Node):
         self.started_at = time.time()
         self.stats = {
             "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
-            "lineage_reruns": 0,
+            "lineage_reruns": 0, "followed": 0, "unmet": 0,
         }
         self._replay()
 
@@ -296,18 +300,14 @@ class CoordinatorNode(Node):
                     self._kick()
                     backoff = 0.1
                     while True:
-                        ref.poll_wake = self._wake_mode(ref)
-                        r = None
-                        with trio.CancelScope() as poll_scope:
-                            ref.poll_scope = poll_scope
-                            r = await peer.call(
-                                "poll", {"since": since, "timeout": self.poll_timeout, "inc": ref.inc,
-                                         "wake": ref.poll_wake},
-                                timeout=self.poll_timeout + 5,
-                            )
-                        ref.poll_scope = None
-                        if r is None:
-                            continue  # cancelled (see _rewake): ask again with the other wake mode
+                        # Woken by urgent events only: a task's end, an object
+                        # finished by a writer that does not report it itself.
+                        # The rest (task steps, objects a task's `done` reports)
+                        # ride along: one wake-up per job, not one per step.
+                        r = await peer.call(
+                            "poll", {"since": since, "timeout": self.poll_timeout, "inc": ref.inc, "wake": "urgent"},
+                            timeout=self.poll_timeout + 5,
+                        )
                         self.liveness.seen(f"{ref.role}/{ref.node}")
                         if r.get("resync"):
                             log.info("%s %s: resync", ref.role, ref.node)
@@ -357,31 +357,6 @@ class CoordinatorNode(Node):
             self._compute_events(ref, [[0, "task", t] for t in finished])
         self._drain()
 
-    def _wake_mode(self, ref: NodeRef) -> str:
-        """Which events of `ref` should wake us.
-
-        Compute nodes: only a task's end. Storage nodes: only loud events while
-        the queue is deep enough to keep every slot busy (throughput: one
-        wake-up per job, from the task's `done`); every event when it is not,
-        so a finished object releases its dependents straight from storage,
-        one hop sooner than through the producer's `done` (latency: chains).
-        """
-        if isinstance(ref, ComputeRef):
-            return "urgent"
-        slots = sum(c.slots for c in self.computes.values() if c.ready)
-        runnable = self.graph.runnable_count
-        if runnable > 2 * slots:
-            return "urgent"
-        if runnable <= slots:
-            return "all"
-        return ref.poll_wake  # in between: no flapping at the edge
-
-    def _rewake(self) -> None:
-        """Re-issue storage polls whose wake mode no longer fits the queue."""
-        for ref in self.storages.values():
-            if ref.poll_scope is not None and ref.poll_wake != self._wake_mode(ref):
-                ref.poll_scope.cancel()
-
     def _compute_events(self, ref: ComputeRef, events: list) -> None:
         freed = False
         for _seq, kind, t in events:
@@ -401,6 +376,14 @@ class CoordinatorNode(Node):
             if jid in ref.running:
                 freed = True
             ref.unassign(jid)
+            if ref.following and t.get("outcome") == "success":
+                # Its followers start now (if it failed, they end unmet).
+                now = time.time()
+                for fid in ref.producer_done(jid):
+                    follower = self.graph.jobs.get(fid)
+                    if follower is not None and follower.ahead:
+                        follower.ahead = False
+                        follower.started = now
             self._to_delete[ref.node].append(jid)
             if job is not None and job.state == RUNNABLE and t.get("token") == job.token and t.get("outcome") == "success":
                 # The node we gave up on finished it after all, and nothing
@@ -427,6 +410,12 @@ class CoordinatorNode(Node):
                 else:
                     self.graph.succeed(job)
                     self.stats["succeeded"] += 1
+            elif outcome == "failed-soft" and t.get("unmet"):
+                # Started ahead of an input whose producer did not make it:
+                # not this job's attempt that failed. It waits for the input.
+                self.stats["unmet"] += 1
+                job.ahead = False
+                self._soft_failure(job, cause or "input not made", counted=False)
             elif outcome == "failed-soft":
                 self._soft_failure(job, cause or "failed soft")
             else:
@@ -459,9 +448,12 @@ class CoordinatorNode(Node):
                 info["data"] = data
             self._apply_object(ref, info, scavenge)
 
-    def _soft_failure(self, job: Job, cause: str) -> None:
+    def _soft_failure(self, job: Job, cause: str, *, counted: bool = True) -> None:
         """Infrastructure failed the job: run it again (it is needed: it was submitted)."""
-        self.stats["soft_failures"] += 1
+        if counted:
+            self.stats["soft_failures"] += 1
+        else:
+            job.excused += 1
         if job.node and job.node in self.computes:
             self.computes[job.node].unassign(job.id)
         if "[no-space]" in cause:
@@ -472,7 +464,7 @@ class CoordinatorNode(Node):
                 if node_id in self.storages:
                     self.storages[node_id].full_until = until
             job.placement = None
-        if job.attempts >= MAX_SOFT_FAILURES:
+        if job.attempts - job.excused >= MAX_SOFT_FAILURES:
             self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome="failed-soft")
         else:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
@@ -679,13 +671,21 @@ class CoordinatorNode(Node):
             if delay > 0:
                 await trio.sleep(delay)
             self._schedule_round()
-            self._rewake()
             self._drain()
 
     def _schedule_round(self) -> None:
-        g = self.graph
         if self.fenced:
             return
+        batches: dict[str, list[tuple[Job, dict, dict | None]]] = defaultdict(list)
+        self._pick_runnable(batches)
+        if self.follow_ahead and not self.graph.runnable_count:
+            self._pick_followers(batches)
+        for node_id, items in batches.items():
+            self.stats["dispatched"] += len(items)
+            self.nursery.start_soon(self._dispatch, self.computes[node_id], items)
+
+    def _pick_runnable(self, batches: dict[str, list]) -> None:
+        g = self.graph
         ready = [c for c in self.computes.values() if c.ready]
         # Prefetch: with a deep queue, each node also gets `prefetch` tasks per
         # slot ahead, waiting in its FIFO, so a slot never idles for the round
@@ -701,7 +701,6 @@ class CoordinatorNode(Node):
         computes = [c for c in ready if room[c.node] >= low_water[c.node]]
         if not computes or not g.runnable_count:
             return
-        batches: dict[str, list[tuple[Job, dict]]] = defaultdict(list)
         batch_placement: dict[str, list[str]] = {}
         deferred = []
         now = time.time()
@@ -734,6 +733,7 @@ class CoordinatorNode(Node):
                     batch_placement.setdefault(node.node, placement)
                 job.placement = placement
             job.state = RUNNING
+            job.ahead = False
             job.node = node.node
             job.token = next(self._tokens)
             job.attempts += 1
@@ -742,12 +742,79 @@ class CoordinatorNode(Node):
             room[node.node] -= 1
             if room[node.node] <= 0:
                 computes.remove(node)
-            batches[node.node].append((job, inputs))
+            batches[node.node].append((job, inputs, None))
         for job in deferred:
             g.make_runnable(job)
-        for node_id, items in batches.items():
-            self.stats["dispatched"] += len(items)
-            self.nursery.start_soon(self._dispatch, self.computes[node_id], items)
+
+    def _pick_followers(self, batches: dict[str, list]) -> None:
+        """Start jobs ahead of their last input, on the node making it.
+
+        With nothing runnable left (a chain, the tail of a fan-in), a waiting
+        job whose every missing input is an output of one job running on a
+        compute node is started there too: the node runs it the moment that
+        producer's outputs are durable, with the bytes it still holds, and
+        the hop through us (its `done`, our round, the start) leaves the
+        critical path. Ray and Dask resolve dependencies on the worker the
+        same way. Each node holds at most `follow_ahead` per slot, and such
+        jobs may follow each other (a chain runs that far ahead of us).
+        """
+        g = self.graph
+        for node in self.computes.values():
+            budget = self.follow_ahead * node.slots - len(node.following) if node.ready else 0
+            queue = list(node.assigned) if budget > 0 else []
+            while queue and budget > 0:
+                producer = g.jobs.get(queue.pop())
+                if producer is None or producer.state != RUNNING or producer.node != node.node:
+                    continue
+                for name in producer.outputs():
+                    obj = g.objects.get(name)
+                    if obj is None or obj.state in ("finished", "delegated") or not obj.waiters:
+                        continue
+                    for wid in obj.waiters:
+                        job = g.jobs.get(wid)
+                        if budget <= 0 or job is None or job.state != WAITING:
+                            continue
+                        picked = self._follower_inputs(job, producer)
+                        if picked is None:
+                            continue
+                        placement = self._place(job) if job.spec.outputs else None
+                        if job.spec.outputs and placement is None:
+                            return  # no storage to write to: nothing can go ahead
+                        job.placement = placement
+                        job.state = RUNNING
+                        job.ahead = True
+                        job.node = node.node
+                        job.token = next(self._tokens)
+                        job.attempts += 1
+                        job.started = None  # set when its producer ends
+                        node.follow(job.id, producer.id)
+                        batches[node.node].append((job, picked[0], picked[1]))
+                        self.stats["followed"] += 1
+                        budget -= 1
+                        queue.append(job.id)
+
+    def _follower_inputs(self, job: Job, producer: Job) -> tuple[dict, dict] | None:
+        """Inputs of `job` if `producer` makes every one that is missing, and
+        the `after` map naming it for those; None if `job` cannot follow it."""
+        inputs: dict[str, list] = {}
+        after: dict[str, list] = {}
+        for name, ref in job.spec.refs.items():
+            obj = self.graph.resolve(ref)
+            if obj.state == "finished":
+                copies = self._live_locations(obj)
+                if not copies:
+                    return None
+                where = copies[0].endpoint if len(copies) == 1 else [s.endpoint for s in copies]
+                inputs[name] = [where, obj.name] if obj.data is None else [where, obj.name, obj.data]
+            elif obj.producer == producer.id and obj.state != "delegated" and producer.placement:
+                endpoints = [self.storages[n].endpoint for n in producer.placement if n in self.storages]
+                if len(endpoints) != len(producer.placement):
+                    return None
+                inputs[name] = [endpoints[0] if len(endpoints) == 1 else endpoints, obj.name]
+                after[name] = [producer.id, producer.token]
+            else:
+                return None
+        return (inputs, after) if after else None
 
     def _still_placeable(self, placement: list[str]) -> bool:
         now = time.monotonic()
@@ -809,32 +876,30 @@ class CoordinatorNode(Node):
             return None
         return out
 
-    async def _dispatch(self, node: ComputeRef, items: list[tuple[Job, dict]]) -> None:
-        """Create the jobs' outputs empty and start the jobs, one message per node.
+    async def _dispatch(self, node: ComputeRef, items: list[tuple[Job, dict, dict | None]]) -> None:
+        """Start the jobs, one message per node.
 
-        A first attempt's creates travel while the task starts (storage lets
-        the producer's first write create the object if it gets there first).
-        A retry's creates must land before the start: they replace what the
-        earlier attempt left, under the new attempt's token.
+        A first attempt's outputs are created by the task's first write (under
+        its token); creating them here as well cost a storage message and a
+        commit per dispatch and told nobody anything. A retry's creates must
+        land before the start: they replace what the earlier attempt left,
+        under the new attempt's token (the fence against it).
         """
         failed: dict[str, str] = {}
         # The attempt this dispatch is for. While we await storage and the
         # node, the job may fail soft and go elsewhere (its node was declared
         # lost, say): news about this dispatch must then leave it alone.
-        tokens = {j.id: j.token for j, _ in items}
+        tokens = {j.id: j.token for j, _, _ in items}
 
         def ours(job: Job | None) -> bool:
             return (job is not None and job.state == RUNNING and job.node == node.node
                     and job.token == tokens.get(job.id))
 
-        first = [j for j, _ in items if j.attempts <= 1]
-        retries = [j for j, _ in items if j.attempts > 1]
-        if first:
-            self.nursery.start_soon(self._create_outputs, first, False, {})
+        retries = [j for j, _, _ in items if j.attempts > 1]
         if retries:
             await self._create_outputs(retries, True, failed)
         starts = []
-        for job, inputs in items:
+        for job, inputs, after in items:
             if job.id in failed:
                 continue
             if not ours(job):
@@ -851,13 +916,16 @@ class CoordinatorNode(Node):
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
             target = endpoints[0] if len(endpoints) == 1 else endpoints
-            starts.append({
+            start = {
                 "job": job.id,
                 "spec": job.spec.to_wire(),
                 "inputs": inputs,
                 "outputs": {o: target for o in job.spec.outputs},
                 "token": job.token,
-            })
+            }
+            if after:
+                start["after"] = after
+            starts.append(start)
         if starts:
             try:
                 r = await self.peers.get(node.endpoint).call("start_many", {"tasks": starts, "epoch": self.epoch})
@@ -1010,6 +1078,7 @@ class CoordinatorNode(Node):
             elif job.state in (FAILED, CANCELLED):
                 # Resubmitting a failed job runs it again.
                 job.state, job.outcome, job.cause, job.finished, job.attempts = WAITING, None, None, None, 0
+                job.excused = 0
                 job.priority = spec.priority
                 new_jobs.append(job)
                 self.journal.stage(job)

@@ -7,7 +7,7 @@ from typing import Any
 
 
 class NodeRef:
-    __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info", "poll_scope", "poll_wake")
+    __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info")
 
     def __init__(self, node: str, role: str, endpoint: str) -> None:
         self.node = node
@@ -17,13 +17,11 @@ class NodeRef:
         self.last_seen = time.time()
         self.ready = False  # inventory taken, poller running
         self.scope: Any = None  # cancel scope of its poller
-        self.poll_scope: Any = None  # cancel scope of the poll in flight
-        self.poll_wake = "urgent"  # what that poll asked to be woken by
         self.info: dict[str, Any] = {}
 
 
 class ComputeRef(NodeRef):
-    __slots__ = ("slots", "running", "assigned")
+    __slots__ = ("slots", "running", "assigned", "following")
 
     def __init__(self, node: str, endpoint: str) -> None:
         super().__init__(node, "compute", endpoint)
@@ -32,14 +30,30 @@ class ComputeRef(NodeRef):
         self.running: set[str] = set()
         # ... and every job it has not finished yet (storing included).
         self.assigned: set[str] = set()
+        # Jobs started ahead of their input, waiting on the node for the task
+        # that makes it (job -> that producer's job): assigned, holding no slot.
+        self.following: dict[str, str] = {}
 
     def assign(self, job: str) -> None:
         self.running.add(job)
         self.assigned.add(job)
 
+    def follow(self, job: str, producer: str) -> None:
+        self.assigned.add(job)
+        self.following[job] = producer
+
     def unassign(self, job: str) -> None:
         self.running.discard(job)
         self.assigned.discard(job)
+        self.following.pop(job, None)
+
+    def producer_done(self, producer: str) -> list[str]:
+        """The jobs that followed `producer` now take a slot (or fail at once)."""
+        promoted = [job for job, p in self.following.items() if p == producer]
+        for job in promoted:
+            del self.following[job]
+            self.running.add(job)
+        return promoted
 
     @property
     def free(self) -> int:

@@ -61,6 +61,9 @@ READ_CHUNK = 1 << 20
 # Write handles of large objects are kept open between chunks; past this many
 # the oldest is closed (and reopened on demand) so fds cannot run out.
 MAX_OPEN_FILES = 256
+# The write-ahead log's working size in pages (of 4 KiB): a checkpoint every
+# ~1 MiB of changes keeps it small, and it is grown to this at open.
+WAL_PAGES = 256
 # Guards chain walks against corrupt metadata; cycles are refused at delegate().
 MAX_CHAIN = 1000
 
@@ -264,7 +267,42 @@ class ObjectStore:
             self.data_dir / "meta.sqlite", isolation_level=None, check_same_thread=False
         )
         self._wdb.execute("PRAGMA synchronous=FULL")
+        self._wdb.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        self._prime_wal()
         self._load()
+
+    def _prime_wal(self) -> None:
+        """Grow the write-ahead log to its working size now, not commit by commit.
+
+        Measured here: while the WAL file grows, every commit's fdatasync also
+        journals the file's new size (ext4 metadata), ~0.6 ms a commit; once
+        SQLite wraps around and overwrites the file, ~0.25 ms. A fresh WAL
+        (every start: a clean close deletes it) would pay the slow commits
+        for the first few hundred finishes. One unsynced transaction of
+        WAL_PAGES pages (rolled into a dropped table) and a checkpoint that
+        restarts the log put it in the fast state at once (~10 ms).
+        """
+        wal = self.data_dir / "meta.sqlite-wal"
+        try:
+            if wal.stat().st_size >= WAL_PAGES * 4096:
+                return
+        except FileNotFoundError:
+            pass
+        db = self._wdb
+        db.execute("PRAGMA synchronous=OFF")
+        try:
+            db.execute("BEGIN")
+            db.execute("CREATE TABLE IF NOT EXISTS _wal_prime (b BLOB)")
+            db.execute("INSERT INTO _wal_prime VALUES (zeroblob(?))", ((WAL_PAGES - 8) * 4096,))
+            db.execute("DROP TABLE _wal_prime")
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(RESTART)")
+        except sqlite3.Error as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            log.warning("could not pre-size the write-ahead log: %s", e)
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
 
     # ------------------------------------------------------------------ open
 

@@ -8,6 +8,7 @@ take deltas, and nothing they do leaves work running behind them.
 from __future__ import annotations
 
 import random
+import signal
 import sys
 import time
 
@@ -304,3 +305,47 @@ def test_resubmitted_failed_job_waits_for_all_its_inputs(client: Client, tmp_pat
     assert seen[w2.job] == "waiting"
     assert [s["state"] for s in final] == ["succeeded", "succeeded"]
     assert w2.result(timeout=5) == b"slow\nflaky\n"
+
+
+# -- 9. dependents start ahead, on the node making their input ---------------------------------
+
+def test_a_dependent_waits_on_its_producers_node_and_runs_when_the_input_exists(make_cluster) -> None:
+    c = make_cluster(compute=2, storage=1, slots=1)
+    with Client(c.endpoint, timeout=10.0, retry_for=10.0) as cl:
+        before = cl.stats()
+        producer = cl.submit("actors.builtins:sleep", seconds="1.5")
+        wait_for(lambda: cl.status([producer])[0]["state"] == "running", 10, "the producer runs")
+        dep = cl.submit(CONCAT, a=producer, b="dependent of a sleeper")
+        wait_for(lambda: cl.stats()["followed"] > before["followed"], 10, "the dependent is placed ahead")
+        st_p, st_d = cl.status([producer, dep])
+        assert st_p["state"] == "running", "the producer ended too soon: the test proves nothing"
+        # Placed on the producer's node, but what the user sees is the truth:
+        # it waits for its input, and has not been tried yet.
+        assert st_d["state"] == "waiting"
+        assert st_d["attempts"] == 0
+        assert dep.result(timeout=30) == b"dependent of a sleeper"
+        st_p, st_d = cl.status([producer, dep])
+        assert st_d["state"] == "succeeded" and st_d["attempts"] == 1
+        assert st_d["started"] >= st_p["finished"] - 0.05
+        after = cl.stats()
+        assert after["soft_failures"] == before["soft_failures"]
+        assert after["unmet"] == before["unmet"]
+
+
+def test_chain_survives_the_death_of_the_node_holding_its_next_jobs(make_cluster) -> None:
+    c = make_cluster(compute=2, storage=1, slots=1)
+    with Client(c.endpoint, timeout=10.0, retry_for=30.0) as cl:
+        head = cl.submit("actors.builtins:sleep", seconds="3")
+        chain = [head]
+        for i in range(4):
+            chain.append(cl.submit(CONCAT, a=chain[-1], b=str(i)))
+        node = wait_for(lambda: (s := cl.status([head])[0]).get("state") == "running" and s.get("node"), 10,
+                        "the head of the chain runs")
+        wait_for(lambda: cl.stats()["followed"] >= 2, 10, "its dependents wait on its node")
+        victim = next(p for p in c.computes if f"--node-id {node}" in " ".join(p.args))
+        victim.signal(signal.SIGKILL)
+        # Everything reruns on the other node, in order, with the right bytes.
+        assert chain[-1].result(timeout=60) == b"0123"
+        sts = by_job(cl.status(chain))
+        assert all(s["state"] == "succeeded" for s in sts.values())
+        assert sts[head.job]["attempts"] == 2

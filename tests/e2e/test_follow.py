@@ -1,0 +1,118 @@
+"""Tasks started ahead of their input, on the node making it (`after`).
+
+A dependent started with `after: {input: [producer job, token]}` waits on the
+compute node for that producer's end, then runs with the bytes the producer
+kept: no round trip through the coordinator, no read from storage. These tests
+drive real compute and storage daemons the way the coordinator does.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import trio
+
+from actors.model import JobSpec
+from cli.cluster import Proc
+
+from .conftest import Shared, job_id, peer, read_object, start_task, wait_done
+
+PY = sys.executable
+
+
+def concat_spec(**refs: str) -> dict:
+    return JobSpec(call="actors.builtins:concat", inputs={"z": "!"}, refs=refs, outputs=["result"]).to_wire()
+
+
+async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: Shared, fresh_compute: Proc) -> None:
+    producer, follower = job_id("prod"), job_id("follow")
+    made = f"{producer}/result"
+    # The producer sleeps, so the follower is certainly waiting when it ends.
+    prod_spec = JobSpec(call="actors.builtins:echo", inputs={"x": "made by the producer"}, outputs=["result"])
+    sleeper = JobSpec(call="actors.builtins:sleep", inputs={"seconds": "0.5"}, outputs=["result"])
+    slow = job_id("slow")
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            # Both slots busy: one with a sleeper, one with the producer queued behind nothing.
+            await start_task(c, slow, sleeper.to_wire(), outputs={"result": shared.b}, token=1)
+            await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=7)
+            r = await c.call("start", {
+                "job": follower, "spec": concat_spec(a=made),
+                # The object's storage named here is the one that does NOT hold
+                # it: a follower that read from storage would fail `missing`.
+                "inputs": {"a": shared.a}, "outputs": {"result": shared.b},
+                "after": {"a": [producer, 7]}, "token": 8,
+            })
+            assert r["state"] == "pending"
+            done = await wait_done(c, follower)
+            prod = await wait_done(c, producer)
+            assert done["outcome"] == "success", done
+            assert await read_object(b, f"{follower}/result") == b"made by the producer!"
+            # It ran only once the producer's output was durable.
+            assert done["started"] >= prod["finished"] - 0.01
+            await wait_done(c, slow)
+
+
+async def test_follower_of_a_failed_producer_ends_unmet_naming_it(shared: Shared, fresh_compute: Proc) -> None:
+    producer, follower = job_id("prod-fail"), job_id("follow-fail")
+    bad = JobSpec(call="actors.builtins:fail", inputs={"message": "no bytes today"}, outputs=["result"])
+    with trio.fail_after(30):
+        async with peer(fresh_compute.endpoint) as c:
+            await start_task(c, producer, bad.to_wire(), outputs={"result": shared.b}, token=3)
+            await c.call("start", {
+                "job": follower, "spec": concat_spec(a=f"{producer}/result"),
+                "inputs": {"a": shared.b}, "outputs": {"result": shared.b},
+                "after": {"a": [producer, 3]}, "token": 4,
+            })
+            done = await wait_done(c, follower)
+    assert done["outcome"] == "failed-soft"
+    assert done.get("unmet") is True  # the coordinator queues it again, uncounted
+    assert producer in done["cause"] and "failed-hard" in done["cause"]
+
+
+async def test_follower_of_a_command_reads_its_output_from_storage(shared: Shared, fresh_compute: Proc) -> None:
+    producer, follower = job_id("prod-cmd"), job_id("follow-cmd")
+    cmd = JobSpec(command=[PY, "-c", "import time; time.sleep(0.3); print('from a command')"], outputs=["stdout"])
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            await start_task(c, producer, cmd.to_wire(), outputs={"stdout": shared.b}, token=5)
+            await c.call("start", {
+                "job": follower, "spec": concat_spec(a=f"{producer}/stdout"),
+                "inputs": {"a": shared.b}, "outputs": {"result": shared.b},
+                "after": {"a": [producer, 5]}, "token": 6,
+            })
+            done = await wait_done(c, follower)
+            assert done["outcome"] == "success", done
+            assert await read_object(b, f"{follower}/result") == b"from a command\n!"
+
+
+async def test_follower_whose_producer_is_not_here_and_not_made_ends_unmet(
+    shared: Shared, fresh_compute: Proc
+) -> None:
+    # The producer ran elsewhere (or its start has not arrived): storage does
+    # not have the input, which is news of a missing input, not a failure.
+    follower = job_id("follow-orphan")
+    with trio.fail_after(30):
+        async with peer(fresh_compute.endpoint) as c:
+            await c.call("start", {
+                "job": follower, "spec": concat_spec(a=f"{job_id('elsewhere')}/result"),
+                "inputs": {"a": shared.b}, "outputs": {"result": shared.b},
+                "after": {"a": [job_id("elsewhere"), 1]}, "token": 2,
+            })
+            done = await wait_done(c, follower)
+    assert done["outcome"] == "failed-soft"
+    assert done.get("unmet") is True
+    assert "not made yet" in done["cause"]
+
+
+async def test_after_naming_no_input_is_refused(shared: Shared, fresh_compute: Proc) -> None:
+    with trio.fail_after(20):
+        async with peer(fresh_compute.endpoint) as c:
+            r = await c.call("start_many", {"tasks": [{
+                "job": job_id("bad-after"), "spec": concat_spec(a=f"{job_id('p')}/result"),
+                "inputs": {"a": shared.b}, "outputs": {"result": shared.b},
+                "after": {"b": [job_id("p"), 1]},
+            }]})
+    err = r["tasks"][0]["error"]
+    assert err["code"] == "bad-request"
+    assert "'b'" in err["message"] and "not an input" in err["message"]
