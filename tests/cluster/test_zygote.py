@@ -54,4 +54,4 @@ def test_without_the_fork_server_each_daemon_is_its_own_interpreter(tmp_path: Pa
             assert c.submit(["sh", "-c", "echo plain"]).result(timeout=30) == b"plain\n"
     finally:
         cluster.stop(grace=20)
-    assert all(p.popen.returncode == 0 for p in cluster.procs)
+    assert all(p.popen.returncode == 0 for p in cluster.procs), [(p.role, p.popen.returncode, p.log_path.read_text()[-600:]) for p in cluster.procs]
