@@ -35,6 +35,7 @@ _LAUNCH_OPTIONS = {
         "--storage-grace": ("storage_grace", float),
         "--heartbeat-timeout": ("heartbeat_timeout", float),
         "--prefetch": ("prefetch", int),
+        "--follow-ahead": ("follow_ahead", int),
     },
     "compute": {"--slots": ("slots", int)},
     "storage": {},

@@ -108,6 +108,9 @@ def coordinator(
     replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
     storage_grace: float = typer.Option(30.0, "--storage-grace", help="Seconds to wait for a lost storage node before remaking its objects."),
     prefetch: int = typer.Option(8, "--prefetch", help="Tasks per slot sent ahead to a node when the queue is deep (0: none)."),
+    follow_ahead: int = typer.Option(
+        2, "--follow-ahead",
+        help="Dependents per slot started ahead on the node making their last input (0: none)."),
 ) -> None:
     """Run the coordinator: finds nodes, schedules jobs, follows delegations."""
     from actors.coordinator.node import CoordinatorNode
@@ -118,10 +121,13 @@ def coordinator(
         fail(f"invalid --replicas {replicas}: expected at least 1")
     if prefetch < 0:
         fail(f"invalid --prefetch {prefetch}: expected 0 or more")
+    if follow_ahead < 0:
+        fail(f"invalid --follow-ahead {follow_ahead}: expected 0 or more")
     if storage_grace < 0:
         fail(f"invalid --storage-grace {storage_grace}: expected seconds >= 0")
     cfg = node_config("coordinator", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, None)
     run_daemon(CoordinatorNode(
         cfg, heartbeat_timeout=heartbeat,
         replicas=replicas, storage_grace=storage_grace, prefetch=prefetch,
+        follow_ahead=follow_ahead,
     ))
