@@ -371,7 +371,7 @@ class WeftSide:
         results = [self._result(f, deadline, "reading a consumer's result") for f in consumers]
         check_lengths(results, size)
         self.notes["handoff"] = ("pairs whose producer and consumer ran on different compute nodes "
-                                 "(weft cannot pin placement; the bytes always travel through a storage node)")
+                                 "(weft cannot pin placement; the bytes are always stored on a storage node; a consumer started on its producer's node reads them from memory)")
         self.note_values.setdefault("handoff", []).append(f"{cross_node_pairs(results)}/{pairs}")
         return pairs * size / elapsed / 1e6
 
