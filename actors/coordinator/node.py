@@ -86,7 +86,7 @@ class CoordinatorNode(Node):
         self.storage_grace = storage_grace
         self.prefetch = prefetch
         # Jobs per slot a compute node may hold started ahead of their input,
-        # waiting for the task there that makes it (0: none; see _follow).
+        # waiting for the task there that makes it (0: none; see _pick_followers).
         self.follow_ahead = follow_ahead
         # Storage nodes lost, and since when: their objects wait out the grace
         # period in case the node comes back with them.
