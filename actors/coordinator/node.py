@@ -732,12 +732,7 @@ class CoordinatorNode(Node):
                 else:
                     batch_placement.setdefault(node.node, placement)
                 job.placement = placement
-            job.state = RUNNING
-            job.ahead = False
-            job.node = node.node
-            job.token = next(self._tokens)
-            job.attempts += 1
-            job.started = now
+            self._mark_dispatched(job, node, started=now)
             node.assign(job.id)
             room[node.node] -= 1
             if room[node.node] <= 0:
@@ -781,17 +776,33 @@ class CoordinatorNode(Node):
                         if job.spec.outputs and placement is None:
                             return  # no storage to write to: nothing can go ahead
                         job.placement = placement
-                        job.state = RUNNING
+                        # Not started until its producer ends (see _compute_events).
+                        self._mark_dispatched(job, node, started=None)
                         job.ahead = True
-                        job.node = node.node
-                        job.token = next(self._tokens)
-                        job.attempts += 1
-                        job.started = None  # set when its producer ends
                         node.follow(job.id, producer.id)
                         batches[node.node].append((job, picked[0], picked[1]))
                         self.stats["followed"] += 1
                         budget -= 1
                         queue.append(job.id)
+
+    def _mark_dispatched(self, job: Job, node: ComputeRef, *, started: float | None) -> None:
+        """A new attempt of `job` on `node`, under a new fencing token."""
+        job.state = RUNNING
+        job.ahead = False
+        job.node = node.node
+        job.token = next(self._tokens)
+        job.attempts += 1
+        job.started = started
+
+    @staticmethod
+    def _where(endpoints: list[str]) -> str | list[str]:
+        """The wire form of a location: one endpoint, or the list of the replicas'."""
+        return endpoints[0] if len(endpoints) == 1 else endpoints
+
+    def _finished_input(self, obj: Any, copies: list[StorageRef]) -> list:
+        """[where, object] of a finished input, and its bytes when we hold them."""
+        where = self._where([s.endpoint for s in copies])
+        return [where, obj.name] if obj.data is None else [where, obj.name, obj.data]
 
     def _follower_inputs(self, job: Job, producer: Job) -> tuple[dict, dict] | None:
         """Inputs of `job` if `producer` makes every one that is missing, and
@@ -804,13 +815,12 @@ class CoordinatorNode(Node):
                 copies = self._live_locations(obj)
                 if not copies:
                     return None
-                where = copies[0].endpoint if len(copies) == 1 else [s.endpoint for s in copies]
-                inputs[name] = [where, obj.name] if obj.data is None else [where, obj.name, obj.data]
+                inputs[name] = self._finished_input(obj, copies)
             elif obj.producer == producer.id and obj.state != "delegated" and producer.placement:
                 endpoints = [self.storages[n].endpoint for n in producer.placement if n in self.storages]
                 if len(endpoints) != len(producer.placement):
                     return None
-                inputs[name] = [endpoints[0] if len(endpoints) == 1 else endpoints, obj.name]
+                inputs[name] = [self._where(endpoints), obj.name]
                 after[name] = [producer.id, producer.token]
             else:
                 return None
@@ -863,8 +873,7 @@ class CoordinatorNode(Node):
             if not copies:
                 missing.append(obj)
                 continue
-            where = copies[0].endpoint if len(copies) == 1 else [s.endpoint for s in copies]
-            out[name] = [where, obj.name] if obj.data is None else [where, obj.name, obj.data]
+            out[name] = self._finished_input(obj, copies)
         if missing:
             job.missing = 0
             for obj in missing:
@@ -915,7 +924,7 @@ class CoordinatorNode(Node):
             if job.spec.outputs and len(endpoints) != len(job.placement or ()):
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
-            target = endpoints[0] if len(endpoints) == 1 else endpoints
+            target = self._where(endpoints)
             start = {
                 "job": job.id,
                 "spec": job.spec.to_wire(),

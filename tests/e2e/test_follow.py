@@ -24,6 +24,16 @@ def concat_spec(**refs: str) -> dict:
     return JobSpec(call="actors.builtins:concat", inputs={"z": "!"}, refs=refs, outputs=["result"]).to_wire()
 
 
+async def start_follower(c, job: str, made: str, read_at: str, write_to: str, after: list, token: int) -> dict:
+    """Start `job` (concat of `made` and "!") after the task `after` = [job, token]
+    on this node, reading `made` at `read_at` if it has to."""
+    return await c.call("start", {
+        "job": job, "spec": concat_spec(a=made),
+        "inputs": {"a": read_at}, "outputs": {"result": write_to},
+        "after": {"a": after}, "token": token,
+    })
+
+
 async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: Shared, fresh_compute: Proc) -> None:
     producer, follower = job_id("prod"), job_id("follow")
     made = f"{producer}/result"
@@ -36,13 +46,9 @@ async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: S
             # Both slots busy: one with a sleeper, one with the producer queued behind nothing.
             await start_task(c, slow, sleeper.to_wire(), outputs={"result": shared.b}, token=1)
             await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=7)
-            r = await c.call("start", {
-                "job": follower, "spec": concat_spec(a=made),
-                # The object's storage named here is the one that does NOT hold
-                # it: a follower that read from storage would fail `missing`.
-                "inputs": {"a": shared.a}, "outputs": {"result": shared.b},
-                "after": {"a": [producer, 7]}, "token": 8,
-            })
+            # The storage named for the input is the one that does NOT hold
+            # it: a follower that read from storage would fail `missing`.
+            r = await start_follower(c, follower, made, shared.a, shared.b, [producer, 7], 8)
             assert r["state"] == "pending"
             done = await wait_done(c, follower)
             prod = await wait_done(c, producer)
@@ -59,11 +65,7 @@ async def test_follower_of_a_failed_producer_ends_unmet_naming_it(shared: Shared
     with trio.fail_after(30):
         async with peer(fresh_compute.endpoint) as c:
             await start_task(c, producer, bad.to_wire(), outputs={"result": shared.b}, token=3)
-            await c.call("start", {
-                "job": follower, "spec": concat_spec(a=f"{producer}/result"),
-                "inputs": {"a": shared.b}, "outputs": {"result": shared.b},
-                "after": {"a": [producer, 3]}, "token": 4,
-            })
+            await start_follower(c, follower, f"{producer}/result", shared.b, shared.b, [producer, 3], 4)
             done = await wait_done(c, follower)
     assert done["outcome"] == "failed-soft"
     assert done.get("unmet") is True  # the coordinator queues it again, uncounted
@@ -76,11 +78,7 @@ async def test_follower_of_a_command_reads_its_output_from_storage(shared: Share
     with trio.fail_after(30):
         async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
             await start_task(c, producer, cmd.to_wire(), outputs={"stdout": shared.b}, token=5)
-            await c.call("start", {
-                "job": follower, "spec": concat_spec(a=f"{producer}/stdout"),
-                "inputs": {"a": shared.b}, "outputs": {"result": shared.b},
-                "after": {"a": [producer, 5]}, "token": 6,
-            })
+            await start_follower(c, follower, f"{producer}/stdout", shared.b, shared.b, [producer, 5], 6)
             done = await wait_done(c, follower)
             assert done["outcome"] == "success", done
             assert await read_object(b, f"{follower}/result") == b"from a command\n!"
@@ -94,11 +92,8 @@ async def test_follower_whose_producer_is_not_here_and_not_made_ends_unmet(
     follower = job_id("follow-orphan")
     with trio.fail_after(30):
         async with peer(fresh_compute.endpoint) as c:
-            await c.call("start", {
-                "job": follower, "spec": concat_spec(a=f"{job_id('elsewhere')}/result"),
-                "inputs": {"a": shared.b}, "outputs": {"result": shared.b},
-                "after": {"a": [job_id("elsewhere"), 1]}, "token": 2,
-            })
+            elsewhere = job_id("elsewhere")
+            await start_follower(c, follower, f"{elsewhere}/result", shared.b, shared.b, [elsewhere, 1], 2)
             done = await wait_done(c, follower)
     assert done["outcome"] == "failed-soft"
     assert done.get("unmet") is True
