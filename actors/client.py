@@ -303,7 +303,7 @@ class Client:
             n = 0
             try:
                 async for chunk in read_chunks(peer, where["name"]):
-                    await trio.to_thread.run_sync(write, chunk)
+                    await trio.to_thread.run_sync(write, bytes(chunk))
                     n += len(chunk)
             except (CallTimeout, PeerClosed) as e:
                 if n:  # bytes already went out: another copy cannot resume them

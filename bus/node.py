@@ -203,6 +203,10 @@ def run_forever(node: Node) -> None:
     """
     import sys
 
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()
+
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
             endpoint = await nursery.start(

@@ -23,7 +23,17 @@ from typing import Any
 import trio
 import zmq
 
-from .codec import CALL, DEFAULT_MAX_MESSAGE, ERROR, POST, REPLY, decode, encode, salvage_id
+from .codec import (
+    CALL,
+    DEFAULT_MAX_MESSAGE,
+    ERROR,
+    POST,
+    REPLY,
+    decode,
+    encode,
+    encode_frames,
+    salvage_id,
+)
 from .errors import BusError, Busy, CallTimeout, ProtocolError, remote_error
 from .zsock import PeerUnreachable, ZSocket, bound_endpoint, context
 
@@ -126,7 +136,7 @@ class Server:
         # libzmq drops an oversize message (and its connection) before we
         # pay for it; decode() still checks, for the exact limit and message.
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_message + 4096)
-        with ZSocket(sock) as zs:
+        with ZSocket(sock, head=2) as zs:
             try:
                 sock.bind(endpoint)
             except zmq.ZMQError as e:
@@ -147,17 +157,13 @@ class Server:
     # -- dispatch ------------------------------------------------------------
     def _dispatch(self, msg: list[bytes]) -> None:
         stats = self.stats
-        if len(msg) != 2:
+        if len(msg) < 2:
             stats.malformed += 1
-            self._badlog.warning("dropped a message of %d frames (expected 1 after the identity)", len(msg) - 1)
-            if len(msg) > 2:
-                call_id = salvage_id(msg[1])
-                if call_id:
-                    self._send_error(msg[0], call_id, "", ProtocolError("expected one frame"))
+            self._badlog.warning("dropped a message with no frame after the identity")
             return
-        ident, frame = msg
+        ident, frame = msg[0], msg[1]
         try:
-            env = decode(frame, self.max_message)
+            env = decode(frame, self.max_message, msg[2:])
         except ProtocolError as e:
             stats.malformed += 1
             self._badlog.warning("malformed message: %s", e.message)
@@ -236,37 +242,38 @@ class Server:
     # -- replies -------------------------------------------------------------
     def _send_reply(self, ident: bytes, call_id: int, op: str, body: Any) -> None:
         try:
-            frame = encode(REPLY, call_id, op, self.node_id, body)
+            frames = encode_frames(REPLY, call_id, op, self.node_id, body)
         except ProtocolError as e:
             log.error("reply to %r could not be encoded: %s", op, e.message)
             self._send_error(ident, call_id, op, BusError(e.message, code="internal"))
             return
-        self._send(ident, frame)
+        frames.insert(0, ident)
+        self._send(frames)
 
     def _send_error(self, ident: bytes, call_id: int, op: str, e: Exception) -> None:
         message = getattr(e, "message", None) or str(e)
-        self._send(ident, encode(ERROR, call_id, op, self.node_id, {"code": e.code, "message": message}))
+        self._send([ident, encode(ERROR, call_id, op, self.node_id, {"code": e.code, "message": message})])
 
-    def _send(self, ident: bytes, frame: bytes) -> None:
+    def _send(self, frames: list[Any]) -> None:
         zs = self._zs
         if zs is None:
             return
         try:
-            if zs.send_nowait((ident, frame)):
+            if zs.send_nowait(frames):
                 return
         except PeerUnreachable:
             log.debug("reply dropped: caller disconnected")
             return
         # The caller is not draining its replies: wait for it in the
         # background rather than stall every other caller.
-        self._nursery.start_soon(self._send_later, zs, ident, frame)
+        self._nursery.start_soon(self._send_later, zs, frames)
 
-    async def _send_later(self, zs: ZSocket, ident: bytes, frame: bytes) -> None:
+    async def _send_later(self, zs: ZSocket, frames: list[Any]) -> None:
         if zs.closed:
             return
         with trio.move_on_after(10):
             try:
-                await zs.send((ident, frame))
+                await zs.send(frames)
                 return
             except (PeerUnreachable, trio.ClosedResourceError):
                 pass
@@ -320,7 +327,7 @@ class Peer:
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         sock.setsockopt(zmq.MAXMSGSIZE, max_message + 4096)
-        self._zs = ZSocket(sock, linger_ms=0)
+        self._zs = ZSocket(sock, linger_ms=0, head=1)
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as e:
@@ -346,11 +353,8 @@ class Peer:
                     return
                 self.last_heard = trio.current_time()
                 for msg in batch:
-                    if len(msg) != 1:
-                        log.debug("peer %s sent %d frames", self.endpoint, len(msg))
-                        continue
                     try:
-                        env = decode(msg[0], self.max_message)
+                        env = decode(msg[0], self.max_message, msg[1:])
                     except ProtocolError as e:
                         log.warning("bad message from %s: %s", self.endpoint, e.message)
                         continue
@@ -397,15 +401,15 @@ class Peer:
         if self._zs.closed:
             raise PeerClosed(f"connection to {self.endpoint} is closed")
         call_id = next(self._ids)
-        frame = encode(CALL, call_id, op, self.node_id, body)
+        frames = encode_frames(CALL, call_id, op, self.node_id, body)
         slot = _Slot(op)
         self._pending[call_id] = slot
         try:
-            if not self._zs.send_nowait((frame,)):
+            if not self._zs.send_nowait(frames):
                 # No connection to send on (IMMEDIATE) within connect_timeout
                 # means the peer is down: say so now, not at the deadline.
                 with trio.move_on_at(min(deadline, trio.current_time() + self.connect_timeout)) as sending:
-                    await self._zs.send((frame,))
+                    await self._zs.send(frames)
                 if sending.cancelled_caught:
                     raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
         except trio.ClosedResourceError:
@@ -431,7 +435,7 @@ class Peer:
         if self._zs.closed:
             return False
         try:
-            return self._zs.send_nowait((encode(POST, 0, op, self.node_id, body),))
+            return self._zs.send_nowait(encode_frames(POST, 0, op, self.node_id, body))
         except trio.ClosedResourceError:
             return False
 

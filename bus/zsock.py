@@ -34,6 +34,7 @@ _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
 _ZERO_COPY_MIN = 1 << 16
 
 Frames = Sequence[bytes | memoryview | zmq.Frame]
@@ -51,11 +52,15 @@ class PeerUnreachable(Exception):
 class ZSocket:
     """Awaitable multipart send/receive on one zmq socket."""
 
-    __slots__ = ("sock", "_fd", "_lot", "_fd_scope", "_fd_busy", "_last_events", "_closed")
+    __slots__ = ("sock", "_head", "_fd", "_lot", "_fd_scope", "_fd_busy", "_last_events", "_closed")
 
-    def __init__(self, sock: zmq.Socket, *, linger_ms: int = 200) -> None:
+    def __init__(self, sock: zmq.Socket, *, linger_ms: int = 200, head: int | None = None) -> None:
+        """`head`: how many frames of a message are received as bytes; any
+        after them (attached data, see bus.codec) come as zmq.Frame objects,
+        without a copy. None: every frame as bytes."""
         sock.setsockopt(zmq.LINGER, linger_ms)
         self.sock = sock
+        self._head = head
         self._fd = sock.getsockopt(zmq.FD)
         self._lot = trio.lowlevel.ParkingLot()
         self._fd_scope: trio.CancelScope | None = None
@@ -132,11 +137,22 @@ class ZSocket:
             await self._wait(_POLLOUT)
 
     # -- receive -----------------------------------------------------------
+    def _recv_parts(self) -> list[bytes]:
+        sock = self.sock
+        head = self._head
+        if head is None:
+            return sock.recv_multipart(_NOBLOCK)
+        parts = [sock.recv(_NOBLOCK)]
+        # The rest of a multipart message is already here: NOBLOCK cannot fail.
+        while sock.get(_RCVMORE):
+            parts.append(sock.recv(_NOBLOCK, copy=len(parts) < head))
+        return parts
+
     def recv_nowait(self) -> list[bytes] | None:
         if self._closed:
             raise trio.ClosedResourceError("socket closed")
         try:
-            return self.sock.recv_multipart(_NOBLOCK)
+            return self._recv_parts()
         except zmq.Again:
             return None
         finally:
@@ -161,11 +177,10 @@ class ZSocket:
         """
         first = await self.recv()
         batch = [first]
-        sock = self.sock
         # EVENTS says whether more is queued: cheaper than ending on zmq.Again.
         while len(batch) < limit and not self._closed and self._events() & _POLLIN:
             try:
-                batch.append(sock.recv_multipart(_NOBLOCK))
+                batch.append(self._recv_parts())
             except zmq.Again:
                 break
         self._after_op()

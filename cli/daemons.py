@@ -66,12 +66,17 @@ def storage(
     beacon_port: int = BeaconPortOpt,
     cluster: str = ClusterOpt,
     coordinator: str = StaticCoordOpt,
+    page_cache_mb: int = typer.Option(
+        512, "--page-cache-mb",
+        help="Newest object content (MiB) left in the OS page cache for readers; older content is dropped from it."),
 ) -> None:
     """Run a storage node: holds job outputs as named objects."""
     from actors.storage.node import StorageNode
 
+    if page_cache_mb < 0:
+        fail(f"invalid --page-cache-mb {page_cache_mb}: expected MiB >= 0")
     cfg = node_config("storage", listen, data_dir, node_id, no_beacon, beacon_addr, beacon_port, cluster, coordinator)
-    run_daemon(StorageNode(cfg))
+    run_daemon(StorageNode(cfg, page_cache=page_cache_mb << 20))
 
 
 @app.command()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import msgpack
 import pytest
 
 from bus.codec import (
+    ATTACH_MIN,
     CALL,
     DEFAULT_MAX_MESSAGE,
     ERROR,
@@ -13,8 +16,10 @@ from bus.codec import (
     POST,
     REPLY,
     VERSION,
+    attach,
     decode,
     encode,
+    encode_frames,
     salvage_id,
 )
 from bus.errors import ProtocolError
@@ -158,3 +163,43 @@ def test_salvage_id_finds_call_ids_only() -> None:
     assert salvage_id(b"\xc1garbage") is None
     assert salvage_id(msgpack.packb([1, 2])) is None
     assert salvage_id(encode(CALL, 5, "op", "n", b"z" * (2 << 20))) is None  # too big to look at
+
+
+# -- attached frames --------------------------------------------------------------
+
+
+def test_large_values_travel_as_frames_of_their_own() -> None:
+    big, other, small = os.urandom(ATTACH_MIN), os.urandom(3 * ATTACH_MIN), b"tiny"
+    frames = encode_frames(CALL, 4, "populate", "n", {"data": attach(big), "more": [attach(other)], "s": attach(small)})
+    # The envelope holds neither large value; small ones stay inline.
+    assert len(frames) == 3 and len(frames[0]) < 200
+    env = decode(frames[0], attached=frames[1:])
+    assert type(env.body["data"]) is memoryview and env.body["data"] == big
+    assert env.body["more"][0] == other
+    assert env.body["s"] == small
+    # A body with no attachment is one frame, as before.
+    assert encode_frames(REPLY, 1, "x", "n", {"data": small}) == [encode(REPLY, 1, "x", "n", {"data": small})]
+
+
+def test_attached_frames_must_match_the_envelope() -> None:
+    frames = encode_frames(CALL, 4, "populate", "n", {"data": attach(b"a" * ATTACH_MIN)})
+    with pytest.raises(ProtocolError, match="refers to attached frame 0, but 0 came"):
+        decode(frames[0])
+    with pytest.raises(ProtocolError, match="2 frames came after the envelope, 1 are used"):
+        decode(frames[0], attached=[frames[1], b"stray"])
+    with pytest.raises(ProtocolError, match="1 frames came after the envelope, 0 are used"):
+        decode(encode(CALL, 1, "x", "n", 1), attached=[b"stray"])
+    # An extension value that is not an attachment is malformed, not a crash.
+    bad = raw(body=msgpack.ExtType(7, b"1234"))
+    with pytest.raises(ProtocolError, match="extension type 7"):
+        decode(bad)
+    # The size limit counts the attached frames too.
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        decode(frames[0], ATTACH_MIN, frames[1:])
+
+
+def test_encode_refuses_attachments_it_cannot_carry() -> None:
+    with pytest.raises(ProtocolError, match="attaches frames"):
+        encode(CALL, 1, "x", "n", attach(b"a" * ATTACH_MIN))
+    # and the next encode is not polluted by the refused one
+    assert encode_frames(CALL, 2, "y", "n", 5) == [encode(CALL, 2, "y", "n", 5)]

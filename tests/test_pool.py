@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.compute.pool import CallableError, CallableNotFound, WorkerLost, WorkerPool
+from actors.compute import pool as pool_mod
+from actors.compute.pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
 from actors.delegate import Delegate
 from actors.model import JobSpec, SpecError
 
@@ -109,6 +110,31 @@ async def test_large_inputs_and_results(pool: WorkerPool) -> None:
     got = await pool.run("actors.builtins:concat", {"a": big, "b": "-", "c": big[:100_000]})
     assert got == big + b"-" + big[:100_000]
     assert len(await pool.run("weft_test_helpers:sized", {"n": str(20 << 20)})) == 20 << 20
+
+
+async def test_values_in_pieces_reach_the_function_whole(pool: WorkerPool) -> None:
+    # How a compute node hands over an input read from storage: the chunks as
+    # they came, never joined on the node.
+    chunks = [os.urandom(n) for n in (1 << 20, 1 << 20, 12345)]
+    got = await pool.run("actors.builtins:concat", {"a": Parts(chunks), "b": Parts([b"x", memoryview(b"yz")])})
+    assert got == b"".join(chunks) + b"xyz"
+    assert await pool.run("actors.builtins:concat", {"a": Parts()}) == b""
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memory-files", "pipes-only"])
+async def test_large_values_with_and_without_memory_files(
+    helpers: None, monkeypatch: pytest.MonkeyPatch, memfd: bool
+) -> None:
+    # Memory files that grew past what a worker keeps are given back, and the
+    # next call through them still gets the right bytes.
+    monkeypatch.setattr(pool_mod, "_HAVE_MEMFD", memfd and pool_mod._HAVE_MEMFD)
+    monkeypatch.setattr(pool_mod, "_SHM_KEEP", 2 << 20)
+    async with WorkerPool(1) as p:
+        for n in (5 << 20, 1 << 20, 300_000, 6 << 20):
+            data = os.urandom(n)
+            assert await p.run("actors.builtins:concat", {"a": data, "b": Parts([data[:7]])}) == data + data[:7]
+            assert len(await p.run("weft_test_helpers:sized", {"n": str(n)})) == n
+        assert await p.run("weft_test_helpers:text", {}) == "h\u00e9llo"
 
 
 async def test_exception_becomes_callable_error(pool: WorkerPool) -> None:

@@ -17,7 +17,18 @@ import trio.lowlevel
 import trio.testing
 import zmq
 
-from bus.codec import CALL, ERROR, POST, REPLY, decode, encode, salvage_id
+from bus.codec import (
+    ATTACH_MIN,
+    CALL,
+    ERROR,
+    POST,
+    REPLY,
+    attach,
+    decode,
+    encode,
+    encode_frames,
+    salvage_id,
+)
 from bus.errors import BusError, Busy, CallTimeout, RemoteError, UnknownOp
 from bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
 from bus.zsock import ZSocket, context
@@ -403,6 +414,51 @@ async def test_bind_conflict_and_bad_endpoint_are_bus_errors(
     with pytest.raises(BusError) as bad:
         Peer("not-an-endpoint", "client")
     assert bad.value.code == "bad-endpoint"
+
+
+# -- large values --------------------------------------------------------------------
+
+
+async def test_large_values_cross_as_attached_frames_both_ways(serve: Serve) -> None:
+    server = Server("srv")
+    seen: list[type] = []
+
+    def store(body: Any, ctx: CallContext) -> Any:
+        seen.append(type(body["data"]))
+        # What a storage node does with it: write it somewhere, hand back a copy.
+        return {"n": len(body["data"]), "data": attach(bytes(body["data"])[::-1])}
+
+    server.add("store", store)
+    ep = await serve(server)
+    blobs = [os.urandom(n) for n in (ATTACH_MIN, 1 << 20, 5 << 20)]
+    with trio.fail_after(10):
+        async with connect(ep, "client") as peer:
+            for data in blobs:
+                got = await peer.call("store", {"data": attach(data)})
+                assert got["n"] == len(data)
+                assert type(got["data"]) is memoryview and got["data"] == data[::-1]
+            # posts carry them too
+            assert peer.post("store", {"data": attach(blobs[0])})
+            await wait_until(lambda: len(seen) == 4)
+    # The handler got the received frame's own buffer, not a copy made by msgpack.
+    assert seen == [memoryview] * 4
+    assert server.stats.malformed == 0
+
+
+async def test_stray_frames_after_an_envelope_get_a_clear_error(serve: Serve) -> None:
+    server = echo_server()
+    ep = await serve(server)
+    with trio.fail_after(5):
+        with raw_dealer(ep) as zs:
+            await zs.send([encode(CALL, 3, "echo", "raw", 1), b"stray"])
+            env = decode((await zs.recv())[0])
+            assert (env.id, env.kind, env.body["code"]) == (3, ERROR, "bad-message")
+            assert "1 frames came after the envelope, 0 are used" in env.body["message"]
+            # and a well-formed call with an attachment still works on the same socket
+            await zs.send(encode_frames(CALL, 4, "echo", "raw", {"d": attach(b"z" * ATTACH_MIN)}))
+            frames = await zs.recv()
+            assert decode(frames[0], attached=frames[1:]).body == {"d": b"z" * ATTACH_MIN}
+    assert server.stats.malformed == 1
 
 
 # -- limits and malformed input --------------------------------------------------------

@@ -126,6 +126,51 @@ def test_large_object_in_chunks(store: ObjectStore, data_dir: Path) -> None:
     assert store.usage()["bytes"] == 3 * MiB
 
 
+def test_read_view_maps_finished_content_only(store: ObjectStore, data_dir: Path) -> None:
+    content = pattern(3 * MiB + 100)
+    store.create("v/out")
+    store.populate("v/out", content[: 2 * MiB])
+    # Partial: a file that may still be cut back is read, never mapped.
+    assert type(store.read_view("v/out", 0, MiB)) is bytes
+    store.populate("v/out", content[2 * MiB :])
+    store.finish("v/out")
+    store.flush()
+    for off, n in [(0, MiB), (MiB, MiB), (12345, 300_000), (3 * MiB, MiB), (3 * MiB + 99, 10)]:
+        got = store.read_view("v/out", off, n)
+        assert got == content[off : off + n]
+    assert type(store.read_view("v/out", 12345, 300_000)) is memoryview
+    assert type(store.read_view("v/out", 0, 100)) is bytes  # small reads: a plain read is cheaper
+    # A view stays valid after the object is deleted (the mapping outlives the file).
+    view = store.read_view("v/out", MiB, MiB)
+    store.delete("v/out")
+    store.flush()
+    assert view == content[MiB : 2 * MiB]
+    # A file shorter than its row says (changed behind the store's back) is read, not mapped.
+    store.put("w/out", content[:MiB])
+    store.flush()
+    os.truncate(data_dir / "objects" / "w" / "out", MiB // 2)
+    assert store.read_view("w/out", 0, MiB) == content[: MiB // 2]
+
+
+def test_content_dropped_from_the_page_cache_reads_back_intact(data_dir: Path) -> None:
+    s = ObjectStore(data_dir, page_cache=MiB)  # keeps about one object's pages cached
+    try:
+        contents = {f"pc{i}/out": pattern(MiB + 4096, seed=i) for i in range(5)}
+        for name, content in contents.items():
+            s.put(name, content)
+            assert s.flush() == [name]
+        for name, content in contents.items():
+            assert read_all(s, name) == content
+            assert s.read_view(name, 0, MiB + 4096) == content
+    finally:
+        s.close()
+    s = ObjectStore(data_dir, page_cache=0)
+    try:
+        assert all(read_all(s, name) == content for name, content in contents.items())
+    finally:
+        s.close()
+
+
 def test_small_object_spills_to_file(data_dir: Path) -> None:
     s = ObjectStore(data_dir, inline_max=16)
     try:

@@ -40,7 +40,6 @@ from actors.storage.client import (
     ObjectWriter,
     Redirected,
     ReplicatedWriter,
-    read_all,
     read_object,
 )
 from bus.endpoint import check_endpoint
@@ -48,7 +47,7 @@ from bus.errors import BusError, CallTimeout, RemoteError
 from bus.node import Node, NodeConfig
 from bus.rpc import CallContext, PeerClosed
 
-from .pool import CallableError, CallableNotFound, WorkerLost, WorkerPool
+from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command
 from .taskdirs import TaskDirs
 from .tasklog import TaskLog
@@ -564,14 +563,18 @@ class ComputeNode(Node):
             return SoftFailure(f"{what}: {e.message} [{e.code}]")
         return SoftFailure(f"{what}: {e}")
 
-    async def _fetch_to_memory(self, task: Task) -> dict[str, bytes]:
+    async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
         out = dict(task.inline)
         for name, (endpoints, obj) in task.inputs.items():
             if name in out:
                 continue
             for i, endpoint in enumerate(endpoints):
                 try:
-                    out[name] = await read_all(self.peers.get(endpoint), obj)
+                    # In pieces as received: the worker pool hands them to the
+                    # worker without joining them here first.
+                    parts = Parts()
+                    await read_object(self.peers.get(endpoint), obj, parts.append)
+                    out[name] = parts
                     break
                 except (CallTimeout, PeerClosed) as e:
                     if i + 1 == len(endpoints):  # no other replica to try

@@ -34,8 +34,12 @@ from .worker import (
     READY,
     REP,
     REQ,
+    SHM,
+    SHM_MIN,
     STR,
     grow_pipe,
+    pread_exact,
+    pwrite_all,
 )
 
 log = logging.getLogger("weft.compute")
@@ -45,6 +49,19 @@ _READ = 1 << 16
 _OUT_OF_BAND = 1 << 15
 _RESULT_KINDS = frozenset((BYTES, STR, PICKLE, ERROR, NOT_FOUND))
 _ROOT = str(Path(__file__).resolve().parents[2])
+# A worker's memory files keep their pages between calls (that is the point);
+# one that grew past this for a huge value gives them back afterwards.
+_SHM_KEEP = 64 << 20
+_HAVE_MEMFD = hasattr(os, "memfd_create")
+
+
+class Parts(list):
+    """One bytes value in pieces, e.g. as it came from storage: the worker
+    gets it joined, but the node never joins it."""
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(p).nbytes for p in self)
 
 
 class CallableError(Exception):
@@ -86,14 +103,17 @@ def _describe_exit(rc: int | None) -> str:
 
 
 class _Worker:
-    """One worker process and our ends of its two pipes (non-blocking)."""
+    """One worker process, our ends of its two pipes (non-blocking) and its
+    two memory files (-1 without them)."""
 
-    __slots__ = ("proc", "rfd", "wfd")
+    __slots__ = ("proc", "rfd", "wfd", "shm_in", "shm_out")
 
-    def __init__(self, proc: trio.Process, rfd: int, wfd: int) -> None:
+    def __init__(self, proc: trio.Process, rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
         self.proc = proc
         self.rfd = rfd
         self.wfd = wfd
+        self.shm_in = shm_in
+        self.shm_out = shm_out
 
     @property
     def pid(self) -> int:
@@ -136,6 +156,13 @@ class _Worker:
         while len(data) < REP.size:
             data += await self._read(_READ)
         kind, n = REP.unpack_from(data)
+        if kind & SHM:
+            if self.shm_out < 0:
+                raise WorkerLost(f"worker {self.pid} broke the protocol (a memory file reply)")
+            payload = pread_exact(self.shm_out, n, 0)
+            if n > _SHM_KEEP:
+                os.ftruncate(self.shm_out, 0)
+            return kind & ~SHM, payload
         have = len(data) - REP.size
         if have >= n:
             return kind, memoryview(data)[REP.size : REP.size + n]
@@ -163,6 +190,10 @@ class _Worker:
             trio.lowlevel.notify_closing(self.rfd)
             os.close(self.rfd)
             self.rfd = -1
+        for fd in (self.shm_in, self.shm_out):
+            if fd >= 0:
+                os.close(fd)
+        self.shm_in = self.shm_out = -1
 
     def kill(self) -> None:
         self.close()
@@ -250,24 +281,32 @@ class WorkerPool:
     async def _spawn(self) -> _Worker:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
+        shm: list[int] = []
         try:
             grow_pipe(req_w)
+            if _HAVE_MEMFD:
+                shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out")]
+            for fd in shm:
+                os.set_inheritable(fd, True)
             proc = await trio.lowlevel.open_process(
-                [self._python, "-m", "actors.compute.worker"],
+                [self._python, "-m", "actors.compute.worker", *map(str, shm)],
                 stdin=req_r,
                 stdout=rep_w,
                 env=self._env,
+                pass_fds=shm,
             )
         except BaseException:
-            os.close(req_w)
-            os.close(rep_r)
+            for fd in (req_w, rep_r, *shm):
+                os.close(fd)
             raise
         finally:
             os.close(req_r)
             os.close(rep_w)
         os.set_blocking(req_w, False)
         os.set_blocking(rep_r, False)
-        worker = _Worker(proc, rep_r, req_w)
+        for fd in shm:
+            os.set_inheritable(fd, False)  # later workers get memory files of their own
+        worker = _Worker(proc, rep_r, req_w, *shm)
         self._workers.add(worker)
         try:
             with trio.fail_after(self._startup_timeout):
@@ -356,11 +395,14 @@ class WorkerPool:
         log.debug("worker pool stopped")
 
     async def _exchange(
-        self, worker: _Worker, call: str, request: list[Any]
+        self, worker: _Worker, call: str, request: list[Any], shared: list[Any]
     ) -> tuple[int, bytes | memoryview]:
         try:
+            end = pwrite_all(worker.shm_in, shared, 0) if shared else 0
             await worker.send(request)
             kind, payload = await worker.receive()
+            if end > _SHM_KEEP:
+                os.ftruncate(worker.shm_in, 0)  # read before the reply came
         except (WorkerLost, trio.ClosedResourceError):
             with trio.move_on_after(0.5):
                 await worker.proc.wait()  # for the exit status; it is closing already
@@ -381,7 +423,7 @@ class WorkerPool:
         """
         if self._closed or not self._started:
             raise trio.ClosedResourceError("the worker pool is not running")
-        request = _encode_request(call, kwargs)
+        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD)
         try:
             worker = await self._idle_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -391,10 +433,10 @@ class WorkerPool:
         try:
             if timeout is None:
                 # No cancel scope when there is no deadline: this is the hot path.
-                kind, payload = await self._exchange(worker, call, request)
+                kind, payload = await self._exchange(worker, call, request, shared)
             else:
                 with trio.move_on_after(timeout) as scope:
-                    kind, payload = await self._exchange(worker, call, request)
+                    kind, payload = await self._exchange(worker, call, request, shared)
                 if scope.cancelled_caught:
                     raise trio.TooSlowError(f"{call!r} did not finish within {timeout:g}s")
             healthy = True
@@ -410,22 +452,36 @@ class WorkerPool:
         return _decode(call, kind, payload)
 
 
-def _encode_request(call: str, kwargs: dict[str, Any]) -> list[Any]:
+def _encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[Any], list[Any]]:
+    """What goes down the pipe, and what goes into the input memory file
+    (`shm`: the workers have one) from offset 0."""
     inline: dict[str, Any] = {}
     blobs: list[list[Any]] = []
     parts: list[Any] = [b"", b""]
+    shared: list[Any] = []
+    at = 0
     for name, value in kwargs.items():
-        if isinstance(value, bytes | bytearray | memoryview):
-            view = memoryview(value)
-            if view.nbytes >= _OUT_OF_BAND:
-                blobs.append([name, view.nbytes])
-                parts.append(view)
+        if type(value) is Parts:
+            pieces, size = value, value.nbytes
+        elif isinstance(value, bytes | bytearray | memoryview):
+            pieces, size = [value], memoryview(value).nbytes
+            if size < _OUT_OF_BAND:
+                inline[name] = value
                 continue
-        inline[name] = value
+        else:
+            inline[name] = value
+            continue
+        if shm and size >= SHM_MIN:
+            blobs.append([name, size, at])
+            shared += pieces
+            at += size
+        else:
+            blobs.append([name, size, -1])
+            parts += pieces
     head = msgpack.packb([call, inline, blobs])
     parts[0] = REQ.pack(len(head))
     parts[1] = head
-    return parts
+    return parts, shared
 
 
 def _decode(call: str, kind: int, payload: bytes | memoryview) -> Any:

@@ -1,15 +1,25 @@
 """A warm worker process for callable jobs: `python -m actors.compute.worker`.
 
-Started by WorkerPool with a request pipe on fd 0 and a reply pipe on fd 1.
-It runs one call at a time, forever, until the request pipe closes.
+Started by WorkerPool with a request pipe on fd 0 and a reply pipe on fd 1,
+and, where the OS has them, two memory files (memfd) whose fds are its two
+arguments: one for large inputs, one for a large result. It runs one call at a
+time, forever, until the request pipe closes.
 
-Requests:  u64 n | msgpack [call, kwargs, [[name, size], ...]] (n bytes) | raw inputs
-           Large byte inputs travel raw after the msgpack head, in the order
-           listed, instead of being copied into it.
+Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...]] (n bytes) | raw inputs
+           Byte inputs of some size travel outside the msgpack head: at -1
+           raw after it on the pipe, in the order listed; at >= 0 in the input
+           memory file from that offset.
 Replies:   u8 kind | u64 length | payload   (kinds below; READY once at start)
+           With the SHM bit set in kind the payload is not on the pipe: it is
+           the first `length` bytes of the result memory file.
+
+Why memory files: a large value through a pipe is copied in, copied out in
+pipe-sized pieces and joined; through a memory file it is copied in once and
+read out once into the bytes object the other side needs, and the file's pages
+are reused call after call instead of fresh memory being faulted in.
 
 This module is imported into the worker before any user code, so it keeps to
-the standard library and msgpack.
+the standard library, msgpack and bus.memory (standard library only).
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from typing import Any
 
 import msgpack
 
+from bus.memory import keep_freed_memory
+
 REQ = struct.Struct("<Q")
 REP = struct.Struct("<BQ")
 
@@ -35,6 +47,10 @@ STR = 2  # payload is the returned str, utf-8
 PICKLE = 3  # payload is pickle protocol 5 of any other value
 ERROR = 4  # payload is msgpack [message, traceback]
 NOT_FOUND = 5  # same payload; the callable could not be imported
+SHM = 0x80  # or'ed into a kind: the payload is in the result memory file
+
+# Payloads from this size on go through the memory files when there are any.
+SHM_MIN = 1 << 18
 
 _READ = 1 << 16
 PIPE_CHUNK = 1 << 20
@@ -103,11 +119,41 @@ class Reader:
         return b"".join(chunks)
 
 
-def read_request(reader: Reader) -> tuple[str, dict[str, Any]]:
+def pread_exact(fd: int, n: int, offset: int) -> bytes:
+    """`n` bytes at `offset` of a regular file, in one piece (one read, usually)."""
+    data = os.pread(fd, n, offset)
+    if len(data) == n:
+        return data
+    parts = [data]
+    have = len(data)
+    while have < n:
+        more = os.pread(fd, n - have, offset + have)
+        if not more:
+            raise EOFError(f"memory file ends at {offset + have}, {n - have} bytes short")
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)
+
+
+def pwrite_all(fd: int, parts: list[Any], offset: int) -> int:
+    """Write `parts` one after the other from `offset`; returns the end offset."""
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        n = os.pwritev(fd, views[:IOV_MAX], offset)
+        offset += n
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+    return offset
+
+
+def read_request(reader: Reader, shm_in: int = -1) -> tuple[str, dict[str, Any]]:
     (n,) = REQ.unpack(reader.exact(REQ.size))
     call, kwargs, blobs = msgpack.unpackb(reader.exact(n))
-    for name, size in blobs:
-        kwargs[name] = reader.exact(size)
+    for name, size, at in blobs:
+        kwargs[name] = reader.exact(size) if at < 0 else pread_exact(shm_in, size, at)
     return call, kwargs
 
 
@@ -138,7 +184,15 @@ def _reply_error(fd: int, kind: int, message: str, tb: str) -> None:
     write_all(fd, [REP.pack(kind, len(payload)), payload])
 
 
-def _answer(wfd: int, fn: Callable[..., Any], call: str, kwargs: dict[str, Any]) -> None:
+def _reply(wfd: int, kind: int, data: bytes, shm_out: int) -> None:
+    if shm_out >= 0 and len(data) >= SHM_MIN:
+        pwrite_all(shm_out, [data], 0)
+        write_all(wfd, [REP.pack(kind | SHM, len(data))])
+    else:
+        write_all(wfd, [REP.pack(kind, len(data)), data])
+
+
+def _answer(wfd: int, fn: Callable[..., Any], call: str, kwargs: dict[str, Any], shm_out: int = -1) -> None:
     # A function of its own so a large result or input is freed as soon as it is sent.
     try:
         result = fn(**kwargs)
@@ -146,11 +200,10 @@ def _answer(wfd: int, fn: Callable[..., Any], call: str, kwargs: dict[str, Any])
         _reply_error(wfd, ERROR, _one_line(e), traceback.format_exc())
         return
     if type(result) is bytes:
-        write_all(wfd, [REP.pack(BYTES, len(result)), result])
+        _reply(wfd, BYTES, result, shm_out)
         return
     if type(result) is str:
-        data = result.encode("utf-8", "surrogatepass")
-        write_all(wfd, [REP.pack(STR, len(data)), data])
+        _reply(wfd, STR, result.encode("utf-8", "surrogatepass"), shm_out)
         return
     try:
         data = pickle.dumps(result, protocol=5)
@@ -163,16 +216,16 @@ def _answer(wfd: int, fn: Callable[..., Any], call: str, kwargs: dict[str, Any])
         )
         return
     del result
-    write_all(wfd, [REP.pack(PICKLE, len(data)), data])
+    _reply(wfd, PICKLE, data, shm_out)
 
 
-def serve(rfd: int, wfd: int) -> None:
+def serve(rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
     cache: dict[str, Callable[..., Any]] = {}
     reader = Reader(rfd)
     write_all(wfd, [REP.pack(READY, 0)])
     while True:
         try:
-            call, kwargs = read_request(reader)
+            call, kwargs = read_request(reader, shm_in)
         except EOFError:
             return
         fn = cache.get(call)
@@ -182,7 +235,7 @@ def serve(rfd: int, wfd: int) -> None:
             except _NotFound as e:
                 _reply_error(wfd, NOT_FOUND, str(e), traceback.format_exc())
                 continue
-        _answer(wfd, fn, call, kwargs)
+        _answer(wfd, fn, call, kwargs, shm_out)
         del kwargs
 
 
@@ -211,6 +264,7 @@ def main() -> None:
     # The node handles Ctrl-C and stops its workers; a terminal's SIGINT to the
     # whole process group must not kill them mid-call.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     _die_with_parent()
     # Move the protocol off fds 0/1 so user code cannot corrupt it: prints go to
     # stderr, reads of stdin see /dev/null.
@@ -222,8 +276,9 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     grow_pipe(wfd)
+    shm_in, shm_out = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (-1, -1)
     try:
-        serve(rfd, wfd)
+        serve(rfd, wfd, shm_in, shm_out)
     except BrokenPipeError:
         pass  # the pool went away; nobody is left to tell
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from bus.codec import attach
 from bus.errors import BusError, RemoteError
 from bus.rpc import Peer, PendingCall
 
@@ -45,8 +46,8 @@ class Redirected(BusError):
 async def read_chunks(
     peer: Peer, name: str, *, require_finished: bool = True, chunk: int = CHUNK, timeout: float | None = None
 ) -> AsyncIterator[bytes]:
-    """Yield an object's bytes in chunks, one read at a time, following
-    delegation on this node. For a partial object (`require_finished=False`)
+    """Yield an object's bytes in chunks (bytes, or memoryviews of the received
+    frames when large), one read at a time, following delegation on this node. For a partial object (`require_finished=False`)
     or a consumer that wants to pace the reads; `read_object` is faster."""
     offset = 0
     while True:
@@ -72,8 +73,8 @@ async def read_object(
     peer: Peer, name: str, on_chunk: Callable[[bytes], Awaitable[None] | None], *,
     chunk: int = CHUNK, window: int = WINDOW, timeout: float | None = None,
 ) -> int:
-    """Read a finished object, handing its chunks to `on_chunk` in order;
-    returns its size. After the first chunk (which tells the size) up to
+    """Read a finished object, handing its chunks (bytes or memoryviews) to
+    `on_chunk` in order; returns its size. After the first chunk (which tells the size) up to
     `window` reads are in flight at once, so a large object streams at the
     rate of the link, not of one round trip per chunk."""
     r = await peer.call("read", {"name": name, "offset": 0, "length": chunk}, timeout=timeout)
@@ -117,9 +118,11 @@ async def _deliver(on_chunk: Callable[[bytes], Awaitable[None] | None], data: by
 
 
 async def read_all(peer: Peer, name: str, **kw: Any) -> bytes:
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     await read_object(peer, name, parts.append, **kw)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    if len(parts) == 1 and type(parts[0]) is bytes:
+        return parts[0]
+    return b"".join(parts)
 
 
 class ObjectWriter:
@@ -184,7 +187,8 @@ class ObjectWriter:
                 if len(in_flight) >= WINDOW:
                     await in_flight.popleft().reply()
                 in_flight.append(await self.peer.send_call(
-                    "populate", {"name": self.name, "data": data, "token": self.token, "offset": self.size + i * CHUNK}))
+                    "populate", {"name": self.name, "data": attach(data), "token": self.token,
+                                 "offset": self.size + i * CHUNK}))
             while in_flight:
                 await in_flight.popleft().reply()
         finally:
@@ -193,7 +197,7 @@ class ObjectWriter:
         self.size += n * CHUNK
 
     async def _send(self, data: bytes) -> None:
-        body = {"name": self.name, "data": data, "token": self.token, "offset": self.size}
+        body = {"name": self.name, "data": attach(data), "token": self.token, "offset": self.size}
         try:
             await self.peer.call("populate", body)
         except RemoteError as e:
@@ -215,7 +219,7 @@ class ObjectWriter:
         if not self._started:
             # Small output: one message does it all.
             data = bytes(self._buf)
-            body = {"name": self.name, "data": data, "token": self.token}
+            body = {"name": self.name, "data": attach(data), "token": self.token}
             if self.quiet:
                 body["quiet"] = True
             info = await self.peer.call("put", body)

@@ -20,11 +20,12 @@ import trio
 
 from actors.groupcommit import GroupCommit
 from actors.model import ObjectState, SpecError, split_object_name
+from bus.codec import attach
 from bus.errors import BusError
 from bus.node import Node, NodeConfig
 from bus.rpc import CallContext
 
-from .store import ObjectInfo, ObjectStore, StoreError
+from .store import PAGE_CACHE_BUDGET, ObjectInfo, ObjectStore, StoreError
 
 log = logging.getLogger("weft.storage")
 
@@ -63,17 +64,20 @@ def _int(body: dict, key: str, default: int | None = None, *, minimum: int = 0,
     return v
 
 
-def _data(body: dict) -> bytes:
+def _data(body: dict) -> bytes | memoryview:
+    """The bytes to write: a memoryview of the received frame when they came
+    attached (bus.codec), written from there without a copy."""
     d = body.get("data", b"")
-    if not isinstance(d, bytes | bytearray):
+    if not isinstance(d, bytes | bytearray | memoryview):
         raise _bad(f"'data' must be bytes, got {type(d).__name__}")
-    return bytes(d)
+    return d
 
 
 class StorageNode(Node):
     role = "storage"
 
-    def __init__(self, config: NodeConfig, *, inline_max: int = 65536) -> None:
+    def __init__(self, config: NodeConfig, *, inline_max: int = 65536,
+                 page_cache: int = PAGE_CACHE_BUDGET) -> None:
         if config.data_dir is None:
             raise ValueError("a storage node needs a data directory")
         self.data_dir = Path(config.data_dir).resolve()
@@ -83,7 +87,8 @@ class StorageNode(Node):
         # finished (a compute node, in its task's `done`): their `finished`
         # event is quiet, so the coordinator is not woken twice for one job.
         self._quiet: set[str] = set()
-        self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change)
+        self.store = ObjectStore(self.data_dir, inline_max=inline_max, on_change=self._on_change,
+                                 page_cache=page_cache)
         # Changes nobody awaits (creates of empty objects) are gathered for a
         # while: they ride along with the next finish's flush instead of
         # paying an fsync of their own.
@@ -252,13 +257,13 @@ class StorageNode(Node):
         if info.state == ObjectState.DELEGATED:
             # The chain leaves this node: the caller must ask where `final` lives.
             return {"name": final, "state": "delegated", "target": final, "data": b"", "eof": False}
-        data = self.store.read(final, offset, min(length, MAX_READ))
+        data = self.store.read_view(final, offset, min(length, MAX_READ))
         end = offset + len(data)
         return {
             "name": final,
             "state": str(info.state),
             "size": info.size,
-            "data": data,
+            "data": attach(data),
             "eof": info.state == ObjectState.FINISHED and end >= info.size,
         }
 

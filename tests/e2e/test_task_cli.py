@@ -97,9 +97,10 @@ def test_cli_unreachable_storage_fails_within_seconds() -> None:
         (["object", "get", "--storage", "tcp://127.0.0.1:1", "a/../../evil"], "a/../../evil"),
         (["task", "poll", "--compute", "tcp://127.0.0.1:1", "--since", "-1"], "--since"),
         (["coordinator", "--data-dir", "/tmp/weft-never-made", "--follow-ahead", "-1"], "--follow-ahead -1"),
+        (["storage", "--data-dir", "/tmp/weft-never-made", "--page-cache-mb", "-5"], "--page-cache-mb -5"),
     ],
     ids=["bad-compute-endpoint", "bad-storage-endpoint", "unknown-builtin", "traversal-1",
-         "traversal-2", "negative-since", "negative-follow-ahead"],
+         "traversal-2", "negative-since", "negative-follow-ahead", "negative-page-cache"],
 )
 def test_cli_bad_arguments_exit_2_with_one_line(args: list[str], needle: str) -> None:
     r = run_cli(*args)
