@@ -359,6 +359,7 @@ class WeftSide:
         from actors.client import ObjectRef
 
         c = self.client
+        followed_before = c.stats().get("followed", 0)
         t0 = time.perf_counter()
         specs = []
         for i in range(pairs):
@@ -370,9 +371,14 @@ class WeftSide:
         elapsed = time.perf_counter() - t0
         results = [self._result(f, deadline, "reading a consumer's result") for f in consumers]
         check_lengths(results, size)
-        self.notes["handoff"] = ("pairs whose producer and consumer ran on different compute nodes "
-                                 "(weft cannot pin placement; the bytes are always stored on a storage node; a consumer started on its producer's node reads them from memory)")
-        self.note_values.setdefault("handoff", []).append(f"{cross_node_pairs(results)}/{pairs}")
+        followed = c.stats().get("followed", 0) - followed_before
+        self.notes["handoff"] = (
+            "every producer's bytes go to a storage node (another process), and a consumer reads them "
+            "from there, unless it followed its producer (started on the producer's compute node and "
+            "took the bytes from its memory); per run: pairs whose producer and consumer ran on "
+            "different compute nodes (weft cannot pin placement), consumers that followed")
+        self.note_values.setdefault("handoff", []).append(
+            f"{cross_node_pairs(results)}/{pairs} cross, {followed}/{pairs} followed")
         return pairs * size / elapsed / 1e6
 
     # -- submit + memory ----------------------------------------------------------------

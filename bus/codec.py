@@ -126,6 +126,9 @@ class _Attachments:
         return memoryview(self.frames[i])  # of bytes, or of a zmq.Frame's own buffer
 
 
+_NONE_ATTACHED = _Attachments(())
+
+
 def decode(
     frame: bytes | memoryview, max_size: int = DEFAULT_MAX_MESSAGE, attached: Sequence[Any] = ()
 ) -> Envelope:
@@ -136,7 +139,9 @@ def decode(
         size += len(f)
     if size > max_size:
         raise ProtocolError(f"message of {size} bytes exceeds the limit of {max_size}")
-    hook = _Attachments(attached)
+    # Without attachments any extension value is an error, and the shared
+    # hook is never changed: no object per message on the hot path.
+    hook = _Attachments(attached) if attached else _NONE_ATTACHED
     try:
         m = msgpack.unpackb(frame, raw=False, strict_map_key=True, ext_hook=hook)
     except ProtocolError:
