@@ -115,6 +115,44 @@ async def test_inherited_input_variables_are_not_passed_on(
     assert result.outputs["stdout"].read_bytes() == b"unset"
 
 
+async def test_environment_changes_reach_later_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The node's environment is cached between commands; a change must still show.
+    spec = JobSpec(command=["sh", "-c", 'printf "%s" "$WEFT_TEST_VAR"'], outputs=["stdout"])
+    monkeypatch.setenv("WEFT_TEST_VAR", "one")
+    await run_command(spec, tmp_path / "a")
+    monkeypatch.setenv("WEFT_TEST_VAR", "two")
+    await run_command(spec, tmp_path / "b")
+    assert (tmp_path / "a" / "outputs" / "stdout").read_text() == "one"
+    assert (tmp_path / "b" / "outputs" / "stdout").read_text() == "two"
+
+
+async def test_command_found_on_path_follows_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where PATH finds a command is remembered for a while; a command that was
+    # removed since, or a changed PATH, is looked up again.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for d, word in ((first, "first"), (second, "second")):
+        d.mkdir()
+        tool = d / "weft-test-tool"
+        tool.write_text(f"#!/bin/sh\necho {word}\n")
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{first}:{second}:{os.environ['PATH']}")
+    spec = JobSpec(command=["weft-test-tool"], outputs=["stdout"])
+
+    async def run(name: str) -> str:
+        await run_command(spec, tmp_path / name)
+        return (tmp_path / name / "outputs" / "stdout").read_text().strip()
+
+    assert await run("r1") == "first"
+    (first / "weft-test-tool").unlink()
+    assert await run("r2") == "second"
+    monkeypatch.setenv("PATH", f"{second}:{first}:{os.environ['PATH']}")
+    (first / "weft-test-tool").write_text("#!/bin/sh\necho first again\n")
+    (first / "weft-test-tool").chmod(0o755)
+    assert await run("r3") == "second"
+    monkeypatch.setenv("PATH", f"{first}:{second}:{os.environ['PATH']}")
+    assert await run("r4") == "first again"
+
+
 async def test_bad_immediate_inputs_are_spec_errors(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="NUL"):
         await run_command(sh("true", inputs={"x": b"a\0b"}), tmp_path)
