@@ -375,10 +375,10 @@ class WeftSide:
         self.notes["handoff"] = (
             "every producer's bytes go to a storage node (another process), and a consumer reads them "
             "from there, unless it followed its producer (started on the producer's compute node and "
-            "took the bytes from its memory); per run: pairs whose producer and consumer ran on "
-            "different compute nodes (weft cannot pin placement), consumers that followed")
+            "took the bytes from its memory). Pairs whose producer and consumer ran on different "
+            "compute nodes (weft cannot pin placement; \"cross\") and consumers that followed")
         self.note_values.setdefault("handoff", []).append(
-            f"{cross_node_pairs(results)}/{pairs} cross, {followed}/{pairs} followed")
+            f"{cross_node_pairs(results)} cross and {followed} followed of {pairs}")
         return pairs * size / elapsed / 1e6
 
     # -- submit + memory ----------------------------------------------------------------
