@@ -285,9 +285,8 @@ class WorkerPool:
         try:
             grow_pipe(req_w)
             if _HAVE_MEMFD:
+                # Close-on-exec here; pass_fds hands them to this worker only.
                 shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out")]
-            for fd in shm:
-                os.set_inheritable(fd, True)
             proc = await trio.lowlevel.open_process(
                 [self._python, "-m", "actors.compute.worker", *map(str, shm)],
                 stdin=req_r,
@@ -304,8 +303,6 @@ class WorkerPool:
             os.close(rep_w)
         os.set_blocking(req_w, False)
         os.set_blocking(rep_r, False)
-        for fd in shm:
-            os.set_inheritable(fd, False)  # later workers get memory files of their own
         worker = _Worker(proc, rep_r, req_w, *shm)
         self._workers.add(worker)
         try:

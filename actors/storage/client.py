@@ -46,9 +46,10 @@ class Redirected(BusError):
 async def read_chunks(
     peer: Peer, name: str, *, require_finished: bool = True, chunk: int = CHUNK, timeout: float | None = None
 ) -> AsyncIterator[bytes]:
-    """Yield an object's bytes in chunks (bytes, or memoryviews of the received
-    frames when large), one read at a time, following delegation on this node. For a partial object (`require_finished=False`)
-    or a consumer that wants to pace the reads; `read_object` is faster."""
+    """Yield an object's bytes in chunks (bytes, or memoryviews of the
+    received frames when large), one read at a time, following delegation on
+    this node. For a partial object (`require_finished=False`) or a consumer
+    that wants to pace the reads; `read_object` is faster."""
     offset = 0
     while True:
         r = await peer.call("read", {"name": name, "offset": offset, "length": chunk}, timeout=timeout)
@@ -74,9 +75,9 @@ async def read_object(
     chunk: int = CHUNK, window: int = WINDOW, timeout: float | None = None,
 ) -> int:
     """Read a finished object, handing its chunks (bytes or memoryviews) to
-    `on_chunk` in order; returns its size. After the first chunk (which tells the size) up to
-    `window` reads are in flight at once, so a large object streams at the
-    rate of the link, not of one round trip per chunk."""
+    `on_chunk` in order; returns its size. After the first chunk (which tells
+    the size) up to `window` reads are in flight at once, so a large object
+    streams at the rate of the link, not of one round trip per chunk."""
     r = await peer.call("read", {"name": name, "offset": 0, "length": chunk}, timeout=timeout)
     first = _checked(r, name, True)
     size = r.get("size")
