@@ -65,6 +65,17 @@ class CallTimeout(BusError, TimeoutError):
         self.seconds = seconds
 
 
+class ConnectionLost(CallTimeout):
+    """The connection to the peer dropped while the call was in flight: its
+    outcome is unknown, as after a timeout, but known at once."""
+
+    code = "connection-lost"
+
+    def __init__(self, peer: str, op: str, seconds: float) -> None:
+        super().__init__(peer, op, seconds)
+        BusError.__init__(self, f"call {op!r} to {peer}: the connection dropped before the reply")
+
+
 _BY_CODE: dict[str, type[RemoteError]] = {"busy": Busy, "unknown-op": UnknownOp}
 
 

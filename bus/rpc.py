@@ -34,7 +34,7 @@ from .codec import (
     encode_frames,
     salvage_id,
 )
-from .errors import BusError, Busy, CallTimeout, ProtocolError, remote_error
+from .errors import BusError, Busy, CallTimeout, ConnectionLost, ProtocolError, remote_error
 from .zsock import PeerUnreachable, ZSocket, bound_endpoint, context
 
 log = logging.getLogger("weft.bus")
@@ -328,10 +328,14 @@ class Peer:
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         sock.setsockopt(zmq.MAXMSGSIZE, max_message + 4096)
         self._zs = ZSocket(sock, linger_ms=0, head=1)
+        # ZeroMQ reconnects by itself and tells a DEALER nothing when its peer
+        # goes away; the socket monitor does, so calls in flight to a peer
+        # that died fail now instead of at their deadline.
+        self._monitor = ZSocket(sock.get_monitor_socket(zmq.EVENT_DISCONNECTED), linger_ms=0)
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as e:
-            self._zs.close()
+            self.close()
             raise BusError(f"bad endpoint {endpoint!r}: {e}", code="bad-endpoint") from None
 
     def __repr__(self) -> str:
@@ -344,37 +348,60 @@ class Peer:
     async def run(self) -> None:
         """Receive replies and hand them to their callers, until cancelled."""
         zs = self._zs
-        pending = self._pending
         try:
-            while True:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_connection)
                 try:
-                    batch = await zs.recv_batch()
-                except trio.ClosedResourceError:
-                    return
-                self.last_heard = trio.current_time()
-                for msg in batch:
-                    try:
-                        env = decode(msg[0], self.max_message, msg[1:])
-                    except ProtocolError as e:
-                        log.warning("bad message from %s: %s", self.endpoint, e.message)
-                        continue
-                    slot = pending.get(env.id)
-                    if slot is None:
-                        continue  # a late reply to a call that timed out
-                    if env.kind == REPLY:
-                        slot.value = env.body
-                    elif env.kind == ERROR:
-                        body = env.body if isinstance(env.body, dict) else {}
-                        slot.error = remote_error(
-                            str(body.get("code", "error")),
-                            str(body.get("message", "error without a message")),
-                            peer=self.endpoint, op=slot.op,
-                        )
-                    else:
-                        continue
-                    slot.event.set()
+                    while True:
+                        try:
+                            batch = await zs.recv_batch()
+                        except trio.ClosedResourceError:
+                            return
+                        self._deliver(batch)
+                finally:
+                    nursery.cancel_scope.cancel()
         finally:
             self.close()
+
+    def _deliver(self, batch: list[list[Any]]) -> None:
+        self.last_heard = trio.current_time()
+        pending = self._pending
+        for msg in batch:
+            try:
+                env = decode(msg[0], self.max_message, msg[1:])
+            except ProtocolError as e:
+                log.warning("bad message from %s: %s", self.endpoint, e.message)
+                continue
+            slot = pending.get(env.id)
+            if slot is None:
+                continue  # a late reply to a call that timed out
+            if env.kind == REPLY:
+                slot.value = env.body
+            elif env.kind == ERROR:
+                body = env.body if isinstance(env.body, dict) else {}
+                slot.error = remote_error(
+                    str(body.get("code", "error")),
+                    str(body.get("message", "error without a message")),
+                    peer=self.endpoint, op=slot.op,
+                )
+            else:
+                continue
+            slot.event.set()
+
+    async def _watch_connection(self) -> None:
+        """Fail the calls in flight when the connection to the peer drops."""
+        try:
+            while True:
+                await self._monitor.recv()
+                # Replies that came before the drop are answers, not losses.
+                while (msg := self._zs.recv_nowait()) is not None:
+                    self._deliver([msg])
+                for slot in self._pending.values():
+                    if not slot.event.is_set():
+                        slot.error = ConnectionLost(self.endpoint, slot.op, self.timeout)
+                        slot.event.set()
+        except trio.ClosedResourceError:
+            return
 
     async def call(
         self, op: str, body: Any = None, *, timeout: float | None = None, retry_busy: bool = True
@@ -442,6 +469,11 @@ class Peer:
     def close(self) -> None:
         if self._zs.closed:
             return
+        try:
+            self._zs.sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self._monitor.close()
         self._zs.close()
         for slot in self._pending.values():
             if not slot.event.is_set():

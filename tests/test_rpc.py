@@ -29,7 +29,7 @@ from bus.codec import (
     encode_frames,
     salvage_id,
 )
-from bus.errors import BusError, Busy, CallTimeout, RemoteError, UnknownOp
+from bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError, UnknownOp
 from bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
 from bus.zsock import ZSocket, context
 
@@ -366,6 +366,53 @@ async def test_closing_a_peer_fails_its_calls_in_progress(serve: Serve) -> None:
             assert len(outcome) == 1 and ep in str(outcome[0])
             with pytest.raises(PeerClosed):
                 await peer.call("never")
+
+
+async def test_calls_in_flight_to_a_peer_that_went_away_fail_at_once(serve: Serve) -> None:
+    server = Server("srv")
+
+    async def never(body: Any, ctx: CallContext) -> None:
+        await trio.sleep_forever()
+
+    server.add("never", never)
+    server.add("echo", lambda body, ctx: body)
+    scope = trio.CancelScope()
+    ep = await serve(server, scope=scope)
+    async with connect(ep, "client", timeout=30) as peer:
+        assert await peer.call("echo", 1) == 1
+        outcome: list[BaseException] = []
+
+        async def caller() -> None:
+            try:
+                await peer.call("never")
+            except CallTimeout as e:  # what every caller already handles
+                outcome.append(e)
+
+        with trio.fail_after(5):  # far below the calls' 30 s deadline
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(caller)
+                await wait_until(lambda: server.in_flight == 3)
+                scope.cancel()  # the server goes away with the calls unanswered
+        assert len(outcome) == 3
+        assert all(isinstance(e, ConnectionLost) and e.code == "connection-lost" for e in outcome)
+        assert "connection dropped" in str(outcome[0]) and ep in str(outcome[0])
+        assert not peer.closed  # the handle stays usable: ZeroMQ reconnects
+
+
+async def test_a_reply_sent_just_before_the_peer_went_away_still_arrives(serve: Serve) -> None:
+    server = Server("srv")
+    scope = trio.CancelScope()
+
+    def last_words(body: Any, ctx: CallContext) -> str:
+        scope.cancel()  # the reply leaves, then the server is gone
+        return "goodbye"
+
+    server.add("last_words", last_words)
+    ep = await serve(server, scope=scope)
+    with trio.fail_after(5):
+        async with connect(ep, "client", timeout=30) as peer:
+            assert await peer.call("last_words") == "goodbye"
 
 
 async def test_connect_and_leave_at_once(serve: Serve) -> None:
