@@ -16,6 +16,7 @@ coordinator may run the job again elsewhere.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import time
@@ -57,6 +58,8 @@ log = logging.getLogger("weft.compute")
 # Outputs up to this size travel in the task's `done` event as well, so the
 # coordinator can hand them to dependents inline (as storage's events do).
 STORED_INLINE_MAX = 4096
+# A storage node that failed us goes last among an input's copies for this long.
+_STORAGE_SHUNNED = 30.0
 _SOFT_STORAGE_CODES = {"missing", "not-finished", "fenced", "no-space", "io-error", "busy"}
 
 
@@ -233,6 +236,8 @@ class ComputeNode(Node):
         self.tasklog = TaskLog(self.data_dir / "tasks.log")
         self.taskdirs = TaskDirs(self.data_dir / "tasks")
         self.pool_error: str | None = None
+        # Storage endpoint -> when a call to it last failed for want of a connection.
+        self._storage_failed: dict[str, float] = {}
         self._restore()
 
     def _restore(self) -> None:
@@ -563,11 +568,23 @@ class ComputeNode(Node):
             return SoftFailure(f"{what}: {e.message} [{e.code}]")
         return SoftFailure(f"{what}: {e}")
 
+    def _copies(self, endpoints: list[str]) -> list[str]:
+        """The storage nodes holding an input, those that failed us lately last:
+        a node that died costs each read that tries it first a connect timeout."""
+        if len(endpoints) < 2 or not self._storage_failed:
+            return endpoints
+        recent = trio.current_time() - _STORAGE_SHUNNED
+        return sorted(endpoints, key=lambda ep: self._storage_failed.get(ep, -math.inf) > recent)
+
+    def _storage_unreachable(self, endpoint: str) -> None:
+        self._storage_failed[endpoint] = trio.current_time()
+
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
         out = dict(task.inline)
         for name, (endpoints, obj) in task.inputs.items():
             if name in out:
                 continue
+            endpoints = self._copies(endpoints)
             for i, endpoint in enumerate(endpoints):
                 try:
                     # In pieces as received: the worker pool hands them to the
@@ -577,6 +594,7 @@ class ComputeNode(Node):
                     out[name] = parts
                     break
                 except (CallTimeout, PeerClosed) as e:
+                    self._storage_unreachable(endpoint)
                     if i + 1 == len(endpoints):  # no other replica to try
                         raise self._storage_soft(e, f"input {name!r} ({obj})") from None
                 except BusError as e:
@@ -593,12 +611,14 @@ class ComputeNode(Node):
                 path.write_bytes(task.inline[name])
                 files[name] = path
                 continue
+            endpoints = self._copies(endpoints)
             for i, endpoint in enumerate(endpoints):
                 try:
                     with open(path, "wb") as f:
                         await read_object(self.peers.get(endpoint), obj, f.write)
                     break
                 except (CallTimeout, PeerClosed) as e:
+                    self._storage_unreachable(endpoint)
                     if i + 1 == len(endpoints):  # no other replica to try
                         raise self._storage_soft(e, f"input {name!r} ({obj})") from None
                 except BusError as e:
