@@ -64,3 +64,23 @@ async def test_a_directory_a_command_damaged_is_repaired(tmp_path: Path) -> None
         nursery.cancel_scope.cancel()
     assert (b / "work").is_dir() and not os.listdir(b / "work")
     assert sorted(os.listdir(b)) == sorted(SUBDIRS)
+
+
+async def test_a_commands_moved_stdout_goes_back_empty_to_results(tmp_path: Path) -> None:
+    # As the runner leaves it: captured stdout renamed to outputs/stdout.
+    dirs = TaskDirs(tmp_path / "tasks", keep=1)
+    dirs.prepare()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dirs.run)
+        await wait_spares(dirs, 1)
+        a = dirs.take("job-a")
+        (a / "results" / "output.txt").write_bytes(b"log")
+        (a / "outputs" / "stdout").write_bytes(b"printed by a")
+        inode = (a / "outputs" / "stdout").stat().st_ino
+        dirs.recycle("job-a")
+        await wait_spares(dirs, 1)
+        b = dirs.take("job-b")
+        nursery.cancel_scope.cancel()
+    assert not (b / "outputs" / "stdout").exists()  # nothing of a's is an output of b
+    assert (b / "results" / "stdout").read_bytes() == b""
+    assert (b / "results" / "stdout").stat().st_ino == inode  # the same file, reused
