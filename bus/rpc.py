@@ -396,12 +396,16 @@ class Peer:
                 # Replies that came before the drop are answers, not losses.
                 while (msg := self._zs.recv_nowait()) is not None:
                     self._deliver([msg])
-                for slot in self._pending.values():
-                    if not slot.event.is_set():
-                        slot.error = ConnectionLost(self.endpoint, slot.op, self.timeout)
-                        slot.event.set()
+                self._fail_pending(lambda op: ConnectionLost(self.endpoint, op, self.timeout))
         except trio.ClosedResourceError:
             return
+
+    def _fail_pending(self, error: Callable[[str], BaseException]) -> None:
+        """Wake every call still waiting, with `error(op)`."""
+        for slot in self._pending.values():
+            if not slot.event.is_set():
+                slot.error = error(slot.op)
+                slot.event.set()
 
     async def call(
         self, op: str, body: Any = None, *, timeout: float | None = None, retry_busy: bool = True
@@ -475,10 +479,7 @@ class Peer:
             pass
         self._monitor.close()
         self._zs.close()
-        for slot in self._pending.values():
-            if not slot.event.is_set():
-                slot.error = PeerClosed(f"connection to {self.endpoint} closed")
-                slot.event.set()
+        self._fail_pending(lambda op: PeerClosed(f"connection to {self.endpoint} closed"))
 
 
 class PendingCall:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -48,39 +49,43 @@ async def test_a_used_directory_comes_back_empty(tmp_path: Path) -> None:
     assert tmp_path.exists()  # the symlink was removed, not followed
 
 
-async def test_a_directory_a_command_damaged_is_repaired(tmp_path: Path) -> None:
+async def used_then_reused(tmp_path: Path, use: Callable[[Path], object]) -> Path:
+    """With one spare kept: job-a's directory, after `use(it)` and recycling,
+    is the one job-b takes next."""
     dirs = TaskDirs(tmp_path / "tasks", keep=1)
     dirs.prepare()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(dirs.run)
         await wait_spares(dirs, 1)
-        a = dirs.take("job-a")
-        # The command replaced its working directory by a file.
-        os.rmdir(a / "work")
-        (a / "work").write_bytes(b"not a directory")
+        use(dirs.take("job-a"))
         dirs.recycle("job-a")
         await wait_spares(dirs, 1)
         b = dirs.take("job-b")
         nursery.cancel_scope.cancel()
+    return b
+
+
+async def test_a_directory_a_command_damaged_is_repaired(tmp_path: Path) -> None:
+    def damage(a: Path) -> None:
+        # The command replaced its working directory by a file.
+        os.rmdir(a / "work")
+        (a / "work").write_bytes(b"not a directory")
+
+    b = await used_then_reused(tmp_path, damage)
     assert (b / "work").is_dir() and not os.listdir(b / "work")
     assert sorted(os.listdir(b)) == sorted(SUBDIRS)
 
 
 async def test_a_commands_moved_stdout_goes_back_empty_to_results(tmp_path: Path) -> None:
-    # As the runner leaves it: captured stdout renamed to outputs/stdout.
-    dirs = TaskDirs(tmp_path / "tasks", keep=1)
-    dirs.prepare()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(dirs.run)
-        await wait_spares(dirs, 1)
-        a = dirs.take("job-a")
+    inode: list[int] = []
+
+    def run(a: Path) -> None:
+        # As the runner leaves it: captured stdout renamed to outputs/stdout.
         (a / "results" / "output.txt").write_bytes(b"log")
         (a / "outputs" / "stdout").write_bytes(b"printed by a")
-        inode = (a / "outputs" / "stdout").stat().st_ino
-        dirs.recycle("job-a")
-        await wait_spares(dirs, 1)
-        b = dirs.take("job-b")
-        nursery.cancel_scope.cancel()
+        inode.append((a / "outputs" / "stdout").stat().st_ino)
+
+    b = await used_then_reused(tmp_path, run)
     assert not (b / "outputs" / "stdout").exists()  # nothing of a's is an output of b
     assert (b / "results" / "stdout").read_bytes() == b""
-    assert (b / "results" / "stdout").stat().st_ino == inode  # the same file, reused
+    assert [(b / "results" / "stdout").stat().st_ino] == inode  # the same file, reused

@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from actors.storage.client import (
 from bus.endpoint import check_endpoint
 from bus.errors import BusError, CallTimeout, RemoteError
 from bus.node import Node, NodeConfig
-from bus.rpc import CallContext, PeerClosed
+from bus.rpc import CallContext, Peer, PeerClosed
 
 from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command
@@ -579,51 +580,51 @@ class ComputeNode(Node):
     def _storage_unreachable(self, endpoint: str) -> None:
         self._storage_failed[endpoint] = trio.current_time()
 
+    async def _read_input(self, task: Task, name: str, read: Callable[[Peer, str], Awaitable[Any]]) -> Any:
+        """`read(peer, object)` of input `name` from the first of its copies
+        that answers; storage trouble becomes the task's soft failure."""
+        endpoints, obj = task.inputs[name]
+        endpoints = self._copies(endpoints)
+        for i, endpoint in enumerate(endpoints):
+            try:
+                return await read(self.peers.get(endpoint), obj)
+            except (CallTimeout, PeerClosed) as e:
+                self._storage_unreachable(endpoint)
+                if i + 1 == len(endpoints):  # no other replica to try
+                    raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+            except BusError as e:
+                raise self._input_soft(task, name, obj, e) from None
+        raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
+
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
-        out = dict(task.inline)
-        for name, (endpoints, obj) in task.inputs.items():
-            if name in out:
-                continue
-            endpoints = self._copies(endpoints)
-            for i, endpoint in enumerate(endpoints):
-                try:
-                    # In pieces as received: the worker pool hands them to the
-                    # worker without joining them here first.
-                    parts = Parts()
-                    await read_object(self.peers.get(endpoint), obj, parts.append)
-                    out[name] = parts
-                    break
-                except (CallTimeout, PeerClosed) as e:
-                    self._storage_unreachable(endpoint)
-                    if i + 1 == len(endpoints):  # no other replica to try
-                        raise self._storage_soft(e, f"input {name!r} ({obj})") from None
-                except BusError as e:
-                    raise self._input_soft(task, name, obj, e) from None
+        async def pieces(peer: Peer, obj: str) -> Parts:
+            # In pieces as received: the worker pool hands them to the worker
+            # without joining them here first.
+            parts = Parts()
+            await read_object(peer, obj, parts.append)
+            return parts
+
+        out: dict[str, bytes | Parts] = dict(task.inline)
+        for name in task.inputs:
+            if name not in out:
+                out[name] = await self._read_input(task, name, pieces)
         return out
 
     async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
         files = {}
         if task.spec.refs:
             inputs_dir.mkdir(parents=True, exist_ok=True)
-        for name, (endpoints, obj) in task.inputs.items():
-            path = inputs_dir / name
+        for name in task.inputs:
+            path = files[name] = inputs_dir / name
             if name in task.inline:
                 path.write_bytes(task.inline[name])
-                files[name] = path
                 continue
-            endpoints = self._copies(endpoints)
-            for i, endpoint in enumerate(endpoints):
-                try:
-                    with open(path, "wb") as f:
-                        await read_object(self.peers.get(endpoint), obj, f.write)
-                    break
-                except (CallTimeout, PeerClosed) as e:
-                    self._storage_unreachable(endpoint)
-                    if i + 1 == len(endpoints):  # no other replica to try
-                        raise self._storage_soft(e, f"input {name!r} ({obj})") from None
-                except BusError as e:
-                    raise self._input_soft(task, name, obj, e) from None
-            files[name] = path
+
+            async def to_file(peer: Peer, obj: str, path: Path = path) -> None:
+                with open(path, "wb") as f:
+                    await read_object(peer, obj, f.write)
+
+            await self._read_input(task, name, to_file)
         return files
 
     # -- running -------------------------------------------------------------------

@@ -142,11 +142,12 @@ _base_env: tuple[dict[bytes, bytes], dict[str, str]] | None = None
 def _inherited_env() -> dict[str, str]:
     global _base_env
     raw = getattr(os.environ, "_data", None)
-    if not isinstance(raw, dict):  # not CPython's os.environ: no shortcut
-        return {k: v for k, v in os.environ.items() if not k.startswith("WEFT_INPUT_")}
-    if _base_env is None or _base_env[0] != raw:
-        _base_env = (dict(raw), {k: v for k, v in os.environ.items() if not k.startswith("WEFT_INPUT_")})
-    return _base_env[1]
+    if isinstance(raw, dict) and _base_env is not None and _base_env[0] == raw:
+        return _base_env[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_INPUT_")}
+    if isinstance(raw, dict):  # CPython's os.environ: the shortcut works
+        _base_env = (dict(raw), env)
+    return env
 
 
 def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]:
@@ -438,21 +439,21 @@ def _executable(name: str, env: dict) -> str | None:
 def _popen(argv: list[str], cwd: Path, env: dict, stderr: int) -> _Child:
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     try:
-        exe = _executable(argv[0], env)
-        try:
-            popen = subprocess.Popen(
+        def spawn(exe: str | None) -> subprocess.Popen:
+            return subprocess.Popen(
                 argv, executable=exe, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                 stdout=out_w, stderr=stderr, start_new_session=True,
             )
+
+        exe = _executable(argv[0], env)
+        try:
+            popen = spawn(exe)
         except (FileNotFoundError, PermissionError):
             if exe is None:
                 raise
             # Gone or changed since it was looked up: look it up the usual way.
             _exe_cache.pop((env.get("PATH"), argv[0]), None)
-            popen = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=out_w, stderr=stderr, start_new_session=True,
-            )
+            popen = spawn(None)
     except BaseException:
         os.close(out_r)
         raise
