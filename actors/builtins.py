@@ -1,4 +1,4 @@
-"""Built-in callables, for the CLI, tests and benchmarks (`actors.builtins:<name>`).
+"""Built-in callables, for the CLI, tests and benchmarks (`weft.actors.builtins:<name>`).
 
 Inputs arrive as str (immediate values) or bytes (objects); every function
 accepts either.

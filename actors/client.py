@@ -2,13 +2,13 @@
 
 Usable from plain synchronous code, as a Dask user would expect::
 
-    from actors.client import Client
+    from weft.actors.client import Client
 
     with Client("tcp://127.0.0.1:5570") as client:
-        a = client.submit("actors.builtins:concat", x="1", y="2")
-        b = client.submit("actors.builtins:concat", x=a, y="3")   # a's output feeds b
+        a = client.submit("weft.actors.builtins:concat", x="1", y="2")
+        b = client.submit("weft.actors.builtins:concat", x=a, y="3")   # a's output feeds b
         print(b.result(timeout=30))                                # b'123'
-        futures = client.map("actors.builtins:echo", ["a", "b", "c"], key="x")
+        futures = client.map("weft.actors.builtins:echo", ["a", "b", "c"], key="x")
         print([f.result() for f in futures])
 
 A keyword argument that is a Future (or an ObjectRef) becomes an indirect
@@ -29,11 +29,11 @@ from typing import Any
 
 import trio
 
-from actors.model import JobSpec, split_object_name
-from actors.storage.client import read_all, read_chunks
-from bus.errors import BusError, CallTimeout, RemoteError
-from bus.node import new_node_id
-from bus.rpc import Peer, PeerClosed, PeerPool
+from weft.actors.model import JobSpec, split_object_name
+from weft.actors.storage.client import read_all, read_chunks
+from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.node import new_node_id
+from weft.bus.rpc import Peer, PeerClosed, PeerPool
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 

@@ -1,4 +1,4 @@
-"""Start one daemon from a JSON config, without the CLI: `python -m actors.launch CONFIG`.
+"""Start one daemon from a JSON config, without the CLI: `python -m weft.actors.launch CONFIG`.
 
 Launchers that start many daemons at once (`weft up`, the tests, the
 benchmark) use this instead of `weft <role>`: it imports only the role it
@@ -17,7 +17,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        sys.stderr.write("usage: python -m actors.launch CONFIG-JSON\n")
+        sys.stderr.write("usage: python -m weft.actors.launch CONFIG-JSON\n")
         return 2
     try:
         cfg = json.loads(argv[1])
@@ -28,8 +28,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"weft launch: bad config: {e}\n")
         return 2
 
-    from bus import log as weft_log
-    from bus.node import NodeConfig, run_forever
+    from weft.bus import log as weft_log
+    from weft.bus.node import NodeConfig, run_forever
 
     weft_log.setup(os.environ.get("WEFT_LOG_LEVEL"))
     if node_fields.get("data_dir"):
@@ -37,11 +37,11 @@ def main(argv: list[str]) -> int:
         node_fields["data_dir"].mkdir(parents=True, exist_ok=True)
     config = NodeConfig(**node_fields)
     if role == "coordinator":
-        from actors.coordinator.node import CoordinatorNode as cls
+        from weft.actors.coordinator.node import CoordinatorNode as cls
     elif role == "storage":
-        from actors.storage.node import StorageNode as cls
+        from weft.actors.storage.node import StorageNode as cls
     elif role == "compute":
-        from actors.compute.node import ComputeNode as cls
+        from weft.actors.compute.node import ComputeNode as cls
     else:
         sys.stderr.write(f"weft launch: unknown role {role!r}\n")
         return 2

@@ -1,6 +1,6 @@
 """Bus micro-benchmark: raw pyzmq ping-pong against the weft RPC layer.
 
-    python -m bench.bus_pingpong [--n N] [--smoke] [--json FILE]
+    python -m weft.bench.bus_pingpong [--n N] [--smoke] [--json FILE]
 
 Measures, over tcp://127.0.0.1 with the server in a separate process each time:
 
@@ -55,7 +55,7 @@ def _raw_server(conn: Any) -> None:
 def _weft_server(conn: Any) -> None:
     import trio
 
-    from bus.rpc import Server
+    from weft.bus.rpc import Server
 
     async def main() -> None:
         server = Server("bench-server", role="bench")
@@ -126,7 +126,7 @@ def _weft_client(endpoint: str, n: int, inflight: int) -> tuple[float, float]:
     """(seconds for `n` calls, mean call-to-reply seconds) with `inflight` concurrent callers."""
     import trio
 
-    from bus.rpc import connect
+    from weft.bus.rpc import connect
 
     async def main() -> tuple[float, float]:
         async with connect(endpoint, "bench-client", timeout=60) as peer:
@@ -242,7 +242,7 @@ def table(results: list[dict[str, Any]], n: int, rounds: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.bus_pingpong", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m weft.bench.bus_pingpong", description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=None, help="calls per measurement (default 5000)")
     ap.add_argument("--smoke", action="store_true", help="a quick run (n=500) to check it works")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported (default 3)")

@@ -3,7 +3,7 @@
 The shared cluster is `LocalCluster(n_workers=2, threads_per_worker=1,
 processes=True)`: two worker processes of one thread, like weft's two compute
 nodes of one slot. The task functions are the very ones weft runs
-(`bench.workloads`), submitted with `pure=False` so that every task is new.
+(`weft.bench.workloads`), submitted with `pure=False` so that every task is new.
 
 What is measured, where it differs from weft's side:
 
@@ -243,6 +243,6 @@ class DaskSide:
 
 
 def _import_workloads() -> bool:
-    import bench.workloads  # noqa: F401
+    import weft.bench.workloads  # noqa: F401
 
     return True

@@ -1,4 +1,4 @@
-"""How weft's cost grows with the number of jobs: `python -m bench.scaling`.
+"""How weft's cost grows with the number of jobs: `python -m weft.bench.scaling`.
 
 `throughput` (independent no-op callables on the bench's 2 x 1-slot cluster,
 to all finished) and `submit`/`memory` (jobs queued on a coordinator with no
@@ -20,7 +20,7 @@ from .workloads import WeftSide
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m weft.bench.scaling", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated job counts")
     ap.add_argument("--json", dest="json_path", help="write the figures here")
     args = ap.parse_args(argv)

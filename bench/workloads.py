@@ -2,7 +2,7 @@
 
 Task functions
     `noop`, `reduce_count`, `make_bytes`, `consume` and `run_true` are run by the
-    workers of *both* systems: weft imports them as `bench.workloads:<name>`,
+    workers of *both* systems: weft imports them as `weft.bench.workloads:<name>`,
     Dask pickles them by reference. So this module imports only the standard
     library when it is loaded; weft's client and cluster are imported inside
     `WeftSide`.
@@ -236,7 +236,7 @@ class WeftSide:
     # -- clusters ---------------------------------------------------------------------
     @staticmethod
     def _new_cluster(root: Path, **kw: Any) -> Any:
-        from cli.cluster import LocalCluster
+        from weft.cli.cluster import LocalCluster
 
         return LocalCluster(root, **kw)
 
@@ -255,7 +255,7 @@ class WeftSide:
             raise
 
     def open(self, timeout: float = 60.0) -> None:
-        from actors.client import Client
+        from weft.actors.client import Client
 
         self._tmp = tempfile.TemporaryDirectory(prefix="weft-bench-")
         self.cluster = self._new_cluster(Path(self._tmp.name), compute=self.compute,
@@ -263,7 +263,7 @@ class WeftSide:
         self.cluster.start(timeout)
         self.client = Client(self.cluster.endpoint, timeout=10.0, retry_for=10.0)
         # Every warm worker imports this module before anything is timed.
-        warm = self.client.map("bench.workloads:consume", [f"warm-{os.getpid()}-{time.time()}-{i}" for i in range(8)],
+        warm = self.client.map("weft.bench.workloads:consume", [f"warm-{os.getpid()}-{time.time()}-{i}" for i in range(8)],
                                key="data")
         self._wait_ok(warm, time.monotonic() + timeout, "warm-up")
 
@@ -299,7 +299,7 @@ class WeftSide:
                                     f"{final.get('cause') or final.get('outcome')}")
 
     def _result(self, future: Any, deadline: float, what: str) -> bytes:
-        from actors.client import JobFailed
+        from weft.actors.client import JobFailed
 
         try:
             return future.result(timeout=_remaining(deadline, what))
@@ -315,32 +315,32 @@ class WeftSide:
 
     def _throughput(self, n: int, tag: str, deadline: float) -> float:
         t0 = time.perf_counter()
-        futures = self.client.map("bench.workloads:noop", [f"{tag}-{i}" for i in range(n)], key="x")
+        futures = self.client.map("weft.bench.workloads:noop", [f"{tag}-{i}" for i in range(n)], key="x")
         self._wait_ok(futures, deadline, f"{n} no-op jobs")
         return n / (time.perf_counter() - t0)
 
     def _chain(self, n: int, tag: str, deadline: float) -> float:
-        from actors.client import ObjectRef
+        from weft.actors.client import ObjectRef
 
         c = self.client
         t0 = time.perf_counter()
         # Built locally (a job id is the hash of its spec), so the whole chain is
         # one submit and weft resolves the dependencies.
-        specs = [c.spec("bench.workloads:noop", x=tag)]
+        specs = [c.spec("weft.bench.workloads:noop", x=tag)]
         for _ in range(n - 1):
-            specs.append(c.spec("bench.workloads:noop", prev=ObjectRef(f"{specs[-1].job_id()}/result")))
+            specs.append(c.spec("weft.bench.workloads:noop", prev=ObjectRef(f"{specs[-1].job_id()}/result")))
         futures = c.submit_specs(specs, batch=len(specs))
         self._result(futures[-1], deadline, f"a chain of {n}")
         return (time.perf_counter() - t0) / n * 1000.0
 
     def _fanout(self, n: int, tag: str, deadline: float) -> float:
-        from actors.client import ObjectRef
+        from weft.actors.client import ObjectRef
 
         c = self.client
         t0 = time.perf_counter()
-        specs = [c.spec("bench.workloads:noop", x=f"{tag}-{i}") for i in range(n)]
+        specs = [c.spec("weft.bench.workloads:noop", x=f"{tag}-{i}") for i in range(n)]
         refs = {f"i{i}": ObjectRef(f"{s.job_id()}/result") for i, s in enumerate(specs)}
-        specs.append(c.spec("bench.workloads:reduce_count", **refs))
+        specs.append(c.spec("weft.bench.workloads:reduce_count", **refs))
         futures = c.submit_specs(specs, batch=len(specs))
         got = self._result(futures[-1], deadline, f"a fan-out of {n}")
         elapsed = time.perf_counter() - t0
@@ -356,15 +356,15 @@ class WeftSide:
         return n / (time.perf_counter() - t0)
 
     def _handoff(self, pairs: int, size: int, tag: str, deadline: float) -> float:
-        from actors.client import ObjectRef
+        from weft.actors.client import ObjectRef
 
         c = self.client
         followed_before = c.stats().get("followed", 0)
         t0 = time.perf_counter()
         specs = []
         for i in range(pairs):
-            p = c.spec("bench.workloads:make_bytes", size=str(size), x=f"{tag}-{i}")
-            specs += [p, c.spec("bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"))]
+            p = c.spec("weft.bench.workloads:make_bytes", size=str(size), x=f"{tag}-{i}")
+            specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"))]
         futures = c.submit_specs(specs, batch=len(specs))
         consumers = futures[1::2]
         self._wait_ok(consumers, deadline, f"{pairs} producer/consumer pairs")
@@ -387,7 +387,7 @@ class WeftSide:
         coordinator's RSS growth per job (KiB)."""
         import psutil
 
-        from actors.client import Client
+        from weft.actors.client import Client
 
         deadline = time.monotonic() + timeout
         with tempfile.TemporaryDirectory(prefix="weft-bench-queue-") as tmp:
@@ -396,11 +396,11 @@ class WeftSide:
                 cluster.start(min(60.0, _remaining(deadline, "starting the cluster")))
                 coordinator = psutil.Process(cluster.coordinator.pid)
                 with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
-                    c.map("bench.workloads:noop", [f"{tag}-warm-{i}" for i in range(QUEUE_WARMUP)], key="x")
+                    c.map("weft.bench.workloads:noop", [f"{tag}-warm-{i}" for i in range(QUEUE_WARMUP)], key="x")
                     before = coordinator.memory_info().rss
                     items = [f"{tag}-{i}" for i in range(n)]
                     t0 = time.perf_counter()
-                    futures = c.map("bench.workloads:noop", items, key="x")
+                    futures = c.map("weft.bench.workloads:noop", items, key="x")
                     elapsed = time.perf_counter() - t0
                     after = coordinator.memory_info().rss
                     _remaining(deadline, f"submitting {n} jobs")

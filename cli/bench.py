@@ -20,7 +20,7 @@ def bench(
     workloads: str = typer.Option(None, "--workloads", help="Comma-separated subset: throughput, chain, fanout, commands, handoff, submit, memory, startup."),
 ) -> None:
     """Benchmark a fresh local cluster (2 compute x 1 slot, 2 storage); median of 3 runs per workload."""
-    from bench import runner
+    from weft.bench import runner
 
     try:
         names = runner.parse_workloads(workloads)
@@ -36,7 +36,7 @@ def bench(
         if p not in systems:
             systems.append(p)
     if "dask" in systems:
-        from bench import dask_peer
+        from weft.bench import dask_peer
 
         if not dask_peer.available():
             fail(f"--peers dask needs Dask: {dask_peer.INSTALL_HINT}")
@@ -116,7 +116,7 @@ def _print_table(plan: object, results: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from bench import runner
+    from weft.bench import runner
 
     with_dask = "dask" in plan.systems
     by = {(r.workload, r.system): r for r in results}

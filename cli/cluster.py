@@ -43,7 +43,7 @@ _LAUNCH_OPTIONS = {
 
 
 def _launch_argv(role: str, args: list[str]) -> list[str]:
-    """`weft <role> ARGS` as a `python -m actors.launch` call when it can be."""
+    """`weft <role> ARGS` as a `python -m weft.actors.launch` call when it can be."""
     node: dict = {"beacon": False}
     options: dict = {}
     known = _LAUNCH_OPTIONS[role]
@@ -53,7 +53,7 @@ def _launch_argv(role: str, args: list[str]) -> list[str]:
         if flag == "--no-beacon":
             continue
         if not rest:
-            return ["-m", "cli", *args]
+            return ["-m", "weft", *args]
         value = rest.pop(0)
         if flag == "--listen":
             node["listen"] = value
@@ -67,8 +67,8 @@ def _launch_argv(role: str, args: list[str]) -> list[str]:
             key, typ = known[flag]
             options[key] = typ(value)
         else:
-            return ["-m", "cli", *args]
-    return ["-m", "actors.launch", json.dumps({"role": role, "node": node, "options": options})]
+            return ["-m", "weft", *args]
+    return ["-m", "weft.actors.launch", json.dumps({"role": role, "node": node, "options": options})]
 
 
 def _free_port(endpoint: str) -> int:
@@ -118,7 +118,7 @@ class _Forked:
 
 
 class Zygote:
-    """Client of actors.zygote: daemons forked from one warm interpreter.
+    """Client of weft.actors.zygote: daemons forked from one warm interpreter.
 
     Starting five interpreters that each import trio and pyzmq is most of a
     local cluster's start on a small machine; forking them from one image
@@ -130,7 +130,7 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "actors.zygote", str(theirs.fileno())],
+                [sys.executable, "-m", "weft.actors.zygote", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )
@@ -223,7 +223,7 @@ class Proc:
         self.node_id: str | None = None
         self._log: IO[bytes] = open(log_path, "ab")
         argv = _launch_argv(role, args)
-        if zygote is not None and argv[:2] == ["-m", "actors.launch"] and not zygote.gone:
+        if zygote is not None and argv[:2] == ["-m", "weft.actors.launch"] and not zygote.gone:
             self.popen: subprocess.Popen | _Forked = zygote.spawn(argv[2], self._log.fileno())
             return
         self.popen = subprocess.Popen(
@@ -327,7 +327,7 @@ class LocalCluster:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         if log_level:
             self.env["WEFT_LOG_LEVEL"] = log_level
-        # Daemons fork from one warm interpreter (actors.zygote) where the
+        # Daemons fork from one warm interpreter (weft.actors.zygote) where the
         # platform allows; WEFT_FORK_SERVER=0 starts each one on its own.
         if fork_server is None:
             fork_server = os.environ.get("WEFT_FORK_SERVER", "1") != "0"
@@ -415,7 +415,7 @@ class LocalCluster:
 
     def wait_nodes(self, compute: int, storage: int, timeout: float = 30.0) -> None:
         """Until the coordinator has taken the inventory of that many nodes."""
-        from actors.client import Client
+        from weft.actors.client import Client
 
         deadline = time.monotonic() + timeout
         with Client(self.endpoint, timeout=2.0, retry_for=timeout) as c:

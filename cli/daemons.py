@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bus.node import Node, NodeConfig, run_forever
+from weft.bus.node import Node, NodeConfig, run_forever
 
 from .common import (
     BeaconAddrOpt,
@@ -71,7 +71,7 @@ def storage(
         help="Newest object content (MiB) left in the OS page cache for readers; older content is dropped from it."),
 ) -> None:
     """Run a storage node: holds job outputs as named objects."""
-    from actors.storage.node import StorageNode
+    from weft.actors.storage.node import StorageNode
 
     if page_cache_mb < 0:
         fail(f"invalid --page-cache-mb {page_cache_mb}: expected MiB >= 0")
@@ -92,7 +92,7 @@ def compute(
     coordinator: str = StaticCoordOpt,
 ) -> None:
     """Run a compute node: runs tasks, reading and writing storage."""
-    from actors.compute.node import ComputeNode
+    from weft.actors.compute.node import ComputeNode
 
     if slots is not None and slots < 1:
         fail(f"invalid --slots {slots}: expected at least 1")
@@ -118,7 +118,7 @@ def coordinator(
         help="Dependents per slot started ahead on the node making their last input (0: none)."),
 ) -> None:
     """Run the coordinator: finds nodes, schedules jobs, follows delegations."""
-    from actors.coordinator.node import CoordinatorNode
+    from weft.actors.coordinator.node import CoordinatorNode
 
     if heartbeat <= 0.5:
         fail(f"invalid --heartbeat-timeout {heartbeat}: expected more than 0.5 seconds")

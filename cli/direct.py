@@ -11,9 +11,9 @@ from typing import Any
 import trio
 import typer
 
-from actors.model import JobSpec, SpecError, split_object_name
-from bus.node import new_node_id
-from bus.rpc import Peer, connect
+from weft.actors.model import JobSpec, SpecError, split_object_name
+from weft.bus.node import new_node_id
+from weft.bus.rpc import Peer, connect
 
 from .common import check_endpoint, emit_json, fail
 from .main import app
@@ -153,7 +153,7 @@ def object_get(
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Print (or save) an object's bytes from one storage node."""
-    from actors.storage.client import read_chunks
+    from weft.actors.storage.client import read_chunks
 
     try:
         split_object_name(name)

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from actors.model import JobSpec, SpecError, split_object_name
+from weft.actors.model import JobSpec, SpecError, split_object_name
 
 from .common import emit_json, fail
 from .main import app
@@ -20,7 +20,7 @@ JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.
 
 def client(endpoint: str | None, *, retry_for: float = 3.0):
     """A client that gives up within a few seconds when nobody answers."""
-    from actors.client import Client
+    from weft.actors.client import Client
 
     from .common import check_endpoint, coordinator_endpoint
 
@@ -72,7 +72,7 @@ def submit(
     coordinator: str = CoordOpt,
 ) -> None:
     """Submit a job (or a workflow file) and print its id."""
-    from actors.flow import load_flow
+    from weft.actors.flow import load_flow
 
     names: list[str | None]
     if file is not None:

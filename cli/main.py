@@ -7,9 +7,9 @@ import sys
 
 import typer
 
-from actors.model import SpecError
-from bus import log as weft_log
-from bus.errors import BusError
+from weft.actors.model import SpecError
+from weft.bus import log as weft_log
+from weft.bus.errors import BusError
 
 from .common import UserError
 

@@ -19,15 +19,15 @@ DEMO_FLOW = {
         "text": {"command": ["sh", "-c", "echo 'the quick brown fox jumps over the lazy dog'"]},
         "upper": {"command": ["sh", "-c", "tr a-z A-Z < $WEFT_INPUTS/text"], "inputs": {"text": "@text"}},
         "words": {"command": ["sh", "-c", "wc -w < $WEFT_INPUTS/text | tr -d ' '"], "inputs": {"text": "@text"}},
-        "report": {"call": "actors.builtins:concat", "inputs": {"a": "@upper", "b": "@words"}},
+        "report": {"call": "weft.actors.builtins:concat", "inputs": {"a": "@upper", "b": "@words"}},
     }
 }
 
 
 def run_demo(endpoint: str) -> bytes:
     """Submit the demo diamond (text -> upper, words -> report) and return its result."""
-    from actors.client import Client, JobFailed
-    from actors.flow import parse_flow
+    from weft.actors.client import Client, JobFailed
+    from weft.actors.flow import parse_flow
 
     flow = parse_flow(DEMO_FLOW, "demo")
     with Client(endpoint, timeout=5.0) as c:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 
-from bus.rpc import Server
+from weft.bus.rpc import Server
 
 LOCAL = "tcp://127.0.0.1:0"
 

@@ -52,7 +52,7 @@ pytestmark = pytest.mark.skipif(
 
 def weft_argv() -> list[str]:
     exe = tool("weft")
-    return [exe] if exe else [sys.executable, "-m", "cli"]
+    return [exe] if exe else [sys.executable, "-m", "weft"]
 
 
 def ansible_env(tmp_path: Path) -> dict[str, str]:

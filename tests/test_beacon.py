@@ -11,7 +11,7 @@ import msgpack
 import pytest
 import trio
 
-from bus.beacon import (
+from weft.bus.beacon import (
     MAX_DATAGRAM,
     Beacon,
     BeaconListener,

@@ -22,7 +22,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["COLUMNS"] = "120"
     proc = subprocess.run(
-        [sys.executable, "-m", "cli", "bench", "--smoke", "--json", str(out), "--workloads", ",".join(WORKLOADS)],
+        [sys.executable, "-m", "weft", "bench", "--smoke", "--json", str(out), "--workloads", ",".join(WORKLOADS)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
@@ -55,7 +55,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
 def test_bench_unknown_workload() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run([sys.executable, "-m", "cli", "bench", "--workloads", "nope"],
+    proc = subprocess.run([sys.executable, "-m", "weft", "bench", "--workloads", "nope"],
                           env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "unknown workload 'nope'" in proc.stderr

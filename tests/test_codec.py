@@ -7,7 +7,7 @@ import os
 import msgpack
 import pytest
 
-from bus.codec import (
+from weft.bus.codec import (
     ATTACH_MIN,
     CALL,
     DEFAULT_MAX_MESSAGE,
@@ -22,7 +22,7 @@ from bus.codec import (
     encode_frames,
     salvage_id,
 )
-from bus.errors import ProtocolError
+from weft.bus.errors import ProtocolError
 
 
 def raw(**overrides: object) -> bytes:

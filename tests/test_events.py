@@ -9,9 +9,9 @@ import pytest
 import trio
 import trio.testing
 
-from bus.errors import RemoteError
-from bus.events import EventQueue
-from bus.rpc import Server, connect
+from weft.bus.errors import RemoteError
+from weft.bus.events import EventQueue
+from weft.bus.rpc import Server, connect
 
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
 

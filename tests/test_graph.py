@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.coordinator.graph import (
+from weft.actors.coordinator.graph import (
     CANCELLED,
     FAILED,
     RUNNABLE,
@@ -18,7 +18,7 @@ from actors.coordinator.graph import (
     Graph,
     Job,
 )
-from actors.model import JobSpec, SpecError
+from weft.actors.model import JobSpec, SpecError
 
 
 def out(job: str) -> str:
@@ -28,7 +28,7 @@ def out(job: str) -> str:
 def spec(name: str, *deps: str, priority: int = 0, outputs: tuple[str, ...] = ("result",)) -> JobSpec:
     """A callable job reading the main output of each of `deps`."""
     return JobSpec(
-        call="actors.builtins:concat",
+        call="weft.actors.builtins:concat",
         name=name,
         refs={f"in{i}": out(d) for i, d in enumerate(deps)},
         inputs={"v": name},
@@ -97,7 +97,7 @@ def test_job_waits_until_every_input_is_finished() -> None:
 def test_job_reading_one_object_twice_waits_for_it_once() -> None:
     g = Graph()
     a = add(g, "a")
-    s = JobSpec(call="actors.builtins:concat", name="twice", refs={"x": out("a"), "y": out("a")}, outputs=["result"])
+    s = JobSpec(call="weft.actors.builtins:concat", name="twice", refs={"x": out("a"), "y": out("a")}, outputs=["result"])
     twice = g.add_job("twice", s)
     g.link_inputs(twice)
     assert twice.state == WAITING

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import trio
 
-from bus.heartbeat import Liveness
-from bus.rpc import CallContext, PeerPool, Server
+from weft.bus.heartbeat import Liveness
+from weft.bus.rpc import CallContext, PeerPool, Server
 
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
 

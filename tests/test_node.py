@@ -8,9 +8,9 @@ from typing import Any
 
 import trio
 
-from bus.beacon import BeaconListener, PeerInfo
-from bus.node import Node, NodeConfig
-from bus.rpc import CallContext, Server, connect
+from weft.bus.beacon import BeaconListener, PeerInfo
+from weft.bus.node import Node, NodeConfig
+from weft.bus.rpc import CallContext, Server, connect
 
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
 

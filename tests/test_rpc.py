@@ -17,7 +17,7 @@ import trio.lowlevel
 import trio.testing
 import zmq
 
-from bus.codec import (
+from weft.bus.codec import (
     ATTACH_MIN,
     CALL,
     ERROR,
@@ -29,9 +29,9 @@ from bus.codec import (
     encode_frames,
     salvage_id,
 )
-from bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError, UnknownOp
-from bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
-from bus.zsock import ZSocket, context
+from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError, UnknownOp
+from weft.bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
+from weft.bus.zsock import ZSocket, context
 
 KiB = 1024
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py

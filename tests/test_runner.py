@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.compute.runner import RunnerError, run_command
-from actors.model import JobSpec, SpecError
+from weft.actors.compute.runner import RunnerError, run_command
+from weft.actors.model import JobSpec, SpecError
 
 WAIT = 5.0  # every wait in this file is bounded by it
 

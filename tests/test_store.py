@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.model import ObjectState, SpecError
-from actors.storage import store as store_mod
-from actors.storage.store import (
+from weft.actors.model import ObjectState, SpecError
+from weft.actors.storage import store as store_mod
+from weft.actors.storage.store import (
     READ_CHUNK,
     DelegationCycle,
     Fenced,
@@ -247,7 +247,7 @@ def test_reopen_after_kill(data_dir: Path) -> None:
         from pathlib import Path
         sys.path.insert(0, {str(REPO)!r})
         from tests.test_store import populate_for_restart
-        from actors.storage.store import ObjectStore
+        from weft.actors.storage.store import ObjectStore
         s = ObjectStore(Path({str(data_dir)!r}))
         populate_for_restart(s)
         s.flush()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from actors.compute.taskdirs import SUBDIRS, TaskDirs
+from weft.actors.compute.taskdirs import SUBDIRS, TaskDirs
 
 
 def contents(path: Path) -> dict[str, int]:

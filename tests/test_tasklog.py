@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.compute.tasklog import TaskLog
+from weft.actors.compute.tasklog import TaskLog
 
 
 def test_records_of_an_attempt_merge_and_a_new_attempt_replaces_them(tmp_path: Path) -> None:

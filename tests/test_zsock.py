@@ -11,7 +11,7 @@ import trio.lowlevel
 import trio.testing
 import zmq
 
-from bus.zsock import PeerUnreachable, ZSocket, bound_endpoint, context
+from weft.bus.zsock import PeerUnreachable, ZSocket, bound_endpoint, context
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from actors.delegate import Delegate
-from actors.model import (
+from weft.actors.delegate import Delegate
+from weft.actors.model import (
     JobSpec,
     Outcome,
     SpecError,
@@ -37,17 +37,17 @@ from actors.model import (
     delegated_output,
     split_object_name,
 )
-from actors.storage.client import (
+from weft.actors.storage.client import (
     NotFinished,
     ObjectWriter,
     Redirected,
     ReplicatedWriter,
     read_object,
 )
-from bus.endpoint import check_endpoint
-from bus.errors import BusError, CallTimeout, RemoteError
-from bus.node import Node, NodeConfig
-from bus.rpc import CallContext, Peer, PeerClosed
+from weft.bus.endpoint import check_endpoint
+from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.node import Node, NodeConfig
+from weft.bus.rpc import CallContext, Peer, PeerClosed
 
 from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command

@@ -4,7 +4,7 @@ Workers are started once and reused, so running a tiny function costs a pipe
 round trip, not a process start. Each worker runs one call at a time; `run`
 waits for a free one. Requests are length-prefixed msgpack; results come back
 raw when they are bytes or str (the common case) and as pickle protocol 5
-otherwise (see actors.compute.worker).
+otherwise (see weft.actors.compute.worker).
 
 A worker whose call is cancelled or times out is killed and replaced: a stuck
 function cannot be interrupted any other way. So is a worker that dies.
@@ -288,7 +288,7 @@ class WorkerPool:
                 # Close-on-exec here; pass_fds hands them to this worker only.
                 shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out")]
             proc = await trio.lowlevel.open_process(
-                [self._python, "-m", "actors.compute.worker", *map(str, shm)],
+                [self._python, "-m", "weft.actors.compute.worker", *map(str, shm)],
                 stdin=req_r,
                 stdout=rep_w,
                 env=self._env,

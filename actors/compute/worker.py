@@ -1,4 +1,4 @@
-"""A warm worker process for callable jobs: `python -m actors.compute.worker`.
+"""A warm worker process for callable jobs: `python -m weft.actors.compute.worker`.
 
 Started by WorkerPool with a request pipe on fd 0 and a reply pipe on fd 1,
 and, where the OS has them, two memory files (memfd) whose fds are its two
@@ -36,7 +36,7 @@ from typing import Any
 
 import msgpack
 
-from bus.memory import keep_freed_memory
+from weft.bus.memory import keep_freed_memory
 
 REQ = struct.Struct("<Q")
 REP = struct.Struct("<BQ")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from actors.model import JobSpec, SpecError, split_object_name
+from weft.actors.model import JobSpec, SpecError, split_object_name
 
 WAITING = "waiting"
 RUNNABLE = "runnable"

@@ -18,14 +18,20 @@ from typing import Any
 
 import trio
 
-from actors.groupcommit import GroupCommit
-from actors.model import JobSpec, SpecError, check_job_id, delegation_from_wire, split_object_name
-from bus.beacon import BeaconListener, PeerInfo
-from bus.endpoint import check_endpoint
-from bus.errors import BusError, CallTimeout, RemoteError
-from bus.heartbeat import Liveness
-from bus.node import Node, NodeConfig
-from bus.rpc import CallContext, PeerClosed
+from weft.actors.groupcommit import GroupCommit
+from weft.actors.model import (
+    JobSpec,
+    SpecError,
+    check_job_id,
+    delegation_from_wire,
+    split_object_name,
+)
+from weft.bus.beacon import BeaconListener, PeerInfo
+from weft.bus.endpoint import check_endpoint
+from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.heartbeat import Liveness
+from weft.bus.node import Node, NodeConfig
+from weft.bus.rpc import CallContext, PeerClosed
 
 from .graph import CANCELLED, FAILED, RUNNABLE, RUNNING, SUCCEEDED, WAITING, Graph, Job
 from .journal import Journal, parse_handed

@@ -14,9 +14,9 @@ from typing import Any
 
 import trio
 
-from bus.codec import attach
-from bus.errors import BusError, RemoteError
-from bus.rpc import Peer, PendingCall
+from weft.bus.codec import attach
+from weft.bus.errors import BusError, RemoteError
+from weft.bus.rpc import Peer, PendingCall
 
 log = logging.getLogger("weft.storage")
 

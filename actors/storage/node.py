@@ -18,12 +18,12 @@ from typing import Any
 
 import trio
 
-from actors.groupcommit import GroupCommit
-from actors.model import ObjectState, SpecError, split_object_name
-from bus.codec import attach
-from bus.errors import BusError
-from bus.node import Node, NodeConfig
-from bus.rpc import CallContext
+from weft.actors.groupcommit import GroupCommit
+from weft.actors.model import ObjectState, SpecError, split_object_name
+from weft.bus.codec import attach
+from weft.bus.errors import BusError
+from weft.bus.node import Node, NodeConfig
+from weft.bus.rpc import CallContext
 
 from .store import PAGE_CACHE_BUDGET, ObjectInfo, ObjectStore, StoreError
 

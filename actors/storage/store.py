@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actors.model import ObjectState, split_object_name
+from weft.actors.model import ObjectState, split_object_name
 
 log = logging.getLogger("weft.storage")
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from actors.client import Client
-from cli.cluster import LocalCluster
+from weft.actors.client import Client
+from weft.cli.cluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -67,7 +67,7 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
 
 def weft_argv() -> list[str]:
     exe = shutil.which("weft")
-    return [exe] if exe else [sys.executable, "-m", "cli"]
+    return [exe] if exe else [sys.executable, "-m", "weft"]
 
 
 class Weft:

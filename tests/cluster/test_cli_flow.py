@@ -99,7 +99,7 @@ def test_stats_json_parses(weft: Weft) -> None:
 
 
 def test_status_json_of_one_job(weft: Weft) -> None:
-    job = submit_one(weft, "--call", "actors.builtins:echo", "--input", "x=status-json")
+    job = submit_one(weft, "--call", "weft.actors.builtins:echo", "--input", "x=status-json")
     ok(weft("wait", job, "--timeout", "30"))
     st = status(weft, job)
     assert st["job"] == job

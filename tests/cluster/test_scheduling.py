@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from actors.client import Client, JobFailed
-from actors.model import JobSpec
+from weft.actors.client import Client, JobFailed
+from weft.actors.model import JobSpec
 
 from .conftest import wait_for
 
-CONCAT = "actors.builtins:concat"
+CONCAT = "weft.actors.builtins:concat"
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -105,10 +105,10 @@ def test_random_dag_of_500_jobs_runs_each_job_once(client: Client) -> None:
 def test_job_with_many_dependents_starts_before_an_older_job(make_cluster) -> None:
     c = make_cluster(compute=1, storage=1, slots=1)
     with Client(c.endpoint, timeout=10.0, retry_for=10.0) as cl:
-        blocker = cl.submit("actors.builtins:sleep", seconds="2")
+        blocker = cl.submit("weft.actors.builtins:sleep", seconds="2")
         wait_for(lambda: cl.status([blocker])[0]["state"] == "running", 10, "the blocker runs")
-        x = cl.submit("actors.builtins:echo", x="old job nobody waits on")
-        y = cl.submit("actors.builtins:echo", x="the job five others need")
+        x = cl.submit("weft.actors.builtins:echo", x="old job nobody waits on")
+        y = cl.submit("weft.actors.builtins:echo", x="the job five others need")
         deps = [cl.submit(CONCAT, a=y, b=str(i)) for i in range(5)]
         sts = by_job(cl.status([blocker, x, y, *deps]))
         # All of this was queued while the only slot was busy.
@@ -213,7 +213,7 @@ def test_chain_of_three_delegations(client: Client) -> None:
 # -- 6. a hard failure fails its dependents, naming it ------------------------------------------
 
 def test_hard_failure_fails_dependents_with_a_cause(client: Client, weft) -> None:
-    bad = client.submit("actors.builtins:fail", message="boom-case-6")
+    bad = client.submit("weft.actors.builtins:fail", message="boom-case-6")
     dep = client.submit(CONCAT, x=bad, y="never")
     dep2 = client.submit(CONCAT, x=dep, y="never either")
     sts = by_job(client.wait([bad, dep, dep2], timeout=30))
@@ -252,7 +252,7 @@ def test_compute_node_added_while_jobs_are_queued_takes_work(make_cluster) -> No
     c = make_cluster(compute=0, storage=1)
     with Client(c.endpoint, timeout=10.0, retry_for=10.0) as cl:
         assert cl.stats()["computes"] == 0
-        futures = cl.map("actors.builtins:echo", [f"queued-{i}" for i in range(6)])
+        futures = cl.map("weft.actors.builtins:echo", [f"queued-{i}" for i in range(6)])
         joined = cl.submit(CONCAT, a=futures[0], b=futures[5])
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
@@ -313,7 +313,7 @@ def test_a_dependent_waits_on_its_producers_node_and_runs_when_the_input_exists(
     c = make_cluster(compute=2, storage=1, slots=1)
     with Client(c.endpoint, timeout=10.0, retry_for=10.0) as cl:
         before = cl.stats()
-        producer = cl.submit("actors.builtins:sleep", seconds="1.5")
+        producer = cl.submit("weft.actors.builtins:sleep", seconds="1.5")
         wait_for(lambda: cl.status([producer])[0]["state"] == "running", 10, "the producer runs")
         dep = cl.submit(CONCAT, a=producer, b="dependent of a sleeper")
         wait_for(lambda: cl.stats()["followed"] > before["followed"], 10, "the dependent is placed ahead")
@@ -335,7 +335,7 @@ def test_a_dependent_waits_on_its_producers_node_and_runs_when_the_input_exists(
 def test_chain_survives_the_death_of_the_node_holding_its_next_jobs(make_cluster) -> None:
     c = make_cluster(compute=2, storage=1, slots=1)
     with Client(c.endpoint, timeout=10.0, retry_for=30.0) as cl:
-        head = cl.submit("actors.builtins:sleep", seconds="3")
+        head = cl.submit("weft.actors.builtins:sleep", seconds="3")
         chain = [head]
         for i in range(4):
             chain.append(cl.submit(CONCAT, a=chain[-1], b=str(i)))

@@ -1,4 +1,4 @@
-"""Local clusters fork their daemons from one warm interpreter (actors.zygote)."""
+"""Local clusters fork their daemons from one warm interpreter (weft.actors.zygote)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from actors.client import Client
-from cli.cluster import LocalCluster, zygote_usable
+from weft.actors.client import Client
+from weft.cli.cluster import LocalCluster, zygote_usable
 
 pytestmark = pytest.mark.skipif(not zygote_usable(), reason="the fork server needs Linux")
 
@@ -25,7 +25,7 @@ def test_forked_daemons_run_jobs_and_their_deaths_are_reported(tmp_path: Path) -
         assert len({p.node_id for p in cluster.procs}) == 3
         with Client(cluster.endpoint) as c:
             assert c.submit(["sh", "-c", "echo forked"]).result(timeout=30) == b"forked\n"
-            assert c.submit("bench.workloads:consume", data="abc").result(timeout=30).startswith(b"3 ")
+            assert c.submit("weft.bench.workloads:consume", data="abc").result(timeout=30).startswith(b"3 ")
 
         victim = cluster.computes[0]
         victim.signal(signal.SIGKILL)

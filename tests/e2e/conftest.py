@@ -27,14 +27,14 @@ import psutil
 import pytest
 import trio
 
-from bus.rpc import Peer, connect
-from cli.cluster import Proc
+from weft.bus.rpc import Peer, connect
+from weft.cli.cluster import Proc
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 _WEFT = Path(sys.executable).parent / "weft"
 # The installed console script if it sits next to this interpreter, else the module.
-WEFT = [str(_WEFT)] if _WEFT.exists() else [PY, "-m", "cli"]
+WEFT = [str(_WEFT)] if _WEFT.exists() else [PY, "-m", "weft"]
 
 READY_TIMEOUT = 20.0
 
@@ -212,7 +212,7 @@ async def wait_done_by_events(compute: Peer, job: str, since: int, timeout: floa
 
 async def read_object(storage: Peer, name: str) -> bytes:
     """The whole object, chunk by chunk; only a finished object reads."""
-    from actors.storage.client import read_all
+    from weft.actors.storage.client import read_all
 
     return await read_all(storage, name)
 

@@ -8,10 +8,10 @@ import socket
 import trio
 import zmq
 
-from actors.model import JobSpec
-from actors.storage.client import write_bytes
-from bus.zsock import ZSocket, context
-from cli.cluster import Proc
+from weft.actors.model import JobSpec
+from weft.actors.storage.client import write_bytes
+from weft.bus.zsock import ZSocket, context
+from weft.cli.cluster import Proc
 
 from .conftest import Shared, job_id, peer, start_task, wait_done
 
@@ -49,7 +49,7 @@ class Flaky:
 
 async def test_a_copy_that_failed_is_tried_last(shared: Shared, fresh_compute: Proc) -> None:
     made = f"{job_id('copies-src')}/out"
-    spec = JobSpec(call="actors.builtins:concat", inputs={"z": "!"}, refs={"a": made}, outputs=["result"]).to_wire()
+    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs={"a": made}, outputs=["result"]).to_wire()
     flaky = Flaky(free_endpoint())
     with trio.fail_after(60):
         async with peer(shared.a) as a, peer(fresh_compute.endpoint) as c, trio.open_nursery() as nursery:

@@ -12,8 +12,8 @@ import sys
 
 import trio
 
-from actors.model import JobSpec
-from cli.cluster import Proc
+from weft.actors.model import JobSpec
+from weft.cli.cluster import Proc
 
 from .conftest import Shared, job_id, peer, read_object, start_task, wait_done
 
@@ -21,7 +21,7 @@ PY = sys.executable
 
 
 def concat_spec(**refs: str) -> dict:
-    return JobSpec(call="actors.builtins:concat", inputs={"z": "!"}, refs=refs, outputs=["result"]).to_wire()
+    return JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs=refs, outputs=["result"]).to_wire()
 
 
 async def start_follower(c, job: str, made: str, read_at: str, write_to: str, after: list, token: int) -> dict:
@@ -38,8 +38,8 @@ async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: S
     producer, follower = job_id("prod"), job_id("follow")
     made = f"{producer}/result"
     # The producer sleeps, so the follower is certainly waiting when it ends.
-    prod_spec = JobSpec(call="actors.builtins:echo", inputs={"x": "made by the producer"}, outputs=["result"])
-    sleeper = JobSpec(call="actors.builtins:sleep", inputs={"seconds": "0.5"}, outputs=["result"])
+    prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": "made by the producer"}, outputs=["result"])
+    sleeper = JobSpec(call="weft.actors.builtins:sleep", inputs={"seconds": "0.5"}, outputs=["result"])
     slow = job_id("slow")
     with trio.fail_after(30):
         async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
@@ -61,7 +61,7 @@ async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: S
 
 async def test_follower_of_a_failed_producer_ends_unmet_naming_it(shared: Shared, fresh_compute: Proc) -> None:
     producer, follower = job_id("prod-fail"), job_id("follow-fail")
-    bad = JobSpec(call="actors.builtins:fail", inputs={"message": "no bytes today"}, outputs=["result"])
+    bad = JobSpec(call="weft.actors.builtins:fail", inputs={"message": "no bytes today"}, outputs=["result"])
     with trio.fail_after(30):
         async with peer(fresh_compute.endpoint) as c:
             await start_task(c, producer, bad.to_wire(), outputs={"result": shared.b}, token=3)

@@ -19,9 +19,9 @@ import psutil
 import pytest
 import trio
 
-from actors.model import JobSpec
-from bus.errors import BusError, RemoteError
-from cli.cluster import Proc
+from weft.actors.model import JobSpec
+from weft.bus.errors import BusError, RemoteError
+from weft.cli.cluster import Proc
 
 from .conftest import (
     Daemons,
@@ -110,7 +110,7 @@ async def test_command_job_reads_input_from_one_storage_and_writes_outputs_to_an
 async def test_callable_job_with_immediate_inputs(shared: Shared, fresh_compute: Proc) -> None:
     job = job_id("concat")
     x, y = "héllo, ", b"\x00\xffworld\n"
-    spec = JobSpec(call="actors.builtins:concat", inputs={"x": x, "y": y}, outputs=["result"])
+    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"x": x, "y": y}, outputs=["result"])
     with trio.fail_after(30):
         async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
             await b.call("create", {"name": f"{job}/result"})
@@ -124,7 +124,7 @@ async def test_callable_job_with_an_indirect_input(shared: Shared, fresh_compute
     job = job_id("concat-ref")
     in_name = f"{job_id('part')}/y"
     y = random.Random(2).randbytes(100_000)
-    spec = JobSpec(call="actors.builtins:concat", inputs={"x": "head:"}, refs={"y": in_name}, outputs=["result"])
+    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"x": "head:"}, refs={"y": in_name}, outputs=["result"])
     with trio.fail_after(30):
         async with peer(shared.a) as a, peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
             await a.call("put", {"name": in_name, "data": y})
@@ -139,7 +139,7 @@ def worker_pids(compute: Proc) -> list[int]:
     return [
         ch.pid
         for ch in psutil.Process(compute.pid).children()
-        if "actors.compute.worker" in " ".join(ch.cmdline())
+        if "weft.actors.compute.worker" in " ".join(ch.cmdline())
     ]
 
 
@@ -152,7 +152,7 @@ async def test_callable_jobs_still_run_after_the_node_was_idle(
             await trio.sleep(0.05)
     await trio.sleep(11)  # idle longer than trio's worker-thread idle timeout (10 s)
     job = job_id("after-idle")
-    spec = JobSpec(call="actors.builtins:concat", inputs={"x": "still ", "y": "warm"}, outputs=["result"])
+    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"x": "still ", "y": "warm"}, outputs=["result"])
     with trio.fail_after(30):
         async with peer(shared.b) as b, peer(cp.endpoint) as c:
             await b.call("create", {"name": f"{job}/result"})
@@ -176,7 +176,7 @@ async def test_unfinished_input_fails_soft_naming_the_input(
         spec = JobSpec(command=[PY, "-c", "print('ran')"], refs={"src": in_name}, outputs=["stdout"])
         out = "stdout"
     else:
-        spec = JobSpec(call="actors.builtins:echo", refs={"src": in_name}, outputs=["result"])
+        spec = JobSpec(call="weft.actors.builtins:echo", refs={"src": in_name}, outputs=["result"])
         out = "result"
     with trio.fail_after(30):
         async with peer(shared.a) as a, peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
@@ -414,7 +414,7 @@ BAD_SPECS = [
     ("command-empty", {"cmd": [], "o": []}, "'command'"),
     ("command-arg-not-a-string", {"cmd": ["echo", 5], "o": []}, "'command'"),
     ("neither-command-nor-call", {"o": []}, "'command' or 'call'"),
-    ("both-command-and-call", {"cmd": ["echo"], "call": "actors.builtins:noop"}, "'command' or 'call'"),
+    ("both-command-and-call", {"cmd": ["echo"], "call": "weft.actors.builtins:noop"}, "'command' or 'call'"),
     ("call-malformed", {"call": "no colon here", "o": []}, "'call'"),
     ("input-not-a-string", {"cmd": ["echo"], "in": {"x": 5}}, "'x'"),
     ("timeout-negative", {"cmd": ["echo"], "t": -1}, "'timeout'"),
@@ -472,7 +472,7 @@ async def test_start_many_reports_bad_items_and_runs_good_ones(fresh_compute: Pr
     with trio.fail_after(20):
         async with peer(fresh_compute.endpoint) as c:
             r = await c.call("start_many", {"tasks": [
-                {"job": good, "spec": {"call": "actors.builtins:noop", "o": []}},
+                {"job": good, "spec": {"call": "weft.actors.builtins:noop", "o": []}},
                 {"job": bad, "spec": {"cmd": "echo", "o": []}},
             ]})
             first, second = r["tasks"]
@@ -493,7 +493,7 @@ async def test_missing_command_fails_hard_naming_it(shared: Shared, argv0: str) 
     assert argv0 in r["cause"] and one_line(r["cause"]), r["cause"]
 
 
-@pytest.mark.parametrize("call", ["nosuch.module:fn", "actors.builtins:nosuch"])
+@pytest.mark.parametrize("call", ["nosuch.module:fn", "weft.actors.builtins:nosuch"])
 async def test_missing_callable_fails_hard_naming_it(fresh_compute: Proc, call: str) -> None:
     job = job_id("nocall")
     with trio.fail_after(20):
@@ -654,7 +654,7 @@ async def test_sigterm_on_compute_stops_the_command_and_leaves_output_unfinished
 
 
 async def test_a_multi_chunk_object_moves_with_several_chunks_in_flight(shared: Shared) -> None:
-    from actors.storage.client import CHUNK, ObjectWriter, read_all, read_chunks
+    from weft.actors.storage.client import CHUNK, ObjectWriter, read_all, read_chunks
 
     data = random.Random(7).randbytes(5 * CHUNK + 12345)
     name = f"{job_id('window')}/big"

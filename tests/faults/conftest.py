@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 import trio
 
-from actors.storage.client import read_all
-from bus.rpc import connect
-from cli.cluster import LocalCluster, Proc
+from weft.actors.storage.client import read_all
+from weft.bus.rpc import connect
+from weft.cli.cluster import LocalCluster, Proc
 
 START_TIMEOUT = 30.0
 

@@ -25,7 +25,7 @@ import random
 import shlex
 from dataclasses import dataclass, field
 
-from actors.model import JobSpec
+from weft.actors.model import JobSpec
 
 SMALL, MEDIUM, LARGE = 0, 100_000, 1_572_864  # output sizes: 17 bytes, 100 KB, 1.5 MiB
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from actors.client import Client
-from actors.model import JobSpec
-from cli.cluster import LocalCluster
+from weft.actors.client import Client
+from weft.actors.model import JobSpec
+from weft.cli.cluster import LocalCluster
 
 from .conftest import (
     FaultReport,

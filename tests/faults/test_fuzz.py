@@ -50,11 +50,11 @@ import msgpack
 import pytest
 import zmq
 
-from actors.client import Client
-from actors.model import JobSpec, SpecError
-from bus.codec import decode
-from bus.errors import ProtocolError, RemoteError
-from cli.cluster import LocalCluster, Proc
+from weft.actors.client import Client
+from weft.actors.model import JobSpec, SpecError
+from weft.bus.codec import decode
+from weft.bus.errors import ProtocolError, RemoteError
+from weft.cli.cluster import LocalCluster, Proc
 
 from .conftest import (
     FaultReport,
@@ -102,8 +102,8 @@ SAFE_COMMANDS: list[list[str]] = [
     ["sleep", "0.1"],
 ]
 SAFE_CALLS = [
-    "actors.builtins:concat", "actors.builtins:echo", "actors.builtins:noop", "actors.builtins:fail",
-    "no.such.module:fn", "actors.builtins:no_such_fn", "sys:exit", "os:getpid",
+    "weft.actors.builtins:concat", "weft.actors.builtins:echo", "weft.actors.builtins:noop", "weft.actors.builtins:fail",
+    "no.such.module:fn", "weft.actors.builtins:no_such_fn", "sys:exit", "os:getpid",
 ]
 HOSTILE_NAMES = [
     "../wfz", "../../wfz/x", "/tmp/wfz-abs/x", "wfz/../../../tmp/wfz-esc", "wfz-j/..", "wfz-j/.",
@@ -841,7 +841,7 @@ def check_after(role: str, ctx: Context, barrage: Barrage, where: str, seed: int
 
 
 def _ref(name: str) -> Any:
-    from actors.client import ObjectRef
+    from weft.actors.client import ObjectRef
 
     return ObjectRef(name)
 
