@@ -32,8 +32,8 @@ import trio
 from weft.actors.model import JobSpec, split_object_name
 from weft.actors.storage.client import read_all, read_chunks
 from weft.bus.errors import BusError, CallTimeout, RemoteError
-from weft.bus.node import new_node_id
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
+from weft.runtime.node import new_node_id
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 

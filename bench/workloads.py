@@ -236,7 +236,7 @@ class WeftSide:
     # -- clusters ---------------------------------------------------------------------
     @staticmethod
     def _new_cluster(root: Path, **kw: Any) -> Any:
-        from weft.cli.cluster import LocalCluster
+        from weft.localcluster.cluster import LocalCluster
 
         return LocalCluster(root, **kw)
 

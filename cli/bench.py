@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
+from .app import app
 from .common import fail
-from .main import app
 
 
 @app.command()

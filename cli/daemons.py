@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from weft.bus.node import Node, NodeConfig, run_forever
+from weft.runtime.node import Node, NodeConfig, run_forever
 
+from .app import app
 from .common import (
     BeaconAddrOpt,
     BeaconPortOpt,
@@ -21,7 +22,6 @@ from .common import (
     data_dir_option,
     fail,
 )
-from .main import app
 
 
 def node_config(

@@ -12,11 +12,11 @@ import trio
 import typer
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
-from weft.bus.node import new_node_id
 from weft.bus.rpc import Peer, connect
+from weft.runtime.node import new_node_id
 
+from .app import app
 from .common import check_endpoint, emit_json, fail
-from .main import app
 
 task_app = typer.Typer(help="Drive one compute node directly.", no_args_is_help=True)
 object_app = typer.Typer(help="Read objects from one storage node directly.", no_args_is_help=True)

@@ -11,8 +11,8 @@ import typer
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
 
+from .app import app
 from .common import emit_json, fail
-from .main import app
 
 CoordOpt = typer.Option(None, "--coordinator", "-c", envvar="WEFT_COORDINATOR", help="Coordinator endpoint (default tcp://127.0.0.1:5570).")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")

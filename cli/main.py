@@ -8,41 +8,15 @@ import sys
 import typer
 
 from weft.actors.model import SpecError
-from weft.bus import log as weft_log
 from weft.bus.errors import BusError
 
+from .app import app
 from .common import UserError
-
-__version__ = "0.1.0"
-
-app = typer.Typer(
-    name="weft",
-    help="weft: a distributed job and build execution system.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"weft {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
-    log_level: str = typer.Option(None, "--log-level", help="debug, info, warning, error (default: $WEFT_LOG_LEVEL or warning)."),
-) -> None:
-    try:
-        weft_log.setup(log_level)
-    except ValueError as e:
-        raise UserError(str(e)) from None
 
 
 def _register() -> None:
-    from . import commands  # noqa: F401  (each module adds its commands to `app`)
+    # Each module adds its commands to `app` when imported.
+    from . import bench, daemons, direct, jobs, up  # noqa: F401
 
 
 def _one_line(message: str) -> str:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import typer
 
-from .cluster import ClusterError, LocalCluster, Proc
+from weft.localcluster.cluster import ClusterError, LocalCluster, Proc
+
+from .app import app
 from .common import check_endpoint, emit_json, fail
-from .main import app
 
 DEMO_FLOW = {
     "jobs": {

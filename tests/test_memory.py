@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import resource, sys
 sys.path.insert(0, {repo!r})
-from weft.bus.memory import keep_freed_memory
+from weft.runtime.memory import keep_freed_memory
 kept = keep_freed_memory()
 def round():
     v = b"x" * (10 << 20)  # a result

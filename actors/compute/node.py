@@ -46,8 +46,8 @@ from weft.actors.storage.client import (
 )
 from weft.bus.endpoint import check_endpoint
 from weft.bus.errors import BusError, CallTimeout, RemoteError
-from weft.bus.node import Node, NodeConfig
 from weft.bus.rpc import CallContext, Peer, PeerClosed
+from weft.runtime.node import Node, NodeConfig
 
 from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command

@@ -36,7 +36,7 @@ from typing import Any
 
 import msgpack
 
-from weft.bus.memory import keep_freed_memory
+from weft.runtime.memory import keep_freed_memory
 
 REQ = struct.Struct("<Q")
 REP = struct.Struct("<BQ")

@@ -30,8 +30,8 @@ from weft.bus.beacon import BeaconListener, PeerInfo
 from weft.bus.endpoint import check_endpoint
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.heartbeat import Liveness
-from weft.bus.node import Node, NodeConfig
 from weft.bus.rpc import CallContext, PeerClosed
+from weft.runtime.node import Node, NodeConfig
 
 from .graph import CANCELLED, FAILED, RUNNABLE, RUNNING, SUCCEEDED, WAITING, Graph, Job
 from .journal import Journal, parse_handed

@@ -22,8 +22,8 @@ from weft.actors.groupcommit import GroupCommit
 from weft.actors.model import ObjectState, SpecError, split_object_name
 from weft.bus.codec import attach
 from weft.bus.errors import BusError
-from weft.bus.node import Node, NodeConfig
 from weft.bus.rpc import CallContext
+from weft.runtime.node import Node, NodeConfig
 
 from .store import PAGE_CACHE_BUDGET, ObjectInfo, ObjectStore, StoreError
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from weft.actors.client import Client
-from weft.cli.cluster import LocalCluster
+from weft.localcluster.cluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0

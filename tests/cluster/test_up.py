@@ -78,7 +78,7 @@ def test_up_survives_a_dead_daemon_and_prints_how_to_restart_it(tmp_path: Path) 
 
 def test_stopping_a_cluster_twice_signalled_stops_daemons_cleanly_and_leaves_no_task(tmp_path: Path) -> None:
     from weft.actors.client import Client
-    from weft.cli.cluster import LocalCluster
+    from weft.localcluster.cluster import LocalCluster
 
     marker = f"weft-stop-test-{os.getpid()}"
     cluster = LocalCluster(tmp_path, compute=1, storage=1, slots=1)

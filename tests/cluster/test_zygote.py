@@ -1,4 +1,4 @@
-"""Local clusters fork their daemons from one warm interpreter (weft.actors.zygote)."""
+"""Local clusters fork their daemons from one warm interpreter (weft.localcluster.zygote)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from weft.actors.client import Client
-from weft.cli.cluster import LocalCluster, zygote_usable
+from weft.localcluster.cluster import LocalCluster, zygote_usable
 
 pytestmark = pytest.mark.skipif(not zygote_usable(), reason="the fork server needs Linux")
 

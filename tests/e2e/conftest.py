@@ -28,7 +28,7 @@ import pytest
 import trio
 
 from weft.bus.rpc import Peer, connect
-from weft.cli.cluster import Proc
+from weft.localcluster.cluster import Proc
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable

@@ -11,7 +11,7 @@ import zmq
 from weft.actors.model import JobSpec
 from weft.actors.storage.client import write_bytes
 from weft.bus.zsock import ZSocket, context
-from weft.cli.cluster import Proc
+from weft.localcluster.cluster import Proc
 
 from .conftest import Shared, job_id, peer, start_task, wait_done
 

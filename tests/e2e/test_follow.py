@@ -13,7 +13,7 @@ import sys
 import trio
 
 from weft.actors.model import JobSpec
-from weft.cli.cluster import Proc
+from weft.localcluster.cluster import Proc
 
 from .conftest import Shared, job_id, peer, read_object, start_task, wait_done
 

@@ -21,7 +21,7 @@ import trio
 
 from weft.actors.model import JobSpec
 from weft.bus.errors import BusError, RemoteError
-from weft.cli.cluster import Proc
+from weft.localcluster.cluster import Proc
 
 from .conftest import (
     Daemons,

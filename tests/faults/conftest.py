@@ -32,7 +32,7 @@ import trio
 
 from weft.actors.storage.client import read_all
 from weft.bus.rpc import connect
-from weft.cli.cluster import LocalCluster, Proc
+from weft.localcluster.cluster import LocalCluster, Proc
 
 START_TIMEOUT = 30.0
 

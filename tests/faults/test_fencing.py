@@ -23,7 +23,7 @@ import pytest
 
 from weft.actors.client import Client
 from weft.actors.model import JobSpec
-from weft.cli.cluster import LocalCluster
+from weft.localcluster.cluster import LocalCluster
 
 from .conftest import (
     FaultReport,

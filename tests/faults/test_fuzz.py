@@ -54,7 +54,7 @@ from weft.actors.client import Client
 from weft.actors.model import JobSpec, SpecError
 from weft.bus.codec import decode
 from weft.bus.errors import ProtocolError, RemoteError
-from weft.cli.cluster import LocalCluster, Proc
+from weft.localcluster.cluster import LocalCluster, Proc
 
 from .conftest import (
     FaultReport,

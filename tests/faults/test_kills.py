@@ -37,7 +37,7 @@ import pytest
 
 from weft.actors.client import Client
 from weft.bus.errors import BusError
-from weft.cli.cluster import LocalCluster
+from weft.localcluster.cluster import LocalCluster
 
 from .conftest import (
     FaultReport,
@@ -143,7 +143,7 @@ class Injector:
         if endpoint is None:
             c.add_storage(index=0)
             return
-        from weft.cli.cluster import Proc
+        from weft.localcluster.cluster import Proc
 
         args = ["storage", "--data-dir", str(c.data_dir / "storage-0"), "--node-id", "storage-0",
                 "--no-beacon", "--coordinator", c.endpoint, "--listen", endpoint]
@@ -304,7 +304,7 @@ def test_get_reads_another_replica_when_one_storage_node_died(make_cluster: Call
 
 
 def test_compute_death_is_seen_when_a_storage_node_has_its_id(make_cluster: Callable[..., LocalCluster]) -> None:
-    from weft.cli.cluster import Proc
+    from weft.localcluster.cluster import Proc
 
     cluster = make_cluster(compute=0, storage=1, slots=1, coordinator_args=["--heartbeat-timeout", "2"])
     twin = cluster.storages[0].node_id

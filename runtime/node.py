@@ -18,10 +18,10 @@ from typing import Any
 
 import trio
 
-from .codec import DEFAULT_MAX_MESSAGE
-from .errors import BusError
-from .events import EventQueue
-from .rpc import CallContext, PeerPool, Server
+from weft.bus.codec import DEFAULT_MAX_MESSAGE
+from weft.bus.errors import BusError
+from weft.bus.events import EventQueue
+from weft.bus.rpc import CallContext, PeerPool, Server
 
 log = logging.getLogger("weft.bus")
 
@@ -168,7 +168,7 @@ class Node:
         if cfg.coordinator:
             nursery.start_soon(self._post_hello, cfg.coordinator)
         elif cfg.beacon and self.role != "client":
-            from .beacon import Beacon
+            from weft.bus.beacon import Beacon
 
             beacon = Beacon(
                 role=self.role,

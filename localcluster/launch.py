@@ -1,4 +1,4 @@
-"""Start one daemon from a JSON config, without the CLI: `python -m weft.actors.launch CONFIG`.
+"""Start one daemon from a JSON config, without the CLI: `python -m weft.localcluster.launch CONFIG`.
 
 Launchers that start many daemons at once (`weft up`, the tests, the
 benchmark) use this instead of `weft <role>`: it imports only the role it
@@ -17,7 +17,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        sys.stderr.write("usage: python -m weft.actors.launch CONFIG-JSON\n")
+        sys.stderr.write("usage: python -m weft.localcluster.launch CONFIG-JSON\n")
         return 2
     try:
         cfg = json.loads(argv[1])
@@ -28,8 +28,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"weft launch: bad config: {e}\n")
         return 2
 
-    from weft.bus import log as weft_log
-    from weft.bus.node import NodeConfig, run_forever
+    from weft.runtime import log as weft_log
+    from weft.runtime.node import NodeConfig, run_forever
 
     weft_log.setup(os.environ.get("WEFT_LOG_LEVEL"))
     if node_fields.get("data_dir"):

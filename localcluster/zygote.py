@@ -1,4 +1,4 @@
-"""A fork server for local clusters: `python -m weft.actors.zygote FD`.
+"""A fork server for local clusters: `python -m weft.localcluster.zygote FD`.
 
 Every daemon spends most of its start importing trio, pyzmq and its role
 (~120-220 ms of CPU each, measured); five of them starting at once on two
@@ -7,7 +7,7 @@ forks each daemon from that warm image, so a daemon costs a fork instead.
 
 It serves one launcher (LocalCluster) over the SOCK_SEQPACKET unix socket FD:
 
-    request   a JSON config for weft.actors.launch, with two file descriptors
+    request   a JSON config for weft.localcluster.launch, with two file descriptors
               (SCM_RIGHTS): the daemon's stdout and its stderr
     replies   "started PID" for each request, in order, and "exit PID RC"
               when a daemon it forked exits (RC as subprocess reports it:
@@ -34,8 +34,8 @@ import sys
 # The warm image: everything a daemon of any role imports.
 import weft.actors.compute.node  # noqa: F401
 import weft.actors.coordinator.node  # noqa: F401
-import weft.actors.launch
 import weft.actors.storage.node  # noqa: F401
+import weft.localcluster.launch
 
 
 def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
@@ -58,7 +58,7 @@ def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
         import random
 
         random.seed()  # forks of one image would otherwise share one sequence
-        rc = weft.actors.launch.main(["weft.actors.launch", config])
+        rc = weft.localcluster.launch.main(["weft.localcluster.launch", config])
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else 1
     except BaseException:
@@ -133,7 +133,7 @@ def serve(sock: socket.socket) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
-        sys.stderr.write("usage: python -m weft.actors.zygote SOCKET-FD\n")
+        sys.stderr.write("usage: python -m weft.localcluster.zygote SOCKET-FD\n")
         return 2
     sock = socket.socket(fileno=int(argv[1]))
     with sock:
