@@ -29,13 +29,17 @@ from typing import Any
 
 import trio
 
-from weft.actors.model import JobSpec, split_object_name
+from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
 from weft.actors.storage.client import read_all, read_chunks
+from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.runtime.node import new_node_id
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
+# Room in a message for the envelope and each spec's keys, names and outputs.
+_MESSAGE_HEADROOM = 1 << 20
+_SPEC_OVERHEAD = 256
 
 
 class JobFailed(Exception):
@@ -61,13 +65,21 @@ class ObjectRef:
 
 
 class Future:
-    """A submitted job. `result()` waits for it and returns its main output."""
+    """A submitted job. `result()` waits for it and returns its main output.
 
-    def __init__(self, client: Client, job: str, outputs: list[str], cached: bool = False) -> None:
+    When the job already existed, `cached` says it had finished and `joined`
+    that it was queued or running; `differs` names the settings asked for
+    (e.g. "time_limit", "priority") that the existing job keeps its own of.
+    """
+
+    def __init__(self, client: Client, job: str, outputs: list[str], cached: bool = False,
+                 joined: bool = False, differs: Sequence[str] = ()) -> None:
         self.client = client
         self.job = job
         self.outputs = outputs
         self.cached = cached
+        self.joined = joined
+        self.differs = list(differs)
         self._status: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
@@ -109,6 +121,34 @@ class Future:
 
     def cancel(self) -> None:
         self.client.cancel([self.job])
+
+
+def _batches(specs: list[JobSpec], batch: int) -> Iterable[list[JobSpec]]:
+    """Up to `batch` specs per submit call, and no more than fits in one
+    message; a spec that cannot fit in any message is refused before anything
+    is sent (the coordinator would never see it: the socket drops it)."""
+    budget = DEFAULT_MAX_MESSAGE - _MESSAGE_HEADROOM
+    sizes = []
+    for i, spec in enumerate(specs):
+        check_submittable(spec)
+        size = spec.payload_size() + _SPEC_OVERHEAD
+        if size > budget:
+            which = f"job #{i + 1}" if len(specs) > 1 else "the job"
+            raise SpecError(
+                f"{which} is {human_size(size)}: a message to the coordinator is at most "
+                f"{human_size(DEFAULT_MAX_MESSAGE)}; pass large data as objects (input NAME=@JOB/OUTPUT)"
+            )
+        sizes.append(size)
+    chunk: list[JobSpec] = []
+    total = 0
+    for spec, size in zip(specs, sizes, strict=True):
+        if chunk and (len(chunk) >= batch or total + size > budget):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(spec)
+        total += size
+    if chunk:
+        yield chunk
 
 
 def _callable_name(fn: Any) -> str:
@@ -205,10 +245,17 @@ class Client:
         outputs: Sequence[str] | None = None,
         name: str | None = None,
         priority: int = 0,
+        time_limit: float | None = None,
         timeout: float | None = None,
         **inputs: Any,
     ) -> JobSpec:
-        """Build a job spec: `fn` is argv (a list) for a command, else a callable."""
+        """Build a job spec: `fn` is argv (a list) for a command, else a callable.
+
+        `time_limit` is how long the job may run, in seconds (`timeout` is its
+        older name)."""
+        if timeout is not None and time_limit is not None:
+            raise SpecError("give time_limit or its older name timeout, not both")
+        timeout = time_limit if time_limit is not None else timeout
         immediate: dict[str, str | bytes] = {}
         refs: dict[str, str] = {}
         for k, v in inputs.items():
@@ -234,10 +281,13 @@ class Client:
     def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000) -> list[Future]:
         specs = list(specs)
         futures: list[Future] = []
-        for i in range(0, len(specs), batch):
-            chunk = [s.to_wire() for s in specs[i:i + batch]]
+        for chunk_specs in _batches(specs, batch):
+            chunk = [s.to_wire() for s in chunk_specs]
             r = self.call("submit", {"jobs": chunk}, timeout=max(self.timeout, 60.0))
-            futures += [Future(self, j["job"], j["outputs"], j.get("cached", False)) for j in r["jobs"]]
+            futures += [
+                Future(self, j["job"], j["outputs"], j.get("cached", False), j.get("joined", False), j.get("differs") or ())
+                for j in r["jobs"]
+            ]
         return futures
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:

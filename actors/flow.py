@@ -26,7 +26,8 @@ from typing import Any
 
 from .model import JobSpec, SpecError, check_job_id, split_object_name
 
-_FIELDS = {"command", "call", "inputs", "outputs", "priority", "timeout", "name"}
+# `time_limit` is how long a job may run; `timeout` is its older name.
+_FIELDS = {"command", "call", "inputs", "outputs", "priority", "time_limit", "timeout", "name"}
 
 
 def main_output(spec: JobSpec) -> str:
@@ -125,6 +126,8 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
         if isinstance(command, str):
             raise SpecError(f"{where}: jobs.{name}.command must be a list (argv), e.g. [\"sh\", \"-c\", \"...\"]")
         default_outputs = ["stdout"] if command is not None else ["result"]
+        if "time_limit" in t and "timeout" in t:
+            raise SpecError(f"{where}: jobs.{name}: give time_limit or its older name timeout, not both")
         try:
             spec = JobSpec(
                 command=command,
@@ -133,7 +136,7 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
                 refs=refs,
                 outputs=list(t.get("outputs", default_outputs)),
                 priority=t.get("priority", 0),
-                timeout=t.get("timeout"),
+                timeout=t.get("time_limit", t.get("timeout")),
                 name=t.get("name"),
             )
         except SpecError as e:

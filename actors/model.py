@@ -96,14 +96,105 @@ class Outcome(enum.StrEnum):
     TIMED_OUT = "timed-out"
 
 
+def check_input_name(name: Any) -> str:
+    if type(name) is not str or not _valid_output(name):
+        raise SpecError(f"invalid input name {name!r}: use letters, digits, '.', '_', '-' (max 64)")
+    return name
+
+
 def _check_str_map(value: Any, what: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise SpecError(f"{what} must be a map, got {type(value).__name__}")
     for k in value:
-        check_output_name(k)  # names become file names and variable suffixes
+        check_input_name(k)  # names become file names and variable suffixes
     return value
+
+
+# -- limits a job must respect to be runnable at all --------------------------------------------
+# exec() takes each argument and each NAME=VALUE environment string up to
+# MAX_ARG_STRLEN (32 pages, 128 KiB with its NUL) and a program path up to
+# PATH_MAX with components up to NAME_MAX; beyond them every attempt fails on
+# every node, so a spec that breaks them is refused at submission.
+MAX_EXEC_STRING = 128 * 1024 - 1
+MAX_PROGRAM_PATH = 4095
+MAX_PATH_COMPONENT = 255
+# argv plus the inputs' environment together: under Linux's usual 2 MiB
+# ARG_MAX, leaving room for the compute node's own environment.
+MAX_EXEC_TOTAL = 1024 * 1024
+# Priorities and time limits travel as msgpack and are journaled as SQLite
+# integers: both hold 64 bits.
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+# An immediate input is journaled by the coordinator and written to the task
+# log; larger data belongs in an object. Checked by the clients (see
+# check_submittable), not by the daemons, so a running cluster's behaviour
+# does not change.
+MAX_IMMEDIATE_INPUT = 1024 * 1024
+LARGE_DATA_HINT = (
+    "pass large data as an object instead: the output of a job (e.g. one running `cat FILE`), "
+    "given as input NAME=@JOB/OUTPUT (in Python, a Future or ObjectRef)"
+)
+
+
+def byte_size(value: str | bytes) -> int:
+    """Encoded size; cheap for ASCII, which is nearly every value."""
+    if isinstance(value, bytes):
+        return len(value)
+    return len(value) if value.isascii() else len(value.encode("utf-8", "surrogateescape"))
+
+
+def human_size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"
+
+
+def input_env_var(name: str) -> str:
+    """The environment variable a command job's immediate input arrives in."""
+    return "WEFT_INPUT_" + name.upper().replace(".", "_").replace("-", "_")
+
+
+def _check_command_limits(command: list[str], inputs: dict[str, str | bytes]) -> None:
+    program = command[0]
+    size = byte_size(program)
+    if size > MAX_PROGRAM_PATH:
+        raise SpecError(
+            f"command name is {size} bytes long: a program path is at most {MAX_PROGRAM_PATH} bytes"
+        )
+    longest = max(map(len, program.split("/")))
+    if longest > MAX_PATH_COMPONENT:
+        raise SpecError(
+            f"command name has a {longest}-character path component: at most {MAX_PATH_COMPONENT} each"
+        )
+    total = 0
+    for i, a in enumerate(command):
+        size = byte_size(a)
+        if size > MAX_EXEC_STRING:
+            raise SpecError(
+                f"command argument {i} is {human_size(size)}: the OS allows at most 128 KiB per argument; "
+                "put large data in an input object (read as a file from $WEFT_INPUTS)"
+            )
+        total += size + 1
+    seen: dict[str, str] = {}
+    for k, v in inputs.items():
+        var = input_env_var(k)
+        if var in seen:
+            raise SpecError(f"inputs {seen[var]!r} and {k!r} both map to ${var}: rename one")
+        seen[var] = k
+        size = len(var) + 1 + byte_size(v)
+        if size > MAX_EXEC_STRING:
+            raise SpecError(
+                f"input {k!r} is {human_size(byte_size(v))}: a command's immediate input arrives as an "
+                f"environment variable, at most 128 KiB; {LARGE_DATA_HINT}"
+            )
+        total += size + 1
+    if total > MAX_EXEC_TOTAL:
+        raise SpecError(
+            f"the command and its immediate inputs are {human_size(total)}: at most "
+            f"{human_size(MAX_EXEC_TOTAL)} together; {LARGE_DATA_HINT}"
+        )
 
 
 @dataclass(slots=True)
@@ -139,6 +230,8 @@ class JobSpec:
             for i, a in enumerate(self.command):
                 if "\0" in a:
                     raise SpecError(f"command argument {i} contains a NUL byte")
+            if not self.command[0]:
+                raise SpecError("the command name (argument 0) is empty")
         if self.call is not None and (
             not isinstance(self.call, str) or not _CALL_RE.fullmatch(self.call)
         ):
@@ -157,14 +250,21 @@ class JobSpec:
         for o in self.outputs:
             check_output_name(o)
         if len(set(self.outputs)) != len(self.outputs):
-            raise SpecError("'outputs' names must be unique")
+            twice = next(o for i, o in enumerate(self.outputs) if o in self.outputs[:i])
+            raise SpecError(f"output {twice!r} is named twice")
+        if self.command is not None:
+            _check_command_limits(self.command, self.inputs)
         if not isinstance(self.priority, int) or isinstance(self.priority, bool):
             raise SpecError("'priority' must be an integer")
+        if not _INT64[0] <= self.priority <= _INT64[1]:
+            raise SpecError(f"priority {self.priority} is out of range: it must fit in 64 bits (-2**63 to 2**63-1)")
         if self.timeout is not None and (
             not isinstance(self.timeout, int | float) or isinstance(self.timeout, bool)
             or not math.isfinite(self.timeout) or self.timeout <= 0
         ):
-            raise SpecError("'timeout' must be a positive number of seconds")
+            raise SpecError("the time limit ('timeout') must be a positive number of seconds")
+        if isinstance(self.timeout, int) and self.timeout > _INT64[1]:
+            raise SpecError(f"time limit {self.timeout} is out of range: at most 2**63-1 seconds")
         if self.name is not None:
             check_job_id(self.name)
 
@@ -225,6 +325,23 @@ class JobSpec:
     def output_objects(self, job_id: str | None = None) -> list[str]:
         jid = job_id or self.job_id()
         return [f"{jid}/{o}" for o in self.outputs]
+
+    def payload_size(self) -> int:
+        """Bytes of the spec's values (inputs, argv): what dominates its message."""
+        size = sum(byte_size(v) + len(k) for k, v in self.inputs.items())
+        return size + sum(byte_size(a) for a in self.command or ())
+
+
+def check_submittable(spec: JobSpec) -> None:
+    """Limits a client applies before sending a job: an immediate input over
+    MAX_IMMEDIATE_INPUT is refused with a pointer to objects."""
+    for k, v in spec.inputs.items():
+        size = byte_size(v)
+        if size > MAX_IMMEDIATE_INPUT:
+            raise SpecError(
+                f"input {k!r} is {human_size(size)}: immediate inputs are limited to "
+                f"{human_size(MAX_IMMEDIATE_INPUT)} (the coordinator journals them); {LARGE_DATA_HINT}"
+            )
 
 
 def delegation_from_wire(d: Any) -> tuple[JobSpec, str]:

@@ -3,6 +3,8 @@ from here, and `weft.cli.main` imports the command modules."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from weft import __version__
@@ -10,11 +12,20 @@ from weft.runtime import log as weft_log
 
 from .common import UserError
 
+# Metavars for options that do not name their own: by option name, else by
+# the type typer shows.
+_NAME_METAVARS = {
+    "--listen": "ENDPOINT", "--coordinator": "ENDPOINT", "--compute": "ENDPOINT", "--storage": "ENDPOINT",
+    "--data-dir": "DIR", "--beacon-addr": "ADDRESS", "--beacon-port": "PORT", "--node-id": "NAME",
+    "--cluster": "NAME", "--log-level": "LEVEL", "--slots": "N",
+}
+_TYPE_METAVARS = {"int": "N", "float": "NUMBER", "str": "TEXT", "path": "PATH", "file": "FILE"}
+
 app = typer.Typer(
     name="weft",
     help="weft: a distributed job and build execution system.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -34,3 +45,47 @@ def root(
         weft_log.setup(log_level)
     except ValueError as e:
         raise UserError(str(e)) from None
+
+
+def tidy_help(command: Any) -> None:
+    """Show what a user types in help, not Python types.
+
+    typer 0.29 labels every parameter with its annotation (`<bool>` on flags,
+    `<list[str]>`, arguments as `{jobs}...`). Parameters that name a metavar
+    keep it; the rest get one from their type, flags none. typer builds these
+    labels in methods of its parameter classes and lets no command pick the
+    class of its arguments, so arguments get their label methods per instance.
+    """
+    for param in command.params:
+        if param.param_type_name == "argument":
+            base = (param.metavar or param.name.upper()).removesuffix("...")
+            param.metavar = base + ("..." if param.nargs != 1 else "")
+            usage = param.metavar if param.required else f"[{base}]" + ("..." if param.nargs != 1 else "")
+            param.get_usage_pieces = lambda ctx, usage=usage: [usage]
+            param.display_type_rich = lambda ctx: None
+        elif param.metavar is None:
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+                continue
+            try:
+                label = param.display_type(None).strip("<>")
+            except Exception:  # a type needing a context (choices): keep typer's label
+                continue
+            label = label.removeprefix("list[").removesuffix("]")
+            by_name = next((_NAME_METAVARS[o] for o in param.opts if o in _NAME_METAVARS), None)
+            if by_name is not None and label in ("str", "path"):
+                param.metavar = by_name
+            else:
+                param.metavar = _TYPE_METAVARS.get(label, label if "|" in label else label.upper())
+    # --help is made per invocation: give it the flags' blank label then.
+    make_help = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        opt = make_help(ctx)
+        if opt is not None and opt.metavar is None:
+            opt.metavar = ""
+        return opt
+
+    command.get_help_option = get_help_option
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)

@@ -13,8 +13,18 @@ from weft.actors.model import JobSpec, SpecError, split_object_name
 
 from .app import app
 from .common import emit_json, fail
+from .show import (
+    DONE,
+    PRINT_LIMIT,
+    final_of,
+    printable,
+    resubmission_line,
+    state_line,
+    status_lines,
+    why_not,
+)
 
-CoordOpt = typer.Option(None, "--coordinator", "-c", envvar="WEFT_COORDINATOR", help="Coordinator endpoint (default tcp://127.0.0.1:5570).")
+CoordOpt = typer.Option(None, "--coordinator", "-c", envvar="WEFT_COORDINATOR", metavar="ENDPOINT", help="Coordinator endpoint (default tcp://127.0.0.1:5570).")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
@@ -29,11 +39,14 @@ def client(endpoint: str | None, *, retry_for: float = 3.0):
 
 
 def _parse_inputs(values: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    immediate, refs = {}, {}
+    immediate: dict[str, str] = {}
+    refs: dict[str, str] = {}
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name:
             fail(f"invalid --input {item!r}: expected NAME=VALUE or NAME=@OBJECT")
+        if name in immediate or name in refs:
+            fail(f"--input {name} is given twice: give each input once")
         if value.startswith("@"):
             try:
                 split_object_name(value[1:])
@@ -45,35 +58,29 @@ def _parse_inputs(values: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     return immediate, refs
 
 
-def _state_line(st: dict[str, Any]) -> str:
-    final = st.get("final", st)
-    line = f"{st['job']}  {final['state']}"
-    if final.get("outcome") and final["outcome"] != "success":
-        line += f" ({final['outcome']})"
-    if final is not st:
-        line += f"  via {final['job']}"
-    if final.get("cause") and final["state"] != "succeeded":
-        line += f"  {final['cause']}"
-    return line
-
-
 @app.command(context_settings={"allow_interspersed_args": False})
 def submit(
-    command: list[str] = typer.Argument(None, help="The command and its arguments (after --)."),
-    call: str = typer.Option(None, "--call", help="Run a Python callable module:function instead of a command."),
-    file: Path = typer.Option(None, "--file", "-f", help="Submit a workflow file (TOML) of named jobs."),
-    name: str = typer.Option(None, "--name", help="Job id to use instead of the spec's hash."),
-    inputs: list[str] = typer.Option([], "--input", "-i", help="NAME=VALUE (immediate) or NAME=@OBJECT (an object)."),
-    outputs: list[str] = typer.Option([], "--output", "-o", help="Output name (repeatable; default stdout or result)."),
-    priority: int = typer.Option(0, "--priority", "-p", help="Higher runs first among equally needed jobs."),
-    timeout: float = typer.Option(None, "--timeout", help="Seconds the job may run."),
-    wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; exit 0 only if all succeeded."),
+    command: list[str] = typer.Argument(None, metavar="COMMAND", help="The command and its arguments (after --)."),
+    call: str = typer.Option(None, "--call", metavar="MODULE:FUNCTION", help="Run a Python callable instead of a command."),
+    file: Path = typer.Option(None, "--file", "-f", metavar="FILE", help="Submit a workflow file (TOML) of named jobs."),
+    name: str = typer.Option(None, "--name", metavar="JOB", help="Job id to use instead of the spec's hash."),
+    inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input, or NAME=@JOB/OUTPUT to read an object (repeatable)."),
+    outputs: list[str] = typer.Option([], "--output", metavar="NAME", help="Output name (repeatable; default stdout or result)."),
+    priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
+    time_limit: float = typer.Option(None, "--time-limit", metavar="SECONDS", help="How long the job may run before it is stopped."),
+    old_timeout: float = typer.Option(None, "--timeout", hidden=True, metavar="SECONDS"),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """Submit a job (or a workflow file) and print its id."""
     from weft.actors.flow import load_flow
 
+    if old_timeout is not None:
+        if time_limit is not None:
+            fail("give --time-limit only (--timeout is its deprecated name)")
+        typer.echo("weft: note: submit --timeout is deprecated: use --time-limit (how long the job may run)", err=True)
+        time_limit = old_timeout
     names: list[str | None]
     if file is not None:
         if command or call:
@@ -85,7 +92,9 @@ def submit(
         specs = [s for _, s in flow]
         names = [n for n, _ in flow]
     else:
-        if bool(command) == bool(call):
+        if command and call:
+            fail(f"give either --call {call} or a command ({command[0]} ...), not both")
+        if not command and not call:
             fail("give a command after -- (e.g. weft submit -- echo hi) or --call module:function")
         immediate, refs = _parse_inputs(inputs)
         try:
@@ -96,7 +105,7 @@ def submit(
                 refs=refs,
                 outputs=list(outputs) or (["stdout"] if command else ["result"]),
                 priority=priority,
-                timeout=timeout,
+                timeout=time_limit,
                 name=name,
             )
         except SpecError as e:
@@ -105,9 +114,10 @@ def submit(
     with client(coordinator) as c:
         futures = c.submit_specs(specs)
         records = [
-            {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached}
+            {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
             for f, n in zip(futures, names, strict=True)
         ]
+        _report_existing(c, futures, specs, names)
         if not wait:
             if as_json:
                 emit_json({"jobs": records})
@@ -116,13 +126,67 @@ def submit(
                     typer.echo(f"{r['name']}\t{r['job']}" if r["name"] else r["job"])
             return
         statuses = _wait_with_progress(c, [f.job for f in futures], None, quiet=as_json)
-    ok = all(s.get("final", s)["state"] == "succeeded" for s in statuses)
-    if as_json:
-        emit_json({"jobs": [dict(r, status=s) for r, s in zip(records, statuses, strict=True)], "ok": ok})
-    else:
-        for r, s in zip(records, statuses, strict=True):
-            typer.echo((f"{r['name']}\t" if r["name"] else "") + _state_line(s))
+        ok = all(final_of(s)["state"] == "succeeded" for s in statuses)
+        if as_json:
+            emit_json({"jobs": [dict(r, status=s) for r, s in zip(records, statuses, strict=True)], "ok": ok})
+        elif file is None:
+            if not ok:
+                fail(why_not(statuses[0]), code=1)
+            _print_main_output(c, futures[0])
+        else:
+            for r, s in zip(records, statuses, strict=True):
+                typer.echo((f"{r['name']}\t" if r["name"] else "") + state_line(s))
     raise typer.Exit(0 if ok else 1)
+
+
+def _report_existing(c: Any, futures: list[Any], specs: list[JobSpec], names: list[str | None]) -> None:
+    """One line on stderr for a job that already existed; for a workflow
+    file, a line per job whose settings were not applied and a count."""
+    existing = [(f, s, n) for f, s, n in zip(futures, specs, names, strict=True) if f.cached or f.joined]
+    if not existing:
+        return
+    with_differs = [e for e in existing if e[0].differs]
+    kept = {st["job"]: st for st in c.status([f.job for f, _, _ in with_differs])} if with_differs else {}
+    if len(specs) > 1:
+        for f, s, n in with_differs:
+            state = "succeeded" if f.cached else "queued or running"
+            typer.echo(resubmission_line(f.job, state, f.differs, s, kept.get(f.job), label=f"{n}: "), err=True)
+        done = sum(f.cached for f, _, _ in existing)
+        typer.echo(f"{len(existing)} of {len(specs)} jobs already existed ({done} finished, "
+                   f"{len(existing) - done} queued or running): not run again", err=True)
+        return
+    f, s, _ = existing[0]
+    state = "succeeded" if f.cached else (kept.get(f.job) or c.status([f.job])[0])["state"]
+    typer.echo(resubmission_line(f.job, state, f.differs, s, kept.get(f.job)), err=True)
+
+
+def _print_main_output(c: Any, future: Any) -> None:
+    """A succeeded job's main output on stdout when it is text of a sensible
+    size; otherwise how to fetch it."""
+    if not future.outputs:
+        return
+    key = future.key
+    buf = bytearray()
+
+    class _Enough(Exception):
+        pass
+
+    def collect(chunk: bytes) -> None:
+        buf.extend(chunk)
+        if len(buf) > PRINT_LIMIT:
+            raise _Enough
+
+    try:
+        c.get_to(key, collect)
+    except _Enough:
+        typer.echo(f"weft: output {key} is over {PRINT_LIMIT // 1024} KiB: weft get {future.job} -o FILE", err=True)
+        return
+    text = printable(bytes(buf))
+    if text is None:
+        typer.echo(f"weft: output {key} is binary ({len(buf)} bytes): weft get {future.job} -o FILE", err=True)
+        return
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _wait_with_progress(c: Any, jobs: list[str], timeout: float | None, *, quiet: bool) -> list[dict]:
@@ -144,7 +208,7 @@ def _wait_with_progress(c: Any, jobs: list[str], timeout: float | None, *, quiet
             step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             r = c.call("wait", {"jobs": pending, "timeout": step}, timeout=step + 5)
             for st in r["jobs"]:
-                if st.get("final", st)["state"] in ("succeeded", "failed", "cancelled"):
+                if final_of(st)["state"] in DONE:
                     done[st["job"]] = st
             bar.update(t, completed=len(done))
             if deadline is not None and time.monotonic() >= deadline and len(done) < len(jobs):
@@ -160,28 +224,22 @@ def _stderr_console():
 
 @app.command()
 def status(
-    job: str = typer.Argument(None, help="A job id (default: recent jobs)."),
-    limit: int = typer.Option(20, "--limit", help="How many recent jobs to list."),
+    job: str = typer.Argument(None, metavar="JOB", help="A job id (default: recent jobs)."),
+    limit: int = typer.Option(20, "--limit", metavar="N", help="How many recent jobs to list."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """State, outcome, node, waited/ran times and cause of jobs."""
+    """State, command, inputs, node, times, exit code and cause of a job (or recent jobs)."""
+    if limit < 0:
+        fail(f"invalid --limit {limit}: expected a number of jobs >= 0")
     with client(coordinator) as c:
         if job:
             st = c.status([job])[0]
             if as_json:
                 emit_json(st)
                 return
-            for key in ("job", "name", "state", "outcome", "node", "waited", "ran", "attempts", "cause", "delegate", "parent", "outputs"):
-                if key in st:
-                    v = st[key]
-                    if key in ("waited", "ran"):
-                        v = f"{v:.3f}s"
-                    elif isinstance(v, list):
-                        v = ", ".join(v)
-                    typer.echo(f"{key:9} {v}")
-            if "final" in st:
-                typer.echo(f"{'final':9} {_state_line(st['final'])}")
+            for line in status_lines(st):
+                typer.echo(line)
             return
         r = c.call("status", {"limit": limit})
         if as_json:
@@ -190,40 +248,45 @@ def status(
         counts = ", ".join(f"{k} {v}" for k, v in sorted(r.get("counts", {}).items())) or "no jobs"
         typer.echo(counts)
         for st in r["jobs"]:
-            typer.echo(_state_line(st))
+            typer.echo(state_line(st))
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout >= 0:  # also NaN
+        fail(f"invalid --timeout {timeout}: expected a number of seconds >= 0")
 
 
 @app.command("wait")
 def wait_cmd(
-    jobs: list[str] = typer.Argument(..., help="Job ids."),
-    timeout: float = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3)."),
+    jobs: list[str] = typer.Argument(..., metavar="JOB", help="Job ids."),
+    timeout: float = typer.Option(None, "--timeout", metavar="SECONDS", help="Give up after this many seconds (exit 3)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """Wait for jobs; exit 0 only if all succeeded (1 if any failed, 3 on timeout)."""
-    if timeout is not None and timeout < 0:
-        fail(f"invalid --timeout {timeout}: expected a number of seconds >= 0")
+    _check_timeout(timeout)
     # While waiting, a restarting coordinator is retried for as long as the user waits.
     with client(coordinator, retry_for=timeout if timeout is not None else 3600.0) as c:
         statuses = _wait_with_progress(c, jobs, timeout, quiet=as_json)
-    ok = all(s.get("final", s)["state"] == "succeeded" for s in statuses)
+    ok = all(final_of(s)["state"] == "succeeded" for s in statuses)
     if as_json:
         emit_json({"jobs": statuses, "ok": ok})
     else:
         for s in statuses:
-            typer.echo(_state_line(s))
+            typer.echo(state_line(s))
     raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
 def get(
-    obj: str = typer.Argument(..., metavar="OBJECT", help="JOB/OUTPUT, or JOB for its main output."),
-    output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FILE|DIR", help="Write to this file (or into this directory, as OUTPUT) instead of stdout."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the object's producer to finish."),
-    timeout: float = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds."),
+    timeout: float = typer.Option(None, "--timeout", metavar="SECONDS", help="With --wait: give up after this many seconds (exit 3)."),
     coordinator: str = CoordOpt,
 ) -> None:
     """Print (or save) an object's bytes."""
+    _check_timeout(timeout)
     with client(coordinator) as c:
         name = obj
         if "/" not in obj:
@@ -240,28 +303,36 @@ def get(
         where = c.locate(name)
         if where["state"] != "finished":
             producer = where.get("producer") or {}
+            job = producer.get("job") or name.split("/", 1)[0]
+            if producer.get("state") in ("failed", "cancelled"):
+                fail(f"object {name} will not be produced: {why_not(c.status([job])[0])}", code=1)
             if not wait:
-                fail(f"object {name} is not finished (state {where['state']}; producer {producer.get('state', 'unknown')}); use --wait")
-            st = c.wait([producer.get("job") or name.split("/", 1)[0]], timeout=timeout)[0]
-            final = st.get("final", st)
-            if final["state"] != "succeeded":
-                fail(f"object {name} will not be produced: {_state_line(st)}", code=1)
+                fail(f"object {name} is not finished yet (job {job} is {producer.get('state', 'unknown')}): "
+                     "use --wait, or weft wait " + job)
+            try:
+                st = c.wait([job], timeout=timeout)[0]
+            except TimeoutError:
+                fail(f"object {name} is not finished after {timeout:g}s (job {job} is still running)", code=3)
+            if final_of(st)["state"] != "succeeded":
+                fail(f"object {name} will not be produced: {why_not(st)}", code=1)
         if output is None:
             out = sys.stdout.buffer
             c.get_to(name, out.write)
             out.flush()
-        else:
-            try:
-                with open(output, "wb") as f:
-                    size = c.get_to(name, f.write)
-            except OSError as e:
-                fail(f"cannot write {output}: {e.strerror}")
-            typer.echo(f"wrote {size} bytes to {output}", err=True)
+            return
+        if output.is_dir():
+            output = output / name.split("/", 1)[1]
+        try:
+            with open(output, "wb") as f:
+                size = c.get_to(name, f.write)
+        except OSError as e:
+            fail(f"cannot write {output}: {e.strerror}")
+        typer.echo(f"wrote {size} bytes to {output}", err=True)
 
 
 @app.command()
 def cancel(
-    jobs: list[str] = typer.Argument(..., help="Job ids."),
+    jobs: list[str] = typer.Argument(..., metavar="JOB", help="Job ids."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
@@ -272,7 +343,7 @@ def cancel(
         emit_json({"jobs": r})
     else:
         for st in r:
-            typer.echo(_state_line(st))
+            typer.echo(state_line(st))
 
 
 @app.command()

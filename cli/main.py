@@ -10,7 +10,7 @@ import typer
 from weft.actors.model import SpecError
 from weft.bus.errors import BusError
 
-from .app import app
+from .app import app, tidy_help
 from .common import UserError
 
 
@@ -26,34 +26,60 @@ def _one_line(message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     _register()
     command = typer.main.get_command(app)
+    tidy_help(command)
     try:
         rv = command.main(args=argv, prog_name="weft", standalone_mode=False)
-    except typer.Exit as e:
+    except BaseException as e:
+        return _report(e)
+    return rv if isinstance(rv, int) else 0
+
+
+def _error(message: str, code: int) -> int:
+    sys.stderr.write(f"weft: error: {_one_line(message)}\n")
+    return code
+
+
+def _report(e: BaseException) -> int:
+    """One line on stderr for whatever ended the command; its exit code."""
+    if isinstance(e, BaseExceptionGroup):
+        # trio may wrap an error in a group: report the first one within.
+        leaves = [x for x in _leaves(e) if not isinstance(x, GeneratorExit)]
+        return _report(leaves[0]) if leaves else 1
+    if isinstance(e, typer.Exit):
         return e.exit_code
-    except typer.Abort:
+    if isinstance(e, SystemExit):  # shell completion ends this way
+        return e.code if isinstance(e.code, int) else 0
+    if isinstance(e, typer.Abort):
         sys.stderr.write("weft: aborted\n")
         return 130
-    except UserError as e:
-        sys.stderr.write(f"weft: error: {_one_line(str(e))}\n")
-        return e.exit_code
-    except BusError as e:
-        sys.stderr.write(f"weft: error: {_one_line(e.message)}\n")
-        return 2
-    except (SpecError, FileNotFoundError, PermissionError) as e:
-        sys.stderr.write(f"weft: error: {_one_line(str(e))}\n")
-        return 2
-    except KeyboardInterrupt:
+    if isinstance(e, KeyboardInterrupt):
         sys.stderr.write("weft: interrupted\n")
         return 130
-    except Exception as e:
-        # typer vendors its own click, so usage errors are recognised by shape.
-        if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):
-            sys.stderr.write(f"weft: error: {_one_line(e.format_message())}\n")
-            return 2
-        logging.getLogger("weft.cli").debug("internal error", exc_info=True)
-        sys.stderr.write(f"weft: internal error: {type(e).__name__}: {_one_line(str(e))} (run with --log-level debug for the traceback)\n")
-        return 1
-    return rv if isinstance(rv, int) else 0
+    if isinstance(e, UserError):
+        return _error(str(e), e.exit_code)
+    if isinstance(e, BusError):
+        return _error(e.message, 2)
+    if isinstance(e, TimeoutError):
+        return _error(str(e) or "timed out", 3)
+    if isinstance(e, SpecError | FileNotFoundError | PermissionError):
+        return _error(str(e), 2)
+    if not isinstance(e, Exception):
+        raise e
+    # typer vendors its own click, so usage errors are recognised by shape.
+    if type(e).__name__ == "NoArgsIsHelpError":
+        return 0  # the help is printed already: asking for nothing is asking for help
+    if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):
+        return _error(e.format_message(), 2)
+    logging.getLogger("weft.cli").debug("internal error", exc_info=e)
+    sys.stderr.write(f"weft: internal error: {type(e).__name__}: {_one_line(str(e))} (run with --log-level debug for the traceback)\n")
+    return 1
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for x in group.exceptions:
+        out += _leaves(x) if isinstance(x, BaseExceptionGroup) else [x]
+    return out
 
 
 if __name__ == "__main__":

@@ -1,0 +1,120 @@
+"""How the client commands show jobs to a person: state lines, one job's
+details, what a resubmission did, a finished job's main output."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from weft.actors.model import JobSpec
+
+DONE = ("succeeded", "failed", "cancelled")
+# `submit --wait` prints a main output up to this size; past it (or when it
+# is not text) it says how to fetch it, so a terminal is not flooded.
+PRINT_LIMIT = 256 * 1024
+
+# A setting of an existing job that a resubmission did not change: how the
+# user asked for it (flag, spec attribute).
+_SETTINGS = {"time_limit": ("--time-limit", "timeout"), "priority": ("--priority", "priority")}
+
+
+def final_of(st: dict[str, Any]) -> dict[str, Any]:
+    return st.get("final", st)
+
+
+def state_line(st: dict[str, Any]) -> str:
+    final = final_of(st)
+    line = f"{st['job']}  {final['state']}"
+    if final.get("outcome") and final["outcome"] != "success":
+        line += f" ({final['outcome']})"
+    if final is not st:
+        line += f"  via {final['job']}"
+    if final.get("cause") and final["state"] != "succeeded":
+        line += f"  {final['cause']}"
+    return line
+
+
+def why_not(st: dict[str, Any]) -> str:
+    """`job X failed: cause` for a job that did not succeed."""
+    final = final_of(st)
+    what = "was cancelled" if final["state"] == "cancelled" else final["state"]
+    line = f"job {st['job']} {what}"
+    if final is not st:
+        line += f" (via {final['job']})"
+    cause = final.get("cause") or final.get("outcome")
+    return f"{line}: {cause}" if cause else line
+
+
+def _when(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bytes):
+        return repr(v)
+    if isinstance(v, list):
+        return " ".join(map(str, v))
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_value(x)}" for k, x in v.items()) or "-"
+    return str(v)
+
+
+# The order a person reads a job in; fields the coordinator adds later are
+# shown after these, as they come.
+_ORDER = ("job", "name", "state", "outcome", "command", "cmd", "call", "inputs", "refs", "node",
+          "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts", "priority",
+          "time_limit", "cause", "delegate", "parent", "outputs")
+_HIDDEN = {"final", "demand"}
+
+
+def status_lines(st: dict[str, Any]) -> list[str]:
+    keys = [k for k in _ORDER if k in st] + sorted(k for k in st if k not in _ORDER and k not in _HIDDEN)
+    width = max(9, *(len(k) for k in keys))
+    lines = []
+    for key in keys:
+        v = st[key]
+        if key in ("submitted", "started", "finished") and isinstance(v, int | float):
+            v = _when(v)
+        elif key in ("waited", "ran") and isinstance(v, int | float):
+            v = f"{v:.3f}s"
+        elif key == "time_limit" and isinstance(v, int | float):
+            v = f"{v:g}s"
+        else:
+            v = _value(v)
+        lines.append(f"{key:{width}} {v}")
+    if "final" in st:
+        lines.append(f"{'final':{width}} {state_line(st['final'])}")
+    return lines
+
+
+def resubmission_line(job: str, state: str, differs: list[str], spec: JobSpec,
+                      existing: dict[str, Any] | None, label: str = "") -> str:
+    """One line for a job that already existed: what the user asked for that
+    it does not take on (`differs`), and what it keeps instead."""
+    where = "finished" if state == "succeeded" else state
+    head = f"{label}job {job} already exists ({where})"
+    if not differs:
+        return head + (": not run again" if state == "succeeded" else ": joined it")
+    asked, kept = [], []
+    for name in differs:
+        flag, attr = _SETTINGS.get(name, ("--" + name.replace("_", "-"), name))
+        if label:  # a workflow file: its key, not a flag
+            flag = name
+        value = getattr(spec, attr, None)
+        asked.append(f"{flag} {'none' if value is None else _value(value)}")
+        if existing is not None and name in existing:
+            kept.append("none" if existing[name] is None else _value(existing[name]))
+    line = f"{head}: your {' and '.join(asked)} {'was' if len(asked) == 1 else 'were'} not applied"
+    if len(kept) == len(asked):
+        line += f"; it keeps {' and '.join(kept)}"
+    return line
+
+
+def printable(data: bytes) -> str | None:
+    """`data` as text for a terminal, or None when it is binary."""
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
