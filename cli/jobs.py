@@ -305,7 +305,7 @@ def get(
             producer = where.get("producer") or {}
             job = producer.get("job") or name.split("/", 1)[0]
             if producer.get("state") in ("failed", "cancelled"):
-                fail(f"object {name} will not be produced: {why_not(c.status([job])[0])}", code=1)
+                _not_produced(name, obj, c.status([job])[0])
             if not wait:
                 fail(f"object {name} is not finished yet (job {job} is {producer.get('state', 'unknown')}): "
                      "use --wait, or weft wait " + job)
@@ -314,7 +314,7 @@ def get(
             except TimeoutError:
                 fail(f"object {name} is not finished after {timeout:g}s (job {job} is still running)", code=3)
             if final_of(st)["state"] != "succeeded":
-                fail(f"object {name} will not be produced: {why_not(st)}", code=1)
+                _not_produced(name, obj, st)
         if output is None:
             out = sys.stdout.buffer
             c.get_to(name, out.write)
@@ -328,6 +328,13 @@ def get(
         except OSError as e:
             fail(f"cannot write {output}: {e.strerror}")
         typer.echo(f"wrote {size} bytes to {output}", err=True)
+
+
+def _not_produced(name: str, asked: str, st: dict[str, Any]) -> None:
+    """Exit 1: the job that makes `name` failed or was cancelled, and why."""
+    if asked == st["job"]:  # the user asked for a job's main output
+        fail(why_not(st), code=1)
+    fail(f"object {name} will not be produced: {why_not(st)}", code=1)
 
 
 @app.command()
