@@ -147,8 +147,13 @@ def byte_size(value: str | bytes) -> int:
 def human_size(n: int) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale:
-            return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
-    return f"{n} bytes"
+            text = f"{n / scale:.1f}"
+            if text.endswith(".0"):
+                if n % scale:  # "1 MiB" for 1,050,000 bytes would read as within a 1 MiB limit
+                    break
+                text = text[:-2]
+            return f"{text} {unit}"
+    return f"{n:,} bytes"
 
 
 def input_env_var(name: str) -> str:
@@ -186,8 +191,8 @@ def _check_command_limits(command: list[str], inputs: dict[str, str | bytes]) ->
         size = len(var) + 1 + byte_size(v)
         if size > MAX_EXEC_STRING:
             raise SpecError(
-                f"input {k!r} is {human_size(byte_size(v))}: a command's immediate input arrives as an "
-                f"environment variable, at most 128 KiB; {LARGE_DATA_HINT}"
+                f"input {k!r} is {human_size(byte_size(v))}: a command's immediate input arrives as "
+                f"${var}, at most 128 KiB with the name; {LARGE_DATA_HINT}"
             )
         total += size + 1
     if total > MAX_EXEC_TOTAL:

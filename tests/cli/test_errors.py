@@ -46,7 +46,7 @@ def test_a_command_input_over_the_environment_limit_is_refused(weft: Weft, tmp_p
     flow.write_text(f'[jobs.e]\ncommand = ["env"]\ninputs = {{ x = "{"a" * 200_000}" }}\n')
     line = error_line(weft("submit", "--file", str(flow)), 2)
     assert line.startswith(f"{flow}: jobs.e: input 'x' is 195.3 KiB: a command's immediate input arrives "
-                           "as an environment variable, at most 128 KiB; pass large data as an object")
+                           "as $WEFT_INPUT_X, at most 128 KiB with the name; pass large data as an object")
 
 
 # -- 3. precise messages for specs that could never run -------------------------------------------------
