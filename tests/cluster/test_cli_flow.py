@@ -152,8 +152,11 @@ def test_wait_on_a_failed_dependent_exits_1(weft: Weft) -> None:
     assert p.returncode == 1, p.stderr
     assert dep in p.stdout and "failed" in p.stdout and bad in p.stdout
     p = weft("submit", "--wait", "--", "sh", "-c", "echo cli-case-6; exit 3")
-    assert p.returncode == 1
-    assert "exit code 3" in p.stdout
+    # One job: its failure is the one error line, on stderr.
+    line = one_line_error(p, code=1)
+    assert line.startswith(f"weft: error: job {bad} failed: ")
+    assert "exit code 3" in line
+    assert p.stdout == ""
 
 
 def test_unreachable_coordinator_is_one_line_and_exit_2() -> None:
