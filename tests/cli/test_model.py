@@ -107,3 +107,21 @@ def test_resubmission_lines() -> None:
     assert resubmission_line("j1", "waiting", [], spec, None) == "job j1 already exists (waiting): joined it"
     assert resubmission_line("j1", "running", ["priority"], spec, {"priority": 0}, label="b: ") == (
         "b: job j1 already exists (running): your priority 3 was not applied; it keeps 0")
+
+
+def test_status_lines_show_every_field_in_reading_order() -> None:
+    from weft.cli.show import status_lines
+
+    st = {"job": "j1", "state": "failed", "submitted": 0.0, "ran": 1.5, "outcome": "failed-hard",
+          "command": ["sh", "-c", "exit 2"], "inputs": {"who": "you"}, "node": "compute-0",
+          "exit_code": 2, "demand": 0, "queue": "fast", "time_limit": 60}
+    lines = status_lines(st)
+    assert [line.split()[0] for line in lines] == [
+        "job", "state", "outcome", "command", "inputs", "node", "exit_code", "submitted", "ran", "time_limit", "queue"]
+    shown = dict(line.split(None, 1) for line in lines)
+    assert shown["command"] == "sh -c exit 2"
+    assert shown["inputs"] == "who=you"
+    assert shown["exit_code"] == "2"
+    assert shown["ran"] == "1.500s"
+    assert shown["time_limit"] == "60s"
+    assert shown["queue"] == "fast"
