@@ -267,7 +267,7 @@ class JobSpec:
             not isinstance(self.timeout, int | float) or isinstance(self.timeout, bool)
             or not math.isfinite(self.timeout) or self.timeout <= 0
         ):
-            raise SpecError("the time limit ('timeout') must be a positive number of seconds")
+            raise SpecError(f"time limit {self.timeout!r}: expected a positive, finite number of seconds")
         if isinstance(self.timeout, int) and self.timeout > _INT64[1]:
             raise SpecError(f"time limit {self.timeout} is out of range: at most 2**63-1 seconds")
         if self.name is not None:

@@ -53,7 +53,8 @@ def test_integers_must_fit_in_64_bits() -> None:
         f"priority {1 << 63} is out of range: it must fit in 64 bits (-2**63 to 2**63-1)")
     assert refused(call="m:f", priority=-(1 << 63) - 1).startswith("priority -9223372036854775809 is out of range")
     assert refused(call="m:f", timeout=1 << 63) == f"time limit {1 << 63} is out of range: at most 2**63-1 seconds"
-    assert refused(call="m:f", timeout=0) == "the time limit ('timeout') must be a positive number of seconds"
+    assert refused(call="m:f", timeout=0) == "time limit 0: expected a positive, finite number of seconds"
+    assert refused(call="m:f", timeout=float("inf")) == "time limit inf: expected a positive, finite number of seconds"
 
 
 def test_names() -> None:
