@@ -234,14 +234,17 @@ class Delegation:
         """Raises SpecError (code bad-spec) naming what is wrong."""
         if type(d) is not dict or "job" not in d or "stream" not in d:
             raise SpecError("a delegation must be a map with 'job' and 'stream'")
-        output = d.get("output")
+        return cls.of(JobSpec.from_wire(d["job"]), d["stream"], d.get("output"), d)
+
+    @classmethod
+    def of(cls, spec: JobSpec, stream: Any, output: Any = None, wire: dict | None = None) -> Delegation:
+        """A delegation to the (valid) job `spec`; checks the names."""
         if output is not None:
             check_output_name(output)
-        spec = JobSpec.from_wire(d["job"])
-        stream = check_output_name(d["stream"])
+        check_output_name(stream)
         if stream not in spec.outputs:
             raise SpecError(f"delegation stream {stream!r} is not an output of the delegated job")
-        return cls(spec, stream, output, d)
+        return cls(spec, stream, output, wire)
 
     def handed_output(self, delegating: JobSpec) -> str:
         """Which output of the delegating job (`delegating`) this hands over."""

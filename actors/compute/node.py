@@ -28,15 +28,7 @@ import trio
 import trio.lowlevel
 
 from weft.actors.delegate import Delegate
-from weft.actors.model import (
-    JobSpec,
-    Outcome,
-    SpecError,
-    TaskState,
-    check_job_id,
-    delegated_output,
-    split_object_name,
-)
+from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.actors.storage.client import (
     NotFinished,
     ObjectWriter,
@@ -44,9 +36,21 @@ from weft.actors.storage.client import (
     ReplicatedWriter,
     read_object,
 )
-from weft.bus.endpoint import check_endpoint
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import CallContext, Peer, PeerClosed
+from weft.protocol.enums import ErrorCode, EventKind, Outcome, StopReason, TaskState
+from weft.protocol.tasks import (
+    Delegation,
+    DeleteTasks,
+    DeleteTasksReply,
+    Refused,
+    Start,
+    StartMany,
+    StartManyReply,
+    TaskInventory,
+    TaskRef,
+    TaskReport,
+)
 from weft.runtime.node import Node, NodeConfig
 
 from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
@@ -61,11 +65,15 @@ log = logging.getLogger("weft.compute")
 STORED_INLINE_MAX = 4096
 # A storage node that failed us goes last among an input's copies for this long.
 _STORAGE_SHUNNED = 30.0
-_SOFT_STORAGE_CODES = {"missing", "not-finished", "fenced", "no-space", "io-error", "busy"}
 
 
 class SoftFailure(Exception):
-    """Infrastructure failed the task: it may run again elsewhere."""
+    """Infrastructure failed the task: it may run again elsewhere. `code`
+    (an ErrorCode) travels beside the message in the task's news."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class HardFailure(Exception):
@@ -76,15 +84,14 @@ class Unmet(SoftFailure):
     """A task started ahead of its input found that input's local producer
     did not make it: the coordinator queues it again without counting an attempt."""
 
-
-def _bad(message: str) -> BusError:
-    return BusError(message, code="bad-request")
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ErrorCode.UNMET)
 
 
 class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
-        "cause", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
+        "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "followers", "values", "unmet",
     )
 
@@ -100,7 +107,9 @@ class Task:
         self.outcome: Outcome | None = None
         self.exit_code: int | None = None
         self.cause: str | None = None
-        self.delegation: dict | None = None
+        self.code: str | None = None  # the failure's ErrorCode, beside the human cause
+        self.stop: StopReason | None = None  # why it was stopped from outside, if it was
+        self.delegation: Delegation | None = None
         self.created = time.time()
         self.started: float | None = None
         self.finished: float | None = None
@@ -126,97 +135,21 @@ class Task:
         self.unmet = False
 
     def summary(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"job": self.job, "state": str(self.state), "token": self.token}
-        if self.outcome is not None:
-            d["outcome"] = str(self.outcome)
-        if self.exit_code is not None:
-            d["exit"] = self.exit_code
-        if self.cause:
-            d["cause"] = self.cause
-        if self.delegation is not None:
-            d["delegation"] = self.delegation
-        if self.unmet:
-            d["unmet"] = True
-        if self.stored and self.state == TaskState.DONE:
-            d["stored"] = self.stored
-        if self.started is not None:
-            d["started"] = self.started
-        if self.finished is not None:
-            d["finished"] = self.finished
-        return d
+        return self.report().to_wire()
 
+    def report(self) -> TaskReport:
+        return TaskReport(
+            self.job, self.state, self.token, self.outcome, self.exit_code, self.cause, self.code,
+            None if self.delegation is None else self.delegation.to_wire(), self.unmet,
+            self.stored if self.state == TaskState.DONE else None, self.started, self.finished,
+        )
 
-def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, list[str]]:
-    """Name -> storage endpoints: one, or several when outputs are replicated."""
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise _bad(f"'{what}' must map names to storage endpoints")
-    out = {}
-    for k, v in value.items():
-        eps = [v] if isinstance(v, str) else v
-        if not isinstance(k, str) or not isinstance(eps, list) or not eps or not all(isinstance(e, str) for e in eps):
-            raise _bad(f"'{what}' must map names to a storage endpoint or a list of them")
-        for e in eps:
-            check_endpoint(e, f"storage endpoint of {what[:-1]} {k!r}")
-        out[k] = eps
-    missing = names - set(out)
-    if missing:
-        raise _bad(f"no storage endpoint given for {what} {', '.join(sorted(missing))}")
-    return out
-
-
-def _after_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[str, int]]:
-    """Input name -> (job, token) of the task on this node that makes it."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _bad("'after' must map input names to [job, token]")
-    out = {}
-    for name, v in value.items():
-        if name not in refs:
-            raise _bad(f"'after' names {name!r}, which is not an input of the job")
-        if not (isinstance(v, list | tuple) and len(v) == 2 and type(v[1]) is int):
-            raise _bad(f"'after' entry of input {name!r} must be [job, token]")
-        out[name] = (check_job_id(v[0]), v[1])
-    return out
-
-
-def _input_map(value: Any, refs: dict[str, str]) -> tuple[dict[str, tuple[list[str], str]], dict[str, bytes]]:
-    """Input name -> (storage endpoints holding it, object to read there), and
-    the inputs whose bytes came along.
-
-    An entry is an endpoint (read the ref's own object there), or
-    [endpoint or list of replica endpoints, object] when the coordinator
-    resolved a delegation chain or knows several copies, or
-    [endpoints, object, bytes] for a small object whose bytes the
-    coordinator already has: no fetch needed.
-    """
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise _bad("'inputs' must map input names to storage endpoints")
-    out = {}
-    inline = {}
-    for name, ref in refs.items():
-        v = value.get(name)
-        if isinstance(v, str):
-            out[name] = ([check_endpoint(v, f"storage endpoint of input {name!r}")], ref)
-            continue
-        if isinstance(v, list | tuple) and len(v) in (2, 3) and isinstance(v[1], str):
-            eps = [v[0]] if isinstance(v[0], str) else v[0]
-            if isinstance(eps, list) and eps and all(isinstance(e, str) for e in eps):
-                for e in eps:
-                    check_endpoint(e, f"storage endpoint of input {name!r}")
-                split_object_name(v[1])
-                out[name] = (eps, v[1])
-                if len(v) == 3:
-                    if not isinstance(v[2], bytes):
-                        raise _bad(f"inline bytes of input {name!r} must be bytes")
-                    inline[name] = v[2]
-                continue
-        raise _bad(f"no storage endpoint given for input {name!r}")
-    return out, inline
+    @classmethod
+    def started_by(cls, start: Start) -> Task:
+        task = cls(start.job, start.spec, start.inputs, start.outputs, start.token)
+        task.inline = start.inline
+        task.after = start.after
+        return task
 
 
 class ComputeNode(Node):
@@ -261,7 +194,8 @@ class ComputeNode(Node):
                 task.outcome = Outcome(rec.get("o", "failed-soft"))
                 task.cause = rec.get("c")
                 task.exit_code = rec.get("x")
-                task.delegation = rec.get("d")
+                task.delegation = _restored_delegation(rec.get("d"))
+                task.code = rec.get("e")
                 task.finished = rec.get("f")
             else:
                 task.outcome = Outcome.FAILED_SOFT
@@ -308,7 +242,7 @@ class ComputeNode(Node):
     async def shutdown(self) -> None:
         for task in self.tasks.values():
             if task.scope is not None and task.state != TaskState.DONE:
-                task.cause = "compute node shutting down"
+                task.stop = StopReason.SHUTDOWN
                 task.scope.cancel()
         # Give cancelled commands their SIGTERM grace before the pool goes.
         await trio.lowlevel.checkpoint()
@@ -317,37 +251,21 @@ class ComputeNode(Node):
         self.tasklog.close()
 
     # -- ops ---------------------------------------------------------------------
-    def _parse_start(self, body: Any) -> Task:
-        if not isinstance(body, dict):
-            raise _bad("start needs a map body")
-        job = body.get("job")
-        check_job_id(job)
-        spec = JobSpec.from_wire(body.get("spec"))
-        token = body.get("token", 0)
-        if type(token) is not int or not 0 <= token < 1 << 63:
-            raise _bad(f"'token' must be an integer in [0, 2**63), got {token!r}")
-        inputs, inline = _input_map(body.get("inputs"), spec.refs)
-        outputs = _endpoint_map(body.get("outputs"), "outputs", set(spec.outputs))
-        task = Task(job, spec, inputs, outputs, token)
-        task.inline = inline
-        task.after = _after_map(body.get("after"), spec.refs)
-        return task
-
-    def _start(self, body: Any) -> dict[str, Any]:
-        task = self._parse_start(body)
+    def _start(self, start: Start) -> TaskReport:
+        task = Task.started_by(start)
         existing = self.tasks.get(task.job)
         if existing is not None:
             # Same job again: the existing task answers, unless it is a finished
             # earlier attempt and this is a newer one (higher fencing token).
             if existing.state != TaskState.DONE or task.token <= existing.token:
-                return existing.summary()
+                return existing.report()
         self.tasks[task.job] = task
         if task.after:
             self._follow(task)
         self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
         self._emit(task)
         self._task_nursery.start_soon(self._execute, task)
-        return task.summary()
+        return task.report()
 
     def _follow(self, task: Task) -> None:
         """Keep only the inputs whose producer is here and not done: the rest
@@ -364,51 +282,45 @@ class ComputeNode(Node):
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        return self._start(body)
+        return self._start(Start.from_wire(body)).to_wire()
 
     def _op_start_many(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        if not isinstance(body, dict) or not isinstance(body.get("tasks"), list):
-            raise _bad("start_many needs 'tasks': a list of start bodies")
-        results = []
-        for item in body["tasks"]:
+        results: list[TaskReport | Refused] = []
+        for item in StartMany.from_wire(body).tasks:
+            if type(item) is Refused:
+                results.append(item)
+                continue
             try:
                 results.append(self._start(item))
             except (BusError, SpecError) as e:
-                job = item.get("job") if isinstance(item, dict) else None
-                results.append({"job": job, "error": {"code": e.code, "message": str(e)}})
-        return {"tasks": results}
+                results.append(Refused(item.job, e.code, str(e)))
+        return StartManyReply(results).to_wire()
 
-    def _get(self, body: Any) -> Task:
-        job = body.get("job") if isinstance(body, dict) else None
-        check_job_id(job)
+    def _get(self, job: str) -> Task:
         task = self.tasks.get(job)
         if task is None:
-            raise BusError(f"no task for job {job!r} on {self.node_id}", code="missing")
+            raise BusError(f"no task for job {job!r} on {self.node_id}", code=ErrorCode.MISSING)
         return task
 
     def _op_result(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        return self._get(body).summary()
+        return self._get(TaskRef.from_wire(body, "result").job).summary()
 
     def _op_list(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        return {
-            "tasks": [t.summary() for t in self.tasks.values()],
-            "next": self.events.next_seq,
-            "inc": self.events.incarnation,
-            "slots": self.slots,
-            "busy": self.busy,
-        }
+        return TaskInventory(
+            [t.report() for t in self.tasks.values()], self.events.next_seq, self.events.incarnation,
+            self.slots, self.busy,
+        ).to_wire()
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        jobs = body.get("jobs") if isinstance(body, dict) and "jobs" in body else None
-        if jobs is None:
-            jobs = [self._get(body).job]
-        if not isinstance(jobs, list):
-            raise _bad("'jobs' must be a list")
+        req = DeleteTasks.from_wire(body)
+        jobs = req.jobs
+        if req.single:
+            self._get(jobs[0])
         deleted, running = [], []
         for job in jobs:
-            task = self.tasks.get(job) if isinstance(job, str) else None
+            task = self.tasks.get(job)
             if task is None:
                 continue
             if task.state != TaskState.DONE:
@@ -417,17 +329,19 @@ class ComputeNode(Node):
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
             self.taskdirs.recycle(job)
-            self.events.append("deleted", {"job": job}, urgent=False)
+            self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
             deleted.append(job)
         if running and len(jobs) == 1:
-            raise BusError(f"task {running[0]!r} is still {self.tasks[running[0]].state}; cancel it first", code="running")
-        return {"deleted": deleted, "running": running}
+            raise BusError(f"task {running[0]!r} is still {self.tasks[running[0]].state}; cancel it first",
+                           code=ErrorCode.RUNNING)
+        return DeleteTasksReply(deleted, running).to_wire()
 
     def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        task = self._get(body)
+        task = self._get(TaskRef.from_wire(body, "cancel").job)
         if task.state != TaskState.DONE:
             task.cause = "cancelled by request"
+            task.stop = StopReason.CANCEL
             if task.scope is not None:
                 task.scope.cancel()
         return task.summary()
@@ -436,7 +350,7 @@ class ComputeNode(Node):
     def _emit(self, task: Task) -> None:
         # Only an ended task wakes an urgent poller (the coordinator); the
         # steps before it ride along in the same answer.
-        self.events.append("task", task.summary(), urgent=task.state == TaskState.DONE)
+        self.events.append(EventKind.TASK, task.summary(), urgent=task.state == TaskState.DONE)
 
     def _set_state(self, task: Task, state: TaskState) -> None:
         if state == TaskState.STORING:
@@ -450,10 +364,11 @@ class ComputeNode(Node):
             task.holding = False
             self.limiter.release_on_behalf_of(task)
 
-    def _finish(self, task: Task, outcome: Outcome, cause: str | None = None) -> None:
+    def _finish(self, task: Task, outcome: Outcome, cause: str | None = None, code: str | None = None) -> None:
         task.outcome = outcome
         if cause is not None:
             task.cause = cause
+        task.code = code
         task.finished = time.time()
         self._log_done(task)
         self._set_state(task, TaskState.DONE)
@@ -463,7 +378,8 @@ class ComputeNode(Node):
     def _log_done(self, task: Task) -> None:
         self.tasklog.write({
             "job": task.job, "s": "done", "t": task.token,
-            "o": str(task.outcome), "c": task.cause, "x": task.exit_code, "d": task.delegation,
+            "o": str(task.outcome), "c": task.cause, "e": task.code, "x": task.exit_code,
+            "d": None if task.delegation is None else task.delegation.to_wire(),
             "st": task.started, "f": task.finished,
         })
 
@@ -484,18 +400,21 @@ class ComputeNode(Node):
                 self._finish(task, Outcome.SUCCESS)
             except SoftFailure as e:
                 task.unmet = isinstance(e, Unmet)
-                self._finish(task, Outcome.FAILED_SOFT, str(e))
+                self._finish(task, Outcome.FAILED_SOFT, str(e), e.code)
             except HardFailure as e:
                 self._finish(task, Outcome.FAILED_HARD, str(e))
             except trio.TooSlowError:
                 self._finish(task, Outcome.TIMED_OUT, f"ran longer than its timeout of {task.spec.timeout:g}s")
             except Exception as e:
                 log.exception("task %s failed unexpectedly", task.job)
-                self._finish(task, Outcome.FAILED_SOFT, f"internal error on {self.node_id}: {type(e).__name__}: {e}")
+                self._finish(task, Outcome.FAILED_SOFT, f"internal error on {self.node_id}: {type(e).__name__}: {e}",
+                             ErrorCode.INTERNAL)
         task.scope = None
         if scope.cancelled_caught:
-            shutting_down = task.cause == "compute node shutting down"
-            self._finish(task, Outcome.FAILED_SOFT if shutting_down else Outcome.CANCELLED)
+            if task.stop == StopReason.SHUTDOWN:
+                self._finish(task, Outcome.FAILED_SOFT, "compute node shutting down", ErrorCode.SHUTTING_DOWN)
+            else:
+                self._finish(task, Outcome.CANCELLED)
 
     async def _run(self, task: Task) -> None:
         spec = task.spec
@@ -555,19 +474,22 @@ class ComputeNode(Node):
             producer.values = None
 
     def _input_soft(self, task: Task, name: str, obj: str, e: Exception) -> SoftFailure:
-        if name in task.ahead and (isinstance(e, NotFinished) or getattr(e, "code", None) == "missing"):
+        if name in task.ahead and (isinstance(e, NotFinished) or getattr(e, "code", None) == ErrorCode.MISSING):
             # Started ahead of its producer, which ran elsewhere or not yet.
             return Unmet(f"input {name!r} ({obj}) is not made yet: {e}")
         return self._storage_soft(e, f"input {name!r} ({obj})")
 
     def _storage_soft(self, e: Exception, what: str) -> SoftFailure:
+        code = getattr(e, "code", None)
         if isinstance(e, NotFinished | Redirected):
-            return SoftFailure(f"{what}: {e.message}")
+            return SoftFailure(f"{what}: {e.message}", code)
         if isinstance(e, CallTimeout | PeerClosed):
-            return SoftFailure(f"{what}: storage unreachable ({e.message})")
+            return SoftFailure(f"{what}: storage unreachable ({e.message})", code)
         if isinstance(e, RemoteError):
-            return SoftFailure(f"{what}: {e.message} [{e.code}]")
-        return SoftFailure(f"{what}: {e}")
+            # The code stays in the text too: a coordinator that predates the
+            # `code` field reads it there (see protocol.tasks.TaskReport).
+            return SoftFailure(f"{what}: {e.message} [{e.code}]", code)
+        return SoftFailure(f"{what}: {e}", code)
 
     def _copies(self, endpoints: list[str]) -> list[str]:
         """The storage nodes holding an input, those that failed us lately last:
@@ -676,7 +598,8 @@ class ComputeNode(Node):
         try:
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout)
         except trio.ClosedResourceError:
-            raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}") from None
+            raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
+                              ErrorCode.WORKER_LOST) from None
         except CallableNotFound as e:
             raise HardFailure(str(e)) from None
         except CallableError as e:
@@ -686,7 +609,7 @@ class ComputeNode(Node):
         delegated = None
         if isinstance(value, Delegate):
             try:
-                task.delegation = value.to_wire()
+                task.delegation = _delegation_of(value)
             except SpecError as e:
                 raise HardFailure(f"{spec.call} returned an invalid delegation: {e}") from None
             delegated = self._delegated_output(task)
@@ -709,7 +632,7 @@ class ComputeNode(Node):
 
     def _delegated_output(self, task: Task) -> str:
         try:
-            return delegated_output(task.spec, task.delegation)
+            return task.delegation.handed_output(task.spec)
         except SpecError as e:
             raise HardFailure(f"invalid delegation: {e}") from None
 
@@ -742,6 +665,26 @@ class ComputeNode(Node):
         except BusError as e:
             raise self._storage_soft(e, f"output {name!r}") from None
         await self._close(task, w, name)
+
+
+def _delegation_of(value: Delegate) -> Delegation:
+    """A callable's Delegate, judged once here (it was built in the worker
+    process and came back pickled, which skips its own check)."""
+    job = value.job
+    if isinstance(job, JobSpec):
+        job.validate()
+        return Delegation.of(job, value.stream)
+    return Delegation.from_wire({"job": job, "stream": value.stream})
+
+
+def _restored_delegation(wire: Any) -> Delegation | None:
+    """A delegation from the task log (written by this node, so valid unless damaged)."""
+    if wire is None:
+        return None
+    try:
+        return Delegation.from_wire(wire)
+    except SpecError:
+        return None
 
 
 def _callable_outputs(spec: JobSpec, value: Any) -> dict[str, bytes]:
