@@ -200,11 +200,11 @@ class LocateReply:
             bad(op, "state", "must be a string")
         if storage is not None and type(storage) is not str:
             bad(op, "storage", "must be an endpoint")
-        copies = b.get("copies")
-        if copies is None:
-            copies = [storage] if storage else []
-        elif type(copies) is not list or not all(type(c) is str for c in copies):
+        copies = b.get("copies") or []
+        if type(copies) is not list or not all(type(c) is str for c in copies):
             bad(op, "copies", "must be a list of endpoints")
+        if not copies and storage:  # a coordinator from before `copies`
+            copies = [storage]
         data = b.get("data")
         if data is not None and not isinstance(data, bytes | memoryview):
             bad(op, "data", "must be bytes")
