@@ -21,8 +21,8 @@ from weft.protocol.jobs import (
     LocateReply,
     Status,
     Submit,
-    Submitted,
     SubmitReply,
+    Submitted,
     Wait,
     WaitReply,
 )
