@@ -354,7 +354,7 @@ def test_replies_encode_to_todays_bytes(op: str, record: Any, today: dict) -> No
 
 def test_the_task_report_is_what_the_compute_node_reports() -> None:
     """A compute node's task summary is TaskReport's wire form, key order and all."""
-    from weft.actors.compute.node import Task
+    from weft.actors.compute.task import Task
 
     task = Task("j1", SPEC, {}, {}, 4)
     task.state, task.outcome, task.cause, task.code = TaskState.DONE, Outcome.FAILED_SOFT, "full", "no-space"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,7 +39,6 @@ from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import CallContext, Peer, PeerClosed
 from weft.protocol.enums import ErrorCode, EventKind, Outcome, StopReason, TaskState
 from weft.protocol.tasks import (
-    Delegation,
     DeleteTasks,
     DeleteTasksReply,
     Refused,
@@ -55,7 +53,16 @@ from weft.runtime.node import Node, NodeConfig
 
 from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command
-from .taskdirs import TaskDirs
+from .task import (
+    HardFailure,
+    SoftFailure,
+    Task,
+    Unmet,
+    callable_outputs,
+    delegation_of,
+    restored_delegation,
+)
+from .taskdirs import TaskDirs, kill_leftover_groups
 from .tasklog import TaskLog
 
 log = logging.getLogger("weft.compute")
@@ -65,91 +72,6 @@ log = logging.getLogger("weft.compute")
 STORED_INLINE_MAX = 4096
 # A storage node that failed us goes last among an input's copies for this long.
 _STORAGE_SHUNNED = 30.0
-
-
-class SoftFailure(Exception):
-    """Infrastructure failed the task: it may run again elsewhere. `code`
-    (an ErrorCode) travels beside the message in the task's news."""
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class HardFailure(Exception):
-    """The job itself failed."""
-
-
-class Unmet(SoftFailure):
-    """A task started ahead of its input found that input's local producer
-    did not make it: the coordinator queues it again without counting an attempt."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, ErrorCode.UNMET)
-
-
-class Task:
-    __slots__ = (
-        "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
-        "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline", "after", "ahead", "ended", "followers", "values", "unmet",
-    )
-
-    def __init__(
-        self, job: str, spec: JobSpec, inputs: dict[str, tuple[list[str], str]], outputs: dict[str, list[str]], token: int
-    ) -> None:
-        self.job = job
-        self.spec = spec
-        self.inputs = inputs  # input name -> (storage endpoints with a copy, object name to read)
-        self.outputs = outputs  # output name -> storage endpoints to write it to
-        self.token = token
-        self.state = TaskState.PENDING
-        self.outcome: Outcome | None = None
-        self.exit_code: int | None = None
-        self.cause: str | None = None
-        self.code: str | None = None  # the failure's ErrorCode, beside the human cause
-        self.stop: StopReason | None = None  # why it was stopped from outside, if it was
-        self.delegation: Delegation | None = None
-        self.created = time.time()
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.scope: trio.CancelScope | None = None
-        self.written: list[str] = []
-        # Output -> [storage node, size, content if small]: the outputs this
-        # task finished, reported in its `done` so the coordinator needs no
-        # second event to learn that the job's results exist.
-        self.stored: dict[str, list] = {}
-        self.holding = False  # holds a slot of the node's limiter
-        self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
-        # Inputs still being made by a task on this node: input -> that task
-        # (parsed as (job, token), then resolved by ComputeNode._follow). The
-        # task waits for that task's end instead of being started by the
-        # coordinator after it: one round trip less per dependent hop.
-        self.after: dict[str, Any] = {}
-        # Inputs started ahead whose producer was not (or no longer) here: if
-        # storage does not have them yet, they were not made yet (Unmet).
-        self.ahead: set[str] = set()
-        self.ended: trio.Event | None = None  # set when done, made when a follower waits
-        self.followers = 0  # tasks here waiting for this one's outputs
-        self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for them
-        self.unmet = False
-
-    def summary(self) -> dict[str, Any]:
-        return self.report().to_wire()
-
-    def report(self) -> TaskReport:
-        return TaskReport(
-            self.job, self.state, self.token, self.outcome, self.exit_code, self.cause, self.code,
-            None if self.delegation is None else self.delegation.to_wire(), self.unmet,
-            self.stored if self.state == TaskState.DONE else None, self.started, self.finished,
-        )
-
-    @classmethod
-    def started_by(cls, start: Start) -> Task:
-        task = cls(start.job, start.spec, start.inputs, start.outputs, start.token)
-        task.inline = start.inline
-        task.after = start.after
-        return task
 
 
 class ComputeNode(Node):
@@ -194,7 +116,7 @@ class ComputeNode(Node):
                 task.outcome = Outcome(rec.get("o", "failed-soft"))
                 task.cause = rec.get("c")
                 task.exit_code = rec.get("x")
-                task.delegation = _restored_delegation(rec.get("d"))
+                task.delegation = restored_delegation(rec.get("d"))
                 task.code = rec.get("e")
                 task.finished = rec.get("f")
             else:
@@ -609,12 +531,12 @@ class ComputeNode(Node):
         delegated = None
         if isinstance(value, Delegate):
             try:
-                task.delegation = _delegation_of(value)
+                task.delegation = delegation_of(value)
             except SpecError as e:
                 raise HardFailure(f"{spec.call} returned an invalid delegation: {e}") from None
             delegated = self._delegated_output(task)
             value = None
-        outputs = _callable_outputs(spec, value)
+        outputs = callable_outputs(spec, value)
         self._set_state(task, TaskState.STORING)
         for name in spec.outputs:
             if name == delegated:
@@ -667,47 +589,6 @@ class ComputeNode(Node):
         await self._close(task, w, name)
 
 
-def _delegation_of(value: Delegate) -> Delegation:
-    """A callable's Delegate, judged once here (it was built in the worker
-    process and came back pickled, which skips its own check)."""
-    job = value.job
-    if isinstance(job, JobSpec):
-        job.validate()
-        return Delegation.of(job, value.stream)
-    return Delegation.from_wire({"job": job, "stream": value.stream})
-
-
-def _restored_delegation(wire: Any) -> Delegation | None:
-    """A delegation from the task log (written by this node, so valid unless damaged)."""
-    if wire is None:
-        return None
-    try:
-        return Delegation.from_wire(wire)
-    except SpecError:
-        return None
-
-
-def _callable_outputs(spec: JobSpec, value: Any) -> dict[str, bytes]:
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        value = value.encode()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"result": bytes(value)}
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if k not in spec.outputs:
-                raise HardFailure(f"{spec.call} returned output {k!r}, which the job does not declare")
-            if isinstance(v, str):
-                v = v.encode()
-            if not isinstance(v, bytes | bytearray | memoryview):
-                raise HardFailure(f"{spec.call} returned {type(v).__name__} for output {k!r}; outputs are bytes or str")
-            out[k] = bytes(v)
-        return out
-    raise HardFailure(f"{spec.call} returned {type(value).__name__}; return bytes, str, a dict of them, or Delegate")
-
-
 def _tail(workdir: Path, limit: int = 200) -> str:
     try:
         with open(workdir / "results" / "output.txt", "rb") as f:
@@ -719,39 +600,3 @@ def _tail(workdir: Path, limit: int = 200) -> str:
         return ""
     last = text.splitlines()[-1] if text else ""
     return f": {last}" if last else ""
-
-
-def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
-    """SIGKILL every process of the task groups `pgids` (or recorded under `tasks_dir`).
-
-    A node killed with SIGKILL cannot stop its tasks' process groups (they run
-    in their own sessions); the restarted node does, checking each process's
-    environment names this node's task directory so a recycled pid is spared.
-    """
-    pgids = set(pgids)
-    for f in tasks_dir.glob("*/pgid"):
-        try:
-            pgids.add(int(f.read_text().strip()))
-        except (OSError, ValueError):
-            pass
-        f.unlink(missing_ok=True)
-    if not pgids:
-        return 0
-    marker = f"WEFT_OUTPUTS={tasks_dir}/".encode()
-    killed = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) not in pgids:
-                continue
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                if marker not in f.read():
-                    continue
-            os.kill(int(entry.name), signal.SIGKILL)
-            killed += 1
-        except (OSError, ValueError, IndexError):
-            continue
-    return killed
