@@ -33,7 +33,7 @@ from weft.actors.model import JobSpec, split_object_name
 from weft.actors.storage.client import read_all, read_chunks
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
-from weft.protocol.enums import TERMINAL_JOB_STATES, ErrorCode, JobState
+from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
 from weft.protocol.jobs import (
     JobsRef,
     Locate,
@@ -196,7 +196,7 @@ class Client:
             except (CallTimeout, PeerClosed) as e:
                 if trio.current_time() + backoff > deadline:
                     raise BusError(
-                        f"coordinator at {self.endpoint} is unreachable ({e.message})", code=ErrorCode.UNREACHABLE
+                        f"coordinator at {self.endpoint} is unreachable ({e.message})", code="unreachable"
                     ) from None
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -296,14 +296,14 @@ class Client:
             name = name.key
         elif isinstance(name, ObjectRef):
             name = name.name
-        where = self._where(name)
+        where = LocateReply.from_wire(self._where(name))
         if where.data is not None:
             return where.data
         return self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
 
     def get_to(self, name: str, write: Callable[[bytes], Any]) -> int:
         """Stream an object's bytes to `write` chunk by chunk; returns the size."""
-        where = self._where(name)
+        where = LocateReply.from_wire(self._where(name))
         if where.data is not None:
             write(where.data)
             return len(where.data)
@@ -322,10 +322,10 @@ class Client:
 
         return self._run(lambda: self._from_copies(where, pump))
 
-    def _where(self, name: str) -> LocateReply:
-        where = LocateReply.from_wire(self.locate(name))
-        if not where.readable:
-            raise BusError(f"object {name!r} is not available (state {where.state})", code=ErrorCode.NOT_FINISHED)
+    def _where(self, name: str) -> dict[str, Any]:
+        where = self.locate(name)
+        if where["state"] != "finished" or not where["storage"]:
+            raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
         return where
 
     async def _from_copies(self, where: LocateReply, read: Callable[[Peer], Any]) -> Any:

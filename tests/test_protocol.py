@@ -363,3 +363,19 @@ def test_the_task_report_is_what_the_compute_node_reports() -> None:
         ("job", "j1"), ("state", "done"), ("token", 4), ("outcome", "failed-soft"), ("cause", "full"),
         ("code", "no-space"), ("started", 1.0), ("finished", 2.0),
     ]
+
+
+def test_a_callables_delegation_is_judged_on_the_node() -> None:
+    """A Delegate comes back from the worker pickled, which skips its own check:
+    the node judges it (once) before reporting it."""
+    import pickle
+
+    from weft.actors.compute.task import delegation_of
+    from weft.actors.delegate import Delegate
+
+    good = pickle.loads(pickle.dumps(Delegate(JobSpec(call="m:f", outputs=["out"]), "out")))
+    assert delegation_of(good).to_wire() == good.to_wire()
+    bad_one = pickle.loads(pickle.dumps(good))
+    bad_one.stream = "nope"  # as a worker could send it: never re-validated on unpickling
+    with pytest.raises(SpecError, match="'nope'"):
+        delegation_of(bad_one)
