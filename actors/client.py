@@ -34,6 +34,18 @@ from weft.actors.storage.client import read_all, read_chunks
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
+from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
+from weft.protocol.jobs import (
+    JobsRef,
+    Locate,
+    LocateReply,
+    Status,
+    Submit,
+    SubmitReply,
+    Wait,
+    WaitReply,
+    final_state,
+)
 from weft.runtime.node import new_node_id
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
@@ -103,9 +115,7 @@ class Future:
         return self.client.status([self.job])[0]
 
     def done(self) -> bool:
-        st = self._status or self.status()
-        final = st.get("final", st)
-        return final["state"] in ("succeeded", "failed", "cancelled")
+        return final_state(self._status or self.status()) in TERMINAL_JOB_STATES
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait until finished; return the status. Raises TimeoutError."""
@@ -114,8 +124,7 @@ class Future:
 
     def result(self, timeout: float | None = None) -> bytes | None:
         st = self.wait(timeout)
-        final = st.get("final", st)
-        if final["state"] != "succeeded":
+        if final_state(st) != JobState.SUCCEEDED:
             raise JobFailed(self.job, st)
         return self.client.get(self.key) if self.outputs else None
 
@@ -282,12 +291,10 @@ class Client:
         specs = list(specs)
         futures: list[Future] = []
         for chunk_specs in _batches(specs, batch):
-            chunk = [s.to_wire() for s in chunk_specs]
-            r = self.call("submit", {"jobs": chunk}, timeout=max(self.timeout, 60.0))
-            futures += [
-                Future(self, j["job"], j["outputs"], j.get("cached", False), j.get("joined", False), j.get("differs") or ())
-                for j in r["jobs"]
-            ]
+            r = SubmitReply.from_wire(
+                self.call("submit", Submit(chunk_specs).to_wire(), timeout=max(self.timeout, 60.0))
+            )
+            futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
         return futures
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
@@ -296,7 +303,7 @@ class Client:
 
     def status(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
         ids = [j.job if isinstance(j, Future) else j for j in jobs]
-        return self.call("status", {"jobs": ids})["jobs"]
+        return self.call("status", Status(ids).to_wire())["jobs"]
 
     def wait(self, futures: Sequence[Future | str], timeout: float | None = None) -> list[dict[str, Any]]:
         """Wait for all; returns their statuses. Raises TimeoutError."""
@@ -306,10 +313,9 @@ class Client:
         remaining = list(dict.fromkeys(ids))
         while remaining:
             step = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
-            r = self.call("wait", {"jobs": remaining, "timeout": step}, timeout=step + self.timeout)
-            for st in r["jobs"]:
-                final = st.get("final", st)
-                if final["state"] in ("succeeded", "failed", "cancelled"):
+            r = WaitReply.from_wire(self.call("wait", Wait(remaining, step).to_wire(), timeout=step + self.timeout))
+            for st in r.jobs:
+                if final_state(st) in TERMINAL_JOB_STATES:
                     result[st["job"]] = st
             remaining = [j for j in remaining if j not in result]
             if remaining and deadline is not None and time.monotonic() >= deadline:
@@ -318,7 +324,7 @@ class Client:
 
     def cancel(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
         ids = [j.job if isinstance(j, Future) else j for j in jobs]
-        return self.call("cancel", {"jobs": ids})["jobs"]
+        return self.call("cancel", JobsRef(ids).to_wire())["jobs"]
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]
@@ -329,7 +335,7 @@ class Client:
     # -- objects ---------------------------------------------------------------------
     def locate(self, name: str) -> dict[str, Any]:
         split_object_name(name)
-        return self.call("locate", {"object": name})
+        return self.call("locate", Locate(name).to_wire())
 
     def get(self, name: str | ObjectRef | Future) -> bytes:
         """An object's bytes (it must be finished); tries each copy in turn."""
@@ -337,22 +343,22 @@ class Client:
             name = name.key
         elif isinstance(name, ObjectRef):
             name = name.name
-        where = self._where(name)
-        if "data" in where:
-            return where["data"]
-        return self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where["name"])))
+        where = LocateReply.from_wire(self._where(name))
+        if where.data is not None:
+            return where.data
+        return self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
 
     def get_to(self, name: str, write: Callable[[bytes], Any]) -> int:
         """Stream an object's bytes to `write` chunk by chunk; returns the size."""
-        where = self._where(name)
-        if "data" in where:
-            write(where["data"])
-            return len(where["data"])
+        where = LocateReply.from_wire(self._where(name))
+        if where.data is not None:
+            write(where.data)
+            return len(where.data)
 
         async def pump(peer: Peer) -> int:
             n = 0
             try:
-                async for chunk in read_chunks(peer, where["name"]):
+                async for chunk in read_chunks(peer, where.name):
                     await trio.to_thread.run_sync(write, bytes(chunk))
                     n += len(chunk)
             except (CallTimeout, PeerClosed) as e:
@@ -369,10 +375,10 @@ class Client:
             raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
         return where
 
-    async def _from_copies(self, where: dict[str, Any], read: Callable[[Peer], Any]) -> Any:
+    async def _from_copies(self, where: LocateReply, read: Callable[[Peer], Any]) -> Any:
         """`read` from the first copy that answers: a storage node that died
         since the coordinator last heard from it is skipped, not fatal."""
-        *others, last = where.get("copies") or [where["storage"]]
+        *others, last = where.copies
         for endpoint in others:
             try:
                 return await read(self._pool.get(endpoint))

@@ -7,7 +7,6 @@ hot path.
 
 from __future__ import annotations
 
-import enum
 import functools
 import hashlib
 import math
@@ -16,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+
+# The states live with the wire vocabulary; re-exported for existing importers.
+from weft.protocol.enums import ObjectState, Outcome, TaskState  # noqa: F401
 
 # A job id or an output name is one path component made of safe characters, so
 # an object name can never climb out of a data directory ("../x", "/etc/x").
@@ -71,29 +73,6 @@ def split_object_name(name: Any) -> tuple[str, str]:
         return check_job_id(job), check_output_name(output)
     except SpecError as e:
         raise SpecError(f"invalid object name {name!r}: {e}") from None
-
-
-class ObjectState(enum.StrEnum):
-    EMPTY = "empty"
-    PARTIAL = "partial"
-    FINISHED = "finished"
-    DELEGATED = "delegated"
-
-
-class TaskState(enum.StrEnum):
-    PENDING = "pending"
-    FETCHING = "fetching"
-    RUNNING = "running"
-    STORING = "storing"
-    DONE = "done"
-
-
-class Outcome(enum.StrEnum):
-    SUCCESS = "success"
-    FAILED_HARD = "failed-hard"
-    FAILED_SOFT = "failed-soft"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed-out"
 
 
 def check_input_name(name: Any) -> str:

@@ -13,6 +13,10 @@ import typer
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.bus.rpc import Peer, connect
+from weft.protocol.enums import EventKind
+from weft.protocol.events import Poll, PollReply
+from weft.protocol.objects import Create, ListObjects
+from weft.protocol.tasks import DeleteTasks, DeleteTasksReply, Start, TaskRef
 from weft.runtime.node import new_node_id
 
 from .app import app
@@ -60,9 +64,9 @@ def task_create(
         if storage:
             check_endpoint(storage, "storage endpoint")
             async with connect(storage, peer.node_id, timeout=5.0) as s:
-                await s.call("create", {"name": f"{jid}/stdout"})
-            outputs = {"stdout": storage}
-        r = await peer.call("start", {"job": jid, "spec": spec.to_wire(), "inputs": {}, "outputs": outputs})
+                await s.call("create", Create(f"{jid}/stdout").to_wire())
+            outputs = {"stdout": [storage]}
+        r = await peer.call("start", Start(jid, spec, outputs=outputs).to_wire())
         info = await peer.call("info", {})
         return r, info
 
@@ -87,15 +91,17 @@ def _print_task(t: dict[str, Any]) -> None:
 @task_app.command("result")
 def task_result(job: str, compute: str = ComputeOpt, as_json: bool = JsonOpt) -> None:
     """State, outcome and cause of a task."""
-    t = with_peer(compute, "compute", lambda p: p.call("result", {"job": job}))
+    t = with_peer(compute, "compute", lambda p: p.call("result", TaskRef(job).to_wire()))
     emit_json(t) if as_json else _print_task(t)
 
 
 @task_app.command("delete")
 def task_delete(job: str, compute: str = ComputeOpt) -> None:
     """Delete a finished task's results."""
-    r = with_peer(compute, "compute", lambda p: p.call("delete", {"job": job}))
-    if job not in r.get("deleted", []):
+    r = DeleteTasksReply.from_wire(
+        with_peer(compute, "compute", lambda p: p.call("delete", DeleteTasks([job], single=True).to_wire()))
+    )
+    if job not in r.deleted:
         fail(f"task {job} was not deleted")
     typer.echo(f"deleted {job}")
 
@@ -125,18 +131,20 @@ def task_poll(
     async def go(peer: Peer) -> None:
         nxt = since
         while True:
-            r = await peer.call("poll", {"since": nxt, "timeout": 10.0 if follow else 0}, timeout=20)
-            if r.get("resync"):
-                typer.echo(f"events before {r['next']} are no longer kept; continuing from there", err=True)
-            for seq, kind, data in r["events"]:
+            r = PollReply.from_wire(
+                await peer.call("poll", Poll(nxt, 10.0 if follow else 0).to_wire(), timeout=20)
+            )
+            if r.resync:
+                typer.echo(f"events before {r.next} are no longer kept; continuing from there", err=True)
+            for seq, kind, data in r.events:
                 if as_json:
                     sys.stdout.write(f'{{"seq": {seq}, "kind": "{kind}", "data": {__import__("json").dumps(data, default=str)}}}\n')
-                elif kind == "task":
+                elif kind == EventKind.TASK:
                     typer.echo(f"{seq:>6} {data['job']}  {data['state']}" + (f"  {data['outcome']}" if data.get("outcome") else "") + (f"  {data['cause']}" if data.get("cause") else ""))
                 else:
                     typer.echo(f"{seq:>6} {kind} {data}")
             sys.stdout.flush()
-            nxt = r["next"]
+            nxt = r.next
             if not follow:
                 return
 
@@ -189,7 +197,7 @@ def object_ls(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the objects a storage node holds."""
-    r = with_peer(storage, "storage", lambda p: p.call("list", {"prefix": prefix}))
+    r = with_peer(storage, "storage", lambda p: p.call("list", ListObjects(prefix).to_wire()))
     if as_json:
         emit_json(r["objects"])
         return

@@ -289,7 +289,7 @@ async def test_delegation_file_is_parsed(tmp_path: Path) -> None:
     )
     result = await run_command(spec, tmp_path)
     assert result.exit_code == 0
-    assert result.delegation == delegation
+    assert result.delegation is not None and result.delegation.to_wire() == delegation
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,15 +27,7 @@ import trio
 import trio.lowlevel
 
 from weft.actors.delegate import Delegate
-from weft.actors.model import (
-    JobSpec,
-    Outcome,
-    SpecError,
-    TaskState,
-    check_job_id,
-    delegated_output,
-    split_object_name,
-)
+from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.actors.storage.client import (
     NotFinished,
     ObjectWriter,
@@ -44,14 +35,34 @@ from weft.actors.storage.client import (
     ReplicatedWriter,
     read_object,
 )
-from weft.bus.endpoint import check_endpoint
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import CallContext, Peer, PeerClosed
+from weft.protocol.enums import ErrorCode, EventKind, Outcome, StopReason, TaskState
+from weft.protocol.tasks import (
+    DeleteTasks,
+    DeleteTasksReply,
+    Refused,
+    Start,
+    StartMany,
+    StartManyReply,
+    TaskInventory,
+    TaskRef,
+    TaskReport,
+)
 from weft.runtime.node import Node, NodeConfig
 
 from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
 from .runner import RunnerError, run_command
-from .taskdirs import TaskDirs
+from .task import (
+    HardFailure,
+    SoftFailure,
+    Task,
+    Unmet,
+    callable_outputs,
+    delegation_of,
+    restored_delegation,
+)
+from .taskdirs import TaskDirs, kill_leftover_groups
 from .tasklog import TaskLog
 
 log = logging.getLogger("weft.compute")
@@ -61,162 +72,6 @@ log = logging.getLogger("weft.compute")
 STORED_INLINE_MAX = 4096
 # A storage node that failed us goes last among an input's copies for this long.
 _STORAGE_SHUNNED = 30.0
-_SOFT_STORAGE_CODES = {"missing", "not-finished", "fenced", "no-space", "io-error", "busy"}
-
-
-class SoftFailure(Exception):
-    """Infrastructure failed the task: it may run again elsewhere."""
-
-
-class HardFailure(Exception):
-    """The job itself failed."""
-
-
-class Unmet(SoftFailure):
-    """A task started ahead of its input found that input's local producer
-    did not make it: the coordinator queues it again without counting an attempt."""
-
-
-def _bad(message: str) -> BusError:
-    return BusError(message, code="bad-request")
-
-
-class Task:
-    __slots__ = (
-        "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
-        "cause", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline", "after", "ahead", "ended", "followers", "values", "unmet",
-    )
-
-    def __init__(
-        self, job: str, spec: JobSpec, inputs: dict[str, tuple[list[str], str]], outputs: dict[str, list[str]], token: int
-    ) -> None:
-        self.job = job
-        self.spec = spec
-        self.inputs = inputs  # input name -> (storage endpoints with a copy, object name to read)
-        self.outputs = outputs  # output name -> storage endpoints to write it to
-        self.token = token
-        self.state = TaskState.PENDING
-        self.outcome: Outcome | None = None
-        self.exit_code: int | None = None
-        self.cause: str | None = None
-        self.delegation: dict | None = None
-        self.created = time.time()
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.scope: trio.CancelScope | None = None
-        self.written: list[str] = []
-        # Output -> [storage node, size, content if small]: the outputs this
-        # task finished, reported in its `done` so the coordinator needs no
-        # second event to learn that the job's results exist.
-        self.stored: dict[str, list] = {}
-        self.holding = False  # holds a slot of the node's limiter
-        self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
-        # Inputs still being made by a task on this node: input -> that task
-        # (parsed as (job, token), then resolved by ComputeNode._follow). The
-        # task waits for that task's end instead of being started by the
-        # coordinator after it: one round trip less per dependent hop.
-        self.after: dict[str, Any] = {}
-        # Inputs started ahead whose producer was not (or no longer) here: if
-        # storage does not have them yet, they were not made yet (Unmet).
-        self.ahead: set[str] = set()
-        self.ended: trio.Event | None = None  # set when done, made when a follower waits
-        self.followers = 0  # tasks here waiting for this one's outputs
-        self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for them
-        self.unmet = False
-
-    def summary(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"job": self.job, "state": str(self.state), "token": self.token}
-        if self.outcome is not None:
-            d["outcome"] = str(self.outcome)
-        if self.exit_code is not None:
-            d["exit"] = self.exit_code
-        if self.cause:
-            d["cause"] = self.cause
-        if self.delegation is not None:
-            d["delegation"] = self.delegation
-        if self.unmet:
-            d["unmet"] = True
-        if self.stored and self.state == TaskState.DONE:
-            d["stored"] = self.stored
-        if self.started is not None:
-            d["started"] = self.started
-        if self.finished is not None:
-            d["finished"] = self.finished
-        return d
-
-
-def _endpoint_map(value: Any, what: str, names: set[str]) -> dict[str, list[str]]:
-    """Name -> storage endpoints: one, or several when outputs are replicated."""
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise _bad(f"'{what}' must map names to storage endpoints")
-    out = {}
-    for k, v in value.items():
-        eps = [v] if isinstance(v, str) else v
-        if not isinstance(k, str) or not isinstance(eps, list) or not eps or not all(isinstance(e, str) for e in eps):
-            raise _bad(f"'{what}' must map names to a storage endpoint or a list of them")
-        for e in eps:
-            check_endpoint(e, f"storage endpoint of {what[:-1]} {k!r}")
-        out[k] = eps
-    missing = names - set(out)
-    if missing:
-        raise _bad(f"no storage endpoint given for {what} {', '.join(sorted(missing))}")
-    return out
-
-
-def _after_map(value: Any, refs: dict[str, str]) -> dict[str, tuple[str, int]]:
-    """Input name -> (job, token) of the task on this node that makes it."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _bad("'after' must map input names to [job, token]")
-    out = {}
-    for name, v in value.items():
-        if name not in refs:
-            raise _bad(f"'after' names {name!r}, which is not an input of the job")
-        if not (isinstance(v, list | tuple) and len(v) == 2 and type(v[1]) is int):
-            raise _bad(f"'after' entry of input {name!r} must be [job, token]")
-        out[name] = (check_job_id(v[0]), v[1])
-    return out
-
-
-def _input_map(value: Any, refs: dict[str, str]) -> tuple[dict[str, tuple[list[str], str]], dict[str, bytes]]:
-    """Input name -> (storage endpoints holding it, object to read there), and
-    the inputs whose bytes came along.
-
-    An entry is an endpoint (read the ref's own object there), or
-    [endpoint or list of replica endpoints, object] when the coordinator
-    resolved a delegation chain or knows several copies, or
-    [endpoints, object, bytes] for a small object whose bytes the
-    coordinator already has: no fetch needed.
-    """
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise _bad("'inputs' must map input names to storage endpoints")
-    out = {}
-    inline = {}
-    for name, ref in refs.items():
-        v = value.get(name)
-        if isinstance(v, str):
-            out[name] = ([check_endpoint(v, f"storage endpoint of input {name!r}")], ref)
-            continue
-        if isinstance(v, list | tuple) and len(v) in (2, 3) and isinstance(v[1], str):
-            eps = [v[0]] if isinstance(v[0], str) else v[0]
-            if isinstance(eps, list) and eps and all(isinstance(e, str) for e in eps):
-                for e in eps:
-                    check_endpoint(e, f"storage endpoint of input {name!r}")
-                split_object_name(v[1])
-                out[name] = (eps, v[1])
-                if len(v) == 3:
-                    if not isinstance(v[2], bytes):
-                        raise _bad(f"inline bytes of input {name!r} must be bytes")
-                    inline[name] = v[2]
-                continue
-        raise _bad(f"no storage endpoint given for input {name!r}")
-    return out, inline
 
 
 class ComputeNode(Node):
@@ -261,7 +116,8 @@ class ComputeNode(Node):
                 task.outcome = Outcome(rec.get("o", "failed-soft"))
                 task.cause = rec.get("c")
                 task.exit_code = rec.get("x")
-                task.delegation = rec.get("d")
+                task.delegation = restored_delegation(rec.get("d"))
+                task.code = rec.get("e")
                 task.finished = rec.get("f")
             else:
                 task.outcome = Outcome.FAILED_SOFT
@@ -308,7 +164,7 @@ class ComputeNode(Node):
     async def shutdown(self) -> None:
         for task in self.tasks.values():
             if task.scope is not None and task.state != TaskState.DONE:
-                task.cause = "compute node shutting down"
+                task.stop = StopReason.SHUTDOWN
                 task.scope.cancel()
         # Give cancelled commands their SIGTERM grace before the pool goes.
         await trio.lowlevel.checkpoint()
@@ -317,37 +173,21 @@ class ComputeNode(Node):
         self.tasklog.close()
 
     # -- ops ---------------------------------------------------------------------
-    def _parse_start(self, body: Any) -> Task:
-        if not isinstance(body, dict):
-            raise _bad("start needs a map body")
-        job = body.get("job")
-        check_job_id(job)
-        spec = JobSpec.from_wire(body.get("spec"))
-        token = body.get("token", 0)
-        if type(token) is not int or not 0 <= token < 1 << 63:
-            raise _bad(f"'token' must be an integer in [0, 2**63), got {token!r}")
-        inputs, inline = _input_map(body.get("inputs"), spec.refs)
-        outputs = _endpoint_map(body.get("outputs"), "outputs", set(spec.outputs))
-        task = Task(job, spec, inputs, outputs, token)
-        task.inline = inline
-        task.after = _after_map(body.get("after"), spec.refs)
-        return task
-
-    def _start(self, body: Any) -> dict[str, Any]:
-        task = self._parse_start(body)
+    def _start(self, start: Start) -> TaskReport:
+        task = Task.started_by(start)
         existing = self.tasks.get(task.job)
         if existing is not None:
             # Same job again: the existing task answers, unless it is a finished
             # earlier attempt and this is a newer one (higher fencing token).
             if existing.state != TaskState.DONE or task.token <= existing.token:
-                return existing.summary()
+                return existing.report()
         self.tasks[task.job] = task
         if task.after:
             self._follow(task)
         self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
         self._emit(task)
         self._task_nursery.start_soon(self._execute, task)
-        return task.summary()
+        return task.report()
 
     def _follow(self, task: Task) -> None:
         """Keep only the inputs whose producer is here and not done: the rest
@@ -364,51 +204,45 @@ class ComputeNode(Node):
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        return self._start(body)
+        return self._start(Start.from_wire(body)).to_wire()
 
     def _op_start_many(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        if not isinstance(body, dict) or not isinstance(body.get("tasks"), list):
-            raise _bad("start_many needs 'tasks': a list of start bodies")
-        results = []
-        for item in body["tasks"]:
+        results: list[TaskReport | Refused] = []
+        for item in StartMany.from_wire(body).tasks:
+            if type(item) is Refused:
+                results.append(item)
+                continue
             try:
                 results.append(self._start(item))
             except (BusError, SpecError) as e:
-                job = item.get("job") if isinstance(item, dict) else None
-                results.append({"job": job, "error": {"code": e.code, "message": str(e)}})
-        return {"tasks": results}
+                results.append(Refused(item.job, e.code, str(e)))
+        return StartManyReply(results).to_wire()
 
-    def _get(self, body: Any) -> Task:
-        job = body.get("job") if isinstance(body, dict) else None
-        check_job_id(job)
+    def _get(self, job: str) -> Task:
         task = self.tasks.get(job)
         if task is None:
-            raise BusError(f"no task for job {job!r} on {self.node_id}", code="missing")
+            raise BusError(f"no task for job {job!r} on {self.node_id}", code=ErrorCode.MISSING)
         return task
 
     def _op_result(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        return self._get(body).summary()
+        return self._get(TaskRef.from_wire(body, "result").job).summary()
 
     def _op_list(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        return {
-            "tasks": [t.summary() for t in self.tasks.values()],
-            "next": self.events.next_seq,
-            "inc": self.events.incarnation,
-            "slots": self.slots,
-            "busy": self.busy,
-        }
+        return TaskInventory(
+            [t.report() for t in self.tasks.values()], self.events.next_seq, self.events.incarnation,
+            self.slots, self.busy,
+        ).to_wire()
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        jobs = body.get("jobs") if isinstance(body, dict) and "jobs" in body else None
-        if jobs is None:
-            jobs = [self._get(body).job]
-        if not isinstance(jobs, list):
-            raise _bad("'jobs' must be a list")
+        req = DeleteTasks.from_wire(body)
+        jobs = req.jobs
+        if req.single:
+            self._get(jobs[0])
         deleted, running = [], []
         for job in jobs:
-            task = self.tasks.get(job) if isinstance(job, str) else None
+            task = self.tasks.get(job)
             if task is None:
                 continue
             if task.state != TaskState.DONE:
@@ -417,17 +251,19 @@ class ComputeNode(Node):
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
             self.taskdirs.recycle(job)
-            self.events.append("deleted", {"job": job}, urgent=False)
+            self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
             deleted.append(job)
         if running and len(jobs) == 1:
-            raise BusError(f"task {running[0]!r} is still {self.tasks[running[0]].state}; cancel it first", code="running")
-        return {"deleted": deleted, "running": running}
+            raise BusError(f"task {running[0]!r} is still {self.tasks[running[0]].state}; cancel it first",
+                           code=ErrorCode.RUNNING)
+        return DeleteTasksReply(deleted, running).to_wire()
 
     def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        task = self._get(body)
+        task = self._get(TaskRef.from_wire(body, "cancel").job)
         if task.state != TaskState.DONE:
             task.cause = "cancelled by request"
+            task.stop = StopReason.CANCEL
             if task.scope is not None:
                 task.scope.cancel()
         return task.summary()
@@ -436,7 +272,7 @@ class ComputeNode(Node):
     def _emit(self, task: Task) -> None:
         # Only an ended task wakes an urgent poller (the coordinator); the
         # steps before it ride along in the same answer.
-        self.events.append("task", task.summary(), urgent=task.state == TaskState.DONE)
+        self.events.append(EventKind.TASK, task.summary(), urgent=task.state == TaskState.DONE)
 
     def _set_state(self, task: Task, state: TaskState) -> None:
         if state == TaskState.STORING:
@@ -450,10 +286,11 @@ class ComputeNode(Node):
             task.holding = False
             self.limiter.release_on_behalf_of(task)
 
-    def _finish(self, task: Task, outcome: Outcome, cause: str | None = None) -> None:
+    def _finish(self, task: Task, outcome: Outcome, cause: str | None = None, code: str | None = None) -> None:
         task.outcome = outcome
         if cause is not None:
             task.cause = cause
+        task.code = code
         task.finished = time.time()
         self._log_done(task)
         self._set_state(task, TaskState.DONE)
@@ -463,7 +300,8 @@ class ComputeNode(Node):
     def _log_done(self, task: Task) -> None:
         self.tasklog.write({
             "job": task.job, "s": "done", "t": task.token,
-            "o": str(task.outcome), "c": task.cause, "x": task.exit_code, "d": task.delegation,
+            "o": str(task.outcome), "c": task.cause, "e": task.code, "x": task.exit_code,
+            "d": None if task.delegation is None else task.delegation.to_wire(),
             "st": task.started, "f": task.finished,
         })
 
@@ -484,18 +322,21 @@ class ComputeNode(Node):
                 self._finish(task, Outcome.SUCCESS)
             except SoftFailure as e:
                 task.unmet = isinstance(e, Unmet)
-                self._finish(task, Outcome.FAILED_SOFT, str(e))
+                self._finish(task, Outcome.FAILED_SOFT, str(e), e.code)
             except HardFailure as e:
                 self._finish(task, Outcome.FAILED_HARD, str(e))
             except trio.TooSlowError:
                 self._finish(task, Outcome.TIMED_OUT, f"ran longer than its timeout of {task.spec.timeout:g}s")
             except Exception as e:
                 log.exception("task %s failed unexpectedly", task.job)
-                self._finish(task, Outcome.FAILED_SOFT, f"internal error on {self.node_id}: {type(e).__name__}: {e}")
+                self._finish(task, Outcome.FAILED_SOFT, f"internal error on {self.node_id}: {type(e).__name__}: {e}",
+                             ErrorCode.INTERNAL)
         task.scope = None
         if scope.cancelled_caught:
-            shutting_down = task.cause == "compute node shutting down"
-            self._finish(task, Outcome.FAILED_SOFT if shutting_down else Outcome.CANCELLED)
+            if task.stop == StopReason.SHUTDOWN:
+                self._finish(task, Outcome.FAILED_SOFT, "compute node shutting down", ErrorCode.SHUTTING_DOWN)
+            else:
+                self._finish(task, Outcome.CANCELLED)
 
     async def _run(self, task: Task) -> None:
         spec = task.spec
@@ -555,19 +396,22 @@ class ComputeNode(Node):
             producer.values = None
 
     def _input_soft(self, task: Task, name: str, obj: str, e: Exception) -> SoftFailure:
-        if name in task.ahead and (isinstance(e, NotFinished) or getattr(e, "code", None) == "missing"):
+        if name in task.ahead and (isinstance(e, NotFinished) or getattr(e, "code", None) == ErrorCode.MISSING):
             # Started ahead of its producer, which ran elsewhere or not yet.
             return Unmet(f"input {name!r} ({obj}) is not made yet: {e}")
         return self._storage_soft(e, f"input {name!r} ({obj})")
 
     def _storage_soft(self, e: Exception, what: str) -> SoftFailure:
+        code = getattr(e, "code", None)
         if isinstance(e, NotFinished | Redirected):
-            return SoftFailure(f"{what}: {e.message}")
+            return SoftFailure(f"{what}: {e.message}", code)
         if isinstance(e, CallTimeout | PeerClosed):
-            return SoftFailure(f"{what}: storage unreachable ({e.message})")
+            return SoftFailure(f"{what}: storage unreachable ({e.message})", code)
         if isinstance(e, RemoteError):
-            return SoftFailure(f"{what}: {e.message} [{e.code}]")
-        return SoftFailure(f"{what}: {e}")
+            # The code stays in the text too: a coordinator that predates the
+            # `code` field reads it there (see protocol.tasks.TaskReport).
+            return SoftFailure(f"{what}: {e.message} [{e.code}]", code)
+        return SoftFailure(f"{what}: {e}", code)
 
     def _copies(self, endpoints: list[str]) -> list[str]:
         """The storage nodes holding an input, those that failed us lately last:
@@ -676,7 +520,8 @@ class ComputeNode(Node):
         try:
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout)
         except trio.ClosedResourceError:
-            raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}") from None
+            raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
+                              ErrorCode.WORKER_LOST) from None
         except CallableNotFound as e:
             raise HardFailure(str(e)) from None
         except CallableError as e:
@@ -686,12 +531,12 @@ class ComputeNode(Node):
         delegated = None
         if isinstance(value, Delegate):
             try:
-                task.delegation = value.to_wire()
+                task.delegation = delegation_of(value)
             except SpecError as e:
                 raise HardFailure(f"{spec.call} returned an invalid delegation: {e}") from None
             delegated = self._delegated_output(task)
             value = None
-        outputs = _callable_outputs(spec, value)
+        outputs = callable_outputs(spec, value)
         self._set_state(task, TaskState.STORING)
         for name in spec.outputs:
             if name == delegated:
@@ -709,7 +554,7 @@ class ComputeNode(Node):
 
     def _delegated_output(self, task: Task) -> str:
         try:
-            return delegated_output(task.spec, task.delegation)
+            return task.delegation.handed_output(task.spec)
         except SpecError as e:
             raise HardFailure(f"invalid delegation: {e}") from None
 
@@ -744,27 +589,6 @@ class ComputeNode(Node):
         await self._close(task, w, name)
 
 
-def _callable_outputs(spec: JobSpec, value: Any) -> dict[str, bytes]:
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        value = value.encode()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"result": bytes(value)}
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if k not in spec.outputs:
-                raise HardFailure(f"{spec.call} returned output {k!r}, which the job does not declare")
-            if isinstance(v, str):
-                v = v.encode()
-            if not isinstance(v, bytes | bytearray | memoryview):
-                raise HardFailure(f"{spec.call} returned {type(v).__name__} for output {k!r}; outputs are bytes or str")
-            out[k] = bytes(v)
-        return out
-    raise HardFailure(f"{spec.call} returned {type(value).__name__}; return bytes, str, a dict of them, or Delegate")
-
-
 def _tail(workdir: Path, limit: int = 200) -> str:
     try:
         with open(workdir / "results" / "output.txt", "rb") as f:
@@ -776,39 +600,3 @@ def _tail(workdir: Path, limit: int = 200) -> str:
         return ""
     last = text.splitlines()[-1] if text else ""
     return f": {last}" if last else ""
-
-
-def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
-    """SIGKILL every process of the task groups `pgids` (or recorded under `tasks_dir`).
-
-    A node killed with SIGKILL cannot stop its tasks' process groups (they run
-    in their own sessions); the restarted node does, checking each process's
-    environment names this node's task directory so a recycled pid is spared.
-    """
-    pgids = set(pgids)
-    for f in tasks_dir.glob("*/pgid"):
-        try:
-            pgids.add(int(f.read_text().strip()))
-        except (OSError, ValueError):
-            pass
-        f.unlink(missing_ok=True)
-    if not pgids:
-        return 0
-    marker = f"WEFT_OUTPUTS={tasks_dir}/".encode()
-    killed = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) not in pgids:
-                continue
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                if marker not in f.read():
-                    continue
-            os.kill(int(entry.name), signal.SIGKILL)
-            killed += 1
-        except (OSError, ValueError, IndexError):
-            continue
-    return killed

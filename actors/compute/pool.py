@@ -24,6 +24,8 @@ from typing import Any
 import msgpack
 import trio
 
+from weft.protocol.enums import ErrorCode
+
 from .worker import (
     BYTES,
     ERROR,
@@ -68,7 +70,7 @@ class CallableError(Exception):
     """The function raised. `message` is one line ("ValueError: bad"); `traceback` is the
     worker's full traceback text."""
 
-    code = "callable-failed"
+    code = ErrorCode.CALLABLE_FAILED
 
     def __init__(self, message: str, traceback: str = "") -> None:
         super().__init__(message)
@@ -82,13 +84,13 @@ class CallableError(Exception):
 class CallableNotFound(CallableError):
     """The callable's module could not be imported, or has no such function."""
 
-    code = "callable-not-found"
+    code = ErrorCode.CALLABLE_NOT_FOUND
 
 
 class WorkerLost(Exception):
     """The worker process died during the call (crash, os._exit, killed); it is replaced."""
 
-    code = "worker-lost"
+    code = ErrorCode.WORKER_LOST
 
 
 def _describe_exit(rc: int | None) -> str:

@@ -81,11 +81,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trio
 
-from ..model import JobSpec, SpecError, delegation_from_wire
+from weft.protocol.enums import ErrorCode
+from weft.protocol.tasks import Delegation
+
+from ..model import JobSpec, SpecError
 
 log = logging.getLogger("weft.compute")
 
@@ -119,7 +121,7 @@ class CommandResult:
     signal: int | None  # that signal
     outputs: dict[str, Path] = field(default_factory=dict)
     missing_outputs: list[str] = field(default_factory=list)
-    delegation: dict[str, Any] | None = None
+    delegation: Delegation | None = None
     timed_out: bool = False
     cancelled: bool = False
 
@@ -263,22 +265,21 @@ def _collect_outputs(spec: JobSpec, outputs_dir: Path) -> tuple[dict[str, Path],
     return found, missing
 
 
-def _read_delegation(path: Path) -> dict[str, Any] | None:
+def _read_delegation(path: Path) -> Delegation | None:
     try:
         text = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise RunnerError("bad-delegation", f"cannot read {path.name}: {e.strerror}") from None
+        raise RunnerError(ErrorCode.BAD_DELEGATION, f"cannot read {path.name}: {e.strerror}") from None
     try:
         data = json.loads(text)
     except ValueError as e:
-        raise RunnerError("bad-delegation", f"{path.name} is not valid JSON: {e}") from None
+        raise RunnerError(ErrorCode.BAD_DELEGATION, f"{path.name} is not valid JSON: {e}") from None
     try:
-        delegation_from_wire(data)
+        return Delegation.from_wire(data)
     except SpecError as e:
-        raise RunnerError("bad-delegation", f"{path.name}: {e}") from None
-    return data
+        raise RunnerError(ErrorCode.BAD_DELEGATION, f"{path.name}: {e}") from None
 
 
 async def run_command(

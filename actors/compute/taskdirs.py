@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 from pathlib import Path
 
 import trio
@@ -155,3 +156,39 @@ class TaskDirs:
             self._low = trio.Event()
             if len(self._spares) >= self.keep and not self._used:
                 await self._low.wait()
+
+
+def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
+    """SIGKILL every process of the task groups `pgids` (or recorded under `tasks_dir`).
+
+    A node killed with SIGKILL cannot stop its tasks' process groups (they run
+    in their own sessions); the restarted node does, checking each process's
+    environment names this node's task directory so a recycled pid is spared.
+    """
+    pgids = set(pgids)
+    for f in tasks_dir.glob("*/pgid"):
+        try:
+            pgids.add(int(f.read_text().strip()))
+        except (OSError, ValueError):
+            pass
+        f.unlink(missing_ok=True)
+    if not pgids:
+        return 0
+    marker = f"WEFT_OUTPUTS={tasks_dir}/".encode()
+    killed = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) not in pgids:
+                continue
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if marker not in f.read():
+                    continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    return killed

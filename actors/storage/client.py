@@ -14,9 +14,10 @@ from typing import Any
 
 import trio
 
-from weft.bus.codec import attach
 from weft.bus.errors import BusError, RemoteError
 from weft.bus.rpc import Peer, PendingCall
+from weft.protocol.enums import ErrorCode, ObjectState
+from weft.protocol.objects import Create, Finish, Populate, Put, Read, ReadReply
 
 log = logging.getLogger("weft.storage")
 
@@ -30,13 +31,13 @@ PUT_MAX = CHUNK
 class NotFinished(BusError):
     """The object exists but its producer has not finished it."""
 
-    code = "not-finished"
+    code = ErrorCode.NOT_FINISHED
 
 
 class Redirected(BusError):
     """The object is delegated to one this storage node does not hold."""
 
-    code = "redirected"
+    code = ErrorCode.REDIRECTED
 
     def __init__(self, name: str, target: str) -> None:
         super().__init__(f"object {name!r} is delegated to {target!r}, held elsewhere")
@@ -52,22 +53,26 @@ async def read_chunks(
     that wants to pace the reads; `read_object` is faster."""
     offset = 0
     while True:
-        r = await peer.call("read", {"name": name, "offset": offset, "length": chunk}, timeout=timeout)
+        r = await _read(peer, name, offset, chunk, timeout)
         data = _checked(r, name, require_finished)
         if data:
             yield data
             offset += len(data)
-        if r.get("eof") or not data:
+        if r.eof or not data:
             return
 
 
-def _checked(r: dict, name: str, require_finished: bool) -> bytes:
-    state = r.get("state")
-    if state == "delegated":
-        raise Redirected(name, r.get("target", "?"))
-    if require_finished and state != "finished":
+async def _read(peer: Peer, name: str, offset: int, length: int, timeout: float | None) -> ReadReply:
+    return ReadReply.from_wire(await peer.call("read", Read(name, offset, length).to_wire(), timeout=timeout))
+
+
+def _checked(r: ReadReply, name: str, require_finished: bool) -> bytes:
+    state = r.state
+    if state == ObjectState.DELEGATED:
+        raise Redirected(name, r.target or "?")
+    if require_finished and state != ObjectState.FINISHED:
         raise NotFinished(f"object {name!r} is not finished (state {state})")
-    return r["data"]
+    return r.data
 
 
 async def read_object(
@@ -78,13 +83,13 @@ async def read_object(
     `on_chunk` in order; returns its size. After the first chunk (which tells
     the size) up to `window` reads are in flight at once, so a large object
     streams at the rate of the link, not of one round trip per chunk."""
-    r = await peer.call("read", {"name": name, "offset": 0, "length": chunk}, timeout=timeout)
+    r = await _read(peer, name, 0, chunk, timeout)
     first = _checked(r, name, True)
-    size = r.get("size")
-    final = r.get("name") or name  # delegation resolved: read the final object directly
+    size = r.size
+    final = r.name or name  # delegation resolved: read the final object directly
     if first:
         await _deliver(on_chunk, first)
-    if r.get("eof") or not first or type(size) is not int:
+    if r.eof or not first or size is None:
         return len(first)
     offsets = list(range(len(first), size, chunk))
     done: dict[int, bytes] = {}
@@ -93,10 +98,10 @@ async def read_object(
 
     async def fetch(offset: int) -> None:
         async with limit:
-            rr = await peer.call("read", {"name": final, "offset": offset, "length": chunk}, timeout=timeout)
+            rr = await _read(peer, final, offset, chunk, timeout)
             data = _checked(rr, final, True)
             if len(data) != min(chunk, size - offset):
-                raise BusError(f"object {final!r}: short read at {offset} ({len(data)} bytes)", code="short-read")
+                raise BusError(f"object {final!r}: short read at {offset} ({len(data)} bytes)", code=ErrorCode.SHORT_READ)
             done[offset] = data
             async with ready:
                 ready.notify_all()
@@ -188,8 +193,7 @@ class ObjectWriter:
                 if len(in_flight) >= WINDOW:
                     await in_flight.popleft().reply()
                 in_flight.append(await self.peer.send_call(
-                    "populate", {"name": self.name, "data": attach(data), "token": self.token,
-                                 "offset": self.size + i * CHUNK}))
+                    "populate", Populate(self.name, data, self.token, self.size + i * CHUNK).to_wire()))
             while in_flight:
                 await in_flight.popleft().reply()
         finally:
@@ -198,18 +202,18 @@ class ObjectWriter:
         self.size += n * CHUNK
 
     async def _send(self, data: bytes) -> None:
-        body = {"name": self.name, "data": attach(data), "token": self.token, "offset": self.size}
+        body = Populate(self.name, data, self.token, self.size).to_wire()
         try:
             await self.peer.call("populate", body)
         except RemoteError as e:
             # The coordinator creates outputs while the task starts; if our
             # first chunk overtook that create, create it ourselves.
-            if e.code != "missing" or self.size:
+            if e.code != ErrorCode.MISSING or self.size:
                 raise
             try:
-                await self.peer.call("create", {"name": self.name, "token": self.token})
+                await self.peer.call("create", Create(self.name, self.token).to_wire())
             except RemoteError as e2:
-                if e2.code != "exists":
+                if e2.code != ErrorCode.EXISTS:
                     raise
             await self.peer.call("populate", body)
         self.size += len(data)
@@ -220,19 +224,13 @@ class ObjectWriter:
         if not self._started:
             # Small output: one message does it all.
             data = bytes(self._buf)
-            body = {"name": self.name, "data": attach(data), "token": self.token}
-            if self.quiet:
-                body["quiet"] = True
-            info = await self.peer.call("put", body)
+            info = await self.peer.call("put", Put(self.name, data, self.token, self.quiet).to_wire())
             self.small = data
             return info
         if self._buf:
             await self._send(bytes(self._buf))
             self._buf.clear()
-        body = {"name": self.name, "token": self.token, "size": self.size}
-        if self.quiet:
-            body["quiet"] = True
-        return await self.peer.call("finish", body)
+        return await self.peer.call("finish", Finish(self.name, self.token, self.size, self.quiet).to_wire())
 
 
 class ReplicatedWriter:

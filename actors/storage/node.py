@@ -19,58 +19,36 @@ from typing import Any
 import trio
 
 from weft.actors.groupcommit import GroupCommit
-from weft.actors.model import ObjectState, SpecError, split_object_name
-from weft.bus.codec import attach
+from weft.actors.model import SpecError
 from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
+from weft.protocol.enums import ErrorCode, EventKind, ObjectState
+from weft.protocol.objects import (
+    MAX_READ,
+    Create,
+    CreateMany,
+    CreateManyReply,
+    DelegateObject,
+    DeleteObjects,
+    Finish,
+    ListObjects,
+    ObjectRef,
+    Populate,
+    Put,
+    Read,
+    ReadReply,
+)
 from weft.runtime.node import Node, NodeConfig
 
 from .store import PAGE_CACHE_BUDGET, ObjectInfo, ObjectStore, StoreError
 
 log = logging.getLogger("weft.storage")
 
-MAX_READ = 1 << 20
 # Objects this small travel inside their `finished` event: the coordinator can
 # hand them to the jobs that read them, saving each a fetch.
 EVENT_INLINE_MAX = 4096
 # A flush of at most this many small rows and no files runs on the loop.
 INLINE_FLUSH_ROWS = 512
-
-
-def _bad(message: str) -> BusError:
-    return BusError(message, code="bad-request")
-
-
-def _name(body: Any, key: str = "name") -> str:
-    if not isinstance(body, dict):
-        raise _bad("request body must be a map")
-    name = body.get(key)
-    split_object_name(name)
-    return name
-
-
-# SQLite stores signed 64-bit integers: a larger token or size could be
-# accepted in memory and then fail every later group commit.
-INT_MAX = (1 << 63) - 1
-
-
-def _int(body: dict, key: str, default: int | None = None, *, minimum: int = 0,
-         nullable: bool = False) -> int | None:
-    v = body.get(key, default)
-    if v is None and (nullable or key not in body):
-        return None
-    if type(v) is not int or not minimum <= v <= INT_MAX:
-        raise _bad(f"{key!r} must be an integer in [{minimum}, 2**63), got {v!r}")
-    return v
-
-
-def _data(body: dict) -> bytes | memoryview:
-    """The bytes to write: a memoryview of the received frame when they came
-    attached (bus.codec), written from there without a copy."""
-    d = body.get("data", b"")
-    if not isinstance(d, bytes | bytearray | memoryview):
-        raise _bad(f"'data' must be bytes, got {type(d).__name__}")
-    return d
 
 
 class StorageNode(Node):
@@ -114,14 +92,14 @@ class StorageNode(Node):
         return {"usage": self.store.usage()}
 
     def _on_change(self, kind: str, info: ObjectInfo) -> None:
-        if kind == "finished":
+        if kind == EventKind.FINISHED:
             # Announced only once durable: a reader released by this event
             # must never meet an object that a crash could still take back.
             self._unflushed.append(info.to_wire())
         else:
             # Creation and partial bytes are news nobody waits on: they ride
             # along with the next finish (see bus.events, urgent pollers).
-            self.events.append(kind, info.to_wire(), urgent=kind not in ("created", "partial"))
+            self.events.append(kind, info.to_wire(), urgent=kind not in (EventKind.CREATED, EventKind.PARTIAL))
         # Every staged change reaches disk soon, even with no finish to wait on it.
         self.commits.mark()
 
@@ -156,7 +134,7 @@ class StorageNode(Node):
             urgent = info["name"] not in quiet
             if not urgent:
                 quiet.discard(info["name"])
-            self.events.append("finished", info, urgent=urgent)
+            self.events.append(EventKind.FINISHED, info, urgent=urgent)
 
     async def main(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self.commits.run)
@@ -171,68 +149,55 @@ class StorageNode(Node):
         fence against the attempt before it: it must not be lost in a crash,
         or the stale producer could write again. Plain creates are not awaited."""
         async def handler(body: Any, ctx: CallContext) -> dict:
-            result = op(body, ctx)
-            if isinstance(body, dict) and body.get("replace"):
+            result, replace = op(body, ctx)
+            if replace:
                 await self.commits.durable()
             return result
         return handler
 
     # -- ops -----------------------------------------------------------------------
-    def _op_create(self, body: Any, ctx: CallContext) -> dict:
+    def _op_create(self, body: Any, ctx: CallContext) -> tuple[dict, bool]:
         self.fence(body)
-        name = _name(body)
-        return self.store.create(
-            name, token=_int(body, "token", 0), replace=bool(body.get("replace", False))
-        ).to_wire()
+        req = Create.from_wire(body)
+        return self.store.create(req.name, token=req.token, replace=req.replace).to_wire(), req.replace
 
-    def _op_create_many(self, body: Any, ctx: CallContext) -> dict:
-        """Create many objects in one call: {items: [[name, token], ...], replace}.
-
-        Errors are per name, so one bad name does not fail the batch.
-        """
+    def _op_create_many(self, body: Any, ctx: CallContext) -> tuple[dict, bool]:
+        """Create many objects in one call; errors are per name, so one bad
+        name does not fail the batch."""
         self.fence(body)
-        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-            raise _bad("create_many needs 'items': a list of [name, token]")
-        replace = bool(body.get("replace", False))
+        req = CreateMany.from_wire(body)
+        replace = req.replace
         created, errors = [], {}
-        for item in body["items"]:
+        for item in req.items:
             try:
-                if (not isinstance(item, list | tuple) or len(item) != 2 or type(item[1]) is not int
-                        or not 0 <= item[1] <= INT_MAX):
-                    raise _bad(f"create_many item must be [name, token], got {item!r}")
-                name, token = item
-                split_object_name(name)
+                name, token = CreateMany.item(item)
                 created.append(self.store.create(name, token=token, replace=replace).to_wire())
             except (StoreError, SpecError, BusError) as e:
-                key = str(item[0] if isinstance(item, list | tuple) and item else item)
+                key = CreateMany.key(item)
                 errors[key] = {"code": e.code, "message": str(e)}
-                if e.code == "immutable":
+                if e.code == ErrorCode.IMMUTABLE:
                     # Already finished (an earlier attempt made it): say so, so
                     # the coordinator adopts it instead of running the job again.
                     try:
                         errors[key]["info"] = self.store.stat(key).to_wire()
                     except StoreError:
                         pass
-        return {"created": created, "errors": errors}
+        return CreateManyReply(created, errors).to_wire(), replace
 
     def _op_populate(self, body: Any, ctx: CallContext) -> dict:
-        name = _name(body)
-        info = self.store.populate(
-            name, _data(body), token=_int(body, "token", 0), offset=_int(body, "offset", nullable=True)
-        )
+        req = Populate.from_wire(body)
+        info = self.store.populate(req.name, req.data, token=req.token, offset=req.offset)
         return {"size": info.size}
 
     async def _op_finish(self, body: Any, ctx: CallContext) -> dict:
-        name = _name(body)
-        quiet = body.get("quiet") is True
-        info = self.store.finish(name, token=_int(body, "token", 0), size=_int(body, "size", nullable=True))
-        return await self._finished(info, quiet)
+        req = Finish.from_wire(body)
+        info = self.store.finish(req.name, token=req.token, size=req.size)
+        return await self._finished(info, req.quiet)
 
     async def _op_put(self, body: Any, ctx: CallContext) -> dict:
-        name = _name(body)
-        quiet = body.get("quiet") is True
-        info = self.store.put(name, _data(body), token=_int(body, "token", 0))
-        return await self._finished(info, quiet)
+        req = Put.from_wire(body)
+        info = self.store.put(req.name, req.data, token=req.token)
+        return await self._finished(info, req.quiet)
 
     async def _finished(self, info: ObjectInfo, quiet: bool) -> dict:
         """Reply once durable; `node` lets the writer report where it landed."""
@@ -245,54 +210,33 @@ class StorageNode(Node):
 
     def _op_delegate(self, body: Any, ctx: CallContext) -> dict:
         self.fence(body)
-        name = _name(body)
-        target = _name(body, "target")
-        return self.store.delegate(name, target, token=_int(body, "token", 0)).to_wire()
+        req = DelegateObject.from_wire(body)
+        return self.store.delegate(req.name, req.target, token=req.token).to_wire()
 
     def _op_read(self, body: Any, ctx: CallContext) -> dict:
-        name = _name(body)
-        offset = _int(body, "offset", 0)
-        length = _int(body, "length", MAX_READ, minimum=1)
-        final, info = self.store.resolve(name)
+        req = Read.from_wire(body)
+        final, info = self.store.resolve(req.name)
         if info.state == ObjectState.DELEGATED:
             # The chain leaves this node: the caller must ask where `final` lives.
-            return {"name": final, "state": "delegated", "target": final, "data": b"", "eof": False}
-        data = self.store.read_view(final, offset, min(length, MAX_READ))
-        end = offset + len(data)
-        return {
-            "name": final,
-            "state": str(info.state),
-            "size": info.size,
-            "data": attach(data),
-            "eof": info.state == ObjectState.FINISHED and end >= info.size,
-        }
+            return ReadReply(final, ObjectState.DELEGATED, target=final).to_wire()
+        data = self.store.read_view(final, req.offset, min(req.length, MAX_READ))
+        end = req.offset + len(data)
+        return ReadReply(
+            final, info.state, data, info.state == ObjectState.FINISHED and end >= info.size, info.size
+        ).to_wire()
 
     def _op_stat(self, body: Any, ctx: CallContext) -> dict:
-        return self.store.stat(_name(body)).to_wire()
+        return self.store.stat(ObjectRef.from_wire(body).name).to_wire()
 
     def _op_list(self, body: Any, ctx: CallContext) -> dict:
-        body = body if isinstance(body, dict) else {}
-        prefix = body.get("prefix", "")
-        if not isinstance(prefix, str):
-            raise _bad("'prefix' must be a string")
-        states = body.get("states")
-        if states is not None:
-            try:
-                states = {ObjectState(s) for s in states}
-            except (TypeError, ValueError):
-                raise _bad(f"'states' must be a list of {[str(s) for s in ObjectState]}") from None
-        infos = self.store.list(prefix, states)
+        req = ListObjects.from_wire(body)
+        infos = self.store.list(req.prefix, req.states)
         return {"objects": [i.to_wire() for i in infos], "next": self.events.next_seq, "inc": self.events.incarnation}
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict:
         self.fence(body)
-        if isinstance(body, dict) and isinstance(body.get("names"), list):
-            names = body["names"]
-        else:
-            names = [_name(body)]
         deleted, missing = [], []
-        for name in names:
-            split_object_name(name)
+        for name in DeleteObjects.from_wire(body).names:
             try:
                 self.store.delete(name)
                 deleted.append(name)

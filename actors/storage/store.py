@@ -48,7 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from weft.actors.model import ObjectState, split_object_name
+from weft.actors.model import split_object_name
+from weft.protocol.enums import ErrorCode, EventKind, ObjectState
+from weft.protocol.objects import info_wire
 
 log = logging.getLogger("weft.storage")
 
@@ -97,26 +99,26 @@ class StoreError(Exception):
 
 
 class ObjectExists(StoreError):
-    code = "exists"
+    code = ErrorCode.EXISTS
 
 
 class ObjectMissing(StoreError):
-    code = "missing"
+    code = ErrorCode.MISSING
 
 
 class ObjectImmutable(StoreError):
-    code = "immutable"
+    code = ErrorCode.IMMUTABLE
 
 
 class Fenced(StoreError):
-    code = "fenced"
+    code = ErrorCode.FENCED
 
 
 class NotReadable(StoreError):
     """The object cannot be read here: a bad range, or its delegation chain
     leaves this store (`target` then names where to look)."""
 
-    code = "not-readable"
+    code = ErrorCode.NOT_READABLE
 
     def __init__(self, message: str, *, name: str | None = None, target: str | None = None):
         super().__init__(message, name=name)
@@ -124,11 +126,11 @@ class NotReadable(StoreError):
 
 
 class DelegationCycle(StoreError):
-    code = "delegation-cycle"
+    code = ErrorCode.DELEGATION_CYCLE
 
 
 class OutOfSpace(StoreError):
-    code = "no-space"
+    code = ErrorCode.NO_SPACE
 
 
 @dataclass(slots=True)
@@ -142,13 +144,7 @@ class ObjectInfo:
     finished: float | None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state": self.state.value,
-            "size": self.size,
-            "token": self.token,
-            "target": self.target,
-        }
+        return info_wire(self.name, self.state, self.size, self.token, self.target)
 
 
 class _Rec:
@@ -548,7 +544,7 @@ class ObjectStore:
             self._discard_content(rec)
             rec.state, rec.token, rec.created = EMPTY, token, time.time()
         self._dirty.add(name)
-        self._emit("created", rec)
+        self._emit(EventKind.CREATED, rec)
         return rec.info()
 
     def populate(
@@ -561,7 +557,7 @@ class ObjectStore:
                 f"object {name!r} has {rec.size} bytes; the next write must be at offset"
                 f" {rec.size}, not {offset}",
                 name=name,
-                code="bad-offset",
+                code=ErrorCode.BAD_OFFSET,
             )
         n = len(data)
         if n == 0:
@@ -584,7 +580,7 @@ class ObjectStore:
         if rec.state is EMPTY:
             rec.state = PARTIAL
             self._dirty.add(name)
-            self._emit("partial", rec)
+            self._emit(EventKind.PARTIAL, rec)
         return rec.info()
 
     def finish(self, name: str, *, token: int = 0, size: int | None = None) -> ObjectInfo:
@@ -599,7 +595,7 @@ class ObjectStore:
             raise StoreError(
                 f"object {name!r} received {rec.size} bytes but its producer says {size}",
                 name=name,
-                code="bad-size",
+                code=ErrorCode.BAD_SIZE,
             )
         if rec.inline:
             rec.buf = bytes(rec.buf) if rec.buf else b""
@@ -608,7 +604,7 @@ class ObjectStore:
         rec.state, rec.finished = FINISHED, time.time()
         self._dirty.add(name)
         self._finished_pending.add(name)
-        self._emit("finished", rec)
+        self._emit(EventKind.FINISHED, rec)
         return rec.info()
 
     def put(self, name: str, data: bytes, *, token: int = 0) -> ObjectInfo:
@@ -625,7 +621,7 @@ class ObjectStore:
             rec = _Rec(name, EMPTY, 0, token, None, time.time(), None, True, None)
             self._recs[name] = rec
             self._dirty.add(name)  # the create itself is durable even if a big write fails
-            self._emit("created", rec)
+            self._emit(EventKind.CREATED, rec)
         elif rec.state is FINISHED and rec.token == token and rec.size == n:
             self._finished_pending.add(name)  # a retried put: same rule as finish()
             return rec.info()
@@ -644,7 +640,7 @@ class ObjectStore:
         rec.state, rec.finished = FINISHED, time.time()
         self._dirty.add(name)
         self._finished_pending.add(name)
-        self._emit("finished", rec)
+        self._emit(EventKind.FINISHED, rec)
         return rec.info()
 
     def delegate(self, name: str, target: str, *, token: int = 0) -> ObjectInfo:
@@ -671,7 +667,7 @@ class ObjectStore:
         self._discard_content(rec)
         rec.state, rec.target = DELEGATED, target
         self._dirty.add(name)
-        self._emit("delegated", rec)
+        self._emit(EventKind.DELEGATED, rec)
         return rec.info()
 
     def delete(self, name: str) -> None:
@@ -680,7 +676,7 @@ class ObjectStore:
         del self._recs[name]
         self._dirty.add(name)
         self._finished_pending.discard(name)
-        self._emit("deleted", rec)
+        self._emit(EventKind.DELETED, rec)
 
     # ---------------------------------------------------------------- reads
 

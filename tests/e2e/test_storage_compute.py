@@ -187,6 +187,8 @@ async def test_unfinished_input_fails_soft_naming_the_input(
             assert r["outcome"] == "failed-soft", r
             assert "'src'" in r["cause"] and in_name in r["cause"], r["cause"]
             assert "not finished" in r["cause"]
+            # The reason travels as its own field, for the coordinator to act on.
+            assert r.get("code") == "not-finished", r
             assert await stat_state(b, f"{job}/{out}") == "empty"
             assert await stat_state(a, in_name) == "empty"
 
@@ -651,6 +653,29 @@ async def test_sigterm_on_compute_stops_the_command_and_leaves_output_unfinished
     assert state in ("empty", "partial"), f"output reported {state} though the task never finished"
     assert took < 8
     assert (after["state"], after["outcome"]) == ("done", "failed-soft"), after
+    if "shutting down" in after["cause"]:
+        # It ended within the shutdown (a command slower to die outlasts the
+        # task log and reads "restarted" instead) and says why as a field too.
+        assert after.get("code") == "shutting-down", after
+
+
+async def test_cancel_ends_a_running_task_cancelled_not_failed(shared: Shared) -> None:
+    """Cancel and shutdown both stop a task; only a cancel ends it `cancelled`."""
+    job = job_id("cancel-me")
+    spec = JobSpec(command=[PY, "-c", "import time; time.sleep(60)"])
+    with trio.fail_after(30):
+        async with peer(shared.c) as c:
+            await start_task(c, job, spec.to_wire())
+
+            async def running() -> bool:
+                return (await c.call("result", {"job": job}))["state"] == "running"
+
+            await wait_for(running, 20, what="the command to run")
+            r = await c.call("cancel", {"job": job})
+            assert r["job"] == job
+            done = await wait_done(c, job)
+    assert done["outcome"] == "cancelled", done
+    assert done["cause"] == "cancelled by request" and "code" not in done, done
 
 
 async def test_a_multi_chunk_object_moves_with_several_chunks_in_flight(shared: Shared) -> None:

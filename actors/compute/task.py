@@ -1,0 +1,145 @@
+"""A task on a compute node, the ways it fails, and the records it comes from.
+
+A Task is made from a `start` (protocol.tasks.Start) and reported as a
+TaskReport; a delegation it ends with is a protocol.tasks.Delegation judged
+once where it enters (the command's delegate.json, a callable's Delegate).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from weft.actors.delegate import Delegate
+from weft.actors.model import JobSpec, SpecError
+from weft.protocol.enums import ErrorCode, Outcome, StopReason, TaskState
+from weft.protocol.tasks import Delegation, Start, TaskReport
+
+
+class SoftFailure(Exception):
+    """Infrastructure failed the task: it may run again elsewhere. `code`
+    (an ErrorCode) travels beside the message in the task's news."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class HardFailure(Exception):
+    """The job itself failed."""
+
+
+class Unmet(SoftFailure):
+    """A task started ahead of its input found that input's local producer
+    did not make it: the coordinator queues it again without counting an attempt."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ErrorCode.UNMET)
+
+
+class Task:
+    __slots__ = (
+        "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
+        "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
+        "inline", "after", "ahead", "ended", "followers", "values", "unmet",
+    )
+
+    def __init__(
+        self, job: str, spec: JobSpec, inputs: dict[str, tuple[list[str], str]], outputs: dict[str, list[str]], token: int
+    ) -> None:
+        self.job = job
+        self.spec = spec
+        self.inputs = inputs  # input name -> (storage endpoints with a copy, object name to read)
+        self.outputs = outputs  # output name -> storage endpoints to write it to
+        self.token = token
+        self.state = TaskState.PENDING
+        self.outcome: Outcome | None = None
+        self.exit_code: int | None = None
+        self.cause: str | None = None
+        self.code: str | None = None  # the failure's ErrorCode, beside the human cause
+        self.stop: StopReason | None = None  # why it was stopped from outside, if it was
+        self.delegation: Delegation | None = None
+        self.created = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.scope: trio.CancelScope | None = None
+        self.written: list[str] = []
+        # Output -> [storage node, size, content if small]: the outputs this
+        # task finished, reported in its `done` so the coordinator needs no
+        # second event to learn that the job's results exist.
+        self.stored: dict[str, list] = {}
+        self.holding = False  # holds a slot of the node's limiter
+        self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
+        # Inputs still being made by a task on this node: input -> that task
+        # (parsed as (job, token), then resolved by ComputeNode._follow). The
+        # task waits for that task's end instead of being started by the
+        # coordinator after it: one round trip less per dependent hop.
+        self.after: dict[str, Any] = {}
+        # Inputs started ahead whose producer was not (or no longer) here: if
+        # storage does not have them yet, they were not made yet (Unmet).
+        self.ahead: set[str] = set()
+        self.ended: trio.Event | None = None  # set when done, made when a follower waits
+        self.followers = 0  # tasks here waiting for this one's outputs
+        self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for them
+        self.unmet = False
+
+    def summary(self) -> dict[str, Any]:
+        return self.report().to_wire()
+
+    def report(self) -> TaskReport:
+        return TaskReport(
+            self.job, self.state, self.token, self.outcome, self.exit_code, self.cause, self.code,
+            None if self.delegation is None else self.delegation.to_wire(), self.unmet,
+            self.stored if self.state == TaskState.DONE else None, self.started, self.finished,
+        )
+
+    @classmethod
+    def started_by(cls, start: Start) -> Task:
+        task = cls(start.job, start.spec, start.inputs, start.outputs, start.token)
+        task.inline = start.inline
+        task.after = start.after
+        return task
+
+
+
+def delegation_of(value: Delegate) -> Delegation:
+    """A callable's Delegate, judged once here (it was built in the worker
+    process and came back pickled, which skips its own check)."""
+    job = value.job
+    if isinstance(job, JobSpec):
+        job.validate()
+        return Delegation.of(job, value.stream)
+    return Delegation.from_wire({"job": job, "stream": value.stream})
+
+
+def restored_delegation(wire: Any) -> Delegation | None:
+    """A delegation from the task log (written by this node, so valid unless damaged)."""
+    if wire is None:
+        return None
+    try:
+        return Delegation.from_wire(wire)
+    except SpecError:
+        return None
+
+
+def callable_outputs(spec: JobSpec, value: Any) -> dict[str, bytes]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"result": bytes(value)}
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k not in spec.outputs:
+                raise HardFailure(f"{spec.call} returned output {k!r}, which the job does not declare")
+            if isinstance(v, str):
+                v = v.encode()
+            if not isinstance(v, bytes | bytearray | memoryview):
+                raise HardFailure(f"{spec.call} returned {type(v).__name__} for output {k!r}; outputs are bytes or str")
+            out[k] = bytes(v)
+        return out
+    raise HardFailure(f"{spec.call} returned {type(value).__name__}; return bytes, str, a dict of them, or Delegate")

@@ -1,0 +1,128 @@
+"""The one vocabulary of states, outcomes and error codes.
+
+Every enum is a `StrEnum` whose values are the strings the wire carried before
+these enums existed: a member compares equal to (and msgpack-encodes as) its
+string, so a node that still uses bare strings interoperates with one that
+uses the enums.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class JobState(enum.StrEnum):
+    """A job as the coordinator tracks it."""
+
+    WAITING = "waiting"  # an input is not made yet
+    RUNNABLE = "runnable"  # queued for a compute slot
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATES = frozenset((JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED))
+
+
+class TaskState(enum.StrEnum):
+    """A task on a compute node."""
+
+    PENDING = "pending"
+    FETCHING = "fetching"
+    RUNNING = "running"
+    STORING = "storing"
+    DONE = "done"
+
+
+class Outcome(enum.StrEnum):
+    """How a task (and so its job) ended."""
+
+    SUCCESS = "success"
+    FAILED_HARD = "failed-hard"  # the job's own fault
+    FAILED_SOFT = "failed-soft"  # the infrastructure's: it may run again
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed-out"
+
+
+class ObjectState(enum.StrEnum):
+    """An object in a storage node."""
+
+    EMPTY = "empty"
+    PARTIAL = "partial"
+    FINISHED = "finished"
+    DELEGATED = "delegated"
+
+
+class StopReason(enum.StrEnum):
+    """Why a running task was stopped from outside: decides its outcome
+    (a cancel ends it `cancelled`, a shutdown `failed-soft`)."""
+
+    CANCEL = "cancel"
+    SHUTDOWN = "shutdown"
+
+
+class Role(enum.StrEnum):
+    COORDINATOR = "coordinator"
+    COMPUTE = "compute"
+    STORAGE = "storage"
+
+
+class Wake(enum.StrEnum):
+    """Which events end a `poll`'s wait."""
+
+    ALL = "all"
+    URGENT = "urgent"
+
+
+class EventKind(enum.StrEnum):
+    """The kinds of events on a node's queue (`poll` answers `[seq, kind, data]`)."""
+
+    TASK = "task"  # compute: a task's state changed (data: a TaskReport)
+    DELETED = "deleted"  # compute: a task was deleted; storage: an object was
+    CREATED = "created"  # storage: object news (data: an ObjectInfo)
+    PARTIAL = "partial"
+    FINISHED = "finished"
+    DELEGATED = "delegated"
+
+
+class ErrorCode(enum.StrEnum):
+    """Machine-readable error codes: in error replies (`{code, message}`), in
+    per-item errors of batch ops, and in task-failure news (`code` beside the
+    human `cause`)."""
+
+    # requests
+    BAD_REQUEST = "bad-request"  # a field of a request is malformed (the message names it)
+    BAD_SPEC = "bad-spec"  # a job spec, object name or delegation is malformed
+    BAD_MESSAGE = "bad-message"  # not a valid envelope
+    BAD_ENDPOINT = "bad-endpoint"
+    UNKNOWN_OP = "unknown-op"
+    INTERNAL = "internal"
+    # admission, fencing, transport
+    BUSY = "busy"
+    FENCED = "fenced"
+    TIMEOUT = "timeout"
+    CONNECTION_LOST = "connection-lost"
+    UNREACHABLE = "unreachable"
+    PEER_CLOSED = "peer-closed"
+    # objects
+    MISSING = "missing"
+    EXISTS = "exists"
+    IMMUTABLE = "immutable"
+    NOT_FINISHED = "not-finished"
+    NOT_READABLE = "not-readable"
+    REDIRECTED = "redirected"
+    DELEGATION_CYCLE = "delegation-cycle"
+    NO_SPACE = "no-space"
+    IO_ERROR = "io-error"
+    BAD_OFFSET = "bad-offset"
+    BAD_SIZE = "bad-size"
+    SHORT_READ = "short-read"
+    # tasks
+    RUNNING = "running"  # a task still running cannot be deleted
+    SHUTTING_DOWN = "shutting-down"  # the compute node stopped while the task ran
+    UNMET = "unmet"  # started ahead of an input whose producer did not make it
+    BAD_DELEGATION = "bad-delegation"
+    CALLABLE_FAILED = "callable-failed"
+    CALLABLE_NOT_FOUND = "callable-not-found"
+    WORKER_LOST = "worker-lost"

@@ -1,0 +1,254 @@
+"""The coordinator's ops (a user's client and the nodes call these).
+
+    submit   Submit         -> SubmitReply
+    status   Status         -> {jobs: [job view], counts?}
+    wait     Wait           -> WaitReply
+    cancel   JobsRef        -> {jobs: [job view]}
+    locate   Locate         -> LocateReply
+    nodes    (no body)      -> {nodes: [node view]}
+    stats    (no body)      -> the coordinator's counters
+    hello    Hello (posted by compute and storage nodes) -> {epoch}
+
+A job view is the coordinator's summary of a job (`job`, `state` (a
+JobState), `outputs`, `outcome`, `cause`, ...; `final` is the view of the job
+a delegation chain ends at); it is shown to users as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from weft.actors.model import JobSpec, SpecError
+from weft.bus.endpoint import check_endpoint
+
+from .enums import JobState, ObjectState, Role
+from .fields import bad, body_map, int_field, object_field, seconds_field, str_list
+
+
+@dataclass(slots=True)
+class Submit:
+    """`submit`: job specs; all are validated before any is accepted."""
+
+    jobs: list[JobSpec]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": [s.to_wire() for s in self.jobs]}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Submit:
+        b = body_map("submit", body)
+        wires = b.get("jobs")
+        if type(wires) is not list or not wires:
+            bad("submit", "jobs", "must be a non-empty list of job specs")
+        specs = []
+        for i, w in enumerate(wires):
+            try:
+                specs.append(JobSpec.from_wire(w))
+            except SpecError as e:
+                raise SpecError(f"job #{i + 1}: {e}") from None
+        return cls(specs)
+
+
+@dataclass(slots=True)
+class Submitted:
+    job: str
+    state: JobState
+    outputs: list[str]
+    cached: bool = False
+    # A resubmission of a queued or running job joins it; `differs` names the
+    # settings asked for that the existing job keeps its own values of.
+    joined: bool = False
+    differs: list[str] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"job": self.job, "state": self.state, "outputs": self.outputs, "cached": self.cached,
+                "joined": self.joined, "differs": self.differs}
+
+
+@dataclass(slots=True)
+class SubmitReply:
+    jobs: list[Submitted]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": [j.to_wire() for j in self.jobs]}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> SubmitReply:
+        op = "submit reply"
+        b = body_map(op, body)
+        items = b.get("jobs")
+        if type(items) is not list:
+            bad(op, "jobs", "must be a list")
+        out = []
+        for j in items:
+            if type(j) is not dict or type(j.get("job")) is not str or type(j.get("outputs")) is not list:
+                bad(op, "jobs", f"entry must be a map with 'job' and 'outputs', got {j!r}")
+            differs = j.get("differs") or []
+            if type(differs) is not list or not all(type(d) is str for d in differs):
+                bad(op, "differs", f"must be a list of setting names, got {differs!r}")
+            out.append(Submitted(j["job"], j.get("state"), j["outputs"], j.get("cached") is True,
+                                 j.get("joined") is True, differs))
+        return cls(out)
+
+
+@dataclass(slots=True)
+class JobsRef:
+    """`cancel` (and `status` of given jobs): `{jobs: [job id, ...]}`."""
+
+    jobs: list[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": self.jobs}
+
+    @classmethod
+    def from_wire(cls, body: Any, op: str = "cancel") -> JobsRef:
+        return cls(str_list(op, body_map(op, body), "jobs", what="job ids"))
+
+
+@dataclass(slots=True)
+class Status:
+    """`status`: the given jobs, or (no `jobs`) the last `limit` submitted."""
+
+    jobs: list[str] | None = None
+    limit: int = 1000
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": self.jobs} if self.jobs is not None else {"limit": self.limit}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Status:
+        op = "status"
+        b = body_map(op, body, optional=True)
+        if "jobs" in b:
+            return cls(str_list(op, b, "jobs", what="job ids"))
+        return cls(None, int_field(op, b, "limit", 1000))
+
+
+@dataclass(slots=True)
+class Wait:
+    """`wait`: until every job is finished (following delegations) or `timeout`."""
+
+    jobs: list[str]
+    timeout: float = 30.0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "timeout": self.timeout}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Wait:
+        op = "wait"
+        b = body_map(op, body)
+        return cls(str_list(op, b, "jobs", what="job ids"), seconds_field(op, b, "timeout", 30.0, 300))
+
+
+@dataclass(slots=True)
+class WaitReply:
+    jobs: list[dict[str, Any]]
+    done: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "done": self.done}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> WaitReply:
+        op = "wait reply"
+        b = body_map(op, body)
+        jobs = b.get("jobs")
+        if type(jobs) is not list or not all(type(j) is dict and "job" in j and "state" in j for j in jobs):
+            bad(op, "jobs", "must be a list of job views")
+        return cls(jobs, b.get("done") is True)
+
+
+def final_state(view: dict[str, Any]) -> str:
+    """The state that decides a job's result: its delegation chain's last job's."""
+    return view.get("final", view).get("state")
+
+
+@dataclass(slots=True)
+class Locate:
+    """`locate`: where object `object`'s bytes are."""
+
+    object: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"object": self.object}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Locate:
+        return cls(object_field("locate", body_map("locate", body), "object"))
+
+
+@dataclass(slots=True)
+class LocateReply:
+    """`storage` is the first of `copies` (None when there is none); `data`
+    holds a small finished object's bytes, so the reader needs no second hop."""
+
+    name: str
+    state: str  # an ObjectState, or the coordinator's own "unknown" / "lost"
+    storage: str | None = None
+    copies: list[str] = field(default_factory=list)
+    producer: dict[str, Any] | None = None
+    data: bytes | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d = {"name": self.name, "state": self.state, "storage": self.storage, "copies": self.copies,
+             "producer": self.producer}
+        if self.data is not None:
+            d["data"] = self.data
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> LocateReply:
+        op = "locate reply"
+        b = body_map(op, body)
+        name, state, storage = b.get("name"), b.get("state"), b.get("storage")
+        if type(name) is not str:
+            bad(op, "name", "must be a string")
+        if type(state) is not str:
+            bad(op, "state", "must be a string")
+        if storage is not None and type(storage) is not str:
+            bad(op, "storage", "must be an endpoint")
+        copies = b.get("copies") or []
+        if type(copies) is not list or not all(type(c) is str for c in copies):
+            bad(op, "copies", "must be a list of endpoints")
+        if not copies and storage:  # a coordinator from before `copies`
+            copies = [storage]
+        data = b.get("data")
+        if data is not None and not isinstance(data, bytes | memoryview):
+            bad(op, "data", "must be bytes")
+        return cls(name, state, storage, copies, b.get("producer"), data)
+
+    @property
+    def readable(self) -> bool:
+        return self.state == ObjectState.FINISHED and bool(self.storage)
+
+
+@dataclass(slots=True)
+class Hello:
+    """`hello`, posted by compute and storage nodes to the coordinator until
+    it answers; `inc` (their event queue's incarnation) tells a restart."""
+
+    role: Role
+    node: str
+    endpoint: str
+    inc: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"role": self.role, "node": self.node, "endpoint": self.endpoint, "inc": self.inc}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Hello:
+        op = "hello"
+        b = body_map(op, body)
+        role = b.get("role")
+        if role not in (Role.COMPUTE, Role.STORAGE):
+            bad(op, "role", f"must be compute or storage, got {role!r}")
+        node, endpoint = b.get("node"), b.get("endpoint")
+        if type(node) is not str:
+            bad(op, "node", "must be a node id")
+        if type(endpoint) is not str:
+            bad(op, "endpoint", "must be an endpoint")
+        check_endpoint(endpoint, f"hello endpoint of {role} {node!r}")
+        inc = b.get("inc")
+        return cls(Role(role), node, endpoint, inc if type(inc) is str else None)

@@ -1,0 +1,416 @@
+"""The storage node's ops and news.
+
+    create       Create                 -> ObjectInfo
+    create_many  CreateMany             -> CreateManyReply (per-name errors)
+    populate     Populate               -> {size}
+    put          Put                    -> ObjectInfo + node (once durable)
+    finish       Finish                 -> ObjectInfo + node (once durable)
+    read         Read                   -> ReadReply
+    delegate     DelegateObject         -> ObjectInfo
+    stat         ObjectRef              -> ObjectInfo
+    list         ListObjects            -> ObjectInventory
+    delete       DeleteObjects          -> {deleted, missing}
+    usage        (no body)              -> the store's usage map
+    events       created, partial, finished (with `data` when small), delegated, deleted: ObjectInfo
+
+Object bytes (`data`) are bytes, or a memoryview of a received frame when
+they came attached (bus.codec): records hold them as they are, never copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from weft.bus.codec import attach
+
+from .enums import ObjectState
+from .fields import (
+    bad,
+    body_map,
+    enum_field,
+    epoch_field,
+    flag,
+    int_field,
+    object_field,
+    opt_str,
+    put_epoch,
+    str_list,
+)
+
+MAX_READ = 1 << 20
+Bytes = bytes | bytearray | memoryview
+
+
+def _data(op: str, body: dict) -> Bytes:
+    d = body.get("data", b"")
+    if not isinstance(d, bytes | bytearray | memoryview):
+        bad(op, "data", f"must be bytes, got {type(d).__name__}")
+    return d
+
+
+def info_wire(name: str, state: ObjectState, size: int, token: int, target: str | None) -> dict[str, Any]:
+    """The wire form of an object's info: the store's and ObjectInfo's one shape."""
+    return {"name": name, "state": state.value, "size": size, "token": token, "target": target}
+
+
+@dataclass(slots=True)
+class ObjectInfo:
+    """An object as storage reports it: replies to create, put, finish,
+    stat, delegate, list entries, and the object events. `data` (a small
+    finished object's bytes) rides in `finished` events; `node` (where it
+    landed) in put and finish replies."""
+
+    name: str
+    state: ObjectState
+    size: int = 0
+    token: int = 0
+    target: str | None = None
+    data: Bytes | None = None
+    node: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d = info_wire(self.name, self.state, self.size, self.token, self.target)
+        if self.data is not None:
+            d["data"] = self.data
+        if self.node is not None:
+            d["node"] = self.node
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Any, op: str = "object info") -> ObjectInfo:
+        b = body_map(op, d)
+        name = object_field(op, b)
+        state = enum_field(op, b, "state", ObjectState)
+        if state is None:
+            bad(op, "state", "is required")
+        data = b.get("data")
+        if data is not None and not isinstance(data, bytes | memoryview):
+            bad(op, "data", f"must be bytes, got {type(data).__name__}")
+        return cls(name, state, int_field(op, b, "size", 0), int_field(op, b, "token", 0),
+                   opt_str(op, b, "target"), data, opt_str(op, b, "node"))
+
+
+@dataclass(slots=True)
+class Create:
+    """`create`: an empty object under fencing token `token`; `replace` makes
+    a retry's create replace (and fence off) what an earlier attempt left."""
+
+    name: str
+    token: int = 0
+    replace: bool = False
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "token": self.token}
+        if self.replace:
+            d["replace"] = True
+        return put_epoch(d, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Create:
+        op = "create"
+        b = body_map(op, body)
+        return cls(object_field(op, b), int_field(op, b, "token", 0), bool(b.get("replace", False)),
+                   epoch_field(op, b))
+
+
+@dataclass(slots=True)
+class CreateMany:
+    """`create_many`: `{items: [[name, token], ...], replace}`. Items are
+    judged one by one (`item()`), so one bad name does not fail the batch."""
+
+    items: list
+    replace: bool = False
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return put_epoch({"items": self.items, "replace": self.replace}, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> CreateMany:
+        op = "create_many"
+        b = body_map(op, body)
+        items = b.get("items")
+        if type(items) is not list:
+            bad(op, "items", "must be a list of [name, token]")
+        return cls(items, bool(b.get("replace", False)), epoch_field(op, b))
+
+    @staticmethod
+    def item(item: Any) -> tuple[str, int]:
+        if (type(item) not in (list, tuple) or len(item) != 2 or type(item[1]) is not int
+                or not 0 <= item[1] < 1 << 63):
+            bad("create_many", "items", f"entry must be [name, token], got {item!r}")
+        object_field("create_many", {"name": item[0]})
+        return item[0], item[1]
+
+    @staticmethod
+    def key(item: Any) -> str:
+        """The name a (possibly malformed) item's error is filed under."""
+        return str(item[0] if type(item) in (list, tuple) and item else item)
+
+
+@dataclass(slots=True)
+class CreateManyReply:
+    """`errors` maps a name to `{code, message, info?}`; `info` is the
+    object's when it is already finished (code `immutable`), so the
+    coordinator adopts it instead of running the job again."""
+
+    created: list[dict[str, Any]]
+    errors: dict[str, dict[str, Any]]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"created": self.created, "errors": self.errors}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> CreateManyReply:
+        op = "create_many reply"
+        b = body_map(op, body)
+        created, errors = b.get("created", []), b.get("errors") or {}
+        if type(created) is not list:
+            bad(op, "created", "must be a list")
+        if type(errors) is not dict or not all(type(e) is dict for e in errors.values()):
+            bad(op, "errors", "must map names to {code, message}")
+        return cls(created, errors)
+
+
+@dataclass(slots=True)
+class Populate:
+    """`populate`: write `data` at `offset` (default: the end) of a partial object."""
+
+    name: str
+    data: Bytes
+    token: int = 0
+    offset: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "data": attach(self.data), "token": self.token}
+        if self.offset is not None:
+            d["offset"] = self.offset
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Populate:
+        op = "populate"
+        b = body_map(op, body)
+        return cls(object_field(op, b), _data(op, b), int_field(op, b, "token", 0),
+                   int_field(op, b, "offset", None, nullable=True))
+
+
+@dataclass(slots=True)
+class Put:
+    """`put`: create-or-reuse, write and finish a small object in one call.
+    `quiet`: the writer reports the finished object itself, so storage's own
+    `finished` event need not wake the coordinator."""
+
+    name: str
+    data: Bytes
+    token: int = 0
+    quiet: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "data": attach(self.data), "token": self.token}
+        if self.quiet:
+            d["quiet"] = True
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Put:
+        op = "put"
+        b = body_map(op, body)
+        return cls(object_field(op, b), _data(op, b), int_field(op, b, "token", 0), flag(b, "quiet"))
+
+
+@dataclass(slots=True)
+class Finish:
+    """`finish`: the object is complete at `size` bytes (checked when given)."""
+
+    name: str
+    token: int = 0
+    size: int | None = None
+    quiet: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "token": self.token}
+        if self.size is not None:
+            d["size"] = self.size
+        if self.quiet:
+            d["quiet"] = True
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Finish:
+        op = "finish"
+        b = body_map(op, body)
+        return cls(object_field(op, b), int_field(op, b, "token", 0),
+                   int_field(op, b, "size", None, nullable=True), flag(b, "quiet"))
+
+
+@dataclass(slots=True)
+class Read:
+    """`read`: up to `length` bytes (at most MAX_READ) from `offset`, following
+    delegation on this node."""
+
+    name: str
+    offset: int = 0
+    length: int = MAX_READ
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "offset": self.offset, "length": self.length}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Read:
+        op = "read"
+        b = body_map(op, body)
+        return cls(object_field(op, b), int_field(op, b, "offset", 0),
+                   int_field(op, b, "length", MAX_READ, minimum=1))
+
+
+@dataclass(slots=True)
+class ReadReply:
+    """`name` is the object read (the end of a delegation chain); `state`
+    `delegated` with `target` means the chain leaves this node."""
+
+    name: str
+    state: ObjectState
+    data: Bytes = b""
+    eof: bool = False
+    size: int | None = None
+    target: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        if self.state == ObjectState.DELEGATED:
+            return {"name": self.name, "state": self.state, "target": self.target, "data": b"", "eof": False}
+        return {"name": self.name, "state": self.state, "size": self.size, "data": attach(self.data),
+                "eof": self.eof}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> ReadReply:
+        op = "read reply"
+        b = body_map(op, body)
+        name = b.get("name")
+        if type(name) is not str:
+            bad(op, "name", "must be a string")
+        state = enum_field(op, b, "state", ObjectState)
+        if state is None:
+            bad(op, "state", "is required")
+        data = b.get("data", b"")
+        if not isinstance(data, bytes | memoryview):
+            bad(op, "data", f"must be bytes, got {type(data).__name__}")
+        size = b.get("size")
+        if size is not None and type(size) is not int:
+            bad(op, "size", "must be an integer")
+        return cls(name, state, data, b.get("eof") is True, size, opt_str(op, b, "target"))
+
+
+@dataclass(slots=True)
+class DelegateObject:
+    """`delegate`: object `name` now stands for object `target`."""
+
+    name: str
+    target: str
+    token: int = 0
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return put_epoch({"name": self.name, "target": self.target, "token": self.token}, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> DelegateObject:
+        op = "delegate"
+        b = body_map(op, body)
+        return cls(object_field(op, b), object_field(op, b, "target"), int_field(op, b, "token", 0),
+                   epoch_field(op, b))
+
+
+@dataclass(slots=True)
+class ObjectRef:
+    """`stat`: `{name}`."""
+
+    name: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def from_wire(cls, body: Any, op: str = "stat") -> ObjectRef:
+        return cls(object_field(op, body_map(op, body)))
+
+
+@dataclass(slots=True)
+class ListObjects:
+    """`list` on a storage node: objects under `prefix`, in `states` if given."""
+
+    prefix: str = ""
+    states: frozenset[ObjectState] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.prefix:
+            d["prefix"] = self.prefix
+        if self.states is not None:
+            d["states"] = sorted(self.states)
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> ListObjects:
+        op = "list"
+        b = body_map(op, body, optional=True)
+        prefix = b.get("prefix", "")
+        if type(prefix) is not str:
+            bad(op, "prefix", "must be a string")
+        states = b.get("states")
+        if states is not None:
+            known = ObjectState._value2member_map_
+            if type(states) is not list or not all(type(s) is str and s in known for s in states):
+                bad(op, "states", f"must be a list of {[str(s) for s in ObjectState]}")
+            states = frozenset(known[s] for s in states)
+        return cls(prefix, states)
+
+
+@dataclass(slots=True)
+class ObjectInventory:
+    """The answer to `list` on a storage node, with where its event queue stands."""
+
+    objects: list[ObjectInfo]
+    next: int
+    inc: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"objects": [o.to_wire() for o in self.objects], "next": self.next, "inc": self.inc}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> ObjectInventory:
+        op = "list reply"
+        b = body_map(op, body)
+        objects = b.get("objects")
+        if type(objects) is not list:
+            bad(op, "objects", "must be a list")
+        inc = b.get("inc")
+        if type(inc) is not str:
+            bad(op, "inc", "must be a string")
+        return cls([ObjectInfo.from_wire(o, op) for o in objects], int_field(op, b, "next", 0), inc)
+
+
+@dataclass(slots=True)
+class DeleteObjects:
+    """`delete` on a storage node: `{names: [...]}`, or `{name}` for one."""
+
+    names: list[str]
+    single: bool = False
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d = {"name": self.names[0]} if self.single else {"names": self.names}
+        return put_epoch(d, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> DeleteObjects:
+        op = "delete"
+        b = body_map(op, body)
+        if type(b.get("names")) is list:
+            names = str_list(op, b, "names", what="object names")
+            for n in names:
+                object_field(op, {"names": n}, "names")
+            return cls(names, False, epoch_field(op, b))
+        return cls([object_field(op, b)], True, epoch_field(op, b))

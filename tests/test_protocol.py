@@ -1,0 +1,381 @@
+"""The wire records (weft.protocol): every record survives a trip through the
+real codec, every malformed field is refused naming that field, and the bytes
+of representative messages are exactly those the nodes sent before the
+records existed (so a coordinator still on hand-built dicts interoperates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from weft.actors.model import JobSpec, SpecError
+from weft.bus.codec import CALL, REPLY, decode, encode_frames
+from weft.bus.errors import BusError
+from weft.protocol import ErrorCode, JobState, ObjectState, Outcome, Role, TaskState, Wake
+from weft.protocol.events import Ping, Poll, PollReply
+from weft.protocol.jobs import (
+    Hello,
+    JobsRef,
+    Locate,
+    LocateReply,
+    Status,
+    Submit,
+    SubmitReply,
+    Submitted,
+    Wait,
+    WaitReply,
+)
+from weft.protocol.objects import (
+    Create,
+    CreateMany,
+    CreateManyReply,
+    DelegateObject,
+    DeleteObjects,
+    Finish,
+    ListObjects,
+    ObjectInfo,
+    ObjectInventory,
+    ObjectRef,
+    Populate,
+    Put,
+    Read,
+    ReadReply,
+)
+from weft.protocol.tasks import (
+    Delegation,
+    DeleteTasks,
+    DeleteTasksReply,
+    Refused,
+    Start,
+    StartMany,
+    StartManyReply,
+    TaskInventory,
+    TaskRef,
+    TaskReport,
+)
+
+A, B = "tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002"
+SPEC = JobSpec(call="weft.actors.builtins:concat", refs={"x": "p1/result"}, outputs=["result"], priority=3)
+BIG = bytes(range(256)) * 1024  # 256 KiB: travels as an attached frame
+
+
+def trip(body: Any) -> Any:
+    """`body` after a real encode and decode, attached frames and all."""
+    frames = encode_frames(CALL, 7, "op", "test", body)
+    return decode(frames[0], attached=frames[1:]).body
+
+
+def wire_bytes(op: str, body: Any) -> list[bytes]:
+    return [bytes(f) for f in encode_frames(CALL, 7, op, "test", body)]
+
+
+RECORDS: list[Any] = [
+    Start("j1", SPEC, {"x": ([A, B], "p1/result")}, {"result": [A]}, 5, {}, {"x": ("p1", 4)}, 9),
+    Start("j2", SPEC, {"x": ([A], "p1/result")}, {"result": [A, B]}, 0, {"x": b"abc"}),
+    StartMany([Start("j1", SPEC, {"x": ([A], "p1/result")}, {"result": [A]}, 1)], epoch=3),
+    Refused("j1", ErrorCode.BAD_SPEC, "job spec must be a map"),
+    TaskReport("j1", TaskState.RUNNING, 2, started=1.5),
+    TaskReport("j1", TaskState.DONE, 2, Outcome.FAILED_SOFT, None, "input 'x': full [no-space]",
+               ErrorCode.NO_SPACE, None, True, None, 1.5, 2.5),
+    TaskReport("j1", TaskState.DONE, 2, Outcome.SUCCESS, 0, None, None,
+               {"job": {"o": ["out"], "call": "m:f"}, "stream": "out"}, False,
+               {"result": ["storage-a", 3, b"abc"]}, 1.0, 2.0),
+    StartManyReply([TaskReport("j1", TaskState.PENDING, 1), Refused(None, "bad-request", "no")]),
+    TaskRef("j1", 4),
+    TaskRef("j1"),
+    DeleteTasks(["j1", "j2"], epoch=2),
+    DeleteTasks(["j1"], single=True),
+    DeleteTasksReply(["j1"], ["j2"]),
+    TaskInventory([TaskReport("j1", TaskState.STORING, 1)], 17, "inc-1", 4, 1),
+    ObjectInfo("j1/result", ObjectState.FINISHED, 3, 2, None, b"abc", "storage-a"),
+    ObjectInfo("j1/result", ObjectState.DELEGATED, 0, 2, "j2/out"),
+    Create("j1/result", 5, True, 3),
+    Create("j1/result"),
+    CreateMany([["j1/result", 1], ["j2/result", 2]], True, 3),
+    CreateManyReply([{"name": "j1/result", "state": "empty"}], {"j2/result": {"code": "immutable", "message": "m"}}),
+    Populate("j1/result", BIG, 2, 1 << 20),
+    Populate("j1/result", b"small", 2),
+    Put("j1/result", b"abc", 2, True),
+    Put("j1/result", BIG, 2),
+    Finish("j1/result", 2, 1 << 21, True),
+    Read("j1/result", 1 << 20, 4096),
+    ReadReply("j1/result", ObjectState.FINISHED, BIG, True, len(BIG)),
+    ReadReply("j2/out", ObjectState.DELEGATED, target="j2/out"),
+    DelegateObject("j1/result", "j2/out", 3, 1),
+    ObjectRef("j1/result"),
+    ListObjects("j1", frozenset({ObjectState.FINISHED, ObjectState.PARTIAL})),
+    ListObjects(),
+    ObjectInventory([ObjectInfo("j1/result", ObjectState.EMPTY)], 3, "inc-2"),
+    DeleteObjects(["j1/result", "j2/out"], epoch=5),
+    DeleteObjects(["j1/result"], single=True),
+    Submit([SPEC, JobSpec(command=["echo", "hi"], outputs=["stdout"])]),
+    SubmitReply([Submitted("j1", JobState.WAITING, ["j1/result"], True)]),
+    JobsRef(["j1", "j2"]),
+    Status(["j1"]),
+    Status(None, 50),
+    Wait(["j1"], 2.5),
+    WaitReply([{"job": "j1", "state": "succeeded"}], True),
+    Locate("j1/result"),
+    LocateReply("j1/result", "finished", A, [A, B], {"job": "j1"}, b"abc"),
+    Hello(Role.COMPUTE, "compute-1", A, "inc-3"),
+    Ping(4),
+    Poll(3, 10.0, "inc-1", Wake.URGENT, 100),
+    PollReply([[1, "task", {"job": "j1"}]], 2, "inc-1", False),
+]
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)
+def test_every_record_survives_the_codec(record: Any) -> None:
+    back = type(record).from_wire(trip(record.to_wire()))
+    assert back == record
+
+
+def test_delegation_round_trip_and_handed_output() -> None:
+    d = Delegation.of(JobSpec(call="m:f", outputs=["out"]), "out", "result")
+    back = Delegation.from_wire(trip(d.to_wire()))
+    assert (back.spec, back.stream, back.output) == (d.spec, d.stream, d.output)
+    assert back.handed_output(SPEC) == "result"
+    with pytest.raises(SpecError, match="several outputs"):
+        Delegation.of(JobSpec(call="m:f", outputs=["out"]), "out").handed_output(
+            JobSpec(call="m:f", outputs=["a", "b"]))
+
+
+def test_large_bytes_arrive_as_views_of_the_frame_not_copies() -> None:
+    frames = encode_frames(CALL, 1, "put", "test", Put("j1/result", BIG, 1).to_wire())
+    assert len(frames) == 2 and frames[1] is BIG  # the sender hands the bytes themselves to ZeroMQ
+    rec = Put.from_wire(decode(frames[0], attached=frames[1:]).body)
+    assert type(rec.data) is memoryview and rec.data.obj is BIG
+
+
+# -- malformed fields ------------------------------------------------------------------
+
+GOOD_START = {"job": "j1", "spec": SPEC.to_wire(), "inputs": {"x": [A, "p1/result"]},
+              "outputs": {"result": A}, "token": 1}
+
+
+def _with(d: dict, **kw: Any) -> dict:
+    out = dict(d)
+    out.update(kw)
+    return out
+
+
+BAD: list[tuple[Any, Any, str]] = [
+    (Start, _with(GOOD_START, job="../x"), "job"),
+    (Start, _with(GOOD_START, token=-1), "token"),
+    (Start, _with(GOOD_START, token=1 << 63), "token"),
+    (Start, _with(GOOD_START, inputs={"x": 5}), "inputs"),
+    (Start, _with(GOOD_START, inputs={"x": [A, "p1/result", "str"]}), "inputs"),
+    (Start, _with(GOOD_START, inputs={"x": [A, "no-slash"]}), "inputs"),
+    (Start, _with(GOOD_START, outputs=[A]), "outputs"),
+    (Start, _with(GOOD_START, outputs={}), "outputs"),
+    (Start, _with(GOOD_START, after={"y": ["p1", 1]}), "after"),
+    (Start, _with(GOOD_START, after={"x": ["p1", "1"]}), "after"),
+    (Start, _with(GOOD_START, epoch=-2), "epoch"),
+    (Start, [1, 2], "body"),
+    (StartMany, {"tasks": "x"}, "tasks"),
+    (TaskReport, {"job": "j1", "state": "nap"}, "state"),
+    (TaskReport, {"job": 1, "state": "done"}, "job"),
+    (TaskReport, {"job": "j1", "state": "done", "outcome": "won"}, "outcome"),
+    (TaskReport, {"job": "j1", "state": "done", "token": "1"}, "token"),
+    (TaskReport, {"job": "j1", "state": "done", "code": 7}, "code"),
+    (TaskReport, {"job": "j1", "state": "done", "stored": []}, "stored"),
+    (TaskReport, {"job": "j1", "state": "done", "delegation": "x"}, "delegation"),
+    (TaskInventory, {"tasks": {}, "next": 1, "inc": "i"}, "tasks"),
+    (TaskInventory, {"tasks": [], "next": 1, "inc": 5}, "inc"),
+    (TaskRef, {"job": None}, "job"),
+    (DeleteTasks, {"jobs": "j1"}, "jobs"),
+    (Refused, {"job": "j1", "error": "boom"}, "error"),
+    (Create, {"name": "no-slash"}, "name"),
+    (Create, {"name": "j1/r", "token": "1"}, "token"),
+    (CreateMany, {"items": {}}, "items"),
+    (Populate, {"name": "j1/r", "data": "text"}, "data"),
+    (Populate, {"name": "j1/r", "data": b"", "offset": -1}, "offset"),
+    (Put, {"name": "j1/r", "data": 5}, "data"),
+    (Finish, {"name": "j1/r", "size": 1.5}, "size"),
+    (Read, {"name": "j1/r", "offset": None}, "offset"),
+    (Read, {"name": "j1/r", "length": 0}, "length"),
+    (ReadReply, {"name": "j1/r", "state": "gone", "data": b""}, "state"),
+    (ReadReply, {"name": "j1/r", "state": "finished", "data": "x"}, "data"),
+    (DelegateObject, {"name": "j1/r", "target": "../x"}, "target"),
+    (ObjectRef, {"name": 5}, "name"),
+    (ListObjects, {"prefix": 5}, "prefix"),
+    (ListObjects, {"states": ["finished", "gone"]}, "states"),
+    (DeleteObjects, {"names": ["j1/r", "bad"]}, "names"),
+    (ObjectInfo, {"name": "j1/r", "state": "finished", "size": -1}, "size"),
+    (ObjectInventory, {"objects": None, "next": 0, "inc": "i"}, "objects"),
+    (CreateManyReply, {"created": [], "errors": {"a/b": "x"}}, "errors"),
+    (Submit, {"jobs": []}, "jobs"),
+    (SubmitReply, {"jobs": [{"job": "j1"}]}, "jobs"),
+    (JobsRef, {"jobs": ["a", 1]}, "jobs"),
+    (Status, {"limit": 1.5}, "limit"),
+    (Wait, {"jobs": ["a"], "timeout": 301}, "timeout"),
+    (WaitReply, {"jobs": [{}], "done": True}, "jobs"),
+    (Locate, {"object": "x"}, "object"),
+    (LocateReply, {"name": "a/b", "state": "finished", "copies": "x"}, "copies"),
+    (Hello, {"role": "wizard", "node": "n", "endpoint": A}, "role"),
+    (Hello, {"role": "compute", "node": 5, "endpoint": A}, "node"),
+    (Ping, {"epoch": "1"}, "epoch"),
+    (Poll, {"since": -1}, "since"),
+    (Poll, {"since": 0, "wake": "never"}, "wake"),
+    (Poll, {"since": 0, "timeout": "soon"}, "timeout"),
+    (PollReply, {"events": [[1, "task"]], "next": 1}, "events"),
+]
+
+
+@pytest.mark.parametrize("cls,body,field", BAD, ids=[f"{c.__name__}-{f}-{i}" for i, (c, _, f) in enumerate(BAD)])
+def test_a_malformed_field_is_a_bad_request_naming_it(cls: Any, body: Any, field: str) -> None:
+    with pytest.raises(BusError) as e:
+        cls.from_wire(body)
+    assert e.value.code == ErrorCode.BAD_REQUEST, e.value
+    message = str(e.value)
+    assert "\n" not in message
+    if field == "body":
+        assert "body must be a map" in message
+    else:
+        assert f"{field!r}" in message, message
+
+
+def test_a_bad_spec_inside_a_start_keeps_its_own_code() -> None:
+    with pytest.raises(SpecError) as e:
+        Start.from_wire(_with(GOOD_START, spec={"cmd": "echo", "o": []}))
+    assert e.value.code == "bad-spec" and "'command'" in str(e.value)
+
+
+def test_start_many_refuses_bad_items_alone() -> None:
+    r = StartMany.from_wire({"tasks": [GOOD_START, _with(GOOD_START, job="j2", token="x"), "junk"]})
+    good, bad_token, junk = r.tasks
+    assert type(good) is Start and good.job == "j1"
+    assert bad_token == Refused("j2", ErrorCode.BAD_REQUEST, bad_token.message) and "'token'" in bad_token.message
+    assert type(junk) is Refused and junk.job is None
+
+
+def test_absent_optional_fields_take_their_defaults() -> None:
+    """Receivers accept what older senders leave out (code, after, quiet, ...)."""
+    t = TaskReport.from_wire({"job": "j1", "state": "done", "outcome": "failed-soft", "cause": "x"})
+    assert t.code is None and t.token == 0 and not t.unmet
+    s = Start.from_wire({"job": "j1", "spec": JobSpec(command=["true"]).to_wire()})
+    assert s.token == 0 and s.after == {} and s.epoch is None
+    assert Finish.from_wire({"name": "j1/r"}) == Finish("j1/r", 0, None, False)
+
+
+def test_enum_values_are_the_strings_the_wire_always_carried() -> None:
+    assert [str(s) for s in JobState] == ["waiting", "runnable", "running", "succeeded", "failed", "cancelled"]
+    assert [str(s) for s in TaskState] == ["pending", "fetching", "running", "storing", "done"]
+    assert [str(s) for s in ObjectState] == ["empty", "partial", "finished", "delegated"]
+    assert [str(s) for s in Outcome] == ["success", "failed-hard", "failed-soft", "cancelled", "timed-out"]
+    assert ErrorCode.NO_SPACE == "no-space" and ErrorCode.BAD_REQUEST == "bad-request"
+    from weft.actors import model
+    from weft.actors.coordinator import graph
+
+    assert model.TaskState is TaskState and model.Outcome is Outcome and model.ObjectState is ObjectState
+    for name in ("WAITING", "RUNNABLE", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"):
+        assert getattr(graph, name) == JobState[name]
+
+
+# -- the bytes on the wire -----------------------------------------------------------------
+
+TODAY: list[tuple[str, Any, dict]] = [
+    # The coordinator's start_many (actors/coordinator/node.py _dispatch), by hand.
+    ("start_many",
+     StartMany([Start("j1", SPEC, {"x": ([A, B], "p1/result")}, {"result": [A]}, 5, {}, {"x": ("p1", 4)}),
+                Start("j2", SPEC, {"x": ([A], "p1/result")}, {"result": [A, B]}, 1, {"x": b"abc"})], epoch=9),
+     {"tasks": [
+         {"job": "j1", "spec": SPEC.to_wire(), "inputs": {"x": [[A, B], "p1/result"]},
+          "outputs": {"result": A}, "token": 5, "after": {"x": ["p1", 4]}},
+         {"job": "j2", "spec": SPEC.to_wire(), "inputs": {"x": [A, "p1/result", b"abc"]},
+          "outputs": {"result": [A, B]}, "token": 1},
+     ], "epoch": 9}),
+    ("task", TaskReport("j1", TaskState.DONE, 5, Outcome.SUCCESS, 0, None, None,
+                        {"job": {"o": ["out"], "call": "m:f"}, "stream": "out"}, False,
+                        {"result": ["storage-a", 3, b"abc"]}, 1.0, 2.0),
+     {"job": "j1", "state": "done", "token": 5, "outcome": "success", "exit": 0,
+      "delegation": {"job": {"o": ["out"], "call": "m:f"}, "stream": "out"},
+      "stored": {"result": ["storage-a", 3, b"abc"]}, "started": 1.0, "finished": 2.0}),
+    ("task", TaskReport("j1", TaskState.DONE, 5, Outcome.FAILED_SOFT, None, "unmet", None, None, True,
+                        None, 1.0, 2.0),
+     {"job": "j1", "state": "done", "token": 5, "outcome": "failed-soft", "cause": "unmet", "unmet": True,
+      "started": 1.0, "finished": 2.0}),
+    ("cancel", TaskRef("j1", 3), {"job": "j1", "epoch": 3}),
+    ("delete", DeleteTasks(["j1", "j2"], epoch=3), {"jobs": ["j1", "j2"], "epoch": 3}),
+    ("delete", DeleteObjects(["j1/result"], epoch=3), {"names": ["j1/result"], "epoch": 3}),
+    ("create_many", CreateMany([["j1/result", 5]], True, 3), {"items": [["j1/result", 5]], "replace": True, "epoch": 3}),
+    ("delegate", DelegateObject("j1/result", "j2/out", 5, 3), {"name": "j1/result", "target": "j2/out", "token": 5, "epoch": 3}),
+    ("populate", Populate("j1/result", BIG, 5, 1 << 20), {"name": "j1/result", "data": BIG, "token": 5, "offset": 1 << 20}),
+    ("put", Put("j1/result", b"abc", 5, True), {"name": "j1/result", "data": b"abc", "token": 5, "quiet": True}),
+    ("finish", Finish("j1/result", 5, 10, True), {"name": "j1/result", "token": 5, "size": 10, "quiet": True}),
+    ("create", Create("j1/result", 5), {"name": "j1/result", "token": 5}),
+    ("read", Read("j1/result", 0, 1 << 20), {"name": "j1/result", "offset": 0, "length": 1 << 20}),
+    ("poll", Poll(12, 25.0, "inc-1", Wake.URGENT), {"since": 12, "timeout": 25.0, "inc": "inc-1", "wake": "urgent"}),
+    ("ping", Ping(3), {"epoch": 3}),
+    ("hello", Hello(Role.STORAGE, "storage-a", A, "inc-1"), {"role": "storage", "node": "storage-a", "endpoint": A, "inc": "inc-1"}),
+    ("submit", Submit([SPEC]), {"jobs": [SPEC.to_wire()]}),
+    ("wait", Wait(["j1"], 30.0), {"jobs": ["j1"], "timeout": 30.0}),
+    ("status", Status(["j1"]), {"jobs": ["j1"]}),
+    ("cancel", JobsRef(["j1"]), {"jobs": ["j1"]}),
+    ("locate", Locate("j1/result"), {"object": "j1/result"}),
+]
+
+TODAY_REPLIES: list[tuple[str, Any, dict]] = [
+    ("read", ReadReply("j1/result", ObjectState.FINISHED, BIG, True, len(BIG)),
+     {"name": "j1/result", "state": "finished", "size": len(BIG), "data": BIG, "eof": True}),
+    ("read", ReadReply("j2/out", ObjectState.DELEGATED, target="j2/out"),
+     {"name": "j2/out", "state": "delegated", "target": "j2/out", "data": b"", "eof": False}),
+    ("finish", ObjectInfo("j1/result", ObjectState.FINISHED, 3, 5, None, None, "storage-a"),
+     {"name": "j1/result", "state": "finished", "size": 3, "token": 5, "target": None, "node": "storage-a"}),
+    ("start_many", StartManyReply([Refused("j1", "bad-spec", "m")]),
+     {"tasks": [{"job": "j1", "error": {"code": "bad-spec", "message": "m"}}]}),
+    ("list", TaskInventory([TaskReport("j1", TaskState.PENDING, 1)], 3, "inc", 4, 0),
+     {"tasks": [{"job": "j1", "state": "pending", "token": 1}], "next": 3, "inc": "inc", "slots": 4, "busy": 0}),
+]
+
+
+def _attach_big(d: Any) -> Any:
+    """Today's senders wrapped large bytes with attach(): so does the hand-built dict."""
+    from weft.bus.codec import attach
+
+    if isinstance(d, dict):
+        return {k: _attach_big(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_attach_big(v) for v in d]
+    return attach(d) if isinstance(d, bytes) and len(d) >= 1 << 16 else d
+
+
+@pytest.mark.parametrize("op,record,today", TODAY, ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(TODAY)])
+def test_requests_encode_to_todays_bytes(op: str, record: Any, today: dict) -> None:
+    assert wire_bytes(op, record.to_wire()) == wire_bytes(op, _attach_big(today))
+
+
+@pytest.mark.parametrize("op,record,today", TODAY_REPLIES, ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(TODAY_REPLIES)])
+def test_replies_encode_to_todays_bytes(op: str, record: Any, today: dict) -> None:
+    mine = [bytes(f) for f in encode_frames(REPLY, 7, op, "test", record.to_wire())]
+    assert mine == [bytes(f) for f in encode_frames(REPLY, 7, op, "test", _attach_big(today))]
+
+
+def test_the_task_report_is_what_the_compute_node_reports() -> None:
+    """A compute node's task summary is TaskReport's wire form, key order and all."""
+    from weft.actors.compute.task import Task
+
+    task = Task("j1", SPEC, {}, {}, 4)
+    task.state, task.outcome, task.cause, task.code = TaskState.DONE, Outcome.FAILED_SOFT, "full", "no-space"
+    task.started, task.finished = 1.0, 2.0
+    assert list(task.summary().items()) == [
+        ("job", "j1"), ("state", "done"), ("token", 4), ("outcome", "failed-soft"), ("cause", "full"),
+        ("code", "no-space"), ("started", 1.0), ("finished", 2.0),
+    ]
+
+
+def test_a_callables_delegation_is_judged_on_the_node() -> None:
+    """A Delegate comes back from the worker pickled, which skips its own check:
+    the node judges it (once) before reporting it."""
+    import pickle
+
+    from weft.actors.compute.task import delegation_of
+    from weft.actors.delegate import Delegate
+
+    good = pickle.loads(pickle.dumps(Delegate(JobSpec(call="m:f", outputs=["out"]), "out")))
+    assert delegation_of(good).to_wire() == good.to_wire()
+    bad_one = pickle.loads(pickle.dumps(good))
+    bad_one.stream = "nope"  # as a worker could send it: never re-validated on unpickling
+    with pytest.raises(SpecError, match="'nope'"):
+        delegation_of(bad_one)
