@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -30,8 +31,12 @@ def test_every_package_folder_is_listed_for_installation() -> None:
 
 
 def test_the_wheel_holds_only_weft(tmp_path: Path) -> None:
+    # From a copy: setuptools builds in the source tree's build/, which must
+    # not be left behind in (or shared with) the checkout.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".weft"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(src)],
         check=True, capture_output=True, timeout=300,
     )
     (wheel,) = tmp_path.glob("weft-*.whl")
