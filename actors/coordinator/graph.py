@@ -37,7 +37,7 @@ class Job:
     __slots__ = (
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
-        "delegate", "parent", "handed", "excused", "ahead",
+        "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -64,6 +64,8 @@ class Job:
         self.delegate: str | None = None  # job this one handed its output to
         self.parent: str | None = None  # job that delegated to this one
         self.handed: tuple[str, str] | None = None  # (its output, the object standing for it)
+        self.exit_code: int | None = None  # of the last attempt's command, if one ran and said
+        self.ran_on: str | None = None  # compute node of the last attempt (kept once it ended)
 
     @property
     def done(self) -> bool:
