@@ -58,7 +58,7 @@ class DispatchMixin:
         return out
 
     @staticmethod
-    def tokens(d: Dispatch) -> dict[str, int]:
+    def attempt_tokens(d: Dispatch) -> dict[str, int]:
         """The attempt each job of the dispatch is for."""
         return {j.id: j.token for j, _, _ in d.items}
 

@@ -280,7 +280,7 @@ class CoordinatorNode(Node):
         """Start the jobs, one message per node (see dispatch.py for the rules)."""
         state = self.state
         failed: dict[str, str] = {}
-        tokens = state.tokens(d)
+        tokens = state.attempt_tokens(d)
         for storage_id, storage, objs, owners in state.retry_creates(d):
             if storage is None:
                 for job in owners:
