@@ -36,13 +36,14 @@ def test_soft_failures_give_up_at_the_retry_limit() -> None:
 
 
 def test_an_unmet_follower_is_requeued_without_counting_an_attempt() -> None:
-    c = Cluster(follow_ahead=1)
+    c = Cluster(follow_ahead=1, slots=2)
     c.submit(spec("a"), spec("b", "a"))
     assert c.started() == ["a", "b"]  # b follows a on its node
     c.ends("a", "failed-soft", cause="worker died")
     c.ends("b", "failed-soft", cause="input not made", unmet=True)
     b = c.job("b")
     assert b.summary()["attempts"] == 0 and b.excused == 1
+    c.state.planner.follow_ahead = 0
     assert c.started() == ["a"]  # b waits for its input again, not started
     assert b.state == WAITING
     assert c.state.stats["unmet"] == 1 and c.state.stats["soft_failures"] == 1
