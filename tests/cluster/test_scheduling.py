@@ -143,6 +143,11 @@ def test_resubmitting_a_finished_job_runs_nothing(client: Client) -> None:
     assert again.cached
     assert again.status()["state"] == "succeeded"
     assert again.result(timeout=5) == b"resubmit-me"
+    # The raw answer says how it was taken, and which asked-for setting it did not get.
+    urgent = client.spec(CONCAT, a="resubmit", b="-me", priority=3)
+    [raw] = client.call("submit", {"jobs": [urgent.to_wire()]})["jobs"]
+    assert raw["job"] == first.job and raw["state"] == "succeeded"
+    assert (raw["cached"], raw["joined"], raw["differs"]) == (True, False, ["priority"])
     time.sleep(0.3)  # a dispatch would have been counted by now
     after = client.stats()
     assert after["dispatched"] == before["dispatched"]
