@@ -218,10 +218,10 @@ class CoordinatorNode(Node):
                     else:
                         assert isinstance(ref, StorageRef)
                         await self._storage_usage(ref)
-                        scavenge = state.storage_inventory(ref, news.storage_inventory(inv))
+                        scavenge, effects = state.storage_inventory(ref, news.storage_inventory(inv))
                         if scavenge:
                             await self._scavenge(ref, scavenge)
-                        self._run(state._flush())
+                        self._run(effects)
                     ref.last_seen = time.time()
                     backoff = 0.1
                     while True:
@@ -296,6 +296,8 @@ class CoordinatorNode(Node):
                 continue
             errors = []
             for name, err in (r.get("errors") or {}).items():
+                if not isinstance(name, str) or not isinstance(err, dict):
+                    continue
                 info = err.get("info")
                 done = news.object_news(info) if isinstance(info, dict) and info.get("state") == "finished" else None
                 errors.append((name, err.get("code"), err.get("message"), done))
@@ -307,6 +309,8 @@ class CoordinatorNode(Node):
                 r = await self.peers.get(node.endpoint).call("start_many", {"tasks": starts, "epoch": self.epoch})
                 answers = []
                 for t in r.get("tasks", []):
+                    if not isinstance(t, dict) or not isinstance(t.get("job"), str):
+                        continue
                     err = t.get("error")
                     token = t.get("token")
                     answers.append((

@@ -253,8 +253,7 @@ class Planner:
             job.missing = 0
             for obj in missing:
                 if obj.state == "finished":
-                    obj.state = "lost"
-                    obj.lost_at = obj.lost_at or self.mono()
+                    self.graph.mark_lost(obj, self.mono())
                     self.lost_objects.add(obj.name)
                 self.graph.wait_on(job, obj)
             return None

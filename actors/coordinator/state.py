@@ -241,14 +241,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 finished.append(t)
             elif not job.done and (t.token or 0) >= job.token:
                 # A task we did not know was running (e.g. after our restart): adopt it.
-                if job.state == RUNNABLE:
-                    self.graph.runnable_count -= 1
                 if job.node != ref.node or job.token != t.token:
                     # Adopted, not dispatched by us: an earlier attempt's error
                     # is no longer what is going on with it.
                     job.cause = None
-                job.state, job.node, job.token = RUNNING, ref.node, t.token or 0
-                job.ran_on = ref.node
+                self.graph.adopt(job, ref.node, t.token or 0)
                 job.started = job.started or t.started or self.wall()
                 ref.assign(t.job)
                 if t.state == "storing":
@@ -296,8 +293,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             if job is not None and job.state == RUNNABLE and t.token == job.token and outcome == "success":
                 # The node we gave up on finished it after all, and nothing
                 # started it again yet: adopt the result instead of rerunning.
-                g.runnable_count -= 1
-                job.state, job.node = RUNNING, ref.node
+                g.adopt(job, ref.node, job.token)
             if job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
                 continue  # a late result of an attempt we gave up on
             job.exit_code = t.exit_code

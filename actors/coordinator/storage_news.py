@@ -41,8 +41,9 @@ class StorageNewsMixin:
         def _succeeded(self, job: Job) -> None: ...
 
     # -- inventories and events --------------------------------------------------------
-    def storage_inventory(self, ref: StorageRef, objects: list[ObjectNews]) -> list[str]:
-        """Apply a storage node's inventory; returns the partial objects to scavenge.
+    def storage_inventory(self, ref: StorageRef, objects: list[ObjectNews]) -> tuple[list[str], list[Effect]]:
+        """Apply a storage node's inventory; returns the partial objects to
+        scavenge (before the effects: they include the next round).
 
         The node is ready from here on (in the same step: a scheduling round
         in between would find its objects with no live copy and call them lost).
@@ -55,16 +56,14 @@ class StorageNewsMixin:
             self._apply_object(ref, info, scavenge)
         # What we thought it held but it no longer does (it restarted and lost
         # unflushed work, or someone deleted it) is gone from there.
-        for obj in self.graph.objects.values():
-            if ref.node in obj.locs and obj.name not in held:
-                obj.locs.remove(ref.node)
-                if not obj.locs and obj.state == "finished":
-                    obj.state = "lost"
-                    obj.lost_at = 0.0  # the node is back without it: no point waiting
-                    self.lost_objects.add(obj.name)
+        g = self.graph
+        for obj in g.objects.values():
+            # The node is back without it: no point waiting (lost since 0).
+            if obj.name not in held and g.copy_gone(obj, ref.node, lost_at=0.0):
+                self.lost_objects.add(obj.name)
         ref.ready = True
         self._kick()
-        return scavenge
+        return scavenge, self._flush()
 
     def storage_events(self, ref: StorageRef, events: list[ObjectNews]) -> list[Effect]:
         scavenge: list[str] = []
@@ -72,10 +71,8 @@ class StorageNewsMixin:
             kind = info.kind
             if kind == "deleted":
                 obj = self.graph.objects.get(info.name)
-                if obj is not None and ref.node in obj.locs:
-                    obj.locs.remove(ref.node)
-                    if not obj.locs and obj.state == "finished":
-                        obj.state = "unknown"
+                if obj is not None:
+                    self.graph.copy_gone(obj, ref.node, lost_at=None)
                 ref.objects -= 1
                 continue
             if kind == "created":
@@ -89,8 +86,8 @@ class StorageNewsMixin:
         """The partial objects were deleted (or tried): a rerun re-creates them."""
         for n in names:
             obj = self.graph.objects.get(n)
-            if obj is not None and obj.state != "finished":
-                obj.state = "unknown"
+            if obj is not None:
+                self.graph.forget_state(obj)
 
     def stored_outputs(self, job: Job, stored: dict) -> None:
         """Outputs the task reports finished (storage acknowledged them durable
@@ -142,7 +139,7 @@ class StorageNewsMixin:
             return
         if obj.state == "finished" or state is None:
             return  # another replica is still arriving: the object is already there
-        obj.state = state
+        g.object_reported(obj, state)
         if state == "partial":
             producer = g.jobs.get(obj.producer) if obj.producer else None
             if producer is None or producer.state != RUNNING:
@@ -154,14 +151,11 @@ class StorageNewsMixin:
         now = self.mono()
         self.lost_storages[ref.node] = now
         lost = 0
-        for obj in self.graph.objects.values():
-            if ref.node in obj.locs:
-                obj.locs.remove(ref.node)
-                if not obj.locs and obj.state == "finished":
-                    obj.state = "lost"
-                    obj.lost_at = now
-                    self.lost_objects.add(obj.name)
-                    lost += 1
+        g = self.graph
+        for obj in g.objects.values():
+            if g.copy_gone(obj, ref.node, lost_at=now):
+                self.lost_objects.add(obj.name)
+                lost += 1
         if lost:
             log.warning("%d objects were only on storage %s; waiting %gs for it to come back",
                         lost, ref.node, self.storage_grace)
@@ -185,11 +179,7 @@ class StorageNewsMixin:
                     continue  # nobody needs it (yet), or its node may still come back
                 producer = g.jobs.get(obj.producer or "")
                 if producer is None or producer.state in (FAILED, CANCELLED):
-                    waiters, obj.waiters = obj.waiters, None
-                    for wid in waiters:
-                        w = g.jobs.get(wid)
-                        if w is not None and not w.done:
-                            g.fail(w, f"input {name} was lost with its storage node and no job can make it again")
+                    g.fail_waiters(obj, f"input {name} was lost with its storage node and no job can make it again")
                     self.lost_objects.discard(name)
                     progress = True
                 elif producer.state == SUCCEEDED:
@@ -198,7 +188,7 @@ class StorageNewsMixin:
                         self.lost_objects.discard(out)
                         o = g.objects.get(out)
                         if o is not None and o.state == "lost":
-                            o.state = "unknown"
+                            g.forget_state(o)
                     self.stats["lineage_reruns"] += 1
                     g.rerun(producer, f"output {name} was lost with its storage node")
                     progress = True

@@ -98,8 +98,9 @@ class Cluster:
     def add_storage(self, name: str, objects: list[ObjectNews] | None = None) -> StorageRef:
         self.take(self.state.meet("storage", name, f"tcp://{name}:1", None))
         ref = self.state.storages[name]
-        assert self.state.storage_inventory(ref, objects or []) == []
-        self.take(self.state._flush())
+        scavenge, effects = self.state.storage_inventory(ref, objects or [])
+        assert scavenge == []
+        self.take(effects)
         return ref
 
     def compute(self, name: str = "compute-0") -> ComputeRef:
