@@ -363,6 +363,12 @@ def test_chain_survives_the_death_of_the_node_holding_its_next_jobs(make_cluster
         node = wait_for(lambda: (s := cl.status([head])[0]).get("state") == "running" and s.get("node"), 10,
                         "the head of the chain runs")
         wait_for(lambda: cl.stats()["followed"] >= 2, 10, "its dependents wait on its node")
+        # The coordinator shows the head running once it sent the start: kill
+        # the node only once the node has it, or the lost start is a try too.
+        endpoint = next(n["endpoint"] for n in cl.nodes() if n["node"] == node and n["role"] == "compute")
+        with Client(endpoint, timeout=5.0) as on_node:
+            wait_for(lambda: {head.job, chain[1].job, chain[2].job}
+                     <= {t["job"] for t in on_node.call("list", {})["tasks"]}, 10, "the node has the chain's start")
         victim = next(p for p in c.computes if f"--node-id {node}" in " ".join(p.args))
         victim.signal(signal.SIGKILL)
         # Everything reruns on the other node, in order, with the right bytes.
