@@ -381,3 +381,54 @@ def test_counts() -> None:
     g.succeed(a)
     assert a.state == SUCCEEDED
     assert g.counts() == {SUCCEEDED: 1, WAITING: 1, RUNNABLE: 1}
+
+
+def test_losing_the_last_copy_of_a_finished_object_marks_it_lost() -> None:
+    g = Graph()
+    a = add(g, "a")
+    run(g, a)
+    finish(g, a)
+    g.object_finished(out("a"), "storage-1", 1)
+    obj = g.objects[out("a")]
+    assert not g.copy_gone(obj, "storage-0", lost_at=5.0)  # a replica is left
+    assert obj.state == "finished"
+    assert g.copy_gone(obj, "storage-1", lost_at=5.0)
+    assert obj.state == "lost" and obj.lost_at == 5.0
+
+
+def test_deleting_the_last_copy_on_purpose_makes_it_unknown_not_lost() -> None:
+    g = Graph()
+    a = add(g, "a")
+    run(g, a)
+    finish(g, a)
+    obj = g.objects[out("a")]
+    assert not g.copy_gone(obj, "storage-0", lost_at=None)
+    assert obj.state == "unknown"
+
+
+def test_storage_news_never_unfinishes_an_object() -> None:
+    g = Graph()
+    a = add(g, "a")
+    run(g, a)
+    finish(g, a)
+    obj = g.objects[out("a")]
+    g.object_reported(obj, "partial")
+    g.forget_state(obj)
+    assert obj.state == "finished"
+
+
+def test_adopting_a_runnable_job_takes_it_off_the_queue() -> None:
+    g = Graph()
+    a = add(g, "a")
+    g.adopt(a, "compute-1", 7)
+    assert (a.state, a.node, a.token, a.ran_on) == (RUNNING, "compute-1", 7, "compute-1")
+    assert g.runnable_count == 0 and g.pop_runnable() is None
+
+
+def test_failing_the_waiters_of_an_object_nobody_can_make() -> None:
+    g = Graph()
+    a = add(g, "a")
+    w = add(g, "w", "a")
+    g.fail_waiters(g.objects[out("a")], "gone for good")
+    assert w.state == FAILED and w.cause == "gone for good"
+    assert a.state == RUNNABLE

@@ -37,7 +37,7 @@ class Job:
     __slots__ = (
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
-        "delegate", "parent", "handed", "excused", "ahead",
+        "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -64,6 +64,8 @@ class Job:
         self.delegate: str | None = None  # job this one handed its output to
         self.parent: str | None = None  # job that delegated to this one
         self.handed: tuple[str, str] | None = None  # (its output, the object standing for it)
+        self.exit_code: int | None = None  # of the last attempt's command, if one ran and said
+        self.ran_on: str | None = None  # compute node of the last attempt (kept once it ended)
 
     @property
     def done(self) -> bool:
@@ -259,6 +261,55 @@ class Graph:
             obj.add_loc(storage)
         obj.size = size
         return self._release_waiters(obj)
+
+    def copy_gone(self, obj: Obj, node: str, *, lost_at: float | None) -> bool:
+        """`node` no longer holds `obj`. If that was the last copy of a
+        finished object, it is lost since `lost_at` (lineage may make it
+        again), or unknown when `lost_at` is None (deleted on purpose).
+        True if it became lost."""
+        if node not in obj.locs:
+            return False
+        obj.locs.remove(node)
+        if obj.locs or obj.state != "finished":
+            return False
+        if lost_at is None:
+            obj.state = "unknown"
+            return False
+        obj.state = "lost"
+        obj.lost_at = lost_at
+        return True
+
+    def mark_lost(self, obj: Obj, now: float) -> None:
+        """A finished object has no live copy left (noticed when reading it)."""
+        obj.state = "lost"
+        obj.lost_at = obj.lost_at or now
+
+    def forget_state(self, obj: Obj) -> None:
+        """What storage said of an unfinished object no longer holds (its
+        partial bytes were deleted, or it is to be made again)."""
+        if obj.state != "finished":
+            obj.state = "unknown"
+
+    def object_reported(self, obj: Obj, state: str) -> None:
+        """Storage reports an unfinished state (`empty`, `partial`); a
+        finished object stays finished (another replica is still arriving)."""
+        if obj.state != "finished":
+            obj.state = state
+
+    def fail_waiters(self, obj: Obj, cause: str) -> None:
+        """Nothing can make `obj`: every job waiting on it fails."""
+        waiters, obj.waiters = obj.waiters, None
+        for wid in waiters or ():
+            w = self.jobs.get(wid)
+            if w is not None and not w.done:
+                self.fail(w, cause)
+
+    def adopt(self, job: Job, node: str, token: int) -> None:
+        """A task we had not started (or had given up on) runs on `node`: it is this job's attempt."""
+        if job.state == RUNNABLE:
+            self.runnable_count -= 1
+        job.state, job.node, job.token = RUNNING, node, token
+        job.ran_on = node
 
     def wait_on(self, job: Job, obj: Obj) -> None:
         """`job` cannot run until `obj` is finished (again)."""

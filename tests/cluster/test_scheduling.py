@@ -107,7 +107,8 @@ def test_job_with_many_dependents_starts_before_an_older_job(make_cluster) -> No
     with Client(c.endpoint, timeout=10.0, retry_for=10.0) as cl:
         blocker = cl.submit("weft.actors.builtins:sleep", seconds="2")
         wait_for(lambda: cl.status([blocker])[0]["state"] == "running", 10, "the blocker runs")
-        x = cl.submit("weft.actors.builtins:echo", x="old job nobody waits on")
+        # The older job also has the higher priority: only demand can put y first.
+        x = cl.submit("weft.actors.builtins:echo", x="old job nobody waits on", priority=5)
         y = cl.submit("weft.actors.builtins:echo", x="the job five others need")
         deps = [cl.submit(CONCAT, a=y, b=str(i)) for i in range(5)]
         sts = by_job(cl.status([blocker, x, y, *deps]))
@@ -117,13 +118,14 @@ def test_job_with_many_dependents_starts_before_an_older_job(make_cluster) -> No
         assert sts[y.job]["state"] == "runnable"
         assert sts[y.job]["demand"] == 5
         assert sts[x.job]["demand"] == 0
+        assert sts[x.job]["priority"] > sts[y.job]["priority"]
         assert all(sts[d.job]["state"] == "waiting" for d in deps)
 
         done = by_job(cl.wait([blocker, x, y, *deps], timeout=30))
         assert all(s["state"] == "succeeded" for s in done.values())
         started = {j: s["started"] for j, s in done.items()}
         assert started[y.job] < started[x.job]
-        # Among jobs nobody needs, the older goes first.
+        # Among jobs nobody needs, the more urgent (and older) goes first.
         assert all(started[x.job] < started[d.job] for d in deps)
         assert [cl.get(d) for d in deps] == [b"the job five others need%d" % i for i in range(5)]
 
@@ -141,6 +143,11 @@ def test_resubmitting_a_finished_job_runs_nothing(client: Client) -> None:
     assert again.cached
     assert again.status()["state"] == "succeeded"
     assert again.result(timeout=5) == b"resubmit-me"
+    # The raw answer says how it was taken, and which asked-for setting it did not get.
+    urgent = client.spec(CONCAT, a="resubmit", b="-me", priority=3)
+    [raw] = client.call("submit", {"jobs": [urgent.to_wire()]})["jobs"]
+    assert raw["job"] == first.job and raw["state"] == "succeeded"
+    assert (raw["cached"], raw["joined"], raw["differs"]) == (True, False, ["priority"])
     time.sleep(0.3)  # a dispatch would have been counted by now
     after = client.stats()
     assert after["dispatched"] == before["dispatched"]
@@ -177,8 +184,21 @@ def chain_spec(level: int, tag: str) -> JobSpec:
 
 
 def test_chain_of_three_delegations(client: Client) -> None:
-    tag = "chain-5"
-    want = b"level 3 of chain-5 made these bytes\n"
+    check_chain_of_three_delegations(client, "chain-5")
+
+
+def test_chain_of_three_delegations_without_following_ahead(make_cluster) -> None:
+    # Following ahead can start W on the node making A's output and so hide
+    # waiters that did not move to the delegate: without it, W runs only if
+    # each delegation moved it on to the next job.
+    c = make_cluster(compute=1, storage=1, slots=2, coordinator_args=["--follow-ahead", "0"])
+    with Client(c.endpoint, timeout=10.0, retry_for=10.0) as cl:
+        check_chain_of_three_delegations(cl, "chain-6")
+        assert cl.stats()["followed"] == 0
+
+
+def check_chain_of_three_delegations(client: Client, tag: str) -> None:
+    want = f"level 3 of {tag} made these bytes\n".encode()
     ids = [chain_spec(level, tag).job_id() for level in range(4)]
     before = client.stats()
     a = client.submit_specs([chain_spec(0, tag)])[0]
@@ -265,7 +285,8 @@ def test_compute_node_added_while_jobs_are_queued_takes_work(make_cluster) -> No
         c.add_compute(slots=2)
         done = cl.wait([*futures, joined], timeout=15)
         assert all(s["state"] == "succeeded" for s in done)
-        assert {s["node"] for s in cl.status(futures) if "node" in s} <= {"compute-0"}
+        # Each ran on the node that joined (the only one there is).
+        assert [s.get("ran_on") for s in cl.status(futures)] == ["compute-0"] * 6
         assert [f.result(timeout=5) for f in futures] == [f"queued-{i}".encode() for i in range(6)]
         assert joined.result(timeout=5) == b"queued-0queued-5"
         assert cl.stats()["computes"] == 1
@@ -342,6 +363,12 @@ def test_chain_survives_the_death_of_the_node_holding_its_next_jobs(make_cluster
         node = wait_for(lambda: (s := cl.status([head])[0]).get("state") == "running" and s.get("node"), 10,
                         "the head of the chain runs")
         wait_for(lambda: cl.stats()["followed"] >= 2, 10, "its dependents wait on its node")
+        # The coordinator shows the head running once it sent the start: kill
+        # the node only once the node has it, or the lost start is a try too.
+        endpoint = next(n["endpoint"] for n in cl.nodes() if n["node"] == node and n["role"] == "compute")
+        with Client(endpoint, timeout=5.0) as on_node:
+            wait_for(lambda: {head.job, chain[1].job, chain[2].job}
+                     <= {t["job"] for t in on_node.call("list", {})["tasks"]}, 10, "the node has the chain's start")
         victim = next(p for p in c.computes if f"--node-id {node}" in " ".join(p.args))
         victim.signal(signal.SIGKILL)
         # Everything reruns on the other node, in order, with the right bytes.

@@ -1,0 +1,158 @@
+"""A scheduling round and the life of one dispatch, as state transitions.
+
+A mixin of CoordinatorState (state.py). The round asks the planner for
+picks (marked running before any message leaves) and returns one `Dispatch`
+effect per compute node. The shell then carries each out in steps, calling
+back here between its awaits: the creates a retry needs, the start messages,
+the node's answers, and the soft failures of what did not start. While the
+shell awaits, the job may fail soft and go elsewhere: each step checks that
+the job is still on the attempt the dispatch is for (`tokens`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from .effects import Dispatch, Effect
+from .graph import RUNNING, Graph, Job
+from .news import ObjectNews
+from .nodes import ComputeRef, StorageRef
+from .planner import Batches, Planner
+
+log = logging.getLogger("weft.coordinator")
+
+# One storage node's share of a retry's creates: (storage id, its ref if
+# still known, [[object, token]...], the jobs owning them).
+CreateBatch = tuple[str, StorageRef | None, list[list[Any]], list[Job]]
+
+
+class DispatchMixin:
+    graph: Graph
+    planner: Planner
+    computes: dict[str, ComputeRef]
+    storages: dict[str, StorageRef]
+    stats: dict[str, int]
+    fenced: bool
+    epoch: int
+    awaiting: dict[str, set[str]]
+    to_delete: dict[str, list[str]]
+
+    if TYPE_CHECKING:  # given by CoordinatorState
+        def _flush(self) -> list[Effect]: ...
+        def _succeeded(self, job: Job) -> None: ...
+        def _soft_failure(self, job: Job, cause: str, *, counted: bool = True) -> None: ...
+        def _apply_object(self, ref: StorageRef, info: ObjectNews, scavenge: list[str]) -> None: ...
+
+    def schedule_round(self) -> list[Effect]:
+        """Pick and place runnable work: one Dispatch per compute node."""
+        if self.fenced:
+            return self._flush()
+        batches: Batches = {}
+        self.planner.plan(batches)
+        out = self._flush()
+        for node_id, items in batches.items():
+            self.stats["dispatched"] += len(items)
+            out.append(Dispatch(self.computes[node_id], items))
+        return out
+
+    @staticmethod
+    def attempt_tokens(d: Dispatch) -> dict[str, int]:
+        """The attempt each job of the dispatch is for."""
+        return {j.id: j.token for j, _, _ in d.items}
+
+    @staticmethod
+    def _ours(job: Job | None, node: ComputeRef, tokens: dict[str, int]) -> bool:
+        return (job is not None and job.state == RUNNING and job.node == node.node
+                and job.token == tokens.get(job.id))
+
+    def retry_creates(self, d: Dispatch) -> list[CreateBatch]:
+        """A retry's outputs, created empty with `replace` under its new token
+        before it starts: that fences the earlier attempt and drops what it
+        left. A first attempt's outputs are made by its own first write."""
+        jobs = [j for j, _, _ in d.items if j.attempts > 1]
+        by_storage: dict[str, list] = defaultdict(list)
+        for job in jobs:
+            for node_id in job.placement or ():
+                for name in job.outputs():
+                    by_storage[node_id].append([name, job.token])
+        return [
+            (sid, self.storages.get(sid), objs, [j for j in jobs if sid in (j.placement or ())])
+            for sid, objs in by_storage.items()
+        ]
+
+    def creates_answered(self, storage: StorageRef, errors: list[tuple[str, str | None, str | None, ObjectNews | None]],
+                         failed: dict[str, str]) -> None:
+        """A create_many's per-object errors: (object, code, message, its info if finished)."""
+        scavenge: list[str] = []
+        for name, code, message, finished in errors:
+            # "exists": the producer's first write got there first.
+            if code not in ("immutable", "exists"):
+                failed[name.split("/", 1)[0]] = f"creating {name}: {message}"
+            elif finished is not None:
+                # An earlier attempt finished it (its node died before
+                # saying so): the same news as storage's `finished` event.
+                self._apply_object(storage, finished, scavenge)
+
+    def start_messages(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[dict[str, Any]]:
+        """The start_many entries (wire form) for what is still to start."""
+        node = d.node
+        starts = []
+        for job, inputs, after in d.items:
+            if job.id in failed or not self._ours(job, node, tokens):
+                continue
+            if job.attempts > 1 and job.spec.outputs and self.planner.outputs_finished(job):
+                # Every output was made by an earlier attempt: adopt, don't rerun.
+                node.unassign(job.id)
+                self.awaiting.pop(job.id, None)
+                self._succeeded(job)
+                continue
+            endpoints = [self.storages[n].endpoint for n in job.placement or () if n in self.storages]
+            if job.spec.outputs and len(endpoints) != len(job.placement or ()):
+                failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
+                continue
+            target = Planner.where(endpoints)
+            start = {
+                "job": job.id,
+                "spec": job.spec.to_wire(),
+                "inputs": inputs,
+                "outputs": {o: target for o in job.spec.outputs},
+                "token": job.token,
+            }
+            if after:
+                start["after"] = after
+            starts.append(start)
+        return starts
+
+    def starts_answered(self, d: Dispatch, tokens: dict[str, int],
+                        answers: list[tuple[str, str | None, int | None, str | None]]) -> None:
+        """The node's answer per task: (job, refusal message, token of the task it has, its state)."""
+        for jid, error, token, state in answers:
+            job = self.graph.jobs.get(jid)
+            if not self._ours(job, d.node, tokens):
+                continue
+            assert job is not None
+            if error is not None:
+                d.node.unassign(job.id)
+                self.graph.fail(job, f"compute node refused the job: {error}")
+            elif token is not None and token < job.token and state != "done":
+                # The node still runs an earlier attempt of this job (it
+                # answers a start with the task it has): follow that one, or
+                # its end would be taken for a late result and the job would
+                # wait forever.
+                job.token = token
+
+    def dispatch_ended(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[Effect]:
+        """What did not start fails soft (if the job is still on this attempt)."""
+        for jid, cause in failed.items():
+            job = self.graph.jobs.get(jid)
+            if self._ours(job, d.node, tokens):
+                assert job is not None
+                self._soft_failure(job, cause)
+        return self._flush()
+
+    def take_deletions(self) -> list[tuple[ComputeRef, list[str]]]:
+        """Finished tasks' results to delete, per compute node still known."""
+        pending, self.to_delete = self.to_delete, defaultdict(list)
+        return [(ref, jobs) for node_id, jobs in pending.items() if (ref := self.computes.get(node_id)) is not None]

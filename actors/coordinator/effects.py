@@ -1,0 +1,102 @@
+"""What the coordinator's state asks its shell to do: plain records, no I/O.
+
+The state (state.py) never touches a socket or a task: every decision that
+needs the outside world comes back as one of these, and the shell (node.py)
+carries it out. That is what makes the state testable in-process: a test
+feeds it news and reads the effects.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .graph import Job
+from .nodes import ComputeRef, NodeRef, StorageRef
+
+
+@dataclass(slots=True)
+class Send:
+    """One message to a node whose answer changes nothing here (logged if it fails)."""
+
+    endpoint: str
+    op: str
+    body: dict[str, Any]
+    what: str  # for the log line if it fails
+    level: int = logging.INFO
+
+
+@dataclass(slots=True)
+class Dispatch:
+    """Start `items` (job, inputs, after) on `node`: one start_many (and
+    one create_many per storage node for retries)."""
+
+    node: ComputeRef
+    items: list[tuple[Job, dict, dict | None]]
+
+
+@dataclass(slots=True)
+class Scavenge:
+    """Delete partial objects nobody writes, then tell the state (`scavenged`)."""
+
+    storage: StorageRef
+    names: list[str]
+
+
+@dataclass(slots=True)
+class Track:
+    """A node was met: watch its liveness and start its poller."""
+
+    ref: NodeRef
+
+
+@dataclass(slots=True)
+class StopPoller:
+    """The node's poller must end (the node was lost, moved or restarted)."""
+
+    ref: NodeRef
+
+
+@dataclass(slots=True)
+class DropPeer:
+    """Forget the connection to this endpoint (the node restarted in place)."""
+
+    endpoint: str
+
+
+@dataclass(slots=True)
+class JournalWrite:
+    """Stage these jobs in the journal: `new` as rows, `changed` as updates."""
+
+    new: list[Job] = field(default_factory=list)
+    changed: list[Job] = field(default_factory=list)
+
+
+class Waiter:
+    """One `wait` call: how many of its jobs are unfinished. The shell hangs
+    its wake-up (a trio.Event) on `event`; the state only counts."""
+
+    __slots__ = ("remaining", "ids", "event")
+
+    def __init__(self, event: Any = None) -> None:
+        self.remaining = 0
+        self.ids: list[str] = []
+        self.event = event
+
+
+@dataclass(slots=True)
+class Wake:
+    """Every job this waiter waits for is finished."""
+
+    waiter: Waiter
+
+
+@dataclass(slots=True)
+class Kick:
+    """Run a scheduling round soon (work may be runnable, or a slot freed)."""
+
+
+KICK = Kick()
+
+Effect = Send | Dispatch | Scavenge | Track | StopPoller | DropPeer | JournalWrite | Wake | Kick

@@ -1,0 +1,260 @@
+"""Picking and placing runnable work: which job goes where, reading what.
+
+Order: the graph's runnable heap (most-blocked-first, then priority, then
+age). Placement: compute by free room, outputs on the least loaded storage
+nodes (`replicas` of them). Following: with nothing runnable, waiting jobs
+start ahead on the node making their last input. The planner changes job
+and node bookkeeping (a job is marked running before any message leaves)
+but sends nothing: it fills `batches`, which the state turns into effects.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from .graph import RUNNING, WAITING, Graph, Job, Obj
+from .nodes import ComputeRef, StorageRef, pick_storage
+
+# node -> [(job, inputs, after)]: one start_many per node.
+Batches = dict[str, list[tuple[Job, dict, dict | None]]]
+
+
+class Planner:
+    def __init__(
+        self,
+        graph: Graph,
+        computes: dict[str, ComputeRef],
+        storages: dict[str, StorageRef],
+        lost_objects: set[str],
+        stats: dict[str, int],
+        tokens: itertools.count,
+        *,
+        replicas: int,
+        prefetch: int,
+        follow_ahead: int,
+        wall: Callable[[], float],
+        mono: Callable[[], float],
+    ) -> None:
+        self.graph = graph
+        self.computes = computes
+        self.storages = storages
+        self.lost_objects = lost_objects
+        self.stats = stats
+        self.tokens = tokens
+        self.replicas = replicas
+        self.prefetch = prefetch
+        # Jobs per slot a compute node may hold started ahead of their input,
+        # waiting for the task there that makes it (0: none; see pick_followers).
+        self.follow_ahead = follow_ahead
+        self.wall = wall
+        self.mono = mono
+
+    def plan(self, batches: Batches) -> None:
+        """One scheduling round's picks, into `batches`."""
+        self.pick_runnable(batches)
+        if self.follow_ahead and not self.graph.runnable_count:
+            self.pick_followers(batches)
+
+    def outputs_finished(self, job: Job) -> bool:
+        objects = self.graph.objects
+        return all((o := objects.get(n)) is not None and o.state == "finished" for n in job.outputs())
+
+    def pick_runnable(self, batches: Batches) -> None:
+        g = self.graph
+        ready = [c for c in self.computes.values() if c.ready]
+        # Prefetch: with a deep queue, each node also gets `prefetch` tasks per
+        # slot ahead, waiting in its FIFO, so a slot never idles for the round
+        # trip to us. With a shallow queue nothing is sent ahead, so a job that
+        # becomes the most needed a moment later still goes first.
+        # Deep queues are also sent in batches: a node is topped up only once
+        # half its ahead-queue drained, so one start_many (and one create_many
+        # per storage node) carries several jobs instead of one per freed slot.
+        deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
+        per_slot = 1 + (self.prefetch if deep else 0)
+        room = {c.node: c.slots * per_slot - len(c.running) for c in ready}
+        low_water = {c.node: max(1, c.slots * self.prefetch // 2) if deep else 1 for c in ready}
+        computes = [c for c in ready if room[c.node] >= low_water[c.node]]
+        if not computes or not g.runnable_count:
+            return
+        batch_placement: dict[str, list[str]] = {}
+        deferred = []
+        now = self.wall()
+        while computes:
+            job = g.pop_runnable()
+            if job is None:
+                break
+            if job.spec.outputs and self.outputs_finished(job):
+                # Its outputs exist already (it finished before a crash made
+                # us forget): nothing to run.
+                g.succeed(job)
+                continue
+            inputs = self.input_locations(job)
+            if inputs is None:
+                continue  # it waits again, on the inputs that are not available
+            node = max(computes, key=lambda c: room[c.node])
+            if job.spec.outputs:
+                # A batch's new outputs share the storage nodes of its first
+                # job: one create_many per batch, not one per storage node.
+                # Batches still spread (each picks the least loaded).
+                shared = batch_placement.get(node.node) if not job.placement else None
+                placement = shared if shared and self.still_placeable(shared) else self.place(job)
+                if placement is None:
+                    deferred.append(job)
+                    break
+                if shared is placement:
+                    for n in placement:
+                        self.storages[n].placed += 1
+                else:
+                    batch_placement.setdefault(node.node, placement)
+                job.placement = placement
+            self.mark_dispatched(job, node, started=now)
+            node.assign(job.id)
+            room[node.node] -= 1
+            if room[node.node] <= 0:
+                computes.remove(node)
+            batches.setdefault(node.node, []).append((job, inputs, None))
+        for job in deferred:
+            g.make_runnable(job)
+
+    def pick_followers(self, batches: Batches) -> None:
+        """Start jobs ahead of their last input, on the node making it.
+
+        With nothing runnable left (a chain, the tail of a fan-in), a waiting
+        job whose every missing input is an output of one job running on a
+        compute node is started there too: the node runs it the moment that
+        producer's outputs are durable, with the bytes it still holds, and
+        the hop through us (its `done`, our round, the start) leaves the
+        critical path. Ray and Dask resolve dependencies on the worker the
+        same way. Each node holds at most `follow_ahead` per slot, and such
+        jobs may follow each other (a chain runs that far ahead of us).
+        """
+        g = self.graph
+        for node in self.computes.values():
+            budget = self.follow_ahead * node.slots - len(node.following) if node.ready else 0
+            queue = list(node.assigned) if budget > 0 else []
+            while queue and budget > 0:
+                producer = g.jobs.get(queue.pop())
+                if producer is None or producer.state != RUNNING or producer.node != node.node:
+                    continue
+                for name in producer.outputs():
+                    obj = g.objects.get(name)
+                    if obj is None or obj.state in ("finished", "delegated") or not obj.waiters:
+                        continue
+                    for wid in obj.waiters:
+                        job = g.jobs.get(wid)
+                        if budget <= 0 or job is None or job.state != WAITING:
+                            continue
+                        picked = self.follower_inputs(job, producer)
+                        if picked is None:
+                            continue
+                        placement = self.place(job) if job.spec.outputs else None
+                        if job.spec.outputs and placement is None:
+                            return  # no storage to write to: nothing can go ahead
+                        job.placement = placement
+                        # Not started until its producer ends (see State.task_news).
+                        self.mark_dispatched(job, node, started=None)
+                        job.ahead = True
+                        node.follow(job.id, producer.id)
+                        batches.setdefault(node.node, []).append((job, picked[0], picked[1]))
+                        self.stats["followed"] += 1
+                        budget -= 1
+                        queue.append(job.id)
+
+    def mark_dispatched(self, job: Job, node: ComputeRef, *, started: float | None) -> None:
+        """A new attempt of `job` on `node`, under a new fencing token."""
+        job.state = RUNNING
+        job.ahead = False
+        job.node = job.ran_on = node.node
+        job.token = next(self.tokens)
+        job.attempts += 1
+        job.started = started
+        job.exit_code = None
+
+    # -- where things are ------------------------------------------------------------
+    @staticmethod
+    def where(endpoints: list[str]) -> str | list[str]:
+        """The wire form of a location: one endpoint, or the list of the replicas'."""
+        return endpoints[0] if len(endpoints) == 1 else endpoints
+
+    def finished_input(self, obj: Obj, copies: list[StorageRef]) -> list:
+        """[where, object] of a finished input, and its bytes when we hold them."""
+        where = self.where([s.endpoint for s in copies])
+        return [where, obj.name] if obj.data is None else [where, obj.name, obj.data]
+
+    def follower_inputs(self, job: Job, producer: Job) -> tuple[dict, dict] | None:
+        """Inputs of `job` if `producer` makes every one that is missing, and
+        the `after` map naming it for those; None if `job` cannot follow it."""
+        inputs: dict[str, list] = {}
+        after: dict[str, list] = {}
+        for name, ref in job.spec.refs.items():
+            obj = self.graph.resolve(ref)
+            if obj.state == "finished":
+                copies = self.live_locations(obj)
+                if not copies:
+                    return None
+                inputs[name] = self.finished_input(obj, copies)
+            elif obj.producer == producer.id and obj.state != "delegated" and producer.placement:
+                endpoints = [self.storages[n].endpoint for n in producer.placement if n in self.storages]
+                if len(endpoints) != len(producer.placement):
+                    return None
+                inputs[name] = [self.where(endpoints), obj.name]
+                after[name] = [producer.id, producer.token]
+            else:
+                return None
+        return (inputs, after) if after else None
+
+    def still_placeable(self, placement: list[str]) -> bool:
+        now = self.mono()
+        return all((s := self.storages.get(n)) is not None and s.ready and s.full_until <= now for n in placement)
+
+    def place(self, job: Job) -> list[str] | None:
+        """Storage nodes for a job's outputs: its placement if still good, else new ones."""
+        now = self.mono()
+        live = [s for s in self.storages.values() if s.ready and s.full_until <= now]
+        if job.placement:
+            kept = [n for n in job.placement if n in self.storages and self.storages[n].full_until <= now]
+            if len(kept) == len(job.placement):
+                return job.placement
+        chosen: list[str] = []
+        for _ in range(min(self.replicas, len(live))):
+            s = pick_storage([c for c in live if c.node not in chosen])
+            if s is None:
+                break
+            s.placed += 1
+            chosen.append(s.node)
+        return chosen or None
+
+    def live_locations(self, obj: Any) -> list[StorageRef]:
+        out = []
+        for node_id in obj.locs:
+            s = self.storages.get(node_id)
+            if s is not None and s.ready:
+                out.append(s)
+        return out
+
+    def input_locations(self, job: Job) -> dict[str, list] | None:
+        """Where to read each input: [storage endpoint, final object name].
+
+        None if some input has no live copy: the job waits on it again (it
+        comes back with its storage node, or lineage makes it anew).
+        """
+        out = {}
+        missing = []
+        for name, ref in job.spec.refs.items():
+            obj = self.graph.resolve(ref)
+            copies = self.live_locations(obj) if obj.state == "finished" else []
+            if not copies:
+                missing.append(obj)
+                continue
+            out[name] = self.finished_input(obj, copies)
+        if missing:
+            job.missing = 0
+            for obj in missing:
+                if obj.state == "finished":
+                    self.graph.mark_lost(obj, self.mono())
+                    self.lost_objects.add(obj.name)
+                self.graph.wait_on(job, obj)
+            return None
+        return out

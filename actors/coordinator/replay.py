@@ -1,0 +1,55 @@
+"""Rebuilding the coordinator's state from its journal after a restart.
+
+Finished jobs come back finished (never rerun); unfinished ones come back
+waiting, linked to their inputs again, so they run when those are finished
+(storage inventories tell which already are). Running tasks are re-adopted
+from compute inventories, which is why the first round waits `settle`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from weft.actors.model import JobSpec, SpecError
+
+from .graph import CANCELLED, FAILED, SUCCEEDED, WAITING
+from .journal import Journal, parse_handed
+from .state import CoordinatorState
+
+log = logging.getLogger("weft.coordinator")
+
+
+def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) -> int:
+    """Load every journalled job into `state`; returns how many are unfinished."""
+    g = state.graph
+    unfinished = []
+    last_seq = 0
+    for jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts in journal.replay():
+        try:
+            spec = JobSpec.from_wire(wire)
+        except SpecError as e:
+            log.error("journal row %s has a bad spec, skipped: %s", jid, e)
+            continue
+        job = g.add_job(jid, spec, now=submitted, seq=seq)
+        job.state, job.outcome, job.cause, job.finished = st, outcome, cause, finished
+        job.handed = parse_handed(delegate)
+        job.delegate = job.handed[1].split("/", 1)[0] if job.handed else None
+        job.parent, job.attempts = parent, attempts
+        last_seq = seq
+        if st not in (SUCCEEDED, FAILED, CANCELLED):
+            job.state = WAITING
+            unfinished.append(job)
+    g.bump_seq(last_seq)
+    # Delegated outputs point at the objects standing for them again.
+    for job in g.jobs.values():
+        if job.handed:
+            output, target = job.handed
+            g.delegate(f"{job.id}/{output}", target)
+    for job in unfinished:
+        g.link_inputs(job)
+    if g.jobs:
+        log.info("replayed %d jobs from the journal (%d unfinished)", len(g.jobs), len(unfinished))
+    # Give running tasks a moment to be re-adopted from compute inventories
+    # before anything is started twice.
+    state.settle_until = state.mono() + (settle if unfinished else 0.0)
+    return len(unfinished)

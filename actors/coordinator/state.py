@@ -1,0 +1,484 @@
+"""The coordinator's state machine: no sockets, no tasks, no disk.
+
+News comes in through typed methods (a node met or lost, an inventory, task
+and object news, a submit, a cancel, a delegation, time passing) and every
+method returns the effects the shell must carry out (effects.py): messages
+to nodes, dispatches, journal writes, waiters to wake, a scheduling round.
+Object state changes go through the graph (graph.py); which job runs where
+is the planner's (planner.py); storage news is storage_news.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from weft.actors.model import JobSpec, SpecError, delegation_from_wire
+
+from .dispatch import DispatchMixin
+from .effects import (
+    KICK,
+    DropPeer,
+    Effect,
+    JournalWrite,
+    Send,
+    StopPoller,
+    Track,
+    Waiter,
+    Wake,
+)
+from .graph import CANCELLED, FAILED, RUNNABLE, RUNNING, SUCCEEDED, WAITING, Graph, Job
+from .news import TaskNews
+from .nodes import ComputeRef, NodeRef, StorageRef
+from .planner import Planner
+from .storage_news import StorageNewsMixin
+
+log = logging.getLogger("weft.coordinator")
+
+MAX_SOFT_FAILURES = 5
+# A storage node that said "no space" gets nothing new for this long.
+FULL_BACKOFF = 30.0
+# Submit settings that are not part of a job's identity, by the name a user
+# knows them under: a resubmit asking for other values gets the existing job
+# (and is told which settings it did not get).
+_SETTINGS = (("priority", "priority"), ("timeout", "time_limit"))
+# With a user-given name the name is the identity: the work itself may differ.
+_WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
+
+
+class CoordinatorState(StorageNewsMixin, DispatchMixin):
+    def __init__(
+        self,
+        *,
+        epoch: int = 1,
+        replicas: int = 1,
+        storage_grace: float = 30.0,
+        prefetch: int = 8,
+        follow_ahead: int = 2,
+        wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        self.graph = Graph()
+        self.epoch = epoch
+        self.computes: dict[str, ComputeRef] = {}
+        self.storages: dict[str, StorageRef] = {}
+        self.storage_grace = storage_grace
+        self.wall = wall
+        self.mono = mono
+        # Storage nodes lost, and since when: their objects wait out the grace
+        # period in case the node comes back with them.
+        self.lost_storages: dict[str, float] = {}
+        self.lost_objects: set[str] = set()
+        self.inline_bytes = 0
+        # Jobs whose task succeeded but whose outputs storage has not yet
+        # announced finished: they succeed when the last one is (a reader told
+        # "succeeded" must find the bytes).
+        self.awaiting: dict[str, set[str]] = {}
+        # Fencing tokens grow across restarts: epoch in the high bits.
+        self.tokens = itertools.count((epoch << 32) + 1)
+        self.fenced = False
+        # No round before this (monotonic): after a replay, running tasks get
+        # a moment to be re-adopted from compute inventories.
+        self.settle_until = 0.0
+        self.watchers: dict[str, list[Waiter]] = {}
+        self.to_delete: dict[str, list[str]] = defaultdict(list)
+        self.stats = {
+            "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
+            "lineage_reruns": 0, "followed": 0, "unmet": 0,
+        }
+        self.planner = Planner(
+            self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
+            replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
+        )
+        self._out: list[Effect] = []
+        self._new: list[Job] = []  # jobs to journal as new rows
+        self._kicked = False
+
+    # -- effects -------------------------------------------------------------------------
+    def _kick(self) -> None:
+        self._kicked = True
+
+    def _flush(self) -> list[Effect]:
+        """Journal every job the graph changed, wake whoever waits on them,
+        and hand over what was gathered."""
+        changed, self.graph.changed = self.graph.changed, []
+        if changed or self._new:
+            new, self._new = self._new, []
+            if changed:
+                watchers = self.watchers
+                for job in changed:
+                    if job.done and job.id in watchers:
+                        self._job_finished(job)
+                self._kicked = True
+            self._out.append(JournalWrite(new, changed))
+        out, self._out = self._out, []
+        if self._kicked:
+            self._kicked = False
+            out.append(KICK)
+        return out
+
+    # -- waiters ---------------------------------------------------------------------------
+    def final(self, job: Job) -> Job:
+        """Follow delegations: the job whose outcome decides this one's output."""
+        hops = 0
+        while job.delegate and job.state == SUCCEEDED and hops < 10_000:
+            nxt = self.graph.jobs.get(job.delegate)
+            if nxt is None:
+                break
+            job = nxt
+            hops += 1
+        return job
+
+    def watch(self, jobs: list[Job], waiter: Waiter) -> Waiter:
+        """Count `jobs` (following delegations) unfinished into `waiter`; a
+        `Wake` effect names it once the last one is."""
+        for j in jobs:
+            final = self.final(j)
+            if not final.done:
+                self.watchers.setdefault(final.id, []).append(waiter)
+                waiter.ids.append(final.id)
+                waiter.remaining += 1
+        return waiter
+
+    def unwatch(self, waiter: Waiter) -> None:
+        for jid in waiter.ids:
+            lst = self.watchers.get(jid)
+            if lst and waiter in lst:
+                lst.remove(waiter)
+                if not lst:
+                    del self.watchers[jid]
+
+    def _job_finished(self, job: Job) -> None:
+        final = self.final(job)
+        for w in self.watchers.pop(job.id, ()):
+            if final is not job and not final.done:
+                # It handed its output to another job: wait for that one.
+                self.watchers.setdefault(final.id, []).append(w)
+                w.ids.append(final.id)
+            else:
+                w.remaining -= 1
+                if w.remaining <= 0:
+                    self._out.append(Wake(w))
+
+    # -- membership ------------------------------------------------------------------------
+    def meet(self, role: str, node: str, endpoint: str, inc: str | None) -> list[Effect]:
+        """A node said hello (or its beacon was heard). No effects: known already."""
+        if role not in ("compute", "storage"):
+            return []
+        table: dict = self.computes if role == "compute" else self.storages
+        ref = table.get(node)
+        if ref is not None and ref.endpoint == endpoint and (inc is None or ref.inc is None or inc == ref.inc):
+            ref.last_seen = self.wall()
+            return []
+        fresh = ComputeRef(node, endpoint) if role == "compute" else StorageRef(node, endpoint)
+        if ref is not None:
+            log.info("%s %s is back (%s)", role, node, endpoint)
+            if ref.endpoint == endpoint:
+                # Restarted in place: its new inventory tells what became of
+                # the tasks we gave it (finished ones are adopted, not rerun).
+                self._out.append(StopPoller(ref))
+                if isinstance(ref, ComputeRef):
+                    fresh.assigned = ref.assigned
+                self._out.append(DropPeer(ref.endpoint))
+            else:
+                self._forget(ref, "moved")
+        table[node] = fresh
+        self.lost_storages.pop(node, None)
+        log.info("met %s %s at %s", role, node, endpoint)
+        self._out.append(Track(fresh))
+        return self._flush()
+
+    def node_lost(self, role: str, node: str) -> list[Effect]:
+        """The node stopped answering pings."""
+        ref = (self.computes if role == "compute" else self.storages).get(node)
+        if ref is not None:
+            log.warning("%s %s lost", ref.role, node)
+            self._forget(ref, "lost")
+        return self._flush()
+
+    def _forget(self, ref: NodeRef, why: str) -> None:
+        self._out.append(StopPoller(ref))
+        ref.ready = False
+        if isinstance(ref, ComputeRef):
+            self.computes.pop(ref.node, None)
+            for jid in list(ref.assigned):
+                job = self.graph.jobs.get(jid)
+                if job is not None and job.state == RUNNING and job.node == ref.node:
+                    self._soft_failure(job, f"compute node {ref.node} {why}")
+            ref.running.clear()
+            ref.assigned.clear()
+            return
+        assert isinstance(ref, StorageRef)
+        self._storage_lost(ref)
+        for jid in list(self.awaiting):
+            job = self.graph.jobs.get(jid)
+            placement = job.placement if job is not None else None
+            if job is None or not placement or ref.node not in placement:
+                continue
+            if not any(n in self.storages for n in placement):
+                # Its outputs' only nodes are gone: they will not be announced.
+                del self.awaiting[jid]
+                if job.state == RUNNING:
+                    self._soft_failure(job, f"storage node {ref.node} {why} before the outputs were durable")
+
+    # -- compute news ----------------------------------------------------------------------
+    def compute_inventory(self, ref: ComputeRef, slots: int, tasks: list[TaskNews]) -> list[Effect]:
+        """A compute node's task list (first contact, or after a resync)."""
+        ref.slots = slots
+        seen = set()
+        finished = []
+        for t in tasks:
+            job = self.graph.jobs.get(t.job)
+            if job is None:
+                continue
+            seen.add(t.job)
+            if t.state == "done":
+                finished.append(t)
+            elif not job.done and (t.token or 0) >= job.token:
+                # A task we did not know was running (e.g. after our restart): adopt it.
+                if job.node != ref.node or job.token != t.token:
+                    # Adopted, not dispatched by us: an earlier attempt's error
+                    # is no longer what is going on with it.
+                    job.cause = None
+                self.graph.adopt(job, ref.node, t.token or 0)
+                job.started = job.started or t.started or self.wall()
+                ref.assign(t.job)
+                if t.state == "storing":
+                    ref.running.discard(t.job)
+        for jid in list(ref.assigned):
+            if jid not in seen:
+                job = self.graph.jobs.get(jid)
+                ref.unassign(jid)
+                if job is not None and job.state == RUNNING and job.node == ref.node:
+                    self._soft_failure(job, f"task vanished from compute node {ref.node}")
+        ref.ready = True
+        self._kick()
+        if finished:
+            return self.task_news(ref, finished)
+        return self._flush()
+
+    def task_news(self, ref: ComputeRef, tasks: list[TaskNews]) -> list[Effect]:
+        """Task steps and ends from a compute node (fenced by attempt token)."""
+        g = self.graph
+        for t in tasks:
+            state = t.state
+            jid = t.job
+            if state == "storing":
+                # The task gave its slot back; its outputs are on their way.
+                if jid in ref.running:
+                    ref.running.discard(jid)
+                    self._kicked = True
+                continue
+            if state != "done":
+                continue
+            job = g.jobs.get(jid)
+            if jid in ref.running:
+                self._kicked = True
+            ref.unassign(jid)
+            outcome = t.outcome
+            if ref.following and outcome == "success":
+                # Its followers start now (if it failed, they end unmet).
+                now = self.wall()
+                for fid in ref.producer_done(jid):
+                    follower = g.jobs.get(fid)
+                    if follower is not None and follower.ahead:
+                        follower.ahead = False
+                        follower.started = now
+            self.to_delete[ref.node].append(jid)
+            if job is not None and job.state == RUNNABLE and t.token == job.token and outcome == "success":
+                # The node we gave up on finished it after all, and nothing
+                # started it again yet: adopt the result instead of rerunning.
+                g.adopt(job, ref.node, job.token)
+            if job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
+                continue  # a late result of an attempt we gave up on
+            job.exit_code = t.exit_code
+            cause = t.cause
+            if outcome == "success":
+                if t.stored is not None:
+                    self.stored_outputs(job, t.stored)
+                if t.delegation is not None:
+                    self._delegate(job, t.delegation)
+                pending = {
+                    n for n in job.outputs()
+                    if (o := g.objects.get(n)) is None or o.state not in ("finished", "delegated")
+                }
+                if pending:
+                    self.awaiting[job.id] = pending
+                else:
+                    self._succeeded(job)
+            elif outcome == "failed-soft" and t.unmet:
+                # Started ahead of an input whose producer did not make it:
+                # not this job's attempt that failed. It waits for the input.
+                self.stats["unmet"] += 1
+                job.ahead = False
+                self._soft_failure(job, cause or "input not made", counted=False)
+            elif outcome == "failed-soft":
+                self._soft_failure(job, cause or "failed soft")
+            else:
+                st = CANCELLED if outcome == "cancelled" else FAILED
+                self.stats["failed"] += len(g.fail(job, cause or outcome or "failed", outcome=outcome or "failed-hard", state=st))
+        return self._flush()
+
+    def _succeeded(self, job: Job) -> None:
+        self.graph.succeed(job, self.wall())
+        self.stats["succeeded"] += 1
+
+    def _soft_failure(self, job: Job, cause: str, *, counted: bool = True) -> None:
+        """Infrastructure failed the job: run it again (it is needed: it was submitted)."""
+        if counted:
+            self.stats["soft_failures"] += 1
+        else:
+            job.excused += 1
+        if job.node and job.node in self.computes:
+            self.computes[job.node].unassign(job.id)
+        if "[no-space]" in cause:
+            # Out of disk there: put nothing more on it for a while, and place
+            # this job's outputs elsewhere.
+            until = self.mono() + FULL_BACKOFF
+            for node_id in job.placement or ():
+                if node_id in self.storages:
+                    self.storages[node_id].full_until = until
+            job.placement = None
+        if job.attempts - job.excused >= MAX_SOFT_FAILURES:
+            self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome="failed-soft")
+        else:
+            log.info("job %s failed soft (%s); queued again", job.id, cause)
+            self.graph.requeue(job, cause)
+
+    # -- delegation ------------------------------------------------------------------------
+    def _delegate(self, job: Job, delegation: object) -> None:
+        """`job` handed one output to a new job: create it and move the waiters."""
+        try:
+            spec, stream = delegation_from_wire(delegation)
+            output = delegation.get("output") or job.spec.outputs[0]  # type: ignore[union-attr]
+        except (SpecError, IndexError) as e:
+            self.graph.fail(job, f"invalid delegation: {e}")
+            return
+        self.delegate(job, spec, stream, output)
+
+    def delegate(self, job: Job, spec: JobSpec, stream: str, output: str) -> None:
+        """`job`'s `output` is now made by the job of `spec` (its `stream`)."""
+        if not spec.priority:
+            spec.priority = job.priority
+        new_id = spec.job_id()
+        g = self.graph
+        name = f"{job.id}/{output}"
+        new = g.jobs.get(new_id)
+        if new is None or new.state in (FAILED, CANCELLED):
+            if new is None:
+                new = g.add_job(new_id, spec, now=self.wall())
+                self._new.append(new)
+            new.parent = job.id
+            # The delegate's outputs live where the delegated object lives, so
+            # storage resolves the chain locally.
+            new.placement = job.placement
+            try:
+                g.check_inputs(spec)
+            except SpecError as e:
+                g.fail(new, str(e))
+            else:
+                new.state = WAITING
+                new.demand = job.demand
+                g.link_inputs(new)
+                g.changed.append(new)
+        job.delegate = new_id
+        target = f"{new_id}/{stream}"
+        job.handed = (output, target)
+        self.stats["delegations"] += 1
+        g.delegate(name, target)
+        for node_id in job.placement or ():
+            storage = self.storages.get(node_id)
+            if storage is not None:
+                self._out.append(Send(
+                    storage.endpoint, "delegate",
+                    {"name": name, "target": target, "token": job.token, "epoch": self.epoch},
+                    f"marking {name} delegated to {target} on {storage.node}", logging.WARNING,
+                ))
+
+    # -- user requests -----------------------------------------------------------------------
+    def submit(self, specs: list[JobSpec]) -> tuple[list[Submitted], list[Effect]]:
+        """Accept jobs (all checked before any is accepted; within one call a
+        job may read the outputs of jobs listed before or after it). A spec
+        matching a known job joins it, is answered from it (cached), or runs
+        it again if it failed or was cancelled."""
+        g = self.graph
+        ids = [spec.job_id() for spec in specs]
+        pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
+        for i, spec in enumerate(specs):
+            try:
+                g.check_inputs(spec, pending)
+            except SpecError as e:
+                raise SpecError(f"job #{i + 1}: {e}") from None
+        results = []
+        new_jobs = []
+        now = self.wall()
+        for jid, spec in zip(ids, specs, strict=True):
+            job = g.jobs.get(jid)
+            if job is None:
+                job = g.add_job(jid, spec, now=now)
+                new_jobs.append(job)
+                self._new.append(job)
+                results.append(Submitted(job))
+                continue
+            sub = Submitted(job, differs=differing_settings(job, spec))
+            if job.state in (FAILED, CANCELLED):
+                # Resubmitting a failed job runs it again.
+                job.state, job.outcome, job.cause, job.finished, job.attempts = WAITING, None, None, None, 0
+                job.excused = 0
+                job.exit_code = None
+                job.priority = spec.priority
+                new_jobs.append(job)
+                g.changed.append(job)
+            else:
+                sub.cached = job.state == SUCCEEDED
+                sub.joined = not sub.cached
+                if spec.priority > job.priority:
+                    job.priority = spec.priority
+            results.append(sub)
+        for job in new_jobs:
+            g.link_inputs(job)
+        return results, self._flush()
+
+    def cancel(self, jobs: list[Job]) -> list[Effect]:
+        for job in jobs:
+            if job.done:
+                continue
+            node = self.computes.get(job.node or "") if job.state == RUNNING else None
+            if node is not None:
+                node.unassign(job.id)
+                self._out.append(Send(
+                    node.endpoint, "cancel", {"job": job.id, "epoch": self.epoch},
+                    f"cancelling {job.id} on {node.node}",
+                ))
+            self.graph.fail(job, "cancelled by user", outcome="cancelled", state=CANCELLED)
+        return self._flush()
+
+
+class Submitted:
+    """How one submitted spec was taken: a new job, the cached result of a
+    finished one, or joined to one queued or running (`differs`: settings the
+    submit asked for that the existing job does not have)."""
+
+    __slots__ = ("job", "cached", "joined", "differs")
+
+    def __init__(self, job: Job, differs: list[str] | None = None) -> None:
+        self.job = job
+        self.cached = False
+        self.joined = False
+        self.differs = differs or []
+
+
+def differing_settings(job: Job, spec: JobSpec) -> list[str]:
+    """Settings of `spec` that differ from the existing `job`'s and are not
+    part of its identity, by their user-facing names."""
+    old = job.spec
+    out = [label for attr, label in _SETTINGS
+           if (job.priority if attr == "priority" else getattr(old, attr)) != getattr(spec, attr)]
+    if spec.name is not None:
+        out += [label for attr, label in _WORK if getattr(old, attr) != getattr(spec, attr)]
+    return out

@@ -1,0 +1,197 @@
+"""The state's rules for storage news: objects finished, delegated, partial,
+deleted or lost with their node, and lineage (lost objects made again).
+
+A mixin of CoordinatorState (state.py): it uses the state's graph, node
+tables and outbox, and sends nothing itself (a scavenge is an effect).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .effects import Effect, Scavenge
+from .graph import CANCELLED, FAILED, RUNNING, SUCCEEDED, Graph, Job
+from .news import ObjectNews
+from .nodes import StorageRef
+
+log = logging.getLogger("weft.coordinator")
+
+# Small objects' bytes (from storage events) are kept to pass inline to the
+# jobs that read them, up to this many bytes in all.
+INLINE_CACHE_BYTES = 64 << 20
+
+
+class StorageNewsMixin:
+    graph: Graph
+    storages: dict[str, StorageRef]
+    storage_grace: float
+    lost_storages: dict[str, float]
+    lost_objects: set[str]
+    awaiting: dict[str, set[str]]
+    stats: dict[str, int]
+    inline_bytes: int
+    mono: Callable[[], float]
+    _out: list[Effect]
+
+    if TYPE_CHECKING:  # given by CoordinatorState
+        def _kick(self) -> None: ...
+        def _flush(self) -> list[Effect]: ...
+        def _succeeded(self, job: Job) -> None: ...
+
+    # -- inventories and events --------------------------------------------------------
+    def storage_inventory(self, ref: StorageRef, objects: list[ObjectNews]) -> tuple[list[str], list[Effect]]:
+        """Apply a storage node's inventory; returns the partial objects to
+        scavenge (before the effects: they include the next round).
+
+        The node is ready from here on (in the same step: a scheduling round
+        in between would find its objects with no live copy and call them lost).
+        """
+        ref.objects = len(objects)
+        scavenge: list[str] = []
+        held = set()
+        for info in objects:
+            held.add(info.name)
+            self._apply_object(ref, info, scavenge)
+        # What we thought it held but it no longer does (it restarted and lost
+        # unflushed work, or someone deleted it) is gone from there.
+        g = self.graph
+        for obj in g.objects.values():
+            # The node is back without it: no point waiting (lost since 0).
+            if obj.name not in held and g.copy_gone(obj, ref.node, lost_at=0.0):
+                self.lost_objects.add(obj.name)
+        ref.ready = True
+        self._kick()
+        return scavenge, self._flush()
+
+    def storage_events(self, ref: StorageRef, events: list[ObjectNews]) -> list[Effect]:
+        scavenge: list[str] = []
+        for info in events:
+            kind = info.kind
+            if kind == "deleted":
+                obj = self.graph.objects.get(info.name)
+                if obj is not None:
+                    self.graph.copy_gone(obj, ref.node, lost_at=None)
+                ref.objects -= 1
+                continue
+            if kind == "created":
+                ref.objects += 1
+            self._apply_object(ref, info, scavenge)
+        if scavenge:
+            self._out.append(Scavenge(ref, scavenge))
+        return self._flush()
+
+    def scavenged(self, names: list[str]) -> None:
+        """The partial objects were deleted (or tried): a rerun re-creates them."""
+        for n in names:
+            obj = self.graph.objects.get(n)
+            if obj is not None:
+                self.graph.forget_state(obj)
+
+    def stored_outputs(self, job: Job, stored: dict) -> None:
+        """Outputs the task reports finished (storage acknowledged them durable
+        before the task ended): the same news as storage's `finished` events,
+        which for these objects are quiet and arrive later."""
+        scavenge: list[str] = []
+        for output, entry in stored.items():
+            if not (isinstance(output, str) and isinstance(entry, list) and len(entry) == 3):
+                continue
+            node, size, data = entry
+            ref = self.storages.get(node) if isinstance(node, str) else None
+            if ref is None or not isinstance(size, int):
+                continue  # storage's own event will tell
+            ok = isinstance(data, bytes) and len(data) == size
+            self._apply_object(ref, ObjectNews(f"{job.id}/{output}", "finished", size, data if ok else None), scavenge)
+
+    def _apply_object(self, ref: StorageRef, info: ObjectNews, scavenge: list[str]) -> None:
+        g = self.graph
+        name = info.name
+        state = info.state
+        if state == "finished":
+            data = info.data
+            if data is not None and self.inline_bytes + len(data) <= INLINE_CACHE_BYTES:
+                obj = g.objects.get(name)
+                if obj is None or obj.data is None:
+                    self.inline_bytes += len(data)
+                    if obj is None:
+                        obj = g.resolve(name)
+                    obj.data = data
+            if g.object_finished(name, ref.node, info.size):
+                self._kick()
+            producer = g.objects[name].producer
+            pending = self.awaiting.get(producer or "")
+            if pending is not None:
+                pending.discard(name)
+                if not pending:
+                    del self.awaiting[producer]
+                    job = g.jobs.get(producer)
+                    if job is not None and job.state == RUNNING:
+                        self._succeeded(job)
+            return
+        obj = g.objects.get(name) or g.resolve(name)
+        if state == "delegated":
+            if obj.state == "finished":
+                return  # finished is immutable: a stray delegation elsewhere cannot undo it
+            obj.add_loc(ref.node)
+            if obj.state != "delegated":
+                g.delegate(name, info.target or "")
+            return
+        if obj.state == "finished" or state is None:
+            return  # another replica is still arriving: the object is already there
+        g.object_reported(obj, state)
+        if state == "partial":
+            producer = g.jobs.get(obj.producer) if obj.producer else None
+            if producer is None or producer.state != RUNNING:
+                scavenge.append(name)
+
+    # -- losing a storage node, and lineage --------------------------------------------
+    def _storage_lost(self, ref: StorageRef) -> None:
+        self.storages.pop(ref.node, None)
+        now = self.mono()
+        self.lost_storages[ref.node] = now
+        lost = 0
+        g = self.graph
+        for obj in g.objects.values():
+            if g.copy_gone(obj, ref.node, lost_at=now):
+                self.lost_objects.add(obj.name)
+                lost += 1
+        if lost:
+            log.warning("%d objects were only on storage %s; waiting %gs for it to come back",
+                        lost, ref.node, self.storage_grace)
+
+    def regenerate_lost(self) -> list[Effect]:
+        """Time passed: objects lost with their storage node past the grace
+        period are made again by rerunning their producer (recursively)."""
+        g = self.graph
+        deadline = self.mono() - self.storage_grace
+        # A rerun job waits on its own lost inputs, which makes them needed:
+        # repeat until nothing changes (lineage is recursive).
+        progress = True
+        while progress:
+            progress = False
+            for name in list(self.lost_objects):
+                obj = g.objects.get(name)
+                if obj is None or obj.state != "lost":
+                    self.lost_objects.discard(name)
+                    continue
+                if not obj.waiters or (obj.lost_at or 0) > deadline:
+                    continue  # nobody needs it (yet), or its node may still come back
+                producer = g.jobs.get(obj.producer or "")
+                if producer is None or producer.state in (FAILED, CANCELLED):
+                    g.fail_waiters(obj, f"input {name} was lost with its storage node and no job can make it again")
+                    self.lost_objects.discard(name)
+                    progress = True
+                elif producer.state == SUCCEEDED:
+                    log.warning("output %s was lost with its storage node; running %s again", name, producer.id)
+                    for out in producer.outputs():
+                        self.lost_objects.discard(out)
+                        o = g.objects.get(out)
+                        if o is not None and o.state == "lost":
+                            g.forget_state(o)
+                    self.stats["lineage_reruns"] += 1
+                    g.rerun(producer, f"output {name} was lost with its storage node")
+                    progress = True
+                else:
+                    self.lost_objects.discard(name)  # already waiting or running: it will make it
+        return self._flush()

@@ -1,0 +1,36 @@
+"""What `status` shows of a job: its summary plus what a user needs for
+`weft status JOB` (what it runs, what it reads, where and how it last ran)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .graph import Job
+
+# Immediate input values are shown cut to this many characters.
+VALUE_CHARS = 60
+
+
+def _short(value: str | bytes) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
+
+
+def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
+    """Add the job's work, inputs and last run to its summary `d`."""
+    spec = job.spec
+    if spec.command is not None:
+        d["command"] = spec.command
+    else:
+        d["call"] = spec.call
+    if spec.inputs:
+        d["inputs"] = {k: _short(v) for k, v in spec.inputs.items()}
+    if spec.refs:
+        d["refs"] = dict(spec.refs)  # input name -> the object it reads
+    if job.ran_on is not None:
+        d["ran_on"] = job.ran_on
+    if job.exit_code is not None:
+        d["exit_code"] = job.exit_code
+    if spec.timeout is not None:
+        d["time_limit"] = spec.timeout
+    return d
