@@ -419,7 +419,7 @@ BAD_SPECS = [
     ("both-command-and-call", {"cmd": ["echo"], "call": "weft.actors.builtins:noop"}, "'command' or 'call'"),
     ("call-malformed", {"call": "no colon here", "o": []}, "'call'"),
     ("input-not-a-string", {"cmd": ["echo"], "in": {"x": 5}}, "'x'"),
-    ("timeout-negative", {"cmd": ["echo"], "t": -1}, "'timeout'"),
+    ("timeout-negative", {"cmd": ["echo"], "t": -1}, "time limit -1"),
     ("priority-not-an-int", {"cmd": ["echo"], "pri": "high"}, "'priority'"),
     ("unknown-field", {"cmd": ["echo"], "bogus": 1}, "bogus"),
     ("duplicate-outputs", {"cmd": ["echo"], "o": ["a", "a"]}, "unique"),
