@@ -56,6 +56,8 @@ def _value(v: Any) -> str:
         return " ".join(map(str, v))
     if isinstance(v, dict):
         return ", ".join(f"{k}={_value(x)}" for k, x in v.items()) or "-"
+    if isinstance(v, float):
+        return f"{v:g}"  # 5.0 was typed as 5
     return str(v)
 
 

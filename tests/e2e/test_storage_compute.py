@@ -422,7 +422,7 @@ BAD_SPECS = [
     ("timeout-negative", {"cmd": ["echo"], "t": -1}, "time limit -1"),
     ("priority-not-an-int", {"cmd": ["echo"], "pri": "high"}, "'priority'"),
     ("unknown-field", {"cmd": ["echo"], "bogus": 1}, "bogus"),
-    ("duplicate-outputs", {"cmd": ["echo"], "o": ["a", "a"]}, "unique"),
+    ("duplicate-outputs", {"cmd": ["echo"], "o": ["a", "a"]}, "named twice"),
     ("spec-not-a-map", "echo hi", "map"),
 ]
 
