@@ -13,20 +13,18 @@ from pathlib import Path
 import pytest
 
 from weft.actors.model import ObjectState, SpecError
-from weft.actors.storage import store as store_mod
-from weft.actors.storage.store import (
-    READ_CHUNK,
+from weft.actors.storage import content as content_mod
+from weft.actors.storage.errors import (
     DelegationCycle,
     Fenced,
     NotReadable,
     ObjectExists,
     ObjectImmutable,
-    ObjectInfo,
     ObjectMissing,
-    ObjectStore,
     OutOfSpace,
     StoreError,
 )
+from weft.actors.storage.store import READ_CHUNK, ObjectInfo, ObjectStore
 
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parents[1]
@@ -293,7 +291,7 @@ def test_inline_partial_bytes_survive_only_if_flushed(data_dir: Path) -> None:
         assert s2.stat("p/unflushed").state == ObjectState.EMPTY
     finally:
         s2.close()
-        s._db.close()  # the "killed" one: just release its handle
+        s._meta.close()  # the "killed" one: just release its handles
 
 
 # ------------------------------------------------------------------ errors
@@ -565,7 +563,7 @@ def test_out_of_space_keeps_object_consistent(
             return os.write(fd, bytes(data[:10]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store_mod, "_os_write", disk_fills_up)
+    monkeypatch.setattr(content_mod, "_os_write", disk_fills_up)
     with pytest.raises(OutOfSpace, match="'s/o'") as e:
         store.populate("s/o", b"y" * 50_000)
     assert e.value.code == "no-space"
