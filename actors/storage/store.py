@@ -1,5 +1,11 @@
 """The storage node's object store: named objects on local disk, metadata in SQLite.
 
+This module is the state machine of an object (empty -> partial -> finished,
+or delegated; tokens fence stale writers), the staging and phases of a flush,
+recovery on open, and reads, listing and usage. It keeps rows through
+meta.MetaDB and content files through content.ContentFiles; errors are in
+errors.py.
+
 Pure domain logic: synchronous, no sockets, no trio. The actor above owns the
 event loop and calls into this (from one thread at a time; the store is not
 thread-safe, but the SQLite connection may be used from a worker thread).
@@ -11,10 +17,10 @@ returned by `flush()` may be acknowledged as finished to anyone.
 
 Layout under `data_dir` (nothing is ever written outside it):
 
-* `meta.sqlite` (WAL) -- one row per object; objects of at most `inline_max`
+* `meta.sqlite` (WAL, meta.py) -- one row per object; objects of at most `inline_max`
   bytes keep their content in the row, so a batch of tiny outputs costs one WAL
   fsync rather than one fsync per file.
-* `objects/<job-id>/<output>` -- content of larger objects, appended as chunks
+* `objects/<job-id>/<output>` (content.py) -- content of larger objects, appended as chunks
   arrive and read by byte range.
 
 Recovery rules on open (what survives a kill):
