@@ -13,20 +13,18 @@ from pathlib import Path
 import pytest
 
 from weft.actors.model import ObjectState, SpecError
-from weft.actors.storage import store as store_mod
-from weft.actors.storage.store import (
-    READ_CHUNK,
+from weft.actors.storage import content as content_mod
+from weft.actors.storage.errors import (
     DelegationCycle,
     Fenced,
     NotReadable,
     ObjectExists,
     ObjectImmutable,
-    ObjectInfo,
     ObjectMissing,
-    ObjectStore,
     OutOfSpace,
     StoreError,
 )
+from weft.actors.storage.store import READ_CHUNK, ObjectInfo, ObjectStore
 
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parents[1]
@@ -293,7 +291,7 @@ def test_inline_partial_bytes_survive_only_if_flushed(data_dir: Path) -> None:
         assert s2.stat("p/unflushed").state == ObjectState.EMPTY
     finally:
         s2.close()
-        s._db.close()  # the "killed" one: just release its handle
+        s._meta.close()  # the "killed" one: just release its handles
 
 
 # ------------------------------------------------------------------ errors
@@ -519,6 +517,36 @@ def test_group_commit_of_many_tiny_puts(data_dir: Path) -> None:
 # --------------------------------------------------------- other behaviour
 
 
+def test_failed_flush_is_retried_whole(data_dir: Path) -> None:
+    """A flush whose write failed (the node then calls flush_abort) unstages
+    nothing: the next flush carries the same rows, file fsyncs, directory
+    fsyncs and finished names, and makes them durable."""
+    s = ObjectStore(data_dir)
+    s.put("big/out", pattern(200_000, 3))  # a content file in a new directory
+    s.put("small/out", b"tiny")  # inline: a row only
+    failed = s.flush_begin()
+    assert failed.sync_dirs == {data_dir / "objects", data_dir / "objects" / "big"}
+    s.flush_abort(failed)  # as after flush_write raised
+    for fd, _, _ in failed.files:  # flush_write closes these; it never ran here
+        if fd is not None:
+            os.close(fd)
+
+    retry = s.flush_begin()
+    assert retry.sync_dirs == failed.sync_dirs
+    assert [path for _, path, _ in retry.files] == [data_dir / "objects" / "big" / "out"]
+    assert sorted(row[0] for row in retry.rows) == ["big/out", "small/out"]
+    s.flush_write(retry)
+    assert sorted(s.flush_end(retry)) == ["big/out", "small/out"]
+
+    s2 = ObjectStore(data_dir)  # no close() of the first: as after a kill
+    try:
+        assert read_all(s2, "big/out") == pattern(200_000, 3)
+        assert s2.read("small/out") == b"tiny"
+    finally:
+        s2.close()
+        s._meta.close()
+
+
 def test_delete(data_dir: Path, events: list) -> None:
     s = ObjectStore(data_dir, on_change=lambda k, i: events.append((k, i)))
     s.put("x/big", pattern(100_000))
@@ -565,7 +593,7 @@ def test_out_of_space_keeps_object_consistent(
             return os.write(fd, bytes(data[:10]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store_mod, "_os_write", disk_fills_up)
+    monkeypatch.setattr(content_mod, "_os_write", disk_fills_up)
     with pytest.raises(OutOfSpace, match="'s/o'") as e:
         store.populate("s/o", b"y" * 50_000)
     assert e.value.code == "no-space"

@@ -40,7 +40,9 @@ from weft.protocol.objects import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .store import PAGE_CACHE_BUDGET, ObjectInfo, ObjectStore, StoreError
+from .content import PAGE_CACHE_BUDGET
+from .errors import StoreError
+from .store import ObjectInfo, ObjectStore
 
 log = logging.getLogger("weft.storage")
 

@@ -1,5 +1,11 @@
 """The storage node's object store: named objects on local disk, metadata in SQLite.
 
+This module is the state machine of an object (empty -> partial -> finished,
+or delegated; tokens fence stale writers), the staging and phases of a flush,
+recovery on open, and reads, listing and usage. It keeps rows through
+meta.MetaDB and content files through content.ContentFiles; errors are in
+errors.py.
+
 Pure domain logic: synchronous, no sockets, no trio. The actor above owns the
 event loop and calls into this (from one thread at a time; the store is not
 thread-safe, but the SQLite connection may be used from a worker thread).
@@ -11,10 +17,10 @@ returned by `flush()` may be acknowledged as finished to anyone.
 
 Layout under `data_dir` (nothing is ever written outside it):
 
-* `meta.sqlite` (WAL) -- one row per object; objects of at most `inline_max`
+* `meta.sqlite` (WAL, meta.py) -- one row per object; objects of at most `inline_max`
   bytes keep their content in the row, so a batch of tiny outputs costs one WAL
   fsync rather than one fsync per file.
-* `objects/<job-id>/<output>` -- content of larger objects, appended as chunks
+* `objects/<job-id>/<output>` (content.py) -- content of larger objects, appended as chunks
   arrive and read by byte range.
 
 Recovery rules on open (what survives a kill):
@@ -35,14 +41,9 @@ Recovery rules on open (what survives a kill):
 
 from __future__ import annotations
 
-import errno
 import logging
-import mmap
-import os
 import shutil
-import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,18 @@ from typing import Any
 from weft.actors.model import split_object_name
 from weft.protocol.enums import ErrorCode, EventKind, ObjectState
 from weft.protocol.objects import info_wire
+
+from .content import PAGE_CACHE_BUDGET, ContentFiles
+from .errors import (
+    DelegationCycle,
+    Fenced,
+    NotReadable,
+    ObjectExists,
+    ObjectImmutable,
+    ObjectMissing,
+    StoreError,
+)
+from .meta import MetaDB
 
 log = logging.getLogger("weft.storage")
 
@@ -62,75 +75,8 @@ DELEGATED = ObjectState.DELEGATED
 # A read without an explicit length returns at most this much, so a caller
 # streaming an object never holds more than one chunk of it.
 READ_CHUNK = 1 << 20
-# Write handles of large objects are kept open between chunks; past this many
-# the oldest is closed (and reopened on demand) so fds cannot run out.
-MAX_OPEN_FILES = 256
-# The write-ahead log's working size in pages (of 4 KiB): a checkpoint every
-# ~1 MiB of changes keeps it small, and it is grown to this at open.
-WAL_PAGES = 256
 # Guards chain walks against corrupt metadata; cycles are refused at delegate().
 MAX_CHAIN = 1000
-# Content of the most recently flushed files left in the page cache, where a
-# consumer reading an output made a little earlier finds it; older content is
-# dropped from the cache (see PageCacheBudget). Measured with `weft bench`'s
-# handoff (1 GiB a run over 2 storage nodes): 32 MiB made consumers read from
-# disk, no limit made every write take fresh pages; 512 MiB did best.
-PAGE_CACHE_BUDGET = 512 << 20
-# Reads of finished content at least this large are served from a mapping of
-# the file (read_view); smaller ones cost less as a plain read.
-MAP_MIN = 1 << 16
-
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-# Indirection so tests can inject ENOSPC without filling a real disk.
-_os_write = os.write
-
-
-class StoreError(Exception):
-    """Base of store errors; `code` is the machine-readable reason for the wire."""
-
-    code: str = "store-error"
-
-    def __init__(self, message: str, *, name: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.name = name
-        if code is not None:
-            self.code = code
-
-
-class ObjectExists(StoreError):
-    code = ErrorCode.EXISTS
-
-
-class ObjectMissing(StoreError):
-    code = ErrorCode.MISSING
-
-
-class ObjectImmutable(StoreError):
-    code = ErrorCode.IMMUTABLE
-
-
-class Fenced(StoreError):
-    code = ErrorCode.FENCED
-
-
-class NotReadable(StoreError):
-    """The object cannot be read here: a bad range, or its delegation chain
-    leaves this store (`target` then names where to look)."""
-
-    code = ErrorCode.NOT_READABLE
-
-    def __init__(self, message: str, *, name: str | None = None, target: str | None = None):
-        super().__init__(message, name=name)
-        self.target = target
-
-
-class DelegationCycle(StoreError):
-    code = ErrorCode.DELEGATION_CYCLE
-
-
-class OutOfSpace(StoreError):
-    code = ErrorCode.NO_SPACE
 
 
 @dataclass(slots=True)
@@ -186,96 +132,6 @@ class _Rec:
         )
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    name     TEXT PRIMARY KEY,
-    state    TEXT NOT NULL,
-    size     INTEGER NOT NULL,
-    token    INTEGER NOT NULL,
-    target   TEXT,
-    created  REAL NOT NULL,
-    finished REAL,
-    inline   INTEGER NOT NULL,
-    data     BLOB
-)
-"""
-_UPSERT = "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_DELETE = "DELETE FROM objects WHERE name = ?"
-
-
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        n = _os_write(fd, view)
-        view = view[n:]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return  # removed since (its objects were deleted): nothing to make durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _map(fd: int, offset: int, n: int) -> memoryview | None:
-    """Bytes [offset, offset+n) of the file, mapped; None if the file is
-    shorter than that (changed behind our back: read it the plain way)."""
-    if os.fstat(fd).st_size < offset + n:
-        return None
-    start = offset - offset % mmap.ALLOCATIONGRANULARITY
-    # The view keeps the mapping alive until whoever holds it (ZeroMQ, until
-    # the bytes are sent) lets go; closing fd does not end the mapping.
-    m = mmap.mmap(fd, offset + n - start, prot=mmap.PROT_READ, offset=start)
-    return memoryview(m)[offset - start:]
-
-
-class PageCacheBudget:
-    """Keeps the page cache of durable content files to the newest `budget` bytes.
-
-    Left alone, every byte ever written stays cached until the kernel needs
-    the memory, so a node streaming large outputs takes a fresh page for each
-    of them. Measured on the 2-core VM these numbers come from (whose free
-    memory is handed back to the host): writing 100 files of 10 MiB with
-    fsync cost 4.3 s of CPU as the cache grew, 0.6 s when the oldest files
-    were dropped from the cache after their fsync, because the kernel then
-    reuses the same warm pages. Clean pages only: a file is admitted after
-    its fsync, so dropping it never forces a write. A budget of 0 drops
-    every file right after its fsync.
-
-    Used by one flush at a time (the storage node holds its flush lock).
-    """
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self._files: deque[tuple[Path, int]] = deque()
-        self._bytes = 0
-
-    def admit(self, path: Path, size: int) -> None:
-        self._files.append((path, size))
-        self._bytes += size
-        while self._bytes > self.budget and self._files:
-            old, n = self._files.popleft()
-            self._bytes -= n
-            _drop_cached(old)
-
-
-def _drop_cached(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # deleted since: its pages went with it
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    except OSError:
-        pass  # only advice
-    finally:
-        os.close(fd)
-
-
 class FlushBatch:
     """What one flush makes durable (see ObjectStore.flush_begin)."""
 
@@ -302,91 +158,35 @@ class ObjectStore:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.inline_max = inline_max
-        self._cached = PageCacheBudget(page_cache)
         self.on_change = on_change
-        self._objects_dir = self.data_dir / "objects"
-        self._objects_dir.mkdir(parents=True, exist_ok=True)
+        self._files = ContentFiles(self.data_dir / "objects", page_cache=page_cache)
 
         self._recs: dict[str, _Rec] = {}
         self._bytes = 0
         # Staging for the next flush. `_dirty` holds names whose row must be
         # rewritten (or deleted, if no longer in `_recs`): a name changed many
-        # times in one batch costs one row.
+        # times in one batch costs one row. Directories with new entries are
+        # staged by the content files (`_files.sync_dirs`).
         self._dirty: set[str] = set()
         self._sync_files: set[str] = set()  # finished file objects awaiting fsync
-        self._sync_dirs: set[Path] = set()  # directories with new entries
         self._finished_pending: set[str] = set()
-        self._fds: dict[str, int] = {}  # open write handles, oldest first
         self._closed = False
 
-        self._db = sqlite3.connect(
-            self.data_dir / "meta.sqlite", isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
-        # Flushes write on their own connection, so a flush in a worker thread
-        # never shares one with the loop's reads (WAL lets them run together).
-        self._wdb = sqlite3.connect(
-            self.data_dir / "meta.sqlite", isolation_level=None, check_same_thread=False
-        )
-        self._wdb.execute("PRAGMA synchronous=FULL")
-        self._wdb.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
-        self._prime_wal()
+        self._meta = MetaDB(self.data_dir / "meta.sqlite")
         self._load()
-
-    def _prime_wal(self) -> None:
-        """Grow the write-ahead log to its working size now, not commit by commit.
-
-        Measured here: while the WAL file grows, every commit's fdatasync also
-        journals the file's new size (ext4 metadata), ~0.6 ms a commit; once
-        SQLite wraps around and overwrites the file, ~0.25 ms. A fresh WAL
-        (every start: a clean close deletes it) would pay the slow commits
-        for the first few hundred finishes. One unsynced transaction of
-        WAL_PAGES pages (rolled into a dropped table) and a checkpoint that
-        restarts the log put it in the fast state at once (~10 ms).
-        """
-        wal = self.data_dir / "meta.sqlite-wal"
-        try:
-            if wal.stat().st_size >= WAL_PAGES * 4096:
-                return
-        except FileNotFoundError:
-            pass
-        db = self._wdb
-        db.execute("PRAGMA synchronous=OFF")
-        try:
-            db.execute("BEGIN")
-            db.execute("CREATE TABLE IF NOT EXISTS _wal_prime (b BLOB)")
-            db.execute("INSERT INTO _wal_prime VALUES (zeroblob(?))", ((WAL_PAGES - 8) * 4096,))
-            db.execute("DROP TABLE _wal_prime")
-            db.execute("COMMIT")
-            db.execute("PRAGMA wal_checkpoint(RESTART)")
-        except sqlite3.Error as e:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            log.warning("could not pre-size the write-ahead log: %s", e)
-        finally:
-            db.execute("PRAGMA synchronous=FULL")
 
     # ------------------------------------------------------------------ open
 
     def _load(self) -> None:
-        rows = self._db.execute(
-            "SELECT name, state, size, token, target, created, finished, inline,"
-            " CASE WHEN state = 'partial' AND inline THEN data END FROM objects"
-        )
         dropped = 0
-        for name, state, size, token, target, created, finished, inline, data in rows:
+        for name, state, size, token, target, created, finished, inline, data in self._meta.load():
             state = ObjectState(state)
             rec = _Rec(name, state, size, token, target, created, finished, bool(inline), None)
             if state is PARTIAL and inline:
                 rec.buf = bytearray(data or b"")
                 rec.size = len(rec.buf)
             elif not inline:
-                try:
-                    on_disk = self._path(name).stat().st_size
-                except FileNotFoundError:
-                    on_disk = -1
+                on_disk = self._files.size_on_disk(name)
                 if state is FINISHED:
                     if on_disk < size:
                         # Its delete removed the file but never reached the
@@ -405,35 +205,17 @@ class ObjectStore:
             self._bytes += rec.size
         if dropped:
             log.warning("dropped %d finished objects whose content file is gone", dropped)
-        self._sweep_orphans()
+        self._files.sweep_orphans(self._owns_file)
         log.info(
             "object store %s: %d objects, %d bytes", self.data_dir, len(self._recs), self._bytes
         )
 
-    def _sweep_orphans(self) -> None:
-        # Files written after the last flush by objects whose rows never made it
-        # (or that are inline in the row) would otherwise leak disk forever.
-        removed = 0
-        for job_dir in self._objects_dir.iterdir():
-            if not job_dir.is_dir():
-                continue
-            for f in job_dir.iterdir():
-                rec = self._recs.get(f"{job_dir.name}/{f.name}")
-                if rec is None or rec.inline:
-                    f.unlink(missing_ok=True)
-                    removed += 1
-            try:
-                job_dir.rmdir()
-            except OSError:
-                pass  # not empty: still in use
-        if removed:
-            log.info("removed %d orphaned content files", removed)
+    def _owns_file(self, name: str) -> bool:
+        """Whether a content file of `name` is accounted for by a row."""
+        rec = self._recs.get(name)
+        return rec is not None and not rec.inline
 
     # --------------------------------------------------------------- helpers
-
-    def _path(self, name: str) -> Path:
-        job, output = name.split("/", 1)
-        return self._objects_dir / job / output
 
     def _get(self, name: str) -> _Rec:
         rec = self._recs.get(name)
@@ -457,67 +239,12 @@ class ObjectStore:
                 name=rec.name,
             )
 
-    def _open_write(self, name: str, *, truncate: bool) -> int:
-        fd = self._fds.get(name)
-        if fd is not None and not truncate:
-            return fd
-        if fd is not None:
-            os.close(self._fds.pop(name))
-        path = self._path(name)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        if truncate:
-            flags |= os.O_TRUNC
-            try:
-                path.parent.mkdir()
-                self._sync_dirs.add(self._objects_dir)
-            except FileExistsError:
-                pass
-            self._sync_dirs.add(path.parent)
-        fd = os.open(path, flags, 0o644)
-        self._fds[name] = fd
-        if len(self._fds) > MAX_OPEN_FILES:
-            oldest = next(iter(self._fds))
-            os.close(self._fds.pop(oldest))
-        return fd
-
-    def _close_fd(self, name: str) -> None:
-        fd = self._fds.pop(name, None)
-        if fd is not None:
-            os.close(fd)
-
     def _discard_content(self, rec: _Rec) -> None:
         if not rec.inline:
-            self._close_fd(rec.name)
-            self._path(rec.name).unlink(missing_ok=True)
+            self._files.remove(rec.name)
         self._sync_files.discard(rec.name)
         self._bytes -= rec.size
         rec.size, rec.inline, rec.buf = 0, True, None
-
-    def _no_space(self, rec: _Rec, e: OSError) -> OutOfSpace:
-        return OutOfSpace(
-            f"no space left on device writing object {rec.name!r}"
-            f" (kept the first {rec.size} bytes): {e.strerror}",
-            name=rec.name,
-        )
-
-    def _append_file(self, rec: _Rec, *parts: bytes | bytearray | memoryview, new: bool) -> None:
-        """Write to the content file (`new`: create it, e.g. when spilling); on
-        failure cut it back so the object stays exactly what it was before."""
-        fd = self._open_write(rec.name, truncate=new)
-        try:
-            for part in parts:
-                _write_all(fd, part)
-        except OSError as e:
-            try:
-                os.ftruncate(fd, 0 if new else rec.size)
-            except OSError:
-                log.exception("could not cut back %s after a failed write", rec.name)
-            if new:
-                self._close_fd(rec.name)
-                self._path(rec.name).unlink(missing_ok=True)
-            if e.errno in _NO_SPACE:
-                raise self._no_space(rec, e) from e
-            raise
 
     # ------------------------------------------------------------ mutations
 
@@ -570,11 +297,11 @@ class ObjectStore:
             else:
                 # Spill: from now on the file holds everything. On failure the
                 # file is gone and the bytes so far are still in `buf`.
-                self._append_file(rec, rec.buf, data, new=True)
+                self._files.append(name, rec.size, rec.buf, data, new=True)
                 rec.inline, rec.buf = False, None
             self._dirty.add(name)  # inline: the row carries the bytes so far
         else:
-            self._append_file(rec, data, new=False)
+            self._files.append(name, rec.size, data, new=False)
         rec.size += n
         self._bytes += n
         if rec.state is EMPTY:
@@ -632,7 +359,7 @@ class ObjectStore:
         if n <= self.inline_max:
             rec.buf = bytes(data)
         else:
-            self._append_file(rec, data, new=True)
+            self._files.append(name, rec.size, data, new=True)
             rec.inline = False
             self._sync_files.add(name)
         rec.size = n
@@ -742,27 +469,8 @@ class ObjectStore:
         if rec.inline:
             if rec.buf is not None:
                 return bytes(rec.buf[offset : offset + n])
-            row = self._db.execute(
-                "SELECT substr(data, ?, ?) FROM objects WHERE name = ?", (offset + 1, n, final)
-            ).fetchone()
-            return bytes(row[0]) if row and row[0] is not None else b""
-        fd = os.open(self._path(final), os.O_RDONLY)
-        try:
-            if view and rec.state is FINISHED and n >= MAP_MIN:
-                mapped = _map(fd, offset, n)
-                if mapped is not None:
-                    return mapped
-            chunks = []
-            while n > 0:
-                chunk = os.pread(fd, n, offset)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                n -= len(chunk)
-                offset += len(chunk)
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        finally:
-            os.close(fd)
+            return self._meta.read_range(final, offset, n)
+        return self._files.read(final, offset, n, view and rec.state is FINISHED)
 
     def stat(self, name: str) -> ObjectInfo:
         return self._get(name).info()
@@ -808,14 +516,14 @@ class ObjectStore:
         batch = FlushBatch()
         batch.dirty, self._dirty = self._dirty, set()
         batch.sync_files, self._sync_files = self._sync_files, set()
-        batch.sync_dirs, self._sync_dirs = self._sync_dirs, set()
+        batch.sync_dirs, self._files.sync_dirs = self._files.sync_dirs, set()
         batch.finished, self._finished_pending = self._finished_pending, set()
         for name in batch.sync_files:
             rec = self._recs.get(name)
             if rec is None or rec.inline or rec.state is not FINISHED:
                 continue
             # The write handle goes with the batch: the thread fsyncs and closes it.
-            batch.files.append((self._fds.pop(name, None), self._path(name), rec.size))
+            batch.files.append((self._files.take_fd(name), self._files.path(name), rec.size))
         for name in batch.dirty:
             rec = self._recs.get(name)
             if rec is None:
@@ -832,47 +540,15 @@ class ObjectStore:
 
     def flush_write(self, batch: FlushBatch) -> None:
         """fsync the batch's files and directories, then commit its rows (any thread)."""
-        try:
-            for i, (fd, path, size) in enumerate(batch.files):
-                if fd is None:
-                    # fsync syncs the inode, whichever descriptor asks.
-                    fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                    batch.files[i] = (None, path, size)
-                self._cached.admit(path, size)
-            for d in batch.sync_dirs:
-                _fsync_dir(d)
-        except FileNotFoundError:
-            pass  # deleted meanwhile: its row is going away too
-        except OSError as e:
-            if e.errno in _NO_SPACE:
-                raise OutOfSpace(f"no space left on device flushing objects: {e.strerror}") from e
-            raise
-        if not (batch.rows or batch.gone):
-            return
-        db = self._wdb
-        try:
-            db.execute("BEGIN")
-            if batch.gone:
-                db.executemany(_DELETE, batch.gone)
-            if batch.rows:
-                db.executemany(_UPSERT, batch.rows)
-            db.execute("COMMIT")
-        except sqlite3.Error as e:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if getattr(e, "sqlite_errorname", "") == "SQLITE_FULL":
-                raise OutOfSpace(f"no space left on device committing object metadata: {e}") from e
-            raise
+        self._files.sync(batch.files, batch.sync_dirs)
+        if batch.rows or batch.gone:
+            self._meta.commit(batch.rows, batch.gone)
 
     def flush_abort(self, batch: FlushBatch) -> None:
         """The write failed: stage the batch again so the next flush retries it."""
         self._dirty |= batch.dirty
         self._sync_files |= batch.sync_files
-        self._sync_dirs |= batch.sync_dirs
+        self._files.sync_dirs |= batch.sync_dirs
         self._finished_pending |= batch.finished
 
     def flush_end(self, batch: FlushBatch) -> list[str]:
@@ -892,8 +568,5 @@ class ObjectStore:
             self.flush()
         finally:
             self._closed = True
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
-            self._db.close()
-            self._wdb.close()
+            self._files.close()
+            self._meta.close()
