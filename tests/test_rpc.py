@@ -416,11 +416,19 @@ async def test_a_reply_sent_just_before_the_peer_went_away_still_arrives(serve: 
 
 
 async def test_connect_and_leave_at_once(serve: Serve) -> None:
-    # The receive loop has not run yet when the block exits; leaving must be clean.
-    ep = await serve(echo_server())
+    # The receive loop has not run yet when the block exits; leaving must be
+    # clean: prompt, the handle closed for good, the server unharmed.
+    server = echo_server()
+    ep = await serve(server)
     with trio.fail_after(5):
-        async with connect(ep, "client"):
+        async with connect(ep, "client") as peer:
             pass
+        assert peer.closed
+        with pytest.raises(PeerClosed):
+            await peer.call("echo", 1)
+        async with connect(ep, "client-2") as again:
+            assert await again.call("echo", 2) == 2
+    assert server.stats.malformed == 0
 
 
 async def test_peer_pool_reuses_and_replaces_handles(serve: Serve, nursery: trio.Nursery) -> None:
@@ -526,16 +534,21 @@ async def test_message_size_limit(serve: Serve) -> None:
 
 
 async def test_frame_far_beyond_the_limit_drops_only_its_sender(serve: Serve) -> None:
+    # ZeroMQ's MAXMSGSIZE cuts the connection of a sender whose frame is far
+    # over the limit before anything reads it: the sender sees its call fail
+    # with ConnectionLost (not a `bad-message` answer, not a timeout).
     server = echo_server(max_message=64 * KiB)
     ep = await serve(server)
     with trio.fail_after(10):
-        async with connect(ep, "client") as peer:
+        async with connect(ep, "client") as peer, connect(ep, "big-sender", timeout=30) as big:
             assert await peer.call("echo", 1) == 1
-            with raw_dealer(ep) as zs:
-                await zs.send([encode(CALL, 1, "echo", "raw", b"y" * (1 << 20))])
-                await trio.sleep(0.2)
+            with pytest.raises(ConnectionLost):
+                await big.call("echo", b"y" * (1 << 20))
             for i in range(20):
                 assert await peer.call("echo", i) == i
+            # The dropped sender reconnects; only that message was lost.
+            assert await big.call("echo", "again") == "again"
+    assert server.stats.calls == 22
 
 
 async def test_unhashable_kind_does_not_crash_the_actor(serve: Serve) -> None:
