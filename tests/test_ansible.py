@@ -19,12 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
@@ -113,17 +112,6 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g}s (last: {value!r})")
-        time.sleep(interval)
 
 
 # -- static checks ---------------------------------------------------------------------
@@ -266,7 +254,7 @@ def test_local_deploy_is_idempotent_and_stops(tmp_path: Path) -> None:
             return nodes if ok else None
 
         try:
-            nodes = wait_for(registered, NODES_TIMEOUT, "1 storage + 1 compute ready")
+            nodes = wait_for(registered, NODES_TIMEOUT, "1 storage + 1 compute ready", interval=0.2)
         except AssertionError as e:
             raise AssertionError(f"{e}\n{daemon_logs(tmp_path)}") from None
         assert nodes == {"storage": ["storage-storage1"], "compute": ["compute-compute1"]}, nodes
@@ -293,7 +281,7 @@ def test_local_deploy_is_idempotent_and_stops(tmp_path: Path) -> None:
         seen_pids.update(read_pids(tmp_path))
         gone = False
         try:
-            gone = wait_for(lambda: not any(pid_alive(p) for p in seen_pids.values()), STOP_TIMEOUT, "daemons gone")
+            gone = wait_for(lambda: not any(pid_alive(p) for p in seen_pids.values()), STOP_TIMEOUT, "daemons gone", interval=0.2)
         except AssertionError:
             pass
         finally:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+from helpers import await_for
 
 from weft.bus.heartbeat import Liveness
 from weft.bus.rpc import CallContext, PeerPool, Server
@@ -19,12 +20,6 @@ def ping_server(name: str) -> Server:
     server = Server(name)
     server.add("ping", lambda body, ctx: {"node": name}, bypass=True)
     return server
-
-
-async def wait_until(pred: Callable[[], bool], timeout: float) -> None:
-    with trio.fail_after(timeout):
-        while not pred():
-            await trio.sleep(0.01)
 
 
 async def test_stopped_peer_is_reported_lost_and_live_peer_is_not(
@@ -47,7 +42,7 @@ async def test_stopped_peer_is_reported_lost_and_live_peer_is_not(
 
     doomed_scope.cancel()
     stopped = trio.current_time()
-    await wait_until(lambda: bool(lost), timeout=2.0)
+    await await_for(lambda: bool(lost), timeout=2.0)
     elapsed = trio.current_time() - stopped
     assert lost == ["doomed"]
     assert elapsed <= 1.0, f"reported after {elapsed:.2f}s"
@@ -72,7 +67,7 @@ async def test_peer_that_never_answers_is_lost(serve: Serve, nursery: trio.Nurse
     liveness.watch("stuck", functools.partial(pool.get(ep).call, "ping"))
     nursery.start_soon(liveness.run)
     start = trio.current_time()
-    await wait_until(lambda: bool(lost), timeout=2.0)
+    await await_for(lambda: bool(lost), timeout=2.0)
     assert lost == ["stuck"]
     assert 0.5 <= trio.current_time() - start <= 1.0
 

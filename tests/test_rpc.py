@@ -16,6 +16,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 import zmq
+from helpers import await_for
 
 from weft.bus.codec import (
     ATTACH_MIN,
@@ -65,12 +66,6 @@ def raw_dealer(endpoint: str) -> ZSocket:
     return zs
 
 
-async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not pred():
-            await trio.sleep(0.005)
-
-
 # -- many calls ----------------------------------------------------------------
 
 
@@ -113,7 +108,7 @@ async def test_handler_sees_the_caller_and_kind(serve: Serve) -> None:
         async with connect(ep, "alice") as peer:
             assert await peer.call("who") == "alice"
             assert peer.post("who", None)
-            await wait_until(lambda: len(seen) == 2)
+            await await_for(lambda: len(seen) == 2)
     assert seen == [("alice", "who", CALL), ("alice", "who", POST)]
 
 
@@ -137,7 +132,7 @@ async def test_posts_arrive_and_get_no_reply(serve: Serve) -> None:
             for i in range(1, 101):
                 assert peer.post("note", i)
                 assert peer.post("anote", i)
-            await wait_until(lambda: len(got) == 200)
+            await await_for(lambda: len(got) == 200)
             assert peer._pending == {}
 
         # On the wire: a raw client sees exactly the one reply to its call.
@@ -197,7 +192,7 @@ async def test_busy_actor_answers_busy_while_bypass_and_posts_pass(serve: Serve)
         async with connect(ep, "client", timeout=5) as peer, trio.open_nursery() as nursery:
             nursery.start_soon(call_into, "a", peer)
             nursery.start_soon(call_into, "b", peer)
-            await wait_until(lambda: server.in_flight == 2)
+            await await_for(lambda: server.in_flight == 2)
 
             with pytest.raises(Busy) as info:
                 await peer.call("block", "c", retry_busy=False)
@@ -210,12 +205,12 @@ async def test_busy_actor_answers_busy_while_bypass_and_posts_pass(serve: Serve)
                 assert await peer.call("poll", retry_busy=False) == "news"
             for i in range(20):
                 assert peer.post("note", i)
-            await wait_until(lambda: len(posted) == 20)
+            await await_for(lambda: len(posted) == 20)
             assert server.in_flight == 2
 
             # With retry, a call waits out the busy spell and then succeeds.
             nursery.start_soon(call_into, "d", peer)
-            await wait_until(lambda: server.stats.busy >= 3)  # retried at least twice
+            await await_for(lambda: server.stats.busy >= 3)  # retried at least twice
             assert "d" not in results
             gate.set()
     assert results == {"a": "a", "b": "b", "d": "d"}
@@ -235,7 +230,7 @@ async def test_busy_retry_gives_up_at_the_deadline(serve: Serve) -> None:
     with trio.fail_after(5):
         async with connect(ep, "client") as peer, trio.open_nursery() as nursery:
             nursery.start_soon(peer.call, "block")
-            await wait_until(lambda: server.in_flight == 1)
+            await await_for(lambda: server.in_flight == 1)
             start = trio.current_time()
             with pytest.raises(Busy):
                 await peer.call("block", timeout=0.3)
@@ -360,7 +355,7 @@ async def test_closing_a_peer_fails_its_calls_in_progress(serve: Serve) -> None:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(caller)
-                await wait_until(lambda: server.in_flight == 1)
+                await await_for(lambda: server.in_flight == 1)
                 peer.close()
             assert peer.closed
             assert len(outcome) == 1 and ep in str(outcome[0])
@@ -392,7 +387,7 @@ async def test_calls_in_flight_to_a_peer_that_went_away_fail_at_once(serve: Serv
             async with trio.open_nursery() as nursery:
                 for _ in range(3):
                     nursery.start_soon(caller)
-                await wait_until(lambda: server.in_flight == 3)
+                await await_for(lambda: server.in_flight == 3)
                 scope.cancel()  # the server goes away with the calls unanswered
         assert len(outcome) == 3
         assert all(isinstance(e, ConnectionLost) and e.code == "connection-lost" for e in outcome)
@@ -494,7 +489,7 @@ async def test_large_values_cross_as_attached_frames_both_ways(serve: Serve) -> 
                 assert type(got["data"]) is memoryview and got["data"] == data[::-1]
             # posts carry them too
             assert peer.post("store", {"data": attach(blobs[0])})
-            await wait_until(lambda: len(seen) == 4)
+            await await_for(lambda: len(seen) == 4)
     # The handler got the received frame's own buffer, not a copy made by msgpack.
     assert seen == [memoryview] * 4
     assert server.stats.malformed == 0
