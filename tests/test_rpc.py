@@ -317,9 +317,11 @@ async def test_call_to_an_endpoint_with_no_server_times_out_naming_it() -> None:
 
 async def test_late_reply_is_not_taken_for_a_later_call(serve: Serve) -> None:
     server = echo_server()
+    answered = trio.Event()
 
     async def slow(body: Any, ctx: CallContext) -> str:
         await trio.sleep(0.3)
+        answered.set()  # the reply leaves as this returns, ahead of any later one
         return "late"
 
     server.add("slow", slow)
@@ -328,10 +330,10 @@ async def test_late_reply_is_not_taken_for_a_later_call(serve: Serve) -> None:
         async with connect(ep, "client") as peer:
             with pytest.raises(CallTimeout):
                 await peer.call("slow", timeout=0.1)
-            # The late reply arrives during these calls and must be ignored.
+            await answered.wait()
+            # The late reply arrives ahead of these calls' and must be ignored.
             for i in range(50):
                 assert await peer.call("aecho", i) == i
-                await trio.sleep(0.01)
             assert peer._pending == {}
 
 
@@ -450,7 +452,7 @@ async def test_peer_pool_drop_right_after_get(serve: Serve, nursery: trio.Nurser
     pool.get(ep)
     pool.drop(ep)
     with trio.fail_after(5):
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # the dropped loop has run (and ended)
         assert await pool.get(ep).call("echo", "ok") == "ok"
 
 
