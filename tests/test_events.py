@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import await_for
 
 from weft.bus.errors import RemoteError
 from weft.bus.events import EventQueue
@@ -41,7 +42,7 @@ async def test_long_poll_wakes_on_a_new_event() -> None:
     with trio.fail_after(2):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(poller)
-            await trio.sleep(0.1)
+            await trio.testing.wait_all_tasks_blocked()
             assert not result  # still waiting
             appended = trio.current_time()
             q.append("new", 42)
@@ -63,10 +64,13 @@ async def test_urgent_poller_sleeps_through_quiet_events_and_gets_them_with_the_
         async with trio.open_nursery() as nursery:
             nursery.start_soon(poller, result, True)
             nursery.start_soon(poller, eager, False)
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()  # both parked
             q.append("running", 1, urgent=False)
             q.append("storing", 1, urgent=False)
-            await trio.sleep(0.1)
+            # The plain poller wakes and returns; then every task has had its
+            # turn, the urgent poller included.
+            await await_for(lambda: bool(eager), 1, "the plain poller woke")
+            await trio.testing.wait_all_tasks_blocked()
             assert not result  # quiet steps do not wake it
             assert [e[1] for e in eager["events"]] == ["running", "storing"]  # a plain poller woke
             q.append("done", 1)
@@ -92,7 +96,7 @@ async def test_urgent_poller_gets_quiet_events_at_its_timeout_and_before_the_win
     with trio.fail_after(2):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(poller)
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()
             for i in range(5):  # half the window: the poller must hear of it
                 q.append("quiet", i, urgent=False)
     assert not result["resync"] and [e[0] for e in result["events"]] == [3, 4, 5, 6, 7]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+from helpers import await_for
 
 from weft.bus.heartbeat import Liveness
 from weft.bus.rpc import CallContext, PeerPool, Server
@@ -21,17 +22,12 @@ def ping_server(name: str) -> Server:
     return server
 
 
-async def wait_until(pred: Callable[[], bool], timeout: float) -> None:
-    with trio.fail_after(timeout):
-        while not pred():
-            await trio.sleep(0.01)
-
-
 async def test_stopped_peer_is_reported_lost_and_live_peer_is_not(
     serve: Serve, nursery: trio.Nursery
 ) -> None:
     doomed_scope = trio.CancelScope()
-    live_ep = await serve(ping_server("live"))
+    live = ping_server("live")
+    live_ep = await serve(live)
     doomed = ping_server("doomed")
     doomed_ep = await serve(doomed, scope=doomed_scope)
     pool = PeerPool("watcher", nursery, timeout=2)
@@ -41,18 +37,20 @@ async def test_stopped_peer_is_reported_lost_and_live_peer_is_not(
         liveness.watch(key, functools.partial(pool.get(ep).call, "ping", timeout=0.3))
     nursery.start_soon(liveness.run)
 
-    await trio.sleep(1.0)  # twice the timeout, both answering pings
+    # Pings answered over twice the timeout (10 at 0.1 s intervals): none lost.
+    await await_for(lambda: doomed.stats.calls >= 10 and live.stats.calls >= 10, 5, "10 pings each")
     assert lost == []
-    assert doomed.stats.calls >= 3  # it was pinged while quiet
 
     doomed_scope.cancel()
     stopped = trio.current_time()
-    await wait_until(lambda: bool(lost), timeout=2.0)
+    await await_for(lambda: bool(lost), timeout=2.0)
     elapsed = trio.current_time() - stopped
     assert lost == ["doomed"]
     assert elapsed <= 1.0, f"reported after {elapsed:.2f}s"
 
-    await trio.sleep(0.8)  # reported once, and the live peer never
+    # Reported once, and the live peer never: over more pings than the timeout spans.
+    pinged = live.stats.calls
+    await await_for(lambda: live.stats.calls >= pinged + 8, 5, "8 more pings of the live peer")
     assert lost == ["doomed"]
     assert liveness.watched == ["live"]
     assert liveness.last_seen("doomed") is None
@@ -72,7 +70,7 @@ async def test_peer_that_never_answers_is_lost(serve: Serve, nursery: trio.Nurse
     liveness.watch("stuck", functools.partial(pool.get(ep).call, "ping"))
     nursery.start_soon(liveness.run)
     start = trio.current_time()
-    await wait_until(lambda: bool(lost), timeout=2.0)
+    await await_for(lambda: bool(lost), timeout=2.0)
     assert lost == ["stuck"]
     assert 0.5 <= trio.current_time() - start <= 1.0
 

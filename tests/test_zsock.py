@@ -10,6 +10,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 import zmq
+from helpers import await_for
 
 from weft.bus.zsock import PeerUnreachable, ZSocket, bound_endpoint, context
 
@@ -171,8 +172,7 @@ async def test_two_tasks_receiving_on_one_socket_share_the_messages(
                 await router.send([ident, str(i).encode()])
                 if i % 7 == 0:
                     await trio.lowlevel.checkpoint()
-            while len(got) < n:
-                await trio.sleep(0.01)
+            await await_for(lambda: len(got) >= n, 10, f"{n} messages received")
             nursery.cancel_scope.cancel()
     assert sorted(int(x) for x in got) == list(range(n))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for  # noqa: F401  (re-exported to the cluster tests)
 
 from weft.actors.client import Client
 from weft.localcluster.cluster import LocalCluster
@@ -94,13 +95,3 @@ def weft(cluster: LocalCluster) -> Weft:
     return Weft(cluster.endpoint)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll until `predicate()` is truthy (returning it) or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g}s (last: {value!r})")
-        time.sleep(interval)

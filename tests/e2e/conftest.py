@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 import pytest
 import trio
+from helpers import await_for
 
 from weft.bus.rpc import Peer, connect
 from weft.localcluster.cluster import Proc
@@ -218,17 +219,8 @@ async def read_object(storage: Peer, name: str) -> bytes:
 
 
 async def wait_for(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
-    """Await `predicate()` (sync or async) until truthy; fail after `timeout`."""
-    deadline = trio.current_time() + timeout
-    while True:
-        v = predicate()
-        if hasattr(v, "__await__"):
-            v = await v
-        if v:
-            return v
-        if trio.current_time() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:g}s")
-        await trio.sleep(interval)
+    """Await `predicate()` (sync or async) until truthy; fail after `timeout` (see tests/helpers.py)."""
+    return await await_for(predicate, timeout, what, interval)
 
 
 def process_gone(pid: int) -> bool:

@@ -7,6 +7,7 @@ import socket
 
 import trio
 import zmq
+from helpers import await_for
 
 from weft.actors.model import JobSpec
 from weft.actors.storage.client import write_bytes
@@ -78,6 +79,4 @@ async def test_a_copy_that_failed_is_tried_last(shared: Shared, fresh_compute: P
 
 
 async def wait_for_calls(flaky: Flaky, n: int) -> None:
-    with trio.fail_after(10):
-        while flaky.calls < n:
-            await trio.sleep(0.01)
+    await await_for(lambda: flaky.calls >= n, 10, f"{n} calls to the flaky copy")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 
 from .conftest import Shared, run_cli
 
@@ -31,14 +31,13 @@ def assert_one_line_error(r, *, rc: int | None = None) -> str:
 
 def wait_result(compute: str, job: str, timeout: float = TIMEOUT) -> list[str]:
     """`weft task result` until the task is done; the fields of its line."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def done() -> list[str] | None:
         fields = ok("task", "result", "--compute", compute, job).split()
         assert fields[0] == job
-        if fields[1] == "done":
-            return fields
-        assert time.monotonic() < deadline, f"task {job} not done within {timeout:g}s: {fields}"
-        time.sleep(0.1)
+        return fields if fields[1] == "done" else None
+
+    return wait_for(done, timeout, f"task {job} done", interval=0.1)
 
 
 def test_hello_through_the_cli(shared: Shared) -> None:

@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import statistics
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 import trio
+from helpers import wait_for as wait_until  # noqa: F401  (re-exported to the fault tests)
 
 from weft.actors.storage.client import read_all
 from weft.bus.rpc import connect
@@ -277,12 +277,3 @@ def log_errors(cluster: LocalCluster, since: dict[Path, int] | None = None,
     return out
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g}s (last: {value!r})")
-        time.sleep(interval)

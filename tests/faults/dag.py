@@ -50,7 +50,9 @@ class Dag:
 
 
 def _script(tag: str, size: int, sleep: str, runlog: str | None = None) -> str:
-    pre = f"echo {tag} >> {shlex.quote(runlog)}; " if runlog else ""
+    # The wall-clock start of each execution goes with its tag: the kill tests
+    # tell reruns the fault caused from needless ones by when they began.
+    pre = f"echo {tag} $(date +%s.%N) >> {shlex.quote(runlog)}; " if runlog else ""
     pre += f"sleep {sleep}; " if sleep else ""
     hashed = f"(echo {tag}; cat $WEFT_INPUTS/* 2>/dev/null) | sha256sum | cut -c1-16"
     if size == SMALL:
@@ -71,9 +73,10 @@ def make_dag(seed: int, n: int, *, max_sleep: float = 0.1, big: bool = True, run
 
     `big`: about 8% of the jobs print 100 KB and 2% 1.5 MiB (never more
     than two 1.5 MiB inputs to one job, so no job reads much).
-    `runlog`: every execution of a job appends its tag to this file first,
-    so executions can be counted whatever happened to the coordinator's
-    counters (the path is part of the commands, hence of the job ids).
+    `runlog`: every execution of a job appends a line "tag start-time" (Unix
+    seconds) to this file first, so executions can be counted whatever
+    happened to the coordinator's counters (the path is part of the
+    commands, hence of the job ids); `read_runlog` reads it.
     """
     rng = random.Random(seed)
     dag = Dag(seed)
@@ -98,3 +101,14 @@ def make_dag(seed: int, n: int, *, max_sleep: float = 0.1, big: bool = True, run
         # Inputs are named d0, d1, ... in the order of `deps`: glob order.
         dag.expected.append(expected_output(tag, [dag.expected[d] for d in deps], size))
     return dag
+
+
+def read_runlog(path: str) -> dict[str, list[float]]:
+    """{tag: start times of its executions, in order} from a `runlog` file."""
+    runs: dict[str, list[float]] = {}
+    with open(path) as f:
+        for line in f:
+            tag, _, when = line.strip().partition(" ")
+            if tag:
+                runs.setdefault(tag, []).append(float(when))
+    return runs
