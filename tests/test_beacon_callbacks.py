@@ -11,9 +11,10 @@ import socket
 
 import pytest
 import trio
-from helpers import await_for
 
 from weft.bus.beacon import Beacon, BeaconListener, PeerInfo
+
+from helpers import await_for
 
 BROADCAST = "127.255.255.255"  # see test_beacon.py: loopback broadcast, off every real interface
 FAST = 0.05

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from helpers import await_for
 
 from weft.bus.errors import RemoteError
 from weft.bus.events import EventQueue
 from weft.bus.rpc import Server, connect
+
+from helpers import await_for
 
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
 

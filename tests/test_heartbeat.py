@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import await_for
 
 from weft.bus.heartbeat import Liveness
 from weft.bus.rpc import CallContext, PeerPool, Server
+
+from helpers import await_for
 
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py
 

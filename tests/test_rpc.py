@@ -16,7 +16,6 @@ import trio
 import trio.lowlevel
 import trio.testing
 import zmq
-from helpers import await_for
 
 from weft.bus.codec import (
     ATTACH_MIN,
@@ -33,6 +32,8 @@ from weft.bus.codec import (
 from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError, UnknownOp
 from weft.bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
 from weft.bus.zsock import ZSocket, context
+
+from helpers import await_for
 
 KiB = 1024
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py

@@ -10,9 +10,10 @@ import trio
 import trio.lowlevel
 import trio.testing
 import zmq
-from helpers import await_for
 
 from weft.bus.zsock import PeerUnreachable, ZSocket, bound_endpoint, context
+
+from helpers import await_for
 
 
 @pytest.fixture

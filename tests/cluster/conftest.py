@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for  # noqa: F401  (re-exported to the cluster tests)
 
 from weft.actors.client import Client
 from weft.localcluster.cluster import LocalCluster
+
+from helpers import wait_for  # noqa: F401  (re-exported to the cluster tests)
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0

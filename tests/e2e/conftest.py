@@ -26,10 +26,11 @@ from typing import Any
 import psutil
 import pytest
 import trio
-from helpers import await_for
 
 from weft.bus.rpc import Peer, connect
 from weft.localcluster.cluster import Proc
+
+from helpers import await_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable

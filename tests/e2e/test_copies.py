@@ -7,7 +7,6 @@ import socket
 
 import trio
 import zmq
-from helpers import await_for
 
 from weft.actors.model import JobSpec
 from weft.actors.storage.client import write_bytes
@@ -15,6 +14,7 @@ from weft.bus.zsock import ZSocket, context
 from weft.localcluster.cluster import Proc
 
 from .conftest import Shared, job_id, peer, start_task, wait_done
+from helpers import await_for
 
 
 def free_endpoint() -> str:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
 
 from .conftest import Shared, run_cli
+from helpers import wait_for
 
 TIMEOUT = 20.0
 

@@ -28,11 +28,12 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import wait_for as wait_until  # noqa: F401  (re-exported to the fault tests)
 
 from weft.actors.storage.client import read_all
 from weft.bus.rpc import connect
 from weft.localcluster.cluster import LocalCluster, Proc
+
+from helpers import wait_for as wait_until  # noqa: F401  (re-exported to the fault tests)
 
 START_TIMEOUT = 30.0
 

@@ -182,7 +182,12 @@ def test_overtaken_coordinator_acts_no_more(make_cluster: Callable[..., LocalClu
         job = client.submit(["sh", "-c", "echo after"])
         log = cluster.data_dir / "logs" / "coordinator.log"
         wait_until(lambda: "a newer coordinator took over" in log.read_text(), 10, "the coordinator sees it is fenced")
-        time.sleep(0.5)
+        # A positive signal instead of a pause: the job sits ready to run (the
+        # coordinator has it and would dispatch it now if it still did), and
+        # the dispatch count stays where it was while it sits there.
+        dispatched = client.stats()["dispatched"]
+        wait_until(lambda: client.status([job])[0]["state"] == "runnable", 10, "the job waits, ready to run")
+        assert client.stats()["dispatched"] == dispatched
         st = client.status([job])[0]
         tasks = node_call(compute.endpoint, "list")["tasks"]
         objects = node_call(storage.endpoint, "list", {"prefix": job.job})["objects"]
