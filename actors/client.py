@@ -34,8 +34,7 @@ from weft.actors.storage.client import read_all, read_chunks
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.runtime.node import new_node_id
-
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
+from weft.runtime.settings import DEFAULT_COORDINATOR as DEFAULT_ENDPOINT
 
 
 class JobFailed(Exception):
