@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 from weft.actors.client import Client
-from weft.localcluster.cluster import LocalCluster
+from weft.localcluster.cluster import LocalCluster, zygote_usable
 
 from .conftest import Daemons, assert_one_line_error, free_port, wait_for, weft
 
 
 def test_a_second_daemon_on_a_used_data_dir_is_refused_and_the_running_job_succeeds(tmp_path: Path) -> None:
-    # Forked from the zygote, as `weft up` starts them: the fork holds the lock too.
-    cluster = LocalCluster(tmp_path / "cluster", compute=1, storage=1, slots=1)
+    # Forked from the zygote where it can be, as `weft up` starts them: the fork holds the lock too.
+    cluster = LocalCluster(tmp_path / "cluster", compute=1, storage=1, slots=1, fork_server=zygote_usable())
     cluster.start(60)
     try:
         compute = cluster.computes[0]
