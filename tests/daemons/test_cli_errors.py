@@ -52,6 +52,8 @@ def _bad_dirs(tmp_path: Path) -> list[tuple[Path, str]]:
         (a_file, "is not a directory"),
         (a_file / "below", "a parent of it is a file"),
         (Path("/proc/weft-cannot-be-here"), "cannot create data directory"),
+        # A directory nobody may write to, root included (modes do not stop root).
+        (Path("/proc/sys"), "is not writable"),
     ]
 
 
