@@ -13,9 +13,10 @@ from pathlib import Path
 import typer
 
 from weft.localcluster.cluster import ClusterError, LocalCluster, Proc
+from weft.runtime.settings import SettingError, by_flag
 
 from .app import app
-from .common import DEFAULT_COORDINATOR, check_endpoint, data_dir_option, emit_json, fail
+from .common import DEFAULT_COORDINATOR, data_dir_option, emit_json, fail
 
 DEMO_FLOW = {
     "jobs": {
@@ -118,9 +119,12 @@ def up(
     """Start a coordinator, compute and storage nodes as local processes; Ctrl-C stops them."""
     if compute < 0 or storage < 1:
         fail("need --compute >= 0 and --storage >= 1")
-    if slots is not None and slots < 1:
-        fail(f"invalid --slots {slots}: expected at least 1")
-    check_endpoint(listen, "--listen endpoint")
+    # The daemons' own checks (weft.runtime.settings), so both say the same.
+    try:
+        by_flag("compute")["--slots"].validate(slots)
+        by_flag("coordinator")["--listen"].validate(listen)
+    except SettingError as e:
+        fail(str(e))
     if not 1 <= replicas <= storage:
         fail(f"invalid --replicas {replicas}: expected 1..{storage} (the number of storage nodes)")
     # Everything that can be refused is refused before any daemon starts.
