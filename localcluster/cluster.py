@@ -100,7 +100,9 @@ class Proc:
                     rc = self.popen.wait(5)
                 except subprocess.TimeoutExpired:
                     rc = None
-            reason = _error_line(self.log_path)
+            # Only from a daemon that exited: the log is appended to across
+            # restarts, and a slow one's last line may be an earlier run's.
+            reason = _error_line(self.log_path) if rc is not None else None
             if reason:
                 who = f"{self.role} {self.args_node_id}" if self.args_node_id else self.role
                 raise ClusterError(f"{who}: {reason}")
