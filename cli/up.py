@@ -107,12 +107,13 @@ def lock_cluster(cluster: LocalCluster) -> None:
 @app.command()
 def up(
     ctx: typer.Context,
-    compute: int = typer.Option(2, "--compute", help="Compute nodes to start."),
-    storage: int = typer.Option(2, "--storage", help="Storage nodes to start."),
-    slots: int = typer.Option(None, "--slots", help="Slots per compute node (default: cores)."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="Where the cluster keeps its state (default .weft)."),
+    compute: int = typer.Option(2, "--compute", metavar="N", help="Compute nodes to start."),
+    storage: int = typer.Option(2, "--storage", metavar="N", help="Storage nodes to start."),
+    slots: int = typer.Option(None, "--slots", metavar="N", help="Slots per compute node (default: cores)."),
+    data_dir: Path = typer.Option(None, "--data-dir", metavar="DIR",
+                                  help="Where the cluster keeps its state (default .weft); locked while it runs."),
     listen: str = typer.Option(DEFAULT_COORDINATOR, "--listen", metavar="ENDPOINT", help="Coordinator endpoint."),
-    replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
+    replicas: int = typer.Option(1, "--replicas", metavar="N", help="Storage nodes each output is written to."),
     demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the endpoints and pids as one line of JSON once ready."),
 ) -> None:
