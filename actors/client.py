@@ -47,8 +47,8 @@ from weft.protocol.jobs import (
     final_state,
 )
 from weft.runtime.node import new_node_id
+from weft.runtime.settings import DEFAULT_COORDINATOR as DEFAULT_ENDPOINT
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 # Room in a message for the envelope and each spec's keys, names and outputs.
 _MESSAGE_HEADROOM = 1 << 20
 _SPEC_OVERHEAD = 256

@@ -140,7 +140,7 @@ class Server:
             try:
                 sock.bind(endpoint)
             except zmq.ZMQError as e:
-                raise BusError(f"cannot listen on {endpoint}: {e}", code="bind-failed") from None
+                raise BusError(f"cannot listen on {endpoint}: {zmq.strerror(e.errno)}", code="bind-failed") from None
             self.endpoint = bound_endpoint(sock)
             self._zs = zs
             async with trio.open_nursery() as nursery:

@@ -1,4 +1,4 @@
-"""What every command shares: user errors, output helpers, daemon options."""
+"""What every command shares: user errors, output helpers, endpoint checks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import typer
-
-DEFAULT_COORDINATOR = "tcp://127.0.0.1:5570"
+from weft.runtime.settings import DEFAULT_COORDINATOR
 
 
 class UserError(Exception):
@@ -41,21 +39,15 @@ def check_endpoint(value: str, what: str = "endpoint") -> str:
     return value
 
 
-def data_dir_option(value: Path | None, role: str) -> Path:
-    d = (value or Path(os.environ.get("WEFT_DATA_DIR", ".weft")) / role).resolve()
+# -- daemon launching (weft up, weft coordinator|storage|compute) ------------------
+# Daemon options themselves are generated from weft.runtime.settings.
+
+
+def data_dir_option(value: Path | None, what: str) -> Path:
+    """A usable data directory for `what` (made if missing), or a one-line user error."""
+    from weft.runtime import datadir
+
     try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        fail(f"cannot use data directory {d}: {e.strerror}")
-    return d
-
-
-# Options every daemon takes; typer needs them spelled out per command.
-ListenOpt = typer.Option("tcp://127.0.0.1:0", "--listen", help="Endpoint to serve on (port 0: ephemeral, printed at start).")
-DataDirOpt = typer.Option(None, "--data-dir", help="Where this node keeps its state (default .weft/<role>).")
-NodeIdOpt = typer.Option(None, "--node-id", help="Stable node id (default: random per start).")
-NoBeaconOpt = typer.Option(False, "--no-beacon", help="Do not announce by UDP beacon.")
-BeaconAddrOpt = typer.Option("127.255.255.255", "--beacon-addr", envvar="WEFT_BEACON_ADDR", help="Broadcast address for beacons (the LAN's broadcast address across hosts).")
-BeaconPortOpt = typer.Option(5670, "--beacon-port", envvar="WEFT_BEACON_PORT", help="UDP port for beacons.")
-ClusterOpt = typer.Option("default", "--cluster", envvar="WEFT_CLUSTER", help="Cluster name: beacons of other clusters are ignored.")
-StaticCoordOpt = typer.Option(None, "--coordinator", help="Announce to this coordinator endpoint by posted hello instead of beacons.")
+        return datadir.prepare(value or datadir.default_data_dir(what))
+    except datadir.DataDirError as e:
+        fail(str(e))

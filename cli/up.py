@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import signal
+import socket
 import time
 from pathlib import Path
 
 import typer
 
 from weft.localcluster.cluster import ClusterError, LocalCluster, Proc
+from weft.runtime.settings import SettingError, by_flag
 
 from .app import app
-from .common import check_endpoint, emit_json, fail
+from .common import DEFAULT_COORDINATOR, data_dir_option, emit_json, fail
 
 DEMO_FLOW = {
     "jobs": {
@@ -61,28 +64,79 @@ def watch(cluster: LocalCluster) -> None:
                        f"(log: {p.log_path}); restart it with:\n  {restart_command(p)}", err=True)
 
 
+def cluster_tag(data: Path) -> str:
+    """The cluster's random tag, kept in its data directory: node ids stay the same across restarts."""
+    path = data / "cluster-tag"
+    try:
+        tag = path.read_text().strip()
+    except FileNotFoundError:
+        tag = ""
+    if not (tag.isalnum() and len(tag) <= 16):
+        tag = secrets.token_hex(2)
+        path.write_text(tag + "\n")
+    return tag
+
+
+def check_listen(endpoint: str) -> None:
+    """Fail at once, naming it, if the coordinator's TCP endpoint cannot be bound."""
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    if not endpoint.startswith("tcp://") or not port.isdigit() or port == "0":
+        return
+    host = "0.0.0.0" if host in ("*", "") else host
+    with socket.socket() as s:
+        # As ZeroMQ binds: a port in TIME_WAIT is usable.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            fail(f"cannot listen on {endpoint}: {e.strerror or e}")
+
+
+def lock_cluster(cluster: LocalCluster) -> None:
+    """Hold the cluster's data directory, and refuse if any daemon's is in use."""
+    from weft.runtime import datadir
+
+    try:
+        datadir.lock(cluster.data_dir)
+        for d in cluster.data_dirs():
+            datadir.check_free(d)
+    except datadir.DataDirError as e:
+        fail(str(e))
+
+
 @app.command()
 def up(
-    compute: int = typer.Option(2, "--compute", help="Compute nodes to start."),
-    storage: int = typer.Option(2, "--storage", help="Storage nodes to start."),
-    slots: int = typer.Option(None, "--slots", help="Slots per compute node (default: cores)."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="Where the cluster keeps its state (default .weft)."),
-    listen: str = typer.Option("tcp://127.0.0.1:5570", "--listen", help="Coordinator endpoint."),
-    replicas: int = typer.Option(1, "--replicas", help="Storage nodes each output is written to."),
+    ctx: typer.Context,
+    compute: int = typer.Option(2, "--compute", metavar="N", help="Compute nodes to start."),
+    storage: int = typer.Option(2, "--storage", metavar="N", help="Storage nodes to start."),
+    slots: int = typer.Option(None, "--slots", metavar="N", help="Slots per compute node (default: cores)."),
+    data_dir: Path = typer.Option(None, "--data-dir", metavar="DIR",
+                                  help="Where the cluster keeps its state (default .weft); locked while it runs."),
+    listen: str = typer.Option(DEFAULT_COORDINATOR, "--listen", metavar="ENDPOINT", help="Coordinator endpoint."),
+    replicas: int = typer.Option(1, "--replicas", metavar="N", help="Storage nodes each output is written to."),
     demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the endpoints and pids as one line of JSON once ready."),
 ) -> None:
     """Start a coordinator, compute and storage nodes as local processes; Ctrl-C stops them."""
     if compute < 0 or storage < 1:
         fail("need --compute >= 0 and --storage >= 1")
-    if slots is not None and slots < 1:
-        fail(f"invalid --slots {slots}: expected at least 1")
-    check_endpoint(listen, "--listen endpoint")
-    data = data_dir or Path(os.environ.get("WEFT_DATA_DIR", ".weft"))
+    # The daemons' own checks (weft.runtime.settings), so both say the same.
+    try:
+        by_flag("compute")["--slots"].validate(slots)
+        by_flag("coordinator")["--listen"].validate(listen)
+    except SettingError as e:
+        fail(str(e))
     if not 1 <= replicas <= storage:
         fail(f"invalid --replicas {replicas}: expected 1..{storage} (the number of storage nodes)")
+    # Everything that can be refused is refused before any daemon starts.
+    data = data_dir_option(data_dir or Path(os.environ.get("WEFT_DATA_DIR", ".weft")), "cluster")
+    check_listen(listen)
+    # The root --log-level reaches the daemons (WEFT_LOG_LEVEL in their environment).
+    log_level = (ctx.parent.params.get("log_level") if ctx.parent else None) or None
     cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen,
-                           coordinator_args=["--replicas", str(replicas)])
+                           coordinator_args=["--replicas", str(replicas)], log_level=log_level,
+                           tag=cluster_tag(data), import_path=[os.getcwd()])
+    lock_cluster(cluster)
     started = time.monotonic()
     # SIGTERM stops the cluster the way Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

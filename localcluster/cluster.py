@@ -19,57 +19,28 @@ import time
 from pathlib import Path
 from typing import IO
 
+from weft.runtime.settings import SettingError, from_args, to_args
+
 from .zygote_client import ClusterError, Zygote, _Forked, zygote_usable
 
 _READY = re.compile(r"^weft (\w+) (\S+) listening on (\S+)")
 
 
-# Daemon flags the lean launcher understands: flag -> (keyword, type). A
-# cluster given any other flag starts that daemon through the full CLI.
-_LAUNCH_OPTIONS = {
-    "coordinator": {
-        "--replicas": ("replicas", int),
-        "--storage-grace": ("storage_grace", float),
-        "--heartbeat-timeout": ("heartbeat_timeout", float),
-        "--prefetch": ("prefetch", int),
-        "--follow-ahead": ("follow_ahead", int),
-    },
-    "compute": {"--slots": ("slots", int)},
-    "storage": {},
-}
-
-
 def _launch_argv(role: str, args: list[str]) -> list[str]:
-    """`weft <role> ARGS` as a `python -m weft.localcluster.launch` call when it can be."""
-    node: dict = {"beacon": False}
-    options: dict = {}
-    known = _LAUNCH_OPTIONS[role]
-    rest = list(args[1:])
-    while rest:
-        flag = rest.pop(0)
-        if flag == "--no-beacon":
-            continue
-        if not rest:
-            return ["-m", "weft", *args]
-        value = rest.pop(0)
-        if flag == "--listen":
-            node["listen"] = value
-        elif flag == "--data-dir":
-            node["data_dir"] = value
-        elif flag == "--node-id":
-            node["node_id"] = value
-        elif flag == "--coordinator":
-            node["coordinator"] = value
-        elif flag in known:
-            key, typ = known[flag]
-            options[key] = typ(value)
-        else:
-            return ["-m", "weft", *args]
-    return ["-m", "weft.localcluster.launch", json.dumps({"role": role, "node": node, "options": options})]
+    """`weft <role> ARGS` as a `python -m weft.localcluster.launch` call when it can be.
+
+    Flags are read by the settings table (weft.runtime.settings), so every
+    daemon setting reaches the lean launcher; anything else (a typo, a flag
+    of another role) goes to the full CLI, which says what is wrong.
+    """
+    try:
+        values = from_args(role, args[1:])
+    except SettingError:
+        return ["-m", "weft", *args]
+    return ["-m", "weft.localcluster.launch", json.dumps({"role": role, "values": values})]
 
 
 def _free_port(endpoint: str) -> int:
-
     host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0] or "127.0.0.1"
     with socket.socket() as s:
         s.bind((host, 0))
@@ -83,6 +54,7 @@ class Proc:
                  zygote: Zygote | None = None) -> None:
         self.role = role
         self.args = args
+        self.args_node_id = args[args.index("--node-id") + 1] if "--node-id" in args[:-1] else None
         self.log_path = log_path
         self.endpoint: str | None = None
         self.node_id: str | None = None
@@ -121,6 +93,19 @@ class Proc:
         t.join(timeout)
         if not result:
             rc = self.popen.poll()
+            if rc is None and not t.is_alive():
+                # Its stdout closed: it is exiting, not slow. Say why now
+                # rather than after the whole timeout.
+                try:
+                    rc = self.popen.wait(5)
+                except subprocess.TimeoutExpired:
+                    rc = None
+            # Only from a daemon that exited: the log is appended to across
+            # restarts, and a slow one's last line may be an earlier run's.
+            reason = _error_line(self.log_path) if rc is not None else None
+            if reason:
+                who = f"{self.role} {self.args_node_id}" if self.args_node_id else self.role
+                raise ClusterError(f"{who}: {reason}")
             tail = _tail(self.log_path)
             if rc is not None:
                 raise ClusterError(f"{self.role} exited with code {rc} before it was ready{tail}")
@@ -151,6 +136,17 @@ class Proc:
             self._log.close()
 
 
+def _error_line(path: Path) -> str | None:
+    """The one-line error a daemon printed when it refused to start (`weft: error: ...`), if any."""
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return None
+    if lines and lines[-1].startswith("weft: error: "):
+        return lines[-1].removeprefix("weft: error: ")
+    return None
+
+
 def _tail(path: Path, lines: int = 3) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -174,8 +170,13 @@ class LocalCluster:
         coordinator_args: list[str] | None = None,
         compute_args: list[str] | None = None,
         fork_server: bool | None = None,
+        tag: str | None = None,
+        import_path: list[str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        # Appended to node ids: two clusters on one machine never both have
+        # a "storage-0" that one coordinator could take for its own.
+        self.tag = tag
         self.n_compute = compute
         self.n_storage = storage
         self.slots = slots
@@ -184,8 +185,13 @@ class LocalCluster:
         self.compute_args = compute_args or []
         self.env = dict(os.environ)
         # The daemons import this checkout even when it is not installed.
+        # `import_path` first: where the user's callables live (`weft up`
+        # passes the directory it was started from).
         root = str(Path(__file__).resolve().parent.parent)
-        self.env["PYTHONPATH"] = root + (os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else "")
+        paths = [*(str(Path(p).resolve()) for p in import_path or []), root]
+        if self.env.get("PYTHONPATH"):
+            paths.append(self.env["PYTHONPATH"])
+        self.env["PYTHONPATH"] = os.pathsep.join(paths)
         # Daemons keep compiled bytecode like any Python program: with it off
         # (some sandboxes set this), each one recompiles weft's modules at
         # every start (~50 ms of CPU apiece, measured).
@@ -203,6 +209,9 @@ class LocalCluster:
         self.computes: list[Proc] = []
         self.endpoint: str | None = None
 
+    def node_name(self, role: str, i: int) -> str:
+        return f"{role}-{i}-{self.tag}" if self.tag else f"{role}-{i}"
+
     @property
     def procs(self) -> list[Proc]:
         return [p for p in [self.coordinator, *self.storages, *self.computes] if p is not None]
@@ -217,14 +226,19 @@ class LocalCluster:
             self.zygote = Zygote(self.env, self._logs() / "zygote.log")
         return self.zygote
 
+    def data_dirs(self) -> list[Path]:
+        """The data directory of every daemon this cluster starts."""
+        return [self.data_dir / "coordinator", *(self.data_dir / f"storage-{i}" for i in range(self.n_storage)),
+                *(self.data_dir / f"compute-{i}" for i in range(self.n_compute))]
+
     def spawn_coordinator(self) -> Proc:
         listen = self.endpoint or self.listen
         if listen.endswith(":0"):
             # Choose the port now, so the nodes can be started alongside.
             listen = f"{listen[:-2]}:{_free_port(listen)}"
         self.endpoint = listen
-        args = ["coordinator", "--listen", listen, "--data-dir", str(self.data_dir / "coordinator"),
-                "--no-beacon", *self.coordinator_args]
+        args = ["coordinator", *to_args("coordinator", {
+            "listen": listen, "data_dir": self.data_dir / "coordinator", "no_beacon": True}), *self.coordinator_args]
         self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env, self._zygote())
         return self.coordinator
 
@@ -234,8 +248,9 @@ class LocalCluster:
 
     def add_storage(self, timeout: float = 20.0, index: int | None = None, *, wait: bool = True) -> Proc:
         i = len(self.storages) if index is None else index
-        args = ["storage", "--data-dir", str(self.data_dir / f"storage-{i}"), "--node-id", f"storage-{i}",
-                "--no-beacon", "--coordinator", self.endpoint]
+        args = ["storage", *to_args("storage", {
+            "data_dir": self.data_dir / f"storage-{i}", "node_id": self.node_name("storage", i),
+            "no_beacon": True, "coordinator": self.endpoint})]
         p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)
@@ -249,11 +264,9 @@ class LocalCluster:
         self, timeout: float = 20.0, index: int | None = None, slots: int | None = None, *, wait: bool = True
     ) -> Proc:
         i = len(self.computes) if index is None else index
-        args = ["compute", "--data-dir", str(self.data_dir / f"compute-{i}"), "--node-id", f"compute-{i}",
-                "--no-beacon", "--coordinator", self.endpoint, *self.compute_args]
-        slots = slots or self.slots
-        if slots:
-            args += ["--slots", str(slots)]
+        args = ["compute", *to_args("compute", {
+            "data_dir": self.data_dir / f"compute-{i}", "node_id": self.node_name("compute", i),
+            "no_beacon": True, "coordinator": self.endpoint, "slots": slots or self.slots}), *self.compute_args]
         p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)

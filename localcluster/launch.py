@@ -3,8 +3,9 @@
 Launchers that start many daemons at once (`weft up`, the tests, the
 benchmark) use this instead of `weft <role>`: it imports only the role it
 runs, which roughly halves each process's start on a 2-core machine. CONFIG is
-`{"role": ..., "node": {NodeConfig fields}, "options": {role keyword args}}`.
-People use `weft coordinator|storage|compute`, which build the same objects.
+`{"role": ..., "values": {setting name: value}}` (weft.runtime.settings).
+People use `weft coordinator|storage|compute`, which build the node through
+the same weft.runtime.daemon.build: same checks, same data directory lock.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,30 +24,27 @@ def main(argv: list[str]) -> int:
     try:
         cfg = json.loads(argv[1])
         role = cfg["role"]
-        node_fields = dict(cfg.get("node", {}))
-        options = dict(cfg.get("options", {}))
+        values = dict(cfg.get("values", {}))
     except (ValueError, KeyError, TypeError) as e:
         sys.stderr.write(f"weft launch: bad config: {e}\n")
         return 2
 
     from weft.runtime import log as weft_log
-    from weft.runtime.node import NodeConfig, run_forever
+    from weft.runtime.daemon import build
+    from weft.runtime.node import run_forever
+    from weft.runtime.settings import SettingError
 
     weft_log.setup(os.environ.get("WEFT_LOG_LEVEL"))
-    if node_fields.get("data_dir"):
-        node_fields["data_dir"] = Path(node_fields["data_dir"]).resolve()
-        node_fields["data_dir"].mkdir(parents=True, exist_ok=True)
-    config = NodeConfig(**node_fields)
-    if role == "coordinator":
-        from weft.actors.coordinator.node import CoordinatorNode as cls
-    elif role == "storage":
-        from weft.actors.storage.node import StorageNode as cls
-    elif role == "compute":
-        from weft.actors.compute.node import ComputeNode as cls
-    else:
-        sys.stderr.write(f"weft launch: unknown role {role!r}\n")
+    try:
+        node = build(role, values)
+        return _run(role, node, run_forever)
+    except SettingError as e:
+        # The line `weft <role>` would print: launchers show it as the reason.
+        sys.stderr.write(f"weft: error: {' '.join(str(e).split())}\n")
         return 2
-    node = cls(config, **options)
+
+
+def _run(role: str, node: object, run_forever: Callable[[object], None]) -> int:
     profile_dir = os.environ.get("WEFT_PROFILE")
     if not profile_dir:
         run_forever(node)

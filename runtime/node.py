@@ -23,17 +23,22 @@ from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
 from weft.bus.rpc import CallContext, PeerPool, Server
 
+from .address import advertised, beacon_bind
+from .settings import DEFAULT_BEACON_ADDR, DEFAULT_BEACON_PORT, DEFAULT_LISTEN
+
 log = logging.getLogger("weft.bus")
 
 
 @dataclass
 class NodeConfig:
-    listen: str = "tcp://127.0.0.1:0"
+    listen: str = DEFAULT_LISTEN
+    # What other hosts connect to (None: see weft.runtime.address.advertised).
+    advertise: str | None = None
     node_id: str | None = None
     data_dir: Path | None = None
     beacon: bool = True
-    beacon_addr: str = "127.255.255.255"
-    beacon_port: int = 5670
+    beacon_addr: str = DEFAULT_BEACON_ADDR
+    beacon_port: int = DEFAULT_BEACON_PORT
     beacon_interval: float = 1.0
     cluster: str = "default"
     coordinator: str | None = None
@@ -61,7 +66,10 @@ class Node:
             role=self.role,
         )
         self.events = EventQueue(config.event_window)
+        # `endpoint` is what the node announces and others connect to;
+        # `bound_endpoint` what it bound (they differ on a wildcard address).
         self.endpoint: str | None = None
+        self.bound_endpoint: str | None = None
         self.peers: PeerPool | None = None
         # Highest coordinator epoch seen: calls from an older one are refused,
         # so a coordinator that was replaced cannot act on the cluster.
@@ -133,13 +141,17 @@ class Node:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             self.peers = PeerPool(self.node_id, nursery, timeout=self.config.call_timeout)
-            self.endpoint = await nursery.start(self.server.serve, self.config.listen)
+            self.bound_endpoint = await nursery.start(self.server.serve, self.config.listen)
+            cfg = self.config
+            self.endpoint = advertised(cfg.listen, self.bound_endpoint, cfg.advertise,
+                                       cfg.coordinator or cfg.beacon_addr)
             if handle_signals:
                 nursery.start_soon(self._watch_signals)
             await self.main(nursery)
             # Announce only once the role is ready to serve what it announces.
             self._start_discovery(nursery)
-            log.info("%s %s listening on %s", self.role, self.node_id, self.endpoint)
+            log.info("%s %s listening on %s (announced as %s)", self.role, self.node_id,
+                     self.bound_endpoint, self.endpoint)
             task_status.started(self.endpoint)
             await self._stopping.wait()
             with trio.CancelScope(shield=True), trio.move_on_after(30):
@@ -181,6 +193,11 @@ class Node:
             )
             nursery.start_soon(beacon.run)
 
+    @property
+    def beacon_bind(self) -> str:
+        """The address a beacon listener of this node binds (see weft.runtime.address.beacon_bind)."""
+        return beacon_bind(self.config.beacon_addr)
+
     def hello_body(self) -> dict[str, Any]:
         return {"role": self.role, "node": self.node_id, "endpoint": self.endpoint, "inc": self.events.incarnation}
 
@@ -195,15 +212,30 @@ class Node:
                 await trio.sleep(min(0.05, self.config.hello_interval))
 
 
+def _bind_error(exc: BaseException) -> BusError | None:
+    """The failed bind inside `exc` (nurseries wrap it in exception groups), if that is what it is."""
+    if isinstance(exc, BusError) and exc.code == "bind-failed":
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _bind_error(sub)
+            if found is not None:
+                return found
+    return None
+
+
 def run_forever(node: Node) -> None:
     """Run a node until SIGTERM/SIGINT; print where it listens once ready.
 
     The line `weft <role> <node-id> listening on <endpoint>` on stdout is for
-    people and for launchers (`weft up`, the tests) that wait for it.
+    people and for launchers (`weft up`, the tests) that wait for it. A
+    listen endpoint it cannot bind (in use, no such address) raises
+    SettingError with one line naming it.
     """
     import sys
 
     from .memory import keep_freed_memory
+    from .settings import SettingError
 
     keep_freed_memory()
 
@@ -219,3 +251,8 @@ def run_forever(node: Node) -> None:
         trio.run(_main)
     except KeyboardInterrupt:
         pass
+    except BaseException as e:
+        bind = _bind_error(e)
+        if bind is None:
+            raise
+        raise SettingError(bind.message) from None

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +323,9 @@ def source_tree(dest: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", ".venv", "*.pyc")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, dest / name)
-    for folder in ("weft", "actors", "bus", "cli", "bench", "runtime", "localcluster"):
+    # Every folder pyproject.toml maps into the package, so a new one is not forgotten here.
+    folders = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    for folder in folders:
         shutil.copytree(REPO / folder, dest / folder, ignore=skip)
     return dest
 

@@ -232,3 +232,50 @@ async def test_hello_resumes_after_the_coordinator_handle_is_replaced(
         heard = len(hellos)
         await wait_until(lambda: len(hellos) > heard, timeout=1.0)
     node.stop()
+
+
+async def test_a_node_on_a_wildcard_announces_a_reachable_address(nursery: trio.Nursery) -> None:
+    """Not 0.0.0.0 (meaningless to a peer): the address routing to the beacon, here loopback."""
+    port = free_udp_port()
+    node = Worker(config(listen="tcp://0.0.0.0:0", beacon=True, beacon_port=port, beacon_interval=0.05,
+                         cluster="wild"))
+    # Bound where the node's own listener would bind: the loopback broadcast address.
+    assert node.beacon_bind == BROADCAST
+    listener = BeaconListener(port=port, bind=node.beacon_bind, cluster="wild")
+    await nursery.start(listener.run)
+    with trio.fail_after(5):
+        ep = await nursery.start(node.run)
+        await wait_until(lambda: node.node_id in listener.peers)
+    assert ep.startswith("tcp://127.0.0.1:") and ep == node.endpoint
+    assert listener.peers[node.node_id].endpoint == ep
+    async with connect(ep, "t") as peer:
+        assert (await peer.call("ping", timeout=5))["node"] == node.node_id
+    node.stop()
+
+
+async def test_advertise_is_what_beacons_and_hello_carry(nursery: trio.Nursery) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        tcp_port = s.getsockname()[1]
+    port = free_udp_port()
+    advertised = f"tcp://127.0.0.2:{tcp_port}"
+    node = Worker(config(listen=f"tcp://0.0.0.0:{tcp_port}", advertise=advertised, beacon=True,
+                         beacon_port=port, beacon_interval=0.05, cluster="adv"))
+    listener = BeaconListener(port=port, bind=node.beacon_bind, cluster="adv")
+    await nursery.start(listener.run)
+    with trio.fail_after(5):
+        await nursery.start(node.run)
+        await wait_until(lambda: node.node_id in listener.peers)
+    assert listener.peers[node.node_id].endpoint == advertised
+    assert node.hello_body()["endpoint"] == advertised and node.info()["endpoint"] == advertised
+    async with connect(advertised, "t") as peer:  # reachable there (the wildcard covers 127.0.0.2)
+        assert (await peer.call("ping", timeout=5))["node"] == node.node_id
+    node.stop()
+
+
+def test_beacon_listeners_bind_the_broadcast_address_of_their_network() -> None:
+    from weft.runtime.address import beacon_bind
+
+    assert beacon_bind("127.255.255.255") == "127.255.255.255"  # loopback clusters stay off the LAN
+    assert beacon_bind("10.1.255.255") == "10.1.255.255"
+    assert beacon_bind("255.255.255.255") == "0.0.0.0"  # no subnet to pick

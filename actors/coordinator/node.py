@@ -119,7 +119,7 @@ class CoordinatorNode(Node):
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(
-                cluster=cfg.cluster, port=cfg.beacon_port, ignore_node=self.node_id,
+                cluster=cfg.cluster, port=cfg.beacon_port, bind=self.beacon_bind, ignore_node=self.node_id,
                 on_found=self._beacon_found, expiry=max(5.0, cfg.beacon_interval * 5),
             )
             nursery.start_soon(listener.run)

@@ -41,16 +41,19 @@ def test_up_survives_a_dead_daemon_and_prints_how_to_restart_it(tmp_path: Path) 
     try:
         info = json.loads(up.stdout.readline())
         weft = Weft(endpoint)
-        os.kill(info["pids"]["compute-0"], signal.SIGKILL)
+        # Node ids carry the cluster's tag: compute-0-TAG.
+        compute0 = next(name for name in info["pids"] if name.startswith("compute-0-"))
+        tag = compute0.removeprefix("compute-0-")
+        os.kill(info["pids"][compute0], signal.SIGKILL)
 
         def restart_line() -> str | None:
             err.seek(0)
             lines = err.read().splitlines()
             return next((lines[i + 1].strip() for i, line in enumerate(lines)
-                         if "compute compute-0" in line and "restart it with" in line and i + 1 < len(lines)), None)
+                         if f"compute {compute0}" in line and "restart it with" in line and i + 1 < len(lines)), None)
 
         command = wait_for(restart_line, 10, "weft up reports the dead compute node")
-        assert command.startswith("weft compute ") and "--node-id compute-0" in command, command
+        assert command.startswith("weft compute ") and f"--node-id {compute0}" in command, command
         assert up.poll() is None, "weft up stopped when one compute node died"
         # The printed command, as the user would paste it.
         argv = shlex.split(command)
@@ -61,7 +64,7 @@ def test_up_survives_a_dead_daemon_and_prints_how_to_restart_it(tmp_path: Path) 
 
         def both_compute() -> bool:
             nodes = json.loads(weft("nodes", "--json").stdout)["nodes"]
-            return sorted(n["node"] for n in nodes if n["role"] == "compute") == ["compute-0", "compute-1"]
+            return sorted(n["node"] for n in nodes if n["role"] == "compute") == [compute0, f"compute-1-{tag}"]
 
         wait_for(both_compute, 15, "the restarted compute node rejoins")
     finally:
@@ -73,7 +76,7 @@ def test_up_survives_a_dead_daemon_and_prints_how_to_restart_it(tmp_path: Path) 
         err.close()
     assert up.returncode == 0
     assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-               for name, pid in info["pids"].items() if name != "compute-0")
+               for name, pid in info["pids"].items() if name != compute0)
 
 
 def test_stopping_a_cluster_twice_signalled_stops_daemons_cleanly_and_leaves_no_task(tmp_path: Path) -> None:

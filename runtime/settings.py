@@ -1,0 +1,216 @@
+"""Every daemon setting, declared once: name, flag, default, type, help, validation.
+
+`weft coordinator|storage|compute` build their options from these records
+(weft.cli.daemons), the local-cluster launcher turns the same flags into a
+JSON config for weft.localcluster.launch, and tests/daemons/test_settings.py
+checks the Ansible role's flags against them. A new setting is one `Setting`
+here, in COMMON or its role's list, and a keyword the role class (or a field
+NodeConfig) already takes.
+
+Kept free of trio and zmq imports: the client and the CLI import it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_COORDINATOR = "tcp://127.0.0.1:5570"
+DEFAULT_LISTEN = "tcp://127.0.0.1:0"
+DEFAULT_BEACON_ADDR = "127.255.255.255"
+DEFAULT_BEACON_PORT = 5670
+ROLES = ("coordinator", "storage", "compute")
+
+
+class SettingError(ValueError):
+    """A setting's value is not valid: the message is one line for the user."""
+
+
+_LISTENABLE = re.compile(r"tcp://(?:\[[0-9a-fA-F:.]+\]|\*|[A-Za-z0-9_.-]+):([0-9]{1,5})|ipc://[^\x00]+|inproc://[^\x00]+")
+
+
+def is_endpoint(value: str) -> bool:
+    """An endpoint a peer can connect to (port 1..65535)."""
+    from weft.bus.endpoint import is_connectable
+
+    return is_connectable(value)
+
+
+def is_listenable(value: str) -> bool:
+    """An endpoint to bind: also a wildcard host or port 0 (ephemeral)."""
+    m = _LISTENABLE.fullmatch(value)
+    return m is not None and (m.group(1) is None or int(m.group(1)) < 65536)
+
+
+def _positive_finite(v: float) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # the Python name: the CLI parameter and the launcher's JSON key
+    flag: str
+    default: Any
+    type: type  # str, int, float, bool (a flag without value) or Path
+    help: str
+    metavar: str = ""
+    # "node": a NodeConfig field; "role": a keyword of the role class.
+    target: str = "node"
+    key: str = ""  # the field or keyword it sets (default: name)
+    check: Callable[[Any], bool] | None = None
+    expect: str = ""  # a valid value, said to the user when `check` fails
+    convert: Callable[[Any], Any] | None = None  # the value as the field or keyword takes it
+    envvar: str | None = None
+
+    @property
+    def field(self) -> str:
+        return self.key or self.name
+
+    def validate(self, value: Any) -> Any:
+        """`value` parsed to the setting's type and checked; SettingError if it is not valid."""
+        if value is None:
+            return None
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise SettingError(f"invalid {self.flag} {value!r}: expected true or false")
+            return value
+        shown = repr(value) if isinstance(value, str) else str(value)
+        try:
+            value = self.type(value)
+        except (TypeError, ValueError):
+            raise SettingError(f"invalid {self.flag} {shown}: expected {self.expect or self.type.__name__}") from None
+        if self.check is not None and not self.check(value):
+            raise SettingError(f"invalid {self.flag} {shown}: expected {self.expect}")
+        return value
+
+
+_ENDPOINT = dict(metavar="ENDPOINT", check=is_endpoint, expect="tcp://HOST:PORT or ipc://PATH")
+
+LISTEN = Setting("listen", "--listen", DEFAULT_LISTEN, str,
+                 "Endpoint to serve on (port 0: ephemeral, printed at start).", metavar="ENDPOINT",
+                 check=is_listenable, expect="tcp://HOST:PORT or ipc://PATH")
+COMMON: tuple[Setting, ...] = (
+    LISTEN,
+    Setting("advertise", "--advertise", None, str,
+            "Endpoint other hosts reach this node at, announced in beacons and hello (default: the listen "
+            "address if it names a host, else this host's address on the route to the coordinator or beacon "
+            "address).", **_ENDPOINT),
+    Setting("data_dir", "--data-dir", None, Path,
+            "Where this node keeps its state (default $WEFT_DATA_DIR/<role> or .weft/<role>); one node per "
+            "directory: it is locked while the node runs.", metavar="DIR"),
+    Setting("node_id", "--node-id", None, str, "Stable node id (default: random per start).", metavar="ID",
+            check=lambda v: bool(v) and not v.isspace() and len(v) <= 200, expect="a non-empty name"),
+    Setting("no_beacon", "--no-beacon", False, bool, "Do not announce by UDP beacon.",
+            key="beacon", convert=lambda v: not v),
+    Setting("beacon_addr", "--beacon-addr", DEFAULT_BEACON_ADDR, str,
+            "Broadcast address for beacons (the LAN's broadcast address across hosts).", metavar="ADDRESS",
+            envvar="WEFT_BEACON_ADDR", check=lambda v: bool(v.strip()), expect="an IPv4 broadcast address"),
+    Setting("beacon_port", "--beacon-port", DEFAULT_BEACON_PORT, int, "UDP port for beacons.", metavar="PORT",
+            envvar="WEFT_BEACON_PORT", check=lambda v: 0 < v < 65536, expect="1..65535"),
+    Setting("cluster", "--cluster", "default", str, "Cluster name: beacons of other clusters are ignored.",
+            metavar="NAME", envvar="WEFT_CLUSTER", check=lambda v: bool(v), expect="a non-empty name"),
+)
+STATIC_COORDINATOR = Setting(
+    "coordinator", "--coordinator", None, str,
+    "Announce to this coordinator endpoint by posted hello instead of beacons.", **_ENDPOINT)
+
+ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
+    "coordinator": (
+        Setting("heartbeat_timeout", "--heartbeat-timeout", 5.0, float, "Seconds of silence before a node is lost.",
+                metavar="SECONDS", target="role", check=lambda v: math.isfinite(v) and v > 0.5,
+                expect="more than 0.5 seconds"),
+        Setting("replicas", "--replicas", 1, int, "Storage nodes each output is written to.", metavar="N",
+                target="role", check=lambda v: v >= 1, expect="at least 1"),
+        Setting("storage_grace", "--storage-grace", 30.0, float,
+                "Seconds to wait for a lost storage node before remaking its objects.", metavar="SECONDS",
+                target="role", check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("prefetch", "--prefetch", 8, int, "Tasks per slot sent ahead to a node when the queue is deep "
+                "(0: none).", metavar="N", target="role", check=lambda v: v >= 0, expect="0 or more"),
+        Setting("follow_ahead", "--follow-ahead", 2, int,
+                "Dependents per slot started ahead on the node making their last input (0: none).", metavar="N",
+                target="role", check=lambda v: v >= 0, expect="0 or more"),
+    ),
+    "storage": (
+        STATIC_COORDINATOR,
+        Setting("page_cache_mb", "--page-cache-mb", 512, int,
+                "Newest object content (MiB) left in the OS page cache for readers; older content is dropped "
+                "from it.", metavar="MIB", target="role", key="page_cache", check=lambda v: v >= 0,
+                expect="MiB >= 0", convert=lambda v: v << 20),
+    ),
+    "compute": (
+        STATIC_COORDINATOR,
+        Setting("slots", "--slots", None, int, "Tasks run at once (default: number of cores).", metavar="N",
+                target="role", check=lambda v: v >= 1, expect="at least 1"),
+    ),
+}
+
+
+def settings(role: str) -> tuple[Setting, ...]:
+    """Every setting of `role`, in the order `--help` lists them."""
+    common = COMMON
+    if role == "coordinator":
+        # The coordinator is the one endpoint people type: a fixed default port.
+        common = (replace(LISTEN, default=DEFAULT_COORDINATOR, help="Endpoint to serve on."), *COMMON[1:])
+    return (*common, *ROLE_SETTINGS[role])
+
+
+def by_flag(role: str) -> dict[str, Setting]:
+    return {s.flag: s for s in settings(role)}
+
+
+def resolve(role: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(NodeConfig fields, role keywords) from setting values by name; defaults fill the rest.
+
+    Raises SettingError naming the first invalid value or unknown name.
+    """
+    if role not in ROLE_SETTINGS:
+        raise SettingError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    known = {s.name: s for s in settings(role)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise SettingError(f"{role} has no setting {unknown[0]!r}")
+    node: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for name, s in known.items():
+        value = s.validate(values.get(name, s.default))
+        if value is None and s.target == "role":
+            continue  # the role class's own default
+        if s.convert is not None and value is not None:
+            value = s.convert(value)
+        (node if s.target == "node" else options)[s.field] = value
+    return node, options
+
+
+def to_args(role: str, values: dict[str, Any]) -> list[str]:
+    """The command-line flags of `weft <role>` for setting values by name (None: left out)."""
+    known = {s.name: s for s in settings(role)}
+    args: list[str] = []
+    for name, value in values.items():
+        s = known[name]
+        if value is None or (s.type is bool and not value):
+            continue
+        args += [s.flag] if s.type is bool else [s.flag, str(value)]
+    return args
+
+
+def from_args(role: str, args: list[str]) -> dict[str, Any]:
+    """Setting values by name from `weft <role>`'s flags (`--flag VALUE` only); SettingError if unknown."""
+    flags = by_flag(role)
+    values: dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0)
+        s = flags.get(flag)
+        if s is None:
+            raise SettingError(f"{role} has no option {flag}")
+        if s.type is bool:
+            values[s.name] = True
+            continue
+        if not rest:
+            raise SettingError(f"option {flag} needs a value")
+        values[s.name] = rest.pop(0)
+    return values
