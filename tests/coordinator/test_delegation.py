@@ -28,7 +28,7 @@ def test_delegation_moves_dependents_to_the_delegate() -> None:
     c.ends("b")
     assert c.job("dep").state == RUNNABLE
     [d] = c.round()
-    assert d.items[0][1]["in0"][1] == out("b")  # reads the delegate's output
+    assert d.items[0][1].inputs["in0"][1] == out("b")  # reads the delegate's output
 
 
 def test_delegation_moves_waiters_to_the_delegate() -> None:
@@ -70,8 +70,8 @@ def test_the_delegate_writes_where_the_delegated_object_lives() -> None:
     assert c.job("b").placement == placement
     [mark] = sends(effects, "delegate")
     assert mark.endpoint == f"tcp://{placement[0]}:1"
-    assert mark.body["name"] == out("a") and mark.body["target"] == out("b")
-    assert mark.body["token"] == c.job("a").token
+    assert mark.body.to_wire() == {"name": out("a"), "target": out("b"), "token": c.job("a").token,
+                                   "epoch": c.state.epoch}
 
 
 def test_an_invalid_delegation_fails_the_job() -> None:
