@@ -137,20 +137,25 @@ class Start:
     epoch: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        inline = self.inline
-        inputs = {}
-        for name, (eps, obj) in self.inputs.items():
-            inputs[name] = [where(eps), obj, inline[name]] if name in inline else [where(eps), obj]
+        # The coordinator sends thousands a second: `where` and put_epoch are
+        # inlined, and loops, not comprehensions (a function call each on 3.11).
+        inputs: dict[str, list] = {}
+        if self.inputs:
+            inline = self.inline
+            for name, (eps, obj) in self.inputs.items():
+                w = eps[0] if len(eps) == 1 else eps
+                inputs[name] = [w, obj, inline[name]] if name in inline else [w, obj]
+        outputs: dict[str, Where] = {}
+        for o, eps in self.outputs.items():
+            outputs[o] = eps[0] if len(eps) == 1 else eps
         d: dict[str, Any] = {
-            "job": self.job,
-            "spec": self.spec.to_wire(),
-            "inputs": inputs,
-            "outputs": {o: where(eps) for o, eps in self.outputs.items()},
-            "token": self.token,
+            "job": self.job, "spec": self.spec.to_wire(), "inputs": inputs, "outputs": outputs, "token": self.token,
         }
         if self.after:
             d["after"] = {name: [job, token] for name, (job, token) in self.after.items()}
-        return put_epoch(d, self.epoch)
+        if self.epoch is not None:
+            d["epoch"] = self.epoch
+        return d
 
     @classmethod
     def from_wire(cls, body: Any, op: str = "start") -> Start:

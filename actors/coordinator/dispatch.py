@@ -124,7 +124,7 @@ class DispatchMixin:
             if job.spec.outputs and len(endpoints) != len(job.placement or ()):
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
-            start.outputs = {o: endpoints for o in job.spec.outputs}
+            start.outputs = dict.fromkeys(job.spec.outputs, endpoints)
             starts.append(start)
         return starts
 

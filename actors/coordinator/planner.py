@@ -119,7 +119,8 @@ class Planner:
             room[node.node] -= 1
             if room[node.node] <= 0:
                 computes.remove(node)
-            batches.setdefault(node.node, []).append((job, Start(job.id, job.spec, inputs[0], {}, job.token, inputs[1])))
+            batches.setdefault(node.node, []).append(
+                (job, Start(job.id, job.spec, inputs[0], {}, job.token, inputs[1], {}, None)))
         for job in deferred:
             g.make_runnable(job)
 
@@ -164,7 +165,7 @@ class Planner:
                         node.follow(job.id, producer.id)
                         inputs, inline, after = picked
                         batches.setdefault(node.node, []).append(
-                            (job, Start(job.id, job.spec, inputs, {}, job.token, inline, after)))
+                            (job, Start(job.id, job.spec, inputs, {}, job.token, inline, after, None)))
                         self.stats["followed"] += 1
                         budget -= 1
                         queue.append(job.id)
