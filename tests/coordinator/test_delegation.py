@@ -6,9 +6,10 @@ that did not move."""
 from __future__ import annotations
 
 from weft.actors.coordinator.effects import Waiter
-from weft.actors.coordinator.graph import RUNNABLE, SUCCEEDED, WAITING
+from weft.actors.coordinator.graph import FAILED, RUNNABLE, SUCCEEDED, WAITING
+from weft.actors.model import JobSpec
 
-from .harness import Cluster, out, sends, spec, woken
+from .harness import CONCAT, Cluster, out, sends, spec, woken
 
 
 def delegation(name: str) -> dict:
@@ -80,3 +81,18 @@ def test_an_invalid_delegation_fails_the_job() -> None:
     c.started()
     c.ends("a", delegation={"job": spec("b").to_wire(), "stream": "nope"})
     assert c.job("a").state == "failed" and "invalid delegation" in c.job("a").cause
+
+
+def test_a_delegation_must_hand_over_an_output_the_job_has() -> None:
+    """Judged with the protocol's Delegation: `output` must be one of the
+    delegating job's outputs, and a job with several must name it."""
+    c = Cluster(slots=2)
+    two = JobSpec(call=CONCAT, name="two", inputs={"v": "2"}, outputs=["x", "y"])
+    c.submit(spec("a"), two, spec("dep", "a"))
+    c.round()
+    c.ends("a", delegation={**delegation("b"), "output": "elsewhere"})
+    a = c.job("a")
+    assert a.state == FAILED and a.cause.startswith("invalid delegation: delegated output 'elsewhere'"), a.cause
+    assert c.job("dep").state == FAILED and "b" not in c.graph.jobs  # no delegate was made
+    c.ends("two", delegation=delegation("c"))
+    assert c.job("two").state == FAILED and "must say which one" in c.job("two").cause
