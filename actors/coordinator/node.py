@@ -376,7 +376,7 @@ class CoordinatorNode(Node):
             try:
                 reply = ProbeReply.from_wire(
                     await self.peers.get(ref.endpoint).call("probe", request, timeout=PROBE_TIMEOUT))
-            except _ANSWER_ERRORS as e:
+            except (*_NET_ERRORS, BusError) as e:  # an older node answers unknown-op
                 log.info("compute %s did not say which modules it imports: %s", ref.node, e)
                 reply = None
             answers.append((ref, reply))
