@@ -39,7 +39,7 @@ from weft.protocol.jobs import (
     Wait,
     WaitReply,
 )
-from weft.protocol.objects import CreateMany, CreateManyReply, DeleteObjects
+from weft.protocol.objects import CreateMany, CreateManyReply, DeleteObjects, ListObjects
 from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
@@ -221,7 +221,8 @@ class CoordinatorNode(Node):
             backoff = 0.1
             while True:
                 try:
-                    body = await peer.call("list", {}, timeout=30)
+                    # Compute's list takes no body; storage's all objects (ListObjects()).
+                    body = await peer.call("list", ListObjects().to_wire(), timeout=30)
                     if isinstance(ref, ComputeRef):
                         inv = news.compute_inventory(body)
                         ref.inc, since = inv.inc, inv.next
