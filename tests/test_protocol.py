@@ -78,7 +78,7 @@ RECORDS: list[Any] = [
     StartMany([Start("j1", SPEC, {"x": ([A], "p1/result")}, {"result": [A]}, 1)], epoch=3),
     Refused("j1", ErrorCode.BAD_SPEC, "job spec must be a map"),
     TaskReport("j1", TaskState.RUNNING, 2, started=1.5),
-    TaskReport("j1", TaskState.DONE, 2, Outcome.FAILED_SOFT, None, "input 'x': full [no-space]",
+    TaskReport("j1", TaskState.DONE, 2, Outcome.FAILED_SOFT, None, "input 'x': disk full",
                ErrorCode.NO_SPACE, None, True, None, 1.5, 2.5),
     TaskReport("j1", TaskState.DONE, 2, Outcome.SUCCESS, 0, None, None,
                {"job": {"o": ["out"], "call": "m:f"}, "stream": "out"}, False,
