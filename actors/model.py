@@ -343,18 +343,3 @@ def delegation_from_wire(d: Any) -> tuple[JobSpec, str]:
     if stream not in spec.outputs:
         raise SpecError(f"delegation stream {stream!r} is not an output of the delegated job")
     return spec, stream
-
-
-def delegated_output(spec: JobSpec, delegation: Any) -> str:
-    """Which output of `spec`'s job a delegation hands over to the new job."""
-    delegation_from_wire(delegation)
-    out = delegation.get("output")
-    if out is None:
-        if len(spec.outputs) != 1:
-            raise SpecError(
-                "a delegating job with several outputs must say which one it delegates ('output')"
-            )
-        return spec.outputs[0]
-    if out not in spec.outputs:
-        raise SpecError(f"delegated output {out!r} is not an output of the delegating job")
-    return out

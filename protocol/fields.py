@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from weft.actors.model import SpecError, check_job_id, split_object_name
+from weft.actors.model import _valid_job_id as valid_job_id  # noqa: F401  (cached: the fast path of a name check)
+from weft.actors.model import _valid_output as valid_output  # noqa: F401
 from weft.bus.errors import BusError
 
 from .enums import ErrorCode

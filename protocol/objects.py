@@ -26,6 +26,7 @@ from weft.bus.codec import attach
 
 from .enums import ObjectState
 from .fields import (
+    INT_MAX,
     bad,
     body_map,
     enum_field,
@@ -36,9 +37,12 @@ from .fields import (
     opt_str,
     put_epoch,
     str_list,
+    valid_job_id,
+    valid_output,
 )
 
 MAX_READ = 1 << 20
+_OBJECT_STATES = ObjectState._value2member_map_
 Bytes = bytes | bytearray | memoryview
 
 
@@ -79,16 +83,42 @@ class ObjectInfo:
 
     @classmethod
     def from_wire(cls, d: Any, op: str = "object info") -> ObjectInfo:
-        b = body_map(op, d)
-        name = object_field(op, b)
-        state = enum_field(op, b, "state", ObjectState)
+        # Object news reaches the coordinator thousands of times a second:
+        # one `get` and one type test per field on the good path; the readers
+        # of fields.py only word the error.
+        if type(d) is not dict:
+            body_map(op, d)
+        get = d.get
+        name = get("name")
+        if type(name) is str:
+            job, sep, output = name.partition("/")
+            good = sep and valid_job_id(job) and valid_output(output)
+        else:
+            good = False
+        if not good:
+            object_field(op, d)
+        v = get("state")
+        try:  # a member (a record not yet encoded) finds itself too
+            state = _OBJECT_STATES.get(v)
+        except TypeError:  # unhashable
+            state = None
         if state is None:
-            bad(op, "state", "is required")
-        data = b.get("data")
-        if data is not None and not isinstance(data, bytes | memoryview):
+            if v is None:
+                bad(op, "state", "is required")
+            state = enum_field(op, d, "state", ObjectState)
+        size, token = get("size", 0), get("token", 0)
+        if type(size) is not int or not 0 <= size <= INT_MAX:
+            int_field(op, d, "size")
+        if type(token) is not int or not 0 <= token <= INT_MAX:
+            int_field(op, d, "token")
+        data, target, node = get("data"), get("target"), get("node")
+        if data is not None and type(data) is not bytes and not isinstance(data, memoryview):
             bad(op, "data", f"must be bytes, got {type(data).__name__}")
-        return cls(name, state, int_field(op, b, "size", 0), int_field(op, b, "token", 0),
-                   opt_str(op, b, "target"), data, opt_str(op, b, "node"))
+        if target is not None and type(target) is not str:
+            opt_str(op, d, "target")
+        if node is not None and type(node) is not str:
+            opt_str(op, d, "node")
+        return cls(name, state, size, token, target, data, node)
 
 
 @dataclass(slots=True)

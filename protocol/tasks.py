@@ -6,6 +6,7 @@
     cancel       TaskRef                    -> TaskReport
     delete       DeleteTasks                -> DeleteTasksReply
     list         (no body)                  -> TaskInventory
+    probe        Probe                      -> ProbeReply (which modules its callable workers can import)
     event `task` TaskReport (a task's state changed; `done` ones are urgent)
 
 A start names, per input, where its copies are and which object to read
@@ -16,6 +17,7 @@ where to write it; `where` is an endpoint or a list of replica endpoints.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,11 @@ from .fields import (
 )
 
 Where = str | list[str]
+_TASK_STATES = TaskState._value2member_map_
+_OUTCOMES = Outcome._value2member_map_
+# The module part of a job spec's `call` (model._CALL_RE).
+_MODULE_RE = re.compile(r"[A-Za-z_][\w.]{0,199}")
+MAX_PROBE = 256
 
 
 def where(endpoints: list[str]) -> Where:
@@ -130,20 +137,25 @@ class Start:
     epoch: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        inline = self.inline
-        inputs = {}
-        for name, (eps, obj) in self.inputs.items():
-            inputs[name] = [where(eps), obj, inline[name]] if name in inline else [where(eps), obj]
+        # The coordinator sends thousands a second: `where` and put_epoch are
+        # inlined, and loops, not comprehensions (a function call each on 3.11).
+        inputs: dict[str, list] = {}
+        if self.inputs:
+            inline = self.inline
+            for name, (eps, obj) in self.inputs.items():
+                w = eps[0] if len(eps) == 1 else eps
+                inputs[name] = [w, obj, inline[name]] if name in inline else [w, obj]
+        outputs: dict[str, Where] = {}
+        for o, eps in self.outputs.items():
+            outputs[o] = eps[0] if len(eps) == 1 else eps
         d: dict[str, Any] = {
-            "job": self.job,
-            "spec": self.spec.to_wire(),
-            "inputs": inputs,
-            "outputs": {o: where(eps) for o, eps in self.outputs.items()},
-            "token": self.token,
+            "job": self.job, "spec": self.spec.to_wire(), "inputs": inputs, "outputs": outputs, "token": self.token,
         }
         if self.after:
             d["after"] = {name: [job, token] for name, (job, token) in self.after.items()}
-        return put_epoch(d, self.epoch)
+        if self.epoch is not None:
+            d["epoch"] = self.epoch
+        return d
 
     @classmethod
     def from_wire(cls, body: Any, op: str = "start") -> Start:
@@ -305,36 +317,55 @@ class TaskReport:
 
     @classmethod
     def from_wire(cls, d: Any, op: str = "task") -> TaskReport:
-        b = body_map(op, d)
-        job = b.get("job")
+        # The coordinator parses thousands of these a second: one `get` and
+        # one type test per field, the readers of fields.py only to word an error.
+        if type(d) is not dict:
+            body_map(op, d)
+        get = d.get
+        job = get("job")
         if type(job) is not str:
             bad(op, "job", f"must be a job id, got {job!r}")
-        state = enum_field(op, b, "state", TaskState)
+        v = get("state")
+        try:  # a member (a record not yet encoded) finds itself too
+            state = _TASK_STATES.get(v)
+        except TypeError:  # unhashable
+            state = None
         if state is None:
-            bad(op, "state", "is required")
-        token = b.get("token", 0)
+            if v is None:
+                bad(op, "state", "is required")
+            state = enum_field(op, d, "state", TaskState)
+        token = get("token", 0)
         if type(token) is not int:
             bad(op, "token", f"must be an integer, got {token!r}")
-        exit_code = b.get("exit")
+        outcome = get("outcome")
+        if outcome is not None:
+            try:
+                v = _OUTCOMES.get(outcome)
+            except TypeError:
+                v = None
+            if v is None:
+                v = enum_field(op, d, "outcome", Outcome)
+            outcome = v
+        exit_code = get("exit")
         if exit_code is not None and type(exit_code) is not int:
             bad(op, "exit", f"must be an integer, got {exit_code!r}")
-        cause, code = b.get("cause"), b.get("code")
-        if cause is not None and type(cause) is not str:
+        cause, code = get("cause"), get("code")
+        if cause is not None and not isinstance(cause, str):
             bad(op, "cause", "must be a string")
-        if code is not None and type(code) is not str:
+        if code is not None and not isinstance(code, str):  # an ErrorCode, or its string
             bad(op, "code", "must be a string")
-        delegation, stored = b.get("delegation"), b.get("stored")
+        delegation, stored = get("delegation"), get("stored")
         if delegation is not None and type(delegation) is not dict:
             bad(op, "delegation", "must be a map")
         if stored is not None and type(stored) is not dict:
             bad(op, "stored", "must map output names to [node, size, bytes or nil]")
-        started, finished = b.get("started"), b.get("finished")
-        if started is not None and type(started) not in (int, float):
+        started, finished = get("started"), get("finished")
+        if started is not None and type(started) is not float and type(started) is not int:
             bad(op, "started", "must be a time")
-        if finished is not None and type(finished) not in (int, float):
+        if finished is not None and type(finished) is not float and type(finished) is not int:
             bad(op, "finished", "must be a time")
-        return cls(job, state, token, enum_field(op, b, "outcome", Outcome), exit_code, cause, code,
-                   delegation, b.get("unmet") is True, stored, started, finished)
+        return cls(job, state, token, outcome, exit_code, cause, code, delegation, get("unmet") is True,
+                   stored, started, finished)
 
 
 @dataclass(slots=True)
@@ -436,3 +467,43 @@ class TaskInventory:
         return cls([TaskReport.from_wire(t, op) for t in tasks], int_field(op, b, "next", 0),
                    inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0))
 
+
+
+@dataclass(slots=True)
+class Probe:
+    """`probe`: which of `modules` a callable worker of this node can import
+    (looked up as the workers would, without running them in the node)."""
+
+    modules: list[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"modules": self.modules}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Probe:
+        op = "probe"
+        modules = str_list(op, body_map(op, body), "modules", what="module names", nonempty=True)
+        if len(modules) > MAX_PROBE:
+            bad(op, "modules", f"must name at most {MAX_PROBE} modules, got {len(modules)}")
+        for m in modules:
+            if not _MODULE_RE.fullmatch(m):
+                bad(op, "modules", f"holds {m[:80]!r}, which is not a module name")
+        return cls(modules)
+
+
+@dataclass(slots=True)
+class ProbeReply:
+    """`found` the workers can import, `missing` they cannot; a module in
+    neither could not be looked up in time (unknown)."""
+
+    found: list[str]
+    missing: list[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"found": self.found, "missing": self.missing}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> ProbeReply:
+        op = "probe reply"
+        b = body_map(op, body)
+        return cls(str_list(op, b, "found", what="module names"), str_list(op, b, "missing", what="module names"))

@@ -46,6 +46,8 @@ from weft.protocol.tasks import (
     Delegation,
     DeleteTasks,
     DeleteTasksReply,
+    Probe,
+    ProbeReply,
     Refused,
     Start,
     StartMany,
@@ -76,7 +78,7 @@ RECORDS: list[Any] = [
     StartMany([Start("j1", SPEC, {"x": ([A], "p1/result")}, {"result": [A]}, 1)], epoch=3),
     Refused("j1", ErrorCode.BAD_SPEC, "job spec must be a map"),
     TaskReport("j1", TaskState.RUNNING, 2, started=1.5),
-    TaskReport("j1", TaskState.DONE, 2, Outcome.FAILED_SOFT, None, "input 'x': full [no-space]",
+    TaskReport("j1", TaskState.DONE, 2, Outcome.FAILED_SOFT, None, "input 'x': disk full",
                ErrorCode.NO_SPACE, None, True, None, 1.5, 2.5),
     TaskReport("j1", TaskState.DONE, 2, Outcome.SUCCESS, 0, None, None,
                {"job": {"o": ["out"], "call": "m:f"}, "stream": "out"}, False,
@@ -122,6 +124,8 @@ RECORDS: list[Any] = [
     Ping(4),
     Poll(3, 10.0, "inc-1", Wake.URGENT, 100),
     PollReply([[1, "task", {"job": "j1"}]], 2, "inc-1", False),
+    Probe(["mod", "pkg.sub_mod"]),
+    ProbeReply(["pkg.sub_mod"], ["mod"]),
 ]
 
 
@@ -220,6 +224,27 @@ BAD: list[tuple[Any, Any, str]] = [
     (Poll, {"since": 0, "wake": "never"}, "wake"),
     (Poll, {"since": 0, "timeout": "soon"}, "timeout"),
     (PollReply, {"events": [[1, "task"]], "next": 1}, "events"),
+    (Probe, {"modules": []}, "modules"),
+    (Probe, {"modules": ["os path"]}, "modules"),
+    (Probe, {"modules": [".rel"]}, "modules"),
+    (Probe, {"modules": ["m"] * 257}, "modules"),
+    (Probe, {"modules": "mod"}, "modules"),
+    (ProbeReply, {"found": "mod", "missing": []}, "found"),
+    (ProbeReply, {"found": [], "missing": [1]}, "missing"),
+    (ObjectInfo, {"name": "j1/r", "state": "finished", "token": 1 << 63}, "token"),
+    (ObjectInfo, {"name": "j1/r", "state": ["finished"]}, "state"),
+    (ObjectInfo, {"name": "j1/r"}, "state"),
+    (ObjectInfo, {"name": "j1/r", "state": "finished", "target": 5}, "target"),
+    (ObjectInfo, {"name": "j1/r", "state": "finished", "node": b"n"}, "node"),
+    (ObjectInfo, {"name": "j1/r", "state": "finished", "data": "text"}, "data"),
+    (TaskReport, {"job": "j1"}, "state"),
+    (TaskReport, {"job": "j1", "state": {}}, "state"),
+    (TaskReport, {"job": "j1", "state": "done", "outcome": ["success"]}, "outcome"),
+    (TaskReport, {"job": "j1", "state": "done", "exit": "0"}, "exit"),
+    (TaskReport, {"job": "j1", "state": "done", "cause": 5}, "cause"),
+    (TaskReport, {"job": "j1", "state": "done", "started": "noon"}, "started"),
+    (TaskReport, {"job": "j1", "state": "done", "finished": None, "started": [1]}, "started"),
+    (TaskReport, {"job": "j1", "state": "done", "finished": "later"}, "finished"),
 ]
 
 
@@ -314,6 +339,7 @@ TODAY: list[tuple[str, Any, dict]] = [
     ("status", Status(["j1"]), {"jobs": ["j1"]}),
     ("cancel", JobsRef(["j1"]), {"jobs": ["j1"]}),
     ("locate", Locate("j1/result"), {"object": "j1/result"}),
+    ("probe", Probe(["mod"]), {"modules": ["mod"]}),
 ]
 
 TODAY_REPLIES: list[tuple[str, Any, dict]] = [
@@ -327,6 +353,21 @@ TODAY_REPLIES: list[tuple[str, Any, dict]] = [
      {"tasks": [{"job": "j1", "error": {"code": "bad-spec", "message": "m"}}]}),
     ("list", TaskInventory([TaskReport("j1", TaskState.PENDING, 1)], 3, "inc", 4, 0),
      {"tasks": [{"job": "j1", "state": "pending", "token": 1}], "next": 3, "inc": "inc", "slots": 4, "busy": 0}),
+    # The coordinator's answers, as its shell built them by hand before the records.
+    ("submit", SubmitReply([Submitted("j1", JobState.WAITING, ["j1/result"]),
+                            Submitted("j2", JobState.RUNNING, ["j2/out"], False, True, ["priority"])]),
+     {"jobs": [{"job": "j1", "state": "waiting", "outputs": ["j1/result"], "cached": False, "joined": False,
+                "differs": []},
+               {"job": "j2", "state": "running", "outputs": ["j2/out"], "cached": False, "joined": True,
+                "differs": ["priority"]}]}),
+    ("wait", WaitReply([{"job": "j1", "state": JobState.SUCCEEDED}], True),
+     {"jobs": [{"job": "j1", "state": "succeeded"}], "done": True}),
+    ("locate", LocateReply("j1/result", ObjectState.FINISHED, A, [A, B], {"job": "j1"}, b"abc"),
+     {"name": "j1/result", "state": "finished", "storage": A, "copies": [A, B], "producer": {"job": "j1"},
+      "data": b"abc"}),
+    ("locate", LocateReply("j1/result", "lost", None, [], None),
+     {"name": "j1/result", "state": "lost", "storage": None, "copies": [], "producer": None}),
+    ("probe", ProbeReply(["a"], ["b.c"]), {"found": ["a"], "missing": ["b.c"]}),
 ]
 
 
@@ -379,3 +420,15 @@ def test_a_callables_delegation_is_judged_on_the_node() -> None:
     bad_one.stream = "nope"  # as a worker could send it: never re-validated on unpickling
     with pytest.raises(SpecError, match="'nope'"):
         delegation_of(bad_one)
+
+
+def test_news_parses_from_records_not_yet_encoded_too() -> None:
+    """In-process senders (tests, a node's own reports) hand over members,
+    not strings: the one parse takes both, and gives members."""
+    t = TaskReport.from_wire(TaskReport("j1", TaskState.DONE, 3, Outcome.FAILED_SOFT, None, "full",
+                                        ErrorCode.NO_SPACE).to_wire())
+    assert t.state is TaskState.DONE and t.outcome is Outcome.FAILED_SOFT and t.code == "no-space"
+    o = ObjectInfo.from_wire(ObjectInfo("j1/r", ObjectState.PARTIAL, 3).to_wire())
+    assert o.state is ObjectState.PARTIAL
+    w = trip(TaskReport("j1", TaskState.DONE, 3, Outcome.SUCCESS).to_wire())
+    assert TaskReport.from_wire(w).outcome is Outcome.SUCCESS

@@ -41,6 +41,8 @@ from weft.protocol.enums import ErrorCode, EventKind, Outcome, StopReason, TaskS
 from weft.protocol.tasks import (
     DeleteTasks,
     DeleteTasksReply,
+    Probe,
+    ProbeReply,
     Refused,
     Start,
     StartMany,
@@ -51,7 +53,8 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool
+from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool, worker_env
+from .probe import Prober
 from .runner import RunnerError, run_command
 from .task import (
     HardFailure,
@@ -94,6 +97,7 @@ class ComputeNode(Node):
         self.pool_error: str | None = None
         # Storage endpoint -> when a call to it last failed for want of a connection.
         self._storage_failed: dict[str, float] = {}
+        self.prober = Prober(worker_env())
         self._restore()
 
     def _restore(self) -> None:
@@ -136,6 +140,7 @@ class ComputeNode(Node):
         add("list", self._op_list, bypass=True)
         add("delete", self._op_delete)
         add("cancel", self._op_cancel)
+        add("probe", self._op_probe)
 
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks)}
@@ -268,6 +273,10 @@ class ComputeNode(Node):
                 task.scope.cancel()
         return task.summary()
 
+    async def _op_probe(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        found, missing = await self.prober.probe(Probe.from_wire(body).modules)
+        return ProbeReply(found, missing).to_wire()
+
     # -- execution -------------------------------------------------------------
     def _emit(self, task: Task) -> None:
         # Only an ended task wakes an urgent poller (the coordinator); the
@@ -324,7 +333,7 @@ class ComputeNode(Node):
                 task.unmet = isinstance(e, Unmet)
                 self._finish(task, Outcome.FAILED_SOFT, str(e), e.code)
             except HardFailure as e:
-                self._finish(task, Outcome.FAILED_HARD, str(e))
+                self._finish(task, Outcome.FAILED_HARD, str(e), e.code)
             except trio.TooSlowError:
                 self._finish(task, Outcome.TIMED_OUT, f"ran longer than its timeout of {task.spec.timeout:g}s")
             except Exception as e:
@@ -408,9 +417,8 @@ class ComputeNode(Node):
         if isinstance(e, CallTimeout | PeerClosed):
             return SoftFailure(f"{what}: storage unreachable ({e.message})", code)
         if isinstance(e, RemoteError):
-            # The code stays in the text too: a coordinator that predates the
-            # `code` field reads it there (see protocol.tasks.TaskReport).
-            return SoftFailure(f"{what}: {e.message} [{e.code}]", code)
+            # The code travels as the report's own field, not in the text.
+            return SoftFailure(f"{what}: {e.message}", code)
         return SoftFailure(f"{what}: {e}", code)
 
     def _copies(self, endpoints: list[str]) -> list[str]:
@@ -490,9 +498,12 @@ class ComputeNode(Node):
                 on_spawn=lambda pgid: self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid}),
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )
-        except (RunnerError, SpecError) as e:
-            # e.g. an input that cannot be an environment variable: the job's fault.
-            raise HardFailure(str(e)) from None
+        except RunnerError as e:
+            # e.g. a command that does not exist: the job's fault.
+            raise HardFailure(e.message, e.code) from None
+        except SpecError as e:
+            # e.g. an input that cannot be an environment variable.
+            raise HardFailure(str(e), e.code) from None
         task.exit_code = result.exit_code
         if result.timed_out:
             raise trio.TooSlowError

@@ -104,6 +104,15 @@ def _describe_exit(rc: int | None) -> str:
     return f"exited with status {rc}"
 
 
+def worker_env() -> dict[str, str]:
+    """The environment workers run in (the node's probe starts its look-ups
+    in the same one: see probe.py)."""
+    env = dict(os.environ)
+    # Workers must import the same code as the node, installed or not.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+    return env
+
+
 class _Worker:
     """One worker process, our ends of its two pipes (non-blocking) and its
     two memory files (-1 without them)."""
@@ -230,10 +239,7 @@ class WorkerPool:
         # from different tasks.
         self._bg_scopes: set[trio.CancelScope] = set()
         self._bg_done: trio.Event | None = None
-        env = dict(os.environ)
-        # Workers must import the same code as the node, installed or not.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
-        self._env = env
+        self._env = worker_env()
 
     @property
     def size(self) -> int:

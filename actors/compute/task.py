@@ -28,7 +28,12 @@ class SoftFailure(Exception):
 
 
 class HardFailure(Exception):
-    """The job itself failed."""
+    """The job itself failed. `code` (an ErrorCode, when there is one)
+    travels beside the message in the task's news, never inside it."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Unmet(SoftFailure):

@@ -15,9 +15,13 @@ import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from weft.bus.errors import BusError
+from weft.protocol.enums import ErrorCode, TaskState
+from weft.protocol.objects import CreateManyReply, ObjectInfo
+from weft.protocol.tasks import Refused, Start, TaskReport
+
 from .effects import Dispatch, Effect
-from .graph import RUNNING, Graph, Job
-from .news import ObjectNews
+from .graph import FINISHED, RUNNING, Graph, Job
 from .nodes import ComputeRef, StorageRef
 from .planner import Batches, Planner
 
@@ -42,8 +46,8 @@ class DispatchMixin:
     if TYPE_CHECKING:  # given by CoordinatorState
         def _flush(self) -> list[Effect]: ...
         def _succeeded(self, job: Job) -> None: ...
-        def _soft_failure(self, job: Job, cause: str, *, counted: bool = True) -> None: ...
-        def _apply_object(self, ref: StorageRef, info: ObjectNews, scavenge: list[str]) -> None: ...
+        def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True) -> None: ...
+        def _apply_object(self, ref: StorageRef, info: ObjectInfo, scavenge: list[str]) -> None: ...
 
     def schedule_round(self) -> list[Effect]:
         """Pick and place runnable work: one Dispatch per compute node."""
@@ -60,7 +64,7 @@ class DispatchMixin:
     @staticmethod
     def attempt_tokens(d: Dispatch) -> dict[str, int]:
         """The attempt each job of the dispatch is for."""
-        return {j.id: j.token for j, _, _ in d.items}
+        return {j.id: j.token for j, _ in d.items}
 
     @staticmethod
     def _ours(job: Job | None, node: ComputeRef, tokens: dict[str, int]) -> bool:
@@ -71,7 +75,7 @@ class DispatchMixin:
         """A retry's outputs, created empty with `replace` under its new token
         before it starts: that fences the earlier attempt and drops what it
         left. A first attempt's outputs are made by its own first write."""
-        jobs = [j for j, _, _ in d.items if j.attempts > 1]
+        jobs = [j for j, _ in d.items if j.attempts > 1]
         by_storage: dict[str, list] = defaultdict(list)
         for job in jobs:
             for node_id in job.placement or ():
@@ -82,24 +86,32 @@ class DispatchMixin:
             for sid, objs in by_storage.items()
         ]
 
-    def creates_answered(self, storage: StorageRef, errors: list[tuple[str, str | None, str | None, ObjectNews | None]],
-                         failed: dict[str, str]) -> None:
-        """A create_many's per-object errors: (object, code, message, its info if finished)."""
+    def creates_answered(self, storage: StorageRef, reply: CreateManyReply, failed: dict[str, str]) -> None:
+        """A create_many's per-object errors (`{code, message, info?}`; the
+        object's info when an earlier attempt finished it)."""
         scavenge: list[str] = []
-        for name, code, message, finished in errors:
+        for name, err in reply.errors.items():
+            code = err.get("code")
             # "exists": the producer's first write got there first.
-            if code not in ("immutable", "exists"):
-                failed[name.split("/", 1)[0]] = f"creating {name}: {message}"
-            elif finished is not None:
+            if code != ErrorCode.IMMUTABLE and code != ErrorCode.EXISTS:
+                failed[str(name).split("/", 1)[0]] = f"creating {name}: {err.get('message')}"
+                continue
+            info = err.get("info")
+            if type(info) is dict and info.get("state") == FINISHED:
                 # An earlier attempt finished it (its node died before
                 # saying so): the same news as storage's `finished` event.
+                try:
+                    finished = ObjectInfo.from_wire(info, "create_many reply")
+                except BusError as e:
+                    log.warning("create_many on %s: %s", storage.node, e)
+                    continue
                 self._apply_object(storage, finished, scavenge)
 
-    def start_messages(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[dict[str, Any]]:
-        """The start_many entries (wire form) for what is still to start."""
+    def start_messages(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[Start]:
+        """The starts of what is still to start, their outputs filled in."""
         node = d.node
         starts = []
-        for job, inputs, after in d.items:
+        for job, start in d.items:
             if job.id in failed or not self._ours(job, node, tokens):
                 continue
             if job.attempts > 1 and job.spec.outputs and self.planner.outputs_finished(job):
@@ -112,36 +124,26 @@ class DispatchMixin:
             if job.spec.outputs and len(endpoints) != len(job.placement or ()):
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
-            target = Planner.where(endpoints)
-            start = {
-                "job": job.id,
-                "spec": job.spec.to_wire(),
-                "inputs": inputs,
-                "outputs": {o: target for o in job.spec.outputs},
-                "token": job.token,
-            }
-            if after:
-                start["after"] = after
+            start.outputs = dict.fromkeys(job.spec.outputs, endpoints)
             starts.append(start)
         return starts
 
-    def starts_answered(self, d: Dispatch, tokens: dict[str, int],
-                        answers: list[tuple[str, str | None, int | None, str | None]]) -> None:
-        """The node's answer per task: (job, refusal message, token of the task it has, its state)."""
-        for jid, error, token, state in answers:
-            job = self.graph.jobs.get(jid)
+    def starts_answered(self, d: Dispatch, tokens: dict[str, int], answers: list[TaskReport | Refused]) -> None:
+        """The node's answer per task: the task it has, or why it refused the start."""
+        for answer in answers:
+            job = self.graph.jobs.get(answer.job or "")
             if not self._ours(job, d.node, tokens):
                 continue
             assert job is not None
-            if error is not None:
+            if type(answer) is Refused:
                 d.node.unassign(job.id)
-                self.graph.fail(job, f"compute node refused the job: {error}")
-            elif token is not None and token < job.token and state != "done":
+                self.graph.fail(job, f"compute node refused the job: {answer.message}")
+            elif 0 < answer.token < job.token and answer.state != TaskState.DONE:
                 # The node still runs an earlier attempt of this job (it
                 # answers a start with the task it has): follow that one, or
                 # its end would be taken for a late result and the job would
                 # wait forever.
-                job.token = token
+                job.token = answer.token
 
     def dispatch_ended(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[Effect]:
         """What did not start fails soft (if the job is still on this attempt)."""

@@ -12,8 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from weft.protocol.objects import DelegateObject
+from weft.protocol.tasks import Start, TaskRef
+
 from .graph import Job
 from .nodes import ComputeRef, NodeRef, StorageRef
+
+Message = DelegateObject | TaskRef
 
 
 @dataclass(slots=True)
@@ -22,18 +27,19 @@ class Send:
 
     endpoint: str
     op: str
-    body: dict[str, Any]
+    body: Message  # the request's record (protocol); the shell sends its wire form
     what: str  # for the log line if it fails
     level: int = logging.INFO
 
 
 @dataclass(slots=True)
 class Dispatch:
-    """Start `items` (job, inputs, after) on `node`: one start_many (and
-    one create_many per storage node for retries)."""
+    """Start `items` on `node`: one start_many (and one create_many per
+    storage node for retries). Each job's Start has its inputs, inline bytes
+    and `after` from the planner; its outputs are filled in when it is sent."""
 
     node: ComputeRef
-    items: list[tuple[Job, dict, dict | None]]
+    items: list[tuple[Job, Start]]
 
 
 @dataclass(slots=True)

@@ -1,125 +1,123 @@
-"""News from compute and storage nodes as typed records, parsed from the wire.
+"""News from compute and storage nodes, parsed once from the wire into the
+protocol's records: a compute node's tasks are TaskReports, a storage node's
+objects ObjectInfos (with, for an event, its EventKind).
 
-The shell parses each wire map once, here; the state takes these records, so
-its rules never look at wire keys. Malformed entries are dropped (a daemon
-never crashes on input): the node's next inventory tells the truth again.
+The state takes these records as they are. A malformed entry is dropped, not
+fatal (a daemon never crashes on input): the node's next inventory tells the
+truth again. What was dropped is counted and logged at most once a minute.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
 from typing import Any
 
-from weft.actors.model import SpecError, split_object_name
+from weft.bus.errors import BusError
+from weft.protocol.enums import EventKind, ObjectState
+from weft.protocol.objects import ObjectInfo, ObjectInventory
+from weft.protocol.tasks import Refused, StartManyReply, TaskInventory, TaskReport
+
+log = logging.getLogger("weft.coordinator")
+
+# An object event: what happened (created, partial, finished, delegated,
+# deleted) and the object as the node reports it.
+ObjectEvent = tuple[EventKind, ObjectInfo]
+
+_TASK = EventKind.TASK
+_PARTIAL = EventKind.PARTIAL
+_KINDS = EventKind._value2member_map_
+_LOG_EVERY = 60.0
+_dropped = {"count": 0, "logged": 0.0}
 
 
-@dataclass(slots=True)
-class TaskNews:
-    """A compute node's word on one task (an event or an inventory entry)."""
-
-    job: str
-    state: str | None  # pending | fetching | running | storing | done
-    token: int | None = None
-    outcome: str | None = None  # when done: success | failed-soft | failed-hard | cancelled | timed-out
-    cause: str | None = None
-    exit_code: int | None = None  # of the command, when one ran
-    stored: dict | None = None  # output -> [storage node, size, bytes?]: acknowledged durable
-    delegation: Any = None  # {job, stream, output?}: checked when applied
-    unmet: bool = False  # started ahead of an input that was never made
-    started: float | None = None
+def _drop(what: str, error: Exception) -> None:
+    _dropped["count"] += 1
+    now = time.monotonic()
+    if now - _dropped["logged"] >= _LOG_EVERY:
+        _dropped["logged"] = now
+        log.warning("dropped %d malformed %s entries so far; latest: %s", _dropped["count"], what, error)
 
 
-def task_news(t: Any) -> TaskNews | None:
-    if not isinstance(t, dict):
-        return None
-    job = t.get("job")
-    if type(job) is not str:
-        return None
-    token = t.get("token")
-    cause = t.get("cause")
-    x = t.get("exit")
-    stored = t.get("stored")
-    started = t.get("started")
-    return TaskNews(
-        job,
-        t.get("state"),
-        token if type(token) is int else None,
-        t.get("outcome"),
-        cause if isinstance(cause, str) else None,
-        x if type(x) is int else None,
-        stored if isinstance(stored, dict) else None,
-        t.get("delegation"),
-        bool(t.get("unmet")),
-        started if isinstance(started, int | float) else None,
-    )
-
-
-def task_events(events: Any) -> list[TaskNews]:
-    """A compute poll's events: the `task` ones, parsed."""
+def task_events(events: list) -> list[TaskReport]:
+    """A compute poll's events: the `task` ones (others are `deleted`)."""
     out = []
+    from_wire = TaskReport.from_wire
     for ev in events:
-        if isinstance(ev, list | tuple) and len(ev) == 3 and ev[1] == "task":
-            n = task_news(ev[2])
-            if n is not None:
-                out.append(n)
+        if ev[1] == _TASK:  # PollReply checked each is [seq, kind, data]
+            try:
+                out.append(from_wire(ev[2]))
+            except BusError as e:
+                _drop("task event", e)
     return out
 
 
-@dataclass(slots=True)
-class ObjectNews:
-    """A storage node's word on one object (an event or an inventory entry)."""
+def storage_events(events: list) -> list[ObjectEvent]:
+    out = []
+    from_wire = ObjectInfo.from_wire
+    for ev in events:
+        try:
+            kind = _KINDS.get(ev[1])
+        except TypeError:  # unhashable
+            continue
+        if kind is None or kind is _TASK:
+            continue
+        try:
+            info = from_wire(ev[2])
+        except BusError as e:
+            _drop("object event", e)
+            continue
+        if kind is _PARTIAL:
+            # Partial bytes are the news, whatever state the event carries.
+            info.state = ObjectState.PARTIAL
+        out.append((kind, info))
+    return out
 
-    name: str
-    state: str | None  # empty | partial | finished | delegated | deleted
-    size: int | None = None
-    data: bytes | None = None  # a small finished object's bytes
-    target: str | None = None  # what a delegated object stands for
-    kind: str | None = None  # the event kind (created, partial, deleted, ...), None in an inventory
 
-
-def object_news(info: Any, kind: str | None = None) -> ObjectNews | None:
-    if not isinstance(info, dict):
-        return None
-    name = info.get("name")
+def compute_inventory(body: Any) -> TaskInventory:
+    """A compute node's `list` answer; a malformed task drops only itself."""
     try:
-        split_object_name(name)
-    except SpecError:
-        return None
-    size = info.get("size")
-    data = info.get("data")
-    target = info.get("target")
-    # A `partial` event may carry the object's old state: partial bytes are the news.
-    state = "partial" if kind == "partial" else info.get("state")
-    return ObjectNews(
-        name,
-        state if isinstance(state, str) else None,
-        size if type(size) is int else None,
-        data if isinstance(data, bytes) else None,
-        target if isinstance(target, str) else None,
-        kind,
-    )
+        return TaskInventory.from_wire(body)
+    except BusError as e:
+        if type(body) is not dict or type(body.get("tasks")) is not list:
+            raise
+        inv = TaskInventory.from_wire({**body, "tasks": []})  # the rest must be good
+        _drop("task inventory", e)
+        inv.tasks = _each(TaskReport.from_wire, body["tasks"])
+        return inv
 
 
-def storage_events(events: Any) -> list[ObjectNews]:
+def storage_inventory(body: Any) -> ObjectInventory:
+    """A storage node's `list` answer; a malformed object drops only itself."""
+    try:
+        return ObjectInventory.from_wire(body)
+    except BusError as e:
+        if type(body) is not dict or type(body.get("objects")) is not list:
+            raise
+        inv = ObjectInventory.from_wire({**body, "objects": []})
+        _drop("object inventory", e)
+        inv.objects = _each(ObjectInfo.from_wire, body["objects"])
+        return inv
+
+
+def start_answers(body: Any) -> list[TaskReport | Refused]:
+    """A `start_many` answer: per start, the task the node has or its refusal;
+    a malformed item drops only itself (the node's news tells the rest)."""
+    try:
+        return StartManyReply.from_wire(body).tasks
+    except BusError as e:
+        items = body.get("tasks") if type(body) is dict else None
+        if type(items) is not list:
+            raise
+        _drop("start_many answer", e)
+        return _each(lambda t: StartManyReply.from_wire({"tasks": [t]}).tasks[0], items)
+
+
+def _each(from_wire: Any, items: list) -> list:
     out = []
-    for ev in events:
-        if isinstance(ev, list | tuple) and len(ev) == 3:
-            n = object_news(ev[2], ev[1] if isinstance(ev[1], str) else None)
-            if n is not None:
-                out.append(n)
+    for item in items:
+        try:
+            out.append(from_wire(item))
+        except BusError:
+            pass
     return out
-
-
-def storage_inventory(inv: dict[str, Any]) -> list[ObjectNews]:
-    objs = inv.get("objects")
-    if not isinstance(objs, list):
-        return []
-    return [n for info in objs if (n := object_news(info)) is not None]
-
-
-def compute_inventory(inv: dict[str, Any]) -> tuple[int, list[TaskNews]]:
-    """(slots, tasks) of a compute node's `list` answer."""
-    slots = inv.get("slots", 0)
-    tasks = inv.get("tasks")
-    parsed = [n for t in tasks if (n := task_news(t)) is not None] if isinstance(tasks, list) else []
-    return (slots if type(slots) is int and slots >= 0 else 0), parsed

@@ -19,15 +19,31 @@ from typing import Any
 import trio
 
 from weft.actors.groupcommit import GroupCommit
-from weft.actors.model import JobSpec, SpecError, check_job_id, split_object_name
+from weft.actors.model import SpecError, check_job_id
 from weft.bus.beacon import BeaconListener, PeerInfo
-from weft.bus.endpoint import check_endpoint
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.heartbeat import Liveness
 from weft.bus.rpc import CallContext, PeerClosed
+from weft.protocol.enums import ErrorCode, Wake
+from weft.protocol.events import Ping, Poll, PollReply
+from weft.protocol.fields import BadRequest
+from weft.protocol.jobs import (
+    Hello,
+    JobsRef,
+    Locate,
+    LocateReply,
+    Status,
+    Submit,
+    SubmitReply,
+    Submitted,
+    Wait,
+    WaitReply,
+)
+from weft.protocol.objects import CreateMany, CreateManyReply, DeleteObjects, ListObjects
+from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import news
+from . import imports, news
 from .effects import (
     Dispatch,
     DropPeer,
@@ -39,9 +55,9 @@ from .effects import (
     StopPoller,
     Track,
     Waiter,
-    Wake,
 )
-from .graph import RUNNABLE, WAITING, Job
+from .effects import Wake as WakeWaiter
+from .graph import FINISHED, RUNNABLE, WAITING, Job
 from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .replay import replay
@@ -51,10 +67,11 @@ from .views import job_detail
 log = logging.getLogger("weft.coordinator")
 
 _NET_ERRORS = (CallTimeout, PeerClosed, RemoteError, trio.ClosedResourceError)
-
-
-def _bad(message: str) -> BusError:
-    return BusError(message, code="bad-request")
+# A peer's answer that does not parse: as good as no answer.
+_ANSWER_ERRORS = (*_NET_ERRORS, BadRequest)
+# How long a submit waits for compute nodes to say which modules they import
+# (the node bounds its own look-up below this: see actors/compute/probe.py).
+PROBE_TIMEOUT = 8.0
 
 
 class CoordinatorNode(Node):
@@ -142,7 +159,7 @@ class CoordinatorNode(Node):
                 self._wake.set()
             elif t is Dispatch:
                 self.nursery.start_soon(self._dispatch, e)
-            elif t is Wake:
+            elif t is WakeWaiter:
                 e.waiter.event.set()
             elif t is Send:
                 self.nursery.start_soon(self._send, e)
@@ -158,12 +175,12 @@ class CoordinatorNode(Node):
 
     async def _send(self, e: Send) -> None:
         try:
-            await self.peers.get(e.endpoint).call(e.op, e.body)
+            await self.peers.get(e.endpoint).call(e.op, e.body.to_wire())
         except _NET_ERRORS as err:
             log.log(e.level, "%s: %s", e.what, err)
 
     def _check_fenced(self, e: Exception) -> None:
-        if isinstance(e, RemoteError) and e.code == "fenced" and not self.state.fenced:
+        if isinstance(e, RemoteError) and e.code == ErrorCode.FENCED and not self.state.fenced:
             self.state.fenced = True
             log.critical("a newer coordinator took over this cluster (%s); this one stops scheduling", e.message)
 
@@ -172,14 +189,8 @@ class CoordinatorNode(Node):
         self._meet(peer.role, peer.node, peer.endpoint, None)
 
     def _op_hello(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise _bad("hello needs a map body")
-        role, node, endpoint = body.get("role"), body.get("node"), body.get("endpoint")
-        if role not in ("compute", "storage") or not isinstance(node, str) or not isinstance(endpoint, str):
-            raise _bad("hello needs role (compute|storage), node and endpoint")
-        check_endpoint(endpoint, f"hello endpoint of {role} {node!r}")
-        inc = body.get("inc") if isinstance(body.get("inc"), str) else None
-        self._meet(role, node, endpoint, inc)
+        h = Hello.from_wire(body)
+        self._meet(h.role, h.node, h.endpoint, h.inc)
         return {"epoch": self.epoch}
 
     def _meet(self, role: str, node: str, endpoint: str, inc: str | None) -> None:
@@ -191,9 +202,10 @@ class CoordinatorNode(Node):
 
     def _watch(self, ref: NodeRef) -> None:
         peer = self.peers.get(ref.endpoint)
+        ping = Ping(self.epoch).to_wire()
         # Keyed by role too: a compute and a storage node may share an id.
         self.liveness.watch(f"{ref.role}/{ref.node}",
-                            lambda: peer.call("ping", {"epoch": self.epoch}, timeout=self.liveness.interval * 2))
+                            lambda: peer.call("ping", ping, timeout=self.liveness.interval * 2))
         self.nursery.start_soon(self._track, ref)
 
     def _node_lost(self, key: str) -> None:
@@ -209,16 +221,18 @@ class CoordinatorNode(Node):
             backoff = 0.1
             while True:
                 try:
-                    inv = await peer.call("list", {}, timeout=30)
-                    ref.inc = inv.get("inc")
-                    since = inv.get("next", 0)
+                    # Compute's list takes no body; storage's all objects (ListObjects()).
+                    body = await peer.call("list", ListObjects().to_wire(), timeout=30)
                     if isinstance(ref, ComputeRef):
-                        slots, tasks = news.compute_inventory(inv)
-                        self._run(state.compute_inventory(ref, slots, tasks))
+                        inv = news.compute_inventory(body)
+                        ref.inc, since = inv.inc, inv.next
+                        self._run(state.compute_inventory(ref, inv.slots, inv.tasks))
                     else:
                         assert isinstance(ref, StorageRef)
+                        objects = news.storage_inventory(body)
+                        ref.inc, since = objects.inc, objects.next
                         await self._storage_usage(ref)
-                        scavenge, effects = state.storage_inventory(ref, news.storage_inventory(inv))
+                        scavenge, effects = state.storage_inventory(ref, objects.objects)
                         if scavenge:
                             await self._scavenge(ref, scavenge)
                         self._run(effects)
@@ -229,39 +243,45 @@ class CoordinatorNode(Node):
                         # finished by a writer that does not report it itself.
                         # The rest (task steps, objects a task's `done` reports)
                         # ride along: one wake-up per job, not one per step.
-                        r = await peer.call(
-                            "poll", {"since": since, "timeout": self.poll_timeout, "inc": ref.inc, "wake": "urgent"},
+                        r = PollReply.from_wire(await peer.call(
+                            "poll", Poll(since, self.poll_timeout, ref.inc, Wake.URGENT).to_wire(),
                             timeout=self.poll_timeout + 5,
-                        )
+                        ))
                         self.liveness.seen(f"{ref.role}/{ref.node}")
-                        if r.get("resync"):
+                        if r.resync:
                             log.info("%s %s: resync", ref.role, ref.node)
                             break
-                        events = r.get("events") or []
-                        if events:
+                        if r.events:
                             if isinstance(ref, ComputeRef):
-                                self._run(state.task_news(ref, news.task_events(events)))
+                                self._run(state.task_news(ref, news.task_events(r.events)))
                             else:
-                                self._run(state.storage_events(ref, news.storage_events(events)))
-                        since = r.get("next", since)
+                                self._run(state.storage_events(ref, news.storage_events(r.events)))
+                        since = r.next
                 except _NET_ERRORS as e:
                     self._check_fenced(e)
                     log.debug("%s %s: %s", ref.role, ref.node, e)
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                except BadRequest as e:
+                    # Its answer does not parse: ask again (a list, from scratch).
+                    log.warning("%s %s: %s", ref.role, ref.node, e)
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
 
     async def _storage_usage(self, ref: StorageRef) -> None:
         try:
             usage = await self.peers.get(ref.endpoint).call("usage", {})
-            ref.free_bytes = int(usage.get("free", 0))
         except _NET_ERRORS:
-            pass
+            return
+        free = usage.get("free") if type(usage) is dict else None
+        if type(free) is int:
+            ref.free_bytes = free
 
     async def _scavenge(self, ref: StorageRef, names: list[str]) -> None:
         """Partial objects nobody is writing: delete them (a rerun re-creates them)."""
         log.info("scavenging %d partial objects on %s", len(names), ref.node)
         try:
-            await self.peers.get(ref.endpoint).call("delete", {"names": names, "epoch": self.epoch})
+            await self.peers.get(ref.endpoint).call("delete", DeleteObjects(names, epoch=self.epoch).to_wire())
         except _NET_ERRORS as e:
             log.warning("scavenging on %s failed: %s", ref.node, e)
         self.state.scavenged(names)
@@ -287,41 +307,24 @@ class CoordinatorNode(Node):
                     failed[job.id] = f"storage node {storage_id} is gone"
                 continue
             try:
-                r = await self.peers.get(storage.endpoint).call(
-                    "create_many", {"items": objs, "replace": True, "epoch": self.epoch}
-                )
-            except _NET_ERRORS as e:
+                r = CreateManyReply.from_wire(await self.peers.get(storage.endpoint).call(
+                    "create_many", CreateMany(objs, True, self.epoch).to_wire()
+                ))
+            except _ANSWER_ERRORS as e:
                 for job in owners:
                     failed[job.id] = f"creating outputs on {storage_id}: {e}"
                 continue
-            errors = []
-            for name, err in (r.get("errors") or {}).items():
-                if not isinstance(name, str) or not isinstance(err, dict):
-                    continue
-                info = err.get("info")
-                done = news.object_news(info) if isinstance(info, dict) and info.get("state") == "finished" else None
-                errors.append((name, err.get("code"), err.get("message"), done))
-            state.creates_answered(storage, errors, failed)
+            state.creates_answered(storage, r, failed)
         node = d.node
         starts = state.start_messages(d, tokens, failed)
         if starts:
             try:
-                r = await self.peers.get(node.endpoint).call("start_many", {"tasks": starts, "epoch": self.epoch})
-                answers = []
-                for t in r.get("tasks", []):
-                    if not isinstance(t, dict) or not isinstance(t.get("job"), str):
-                        continue
-                    err = t.get("error")
-                    token = t.get("token")
-                    answers.append((
-                        t.get("job"), err.get("message") if isinstance(err, dict) else None,
-                        token if isinstance(token, int) else None, t.get("state"),
-                    ))
-                state.starts_answered(d, tokens, answers)
-            except _NET_ERRORS as e:
+                r = await self.peers.get(node.endpoint).call("start_many", StartMany(starts, self.epoch).to_wire())
+                state.starts_answered(d, tokens, news.start_answers(r))
+            except _ANSWER_ERRORS as e:
                 self._check_fenced(e)
                 for s in starts:
-                    failed[s["job"]] = f"starting on {node.node}: {e}"
+                    failed[s.job] = f"starting on {node.node}: {e}"
         self._run(state.dispatch_ended(d, tokens, failed))
 
     async def _lineage(self) -> None:
@@ -337,47 +340,62 @@ class CoordinatorNode(Node):
             await trio.sleep(0.5)
             for ref, jobs in self.state.take_deletions():
                 try:
-                    await self.peers.get(ref.endpoint).call("delete", {"jobs": jobs, "epoch": self.epoch})
+                    await self.peers.get(ref.endpoint).call("delete", DeleteTasks(jobs, epoch=self.epoch).to_wire())
                 except _NET_ERRORS as e:
                     log.debug("deleting task results on %s: %s", ref.node, e)
 
     # -- user ops ------------------------------------------------------------------------
     async def _op_submit(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        """{jobs: [spec wire...]} -> {jobs: [{job, state, outputs, cached, joined, differs}]}.
-
-        `cached`: it had finished successfully; `joined`: it is queued or
+        """Submit -> SubmitReply: per spec its job, and whether it was
+        `cached` (it had finished successfully) or `joined` (it is queued or
         running; `differs`: settings asked for that the existing job does
-        not have and that are not part of its identity (priority, time_limit).
+        not have and that are not part of its identity: priority, time_limit).
         """
-        if not isinstance(body, dict) or not isinstance(body.get("jobs"), list) or not body["jobs"]:
-            raise _bad("submit needs 'jobs': a non-empty list of job specs")
-        specs = []
-        for i, wire in enumerate(body["jobs"]):
-            try:
-                specs.append(JobSpec.from_wire(wire))
-            except SpecError as e:
-                raise SpecError(f"job #{i + 1}: {e}") from None
+        specs = Submit.from_wire(body).jobs
+        modules, nodes = imports.to_probe(specs, self.state.computes.values())
+        if modules:
+            refusal = imports.verdict(modules, await self._probe(nodes, modules))
+            if refusal is not None:
+                raise SpecError(refusal)
         results, effects = self.state.submit(specs)
         self._run(effects)
         await self.commits.durable()
         self._wake.set()
-        return {"jobs": [
-            {"job": s.job.id, "state": s.job.state, "outputs": s.job.outputs(), "cached": s.cached,
-             "joined": s.joined, "differs": s.differs}
-            for s in results
-        ]}
+        return SubmitReply([
+            Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs) for s in results
+        ]).to_wire()
 
-    def _jobs_arg(self, body: Any) -> list[str]:
-        jobs = body.get("jobs") if isinstance(body, dict) else None
-        if not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs):
-            raise _bad("'jobs' must be a list of job ids")
-        return jobs
+    async def _probe(self, nodes: list[ComputeRef], modules: list[str]) -> list[tuple[ComputeRef, ProbeReply | None]]:
+        """Ask every node which of `modules` it can import, in parallel; a
+        node that does not answer in time answers None. Done early once
+        every module is found somewhere."""
+        answers: list[tuple[ComputeRef, ProbeReply | None]] = []
+        wanted = set(modules)
+        request = Probe(modules).to_wire()
+
+        async def ask(ref: ComputeRef) -> None:
+            try:
+                reply = ProbeReply.from_wire(
+                    await self.peers.get(ref.endpoint).call("probe", request, timeout=PROBE_TIMEOUT))
+            except (*_NET_ERRORS, BusError) as e:  # an older node answers unknown-op
+                log.info("compute %s did not say which modules it imports: %s", ref.node, e)
+                reply = None
+            answers.append((ref, reply))
+            if reply is not None:
+                wanted.difference_update(reply.found)
+                if not wanted:
+                    nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            for ref in nodes:
+                nursery.start_soon(ask, ref)
+        return answers
 
     def _job(self, jid: str) -> Job:
         check_job_id(jid)
         job = self.graph.jobs.get(jid)
         if job is None:
-            raise BusError(f"no job {jid!r}", code="missing")
+            raise BusError(f"no job {jid!r}", code=ErrorCode.MISSING)
         return job
 
     def _view(self, job: Job, now: float, detail: bool = False) -> dict[str, Any]:
@@ -390,54 +408,45 @@ class CoordinatorNode(Node):
         return d
 
     def _op_status(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        """Status -> {jobs: [job view], counts?}: the given jobs, or the last `limit` submitted."""
+        req = Status.from_wire(body)
         now = time.time()
-        if isinstance(body, dict) and "jobs" in body:
-            return {"jobs": [self._view(self._job(j), now, True) for j in self._jobs_arg(body)]}
-        limit = body.get("limit", 1000) if isinstance(body, dict) else 1000
-        if type(limit) is not int or limit < 0:
-            raise _bad(f"'limit' must be a non-negative integer, got {limit!r}")
+        if req.jobs is not None:
+            return {"jobs": [self._view(self._job(j), now, True) for j in req.jobs]}
+        limit = req.limit
         jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:] if limit else []
         return {"jobs": [self._view(j, now, True) for j in jobs], "counts": self.graph.counts()}
 
     async def _op_wait(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        """Wait until every job is finished (following delegations) or timeout."""
-        jids = self._jobs_arg(body)
-        timeout = body.get("timeout", 30.0)
-        if not isinstance(timeout, int | float) or not 0 <= timeout <= 300:
-            raise _bad("'timeout' must be 0..300 seconds")
-        jobs = [self._job(j) for j in jids]
+        """Wait -> WaitReply: once every job is finished (following delegations) or at the timeout."""
+        req = Wait.from_wire(body)
+        jobs = [self._job(j) for j in req.jobs]
         w = self.state.watch(jobs, Waiter(trio.Event()))
         try:
             if w.remaining:
-                with trio.move_on_after(timeout):
+                with trio.move_on_after(req.timeout):
                     await w.event.wait()
         finally:
             self.state.unwatch(w)
         now = time.time()
-        return {"jobs": [self._view(j, now) for j in jobs], "done": all(self.state.final(j).done for j in jobs)}
+        return WaitReply([self._view(j, now) for j in jobs], all(self.state.final(j).done for j in jobs)).to_wire()
 
     def _op_locate(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        """Where an object's bytes are: {object} -> {name, state, storage endpoint}."""
-        name = body.get("object") if isinstance(body, dict) else None
-        split_object_name(name)
+        """Locate -> LocateReply: where an object's bytes are (its bytes too when small)."""
+        name = Locate.from_wire(body).object
         if name not in self.graph.objects:
-            raise BusError(f"no object {name!r}", code="missing")
+            raise BusError(f"no object {name!r}", code=ErrorCode.MISSING)
         obj = self.graph.resolve(name)
         copies = [s.endpoint for s in self.state.planner.live_locations(obj)]
         producer = self.graph.jobs.get(obj.producer or "")
-        out = {
-            "name": obj.name,
-            "state": obj.state,
-            "storage": copies[0] if copies else None,
-            "copies": copies,
-            "producer": producer.summary() if producer else None,
-        }
-        if obj.state == "finished" and obj.data is not None:
-            out["data"] = obj.data  # small: the reader needs no second hop
-        return out
+        # A small finished object's bytes come along: the reader needs no second hop.
+        data = obj.data if obj.state == FINISHED else None
+        return LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
+                           producer.summary() if producer else None, data).to_wire()
 
     async def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        jobs = [self._job(j) for j in self._jobs_arg(body)]
+        """JobsRef -> {jobs: [job view]}."""
+        jobs = [self._job(j) for j in JobsRef.from_wire(body, "cancel").jobs]
         self._run(self.state.cancel(jobs))
         out = [job.summary() for job in jobs]
         await self.commits.durable()
@@ -450,7 +459,7 @@ class CoordinatorNode(Node):
     def _op_stats(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         g = self.graph
         s = self.state
-        waited = [time.time() - j.submitted for j in g.jobs.values() if j.state in (WAITING, RUNNABLE)]
+        waited = [time.time() - j.submitted for j in g.jobs.values() if j.state == WAITING or j.state == RUNNABLE]
         return {
             "jobs": g.counts(),
             "runnable": g.runnable_count,

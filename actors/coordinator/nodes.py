@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from weft.protocol.enums import Role
+
 
 class NodeRef:
     __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info")
@@ -21,10 +23,10 @@ class NodeRef:
 
 
 class ComputeRef(NodeRef):
-    __slots__ = ("slots", "running", "assigned", "following")
+    __slots__ = ("slots", "running", "assigned", "following", "importable")
 
     def __init__(self, node: str, endpoint: str) -> None:
-        super().__init__(node, "compute", endpoint)
+        super().__init__(node, Role.COMPUTE, endpoint)
         self.slots = 0
         # Jobs holding one of its slots (started, not yet storing) ...
         self.running: set[str] = set()
@@ -33,6 +35,8 @@ class ComputeRef(NodeRef):
         # Jobs started ahead of their input, waiting on the node for the task
         # that makes it (job -> that producer's job): assigned, holding no slot.
         self.following: dict[str, str] = {}
+        # Modules its callable workers can import (probed at submit; see imports.py).
+        self.importable: set[str] = set()
 
     def assign(self, job: str) -> None:
         self.running.add(job)
@@ -70,7 +74,7 @@ class StorageRef(NodeRef):
     __slots__ = ("objects", "free_bytes", "placed", "full_until")
 
     def __init__(self, node: str, endpoint: str) -> None:
-        super().__init__(node, "storage", endpoint)
+        super().__init__(node, Role.STORAGE, endpoint)
         self.objects = 0
         self.free_bytes = 0
         self.placed = 0  # outputs placed here since start: the load half of placement

@@ -14,11 +14,16 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from .graph import RUNNING, WAITING, Graph, Job, Obj
+from weft.protocol.tasks import Start
+
+from .graph import DELEGATED, FINISHED, RUNNING, WAITING, Graph, Job
 from .nodes import ComputeRef, StorageRef, pick_storage
 
-# node -> [(job, inputs, after)]: one start_many per node.
-Batches = dict[str, list[tuple[Job, dict, dict | None]]]
+# node -> [(job, its start)]: one start_many per node.
+Batches = dict[str, list[tuple[Job, Start]]]
+# A start's inputs: input -> (endpoints of its copies, object to read), and
+# the bytes of those the coordinator holds.
+Inputs = tuple[dict[str, tuple[list[str], str]], dict[str, bytes]]
 
 
 class Planner:
@@ -59,7 +64,7 @@ class Planner:
 
     def outputs_finished(self, job: Job) -> bool:
         objects = self.graph.objects
-        return all((o := objects.get(n)) is not None and o.state == "finished" for n in job.outputs())
+        return all((o := objects.get(n)) is not None and o.state == FINISHED for n in job.outputs())
 
     def pick_runnable(self, batches: Batches) -> None:
         g = self.graph
@@ -114,7 +119,8 @@ class Planner:
             room[node.node] -= 1
             if room[node.node] <= 0:
                 computes.remove(node)
-            batches.setdefault(node.node, []).append((job, inputs, None))
+            batches.setdefault(node.node, []).append(
+                (job, Start(job.id, job.spec, inputs[0], {}, job.token, inputs[1], {}, None)))
         for job in deferred:
             g.make_runnable(job)
 
@@ -140,7 +146,7 @@ class Planner:
                     continue
                 for name in producer.outputs():
                     obj = g.objects.get(name)
-                    if obj is None or obj.state in ("finished", "delegated") or not obj.waiters:
+                    if obj is None or obj.state == FINISHED or obj.state == DELEGATED or not obj.waiters:
                         continue
                     for wid in obj.waiters:
                         job = g.jobs.get(wid)
@@ -157,7 +163,9 @@ class Planner:
                         self.mark_dispatched(job, node, started=None)
                         job.ahead = True
                         node.follow(job.id, producer.id)
-                        batches.setdefault(node.node, []).append((job, picked[0], picked[1]))
+                        inputs, inline, after = picked
+                        batches.setdefault(node.node, []).append(
+                            (job, Start(job.id, job.spec, inputs, {}, job.token, inline, after, None)))
                         self.stats["followed"] += 1
                         budget -= 1
                         queue.append(job.id)
@@ -173,37 +181,31 @@ class Planner:
         job.exit_code = None
 
     # -- where things are ------------------------------------------------------------
-    @staticmethod
-    def where(endpoints: list[str]) -> str | list[str]:
-        """The wire form of a location: one endpoint, or the list of the replicas'."""
-        return endpoints[0] if len(endpoints) == 1 else endpoints
-
-    def finished_input(self, obj: Obj, copies: list[StorageRef]) -> list:
-        """[where, object] of a finished input, and its bytes when we hold them."""
-        where = self.where([s.endpoint for s in copies])
-        return [where, obj.name] if obj.data is None else [where, obj.name, obj.data]
-
-    def follower_inputs(self, job: Job, producer: Job) -> tuple[dict, dict] | None:
-        """Inputs of `job` if `producer` makes every one that is missing, and
-        the `after` map naming it for those; None if `job` cannot follow it."""
-        inputs: dict[str, list] = {}
-        after: dict[str, list] = {}
+    def follower_inputs(self, job: Job, producer: Job) -> tuple[dict, dict, dict] | None:
+        """Inputs of `job` (and the bytes we hold of them) if `producer`
+        makes every one that is missing, and the `after` map naming it for
+        those; None if `job` cannot follow it."""
+        inputs: dict[str, tuple[list[str], str]] = {}
+        inline: dict[str, bytes] = {}
+        after: dict[str, tuple[str, int]] = {}
         for name, ref in job.spec.refs.items():
             obj = self.graph.resolve(ref)
-            if obj.state == "finished":
+            if obj.state == FINISHED:
                 copies = self.live_locations(obj)
                 if not copies:
                     return None
-                inputs[name] = self.finished_input(obj, copies)
-            elif obj.producer == producer.id and obj.state != "delegated" and producer.placement:
+                inputs[name] = ([s.endpoint for s in copies], obj.name)
+                if obj.data is not None:
+                    inline[name] = obj.data
+            elif obj.producer == producer.id and obj.state != DELEGATED and producer.placement:
                 endpoints = [self.storages[n].endpoint for n in producer.placement if n in self.storages]
                 if len(endpoints) != len(producer.placement):
                     return None
-                inputs[name] = [self.where(endpoints), obj.name]
-                after[name] = [producer.id, producer.token]
+                inputs[name] = (endpoints, obj.name)
+                after[name] = (producer.id, producer.token)
             else:
                 return None
-        return (inputs, after) if after else None
+        return (inputs, inline, after) if after else None
 
     def still_placeable(self, placement: list[str]) -> bool:
         now = self.mono()
@@ -234,27 +236,31 @@ class Planner:
                 out.append(s)
         return out
 
-    def input_locations(self, job: Job) -> dict[str, list] | None:
-        """Where to read each input: [storage endpoint, final object name].
+    def input_locations(self, job: Job) -> Inputs | None:
+        """Where to read each input (the storage nodes with a copy, the final
+        object's name), and the bytes of those we hold.
 
         None if some input has no live copy: the job waits on it again (it
         comes back with its storage node, or lineage makes it anew).
         """
-        out = {}
+        out: dict[str, tuple[list[str], str]] = {}
+        inline: dict[str, bytes] = {}
         missing = []
         for name, ref in job.spec.refs.items():
             obj = self.graph.resolve(ref)
-            copies = self.live_locations(obj) if obj.state == "finished" else []
+            copies = self.live_locations(obj) if obj.state == FINISHED else []
             if not copies:
                 missing.append(obj)
                 continue
-            out[name] = self.finished_input(obj, copies)
+            out[name] = ([s.endpoint for s in copies], obj.name)
+            if obj.data is not None:
+                inline[name] = obj.data
         if missing:
             job.missing = 0
             for obj in missing:
-                if obj.state == "finished":
+                if obj.state == FINISHED:
                     self.graph.mark_lost(obj, self.mono())
                     self.lost_objects.add(obj.name)
                 self.graph.wait_on(job, obj)
             return None
-        return out
+        return out, inline

@@ -11,12 +11,16 @@ from __future__ import annotations
 import logging
 
 from weft.actors.model import JobSpec, SpecError
+from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
-from .graph import CANCELLED, FAILED, SUCCEEDED, WAITING
+from .graph import WAITING
 from .journal import Journal, parse_handed
 from .state import CoordinatorState
 
 log = logging.getLogger("weft.coordinator")
+
+_STATES = JobState._value2member_map_
+_OUTCOMES = Outcome._value2member_map_
 
 
 def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) -> int:
@@ -31,12 +35,18 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             log.error("journal row %s has a bad spec, skipped: %s", jid, e)
             continue
         job = g.add_job(jid, spec, now=submitted, seq=seq)
-        job.state, job.outcome, job.cause, job.finished = st, outcome, cause, finished
+        # The journal holds the states' strings (the same before and after the
+        # enums existed); the graph holds the members. A state this version
+        # does not know is unfinished work: it runs (again) rather than vanish.
+        known = _STATES.get(st)
+        job.state = known if known is not None else WAITING
+        job.outcome = _OUTCOMES.get(outcome)
+        job.cause, job.finished = cause, finished
         job.handed = parse_handed(delegate)
         job.delegate = job.handed[1].split("/", 1)[0] if job.handed else None
         job.parent, job.attempts = parent, attempts
         last_seq = seq
-        if st not in (SUCCEEDED, FAILED, CANCELLED):
+        if job.state not in TERMINAL_JOB_STATES:
             job.state = WAITING
             unfinished.append(job)
     g.bump_seq(last_seq)

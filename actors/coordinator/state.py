@@ -16,7 +16,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from weft.actors.model import JobSpec, SpecError, delegation_from_wire
+from weft.actors.model import JobSpec, SpecError
+from weft.protocol.enums import ErrorCode, Outcome, Role, TaskState
+from weft.protocol.objects import DelegateObject
+from weft.protocol.tasks import Delegation, TaskRef, TaskReport
 
 from .dispatch import DispatchMixin
 from .effects import (
@@ -30,13 +33,30 @@ from .effects import (
     Waiter,
     Wake,
 )
-from .graph import CANCELLED, FAILED, RUNNABLE, RUNNING, SUCCEEDED, WAITING, Graph, Job
-from .news import TaskNews
+from .graph import (
+    CANCELLED,
+    DELEGATED,
+    FAILED,
+    FINISHED,
+    RUNNABLE,
+    RUNNING,
+    SUCCEEDED,
+    WAITING,
+    Graph,
+    Job,
+)
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .planner import Planner
 from .storage_news import StorageNewsMixin
 
 log = logging.getLogger("weft.coordinator")
+
+# Read per task event: module globals (see graph.py on enum attribute reads).
+_DONE = TaskState.DONE
+_STORING = TaskState.STORING
+_SUCCESS = Outcome.SUCCESS
+_FAILED_SOFT = Outcome.FAILED_SOFT
+_NO_SPACE = ErrorCode.NO_SPACE
 
 MAX_SOFT_FAILURES = 5
 # A storage node that said "no space" gets nothing new for this long.
@@ -168,14 +188,14 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
     # -- membership ------------------------------------------------------------------------
     def meet(self, role: str, node: str, endpoint: str, inc: str | None) -> list[Effect]:
         """A node said hello (or its beacon was heard). No effects: known already."""
-        if role not in ("compute", "storage"):
+        if role not in (Role.COMPUTE, Role.STORAGE):
             return []
-        table: dict = self.computes if role == "compute" else self.storages
+        table: dict = self.computes if role == Role.COMPUTE else self.storages
         ref = table.get(node)
         if ref is not None and ref.endpoint == endpoint and (inc is None or ref.inc is None or inc == ref.inc):
             ref.last_seen = self.wall()
             return []
-        fresh = ComputeRef(node, endpoint) if role == "compute" else StorageRef(node, endpoint)
+        fresh = ComputeRef(node, endpoint) if role == Role.COMPUTE else StorageRef(node, endpoint)
         if ref is not None:
             log.info("%s %s is back (%s)", role, node, endpoint)
             if ref.endpoint == endpoint:
@@ -195,7 +215,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
 
     def node_lost(self, role: str, node: str) -> list[Effect]:
         """The node stopped answering pings."""
-        ref = (self.computes if role == "compute" else self.storages).get(node)
+        ref = (self.computes if role == Role.COMPUTE else self.storages).get(node)
         if ref is not None:
             log.warning("%s %s lost", ref.role, node)
             self._forget(ref, "lost")
@@ -227,7 +247,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                     self._soft_failure(job, f"storage node {ref.node} {why} before the outputs were durable")
 
     # -- compute news ----------------------------------------------------------------------
-    def compute_inventory(self, ref: ComputeRef, slots: int, tasks: list[TaskNews]) -> list[Effect]:
+    def compute_inventory(self, ref: ComputeRef, slots: int, tasks: list[TaskReport]) -> list[Effect]:
         """A compute node's task list (first contact, or after a resync)."""
         ref.slots = slots
         seen = set()
@@ -237,18 +257,18 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             if job is None:
                 continue
             seen.add(t.job)
-            if t.state == "done":
+            if t.state == _DONE:
                 finished.append(t)
-            elif not job.done and (t.token or 0) >= job.token:
+            elif not job.done and t.token >= job.token:
                 # A task we did not know was running (e.g. after our restart): adopt it.
                 if job.node != ref.node or job.token != t.token:
                     # Adopted, not dispatched by us: an earlier attempt's error
                     # is no longer what is going on with it.
                     job.cause = None
-                self.graph.adopt(job, ref.node, t.token or 0)
+                self.graph.adopt(job, ref.node, t.token)
                 job.started = job.started or t.started or self.wall()
                 ref.assign(t.job)
-                if t.state == "storing":
+                if t.state == _STORING:
                     ref.running.discard(t.job)
         for jid in list(ref.assigned):
             if jid not in seen:
@@ -262,26 +282,26 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             return self.task_news(ref, finished)
         return self._flush()
 
-    def task_news(self, ref: ComputeRef, tasks: list[TaskNews]) -> list[Effect]:
+    def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
         """Task steps and ends from a compute node (fenced by attempt token)."""
         g = self.graph
         for t in tasks:
             state = t.state
             jid = t.job
-            if state == "storing":
+            if state == _STORING:
                 # The task gave its slot back; its outputs are on their way.
                 if jid in ref.running:
                     ref.running.discard(jid)
                     self._kicked = True
                 continue
-            if state != "done":
+            if state != _DONE:
                 continue
             job = g.jobs.get(jid)
             if jid in ref.running:
                 self._kicked = True
             ref.unassign(jid)
             outcome = t.outcome
-            if ref.following and outcome == "success":
+            if ref.following and outcome == _SUCCESS:
                 # Its followers start now (if it failed, they end unmet).
                 now = self.wall()
                 for fid in ref.producer_done(jid):
@@ -290,53 +310,55 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                         follower.ahead = False
                         follower.started = now
             self.to_delete[ref.node].append(jid)
-            if job is not None and job.state == RUNNABLE and t.token == job.token and outcome == "success":
+            if job is not None and job.state == RUNNABLE and t.token == job.token and outcome == _SUCCESS:
                 # The node we gave up on finished it after all, and nothing
                 # started it again yet: adopt the result instead of rerunning.
                 g.adopt(job, ref.node, job.token)
             if job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
                 continue  # a late result of an attempt we gave up on
-            job.exit_code = t.exit_code
+            job.exit_code = t.exit
             cause = t.cause
-            if outcome == "success":
+            if outcome == _SUCCESS:
                 if t.stored is not None:
                     self.stored_outputs(job, t.stored)
                 if t.delegation is not None:
                     self._delegate(job, t.delegation)
                 pending = {
                     n for n in job.outputs()
-                    if (o := g.objects.get(n)) is None or o.state not in ("finished", "delegated")
+                    if (o := g.objects.get(n)) is None or (o.state != FINISHED and o.state != DELEGATED)
                 }
                 if pending:
                     self.awaiting[job.id] = pending
                 else:
                     self._succeeded(job)
-            elif outcome == "failed-soft" and t.unmet:
+            elif outcome == _FAILED_SOFT and t.unmet:
                 # Started ahead of an input whose producer did not make it:
                 # not this job's attempt that failed. It waits for the input.
                 self.stats["unmet"] += 1
                 job.ahead = False
                 self._soft_failure(job, cause or "input not made", counted=False)
-            elif outcome == "failed-soft":
-                self._soft_failure(job, cause or "failed soft")
+            elif outcome == _FAILED_SOFT:
+                self._soft_failure(job, cause or "failed soft", t.code)
             else:
-                st = CANCELLED if outcome == "cancelled" else FAILED
-                self.stats["failed"] += len(g.fail(job, cause or outcome or "failed", outcome=outcome or "failed-hard", state=st))
+                outcome = outcome or Outcome.FAILED_HARD
+                st = CANCELLED if outcome == Outcome.CANCELLED else FAILED
+                self.stats["failed"] += len(g.fail(job, cause or str(outcome), outcome=outcome, state=st))
         return self._flush()
 
     def _succeeded(self, job: Job) -> None:
         self.graph.succeed(job, self.wall())
         self.stats["succeeded"] += 1
 
-    def _soft_failure(self, job: Job, cause: str, *, counted: bool = True) -> None:
-        """Infrastructure failed the job: run it again (it is needed: it was submitted)."""
+    def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True) -> None:
+        """Infrastructure failed the job: run it again (it is needed: it was
+        submitted). `code` is the failure's ErrorCode when the node gave one."""
         if counted:
             self.stats["soft_failures"] += 1
         else:
             job.excused += 1
         if job.node and job.node in self.computes:
             self.computes[job.node].unassign(job.id)
-        if "[no-space]" in cause:
+        if code == _NO_SPACE:
             # Out of disk there: put nothing more on it for a while, and place
             # this job's outputs elsewhere.
             until = self.mono() + FULL_BACKOFF
@@ -345,21 +367,21 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                     self.storages[node_id].full_until = until
             job.placement = None
         if job.attempts - job.excused >= MAX_SOFT_FAILURES:
-            self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome="failed-soft")
+            self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome=_FAILED_SOFT)
         else:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
             self.graph.requeue(job, cause)
 
     # -- delegation ------------------------------------------------------------------------
-    def _delegate(self, job: Job, delegation: object) -> None:
+    def _delegate(self, job: Job, wire: dict) -> None:
         """`job` handed one output to a new job: create it and move the waiters."""
         try:
-            spec, stream = delegation_from_wire(delegation)
-            output = delegation.get("output") or job.spec.outputs[0]  # type: ignore[union-attr]
-        except (SpecError, IndexError) as e:
+            delegation = Delegation.from_wire(wire)
+            output = delegation.handed_output(job.spec)
+        except SpecError as e:
             self.graph.fail(job, f"invalid delegation: {e}")
             return
-        self.delegate(job, spec, stream, output)
+        self.delegate(job, delegation.spec, delegation.stream, output)
 
     def delegate(self, job: Job, spec: JobSpec, stream: str, output: str) -> None:
         """`job`'s `output` is now made by the job of `spec` (its `stream`)."""
@@ -395,8 +417,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             storage = self.storages.get(node_id)
             if storage is not None:
                 self._out.append(Send(
-                    storage.endpoint, "delegate",
-                    {"name": name, "target": target, "token": job.token, "epoch": self.epoch},
+                    storage.endpoint, "delegate", DelegateObject(name, target, job.token, self.epoch),
                     f"marking {name} delegated to {target} on {storage.node}", logging.WARNING,
                 ))
 
@@ -452,10 +473,10 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             if node is not None:
                 node.unassign(job.id)
                 self._out.append(Send(
-                    node.endpoint, "cancel", {"job": job.id, "epoch": self.epoch},
+                    node.endpoint, "cancel", TaskRef(job.id, self.epoch),
                     f"cancelling {job.id} on {node.node}",
                 ))
-            self.graph.fail(job, "cancelled by user", outcome="cancelled", state=CANCELLED)
+            self.graph.fail(job, "cancelled by user", outcome=Outcome.CANCELLED, state=CANCELLED)
         return self._flush()
 
 

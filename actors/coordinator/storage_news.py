@@ -11,12 +11,19 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from weft.protocol.enums import EventKind, ObjectState
+from weft.protocol.objects import ObjectInfo
+
 from .effects import Effect, Scavenge
-from .graph import CANCELLED, FAILED, RUNNING, SUCCEEDED, Graph, Job
-from .news import ObjectNews
+from .graph import CANCELLED, DELEGATED, FAILED, FINISHED, LOST, RUNNING, SUCCEEDED, Graph, Job
+from .news import ObjectEvent
 from .nodes import StorageRef
 
 log = logging.getLogger("weft.coordinator")
+
+_DELETED = EventKind.DELETED
+_CREATED = EventKind.CREATED
+_PARTIAL = ObjectState.PARTIAL
 
 # Small objects' bytes (from storage events) are kept to pass inline to the
 # jobs that read them, up to this many bytes in all.
@@ -41,7 +48,7 @@ class StorageNewsMixin:
         def _succeeded(self, job: Job) -> None: ...
 
     # -- inventories and events --------------------------------------------------------
-    def storage_inventory(self, ref: StorageRef, objects: list[ObjectNews]) -> tuple[list[str], list[Effect]]:
+    def storage_inventory(self, ref: StorageRef, objects: list[ObjectInfo]) -> tuple[list[str], list[Effect]]:
         """Apply a storage node's inventory; returns the partial objects to
         scavenge (before the effects: they include the next round).
 
@@ -65,17 +72,16 @@ class StorageNewsMixin:
         self._kick()
         return scavenge, self._flush()
 
-    def storage_events(self, ref: StorageRef, events: list[ObjectNews]) -> list[Effect]:
+    def storage_events(self, ref: StorageRef, events: list[ObjectEvent]) -> list[Effect]:
         scavenge: list[str] = []
-        for info in events:
-            kind = info.kind
-            if kind == "deleted":
+        for kind, info in events:
+            if kind == _DELETED:
                 obj = self.graph.objects.get(info.name)
                 if obj is not None:
                     self.graph.copy_gone(obj, ref.node, lost_at=None)
                 ref.objects -= 1
                 continue
-            if kind == "created":
+            if kind == _CREATED:
                 ref.objects += 1
             self._apply_object(ref, info, scavenge)
         if scavenge:
@@ -102,13 +108,14 @@ class StorageNewsMixin:
             if ref is None or not isinstance(size, int):
                 continue  # storage's own event will tell
             ok = isinstance(data, bytes) and len(data) == size
-            self._apply_object(ref, ObjectNews(f"{job.id}/{output}", "finished", size, data if ok else None), scavenge)
+            self._apply_object(ref, ObjectInfo(f"{job.id}/{output}", FINISHED, size, 0, None, data if ok else None),
+                               scavenge)
 
-    def _apply_object(self, ref: StorageRef, info: ObjectNews, scavenge: list[str]) -> None:
+    def _apply_object(self, ref: StorageRef, info: ObjectInfo, scavenge: list[str]) -> None:
         g = self.graph
         name = info.name
         state = info.state
-        if state == "finished":
+        if state == FINISHED:
             data = info.data
             if data is not None and self.inline_bytes + len(data) <= INLINE_CACHE_BYTES:
                 obj = g.objects.get(name)
@@ -130,17 +137,17 @@ class StorageNewsMixin:
                         self._succeeded(job)
             return
         obj = g.objects.get(name) or g.resolve(name)
-        if state == "delegated":
-            if obj.state == "finished":
+        if state == DELEGATED:
+            if obj.state == FINISHED:
                 return  # finished is immutable: a stray delegation elsewhere cannot undo it
             obj.add_loc(ref.node)
-            if obj.state != "delegated":
+            if obj.state != DELEGATED:
                 g.delegate(name, info.target or "")
             return
-        if obj.state == "finished" or state is None:
+        if obj.state == FINISHED:
             return  # another replica is still arriving: the object is already there
         g.object_reported(obj, state)
-        if state == "partial":
+        if state == _PARTIAL:
             producer = g.jobs.get(obj.producer) if obj.producer else None
             if producer is None or producer.state != RUNNING:
                 scavenge.append(name)
@@ -172,7 +179,7 @@ class StorageNewsMixin:
             progress = False
             for name in list(self.lost_objects):
                 obj = g.objects.get(name)
-                if obj is None or obj.state != "lost":
+                if obj is None or obj.state != LOST:
                     self.lost_objects.discard(name)
                     continue
                 if not obj.waiters or (obj.lost_at or 0) > deadline:
@@ -187,7 +194,7 @@ class StorageNewsMixin:
                     for out in producer.outputs():
                         self.lost_objects.discard(out)
                         o = g.objects.get(out)
-                        if o is not None and o.state == "lost":
+                        if o is not None and o.state == LOST:
                             g.forget_state(o)
                     self.stats["lineage_reruns"] += 1
                     g.rerun(producer, f"output {name} was lost with its storage node")

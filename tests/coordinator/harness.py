@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from weft.actors.coordinator import news
 from weft.actors.coordinator.effects import Dispatch, Effect, JournalWrite, Send, Wake
 from weft.actors.coordinator.graph import Job
 from weft.actors.coordinator.journal import Journal
-from weft.actors.coordinator.news import ObjectNews, TaskNews
 from weft.actors.coordinator.nodes import ComputeRef, StorageRef
 from weft.actors.coordinator.state import CoordinatorState, Submitted
 from weft.actors.model import JobSpec
+from weft.bus.codec import CALL, decode, encode_frames
+from weft.protocol.enums import ObjectState, Outcome, TaskState
+from weft.protocol.objects import ObjectInfo
+from weft.protocol.tasks import TaskReport
 
 CONCAT = "weft.actors.builtins:concat"
 
@@ -31,6 +35,12 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+def wire(body: Any) -> Any:
+    """`body` as a node's message brings it: through the real codec."""
+    frames = encode_frames(CALL, 1, "poll", "test", body)
+    return decode(frames[0], attached=frames[1:]).body
 
 
 def out(job: str, output: str = "result") -> str:
@@ -89,13 +99,13 @@ class Cluster:
         return effects
 
     # -- nodes ---------------------------------------------------------------------
-    def add_compute(self, name: str, slots: int = 1, tasks: list[TaskNews] | None = None) -> ComputeRef:
+    def add_compute(self, name: str, slots: int = 1, tasks: list[TaskReport] | None = None) -> ComputeRef:
         self.take(self.state.meet("compute", name, f"tcp://{name}:1", None))
         ref = self.state.computes[name]
         self.take(self.state.compute_inventory(ref, slots, tasks or []))
         return ref
 
-    def add_storage(self, name: str, objects: list[ObjectNews] | None = None) -> StorageRef:
+    def add_storage(self, name: str, objects: list[ObjectInfo] | None = None) -> StorageRef:
         self.take(self.state.meet("storage", name, f"tcp://{name}:1", None))
         ref = self.state.storages[name]
         scavenge, effects = self.state.storage_inventory(ref, objects or [])
@@ -121,32 +131,42 @@ class Cluster:
             tokens = self.state.attempt_tokens(d)
             failed: dict[str, str] = {}
             starts = self.state.start_messages(d, tokens, failed)
-            self.state.starts_answered(d, tokens, [(s["job"], None, s["token"], "pending") for s in starts])
+            self.state.starts_answered(d, tokens, [TaskReport(s.job, TaskState.PENDING, s.token) for s in starts])
             self.take(self.state.dispatch_ended(d, tokens, failed))
         return dispatches
 
     def started(self) -> list[str]:
         """Job ids one round dispatches, in pick order."""
-        return [j.id for d in self.round() for j, _, _ in d.items]
+        return [j.id for d in self.round() for j, _ in d.items]
 
     # -- news ----------------------------------------------------------------------------
     def ends(self, name: str, outcome: str = "success", *, token: int | None = None,
-             node: str | None = None, cause: str | None = None, exit_code: int | None = None,
-             unmet: bool = False, delegation: Any = None, stored: bool = True) -> list[Effect]:
-        """The compute node running `name` reports its end (outputs stored durably)."""
+             node: str | None = None, cause: str | None = None, code: str | None = None,
+             exit_code: int | None = None, unmet: bool = False, delegation: Any = None,
+             stored: bool = True) -> list[Effect]:
+        """The compute node running `name` reports its end (outputs stored
+        durably), as the `task` event of its poll answer the shell parses."""
         job = self.job(name)
         node = node or job.node or job.ran_on
         st = None
         if outcome == "success" and stored and delegation is None:
             where = (job.placement or ["storage-0"])[0]
             st = {o: [where, 3, b"abc"] for o in job.spec.outputs}
-        news = TaskNews(name, "done", job.token if token is None else token, outcome, cause, exit_code,
-                        st, delegation, unmet)
-        return self.take(self.state.task_news(self.state.computes[node], [news]))
+        report = TaskReport(name, TaskState.DONE, job.token if token is None else token, Outcome(outcome),
+                            exit_code, cause, code, delegation, unmet, st)
+        return self.task_news(node, report)
+
+    def task_news(self, node: str | ComputeRef, *reports: TaskReport) -> list[Effect]:
+        """`reports` as the `task` events of one poll answer (from `node`,
+        or from a ref the state may have dropped already), parsed as the shell does."""
+        ref = self.state.computes[node] if isinstance(node, str) else node
+        events = [[i, "task", r.to_wire()] for i, r in enumerate(reports)]
+        return self.take(self.state.task_news(ref, news.task_events(wire(events))))
 
     def object_finished(self, name: str, storage: str = "storage-0") -> list[Effect]:
         ref = self.state.storages[storage]
-        return self.take(self.state.storage_events(ref, [ObjectNews(name, "finished", 3, None, None, "finished")]))
+        event = [1, "finished", ObjectInfo(name, ObjectState.FINISHED, 3).to_wire()]
+        return self.take(self.state.storage_events(ref, news.storage_events(wire([event]))))
 
     def run(self, name: str) -> None:
         """Start `name` (it must be the next pick) and let it succeed."""

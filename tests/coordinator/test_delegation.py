@@ -6,9 +6,10 @@ that did not move."""
 from __future__ import annotations
 
 from weft.actors.coordinator.effects import Waiter
-from weft.actors.coordinator.graph import RUNNABLE, SUCCEEDED, WAITING
+from weft.actors.coordinator.graph import FAILED, RUNNABLE, SUCCEEDED, WAITING
+from weft.actors.model import JobSpec
 
-from .harness import Cluster, out, sends, spec, woken
+from .harness import CONCAT, Cluster, out, sends, spec, woken
 
 
 def delegation(name: str) -> dict:
@@ -28,7 +29,7 @@ def test_delegation_moves_dependents_to_the_delegate() -> None:
     c.ends("b")
     assert c.job("dep").state == RUNNABLE
     [d] = c.round()
-    assert d.items[0][1]["in0"][1] == out("b")  # reads the delegate's output
+    assert d.items[0][1].inputs["in0"][1] == out("b")  # reads the delegate's output
 
 
 def test_delegation_moves_waiters_to_the_delegate() -> None:
@@ -70,8 +71,8 @@ def test_the_delegate_writes_where_the_delegated_object_lives() -> None:
     assert c.job("b").placement == placement
     [mark] = sends(effects, "delegate")
     assert mark.endpoint == f"tcp://{placement[0]}:1"
-    assert mark.body["name"] == out("a") and mark.body["target"] == out("b")
-    assert mark.body["token"] == c.job("a").token
+    assert mark.body.to_wire() == {"name": out("a"), "target": out("b"), "token": c.job("a").token,
+                                   "epoch": c.state.epoch}
 
 
 def test_an_invalid_delegation_fails_the_job() -> None:
@@ -80,3 +81,18 @@ def test_an_invalid_delegation_fails_the_job() -> None:
     c.started()
     c.ends("a", delegation={"job": spec("b").to_wire(), "stream": "nope"})
     assert c.job("a").state == "failed" and "invalid delegation" in c.job("a").cause
+
+
+def test_a_delegation_must_hand_over_an_output_the_job_has() -> None:
+    """Judged with the protocol's Delegation: `output` must be one of the
+    delegating job's outputs, and a job with several must name it."""
+    c = Cluster(slots=2)
+    two = JobSpec(call=CONCAT, name="two", inputs={"v": "2"}, outputs=["x", "y"])
+    c.submit(spec("a"), two, spec("dep", "a"))
+    c.round()
+    c.ends("a", delegation={**delegation("b"), "output": "elsewhere"})
+    a = c.job("a")
+    assert a.state == FAILED and a.cause.startswith("invalid delegation: delegated output 'elsewhere'"), a.cause
+    assert c.job("dep").state == FAILED and "b" not in c.graph.jobs  # no delegate was made
+    c.ends("two", delegation=delegation("c"))
+    assert c.job("two").state == FAILED and "must say which one" in c.job("two").cause

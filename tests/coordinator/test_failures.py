@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from weft.actors.coordinator.graph import CANCELLED, FAILED, RUNNABLE, WAITING
 from weft.actors.coordinator.state import MAX_SOFT_FAILURES
+from weft.protocol.enums import ErrorCode
 
 from .harness import Cluster, sends, spec
 
@@ -77,7 +78,7 @@ def test_cancel_tells_the_running_node_and_fails_dependents() -> None:
     c.started()
     effects = c.take(c.state.cancel([c.job("a")]))
     [msg] = sends(effects, "cancel")
-    assert msg.endpoint == "tcp://compute-0:1" and msg.body["job"] == "a"
+    assert msg.endpoint == "tcp://compute-0:1" and msg.body.to_wire() == {"job": "a", "epoch": c.state.epoch}
     assert c.job("a").state == CANCELLED and c.job("a").cause == "cancelled by user"
     assert c.job("b").state == FAILED and "job a cancelled" in c.job("b").cause
     assert "a" not in c.compute().assigned
@@ -112,6 +113,6 @@ def test_no_space_moves_the_jobs_outputs_to_other_storage() -> None:
     c.submit(spec("a"))
     c.started()
     full = c.job("a").placement[0]
-    c.ends("a", "failed-soft", cause="writing result: [no-space] disk full")
+    c.ends("a", "failed-soft", cause="writing result: disk full", code=ErrorCode.NO_SPACE)
     assert c.started() == ["a"]
     assert c.job("a").placement != [full]

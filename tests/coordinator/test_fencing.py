@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from weft.actors.coordinator.graph import RUNNABLE, RUNNING, SUCCEEDED
-from weft.actors.coordinator.news import TaskNews
 from weft.actors.coordinator.state import CoordinatorState
+from weft.protocol.enums import Outcome, TaskState
+from weft.protocol.tasks import TaskReport
 
 from .harness import Cluster, spec
 
@@ -25,7 +26,7 @@ def test_a_late_result_from_an_older_attempt_is_ignored() -> None:
     a = c.job("a")
     assert a.node == other and a.token > first_token
     # The old attempt ends with a failure: it must not fail the new one.
-    c.take(c.state.task_news(ref, [TaskNews("a", "done", first_token, "failed-hard", "old attempt")]))
+    c.task_news(ref.node, TaskReport("a", TaskState.DONE, first_token, Outcome.FAILED_HARD, None, "old attempt"))
     assert a.state == RUNNING and a.cause != "old attempt"
     c.ends("a", node=other)
     assert a.state == SUCCEEDED
@@ -52,7 +53,7 @@ def test_a_result_of_a_given_up_attempt_is_adopted_if_nothing_restarted_it() -> 
     c.take(c.state.node_lost("compute", node))
     assert c.job("a").state == RUNNABLE
     st = {"result": ["storage-0", 3, b"abc"]}
-    c.take(c.state.task_news(ref, [TaskNews("a", "done", token, "success", None, 0, st)]))
+    c.task_news(ref, TaskReport("a", TaskState.DONE, token, Outcome.SUCCESS, 0, None, None, None, False, st))
     assert c.job("a").state == SUCCEEDED
 
 

@@ -11,11 +11,12 @@ def test_a_dependent_follows_its_producer_on_that_node() -> None:
     c = Cluster(computes=2, slots=1, follow_ahead=1)
     c.submit(spec("a"), spec("b", "a"))
     [d] = c.round()
-    assert [j.id for j, _, _ in d.items] == ["a", "b"]
-    _, inputs, after = d.items[1]
+    assert [j.id for j, _ in d.items] == ["a", "b"]
+    _, start = d.items[1]
     a, b = c.job("a"), c.job("b")
-    assert after == {"in0": [a.id, a.token]}
-    assert inputs["in0"][1] == out("a")
+    assert start.after == {"in0": (a.id, a.token)}
+    assert start.inputs["in0"][1] == out("a")
+    assert start.to_wire()["after"] == {"in0": [a.id, a.token]}
     assert b.node == a.node and b.ahead and b.shown_state == WAITING
     assert b.summary()["attempts"] == 0  # not a try until its producer ends
     assert c.state.stats["followed"] == 1

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from weft.actors.coordinator.graph import FAILED, RUNNABLE, SUCCEEDED, WAITING
-from weft.actors.coordinator.news import ObjectNews
+from weft.protocol.enums import ObjectState
+from weft.protocol.objects import ObjectInfo
 
 from .harness import Cluster, out, spec
 
@@ -45,7 +46,7 @@ def test_a_storage_node_back_within_the_grace_period_saves_a_rerun() -> None:
     c = lost_after_a_ran(grace=30.0)
     c.started()
     c.clock.advance(10.0)
-    c.add_storage("storage-0", [ObjectNews(out("a"), "finished", 3)])
+    c.add_storage("storage-0", [ObjectInfo(out("a"), ObjectState.FINISHED, 3)])
     c.clock.advance(60.0)
     c.take(c.state.regenerate_lost())
     assert c.state.stats["lineage_reruns"] == 0

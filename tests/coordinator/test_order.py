@@ -68,12 +68,15 @@ def test_start_message_reads_inputs_from_the_storage_holding_them() -> None:
     where = c.job("a").placement[0]
     c.ends("a")
     [d] = c.round()
-    job, inputs, after = d.items[0]
-    assert job.id == "b" and after is None
-    assert inputs["in0"][:2] == [f"tcp://{where}:1", out("a")]
-    [start] = c.state.start_messages(d, c.state.attempt_tokens(d), {})
-    assert start["outputs"] == {"result": f"tcp://{c.job('b').placement[0]}:1"}
-    assert start["token"] == job.token and "after" not in start
+    job, start = d.items[0]
+    assert job.id == "b" and start.after == {}
+    assert start.inputs["in0"] == ([f"tcp://{where}:1"], out("a"))
+    assert start.inline == {"in0": b"abc"}  # a's small output came with its `done`
+    [sent] = c.state.start_messages(d, c.state.attempt_tokens(d), {})
+    wire = sent.to_wire()  # what the node gets
+    assert wire["inputs"] == {"in0": [f"tcp://{where}:1", out("a"), b"abc"]}
+    assert wire["outputs"] == {"result": f"tcp://{c.job('b').placement[0]}:1"}
+    assert wire["token"] == job.token and "after" not in wire
 
 
 def test_outputs_go_to_the_least_loaded_storage() -> None:
@@ -106,5 +109,5 @@ def test_a_compute_node_met_later_takes_the_queued_work() -> None:
     assert c.started() == ["a"]
     c.add_compute("compute-late", 1)
     [d] = c.round()
-    assert d.node.node == "compute-late" and [j.id for j, _, _ in d.items] == ["b"]
+    assert d.node.node == "compute-late" and [j.id for j, _ in d.items] == ["b"]
     assert c.job("b").ran_on == "compute-late"

@@ -1,0 +1,83 @@
+"""News from the nodes, parsed once (news.py) into the protocol's records:
+what the state is given, and what a malformed entry costs (only itself)."""
+
+from __future__ import annotations
+
+import pytest
+
+from weft.actors.coordinator import news
+from weft.actors.coordinator.effects import Scavenge
+from weft.bus.errors import BusError
+from weft.protocol.enums import EventKind, ObjectState, Outcome, TaskState
+
+from .harness import Cluster, out, spec, wire
+
+
+def test_task_events_are_task_reports_and_other_kinds_are_skipped() -> None:
+    events = wire([
+        [1, "task", {"job": "a", "state": "running", "token": 3}],
+        [2, "deleted", {"job": "b"}],
+        [3, "task", {"job": "c", "state": "done", "token": 4, "outcome": "failed-soft", "cause": "disk",
+                     "code": "no-space"}],
+    ])
+    running, done = news.task_events(events)
+    assert (running.job, running.state, running.token) == ("a", TaskState.RUNNING, 3)
+    assert (done.outcome, done.cause, done.code) == (Outcome.FAILED_SOFT, "disk", "no-space")
+
+
+def test_a_malformed_event_drops_only_itself() -> None:
+    events = wire([
+        [1, "task", {"job": "a", "state": "napping"}],
+        [2, "task", {"job": "b", "state": "done", "token": "7"}],
+        [3, "task", "junk"],
+        [4, "task", {"job": "c", "state": "done", "token": 7, "outcome": "success"}],
+    ])
+    assert [t.job for t in news.task_events(events)] == ["c"]
+    objects = wire([
+        [1, "finished", {"name": "no-slash", "state": "finished"}],
+        [2, "created", {"name": "a/result", "state": "empty", "size": -1}],
+        [3, "weird-kind", {"name": "a/result", "state": "empty"}],
+        [4, ["unhashable"], {"name": "a/result", "state": "empty"}],
+        [5, "finished", {"name": "a/result", "state": "finished", "size": 3, "data": b"abc"}],
+    ])
+    [(kind, info)] = news.storage_events(objects)
+    assert kind is EventKind.FINISHED and (info.name, info.state, info.data) == ("a/result", ObjectState.FINISHED, b"abc")
+
+
+def test_a_partial_event_is_partial_news_whatever_state_it_carries() -> None:
+    """A `partial` event may carry the object's state from before the bytes:
+    the bytes are the news. Partial bytes no running job writes are scavenged."""
+    c = Cluster()
+    c.submit(spec("a"))  # queued, not running: nobody is writing a/result
+    ref = c.state.storages["storage-0"]
+    events = news.storage_events(wire([[1, "partial", {"name": out("a"), "state": "empty", "size": 10}]]))
+    assert events[0][1].state is ObjectState.PARTIAL
+    effects = c.take(c.state.storage_events(ref, events))
+    assert [e.names for e in effects if isinstance(e, Scavenge)] == [[out("a")]]
+
+
+def test_an_inventory_with_a_malformed_entry_keeps_the_rest() -> None:
+    inv = news.compute_inventory(wire({
+        "tasks": [{"job": "a", "state": "running", "token": 1}, {"job": 5, "state": "done"}],
+        "next": 9, "inc": "i-1", "slots": 4, "busy": 1,
+    }))
+    assert [t.job for t in inv.tasks] == ["a"] and (inv.next, inv.inc, inv.slots) == (9, "i-1", 4)
+    objs = news.storage_inventory(wire({
+        "objects": [{"name": "a/result", "state": "finished", "size": 3}, {"name": "../x", "state": "finished"}],
+        "next": 2, "inc": "i-2",
+    }))
+    assert [o.name for o in objs.objects] == ["a/result"] and objs.inc == "i-2"
+    # An answer that is not an inventory at all is the shell's to retry.
+    with pytest.raises(BusError):
+        news.compute_inventory(wire({"tasks": [], "next": 0}))
+    with pytest.raises(BusError):
+        news.storage_inventory(wire(["not", "a", "map"]))
+
+
+def test_start_answers_keep_good_items_of_a_malformed_reply() -> None:
+    answers = news.start_answers(wire({"tasks": [
+        {"job": "a", "state": "pending", "token": 5},
+        {"job": "b", "error": {"code": "bad-spec", "message": "no"}},
+        {"job": "c", "state": "sleeping"},
+    ]}))
+    assert [(type(a).__name__, a.job) for a in answers] == [("TaskReport", "a"), ("Refused", "b")]
