@@ -256,7 +256,7 @@ class CoordinatorNode(Node):
                                 self._run(state.task_news(ref, news.task_events(r.events)))
                             else:
                                 self._run(state.storage_events(ref, news.storage_events(r.events)))
-                        since = r.next
+                        since = ref.applied = r.next
                 except _NET_ERRORS as e:
                     self._check_fenced(e)
                     log.debug("%s %s: %s", ref.role, ref.node, e)

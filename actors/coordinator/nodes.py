@@ -9,7 +9,7 @@ from weft.protocol.enums import Role
 
 
 class NodeRef:
-    __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info")
+    __slots__ = ("node", "role", "endpoint", "inc", "last_seen", "ready", "scope", "info", "applied")
 
     def __init__(self, node: str, role: str, endpoint: str) -> None:
         self.node = node
@@ -20,6 +20,9 @@ class NodeRef:
         self.ready = False  # inventory taken, poller running
         self.scope: Any = None  # cancel scope of its poller
         self.info: dict[str, Any] = {}
+        # Sequence number up to which its events are applied here (`weft
+        # nodes` shows it): how far behind its news the coordinator is.
+        self.applied = 0
 
 
 class ComputeRef(NodeRef):
@@ -67,6 +70,7 @@ class ComputeRef(NodeRef):
         return {
             "node": self.node, "role": self.role, "endpoint": self.endpoint, "slots": self.slots,
             "busy": len(self.running), "ready": self.ready, "last_seen": self.last_seen,
+            "events": self.applied,
         }
 
 
@@ -84,6 +88,7 @@ class StorageRef(NodeRef):
         return {
             "node": self.node, "role": self.role, "endpoint": self.endpoint, "objects": self.objects,
             "free": self.free_bytes, "ready": self.ready, "last_seen": self.last_seen,
+            "events": self.applied,
         }
 
 

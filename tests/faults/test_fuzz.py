@@ -941,7 +941,13 @@ def test_stray_storage_event_does_not_unfinish_an_object(fuzz_cluster: Context) 
         # Any peer can do this on a node that does not hold the object.
         node_call(other, "create", {"name": name, "token": 0})
         node_call(other, "delegate", {"name": name, "target": "wfz-stray/x", "token": 0})
-        time.sleep(1.0)  # the coordinator polls the node's events
+        # A positive signal that the coordinator applied those events: a loud
+        # one after them (an object put by someone else), and the node's
+        # event position in `weft nodes` reaching past it.
+        node_call(other, "put", {"name": f"wfz-marker-{time.time_ns()}/x", "token": 0, "data": b"m"})
+        after = node_call(other, "list", {"prefix": "wfz-none-"})["next"]
+        wait_until(lambda: next(n["events"] for n in client.nodes() if n["endpoint"] == other) >= after,
+                   20, "the coordinator applies the node's events")
         assert client.get(name) == data
 
 
