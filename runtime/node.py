@@ -166,14 +166,22 @@ class Node:
         # The receiver stays open until the node is gone: a second SIGTERM
         # while it shuts down (launchers often send two) must not fall back
         # to the default action and kill it halfway, leaving tasks orphaned.
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if self._stopping.is_set():
-                    log.info("%s %s: %s, already stopping", self.role, self.node_id, name)
-                    continue
-                log.info("%s %s: %s, stopping", self.role, self.node_id, name)
-                self.stop()
+        try:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    name = signal.Signals(signum).name
+                    if self._stopping.is_set():
+                        log.info("%s %s: %s, already stopping", self.role, self.node_id, name)
+                        continue
+                    log.info("%s %s: %s, stopping", self.role, self.node_id, name)
+                    self.stop()
+        finally:
+            if self._stopping.is_set():
+                # Closing the receiver restores the default action, and the
+                # process still has its teardown ahead: a late second signal
+                # would kill it there (exit -15 on a loaded machine).
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_IGN)
 
     def _start_discovery(self, nursery: trio.Nursery) -> None:
         cfg = self.config
