@@ -206,7 +206,7 @@ def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | N
 
     runs = read_runlog(str(runlog))
     by_job = {dag.ids[i]: runs.get(dag.tag(i), []) for i in range(n)}
-    windows = [Window(f.name, f.strike, f.end) for f in chaos.faults if f.strike is not None and f.end is not None]
+    windows = [Window(f.name, f.strike, f.end, compute=f.node is not None) for f in chaos.faults if f.strike is not None and f.end is not None]
     r.extra_runs, per_fault, r.needless = rerun_verdicts(by_job, w.seen_running, w.first_done, windows)
     attempts = {j: s.get("attempts", 0) for j, s in states.items() if s["state"] == "succeeded"}
     r.attempts_above, r.attempts_zero = attempt_verdicts(attempts, {j: len(t) for j, t in by_job.items()})

@@ -16,7 +16,7 @@ from .accounting import (
     rerun_verdicts,
 )
 
-KILL = Window("compute kill", 1000.0, 1003.0)
+KILL = Window("compute kill", 1000.0, 1003.0, compute=True)
 PAUSE = Window("storage pause", 1030.0, 1038.0)
 
 
@@ -41,7 +41,9 @@ def test_a_rerun_no_fault_explains_is_reported() -> None:
 def test_too_many_runs_for_the_faults_and_a_run_after_success_are_reported() -> None:
     bad = rerun_verdicts({"c": [999.0, 1004.0, 1005.0, 1006.0]}, {}, {}, [KILL])[2]
     assert len(bad) == 1 and "ran 4 times, in flight during 1 fault" in bad[0]
-    bad = rerun_verdicts({"d": [999.0, 1005.0]}, {}, {"d": 1001.0}, [KILL])[2]
+    # After success: only a stale attempt on a compute node a fault struck.
+    assert rerun_verdicts({"d": [999.0, 1005.0]}, {}, {"d": 1001.0}, [KILL])[2] == []
+    bad = rerun_verdicts({"d": [1029.0, 1033.0]}, {}, {"d": 1031.0}, [KILL, PAUSE])[2]
     assert len(bad) == 1 and "after it had succeeded" in bad[0]
 
 

