@@ -228,11 +228,17 @@ def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | N
             row.stall = longest_stall(gaps, f.strike, hi)
         if f.error:
             r.fault_errors.append(f"{f.name}: {f.error}")
+        if f.name == "disk full" and f.strike is not None:
+            row.notes += f"; {_count_logged(cluster, '[no-space]')} writes refused [no-space]"
         r.faults.append(row)
     r.baseline_stall = baseline_stall(gaps, spans)
     r.exited = [f"{p.role} {p.node_id or ''} exited with {p.popen.poll()}" for p in cluster.procs if not p.alive()]
     r.log_errors = log_errors(cluster)
     return r
+
+
+def _count_logged(cluster: LocalCluster, text: str) -> int:
+    return sum(f.read_text(errors="replace").count(text) for f in (cluster.data_dir / "logs").glob("*.log"))
 
 
 def _settle(cluster: LocalCluster, client: Client, timeout: float = 30.0) -> None:
