@@ -21,6 +21,10 @@ pytestmark = pytest.mark.soak
 # cluster-wide progress lost; 1 s more for a loaded 2-core machine (the
 # no-fault row of the table shows the machine's own stalls).
 PAUSED_STORAGE_STALL_BOUND = 3.0
+# The issue's goal for the jobs in flight at that pause: a write to the paused
+# replica is dropped after ~2 s, never waits out the pause. Each job runs at
+# most ~1.5 s more; 1.5 s of slack: 5 s from the strike, against 8 s of pause.
+PAUSED_STORAGE_RECOVERY_BOUND = 5.0
 
 
 def _some(items: list[str], k: int = 10) -> str:
@@ -88,3 +92,14 @@ def test_paused_storage_node_stalls_the_cluster_briefly(soak_run: SoakResult) ->
     assert row.stall <= PAUSED_STORAGE_STALL_BOUND, (
         f"no job finished for {row.stall:.1f}s during the 8 s storage pause (bound {PAUSED_STORAGE_STALL_BOUND}s) "
         f"{soak_run.where()}")
+
+
+@pytest.mark.xfail(strict=False, reason="issue 15, 'No single slow node blocks others': a write to a paused storage node waits out the pause")
+def test_paused_storage_node_delays_its_jobs_briefly(soak_run: SoakResult) -> None:
+    # The stall above depends on how many running jobs write to the paused
+    # node; this judges the jobs it delays, which wait out the pause today.
+    row = next(r for r in soak_run.faults if r.fault == "storage pause")
+    assert row.recovery is not None, "the storage pause never struck, or its jobs never succeeded"
+    assert row.recovery <= PAUSED_STORAGE_RECOVERY_BOUND, (
+        f"the jobs running at the 8 s storage pause took {row.recovery:.1f}s to succeed "
+        f"(bound {PAUSED_STORAGE_RECOVERY_BOUND}s) {soak_run.where()}")
