@@ -76,27 +76,23 @@ def storage_events(events: list) -> list[ObjectEvent]:
 
 def compute_inventory(body: Any) -> TaskInventory:
     """A compute node's `list` answer; a malformed task drops only itself."""
-    try:
-        return TaskInventory.from_wire(body)
-    except BusError as e:
-        if type(body) is not dict or type(body.get("tasks")) is not list:
-            raise
-        inv = TaskInventory.from_wire({**body, "tasks": []})  # the rest must be good
-        _drop("task inventory", e)
-        inv.tasks = _each(TaskReport.from_wire, body["tasks"])
-        return inv
+    return _inventory(body, TaskInventory, "tasks", TaskReport, "task inventory")
 
 
 def storage_inventory(body: Any) -> ObjectInventory:
     """A storage node's `list` answer; a malformed object drops only itself."""
+    return _inventory(body, ObjectInventory, "objects", ObjectInfo, "object inventory")
+
+
+def _inventory(body: Any, record: Any, key: str, item: Any, what: str) -> Any:
     try:
-        return ObjectInventory.from_wire(body)
+        return record.from_wire(body)
     except BusError as e:
-        if type(body) is not dict or type(body.get("objects")) is not list:
+        if type(body) is not dict or type(body.get(key)) is not list:
             raise
-        inv = ObjectInventory.from_wire({**body, "objects": []})
-        _drop("object inventory", e)
-        inv.objects = _each(ObjectInfo.from_wire, body["objects"])
+        inv = record.from_wire({**body, key: []})  # the rest must be good
+        _drop(what, e)
+        setattr(inv, key, _each(item.from_wire, body[key]))
         return inv
 
 
