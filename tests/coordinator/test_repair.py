@@ -113,6 +113,32 @@ def test_copies_in_flight_are_bounded_per_node_and_in_all() -> None:
     assert c.state.repair.stats()["under_replicated"] == 0
 
 
+def test_copies_in_flight_to_one_node_are_bounded() -> None:
+    c = Cluster(storages=4, replicas=2, repair_per_node=2, repair_total=10)
+    for i in range(8):
+        finished(c, f"u{i}/result", "storage-0" if i % 2 else "storage-3", "storage-1")
+    for full in ("storage-0", "storage-3"):  # said no-space: storage-2 is the only target
+        c.state.storages[full].full_until = c.clock.t + 1000
+    c.take(c.state.node_lost("storage", "storage-1"))
+    c.clock.advance(20)
+    planned = copies(plan(c))
+    assert [t for _, t, _ in planned] == ["storage-2", "storage-2"]
+    assert copies(plan(c)) == []
+    finished(c, planned[0][0], "storage-2")
+    assert len(copies(plan(c))) == 1
+
+
+def test_copies_read_from_one_node_are_bounded() -> None:
+    c = Cluster(storages=5, replicas=2, repair_per_node=2, repair_total=10)
+    for i in range(8):
+        finished(c, f"u{i}/result", "storage-0", "storage-1")
+    c.take(c.state.node_lost("storage", "storage-1"))
+    c.clock.advance(20)
+    planned = copies(plan(c))  # three nodes could take copies; one can give them
+    assert len(planned) == 2 and {src for _, _, src in planned} == {"tcp://storage-0:1"}
+    assert len({t for _, t, _ in planned}) == 2  # spread over the targets
+
+
 def test_a_failed_copy_is_tried_again_after_a_backoff_elsewhere() -> None:
     c = Cluster(storages=4, replicas=2)
     finished(c, "u/result", "storage-0", "storage-1")
@@ -157,6 +183,13 @@ def test_the_last_copy_is_never_trimmed() -> None:
         c.clock.advance(60)
         assert trims(plan(c)) == []
     assert len(c.graph.objects["u/result"].locs) == 1
+
+
+def test_a_copy_on_a_node_not_yet_ready_does_not_count_for_trimming() -> None:
+    c = Cluster(storages=2, replicas=1)
+    finished(c, "u/result", "storage-0", "storage-1")
+    c.state.storages["storage-1"].ready = False  # e.g. restarted: its inventory not taken yet
+    assert trims(plan(c)) == []  # storage-0's copy is the only one that surely is there
 
 
 def test_a_copy_a_running_job_reads_is_not_trimmed_until_it_ends() -> None:
