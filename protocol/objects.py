@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weft.bus.codec import attach
+from weft.bus.endpoint import is_connectable
 
 from .enums import ObjectState
 from .fields import (
@@ -470,7 +471,7 @@ class Replicate:
             bad(op, "items", "must be a non-empty list of [object name, source endpoint]")
         items = []
         for item in raw:
-            if type(item) is not list or len(item) != 2 or type(item[1]) is not str or not item[1]:
+            if type(item) is not list or len(item) != 2 or not is_connectable(item[1]):
                 bad(op, "items", f"must be [object name, source endpoint] pairs, got {item!r}")
             items.append((object_field(op, {"items": item[0]}, "items"), item[1]))
         return cls(items, epoch_field(op, b))

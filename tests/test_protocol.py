@@ -32,8 +32,6 @@ from weft.protocol.objects import (
     CreateManyReply,
     DelegateObject,
     DeleteObjects,
-    Replicate,
-    ReplicateReply,
     Finish,
     ListObjects,
     ObjectInfo,
@@ -43,6 +41,8 @@ from weft.protocol.objects import (
     Put,
     Read,
     ReadReply,
+    Replicate,
+    ReplicateReply,
 )
 from weft.protocol.tasks import (
     Delegation,
@@ -214,6 +214,7 @@ BAD: list[tuple[Any, Any, str]] = [
     (Replicate, {"items": [["j1/r"]]}, "items"),
     (Replicate, {"items": [["bad", A]]}, "items"),
     (Replicate, {"items": [["j1/r", 5]]}, "items"),
+    (Replicate, {"items": [["j1/r", "storage-0:5"]]}, "items"),
     (ReplicateReply, {"accepted": "j1/r"}, "accepted"),
     (ReplicateReply, {"accepted": [], "refused": {"j1/r": "x"}}, "refused"),
     (ObjectInfo, {"name": "j1/r", "state": "finished", "size": -1}, "size"),

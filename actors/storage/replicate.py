@@ -87,6 +87,9 @@ class Replicator:
         except (BusError, StoreError, OSError, trio.TooSlowError) as e:
             log.warning("copying %s from %s failed: %s", name, source, e)
             self._discard(name)
+        except Exception as e:  # a background task must not take the node down
+            log.warning("copying %s from %s failed: %r", name, source, e)
+            self._discard(name)
         except BaseException:
             self._discard(name)
             raise
