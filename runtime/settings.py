@@ -136,7 +136,7 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("repair_copies", "--repair-copies", 32, int,
                 "Repair copies (storage to storage) in flight at once, in all.", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),
-        Setting("repair_per_node", "--repair-per-node", 4, int,
+        Setting("repair_per_node", "--repair-per-node", 8, int,
                 "Repair copies in flight to, and from, any one storage node.", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),
     ),

@@ -83,6 +83,7 @@ _ANSWER_ERRORS = (*_NET_ERRORS, BadRequest)
 PROBE_TIMEOUT = 8.0
 # How often repair looks for work (when there is any: see Repair.busy).
 REPAIR_EVERY = 0.5
+REPAIR_SOON = 0.05
 
 
 class CoordinatorNode(Node):
@@ -99,7 +100,7 @@ class CoordinatorNode(Node):
         storage_grace: float = 30.0,
         prefetch: int = 8,
         follow_ahead: int = 2,
-        repair_per_node: int = 4,
+        repair_per_node: int = 8,
         repair_copies: int = 32,
     ) -> None:
         if config.data_dir is None:
@@ -355,9 +356,11 @@ class CoordinatorNode(Node):
 
     async def _repair(self) -> None:
         """Keep finished objects at their replica count (repair.py decides)."""
+        repair = self.state.repair
         while True:
-            await trio.sleep(REPAIR_EVERY)
-            if self.state.repair.busy:
+            # Soon after copies ended (their slots are free), else now and then.
+            await trio.sleep(REPAIR_SOON if repair.ended else REPAIR_EVERY)
+            if repair.busy:
                 self._run(self.state.repair_round())
 
     async def _copy(self, e: Copy) -> None:

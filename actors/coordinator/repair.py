@@ -58,7 +58,7 @@ class _Flight:
 
 
 class Repair:
-    def __init__(self, graph: Graph, storages: dict[str, StorageRef], *, replicas: int, per_node: int = 4,
+    def __init__(self, graph: Graph, storages: dict[str, StorageRef], *, replicas: int, per_node: int = 8,
                  total: int = 32, delay: float = 1.0, settle: float = 15.0,
                  mono: Callable[[], float]) -> None:
         if per_node < 1 or total < 1:
@@ -82,6 +82,8 @@ class Repair:
         self.copied = 0
         self.failed = 0
         self.trimmed = 0
+        # Copies that ended since the last round: room for the next ones now.
+        self.ended = 0
 
     # -- news -------------------------------------------------------------------------
     def note(self, obj: Obj) -> None:
@@ -154,6 +156,7 @@ class Repair:
         """Copies and trims to start now. `readers` gives the objects jobs on
         compute nodes read (asked only when something is to be trimmed)."""
         now = self.mono()
+        self.ended = 0
         for name in [n for n, f in self.flights.items() if f.deadline <= now]:
             self._fail(name)
         for name in [n for n, (_, d) in self.trimming.items() if d <= now]:
@@ -169,8 +172,14 @@ class Repair:
         g = self.graph
         storages = self.storages
         batches: dict[str, list[tuple[str, str]]] = {}
+        per_node = self.per_node
+        # Nodes that can take or give one more copy: once either runs out, the
+        # rest of a long under-replicated list is not looked at this round.
+        taking = sum(1 for s in storages.values()
+                     if s.ready and s.full_until <= now and self.to_node[s.node] < per_node)
+        giving = sum(1 for s in storages.values() if s.ready and self.from_node[s.node] < per_node)
         for name, since in list(self.under.items()):
-            if len(self.flights) >= self.total:
+            if len(self.flights) >= self.total or not taking or not giving:
                 break
             if name in self.flights:
                 continue
@@ -193,6 +202,8 @@ class Repair:
             self.flights[name] = _Flight(target.node, source.node, now + COPY_DEADLINE + size_mib)
             self.to_node[target.node] += 1
             self.from_node[source.node] += 1
+            taking -= self.to_node[target.node] == per_node
+            giving -= self.from_node[source.node] == per_node
             batches.setdefault(target.node, []).append((name, source.endpoint))
         return [Copy(storages[t], items) for t, items in batches.items()]
 
@@ -246,6 +257,7 @@ class Repair:
 
     # -- bookkeeping ------------------------------------------------------------------
     def _land(self, name: str, f: _Flight) -> None:
+        self.ended += 1
         del self.flights[name]
         self.to_node[f.target] -= 1
         self.from_node[f.source] -= 1

@@ -79,7 +79,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         storage_grace: float = 30.0,
         prefetch: int = 8,
         follow_ahead: int = 2,
-        repair_per_node: int = 4,
+        repair_per_node: int = 8,
         repair_total: int = 32,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
