@@ -89,6 +89,16 @@ def test_a_write_still_announcing_its_second_replica_is_not_copied_yet() -> None
     assert [n for n, _, _ in planned] == ["a/result"]
 
 
+def test_a_replica_reported_dropped_is_copied_without_waiting_for_its_news() -> None:
+    c = Cluster(storages=3, replicas=2, computes=1)
+    c.submit(spec("a"))
+    c.round()
+    c.ends("a")
+    c.state.repair.dropped("a/result")  # the writer says the other replica was dropped
+    c.clock.advance(0.5)
+    assert [n for n, _, _ in copies(plan(c))] == ["a/result"]
+
+
 def test_copies_in_flight_are_bounded_per_node_and_in_all() -> None:
     c = Cluster(storages=5, replicas=2, repair_per_node=2, repair_total=3)
     names = [f"u{i}/result" for i in range(20)]
