@@ -132,10 +132,9 @@ class Repair:
             f = self.flights.get(name)
             if f is None or f.target != target:
                 continue
-            if code == "exists":
-                self._land(name, f)  # its own news says so too
-            else:
-                self._fail(name)
+            # "exists": it holds a copy we have not heard of yet (its news is
+            # on the way): not a failure, but not asked of it again at once.
+            self._fail(name, counted=code != "exists")
 
     def located(self, name: str) -> None:
         """A reader was pointed at `name`'s copies: none of them goes for a while."""
@@ -263,11 +262,11 @@ class Repair:
         self.from_node[f.source] -= 1
         self.retry.pop(name, None)
 
-    def _fail(self, name: str) -> None:
+    def _fail(self, name: str, *, counted: bool = True) -> None:
         f = self.flights[name]
         failures = (self.retry[name][1] + 1) if name in self.retry else 1
         self._land(name, f)
-        self.failed += 1
+        self.failed += counted
         wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
         self.retry[name] = (self.mono() + wait, failures, f.target)
 

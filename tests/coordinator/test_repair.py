@@ -169,6 +169,19 @@ def test_a_failed_copy_is_tried_again_after_a_backoff_elsewhere() -> None:
     assert len(copies(plan(c))) == 1
 
 
+def test_a_target_that_says_it_has_the_object_is_not_asked_again_at_once() -> None:
+    c = Cluster(storages=4, replicas=2)
+    finished(c, "u/result", "storage-0", "storage-1")
+    c.take(c.state.node_lost("storage", "storage-1"))
+    c.clock.advance(20)
+    [(name, first, _)] = copies(plan(c))
+    c.state.copies_answered(c.state.storages[first], {name: "exists"})
+    assert copies(plan(c)) == []
+    c.clock.advance(1.5)
+    [(_, second, _)] = copies(plan(c))
+    assert second != first and c.state.repair.stats()["repair_failed"] == 0
+
+
 def test_extra_copies_are_trimmed_on_the_busiest_node_one_at_a_time() -> None:
     c = Cluster(storages=4, replicas=2)
     c.state.storages["storage-3"].objects = 30  # the busiest (its count from inventory and events)
