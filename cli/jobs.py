@@ -355,24 +355,28 @@ def cancel(
 
 @app.command()
 def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """The nodes the coordinator knows: role, endpoint, slots, busy, objects, last seen."""
+    """The nodes the coordinator knows: role, endpoint, slots, busy, objects,
+    repair copies in flight to/from a storage node, last seen."""
     with client(coordinator) as c:
         ns = c.nodes()
     if as_json:
         emit_json({"nodes": ns})
         return
     now = time.time()
-    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'slots':>5} {'busy':>4} {'objects':>7} {'seen':>6}")
+    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'slots':>5} {'busy':>4} {'objects':>7} {'copies':>7} "
+               f"{'seen':>6}")
     for n in sorted(ns, key=lambda n: (n["role"], n["node"])):
+        copies = f"{n['copies_in']}/{n['copies_out']}" if "copies_in" in n else ""
         typer.echo(
             f"{n['role']:8} {n['node']:16} {n['endpoint']:26} {n.get('slots', ''):>5} {n.get('busy', ''):>4} "
-            f"{n.get('objects', ''):>7} {now - n['last_seen']:>5.1f}s"
+            f"{n.get('objects', ''):>7} {copies:>7} {now - n['last_seen']:>5.1f}s"
         )
 
 
 @app.command()
 def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """Cluster counters: jobs by state, slots, dispatches, failures."""
+    """Cluster counters: jobs by state, slots, dispatches, failures, repair (under-replicated
+    objects, copies in flight, copied, failed, trimmed)."""
     with client(coordinator) as c:
         s = c.stats()
     if as_json:
@@ -383,4 +387,4 @@ def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
             v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "-"
         elif isinstance(v, float):
             v = f"{v:.3f}"
-        typer.echo(f"{k:14} {v}")
+        typer.echo(f"{k:16} {v}")

@@ -10,6 +10,7 @@
     stat         ObjectRef              -> ObjectInfo
     list         ListObjects            -> ObjectInventory
     delete       DeleteObjects          -> {deleted, missing}
+    replicate    Replicate              -> ReplicateReply (copies run in the background)
     usage        (no body)              -> the store's usage map
     events       created, partial, finished (with `data` when small), delegated, deleted: ObjectInfo
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weft.bus.codec import attach
+from weft.bus.endpoint import is_connectable
 
 from .enums import ObjectState
 from .fields import (
@@ -444,3 +446,54 @@ class DeleteObjects:
                 object_field(op, {"names": n}, "names")
             return cls(names, False, epoch_field(op, b))
         return cls([object_field(op, b)], True, epoch_field(op, b))
+
+
+@dataclass(slots=True)
+class Replicate:
+    """`replicate` on a storage node: copy each named finished object from
+    the storage node at its endpoint (`items`: [[name, source endpoint]]).
+    The node answers at once (ReplicateReply) and copies in the background;
+    a copy's end is news on its event queue: `finished` when it landed,
+    `deleted` when it failed (its partial bytes removed)."""
+
+    items: list[tuple[str, str]]
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return put_epoch({"items": [[n, s] for n, s in self.items]}, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Replicate:
+        op = "replicate"
+        b = body_map(op, body)
+        raw = b.get("items")
+        if type(raw) is not list or not raw:
+            bad(op, "items", "must be a non-empty list of [object name, source endpoint]")
+        items = []
+        for item in raw:
+            if type(item) is not list or len(item) != 2 or not is_connectable(item[1]):
+                bad(op, "items", f"must be [object name, source endpoint] pairs, got {item!r}")
+            items.append((object_field(op, {"items": item[0]}, "items"), item[1]))
+        return cls(items, epoch_field(op, b))
+
+
+@dataclass(slots=True)
+class ReplicateReply:
+    """`accepted`: copies started; `refused` maps a name to `{code, message}`
+    (code `exists` when the node holds the object already)."""
+
+    accepted: list[str]
+    refused: dict[str, dict[str, Any]]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "refused": self.refused}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> ReplicateReply:
+        op = "replicate reply"
+        b = body_map(op, body)
+        accepted = str_list(op, b, "accepted", what="object names")
+        refused = b.get("refused") or {}
+        if type(refused) is not dict or not all(type(e) is dict for e in refused.values()):
+            bad(op, "refused", "must map names to {code, message}")
+        return cls(accepted, refused)

@@ -133,6 +133,12 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("follow_ahead", "--follow-ahead", 2, int,
                 "Dependents per slot started ahead on the node making their last input (0: none).", metavar="N",
                 target="role", check=lambda v: v >= 0, expect="0 or more"),
+        Setting("repair_copies", "--repair-copies", 32, int,
+                "Repair copies (storage to storage) in flight at once, in all.", metavar="N",
+                target="role", check=lambda v: v >= 1, expect="at least 1"),
+        Setting("repair_per_node", "--repair-per-node", 8, int,
+                "Repair copies in flight to, and from, any one storage node.", metavar="N",
+                target="role", check=lambda v: v >= 1, expect="at least 1"),
     ),
     "storage": (
         STATIC_COORDINATOR,

@@ -41,6 +41,8 @@ from weft.protocol.objects import (
     Put,
     Read,
     ReadReply,
+    Replicate,
+    ReplicateReply,
 )
 from weft.protocol.tasks import (
     Delegation,
@@ -111,6 +113,8 @@ RECORDS: list[Any] = [
     ObjectInventory([ObjectInfo("j1/result", ObjectState.EMPTY)], 3, "inc-2"),
     DeleteObjects(["j1/result", "j2/out"], epoch=5),
     DeleteObjects(["j1/result"], single=True),
+    Replicate([("j1/result", A), ("j2/out", B)], 4),
+    ReplicateReply(["j1/result"], {"j2/out": {"code": "exists", "message": "m"}}),
     Submit([SPEC, JobSpec(command=["echo", "hi"], outputs=["stdout"])]),
     SubmitReply([Submitted("j1", JobState.WAITING, ["j1/result"], True)]),
     JobsRef(["j1", "j2"]),
@@ -206,6 +210,13 @@ BAD: list[tuple[Any, Any, str]] = [
     (ListObjects, {"prefix": 5}, "prefix"),
     (ListObjects, {"states": ["finished", "gone"]}, "states"),
     (DeleteObjects, {"names": ["j1/r", "bad"]}, "names"),
+    (Replicate, {"items": []}, "items"),
+    (Replicate, {"items": [["j1/r"]]}, "items"),
+    (Replicate, {"items": [["bad", A]]}, "items"),
+    (Replicate, {"items": [["j1/r", 5]]}, "items"),
+    (Replicate, {"items": [["j1/r", "storage-0:5"]]}, "items"),
+    (ReplicateReply, {"accepted": "j1/r"}, "accepted"),
+    (ReplicateReply, {"accepted": [], "refused": {"j1/r": "x"}}, "refused"),
     (ObjectInfo, {"name": "j1/r", "state": "finished", "size": -1}, "size"),
     (ObjectInventory, {"objects": None, "next": 0, "inc": "i"}, "objects"),
     (CreateManyReply, {"created": [], "errors": {"a/b": "x"}}, "errors"),
@@ -324,6 +335,7 @@ TODAY: list[tuple[str, Any, dict]] = [
     ("cancel", TaskRef("j1", 3), {"job": "j1", "epoch": 3}),
     ("delete", DeleteTasks(["j1", "j2"], epoch=3), {"jobs": ["j1", "j2"], "epoch": 3}),
     ("delete", DeleteObjects(["j1/result"], epoch=3), {"names": ["j1/result"], "epoch": 3}),
+    ("replicate", Replicate([("j1/result", A)], 3), {"items": [["j1/result", A]], "epoch": 3}),
     ("create_many", CreateMany([["j1/result", 5]], True, 3), {"items": [["j1/result", 5]], "replace": True, "epoch": 3}),
     ("delegate", DelegateObject("j1/result", "j2/out", 5, 3), {"name": "j1/result", "target": "j2/out", "token": 5, "epoch": 3}),
     ("populate", Populate("j1/result", BIG, 5, 1 << 20), {"name": "j1/result", "data": BIG, "token": 5, "offset": 1 << 20}),
@@ -368,6 +380,8 @@ TODAY_REPLIES: list[tuple[str, Any, dict]] = [
     ("locate", LocateReply("j1/result", "lost", None, [], None),
      {"name": "j1/result", "state": "lost", "storage": None, "copies": [], "producer": None}),
     ("probe", ProbeReply(["a"], ["b.c"]), {"found": ["a"], "missing": ["b.c"]}),
+    ("replicate", ReplicateReply(["j1/result"], {"j2/out": {"code": "exists", "message": "m"}}),
+     {"accepted": ["j1/result"], "refused": {"j2/out": {"code": "exists", "message": "m"}}}),
 ]
 
 

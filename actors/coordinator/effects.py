@@ -99,10 +99,27 @@ class Wake:
 
 
 @dataclass(slots=True)
+class Copy:
+    """Repair: ask `target` to copy each object from the storage endpoint
+    given (one `replicate`), then tell the state (`copies_answered`)."""
+
+    target: StorageRef
+    items: list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class Trim:
+    """Repair: delete these extra copies on `storage` (its `deleted` events tell the state)."""
+
+    storage: StorageRef
+    names: list[str]
+
+
+@dataclass(slots=True)
 class Kick:
     """Run a scheduling round soon (work may be runnable, or a slot freed)."""
 
 
 KICK = Kick()
 
-Effect = Send | Dispatch | Scavenge | Track | StopPoller | DropPeer | JournalWrite | Wake | Kick
+Effect = Send | Dispatch | Scavenge | Track | StopPoller | DropPeer | JournalWrite | Wake | Kick | Copy | Trim

@@ -39,12 +39,20 @@ from weft.protocol.jobs import (
     Wait,
     WaitReply,
 )
-from weft.protocol.objects import CreateMany, CreateManyReply, DeleteObjects, ListObjects
+from weft.protocol.objects import (
+    CreateMany,
+    CreateManyReply,
+    DeleteObjects,
+    ListObjects,
+    Replicate,
+    ReplicateReply,
+)
 from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
 from . import imports, news
 from .effects import (
+    Copy,
     Dispatch,
     DropPeer,
     Effect,
@@ -54,6 +62,7 @@ from .effects import (
     Send,
     StopPoller,
     Track,
+    Trim,
     Waiter,
 )
 from .effects import Wake as WakeWaiter
@@ -72,6 +81,9 @@ _ANSWER_ERRORS = (*_NET_ERRORS, BadRequest)
 # How long a submit waits for compute nodes to say which modules they import
 # (the node bounds its own look-up below this: see actors/compute/probe.py).
 PROBE_TIMEOUT = 8.0
+# How often repair looks for work (when there is any: see Repair.busy).
+REPAIR_EVERY = 0.5
+REPAIR_SOON = 0.05
 
 
 class CoordinatorNode(Node):
@@ -88,6 +100,8 @@ class CoordinatorNode(Node):
         storage_grace: float = 30.0,
         prefetch: int = 8,
         follow_ahead: int = 2,
+        repair_per_node: int = 8,
+        repair_copies: int = 32,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -105,7 +119,8 @@ class CoordinatorNode(Node):
         self.journal.set_meta("epoch", self.epoch)
         self.state = CoordinatorState(
             epoch=self.epoch, replicas=replicas, storage_grace=storage_grace,
-            prefetch=prefetch, follow_ahead=follow_ahead,
+            prefetch=prefetch, follow_ahead=follow_ahead, repair_per_node=repair_per_node,
+            repair_total=repair_copies,
         )
         self.graph = self.state.graph
         self._wake = trio.Event()
@@ -133,6 +148,7 @@ class CoordinatorNode(Node):
         nursery.start_soon(self._scheduler)
         nursery.start_soon(self._janitor)
         nursery.start_soon(self._lineage)
+        nursery.start_soon(self._repair)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(
@@ -172,6 +188,10 @@ class CoordinatorNode(Node):
                 self.peers.drop(e.endpoint)
             elif t is Track:
                 self._watch(e.ref)
+            elif t is Copy:
+                self.nursery.start_soon(self._copy, e)
+            elif t is Trim:
+                self.nursery.start_soon(self._trim, e)
 
     async def _send(self, e: Send) -> None:
         try:
@@ -334,6 +354,39 @@ class CoordinatorNode(Node):
             if self.state.lost_objects:
                 self._run(self.state.regenerate_lost())
 
+    async def _repair(self) -> None:
+        """Keep finished objects at their replica count (repair.py decides)."""
+        repair = self.state.repair
+        while True:
+            # Soon after copies ended (their slots are free), else now and then.
+            await trio.sleep(REPAIR_SOON if repair.ended else REPAIR_EVERY)
+            if repair.busy:
+                self._run(self.state.repair_round())
+
+    async def _copy(self, e: Copy) -> None:
+        """Ask the target to copy (it answers at once; its events tell the end)."""
+        names = [n for n, _ in e.items]
+        try:
+            r = ReplicateReply.from_wire(await self.peers.get(e.target.endpoint).call(
+                "replicate", Replicate(e.items, self.epoch).to_wire()))
+            refused = {n: err.get("code") for n, err in r.refused.items()}
+            if refused:
+                log.info("storage %s refused %d copies (%s)", e.target.node, len(refused),
+                         next(iter(r.refused.values())).get("message"))
+        except (*_ANSWER_ERRORS, BusError) as err:  # an older node answers unknown-op
+            self._check_fenced(err)
+            log.info("asking storage %s for %d copies: %s", e.target.node, len(names), err)
+            refused = dict.fromkeys(names)
+        if refused:
+            self.state.copies_answered(e.target, refused)
+
+    async def _trim(self, e: Trim) -> None:
+        try:
+            await self.peers.get(e.storage.endpoint).call("delete", DeleteObjects(e.names, epoch=self.epoch).to_wire())
+        except _NET_ERRORS as err:
+            self._check_fenced(err)
+            log.info("trimming %d extra copies on %s: %s", len(e.names), e.storage.node, err)
+
     async def _janitor(self) -> None:
         """Delete finished tasks' results on compute nodes, in batches."""
         while True:
@@ -438,6 +491,7 @@ class CoordinatorNode(Node):
             raise BusError(f"no object {name!r}", code=ErrorCode.MISSING)
         obj = self.graph.resolve(name)
         copies = [s.endpoint for s in self.state.planner.live_locations(obj)]
+        self.state.repair.located(obj.name)
         producer = self.graph.jobs.get(obj.producer or "")
         # A small finished object's bytes come along: the reader needs no second hop.
         data = obj.data if obj.state == FINISHED else None
@@ -454,7 +508,9 @@ class CoordinatorNode(Node):
 
     def _op_nodes(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         s = self.state
-        return {"nodes": [c.view() for c in s.computes.values()] + [x.view() for x in s.storages.values()]}
+        repair = s.repair
+        return {"nodes": [c.view() for c in s.computes.values()]
+                + [{**x.view(), **repair.node_view(x.node)} for x in s.storages.values()]}
 
     def _op_stats(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         g = self.graph
@@ -472,4 +528,5 @@ class CoordinatorNode(Node):
             "epoch": self.epoch,
             "uptime": time.time() - self.started_at,
             **s.stats,
+            **s.repair.stats(),
         }

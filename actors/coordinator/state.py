@@ -47,6 +47,7 @@ from .graph import (
 )
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .planner import Planner
+from .repair import Repair
 from .storage_news import StorageNewsMixin
 
 log = logging.getLogger("weft.coordinator")
@@ -78,6 +79,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         storage_grace: float = 30.0,
         prefetch: int = 8,
         follow_ahead: int = 2,
+        repair_per_node: int = 8,
+        repair_total: int = 32,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -115,6 +118,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
         )
+        # Finished objects kept at their replica count (repair.py).
+        self.repair = Repair(self.graph, self.storages, replicas=replicas, per_node=repair_per_node,
+                             total=repair_total, mono=mono)
         self._out: list[Effect] = []
         self._new: list[Job] = []  # jobs to journal as new rows
         self._kicked = False
@@ -371,6 +377,27 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         else:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
             self.graph.requeue(job, cause)
+
+    # -- repair ----------------------------------------------------------------------------
+    def repair_round(self) -> list[Effect]:
+        """Time passed: copies to start and extra copies to trim (repair.py)."""
+        if self.fenced or self.mono() < self.settle_until:
+            return []
+        return self.repair.plan(self._read_by_tasks)
+
+    def copies_answered(self, target: StorageRef, refused: dict[str, str | None]) -> None:
+        self.repair.answered(target.node, refused)
+
+    def _read_by_tasks(self) -> set[str]:
+        """Objects that jobs given to compute nodes read (or will): not to be trimmed now."""
+        g = self.graph
+        out: set[str] = set()
+        for c in self.computes.values():
+            for jid in c.assigned:
+                job = g.jobs.get(jid)
+                if job is not None:
+                    out.update(g.resolve(ref).name for ref in job.spec.refs.values() if ref in g.objects)
+        return out
 
     # -- delegation ------------------------------------------------------------------------
     def _delegate(self, job: Job, wire: dict) -> None:

@@ -18,6 +18,7 @@ from .effects import Effect, Scavenge
 from .graph import CANCELLED, DELEGATED, FAILED, FINISHED, LOST, RUNNING, SUCCEEDED, Graph, Job
 from .news import ObjectEvent
 from .nodes import StorageRef
+from .repair import Repair
 
 log = logging.getLogger("weft.coordinator")
 
@@ -39,6 +40,7 @@ class StorageNewsMixin:
     awaiting: dict[str, set[str]]
     stats: dict[str, int]
     inline_bytes: int
+    repair: Repair
     mono: Callable[[], float]
     _out: list[Effect]
 
@@ -64,10 +66,13 @@ class StorageNewsMixin:
         # What we thought it held but it no longer does (it restarted and lost
         # unflushed work, or someone deleted it) is gone from there.
         g = self.graph
+        node = ref.node
         for obj in g.objects.values():
-            # The node is back without it: no point waiting (lost since 0).
-            if obj.name not in held and g.copy_gone(obj, ref.node, lost_at=0.0):
-                self.lost_objects.add(obj.name)
+            if obj.name not in held and node in obj.locs:
+                # The node is back without it: no point waiting (lost since 0).
+                if g.copy_gone(obj, node, lost_at=0.0):
+                    self.lost_objects.add(obj.name)
+                self.repair.gone(obj, node)
         ref.ready = True
         self._kick()
         return scavenge, self._flush()
@@ -79,6 +84,7 @@ class StorageNewsMixin:
                 obj = self.graph.objects.get(info.name)
                 if obj is not None:
                     self.graph.copy_gone(obj, ref.node, lost_at=None)
+                    self.repair.gone(obj, ref.node)
                 ref.objects -= 1
                 continue
             if kind == _CREATED:
@@ -126,7 +132,9 @@ class StorageNewsMixin:
                     obj.data = data
             if g.object_finished(name, ref.node, info.size):
                 self._kick()
-            producer = g.objects[name].producer
+            obj = g.objects[name]
+            self.repair.landed(obj, ref.node)
+            producer = obj.producer
             pending = self.awaiting.get(producer or "")
             if pending is not None:
                 pending.discard(name)
@@ -159,10 +167,15 @@ class StorageNewsMixin:
         self.lost_storages[ref.node] = now
         lost = 0
         g = self.graph
+        node = ref.node
+        repair = self.repair
+        repair.node_lost(node)
         for obj in g.objects.values():
-            if g.copy_gone(obj, ref.node, lost_at=now):
-                self.lost_objects.add(obj.name)
-                lost += 1
+            if node in obj.locs:
+                if g.copy_gone(obj, node, lost_at=now):
+                    self.lost_objects.add(obj.name)
+                    lost += 1
+                repair.note(obj)  # one copy fewer: under-replicated now, maybe
         if lost:
             log.warning("%d objects were only on storage %s; waiting %gs for it to come back",
                         lost, ref.node, self.storage_grace)

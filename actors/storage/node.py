@@ -1,7 +1,9 @@
 """The storage node: serves the object store over the bus.
 
-Storage calls nobody (the deadlock rule): it only answers, and it publishes
-every object state change on its event queue for the coordinator to poll.
+Storage calls no other role (the deadlock rule): it answers, and it publishes
+every object state change on its event queue for the coordinator to poll. Its
+one outgoing call is a repair copy's reads from another storage node, in the
+background, never inside a handler (replicate.py).
 
 Durability is by group commit: `finish` and `put` stage their change and wait
 for the committer, which makes every staged change durable with one flush
@@ -37,11 +39,13 @@ from weft.protocol.objects import (
     Put,
     Read,
     ReadReply,
+    Replicate,
 )
 from weft.runtime.node import Node, NodeConfig
 
 from .content import PAGE_CACHE_BUDGET
 from .errors import StoreError
+from .replicate import Replicator
 from .store import ObjectInfo, ObjectStore
 
 log = logging.getLogger("weft.storage")
@@ -75,6 +79,8 @@ class StorageNode(Node):
         self.commits = GroupCommit(self._flush, what="object changes", delay=0.05)
         # One flush at a time, and none racing the final one at shutdown.
         self._flush_lock = trio.Lock()
+        # Repair copies from other storage nodes, in the background (replicate.py).
+        self.replicator = Replicator(self.store, lambda: self.peers, self.commits.durable, lambda: self.nursery)
 
     def register(self) -> None:
         add = self.server.add
@@ -89,6 +95,7 @@ class StorageNode(Node):
         add("list", self._op_list, bypass=True)
         add("delete", self._op_delete)
         add("usage", self._op_usage, bypass=True)
+        add("replicate", self._op_replicate)
 
     def describe(self) -> dict[str, Any]:
         return {"usage": self.store.usage()}
@@ -245,6 +252,11 @@ class StorageNode(Node):
             except StoreError:
                 missing.append(name)
         return {"deleted": deleted, "missing": missing}
+
+    def _op_replicate(self, body: Any, ctx: CallContext) -> dict:
+        """Answers at once; the copies run in the background (replicate.py)."""
+        self.fence(body)
+        return self.replicator.request(Replicate.from_wire(body)).to_wire()
 
     def _op_usage(self, body: Any, ctx: CallContext) -> dict:
         return self.store.usage()
