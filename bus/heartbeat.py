@@ -21,7 +21,7 @@ class Liveness:
         self,
         *,
         interval: float = 1.0,
-        timeout: float = 5.0,
+        timeout: float = 2.0,
         on_lost: Callable[[str], None] | None = None,
     ) -> None:
         if timeout <= interval:
