@@ -49,6 +49,17 @@ class Liveness:
     def last_seen(self, key: str) -> float | None:
         return self._last.get(key)
 
+    def quiet(self, key: str) -> float:
+        """Seconds since `key` was last heard (0 if not watched). A peer that
+        answers is pinged after `interval` and heard again a round trip
+        later, so much more than that means it is not answering."""
+        last = self._last.get(key)
+        return 0.0 if last is None else trio.current_time() - last
+
+    def unanswered(self, key: str) -> bool:
+        """Quiet past two intervals: pinged and not answering, not yet lost."""
+        return self.quiet(key) > 2 * self.interval
+
     @property
     def watched(self) -> list[str]:
         return list(self._ping)

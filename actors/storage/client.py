@@ -294,6 +294,9 @@ class Slow(CallTimeout):
         self.args = (self.message,)
 
 
+_OPS = {"write": "populate", "close": "finish"}  # what a write step is called on the wire
+
+
 class ReplicatedWriter:
     """Writes one output to several storage nodes at once (replicas).
 
@@ -361,7 +364,7 @@ class ReplicatedWriter:
                         if now >= first_ok + bound:
                             scopes[i].cancel()
                             pending.discard(i)
-                            errors[i] = Slow(writers[i].peer.endpoint, method, bound)
+                            errors[i] = Slow(writers[i].peer.endpoint, _OPS.get(method, method), bound)
                         else:
                             wait = min(wait, first_ok + bound - now)
                     if not pending:
