@@ -369,7 +369,7 @@ class ReplicatedWriter:
                             wait = min(wait, first_ok + bound - now)
                     if not pending:
                         break
-                with trio.move_on_after(wait):
+                with trio.move_on_after(max(0.0, wait)):
                     pending.discard(await recv.receive())
         if not results:
             raise errors[min(errors)]
