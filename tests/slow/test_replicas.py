@@ -12,13 +12,13 @@ import signal
 
 import trio
 import zmq
+from e2e.conftest import Daemons, job_id, peer, read_object, start_task, wait_done
+from e2e.test_copies import free_endpoint
 
 from weft.actors.model import JobSpec
 from weft.actors.storage.client import write_bytes
 from weft.bus.zsock import ZSocket, context
 
-from e2e.conftest import Daemons, job_id, peer, read_object, start_task, wait_done
-from e2e.test_copies import free_endpoint
 from helpers import await_for
 
 SLOW_AFTER = 0.5
@@ -83,10 +83,13 @@ async def _write_with_one_replica_stopped(daemons: Daemons, *extra: str) -> tupl
     compute = daemons.start("compute", "compute-w", "--slots", "2", "--slow-after", str(SLOW_AFTER), *extra)
     job = job_id("copies")
     spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": "replicated bytes"}, outputs=["result"]).to_wire()
-    async with peer(a.endpoint) as pa, peer(b.endpoint) as pb, peer(compute.endpoint) as c:
-        # Both nodes answered this compute node before (its latency estimate is of live nodes).
-        await write_bytes(pa, f"{job_id('warm')}/x", b"w", 1)
-        await write_bytes(pb, f"{job_id('warm')}/x", b"w", 1)
+    async with peer(a.endpoint) as pa, peer(compute.endpoint) as c:
+        # A first write to both: the compute node is connected to both, as
+        # in a running cluster (a node it never reached would cost a connect
+        # timeout instead, another path), and knows their usual latency.
+        warm = job_id("warm")
+        await start_task(c, warm, spec, outputs={"result": [a.endpoint, b.endpoint]}, token=1)
+        assert (await wait_done(c, warm))["outcome"] == "success"
         b.signal(signal.SIGSTOP)
         try:
             await start_task(c, job, spec, outputs={"result": [a.endpoint, b.endpoint]}, token=1)
