@@ -151,14 +151,22 @@ async def read_object(
             async with ready:
                 ready.notify_all()
 
-    async with trio.open_nursery() as nursery:
-        for offset in offsets:
-            nursery.start_soon(fetch, offset)
-        for offset in offsets:
-            async with ready:
-                while offset not in done:
-                    await ready.wait()
-            await _deliver(on_chunk, done.pop(offset))
+    try:
+        async with trio.open_nursery() as nursery:
+            for offset in offsets:
+                nursery.start_soon(fetch, offset)
+            for offset in offsets:
+                async with ready:
+                    while offset not in done:
+                        await ready.wait()
+                await _deliver(on_chunk, done.pop(offset))
+    except ExceptionGroup as group:  # errors only: a cancellation passes as it came
+        # The first failed read as itself (a timeout, say), so the caller
+        # can catch it and go to the next copy.
+        first = group.exceptions[0]
+        while isinstance(first, ExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
     return size
 
 
