@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from faults.conftest import storage_copies
 from faults.dag import make_dag
 
 from weft.actors.client import Client
@@ -73,9 +74,17 @@ def test_a_paused_storage_node_does_not_stall_the_cluster(tmp_path: Path) -> Non
             submitter.join(30)
             statuses = client.wait(futures, timeout=180)
             assert all(s["state"] == "succeeded" for s in statuses), [s for s in statuses if s["state"] != "succeeded"][:3]
+            expected = {}
             for dag in dags:
                 for i in range(len(dag)):
                     assert client.get(dag.output(i)) == dag.expected[i], dag.output(i)
+                    expected[dag.output(i)] = dag.expected[i]
+            # Every copy on every node is right too, the resumed node's
+            # included (it went on with the writes it had been sent).
+            copies = storage_copies([p.endpoint for p in cluster.storages])
+            wrong = [(ep, name) for ep, objs in copies.items() for name, info in objs.items()
+                     if info["state"] == "finished" and name in expected and info["data"] != expected[name]]
+            assert not wrong, wrong[:5]
     finally:
         for p in cluster.procs:
             p.signal(signal.SIGCONT)
