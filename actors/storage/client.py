@@ -52,7 +52,13 @@ class Latency:
 
     def record(self, endpoint: str, seconds: float) -> None:
         est = self._est.get(endpoint)
-        self._est[endpoint] = seconds if est is None else est + _EWMA * (seconds - est)
+        if est is None:
+            self._est[endpoint] = min(seconds, self.floor)
+            return
+        # At most the bound: one answer that waited out a pause (the last
+        # copy gets the whole call timeout) must not raise it for long.
+        bound = max(self.floor, self.factor * est)
+        self._est[endpoint] = est + _EWMA * ((seconds if seconds < bound else bound) - est)
 
     def estimate(self, endpoint: str) -> float | None:
         return self._est.get(endpoint)
