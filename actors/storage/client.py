@@ -374,6 +374,8 @@ class ReplicatedWriter:
                     # Another replica has this step: the rest get their bound.
                     now = trio.current_time()
                     for i in sorted(pending):
+                        if i in results or i in errors:  # ended; its message is on its way
+                            continue
                         bound = self.latency.bound(writers[i].peer.endpoint)
                         if now >= first_ok + bound:
                             scopes[i].cancel()
