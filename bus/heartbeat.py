@@ -21,7 +21,7 @@ class Liveness:
         self,
         *,
         interval: float = 1.0,
-        timeout: float = 5.0,
+        timeout: float = 2.0,
         on_lost: Callable[[str], None] | None = None,
     ) -> None:
         if timeout <= interval:
@@ -48,6 +48,17 @@ class Liveness:
 
     def last_seen(self, key: str) -> float | None:
         return self._last.get(key)
+
+    def quiet(self, key: str) -> float:
+        """Seconds since `key` was last heard (0 if not watched). A peer that
+        answers is pinged after `interval` and heard again a round trip
+        later, so much more than that means it is not answering."""
+        last = self._last.get(key)
+        return 0.0 if last is None else trio.current_time() - last
+
+    def unanswered(self, key: str) -> bool:
+        """Quiet past two intervals: pinged and not answering, not yet lost."""
+        return self.quiet(key) > 2 * self.interval
 
     @property
     def watched(self) -> list[str]:

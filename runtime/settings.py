@@ -120,7 +120,9 @@ STATIC_COORDINATOR = Setting(
 
 ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
     "coordinator": (
-        Setting("heartbeat_timeout", "--heartbeat-timeout", 5.0, float, "Seconds of silence before a node is lost.",
+        # 2 s: a paused or stopped node is noticed (and placed around) within
+        # about the latency bound compute uses, not after a 5 s wait.
+        Setting("heartbeat_timeout", "--heartbeat-timeout", 2.0, float, "Seconds of silence before a node is lost.",
                 metavar="SECONDS", target="role", check=lambda v: math.isfinite(v) and v > 0.5,
                 expect="more than 0.5 seconds"),
         Setting("replicas", "--replicas", 1, int, "Storage nodes each output is written to.", metavar="N",
@@ -151,6 +153,14 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         STATIC_COORDINATOR,
         Setting("slots", "--slots", None, int, "Tasks run at once (default: number of cores).", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),
+        Setting("min_copies", "--min-copies", 0, int,
+                "Replicas whose finish a write of an output waits for (0: all it was placed on); the rest finish "
+                "in the background. A replica slower than its latency bound is dropped either way.", metavar="N",
+                target="role", check=lambda v: v >= 0, expect="0 (all replicas) or more"),
+        Setting("slow_after", "--slow-after", 1.5, float,
+                "Least latency bound (seconds) of a storage node: a read moves to the next copy, and a write drops "
+                "a replica, when it takes longer than this and 8x its usual latency.", metavar="SECONDS",
+                target="role", check=lambda v: math.isfinite(v) and v >= 0.05, expect="at least 0.05 seconds"),
     ),
 }
 

@@ -29,6 +29,7 @@ import trio.lowlevel
 from weft.actors.delegate import Delegate
 from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.actors.storage.client import (
+    LATENCY,
     NotFinished,
     ObjectWriter,
     Redirected,
@@ -80,9 +81,16 @@ _STORAGE_SHUNNED = 30.0
 class ComputeNode(Node):
     role = "compute"
 
-    def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None) -> None:
+    def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
+                 min_copies: int = 0, slow_after: float | None = None) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
+        if min_copies < 0:
+            raise ValueError("min_copies must be 0 (all replicas) or more")
+        # Replicas whose finish a write waits for (0: every replica it still has).
+        self.min_copies = min_copies
+        if slow_after is not None:
+            LATENCY.floor = slow_after  # the least latency bound of a storage node
         self.data_dir = Path(config.data_dir).resolve()
         self.slots = slots or os.cpu_count() or 1
         self.pool_size = workers or self.slots
@@ -432,28 +440,35 @@ class ComputeNode(Node):
     def _storage_unreachable(self, endpoint: str) -> None:
         self._storage_failed[endpoint] = trio.current_time()
 
-    async def _read_input(self, task: Task, name: str, read: Callable[[Peer, str], Awaitable[Any]]) -> Any:
-        """`read(peer, object)` of input `name` from the first of its copies
+    async def _read_input(self, task: Task, name: str,
+                          read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
+        """`read(peer, object, call timeout)` of input `name` from the first of its copies
         that answers; storage trouble becomes the task's soft failure."""
         endpoints, obj = task.inputs[name]
         endpoints = self._copies(endpoints)
         for i, endpoint in enumerate(endpoints):
+            # With another copy to go to, a call gets the node's latency
+            # bound, not the full call timeout: a paused node costs a read
+            # its bound, then the next copy answers (the last copy gets the
+            # whole timeout: there is nothing better to wait for).
+            last = i + 1 == len(endpoints)
             try:
-                return await read(self.peers.get(endpoint), obj)
+                return await read(self.peers.get(endpoint), obj, None if last else LATENCY.bound(endpoint))
             except (CallTimeout, PeerClosed) as e:
                 self._storage_unreachable(endpoint)
-                if i + 1 == len(endpoints):  # no other replica to try
+                if last:  # no other replica to try
                     raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+                log.info("input %r (%s): %s; reading the next copy", name, obj, e)
             except BusError as e:
                 raise self._input_soft(task, name, obj, e) from None
         raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
 
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
-        async def pieces(peer: Peer, obj: str) -> Parts:
+        async def pieces(peer: Peer, obj: str, timeout: float | None) -> Parts:
             # In pieces as received: the worker pool hands them to the worker
             # without joining them here first.
             parts = Parts()
-            await read_object(peer, obj, parts.append)
+            await read_object(peer, obj, parts.append, timeout=timeout)
             return parts
 
         out: dict[str, bytes | Parts] = dict(task.inline)
@@ -472,9 +487,9 @@ class ComputeNode(Node):
                 path.write_bytes(task.inline[name])
                 continue
 
-            async def to_file(peer: Peer, obj: str, path: Path = path) -> None:
-                with open(path, "wb") as f:
-                    await read_object(peer, obj, f.write)
+            async def to_file(peer: Peer, obj: str, timeout: float | None, path: Path = path) -> None:
+                with open(path, "wb") as f:  # from the start again if an earlier copy was too slow
+                    await read_object(peer, obj, f.write, timeout=timeout)
 
             await self._read_input(task, name, to_file)
         return files
@@ -577,7 +592,8 @@ class ComputeNode(Node):
             # The task's `done` tells the coordinator this object is finished
             # (see Task.stored), so storage's own event need not.
             return ObjectWriter(self.peers.get(endpoints[0]), name, task.token, quiet=True)
-        return ReplicatedWriter([ObjectWriter(self.peers.get(ep), name, task.token) for ep in endpoints])
+        return ReplicatedWriter([ObjectWriter(self.peers.get(ep), name, task.token) for ep in endpoints],
+                                min_copies=self.min_copies, background=self._task_nursery)
 
     async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str) -> None:
         try:
@@ -585,6 +601,9 @@ class ComputeNode(Node):
         except BusError as e:
             raise self._storage_soft(e, f"output {name!r}") from None
         task.written.append(name)
+        if isinstance(writer, ReplicatedWriter) and writer.dropped:
+            # Copies this write gave up on: the coordinator (repair) makes them again.
+            task.dropped += [[f"{task.job}/{name}", endpoint] for endpoint, _ in writer.dropped]
         if isinstance(writer, ObjectWriter) and writer.quiet and isinstance(info, dict) and "node" in info:
             small = writer.small if writer.small is not None and len(writer.small) <= STORED_INLINE_MAX else None
             task.stored[name] = [info["node"], info.get("size"), small]

@@ -48,7 +48,7 @@ class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline", "after", "ahead", "ended", "followers", "values", "unmet",
+        "inline", "after", "ahead", "ended", "followers", "values", "unmet", "dropped",
     )
 
     def __init__(
@@ -89,9 +89,17 @@ class Task:
         self.followers = 0  # tasks here waiting for this one's outputs
         self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for them
         self.unmet = False
+        # [object, storage endpoint] of each replica a write gave up on (too
+        # slow, or failed) while another copy was made: for repair.
+        self.dropped: list[list[str]] = []
 
     def summary(self) -> dict[str, Any]:
-        return self.report().to_wire()
+        d = self.report().to_wire()
+        if self.dropped and self.state == TaskState.DONE:
+            # Optional in the `done` news; a coordinator may ignore it. (Not yet
+            # a TaskReport field: protocol/ is being reworked alongside.)
+            d["dropped"] = self.dropped
+        return d
 
     def report(self) -> TaskReport:
         return TaskReport(

@@ -123,6 +123,8 @@ class CoordinatorNode(Node):
             repair_total=repair_copies,
         )
         self.graph = self.state.graph
+        # Hook for placement (issue 15, owned by the planner): avoid storage nodes pinged and not answering.
+        self.state.planner.slow = lambda s: self.liveness.unanswered(f"storage/{s.node}")
         self._wake = trio.Event()
         self.started_at = time.time()
         replay(self.journal, self.state)

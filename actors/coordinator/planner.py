@@ -55,6 +55,10 @@ class Planner:
         self.follow_ahead = follow_ahead
         self.wall = wall
         self.mono = mono
+        # Is this storage node slow or not answering (pinged, no reply yet)?
+        # Set by the shell from its liveness; placement avoids such nodes
+        # while others can take the outputs.
+        self.slow: Callable[[StorageRef], bool] = lambda s: False
 
     def plan(self, batches: Batches) -> None:
         """One scheduling round's picks, into `batches`."""
@@ -209,14 +213,26 @@ class Planner:
 
     def still_placeable(self, placement: list[str]) -> bool:
         now = self.mono()
-        return all((s := self.storages.get(n)) is not None and s.ready and s.full_until <= now for n in placement)
+        slow = self.slow
+        return all((s := self.storages.get(n)) is not None and s.ready and s.full_until <= now and not slow(s)
+                   for n in placement)
 
     def place(self, job: Job) -> list[str] | None:
-        """Storage nodes for a job's outputs: its placement if still good, else new ones."""
+        """Storage nodes for a job's outputs: its placement if still good, else new ones.
+
+        Slow or unanswering nodes are left out while enough others can take
+        the outputs: a write to one would wait for its latency bound and
+        then drop that copy."""
         now = self.mono()
         live = [s for s in self.storages.values() if s.ready and s.full_until <= now]
+        slow = [s for s in live if self.slow(s)]
+        if slow:
+            quick = [s for s in live if s not in slow]
+            if len(quick) >= min(self.replicas, len(live)):
+                live = quick
         if job.placement:
-            kept = [n for n in job.placement if n in self.storages and self.storages[n].full_until <= now]
+            kept = [n for n in job.placement if n in self.storages and self.storages[n].full_until <= now
+                    and self.storages[n] not in slow]
             if len(kept) == len(job.placement):
                 return job.placement
         chosen: list[str] = []

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import trio
 
-from weft.bus.errors import BusError, RemoteError
+from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PendingCall
 from weft.protocol.enums import ErrorCode, ObjectState
 from weft.protocol.objects import Create, Finish, Populate, Put, Read, ReadReply
@@ -26,6 +27,56 @@ CHUNK = 1 << 20
 WINDOW = 4
 # Up to this size an output goes in one `put` (create-or-reuse, write, finish).
 PUT_MAX = CHUNK
+# A storage node's latency bound is this many times its usual call latency ...
+SLOW_FACTOR = 8.0
+# ... and never under this (seconds): see Latency. Daemons set it from --slow-after.
+SLOW_FLOOR = 1.5
+# Weight of each new call in a node's latency estimate (an EWMA).
+_EWMA = 0.1
+
+
+class Latency:
+    """What each storage node usually takes to answer a call, and so how long
+    is too long: bound = max(floor, SLOW_FACTOR x its EWMA of call latency).
+
+    A read that gets no answer within the bound goes to the next copy, and a
+    replica that falls that far behind the others is dropped from the write
+    (see ReplicatedWriter): a paused node costs a bound, not its pause. Two
+    float operations a call; one table per process (`LATENCY`).
+    """
+
+    def __init__(self, floor: float = SLOW_FLOOR, factor: float = SLOW_FACTOR) -> None:
+        self.floor = floor
+        self.factor = factor
+        self._est: dict[str, float] = {}
+
+    def record(self, endpoint: str, seconds: float) -> None:
+        est = self._est.get(endpoint)
+        if est is None:
+            self._est[endpoint] = min(seconds, self.floor)
+            return
+        # At most the bound: one answer that waited out a pause (the last
+        # copy gets the whole call timeout) must not raise it for long.
+        bound = max(self.floor, self.factor * est)
+        self._est[endpoint] = est + _EWMA * ((seconds if seconds < bound else bound) - est)
+
+    def estimate(self, endpoint: str) -> float | None:
+        return self._est.get(endpoint)
+
+    def bound(self, endpoint: str) -> float:
+        est = self._est.get(endpoint)
+        return self.floor if est is None else max(self.floor, self.factor * est)
+
+
+LATENCY = Latency()
+
+
+async def _timed(peer: Peer, op: str, body: Any, timeout: float | None = None) -> Any:
+    """`peer.call`, its latency recorded (answers only: a timeout is no measure)."""
+    t0 = trio.current_time()
+    r = await peer.call(op, body, timeout=timeout)
+    LATENCY.record(peer.endpoint, trio.current_time() - t0)
+    return r
 
 
 class NotFinished(BusError):
@@ -63,7 +114,7 @@ async def read_chunks(
 
 
 async def _read(peer: Peer, name: str, offset: int, length: int, timeout: float | None) -> ReadReply:
-    return ReadReply.from_wire(await peer.call("read", Read(name, offset, length).to_wire(), timeout=timeout))
+    return ReadReply.from_wire(await _timed(peer, "read", Read(name, offset, length).to_wire(), timeout))
 
 
 def _checked(r: ReadReply, name: str, require_finished: bool) -> bytes:
@@ -106,14 +157,22 @@ async def read_object(
             async with ready:
                 ready.notify_all()
 
-    async with trio.open_nursery() as nursery:
-        for offset in offsets:
-            nursery.start_soon(fetch, offset)
-        for offset in offsets:
-            async with ready:
-                while offset not in done:
-                    await ready.wait()
-            await _deliver(on_chunk, done.pop(offset))
+    try:
+        async with trio.open_nursery() as nursery:
+            for offset in offsets:
+                nursery.start_soon(fetch, offset)
+            for offset in offsets:
+                async with ready:
+                    while offset not in done:
+                        await ready.wait()
+                await _deliver(on_chunk, done.pop(offset))
+    except ExceptionGroup as group:  # errors only: a cancellation passes as it came
+        # The first failed read as itself (a timeout, say), so the caller
+        # can catch it and go to the next copy.
+        first = group.exceptions[0]
+        while isinstance(first, ExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
     return size
 
 
@@ -191,20 +250,26 @@ class ObjectWriter:
         try:
             for i, data in enumerate(chunks):
                 if len(in_flight) >= WINDOW:
-                    await in_flight.popleft().reply()
+                    await self._reply(in_flight.popleft())
                 in_flight.append(await self.peer.send_call(
                     "populate", Populate(self.name, data, self.token, self.size + i * CHUNK).to_wire()))
             while in_flight:
-                await in_flight.popleft().reply()
+                await self._reply(in_flight.popleft())
         finally:
             for call in in_flight:
                 call.discard()
         self.size += n * CHUNK
 
+    async def _reply(self, call: PendingCall) -> None:
+        await call.reply()
+        # From when it was sent (its deadline less its timeout): a windowed
+        # call's latency includes the queue ahead of it, as the node serves it.
+        LATENCY.record(self.peer.endpoint, trio.current_time() - (call.deadline - call.seconds))
+
     async def _send(self, data: bytes) -> None:
         body = Populate(self.name, data, self.token, self.size).to_wire()
         try:
-            await self.peer.call("populate", body)
+            await _timed(self.peer, "populate", body)
         except RemoteError as e:
             # The coordinator creates outputs while the task starts; if our
             # first chunk overtook that create, create it ourselves.
@@ -224,57 +289,118 @@ class ObjectWriter:
         if not self._started:
             # Small output: one message does it all.
             data = bytes(self._buf)
-            info = await self.peer.call("put", Put(self.name, data, self.token, self.quiet).to_wire())
+            info = await _timed(self.peer, "put", Put(self.name, data, self.token, self.quiet).to_wire())
             self.small = data
             return info
         if self._buf:
             await self._send(bytes(self._buf))
             self._buf.clear()
-        return await self.peer.call("finish", Finish(self.name, self.token, self.size, self.quiet).to_wire())
+        return await _timed(self.peer, "finish", Finish(self.name, self.token, self.size, self.quiet).to_wire())
+
+
+class Slow(CallTimeout):
+    """A replica still busy with a write step its latency bound after another
+    replica finished it: dropped from the write, as if it had failed."""
+
+    def __init__(self, endpoint: str, op: str, bound: float) -> None:
+        super().__init__(endpoint, op, bound)
+        self.message = f"{op} on {endpoint}: no answer within its latency bound of {bound:.1f}s (another copy had it)"
+        self.args = (self.message,)
+
+
+_OPS = {"write": "populate", "close": "finish"}  # what a write step is called on the wire
 
 
 class ReplicatedWriter:
     """Writes one output to several storage nodes at once (replicas).
 
-    Each chunk goes to every replica concurrently. A replica that fails is
-    dropped and the write goes on with the others: the output is finished when
-    at least one replica acknowledged its finish, so losing a storage node
-    mid-write does not cost a rerun. Only when every replica failed does the
-    write fail (with the first replica's error).
+    Each step (a chunk, the finish) goes to every replica concurrently. A
+    replica that fails, or that is still busy with a step its latency bound
+    (`Latency.bound`) after another replica finished it, is dropped from the
+    write and listed in `dropped` (the caller reports it, so repair can make
+    that copy again): a paused node delays the write by one bound, not by
+    its pause, and never fails it while another replica answers. The write
+    fails only when every replica failed, with the first one's error.
+
+    The finish returns once `min_copies` replicas acknowledged it (0: every
+    replica still in the write). With fewer, and a `background` nursery,
+    the others finish there (on their normal call timeout; storage's own
+    `finished` event announces them); without one, it waits for all.
     """
 
-    def __init__(self, writers: list[ObjectWriter]) -> None:
+    def __init__(self, writers: list[ObjectWriter], *, min_copies: int = 0,
+                 background: trio.Nursery | None = None, latency: Latency | None = None) -> None:
         self.writers = writers
+        self.min_copies = min_copies
+        self.background = background
+        self.latency = latency or LATENCY
         self.dropped: list[tuple[str, Exception]] = []
 
-    async def _all(self, method: str, *args: Any) -> list[Any]:
-        import trio
-
+    async def _all(self, method: str, *args: Any, need: int = 0) -> list[Any]:
+        writers = self.writers
+        n = len(writers)
         results: dict[int, Any] = {}
         errors: dict[int, Exception] = {}
+        scopes = [trio.CancelScope() for _ in writers]
+        send, recv = trio.open_memory_channel[int](n)
+        first_ok: float | None = None
 
         async def one(i: int, w: ObjectWriter) -> None:
-            try:
-                results[i] = await getattr(w, method)(*args)
-            except Exception as e:
-                errors[i] = e
+            nonlocal first_ok
+            with scopes[i]:
+                try:
+                    results[i] = await getattr(w, method)(*args)
+                    if first_ok is None:
+                        first_ok = trio.current_time()
+                except Exception as e:
+                    errors[i] = e
+                    if i in late:
+                        log.warning("replica of %s on %s failed after the write returned: %s", w.name, w.peer.endpoint, e)
+            send.send_nowait(i)
 
-        async with trio.open_nursery() as nursery:
-            for i, w in enumerate(self.writers):
+        late: set[int] = set()  # left to finish in the background
+        need = min(need or n, n)
+        pending = set(range(n))
+        async with trio.open_nursery() as local:
+            nursery = self.background if need < n and self.background is not None else local
+            for i, w in enumerate(writers):
                 nursery.start_soon(one, i, w)
+            while pending:
+                if len(results) >= need and nursery is not local:
+                    late |= pending  # enough copies: the rest finish on their own
+                    break
+                wait = math.inf
+                if first_ok is not None:
+                    # Another replica has this step: the rest get their bound.
+                    now = trio.current_time()
+                    for i in sorted(pending):
+                        if i in results or i in errors:  # ended; its message is on its way
+                            continue
+                        bound = self.latency.bound(writers[i].peer.endpoint)
+                        if now >= first_ok + bound:
+                            scopes[i].cancel()
+                            pending.discard(i)
+                            errors[i] = Slow(writers[i].peer.endpoint, _OPS.get(method, method), bound)
+                        else:
+                            wait = min(wait, first_ok + bound - now)
+                    if not pending:
+                        break
+                with trio.move_on_after(max(0.0, wait)):
+                    pending.discard(await recv.receive())
         if not results:
             raise errors[min(errors)]
-        for i in sorted(errors, reverse=True):
-            w = self.writers.pop(i)
+        for i in sorted(errors):
+            w = writers[i]
             self.dropped.append((w.peer.endpoint, errors[i]))
             log.warning("replica of %s on %s dropped: %s", w.name, w.peer.endpoint, errors[i])
+        self.writers = [w for i, w in enumerate(writers) if i in results]
         return [results[i] for i in sorted(results)]
 
     async def write(self, data: bytes) -> None:
         await self._all("write", data)
 
     async def close(self) -> dict:
-        return (await self._all("close"))[0]
+        return (await self._all("close", need=self.min_copies))[0]
 
 
 async def write_bytes(peer: Peer, name: str, data: bytes, token: int) -> dict:
