@@ -292,6 +292,9 @@ class TaskReport:
     stored: dict[str, list] | None = None
     started: float | None = None
     finished: float | None = None
+    # [object, storage endpoint] of each replica a write gave up on while
+    # another copy was made: for repair (the copy will never be announced).
+    dropped: list[list[str]] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"job": self.job, "state": self.state, "token": self.token}
@@ -313,6 +316,8 @@ class TaskReport:
             d["started"] = self.started
         if self.finished is not None:
             d["finished"] = self.finished
+        if self.dropped:
+            d["dropped"] = self.dropped
         return d
 
     @classmethod
@@ -364,8 +369,12 @@ class TaskReport:
             bad(op, "started", "must be a time")
         if finished is not None and type(finished) is not float and type(finished) is not int:
             bad(op, "finished", "must be a time")
+        dropped = get("dropped")
+        if dropped is not None and (type(dropped) is not list or not all(
+                type(x) is list and len(x) == 2 and type(x[0]) is str and type(x[1]) is str for x in dropped)):
+            bad(op, "dropped", "must be a list of [object, storage endpoint]")
         return cls(job, state, token, outcome, exit_code, cause, code, delegation, get("unmet") is True,
-                   stored, started, finished)
+                   stored, started, finished, dropped)
 
 
 @dataclass(slots=True)

@@ -94,18 +94,14 @@ class Task:
         self.dropped: list[list[str]] = []
 
     def summary(self) -> dict[str, Any]:
-        d = self.report().to_wire()
-        if self.dropped and self.state == TaskState.DONE:
-            # Optional in the `done` news; a coordinator may ignore it. (Not yet
-            # a TaskReport field: protocol/ is being reworked alongside.)
-            d["dropped"] = self.dropped
-        return d
+        return self.report().to_wire()
 
     def report(self) -> TaskReport:
         return TaskReport(
             self.job, self.state, self.token, self.outcome, self.exit_code, self.cause, self.code,
             None if self.delegation is None else self.delegation.to_wire(), self.unmet,
             self.stored if self.state == TaskState.DONE else None, self.started, self.finished,
+            self.dropped or None if self.state == TaskState.DONE else None,
         )
 
     @classmethod

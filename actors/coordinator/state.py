@@ -327,6 +327,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             if outcome == _SUCCESS:
                 if t.stored is not None:
                     self.stored_outputs(job, t.stored)
+                if t.dropped:  # copies that will never be announced: repair them now
+                    for name, _endpoint in t.dropped:
+                        self.repair.dropped(name)
                 if t.delegation is not None:
                     self._delegate(job, t.delegation)
                 pending = {

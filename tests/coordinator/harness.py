@@ -143,7 +143,7 @@ class Cluster:
     def ends(self, name: str, outcome: str = "success", *, token: int | None = None,
              node: str | None = None, cause: str | None = None, code: str | None = None,
              exit_code: int | None = None, unmet: bool = False, delegation: Any = None,
-             stored: bool = True) -> list[Effect]:
+             stored: bool = True, dropped: list[list[str]] | None = None) -> list[Effect]:
         """The compute node running `name` reports its end (outputs stored
         durably), as the `task` event of its poll answer the shell parses."""
         job = self.job(name)
@@ -153,7 +153,7 @@ class Cluster:
             where = (job.placement or ["storage-0"])[0]
             st = {o: [where, 3, b"abc"] for o in job.spec.outputs}
         report = TaskReport(name, TaskState.DONE, job.token if token is None else token, Outcome(outcome),
-                            exit_code, cause, code, delegation, unmet, st)
+                            exit_code, cause, code, delegation, unmet, st, dropped=dropped)
         return self.task_news(node, report)
 
     def task_news(self, node: str | ComputeRef, *reports: TaskReport) -> list[Effect]:

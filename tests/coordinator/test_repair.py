@@ -99,6 +99,15 @@ def test_a_replica_reported_dropped_is_copied_without_waiting_for_its_news() -> 
     assert [n for n, _, _ in copies(plan(c))] == ["a/result"]
 
 
+def test_a_task_report_naming_a_dropped_replica_starts_its_copy_without_waiting() -> None:
+    c = Cluster(storages=3, replicas=2, computes=1)
+    c.submit(spec("a"))
+    c.round()
+    c.ends("a", dropped=[["a/result", "tcp://127.0.0.1:9"]])  # as the compute node's `done` says it
+    c.clock.advance(0.5)
+    assert [n for n, _, _ in copies(plan(c))] == ["a/result"]
+
+
 def test_copies_in_flight_are_bounded_per_node_and_in_all() -> None:
     c = Cluster(storages=5, replicas=2, repair_per_node=2, repair_total=3)
     names = [f"u{i}/result" for i in range(20)]

@@ -360,8 +360,8 @@ def test_get_reads_another_replica_when_one_storage_node_died(make_cluster: Call
         where = client.locate(name)["storage"]
         victim = next(p for p in cluster.storages if p.endpoint == where)
         kill(victim)
-        # The other replica holds the bytes; the default 5 s heartbeat has
-        # not declared the dead node lost yet.
+        # The other replica holds the bytes, whether or not the 2 s heartbeat
+        # has declared the dead node lost yet.
         assert client.get(name) == b"replicated\n"
 
 
