@@ -33,6 +33,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
 """
+# Where and how each job last ran, added later (journals from before get the
+# columns on open): attempts that did not count, the attempt's fencing token
+# (a task adopted after a restart with another token is an attempt the
+# journal has not seen), its compute node, start time and exit code.
+_RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NOT NULL DEFAULT 0"),
+                ("ran_on", "TEXT"), ("started", "REAL"), ("exit_code", "INTEGER"))
+_COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
+            "excused, token, ran_on, started, exit_code")
+# `weft stats` counters, rewritten with every group commit.
+COUNTERS = "counters"
 
 
 def _handed(job: Job) -> str | None:
@@ -55,8 +65,14 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, decl in _RUN_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
         self._new: dict[str, Job] = {}
         self._changed: dict[str, Job] = {}
+        # The owner's counters (a dict it keeps updating): written with each commit.
+        self.counters: dict[str, int] | None = None
 
     # -- staging -----------------------------------------------------------------
     def stage_new(self, job: Job) -> None:
@@ -81,18 +97,23 @@ class Journal:
             db.execute("BEGIN")
             if new:
                 db.executemany(
-                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
-                         j.submitted, j.finished, _handed(j), j.parent, j.attempts)
+                         j.submitted, j.finished, _handed(j), j.parent, j.attempts,
+                         j.excused, j.token, j.ran_on, j.started, j.exit_code)
                         for j in new.values()
                     ],
                 )
             if changed:
                 db.executemany(
-                    "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=? WHERE id=?",
-                    [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts, j.id) for j in changed.values()],
+                    "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
+                    "excused=?, token=?, ran_on=?, started=?, exit_code=? WHERE id=?",
+                    [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
+                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.id) for j in changed.values()],
                 )
+            if self.counters is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (COUNTERS, msgpack.packb(self.counters)))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -107,8 +128,9 @@ class Journal:
 
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
-        """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts), by seq."""
-        for row in self._db.execute("SELECT * FROM jobs ORDER BY seq"):
+        """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
+        excused, token, ran_on, started, exit_code), by seq."""
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
 
     def get_meta(self, key: str, default: Any = None) -> Any:

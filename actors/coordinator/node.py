@@ -44,6 +44,7 @@ from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
 from . import imports, news
+from .dispatch import never_started
 from .effects import (
     Dispatch,
     DropPeer,
@@ -288,8 +289,16 @@ class CoordinatorNode(Node):
 
     # -- the scheduler's loops ----------------------------------------------------------
     async def _scheduler(self) -> None:
+        state = self.state
         while True:
-            await self._wake.wait()
+            # Woken by a kick, or when a retry's back-off or a node's hold ends.
+            due = state.next_due()
+            if due is None:
+                await self._wake.wait()
+            else:
+                with trio.move_on_after(max(0.0, due - time.monotonic())):
+                    await self._wake.wait()
+                self._run(state.release_due())
             self._wake = trio.Event()
             delay = self.state.settle_until - time.monotonic()
             if delay > 0:
@@ -317,15 +326,19 @@ class CoordinatorNode(Node):
             state.creates_answered(storage, r, failed)
         node = d.node
         starts = state.start_messages(d, tokens, failed)
+        not_started: dict[str, str] = {}
         if starts:
             try:
-                r = await self.peers.get(node.endpoint).call("start_many", StartMany(starts, self.epoch).to_wire())
+                # Busy is an answer here (place elsewhere), not a reason to wait.
+                r = await self.peers.get(node.endpoint).call(
+                    "start_many", StartMany(starts, self.epoch).to_wire(), retry_busy=False)
                 state.starts_answered(d, tokens, news.start_answers(r))
             except _ANSWER_ERRORS as e:
                 self._check_fenced(e)
+                into = not_started if never_started(e) else failed
                 for s in starts:
-                    failed[s.job] = f"starting on {node.node}: {e}"
-        self._run(state.dispatch_ended(d, tokens, failed))
+                    into[s.job] = f"starting on {node.node}: {e}"
+        self._run(state.dispatch_ended(d, tokens, failed, not_started))
 
     async def _lineage(self) -> None:
         """Objects lost with their storage node past the grace period are made again."""

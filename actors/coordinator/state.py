@@ -10,6 +10,7 @@ is the planner's (planner.py); storage news is storage_news.py.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import time
@@ -59,6 +60,10 @@ _FAILED_SOFT = Outcome.FAILED_SOFT
 _NO_SPACE = ErrorCode.NO_SPACE
 
 MAX_SOFT_FAILURES = 5
+# A node that did not take a start (busy, unreachable, closed) gets no start
+# for this long, doubling while it keeps refusing, up to the cap.
+HOLD_FIRST = 0.25
+HOLD_MAX = 5.0
 # A storage node that said "no space" gets nothing new for this long.
 FULL_BACKOFF = 30.0
 # Submit settings that are not part of a job's identity, by the name a user
@@ -78,6 +83,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         storage_grace: float = 30.0,
         prefetch: int = 8,
         follow_ahead: int = 2,
+        retry_backoff: float = 2.0,
+        retry_backoff_max: float = 60.0,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -109,8 +116,18 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         self.to_delete: dict[str, list[str]] = defaultdict(list)
         self.stats = {
             "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
-            "lineage_reruns": 0, "followed": 0, "unmet": 0,
+            "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy": 0,
         }
+        # Soft failures back off: the second try waits `retry_backoff`, each
+        # next one twice as long, up to the cap, so a brief outage cannot
+        # use up a job's budget in seconds. Jobs backing off: id -> due
+        # (monotonic), and a heap of (due, id) to release them in order.
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.backing_off: dict[str, float] = {}
+        self._due: list[tuple[float, str]] = []
+        # Compute nodes that did not take a start, by node id.
+        self.held: dict[str, _Hold] = {}
         self.planner = Planner(
             self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
@@ -258,16 +275,16 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 continue
             seen.add(t.job)
             if t.state == _DONE:
+                if (not job.done and job.state != RUNNING and t.started is not None and t.token >= job.token
+                        and job.token >> 32 != self.epoch):
+                    # It ran, and ended, while we were down: its end is this
+                    # job's (counted, with its node and times), not a late
+                    # result to ignore.
+                    self._adopt(job, ref, t)
                 finished.append(t)
             elif not job.done and t.token >= job.token:
                 # A task we did not know was running (e.g. after our restart): adopt it.
-                if job.node != ref.node or job.token != t.token:
-                    # Adopted, not dispatched by us: an earlier attempt's error
-                    # is no longer what is going on with it.
-                    job.cause = None
-                self.graph.adopt(job, ref.node, t.token)
-                job.started = job.started or t.started or self.wall()
-                ref.assign(t.job)
+                self._adopt(job, ref, t)
                 if t.state == _STORING:
                     ref.running.discard(t.job)
         for jid in list(ref.assigned):
@@ -281,6 +298,20 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         if finished:
             return self.task_news(ref, finished)
         return self._flush()
+
+    def _adopt(self, job: Job, ref: ComputeRef, t: TaskReport) -> None:
+        if job.node != ref.node or job.token != t.token:
+            # Adopted, not dispatched by us: an earlier attempt's error
+            # is no longer what is going on with it.
+            job.cause = None
+        if t.token != job.token:
+            # An attempt the journal had not seen (started after its last
+            # commit of this job): count it.
+            job.attempts += 1
+        self.graph.adopt(job, ref.node, t.token)
+        job.started = t.started or job.started or self.wall()
+        ref.assign(t.job)
+        self.graph.changed.append(job)
 
     def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
         """Task steps and ends from a compute node (fenced by attempt token)."""
@@ -338,7 +369,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 job.ahead = False
                 self._soft_failure(job, cause or "input not made", counted=False)
             elif outcome == _FAILED_SOFT:
-                self._soft_failure(job, cause or "failed soft", t.code)
+                # A task that never took a slot (queued when its node stopped
+                # or restarted) did not run: not an attempt.
+                self._soft_failure(job, cause or "failed soft", t.code, counted=t.started is not None)
             else:
                 outcome = outcome or Outcome.FAILED_HARD
                 st = CANCELLED if outcome == Outcome.CANCELLED else FAILED
@@ -366,11 +399,74 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 if node_id in self.storages:
                     self.storages[node_id].full_until = until
             job.placement = None
-        if job.attempts - job.excused >= MAX_SOFT_FAILURES:
-            self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome=_FAILED_SOFT)
-        else:
+        tries = job.attempts - job.excused
+        if tries >= MAX_SOFT_FAILURES:
+            self.graph.fail(job, f"gave up after {tries} attempts; last: {cause}", outcome=_FAILED_SOFT)
+            return
+        delay = min(self.retry_backoff_max, self.retry_backoff * 2 ** (tries - 2)) if counted and tries > 1 else 0.0
+        if delay <= 0:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
             self.graph.requeue(job, cause)
+            return
+        log.info("job %s failed soft (%s); queued again in %.3gs", job.id, cause, delay)
+        self.graph.requeue(job, cause, runnable=False)
+        due = self.mono() + delay
+        self.backing_off[job.id] = due
+        heapq.heappush(self._due, (due, job.id))
+
+    def next_due(self) -> float | None:
+        """When (monotonic) the next backing-off job or held node is due, if any."""
+        due = self._due[0][0] if self._due else None
+        for h in self.held.values():
+            if h.active and (due is None or h.until < due):
+                due = h.until
+        return due
+
+    def release_due(self) -> list[Effect]:
+        """Jobs whose back-off is over are runnable again; held nodes take starts again."""
+        now = self.mono()
+        g = self.graph
+        heap = self._due
+        while heap and heap[0][0] <= now:
+            due, jid = heapq.heappop(heap)
+            if self.backing_off.get(jid) != due:
+                continue  # cancelled, or backing off again since
+            del self.backing_off[jid]
+            job = g.jobs.get(jid)
+            if job is not None and job.state == WAITING:
+                # Its inputs may have been lost meanwhile: count them again.
+                g.link_inputs(job)
+                self._kicked = True
+        for node_id, h in self.held.items():
+            if h.active and h.until <= now:
+                # Not ready while held (the planner skips it); ready again
+                # only if it is still the node we held, not a newer one.
+                h.active = False
+                if self.computes.get(node_id) is h.ref:
+                    h.ref.ready = True
+                    self._kicked = True
+        return self._flush()
+
+    def hold(self, ref: ComputeRef, why: str) -> None:
+        """`ref` did not take a start: place nothing on it for a moment
+        (it is not `ready` meanwhile, which is what the planner looks at)."""
+        h = self.held.get(ref.node)
+        if h is None or h.ref is not ref:
+            h = self.held[ref.node] = _Hold(ref)
+        if h.active or not ref.ready:
+            return  # held already, or not taking starts anyway (lost, restarting)
+        pause = min(HOLD_MAX, HOLD_FIRST * 2 ** h.times)
+        h.times += 1
+        h.until = self.mono() + pause
+        h.active = True
+        ref.ready = False
+        log.info("compute %s did not take starts (%s): none for %.3gs", ref.node, why, pause)
+
+    def took_starts(self, ref: ComputeRef) -> None:
+        """`ref` answered a start: its refusals in a row are over."""
+        h = self.held.get(ref.node)
+        if h is not None and not h.active:
+            del self.held[ref.node]
 
     # -- delegation ------------------------------------------------------------------------
     def _delegate(self, job: Job, wire: dict) -> None:
@@ -478,6 +574,18 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 ))
             self.graph.fail(job, "cancelled by user", outcome=Outcome.CANCELLED, state=CANCELLED)
         return self._flush()
+
+
+class _Hold:
+    """A compute node held back from starts (see CoordinatorState.hold)."""
+
+    __slots__ = ("ref", "until", "times", "active")
+
+    def __init__(self, ref: ComputeRef) -> None:
+        self.ref = ref
+        self.until = 0.0
+        self.times = 0  # holds in a row: each one twice as long
+        self.active = False
 
 
 class Submitted:
