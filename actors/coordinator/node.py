@@ -61,6 +61,7 @@ from .effects import Wake as WakeWaiter
 from .graph import FINISHED, RUNNABLE, WAITING, Job
 from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef
+from .queue import QueueBound
 from .replay import replay
 from .state import CoordinatorState
 from .views import job_detail
@@ -89,6 +90,9 @@ class CoordinatorNode(Node):
         storage_grace: float = 30.0,
         prefetch: int = 8,
         follow_ahead: int = 2,
+        retry_backoff: float = 2.0,
+        retry_backoff_max: float = 60.0,
+        max_queue: int = 1_000_000,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -107,7 +111,9 @@ class CoordinatorNode(Node):
         self.state = CoordinatorState(
             epoch=self.epoch, replicas=replicas, storage_grace=storage_grace,
             prefetch=prefetch, follow_ahead=follow_ahead,
+            retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
         )
+        self.queue_bound = QueueBound(max_queue)
         self.graph = self.state.graph
         self._wake = trio.Event()
         self.started_at = time.time()
@@ -365,13 +371,23 @@ class CoordinatorNode(Node):
         not have and that are not part of its identity: priority, time_limit).
         """
         specs = Submit.from_wire(body).jobs
+        self.queue_bound.admit(len(specs), self.graph.jobs.values())
         modules, nodes = imports.to_probe(specs, self.state.computes.values())
         if modules:
             refusal = imports.verdict(modules, await self._probe(nodes, modules))
             if refusal is not None:
                 raise SpecError(refusal)
-        results, effects = self.state.submit(specs)
-        self._run(effects)
+        # Taken in slices, yielding to other calls between them (a big
+        # submit must not leave stats, status and polls unanswered).
+        steps = self.state.submitting(specs)
+        while True:
+            try:
+                effects = next(steps)
+            except StopIteration as done:
+                results = done.value
+                break
+            self._run(effects)
+            await trio.lowlevel.checkpoint()
         await self.commits.durable()
         self._wake.set()
         return SubmitReply([

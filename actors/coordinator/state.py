@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import ErrorCode, Outcome, Role, TaskState
@@ -60,6 +60,9 @@ _FAILED_SOFT = Outcome.FAILED_SOFT
 _NO_SPACE = ErrorCode.NO_SPACE
 
 MAX_SOFT_FAILURES = 5
+# A submit is taken this many specs at a time: between slices the shell
+# answers other calls (stats, status, polls).
+SUBMIT_SLICE = 1000
 # A node that did not take a start (busy, unreachable, closed) gets no start
 # for this long, doubling while it keeps refusing, up to the cap.
 HOLD_FIRST = 0.25
@@ -523,18 +526,39 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         job may read the outputs of jobs listed before or after it). A spec
         matching a known job joins it, is answered from it (cached), or runs
         it again if it failed or was cancelled."""
+        steps = self.submitting(specs)
+        effects: list[Effect] = []
+        while True:
+            try:
+                effects += next(steps)
+            except StopIteration as done:
+                return done.value, effects
+
+    def submitting(self, specs: list[JobSpec], chunk: int = SUBMIT_SLICE) -> Generator[list[Effect], None, list[Submitted]]:
+        """`submit` in slices of `chunk` specs: yields the effects of each
+        slice, so the shell can answer other calls between slices, and
+        returns the results. Every spec is checked before any is taken (a
+        bad one refuses the whole submit with SpecError, nothing changed).
+        Jobs are registered, then linked to their inputs, in slices; one
+        cancelled or joined meanwhile by another call is left as it is."""
         g = self.graph
-        ids = [spec.job_id() for spec in specs]
+        ids: list[str] = []
+        for i in range(0, len(specs), chunk):
+            ids += [spec.job_id() for spec in specs[i:i + chunk]]
+            if i + chunk < len(specs):
+                yield []
         pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
         for i, spec in enumerate(specs):
             try:
                 g.check_inputs(spec, pending)
             except SpecError as e:
                 raise SpecError(f"job #{i + 1}: {e}") from None
-        results = []
-        new_jobs = []
+        results: list[Submitted] = []
+        new_jobs: list[Job] = []
         now = self.wall()
-        for jid, spec in zip(ids, specs, strict=True):
+        for n, (jid, spec) in enumerate(zip(ids, specs, strict=True)):
+            if n and n % chunk == 0:
+                yield self._flush()
             job = g.jobs.get(jid)
             if job is None:
                 job = g.add_job(jid, spec, now=now)
@@ -557,9 +581,13 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 if spec.priority > job.priority:
                     job.priority = spec.priority
             results.append(sub)
-        for job in new_jobs:
-            g.link_inputs(job)
-        return results, self._flush()
+        for n, job in enumerate(new_jobs):
+            if n and n % chunk == 0:
+                yield self._flush()
+            if job.state == WAITING:  # (not cancelled meanwhile)
+                g.link_inputs(job)
+        yield self._flush()
+        return results
 
     def cancel(self, jobs: list[Job]) -> list[Effect]:
         for job in jobs:
