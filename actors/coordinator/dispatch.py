@@ -175,7 +175,7 @@ class DispatchMixin:
                 # wait forever.
                 job.token = answer.token
         if busy:
-            self.stats["busy"] += busy
+            self.stats["busy_starts"] += busy
             self.hold(d.node, "busy")
         else:
             self.took_starts(d.node)

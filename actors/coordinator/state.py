@@ -119,7 +119,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         self.to_delete: dict[str, list[str]] = defaultdict(list)
         self.stats = {
             "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
-            "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy": 0,
+            "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy_starts": 0,
         }
         # Soft failures back off: the second try waits `retry_backoff`, each
         # next one twice as long, up to the cap, so a brief outage cannot
@@ -218,9 +218,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         fresh = ComputeRef(node, endpoint) if role == Role.COMPUTE else StorageRef(node, endpoint)
         if ref is not None:
             log.info("%s %s is back (%s)", role, node, endpoint)
-            if ref.endpoint == endpoint:
-                # Restarted in place: its new inventory tells what became of
-                # the tasks we gave it (finished ones are adopted, not rerun).
+            if ref.endpoint == endpoint or isinstance(ref, ComputeRef):
+                # Restarted (in place, or on a new endpoint with its data
+                # dir): its new inventory tells what became of the tasks we
+                # gave it: finished ones are adopted, not rerun, and those
+                # that never took a slot are not counted as attempts.
                 self._out.append(StopPoller(ref))
                 if isinstance(ref, ComputeRef):
                     fresh.assigned = ref.assigned

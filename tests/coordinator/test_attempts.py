@@ -91,7 +91,7 @@ def test_a_busy_node_is_passed_over_not_failed() -> None:
     first = d.node.node
     job = c.job("a")
     assert job.state == RUNNABLE and shown_attempts(c, "a") == 0 and job.outcome is None
-    assert c.state.stats["busy"] == 1 and c.state.stats["soft_failures"] == 0
+    assert c.state.stats["busy_starts"] == 1 and c.state.stats["soft_failures"] == 0
     # Placed on the other node at once.
     [d2] = dispatch(c)
     assert d2.node.node != first and c.job("a").state == RUNNING

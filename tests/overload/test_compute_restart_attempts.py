@@ -1,0 +1,54 @@
+"""kill -9 a compute node with jobs queued for it, restart it: no job shows
+more attempts than times it started running (real processes and signals;
+each job appends a line to a run log when it starts)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+from weft.actors.client import Client
+from weft.localcluster.cluster import LocalCluster
+
+from helpers import wait_for
+
+JOBS = 24  # deep enough that the coordinator sends jobs ahead to each node's queue
+
+
+def runs(log: Path) -> list[tuple[str, str]]:
+    """(job name, task dir) per start, from the run log."""
+    if not log.exists():
+        return []
+    return [tuple(line.split(" ", 1)) for line in log.read_text().splitlines() if " " in line]
+
+
+def test_jobs_queued_on_a_killed_compute_node_are_not_charged_for_it(tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    with LocalCluster(tmp_path / "cluster", compute=2, storage=1, slots=1,
+                      coordinator_args=["--heartbeat-timeout", "5"]) as cluster:
+        victim = cluster.computes[0]
+        with Client(cluster.endpoint) as client:
+            specs = [client.spec(["sh", "-c", f'echo j{i} "$PWD" >> {log}; sleep 0.5; echo j{i}'], name=f"j{i}")
+                     for i in range(JOBS)]
+            futures = client.submit_specs(specs)
+            # Kill it while it runs a job (mid-sleep: that job has logged its
+            # start) and more wait in its queue.
+            wait_for(lambda: any("compute-0" in d for _, d in runs(log)), 30, "a job running on compute-0")
+            queued = client.stats()["busy"]
+            victim.signal(signal.SIGKILL)
+            victim.popen.wait(10)
+            time.sleep(1.0)
+            restarted = cluster.add_compute(index=0, slots=1)
+            assert restarted.endpoint and queued >= 1
+            states = client.wait(futures, timeout=120)
+            assert [s["state"] for s in states] == ["succeeded"] * JOBS, states
+            started = Counter(name for name, _ in runs(log))
+            views = client.status([f.job for f in futures])
+    over = {v["name"]: (v["attempts"], started[v["name"]]) for v in views if v["attempts"] > started[v["name"]]}
+    assert not over, f"jobs with more attempts than starts (attempts, starts): {over}"
+    assert all(v["attempts"] >= 1 and v.get("ran_on") for v in views), views
+    # The kill cost some job a second start, and that one counts as two.
+    assert sum(started.values()) > JOBS
+    assert sum(v["attempts"] for v in views) > JOBS
