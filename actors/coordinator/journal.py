@@ -57,6 +57,17 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
     return output, target
 
 
+class Batch:
+    """Rows taken from the staging area for one transaction."""
+
+    __slots__ = ("new", "changed", "counters")
+
+    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None) -> None:
+        self.new = new
+        self.changed = changed
+        self.counters = counters
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,10 +99,37 @@ class Journal:
 
     def commit(self) -> int:
         """Write everything staged in one transaction; returns the row count."""
-        if not self.dirty:
+        batch = self.take()
+        if batch is None:
             return 0
+        try:
+            return self.write(batch)
+        except BaseException:
+            self.put_back(batch)
+            raise
+
+    def take(self) -> Batch | None:
+        """What is staged, to `write` (from another thread if the caller
+        likes: the coordinator does, so a big commit does not stall it).
+        Jobs change after this go into the next batch (they are staged
+        again), so the rows `write` reads are never older than staged."""
+        if not self.dirty:
+            return None
         new, self._new = self._new, {}
         changed, self._changed = self._changed, {}
+        return Batch(new, changed, dict(self.counters) if self.counters is not None else None)
+
+    def put_back(self, batch: Batch) -> None:
+        """A batch that failed to write: its rows go with the next one."""
+        batch.new.update(self._new)
+        self._new = batch.new
+        for jid, job in batch.changed.items():
+            if jid not in self._new:
+                self._changed.setdefault(jid, job)
+
+    def write(self, batch: Batch) -> int:
+        """One transaction for `batch`; returns the row count."""
+        new, changed = batch.new, batch.changed
         db = self._db
         try:
             db.execute("BEGIN")
@@ -102,7 +140,7 @@ class Journal:
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
                          j.submitted, j.finished, _handed(j), j.parent, j.attempts,
                          j.excused, j.token, j.ran_on, j.started, j.exit_code)
-                        for j in new.values()
+                        for j in list(new.values())
                     ],
                 )
             if changed:
@@ -110,19 +148,14 @@ class Journal:
                     "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
                     "excused=?, token=?, ran_on=?, started=?, exit_code=? WHERE id=?",
                     [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
-                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.id) for j in changed.values()],
+                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.id) for j in list(changed.values())],
                 )
-            if self.counters is not None:
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (COUNTERS, msgpack.packb(self.counters)))
+            if batch.counters is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (COUNTERS, msgpack.packb(batch.counters)))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            # Put the rows back so the next commit retries them.
-            new.update(self._new)
-            self._new = new
-            changed.update(self._changed)
-            self._changed = changed
             raise
         return len(new) + len(changed)
 

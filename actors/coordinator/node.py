@@ -11,7 +11,9 @@ node (retries only) and one `start_many` per compute node for the round.
 
 from __future__ import annotations
 
+import gc
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import trio
 
 from weft.actors.groupcommit import GroupCommit
-from weft.actors.model import SpecError, check_job_id
+from weft.actors.model import JobSpec, SpecError, check_job_id
 from weft.bus.beacon import BeaconListener, PeerInfo
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.heartbeat import Liveness
@@ -63,7 +65,7 @@ from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .queue import QueueBound
 from .replay import replay
-from .state import CoordinatorState
+from .state import SUBMIT_SLICE, CoordinatorState
 from .views import job_detail
 
 log = logging.getLogger("weft.coordinator")
@@ -74,6 +76,8 @@ _ANSWER_ERRORS = (*_NET_ERRORS, BadRequest)
 # How long a submit waits for compute nodes to say which modules they import
 # (the node bounds its own look-up below this: see actors/compute/probe.py).
 PROBE_TIMEOUT = 8.0
+# How Submit names a bad spec: "job #N: why".
+_JOB_NUMBER = re.compile(r"job #(\d+): ")
 
 
 class CoordinatorNode(Node):
@@ -101,7 +105,7 @@ class CoordinatorNode(Node):
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
         self.journal = Journal(self.data_dir / "journal.sqlite")
-        self.commits = GroupCommit(self.journal.commit, what="job journal", delay=0.01)
+        self.commits = GroupCommit(self._commit_journal, what="job journal", delay=0.01)
         self.poll_timeout = poll_timeout
         # Paranoid Pirate: ping after a third of the timeout, at most every second.
         interval = heartbeat_interval or min(1.0, heartbeat_timeout / 3)
@@ -150,6 +154,18 @@ class CoordinatorNode(Node):
 
     async def shutdown(self) -> None:
         self.journal.close()
+
+    async def _commit_journal(self) -> None:
+        """One group commit, written from a worker thread: a commit of
+        thousands of rows must not stall every other call."""
+        batch = self.journal.take()
+        if batch is None:
+            return
+        try:
+            await trio.to_thread.run_sync(self.journal.write, batch)
+        except BaseException:
+            self.journal.put_back(batch)
+            raise
 
     # -- carrying out effects ------------------------------------------------------------
     def _run(self, effects: list[Effect]) -> None:
@@ -370,7 +386,7 @@ class CoordinatorNode(Node):
         running; `differs`: settings asked for that the existing job does
         not have and that are not part of its identity: priority, time_limit).
         """
-        specs = Submit.from_wire(body).jobs
+        specs = await self._submitted_specs(body)
         self.queue_bound.admit(len(specs), self.graph.jobs.values())
         modules, nodes = imports.to_probe(specs, self.state.computes.values())
         if modules:
@@ -390,9 +406,37 @@ class CoordinatorNode(Node):
             await trio.lowlevel.checkpoint()
         await self.commits.durable()
         self._wake.set()
-        return SubmitReply([
-            Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs) for s in results
-        ]).to_wire()
+        if len(specs) >= SUBMIT_SLICE:
+            # The jobs live as long as the coordinator: out of the collector's
+            # sight, or its full passes over them (100 ms and more past
+            # 100,000 jobs) stall every call now and then.
+            gc.freeze()
+        answers = []
+        for start in range(0, len(results), SUBMIT_SLICE):
+            if start:
+                await trio.lowlevel.checkpoint()
+            answers += [Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
+                        for s in results[start:start + SUBMIT_SLICE]]
+        return SubmitReply(answers).to_wire()
+
+    async def _submitted_specs(self, body: Any) -> list[JobSpec]:
+        """A submit's specs, parsed a slice at a time (the rest of the
+        coordinator runs between slices); an error names the job by its
+        place in the whole submit."""
+        wires = body.get("jobs") if type(body) is dict else None
+        if type(wires) is not list or len(wires) <= SUBMIT_SLICE:
+            return Submit.from_wire(body).jobs
+        specs: list[JobSpec] = []
+        for start in range(0, len(wires), SUBMIT_SLICE):
+            try:
+                specs += Submit.from_wire({"jobs": wires[start:start + SUBMIT_SLICE]}).jobs
+            except SpecError as e:
+                m = _JOB_NUMBER.match(str(e))
+                if m is None:
+                    raise
+                raise SpecError(f"job #{int(m.group(1)) + start}: {str(e)[m.end():]}") from None
+            await trio.lowlevel.checkpoint()
+        return specs
 
     async def _probe(self, nodes: list[ComputeRef], modules: list[str]) -> list[tuple[ComputeRef, ProbeReply | None]]:
         """Ask every node which of `modules` it can import, in parallel; a

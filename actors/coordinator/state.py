@@ -551,6 +551,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 yield []
         pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
         for i, spec in enumerate(specs):
+            if i and i % chunk == 0:
+                yield []  # nothing taken yet: only checked
             try:
                 g.check_inputs(spec, pending)
             except SpecError as e:
