@@ -10,7 +10,6 @@ is the planner's (planner.py); storage news is storage_news.py.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import time
@@ -48,6 +47,7 @@ from .graph import (
 )
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .planner import Planner
+from .retry import RetryMixin
 from .storage_news import StorageNewsMixin
 
 log = logging.getLogger("weft.coordinator")
@@ -63,10 +63,6 @@ MAX_SOFT_FAILURES = 5
 # A submit is taken this many specs at a time: between slices the shell
 # answers other calls (stats, status, polls).
 SUBMIT_SLICE = 1000
-# A node that did not take a start (busy, unreachable, closed) gets no start
-# for this long, doubling while it keeps refusing, up to the cap.
-HOLD_FIRST = 0.25
-HOLD_MAX = 5.0
 # A storage node that said "no space" gets nothing new for this long.
 FULL_BACKOFF = 30.0
 # Submit settings that are not part of a job's identity, by the name a user
@@ -77,7 +73,7 @@ _SETTINGS = (("priority", "priority"), ("timeout", "time_limit"))
 _WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
 
 
-class CoordinatorState(StorageNewsMixin, DispatchMixin):
+class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
     def __init__(
         self,
         *,
@@ -121,16 +117,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
             "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
             "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy_starts": 0,
         }
-        # Soft failures back off: the second try waits `retry_backoff`, each
-        # next one twice as long, up to the cap, so a brief outage cannot
-        # use up a job's budget in seconds. Jobs backing off: id -> due
-        # (monotonic), and a heap of (due, id) to release them in order.
-        self.retry_backoff = retry_backoff
-        self.retry_backoff_max = retry_backoff_max
-        self.backing_off: dict[str, float] = {}
-        self._due: list[tuple[float, str]] = []
-        # Compute nodes that did not take a start, by node id.
-        self.held: dict[str, _Hold] = {}
+        self.init_retries(retry_backoff, retry_backoff_max)
         self.planner = Planner(
             self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
@@ -408,70 +395,14 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         if tries >= MAX_SOFT_FAILURES:
             self.graph.fail(job, f"gave up after {tries} attempts; last: {cause}", outcome=_FAILED_SOFT)
             return
-        delay = min(self.retry_backoff_max, self.retry_backoff * 2 ** (tries - 2)) if counted and tries > 1 else 0.0
+        delay = self.retry_delay(tries) if counted else 0.0
         if delay <= 0:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
             self.graph.requeue(job, cause)
             return
         log.info("job %s failed soft (%s); queued again in %.3gs", job.id, cause, delay)
         self.graph.requeue(job, cause, runnable=False)
-        due = self.mono() + delay
-        self.backing_off[job.id] = due
-        heapq.heappush(self._due, (due, job.id))
-
-    def next_due(self) -> float | None:
-        """When (monotonic) the next backing-off job or held node is due, if any."""
-        due = self._due[0][0] if self._due else None
-        for h in self.held.values():
-            if h.active and (due is None or h.until < due):
-                due = h.until
-        return due
-
-    def release_due(self) -> list[Effect]:
-        """Jobs whose back-off is over are runnable again; held nodes take starts again."""
-        now = self.mono()
-        g = self.graph
-        heap = self._due
-        while heap and heap[0][0] <= now:
-            due, jid = heapq.heappop(heap)
-            if self.backing_off.get(jid) != due:
-                continue  # cancelled, or backing off again since
-            del self.backing_off[jid]
-            job = g.jobs.get(jid)
-            if job is not None and job.state == WAITING:
-                # Its inputs may have been lost meanwhile: count them again.
-                g.link_inputs(job)
-                self._kicked = True
-        for node_id, h in self.held.items():
-            if h.active and h.until <= now:
-                # Not ready while held (the planner skips it); ready again
-                # only if it is still the node we held, not a newer one.
-                h.active = False
-                if self.computes.get(node_id) is h.ref:
-                    h.ref.ready = True
-                    self._kicked = True
-        return self._flush()
-
-    def hold(self, ref: ComputeRef, why: str) -> None:
-        """`ref` did not take a start: place nothing on it for a moment
-        (it is not `ready` meanwhile, which is what the planner looks at)."""
-        h = self.held.get(ref.node)
-        if h is None or h.ref is not ref:
-            h = self.held[ref.node] = _Hold(ref)
-        if h.active or not ref.ready:
-            return  # held already, or not taking starts anyway (lost, restarting)
-        pause = min(HOLD_MAX, HOLD_FIRST * 2 ** h.times)
-        h.times += 1
-        h.until = self.mono() + pause
-        h.active = True
-        ref.ready = False
-        log.info("compute %s did not take starts (%s): none for %.3gs", ref.node, why, pause)
-
-    def took_starts(self, ref: ComputeRef) -> None:
-        """`ref` answered a start: its refusals in a row are over."""
-        h = self.held.get(ref.node)
-        if h is not None and not h.active:
-            del self.held[ref.node]
+        self.back_off(job, delay)
 
     # -- delegation ------------------------------------------------------------------------
     def _delegate(self, job: Job, wire: dict) -> None:
@@ -606,18 +537,6 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 ))
             self.graph.fail(job, "cancelled by user", outcome=Outcome.CANCELLED, state=CANCELLED)
         return self._flush()
-
-
-class _Hold:
-    """A compute node held back from starts (see CoordinatorState.hold)."""
-
-    __slots__ = ("ref", "until", "times", "active")
-
-    def __init__(self, ref: ComputeRef) -> None:
-        self.ref = ref
-        self.until = 0.0
-        self.times = 0  # holds in a row: each one twice as long
-        self.active = False
 
 
 class Submitted:

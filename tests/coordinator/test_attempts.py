@@ -6,7 +6,8 @@ from __future__ import annotations
 from weft.actors.coordinator.dispatch import never_started
 from weft.actors.coordinator.effects import Dispatch
 from weft.actors.coordinator.graph import RUNNABLE, RUNNING, WAITING
-from weft.actors.coordinator.state import HOLD_FIRST, MAX_SOFT_FAILURES
+from weft.actors.coordinator.retry import HOLD_FIRST
+from weft.actors.coordinator.state import MAX_SOFT_FAILURES
 from weft.bus.errors import Busy, CallTimeout, ConnectionLost, RemoteError
 from weft.bus.rpc import PeerClosed
 from weft.protocol.enums import ErrorCode, TaskState
