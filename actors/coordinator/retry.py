@@ -26,6 +26,9 @@ log = logging.getLogger("weft.coordinator")
 # it keeps refusing, up to the cap.
 HOLD_FIRST = 0.25
 HOLD_MAX = 5.0
+# A node that said busy is up and working through its queue: a short pause
+# of fixed length, or one full queue would idle it for seconds.
+BUSY_HOLD = 0.05
 
 
 class RetryMixin:
@@ -91,7 +94,7 @@ class RetryMixin:
                     self._kicked = True
         return self._flush()
 
-    def hold(self, ref: ComputeRef, why: str) -> None:
+    def hold(self, ref: ComputeRef, why: str, *, busy: bool = False) -> None:
         """`ref` did not take a start: place nothing on it for a moment
         (it is not `ready` meanwhile, which is what the planner looks at)."""
         h = self.held.get(ref.node)
@@ -99,12 +102,16 @@ class RetryMixin:
             h = self.held[ref.node] = _Hold(ref)
         if h.active or not ref.ready:
             return  # held already, or not taking starts anyway (lost, restarting)
-        pause = min(HOLD_MAX, HOLD_FIRST * 2 ** h.times)
-        h.times += 1
+        if busy:
+            pause = BUSY_HOLD
+        else:
+            pause = min(HOLD_MAX, HOLD_FIRST * 2 ** h.times)
+            h.times += 1
         h.until = self.mono() + pause
         h.active = True
         ref.ready = False
-        log.info("compute %s did not take starts (%s): none for %.3gs", ref.node, why, pause)
+        log.log(logging.DEBUG if busy else logging.INFO, "compute %s did not take starts (%s): none for %.3gs",
+                ref.node, why, pause)
 
     def took_starts(self, ref: ComputeRef) -> None:
         """`ref` answered a start: its refusals in a row are over."""

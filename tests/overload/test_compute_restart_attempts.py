@@ -52,3 +52,15 @@ def test_jobs_queued_on_a_killed_compute_node_are_not_charged_for_it(tmp_path: P
     # The kill cost some job a second start, and that one counts as two.
     assert sum(started.values()) > JOBS
     assert sum(v["attempts"] for v in views) > JOBS
+
+
+def test_a_compute_node_past_its_queue_bound_costs_no_attempts(tmp_path: Path) -> None:
+    # The coordinator sends up to 9 jobs per slot ahead; the node takes 2.
+    with LocalCluster(tmp_path / "cluster", compute=1, storage=1, slots=1,
+                      compute_args=["--max-queued", "2"]) as cluster, Client(cluster.endpoint) as client:
+        futures = client.submit_specs([client.spec(["true"], name=f"b{i}") for i in range(40)])
+        states = client.wait(futures, timeout=120)
+        assert [s["state"] for s in states] == ["succeeded"] * 40, states
+        assert all(s["attempts"] == 1 for s in states), states
+        stats = client.stats()
+    assert stats["busy_starts"] > 0 and stats["soft_failures"] == 0 and stats["failed"] == 0
