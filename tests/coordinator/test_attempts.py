@@ -10,7 +10,7 @@ from weft.actors.coordinator.retry import HOLD_FIRST
 from weft.actors.coordinator.state import MAX_SOFT_FAILURES
 from weft.bus.errors import Busy, CallTimeout, ConnectionLost, RemoteError
 from weft.bus.rpc import PeerClosed
-from weft.protocol.enums import ErrorCode, TaskState
+from weft.protocol.enums import ErrorCode, Outcome, TaskState
 from weft.protocol.tasks import Refused, TaskReport
 
 from .harness import Cluster, spec
@@ -146,3 +146,24 @@ def test_a_task_that_never_took_a_slot_is_not_an_attempt() -> None:
     c.started()
     c.ends("a", "failed-soft", cause="compute node restarted while the task ran")
     assert shown_attempts(c, "a") == 1 and c.state.stats["soft_failures"] == 1
+
+
+def test_jobs_queued_on_a_lost_node_are_given_back_their_attempt_when_it_returns() -> None:
+    c = Cluster(computes=2, slots=1, prefetch=2)
+    c.submit(*(spec(f"j{i}") for i in range(20)))  # deep: each node gets jobs ahead
+    c.started()
+    ref = c.compute("compute-0")
+    on_it = sorted(ref.assigned)
+    assert len(on_it) >= 2
+    ran, queued = on_it[0], on_it[1:]
+    tokens = {j: c.job(j).token for j in on_it}
+    c.take(c.state.node_lost("compute", "compute-0"))
+    assert all(shown_attempts(c, j) == 1 for j in on_it)  # not known yet which ran
+    # It comes back: the one that ran ended failed soft with a start time,
+    # those queued behind it with none.
+    back = [TaskReport(ran, TaskState.DONE, tokens[ran], Outcome.FAILED_SOFT, cause="restarted", started=1.0)]
+    back += [TaskReport(j, TaskState.DONE, tokens[j], Outcome.FAILED_SOFT, cause="restarted") for j in queued]
+    c.add_compute("compute-0", 1, back)
+    assert shown_attempts(c, ran) == 1
+    assert all(shown_attempts(c, j) == 0 for j in queued)
+    assert c.state.stats["soft_failures"] == 1 and c.state.charged == {}
