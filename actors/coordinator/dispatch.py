@@ -64,6 +64,7 @@ class DispatchMixin:
     epoch: int
     awaiting: dict[str, set[str]]
     to_delete: dict[str, list[str]]
+    unacked: dict[int, Dispatch]
 
     if TYPE_CHECKING:  # given by CoordinatorState
         def _flush(self) -> list[Effect]: ...
@@ -82,8 +83,15 @@ class DispatchMixin:
         out = self._flush()
         for node_id, items in batches.items():
             self.stats["dispatched"] += len(items)
-            out.append(Dispatch(self.computes[node_id], items))
+            d = Dispatch(self.computes[node_id], items)
+            self.unacked[id(d)] = d
+            out.append(d)
         return out
+
+    def unacked_jobs(self, node: ComputeRef) -> set[str]:
+        """Jobs of dispatches to `node` that it has not answered yet (a node
+        lost meanwhile never said it took them: they are not attempts)."""
+        return {job.id for d in self.unacked.values() if d.node is node for job, _ in d.items}
 
     @staticmethod
     def attempt_tokens(d: Dispatch) -> dict[str, int]:
@@ -154,6 +162,7 @@ class DispatchMixin:
 
     def starts_answered(self, d: Dispatch, tokens: dict[str, int], answers: list[TaskReport | Refused]) -> None:
         """The node's answer per task: the task it has, or why it refused the start."""
+        self.unacked.pop(id(d), None)
         busy = 0
         for answer in answers:
             job = self.graph.jobs.get(answer.job or "")
@@ -185,6 +194,7 @@ class DispatchMixin:
         """What did not start fails soft (if the job is still on this attempt);
         what surely reached no live process (`not_started`) is queued again
         without counting an attempt, and its node is held back for a moment."""
+        self.unacked.pop(id(d), None)
         for jid, cause in failed.items():
             job = self.graph.jobs.get(jid)
             if self._ours(job, d.node, tokens):

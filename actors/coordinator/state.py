@@ -24,6 +24,7 @@ from weft.protocol.tasks import Delegation, TaskRef, TaskReport
 from .dispatch import DispatchMixin
 from .effects import (
     KICK,
+    Dispatch,
     DropPeer,
     Effect,
     JournalWrite,
@@ -118,6 +119,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
             "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy_starts": 0,
         }
         self.init_retries(retry_backoff, retry_backoff_max)
+        # Attempts counted when their compute node was lost (node -> job ->
+        # token), until the node comes back and says which never ran.
+        self.charged: dict[str, dict[str, int]] = {}
+        # Dispatches whose start_many the node has not answered, by id().
+        self.unacked: dict[int, Dispatch] = {}
         self.planner = Planner(
             self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
@@ -235,10 +241,19 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
         ref.ready = False
         if isinstance(ref, ComputeRef):
             self.computes.pop(ref.node, None)
+            # Which of them ran there we cannot know yet: each counts, and
+            # if the node comes back saying one never took a slot, that one
+            # is given back (see task_news). Starts it never answered did
+            # not reach it alive: those are not attempts.
+            charged = self.charged.setdefault(ref.node, {})
+            unacked = self.unacked_jobs(ref)
             for jid in list(ref.assigned):
                 job = self.graph.jobs.get(jid)
                 if job is not None and job.state == RUNNING and job.node == ref.node:
-                    self._soft_failure(job, f"compute node {ref.node} {why}")
+                    counted = jid not in unacked
+                    if counted:
+                        charged[jid] = job.token
+                    self._soft_failure(job, f"compute node {ref.node} {why}", counted=counted)
             ref.running.clear()
             ref.assigned.clear()
             return
@@ -287,9 +302,10 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                     self._soft_failure(job, f"task vanished from compute node {ref.node}")
         ref.ready = True
         self._kick()
-        if finished:
-            return self.task_news(ref, finished)
-        return self._flush()
+        effects = self.task_news(ref, finished) if finished else self._flush()
+        # What it did not give back as never run, it ran (or lost): counted.
+        self.charged.pop(ref.node, None)
+        return effects
 
     def _adopt(self, job: Job, ref: ComputeRef, t: TaskReport) -> None:
         if job.node != ref.node or job.token != t.token:
@@ -338,7 +354,12 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                 # started it again yet: adopt the result instead of rerunning.
                 g.adopt(job, ref.node, job.token)
             if job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
-                continue  # a late result of an attempt we gave up on
+                # A late result of an attempt we gave up on. If we gave up
+                # on it with its lost node and it never took a slot there,
+                # it was not an attempt: give it back.
+                if t.started is None and job is not None and outcome == _FAILED_SOFT:
+                    self._refund(ref.node, job, t.token)
+                continue
             job.exit_code = t.exit
             cause = t.cause
             if outcome == _SUCCESS:
@@ -369,6 +390,16 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                 st = CANCELLED if outcome == Outcome.CANCELLED else FAILED
                 self.stats["failed"] += len(g.fail(job, cause or str(outcome), outcome=outcome, state=st))
         return self._flush()
+
+    def _refund(self, node: str, job: Job, token: int) -> None:
+        charged = self.charged.get(node)
+        if charged is not None and charged.get(job.id) == token:
+            del charged[job.id]
+            if not charged:
+                del self.charged[node]
+            job.excused += 1
+            self.stats["soft_failures"] -= 1
+            self.graph.changed.append(job)
 
     def _succeeded(self, job: Job) -> None:
         self.graph.succeed(job, self.wall())

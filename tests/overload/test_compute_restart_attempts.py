@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from weft.actors.client import Client
 from weft.localcluster.cluster import LocalCluster
 
@@ -24,10 +26,14 @@ def runs(log: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 1)) for line in log.read_text().splitlines() if " " in line]
 
 
-def test_jobs_queued_on_a_killed_compute_node_are_not_charged_for_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("heartbeat", "down"), [(5.0, 1.0), (1.0, 2.5)], ids=["back-in-time", "lost-then-back"])
+def test_jobs_queued_on_a_killed_compute_node_are_not_charged_for_it(tmp_path: Path, heartbeat: float,
+                                                                     down: float) -> None:
+    """Back before the coordinator gives up on it, or after (its jobs were
+    charged when it was lost, and given back when it said they never ran)."""
     log = tmp_path / "runs.log"
     with LocalCluster(tmp_path / "cluster", compute=2, storage=1, slots=1,
-                      coordinator_args=["--heartbeat-timeout", "5"]) as cluster:
+                      coordinator_args=["--heartbeat-timeout", str(heartbeat)]) as cluster:
         victim = cluster.computes[0]
         with Client(cluster.endpoint) as client:
             specs = [client.spec(["sh", "-c", f'echo j{i} "$PWD" >> {log}; sleep 0.5; echo j{i}'], name=f"j{i}")
@@ -39,7 +45,7 @@ def test_jobs_queued_on_a_killed_compute_node_are_not_charged_for_it(tmp_path: P
             queued = client.stats()["busy"]
             victim.signal(signal.SIGKILL)
             victim.popen.wait(10)
-            time.sleep(1.0)
+            time.sleep(down)
             restarted = cluster.add_compute(index=0, slots=1)
             assert restarted.endpoint and queued >= 1
             states = client.wait(futures, timeout=120)
