@@ -167,3 +167,20 @@ def test_jobs_queued_on_a_lost_node_are_given_back_their_attempt_when_it_returns
     assert shown_attempts(c, ran) == 1
     assert all(shown_attempts(c, j) == 0 for j in queued)
     assert c.state.stats["soft_failures"] == 1 and c.state.charged == {}
+
+
+def test_a_start_the_lost_node_never_answered_is_not_an_attempt() -> None:
+    c = Cluster(computes=2)
+    c.submit(spec("a"), spec("b"))
+    answered, pending = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
+    tokens = c.state.attempt_tokens(answered)
+    starts = c.state.start_messages(answered, tokens, {})
+    c.state.starts_answered(answered, tokens, [TaskReport(s.job, TaskState.PENDING, s.token) for s in starts])
+    c.take(c.state.dispatch_ended(answered, tokens, {}))
+    # Both nodes are lost: one had said it took its job, the other had not answered.
+    c.take(c.state.node_lost("compute", answered.node.node))
+    c.take(c.state.node_lost("compute", pending.node.node))
+    [took] = [j.id for j, _ in answered.items]
+    [never] = [j.id for j, _ in pending.items]
+    assert shown_attempts(c, took) == 1 and shown_attempts(c, never) == 0
+    assert c.state.stats["soft_failures"] == 1
