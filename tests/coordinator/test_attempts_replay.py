@@ -120,3 +120,29 @@ def test_stats_counters_survive_a_restart(tmp_path: Path) -> None:
     c2.submit(spec("c"))
     c2.run("c")
     assert c2.state.stats["succeeded"] == 2 and c2.state.stats["dispatched"] == 3
+
+
+def test_a_journal_from_before_the_run_columns_opens_and_replays(tmp_path: Path) -> None:
+    import sqlite3
+
+    import msgpack
+
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(str(path))
+    db.executescript("""
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, spec BLOB NOT NULL, state TEXT NOT NULL,
+            outcome TEXT, cause TEXT, submitted REAL NOT NULL, finished REAL, delegate TEXT, parent TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
+    """)
+    db.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+               ("a", 1, msgpack.packb(spec("a").to_wire()), "succeeded", "success", None, 100.0, 101.0,
+                None, None, 1))
+    db.commit()
+    db.close()
+    c = start(path, epoch=2)
+    a = view(c, "a")
+    assert c.job("a").state == SUCCEEDED and a["attempts"] == 1 and "ran_on" not in a
+    c.submit(spec("b"))  # and it takes new rows with the new columns
+    c2 = restart(path, c)
+    assert c2.job("b").state != SUCCEEDED and c2.job("a").state == SUCCEEDED
