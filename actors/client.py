@@ -32,7 +32,7 @@ import trio
 from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
 from weft.actors.storage.client import read_all, read_chunks
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
-from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
 from weft.protocol.jobs import (
@@ -232,7 +232,14 @@ class Client:
         backoff = 0.2
         while True:
             try:
-                return await peer.call(op, body, timeout=timeout or self.timeout)
+                return await peer.call(op, body, timeout=timeout or self.timeout, retry_busy=False)
+            except Busy as e:
+                # Past its bound: wait as long as it asks (or back off), then again.
+                wait = retry_hint(e.message) or backoff
+                if trio.current_time() + wait > deadline:
+                    raise
+                await trio.sleep(wait)
+                backoff = min(backoff * 2, 5.0)
             except (CallTimeout, PeerClosed) as e:
                 if trio.current_time() + backoff > deadline:
                     raise BusError(
@@ -388,3 +395,15 @@ class Client:
 
 
 __all__ = ["Client", "Future", "ObjectRef", "JobFailed", "RemoteError"]
+
+
+def retry_hint(message: str) -> float | None:
+    """The seconds a busy answer asks to wait ("...; retry in 2s"), if it says."""
+    _, sep, tail = message.rpartition("retry in ")
+    if not sep or not tail.endswith("s"):
+        return None
+    try:
+        seconds = float(tail[:-1])
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 3600 else None

@@ -33,7 +33,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .workloads import CLUSTER_WORKLOADS, QUEUE_WORKLOADS, SIZES, TIMEOUTS, WORKLOADS, WeftSide
+from .workloads import (
+    CLUSTER_WORKLOADS,
+    QUEUE_WORKLOADS,
+    SIZES,
+    TIMEOUTS,
+    WEFT_ONLY,
+    WORKLOADS,
+    WeftSide,
+)
 
 SYSTEMS = ("weft", "dask")
 # Within this factor of each other the table calls it a tie: one machine, a few
@@ -48,6 +56,7 @@ class Result:
     runs: list[float] = field(default_factory=list)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    na: bool = False  # not measured on this system (a weft-only workload on a peer)
 
     @property
     def value(self) -> float | None:
@@ -67,6 +76,8 @@ class Result:
         }
         if self.error is not None:
             d["error"] = self.error
+        if self.na:
+            d["na"] = True
         if self.notes:
             d["notes"] = self.notes
         return d
@@ -110,7 +121,8 @@ class Plan:
             per_system += self.runs
         if "startup" in self.workloads:
             per_system += self.runs
-        return per_system * len(self.systems)
+        weft_only = sum(self.runs for w in self.workloads if w in WEFT_ONLY)
+        return per_system * len(self.systems) + weft_only
 
 
 def parse_workloads(value: str | None) -> list[str]:
@@ -188,7 +200,25 @@ def _run_system(plan: Plan, system: str, side: Any, nonce: str, progress: Progre
                 progress.advance(runs - r)
                 break
             progress.advance()
+    for w in (w for w in plan.workloads if w in WEFT_ONLY):
+        if system != "weft":
+            out[w].na = True
+            continue
+        for r in range(runs):
+            progress.step(f"{system} {w} ({r + 1}/{runs})")
+            try:
+                out[w].runs.append(side.responsive(sizes[w]["n"], f"{nonce}-{w}-{r}", timeouts[w]))
+            except Exception as e:
+                failed([w], _msg(e))
+                progress.advance(runs - r)
+                break
+            progress.advance()
     return _finish(out, side)
+
+
+def format_result(r: Result) -> str:
+    """A result's cell in the table: its value, `error`, or `n/a`."""
+    return "n/a" if r.na else format_value(r.value)
 
 
 def _run_shared(side: Any, shared: list[str], out: dict[str, Result], sizes: dict, timeouts: dict,

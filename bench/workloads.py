@@ -27,6 +27,9 @@ Workloads (full size; `--smoke` sizes in `SIZES["smoke"]`)
                 0 workers): jobs accepted per second.
     memory      the coordinator's (Dask: the scheduler's) RSS growth for those
                 100,000 queued jobs: KiB per job.
+    responsive  the p99 latency (ms) of `stats` calls made back to back while
+                100,000 jobs are submitted (bench/responsive.py, which also
+                runs alone: `python -m weft.bench.responsive`); weft only.
     startup     a cluster of 2 compute nodes (1 slot each) and 2 storage nodes
                 from nothing to ready (Dask: LocalCluster(n_workers=2,
                 threads_per_worker=1, processes=True) and a Client that sees
@@ -73,7 +76,10 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("submit", "jobs/s", "higher", "jobs accepted while no compute slot is free"),
     Workload("memory", "KiB/job", "lower", "coordinator (scheduler) RSS growth per queued job"),
     Workload("startup", "s", "lower", "a 2 compute + 2 storage cluster from nothing to ready"),
+    Workload("responsive", "ms", "lower", "p99 of `stats` calls during a 100,000-job submit (weft only)"),
 ]}
+# Measured by weft only (bench/responsive.py): the peers show n/a.
+WEFT_ONLY = ("responsive",)
 
 # Run on the shared 2 x 1-slot cluster, one after another.
 CLUSTER_WORKLOADS = ("throughput", "chain", "fanout", "commands", "handoff")
@@ -89,6 +95,7 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
         "handoff": {"pairs": 100, "size": 10 * MiB},
         "queue": {"n": 100_000},
         "startup": {},
+        "responsive": {"n": 100_000},
     },
     "smoke": {
         "throughput": {"n": 500},
@@ -98,6 +105,7 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
         "handoff": {"pairs": 10, "size": 1 * MiB},
         "queue": {"n": 10_000},
         "startup": {},
+        "responsive": {"n": 10_000},
     },
 }
 
@@ -105,9 +113,9 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
 # entries cover one measurement of submit+memory, one start).
 TIMEOUTS: dict[str, dict[str, float]] = {
     "full": {"throughput": 300, "chain": 300, "fanout": 300, "commands": 300,
-             "handoff": 300, "queue": 300, "startup": 60},
+             "handoff": 300, "queue": 300, "startup": 60, "responsive": 300},
     "smoke": {"throughput": 30, "chain": 30, "fanout": 30, "commands": 30,
-              "handoff": 30, "queue": 30, "startup": 30},
+              "handoff": 30, "queue": 30, "startup": 30, "responsive": 60},
 }
 
 # Queued before the memory baseline is taken, so that first-use allocations
@@ -409,6 +417,19 @@ class WeftSide:
             finally:
                 self.stop_cluster(cluster)
         return {"submit": n / elapsed, "memory": (after - before) / 1024 / n}
+
+    # -- responsive ---------------------------------------------------------------------
+    def responsive(self, n: int, tag: str, timeout: float) -> float:
+        """p99 of `stats` latency (ms) during an `n`-job submit."""
+        from .responsive import measure
+
+        try:
+            r = measure(n, timeout=timeout, tag=tag)
+        except RuntimeError as e:
+            raise WorkloadError(str(e)) from None
+        self.notes["responsive"] = "stats p50 ms"
+        self.note_values.setdefault("responsive", []).append(f"{r['stats_p50_ms']:.1f}")
+        return r["stats_p99_ms"]
 
     # -- startup ------------------------------------------------------------------------
     def startup(self, timeout: float) -> float:

@@ -137,7 +137,7 @@ def _print_table(plan: object, results: list) -> None:
         if with_dask:
             dask = by[(w, "dask")]
             ratio, winner = runner.compare(weft, dask)
-            row += [runner.format_value(dask.value), "-" if ratio is None else f"{ratio:.2f}x", winner or "-"]
+            row += [runner.format_result(dask), "-" if ratio is None else f"{ratio:.2f}x", winner or "-"]
         table.add_row(*row)
     console = Console(file=sys.stdout, width=max(100, Console(file=sys.stdout).width), highlight=False)
     console.print(table)

@@ -141,6 +141,16 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("repair_per_node", "--repair-per-node", 8, int,
                 "Repair copies in flight to, and from, any one storage node.", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),
+        Setting("retry_backoff", "--retry-backoff", 2.0, float,
+                "Seconds a job waits before its third try after soft failures, doubling for each next one "
+                "(the second try is at once).", metavar="SECONDS", target="role",
+                check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("retry_backoff_max", "--retry-backoff-max", 60.0, float,
+                "Longest wait before a retry after soft failures.", metavar="SECONDS", target="role",
+                check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("max_queue", "--max-queue", 1_000_000, int,
+                "Unfinished jobs past which a submit is answered busy (with a hint of when to retry).",
+                metavar="N", target="role", check=lambda v: v >= 1, expect="at least 1"),
     ),
     "storage": (
         STATIC_COORDINATOR,
@@ -148,6 +158,9 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "Newest object content (MiB) left in the OS page cache for readers; older content is dropped "
                 "from it.", metavar="MIB", target="role", key="page_cache", check=lambda v: v >= 0,
                 expect="MiB >= 0", convert=lambda v: v << 20),
+        Setting("max_writes", "--max-writes", 128, int,
+                "Object writes (puts, finishes) waiting for their flush at once; past it writers are told "
+                "busy and retry.", metavar="N", target="role", check=lambda v: v >= 1, expect="at least 1"),
     ),
     "compute": (
         STATIC_COORDINATOR,
@@ -161,6 +174,9 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "Least latency bound (seconds) of a storage node: a read moves to the next copy, and a write drops "
                 "a replica, when it takes longer than this and 8x its usual latency.", metavar="SECONDS",
                 target="role", check=lambda v: math.isfinite(v) and v >= 0.05, expect="at least 0.05 seconds"),
+        Setting("max_queued", "--max-queued", 10_000, int,
+                "Unfinished tasks the node holds (running and queued) before it answers starts busy.",
+                metavar="N", target="role", check=lambda v: v >= 1, expect="at least 1"),
     ),
 }
 

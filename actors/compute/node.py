@@ -74,6 +74,9 @@ log = logging.getLogger("weft.compute")
 # Outputs up to this size travel in the task's `done` event as well, so the
 # coordinator can hand them to dependents inline (as storage's events do).
 STORED_INLINE_MAX = 4096
+# Unfinished tasks (running, queued, following) a node takes before it
+# answers starts busy: far above what the coordinator sends ahead.
+DEFAULT_MAX_QUEUED = 10_000
 # A storage node that failed us goes last among an input's copies for this long.
 _STORAGE_SHUNNED = 30.0
 
@@ -82,7 +85,7 @@ class ComputeNode(Node):
     role = "compute"
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
-                 min_copies: int = 0, slow_after: float | None = None) -> None:
+                 min_copies: int = 0, slow_after: float | None = None, max_queued: int = DEFAULT_MAX_QUEUED) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
         if min_copies < 0:
@@ -95,6 +98,11 @@ class ComputeNode(Node):
         self.slots = slots or os.cpu_count() or 1
         self.pool_size = workers or self.slots
         self.tasks: dict[str, Task] = {}
+        # Admission: past this many unfinished tasks a start is answered busy
+        # (the coordinator places it elsewhere), so a flood of starts cannot
+        # grow the node's queue without bound.
+        self.max_queued = max_queued
+        self.unfinished = 0
         self.limiter = trio.CapacityLimiter(self.slots)
         self.pool: WorkerPool | None = None
         self._task_nursery: trio.Nursery | None = None
@@ -123,7 +131,9 @@ class ComputeNode(Node):
                 continue
             task = Task(job, spec, {}, {}, int(rec.get("t", 0)))
             task.state = TaskState.DONE
-            task.started = rec.get("st")
+            # When it took a slot ("r"); a task that never did has no start
+            # time, which tells the coordinator it was not an attempt.
+            task.started = rec.get("r")
             if rec.get("s") == "done":
                 task.outcome = Outcome(rec.get("o", "failed-soft"))
                 task.cause = rec.get("c")
@@ -131,6 +141,7 @@ class ComputeNode(Node):
                 task.delegation = restored_delegation(rec.get("d"))
                 task.code = rec.get("e")
                 task.finished = rec.get("f")
+                task.started = rec.get("st")
             else:
                 task.outcome = Outcome.FAILED_SOFT
                 task.cause = f"compute node {self.node_id} restarted while the task ran"
@@ -151,7 +162,8 @@ class ComputeNode(Node):
         add("probe", self._op_probe)
 
     def describe(self) -> dict[str, Any]:
-        return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks)}
+        return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks),
+                "unfinished": self.unfinished, "max_queued": self.max_queued}
 
     @property
     def busy(self) -> int:
@@ -194,6 +206,10 @@ class ComputeNode(Node):
             # earlier attempt and this is a newer one (higher fencing token).
             if existing.state != TaskState.DONE or task.token <= existing.token:
                 return existing.report()
+        if self.unfinished >= self.max_queued:
+            raise BusError(f"compute {self.node_id} is busy: {self.unfinished} tasks unfinished "
+                           f"(its limit is {self.max_queued})", code=ErrorCode.BUSY)
+        self.unfinished += 1
         self.tasks[task.job] = task
         if task.after:
             self._follow(task)
@@ -304,6 +320,8 @@ class ComputeNode(Node):
             self.limiter.release_on_behalf_of(task)
 
     def _finish(self, task: Task, outcome: Outcome, cause: str | None = None, code: str | None = None) -> None:
+        if task.state != TaskState.DONE:
+            self.unfinished -= 1
         task.outcome = outcome
         if cause is not None:
             task.cause = cause
@@ -333,6 +351,7 @@ class ComputeNode(Node):
                 task.holding = True
                 try:
                     task.started = time.time()
+                    self.tasklog.write({"job": task.job, "r": task.started})
                     await self._run(task)
                 finally:
                     self._release(task)

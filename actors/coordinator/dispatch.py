@@ -15,7 +15,8 @@ import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from weft.bus.errors import BusError
+from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError
+from weft.bus.rpc import PeerClosed
 from weft.protocol.enums import ErrorCode, TaskState
 from weft.protocol.objects import CreateManyReply, ObjectInfo
 from weft.protocol.tasks import Refused, Start, TaskReport
@@ -26,6 +27,27 @@ from .nodes import ComputeRef, StorageRef
 from .planner import Batches, Planner
 
 log = logging.getLogger("weft.coordinator")
+
+# Error codes of a start_many that no live process took: the node said so
+# before starting anything.
+_NOT_TAKEN = frozenset((ErrorCode.BUSY, ErrorCode.SHUTTING_DOWN, ErrorCode.UNREACHABLE,
+                        ErrorCode.CONNECTION_LOST, ErrorCode.PEER_CLOSED))
+
+
+def never_started(e: BaseException) -> bool:
+    """Did a failed start_many surely start nothing? True when no live process
+    took it: no connection, the connection closed or dropped before the
+    answer (the node died: its next inventory says what it had), or the
+    node refused the whole call as busy or shutting down. A plain timeout
+    on a live connection is not known to have started nothing."""
+    if isinstance(e, ConnectionLost | PeerClosed | Busy):
+        return True
+    if isinstance(e, CallTimeout):
+        return e.unreachable
+    if isinstance(e, RemoteError):
+        return e.code in _NOT_TAKEN
+    return False
+
 
 # One storage node's share of a retry's creates: (storage id, its ref if
 # still known, [[object, token]...], the jobs owning them).
@@ -42,11 +64,14 @@ class DispatchMixin:
     epoch: int
     awaiting: dict[str, set[str]]
     to_delete: dict[str, list[str]]
+    unacked: dict[int, Dispatch]
 
     if TYPE_CHECKING:  # given by CoordinatorState
         def _flush(self) -> list[Effect]: ...
         def _succeeded(self, job: Job) -> None: ...
         def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True) -> None: ...
+        def hold(self, ref: ComputeRef, why: str, *, busy: bool = False) -> None: ...
+        def took_starts(self, ref: ComputeRef) -> None: ...
         def _apply_object(self, ref: StorageRef, info: ObjectInfo, scavenge: list[str]) -> None: ...
 
     def schedule_round(self) -> list[Effect]:
@@ -58,8 +83,15 @@ class DispatchMixin:
         out = self._flush()
         for node_id, items in batches.items():
             self.stats["dispatched"] += len(items)
-            out.append(Dispatch(self.computes[node_id], items))
+            d = Dispatch(self.computes[node_id], items)
+            self.unacked[id(d)] = d
+            out.append(d)
         return out
+
+    def unacked_jobs(self, node: ComputeRef) -> set[str]:
+        """Jobs of dispatches to `node` that it has not answered yet (a node
+        lost meanwhile never said it took them: they are not attempts)."""
+        return {job.id for d in self.unacked.values() if d.node is node for job, _ in d.items}
 
     @staticmethod
     def attempt_tokens(d: Dispatch) -> dict[str, int]:
@@ -130,12 +162,19 @@ class DispatchMixin:
 
     def starts_answered(self, d: Dispatch, tokens: dict[str, int], answers: list[TaskReport | Refused]) -> None:
         """The node's answer per task: the task it has, or why it refused the start."""
+        self.unacked.pop(id(d), None)
+        busy = 0
         for answer in answers:
             job = self.graph.jobs.get(answer.job or "")
             if not self._ours(job, d.node, tokens):
                 continue
             assert job is not None
-            if type(answer) is Refused:
+            if type(answer) is Refused and answer.code == ErrorCode.BUSY:
+                # Its queue is full: not an attempt, not a failure. The job
+                # goes back in the queue; the node gets nothing for a moment.
+                busy += 1
+                self._soft_failure(job, f"compute node {d.node.node} was busy", counted=False)
+            elif type(answer) is Refused:
                 d.node.unassign(job.id)
                 self.graph.fail(job, f"compute node refused the job: {answer.message}")
             elif 0 < answer.token < job.token and answer.state != TaskState.DONE:
@@ -144,14 +183,31 @@ class DispatchMixin:
                 # its end would be taken for a late result and the job would
                 # wait forever.
                 job.token = answer.token
+        if busy:
+            self.stats["busy_starts"] += busy
+            self.hold(d.node, "busy", busy=True)
+        else:
+            self.took_starts(d.node)
 
-    def dispatch_ended(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[Effect]:
-        """What did not start fails soft (if the job is still on this attempt)."""
+    def dispatch_ended(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str],
+                       not_started: dict[str, str] | None = None) -> list[Effect]:
+        """What did not start fails soft (if the job is still on this attempt);
+        what surely reached no live process (`not_started`) is queued again
+        without counting an attempt, and its node is held back for a moment."""
+        self.unacked.pop(id(d), None)
         for jid, cause in failed.items():
             job = self.graph.jobs.get(jid)
             if self._ours(job, d.node, tokens):
                 assert job is not None
                 self._soft_failure(job, cause)
+        if not_started:
+            for jid, cause in not_started.items():
+                job = self.graph.jobs.get(jid)
+                if self._ours(job, d.node, tokens):
+                    assert job is not None
+                    self.stats["not_started"] += 1
+                    self._soft_failure(job, cause, counted=False)
+            self.hold(d.node, next(iter(not_started.values())))
         return self._flush()
 
     def take_deletions(self) -> list[tuple[ComputeRef, list[str]]]:

@@ -415,12 +415,17 @@ class Graph:
     def _output_chain(self, job: Job) -> Iterable[str]:
         yield from job.outputs()
 
-    def requeue(self, job: Job, cause: str) -> None:
-        """A soft failure: the job runs again."""
+    def requeue(self, job: Job, cause: str, *, runnable: bool = True) -> None:
+        """A soft failure: the job runs again (now, or `waiting` until its
+        owner makes it runnable again: a retry backing off)."""
         job.cause = cause
         job.node = None
         job.started = None
-        self.make_runnable(job)
+        if runnable:
+            self.make_runnable(job)
+        else:
+            job.state = WAITING
+            job.missing = 0
         self.changed.append(job)
 
     # -- views -----------------------------------------------------------------

@@ -33,6 +33,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
 """
+# Where and how each job last ran, added later (journals from before get the
+# columns on open): attempts that did not count, the attempt's fencing token
+# (a task adopted after a restart with another token is an attempt the
+# journal has not seen), its compute node, start time and exit code.
+_RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NOT NULL DEFAULT 0"),
+                ("ran_on", "TEXT"), ("started", "REAL"), ("exit_code", "INTEGER"))
+_COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
+            "excused, token, ran_on, started, exit_code")
+# `weft stats` counters, rewritten with every group commit.
+COUNTERS = "counters"
 
 
 def _handed(job: Job) -> str | None:
@@ -47,6 +57,17 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
     return output, target
 
 
+class Batch:
+    """Rows taken from the staging area for one transaction."""
+
+    __slots__ = ("new", "changed", "counters")
+
+    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None) -> None:
+        self.new = new
+        self.changed = changed
+        self.counters = counters
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +76,14 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, decl in _RUN_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
         self._new: dict[str, Job] = {}
         self._changed: dict[str, Job] = {}
+        # The owner's counters (a dict it keeps updating): written with each commit.
+        self.counters: dict[str, int] | None = None
 
     # -- staging -----------------------------------------------------------------
     def stage_new(self, job: Job) -> None:
@@ -72,43 +99,71 @@ class Journal:
 
     def commit(self) -> int:
         """Write everything staged in one transaction; returns the row count."""
-        if not self.dirty:
+        batch = self.take()
+        if batch is None:
             return 0
+        try:
+            return self.write(batch)
+        except BaseException:
+            self.put_back(batch)
+            raise
+
+    def take(self) -> Batch | None:
+        """What is staged, to `write` (from another thread if the caller
+        likes: the coordinator does, so a big commit does not stall it).
+        Jobs change after this go into the next batch (they are staged
+        again), so the rows `write` reads are never older than staged."""
+        if not self.dirty:
+            return None
         new, self._new = self._new, {}
         changed, self._changed = self._changed, {}
+        return Batch(new, changed, dict(self.counters) if self.counters is not None else None)
+
+    def put_back(self, batch: Batch) -> None:
+        """A batch that failed to write: its rows go with the next one."""
+        batch.new.update(self._new)
+        self._new = batch.new
+        for jid, job in batch.changed.items():
+            if jid not in self._new:
+                self._changed.setdefault(jid, job)
+
+    def write(self, batch: Batch) -> int:
+        """One transaction for `batch`; returns the row count."""
+        new, changed = batch.new, batch.changed
         db = self._db
         try:
             db.execute("BEGIN")
             if new:
                 db.executemany(
-                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
-                         j.submitted, j.finished, _handed(j), j.parent, j.attempts)
-                        for j in new.values()
+                         j.submitted, j.finished, _handed(j), j.parent, j.attempts,
+                         j.excused, j.token, j.ran_on, j.started, j.exit_code)
+                        for j in list(new.values())
                     ],
                 )
             if changed:
                 db.executemany(
-                    "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=? WHERE id=?",
-                    [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts, j.id) for j in changed.values()],
+                    "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
+                    "excused=?, token=?, ran_on=?, started=?, exit_code=? WHERE id=?",
+                    [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
+                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.id) for j in list(changed.values())],
                 )
+            if batch.counters is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (COUNTERS, msgpack.packb(batch.counters)))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            # Put the rows back so the next commit retries them.
-            new.update(self._new)
-            self._new = new
-            changed.update(self._changed)
-            self._changed = changed
             raise
         return len(new) + len(changed)
 
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
-        """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts), by seq."""
-        for row in self._db.execute("SELECT * FROM jobs ORDER BY seq"):
+        """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
+        excused, token, ran_on, started, exit_code), by seq."""
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
 
     def get_meta(self, key: str, default: Any = None) -> Any:

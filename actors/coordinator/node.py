@@ -11,7 +11,9 @@ node (retries only) and one `start_many` per compute node for the round.
 
 from __future__ import annotations
 
+import gc
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import trio
 
 from weft.actors.groupcommit import GroupCommit
-from weft.actors.model import SpecError, check_job_id
+from weft.actors.model import JobSpec, SpecError, check_job_id
 from weft.bus.beacon import BeaconListener, PeerInfo
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.heartbeat import Liveness
@@ -51,6 +53,7 @@ from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
 from . import imports, news
+from .dispatch import never_started
 from .effects import (
     Copy,
     Dispatch,
@@ -69,8 +72,9 @@ from .effects import Wake as WakeWaiter
 from .graph import FINISHED, RUNNABLE, WAITING, Job
 from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef
+from .queue import QueueBound
 from .replay import replay
-from .state import CoordinatorState
+from .state import SUBMIT_SLICE, CoordinatorState
 from .views import job_detail
 
 log = logging.getLogger("weft.coordinator")
@@ -84,6 +88,8 @@ PROBE_TIMEOUT = 8.0
 # How often repair looks for work (when there is any: see Repair.busy).
 REPAIR_EVERY = 0.5
 REPAIR_SOON = 0.05
+# How Submit names a bad spec: "job #N: why".
+_JOB_NUMBER = re.compile(r"job #(\d+): ")
 
 
 class CoordinatorNode(Node):
@@ -102,6 +108,9 @@ class CoordinatorNode(Node):
         follow_ahead: int = 2,
         repair_per_node: int = 8,
         repair_copies: int = 32,
+        retry_backoff: float = 2.0,
+        retry_backoff_max: float = 60.0,
+        max_queue: int = 1_000_000,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -110,7 +119,7 @@ class CoordinatorNode(Node):
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
         self.journal = Journal(self.data_dir / "journal.sqlite")
-        self.commits = GroupCommit(self.journal.commit, what="job journal", delay=0.01)
+        self.commits = GroupCommit(self._commit_journal, what="job journal", delay=0.01)
         self.poll_timeout = poll_timeout
         # Paranoid Pirate: ping after a third of the timeout, at most every second.
         interval = heartbeat_interval or min(1.0, heartbeat_timeout / 3)
@@ -121,7 +130,9 @@ class CoordinatorNode(Node):
             epoch=self.epoch, replicas=replicas, storage_grace=storage_grace,
             prefetch=prefetch, follow_ahead=follow_ahead, repair_per_node=repair_per_node,
             repair_total=repair_copies,
+            retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
         )
+        self.queue_bound = QueueBound(max_queue)
         self.graph = self.state.graph
         # Hook for placement (issue 15, owned by the planner): avoid storage nodes pinged and not answering.
         self.state.planner.slow = lambda s: self.liveness.unanswered(f"storage/{s.node}")
@@ -161,6 +172,18 @@ class CoordinatorNode(Node):
 
     async def shutdown(self) -> None:
         self.journal.close()
+
+    async def _commit_journal(self) -> None:
+        """One group commit, written from a worker thread: a commit of
+        thousands of rows must not stall every other call."""
+        batch = self.journal.take()
+        if batch is None:
+            return
+        try:
+            await trio.to_thread.run_sync(self.journal.write, batch)
+        except BaseException:
+            self.journal.put_back(batch)
+            raise
 
     # -- carrying out effects ------------------------------------------------------------
     def _run(self, effects: list[Effect]) -> None:
@@ -310,8 +333,16 @@ class CoordinatorNode(Node):
 
     # -- the scheduler's loops ----------------------------------------------------------
     async def _scheduler(self) -> None:
+        state = self.state
         while True:
-            await self._wake.wait()
+            # Woken by a kick, or when a retry's back-off or a node's hold ends.
+            due = state.next_due()
+            if due is None:
+                await self._wake.wait()
+            else:
+                with trio.move_on_after(max(0.0, due - time.monotonic())):
+                    await self._wake.wait()
+                self._run(state.release_due())
             self._wake = trio.Event()
             delay = self.state.settle_until - time.monotonic()
             if delay > 0:
@@ -339,15 +370,19 @@ class CoordinatorNode(Node):
             state.creates_answered(storage, r, failed)
         node = d.node
         starts = state.start_messages(d, tokens, failed)
+        not_started: dict[str, str] = {}
         if starts:
             try:
-                r = await self.peers.get(node.endpoint).call("start_many", StartMany(starts, self.epoch).to_wire())
+                # Busy is an answer here (place elsewhere), not a reason to wait.
+                r = await self.peers.get(node.endpoint).call(
+                    "start_many", StartMany(starts, self.epoch).to_wire(), retry_busy=False)
                 state.starts_answered(d, tokens, news.start_answers(r))
             except _ANSWER_ERRORS as e:
                 self._check_fenced(e)
+                into = not_started if never_started(e) else failed
                 for s in starts:
-                    failed[s.job] = f"starting on {node.node}: {e}"
-        self._run(state.dispatch_ended(d, tokens, failed))
+                    into[s.job] = f"starting on {node.node}: {e}"
+        self._run(state.dispatch_ended(d, tokens, failed, not_started))
 
     async def _lineage(self) -> None:
         """Objects lost with their storage node past the grace period are made again."""
@@ -406,19 +441,57 @@ class CoordinatorNode(Node):
         running; `differs`: settings asked for that the existing job does
         not have and that are not part of its identity: priority, time_limit).
         """
-        specs = Submit.from_wire(body).jobs
+        specs = await self._submitted_specs(body)
+        self.queue_bound.admit(len(specs), self.graph.jobs.values())
         modules, nodes = imports.to_probe(specs, self.state.computes.values())
         if modules:
             refusal = imports.verdict(modules, await self._probe(nodes, modules))
             if refusal is not None:
                 raise SpecError(refusal)
-        results, effects = self.state.submit(specs)
-        self._run(effects)
+        # Taken in slices, yielding to other calls between them (a big
+        # submit must not leave stats, status and polls unanswered).
+        steps = self.state.submitting(specs)
+        while True:
+            try:
+                effects = next(steps)
+            except StopIteration as done:
+                results = done.value
+                break
+            self._run(effects)
+            await trio.lowlevel.checkpoint()
         await self.commits.durable()
         self._wake.set()
-        return SubmitReply([
-            Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs) for s in results
-        ]).to_wire()
+        if len(specs) >= SUBMIT_SLICE:
+            # The jobs live as long as the coordinator: out of the collector's
+            # sight, or its full passes over them (100 ms and more past
+            # 100,000 jobs) stall every call now and then.
+            gc.freeze()
+        answers = []
+        for start in range(0, len(results), SUBMIT_SLICE):
+            if start:
+                await trio.lowlevel.checkpoint()
+            answers += [Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
+                        for s in results[start:start + SUBMIT_SLICE]]
+        return SubmitReply(answers).to_wire()
+
+    async def _submitted_specs(self, body: Any) -> list[JobSpec]:
+        """A submit's specs, parsed a slice at a time (the rest of the
+        coordinator runs between slices); an error names the job by its
+        place in the whole submit."""
+        wires = body.get("jobs") if type(body) is dict else None
+        if type(wires) is not list or len(wires) <= SUBMIT_SLICE:
+            return Submit.from_wire(body).jobs
+        specs: list[JobSpec] = []
+        for start in range(0, len(wires), SUBMIT_SLICE):
+            try:
+                specs += Submit.from_wire({"jobs": wires[start:start + SUBMIT_SLICE]}).jobs
+            except SpecError as e:
+                m = _JOB_NUMBER.match(str(e))
+                if m is None:
+                    raise
+                raise SpecError(f"job #{int(m.group(1)) + start}: {str(e)[m.end():]}") from None
+            await trio.lowlevel.checkpoint()
+        return specs
 
     async def _probe(self, nodes: list[ComputeRef], modules: list[str]) -> list[tuple[ComputeRef, ProbeReply | None]]:
         """Ask every node which of `modules` it can import, in parallel; a
@@ -517,16 +590,24 @@ class CoordinatorNode(Node):
     def _op_stats(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         g = self.graph
         s = self.state
-        waited = [time.time() - j.submitted for j in g.jobs.values() if j.state == WAITING or j.state == RUNNABLE]
+        # One pass over the jobs (answered during big submits, at 100,000s of jobs).
+        counts: dict[str, int] = {}
+        oldest = None
+        for j in g.jobs.values():
+            shown = j.shown_state
+            counts[shown] = counts.get(shown, 0) + 1
+            state = j.state
+            if (state == WAITING or state == RUNNABLE) and (oldest is None or j.submitted < oldest):
+                oldest = j.submitted
         return {
-            "jobs": g.counts(),
+            "jobs": counts,
             "runnable": g.runnable_count,
             "objects": len(g.objects),
             "computes": len(s.computes),
             "storages": len(s.storages),
             "slots": sum(c.slots for c in s.computes.values()),
             "busy": sum(len(c.running) for c in s.computes.values()),
-            "longest_wait": max(waited, default=0.0),
+            "longest_wait": max(0.0, time.time() - oldest) if oldest is not None else 0.0,
             "epoch": self.epoch,
             "uptime": time.time() - self.started_at,
             **s.stats,

@@ -14,7 +14,7 @@ from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
 from .graph import WAITING
-from .journal import Journal, parse_handed
+from .journal import COUNTERS, Journal, parse_handed
 from .state import CoordinatorState
 
 log = logging.getLogger("weft.coordinator")
@@ -28,7 +28,8 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     g = state.graph
     unfinished = []
     last_seq = 0
-    for jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts in journal.replay():
+    for (jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts,
+         excused, token, ran_on, started, exit_code) in journal.replay():
         try:
             spec = JobSpec.from_wire(wire)
         except SpecError as e:
@@ -44,12 +45,22 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         job.cause, job.finished = cause, finished
         job.handed = parse_handed(delegate)
         job.delegate = job.handed[1].split("/", 1)[0] if job.handed else None
-        job.parent, job.attempts = parent, attempts
+        job.parent, job.attempts, job.excused = parent, attempts, excused
+        # Where and when it last ran; its token tells a task adopted from a
+        # compute inventory whether the journal counted that attempt.
+        job.token, job.ran_on, job.started, job.exit_code = token, ran_on, started, exit_code
         last_seq = seq
         if job.state not in TERMINAL_JOB_STATES:
             job.state = WAITING
+            job.started = None  # until a compute inventory says it runs (adopted) or it starts again
             unfinished.append(job)
     g.bump_seq(last_seq)
+    counters = journal.get_meta(COUNTERS)
+    if isinstance(counters, dict):
+        for k, v in counters.items():
+            if type(v) is int and k in state.stats:
+                state.stats[k] = v
+    journal.counters = state.stats
     # Delegated outputs point at the objects standing for them again.
     for job in g.jobs.values():
         if job.handed:

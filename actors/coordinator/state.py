@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import ErrorCode, Outcome, Role, TaskState
@@ -24,6 +24,7 @@ from weft.protocol.tasks import Delegation, TaskRef, TaskReport
 from .dispatch import DispatchMixin
 from .effects import (
     KICK,
+    Dispatch,
     DropPeer,
     Effect,
     JournalWrite,
@@ -48,6 +49,7 @@ from .graph import (
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .planner import Planner
 from .repair import Repair
+from .retry import RetryMixin
 from .storage_news import StorageNewsMixin
 
 log = logging.getLogger("weft.coordinator")
@@ -60,6 +62,9 @@ _FAILED_SOFT = Outcome.FAILED_SOFT
 _NO_SPACE = ErrorCode.NO_SPACE
 
 MAX_SOFT_FAILURES = 5
+# A submit is taken this many specs at a time: between slices the shell
+# answers other calls (stats, status, polls).
+SUBMIT_SLICE = 1000
 # A storage node that said "no space" gets nothing new for this long.
 FULL_BACKOFF = 30.0
 # Submit settings that are not part of a job's identity, by the name a user
@@ -70,7 +75,7 @@ _SETTINGS = (("priority", "priority"), ("timeout", "time_limit"))
 _WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
 
 
-class CoordinatorState(StorageNewsMixin, DispatchMixin):
+class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
     def __init__(
         self,
         *,
@@ -81,6 +86,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         follow_ahead: int = 2,
         repair_per_node: int = 8,
         repair_total: int = 32,
+        retry_backoff: float = 2.0,
+        retry_backoff_max: float = 60.0,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -112,8 +119,14 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         self.to_delete: dict[str, list[str]] = defaultdict(list)
         self.stats = {
             "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
-            "lineage_reruns": 0, "followed": 0, "unmet": 0,
+            "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy_starts": 0,
         }
+        self.init_retries(retry_backoff, retry_backoff_max)
+        # Attempts counted when their compute node was lost (node -> job ->
+        # token), until the node comes back and says which never ran.
+        self.charged: dict[str, dict[str, int]] = {}
+        # Dispatches whose start_many the node has not answered, by id().
+        self.unacked: dict[int, Dispatch] = {}
         self.planner = Planner(
             self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
@@ -204,9 +217,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         fresh = ComputeRef(node, endpoint) if role == Role.COMPUTE else StorageRef(node, endpoint)
         if ref is not None:
             log.info("%s %s is back (%s)", role, node, endpoint)
-            if ref.endpoint == endpoint:
-                # Restarted in place: its new inventory tells what became of
-                # the tasks we gave it (finished ones are adopted, not rerun).
+            if ref.endpoint == endpoint or isinstance(ref, ComputeRef):
+                # Restarted (in place, or on a new endpoint with its data
+                # dir): its new inventory tells what became of the tasks we
+                # gave it: finished ones are adopted, not rerun, and those
+                # that never took a slot are not counted as attempts.
                 self._out.append(StopPoller(ref))
                 if isinstance(ref, ComputeRef):
                     fresh.assigned = ref.assigned
@@ -232,10 +247,19 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         ref.ready = False
         if isinstance(ref, ComputeRef):
             self.computes.pop(ref.node, None)
+            # Which of them ran there we cannot know yet: each counts, and
+            # if the node comes back saying one never took a slot, that one
+            # is given back (see task_news). Starts it never answered did
+            # not reach it alive: those are not attempts.
+            charged = self.charged.setdefault(ref.node, {})
+            unacked = self.unacked_jobs(ref)
             for jid in list(ref.assigned):
                 job = self.graph.jobs.get(jid)
                 if job is not None and job.state == RUNNING and job.node == ref.node:
-                    self._soft_failure(job, f"compute node {ref.node} {why}")
+                    counted = jid not in unacked
+                    if counted:
+                        charged[jid] = job.token
+                    self._soft_failure(job, f"compute node {ref.node} {why}", counted=counted)
             ref.running.clear()
             ref.assigned.clear()
             return
@@ -264,16 +288,16 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 continue
             seen.add(t.job)
             if t.state == _DONE:
+                if (not job.done and job.state != RUNNING and t.started is not None and t.token >= job.token
+                        and job.token >> 32 != self.epoch):
+                    # It ran, and ended, while we were down: its end is this
+                    # job's (counted, with its node and times), not a late
+                    # result to ignore.
+                    self._adopt(job, ref, t)
                 finished.append(t)
             elif not job.done and t.token >= job.token:
                 # A task we did not know was running (e.g. after our restart): adopt it.
-                if job.node != ref.node or job.token != t.token:
-                    # Adopted, not dispatched by us: an earlier attempt's error
-                    # is no longer what is going on with it.
-                    job.cause = None
-                self.graph.adopt(job, ref.node, t.token)
-                job.started = job.started or t.started or self.wall()
-                ref.assign(t.job)
+                self._adopt(job, ref, t)
                 if t.state == _STORING:
                     ref.running.discard(t.job)
         for jid in list(ref.assigned):
@@ -284,9 +308,24 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                     self._soft_failure(job, f"task vanished from compute node {ref.node}")
         ref.ready = True
         self._kick()
-        if finished:
-            return self.task_news(ref, finished)
-        return self._flush()
+        effects = self.task_news(ref, finished) if finished else self._flush()
+        # What it did not give back as never run, it ran (or lost): counted.
+        self.charged.pop(ref.node, None)
+        return effects
+
+    def _adopt(self, job: Job, ref: ComputeRef, t: TaskReport) -> None:
+        if job.node != ref.node or job.token != t.token:
+            # Adopted, not dispatched by us: an earlier attempt's error
+            # is no longer what is going on with it.
+            job.cause = None
+        if t.token != job.token:
+            # An attempt the journal had not seen (started after its last
+            # commit of this job): count it.
+            job.attempts += 1
+        self.graph.adopt(job, ref.node, t.token)
+        job.started = t.started or job.started or self.wall()
+        ref.assign(t.job)
+        self.graph.changed.append(job)
 
     def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
         """Task steps and ends from a compute node (fenced by attempt token)."""
@@ -321,7 +360,12 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 # started it again yet: adopt the result instead of rerunning.
                 g.adopt(job, ref.node, job.token)
             if job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
-                continue  # a late result of an attempt we gave up on
+                # A late result of an attempt we gave up on. If we gave up
+                # on it with its lost node and it never took a slot there,
+                # it was not an attempt: give it back.
+                if t.started is None and job is not None and outcome == _FAILED_SOFT:
+                    self._refund(ref.node, job, t.token)
+                continue
             job.exit_code = t.exit
             cause = t.cause
             if outcome == _SUCCESS:
@@ -347,12 +391,24 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 job.ahead = False
                 self._soft_failure(job, cause or "input not made", counted=False)
             elif outcome == _FAILED_SOFT:
-                self._soft_failure(job, cause or "failed soft", t.code)
+                # A task that never took a slot (queued when its node stopped
+                # or restarted) did not run: not an attempt.
+                self._soft_failure(job, cause or "failed soft", t.code, counted=t.started is not None)
             else:
                 outcome = outcome or Outcome.FAILED_HARD
                 st = CANCELLED if outcome == Outcome.CANCELLED else FAILED
                 self.stats["failed"] += len(g.fail(job, cause or str(outcome), outcome=outcome, state=st))
         return self._flush()
+
+    def _refund(self, node: str, job: Job, token: int) -> None:
+        charged = self.charged.get(node)
+        if charged is not None and charged.get(job.id) == token:
+            del charged[job.id]
+            if not charged:
+                del self.charged[node]
+            job.excused += 1
+            self.stats["soft_failures"] -= 1
+            self.graph.changed.append(job)
 
     def _succeeded(self, job: Job) -> None:
         self.graph.succeed(job, self.wall())
@@ -375,11 +431,18 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 if node_id in self.storages:
                     self.storages[node_id].full_until = until
             job.placement = None
-        if job.attempts - job.excused >= MAX_SOFT_FAILURES:
-            self.graph.fail(job, f"gave up after {job.attempts} attempts; last: {cause}", outcome=_FAILED_SOFT)
-        else:
+        tries = job.attempts - job.excused
+        if tries >= MAX_SOFT_FAILURES:
+            self.graph.fail(job, f"gave up after {tries} attempts; last: {cause}", outcome=_FAILED_SOFT)
+            return
+        delay = self.retry_delay(tries) if counted else 0.0
+        if delay <= 0:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
             self.graph.requeue(job, cause)
+            return
+        log.info("job %s failed soft (%s); queued again in %.3gs", job.id, cause, delay)
+        self.graph.requeue(job, cause, runnable=False)
+        self.back_off(job, delay)
 
     # -- repair ----------------------------------------------------------------------------
     def repair_round(self) -> list[Effect]:
@@ -457,18 +520,41 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
         job may read the outputs of jobs listed before or after it). A spec
         matching a known job joins it, is answered from it (cached), or runs
         it again if it failed or was cancelled."""
+        steps = self.submitting(specs)
+        effects: list[Effect] = []
+        while True:
+            try:
+                effects += next(steps)
+            except StopIteration as done:
+                return done.value, effects
+
+    def submitting(self, specs: list[JobSpec], chunk: int = SUBMIT_SLICE) -> Generator[list[Effect], None, list[Submitted]]:
+        """`submit` in slices of `chunk` specs: yields the effects of each
+        slice, so the shell can answer other calls between slices, and
+        returns the results. Every spec is checked before any is taken (a
+        bad one refuses the whole submit with SpecError, nothing changed).
+        Jobs are registered, then linked to their inputs, in slices; one
+        cancelled or joined meanwhile by another call is left as it is."""
         g = self.graph
-        ids = [spec.job_id() for spec in specs]
+        ids: list[str] = []
+        for i in range(0, len(specs), chunk):
+            ids += [spec.job_id() for spec in specs[i:i + chunk]]
+            if i + chunk < len(specs):
+                yield []
         pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
         for i, spec in enumerate(specs):
+            if i and i % chunk == 0:
+                yield []  # nothing taken yet: only checked
             try:
                 g.check_inputs(spec, pending)
             except SpecError as e:
                 raise SpecError(f"job #{i + 1}: {e}") from None
-        results = []
-        new_jobs = []
+        results: list[Submitted] = []
+        new_jobs: list[Job] = []
         now = self.wall()
-        for jid, spec in zip(ids, specs, strict=True):
+        for n, (jid, spec) in enumerate(zip(ids, specs, strict=True)):
+            if n and n % chunk == 0:
+                yield self._flush()
             job = g.jobs.get(jid)
             if job is None:
                 job = g.add_job(jid, spec, now=now)
@@ -491,9 +577,13 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin):
                 if spec.priority > job.priority:
                     job.priority = spec.priority
             results.append(sub)
-        for job in new_jobs:
-            g.link_inputs(job)
-        return results, self._flush()
+        for n, job in enumerate(new_jobs):
+            if n and n % chunk == 0:
+                yield self._flush()
+            if job.state == WAITING:  # (not cancelled meanwhile)
+                g.link_inputs(job)
+        yield self._flush()
+        return results
 
     def cancel(self, jobs: list[Job]) -> list[Effect]:
         for job in jobs:

@@ -55,18 +55,25 @@ log = logging.getLogger("weft.storage")
 EVENT_INLINE_MAX = 4096
 # A flush of at most this many small rows and no files runs on the loop.
 INLINE_FLUSH_ROWS = 512
+# Puts and finishes awaiting their flush at once before writes are answered busy.
+DEFAULT_MAX_WRITES = 128
 
 
 class StorageNode(Node):
     role = "storage"
 
     def __init__(self, config: NodeConfig, *, inline_max: int = 65536,
-                 page_cache: int = PAGE_CACHE_BUDGET) -> None:
+                 page_cache: int = PAGE_CACHE_BUDGET, max_writes: int = DEFAULT_MAX_WRITES) -> None:
         if config.data_dir is None:
             raise ValueError("a storage node needs a data directory")
         self.data_dir = Path(config.data_dir).resolve()
         super().__init__(config)
         self._unflushed: list[dict] = []
+        # Admission: puts and finishes waiting for their flush hold their
+        # bytes; past this many at once a write is answered busy (the writer
+        # backs off and retries within its deadline).
+        self.max_writes = max_writes
+        self.writing = 0
         # Objects whose writer tells the coordinator itself that they are
         # finished (a compute node, in its task's `done`): their `finished`
         # event is quiet, so the coordinator is not woken twice for one job.
@@ -98,7 +105,7 @@ class StorageNode(Node):
         add("replicate", self._op_replicate)
 
     def describe(self) -> dict[str, Any]:
-        return {"usage": self.store.usage()}
+        return {"usage": self.store.usage(), "writing": self.writing, "max_writes": self.max_writes}
 
     def _on_change(self, kind: str, info: ObjectInfo) -> None:
         if kind == EventKind.FINISHED:
@@ -200,13 +207,27 @@ class StorageNode(Node):
 
     async def _op_finish(self, body: Any, ctx: CallContext) -> dict:
         req = Finish.from_wire(body)
-        info = self.store.finish(req.name, token=req.token, size=req.size)
-        return await self._finished(info, req.quiet)
+        self._admit_write()
+        try:
+            info = self.store.finish(req.name, token=req.token, size=req.size)
+            return await self._finished(info, req.quiet)
+        finally:
+            self.writing -= 1
 
     async def _op_put(self, body: Any, ctx: CallContext) -> dict:
         req = Put.from_wire(body)
-        info = self.store.put(req.name, req.data, token=req.token)
-        return await self._finished(info, req.quiet)
+        self._admit_write()
+        try:
+            info = self.store.put(req.name, req.data, token=req.token)
+            return await self._finished(info, req.quiet)
+        finally:
+            self.writing -= 1
+
+    def _admit_write(self) -> None:
+        if self.writing >= self.max_writes:
+            raise BusError(f"storage {self.node_id} is busy: {self.writing} writes in progress "
+                           f"(its limit is {self.max_writes})", code=ErrorCode.BUSY)
+        self.writing += 1
 
     async def _finished(self, info: ObjectInfo, quiet: bool) -> dict:
         """Reply once durable; `node` lets the writer report where it landed."""

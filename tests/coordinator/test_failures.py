@@ -27,6 +27,9 @@ def test_soft_failures_give_up_at_the_retry_limit() -> None:
     for _ in range(MAX_SOFT_FAILURES - 1):
         assert c.started() == ["a"]
         c.ends("a", "failed-soft", cause="flaky")
+        # Retries back off: runnable again once its back-off is over.
+        c.clock.advance(c.state.retry_backoff_max)
+        c.take(c.state.release_due())
         assert c.job("a").state == RUNNABLE
     assert c.started() == ["a"]
     c.ends("a", "failed-soft", cause="flaky")

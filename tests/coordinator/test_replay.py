@@ -113,7 +113,8 @@ def _old_journal(path: Path, rows: list[tuple]) -> None:
 
     Journal(path).close()  # the schema
     db = sqlite3.connect(str(path))
-    db.executemany("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+    db.executemany("INSERT INTO jobs (id, seq, spec, state, outcome, cause, submitted, finished, delegate, "
+                   "parent, attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
         (jid, seq, msgpack.packb(s.to_wire()), state, outcome, cause, 100.0 + seq, finished, None, None, attempts)
         for jid, seq, s, state, outcome, cause, finished, attempts in rows
     ])

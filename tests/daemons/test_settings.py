@@ -82,7 +82,7 @@ def test_the_launcher_takes_every_setting_as_the_cli_does(role: str, tmp_path: P
 
 def test_resolve_maps_settings_onto_nodeconfig_and_role_keywords() -> None:
     node, options = S.resolve("storage", {"page_cache_mb": 2, "no_beacon": True})
-    assert options == {"page_cache": 2 << 20} and node["beacon"] is False
+    assert options == {"page_cache": 2 << 20, "max_writes": 128} and node["beacon"] is False
     node, options = S.resolve("coordinator", {})
     assert node["listen"] == S.DEFAULT_COORDINATOR and "coordinator" not in node
     with pytest.raises(S.SettingError, match="invalid --follow-ahead -1: expected 0 or more"):
