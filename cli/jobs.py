@@ -13,6 +13,7 @@ from weft.actors.model import JobSpec, SpecError, split_object_name
 
 from .app import app
 from .common import emit_json, fail
+from .durations import duration
 from .show import (
     DONE,
     PRINT_LIMIT,
@@ -67,8 +68,8 @@ def submit(
     inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input, or NAME=@JOB/OUTPUT to read an object (repeatable)."),
     outputs: list[str] = typer.Option([], "--output", metavar="NAME", help="Output name (repeatable; default stdout or result)."),
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
-    time_limit: float = typer.Option(None, "--time-limit", metavar="SECONDS", help="How long the job may run before it is stopped."),
-    old_timeout: float = typer.Option(None, "--timeout", hidden=True, metavar="SECONDS"),
+    time_limit: str = typer.Option(None, "--time-limit", metavar="DURATION", help="How long the job may run before it is stopped (90, 90s, 30m, 2h, 7d)."),
+    old_timeout: str = typer.Option(None, "--timeout", hidden=True, metavar="DURATION"),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
@@ -81,6 +82,7 @@ def submit(
             fail("give --time-limit only (--timeout is its deprecated name)")
         typer.echo("weft: note: submit --timeout is deprecated: use --time-limit (how long the job may run)", err=True)
         time_limit = old_timeout
+    limit_s = duration(time_limit, "--timeout" if old_timeout is not None else "--time-limit")
     names: list[str | None]
     if file is not None:
         if command or call:
@@ -105,7 +107,7 @@ def submit(
                 refs=refs,
                 outputs=list(outputs) or (["stdout"] if command else ["result"]),
                 priority=priority,
-                timeout=time_limit,
+                timeout=limit_s,
                 name=name,
             )
         except SpecError as e:
@@ -251,20 +253,19 @@ def status(
             typer.echo(state_line(st))
 
 
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and not timeout >= 0:  # also NaN
-        fail(f"invalid --timeout {timeout}: expected a number of seconds >= 0")
+def _check_timeout(timeout: str | None) -> float | None:
+    return duration(timeout, "--timeout")
 
 
 @app.command("wait")
 def wait_cmd(
     jobs: list[str] = typer.Argument(..., metavar="JOB", help="Job ids."),
-    timeout: float = typer.Option(None, "--timeout", metavar="SECONDS", help="Give up after this many seconds (exit 3)."),
+    timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="Give up after this long (90, 90s, 30m, 2h; exit 3)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """Wait for jobs; exit 0 only if all succeeded (1 if any failed, 3 on timeout)."""
-    _check_timeout(timeout)
+    timeout = _check_timeout(timeout)
     # While waiting, a restarting coordinator is retried for as long as the user waits.
     with client(coordinator, retry_for=timeout if timeout is not None else 3600.0) as c:
         statuses = _wait_with_progress(c, jobs, timeout, quiet=as_json)
@@ -282,11 +283,11 @@ def get(
     obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output."),
     output: Path = typer.Option(None, "--output", "-o", metavar="FILE|DIR", help="Write to this file (or into this directory, as OUTPUT) instead of stdout."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the object's producer to finish."),
-    timeout: float = typer.Option(None, "--timeout", metavar="SECONDS", help="With --wait: give up after this many seconds (exit 3)."),
+    timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="With --wait: give up after this long (90, 30m, 2h; exit 3)."),
     coordinator: str = CoordOpt,
 ) -> None:
     """Print (or save) an object's bytes."""
-    _check_timeout(timeout)
+    timeout = _check_timeout(timeout)
     with client(coordinator) as c:
         name = obj
         if "/" not in obj:

@@ -419,16 +419,18 @@ class WorkerPool:
             raise WorkerLost(f"worker {worker.pid} broke the protocol (reply kind {kind})")
         return kind, payload
 
-    async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+    async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None,
+                  progress: str | None = None) -> Any:
         """Run `call` ("module:function") with `kwargs` in a free worker; return its value.
 
         `timeout` bounds the call itself, not the wait for a free worker; past
         it the worker is killed and trio.TooSlowError raised. Raises
         CallableError (the function raised), CallableNotFound, WorkerLost.
+        `progress` is the file the call's weft.progress() writes to ($WEFT_PROGRESS).
         """
         if self._closed or not self._started:
             raise trio.ClosedResourceError("the worker pool is not running")
-        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD)
+        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD, progress)
         try:
             worker = await self._idle_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -457,7 +459,8 @@ class WorkerPool:
         return _decode(call, kind, payload)
 
 
-def _encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[Any], list[Any]]:
+def _encode_request(call: str, kwargs: dict[str, Any], shm: bool,
+                    progress: str | None = None) -> tuple[list[Any], list[Any]]:
     """What goes down the pipe, and what goes into the input memory file
     (`shm`: the workers have one) from offset 0."""
     inline: dict[str, Any] = {}
@@ -483,7 +486,7 @@ def _encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[
         else:
             blobs.append([name, size, -1])
             parts += pieces
-    head = msgpack.packb([call, inline, blobs])
+    head = msgpack.packb([call, inline, blobs] if progress is None else [call, inline, blobs, progress])
     parts[0] = REQ.pack(len(head))
     parts[1] = head
     return parts, shared

@@ -25,6 +25,8 @@ Environment
     WEFT_OUTPUTS       the outputs directory.
     WEFT_DELEGATE      where to write a delegation (`<workdir>/delegate.json`).
     WEFT_JOB           the job id.
+    WEFT_PROGRESS      a file for progress lines `PERCENT MESSAGE` (e.g.
+                       `echo "50 halfway" >> $WEFT_PROGRESS`); the last line counts.
 
     Inherited `WEFT_INPUT_*` variables are removed, so a command never sees
     inputs that are not its own. Standard input is /dev/null.
@@ -124,6 +126,10 @@ class CommandResult:
     delegation: Delegation | None = None
     timed_out: bool = False
     cancelled: bool = False
+    # The log (results/output.txt) holds exactly what became output `stdout`:
+    # nothing went to stderr and the command did not write $WEFT_OUTPUTS/stdout
+    # itself. Then the log need not be stored apart (see ComputeNode._keep_log).
+    log_is_stdout: bool = False
 
     @property
     def ok(self) -> bool:
@@ -171,6 +177,8 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
     env["WEFT_OUTPUTS"] = str(workdir / "outputs")
     env["WEFT_DELEGATE"] = str(workdir / "delegate.json")
     env["WEFT_JOB"] = job
+    # Progress lines `PERCENT MESSAGE`; read by the node only when someone asks.
+    env["WEFT_PROGRESS"] = str(workdir / "results" / "progress")
     return env
 
 
@@ -346,6 +354,8 @@ async def run_command(
             pgid_path.write_text(str(proc.pid))
         try:
             result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+            # Every stdout byte went to both files, so equal sizes mean no stderr.
+            same = os.fstat(log_fd).st_size == os.fstat(capture_fd).st_size
         finally:
             if pgid_path is not None:
                 pgid_path.unlink(missing_ok=True)
@@ -361,6 +371,7 @@ async def run_command(
         capture_path.unlink()
     else:
         capture_path.rename(stdout_path)
+        result.log_is_stdout = same
     result.outputs, result.missing_outputs = _collect_outputs(spec, outputs_dir)
     if result.exit_code == 0 and not result.timed_out:
         result.delegation = _read_delegation(workdir / "delegate.json")

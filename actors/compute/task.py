@@ -48,7 +48,7 @@ class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline", "after", "ahead", "ended", "followers", "values", "unmet",
+        "inline", "after", "ahead", "ended", "followers", "values", "unmet", "log_same",
     )
 
     def __init__(
@@ -89,6 +89,8 @@ class Task:
         self.followers = 0  # tasks here waiting for this one's outputs
         self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for them
         self.unmet = False
+        # Its log is byte for byte its stored `stdout`: not stored apart (compute/follow.py).
+        self.log_same = False
 
     def summary(self) -> dict[str, Any]:
         return self.report().to_wire()

@@ -5,10 +5,11 @@ and, where the OS has them, two memory files (memfd) whose fds are its two
 arguments: one for large inputs, one for a large result. It runs one call at a
 time, forever, until the request pipe closes.
 
-Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...]] (n bytes) | raw inputs
+Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...], progress?] (n bytes) | raw inputs
            Byte inputs of some size travel outside the msgpack head: at -1
            raw after it on the pipe, in the order listed; at >= 0 in the input
-           memory file from that offset.
+           memory file from that offset. `progress`, when given, becomes
+           $WEFT_PROGRESS for the call (what weft.progress() writes to).
 Replies:   u8 kind | u64 length | payload   (kinds below; READY once at start)
            With the SHM bit set in kind the payload is not on the pipe: it is
            the first `length` bytes of the result memory file.
@@ -151,7 +152,12 @@ def pwrite_all(fd: int, parts: list[Any], offset: int) -> int:
 
 def read_request(reader: Reader, shm_in: int = -1) -> tuple[str, dict[str, Any]]:
     (n,) = REQ.unpack(reader.exact(REQ.size))
-    call, kwargs, blobs = msgpack.unpackb(reader.exact(n))
+    head = msgpack.unpackb(reader.exact(n))
+    call, kwargs, blobs = head[0], head[1], head[2]
+    if len(head) > 3:
+        os.environ["WEFT_PROGRESS"] = head[3]
+    else:
+        os.environ.pop("WEFT_PROGRESS", None)
     for name, size, at in blobs:
         kwargs[name] = reader.exact(size) if at < 0 else pread_exact(shm_in, size, at)
     return call, kwargs
