@@ -27,6 +27,8 @@ from .show import (
 
 CoordOpt = typer.Option(None, "--coordinator", "-c", envvar="WEFT_COORDINATOR", metavar="ENDPOINT", help="Coordinator endpoint (default tcp://127.0.0.1:5570).")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+# `weft wait` on a terminal: one bar per job up to this many, one summary bar for more.
+BARS = 5
 
 
 def client(endpoint: str | None, *, retry_for: float = 3.0):
@@ -192,30 +194,68 @@ def _print_main_output(c: Any, future: Any) -> None:
 
 
 def _wait_with_progress(c: Any, jobs: list[str], timeout: float | None, *, quiet: bool) -> list[dict]:
-    """Wait for all jobs; a progress bar on stderr when there are many."""
-    if len(jobs) < 5 or quiet or not sys.stderr.isatty():
+    """Wait for all jobs. On a terminal: one bar per job with its reported
+    progress for up to BARS jobs, one summary bar (counts by state, ETA) for
+    more; otherwise (or with --json) no display, the caller prints plain lines."""
+    if quiet or not sys.stderr.isatty():
         try:
             return c.wait(jobs, timeout=timeout)
         except TimeoutError as e:
             fail(str(e), code=3)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
+    few = len(set(jobs)) <= BARS
     deadline = None if timeout is None else time.monotonic() + timeout
     done: dict[str, dict] = {}
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True, console=_stderr_console()) as bar:
-        t = bar.add_task("jobs", total=len(jobs))
-        while len(done) < len(jobs):
-            pending = [j for j in jobs if j not in done]
+    latest: dict[str, dict] = {}
+    columns = ([TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}")] if few else
+               [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("eta"), TimeRemainingColumn()])
+    with Progress(*columns, transient=True, console=_stderr_console()) as bar:
+        if few:
+            bars = {j: bar.add_task(j, total=100, note="") for j in dict.fromkeys(jobs)}
+        else:
+            summary = bar.add_task("jobs", total=len(set(jobs)))
+        while len(done) < len(set(jobs)):
+            pending = [j for j in dict.fromkeys(jobs) if j not in done]
             step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             r = c.call("wait", {"jobs": pending, "timeout": step}, timeout=step + 5)
             for st in r["jobs"]:
+                latest[st["job"]] = st
                 if final_of(st)["state"] in DONE:
                     done[st["job"]] = st
-            bar.update(t, completed=len(done))
-            if deadline is not None and time.monotonic() >= deadline and len(done) < len(jobs):
-                fail(f"{len(jobs) - len(done)} of {len(jobs)} jobs still unfinished after {timeout:g}s", code=3)
+            if few:
+                running = [j for j in pending if j not in done and latest[j].get("state") == "running"]
+                reported = c.progress(running) if running else {}
+                for j, task in bars.items():
+                    state = final_of(latest[j])["state"]
+                    got = reported.get(j)
+                    pct = 100 if state in DONE else (got[0] if got else 0)
+                    note = f"{state}" + (f"  {progress_text(got)}" if got and state not in DONE else "")
+                    bar.update(task, completed=pct, note=note)
+            else:
+                counts: dict[str, int] = {}
+                for st in latest.values():
+                    state = final_of(st)["state"]
+                    counts[state] = counts.get(state, 0) + 1
+                bar.update(summary, completed=len(done),
+                           description=", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            if deadline is not None and time.monotonic() >= deadline and len(done) < len(set(jobs)):
+                fail(f"{len(set(jobs)) - len(done)} of {len(set(jobs))} jobs still unfinished after {timeout:g}s",
+                     code=3)
     return [done[j] for j in jobs]
+
+
+def progress_text(got: tuple[float, str]) -> str:
+    pct, message = got
+    return f"{pct:g}%" + (f" {message}" if message else "")
 
 
 def _stderr_console():
@@ -237,11 +277,14 @@ def status(
     with client(coordinator) as c:
         if job:
             st = c.status([job])[0]
+            got = c.progress([job]).get(job) if st.get("state") == "running" else None
             if as_json:
-                emit_json(st)
+                emit_json(st if got is None else dict(st, progress=list(got)))
                 return
             for line in status_lines(st):
                 typer.echo(line)
+            if got is not None:
+                typer.echo(f"{'progress':9} {progress_text(got)}")
             return
         r = c.call("status", {"limit": limit})
         if as_json:
