@@ -5,7 +5,11 @@ working directory prepared for the task:
 
     <workdir>/inputs/         the job's indirect inputs (refs), one file per input name
     <workdir>/outputs/        files the command writes here become outputs
-    <workdir>/results/output.txt   stdout and stderr, interleaved as they arrived
+    <workdir>/results/output.txt   stdout and stderr, interleaved as they arrived: the
+                              job's log, kept as object JOB/_log when the task ends
+                              (actors/compute/follow.py). stderr goes to it directly,
+                              stdout through our pump, so a line of stdout can land a
+                              moment after a later line of stderr.
     <workdir>/work/           the command's current directory
     <workdir>/delegate.json   written by the command to delegate (see below)
 
