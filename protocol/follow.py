@@ -23,6 +23,9 @@ from typing import Any
 
 from .fields import bad, body_map, flag, int_field, job_field, seconds_field, str_list
 
+# The object a job's log is kept as, beside its outputs: `JOB/_log`. A name
+# a job may declare too; then its own output wins and no log is kept.
+LOG_OUTPUT = "_log"
 # One answer's bytes at most; a longer log takes several reads.
 LOG_LIMIT = 1 << 20
 LOG_LIMIT_MAX = 16 << 20

@@ -29,7 +29,7 @@ from weft.actors.progress import read_latest
 from weft.actors.storage.client import ObjectWriter
 from weft.bus.errors import BusError, RemoteError
 from weft.protocol.enums import ErrorCode, TaskState
-from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
+from weft.protocol.follow import LOG_OUTPUT, LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.objects import Create
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("weft.compute")
 
-LOG_OUTPUT = "_log"
 # How often a waiting log read looks at the file's size.
 _LOG_POLL = 0.1
 # Storing the log of a failed task may not hold its report back longer than this.

@@ -22,7 +22,14 @@ import trio
 
 from weft.bus.errors import BusError
 from weft.protocol.enums import JobState, ObjectState
-from weft.protocol.follow import LOG_WAIT_MAX, LogChunk, LogRead, ProgressAsk, ProgressReply
+from weft.protocol.follow import (
+    LOG_OUTPUT,
+    LOG_WAIT_MAX,
+    LogChunk,
+    LogRead,
+    ProgressAsk,
+    ProgressReply,
+)
 from weft.protocol.objects import Read, ReadReply
 
 from .graph import FINISHED
@@ -33,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("weft.coordinator")
 
-LOG_OUTPUT = "_log"  # as actors/compute/follow.py names it
 # A call to a compute or storage node may take its wait plus this.
 _CALL_SLACK = 10.0
 # A job not started yet (or whose end we have not heard of) is asked about again after this.
