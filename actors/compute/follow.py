@@ -1,7 +1,8 @@
 """A task's log and progress, for those following it, and the log kept as an object.
 
 The log of a command task is `results/output.txt` in its directory: stdout
-and stderr interleaved as written. When the task ends, whatever its outcome,
+and stderr interleaved as written; a callable's is what it printed, caught
+by its worker (compute.pool.CallLog). When the task ends, whatever its outcome,
 the node stores it as the object `JOB/_log` (LOG_OUTPUT) on the first
 storage node of the job's outputs, so it outlives the task directory and
 this node. The coordinator learns of that object from storage's usual
@@ -57,38 +58,46 @@ def progress_path(data_dir: Path, task: Task) -> Path:
 async def keep_log(node: ComputeNode, task: Task, *, failed: bool) -> None:
     """Store the task's log as `JOB/_log` (see the module docstring for when not)."""
     spec = task.spec
-    if spec.command is None or not task.outputs or LOG_OUTPUT in spec.outputs:
-        return  # no log, nowhere to put it, or the job's own output has the name
-    if not failed and task.log_same:
-        return
-    path = log_path(node.data_dir, task.job)
-    try:
-        if os.stat(path).st_size == 0:
+    if not task.outputs or LOG_OUTPUT in spec.outputs:
+        return  # nowhere to put it, or the job's own output has the name
+    if spec.command is None:
+        source: Path | bytes = task.call_log.data if task.call_log is not None else b""
+        if not source:
             return
-    except OSError:
-        return
+    else:
+        if not failed and task.log_same:
+            return
+        source = log_path(node.data_dir, task.job)
+        try:
+            if os.stat(source).st_size == 0:
+                return
+        except OSError:
+            return
     endpoint = next(iter(task.outputs.values()))[0]
     name = f"{task.job}/{LOG_OUTPUT}"
     with trio.move_on_after(_KEEP_FAILED_LIMIT if failed else float("inf")):
         try:
             try:
-                await _upload(node, endpoint, name, path, task.token)
+                await _upload(node, endpoint, name, source, task.token)
             except RemoteError as e:
                 if e.code != ErrorCode.IMMUTABLE:
                     raise
                 # An earlier attempt's log: this attempt's replaces it.
                 await node.peers.get(endpoint).call("create", Create(name, task.token, True).to_wire())
-                await _upload(node, endpoint, name, path, task.token)
+                await _upload(node, endpoint, name, source, task.token)
         except (BusError, OSError) as e:
             # The log is not worth failing (or delaying) the job for.
             log.info("task %s: its log was not stored: %s", task.job, e)
 
 
-async def _upload(node: ComputeNode, endpoint: str, name: str, path: Path, token: int) -> None:
+async def _upload(node: ComputeNode, endpoint: str, name: str, source: Path | bytes, token: int) -> None:
     w = ObjectWriter(node.peers.get(endpoint), name, token, quiet=True)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            await w.write(chunk)
+    if isinstance(source, bytes):
+        await w.write(source)
+    else:
+        with open(source, "rb") as f:
+            while chunk := f.read(1 << 20):
+                await w.write(chunk)
     await w.close()
 
 
@@ -96,6 +105,8 @@ async def read_log(node: ComputeNode, body: object) -> dict:
     """`log` {job, offset, wait?, limit?} -> LogChunk; `done` once the task ended."""
     req = LogRead.from_wire(body, "log")
     task = node._get(req.job)
+    if task.spec.call is not None:
+        return await _read_call_log(task, req)
     path = log_path(node.data_dir, req.job)
     with trio.move_on_after(req.wait):
         # Polling: a command writes its log straight to the file, nothing signals it.
@@ -111,6 +122,32 @@ async def read_log(node: ComputeNode, body: object) -> dict:
     except OSError:
         more = False  # a callable's task, or a directory already recycled
     return LogChunk(data, req.offset + len(data), done and not more).to_wire()
+
+
+async def _read_call_log(task: Task, req: LogRead) -> dict:
+    """A callable's prints: live from its worker's log file while it runs, then kept bytes."""
+    def live() -> bytes:
+        log = task.call_log
+        if log is None:
+            return b""
+        if log.fd < 0:
+            return log.data[req.offset:req.offset + req.limit]
+        try:
+            return os.pread(log.fd, req.limit, req.offset)
+        except OSError:
+            return b""  # the call just ended: its bytes are in log.data next time
+
+    data = live()
+    with trio.move_on_after(req.wait):
+        while not data and task.state != TaskState.DONE:
+            await trio.sleep(_LOG_POLL)
+            data = live()
+    done = task.state == TaskState.DONE
+    if done and not data:
+        data = live()
+    end = req.offset + len(data)
+    total = len(task.call_log.data) if task.call_log is not None else 0
+    return LogChunk(data, end, done and end >= total).to_wire()
 
 
 def _size(path: Path) -> int:

@@ -54,7 +54,15 @@ from weft.protocol.tasks import (
 from weft.runtime.node import Node, NodeConfig
 
 from .follow import keep_log, progress_path, read_log, read_progress
-from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool, worker_env
+from .pool import (
+    CallableError,
+    CallableNotFound,
+    CallLog,
+    Parts,
+    WorkerLost,
+    WorkerPool,
+    worker_env,
+)
 from .probe import Prober
 from .runner import RunnerError, run_command
 from .task import (
@@ -547,8 +555,9 @@ class ComputeNode(Node):
     async def _run_callable(self, task: Task, kwargs: dict[str, Any]) -> None:
         spec = task.spec
         try:
+            task.call_log = CallLog()
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout,
-                                        progress=str(progress_path(self.data_dir, task)))
+                                        progress=str(progress_path(self.data_dir, task)), log=task.call_log)
         except trio.ClosedResourceError:
             raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
                               ErrorCode.WORKER_LOST) from None

@@ -49,6 +49,7 @@ class Task:
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "followers", "values", "unmet", "log_same",
+        "call_log",
     )
 
     def __init__(
@@ -91,6 +92,7 @@ class Task:
         self.unmet = False
         # Its log is byte for byte its stored `stdout`: not stored apart (compute/follow.py).
         self.log_same = False
+        self.call_log: Any = None  # a callable's prints (compute.pool.CallLog), once it ran
 
     def summary(self) -> dict[str, Any]:
         return self.report().to_wire()

@@ -1,8 +1,10 @@
 """A warm worker process for callable jobs: `python -m weft.actors.compute.worker`.
 
 Started by WorkerPool with a request pipe on fd 0 and a reply pipe on fd 1,
-and, where the OS has them, two memory files (memfd) whose fds are its two
-arguments: one for large inputs, one for a large result. It runs one call at a
+and, where the OS has them, three memory files (memfd) whose fds are its
+arguments: one for large inputs, one for a large result, and one that becomes
+its stdout and stderr (a call's log: the pool reads and empties it after
+each call, so the log costs a silent call one fstat). It runs one call at a
 time, forever, until the request pipe closes.
 
 Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...], progress?] (n bytes) | raw inputs
@@ -185,12 +187,23 @@ def _load(call: str) -> Callable[..., Any]:
     return fn
 
 
+def _flush() -> None:
+    """The call's prints reach the log file before its reply (the pool reads the file then)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass  # user code replaced or closed it: not ours to fail over
+
+
 def _reply_error(fd: int, kind: int, message: str, tb: str) -> None:
+    _flush()
     payload = msgpack.packb([message, tb])
     write_all(fd, [REP.pack(kind, len(payload)), payload])
 
 
 def _reply(wfd: int, kind: int, data: bytes, shm_out: int) -> None:
+    _flush()
     if shm_out >= 0 and len(data) >= SHM_MIN:
         pwrite_all(shm_out, [data], 0)
         write_all(wfd, [REP.pack(kind | SHM, len(data))])
@@ -279,10 +292,17 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.dup2(2, 1)
+    shm_in, shm_out = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (-1, -1)
+    if len(sys.argv) >= 4:
+        # Prints of the calls go to the log memory file the pool reads after each call.
+        log_fd = int(sys.argv[3])
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+    else:
+        os.dup2(2, 1)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     grow_pipe(wfd)
-    shm_in, shm_out = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (-1, -1)
     try:
         serve(rfd, wfd, shm_in, shm_out)
     except BrokenPipeError:

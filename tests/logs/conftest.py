@@ -14,8 +14,13 @@ from weft.localcluster.cluster import LocalCluster
 
 # The callable reports progress, then waits (bounded) for a file the test makes.
 USERFNS = '''
-import os, time
+import os, sys, time
 import weft
+
+def noisy_fail(word):
+    print("callable says", word)
+    print("callable warns", file=sys.stderr)
+    raise RuntimeError("nope")
 
 def report_then_wait(flag):
     weft.progress(30, "callable at work")

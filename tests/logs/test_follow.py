@@ -105,6 +105,18 @@ def test_a_callables_weft_progress_reaches_the_future(cluster: LocalCluster, tmp
         assert fut.progress() is None
 
 
+def test_a_failed_callables_prints_are_its_log(weft: Weft) -> None:
+    job = submit(weft, "--call", "follow_fns:noisy_fail", "-i", "word=hello")
+    assert weft("wait", "--timeout", "60s", job).returncode == 1
+    p = weft("logs", job)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["callable says hello", "callable warns"]
+    # The worker's log file was emptied: the next call's log starts clean.
+    again = submit(weft, "--call", "follow_fns:noisy_fail", "-i", "word=again")
+    assert weft("wait", "--timeout", "60s", again).returncode == 1
+    assert weft("logs", again).stdout.splitlines() == ["callable says again", "callable warns"]
+
+
 def test_client_logs_of_a_running_and_an_ended_job(cluster: LocalCluster, tmp_path: Path) -> None:
     flag = tmp_path / "client-go"
     with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
