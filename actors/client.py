@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import trio
@@ -35,6 +35,7 @@ from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
+from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.jobs import (
     JobsRef,
     Locate,
@@ -52,6 +53,8 @@ from weft.runtime.settings import DEFAULT_COORDINATOR as DEFAULT_ENDPOINT
 # Room in a message for the envelope and each spec's keys, names and outputs.
 _MESSAGE_HEADROOM = 1 << 20
 _SPEC_OVERHEAD = 256
+# How long one follow call waits on the coordinator for new log bytes.
+_FOLLOW_WAIT = 10.0
 
 
 class JobFailed(Exception):
@@ -130,6 +133,14 @@ class Future:
 
     def cancel(self) -> None:
         self.client.cancel([self.job])
+
+    def progress(self) -> tuple[float, str] | None:
+        """The job's latest reported progress (percent, message) while it runs, else None."""
+        return self.client.progress([self.job]).get(self.job)
+
+    def logs(self, follow: bool = False) -> bytes | Iterator[bytes]:
+        """The job's stdout and stderr as written; see Client.logs."""
+        return self.client.logs(self.job, follow)
 
 
 def _batches(specs: list[JobSpec], batch: int) -> Iterable[list[JobSpec]]:
@@ -335,6 +346,41 @@ class Client:
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]
+
+    # -- following a job -----------------------------------------------------------
+    def progress(self, jobs: Sequence[str | Future]) -> dict[str, tuple[float, str]]:
+        """job -> (percent, message): the latest progress of those running that reported some."""
+        ids = [j.job if isinstance(j, Future) else j for j in jobs]
+        return ProgressReply.from_wire(self.call("progress", ProgressAsk(ids).to_wire())).progress
+
+    def logs(self, job: str | Future, follow: bool = False, *, offset: int = 0) -> bytes | Iterator[bytes]:
+        """A job's log (stdout and stderr interleaved as written).
+
+        Without `follow`: the bytes there are now. With it: an iterator of
+        chunks as the job writes them, ending when the job has ended.
+        """
+        jid = job.job if isinstance(job, Future) else job
+        if follow:
+            return self._follow_log(jid, offset)
+        out = bytearray()
+        while True:
+            r = self._log_chunk(jid, offset, 0.0)
+            out += r.data
+            offset = r.offset
+            if r.done or not r.data:
+                return bytes(out)
+
+    def _log_chunk(self, job: str, offset: int, wait: float) -> LogChunk:
+        return LogChunk.from_wire(self.call("logs", LogRead(job, offset, wait).to_wire(), timeout=wait + 20.0))
+
+    def _follow_log(self, job: str, offset: int) -> Iterator[bytes]:
+        while True:
+            r = self._log_chunk(job, offset, _FOLLOW_WAIT)
+            offset = r.offset
+            if r.data:
+                yield r.data
+            if r.done:
+                return
 
     def stats(self) -> dict[str, Any]:
         return self.call("stats", {})

@@ -24,6 +24,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .durations import parse_duration
 from .model import JobSpec, SpecError, check_job_id, split_object_name
 
 # `time_limit` is how long a job may run; `timeout` is its older name.
@@ -128,7 +129,11 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
         default_outputs = ["stdout"] if command is not None else ["result"]
         if "time_limit" in t and "timeout" in t:
             raise SpecError(f"{where}: jobs.{name}: give time_limit or its older name timeout, not both")
+        key = "time_limit" if "time_limit" in t else "timeout"
+        limit = t.get(key)
         try:
+            if isinstance(limit, str):  # numbers stay as written: a job's wire form keeps them
+                limit = parse_duration(limit, key)
             spec = JobSpec(
                 command=command,
                 call=t.get("call"),
@@ -136,7 +141,7 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
                 refs=refs,
                 outputs=list(t.get("outputs", default_outputs)),
                 priority=t.get("priority", 0),
-                timeout=t.get("time_limit", t.get("timeout")),
+                timeout=limit,
                 name=t.get("name"),
             )
         except SpecError as e:

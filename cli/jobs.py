@@ -13,6 +13,7 @@ from weft.actors.model import JobSpec, SpecError, split_object_name
 
 from .app import app
 from .common import emit_json, fail
+from .durations import duration
 from .show import (
     DONE,
     PRINT_LIMIT,
@@ -26,6 +27,8 @@ from .show import (
 
 CoordOpt = typer.Option(None, "--coordinator", "-c", envvar="WEFT_COORDINATOR", metavar="ENDPOINT", help="Coordinator endpoint (default tcp://127.0.0.1:5570).")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+# `weft wait` on a terminal: one bar per job up to this many, one summary bar for more.
+BARS = 5
 
 
 def client(endpoint: str | None, *, retry_for: float = 3.0):
@@ -67,8 +70,8 @@ def submit(
     inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input, or NAME=@JOB/OUTPUT to read an object (repeatable)."),
     outputs: list[str] = typer.Option([], "--output", metavar="NAME", help="Output name (repeatable; default stdout or result)."),
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
-    time_limit: float = typer.Option(None, "--time-limit", metavar="SECONDS", help="How long the job may run before it is stopped."),
-    old_timeout: float = typer.Option(None, "--timeout", hidden=True, metavar="SECONDS"),
+    time_limit: str = typer.Option(None, "--time-limit", metavar="DURATION", help="How long the job may run before it is stopped (90, 90s, 30m, 2h, 7d)."),
+    old_timeout: str = typer.Option(None, "--timeout", hidden=True, metavar="DURATION"),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
@@ -81,6 +84,7 @@ def submit(
             fail("give --time-limit only (--timeout is its deprecated name)")
         typer.echo("weft: note: submit --timeout is deprecated: use --time-limit (how long the job may run)", err=True)
         time_limit = old_timeout
+    limit_s = duration(time_limit, "--timeout" if old_timeout is not None else "--time-limit")
     names: list[str | None]
     if file is not None:
         if command or call:
@@ -105,7 +109,7 @@ def submit(
                 refs=refs,
                 outputs=list(outputs) or (["stdout"] if command else ["result"]),
                 priority=priority,
-                timeout=time_limit,
+                timeout=limit_s,
                 name=name,
             )
         except SpecError as e:
@@ -190,30 +194,68 @@ def _print_main_output(c: Any, future: Any) -> None:
 
 
 def _wait_with_progress(c: Any, jobs: list[str], timeout: float | None, *, quiet: bool) -> list[dict]:
-    """Wait for all jobs; a progress bar on stderr when there are many."""
-    if len(jobs) < 5 or quiet or not sys.stderr.isatty():
+    """Wait for all jobs. On a terminal: one bar per job with its reported
+    progress for up to BARS jobs, one summary bar (counts by state, ETA) for
+    more; otherwise (or with --json) no display, the caller prints plain lines."""
+    if quiet or not sys.stderr.isatty():
         try:
             return c.wait(jobs, timeout=timeout)
         except TimeoutError as e:
             fail(str(e), code=3)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
+    few = len(set(jobs)) <= BARS
     deadline = None if timeout is None else time.monotonic() + timeout
     done: dict[str, dict] = {}
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True, console=_stderr_console()) as bar:
-        t = bar.add_task("jobs", total=len(jobs))
-        while len(done) < len(jobs):
-            pending = [j for j in jobs if j not in done]
+    latest: dict[str, dict] = {}
+    columns = ([TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}")] if few else
+               [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("eta"), TimeRemainingColumn()])
+    with Progress(*columns, transient=True, console=_stderr_console()) as bar:
+        if few:
+            bars = {j: bar.add_task(j, total=100, note="") for j in dict.fromkeys(jobs)}
+        else:
+            summary = bar.add_task("jobs", total=len(set(jobs)))
+        while len(done) < len(set(jobs)):
+            pending = [j for j in dict.fromkeys(jobs) if j not in done]
             step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             r = c.call("wait", {"jobs": pending, "timeout": step}, timeout=step + 5)
             for st in r["jobs"]:
+                latest[st["job"]] = st
                 if final_of(st)["state"] in DONE:
                     done[st["job"]] = st
-            bar.update(t, completed=len(done))
-            if deadline is not None and time.monotonic() >= deadline and len(done) < len(jobs):
-                fail(f"{len(jobs) - len(done)} of {len(jobs)} jobs still unfinished after {timeout:g}s", code=3)
+            if few:
+                running = [j for j in pending if j not in done and latest[j].get("state") == "running"]
+                reported = c.progress(running) if running else {}
+                for j, task in bars.items():
+                    state = final_of(latest[j])["state"]
+                    got = reported.get(j)
+                    pct = 100 if state in DONE else (got[0] if got else 0)
+                    note = f"{state}" + (f"  {progress_text(got)}" if got and state not in DONE else "")
+                    bar.update(task, completed=pct, note=note)
+            else:
+                counts: dict[str, int] = {}
+                for st in latest.values():
+                    state = final_of(st)["state"]
+                    counts[state] = counts.get(state, 0) + 1
+                bar.update(summary, completed=len(done),
+                           description=", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            if deadline is not None and time.monotonic() >= deadline and len(done) < len(set(jobs)):
+                fail(f"{len(set(jobs)) - len(done)} of {len(set(jobs))} jobs still unfinished after {timeout:g}s",
+                     code=3)
     return [done[j] for j in jobs]
+
+
+def progress_text(got: tuple[float, str]) -> str:
+    pct, message = got
+    return f"{pct:g}%" + (f" {message}" if message else "")
 
 
 def _stderr_console():
@@ -235,11 +277,14 @@ def status(
     with client(coordinator) as c:
         if job:
             st = c.status([job])[0]
+            got = c.progress([job]).get(job) if st.get("state") == "running" else None
             if as_json:
-                emit_json(st)
+                emit_json(st if got is None else dict(st, progress=list(got)))
                 return
             for line in status_lines(st):
                 typer.echo(line)
+            if got is not None:
+                typer.echo(f"{'progress':9} {progress_text(got)}")
             return
         r = c.call("status", {"limit": limit})
         if as_json:
@@ -251,20 +296,19 @@ def status(
             typer.echo(state_line(st))
 
 
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and not timeout >= 0:  # also NaN
-        fail(f"invalid --timeout {timeout}: expected a number of seconds >= 0")
+def _check_timeout(timeout: str | None) -> float | None:
+    return duration(timeout, "--timeout")
 
 
 @app.command("wait")
 def wait_cmd(
     jobs: list[str] = typer.Argument(..., metavar="JOB", help="Job ids."),
-    timeout: float = typer.Option(None, "--timeout", metavar="SECONDS", help="Give up after this many seconds (exit 3)."),
+    timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="Give up after this long (90, 90s, 30m, 2h; exit 3)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """Wait for jobs; exit 0 only if all succeeded (1 if any failed, 3 on timeout)."""
-    _check_timeout(timeout)
+    timeout = _check_timeout(timeout)
     # While waiting, a restarting coordinator is retried for as long as the user waits.
     with client(coordinator, retry_for=timeout if timeout is not None else 3600.0) as c:
         statuses = _wait_with_progress(c, jobs, timeout, quiet=as_json)
@@ -282,11 +326,11 @@ def get(
     obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output."),
     output: Path = typer.Option(None, "--output", "-o", metavar="FILE|DIR", help="Write to this file (or into this directory, as OUTPUT) instead of stdout."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the object's producer to finish."),
-    timeout: float = typer.Option(None, "--timeout", metavar="SECONDS", help="With --wait: give up after this many seconds (exit 3)."),
+    timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="With --wait: give up after this long (90, 30m, 2h; exit 3)."),
     coordinator: str = CoordOpt,
 ) -> None:
     """Print (or save) an object's bytes."""
-    _check_timeout(timeout)
+    timeout = _check_timeout(timeout)
     with client(coordinator) as c:
         name = obj
         if "/" not in obj:

@@ -11,6 +11,7 @@ msgpack-ready dict, field names and shapes exactly as on the wire) and one
     tasks    the compute node's ops and news: start, start_many, result, cancel, the task report
     objects  the storage node's ops and news: create, put, populate, finish, read, delegate, ...
     events   poll, ping, info (served by every node)
+    follow   a job's log and progress: logs/log, progress (coordinator and compute)
 
 Only the enums load with the package: the record modules import the job spec
 (weft.actors.model), which itself takes its enums from here.

@@ -446,3 +446,25 @@ def test_news_parses_from_records_not_yet_encoded_too() -> None:
     assert o.state is ObjectState.PARTIAL
     w = trip(TaskReport("j1", TaskState.DONE, 3, Outcome.SUCCESS).to_wire())
     assert TaskReport.from_wire(w).outcome is Outcome.SUCCESS
+
+
+# -- following a job (protocol/follow.py): added records, their bytes pinned ---------------
+def test_follow_records_bytes() -> None:
+    from weft.protocol.fields import BadRequest
+    from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
+
+    pinned = [
+        ("logs", LogRead("j1", 10, 5.0), {"job": "j1", "offset": 10, "wait": 5.0}),
+        ("log", LogRead("j1"), {"job": "j1", "offset": 0}),
+        ("logs", LogRead("j1", 0, 0.0, 4096), {"job": "j1", "offset": 0, "limit": 4096}),
+        ("logs", LogChunk(b"line\n", 15, True), {"data": b"line\n", "offset": 15, "done": True}),
+        ("progress", ProgressAsk(["j1", "j2"]), {"jobs": ["j1", "j2"]}),
+        ("progress", ProgressReply({"j1": (50.0, "half")}), {"progress": {"j1": [50.0, "half"]}}),
+    ]
+    for op, record, today in pinned:
+        assert wire_bytes(op, record.to_wire()) == wire_bytes(op, today)
+        assert type(record).from_wire(today) == record
+    with pytest.raises(BadRequest, match="logs: 'wait' must be 0..30 seconds"):
+        LogRead.from_wire({"job": "j1", "offset": 0, "wait": 99})
+    with pytest.raises(BadRequest, match="progress reply: 'progress' entry 'j1' must be"):
+        ProgressReply.from_wire({"progress": {"j1": ["x", "y"]}})

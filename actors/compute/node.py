@@ -54,7 +54,16 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .pool import CallableError, CallableNotFound, Parts, WorkerLost, WorkerPool, worker_env
+from .follow import keep_log, progress_path, read_log, read_progress
+from .pool import (
+    CallableError,
+    CallableNotFound,
+    CallLog,
+    Parts,
+    WorkerLost,
+    WorkerPool,
+    worker_env,
+)
 from .probe import Prober
 from .runner import RunnerError, run_command
 from .task import (
@@ -108,6 +117,7 @@ class ComputeNode(Node):
         self._task_nursery: trio.Nursery | None = None
         super().__init__(config)
         (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "progress").mkdir(exist_ok=True)  # callables' progress files
         self.tasklog = TaskLog(self.data_dir / "tasks.log")
         self.taskdirs = TaskDirs(self.data_dir / "tasks")
         self.pool_error: str | None = None
@@ -160,6 +170,9 @@ class ComputeNode(Node):
         add("delete", self._op_delete)
         add("cancel", self._op_cancel)
         add("probe", self._op_probe)
+        # Following a task (actors/compute/follow.py): asked only by someone watching.
+        add("log", self._op_log, bypass=True)
+        add("progress", self._op_progress, bypass=True)
 
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks),
@@ -280,6 +293,8 @@ class ComputeNode(Node):
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
             self.taskdirs.recycle(job)
+            if task.spec.call is not None:
+                progress_path(self.data_dir, task).unlink(missing_ok=True)
             self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
             deleted.append(job)
         if running and len(jobs) == 1:
@@ -296,6 +311,12 @@ class ComputeNode(Node):
             if task.scope is not None:
                 task.scope.cancel()
         return task.summary()
+
+    async def _op_log(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return await read_log(self, body)
+
+    def _op_progress(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return read_progress(self, body)
 
     async def _op_probe(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         found, missing = await self.prober.probe(Probe.from_wire(body).modules)
@@ -355,13 +376,17 @@ class ComputeNode(Node):
                     await self._run(task)
                 finally:
                     self._release(task)
+                await keep_log(self, task, failed=False)
                 self._finish(task, Outcome.SUCCESS)
             except SoftFailure as e:
                 task.unmet = isinstance(e, Unmet)
+                await keep_log(self, task, failed=True)
                 self._finish(task, Outcome.FAILED_SOFT, str(e), e.code)
             except HardFailure as e:
+                await keep_log(self, task, failed=True)
                 self._finish(task, Outcome.FAILED_HARD, str(e), e.code)
             except trio.TooSlowError:
+                await keep_log(self, task, failed=True)
                 self._finish(task, Outcome.TIMED_OUT, f"ran longer than its timeout of {task.spec.timeout:g}s")
             except Exception as e:
                 log.exception("task %s failed unexpectedly", task.job)
@@ -539,6 +564,7 @@ class ComputeNode(Node):
             # e.g. an input that cannot be an environment variable.
             raise HardFailure(str(e), e.code) from None
         task.exit_code = result.exit_code
+        task.log_same = result.log_is_stdout and "stdout" in spec.outputs
         if result.timed_out:
             raise trio.TooSlowError
         if result.exit_code != 0:
@@ -563,7 +589,9 @@ class ComputeNode(Node):
     async def _run_callable(self, task: Task, kwargs: dict[str, Any]) -> None:
         spec = task.spec
         try:
-            value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout)
+            task.call_log = CallLog()
+            value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout,
+                                        progress=str(progress_path(self.data_dir, task)), log=task.call_log)
         except trio.ClosedResourceError:
             raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
                               ErrorCode.WORKER_LOST) from None

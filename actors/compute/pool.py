@@ -117,14 +117,17 @@ class _Worker:
     """One worker process, our ends of its two pipes (non-blocking) and its
     two memory files (-1 without them)."""
 
-    __slots__ = ("proc", "rfd", "wfd", "shm_in", "shm_out")
+    __slots__ = ("proc", "rfd", "wfd", "shm_in", "shm_out", "shm_log")
 
-    def __init__(self, proc: trio.Process, rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
+    def __init__(self, proc: trio.Process, rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1,
+                 shm_log: int = -1) -> None:
         self.proc = proc
         self.rfd = rfd
         self.wfd = wfd
         self.shm_in = shm_in
         self.shm_out = shm_out
+        # The worker's stdout and stderr (a memory file): a call's prints, its log.
+        self.shm_log = shm_log
 
     @property
     def pid(self) -> int:
@@ -201,10 +204,10 @@ class _Worker:
             trio.lowlevel.notify_closing(self.rfd)
             os.close(self.rfd)
             self.rfd = -1
-        for fd in (self.shm_in, self.shm_out):
+        for fd in (self.shm_in, self.shm_out, self.shm_log):
             if fd >= 0:
                 os.close(fd)
-        self.shm_in = self.shm_out = -1
+        self.shm_in = self.shm_out = self.shm_log = -1
 
     def kill(self) -> None:
         self.close()
@@ -294,7 +297,8 @@ class WorkerPool:
             grow_pipe(req_w)
             if _HAVE_MEMFD:
                 # Close-on-exec here; pass_fds hands them to this worker only.
-                shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out")]
+                shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out"),
+                       os.memfd_create("weft-worker-log")]
             proc = await trio.lowlevel.open_process(
                 [self._python, "-m", "weft.actors.compute.worker", *map(str, shm)],
                 stdin=req_r,
@@ -419,22 +423,27 @@ class WorkerPool:
             raise WorkerLost(f"worker {worker.pid} broke the protocol (reply kind {kind})")
         return kind, payload
 
-    async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
+    async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None,
+                  progress: str | None = None, log: CallLog | None = None) -> Any:
         """Run `call` ("module:function") with `kwargs` in a free worker; return its value.
 
         `timeout` bounds the call itself, not the wait for a free worker; past
         it the worker is killed and trio.TooSlowError raised. Raises
         CallableError (the function raised), CallableNotFound, WorkerLost.
+        `progress` is the file the call's weft.progress() writes to ($WEFT_PROGRESS).
+        `log` receives what the call printed (see CallLog).
         """
         if self._closed or not self._started:
             raise trio.ClosedResourceError("the worker pool is not running")
-        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD)
+        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD, progress)
         try:
             worker = await self._idle_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise trio.ClosedResourceError("the worker pool is closed") from None
         self._busy += 1
         healthy = False
+        if log is not None:
+            log.fd = worker.shm_log
         try:
             if timeout is None:
                 # No cancel scope when there is no deadline: this is the hot path.
@@ -447,6 +456,7 @@ class WorkerPool:
             healthy = True
         finally:
             self._busy -= 1
+            _take_log(worker, log)
             if healthy:
                 try:
                     self._idle_send.send_nowait(worker)
@@ -457,7 +467,46 @@ class WorkerPool:
         return _decode(call, kind, payload)
 
 
-def _encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[Any], list[Any]]:
+class CallLog:
+    """What a callable printed (stdout and stderr, as written): `fd` is the
+    worker's log memory file while the call runs (read it live with pread),
+    `data` its bytes once the call ended."""
+
+    __slots__ = ("fd", "data")
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.data = b""
+
+
+# A call's log beyond this keeps its last bytes only.
+CALL_LOG_MAX = 16 << 20
+
+
+def _take_log(worker: _Worker, log: CallLog | None) -> None:
+    """Collect the call's prints and empty the worker's log file for the next call.
+    One fstat per call when it printed nothing (the common case)."""
+    fd = worker.shm_log
+    if log is not None:
+        log.fd = -1
+    if fd < 0:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if not size:
+            return
+        if log is not None:
+            keep = min(size, CALL_LOG_MAX)
+            log.data = pread_exact(fd, keep, size - keep)
+        # The worker's stdout and stderr share this file's offset with us: back to 0.
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        pass
+
+
+def _encode_request(call: str, kwargs: dict[str, Any], shm: bool,
+                    progress: str | None = None) -> tuple[list[Any], list[Any]]:
     """What goes down the pipe, and what goes into the input memory file
     (`shm`: the workers have one) from offset 0."""
     inline: dict[str, Any] = {}
@@ -483,7 +532,7 @@ def _encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[
         else:
             blobs.append([name, size, -1])
             parts += pieces
-    head = msgpack.packb([call, inline, blobs])
+    head = msgpack.packb([call, inline, blobs] if progress is None else [call, inline, blobs, progress])
     parts[0] = REQ.pack(len(head))
     parts[1] = head
     return parts, shared

@@ -5,7 +5,11 @@ working directory prepared for the task:
 
     <workdir>/inputs/         the job's indirect inputs (refs), one file per input name
     <workdir>/outputs/        files the command writes here become outputs
-    <workdir>/results/output.txt   stdout and stderr, interleaved as they arrived
+    <workdir>/results/output.txt   stdout and stderr, interleaved as they arrived: the
+                              job's log, kept as object JOB/_log when the task ends
+                              (actors/compute/follow.py). stderr goes to it directly,
+                              stdout through our pump, so a line of stdout can land a
+                              moment after a later line of stderr.
     <workdir>/work/           the command's current directory
     <workdir>/delegate.json   written by the command to delegate (see below)
 
@@ -25,6 +29,8 @@ Environment
     WEFT_OUTPUTS       the outputs directory.
     WEFT_DELEGATE      where to write a delegation (`<workdir>/delegate.json`).
     WEFT_JOB           the job id.
+    WEFT_PROGRESS      a file for progress lines `PERCENT MESSAGE` (e.g.
+                       `echo "50 halfway" >> $WEFT_PROGRESS`); the last line counts.
 
     Inherited `WEFT_INPUT_*` variables are removed, so a command never sees
     inputs that are not its own. Standard input is /dev/null.
@@ -124,6 +130,10 @@ class CommandResult:
     delegation: Delegation | None = None
     timed_out: bool = False
     cancelled: bool = False
+    # The log (results/output.txt) holds exactly what became output `stdout`:
+    # nothing went to stderr and the command did not write $WEFT_OUTPUTS/stdout
+    # itself. Then the log need not be stored apart (see ComputeNode._keep_log).
+    log_is_stdout: bool = False
 
     @property
     def ok(self) -> bool:
@@ -171,6 +181,8 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
     env["WEFT_OUTPUTS"] = str(workdir / "outputs")
     env["WEFT_DELEGATE"] = str(workdir / "delegate.json")
     env["WEFT_JOB"] = job
+    # Progress lines `PERCENT MESSAGE`; read by the node only when someone asks.
+    env["WEFT_PROGRESS"] = str(workdir / "results" / "progress")
     return env
 
 
@@ -346,6 +358,8 @@ async def run_command(
             pgid_path.write_text(str(proc.pid))
         try:
             result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+            # Every stdout byte went to both files, so equal sizes mean no stderr.
+            same = os.fstat(log_fd).st_size == os.fstat(capture_fd).st_size
         finally:
             if pgid_path is not None:
                 pgid_path.unlink(missing_ok=True)
@@ -361,6 +375,7 @@ async def run_command(
         capture_path.unlink()
     else:
         capture_path.rename(stdout_path)
+        result.log_is_stdout = same
     result.outputs, result.missing_outputs = _collect_outputs(spec, outputs_dir)
     if result.exit_code == 0 and not result.timed_out:
         result.delegation = _read_delegation(workdir / "delegate.json")

@@ -48,7 +48,8 @@ class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline", "after", "ahead", "ended", "followers", "values", "unmet", "dropped",
+        "inline", "after", "ahead", "ended", "followers", "values", "unmet", "dropped", "log_same",
+        "call_log",
     )
 
     def __init__(
@@ -92,6 +93,9 @@ class Task:
         # [object, storage endpoint] of each replica a write gave up on (too
         # slow, or failed) while another copy was made: for repair.
         self.dropped: list[list[str]] = []
+        # Its log is byte for byte its stored `stdout`: not stored apart (compute/follow.py).
+        self.log_same = False
+        self.call_log: Any = None  # a callable's prints (compute.pool.CallLog), once it ran
 
     def summary(self) -> dict[str, Any]:
         return self.report().to_wire()

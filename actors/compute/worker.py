@@ -1,14 +1,17 @@
 """A warm worker process for callable jobs: `python -m weft.actors.compute.worker`.
 
 Started by WorkerPool with a request pipe on fd 0 and a reply pipe on fd 1,
-and, where the OS has them, two memory files (memfd) whose fds are its two
-arguments: one for large inputs, one for a large result. It runs one call at a
+and, where the OS has them, three memory files (memfd) whose fds are its
+arguments: one for large inputs, one for a large result, and one that becomes
+its stdout and stderr (a call's log: the pool reads and empties it after
+each call, so the log costs a silent call one fstat). It runs one call at a
 time, forever, until the request pipe closes.
 
-Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...]] (n bytes) | raw inputs
+Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...], progress?] (n bytes) | raw inputs
            Byte inputs of some size travel outside the msgpack head: at -1
            raw after it on the pipe, in the order listed; at >= 0 in the input
-           memory file from that offset.
+           memory file from that offset. `progress`, when given, becomes
+           $WEFT_PROGRESS for the call (what weft.progress() writes to).
 Replies:   u8 kind | u64 length | payload   (kinds below; READY once at start)
            With the SHM bit set in kind the payload is not on the pipe: it is
            the first `length` bytes of the result memory file.
@@ -151,7 +154,12 @@ def pwrite_all(fd: int, parts: list[Any], offset: int) -> int:
 
 def read_request(reader: Reader, shm_in: int = -1) -> tuple[str, dict[str, Any]]:
     (n,) = REQ.unpack(reader.exact(REQ.size))
-    call, kwargs, blobs = msgpack.unpackb(reader.exact(n))
+    head = msgpack.unpackb(reader.exact(n))
+    call, kwargs, blobs = head[0], head[1], head[2]
+    if len(head) > 3:
+        os.environ["WEFT_PROGRESS"] = head[3]
+    else:
+        os.environ.pop("WEFT_PROGRESS", None)
     for name, size, at in blobs:
         kwargs[name] = reader.exact(size) if at < 0 else pread_exact(shm_in, size, at)
     return call, kwargs
@@ -179,12 +187,23 @@ def _load(call: str) -> Callable[..., Any]:
     return fn
 
 
+def _flush() -> None:
+    """The call's prints reach the log file before its reply (the pool reads the file then)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass  # user code replaced or closed it: not ours to fail over
+
+
 def _reply_error(fd: int, kind: int, message: str, tb: str) -> None:
+    _flush()
     payload = msgpack.packb([message, tb])
     write_all(fd, [REP.pack(kind, len(payload)), payload])
 
 
 def _reply(wfd: int, kind: int, data: bytes, shm_out: int) -> None:
+    _flush()
     if shm_out >= 0 and len(data) >= SHM_MIN:
         pwrite_all(shm_out, [data], 0)
         write_all(wfd, [REP.pack(kind | SHM, len(data))])
@@ -273,10 +292,17 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    os.dup2(2, 1)
+    shm_in, shm_out = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (-1, -1)
+    if len(sys.argv) >= 4:
+        # Prints of the calls go to the log memory file the pool reads after each call.
+        log_fd = int(sys.argv[3])
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+    else:
+        os.dup2(2, 1)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     grow_pipe(wfd)
-    shm_in, shm_out = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (-1, -1)
     try:
         serve(rfd, wfd, shm_in, shm_out)
     except BrokenPipeError:

@@ -52,7 +52,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import imports, news
+from . import follow, imports, news
 from .dispatch import never_started
 from .effects import (
     Copy,
@@ -151,6 +151,9 @@ class CoordinatorNode(Node):
         add("cancel", self._op_cancel)
         add("nodes", self._op_nodes, bypass=True)
         add("stats", self._op_stats, bypass=True)
+        # Following a job: relayed from the compute node running it (follow.py).
+        add("logs", self._op_logs, bypass=True)
+        add("progress", self._op_progress, bypass=True)
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -580,6 +583,12 @@ class CoordinatorNode(Node):
         out = [job.summary() for job in jobs]
         await self.commits.durable()
         return {"jobs": out}
+
+    async def _op_logs(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return await follow.relay_logs(self, body)
+
+    async def _op_progress(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return await follow.relay_progress(self, body)
 
     def _op_nodes(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         s = self.state

@@ -45,7 +45,7 @@ def test_time_limit_and_timeout_together_are_refused(weft: Weft) -> None:
 
 def test_submit_help_shows_time_limit_not_timeout() -> None:
     out = ok(Weft(None)("submit", "--help", env=WIDE))
-    assert re.search(r"--time-limit\s+SECONDS\s+How long the job may run", out)
+    assert re.search(r"--time-limit\s+DURATION\s+How long the job may run", out)
     assert "--timeout" not in out
     assert re.search(r"--output\s+NAME\s", out)
     assert not re.search(r"-o\b", out)
@@ -77,7 +77,7 @@ def test_help_shows_what_a_user_types(command: str) -> None:
 
 @pytest.mark.parametrize(("command", "pattern"), [
     ("wait", r"Usage: weft wait \[OPTIONS\] JOB\.\.\."),
-    ("wait", r"--timeout\s+SECONDS"),
+    ("wait", r"--timeout\s+DURATION"),
     ("submit", r"--input\s+-i\s+NAME=VALUE"),
     ("submit", r"--file\s+-f\s+FILE"),
     ("submit", r"--coordinator\s+-c\s+ENDPOINT"),
