@@ -181,6 +181,11 @@ def _check_command_limits(command: list[str], inputs: dict[str, str | bytes]) ->
         )
 
 
+# Seconds a cancelled job's processes get between SIGTERM and SIGKILL, unless
+# its spec says (`--max-cancellation-time`).
+DEFAULT_CANCEL_TIME = 10.0
+
+
 @dataclass(slots=True)
 class JobSpec:
     """What to run and what it reads and writes.
@@ -198,6 +203,10 @@ class JobSpec:
     priority: int = 0
     timeout: float | None = None
     name: str | None = None
+    # -- job control (not identity: how a job is stopped, and labels) --
+    # Seconds between SIGTERM and SIGKILL when the job is cancelled (None: 10).
+    cancel_time: float | None = None
+    groups: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -251,6 +260,18 @@ class JobSpec:
             raise SpecError(f"time limit {self.timeout} is out of range: at most 2**63-1 seconds")
         if self.name is not None:
             check_job_id(self.name)
+        self._validate_control()
+
+    def _validate_control(self) -> None:
+        ct = self.cancel_time
+        if ct is not None and (not isinstance(ct, int | float) or isinstance(ct, bool)
+                               or not math.isfinite(ct) or ct < 0 or ct > 86400):
+            raise SpecError(f"max cancellation time {ct!r}: expected seconds from 0 to 86400")
+        if not isinstance(self.groups, list):
+            raise SpecError("'groups' must be a list of group names")
+        for g in self.groups:
+            if not isinstance(g, str) or not _valid_job_id(g):
+                raise SpecError(f"group name {g!r}: expected letters, digits, '.', '_', '-' (no '/')")
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"o": self.outputs}
@@ -268,13 +289,17 @@ class JobSpec:
             d["t"] = self.timeout
         if self.name is not None:
             d["name"] = self.name
+        if self.cancel_time is not None:
+            d["kt"] = self.cancel_time
+        if self.groups:
+            d["g"] = self.groups
         return d
 
     @classmethod
     def from_wire(cls, d: Any) -> JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
-        unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name"}
+        unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -286,6 +311,8 @@ class JobSpec:
             priority=d.get("pri", 0),
             timeout=d.get("t"),
             name=d.get("name"),
+            cancel_time=d.get("kt"),
+            groups=d.get("g") or [],
         )
 
     def job_id(self) -> str:

@@ -17,6 +17,10 @@ class JobState(enum.StrEnum):
     WAITING = "waiting"  # an input is not made yet
     RUNNABLE = "runnable"  # queued for a compute slot
     RUNNING = "running"
+    # Asked to stop while running; its outcome is not known yet (the task may
+    # still end succeeded or failed). Settled by the node's next report, its
+    # loss, or the job's max-cancellation-time plus a margin: never for good.
+    CANCELLING = "cancelling"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -23,7 +23,16 @@ from weft.actors.model import JobSpec, SpecError
 from weft.bus.endpoint import check_endpoint
 
 from .enums import JobState, ObjectState, Role
-from .fields import bad, body_map, int_field, object_field, seconds_field, str_list
+from .fields import (
+    bad,
+    body_map,
+    int_field,
+    object_field,
+    opt_str,
+    seconds_field,
+    str_field,
+    str_list,
+)
 
 
 @dataclass(slots=True)
@@ -252,3 +261,98 @@ class Hello:
         check_endpoint(endpoint, f"hello endpoint of {role} {node!r}")
         inc = b.get("inc")
         return cls(Role(role), node, endpoint, inc if type(inc) is str else None)
+
+
+# -- job control (cancel with dependents, listing, pauses, groups) ----------------
+
+
+@dataclass(slots=True)
+class Cancel:
+    """`cancel`: `{jobs: [job id, ...], groups?: [group, ...], dependents?: false}`.
+    Without `dependents: false` it is JobsRef's bytes. A group's members are
+    those known when the cancel arrives."""
+
+    jobs: list[str]
+    dependents: bool = True
+    groups: list[str] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"jobs": self.jobs}
+        if self.groups:
+            d["groups"] = self.groups
+        if not self.dependents:
+            d["dependents"] = False
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Cancel:
+        op = "cancel"
+        b = body_map(op, body)
+        groups = str_list(op, b, "groups", what="group names") if "groups" in b else []
+        deps = b.get("dependents", True)
+        if type(deps) is not bool:
+            bad(op, "dependents", f"must be true or false, got {deps!r}")
+        return cls(str_list(op, b, "jobs", what="job ids"), deps, groups)
+
+
+@dataclass(slots=True)
+class ListJobs:
+    """`jobs`: job views filtered by state, group and submit time (`since`,
+    wall-clock seconds), newest last, at most `limit`."""
+
+    states: list[str] = field(default_factory=list)
+    group: str | None = None
+    since: float | None = None
+    limit: int = 10000
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"limit": self.limit}
+        if self.states:
+            d["states"] = self.states
+        if self.group is not None:
+            d["group"] = self.group
+        if self.since is not None:
+            d["since"] = self.since
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> ListJobs:
+        op = "jobs"
+        b = body_map(op, body, optional=True)
+        states = str_list(op, b, "states", what="job states") if "states" in b else []
+        for s in states:
+            if s not in JobState._value2member_map_:
+                bad(op, "states", f"has {s!r}: expected one of {', '.join(JobState._value2member_map_)}")
+        since = b.get("since")
+        if since is not None and type(since) not in (int, float):
+            bad(op, "since", f"must be a time in seconds, got {since!r}")
+        group = opt_str(op, b, "group")
+        return cls(states, group, since, int_field(op, b, "limit", 10000))
+
+
+@dataclass(slots=True)
+class Pause:
+    """`pause` and `resume`: `{group?}` (none: the whole cluster)."""
+
+    group: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {} if self.group is None else {"group": self.group}
+
+    @classmethod
+    def from_wire(cls, body: Any, op: str = "pause") -> Pause:
+        return cls(opt_str(op, body_map(op, body, optional=True), "group"))
+
+
+@dataclass(slots=True)
+class GroupRef:
+    """`group`: one group's counts by state and pending members: `{group}`."""
+
+    group: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"group": self.group}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> GroupRef:
+        return cls(str_field("group", body_map("group", body), "group"))

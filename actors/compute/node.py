@@ -74,6 +74,7 @@ from .task import (
     callable_outputs,
     delegation_of,
     restored_delegation,
+    stop_grace,
 )
 from .taskdirs import TaskDirs, kill_leftover_groups
 from .tasklog import TaskLog
@@ -364,6 +365,8 @@ class ComputeNode(Node):
     async def _execute(self, task: Task) -> None:
         with trio.CancelScope() as scope:
             task.scope = scope
+            if task.stop is not None:
+                scope.cancel()  # cancelled before it got here
             try:
                 if task.after:
                     # Before taking a slot: waiting holds none.
@@ -553,7 +556,7 @@ class ComputeNode(Node):
 
         try:
             result = await run_command(
-                spec, workdir, input_files=input_files, job=task.job,
+                spec, workdir, input_files=input_files, job=task.job, grace=lambda: stop_grace(task),
                 on_spawn=lambda pgid: self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid}),
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )

@@ -300,7 +300,7 @@ async def run_command(
     *,
     input_files: dict[str, Path] | None = None,
     on_stdout: Callable[[bytes], Awaitable[None]] | None = None,
-    grace: float = 2.0,
+    grace: float | Callable[[], float] = 2.0,
     job: str | None = None,
     on_spawn: Callable[[int], None] | None = None,
 ) -> CommandResult:
@@ -491,7 +491,7 @@ async def _supervise(
     log_fd: int,
     capture_fd: int,
     on_stdout: Callable[[bytes], Awaitable[None]] | None,
-    grace: float,
+    grace: float | Callable[[], float],
 ) -> CommandResult:
     assert proc.stdout is not None
     sink_error: list[BaseException] = []
@@ -537,7 +537,8 @@ async def _supervise(
             finally:
                 # Also on cancellation: the group must be gone before we let go.
                 with trio.CancelScope(shield=True):
-                    killed_with = await _stop_group(proc, grace)
+                    # Asked when stopping: a cancel's grace is the job's own.
+                    killed_with = await _stop_group(proc, grace() if callable(grace) else grace)
             group_gone = True
             for scope in read_scopes:
                 scope.deadline = trio.current_time() + _DRAIN_LIMIT

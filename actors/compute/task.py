@@ -13,9 +13,21 @@ from typing import Any
 import trio
 
 from weft.actors.delegate import Delegate
-from weft.actors.model import JobSpec, SpecError
+from weft.actors.model import DEFAULT_CANCEL_TIME, JobSpec, SpecError
 from weft.protocol.enums import ErrorCode, Outcome, StopReason, TaskState
 from weft.protocol.tasks import Delegation, Start, TaskReport
+
+# Seconds between SIGTERM and SIGKILL when a task's time limit is up, or its
+# node shuts down.
+STOP_GRACE = 2.0
+
+
+def stop_grace(task: Task) -> float:
+    """SIGTERM to SIGKILL: the job's max cancellation time when it is cancelled."""
+    if task.stop == StopReason.CANCEL:
+        ct = task.spec.cancel_time
+        return DEFAULT_CANCEL_TIME if ct is None else ct
+    return STOP_GRACE
 
 
 class SoftFailure(Exception):

@@ -22,7 +22,7 @@ from weft.protocol.objects import CreateManyReply, ObjectInfo
 from weft.protocol.tasks import Refused, Start, TaskReport
 
 from .effects import Dispatch, Effect
-from .graph import FINISHED, RUNNING, Graph, Job
+from .graph import CANCELLING, FINISHED, RUNNING, Graph, Job
 from .nodes import ComputeRef, StorageRef
 from .planner import Batches, Planner
 
@@ -76,7 +76,7 @@ class DispatchMixin:
 
     def schedule_round(self) -> list[Effect]:
         """Pick and place runnable work: one Dispatch per compute node."""
-        if self.fenced:
+        if self.fenced or self.paused_all:
             return self._flush()
         batches: Batches = {}
         self.planner.plan(batches)
@@ -145,6 +145,8 @@ class DispatchMixin:
         starts = []
         for job, start in d.items:
             if job.id in failed or not self._ours(job, node, tokens):
+                if job.state == CANCELLING and job.token == tokens.get(job.id):
+                    self.settle_cancelled(job, "before it started")  # (control.py)
                 continue
             if job.attempts > 1 and job.spec.outputs and self.planner.outputs_finished(job):
                 # Every output was made by an earlier attempt: adopt, don't rerun.
@@ -195,6 +197,8 @@ class DispatchMixin:
         what surely reached no live process (`not_started`) is queued again
         without counting an attempt, and its node is held back for a moment."""
         self.unacked.pop(id(d), None)
+        if self.cancel_on_start:
+            self.cancels_after_dispatch(d, tokens)  # (control.py)
         for jid, cause in failed.items():
             job = self.graph.jobs.get(jid)
             if self._ours(job, d.node, tokens):

@@ -40,6 +40,7 @@ RUNNING = JobState.RUNNING
 SUCCEEDED = JobState.SUCCEEDED
 FAILED = JobState.FAILED
 CANCELLED = JobState.CANCELLED
+CANCELLING = JobState.CANCELLING
 FINISHED = ObjectState.FINISHED
 DELEGATED = ObjectState.DELEGATED
 
@@ -384,9 +385,12 @@ class Graph:
         self.changed.append(job)
 
     def fail(self, job: Job, cause: str, *, outcome: Outcome = Outcome.FAILED_HARD,
-             state: JobState = FAILED) -> list[Job]:
-        """Fail `job` and, transitively, every job waiting on its outputs."""
+             state: JobState = FAILED, cascade: JobState = FAILED) -> list[Job]:
+        """Fail `job` and, transitively, every job waiting on its outputs
+        (`failed`, or with `cascade=CANCELLED` cancelled, naming `job`)."""
         failed = []
+        if cascade == CANCELLED:
+            return self._cancel_tree([job], cause, job.id)
         stack = [(job, cause, outcome, state)]
         while stack:
             j, c, oc, st = stack.pop()
@@ -411,6 +415,46 @@ class Graph:
                     if w is not None and not w.done:
                         stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED))
         return failed
+
+    def cancel_dependents(self, job: Job, cause: str) -> list[Job]:
+        """Cancel every job waiting on `job`'s outputs, transitively (not `job`)."""
+        return self._cancel_tree(self._take_waiters(job), cause, job.id)
+
+    def _take_waiters(self, job: Job) -> list[Job]:
+        out = []
+        for name in self._output_chain(job):
+            obj = self.objects.get(name)
+            if obj is None or not obj.waiters:
+                continue
+            waiters, obj.waiters = obj.waiters, None
+            out += [w for wid in waiters if (w := self.jobs.get(wid)) is not None and not w.done]
+        return out
+
+    def _cancel_tree(self, jobs: list[Job], cause: str, root: str) -> list[Job]:
+        done = []
+        stack = list(jobs)
+        now = time.time()
+        while stack:
+            j = stack.pop()
+            if j.done:
+                continue
+            if j.state == RUNNABLE:
+                self.runnable_count -= 1
+            j.state = CANCELLED
+            j.outcome = Outcome.CANCELLED
+            j.cause = cause if j.id == root else f"job {root} was cancelled"
+            j.finished = now
+            j.node = None
+            done.append(j)
+            self.changed.append(j)
+            stack += self._take_waiters(j)
+        return done
+
+    def start_cancelling(self, job: Job, cause: str) -> None:
+        """A running job asked to stop: its outcome waits for its node's word."""
+        job.state = CANCELLING
+        job.cause = cause
+        self.changed.append(job)
 
     def _output_chain(self, job: Job) -> Iterable[str]:
         yield from job.outputs()

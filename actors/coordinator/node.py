@@ -31,7 +31,6 @@ from weft.protocol.events import Ping, Poll, PollReply
 from weft.protocol.fields import BadRequest
 from weft.protocol.jobs import (
     Hello,
-    JobsRef,
     Locate,
     LocateReply,
     Status,
@@ -52,7 +51,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import follow, imports, news
+from . import control_ops, follow, imports, news
 from .dispatch import never_started
 from .effects import (
     Copy,
@@ -148,7 +147,7 @@ class CoordinatorNode(Node):
         add("status", self._op_status, bypass=True)
         add("wait", self._op_wait, bypass=True)
         add("locate", self._op_locate, bypass=True)
-        add("cancel", self._op_cancel)
+        control_ops.register(self)  # cancel, jobs, pause, resume, groups, group
         add("nodes", self._op_nodes, bypass=True)
         add("stats", self._op_stats, bypass=True)
         # Following a job: relayed from the compute node running it (follow.py).
@@ -431,6 +430,8 @@ class CoordinatorNode(Node):
         """Delete finished tasks' results on compute nodes, in batches."""
         while True:
             await trio.sleep(0.5)
+            if self.state.cancelling:  # cancels no node confirmed in time
+                self._run(self.state.settle_overdue())
             for ref, jobs in self.state.take_deletions():
                 try:
                     await self.peers.get(ref.endpoint).call("delete", DeleteTasks(jobs, epoch=self.epoch).to_wire())
@@ -546,7 +547,8 @@ class CoordinatorNode(Node):
             return {"jobs": [self._view(self._job(j), now, True) for j in req.jobs]}
         limit = req.limit
         jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:] if limit else []
-        return {"jobs": [self._view(j, now, True) for j in jobs], "counts": self.graph.counts()}
+        return {"jobs": [self._view(j, now, True) for j in jobs], "counts": self.graph.counts(),
+                "paused": self.state.pause_view()}
 
     async def _op_wait(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         """Wait -> WaitReply: once every job is finished (following delegations) or at the timeout."""
@@ -575,14 +577,6 @@ class CoordinatorNode(Node):
         data = obj.data if obj.state == FINISHED else None
         return LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
                            producer.summary() if producer else None, data).to_wire()
-
-    async def _op_cancel(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        """JobsRef -> {jobs: [job view]}."""
-        jobs = [self._job(j) for j in JobsRef.from_wire(body, "cancel").jobs]
-        self._run(self.state.cancel(jobs))
-        out = [job.summary() for job in jobs]
-        await self.commits.durable()
-        return {"jobs": out}
 
     async def _op_logs(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return await follow.relay_logs(self, body)
@@ -621,4 +615,5 @@ class CoordinatorNode(Node):
             "uptime": time.time() - self.started_at,
             **s.stats,
             **s.repair.stats(),
+            "paused": s.pause_view(),
         }

@@ -59,6 +59,10 @@ class Planner:
         # Set by the shell from its liveness; placement avoids such nodes
         # while others can take the outputs.
         self.slow: Callable[[StorageRef], bool] = lambda s: False
+        # Paused groups, and their jobs set aside by a round (the state's own
+        # containers; see control.py).
+        self.paused_groups: set[str] = set()
+        self.held: dict[str, Job] = {}
 
     def plan(self, batches: Batches) -> None:
         """One scheduling round's picks, into `batches`."""
@@ -90,10 +94,16 @@ class Planner:
         batch_placement: dict[str, list[str]] = {}
         deferred = []
         now = self.wall()
+        paused = self.paused_groups
         while computes:
             job = g.pop_runnable()
             if job is None:
                 break
+            if paused and job.spec.groups and not paused.isdisjoint(job.spec.groups):
+                job.state = WAITING  # linked to nothing: made runnable again on resume
+                job.missing = 0
+                self.held[job.id] = job
+                continue
             if job.spec.outputs and self.outputs_finished(job):
                 # Its outputs exist already (it finished before a crash made
                 # us forget): nothing to run.
@@ -155,6 +165,8 @@ class Planner:
                     for wid in obj.waiters:
                         job = g.jobs.get(wid)
                         if budget <= 0 or job is None or job.state != WAITING:
+                            continue
+                        if self.paused_groups and not self.paused_groups.isdisjoint(job.spec.groups):
                             continue
                         picked = self.follower_inputs(job, producer)
                         if picked is None:

@@ -13,6 +13,7 @@ import logging
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
+from .control import PAUSES
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_handed
 from .state import CoordinatorState
@@ -50,6 +51,14 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         # compute inventory whether the journal counted that attempt.
         job.token, job.ran_on, job.started, job.exit_code = token, ran_on, started, exit_code
         last_seq = seq
+        if job.state == JobState.CANCELLING:
+            # Its node's word is lost with our memory of asking: it is
+            # cancelled, and a task of it still running is told to stop when
+            # its node's inventory shows it (state.compute_inventory).
+            job.state, job.outcome = JobState.CANCELLED, Outcome.CANCELLED
+            job.cause = f"{cause or 'cancelled by user'} (coordinator restarted while cancelling)"
+            job.finished = finished or state.wall()
+            g.changed.append(job)
         if job.state not in TERMINAL_JOB_STATES:
             job.state = WAITING
             job.started = None  # until a compute inventory says it runs (adopted) or it starts again
@@ -61,6 +70,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             if type(v) is int and k in state.stats:
                 state.stats[k] = v
     journal.counters = state.stats
+    state.restore_pauses(journal.get_meta(PAUSES))
     # Delegated outputs point at the objects standing for them again.
     for job in g.jobs.values():
         if job.handed:

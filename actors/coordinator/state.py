@@ -21,6 +21,7 @@ from weft.protocol.enums import ErrorCode, Outcome, Role, TaskState
 from weft.protocol.objects import DelegateObject
 from weft.protocol.tasks import Delegation, TaskRef, TaskReport
 
+from .control import ControlMixin
 from .dispatch import DispatchMixin
 from .effects import (
     KICK,
@@ -36,6 +37,7 @@ from .effects import (
 )
 from .graph import (
     CANCELLED,
+    CANCELLING,
     DELEGATED,
     FAILED,
     FINISHED,
@@ -75,7 +77,7 @@ _SETTINGS = (("priority", "priority"), ("timeout", "time_limit"))
 _WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
 
 
-class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
+class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin):
     def __init__(
         self,
         *,
@@ -122,6 +124,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
             "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy_starts": 0,
         }
         self.init_retries(retry_backoff, retry_backoff_max)
+        self.init_control()
         # Attempts counted when their compute node was lost (node -> job ->
         # token), until the node comes back and says which never ran.
         self.charged: dict[str, dict[str, int]] = {}
@@ -131,6 +134,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
             self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
         )
+        self.planner.paused_groups, self.planner.held = self.paused_groups, self.held
         # Finished objects kept at their replica count (repair.py).
         self.repair = Repair(self.graph, self.storages, replicas=replicas, per_node=repair_per_node,
                              total=repair_total, mono=mono)
@@ -255,7 +259,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
             unacked = self.unacked_jobs(ref)
             for jid in list(ref.assigned):
                 job = self.graph.jobs.get(jid)
-                if job is not None and job.state == RUNNING and job.node == ref.node:
+                if job is not None and job.state == CANCELLING and job.node == ref.node:
+                    self.settle_cancelled(job, f"compute node {ref.node} {why}")
+                elif job is not None and job.state == RUNNING and job.node == ref.node:
                     counted = jid not in unacked
                     if counted:
                         charged[jid] = job.token
@@ -275,6 +281,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                 del self.awaiting[jid]
                 if job.state == RUNNING:
                     self._soft_failure(job, f"storage node {ref.node} {why} before the outputs were durable")
+                elif job.state == CANCELLING:
+                    self.settle_cancelled(job, f"storage node {ref.node} {why}")
 
     # -- compute news ----------------------------------------------------------------------
     def compute_inventory(self, ref: ComputeRef, slots: int, tasks: list[TaskReport]) -> list[Effect]:
@@ -295,6 +303,13 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                     # result to ignore.
                     self._adopt(job, ref, t)
                 finished.append(t)
+            elif job.state == CANCELLED and t.token == job.token:
+                # Cancelled while we could not tell its node (we restarted
+                # while it was cancelling): it must not run on.
+                self._out.append(Send(ref.endpoint, "cancel", TaskRef(job.id, self.epoch),
+                                      f"cancelling {job.id} on {ref.node}"))
+            elif job.state == CANCELLING:
+                pass  # the cancel is under way; its end settles it
             elif not job.done and t.token >= job.token:
                 # A task we did not know was running (e.g. after our restart): adopt it.
                 self._adopt(job, ref, t)
@@ -306,6 +321,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                 ref.unassign(jid)
                 if job is not None and job.state == RUNNING and job.node == ref.node:
                     self._soft_failure(job, f"task vanished from compute node {ref.node}")
+                elif job is not None and job.state == CANCELLING and job.node == ref.node:
+                    self.settle_cancelled(job, f"its task vanished from compute node {ref.node}")
         ref.ready = True
         self._kick()
         effects = self.task_news(ref, finished) if finished else self._flush()
@@ -359,7 +376,14 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                 # The node we gave up on finished it after all, and nothing
                 # started it again yet: adopt the result instead of rerunning.
                 g.adopt(job, ref.node, job.token)
-            if job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
+            if job is not None and job.state == CANCELLING and job.node == ref.node and t.token == job.token:
+                if outcome != _SUCCESS and outcome != Outcome.FAILED_HARD and outcome != Outcome.TIMED_OUT:
+                    # Stopped (or stopped by infrastructure): that is the cancel.
+                    self.settle_cancelled(job)
+                    continue
+                # It ended by itself first: that is its outcome.
+                self.cancelling.pop(jid, None)
+            elif job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
                 # A late result of an attempt we gave up on. If we gave up
                 # on it with its lost node and it never took a slot there,
                 # it was not an attempt: give it back.
@@ -584,20 +608,6 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin):
                 g.link_inputs(job)
         yield self._flush()
         return results
-
-    def cancel(self, jobs: list[Job]) -> list[Effect]:
-        for job in jobs:
-            if job.done:
-                continue
-            node = self.computes.get(job.node or "") if job.state == RUNNING else None
-            if node is not None:
-                node.unassign(job.id)
-                self._out.append(Send(
-                    node.endpoint, "cancel", TaskRef(job.id, self.epoch),
-                    f"cancelling {job.id} on {node.node}",
-                ))
-            self.graph.fail(job, "cancelled by user", outcome=Outcome.CANCELLED, state=CANCELLED)
-        return self._flush()
 
 
 class Submitted:

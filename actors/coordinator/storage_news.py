@@ -15,7 +15,18 @@ from weft.protocol.enums import EventKind, ObjectState
 from weft.protocol.objects import ObjectInfo
 
 from .effects import Effect, Scavenge
-from .graph import CANCELLED, DELEGATED, FAILED, FINISHED, LOST, RUNNING, SUCCEEDED, Graph, Job
+from .graph import (
+    CANCELLED,
+    CANCELLING,
+    DELEGATED,
+    FAILED,
+    FINISHED,
+    LOST,
+    RUNNING,
+    SUCCEEDED,
+    Graph,
+    Job,
+)
 from .news import ObjectEvent
 from .nodes import StorageRef
 from .repair import Repair
@@ -141,7 +152,7 @@ class StorageNewsMixin:
                 if not pending:
                     del self.awaiting[producer]
                     job = g.jobs.get(producer)
-                    if job is not None and job.state == RUNNING:
+                    if job is not None and (job.state == RUNNING or job.state == CANCELLING):
                         self._succeeded(job)
             return
         obj = g.objects.get(name) or g.resolve(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .graph import Job
+from .graph import WAITING, Job
 
 # Immediate input values are shown cut to this many characters.
 VALUE_CHARS = 60
@@ -33,4 +33,10 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
         d["exit_code"] = job.exit_code
     if spec.timeout is not None:
         d["time_limit"] = spec.timeout
+    if job.state == WAITING and job.missing:
+        d["pending_inputs"] = job.missing  # inputs not made yet
+    if spec.groups:
+        d["groups"] = spec.groups
+    if spec.cancel_time is not None:
+        d["max_cancellation_time"] = spec.cancel_time
     return d
