@@ -37,9 +37,12 @@ from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
 from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.jobs import (
-    JobsRef,
+    Cancel,
+    GroupRef,
+    ListJobs,
     Locate,
     LocateReply,
+    Pause,
     Status,
     Submit,
     SubmitReply,
@@ -131,8 +134,8 @@ class Future:
             raise JobFailed(self.job, st)
         return self.client.get(self.key) if self.outputs else None
 
-    def cancel(self) -> None:
-        self.client.cancel([self.job])
+    def cancel(self, dependents: bool = True) -> None:
+        self.client.cancel([self.job], dependents=dependents)
 
     def progress(self) -> tuple[float, str] | None:
         """The job's latest reported progress (percent, message) while it runs, else None."""
@@ -274,12 +277,16 @@ class Client:
         priority: int = 0,
         time_limit: float | None = None,
         timeout: float | None = None,
+        groups: Sequence[str] = (),
+        max_cancellation_time: float | None = None,
         **inputs: Any,
     ) -> JobSpec:
         """Build a job spec: `fn` is argv (a list) for a command, else a callable.
 
         `time_limit` is how long the job may run, in seconds (`timeout` is its
-        older name)."""
+        older name). `groups` label it (`cancel(groups=...)`, `pause(group)`);
+        `max_cancellation_time` is how long a cancelled command gets between
+        SIGTERM and SIGKILL (default 10 s)."""
         if timeout is not None and time_limit is not None:
             raise SpecError("give time_limit or its older name timeout, not both")
         timeout = time_limit if time_limit is not None else timeout
@@ -296,11 +303,12 @@ class Client:
                 immediate[k] = str(v)
             else:
                 raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
+        control: dict[str, Any] = {"groups": list(groups), "cancel_time": max_cancellation_time}
         if isinstance(fn, list | tuple):
             return JobSpec(command=list(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["stdout"]),
-                           name=name, priority=priority, timeout=timeout)
+                           name=name, priority=priority, timeout=timeout, **control)
         return JobSpec(call=_callable_name(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["result"]),
-                       name=name, priority=priority, timeout=timeout)
+                       name=name, priority=priority, timeout=timeout, **control)
 
     def submit(self, fn: Any, /, **kw: Any) -> Future:
         return self.submit_specs([self.spec(fn, **kw)])[0]
@@ -340,9 +348,34 @@ class Client:
                 raise TimeoutError(f"{len(remaining)} of {len(ids)} jobs still unfinished after {timeout:g}s")
         return [result[j] for j in ids]
 
-    def cancel(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
+    def cancel(self, jobs: Sequence[str | Future] = (), *, dependents: bool = True,
+               groups: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Cancel jobs and every member of `groups`; their dependents too unless
+        `dependents=False`. A running job is `cancelling` until its node
+        confirms it stopped. Returns their views."""
         ids = [j.job if isinstance(j, Future) else j for j in jobs]
-        return self.call("cancel", JobsRef(ids).to_wire())["jobs"]
+        return self.call("cancel", Cancel(ids, dependents, list(groups)).to_wire())["jobs"]
+
+    def jobs(self, *, states: Sequence[str] = (), group: str | None = None, since: float | None = None,
+             limit: int = 10000) -> list[dict[str, Any]]:
+        """Job views in submit order (the newest `limit`), filtered by state,
+        group and submit time (wall-clock seconds)."""
+        return self.call("jobs", ListJobs(list(states), group, since, limit).to_wire())["jobs"]
+
+    def pause(self, group: str | None = None) -> dict[str, Any]:
+        """Start no new job (of `group`, or at all); returns what is paused."""
+        return self.call("pause", Pause(group).to_wire())["paused"]
+
+    def resume(self, group: str | None = None) -> dict[str, Any]:
+        return self.call("resume", Pause(group).to_wire())["paused"]
+
+    def groups(self) -> dict[str, dict[str, int]]:
+        """Every group: its members' counts by state."""
+        return self.call("groups", {})["groups"]
+
+    def group(self, name: str) -> dict[str, Any]:
+        """One group: counts by state and the members not finished."""
+        return self.call("group", GroupRef(name).to_wire())
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]

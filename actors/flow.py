@@ -29,6 +29,8 @@ from .model import JobSpec, SpecError, check_job_id, split_object_name
 
 # `time_limit` is how long a job may run; `timeout` is its older name.
 _FIELDS = {"command", "call", "inputs", "outputs", "priority", "time_limit", "timeout", "name"}
+# Job control: labels, and SIGTERM-to-SIGKILL seconds when cancelled.
+_FIELDS |= {"groups", "max_cancellation_time"}
 
 
 def main_output(spec: JobSpec) -> str:
@@ -134,6 +136,12 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
         try:
             if isinstance(limit, str):  # numbers stay as written: a job's wire form keeps them
                 limit = parse_duration(limit, key)
+            kt = t.get("max_cancellation_time")
+            if isinstance(kt, str):
+                kt = parse_duration(kt, "max_cancellation_time")
+            groups = t.get("groups", [])
+            if isinstance(groups, str):
+                groups = [groups]
             spec = JobSpec(
                 command=command,
                 call=t.get("call"),
@@ -143,6 +151,8 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
                 priority=t.get("priority", 0),
                 timeout=limit,
                 name=t.get("name"),
+                cancel_time=kt,
+                groups=groups,
             )
         except SpecError as e:
             raise SpecError(f"{where}: jobs.{name}: {e}") from None

@@ -72,6 +72,8 @@ def submit(
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
     time_limit: str = typer.Option(None, "--time-limit", metavar="DURATION", help="How long the job may run before it is stopped (90, 90s, 30m, 2h, 7d)."),
     old_timeout: str = typer.Option(None, "--timeout", hidden=True, metavar="DURATION"),
+    groups: list[str] = typer.Option([], "--group", "-g", metavar="NAME", help="Label the job with a group (repeatable): weft group, weft cancel --group, weft pause --group."),
+    cancel_time: str = typer.Option(None, "--max-cancellation-time", metavar="DURATION", help="When cancelled, how long the command gets between SIGTERM and SIGKILL (default 10s)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
@@ -85,6 +87,7 @@ def submit(
         typer.echo("weft: note: submit --timeout is deprecated: use --time-limit (how long the job may run)", err=True)
         time_limit = old_timeout
     limit_s = duration(time_limit, "--timeout" if old_timeout is not None else "--time-limit")
+    cancel_s = duration(cancel_time, "--max-cancellation-time")
     names: list[str | None]
     if file is not None:
         if command or call:
@@ -95,6 +98,14 @@ def submit(
             fail(str(e))
         specs = [s for _, s in flow]
         names = [n for n, _ in flow]
+        for s in specs:  # the command line's add to (or set) the file's
+            s.groups = list(dict.fromkeys(s.groups + list(groups)))
+            if cancel_s is not None:
+                s.cancel_time = cancel_s
+            try:
+                s.validate()
+            except SpecError as e:
+                fail(str(e))
     else:
         if command and call:
             fail(f"give either --call {call} or a command ({command[0]} ...), not both")
@@ -111,6 +122,8 @@ def submit(
                 priority=priority,
                 timeout=limit_s,
                 name=name,
+                groups=list(groups),
+                cancel_time=cancel_s,
             )
         except SpecError as e:
             fail(str(e))
@@ -292,6 +305,9 @@ def status(
             return
         counts = ", ".join(f"{k} {v}" for k, v in sorted(r.get("counts", {}).items())) or "no jobs"
         typer.echo(counts)
+        if r.get("paused"):
+            from .control import paused_text
+            typer.echo(paused_text(r["paused"]))
         for st in r["jobs"]:
             typer.echo(state_line(st))
 
@@ -383,13 +399,23 @@ def _not_produced(name: str, asked: str, st: dict[str, Any]) -> None:
 
 @app.command()
 def cancel(
-    jobs: list[str] = typer.Argument(..., metavar="JOB", help="Job ids."),
+    jobs: list[str] = typer.Argument(None, metavar="JOB", help="Job ids."),
+    groups: list[str] = typer.Option([], "--group", "-g", metavar="NAME", help="Cancel every member of a group too (repeatable)."),
+    no_dependents: bool = typer.Option(False, "--no-dependents", help="Leave the jobs that read their outputs alone: they run if the job still succeeds, else fail."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """Cancel jobs (running tasks are stopped; dependents fail)."""
+    """Cancel jobs and, unless --no-dependents, every job depending on them.
+
+    A queued or waiting job is cancelled at once. A running one is shown
+    `cancelling` until its compute node confirms the process group is gone
+    (SIGTERM, then SIGKILL after the job's --max-cancellation-time); it ends
+    `cancelled`, or `succeeded`/`failed` if it ended first. Cancelling a
+    finished job changes nothing."""
+    if not jobs and not groups:
+        fail("give job ids or --group NAME")
     with client(coordinator) as c:
-        r = c.cancel(jobs)
+        r = c.cancel(jobs or [], dependents=not no_dependents, groups=groups)
     if as_json:
         emit_json({"jobs": r})
     else:

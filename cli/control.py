@@ -1,0 +1,115 @@
+"""Steering commands: jobs (a listing like squeue), pause, resume."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+import typer
+
+from weft.actors.durations import DurationError, parse_duration, parse_time
+
+from .app import app
+from .common import emit_json, fail
+from .jobs import CoordOpt, JsonOpt, client
+
+STATES = ("waiting", "runnable", "running", "cancelling", "succeeded", "failed", "cancelled")
+
+
+def since_time(value: str | None, now: float) -> float | None:
+    """`--since`: a duration ago (30m), or a point in time (ISO 8601)."""
+    if value is None:
+        return None
+    try:
+        return now - parse_duration(value, "--since")
+    except DurationError:
+        pass
+    try:
+        return parse_time(value, "--since", now=now)
+    except DurationError:
+        fail(f"invalid --since {value!r}: expected a duration ago (90s, 30m, 2h, 7d) or ISO 8601 (2026-12-05T10:00)")
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def job_row(v: dict[str, Any], now: float) -> str:
+    runtime = v.get("ran")
+    cause = (v.get("cause") or "") if v.get("state") != "succeeded" else ""
+    return (f"{v['job']:26.26} {v.get('name') or '-':16.16} {v['state']:10} {v.get('node') or '-':16.16} "
+            f"{_span(now - v['submitted']):>7} {_span(runtime):>7}  {' '.join(cause.split())}")
+
+
+@app.command("jobs")
+def jobs_cmd(
+    states: list[str] = typer.Option([], "--state", "-s", metavar="STATE", help=f"Only jobs in this state (repeatable): {', '.join(STATES)}."),
+    group: str = typer.Option(None, "--group", "-g", metavar="NAME", help="Only members of this group."),
+    since: str = typer.Option(None, "--since", metavar="WHEN", help="Only jobs submitted since: a duration ago (30m) or ISO 8601."),
+    limit: int = typer.Option(1000, "--limit", metavar="N", help="At most the newest N jobs (0: all)."),
+    as_json: bool = JsonOpt,
+    coordinator: str = CoordOpt,
+) -> None:
+    """List jobs like squeue: id, name, state, node, age, runtime, cause (oldest first)."""
+    for s in states:
+        if s not in STATES:
+            fail(f"invalid --state {s!r}: expected one of {', '.join(STATES)}")
+    if limit < 0:
+        fail(f"invalid --limit {limit}: expected a number of jobs >= 0")
+    now = time.time()
+    after = since_time(since, now)
+    with client(coordinator) as c:
+        views = c.jobs(states=states, group=group, since=after, limit=limit or 2**62)
+    if as_json:
+        emit_json({"jobs": views})
+        return
+    typer.echo(f"{'JOB':26} {'NAME':16} {'STATE':10} {'NODE':16} {'AGE':>7} {'RUNTIME':>7}  CAUSE")
+    for v in views:
+        typer.echo(job_row(v, now))
+
+
+def paused_text(paused: dict[str, Any]) -> str:
+    """`cluster paused since ...; group g paused since ...`, or `nothing paused`."""
+    def when(ts: float) -> str:
+        return datetime.datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
+    parts = []
+    if "cluster" in paused:
+        parts.append(f"cluster paused since {when(paused['cluster'])}")
+    for g, ts in sorted((paused.get("groups") or {}).items()):
+        parts.append(f"group {g} paused since {when(ts)}")
+    return "; ".join(parts) or "nothing paused"
+
+
+@app.command()
+def pause(
+    group: str = typer.Option(None, "--group", "-g", metavar="NAME", help="Pause only this group's jobs."),
+    as_json: bool = JsonOpt,
+    coordinator: str = CoordOpt,
+) -> None:
+    """Start no new jobs (of the whole cluster, or one group). Running jobs go
+    on and submits are still taken; `weft resume` undoes it."""
+    with client(coordinator) as c:
+        paused = c.pause(group)
+    emit_json({"paused": paused}) if as_json else typer.echo(paused_text(paused))
+
+
+@app.command()
+def resume(
+    group: str = typer.Option(None, "--group", "-g", metavar="NAME", help="Resume only this group."),
+    as_json: bool = JsonOpt,
+    coordinator: str = CoordOpt,
+) -> None:
+    """Undo `weft pause` (of the cluster, or of one group)."""
+    with client(coordinator) as c:
+        paused = c.resume(group)
+    emit_json({"paused": paused}) if as_json else typer.echo(paused_text(paused))
