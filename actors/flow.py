@@ -30,7 +30,8 @@ from .model import JobSpec, SpecError, check_job_id, split_object_name
 # `time_limit` is how long a job may run; `timeout` is its older name.
 _FIELDS = {"command", "call", "inputs", "outputs", "priority", "time_limit", "timeout", "name"}
 # Job control: labels, and SIGTERM-to-SIGKILL seconds when cancelled.
-_FIELDS |= {"groups", "max_cancellation_time"}
+# Ordering: `after` names jobs of this file or job ids; `after_groups` groups.
+_FIELDS |= {"groups", "max_cancellation_time", "after", "after_groups"}
 
 
 def main_output(spec: JobSpec) -> str:
@@ -82,6 +83,12 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
                     deps[name].add(target)
                 elif "/" not in value:
                     raise SpecError(f"{where}: jobs.{name}.inputs.{key}: no job {target!r} in this file")
+        after = t.get("after", [])
+        if isinstance(after, str):
+            after = [after]
+        if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+            raise SpecError(f"{where}: jobs.{name}.after must be a list of job names")
+        deps[name].update(a for a in after if a in raw)
 
     order: list[str] = []
     state: dict[str, int] = {}
@@ -142,6 +149,12 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
             groups = t.get("groups", [])
             if isinstance(groups, str):
                 groups = [groups]
+            after = t.get("after", [])
+            # A job of this file by its name (its id), else a job id as given.
+            after = [specs[a][0] if a in specs else a for a in ([after] if isinstance(after, str) else after)]
+            after_groups = t.get("after_groups", [])
+            if isinstance(after_groups, str):
+                after_groups = [after_groups]
             spec = JobSpec(
                 command=command,
                 call=t.get("call"),
@@ -153,6 +166,8 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
                 name=t.get("name"),
                 cancel_time=kt,
                 groups=groups,
+                after=after,
+                after_groups=after_groups,
             )
         except SpecError as e:
             raise SpecError(f"{where}: jobs.{name}: {e}") from None

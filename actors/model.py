@@ -207,6 +207,12 @@ class JobSpec:
     # Seconds between SIGTERM and SIGKILL when the job is cancelled (None: 10).
     cancel_time: float | None = None
     groups: list[str] = field(default_factory=list)
+    # -- ordering (identity when given: it changes what the job waits on) --
+    # Jobs that must have succeeded before this one starts (no data passed).
+    after: list[str] = field(default_factory=list)
+    # Groups whose every member (known when the submit arrives) must have
+    # succeeded first; the coordinator adds those members to `after`.
+    after_groups: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -272,6 +278,14 @@ class JobSpec:
         for g in self.groups:
             if not isinstance(g, str) or not _valid_job_id(g):
                 raise SpecError(f"group name {g!r}: expected letters, digits, '.', '_', '-' (no '/')")
+        if not isinstance(self.after, list) or not isinstance(self.after_groups, list):
+            raise SpecError("'after' and 'after_groups' must be lists")
+        for j in self.after:
+            if not isinstance(j, str) or not _valid_job_id(j):
+                raise SpecError(f"after {j!r}: not a job id (letters, digits, '.', '_', '-')")
+        for g in self.after_groups:
+            if not isinstance(g, str) or not _valid_job_id(g):
+                raise SpecError(f"after group {g!r}: expected letters, digits, '.', '_', '-' (no '/')")
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"o": self.outputs}
@@ -293,13 +307,17 @@ class JobSpec:
             d["kt"] = self.cancel_time
         if self.groups:
             d["g"] = self.groups
+        if self.after:
+            d["a"] = self.after
+        if self.after_groups:
+            d["ag"] = self.after_groups
         return d
 
     @classmethod
     def from_wire(cls, d: Any) -> JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
-        unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g"}
+        unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -313,13 +331,16 @@ class JobSpec:
             name=d.get("name"),
             cancel_time=d.get("kt"),
             groups=d.get("g") or [],
+            after=d.get("a") or [],
+            after_groups=d.get("ag") or [],
         )
 
     def job_id(self) -> str:
         """The user's name if given, else a hash of the canonical spec.
 
         Priority and timeout are scheduling hints, not identity: the same work
-        submitted twice at different priorities is one job.
+        submitted twice at different priorities is one job. So are groups
+        (labels) and the max cancellation time; `after` is identity.
         """
         if self.name is not None:
             return self.name
@@ -330,6 +351,12 @@ class JobSpec:
             "refs": sorted(self.refs.items()),
             "o": sorted(self.outputs),
         }
+        # Ordering is identity (the same command after other jobs is other
+        # work); added only when given, so every other job keeps its id.
+        if self.after:
+            canon["a"] = sorted(set(self.after))
+        if self.after_groups:
+            canon["ag"] = sorted(set(self.after_groups))
         digest = hashlib.blake2b(msgpack.packb(canon), digest_size=12).hexdigest()
         return f"j{digest}"
 

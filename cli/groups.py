@@ -45,7 +45,7 @@ def status(
     typer.echo(f"group {g['group']}: {g['jobs']} jobs: {_counts(g['counts'])}{paused}")
     shown = g["pending"]
     for p in shown:
-        waits = f"  waits on {p['waits_on']} inputs" if "waits_on" in p else ""
+        waits = f"  waits on {p['pending']} (inputs or after-jobs)" if "pending" in p else ""
         typer.echo(f"  {p['job']}  {p['state']}{waits}")
     if g["pending_total"] > len(shown):
         typer.echo(f"  ... and {g['pending_total'] - len(shown)} more pending")

@@ -73,6 +73,8 @@ def submit(
     time_limit: str = typer.Option(None, "--time-limit", metavar="DURATION", help="How long the job may run before it is stopped (90, 90s, 30m, 2h, 7d)."),
     old_timeout: str = typer.Option(None, "--timeout", hidden=True, metavar="DURATION"),
     groups: list[str] = typer.Option([], "--group", "-g", metavar="NAME", help="Label the job with a group (repeatable): weft group, weft cancel --group, weft pause --group."),
+    after: list[str] = typer.Option([], "--after", metavar="JOB", help="Start only once this job succeeded (repeatable; no data passed)."),
+    after_groups: list[str] = typer.Option([], "--after-group", metavar="NAME", help="Start only once every member of this group (as of this submit) succeeded (repeatable)."),
     cancel_time: str = typer.Option(None, "--max-cancellation-time", metavar="DURATION", help="When cancelled, how long the command gets between SIGTERM and SIGKILL (default 10s)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     as_json: bool = JsonOpt,
@@ -92,6 +94,9 @@ def submit(
     if file is not None:
         if command or call:
             fail("give either --file or a job (a command or --call), not both")
+        if after or after_groups:
+            # They are identity: the file's jobs' ids (which its refs use) would change.
+            fail("--after and --after-group go in the workflow file (after = [...], after_groups = [...])")
         try:
             flow = load_flow(file)
         except SpecError as e:
@@ -124,6 +129,8 @@ def submit(
                 name=name,
                 groups=list(groups),
                 cancel_time=cancel_s,
+                after=list(after),
+                after_groups=list(after_groups),
             )
         except SpecError as e:
             fail(str(e))

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from weft.actors.model import DEFAULT_CANCEL_TIME
+from weft.actors.model import DEFAULT_CANCEL_TIME, JobSpec, SpecError
 from weft.protocol.enums import Outcome
 from weft.protocol.tasks import TaskRef
 
@@ -201,6 +201,21 @@ class ControlMixin:
     # -- groups ----------------------------------------------------------------------------
     def group_members(self, group: str) -> list[Job]:
         return [j for j in self.graph.jobs.values() if group in j.spec.groups]
+
+    def expand_after_groups(self, specs: list[JobSpec]) -> None:
+        """`after_groups` become `after`: every member known now (a submit's
+        own jobs are not yet members). SpecError for a group with none."""
+        members: dict[str, list[str]] = {}
+        for spec in specs:
+            extra: list[str] = []
+            for grp in spec.after_groups:
+                if grp not in members:
+                    members[grp] = [j.id for j in self.group_members(grp)]
+                if not members[grp]:
+                    raise SpecError(f"after group {grp!r}: no job is in it (members are those submitted before)")
+                extra += members[grp]
+            if extra:
+                spec.after = list(dict.fromkeys(spec.after + extra))
 
     def groups(self) -> dict[str, dict[str, int]]:
         """Every group with its members' counts by state."""

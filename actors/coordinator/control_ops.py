@@ -106,7 +106,7 @@ def group(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
             pending.append(j)
     d: dict[str, Any] = {
         "group": name, "jobs": len(members), "counts": counts,
-        "pending": [{"job": j.id, "state": j.shown_state, **({"waits_on": j.missing} if j.state == WAITING and j.missing else {})}
+        "pending": [{"job": j.id, "state": j.shown_state, **({"pending": j.missing} if j.state == WAITING and j.missing else {})}
                     for j in pending[:PENDING_SHOWN]],
         "pending_total": len(pending),
     }

@@ -12,6 +12,8 @@ Rules:
 * A hard failure fails every job that waits on the failed job's outputs,
   transitively, with a cause naming the job that failed.
 * A delegation points an output at another job's output; the waiters move.
+* `after` (spec): a job also waits until each named job has succeeded; it
+  fails (or is cancelled) with them like a reader of their outputs.
 """
 
 from __future__ import annotations
@@ -150,6 +152,8 @@ class Graph:
         # Jobs whose state changed since the owner last drained this list:
         # the owner journals them and wakes whoever waits on them, in one place.
         self.changed: list[Job] = []
+        # Job id -> jobs waiting for it to succeed (`after`), while it has not.
+        self.after_waiters: dict[str, list[str]] = {}
 
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
@@ -178,9 +182,38 @@ class Graph:
                 raise SpecError(f"input {name!r}: job {job!r} has no output {ref.split('/', 1)[1]!r}")
             raise SpecError(f"input {name!r}: no job produces {ref!r} and no storage node holds it")
 
+    def check_after(self, spec: JobSpec, pending: set[str] = frozenset()) -> None:
+        """Refuse ordering after a job nobody submitted."""
+        for a in spec.after:
+            if a not in self.jobs and a not in pending:
+                raise SpecError(f"after {a!r}: no such job")
+
+    def _link_after(self, job: Job) -> int | None:
+        """Wait for each `after` job not succeeded yet; None when one of them
+        already failed or was cancelled (then `job` is failed)."""
+        missing = 0
+        waiters = self.after_waiters
+        for a in dict.fromkeys(job.spec.after):
+            other = self.jobs.get(a)
+            if other is None or other is job or other.state == SUCCEEDED:
+                continue
+            if other.state in (FAILED, CANCELLED):
+                self.fail(job, f"after job {a} {other.state}: {other.cause or ''}".rstrip(": "))
+                return None
+            lst = waiters.setdefault(a, [])
+            if job.id not in lst:
+                lst.append(job.id)
+            missing += 1
+        return missing
+
     def link_inputs(self, job: Job) -> list[Job]:
         """Count the job's unfinished inputs; returns jobs that failed it at once."""
         missing = 0
+        if job.spec.after:
+            after = self._link_after(job)
+            if after is None:
+                return [job]
+            missing = after
         seen: set[str] = set()
         for ref in job.spec.refs.values():
             obj = self.resolve(ref)
@@ -383,6 +416,13 @@ class Graph:
         job.finished = now or time.time()
         job.node = None
         self.changed.append(job)
+        if self.after_waiters:
+            for wid in self.after_waiters.pop(job.id, ()):
+                w = self.jobs.get(wid)
+                if w is not None and w.state == WAITING:
+                    w.missing -= 1
+                    if w.missing <= 0:
+                        self.make_runnable(w)
 
     def fail(self, job: Job, cause: str, *, outcome: Outcome = Outcome.FAILED_HARD,
              state: JobState = FAILED, cascade: JobState = FAILED) -> list[Job]:
@@ -414,6 +454,11 @@ class Graph:
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
                         stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED))
+            if self.after_waiters:
+                for wid in self.after_waiters.pop(j.id, ()):
+                    w = self.jobs.get(wid)
+                    if w is not None and not w.done:
+                        stack.append((w, f"after job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED))
         return failed
 
     def cancel_dependents(self, job: Job, cause: str) -> list[Job]:
@@ -428,6 +473,9 @@ class Graph:
                 continue
             waiters, obj.waiters = obj.waiters, None
             out += [w for wid in waiters if (w := self.jobs.get(wid)) is not None and not w.done]
+        if self.after_waiters:
+            out += [w for wid in self.after_waiters.pop(job.id, ())
+                    if (w := self.jobs.get(wid)) is not None and not w.done]
         return out
 
     def _cancel_tree(self, jobs: list[Job], cause: str, root: str) -> list[Job]:

@@ -561,16 +561,22 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
         cancelled or joined meanwhile by another call is left as it is."""
         g = self.graph
         ids: list[str] = []
+        ordered = [s for s in specs if s.after or s.after_groups]
+        if ordered:
+            self.expand_after_groups(ordered)  # (control.py) before ids: they are identity
         for i in range(0, len(specs), chunk):
             ids += [spec.job_id() for spec in specs[i:i + chunk]]
             if i + chunk < len(specs):
                 yield []
         pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
+        id_set = set(ids) if ordered else set()
         for i, spec in enumerate(specs):
             if i and i % chunk == 0:
                 yield []  # nothing taken yet: only checked
             try:
                 g.check_inputs(spec, pending)
+                if spec.after:
+                    g.check_after(spec, id_set)
             except SpecError as e:
                 raise SpecError(f"job #{i + 1}: {e}") from None
         results: list[Submitted] = []

@@ -34,9 +34,14 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
     if spec.timeout is not None:
         d["time_limit"] = spec.timeout
     if job.state == WAITING and job.missing:
-        d["pending_inputs"] = job.missing  # inputs not made yet
+        # What it still waits on: inputs not made and `after` jobs not succeeded.
+        d["pending"] = job.missing
     if spec.groups:
         d["groups"] = spec.groups
+    if spec.after:
+        d["after"] = spec.after
+    if spec.after_groups:
+        d["after_groups"] = spec.after_groups
     if spec.cancel_time is not None:
         d["max_cancellation_time"] = spec.cancel_time
     return d
