@@ -296,7 +296,8 @@ def test_absent_optional_fields_take_their_defaults() -> None:
 
 
 def test_enum_values_are_the_strings_the_wire_always_carried() -> None:
-    assert [str(s) for s in JobState] == ["waiting", "runnable", "running", "succeeded", "failed", "cancelled"]
+    assert [str(s) for s in JobState] == ["waiting", "runnable", "running", "cancelling", "succeeded", "failed",
+                                          "cancelled"]
     assert [str(s) for s in TaskState] == ["pending", "fetching", "running", "storing", "done"]
     assert [str(s) for s in ObjectState] == ["empty", "partial", "finished", "delegated"]
     assert [str(s) for s in Outcome] == ["success", "failed-hard", "failed-soft", "cancelled", "timed-out"]
@@ -468,3 +469,42 @@ def test_follow_records_bytes() -> None:
         LogRead.from_wire({"job": "j1", "offset": 0, "wait": 99})
     with pytest.raises(BadRequest, match="progress reply: 'progress' entry 'j1' must be"):
         ProgressReply.from_wire({"progress": {"j1": ["x", "y"]}})
+
+
+# -- job control (protocol/jobs.py): added records, their bytes pinned ---------------------
+def test_job_control_records_bytes() -> None:
+    from weft.protocol.fields import BadRequest
+    from weft.protocol.jobs import Cancel, GroupRef, ListJobs, Pause
+
+    pinned = [
+        # Without --no-dependents or groups, a cancel is JobsRef's bytes.
+        ("cancel", Cancel(["j1"]), JobsRef(["j1"]).to_wire()),
+        ("cancel", Cancel(["j1"], False, ["g"]), {"jobs": ["j1"], "groups": ["g"], "dependents": False}),
+        ("jobs", ListJobs(["running"], "g", 5.0, 10), {"limit": 10, "states": ["running"], "group": "g", "since": 5.0}),
+        ("jobs", ListJobs(), {"limit": 10000}),
+        ("pause", Pause(), {}),
+        ("pause", Pause("g"), {"group": "g"}),
+        ("group", GroupRef("g"), {"group": "g"}),
+    ]
+    for op, record, today in pinned:
+        assert wire_bytes(op, record.to_wire()) == wire_bytes(op, today)
+        assert type(record).from_wire(today) == record
+    with pytest.raises(BadRequest, match="cancel: 'dependents' must be true or false"):
+        Cancel.from_wire({"jobs": [], "dependents": "no"})
+    with pytest.raises(BadRequest, match="jobs: 'states' has 'sleeping'"):
+        ListJobs.from_wire({"states": ["sleeping"]})
+
+
+def test_job_control_spec_fields_bytes_and_identity() -> None:
+    plain = JobSpec(command=["true"], outputs=["stdout"])
+    spec = JobSpec(command=["true"], outputs=["stdout"], cancel_time=2.0, groups=["g"], after=["j1"],
+                   after_groups=["h"])
+    assert spec.to_wire() == {"o": ["stdout"], "cmd": ["true"], "kt": 2.0, "g": ["g"], "a": ["j1"], "ag": ["h"]}
+    assert JobSpec.from_wire(spec.to_wire()) == spec
+    # Labels and the cancellation grace are not identity; ordering is.
+    assert JobSpec(command=["true"], outputs=["stdout"], cancel_time=2.0, groups=["g"]).job_id() == plain.job_id()
+    assert JobSpec(command=["true"], outputs=["stdout"], after=["j1"]).job_id() != plain.job_id()
+    with pytest.raises(SpecError, match="max cancellation time -1"):
+        JobSpec(command=["true"], cancel_time=-1)
+    with pytest.raises(SpecError, match="group name 'a/b'"):
+        JobSpec(command=["true"], groups=["a/b"])

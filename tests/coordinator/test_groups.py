@@ -1,0 +1,150 @@
+"""Groups (labels), pausing (the cluster or a group) and ordering (`after`,
+`after_groups`) in the coordinator state."""
+
+from __future__ import annotations
+
+import pytest
+
+from weft.actors.coordinator.control import PAUSES
+from weft.actors.coordinator.graph import CANCELLED, FAILED, RUNNABLE, SUCCEEDED, WAITING
+from weft.actors.coordinator.journal import Journal
+from weft.actors.coordinator.replay import replay
+from weft.actors.coordinator.state import CoordinatorState
+from weft.actors.model import JobSpec, SpecError
+
+from .harness import Clock, Cluster, spec
+
+
+def grouped(name: str, *groups: str, after: tuple[str, ...] = (), after_groups: tuple[str, ...] = ()) -> JobSpec:
+    s = spec(name)
+    s.groups = list(groups)
+    s.after = list(after)
+    s.after_groups = list(after_groups)
+    return s
+
+
+# -- groups --------------------------------------------------------------------------------
+def test_groups_count_their_members_by_state() -> None:
+    c = Cluster(slots=1)
+    c.submit(grouped("a", "g"), grouped("b", "g", "h"), grouped("c"))
+    c.run("a")
+    assert c.state.groups() == {"g": {"succeeded": 1, "runnable": 1}, "h": {"runnable": 1}}
+    assert [j.id for j in c.state.group_members("g")] == ["a", "b"]
+
+
+def test_cancelling_a_group_cancels_every_member_and_their_dependents() -> None:
+    c = Cluster(slots=1)
+    c.submit(grouped("a", "g"), grouped("b", "g"), spec("r", "b"), grouped("o"))
+    c.started()
+    c.take(c.state.cancel(c.state.group_members("g")))
+    assert c.job("b").state == CANCELLED and c.job("r").state == CANCELLED
+    assert c.job("a").state == "cancelling" and c.job("o").state == RUNNABLE
+
+
+# -- pausing -------------------------------------------------------------------------------
+def test_a_paused_cluster_starts_nothing_until_resumed_and_takes_submits() -> None:
+    c = Cluster(slots=2)
+    c.submit(spec("a"))
+    c.started()
+    c.take(c.state.pause(None))
+    c.submit(spec("b"))
+    assert c.started() == [] and c.job("b").state == RUNNABLE
+    c.ends("a")  # running jobs go on
+    assert c.job("a").state == SUCCEEDED and c.started() == []
+    assert c.state.pause_view() == {"cluster": c.clock.wall()}
+    c.take(c.state.resume(None))
+    assert c.started() == ["b"] and c.state.pause_view() == {}
+
+
+def test_a_paused_group_holds_only_its_jobs() -> None:
+    c = Cluster(slots=4)
+    c.submit(grouped("a", "g"), grouped("b", "h"), grouped("c", "g", "h"))
+    c.take(c.state.pause("g"))
+    assert c.started() == ["b"]
+    assert c.job("a").state == WAITING and c.job("c").state == WAITING
+    assert c.state.pause_view() == {"groups": {"g": c.clock.wall()}}
+    c.take(c.state.pause("h"))
+    c.take(c.state.resume("g"))
+    assert c.started() == ["a"]  # c is in h too, which is still paused
+    c.take(c.state.resume("h"))
+    assert c.started() == ["c"]
+
+
+def test_a_held_job_can_be_cancelled() -> None:
+    c = Cluster()
+    c.submit(grouped("a", "g"))
+    c.take(c.state.pause("g"))
+    c.started()
+    c.take(c.state.cancel([c.job("a")]))
+    c.take(c.state.resume("g"))
+    assert c.job("a").state == CANCELLED and c.started() == [] and c.graph.runnable_count == 0
+
+
+def test_pauses_survive_a_restart(tmp_path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    c = Cluster(journal=journal)
+    c.take(c.state.pause("g"))
+    c.take(c.state.pause(None))
+    journal.set_meta(PAUSES, c.state.pauses)  # as the shell does after each pause
+    c.submit(grouped("a", "g"))
+    journal.close()
+    journal = Journal(path)
+    clock = Clock()
+    state = CoordinatorState(epoch=2, wall=clock.wall, mono=clock.mono)
+    replay(journal, state)
+    assert state.pause_view() == {"cluster": 1000.0, "groups": {"g": 1000.0}}
+    c2 = Cluster(state=state, clock=clock, journal=journal)
+    clock.advance(5)
+    assert c2.started() == []
+    c2.take(state.resume(None))
+    assert c2.started() == []  # g still paused
+    c2.take(state.resume("g"))
+    assert c2.started() == ["a"]
+    journal.close()
+
+
+# -- ordering ----------------------------------------------------------------------------
+def test_after_waits_for_the_job_to_succeed_without_reading_it() -> None:
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    assert c.started() == ["a"]
+    b = c.job("b")
+    assert b.state == WAITING and b.missing == 1
+    c.ends("a")
+    assert c.started() == ["b"]
+
+
+def test_after_a_failed_or_cancelled_job_fails_or_is_cancelled() -> None:
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)), spec("x"), grouped("y", after=("x",)))
+    c.started()
+    c.ends("a", "failed-hard", cause="exit code 1")
+    assert c.job("b").state == FAILED and c.job("b").cause == "after job a failed: exit code 1"
+    c.take(c.state.cancel([c.job("x")]))
+    assert c.job("y").state == CANCELLED and c.job("y").cause == "job x was cancelled"
+    c.submit(grouped("z", after=("a",)))  # after a job that already failed
+    assert c.job("z").state == FAILED
+
+
+def test_after_an_unknown_job_is_refused() -> None:
+    c = Cluster()
+    with pytest.raises(SpecError, match="after 'nope': no such job"):
+        c.submit(grouped("b", after=("nope",)))
+    assert "b" not in c.graph.jobs
+
+
+def test_after_group_waits_for_the_members_known_at_submit() -> None:
+    c = Cluster(slots=4)
+    c.submit(grouped("a1", "g"), grouped("a2", "g"))
+    c.submit(grouped("w", after_groups=("g",)))
+    w = c.job("w")
+    assert sorted(w.spec.after) == ["a1", "a2"] and w.missing == 2
+    c.submit(grouped("late", "g"))  # not a member w waits on
+    assert sorted(c.started()) == ["a1", "a2", "late"]
+    c.ends("a1")
+    assert w.state == WAITING
+    c.ends("a2")
+    assert w.state == RUNNABLE
+    with pytest.raises(SpecError, match="after group 'none'"):
+        c.submit(grouped("v", after_groups=("none",)))
