@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from weft.actors.coordinator.control import CANCEL_MARGIN
 from weft.actors.coordinator.effects import Dispatch, JournalWrite
-from weft.actors.coordinator.graph import CANCELLED, CANCELLING, FAILED, RUNNABLE, SUCCEEDED, WAITING
+from weft.actors.coordinator.graph import (
+    CANCELLED,
+    CANCELLING,
+    FAILED,
+    RUNNABLE,
+    SUCCEEDED,
+    WAITING,
+)
 from weft.actors.coordinator.journal import Journal
 from weft.actors.coordinator.replay import replay
 from weft.actors.coordinator.state import CoordinatorState
