@@ -102,6 +102,15 @@ class ControlMixin:
                 self._send_cancel(node, job)
             if dependents:
                 g.cancel_dependents(job, cause)
+        if g.to_stop:
+            # Dependents started ahead on a node (following): not to run there.
+            for jid, node_id in g.to_stop:
+                ref = self.computes.get(node_id)
+                if ref is not None:
+                    ref.unassign(jid)
+                    self._out.append(Send(ref.endpoint, "cancel", TaskRef(jid, self.epoch),
+                                          f"cancelling {jid} on {node_id}"))
+            g.to_stop.clear()
         return self._flush()
 
     def _send_cancel(self, node: ComputeRef, job: Job) -> None:

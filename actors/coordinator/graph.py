@@ -154,6 +154,9 @@ class Graph:
         self.changed: list[Job] = []
         # Job id -> jobs waiting for it to succeed (`after`), while it has not.
         self.after_waiters: dict[str, list[str]] = {}
+        # (job, compute node) of dependents cancelled while started ahead on
+        # a node (following): the owner tells the node, then clears this.
+        self.to_stop: list[tuple[str, str]] = []
 
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
@@ -488,6 +491,8 @@ class Graph:
                 continue
             if j.state == RUNNABLE:
                 self.runnable_count -= 1
+            elif j.state == RUNNING and j.node is not None and j.id != root:
+                self.to_stop.append((j.id, j.node))
             j.state = CANCELLED
             j.outcome = Outcome.CANCELLED
             j.cause = cause if j.id == root else f"job {root} was cancelled"

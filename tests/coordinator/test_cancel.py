@@ -197,3 +197,12 @@ def test_replay_keeps_cancelled_and_settles_cancelling(tmp_path) -> None:
     assert [m.body.job for m in sends(effects, "cancel")] == ["a"]
     assert a.state == CANCELLED
     journal.close()
+
+
+def test_a_dependent_started_ahead_on_a_node_is_told_to_stop_too() -> None:
+    c = Cluster(follow_ahead=1, slots=2)
+    c.submit(spec("a"), spec("b", "a"))
+    assert c.started() == ["a", "b"]  # b follows a on its node
+    effects = c.take(c.state.cancel([c.job("a")]))
+    assert sorted(m.body.job for m in sends(effects, "cancel")) == ["a", "b"]
+    assert c.job("b").state == CANCELLED and "b" not in c.compute().assigned
