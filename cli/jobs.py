@@ -460,7 +460,10 @@ def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
         emit_json(s)
         return
     for k, v in s.items():
-        if isinstance(v, dict):
+        if k == "paused":
+            from .control import paused_text
+            v = paused_text(v)
+        elif isinstance(v, dict):
             v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "-"
         elif isinstance(v, float):
             v = f"{v:.3f}"
