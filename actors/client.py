@@ -303,7 +303,7 @@ class Client:
                 immediate[k] = str(v)
             else:
                 raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
-        control: dict[str, Any] = {"groups": list(groups), "cancel_time": max_cancellation_time}
+        control: dict[str, Any] = {"groups": list(groups) if groups else (), "cancel_time": max_cancellation_time}
         if isinstance(fn, list | tuple):
             return JobSpec(command=list(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["stdout"]),
                            name=name, priority=priority, timeout=timeout, **control)

@@ -206,13 +206,15 @@ class JobSpec:
     # -- job control (not identity: how a job is stopped, and labels) --
     # Seconds between SIGTERM and SIGKILL when the job is cancelled (None: 10).
     cancel_time: float | None = None
-    groups: list[str] = field(default_factory=list)
+    # (Empty by default as a shared tuple: most jobs have none, and a list
+    # per field per job costs memory at 100,000s of jobs.)
+    groups: list[str] | tuple[()] = ()
     # -- ordering (identity when given: it changes what the job waits on) --
     # Jobs that must have succeeded before this one starts (no data passed).
-    after: list[str] = field(default_factory=list)
+    after: list[str] | tuple[()] = ()
     # Groups whose every member (known when the submit arrives) must have
     # succeeded first; the coordinator adds those members to `after`.
-    after_groups: list[str] = field(default_factory=list)
+    after_groups: list[str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -273,12 +275,14 @@ class JobSpec:
         if ct is not None and (not isinstance(ct, int | float) or isinstance(ct, bool)
                                or not math.isfinite(ct) or ct < 0 or ct > 86400):
             raise SpecError(f"max cancellation time {ct!r}: expected seconds from 0 to 86400")
-        if not isinstance(self.groups, list):
+        if not (self.groups or self.after or self.after_groups):
+            return
+        if not isinstance(self.groups, list | tuple):
             raise SpecError("'groups' must be a list of group names")
         for g in self.groups:
             if not isinstance(g, str) or not _valid_job_id(g):
                 raise SpecError(f"group name {g!r}: expected letters, digits, '.', '_', '-' (no '/')")
-        if not isinstance(self.after, list) or not isinstance(self.after_groups, list):
+        if not isinstance(self.after, list | tuple) or not isinstance(self.after_groups, list | tuple):
             raise SpecError("'after' and 'after_groups' must be lists")
         for j in self.after:
             if not isinstance(j, str) or not _valid_job_id(j):
@@ -306,11 +310,11 @@ class JobSpec:
         if self.cancel_time is not None:
             d["kt"] = self.cancel_time
         if self.groups:
-            d["g"] = self.groups
+            d["g"] = list(self.groups)
         if self.after:
-            d["a"] = self.after
+            d["a"] = list(self.after)
         if self.after_groups:
-            d["ag"] = self.after_groups
+            d["ag"] = list(self.after_groups)
         return d
 
     @classmethod
@@ -330,9 +334,9 @@ class JobSpec:
             timeout=d.get("t"),
             name=d.get("name"),
             cancel_time=d.get("kt"),
-            groups=d.get("g") or [],
-            after=d.get("a") or [],
-            after_groups=d.get("ag") or [],
+            groups=d.get("g") or (),
+            after=d.get("a") or (),
+            after_groups=d.get("ag") or (),
         )
 
     def job_id(self) -> str:

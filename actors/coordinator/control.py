@@ -224,7 +224,7 @@ class ControlMixin:
                     raise SpecError(f"after group {grp!r}: no job is in it (members are those submitted before)")
                 extra += members[grp]
             if extra:
-                spec.after = list(dict.fromkeys(spec.after + extra))
+                spec.after = list(dict.fromkeys([*spec.after, *extra]))
 
     def groups(self) -> dict[str, dict[str, int]]:
         """Every group with its members' counts by state."""
