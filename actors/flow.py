@@ -165,9 +165,9 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
                 timeout=limit,
                 name=t.get("name"),
                 cancel_time=kt,
-                groups=groups,
-                after=after,
-                after_groups=after_groups,
+                groups=groups or (),
+                after=after or (),
+                after_groups=after_groups or (),
             )
         except SpecError as e:
             raise SpecError(f"{where}: jobs.{name}: {e}") from None

@@ -127,10 +127,10 @@ def submit(
                 priority=priority,
                 timeout=limit_s,
                 name=name,
-                groups=list(groups),
+                groups=list(groups) or (),
                 cancel_time=cancel_s,
-                after=list(after),
-                after_groups=list(after_groups),
+                after=list(after) or (),
+                after_groups=list(after_groups) or (),
             )
         except SpecError as e:
             fail(str(e))
