@@ -104,7 +104,7 @@ def submit(
         specs = [s for _, s in flow]
         names = [n for n, _ in flow]
         for s in specs:  # the command line's add to (or set) the file's
-            s.groups = list(dict.fromkeys([*s.groups, *groups]))
+            s.groups = list(dict.fromkeys([*s.groups, *groups])) or ()
             if cancel_s is not None:
                 s.cancel_time = cancel_s
             try:
