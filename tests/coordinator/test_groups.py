@@ -34,10 +34,11 @@ def test_groups_count_their_members_by_state() -> None:
 
 def test_cancelling_a_group_cancels_every_member_and_their_dependents() -> None:
     c = Cluster(slots=1)
-    c.submit(grouped("a", "g"), grouped("b", "g"), spec("r", "b"), grouped("o"))
-    c.started()
+    c.submit(grouped("a", "g"), grouped("b", "g"), spec("r", "a"), grouped("o"))
+    assert c.started() == ["a"]  # (r needs it: most demand)
     c.take(c.state.cancel(c.state.group_members("g")))
-    assert c.job("b").state == CANCELLED and c.job("r").state == CANCELLED
+    assert c.job("b").state == CANCELLED and c.job("b").cause == "cancelled by user"
+    assert c.job("r").state == CANCELLED and c.job("r").cause == "job a was cancelled"
     assert c.job("a").state == "cancelling" and c.job("o").state == RUNNABLE
 
 
