@@ -174,7 +174,7 @@ def test_replay_keeps_cancelled_and_settles_cancelling(tmp_path) -> None:
     journal = Journal(tmp_path / "j.sqlite")
     c = Cluster(journal=journal, clock=clock, computes=2, slots=1)
     c.submit(spec("a"), spec("b"), spec("q"), spec("q2", "q"))
-    c.started()  # a and b run
+    c.started()  # q (most needed) and a run; b waits for a slot
     c.take(c.state.cancel([c.job("q")]))
     c.take(c.state.cancel([c.job("a")]))
     assert c.job("a").state == CANCELLING
