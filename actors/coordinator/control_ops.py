@@ -81,13 +81,14 @@ def list_jobs(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, A
     return {"jobs": views, "total": len(out)}
 
 
-def pause(node: CoordinatorNode, op: str, body: Any, ctx: CallContext) -> dict[str, Any]:
-    """Pause -> {paused}: what is paused now, and since when."""
+async def pause(node: CoordinatorNode, op: str, body: Any, ctx: CallContext) -> dict[str, Any]:
+    """Pause -> {paused}: what is paused now, and since when (journalled
+    before the answer, with the jobs' next group commit)."""
     req = Pause.from_wire(body, op)
     state = node.state
     node._run(state.pause(req.group) if op == "pause" else state.resume(req.group))
-    # Rare and small: written at once, not with the jobs' group commit.
-    node.journal.set_meta(PAUSES, state.pauses)
+    node.journal.stage_meta(PAUSES, dict(state.pauses))
+    await node.commits.durable()
     return {"paused": state.pause_view()}
 
 

@@ -60,12 +60,14 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
 class Batch:
     """Rows taken from the staging area for one transaction."""
 
-    __slots__ = ("new", "changed", "counters")
+    __slots__ = ("new", "changed", "counters", "meta")
 
-    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None) -> None:
+    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None,
+                 meta: dict[str, Any] | None = None) -> None:
         self.new = new
         self.changed = changed
         self.counters = counters
+        self.meta = meta or {}  # meta rows (key -> value) staged with stage_meta
 
 
 class Journal:
@@ -82,6 +84,7 @@ class Journal:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
         self._new: dict[str, Job] = {}
         self._changed: dict[str, Job] = {}
+        self._meta: dict[str, Any] = {}
         # The owner's counters (a dict it keeps updating): written with each commit.
         self.counters: dict[str, int] | None = None
 
@@ -93,9 +96,14 @@ class Journal:
         if job.id not in self._new:
             self._changed[job.id] = job
 
+    def stage_meta(self, key: str, value: Any) -> None:
+        """A meta row (e.g. what is paused) written with the next batch: the
+        commit thread owns the connection while it writes."""
+        self._meta[key] = value
+
     @property
     def dirty(self) -> bool:
-        return bool(self._new or self._changed)
+        return bool(self._new or self._changed or self._meta)
 
     def commit(self) -> int:
         """Write everything staged in one transaction; returns the row count."""
@@ -117,12 +125,14 @@ class Journal:
             return None
         new, self._new = self._new, {}
         changed, self._changed = self._changed, {}
-        return Batch(new, changed, dict(self.counters) if self.counters is not None else None)
+        meta, self._meta = self._meta, {}
+        return Batch(new, changed, dict(self.counters) if self.counters is not None else None, meta)
 
     def put_back(self, batch: Batch) -> None:
         """A batch that failed to write: its rows go with the next one."""
         batch.new.update(self._new)
         self._new = batch.new
+        self._meta = {**batch.meta, **self._meta}
         for jid, job in batch.changed.items():
             if jid not in self._new:
                 self._changed.setdefault(jid, job)
@@ -152,6 +162,8 @@ class Journal:
                 )
             if batch.counters is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (COUNTERS, msgpack.packb(batch.counters)))
+            for key, value in batch.meta.items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, msgpack.packb(value)))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

@@ -87,7 +87,7 @@ def test_pauses_survive_a_restart(tmp_path) -> None:
     c = Cluster(journal=journal)
     c.take(c.state.pause("g"))
     c.take(c.state.pause(None))
-    journal.set_meta(PAUSES, c.state.pauses)  # as the shell does after each pause
+    journal.stage_meta(PAUSES, dict(c.state.pauses))  # as the shell does after each pause
     c.submit(grouped("a", "g"))
     journal.close()
     journal = Journal(path)
