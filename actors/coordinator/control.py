@@ -72,7 +72,7 @@ class ControlMixin:
         # Groups paused, read by the planner per picked job (a set lookup).
         self.paused_groups: set[str] = set()
         # Jobs of paused groups set aside by a round, until resumed.
-        self.held: dict[str, Job] = {}
+        self.held_jobs: dict[str, Job] = {}
 
     # -- cancelling ------------------------------------------------------------------------
     def cancel(self, jobs: list[Job], *, dependents: bool = True) -> list[Effect]:
@@ -82,7 +82,7 @@ class ControlMixin:
             if job.done or job.state == CANCELLING:
                 continue
             cause = "cancelled by user"
-            self.held.pop(job.id, None)
+            self.held_jobs.pop(job.id, None)
             node = self.computes.get(job.node or "") if job.state == RUNNING else None
             if node is None:
                 # Not on any compute node (or its node is gone): nothing to stop.
@@ -171,12 +171,12 @@ class ControlMixin:
         if group:
             self.paused_groups.discard(group)
         g = self.graph
-        for jid, job in list(self.held.items()):
+        for jid, job in list(self.held_jobs.items()):
             if job.state == WAITING and job.missing == 0 and not self.is_held(job):
-                del self.held[jid]
+                del self.held_jobs[jid]
                 g.make_runnable(job)
             elif job.done:
-                del self.held[jid]
+                del self.held_jobs[jid]
         return [KICK]
 
     def restore_pauses(self, pauses: Any) -> None:

@@ -62,7 +62,7 @@ class Planner:
         # Paused groups, and their jobs set aside by a round (the state's own
         # containers; see control.py).
         self.paused_groups: set[str] = set()
-        self.held: dict[str, Job] = {}
+        self.held_jobs: dict[str, Job] = {}
 
     def plan(self, batches: Batches) -> None:
         """One scheduling round's picks, into `batches`."""
@@ -102,7 +102,7 @@ class Planner:
             if paused and job.spec.groups and not paused.isdisjoint(job.spec.groups):
                 job.state = WAITING  # linked to nothing: made runnable again on resume
                 job.missing = 0
-                self.held[job.id] = job
+                self.held_jobs[job.id] = job
                 continue
             if job.spec.outputs and self.outputs_finished(job):
                 # Its outputs exist already (it finished before a crash made

@@ -134,7 +134,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
             self.graph, self.computes, self.storages, self.lost_objects, self.stats, self.tokens,
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
         )
-        self.planner.paused_groups, self.planner.held = self.paused_groups, self.held
+        self.planner.paused_groups, self.planner.held_jobs = self.paused_groups, self.held_jobs
         # Finished objects kept at their replica count (repair.py).
         self.repair = Repair(self.graph, self.storages, replicas=replicas, per_node=repair_per_node,
                              total=repair_total, mono=mono)

@@ -149,3 +149,18 @@ def test_after_group_waits_for_the_members_known_at_submit() -> None:
     assert w.state == RUNNABLE
     with pytest.raises(SpecError, match="after group 'none'"):
         c.submit(grouped("v", after_groups=("none",)))
+
+
+def test_held_jobs_and_held_back_nodes_are_apart() -> None:
+    # (A paused group's jobs once shared a name with retry.py's held-back
+    # compute nodes: the scheduler's next_due then crashed the coordinator.)
+    c = Cluster()
+    c.submit(grouped("a", "g"))
+    c.take(c.state.pause("g"))
+    assert c.started() == []
+    c.state.hold(c.compute(), "busy", busy=True)
+    assert c.state.next_due() is not None
+    c.take(c.state.resume("g"))
+    c.clock.advance(10)
+    c.take(c.state.release_due())
+    assert c.started() == ["a"]
