@@ -94,6 +94,7 @@ from weft.protocol.enums import ErrorCode
 from weft.protocol.tasks import Delegation
 
 from ..model import JobSpec, SpecError
+from .procs import group_alive
 
 log = logging.getLogger("weft.compute")
 
@@ -207,23 +208,9 @@ def _group_alive(pgid: int) -> bool:
         return True
     # kill() also succeeds on zombies that nobody reaped yet (an init that does
     # not reap, as in some containers), so look at the members where /proc allows.
-    try:
-        entries = os.scandir("/proc")
-    except OSError:
+    if not os.path.isdir("/proc"):
         return True
-    with entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            fields = data[data.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
+    return group_alive(pgid)
 
 
 def _killpg(pgid: int, sig: int) -> None:
