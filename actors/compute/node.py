@@ -47,7 +47,7 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .follow import keep_log, progress_path, read_log, read_progress
+from .follow import keep_log, read_log, read_progress
 from .pool import (
     CallableError,
     CallableNotFound,
@@ -173,7 +173,7 @@ class ComputeNode(Transfers, Node):
     async def main(self, nursery: trio.Nursery) -> None:
         self._task_nursery = nursery
         nursery.start_soon(self.taskdirs.run)
-        self.pool = WorkerPool(self.pool_size)
+        self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"))
         # Warmed in the background: the node takes tasks (and says hello) at
         # once, and a callable that arrives first waits for its worker.
         nursery.start_soon(self._warm_pool)
@@ -281,8 +281,6 @@ class ComputeNode(Transfers, Node):
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
             self.taskdirs.recycle(job)
-            if task.spec.call is not None:
-                progress_path(self.data_dir, task).unlink(missing_ok=True)
             self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
             deleted.append(job)
         if running and len(jobs) == 1:
@@ -497,7 +495,7 @@ class ComputeNode(Transfers, Node):
         try:
             task.call_log = CallLog()
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout,
-                                        progress=str(progress_path(self.data_dir, task)), log=task.call_log)
+                                        log=task.call_log)
         except trio.ClosedResourceError:
             raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
                               ErrorCode.WORKER_LOST) from None
