@@ -176,7 +176,7 @@ class DispatchMixin:
                 self._soft_failure(job, f"compute node {d.node.node} was busy", counted=False)
             elif type(answer) is Refused:
                 d.node.unassign(job.id)
-                self.graph.fail(job, f"compute node refused the job: {answer.message}")
+                self.graph.fail(job, f"compute node refused the job: {answer.message}", code=JobFailure.BAD_SPEC)
             elif 0 < answer.token < job.token and answer.state != TaskState.DONE:
                 # The node still runs an earlier attempt of this job (it
                 # answers a start with the task it has): follow that one, or

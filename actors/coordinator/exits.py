@@ -114,7 +114,6 @@ class ExitsMixin:
             self.stats["retries"] += 1
             delay = own_retry_delay(spec.retry_delay, job.own)
             why = f"{cause}; retry {job.own} of {budget}"
-            job.code, job.detail = code, detail  # of the last failed attempt, shown while it waits
             log.info("job %s failed (%s); retry %d of %d in %.3gs", job.id, code, job.own, budget, delay)
             if delay <= 0:
                 self.graph.requeue(job, why)

@@ -289,7 +289,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
                 # Its outputs' only nodes are gone: they will not be announced.
                 del self.awaiting[jid]
                 if job.state == RUNNING:
-                    self._soft_failure(job, f"storage node {ref.node} {why} before the outputs were durable")
+                    self._soft_failure(job, f"storage node {ref.node} {why} before the outputs were durable",
+                                       JobFailure.STORAGE_UNAVAILABLE)
 
     # -- compute news ----------------------------------------------------------------------
     def compute_inventory(self, ref: ComputeRef, slots: int, tasks: list[TaskReport]) -> list[Effect]:
@@ -494,7 +495,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
             delegation = Delegation.from_wire(wire)
             output = delegation.handed_output(job.spec)
         except SpecError as e:
-            self.graph.fail(job, f"invalid delegation: {e}")
+            self.graph.fail(job, f"invalid delegation: {e}", code=JobFailure.BAD_SPEC)
             return
         self.delegate(job, delegation.spec, delegation.stream, output)
 
@@ -517,7 +518,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
             try:
                 g.check_inputs(spec)
             except SpecError as e:
-                g.fail(new, str(e))
+                g.fail(new, str(e), code=JobFailure.INPUT_LOST)
             else:
                 new.state = WAITING
                 new.demand = job.demand
