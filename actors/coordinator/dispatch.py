@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError
 from weft.bus.rpc import PeerClosed
-from weft.protocol.enums import ErrorCode, TaskState
+from weft.protocol.enums import ErrorCode, JobFailure, TaskState
 from weft.protocol.objects import CreateManyReply, ObjectInfo
 from weft.protocol.tasks import Refused, Start, TaskReport
 

@@ -15,23 +15,17 @@ from typing import Any
 from cluster.conftest import REPO, Weft, cluster, make_cluster, wait_for, weft  # noqa: F401
 
 
-def run_json(weft: Weft, *args: str) -> Any:
-    p = weft(*args, "--json")
-    assert p.returncode in (0, 1), f"exit {p.returncode}: {p.stderr.strip()}"
-    return json.loads(p.stdout)
-
-
-def status(weft: Weft, job: str, *more: str) -> dict[str, Any]:
-    p = weft("status", job, *more, "--json")
+def status(w: Weft, job: str, *more: str) -> dict[str, Any]:
+    p = w("status", job, *more, "--json")
     assert p.returncode == 0, f"exit {p.returncode}: {p.stderr.strip()}"
     return json.loads(p.stdout)
 
 
-def finished(weft: Weft, job: str, timeout: float = 30.0) -> dict[str, Any]:
+def finished(w: Weft, job: str, timeout: float = 30.0) -> dict[str, Any]:
     """`job`'s status once `weft wait` says it ended."""
-    p = weft("wait", job, "--timeout", str(timeout), timeout=timeout + 30)
+    p = w("wait", job, "--timeout", str(timeout), timeout=timeout + 30)
     assert p.returncode in (0, 1), f"exit {p.returncode}: {p.stdout} {p.stderr.strip()}"
-    return status(weft, job)
+    return status(w, job)
 
 
 def submitted(p: subprocess.CompletedProcess[str]) -> str:
