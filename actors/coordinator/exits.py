@@ -40,10 +40,10 @@ from weft.protocol.enums import (
     JobFailure,
     Outcome,
 )
-from weft.protocol.tasks import TaskReport
+from weft.protocol.tasks import TaskRef, TaskReport
 
 from . import attempts
-from .effects import Effect
+from .effects import Effect, Send
 from .graph import FINISHED, RUNNING, WAITING, Graph, Job
 
 log = logging.getLogger("weft.coordinator")
@@ -69,6 +69,7 @@ class ExitsMixin:
     _out: list[Effect]
     _attempt_rows: list[tuple]
     _kicked: bool
+    epoch: int
 
     if TYPE_CHECKING:  # given by CoordinatorState / RetryMixin
         def back_off(self, job: Job, delay: float) -> None: ...
@@ -181,9 +182,21 @@ class ExitsMixin:
         while heap and heap[0][0] <= now:
             _, jid = heapq.heappop(heap)
             job = jobs.get(jid)
-            if job is None or job.done or job.state == RUNNING or job.attempts - job.excused > 0:
-                continue  # started (or gone) in time
+            if job is None or job.done:
+                continue
+            ahead = job.state == RUNNING and job.ahead
+            if (job.state == RUNNING and not ahead) or job.attempts - job.excused - ahead > 0:
+                continue  # started in time
             detail = self.why_pending(job)
+            if ahead:
+                # Parked on the node making its input (follow-ahead), not
+                # started: it leaves that node too.
+                ref = self.computes.get(job.node or "")
+                if ref is not None:
+                    ref.unassign(job.id)
+                    self._out.append(Send(ref.endpoint, "cancel", TaskRef(job.id, self.epoch),
+                                          f"withdrawing {job.id} (pending timeout) from {ref.node}"))
+                job.ahead = False
             self.stats["pending_timeouts"] += 1
             self.stats["failed"] += len(self.graph.fail(
                 job, f"not started within its pending timeout of {job.spec.pending_timeout:g}s: {detail}",
@@ -194,7 +207,7 @@ class ExitsMixin:
         """Why `job` has not started: the first input not made yet (naming
         its job), no compute node to run it, or every slot busy."""
         g = self.graph
-        if job.state == WAITING:
+        if job.state == WAITING or job.ahead:
             for ref in job.spec.refs.values():
                 obj = g.resolve(ref)
                 if obj.state != FINISHED:

@@ -13,7 +13,7 @@ from weft.actors.model import JobSpec
 from weft.protocol.enums import Outcome, TaskState
 from weft.protocol.tasks import TaskReport
 
-from .harness import Cluster, out
+from .harness import Cluster, out, sends
 
 
 def job(name: str, *deps: str, **kw: Any) -> JobSpec:
@@ -215,6 +215,17 @@ def test_pending_timeout_names_the_first_missing_inputs_job() -> None:
     assert d.state == FAILED and d.code == "pending-timeout"
     assert d.detail == "inputs-missing: p/result (job p running)"
     assert c.job("p").state == RUNNING
+
+
+def test_a_job_parked_ahead_of_its_input_is_not_started_and_is_withdrawn_at_its_pending_timeout() -> None:
+    c = Cluster(follow_ahead=2, slots=2)
+    c.submit(job("p"), job("d", "p", pending_timeout=5))
+    assert sorted(c.started() + c.started()) == ["d", "p"] and c.job("d").ahead
+    tick(c, 6)
+    d = c.job("d")
+    assert d.state == FAILED and d.code == "pending-timeout" and d.detail.startswith("inputs-missing: p/result")
+    assert [e.body.job for e in sends(c.effects, "cancel")] == ["d"]
+    assert "d" not in c.compute().assigned
 
 
 def test_a_job_started_in_time_is_not_failed_by_its_pending_timeout() -> None:
