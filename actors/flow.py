@@ -235,7 +235,7 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
                 retries=t.get("retries", 0),
                 retry_delay=_seconds(t, "retry_delay"),
                 pending_timeout=_seconds(t, "pending_timeout"),
-                on_exit=parse_on_exit(t["on_exit"], base, depth, "on_exit") if t.get("on_exit") else {},
+                on_exit=parse_on_exit(t["on_exit"], base, depth, "on_exit") if t.get("on_exit") else None,
             )
         except SpecError as e:
             raise SpecError(f"{where}: jobs.{name}: {e}") from None

@@ -205,7 +205,7 @@ class JobSpec:
     retries: int = 0
     retry_delay: float | None = None
     pending_timeout: float | None = None
-    on_exit: dict[str, Any] = field(default_factory=dict)
+    on_exit: dict[str, Any] | None = None  # (None, not {}: most jobs have none, and specs come in bulk)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -307,7 +307,7 @@ class JobSpec:
             retries=d.get("r", 0),
             retry_delay=d.get("rd"),
             pending_timeout=d.get("pt"),
-            on_exit=d.get("x") or {},
+            on_exit=d.get("x"),
         )
 
     def exit_action(self, when: str) -> Any:
@@ -373,16 +373,16 @@ def _check_retry_fields(spec: JobSpec) -> None:
         _seconds(spec.pending_timeout, "pending timeout")
         if spec.pending_timeout <= 0:
             raise SpecError(f"pending timeout {spec.pending_timeout!r}: expected a positive number of seconds")
-    if not isinstance(spec.on_exit, dict):
+    if spec.on_exit is not None and not isinstance(spec.on_exit, dict):
         raise SpecError("'on_exit' must be a map of WHEN to action")
-    for when, action in spec.on_exit.items():
+    for when, action in (spec.on_exit or {}).items():
         check_exit_when(when)
         if action in EXIT_ACTIONS:
             continue
         if isinstance(action, dict) and set(action) <= {"submit", "flow"} and isinstance(action.get("submit"), dict):
             continue
         raise SpecError(f"exit action for {when}: expected succeed, fail, retry or submit:FLOW.toml, got {action!r}")
-    if spec.on_exit.get("0") in ("fail", "retry"):
+    if spec.on_exit and spec.on_exit.get("0") in ("fail", "retry"):
         raise SpecError(f"exit action 0={spec.on_exit['0']}: exit code 0 is a success (use succeed or submit:FLOW)")
 
 

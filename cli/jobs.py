@@ -123,7 +123,7 @@ def submit(
                 retries=retries,
                 retry_delay=delay_s,
                 pending_timeout=pending_s,
-                on_exit=parse_on_exit(on_exit, Path.cwd()) if on_exit else {},
+                on_exit=parse_on_exit(on_exit, Path.cwd()) if on_exit else None,
             )
         except SpecError as e:
             fail(str(e))
