@@ -33,11 +33,11 @@ def test_attempts_codes_and_retries_used_survive_a_restart(tmp_path: Path) -> No
     c = start(path)
     c.add_storage("storage-0")
     c.add_compute("compute-0")
-    c.submit(job("a", retries=1, retry_delay=0), job("b"))
-    c.started()
-    end(c, "a", exit_code=1)  # retried: one of its one retry used
-    c.started()
+    c.submit(job("b"), job("a", retries=1, retry_delay=0))
+    assert c.started() == ["b"]
     end(c, "b", sig=9)
+    assert c.started() == ["a"]
+    end(c, "a", exit_code=1)  # retried: its one retry used
     before = views(c.job("a")), views(c.job("b"))
     c2 = restart(path, c)
     assert (views(c2.job("a")), views(c2.job("b"))) == before
