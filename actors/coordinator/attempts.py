@@ -98,7 +98,7 @@ def record(job: Job, node: str | None, started: float | None, ended: float, outc
     history = job.history
     if history is None:
         history = job.history = []
-    rec = (len(history) + 1, node, started, ended, outcome, exit_code, sig, code, detail)
+    rec = (history[-1][0] + 1 if history else 1, node, started, ended, outcome, exit_code, sig, code, detail)
     history.append(rec)
     return rec
 

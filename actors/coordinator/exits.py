@@ -89,11 +89,16 @@ class ExitsMixin:
             t.exit if t is not None else None, t.sig if t is not None else None, code, detail)
         self._attempt_rows.append((job.id, *rec))
 
-    def unrecord_attempt(self, job: Job) -> None:
-        """The last recorded attempt turned out never to have run (refund)."""
-        if job.history:
-            n = job.history.pop()[0]
-            self._attempt_rows.append((job.id, n, None))  # a row to delete
+    def unrecord_attempt(self, job: Job, node: str) -> None:
+        """Its attempt counted when `node` was lost turned out never to have
+        run there (a refund): off the list."""
+        history = job.history or []
+        for i in range(len(history) - 1, -1, -1):
+            rec = history[i]
+            if rec[1] == node and rec[7] == JobFailure.NODE_LOST:
+                del history[i]
+                self._attempt_rows.append((job.id, rec[0], None))  # a row to delete
+                return
 
     # -- own failures ------------------------------------------------------------------
     def own_failure(self, job: Job, t: TaskReport, cause: str, outcome: Outcome) -> None:

@@ -428,7 +428,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
                 del self.charged[node]
             job.excused += 1
             self.stats["soft_failures"] -= 1
-            self.unrecord_attempt(job)
+            self.unrecord_attempt(job, node)
             self.graph.changed.append(job)
 
     def _succeeded(self, job: Job) -> None:
