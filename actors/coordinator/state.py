@@ -76,7 +76,8 @@ FULL_BACKOFF = 30.0
 # Submit settings that are not part of a job's identity, by the name a user
 # knows them under: a resubmit asking for other values gets the existing job
 # (and is told which settings it did not get).
-_SETTINGS = (("priority", "priority"), ("timeout", "time_limit"))
+_SETTINGS = (("priority", "priority"), ("timeout", "time_limit"), ("retries", "retries"),
+             ("retry_delay", "retry_delay"), ("pending_timeout", "pending_timeout"), ("on_exit", "on_exit"))
 # With a user-given name the name is the identity: the work itself may differ.
 _WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
 

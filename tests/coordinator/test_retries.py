@@ -277,3 +277,12 @@ def test_a_resubmitted_failed_job_gets_its_retries_again() -> None:
     end(c, "a", exit_code=1)
     assert a.state != FAILED  # retried once more
     assert [t["n"] for t in views(a)] == [1, 2, 3]  # the earlier attempts stay listed
+
+
+def test_a_resubmit_asking_for_other_retry_settings_is_told_it_did_not_get_them() -> None:
+    c = Cluster()
+    c.submit(job("a"))
+    c.started()
+    [s] = c.submit(job("a", retries=2, pending_timeout=9, on_exit={"1": "succeed"}))
+    assert s.joined and s.differs == ["retries", "pending_timeout", "on_exit"]
+    assert c.job("a").spec.retries == 0
