@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -274,12 +275,22 @@ class Client:
         priority: int = 0,
         time_limit: float | None = None,
         timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float | None = None,
+        pending_timeout: float | None = None,
+        on_exit: dict[str, str] | Sequence[str] | None = None,
         **inputs: Any,
     ) -> JobSpec:
         """Build a job spec: `fn` is argv (a list) for a command, else a callable.
 
         `time_limit` is how long the job may run, in seconds (`timeout` is its
-        older name)."""
+        older name). `retries`: times its own failures (non-zero exit, crash,
+        time limit) are retried, the first `retry_delay` seconds after (1 by
+        default), each next twice as late. `pending_timeout`: seconds it may
+        wait to start before it fails `pending-timeout`. `on_exit`: exit
+        actions, {"1": "succeed", "timed-out": "retry", "crashed":
+        "submit:cleanup.toml"} (or ["1=succeed", ...]); a flow file is read
+        now, relative to the current directory."""
         if timeout is not None and time_limit is not None:
             raise SpecError("give time_limit or its older name timeout, not both")
         timeout = time_limit if time_limit is not None else timeout
@@ -296,11 +307,17 @@ class Client:
                 immediate[k] = str(v)
             else:
                 raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
+        more: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "pending_timeout": pending_timeout}
+        if on_exit:
+            from .flow import parse_on_exit
+
+            more["on_exit"] = parse_on_exit(dict(on_exit) if isinstance(on_exit, dict) else list(on_exit),
+                                            Path.cwd(), what="on_exit")
         if isinstance(fn, list | tuple):
             return JobSpec(command=list(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["stdout"]),
-                           name=name, priority=priority, timeout=timeout)
+                           name=name, priority=priority, timeout=timeout, **more)
         return JobSpec(call=_callable_name(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["result"]),
-                       name=name, priority=priority, timeout=timeout)
+                       name=name, priority=priority, timeout=timeout, **more)
 
     def submit(self, fn: Any, /, **kw: Any) -> Future:
         return self.submit_specs([self.spec(fn, **kw)])[0]
@@ -319,9 +336,11 @@ class Client:
         """One job per item, the item given as input `key`."""
         return self.submit_specs([self.spec(fn, **{key: item}, **kw) for item in items])
 
-    def status(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
+    def status(self, jobs: Sequence[str | Future], *, attempts: bool = False) -> list[dict[str, Any]]:
+        """Each job's view; with `attempts`, its `attempt_list` too (every
+        attempt: n, node, started, ended, outcome, exit_code, signal, code, detail)."""
         ids = [j.job if isinstance(j, Future) else j for j in jobs]
-        return self.call("status", Status(ids).to_wire())["jobs"]
+        return self.call("status", Status(ids, attempts=attempts).to_wire())["jobs"]
 
     def wait(self, futures: Sequence[Future | str], timeout: float | None = None) -> list[dict[str, Any]]:
         """Wait for all; returns their statuses. Raises TimeoutError."""

@@ -17,6 +17,7 @@ from .durations import duration
 from .show import (
     DONE,
     PRINT_LIMIT,
+    attempt_lines,
     final_of,
     printable,
     resubmission_line,
@@ -72,12 +73,16 @@ def submit(
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
     time_limit: str = typer.Option(None, "--time-limit", metavar="DURATION", help="How long the job may run before it is stopped (90, 90s, 30m, 2h, 7d)."),
     old_timeout: str = typer.Option(None, "--timeout", hidden=True, metavar="DURATION"),
+    retries: int = typer.Option(0, "--retries", metavar="N", help="Retry the job's own failures (non-zero exit, crash, time limit) up to N times."),
+    retry_delay: str = typer.Option(None, "--retry-delay", metavar="DURATION", help="Wait before the first retry (default 1s), twice as long before each next one."),
+    pending_timeout: str = typer.Option(None, "--pending-timeout", metavar="DURATION", help="Fail (code pending-timeout) if not started within this long."),
+    on_exit: list[str] = typer.Option([], "--on-exit", metavar="WHEN=ACTION", help="WHEN an exit code, timed-out or crashed; ACTION succeed, fail, retry or submit:FLOW.toml (repeatable)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """Submit a job (or a workflow file) and print its id."""
-    from weft.actors.flow import load_flow
+    from weft.actors.flow import load_flow, parse_on_exit
 
     if old_timeout is not None:
         if time_limit is not None:
@@ -85,10 +90,14 @@ def submit(
         typer.echo("weft: note: submit --timeout is deprecated: use --time-limit (how long the job may run)", err=True)
         time_limit = old_timeout
     limit_s = duration(time_limit, "--timeout" if old_timeout is not None else "--time-limit")
+    delay_s = duration(retry_delay, "--retry-delay")
+    pending_s = duration(pending_timeout, "--pending-timeout")
     names: list[str | None]
     if file is not None:
         if command or call:
             fail("give either --file or a job (a command or --call), not both")
+        if retries or retry_delay or pending_timeout or on_exit:
+            fail("--retries, --retry-delay, --pending-timeout and --on-exit are set per job in a workflow file")
         try:
             flow = load_flow(file)
         except SpecError as e:
@@ -111,6 +120,10 @@ def submit(
                 priority=priority,
                 timeout=limit_s,
                 name=name,
+                retries=retries,
+                retry_delay=delay_s,
+                pending_timeout=pending_s,
+                on_exit=parse_on_exit(on_exit, Path.cwd()) if on_exit else None,
             )
         except SpecError as e:
             fail(str(e))
@@ -268,21 +281,27 @@ def _stderr_console():
 def status(
     job: str = typer.Argument(None, metavar="JOB", help="A job id (default: recent jobs)."),
     limit: int = typer.Option(20, "--limit", metavar="N", help="How many recent jobs to list."),
+    attempts: bool = typer.Option(False, "--attempts", help="With JOB: list every attempt (node, start, end, outcome, exit code, signal, failure code)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """State, command, inputs, node, times, exit code and cause of a job (or recent jobs)."""
+    """State, command, inputs, node, times, exit code, failure code and cause of a job (or recent jobs)."""
     if limit < 0:
         fail(f"invalid --limit {limit}: expected a number of jobs >= 0")
+    if attempts and not job:
+        fail("--attempts lists one job's attempts: give its id (weft status JOB --attempts)")
     with client(coordinator) as c:
         if job:
-            st = c.status([job])[0]
+            st = c.status([job], attempts=attempts)[0]
             got = c.progress([job]).get(job) if st.get("state") == "running" else None
             if as_json:
                 emit_json(st if got is None else dict(st, progress=list(got)))
                 return
             for line in status_lines(st):
                 typer.echo(line)
+            if attempts:
+                for line in attempt_lines(st.get("attempt_list") or []):
+                    typer.echo(line)
             if got is not None:
                 typer.echo(f"{'progress':9} {progress_text(got)}")
             return

@@ -108,20 +108,28 @@ class JobsRef:
 
 @dataclass(slots=True)
 class Status:
-    """`status`: the given jobs, or (no `jobs`) the last `limit` submitted."""
+    """`status`: the given jobs, or (no `jobs`) the last `limit` submitted.
+    `attempts`: with the given jobs, each one's `attempt_list` too (every
+    attempt: n, node, started, ended, outcome, exit_code, signal, code, detail)."""
 
     jobs: list[str] | None = None
     limit: int = 1000
+    attempts: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {"jobs": self.jobs} if self.jobs is not None else {"limit": self.limit}
+        if self.jobs is None:
+            return {"limit": self.limit}
+        return {"jobs": self.jobs, "attempts": True} if self.attempts else {"jobs": self.jobs}
 
     @classmethod
     def from_wire(cls, body: Any) -> Status:
         op = "status"
         b = body_map(op, body, optional=True)
         if "jobs" in b:
-            return cls(str_list(op, b, "jobs", what="job ids"))
+            tries = b.get("attempts", False)
+            if type(tries) is not bool:
+                bad(op, "attempts", f"must be true or false, got {tries!r}")
+            return cls(str_list(op, b, "jobs", what="job ids"), attempts=tries)
         return cls(None, int_field(op, b, "limit", 1000))
 
 

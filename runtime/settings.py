@@ -148,6 +148,10 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("retry_backoff_max", "--retry-backoff-max", 60.0, float,
                 "Longest wait before a retry after soft failures.", metavar="SECONDS", target="role",
                 check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("max_soft_retries", "--max-soft-retries", 5, int,
+                "Times a job is retried after infrastructure failures (node lost, storage unreachable) before "
+                "it fails; a job's own failures use its --retries instead.", metavar="N", target="role",
+                check=lambda v: 0 <= v <= 1000, expect="0 to 1000"),
         Setting("max_queue", "--max-queue", 1_000_000, int,
                 "Unfinished jobs past which a submit is answered busy (with a hint of when to retry).",
                 metavar="N", target="role", check=lambda v: v >= 1, expect="at least 1"),

@@ -5,6 +5,7 @@ records existed (so a coordinator still on hand-built dicts interoperates)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -352,6 +353,17 @@ TODAY: list[tuple[str, Any, dict]] = [
     ("cancel", JobsRef(["j1"]), {"jobs": ["j1"]}),
     ("locate", Locate("j1/result"), {"object": "j1/result"}),
     ("probe", Probe(["mod"]), {"modules": ["mod"]}),
+    # Issue 16 (retries): the signal that ended a command; a status asking for attempts;
+    # a spec's retries, retry delay, pending timeout and exit actions.
+    ("task", TaskReport("j1", TaskState.DONE, 5, Outcome.FAILED_HARD, None, "killed", None, None, False,
+                        None, 1.0, 2.0, None, 9),
+     {"job": "j1", "state": "done", "token": 5, "outcome": "failed-hard", "cause": "killed",
+      "started": 1.0, "finished": 2.0, "sig": 9}),
+    ("status", Status(["j1"], attempts=True), {"jobs": ["j1"], "attempts": True}),
+    ("submit", Submit([JobSpec(command=["grep", "x"], outputs=["stdout"], retries=2, retry_delay=0.5,
+                               pending_timeout=30, on_exit={"1": "succeed", "timed-out": "retry"})]),
+     {"jobs": [{"o": ["stdout"], "cmd": ["grep", "x"], "r": 2, "rd": 0.5, "pt": 30,
+                "x": {"1": "succeed", "timed-out": "retry"}}]}),
 ]
 
 TODAY_REPLIES: list[tuple[str, Any, dict]] = [
@@ -405,6 +417,19 @@ def test_requests_encode_to_todays_bytes(op: str, record: Any, today: dict) -> N
 def test_replies_encode_to_todays_bytes(op: str, record: Any, today: dict) -> None:
     mine = [bytes(f) for f in encode_frames(REPLY, 7, op, "test", record.to_wire())]
     assert mine == [bytes(f) for f in encode_frames(REPLY, 7, op, "test", _attach_big(today))]
+
+
+def test_job_failure_codes_are_the_documented_set() -> None:
+    from weft.protocol.enums import JobFailure
+
+    assert [str(c) for c in JobFailure] == [
+        "exit-status", "crashed", "timed-out", "pending-timeout", "cancelled", "command-not-found",
+        "input-failed", "input-lost", "node-lost", "storage-unavailable", "spawn-limit", "no-capacity",
+        "memory-limit", "output-missing", "callable-failed", "bad-spec", "internal",
+    ]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for code in JobFailure:
+        assert f"`{code}`" in readme, f"README does not document failure code {code}"
 
 
 def test_the_task_report_is_what_the_compute_node_reports() -> None:

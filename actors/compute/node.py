@@ -462,16 +462,20 @@ class ComputeNode(Transfers, Node):
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )
         except RunnerError as e:
+            if e.code == "spawn-limit":  # out of processes here: another try may work
+                raise SoftFailure(e.message, e.code) from None
             # e.g. a command that does not exist: the job's fault.
             raise HardFailure(e.message, e.code) from None
         except SpecError as e:
             # e.g. an input that cannot be an environment variable.
             raise HardFailure(str(e), e.code) from None
         task.exit_code = result.exit_code
+        task.signal = None if result.timed_out else result.signal
         task.log_same = result.log_is_stdout and "stdout" in spec.outputs
-        if result.timed_out:
+        accepted = result.accepted(spec)  # exit 0, or an exit action's `succeed`
+        if result.timed_out and not accepted:
             raise trio.TooSlowError
-        if result.exit_code != 0:
+        if not accepted:
             how = f"signal {result.signal}" if result.signal else f"exit code {result.exit_code}"
             raise HardFailure(f"command {spec.command[0]!r} failed with {how}{_tail(workdir)}")
         delegated = None
@@ -487,7 +491,8 @@ class ComputeNode(Transfers, Node):
                 continue
             path = result.outputs.get(name)
             if path is None:
-                raise HardFailure(f"command did not write declared output {name!r} to $WEFT_OUTPUTS/{name}")
+                raise HardFailure(f"command did not write declared output {name!r} to $WEFT_OUTPUTS/{name}",
+                                  "output-missing")
             await self._upload_file(task, name, path)
 
     async def _run_callable(self, task: Task, kwargs: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
-from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, ObjectState, Outcome
+from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, ObjectState, Outcome
 
 # Job states are JobState members; an object's is an ObjectState (what its
 # storage nodes said) or one of the coordinator's own two, which `locate`
@@ -42,6 +42,9 @@ FAILED = JobState.FAILED
 CANCELLED = JobState.CANCELLED
 FINISHED = ObjectState.FINISHED
 DELEGATED = ObjectState.DELEGATED
+_INPUT_FAILED = JobFailure.INPUT_FAILED
+_CANCELLED_CODE = JobFailure.CANCELLED
+_INTERNAL = JobFailure.INTERNAL
 
 
 class Job:
@@ -49,6 +52,7 @@ class Job:
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
         "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
+        "code", "detail", "own", "history",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -77,6 +81,10 @@ class Job:
         self.handed: tuple[str, str] | None = None  # (its output, the object standing for it)
         self.exit_code: int | None = None  # of the last attempt's command, if one ran and said
         self.ran_on: str | None = None  # compute node of the last attempt (kept once it ended)
+        self.code: str | None = None  # a JobFailure, once it failed or was cancelled
+        self.detail: str | None = None  # beside the code: an exit code, a signal, a job, a reason
+        self.own = 0  # its own failures retried (--retries): not infrastructure's
+        self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
 
     @property
     def done(self) -> bool:
@@ -103,7 +111,7 @@ class Job:
         }
         if self.spec.name:
             d["name"] = self.spec.name
-        for k in ("outcome", "cause", "node", "started", "finished", "delegate", "parent"):
+        for k in ("outcome", "cause", "code", "detail", "node", "started", "finished", "delegate", "parent"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
@@ -188,7 +196,8 @@ class Graph:
             seen.add(obj.name)
             producer = self.jobs.get(obj.producer) if obj.producer else None
             if producer is not None and producer.state in (FAILED, CANCELLED):
-                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "))
+                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "),
+                          code=_INPUT_FAILED, detail=producer.id)
                 return [job]
             if obj.waiters is None:
                 obj.waiters = []
@@ -313,7 +322,7 @@ class Graph:
         for wid in waiters or ():
             w = self.jobs.get(wid)
             if w is not None and not w.done:
-                self.fail(w, cause)
+                self.fail(w, cause, code=JobFailure.INPUT_LOST, detail=obj.name)
 
     def adopt(self, job: Job, node: str, token: int) -> None:
         """A task we had not started (or had given up on) runs on `node`: it is this job's attempt."""
@@ -379,17 +388,22 @@ class Graph:
     def succeed(self, job: Job, now: float | None = None) -> None:
         job.state = SUCCEEDED
         job.outcome = Outcome.SUCCESS
+        job.code = job.detail = None
         job.finished = now or time.time()
         job.node = None
         self.changed.append(job)
 
     def fail(self, job: Job, cause: str, *, outcome: Outcome = Outcome.FAILED_HARD,
-             state: JobState = FAILED) -> list[Job]:
-        """Fail `job` and, transitively, every job waiting on its outputs."""
+             state: JobState = FAILED, code: str | None = None, detail: str | None = None) -> list[Job]:
+        """Fail `job` and, transitively, every job waiting on its outputs
+        (`input-failed`, naming the job). `code` is a JobFailure (by
+        default `cancelled` for a cancelled job, else `internal`)."""
         failed = []
-        stack = [(job, cause, outcome, state)]
+        if code is None:
+            code = _CANCELLED_CODE if state == CANCELLED else _INTERNAL
+        stack = [(job, cause, outcome, state, code, detail)]
         while stack:
-            j, c, oc, st = stack.pop()
+            j, c, oc, st, j_code, j_detail = stack.pop()
             if j.done:
                 continue
             if j.state == RUNNABLE:
@@ -397,6 +411,7 @@ class Graph:
             j.state = st
             j.outcome = oc
             j.cause = c
+            j.code, j.detail = j_code, j_detail
             j.finished = time.time()
             j.node = None
             failed.append(j)
@@ -409,7 +424,8 @@ class Graph:
                 for wid in waiters:
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
-                        stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED))
+                        stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED,
+                                      _INPUT_FAILED, j.id))
         return failed
 
     def _output_chain(self, job: Job) -> Iterable[str]:

@@ -32,15 +32,32 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
+CREATE TABLE IF NOT EXISTS attempts (
+    job TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    node TEXT,
+    started REAL,
+    ended REAL,
+    outcome TEXT,
+    exit_code INTEGER,
+    signal INTEGER,
+    code TEXT,
+    detail TEXT,
+    PRIMARY KEY (job, n)
+) WITHOUT ROWID;
 """
+# Ended attempts that did not succeed (attempts.py): one row each, written
+# in the group commit; the attempt that succeeded is the job's own row.
 # Where and how each job last ran, added later (journals from before get the
 # columns on open): attempts that did not count, the attempt's fencing token
 # (a task adopted after a restart with another token is an attempt the
 # journal has not seen), its compute node, start time and exit code.
 _RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NOT NULL DEFAULT 0"),
-                ("ran_on", "TEXT"), ("started", "REAL"), ("exit_code", "INTEGER"))
+                ("ran_on", "TEXT"), ("started", "REAL"), ("exit_code", "INTEGER"),
+                # its failure code and detail, and its own failures retried (--retries)
+                ("code", "TEXT"), ("detail", "TEXT"), ("own", "INTEGER NOT NULL DEFAULT 0"))
 _COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
-            "excused, token, ran_on, started, exit_code")
+            "excused, token, ran_on, started, exit_code, code, detail, own")
 # `weft stats` counters, rewritten with every group commit.
 COUNTERS = "counters"
 
@@ -60,12 +77,14 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
 class Batch:
     """Rows taken from the staging area for one transaction."""
 
-    __slots__ = ("new", "changed", "counters")
+    __slots__ = ("new", "changed", "counters", "attempts")
 
-    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None) -> None:
+    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None,
+                 attempts: list[tuple] | None = None) -> None:
         self.new = new
         self.changed = changed
         self.counters = counters
+        self.attempts = attempts or []
 
 
 class Journal:
@@ -82,6 +101,7 @@ class Journal:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
         self._new: dict[str, Job] = {}
         self._changed: dict[str, Job] = {}
+        self._attempts: list[tuple] = []
         # The owner's counters (a dict it keeps updating): written with each commit.
         self.counters: dict[str, int] | None = None
 
@@ -93,9 +113,12 @@ class Journal:
         if job.id not in self._new:
             self._changed[job.id] = job
 
+    def stage_attempts(self, rows: list[tuple]) -> None:
+        self._attempts += rows
+
     @property
     def dirty(self) -> bool:
-        return bool(self._new or self._changed)
+        return bool(self._new or self._changed or self._attempts)
 
     def commit(self) -> int:
         """Write everything staged in one transaction; returns the row count."""
@@ -117,7 +140,8 @@ class Journal:
             return None
         new, self._new = self._new, {}
         changed, self._changed = self._changed, {}
-        return Batch(new, changed, dict(self.counters) if self.counters is not None else None)
+        rows, self._attempts = self._attempts, []
+        return Batch(new, changed, dict(self.counters) if self.counters is not None else None, rows)
 
     def put_back(self, batch: Batch) -> None:
         """A batch that failed to write: its rows go with the next one."""
@@ -126,6 +150,7 @@ class Journal:
         for jid, job in batch.changed.items():
             if jid not in self._new:
                 self._changed.setdefault(jid, job)
+        self._attempts[:0] = batch.attempts
 
     def write(self, batch: Batch) -> int:
         """One transaction for `batch`; returns the row count."""
@@ -135,21 +160,28 @@ class Journal:
             db.execute("BEGIN")
             if new:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
                          j.submitted, j.finished, _handed(j), j.parent, j.attempts,
-                         j.excused, j.token, j.ran_on, j.started, j.exit_code)
+                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own)
                         for j in list(new.values())
                     ],
                 )
             if changed:
                 db.executemany(
                     "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
-                    "excused=?, token=?, ran_on=?, started=?, exit_code=? WHERE id=?",
+                    "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=? WHERE id=?",
                     [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
-                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.id) for j in list(changed.values())],
+                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.id)
+                     for j in list(changed.values())],
                 )
+            if batch.attempts:
+                for row in batch.attempts:  # few: only attempts that did not succeed
+                    if len(row) == 3:
+                        db.execute("DELETE FROM attempts WHERE job=? AND n=?", row[:2])
+                    else:
+                        db.execute("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?)", row)
             if batch.counters is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (COUNTERS, msgpack.packb(batch.counters)))
             db.execute("COMMIT")
@@ -157,14 +189,19 @@ class Journal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        return len(new) + len(changed)
+        return len(new) + len(changed) + len(batch.attempts)
 
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
         """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
-        excused, token, ran_on, started, exit_code), by seq."""
+        excused, token, ran_on, started, exit_code, code, detail, own), by seq."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
+
+    def replay_attempts(self) -> Iterator[tuple[Any, ...]]:
+        """Rows of the attempts table: (job, n, node, started, ended, outcome, exit_code, signal,
+        code, detail), by job and n."""
+        yield from self._db.execute("SELECT * FROM attempts ORDER BY job, n")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

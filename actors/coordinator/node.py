@@ -53,6 +53,7 @@ from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
 from . import follow, imports, news
+from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
     Copy,
@@ -110,6 +111,7 @@ class CoordinatorNode(Node):
         repair_copies: int = 32,
         retry_backoff: float = 2.0,
         retry_backoff_max: float = 60.0,
+        max_soft_retries: int = 5,
         max_queue: int = 1_000_000,
     ) -> None:
         if config.data_dir is None:
@@ -131,6 +133,7 @@ class CoordinatorNode(Node):
             prefetch=prefetch, follow_ahead=follow_ahead, repair_per_node=repair_per_node,
             repair_total=repair_copies,
             retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
+            max_soft_retries=max_soft_retries,
         )
         self.queue_bound = QueueBound(max_queue)
         self.graph = self.state.graph
@@ -198,6 +201,8 @@ class CoordinatorNode(Node):
                     journal.stage_new(job)
                 for job in e.changed:
                     journal.stage(job)
+                if e.attempts:
+                    journal.stage_attempts(e.attempts)
                 self.commits.mark()
             elif t is Kick:
                 self._wake.set()
@@ -529,10 +534,12 @@ class CoordinatorNode(Node):
             raise BusError(f"no job {jid!r}", code=ErrorCode.MISSING)
         return job
 
-    def _view(self, job: Job, now: float, detail: bool = False) -> dict[str, Any]:
+    def _view(self, job: Job, now: float, detail: bool = False, tries: bool = False) -> dict[str, Any]:
         d = job.summary(now)
         if detail:
             job_detail(job, d)
+        if tries:
+            d["attempt_list"] = attempt_views(job)
         final = self.state.final(job)
         if final is not job:
             d["final"] = final.summary(now)
@@ -543,7 +550,7 @@ class CoordinatorNode(Node):
         req = Status.from_wire(body)
         now = time.time()
         if req.jobs is not None:
-            return {"jobs": [self._view(self._job(j), now, True) for j in req.jobs]}
+            return {"jobs": [self._view(self._job(j), now, True, req.attempts) for j in req.jobs]}
         limit = req.limit
         jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:] if limit else []
         return {"jobs": [self._view(j, now, True) for j in jobs], "counts": self.graph.counts()}

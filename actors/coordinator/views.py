@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .attempts import message
 from .graph import Job
 
 # Immediate input values are shown cut to this many characters.
@@ -33,4 +34,14 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
         d["exit_code"] = job.exit_code
     if spec.timeout is not None:
         d["time_limit"] = spec.timeout
+    if job.code is not None:
+        d["message"] = message(job.code, job.detail)
+    if spec.retries:
+        d["retries"] = spec.retries
+        d["retried"] = job.own
+    if spec.pending_timeout is not None:
+        d["pending_timeout"] = spec.pending_timeout
+    if spec.on_exit:
+        d["on_exit"] = {w: a if isinstance(a, str) else f"submit:{a.get('flow') or 'flow'}"
+                        for w, a in spec.on_exit.items()}
     return d
