@@ -8,7 +8,10 @@ rebuild its graph, then reconciles it with what compute and storage report.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,12 +63,14 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
 class Batch:
     """Rows taken from the staging area for one transaction."""
 
-    __slots__ = ("new", "changed", "counters")
+    __slots__ = ("new", "changed", "counters", "forget")
 
-    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None) -> None:
+    def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None,
+                 forget: set[str] | None = None) -> None:
         self.new = new
         self.changed = changed
         self.counters = counters
+        self.forget = forget or set()
 
 
 class Journal:
@@ -82,12 +87,23 @@ class Journal:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
         self._new: dict[str, Job] = {}
         self._changed: dict[str, Job] = {}
+        self._forget: set[str] = set()  # rows to delete (jobs forgotten: gc.py)
+        # A write and a compaction never run at once (both run in worker threads).
+        self._lock = threading.Lock()
         # The owner's counters (a dict it keeps updating): written with each commit.
         self.counters: dict[str, int] | None = None
 
     # -- staging -----------------------------------------------------------------
     def stage_new(self, job: Job) -> None:
         self._new[job.id] = job
+        self._forget.discard(job.id)  # (a job forgotten, then submitted again)
+
+    def stage_forget(self, ids: list[str]) -> None:
+        """Delete these jobs' rows with the next commit."""
+        for jid in ids:
+            self._new.pop(jid, None)
+            self._changed.pop(jid, None)
+            self._forget.add(jid)
 
     def stage(self, job: Job) -> None:
         if job.id not in self._new:
@@ -95,7 +111,7 @@ class Journal:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._new or self._changed)
+        return bool(self._new or self._changed or self._forget)
 
     def commit(self) -> int:
         """Write everything staged in one transaction; returns the row count."""
@@ -117,7 +133,8 @@ class Journal:
             return None
         new, self._new = self._new, {}
         changed, self._changed = self._changed, {}
-        return Batch(new, changed, dict(self.counters) if self.counters is not None else None)
+        forget, self._forget = self._forget, set()
+        return Batch(new, changed, dict(self.counters) if self.counters is not None else None, forget)
 
     def put_back(self, batch: Batch) -> None:
         """A batch that failed to write: its rows go with the next one."""
@@ -126,13 +143,21 @@ class Journal:
         for jid, job in batch.changed.items():
             if jid not in self._new:
                 self._changed.setdefault(jid, job)
+        self._forget |= {jid for jid in batch.forget if jid not in self._new}
 
     def write(self, batch: Batch) -> int:
         """One transaction for `batch`; returns the row count."""
+        with self._lock:
+            return self._write(batch)
+
+    def _write(self, batch: Batch) -> int:
         new, changed = batch.new, batch.changed
         db = self._db
         try:
             db.execute("BEGIN")
+            if batch.forget:
+                # First: a job forgotten and submitted again is inserted after.
+                db.executemany("DELETE FROM jobs WHERE id=?", [(jid,) for jid in batch.forget])
             if new:
                 db.executemany(
                     f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -157,7 +182,28 @@ class Journal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        return len(new) + len(changed)
+        return len(new) + len(changed) + len(batch.forget)
+
+    # -- compaction ----------------------------------------------------------------
+    def size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(f"{self.path}{suffix}")
+            except OSError:
+                pass
+        return total
+
+    def compact(self) -> float:
+        """Give deleted rows' pages back to the file system: VACUUM, then
+        empty the write-ahead log. Blocking (call it from a worker thread);
+        commits wait meanwhile. Returns the seconds it took."""
+        with self._lock:
+            t0 = time.perf_counter()
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return time.perf_counter() - t0
 
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
