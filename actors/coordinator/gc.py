@@ -167,6 +167,8 @@ def forget(state: CoordinatorState, jobs: list[Job], *, fail_readers: bool = Fal
         state.watchers.pop(job.id, None)
         state.awaiting.pop(job.id, None)
         f.jobs.append(job.id)
+    if len(f.jobs) > 1000 and len(f.jobs) > len(g.jobs) // 4:
+        g.compact()
     if fail_readers and gone_names:
         # Forced: jobs waiting to read what went fail now, naming it, rather than wait forever.
         for j in list(g.jobs.values()):

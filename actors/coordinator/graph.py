@@ -447,6 +447,15 @@ class Graph:
                 gone.append(obj)
         return gone
 
+    def compact(self) -> None:
+        """After many jobs were forgotten: a dict never gives back the table
+        its deleted keys used, so the tables are rebuilt at their live size
+        (in place: others hold these dicts)."""
+        for table in (self.jobs, self.objects):
+            live = dict(table)
+            table.clear()
+            table.update(live)
+
     # -- views -----------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = {}

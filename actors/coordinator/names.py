@@ -112,14 +112,13 @@ def named_ids(specs: list[JobSpec], names: Names, jobs: dict[str, Job],
         if not diff:
             ids[i] = current
             continue
+        _, newest_v = split_version(current)
         if not replace:
-            n = len(names.versions.get(spec.name, ()))
             raise SpecError(
                 f"job #{i + 1}: job name {spec.name!r} is taken by {current} with another "
-                f"{' and '.join(diff)}: submit with --replace to make version {n + 1} of it, "
+                f"{' and '.join(diff)}: submit with --replace to make version {newest_v + 1} of it, "
                 "or choose another --name")
         if spec.name not in made:
-            _, newest_v = split_version(current)
             made[spec.name] = version_id(spec.name, newest_v + 1)
         ids[i] = made[spec.name]
     return ids, made
