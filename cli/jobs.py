@@ -278,7 +278,8 @@ def status(
     with client(coordinator) as c:
         if job:
             st = c.status([job])[0]
-            got = c.progress([job]).get(job) if st.get("state") == "running" else None
+            jid = st["job"]  # (NAME is answered as its newest version's id)
+            got = c.progress([jid]).get(jid) if st.get("state") == "running" else None
             if as_json:
                 emit_json(st if got is None else dict(st, progress=list(got)))
                 return
