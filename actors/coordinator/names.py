@@ -115,7 +115,7 @@ def named_ids(specs: list[JobSpec], names: Names, jobs: dict[str, Job],
         _, newest_v = split_version(current)
         if not replace:
             raise SpecError(
-                f"job #{i + 1}: job name {spec.name!r} is taken by {current} with another "
+                f"job #{i + 1}: job name {spec.name!r} is taken by {current} with different "
                 f"{' and '.join(diff)}: submit with --replace to make version {newest_v + 1} of it, "
                 "or choose another --name")
         if spec.name not in made:

@@ -12,7 +12,7 @@ def test_a_taken_name_with_other_work_is_refused_then_replaced_as_version_2(weft
 
     p = weft("submit", "--name", "report", "--", "echo", "second")
     line = error_line(p)
-    assert "job name 'report' is taken by report with another command" in line
+    assert "job name 'report' is taken by report with different command" in line
     assert "--replace" in line
     # Nothing changed: the name still reads the first output.
     assert ok(weft("get", "report")) == "first\n"
