@@ -132,13 +132,14 @@ def _readers(graph: Graph, job: Job) -> list[str]:
                                                           for r in j.spec.refs.values())] or ["?"]
 
 
-def forget(state: CoordinatorState, jobs: list[Job], *, fail_readers: bool = False) -> Forgotten:
+def forget(state: CoordinatorState, jobs: list[Job], *, fail_readers: bool = False,
+           into: Forgotten | None = None, compact: bool = True) -> Forgotten:
     """Take `jobs` out of the state. Storage deletes are listed per node:
     every node that holds or may hold each object (where we know copies
     are, the job's placement; with neither known, every storage node: a
     delete of an absent name costs storage a dictionary miss)."""
     g = state.graph
-    f = Forgotten()
+    f = into if into is not None else Forgotten()
     every = list(state.storages)
     gone_names: set[str] = set()
     for job in jobs:
@@ -167,7 +168,7 @@ def forget(state: CoordinatorState, jobs: list[Job], *, fail_readers: bool = Fal
         state.watchers.pop(job.id, None)
         state.awaiting.pop(job.id, None)
         f.jobs.append(job.id)
-    if len(f.jobs) > 1000 and len(f.jobs) > len(g.jobs) // 4:
+    if compact and len(f.jobs) > 1000 and len(f.jobs) > len(g.jobs) // 4:
         g.compact()
     if fail_readers and gone_names:
         # Forced: jobs waiting to read what went fail now, naming it, rather than wait forever.

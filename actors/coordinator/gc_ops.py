@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("weft.coordinator")
 
+# Jobs forgotten between two checkpoints of the event loop.
+FORGET_SLICE = 5000
 # Object names per storage delete message.
 DELETE_BATCH = 5000
 # The periodic collection runs this often (at most; and at least hourly).
@@ -58,8 +60,13 @@ async def op_gc(node: CoordinatorNode, body: Any, ctx: Any) -> dict[str, Any]:
 async def collect(node: CoordinatorNode, keep: float) -> GcReply:
     async with node.gc_lock:
         jobs, retained = gc.collectable(node.graph, time.time(), keep)
-        f = gc.forget(node.state, jobs)
-        f.retained = retained
+        f = Forgotten(retained=retained)
+        # In slices: other calls are answered in between (100,000 jobs take ~1 s).
+        for i in range(0, len(jobs), FORGET_SLICE):
+            gc.forget(node.state, jobs[i:i + FORGET_SLICE], into=f, compact=False)
+            await trio.lowlevel.checkpoint()
+        if len(f.jobs) > 1000 and len(f.jobs) > len(node.graph.jobs) // 4:
+            node.graph.compact()
         return await _finish(node, f, compact=bool(f.jobs))
 
 

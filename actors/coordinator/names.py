@@ -84,12 +84,6 @@ def differences(old: JobSpec, new: JobSpec) -> list[str]:
     return out
 
 
-def assign_ids(specs: list[JobSpec], names: Names, jobs: dict[str, Job], replace: bool) -> list[str]:
-    """The job id of each spec (see named_ids and unnamed_id)."""
-    ids, made = named_ids(specs, names, jobs, replace)
-    return [jid if jid is not None else unnamed_id(spec, names, made) for jid, spec in zip(ids, specs, strict=True)]
-
-
 def named_ids(specs: list[JobSpec], names: Names, jobs: dict[str, Job],
               replace: bool) -> tuple[list[str | None], dict[str, str]]:
     """The ids of the named specs (None for the others) and the names this
