@@ -126,15 +126,24 @@ def unnamed_id(spec: JobSpec, names: Names, made: dict[str, str]) -> str:
 
 
 def _point_refs(spec: JobSpec, names: Names, made: dict[str, str]) -> None:
-    if not (names.versions or made) or not spec.refs:
-        if spec.refs and any("@" in r for r in spec.refs.values()):
-            spec.refs = {k: names.resolve_object(r) for k, r in spec.refs.items()}
-        return
-    refs = {}
+    """Inputs reading `NAME/OUTPUT` read the newest version's (this submit's
+    own new version first); `NAME@K/OUTPUT` version K's. The spec is only
+    rewritten when one changes (most submits name no versioned job)."""
+    versions = names.versions
+    refs = None
     for k, ref in spec.refs.items():
         job, _, output = ref.partition("/")
-        if "@" not in job and job in made:
-            refs[k] = f"{made[job]}/{output}"
+        if "@" in job:
+            new = names.resolve_object(ref)
+        elif job in made:
+            new = f"{made[job]}/{output}"
+        elif job in versions:
+            new = names.resolve_object(ref)
         else:
-            refs[k] = names.resolve_object(ref)
-    spec.refs = refs
+            continue
+        if new != ref:
+            if refs is None:
+                refs = dict(spec.refs)
+            refs[k] = new
+    if refs is not None:
+        spec.refs = refs

@@ -58,7 +58,7 @@ def test_a_hundred_thousand_old_jobs_are_forgotten(tmp_path: Path) -> None:
         base = tracemalloc.get_traced_memory()[0]
         state = CoordinatorState(wall=clock.wall, mono=clock.mono)
         replay(journal, state)
-        c = Cluster(state=state, clock=clock, computes=0)
+        Cluster(state=state, clock=clock, computes=0)  # (storage-0 met)
         g = state.graph
         # Storage announced every output (as its inventory would after a restart).
         for job in list(g.jobs.values()):
@@ -79,7 +79,6 @@ def test_a_hundred_thousand_old_jobs_are_forgotten(tmp_path: Path) -> None:
         assert len(forgotten) == OLD and kept == YOUNG
         # The coordinator's own count of live job records: what is retained.
         assert len(g.jobs) == YOUNG and len(g.objects) == YOUNG
-        assert c.state.inline_bytes == 0
         # Every output of theirs (and each log) is to be deleted where it is.
         assert set(listed) == {"storage-0"}
         names = set(listed["storage-0"])

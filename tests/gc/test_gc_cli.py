@@ -36,7 +36,8 @@ def test_delete_is_refused_while_a_pending_job_reads_the_output_then_allowed(
     assert "job del-a is needed by 1 unfinished job(s) (e.g. del-b)" in line and "--force" in line
     assert ok(weft("get", "del-a")) == "a\n"  # still there
 
-    ok(weft("cancel", "del-c"))  # del-b fails with it: nothing pending reads del-a now
+    ok(weft("cancel", "del-c"))  # del-b ends with it: nothing pending reads del-a now
+    assert weft("wait", "del-b", "--timeout", "20").returncode == 1
     out = ok(weft("delete", "del-a"))
     assert out.splitlines()[0] == "deleted del-a"
     assert held(weft, cluster, "del-a/") == []
@@ -101,6 +102,7 @@ def _gc_run(make_cluster: Callable[..., LocalCluster], n: int) -> dict:
         assert set(old) <= set(r["jobs"])
         assert "need" not in r["jobs"] and "slow" not in r["jobs"] and "reader" not in r["jobs"]
         assert r["objects"] >= n
+        assert r["retained"] == 1  # need: finished, read by the waiting reader
         # Gone from storage; what is still needed is still there.
         after = set(held(weft, cluster))
         assert not {o for o in after if o.split("/")[0] in set(old)}
