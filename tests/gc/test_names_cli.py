@@ -20,7 +20,7 @@ def test_a_taken_name_with_other_work_is_refused_then_replaced_as_version_2(weft
     out = ok(weft("submit", "--name", "report", "--replace", "--wait", "--", "echo", "second"))
     assert out == "second\n"
     st = json.loads(ok(weft("status", "report", "--json")))
-    assert st["job"] == "report@2" and st["state"] == "succeeded"
+    assert (st["job"], st["name"], st["version"], st["state"]) == ("report@2", "report", 2, "succeeded")
     # NAME is the newest version; NAME@1 and NAME@2 address each.
     assert ok(weft("get", "report")) == "second\n"
     assert ok(weft("get", "report@1")) == "first\n"
