@@ -341,7 +341,7 @@ def get(
             main = next((o for o in ("result", "stdout") if o in outs), outs[0] if outs else None)
             if main is None:
                 fail(f"job {obj} has no outputs")
-            name = f"{st['job']}/{main}"  # (NAME is its newest version)
+            name = f"{obj}/{main}"  # (as typed: NAME/OUT is the newest version's, NAME@1/OUT version 1's)
         try:
             split_object_name(name)
         except SpecError as e:

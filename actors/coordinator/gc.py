@@ -28,7 +28,9 @@ from weft.actors.model import SpecError
 from weft.bus.errors import BusError
 from weft.protocol.enums import TERMINAL_JOB_STATES, ErrorCode
 from weft.protocol.follow import LOG_OUTPUT
+from weft.protocol.tasks import TaskRef
 
+from .effects import Send
 from .graph import DELEGATED, RUNNING, Graph, Job
 
 if TYPE_CHECKING:
@@ -173,11 +175,23 @@ def forget(state: CoordinatorState, jobs: list[Job], *, fail_readers: bool = Fal
     if fail_readers and gone_names:
         # Forced: jobs waiting to read what went fail now, naming it, rather than wait forever.
         for j in list(g.jobs.values()):
-            if j.done or j.state == RUNNING:
-                continue
+            if j.done or (j.state == RUNNING and not j.ahead):
+                continue  # (one running has its inputs: left to finish)
             for ref in j.spec.refs.values():
                 if ref in gone_names:
+                    if j.state == RUNNING:
+                        _unpark(state, j)
                     producer = ref.split("/", 1)[0]
                     f.failed += [x.id for x in g.fail(j, f"input {ref}: job {producer} was deleted")]
                     break
     return f
+
+
+def _unpark(state: CoordinatorState, job: Job) -> None:
+    """A job started ahead (parked on the node making its other input) is
+    taken back there, as a cancel does."""
+    ref = state.computes.get(job.node or "")
+    if ref is not None:
+        ref.unassign(job.id)
+        state._out.append(Send(ref.endpoint, "cancel", TaskRef(job.id, state.epoch),
+                               f"taking back {job.id} (its input was deleted) on {ref.node}"))

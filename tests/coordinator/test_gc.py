@@ -113,7 +113,7 @@ def test_a_delegate_stays_while_its_delegator_stays() -> None:
 
 def test_forgotten_rows_leave_the_journal_and_it_shrinks_when_compacted(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.sqlite")
-    c = Cluster(journal=journal, slots=1)
+    c = Cluster(journal=journal, slots=1, prefetch=0)
     n = 300
     c.submit(*[spec(f"j{i}", value="x" * 2000) for i in range(n)])
     for i in range(n):

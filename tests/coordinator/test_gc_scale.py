@@ -6,7 +6,7 @@ daemon keeps on purpose) gives back what the old ones took, every one of
 their objects is listed for deletion on the storage node holding it, and
 the journal file shrinks once compacted. The figures are printed
 (`pytest -s`); docs/gc.md has them. The end-to-end part (real daemons,
-storage checked) is tests/gc/."""
+storage checked) is tests/gc_cluster/."""
 
 from __future__ import annotations
 
