@@ -38,6 +38,9 @@ from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
 from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.jobs import (
+    DeleteJobs,
+    Gc,
+    GcReply,
     JobsRef,
     Locate,
     LocateReply,
@@ -322,12 +325,15 @@ class Client:
     def submit(self, fn: Any, /, **kw: Any) -> Future:
         return self.submit_specs([self.spec(fn, **kw)])[0]
 
-    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000) -> list[Future]:
+    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False) -> list[Future]:
+        """Submit jobs. A named job whose name is taken by other work (command
+        or callable, inputs, outputs) is refused unless `replace`, which makes
+        it that name's next version (`NAME@2`, ...; `NAME` means the newest)."""
         specs = list(specs)
         futures: list[Future] = []
         for chunk_specs in _batches(specs, batch):
             r = SubmitReply.from_wire(
-                self.call("submit", Submit(chunk_specs).to_wire(), timeout=max(self.timeout, 60.0))
+                self.call("submit", Submit(chunk_specs, replace).to_wire(), timeout=max(self.timeout, 60.0))
             )
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
         return futures
@@ -351,9 +357,10 @@ class Client:
         while remaining:
             step = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
             r = WaitReply.from_wire(self.call("wait", Wait(remaining, step).to_wire(), timeout=step + self.timeout))
-            for st in r.jobs:
+            # By position: a name (`NAME`, `NAME@2`) is answered with its version's job id.
+            for asked, st in zip(remaining, r.jobs, strict=False):
                 if final_state(st) in TERMINAL_JOB_STATES:
-                    result[st["job"]] = st
+                    result[asked] = st
             remaining = [j for j in remaining if j not in result]
             if remaining and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"{len(remaining)} of {len(ids)} jobs still unfinished after {timeout:g}s")
@@ -362,6 +369,17 @@ class Client:
     def cancel(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
         ids = [j.job if isinstance(j, Future) else j for j in jobs]
         return self.call("cancel", JobsRef(ids).to_wire())["jobs"]
+
+    def delete(self, jobs: Sequence[str | Future], *, force: bool = False) -> dict[str, Any]:
+        """Forget finished jobs with their outputs and logs (refused for one an
+        unfinished job still reads, unless `force`: those fail); what was freed."""
+        ids = [j.job if isinstance(j, Future) else j for j in jobs]
+        return GcReply.from_wire(self.call("delete", DeleteJobs(ids, force).to_wire(), timeout=120.0)).to_wire()
+
+    def gc(self, keep: float | None = None) -> dict[str, Any]:
+        """Collect now: forget finished jobs older than `keep` seconds (default
+        the coordinator's --keep) that nothing unfinished needs; what was freed."""
+        return GcReply.from_wire(self.call("gc", Gc(keep).to_wire(), timeout=600.0)).to_wire()
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]

@@ -21,7 +21,10 @@ from weft.protocol.enums import ObjectState, Outcome, TaskState  # noqa: F401
 
 # A job id or an output name is one path component made of safe characters, so
 # an object name can never climb out of a data directory ("../x", "/etc/x").
-_JOB_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A job id is a name, or a name's later version `NAME@K` (K >= 2; version 1
+# keeps the plain name, so ids from before versions stay what they were).
+_JOB_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:@[1-9][0-9]{0,8})?")
 _OUTPUT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _CALL_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
@@ -48,6 +51,26 @@ def check_job_id(job: Any) -> str:
     if type(job) is not str or not _valid_job_id(job):
         raise SpecError(f"invalid job id {job!r}: use letters, digits, '.', '_', '-' (max 128)")
     return job
+
+
+def check_job_name(name: Any) -> str:
+    """A user-given job name: a job id without a version (`@` is the version's)."""
+    if type(name) is not str or not _NAME_RE.fullmatch(name) or ".." in name:
+        raise SpecError(f"invalid job name {name!r}: use letters, digits, '.', '_', '-' (max 128)")
+    return name
+
+
+def version_id(name: str, version: int) -> str:
+    """The job id of version `version` of the job named `name`."""
+    return name if version == 1 else f"{name}@{version}"
+
+
+def split_version(job: str) -> tuple[str, int]:
+    """(name, version) of a job id or a `NAME@K` reference (`NAME` is version 1)."""
+    name, sep, v = job.rpartition("@")
+    if sep and v.isdigit() and name:
+        return name, int(v)
+    return job, 1
 
 
 def check_output_name(output: Any) -> str:
@@ -258,7 +281,7 @@ class JobSpec:
         if isinstance(self.timeout, int) and self.timeout > _INT64[1]:
             raise SpecError(f"time limit {self.timeout} is out of range: at most 2**63-1 seconds")
         if self.name is not None:
-            check_job_id(self.name)
+            check_job_name(self.name)
         if self.retries or self.retry_delay is not None or self.pending_timeout is not None or self.on_exit:
             _check_retry_fields(self)
 
@@ -332,6 +355,12 @@ class JobSpec:
         }
         digest = hashlib.blake2b(msgpack.packb(canon), digest_size=12).hexdigest()
         return f"j{digest}"
+
+    def identity(self) -> dict[str, Any]:
+        """What makes the job's work: a named job's spec may not change it
+        without a new version (priority, limits and the name are not part of it)."""
+        return {"command": self.command, "call": self.call, "inputs": dict(sorted(self.inputs.items())),
+                "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
 
     def output_objects(self, job_id: str | None = None) -> list[str]:
         jid = job_id or self.job_id()

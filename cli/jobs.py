@@ -67,7 +67,8 @@ def submit(
     command: list[str] = typer.Argument(None, metavar="COMMAND", help="The command and its arguments (after --)."),
     call: str = typer.Option(None, "--call", metavar="MODULE:FUNCTION", help="Run a Python callable instead of a command."),
     file: Path = typer.Option(None, "--file", "-f", metavar="FILE", help="Submit a workflow file (TOML) of named jobs."),
-    name: str = typer.Option(None, "--name", metavar="JOB", help="Job id to use instead of the spec's hash."),
+    name: str = typer.Option(None, "--name", metavar="JOB", help="Job id to use instead of the spec's hash (refused if the name is taken by other work, unless --replace)."),
+    replace: bool = typer.Option(False, "--replace", help="A --name taken by other work gets a new version (NAME@2, ...; NAME means the newest)."),
     inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input, or NAME=@JOB/OUTPUT to read an object (repeatable)."),
     outputs: list[str] = typer.Option([], "--output", metavar="NAME", help="Output name (repeatable; default stdout or result)."),
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
@@ -129,7 +130,7 @@ def submit(
             fail(str(e))
         specs, names = [spec], [None]
     with client(coordinator) as c:
-        futures = c.submit_specs(specs)
+        futures = c.submit_specs(specs, replace=replace)
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
             for f, n in zip(futures, names, strict=True)
@@ -240,10 +241,10 @@ def _wait_with_progress(c: Any, jobs: list[str], timeout: float | None, *, quiet
             pending = [j for j in dict.fromkeys(jobs) if j not in done]
             step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             r = c.call("wait", {"jobs": pending, "timeout": step}, timeout=step + 5)
-            for st in r["jobs"]:
-                latest[st["job"]] = st
+            for asked, st in zip(pending, r["jobs"], strict=False):  # (a NAME is answered as its version)
+                latest[asked] = st
                 if final_of(st)["state"] in DONE:
-                    done[st["job"]] = st
+                    done[asked] = st
             if few:
                 running = [j for j in pending if j not in done and latest[j].get("state") == "running"]
                 reported = c.progress(running) if running else {}
@@ -293,7 +294,8 @@ def status(
     with client(coordinator) as c:
         if job:
             st = c.status([job], attempts=attempts)[0]
-            got = c.progress([job]).get(job) if st.get("state") == "running" else None
+            jid = st["job"]  # (NAME is answered as its newest version's id)
+            got = c.progress([jid]).get(jid) if st.get("state") == "running" else None
             if as_json:
                 emit_json(st if got is None else dict(st, progress=list(got)))
                 return
@@ -358,7 +360,7 @@ def get(
             main = next((o for o in ("result", "stdout") if o in outs), outs[0] if outs else None)
             if main is None:
                 fail(f"job {obj} has no outputs")
-            name = f"{obj}/{main}"
+            name = f"{obj}/{main}"  # (as typed: NAME/OUT is the newest version's, NAME@1/OUT version 1's)
         try:
             split_object_name(name)
         except SpecError as e:

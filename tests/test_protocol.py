@@ -493,3 +493,34 @@ def test_follow_records_bytes() -> None:
         LogRead.from_wire({"job": "j1", "offset": 0, "wait": 99})
     with pytest.raises(BadRequest, match="progress reply: 'progress' entry 'j1' must be"):
         ProgressReply.from_wire({"progress": {"j1": ["x", "y"]}})
+
+
+def test_names_delete_and_gc_records_bytes() -> None:
+    """Names and garbage collection (issue 16): a submit without `replace`
+    keeps its bytes; the new records' bytes are pinned here."""
+    from weft.protocol.fields import BadRequest
+    from weft.protocol.jobs import DeleteJobs, Gc, GcReply
+
+    pinned = [
+        ("submit", Submit([SPEC]), {"jobs": [SPEC.to_wire()]}),
+        ("submit", Submit([SPEC], True), {"jobs": [SPEC.to_wire()], "replace": True}),
+        ("delete", DeleteJobs(["j1", "name@2"]), {"jobs": ["j1", "name@2"], "force": False}),
+        ("delete", DeleteJobs(["j1"], True), {"jobs": ["j1"], "force": True}),
+        ("gc", Gc(), {}),
+        ("gc", Gc(0.0), {"keep": 0.0}),
+        ("gc", GcReply(["j1"], 2, 30, 5, 4096, 1024, 0.25, ["j2"]),
+         {"jobs": ["j1"], "objects": 2, "bytes": 30, "retained": 5, "journal_before": 4096,
+          "journal_after": 1024, "compact_seconds": 0.25, "failed": ["j2"]}),
+    ]
+    for op, record, today in pinned:
+        assert wire_bytes(op, record.to_wire()) == wire_bytes(op, today)
+        assert type(record).from_wire(today) == record
+    assert Gc.from_wire(None) == Gc()
+    with pytest.raises(BadRequest, match="gc: 'keep' must be seconds >= 0"):
+        Gc.from_wire({"keep": -1})
+    with pytest.raises(BadRequest, match="delete: 'force' must be true or false"):
+        DeleteJobs.from_wire({"jobs": ["j1"], "force": "yes"})
+    with pytest.raises(BadRequest, match="delete: 'jobs' must be a non-empty list"):
+        DeleteJobs.from_wire({"jobs": []})
+    with pytest.raises(BadRequest, match="submit: 'replace' must be true or false"):
+        Submit.from_wire({"jobs": [SPEC.to_wire()], "replace": 1})

@@ -25,6 +25,8 @@ from typing import Any
 from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, ObjectState, Outcome
 
+from .names import Names
+
 # Job states are JobState members; an object's is an ObjectState (what its
 # storage nodes said) or one of the coordinator's own two, which `locate`
 # shows as they are:
@@ -157,12 +159,15 @@ class Graph:
         # Jobs whose state changed since the owner last drained this list:
         # the owner journals them and wakes whoever waits on them, in one place.
         self.changed: list[Job] = []
+        self.names = Names()  # job names -> their versions (names.py)
 
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
         """Register a new job (its outputs and its inputs' waits)."""
         job = Job(job_id, spec, seq if seq is not None else next(self._seq), now or time.time())
         self.jobs[job_id] = job
+        if spec.name is not None:
+            self.names.add(job_id, spec.name)
         for name in job.outputs():
             obj = self.objects.get(name)
             if obj is None:
@@ -443,6 +448,29 @@ class Graph:
             job.state = WAITING
             job.missing = 0
         self.changed.append(job)
+
+    # -- forgetting (gc.py decides what) -----------------------------------------
+    def forget_job(self, job: Job, extra: tuple[str, ...] = ()) -> list[Obj]:
+        """Drop a finished job, its outputs' records and those of `extra`
+        objects of it (e.g. its log); returns the objects dropped."""
+        del self.jobs[job.id]
+        if job.spec.name is not None:
+            self.names.forget(job.id, job.spec.name)
+        gone = []
+        for name in (*job.outputs(), *extra):
+            obj = self.objects.pop(name, None)
+            if obj is not None:
+                gone.append(obj)
+        return gone
+
+    def compact(self) -> None:
+        """After many jobs were forgotten: a dict never gives back the table
+        its deleted keys used, so the tables are rebuilt at their live size
+        (in place: others hold these dicts)."""
+        for table in (self.jobs, self.objects):
+            live = dict(table)
+            table.clear()
+            table.update(live)
 
     # -- views -----------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -8,7 +8,10 @@ rebuild its graph, then reconciles it with what compute and storage report.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,14 +80,15 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
 class Batch:
     """Rows taken from the staging area for one transaction."""
 
-    __slots__ = ("new", "changed", "counters", "attempts")
+    __slots__ = ("new", "changed", "counters", "attempts", "forget")
 
     def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None,
-                 attempts: list[tuple] | None = None) -> None:
+                 attempts: list[tuple] | None = None, forget: set[str] | None = None) -> None:
         self.new = new
         self.changed = changed
         self.counters = counters
         self.attempts = attempts or []
+        self.forget = forget or set()
 
 
 class Journal:
@@ -102,12 +106,23 @@ class Journal:
         self._new: dict[str, Job] = {}
         self._changed: dict[str, Job] = {}
         self._attempts: list[tuple] = []
+        self._forget: set[str] = set()  # rows to delete (jobs forgotten: gc.py)
+        # A write and a compaction never run at once (both run in worker threads).
+        self._lock = threading.Lock()
         # The owner's counters (a dict it keeps updating): written with each commit.
         self.counters: dict[str, int] | None = None
 
     # -- staging -----------------------------------------------------------------
     def stage_new(self, job: Job) -> None:
         self._new[job.id] = job
+        self._forget.discard(job.id)  # (a job forgotten, then submitted again)
+
+    def stage_forget(self, ids: list[str]) -> None:
+        """Delete these jobs' rows with the next commit."""
+        for jid in ids:
+            self._new.pop(jid, None)
+            self._changed.pop(jid, None)
+            self._forget.add(jid)
 
     def stage(self, job: Job) -> None:
         if job.id not in self._new:
@@ -118,7 +133,7 @@ class Journal:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._new or self._changed or self._attempts)
+        return bool(self._new or self._changed or self._attempts or self._forget)
 
     def commit(self) -> int:
         """Write everything staged in one transaction; returns the row count."""
@@ -141,7 +156,8 @@ class Journal:
         new, self._new = self._new, {}
         changed, self._changed = self._changed, {}
         rows, self._attempts = self._attempts, []
-        return Batch(new, changed, dict(self.counters) if self.counters is not None else None, rows)
+        forget, self._forget = self._forget, set()
+        return Batch(new, changed, dict(self.counters) if self.counters is not None else None, rows, forget)
 
     def put_back(self, batch: Batch) -> None:
         """A batch that failed to write: its rows go with the next one."""
@@ -151,13 +167,23 @@ class Journal:
             if jid not in self._new:
                 self._changed.setdefault(jid, job)
         self._attempts[:0] = batch.attempts
+        self._forget |= {jid for jid in batch.forget if jid not in self._new}
 
     def write(self, batch: Batch) -> int:
         """One transaction for `batch`; returns the row count."""
+        with self._lock:
+            return self._write(batch)
+
+    def _write(self, batch: Batch) -> int:
         new, changed = batch.new, batch.changed
         db = self._db
         try:
             db.execute("BEGIN")
+            if batch.forget:
+                # First: a job forgotten and submitted again is inserted after.
+                gone = [(jid,) for jid in batch.forget]
+                db.executemany("DELETE FROM jobs WHERE id=?", gone)
+                db.executemany("DELETE FROM attempts WHERE job=?", gone)
             if new:
                 db.executemany(
                     f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -189,7 +215,28 @@ class Journal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        return len(new) + len(changed) + len(batch.attempts)
+        return len(new) + len(changed) + len(batch.attempts) + len(batch.forget)
+
+    # -- compaction ----------------------------------------------------------------
+    def size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(f"{self.path}{suffix}")
+            except OSError:
+                pass
+        return total
+
+    def compact(self) -> float:
+        """Give deleted rows' pages back to the file system: VACUUM, then
+        empty the write-ahead log. Blocking (call it from a worker thread);
+        commits wait meanwhile. Returns the seconds it took."""
+        with self._lock:
+            t0 = time.perf_counter()
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return time.perf_counter() - t0
 
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:

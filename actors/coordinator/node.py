@@ -52,7 +52,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import follow, imports, news
+from . import follow, gc_ops, imports, news
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -70,6 +70,7 @@ from .effects import (
     Waiter,
 )
 from .effects import Wake as WakeWaiter
+from .gc import DEFAULT_KEEP
 from .graph import FINISHED, RUNNABLE, WAITING, Job
 from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef
@@ -113,6 +114,7 @@ class CoordinatorNode(Node):
         retry_backoff_max: float = 60.0,
         max_soft_retries: int = 5,
         max_queue: int = 1_000_000,
+        keep: float = DEFAULT_KEEP,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -141,6 +143,9 @@ class CoordinatorNode(Node):
         self.state.planner.slow = lambda s: self.liveness.unanswered(f"storage/{s.node}")
         self._wake = trio.Event()
         self.started_at = time.time()
+        # Finished jobs are forgotten after this long (gc.py, gc_ops.py).
+        self.keep = keep
+        self.gc_lock = trio.Lock()
         replay(self.journal, self.state)
 
     # -- setup ---------------------------------------------------------------------
@@ -157,6 +162,7 @@ class CoordinatorNode(Node):
         # Following a job: relayed from the compute node running it (follow.py).
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
+        gc_ops.register(self)  # delete, gc
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -168,6 +174,7 @@ class CoordinatorNode(Node):
         nursery.start_soon(self._janitor)
         nursery.start_soon(self._lineage)
         nursery.start_soon(self._repair)
+        nursery.start_soon(gc_ops.periodic, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(
@@ -450,6 +457,9 @@ class CoordinatorNode(Node):
         not have and that are not part of its identity: priority, time_limit).
         """
         specs = await self._submitted_specs(body)
+        replace = body.get("replace", False)  # (a dict: parsed above)
+        if type(replace) is not bool:
+            raise BadRequest("submit: replace must be true or false")
         self.queue_bound.admit(len(specs), self.graph.jobs.values())
         modules, nodes = imports.to_probe(specs, self.state.computes.values())
         if modules:
@@ -458,7 +468,7 @@ class CoordinatorNode(Node):
                 raise SpecError(refusal)
         # Taken in slices, yielding to other calls between them (a big
         # submit must not leave stats, status and polls unanswered).
-        steps = self.state.submitting(specs)
+        steps = self.state.submitting(specs, replace=replace)
         while True:
             try:
                 effects = next(steps)
@@ -529,7 +539,7 @@ class CoordinatorNode(Node):
 
     def _job(self, jid: str) -> Job:
         check_job_id(jid)
-        job = self.graph.jobs.get(jid)
+        job = self.graph.jobs.get(self.graph.names.resolve(jid))
         if job is None:
             raise BusError(f"no job {jid!r}", code=ErrorCode.MISSING)
         return job
@@ -571,7 +581,7 @@ class CoordinatorNode(Node):
 
     def _op_locate(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         """Locate -> LocateReply: where an object's bytes are (its bytes too when small)."""
-        name = Locate.from_wire(body).object
+        name = self.graph.names.resolve_object(Locate.from_wire(body).object)
         if name not in self.graph.objects:
             raise BusError(f"no object {name!r}", code=ErrorCode.MISSING)
         obj = self.graph.resolve(name)

@@ -21,6 +21,7 @@ from weft.protocol.enums import ErrorCode, JobFailure, Outcome, Role, TaskState
 from weft.protocol.objects import DelegateObject
 from weft.protocol.tasks import Delegation, TaskRef, TaskReport
 
+from . import names
 from .attempts import soft_code as _soft_code
 from .dispatch import DispatchMixin
 from .effects import (
@@ -371,7 +372,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
                     if follower is not None and follower.ahead:
                         follower.ahead = False
                         follower.started = now
-            self.to_delete[ref.node].append(jid)
+            if job is not None and t.token >> 32:
+                # Only tasks of our jobs (dispatched: a coordinator's token
+                # has its epoch in the high bits): a task someone started on
+                # the node by hand (`weft task create`) is theirs to delete.
+                self.to_delete[ref.node].append(jid)
             if job is not None and job.state == RUNNABLE and t.token == job.token and outcome == _SUCCESS:
                 # The node we gave up on finished it after all, and nothing
                 # started it again yet: adopt the result instead of rerunning.
@@ -539,12 +544,12 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
                 ))
 
     # -- user requests -----------------------------------------------------------------------
-    def submit(self, specs: list[JobSpec]) -> tuple[list[Submitted], list[Effect]]:
+    def submit(self, specs: list[JobSpec], replace: bool = False) -> tuple[list[Submitted], list[Effect]]:
         """Accept jobs (all checked before any is accepted; within one call a
         job may read the outputs of jobs listed before or after it). A spec
         matching a known job joins it, is answered from it (cached), or runs
         it again if it failed or was cancelled."""
-        steps = self.submitting(specs)
+        steps = self.submitting(specs, replace=replace)
         effects: list[Effect] = []
         while True:
             try:
@@ -552,7 +557,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
             except StopIteration as done:
                 return done.value, effects
 
-    def submitting(self, specs: list[JobSpec], chunk: int = SUBMIT_SLICE) -> Generator[list[Effect], None, list[Submitted]]:
+    def submitting(self, specs: list[JobSpec], chunk: int = SUBMIT_SLICE,
+                   replace: bool = False) -> Generator[list[Effect], None, list[Submitted]]:
         """`submit` in slices of `chunk` specs: yields the effects of each
         slice, so the shell can answer other calls between slices, and
         returns the results. Every spec is checked before any is taken (a
@@ -560,9 +566,12 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin):
         Jobs are registered, then linked to their inputs, in slices; one
         cancelled or joined meanwhile by another call is left as it is."""
         g = self.graph
+        # Names and versions (names.py): a taken name given other work is refused unless `replace`.
+        named, made = names.named_ids(specs, g.names, g.jobs, replace)
         ids: list[str] = []
         for i in range(0, len(specs), chunk):
-            ids += [spec.job_id() for spec in specs[i:i + chunk]]
+            ids += [jid if jid is not None else names.unnamed_id(spec, g.names, made)
+                    for jid, spec in zip(named[i:i + chunk], specs[i:i + chunk], strict=True)]
             if i + chunk < len(specs):
                 yield []
         pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}

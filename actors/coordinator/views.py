@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from weft.actors.model import split_version
+
 from .attempts import message
 from .graph import Job
 
@@ -20,6 +22,8 @@ def _short(value: str | bytes) -> str:
 def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
     """Add the job's work, inputs and last run to its summary `d`."""
     spec = job.spec
+    if spec.name is not None:
+        d["version"] = split_version(job.id)[1]  # (NAME@K; the plain name is version 1)
     if spec.command is not None:
         d["command"] = spec.command
     else:
