@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -38,6 +39,9 @@ from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
 from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.jobs import (
     Cancel,
+    DeleteJobs,
+    Gc,
+    GcReply,
     GroupRef,
     ListJobs,
     Locate,
@@ -279,12 +283,23 @@ class Client:
         timeout: float | None = None,
         groups: Sequence[str] = (),
         max_cancellation_time: float | None = None,
+        retries: int = 0,
+        retry_delay: float | None = None,
+        pending_timeout: float | None = None,
+        on_exit: dict[str, str] | Sequence[str] | None = None,
         **inputs: Any,
     ) -> JobSpec:
         """Build a job spec: `fn` is argv (a list) for a command, else a callable.
 
         `time_limit` is how long the job may run, in seconds (`timeout` is its
-        older name). `groups` label it (`cancel(groups=...)`, `pause(group)`);
+        older name). `retries`: times its own failures (non-zero exit, crash,
+        time limit) are retried, the first `retry_delay` seconds after (1 by
+        default), each next twice as late. `pending_timeout`: seconds it may
+        wait to start before it fails `pending-timeout`. `on_exit`: exit
+        actions, {"1": "succeed", "timed-out": "retry", "crashed":
+        "submit:cleanup.toml"} (or ["1=succeed", ...]); a flow file is read
+        now, relative to the current directory.
+        `groups` label it (`cancel(groups=...)`, `pause(group)`);
         `max_cancellation_time` is how long a cancelled command gets between
         SIGTERM and SIGKILL (default 10 s)."""
         if timeout is not None and time_limit is not None:
@@ -303,22 +318,31 @@ class Client:
                 immediate[k] = str(v)
             else:
                 raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
-        control: dict[str, Any] = {"groups": list(groups) if groups else (), "cancel_time": max_cancellation_time}
+        more: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "pending_timeout": pending_timeout,
+                                "groups": list(groups) if groups else (), "cancel_time": max_cancellation_time}
+        if on_exit:
+            from .flow import parse_on_exit
+
+            more["on_exit"] = parse_on_exit(dict(on_exit) if isinstance(on_exit, dict) else list(on_exit),
+                                            Path.cwd(), what="on_exit")
         if isinstance(fn, list | tuple):
             return JobSpec(command=list(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["stdout"]),
-                           name=name, priority=priority, timeout=timeout, **control)
+                           name=name, priority=priority, timeout=timeout, **more)
         return JobSpec(call=_callable_name(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["result"]),
-                       name=name, priority=priority, timeout=timeout, **control)
+                       name=name, priority=priority, timeout=timeout, **more)
 
     def submit(self, fn: Any, /, **kw: Any) -> Future:
         return self.submit_specs([self.spec(fn, **kw)])[0]
 
-    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000) -> list[Future]:
+    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False) -> list[Future]:
+        """Submit jobs. A named job whose name is taken by other work (command
+        or callable, inputs, outputs) is refused unless `replace`, which makes
+        it that name's next version (`NAME@2`, ...; `NAME` means the newest)."""
         specs = list(specs)
         futures: list[Future] = []
         for chunk_specs in _batches(specs, batch):
             r = SubmitReply.from_wire(
-                self.call("submit", Submit(chunk_specs).to_wire(), timeout=max(self.timeout, 60.0))
+                self.call("submit", Submit(chunk_specs, replace).to_wire(), timeout=max(self.timeout, 60.0))
             )
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
         return futures
@@ -327,9 +351,11 @@ class Client:
         """One job per item, the item given as input `key`."""
         return self.submit_specs([self.spec(fn, **{key: item}, **kw) for item in items])
 
-    def status(self, jobs: Sequence[str | Future]) -> list[dict[str, Any]]:
+    def status(self, jobs: Sequence[str | Future], *, attempts: bool = False) -> list[dict[str, Any]]:
+        """Each job's view; with `attempts`, its `attempt_list` too (every
+        attempt: n, node, started, ended, outcome, exit_code, signal, code, detail)."""
         ids = [j.job if isinstance(j, Future) else j for j in jobs]
-        return self.call("status", Status(ids).to_wire())["jobs"]
+        return self.call("status", Status(ids, attempts=attempts).to_wire())["jobs"]
 
     def wait(self, futures: Sequence[Future | str], timeout: float | None = None) -> list[dict[str, Any]]:
         """Wait for all; returns their statuses. Raises TimeoutError."""
@@ -340,9 +366,10 @@ class Client:
         while remaining:
             step = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
             r = WaitReply.from_wire(self.call("wait", Wait(remaining, step).to_wire(), timeout=step + self.timeout))
-            for st in r.jobs:
+            # By position: a name (`NAME`, `NAME@2`) is answered with its version's job id.
+            for asked, st in zip(remaining, r.jobs, strict=False):
                 if final_state(st) in TERMINAL_JOB_STATES:
-                    result[st["job"]] = st
+                    result[asked] = st
             remaining = [j for j in remaining if j not in result]
             if remaining and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"{len(remaining)} of {len(ids)} jobs still unfinished after {timeout:g}s")
@@ -376,6 +403,17 @@ class Client:
     def group(self, name: str) -> dict[str, Any]:
         """One group: counts by state and the members not finished."""
         return self.call("group", GroupRef(name).to_wire())
+
+    def delete(self, jobs: Sequence[str | Future], *, force: bool = False) -> dict[str, Any]:
+        """Forget finished jobs with their outputs and logs (refused for one an
+        unfinished job still reads, unless `force`: those fail); what was freed."""
+        ids = [j.job if isinstance(j, Future) else j for j in jobs]
+        return GcReply.from_wire(self.call("delete", DeleteJobs(ids, force).to_wire(), timeout=120.0)).to_wire()
+
+    def gc(self, keep: float | None = None) -> dict[str, Any]:
+        """Collect now: forget finished jobs older than `keep` seconds (default
+        the coordinator's --keep) that nothing unfinished needs; what was freed."""
+        return GcReply.from_wire(self.call("gc", Gc(keep).to_wire(), timeout=600.0)).to_wire()
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]

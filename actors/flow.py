@@ -13,6 +13,15 @@ output of another job of the file (`@job` alone: its main output, `result`
 for callables, `stdout` for commands), and `@<job-id>/<output>` an object
 that already exists. Anything else is an immediate value.
 
+Retries and exit actions (see actors/coordinator/exits.py):
+
+    retries = 2                 # its own failures are retried twice
+    retry_delay = "10s"         # the first retry 10 s after, then 20 s, ...
+    pending_timeout = "30m"     # fail if not started within 30 minutes
+    on_exit = { 1 = "succeed", timed-out = "retry", crashed = "submit:cleanup.toml" }
+
+A `submit:` flow file is read now, relative to this file, and kept with the job.
+
 Names are local to the file. Each job's id is the hash of its spec, with
 references resolved to the producers' ids, so changing a command reruns that
 job and everything downstream, and nothing else (a build cache).
@@ -28,7 +37,11 @@ from .durations import parse_duration
 from .model import JobSpec, SpecError, check_job_id, split_object_name
 
 # `time_limit` is how long a job may run; `timeout` is its older name.
-_FIELDS = {"command", "call", "inputs", "outputs", "priority", "time_limit", "timeout", "name"}
+_FIELDS = {"command", "call", "inputs", "outputs", "priority", "time_limit", "timeout", "name",
+           "retries", "retry_delay", "pending_timeout", "on_exit"}
+# A `submit:` flow may name flows of its own: this deep at most (a flow
+# submitting itself would never end).
+MAX_FLOW_NESTING = 8
 # Job control: labels, and SIGTERM-to-SIGKILL seconds when cancelled.
 # Ordering: `after` names jobs of this file or job ids; `after_groups` groups.
 _FIELDS |= {"groups", "max_cancellation_time", "after", "after_groups"}
@@ -43,8 +56,13 @@ def main_output(spec: JobSpec) -> str:
     return spec.outputs[0]
 
 
-def load_flow(path: Path) -> list[tuple[str, JobSpec]]:
+def load_flow(path: Path, depth: int = 0) -> list[tuple[str, JobSpec]]:
     """Parse a workflow file into (local name, spec) in dependency order."""
+    return parse_flow(read_flow(path), str(path), base=path.parent, depth=depth)
+
+
+def read_flow(path: Path) -> dict[str, Any]:
+    """A workflow file's TOML, as data."""
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -53,10 +71,81 @@ def load_flow(path: Path) -> list[tuple[str, JobSpec]]:
         raise SpecError(f"cannot read workflow file {str(path)!r}: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML: {e}") from None
-    return parse_flow(data, str(path))
+    return data
 
 
-def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str, JobSpec]]:
+def parse_on_exit(items: dict[str, Any] | list[str], base: Path | None, depth: int = 0,
+                  what: str = "--on-exit") -> dict[str, Any]:
+    """Exit actions as a job spec keeps them: WHEN -> `succeed`, `fail`,
+    `retry`, or {"submit": <flow data>, "flow": <file name>}. `items` are
+    `WHEN=ACTION` strings (the CLI) or a map (a flow file, the client);
+    a `submit:FILE` is read now, relative to `base`, and checked."""
+    from .model import EXIT_ACTIONS, check_exit_when
+
+    pairs: list[tuple[Any, Any]]
+    if isinstance(items, dict):
+        pairs = list(items.items())
+    else:
+        pairs = []
+        for item in items:
+            when, sep, action = str(item).partition("=")
+            if not sep:
+                raise SpecError(f"invalid {what} {item!r}: expected WHEN=ACTION, e.g. 1=succeed")
+            pairs.append((when.strip(), action.strip()))
+    out: dict[str, Any] = {}
+    for when, action in pairs:
+        when = check_exit_when(str(when))
+        if when in out:
+            raise SpecError(f"{what}: {when} is given twice")
+        if isinstance(action, dict):  # kept form (a flow's, read already)
+            out[when] = action
+            continue
+        if not isinstance(action, str):
+            raise SpecError(f"{what} {when}: expected succeed, fail, retry or submit:FLOW.toml")
+        if action in EXIT_ACTIONS:
+            out[when] = action
+        elif action.startswith("submit:") and action[7:]:
+            if depth >= MAX_FLOW_NESTING:
+                raise SpecError(f"{what} {when}={action}: flows submitting flows nest more than "
+                                f"{MAX_FLOW_NESTING} deep (does one submit itself?)")
+            path = Path(action[7:]).expanduser()
+            if base is not None and not path.is_absolute():
+                path = base / path
+            data = read_flow(path)
+            # Checked now, as it will be submitted (with the inputs it is given then).
+            parse_flow(_with_ended(data), str(path), base=path.parent, depth=depth + 1)
+            out[when] = {"submit": _resolved(data, path.parent, depth + 1), "flow": path.name}
+        else:
+            raise SpecError(f"{what} {when}={action}: ACTION must be succeed, fail, retry or submit:FLOW.toml")
+    return out
+
+
+def _with_ended(data: dict[str, Any]) -> dict[str, Any]:
+    jobs = data.get("jobs")
+    if not isinstance(jobs, dict):
+        return data
+    return {"jobs": {n: {**t, "inputs": {**(t.get("inputs") or {}), "ended_job": "x", "ended_when": "0"}}
+                     if isinstance(t, dict) and isinstance(t.get("inputs", {}), dict) else t
+                     for n, t in jobs.items()}}
+
+
+def _resolved(data: dict[str, Any], base: Path, depth: int) -> dict[str, Any]:
+    """`data` with its jobs' `submit:` exit actions read (kept with the job, as data)."""
+    jobs = {}
+    for name, t in (data.get("jobs") or {}).items():
+        if isinstance(t, dict) and isinstance(t.get("on_exit"), dict):
+            t = {**t, "on_exit": parse_on_exit(t["on_exit"], base, depth, f"jobs.{name}.on_exit")}
+        jobs[name] = t
+    return {"jobs": jobs}
+
+
+def _seconds(t: dict[str, Any], key: str) -> Any:
+    value = t.get(key)
+    return parse_duration(value, key) if isinstance(value, str) else value
+
+
+def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | None = None,
+               depth: int = 0) -> list[tuple[str, JobSpec]]:
     jobs = data.get("jobs")
     if not isinstance(jobs, dict) or not jobs:
         raise SpecError(f"{where}: expected one or more [jobs.NAME] tables")
@@ -168,6 +257,10 @@ def parse_flow(data: dict[str, Any], where: str = "workflow") -> list[tuple[str,
                 groups=groups or (),
                 after=after or (),
                 after_groups=after_groups or (),
+                retries=t.get("retries", 0),
+                retry_delay=_seconds(t, "retry_delay"),
+                pending_timeout=_seconds(t, "pending_timeout"),
+                on_exit=parse_on_exit(t["on_exit"], base, depth, "on_exit") if t.get("on_exit") else None,
             )
         except SpecError as e:
             raise SpecError(f"{where}: jobs.{name}: {e}") from None

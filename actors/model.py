@@ -21,7 +21,10 @@ from weft.protocol.enums import ObjectState, Outcome, TaskState  # noqa: F401
 
 # A job id or an output name is one path component made of safe characters, so
 # an object name can never climb out of a data directory ("../x", "/etc/x").
-_JOB_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A job id is a name, or a name's later version `NAME@K` (K >= 2; version 1
+# keeps the plain name, so ids from before versions stay what they were).
+_JOB_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:@[1-9][0-9]{0,8})?")
 _OUTPUT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _CALL_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
@@ -48,6 +51,26 @@ def check_job_id(job: Any) -> str:
     if type(job) is not str or not _valid_job_id(job):
         raise SpecError(f"invalid job id {job!r}: use letters, digits, '.', '_', '-' (max 128)")
     return job
+
+
+def check_job_name(name: Any) -> str:
+    """A user-given job name: a job id without a version (`@` is the version's)."""
+    if type(name) is not str or not _NAME_RE.fullmatch(name) or ".." in name:
+        raise SpecError(f"invalid job name {name!r}: use letters, digits, '.', '_', '-' (max 128)")
+    return name
+
+
+def version_id(name: str, version: int) -> str:
+    """The job id of version `version` of the job named `name`."""
+    return name if version == 1 else f"{name}@{version}"
+
+
+def split_version(job: str) -> tuple[str, int]:
+    """(name, version) of a job id or a `NAME@K` reference (`NAME` is version 1)."""
+    name, sep, v = job.rpartition("@")
+    if sep and v.isdigit() and name:
+        return name, int(v)
+    return job, 1
 
 
 def check_output_name(output: Any) -> str:
@@ -215,6 +238,14 @@ class JobSpec:
     # Groups whose every member (known when the submit arrives) must have
     # succeeded first; the coordinator adds those members to `after`.
     after_groups: list[str] | tuple[()] = ()
+    # Retries of the job's own failures (non-zero exit, crash, time limit),
+    # the first one `retry_delay` seconds after the failure, each next one
+    # twice as late; `pending_timeout`: fail if not started within it;
+    # `on_exit`: WHEN -> action (see exits.py). Not part of the identity.
+    retries: int = 0
+    retry_delay: float | None = None
+    pending_timeout: float | None = None
+    on_exit: dict[str, Any] | None = None  # (None, not {}: most jobs have none, and specs come in bulk)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -267,7 +298,9 @@ class JobSpec:
         if isinstance(self.timeout, int) and self.timeout > _INT64[1]:
             raise SpecError(f"time limit {self.timeout} is out of range: at most 2**63-1 seconds")
         if self.name is not None:
-            check_job_id(self.name)
+            check_job_name(self.name)
+        if self.retries or self.retry_delay is not None or self.pending_timeout is not None or self.on_exit:
+            _check_retry_fields(self)
         self._validate_control()
 
     def _validate_control(self) -> None:
@@ -315,13 +348,22 @@ class JobSpec:
             d["a"] = list(self.after)
         if self.after_groups:
             d["ag"] = list(self.after_groups)
+        if self.retries:
+            d["r"] = self.retries
+        if self.retry_delay is not None:
+            d["rd"] = self.retry_delay
+        if self.pending_timeout is not None:
+            d["pt"] = self.pending_timeout
+        if self.on_exit:
+            d["x"] = self.on_exit
         return d
 
     @classmethod
     def from_wire(cls, d: Any) -> JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
-        unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag"}
+        unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag",
+                            "r", "rd", "pt", "x"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -337,7 +379,16 @@ class JobSpec:
             groups=d.get("g") or (),
             after=d.get("a") or (),
             after_groups=d.get("ag") or (),
+            retries=d.get("r", 0),
+            retry_delay=d.get("rd"),
+            pending_timeout=d.get("pt"),
+            on_exit=d.get("x"),
         )
+
+    def exit_action(self, when: str) -> Any:
+        """The action for an ending `when` (an exit code as a string,
+        `timed-out` or `crashed`), or None."""
+        return self.on_exit.get(when) if self.on_exit else None
 
     def job_id(self) -> str:
         """The user's name if given, else a hash of the canonical spec.
@@ -364,6 +415,12 @@ class JobSpec:
         digest = hashlib.blake2b(msgpack.packb(canon), digest_size=12).hexdigest()
         return f"j{digest}"
 
+    def identity(self) -> dict[str, Any]:
+        """What makes the job's work: a named job's spec may not change it
+        without a new version (priority, limits and the name are not part of it)."""
+        return {"command": self.command, "call": self.call, "inputs": dict(sorted(self.inputs.items())),
+                "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
+
     def output_objects(self, job_id: str | None = None) -> list[str]:
         jid = job_id or self.job_id()
         return [f"{jid}/{o}" for o in self.outputs]
@@ -372,6 +429,49 @@ class JobSpec:
         """Bytes of the spec's values (inputs, argv): what dominates its message."""
         size = sum(byte_size(v) + len(k) for k, v in self.inputs.items())
         return size + sum(byte_size(a) for a in self.command or ())
+
+
+# Exit actions: WHEN is an exit code (0-255), `timed-out` or `crashed`;
+# the action `succeed`, `fail`, `retry`, or {"submit": <flow file data>,
+# "flow": <its file name>} (the file as the client read it at submit time).
+EXIT_WHENS = ("timed-out", "crashed")
+EXIT_ACTIONS = ("succeed", "fail", "retry")
+MAX_RETRIES = 1000
+
+
+def _seconds(value: Any, what: str) -> None:
+    if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
+            or value < 0 or value > _INT64[1]):
+        raise SpecError(f"{what} {value!r}: expected a non-negative, finite number of seconds")
+
+
+def check_exit_when(when: Any) -> str:
+    if type(when) is str and (when in EXIT_WHENS or (when.isdigit() and int(when) <= 255 and str(int(when)) == when)):
+        return when
+    raise SpecError(f"exit action for {when!r}: WHEN must be an exit code (0-255), 'timed-out' or 'crashed'")
+
+
+def _check_retry_fields(spec: JobSpec) -> None:
+    r = spec.retries
+    if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r <= MAX_RETRIES:
+        raise SpecError(f"retries {r!r}: expected a whole number from 0 to {MAX_RETRIES}")
+    if spec.retry_delay is not None:
+        _seconds(spec.retry_delay, "retry delay")
+    if spec.pending_timeout is not None:
+        _seconds(spec.pending_timeout, "pending timeout")
+        if spec.pending_timeout <= 0:
+            raise SpecError(f"pending timeout {spec.pending_timeout!r}: expected a positive number of seconds")
+    if spec.on_exit is not None and not isinstance(spec.on_exit, dict):
+        raise SpecError("'on_exit' must be a map of WHEN to action")
+    for when, action in (spec.on_exit or {}).items():
+        check_exit_when(when)
+        if action in EXIT_ACTIONS:
+            continue
+        if isinstance(action, dict) and set(action) <= {"submit", "flow"} and isinstance(action.get("submit"), dict):
+            continue
+        raise SpecError(f"exit action for {when}: expected succeed, fail, retry or submit:FLOW.toml, got {action!r}")
+    if spec.on_exit and spec.on_exit.get("0") in ("fail", "retry"):
+        raise SpecError(f"exit action 0={spec.on_exit['0']}: exit code 0 is a success (use succeed or submit:FLOW)")
 
 
 def check_submittable(spec: JobSpec) -> None:

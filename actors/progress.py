@@ -18,6 +18,9 @@ _TAIL = 4096
 # every item must not fill the disk).
 _REWRITE_AT = 1 << 20
 MESSAGE_MAX = 200
+# Set when this process reported: a warm worker clears its (per-worker)
+# progress file after such a call, so the next call starts without one.
+reported = False
 
 
 def progress(percent: float, message: str = "") -> None:
@@ -26,6 +29,7 @@ def progress(percent: float, message: str = "") -> None:
     Does nothing outside a weft job (no `$WEFT_PROGRESS`), so library code
     may call it unconditionally.
     """
+    global reported
     path = os.environ.get("WEFT_PROGRESS")
     if not path:
         return
@@ -42,6 +46,19 @@ def progress(percent: float, message: str = "") -> None:
         os.write(fd, line)
     finally:
         os.close(fd)
+    reported = True
+
+
+def clear() -> None:
+    """Empty this process's progress file (a warm worker between calls)."""
+    global reported
+    reported = False
+    path = os.environ.get("WEFT_PROGRESS")
+    if path:
+        try:
+            os.truncate(path, 0)
+        except OSError:
+            pass
 
 
 def parse_line(line: str) -> tuple[float, str] | None:

@@ -17,6 +17,7 @@ from .durations import duration
 from .show import (
     DONE,
     PRINT_LIMIT,
+    attempt_lines,
     final_of,
     printable,
     resubmission_line,
@@ -66,7 +67,8 @@ def submit(
     command: list[str] = typer.Argument(None, metavar="COMMAND", help="The command and its arguments (after --)."),
     call: str = typer.Option(None, "--call", metavar="MODULE:FUNCTION", help="Run a Python callable instead of a command."),
     file: Path = typer.Option(None, "--file", "-f", metavar="FILE", help="Submit a workflow file (TOML) of named jobs."),
-    name: str = typer.Option(None, "--name", metavar="JOB", help="Job id to use instead of the spec's hash."),
+    name: str = typer.Option(None, "--name", metavar="JOB", help="Job id to use instead of the spec's hash (refused if the name is taken by other work, unless --replace)."),
+    replace: bool = typer.Option(False, "--replace", help="A --name taken by other work gets a new version (NAME@2, ...; NAME means the newest)."),
     inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input, or NAME=@JOB/OUTPUT to read an object (repeatable)."),
     outputs: list[str] = typer.Option([], "--output", metavar="NAME", help="Output name (repeatable; default stdout or result)."),
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
@@ -76,12 +78,16 @@ def submit(
     after: list[str] = typer.Option([], "--after", metavar="JOB", help="Start only once this job succeeded (repeatable; no data passed)."),
     after_groups: list[str] = typer.Option([], "--after-group", metavar="NAME", help="Start only once every member of this group (as of this submit) succeeded (repeatable)."),
     cancel_time: str = typer.Option(None, "--max-cancellation-time", metavar="DURATION", help="When cancelled, how long the command gets between SIGTERM and SIGKILL (default 10s)."),
+    retries: int = typer.Option(0, "--retries", metavar="N", help="Retry the job's own failures (non-zero exit, crash, time limit) up to N times."),
+    retry_delay: str = typer.Option(None, "--retry-delay", metavar="DURATION", help="Wait before the first retry (default 1s), twice as long before each next one."),
+    pending_timeout: str = typer.Option(None, "--pending-timeout", metavar="DURATION", help="Fail (code pending-timeout) if not started within this long."),
+    on_exit: list[str] = typer.Option([], "--on-exit", metavar="WHEN=ACTION", help="WHEN an exit code, timed-out or crashed; ACTION succeed, fail, retry or submit:FLOW.toml (repeatable)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """Submit a job (or a workflow file) and print its id."""
-    from weft.actors.flow import load_flow
+    from weft.actors.flow import load_flow, parse_on_exit
 
     if old_timeout is not None:
         if time_limit is not None:
@@ -90,6 +96,8 @@ def submit(
         time_limit = old_timeout
     limit_s = duration(time_limit, "--timeout" if old_timeout is not None else "--time-limit")
     cancel_s = duration(cancel_time, "--max-cancellation-time")
+    delay_s = duration(retry_delay, "--retry-delay")
+    pending_s = duration(pending_timeout, "--pending-timeout")
     names: list[str | None]
     if file is not None:
         if command or call:
@@ -97,6 +105,8 @@ def submit(
         if after or after_groups:
             # They are identity: the file's jobs' ids (which its refs use) would change.
             fail("--after and --after-group go in the workflow file (after = [...], after_groups = [...])")
+        if retries or retry_delay or pending_timeout or on_exit:
+            fail("--retries, --retry-delay, --pending-timeout and --on-exit are set per job in a workflow file")
         try:
             flow = load_flow(file)
         except SpecError as e:
@@ -131,12 +141,16 @@ def submit(
                 cancel_time=cancel_s,
                 after=list(after) or (),
                 after_groups=list(after_groups) or (),
+                retries=retries,
+                retry_delay=delay_s,
+                pending_timeout=pending_s,
+                on_exit=parse_on_exit(on_exit, Path.cwd()) if on_exit else None,
             )
         except SpecError as e:
             fail(str(e))
         specs, names = [spec], [None]
     with client(coordinator) as c:
-        futures = c.submit_specs(specs)
+        futures = c.submit_specs(specs, replace=replace)
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
             for f, n in zip(futures, names, strict=True)
@@ -247,10 +261,10 @@ def _wait_with_progress(c: Any, jobs: list[str], timeout: float | None, *, quiet
             pending = [j for j in dict.fromkeys(jobs) if j not in done]
             step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             r = c.call("wait", {"jobs": pending, "timeout": step}, timeout=step + 5)
-            for st in r["jobs"]:
-                latest[st["job"]] = st
+            for asked, st in zip(pending, r["jobs"], strict=False):  # (a NAME is answered as its version)
+                latest[asked] = st
                 if final_of(st)["state"] in DONE:
-                    done[st["job"]] = st
+                    done[asked] = st
             if few:
                 running = [j for j in pending if j not in done and latest[j].get("state") == "running"]
                 reported = c.progress(running) if running else {}
@@ -288,21 +302,28 @@ def _stderr_console():
 def status(
     job: str = typer.Argument(None, metavar="JOB", help="A job id (default: recent jobs)."),
     limit: int = typer.Option(20, "--limit", metavar="N", help="How many recent jobs to list."),
+    attempts: bool = typer.Option(False, "--attempts", help="With JOB: list every attempt (node, start, end, outcome, exit code, signal, failure code)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """State, command, inputs, node, times, exit code and cause of a job (or recent jobs)."""
+    """State, command, inputs, node, times, exit code, failure code and cause of a job (or recent jobs)."""
     if limit < 0:
         fail(f"invalid --limit {limit}: expected a number of jobs >= 0")
+    if attempts and not job:
+        fail("--attempts lists one job's attempts: give its id (weft status JOB --attempts)")
     with client(coordinator) as c:
         if job:
-            st = c.status([job])[0]
-            got = c.progress([job]).get(job) if st.get("state") == "running" else None
+            st = c.status([job], attempts=attempts)[0]
+            jid = st["job"]  # (NAME is answered as its newest version's id)
+            got = c.progress([jid]).get(jid) if st.get("state") == "running" else None
             if as_json:
                 emit_json(st if got is None else dict(st, progress=list(got)))
                 return
             for line in status_lines(st):
                 typer.echo(line)
+            if attempts:
+                for line in attempt_lines(st.get("attempt_list") or []):
+                    typer.echo(line)
             if got is not None:
                 typer.echo(f"{'progress':9} {progress_text(got)}")
             return
@@ -362,7 +383,7 @@ def get(
             main = next((o for o in ("result", "stdout") if o in outs), outs[0] if outs else None)
             if main is None:
                 fail(f"job {obj} has no outputs")
-            name = f"{obj}/{main}"
+            name = f"{obj}/{main}"  # (as typed: NAME/OUT is the newest version's, NAME@1/OUT version 1's)
         try:
             split_object_name(name)
         except SpecError as e:

@@ -29,6 +29,8 @@ def state_line(st: dict[str, Any]) -> str:
         line += f" ({final['outcome']})"
     if final is not st:
         line += f"  via {final['job']}"
+    if final.get("code") and final["state"] != "succeeded":
+        line += f"  [{final['code']}]"
     if final.get("cause") and final["state"] != "succeeded":
         line += f"  {final['cause']}"
     return line
@@ -63,10 +65,10 @@ def _value(v: Any) -> str:
 
 # The order a person reads a job in; fields the coordinator adds later are
 # shown after these, as they come.
-_ORDER = ("job", "name", "state", "outcome", "command", "cmd", "call", "inputs", "refs", "node",
-          "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts", "priority",
-          "time_limit", "cause", "delegate", "parent", "outputs")
-_HIDDEN = {"final", "demand"}
+_ORDER = ("job", "name", "state", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
+          "refs", "node", "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts", "retries",
+          "retried", "priority", "time_limit", "pending_timeout", "on_exit", "cause", "delegate", "parent", "outputs")
+_HIDDEN = {"final", "demand", "attempt_list"}
 
 
 def status_lines(st: dict[str, Any]) -> list[str]:
@@ -79,13 +81,31 @@ def status_lines(st: dict[str, Any]) -> list[str]:
             v = _when(v)
         elif key in ("waited", "ran") and isinstance(v, int | float):
             v = f"{v:.3f}s"
-        elif key == "time_limit" and isinstance(v, int | float):
+        elif key in ("time_limit", "pending_timeout") and isinstance(v, int | float):
             v = f"{v:g}s"
         else:
             v = _value(v)
         lines.append(f"{key:{width}} {v}")
     if "final" in st:
         lines.append(f"{'final':{width}} {state_line(st['final'])}")
+    return lines
+
+
+def attempt_lines(attempts: list[dict[str, Any]]) -> list[str]:
+    """`weft status JOB --attempts`: one line per attempt, oldest first."""
+    if not attempts:
+        return ["no attempts yet"]
+    lines = [f"{'#':>3}  {'node':12} {'started':25} {'ran':>9}  {'outcome':11} {'exit':>4}  {'signal':6} code"]
+    for a in attempts:
+        started, ended = a.get("started"), a.get("ended")
+        ran = f"{ended - started:.3f}s" if isinstance(started, int | float) and isinstance(ended, int | float) else "-"
+        code = a.get("code") or ""
+        if a.get("detail") and code not in ("exit-status", "crashed"):
+            code += f" ({a['detail']})"
+        sig = a.get("signal")
+        lines.append(f"{a.get('n', '?'):>3}  {a.get('node') or '-':12} {_when(started) if started else '-':25} "
+                     f"{ran:>9}  {a.get('outcome', '-'):11} {a.get('exit_code', '-')!s:>4}  "
+                     f"{'-' if sig is None else sig!s:6} {code}".rstrip())
     return lines
 
 

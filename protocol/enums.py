@@ -130,3 +130,36 @@ class ErrorCode(enum.StrEnum):
     CALLABLE_FAILED = "callable-failed"
     CALLABLE_NOT_FOUND = "callable-not-found"
     WORKER_LOST = "worker-lost"
+
+
+class JobFailure(enum.StrEnum):
+    """Why a job failed or was cancelled: the `code` of a finished job that
+    did not succeed (beside an optional `detail` and the human `cause`).
+    A fixed, documented set (README, "Job states, outcomes and failure
+    codes"); apart from ErrorCode, which names why a request or a task step
+    failed on the wire."""
+
+    EXIT_STATUS = "exit-status"  # the command exited non-zero (detail: the exit code)
+    CRASHED = "crashed"  # killed by a signal it did not get from us (detail: the signal)
+    TIMED_OUT = "timed-out"  # ran longer than its time limit
+    PENDING_TIMEOUT = "pending-timeout"  # not started within --pending-timeout (detail: why)
+    CANCELLED = "cancelled"
+    COMMAND_NOT_FOUND = "command-not-found"
+    INPUT_FAILED = "input-failed"  # a job making an input failed (detail: that job)
+    INPUT_LOST = "input-lost"  # an input object is gone and nothing can make it (detail: the object)
+    NODE_LOST = "node-lost"  # its compute node was lost, too often
+    STORAGE_UNAVAILABLE = "storage-unavailable"  # reading inputs or storing outputs failed, too often
+    SPAWN_LIMIT = "spawn-limit"  # the node could not start its process (or worker), too often
+    NO_CAPACITY = "no-capacity"  # nothing could ever run it
+    MEMORY_LIMIT = "memory-limit"  # reserved: no memory limits are enforced yet
+    OUTPUT_MISSING = "output-missing"  # the command ended well but did not write a declared output
+    CALLABLE_FAILED = "callable-failed"  # a callable raised (or was not found)
+    BAD_SPEC = "bad-spec"  # a delegation or an exit action's flow was malformed
+    INTERNAL = "internal"  # a bug: the traceback is in the daemon's log
+
+
+# Why a job waiting for its start could not start (`detail` of `pending-timeout`).
+PENDING_INPUTS_MISSING = "inputs-missing"
+PENDING_NO_CAPACITY = "no-capacity"
+PENDING_QUEUED = "queued"  # runnable, but every slot was busy
+PENDING_BACKING_OFF = "backing-off"  # (a retry's delay: a retried job is not pending)

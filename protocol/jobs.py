@@ -4,6 +4,8 @@
     status   Status         -> {jobs: [job view], counts?}
     wait     Wait           -> WaitReply
     cancel   JobsRef        -> {jobs: [job view]}
+    delete   DeleteJobs     -> GcReply (what was freed)
+    gc       Gc             -> GcReply
     locate   Locate         -> LocateReply
     nodes    (no body)      -> {nodes: [node view]}
     stats    (no body)      -> the coordinator's counters
@@ -40,9 +42,15 @@ class Submit:
     """`submit`: job specs; all are validated before any is accepted."""
 
     jobs: list[JobSpec]
+    # A named job whose name is taken by other work becomes a new version
+    # of it (left out of the message when false: the bytes stay as before).
+    replace: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {"jobs": [s.to_wire() for s in self.jobs]}
+        d: dict[str, Any] = {"jobs": [s.to_wire() for s in self.jobs]}
+        if self.replace:
+            d["replace"] = True
+        return d
 
     @classmethod
     def from_wire(cls, body: Any) -> Submit:
@@ -56,7 +64,10 @@ class Submit:
                 specs.append(JobSpec.from_wire(w))
             except SpecError as e:
                 raise SpecError(f"job #{i + 1}: {e}") from None
-        return cls(specs)
+        replace = b.get("replace", False)
+        if type(replace) is not bool:
+            bad("submit", "replace", "must be true or false")
+        return cls(specs, replace)
 
 
 @dataclass(slots=True)
@@ -117,20 +128,28 @@ class JobsRef:
 
 @dataclass(slots=True)
 class Status:
-    """`status`: the given jobs, or (no `jobs`) the last `limit` submitted."""
+    """`status`: the given jobs, or (no `jobs`) the last `limit` submitted.
+    `attempts`: with the given jobs, each one's `attempt_list` too (every
+    attempt: n, node, started, ended, outcome, exit_code, signal, code, detail)."""
 
     jobs: list[str] | None = None
     limit: int = 1000
+    attempts: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {"jobs": self.jobs} if self.jobs is not None else {"limit": self.limit}
+        if self.jobs is None:
+            return {"limit": self.limit}
+        return {"jobs": self.jobs, "attempts": True} if self.attempts else {"jobs": self.jobs}
 
     @classmethod
     def from_wire(cls, body: Any) -> Status:
         op = "status"
         b = body_map(op, body, optional=True)
         if "jobs" in b:
-            return cls(str_list(op, b, "jobs", what="job ids"))
+            tries = b.get("attempts", False)
+            if type(tries) is not bool:
+                bad(op, "attempts", f"must be true or false, got {tries!r}")
+            return cls(str_list(op, b, "jobs", what="job ids"), attempts=tries)
         return cls(None, int_field(op, b, "limit", 1000))
 
 
@@ -356,3 +375,87 @@ class GroupRef:
     @classmethod
     def from_wire(cls, body: Any) -> GroupRef:
         return cls(str_field("group", body_map("group", body), "group"))
+
+
+@dataclass(slots=True)
+class DeleteJobs:
+    """`delete`: forget finished jobs (ids, NAME or NAME@K) with their outputs
+    and logs; refused for one an unfinished job still reads, unless `force`."""
+
+    jobs: list[str]
+    force: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "force": self.force}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> DeleteJobs:
+        op = "delete"
+        b = body_map(op, body)
+        force = b.get("force", False)
+        if type(force) is not bool:
+            bad(op, "force", "must be true or false")
+        return cls(str_list(op, b, "jobs", what="job ids", nonempty=True), force)
+
+
+@dataclass(slots=True)
+class Gc:
+    """`gc`: forget finished jobs older than `keep` seconds (default: the
+    coordinator's --keep) that nothing unfinished needs, now."""
+
+    keep: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {} if self.keep is None else {"keep": self.keep}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Gc:
+        op = "gc"
+        b = body_map(op, body, optional=True)
+        keep = b.get("keep")
+        if keep is None:
+            return cls(None)
+        if type(keep) not in (int, float) or not keep >= 0 or keep == float("inf"):
+            bad(op, "keep", f"must be seconds >= 0, got {keep!r}")
+        return cls(float(keep))
+
+
+@dataclass(slots=True)
+class GcReply:
+    """What a delete or gc freed: jobs forgotten (their ids), objects deleted
+    on storage and their bytes (as storage said), finished jobs retained,
+    waiting jobs a forced delete failed, and the journal's size on disk
+    before and after compaction (and the seconds compaction took)."""
+
+    jobs: list[str]
+    objects: int
+    bytes: int
+    retained: int
+    journal_before: int
+    journal_after: int
+    compact_seconds: float = 0.0
+    failed: list[str] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "objects": self.objects, "bytes": self.bytes, "retained": self.retained,
+                "journal_before": self.journal_before, "journal_after": self.journal_after,
+                "compact_seconds": self.compact_seconds, "failed": self.failed}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> GcReply:
+        op = "gc reply"
+        b = body_map(op, body)
+        jobs = str_list(op, b, "jobs", what="job ids")
+        failed = b.get("failed") or []
+        if type(failed) is not list or not all(type(j) is str for j in failed):
+            bad(op, "failed", "must be a list of job ids")
+        ints = []
+        for k in ("objects", "bytes", "retained", "journal_before", "journal_after"):
+            v = b.get(k)
+            if type(v) is not int or v < 0:
+                bad(op, k, f"must be an integer >= 0, got {v!r}")
+            ints.append(v)
+        secs = b.get("compact_seconds", 0.0)
+        if type(secs) not in (int, float):
+            bad(op, "compact_seconds", "must be a number")
+        return cls(jobs, *ints, float(secs), failed)

@@ -295,6 +295,8 @@ class TaskReport:
     # [object, storage endpoint] of each replica a write gave up on while
     # another copy was made: for repair (the copy will never be announced).
     dropped: list[list[str]] | None = None
+    # The signal that ended the command (with `exit` None), when one did.
+    sig: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"job": self.job, "state": self.state, "token": self.token}
@@ -318,6 +320,8 @@ class TaskReport:
             d["finished"] = self.finished
         if self.dropped:
             d["dropped"] = self.dropped
+        if self.sig is not None:
+            d["sig"] = self.sig
         return d
 
     @classmethod
@@ -373,8 +377,11 @@ class TaskReport:
         if dropped is not None and (type(dropped) is not list or not all(
                 type(x) is list and len(x) == 2 and type(x[0]) is str and type(x[1]) is str for x in dropped)):
             bad(op, "dropped", "must be a list of [object, storage endpoint]")
+        sig = get("sig")
+        if sig is not None and type(sig) is not int:
+            bad(op, "sig", f"must be an integer, got {sig!r}")
         return cls(job, state, token, outcome, exit_code, cause, code, delegation, get("unmet") is True,
-                   stored, started, finished, dropped)
+                   stored, started, finished, dropped, sig)
 
 
 @dataclass(slots=True)

@@ -46,6 +46,22 @@ def is_listenable(value: str) -> bool:
     return m is not None and (m.group(1) is None or int(m.group(1)) < 65536)
 
 
+def _duration(v: str) -> float:
+    from weft.actors.durations import parse_duration
+
+    return parse_duration(v, "--keep")
+
+
+def _is_duration(v: str) -> bool:
+    from weft.actors.durations import DurationError
+
+    try:
+        _duration(v)
+    except DurationError:
+        return False
+    return True
+
+
 def _positive_finite(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
@@ -148,9 +164,17 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("retry_backoff_max", "--retry-backoff-max", 60.0, float,
                 "Longest wait before a retry after soft failures.", metavar="SECONDS", target="role",
                 check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("max_soft_retries", "--max-soft-retries", 5, int,
+                "Times a job is retried after infrastructure failures (node lost, storage unreachable) before "
+                "it fails; a job's own failures use its --retries instead.", metavar="N", target="role",
+                check=lambda v: 0 <= v <= 1000, expect="0 to 1000"),
         Setting("max_queue", "--max-queue", 1_000_000, int,
                 "Unfinished jobs past which a submit is answered busy (with a hint of when to retry).",
                 metavar="N", target="role", check=lambda v: v >= 1, expect="at least 1"),
+        Setting("keep", "--keep", "7d", str,
+                "How long finished jobs are kept before they, their outputs and logs are forgotten "
+                "(garbage collection; 90s, 30m, 2h, 7d).", metavar="DURATION", target="role",
+                check=_is_duration, expect="a duration (90, 90s, 30m, 2h, 7d)", convert=_duration),
     ),
     "storage": (
         STATIC_COORDINATOR,

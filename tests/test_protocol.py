@@ -5,6 +5,7 @@ records existed (so a coordinator still on hand-built dicts interoperates)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -508,3 +509,47 @@ def test_job_control_spec_fields_bytes_and_identity() -> None:
         JobSpec(command=["true"], cancel_time=-1)
     with pytest.raises(SpecError, match="group name 'a/b'"):
         JobSpec(command=["true"], groups=["a/b"])
+
+
+def test_job_failure_codes_are_the_documented_set() -> None:
+    from weft.protocol.enums import JobFailure
+
+    assert [str(c) for c in JobFailure] == [
+        "exit-status", "crashed", "timed-out", "pending-timeout", "cancelled", "command-not-found",
+        "input-failed", "input-lost", "node-lost", "storage-unavailable", "spawn-limit", "no-capacity",
+        "memory-limit", "output-missing", "callable-failed", "bad-spec", "internal",
+    ]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for code in JobFailure:
+        assert f"`{code}`" in readme, f"README does not document failure code {code}"
+
+
+def test_names_delete_and_gc_records_bytes() -> None:
+    """Names and garbage collection (issue 16): a submit without `replace`
+    keeps its bytes; the new records' bytes are pinned here."""
+    from weft.protocol.fields import BadRequest
+    from weft.protocol.jobs import DeleteJobs, Gc, GcReply
+
+    pinned = [
+        ("submit", Submit([SPEC]), {"jobs": [SPEC.to_wire()]}),
+        ("submit", Submit([SPEC], True), {"jobs": [SPEC.to_wire()], "replace": True}),
+        ("delete", DeleteJobs(["j1", "name@2"]), {"jobs": ["j1", "name@2"], "force": False}),
+        ("delete", DeleteJobs(["j1"], True), {"jobs": ["j1"], "force": True}),
+        ("gc", Gc(), {}),
+        ("gc", Gc(0.0), {"keep": 0.0}),
+        ("gc", GcReply(["j1"], 2, 30, 5, 4096, 1024, 0.25, ["j2"]),
+         {"jobs": ["j1"], "objects": 2, "bytes": 30, "retained": 5, "journal_before": 4096,
+          "journal_after": 1024, "compact_seconds": 0.25, "failed": ["j2"]}),
+    ]
+    for op, record, today in pinned:
+        assert wire_bytes(op, record.to_wire()) == wire_bytes(op, today)
+        assert type(record).from_wire(today) == record
+    assert Gc.from_wire(None) == Gc()
+    with pytest.raises(BadRequest, match="gc: 'keep' must be seconds >= 0"):
+        Gc.from_wire({"keep": -1})
+    with pytest.raises(BadRequest, match="delete: 'force' must be true or false"):
+        DeleteJobs.from_wire({"jobs": ["j1"], "force": "yes"})
+    with pytest.raises(BadRequest, match="delete: 'jobs' must be a non-empty list"):
+        DeleteJobs.from_wire({"jobs": []})
+    with pytest.raises(BadRequest, match="submit: 'replace' must be true or false"):
+        Submit.from_wire({"jobs": [SPEC.to_wire()], "replace": 1})

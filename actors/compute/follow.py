@@ -49,10 +49,13 @@ def log_path(data_dir: Path, job: str) -> Path:
     return data_dir / "tasks" / job / "results" / "output.txt"
 
 
-def progress_path(data_dir: Path, task: Task) -> Path:
+def progress_path(data_dir: Path, task: Task) -> Path | None:
     if task.spec.command is not None:
         return data_dir / "tasks" / task.job / "results" / "progress"
-    return data_dir / "progress" / task.job  # a callable has no task directory
+    # A callable reports to the file of the worker running it (named once in
+    # that worker's environment), known while the call runs.
+    log = task.call_log
+    return Path(log.progress) if log is not None and log.progress else None
 
 
 async def keep_log(node: ComputeNode, task: Task, *, failed: bool) -> None:
@@ -164,7 +167,8 @@ def read_progress(node: ComputeNode, body: object) -> dict:
         task = node.tasks.get(job)
         if task is None or task.state == TaskState.DONE:
             continue
-        got = read_latest(progress_path(node.data_dir, task))
+        path = progress_path(node.data_dir, task)
+        got = read_latest(path) if path is not None else None
         if got is not None:
             out[job] = got
     return ProgressReply(out).to_wire()

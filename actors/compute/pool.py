@@ -30,6 +30,7 @@ from .worker import (
     BYTES,
     ERROR,
     IOV_MAX,
+    LOGGED,
     NOT_FOUND,
     PICKLE,
     PIPE_CHUNK,
@@ -117,7 +118,7 @@ class _Worker:
     """One worker process, our ends of its two pipes (non-blocking) and its
     two memory files (-1 without them)."""
 
-    __slots__ = ("proc", "rfd", "wfd", "shm_in", "shm_out", "shm_log")
+    __slots__ = ("proc", "rfd", "wfd", "shm_in", "shm_out", "shm_log", "progress", "printed")
 
     def __init__(self, proc: trio.Process, rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1,
                  shm_log: int = -1) -> None:
@@ -128,6 +129,8 @@ class _Worker:
         self.shm_out = shm_out
         # The worker's stdout and stderr (a memory file): a call's prints, its log.
         self.shm_log = shm_log
+        self.progress: str | None = None  # its $WEFT_PROGRESS
+        self.printed = False  # the last reply said the call printed something
 
     @property
     def pid(self) -> int:
@@ -170,6 +173,9 @@ class _Worker:
         while len(data) < REP.size:
             data += await self._read(_READ)
         kind, n = REP.unpack_from(data)
+        if kind & LOGGED:
+            self.printed = True
+            kind &= ~LOGGED
         if kind & SHM:
             if self.shm_out < 0:
                 raise WorkerLost(f"worker {self.pid} broke the protocol (a memory file reply)")
@@ -225,6 +231,7 @@ class WorkerPool:
         python: str = sys.executable,
         startup_timeout: float = 30.0,
         stop_grace: float = 1.0,
+        progress_dir: str | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
@@ -243,6 +250,10 @@ class WorkerPool:
         self._bg_scopes: set[trio.CancelScope] = set()
         self._bg_done: trio.Event | None = None
         self._env = worker_env()
+        # Each worker reports progress to a file of its own, named once in its
+        # environment at start: nothing per call (see weft.actors.progress).
+        self._progress_dir = progress_dir
+        self._spawned = 0
 
     @property
     def size(self) -> int:
@@ -299,11 +310,13 @@ class WorkerPool:
                 # Close-on-exec here; pass_fds hands them to this worker only.
                 shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out"),
                        os.memfd_create("weft-worker-log")]
+            self._spawned += 1
+            progress = None if self._progress_dir is None else f"{self._progress_dir}/worker-{self._spawned}"
             proc = await trio.lowlevel.open_process(
                 [self._python, "-m", "weft.actors.compute.worker", *map(str, shm)],
                 stdin=req_r,
                 stdout=rep_w,
-                env=self._env,
+                env=self._env if progress is None else {**self._env, "WEFT_PROGRESS": progress},
                 pass_fds=shm,
             )
         except BaseException:
@@ -316,6 +329,7 @@ class WorkerPool:
         os.set_blocking(req_w, False)
         os.set_blocking(rep_r, False)
         worker = _Worker(proc, rep_r, req_w, *shm)
+        worker.progress = progress
         self._workers.add(worker)
         try:
             with trio.fail_after(self._startup_timeout):
@@ -424,18 +438,18 @@ class WorkerPool:
         return kind, payload
 
     async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None,
-                  progress: str | None = None, log: CallLog | None = None) -> Any:
+                  log: CallLog | None = None) -> Any:
         """Run `call` ("module:function") with `kwargs` in a free worker; return its value.
 
         `timeout` bounds the call itself, not the wait for a free worker; past
         it the worker is killed and trio.TooSlowError raised. Raises
         CallableError (the function raised), CallableNotFound, WorkerLost.
-        `progress` is the file the call's weft.progress() writes to ($WEFT_PROGRESS).
-        `log` receives what the call printed (see CallLog).
+        `log` receives what the call printed and names the file its
+        weft.progress() writes to (see CallLog).
         """
         if self._closed or not self._started:
             raise trio.ClosedResourceError("the worker pool is not running")
-        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD, progress)
+        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD)
         try:
             worker = await self._idle_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -444,6 +458,7 @@ class WorkerPool:
         healthy = False
         if log is not None:
             log.fd = worker.shm_log
+            log.progress = worker.progress
         try:
             if timeout is None:
                 # No cancel scope when there is no deadline: this is the hot path.
@@ -456,7 +471,13 @@ class WorkerPool:
             healthy = True
         finally:
             self._busy -= 1
-            _take_log(worker, log)
+            # The worker says when a call printed (most print nothing): only
+            # then, or when the call broke off, is its log file looked at.
+            if worker.printed or not healthy:
+                worker.printed = False
+                _take_log(worker, log)
+            elif log is not None:
+                log.fd = -1
             if healthy:
                 try:
                     self._idle_send.send_nowait(worker)
@@ -472,11 +493,12 @@ class CallLog:
     worker's log memory file while the call runs (read it live with pread),
     `data` its bytes once the call ended."""
 
-    __slots__ = ("fd", "data")
+    __slots__ = ("fd", "data", "progress")
 
     def __init__(self) -> None:
         self.fd = -1
         self.data = b""
+        self.progress: str | None = None  # the worker's $WEFT_PROGRESS, once it runs
 
 
 # A call's log beyond this keeps its last bytes only.
@@ -484,8 +506,7 @@ CALL_LOG_MAX = 16 << 20
 
 
 def _take_log(worker: _Worker, log: CallLog | None) -> None:
-    """Collect the call's prints and empty the worker's log file for the next call.
-    One fstat per call when it printed nothing (the common case)."""
+    """Collect the call's prints and empty the worker's log file for the next call."""
     fd = worker.shm_log
     if log is not None:
         log.fd = -1
@@ -505,8 +526,7 @@ def _take_log(worker: _Worker, log: CallLog | None) -> None:
         pass
 
 
-def _encode_request(call: str, kwargs: dict[str, Any], shm: bool,
-                    progress: str | None = None) -> tuple[list[Any], list[Any]]:
+def _encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[Any], list[Any]]:
     """What goes down the pipe, and what goes into the input memory file
     (`shm`: the workers have one) from offset 0."""
     inline: dict[str, Any] = {}
@@ -532,7 +552,7 @@ def _encode_request(call: str, kwargs: dict[str, Any], shm: bool,
         else:
             blobs.append([name, size, -1])
             parts += pieces
-    head = msgpack.packb([call, inline, blobs] if progress is None else [call, inline, blobs, progress])
+    head = msgpack.packb([call, inline, blobs])
     parts[0] = REQ.pack(len(head))
     parts[1] = head
     return parts, shared

@@ -70,6 +70,7 @@ Errors
       bad-delegation     the delegation file is not valid
       missing-input      an indirect input's file does not exist
       inputs-too-large   the immediate inputs exceed the OS limit for the environment
+      spawn-limit        the node could not fork (EAGAIN, ENOMEM): the node's fault, soft
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ from weft.protocol.enums import ErrorCode
 from weft.protocol.tasks import Delegation
 
 from ..model import JobSpec, SpecError
+from .procs import group_alive
 
 log = logging.getLogger("weft.compute")
 
@@ -138,6 +140,22 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+    def when(self) -> str:
+        """How it ended, as an exit action's WHEN: the exit code, `timed-out` or `crashed`."""
+        if self.timed_out:
+            return "timed-out"
+        return str(self.exit_code) if self.exit_code is not None else "crashed"
+
+    def accepted(self, spec: JobSpec) -> bool:
+        """It ended well: exit 0, or an ending the job's exit actions say
+        to count as success (`--on-exit 1=succeed`). Its outputs are then
+        collected as after exit 0 (a declared one not written still fails)."""
+        if self.cancelled:
+            return False
+        if self.exit_code == 0 and not self.timed_out:
+            return True
+        return spec.exit_action(self.when()) == "succeed"
 
 
 def input_env_name(name: str) -> str:
@@ -207,23 +225,9 @@ def _group_alive(pgid: int) -> bool:
         return True
     # kill() also succeeds on zombies that nobody reaped yet (an init that does
     # not reap, as in some containers), so look at the members where /proc allows.
-    try:
-        entries = os.scandir("/proc")
-    except OSError:
+    if not os.path.isdir("/proc"):
         return True
-    with entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            fields = data[data.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
+    return group_alive(pgid)
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -343,6 +347,9 @@ async def run_command(
                     "inputs-too-large",
                     "immediate inputs are too large for the environment; pass them as objects",
                 ) from None
+            if e.errno in (errno.EAGAIN, errno.ENOMEM):
+                # The node is out of processes or memory for now: not the job's fault.
+                raise RunnerError("spawn-limit", f"cannot start {spec.command[0]!r}: {e.strerror}") from None
             if e.errno == errno.ENOEXEC:
                 raise RunnerError(
                     "command-not-found",

@@ -61,7 +61,7 @@ class Task:
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "followers", "values", "unmet", "dropped", "log_same",
-        "call_log",
+        "call_log", "signal",
     )
 
     def __init__(
@@ -75,6 +75,7 @@ class Task:
         self.state = TaskState.PENDING
         self.outcome: Outcome | None = None
         self.exit_code: int | None = None
+        self.signal: int | None = None  # the signal that ended its command, if one did
         self.cause: str | None = None
         self.code: str | None = None  # the failure's ErrorCode, beside the human cause
         self.stop: StopReason | None = None  # why it was stopped from outside, if it was
@@ -117,7 +118,7 @@ class Task:
             self.job, self.state, self.token, self.outcome, self.exit_code, self.cause, self.code,
             None if self.delegation is None else self.delegation.to_wire(), self.unmet,
             self.stored if self.state == TaskState.DONE else None, self.started, self.finished,
-            self.dropped or None if self.state == TaskState.DONE else None,
+            self.dropped or None if self.state == TaskState.DONE else None, self.signal,
         )
 
     @classmethod

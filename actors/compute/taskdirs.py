@@ -22,6 +22,8 @@ from pathlib import Path
 
 import trio
 
+from .procs import group_members
+
 log = logging.getLogger("weft.compute")
 
 SUBDIRS = ("inputs", "outputs", "results", "work")
@@ -176,19 +178,13 @@ def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
         return 0
     marker = f"WEFT_OUTPUTS={tasks_dir}/".encode()
     killed = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid, _state in list(group_members(pgids)):
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) not in pgids:
-                continue
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
+            with open(f"/proc/{pid}/environ", "rb") as f:
                 if marker not in f.read():
                     continue
-            os.kill(int(entry.name), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
             killed += 1
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
     return killed

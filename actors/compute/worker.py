@@ -51,6 +51,7 @@ PICKLE = 3  # payload is pickle protocol 5 of any other value
 ERROR = 4  # payload is msgpack [message, traceback]
 NOT_FOUND = 5  # same payload; the callable could not be imported
 SHM = 0x80  # or'ed into a kind: the payload is in the result memory file
+LOGGED = 0x40  # or'ed into a kind: the call printed (its log file is not empty)
 
 # Payloads from this size on go through the memory files when there are any.
 SHM_MIN = 1 << 18
@@ -154,12 +155,7 @@ def pwrite_all(fd: int, parts: list[Any], offset: int) -> int:
 
 def read_request(reader: Reader, shm_in: int = -1) -> tuple[str, dict[str, Any]]:
     (n,) = REQ.unpack(reader.exact(REQ.size))
-    head = msgpack.unpackb(reader.exact(n))
-    call, kwargs, blobs = head[0], head[1], head[2]
-    if len(head) > 3:
-        os.environ["WEFT_PROGRESS"] = head[3]
-    else:
-        os.environ.pop("WEFT_PROGRESS", None)
+    call, kwargs, blobs = msgpack.unpackb(reader.exact(n))
     for name, size, at in blobs:
         kwargs[name] = reader.exact(size) if at < 0 else pread_exact(shm_in, size, at)
     return call, kwargs
@@ -187,23 +183,36 @@ def _load(call: str) -> Callable[..., Any]:
     return fn
 
 
-def _flush() -> None:
-    """The call's prints reach the log file before its reply (the pool reads the file then)."""
+# Whether fds 1 and 2 are the log memory file (see main).
+_LOG_FILE = False
+
+
+def _flush() -> int:
+    """End of a call: its prints reach the log file before the reply (the pool
+    reads the file then), and its progress report is cleared for the next
+    call. LOGGED if the call printed: the pool looks at the file only then."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except Exception:
             pass  # user code replaced or closed it: not ours to fail over
+    progress = sys.modules.get("weft.actors.progress")
+    if progress is not None and progress.reported:
+        progress.clear()
+    try:
+        return LOGGED if _LOG_FILE and os.fstat(1).st_size else 0
+    except OSError:
+        return 0
 
 
 def _reply_error(fd: int, kind: int, message: str, tb: str) -> None:
-    _flush()
+    kind |= _flush()
     payload = msgpack.packb([message, tb])
     write_all(fd, [REP.pack(kind, len(payload)), payload])
 
 
 def _reply(wfd: int, kind: int, data: bytes, shm_out: int) -> None:
-    _flush()
+    kind |= _flush()
     if shm_out >= 0 and len(data) >= SHM_MIN:
         pwrite_all(shm_out, [data], 0)
         write_all(wfd, [REP.pack(kind | SHM, len(data))])
@@ -295,10 +304,12 @@ def main() -> None:
     shm_in, shm_out = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (-1, -1)
     if len(sys.argv) >= 4:
         # Prints of the calls go to the log memory file the pool reads after each call.
+        global _LOG_FILE
         log_fd = int(sys.argv[3])
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
+        _LOG_FILE = True
     else:
         os.dup2(2, 1)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]

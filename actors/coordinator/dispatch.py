@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError
 from weft.bus.rpc import PeerClosed
-from weft.protocol.enums import ErrorCode, TaskState
+from weft.protocol.enums import ErrorCode, JobFailure, TaskState
 from weft.protocol.objects import CreateManyReply, ObjectInfo
 from weft.protocol.tasks import Refused, Start, TaskReport
 
@@ -178,7 +178,7 @@ class DispatchMixin:
                 self._soft_failure(job, f"compute node {d.node.node} was busy", counted=False)
             elif type(answer) is Refused:
                 d.node.unassign(job.id)
-                self.graph.fail(job, f"compute node refused the job: {answer.message}")
+                self.graph.fail(job, f"compute node refused the job: {answer.message}", code=JobFailure.BAD_SPEC)
             elif 0 < answer.token < job.token and answer.state != TaskState.DONE:
                 # The node still runs an earlier attempt of this job (it
                 # answers a start with the task it has): follow that one, or

@@ -73,10 +73,12 @@ class DropPeer:
 
 @dataclass(slots=True)
 class JournalWrite:
-    """Stage these jobs in the journal: `new` as rows, `changed` as updates."""
+    """Stage these jobs in the journal: `new` as rows, `changed` as updates,
+    `attempts` as rows of ended attempts (attempts.py; `(job, n, None)`: delete one)."""
 
     new: list[Job] = field(default_factory=list)
     changed: list[Job] = field(default_factory=list)
+    attempts: list[tuple] = field(default_factory=list)
 
 
 class Waiter:

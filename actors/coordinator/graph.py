@@ -25,7 +25,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
-from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, ObjectState, Outcome
+from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, ObjectState, Outcome
+
+from .names import Names
 
 # Job states are JobState members; an object's is an ObjectState (what its
 # storage nodes said) or one of the coordinator's own two, which `locate`
@@ -45,6 +47,9 @@ CANCELLED = JobState.CANCELLED
 CANCELLING = JobState.CANCELLING
 FINISHED = ObjectState.FINISHED
 DELEGATED = ObjectState.DELEGATED
+_INPUT_FAILED = JobFailure.INPUT_FAILED
+_CANCELLED_CODE = JobFailure.CANCELLED
+_INTERNAL = JobFailure.INTERNAL
 
 
 class Job:
@@ -52,6 +57,7 @@ class Job:
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
         "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
+        "code", "detail", "own", "history",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -80,6 +86,10 @@ class Job:
         self.handed: tuple[str, str] | None = None  # (its output, the object standing for it)
         self.exit_code: int | None = None  # of the last attempt's command, if one ran and said
         self.ran_on: str | None = None  # compute node of the last attempt (kept once it ended)
+        self.code: str | None = None  # a JobFailure, once it failed or was cancelled
+        self.detail: str | None = None  # beside the code: an exit code, a signal, a job, a reason
+        self.own = 0  # its own failures retried (--retries): not infrastructure's
+        self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
 
     @property
     def done(self) -> bool:
@@ -106,7 +116,7 @@ class Job:
         }
         if self.spec.name:
             d["name"] = self.spec.name
-        for k in ("outcome", "cause", "node", "started", "finished", "delegate", "parent"):
+        for k in ("outcome", "cause", "code", "detail", "node", "started", "finished", "delegate", "parent"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
@@ -157,12 +167,15 @@ class Graph:
         # (job, compute node) of dependents cancelled while started ahead on
         # a node (following): the owner tells the node, then clears this.
         self.to_stop: list[tuple[str, str]] = []
+        self.names = Names()  # job names -> their versions (names.py)
 
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
         """Register a new job (its outputs and its inputs' waits)."""
         job = Job(job_id, spec, seq if seq is not None else next(self._seq), now or time.time())
         self.jobs[job_id] = job
+        if spec.name is not None:
+            self.names.add(job_id, spec.name)
         for name in job.outputs():
             obj = self.objects.get(name)
             if obj is None:
@@ -225,7 +238,8 @@ class Graph:
             seen.add(obj.name)
             producer = self.jobs.get(obj.producer) if obj.producer else None
             if producer is not None and producer.state in (FAILED, CANCELLED):
-                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "))
+                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "),
+                          code=_INPUT_FAILED, detail=producer.id)
                 return [job]
             if obj.waiters is None:
                 obj.waiters = []
@@ -350,7 +364,7 @@ class Graph:
         for wid in waiters or ():
             w = self.jobs.get(wid)
             if w is not None and not w.done:
-                self.fail(w, cause)
+                self.fail(w, cause, code=JobFailure.INPUT_LOST, detail=obj.name)
 
     def adopt(self, job: Job, node: str, token: int) -> None:
         """A task we had not started (or had given up on) runs on `node`: it is this job's attempt."""
@@ -416,6 +430,7 @@ class Graph:
     def succeed(self, job: Job, now: float | None = None) -> None:
         job.state = SUCCEEDED
         job.outcome = Outcome.SUCCESS
+        job.code = job.detail = None
         job.finished = now or time.time()
         job.node = None
         self.changed.append(job)
@@ -428,15 +443,20 @@ class Graph:
                         self.make_runnable(w)
 
     def fail(self, job: Job, cause: str, *, outcome: Outcome = Outcome.FAILED_HARD,
-             state: JobState = FAILED, cascade: JobState = FAILED) -> list[Job]:
+             state: JobState = FAILED, code: str | None = None, detail: str | None = None,
+             cascade: JobState = FAILED) -> list[Job]:
         """Fail `job` and, transitively, every job waiting on its outputs
-        (`failed`, or with `cascade=CANCELLED` cancelled, naming `job`)."""
+        (`input-failed`, naming the job), or with `cascade=CANCELLED` cancel
+        them all, naming `job`. `code` is a JobFailure (by default `cancelled`
+        for a cancelled job, else `internal`)."""
         failed = []
         if cascade == CANCELLED:
             return self._cancel_tree([job], cause, job.id)
-        stack = [(job, cause, outcome, state)]
+        if code is None:
+            code = _CANCELLED_CODE if state == CANCELLED else _INTERNAL
+        stack = [(job, cause, outcome, state, code, detail)]
         while stack:
-            j, c, oc, st = stack.pop()
+            j, c, oc, st, j_code, j_detail = stack.pop()
             if j.done:
                 continue
             if j.state == RUNNABLE:
@@ -444,6 +464,7 @@ class Graph:
             j.state = st
             j.outcome = oc
             j.cause = c
+            j.code, j.detail = j_code, j_detail
             j.finished = time.time()
             j.node = None
             failed.append(j)
@@ -456,12 +477,14 @@ class Graph:
                 for wid in waiters:
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
-                        stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED))
+                        stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED,
+                                      _INPUT_FAILED, j.id))
             if self.after_waiters:
                 for wid in self.after_waiters.pop(j.id, ()):
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
-                        stack.append((w, f"after job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED))
+                        stack.append((w, f"after job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED,
+                                      _INPUT_FAILED, j.id))
         return failed
 
     def cancel_dependents(self, job: Job, cause: str) -> list[Job]:
@@ -496,6 +519,7 @@ class Graph:
             j.state = CANCELLED
             j.outcome = Outcome.CANCELLED
             j.cause = cause if j.id == root else f"job {root} was cancelled"
+            j.code, j.detail = _CANCELLED_CODE, (None if j.id == root else root)
             j.finished = now
             j.node = None
             done.append(j)
@@ -524,6 +548,29 @@ class Graph:
             job.state = WAITING
             job.missing = 0
         self.changed.append(job)
+
+    # -- forgetting (gc.py decides what) -----------------------------------------
+    def forget_job(self, job: Job, extra: tuple[str, ...] = ()) -> list[Obj]:
+        """Drop a finished job, its outputs' records and those of `extra`
+        objects of it (e.g. its log); returns the objects dropped."""
+        del self.jobs[job.id]
+        if job.spec.name is not None:
+            self.names.forget(job.id, job.spec.name)
+        gone = []
+        for name in (*job.outputs(), *extra):
+            obj = self.objects.pop(name, None)
+            if obj is not None:
+                gone.append(obj)
+        return gone
+
+    def compact(self) -> None:
+        """After many jobs were forgotten: a dict never gives back the table
+        its deleted keys used, so the tables are rebuilt at their live size
+        (in place: others hold these dicts)."""
+        for table in (self.jobs, self.objects):
+            live = dict(table)
+            table.clear()
+            table.update(live)
 
     # -- views -----------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -8,7 +8,10 @@ rebuild its graph, then reconciles it with what compute and storage report.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,15 +35,32 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
+CREATE TABLE IF NOT EXISTS attempts (
+    job TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    node TEXT,
+    started REAL,
+    ended REAL,
+    outcome TEXT,
+    exit_code INTEGER,
+    signal INTEGER,
+    code TEXT,
+    detail TEXT,
+    PRIMARY KEY (job, n)
+) WITHOUT ROWID;
 """
+# Ended attempts that did not succeed (attempts.py): one row each, written
+# in the group commit; the attempt that succeeded is the job's own row.
 # Where and how each job last ran, added later (journals from before get the
 # columns on open): attempts that did not count, the attempt's fencing token
 # (a task adopted after a restart with another token is an attempt the
 # journal has not seen), its compute node, start time and exit code.
 _RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NOT NULL DEFAULT 0"),
-                ("ran_on", "TEXT"), ("started", "REAL"), ("exit_code", "INTEGER"))
+                ("ran_on", "TEXT"), ("started", "REAL"), ("exit_code", "INTEGER"),
+                # its failure code and detail, and its own failures retried (--retries)
+                ("code", "TEXT"), ("detail", "TEXT"), ("own", "INTEGER NOT NULL DEFAULT 0"))
 _COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
-            "excused, token, ran_on, started, exit_code")
+            "excused, token, ran_on, started, exit_code, code, detail, own")
 # `weft stats` counters, rewritten with every group commit.
 COUNTERS = "counters"
 
@@ -60,13 +80,16 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
 class Batch:
     """Rows taken from the staging area for one transaction."""
 
-    __slots__ = ("new", "changed", "counters", "meta")
+    __slots__ = ("new", "changed", "counters", "attempts", "forget", "meta")
 
     def __init__(self, new: dict[str, Job], changed: dict[str, Job], counters: dict[str, int] | None,
+                 attempts: list[tuple] | None = None, forget: set[str] | None = None,
                  meta: dict[str, Any] | None = None) -> None:
         self.new = new
         self.changed = changed
         self.counters = counters
+        self.attempts = attempts or []
+        self.forget = forget or set()
         self.meta = meta or {}  # meta rows (key -> value) staged with stage_meta
 
 
@@ -84,6 +107,10 @@ class Journal:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
         self._new: dict[str, Job] = {}
         self._changed: dict[str, Job] = {}
+        self._attempts: list[tuple] = []
+        self._forget: set[str] = set()  # rows to delete (jobs forgotten: gc.py)
+        # A write and a compaction never run at once (both run in worker threads).
+        self._lock = threading.Lock()
         self._meta: dict[str, Any] = {}
         # The owner's counters (a dict it keeps updating): written with each commit.
         self.counters: dict[str, int] | None = None
@@ -91,10 +118,21 @@ class Journal:
     # -- staging -----------------------------------------------------------------
     def stage_new(self, job: Job) -> None:
         self._new[job.id] = job
+        self._forget.discard(job.id)  # (a job forgotten, then submitted again)
+
+    def stage_forget(self, ids: list[str]) -> None:
+        """Delete these jobs' rows with the next commit."""
+        for jid in ids:
+            self._new.pop(jid, None)
+            self._changed.pop(jid, None)
+            self._forget.add(jid)
 
     def stage(self, job: Job) -> None:
         if job.id not in self._new:
             self._changed[job.id] = job
+
+    def stage_attempts(self, rows: list[tuple]) -> None:
+        self._attempts += rows
 
     def stage_meta(self, key: str, value: Any) -> None:
         """A meta row (e.g. what is paused) written with the next batch: the
@@ -103,7 +141,7 @@ class Journal:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._new or self._changed or self._meta)
+        return bool(self._new or self._changed or self._attempts or self._forget or self._meta)
 
     def commit(self) -> int:
         """Write everything staged in one transaction; returns the row count."""
@@ -125,8 +163,10 @@ class Journal:
             return None
         new, self._new = self._new, {}
         changed, self._changed = self._changed, {}
+        rows, self._attempts = self._attempts, []
+        forget, self._forget = self._forget, set()
         meta, self._meta = self._meta, {}
-        return Batch(new, changed, dict(self.counters) if self.counters is not None else None, meta)
+        return Batch(new, changed, dict(self.counters) if self.counters is not None else None, rows, forget, meta)
 
     def put_back(self, batch: Batch) -> None:
         """A batch that failed to write: its rows go with the next one."""
@@ -136,30 +176,48 @@ class Journal:
         for jid, job in batch.changed.items():
             if jid not in self._new:
                 self._changed.setdefault(jid, job)
+        self._attempts[:0] = batch.attempts
+        self._forget |= {jid for jid in batch.forget if jid not in self._new}
 
     def write(self, batch: Batch) -> int:
         """One transaction for `batch`; returns the row count."""
+        with self._lock:
+            return self._write(batch)
+
+    def _write(self, batch: Batch) -> int:
         new, changed = batch.new, batch.changed
         db = self._db
         try:
             db.execute("BEGIN")
+            if batch.forget:
+                # First: a job forgotten and submitted again is inserted after.
+                gone = [(jid,) for jid in batch.forget]
+                db.executemany("DELETE FROM jobs WHERE id=?", gone)
+                db.executemany("DELETE FROM attempts WHERE job=?", gone)
             if new:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
                          j.submitted, j.finished, _handed(j), j.parent, j.attempts,
-                         j.excused, j.token, j.ran_on, j.started, j.exit_code)
+                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own)
                         for j in list(new.values())
                     ],
                 )
             if changed:
                 db.executemany(
                     "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
-                    "excused=?, token=?, ran_on=?, started=?, exit_code=? WHERE id=?",
+                    "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=? WHERE id=?",
                     [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
-                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.id) for j in list(changed.values())],
+                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.id)
+                     for j in list(changed.values())],
                 )
+            if batch.attempts:
+                for row in batch.attempts:  # few: only attempts that did not succeed
+                    if len(row) == 3:
+                        db.execute("DELETE FROM attempts WHERE job=? AND n=?", row[:2])
+                    else:
+                        db.execute("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?)", row)
             if batch.counters is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (COUNTERS, msgpack.packb(batch.counters)))
             for key, value in batch.meta.items():
@@ -169,14 +227,40 @@ class Journal:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        return len(new) + len(changed)
+        return len(new) + len(changed) + len(batch.attempts) + len(batch.forget)
+
+    # -- compaction ----------------------------------------------------------------
+    def size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(f"{self.path}{suffix}")
+            except OSError:
+                pass
+        return total
+
+    def compact(self) -> float:
+        """Give deleted rows' pages back to the file system: VACUUM, then
+        empty the write-ahead log. Blocking (call it from a worker thread);
+        commits wait meanwhile. Returns the seconds it took."""
+        with self._lock:
+            t0 = time.perf_counter()
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return time.perf_counter() - t0
 
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
         """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
-        excused, token, ran_on, started, exit_code), by seq."""
+        excused, token, ran_on, started, exit_code, code, detail, own), by seq."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
+
+    def replay_attempts(self) -> Iterator[tuple[Any, ...]]:
+        """Rows of the attempts table: (job, n, node, started, ended, outcome, exit_code, signal,
+        code, detail), by job and n."""
+        yield from self._db.execute("SELECT * FROM attempts ORDER BY job, n")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -51,7 +51,8 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, follow, imports, news
+from . import control_ops, follow, gc_ops, imports, news
+from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
     Copy,
@@ -68,6 +69,7 @@ from .effects import (
     Waiter,
 )
 from .effects import Wake as WakeWaiter
+from .gc import DEFAULT_KEEP
 from .graph import FINISHED, RUNNABLE, WAITING, Job
 from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef
@@ -109,7 +111,9 @@ class CoordinatorNode(Node):
         repair_copies: int = 32,
         retry_backoff: float = 2.0,
         retry_backoff_max: float = 60.0,
+        max_soft_retries: int = 5,
         max_queue: int = 1_000_000,
+        keep: float = DEFAULT_KEEP,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -130,6 +134,7 @@ class CoordinatorNode(Node):
             prefetch=prefetch, follow_ahead=follow_ahead, repair_per_node=repair_per_node,
             repair_total=repair_copies,
             retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
+            max_soft_retries=max_soft_retries,
         )
         self.queue_bound = QueueBound(max_queue)
         self.graph = self.state.graph
@@ -137,6 +142,9 @@ class CoordinatorNode(Node):
         self.state.planner.slow = lambda s: self.liveness.unanswered(f"storage/{s.node}")
         self._wake = trio.Event()
         self.started_at = time.time()
+        # Finished jobs are forgotten after this long (gc.py, gc_ops.py).
+        self.keep = keep
+        self.gc_lock = trio.Lock()
         replay(self.journal, self.state)
 
     # -- setup ---------------------------------------------------------------------
@@ -153,6 +161,7 @@ class CoordinatorNode(Node):
         # Following a job: relayed from the compute node running it (follow.py).
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
+        gc_ops.register(self)  # delete, gc
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -164,6 +173,7 @@ class CoordinatorNode(Node):
         nursery.start_soon(self._janitor)
         nursery.start_soon(self._lineage)
         nursery.start_soon(self._repair)
+        nursery.start_soon(gc_ops.periodic, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(
@@ -197,6 +207,8 @@ class CoordinatorNode(Node):
                     journal.stage_new(job)
                 for job in e.changed:
                     journal.stage(job)
+                if e.attempts:
+                    journal.stage_attempts(e.attempts)
                 self.commits.mark()
             elif t is Kick:
                 self._wake.set()
@@ -446,6 +458,9 @@ class CoordinatorNode(Node):
         not have and that are not part of its identity: priority, time_limit).
         """
         specs = await self._submitted_specs(body)
+        replace = body.get("replace", False)  # (a dict: parsed above)
+        if type(replace) is not bool:
+            raise BadRequest("submit: replace must be true or false")
         self.queue_bound.admit(len(specs), self.graph.jobs.values())
         modules, nodes = imports.to_probe(specs, self.state.computes.values())
         if modules:
@@ -454,7 +469,7 @@ class CoordinatorNode(Node):
                 raise SpecError(refusal)
         # Taken in slices, yielding to other calls between them (a big
         # submit must not leave stats, status and polls unanswered).
-        steps = self.state.submitting(specs)
+        steps = self.state.submitting(specs, replace=replace)
         while True:
             try:
                 effects = next(steps)
@@ -525,15 +540,17 @@ class CoordinatorNode(Node):
 
     def _job(self, jid: str) -> Job:
         check_job_id(jid)
-        job = self.graph.jobs.get(jid)
+        job = self.graph.jobs.get(self.graph.names.resolve(jid))
         if job is None:
             raise BusError(f"no job {jid!r}", code=ErrorCode.MISSING)
         return job
 
-    def _view(self, job: Job, now: float, detail: bool = False) -> dict[str, Any]:
+    def _view(self, job: Job, now: float, detail: bool = False, tries: bool = False) -> dict[str, Any]:
         d = job.summary(now)
         if detail:
             job_detail(job, d)
+        if tries:
+            d["attempt_list"] = attempt_views(job)
         final = self.state.final(job)
         if final is not job:
             d["final"] = final.summary(now)
@@ -544,7 +561,7 @@ class CoordinatorNode(Node):
         req = Status.from_wire(body)
         now = time.time()
         if req.jobs is not None:
-            return {"jobs": [self._view(self._job(j), now, True) for j in req.jobs]}
+            return {"jobs": [self._view(self._job(j), now, True, req.attempts) for j in req.jobs]}
         limit = req.limit
         jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:] if limit else []
         return {"jobs": [self._view(j, now, True) for j in jobs], "counts": self.graph.counts(),
@@ -566,7 +583,7 @@ class CoordinatorNode(Node):
 
     def _op_locate(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         """Locate -> LocateReply: where an object's bytes are (its bytes too when small)."""
-        name = Locate.from_wire(body).object
+        name = self.graph.names.resolve_object(Locate.from_wire(body).object)
         if name not in self.graph.objects:
             raise BusError(f"no object {name!r}", code=ErrorCode.MISSING)
         obj = self.graph.resolve(name)

@@ -146,6 +146,19 @@ class Repair:
         if name in self.under:
             self.under[name] = min(self.under[name], self.mono() - self.settle)
 
+    def forget(self, name: str) -> None:
+        """`name` was forgotten (weft delete, gc): nothing more to copy or trim of it."""
+        if name in self.under:
+            del self.under[name]
+        self.over.discard(name)
+        self.retry.pop(name, None)
+        self.pointed.pop(name, None)
+        self.trimming.pop(name, None)
+        f = self.flights.pop(name, None)
+        if f is not None:
+            self.to_node[f.target] -= 1
+            self.from_node[f.source] -= 1
+
     # -- deciding ---------------------------------------------------------------------
     @property
     def busy(self) -> bool:

@@ -30,7 +30,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     unfinished = []
     last_seq = 0
     for (jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts,
-         excused, token, ran_on, started, exit_code) in journal.replay():
+         excused, token, ran_on, started, exit_code, code, detail, own) in journal.replay():
         try:
             spec = JobSpec.from_wire(wire)
         except SpecError as e:
@@ -50,6 +50,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         # Where and when it last ran; its token tells a task adopted from a
         # compute inventory whether the journal counted that attempt.
         job.token, job.ran_on, job.started, job.exit_code = token, ran_on, started, exit_code
+        job.code, job.detail, job.own = code, detail, own
         last_seq = seq
         if job.state == JobState.CANCELLING:
             # Its node's word is lost with our memory of asking: it is
@@ -64,6 +65,13 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             job.started = None  # until a compute inventory says it runs (adopted) or it starts again
             unfinished.append(job)
     g.bump_seq(last_seq)
+    # Attempts that ended without success, as they were recorded.
+    for jid, *rec in journal.replay_attempts():
+        job = g.jobs.get(jid)
+        if job is not None:
+            if job.history is None:
+                job.history = []
+            job.history.append(tuple(rec))
     counters = journal.get_meta(COUNTERS)
     if isinstance(counters, dict):
         for k, v in counters.items():
@@ -78,6 +86,8 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             g.delegate(f"{job.id}/{output}", target)
     for job in unfinished:
         g.link_inputs(job)
+        if job.spec.pending_timeout is not None and job.attempts - job.excused == 0:
+            state.arm_pending(job, job.submitted)  # not started yet: its timer goes on
     if g.jobs:
         log.info("replayed %d jobs from the journal (%d unfinished)", len(g.jobs), len(unfinished))
     # Give running tasks a moment to be re-adopted from compute inventories

@@ -1,4 +1,5 @@
-"""When a job tries again, and when a compute node takes starts again.
+"""When a job tries again, and when a compute node takes starts again
+(pending timeouts fall due on the same clock: exits.py).
 
 A mixin of CoordinatorState (state.py). Soft failures back off: the second
 try is at once, the third waits `retry_backoff`, each next one twice as
@@ -39,6 +40,8 @@ class RetryMixin:
 
     if TYPE_CHECKING:  # given by CoordinatorState
         def _flush(self) -> list[Effect]: ...
+        def pending_due(self) -> float | None: ...
+        def release_pending(self, now: float) -> None: ...
 
     def init_retries(self, retry_backoff: float, retry_backoff_max: float) -> None:
         self.retry_backoff = retry_backoff
@@ -64,6 +67,9 @@ class RetryMixin:
     def next_due(self) -> float | None:
         """When (monotonic) the next backing-off job or held node is due, if any."""
         due = self._due[0][0] if self._due else None
+        pending = self.pending_due()  # pending timeouts (exits.py)
+        if pending is not None and (due is None or pending < due):
+            due = pending
         for h in self.held.values():
             if h.active and (due is None or h.until < due):
                 due = h.until
@@ -92,6 +98,7 @@ class RetryMixin:
                 if self.computes.get(node_id) is h.ref:
                     h.ref.ready = True
                     self._kicked = True
+        self.release_pending(now)
         return self._flush()
 
     def hold(self, ref: ComputeRef, why: str, *, busy: bool = False) -> None:

@@ -17,10 +17,12 @@ from collections import defaultdict
 from collections.abc import Callable, Generator
 
 from weft.actors.model import JobSpec, SpecError
-from weft.protocol.enums import ErrorCode, Outcome, Role, TaskState
+from weft.protocol.enums import ErrorCode, JobFailure, Outcome, Role, TaskState
 from weft.protocol.objects import DelegateObject
 from weft.protocol.tasks import Delegation, TaskRef, TaskReport
 
+from . import names
+from .attempts import soft_code as _soft_code
 from .control import ControlMixin
 from .dispatch import DispatchMixin
 from .effects import (
@@ -35,6 +37,7 @@ from .effects import (
     Waiter,
     Wake,
 )
+from .exits import ExitsMixin
 from .graph import (
     CANCELLED,
     CANCELLING,
@@ -63,7 +66,11 @@ _SUCCESS = Outcome.SUCCESS
 _FAILED_SOFT = Outcome.FAILED_SOFT
 _NO_SPACE = ErrorCode.NO_SPACE
 
-MAX_SOFT_FAILURES = 5
+# Infrastructure failures a job is retried after (`weft coordinator
+# --max-soft-retries`); it fails after one more. Its own failures use its
+# --retries instead (exits.py).
+MAX_SOFT_RETRIES = 5
+MAX_SOFT_FAILURES = MAX_SOFT_RETRIES + 1
 # A submit is taken this many specs at a time: between slices the shell
 # answers other calls (stats, status, polls).
 SUBMIT_SLICE = 1000
@@ -72,12 +79,13 @@ FULL_BACKOFF = 30.0
 # Submit settings that are not part of a job's identity, by the name a user
 # knows them under: a resubmit asking for other values gets the existing job
 # (and is told which settings it did not get).
-_SETTINGS = (("priority", "priority"), ("timeout", "time_limit"))
+_SETTINGS = (("priority", "priority"), ("timeout", "time_limit"), ("retries", "retries"),
+             ("retry_delay", "retry_delay"), ("pending_timeout", "pending_timeout"), ("on_exit", "on_exit"))
 # With a user-given name the name is the identity: the work itself may differ.
 _WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
 
 
-class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin):
+class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin):
     def __init__(
         self,
         *,
@@ -90,6 +98,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
         repair_total: int = 32,
         retry_backoff: float = 2.0,
         retry_backoff_max: float = 60.0,
+        max_soft_retries: int = MAX_SOFT_RETRIES,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -122,7 +131,14 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
         self.stats = {
             "dispatched": 0, "succeeded": 0, "failed": 0, "soft_failures": 0, "delegations": 0,
             "lineage_reruns": 0, "followed": 0, "unmet": 0, "not_started": 0, "busy_starts": 0,
+            "retries": 0, "pending_timeouts": 0, "exit_submits": 0,
         }
+        if max_soft_retries < 0:
+            raise ValueError("max_soft_retries must be at least 0")
+        self.max_soft_retries = max_soft_retries
+        # Ended attempts to journal (exits.py): (job, n, ...) rows; (job, n, None) deletes one.
+        self._attempt_rows: list[tuple] = []
+        self.init_exits()
         self.init_retries(retry_backoff, retry_backoff_max)
         self.init_control()
         # Attempts counted when their compute node was lost (node -> job ->
@@ -150,15 +166,16 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
         """Journal every job the graph changed, wake whoever waits on them,
         and hand over what was gathered."""
         changed, self.graph.changed = self.graph.changed, []
-        if changed or self._new:
+        if changed or self._new or self._attempt_rows:
             new, self._new = self._new, []
+            rows, self._attempt_rows = self._attempt_rows, []
             if changed:
                 watchers = self.watchers
                 for job in changed:
                     if job.done and job.id in watchers:
                         self._job_finished(job)
                 self._kicked = True
-            self._out.append(JournalWrite(new, changed))
+            self._out.append(JournalWrite(new, changed, rows))
         out, self._out = self._out, []
         if self._kicked:
             self._kicked = False
@@ -265,7 +282,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                     counted = jid not in unacked
                     if counted:
                         charged[jid] = job.token
-                    self._soft_failure(job, f"compute node {ref.node} {why}", counted=counted)
+                    self._soft_failure(job, f"compute node {ref.node} {why}", JobFailure.NODE_LOST, counted=counted)
             ref.running.clear()
             ref.assigned.clear()
             return
@@ -280,7 +297,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                 # Its outputs' only nodes are gone: they will not be announced.
                 del self.awaiting[jid]
                 if job.state == RUNNING:
-                    self._soft_failure(job, f"storage node {ref.node} {why} before the outputs were durable")
+                    self._soft_failure(job, f"storage node {ref.node} {why} before the outputs were durable",
+                                       JobFailure.STORAGE_UNAVAILABLE)
                 elif job.state == CANCELLING:
                     self.settle_cancelled(job, f"storage node {ref.node} {why}")
 
@@ -371,7 +389,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                     if follower is not None and follower.ahead:
                         follower.ahead = False
                         follower.started = now
-            self.to_delete[ref.node].append(jid)
+            if job is not None and t.token >> 32:
+                # Only tasks of our jobs (dispatched: a coordinator's token
+                # has its epoch in the high bits): a task someone started on
+                # the node by hand (`weft task create`) is theirs to delete.
+                self.to_delete[ref.node].append(jid)
             if job is not None and job.state == RUNNABLE and t.token == job.token and outcome == _SUCCESS:
                 # The node we gave up on finished it after all, and nothing
                 # started it again yet: adopt the result instead of rerunning.
@@ -408,6 +430,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                     self.awaiting[job.id] = pending
                 else:
                     self._succeeded(job)
+                if job.spec.on_exit:
+                    self.after_success(job, t)
             elif outcome == _FAILED_SOFT and t.unmet:
                 # Started ahead of an input whose producer did not make it:
                 # not this job's attempt that failed. It waits for the input.
@@ -418,10 +442,12 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                 # A task that never took a slot (queued when its node stopped
                 # or restarted) did not run: not an attempt.
                 self._soft_failure(job, cause or "failed soft", t.code, counted=t.started is not None)
+            elif outcome == Outcome.CANCELLED:
+                self.record_attempt(job, t, outcome, JobFailure.CANCELLED, None)
+                self.stats["failed"] += len(g.fail(job, cause or str(outcome), outcome=outcome, state=CANCELLED))
             else:
                 outcome = outcome or Outcome.FAILED_HARD
-                st = CANCELLED if outcome == Outcome.CANCELLED else FAILED
-                self.stats["failed"] += len(g.fail(job, cause or str(outcome), outcome=outcome, state=st))
+                self.own_failure(job, t, cause or str(outcome), outcome)
         return self._flush()
 
     def _refund(self, node: str, job: Job, token: int) -> None:
@@ -432,6 +458,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                 del self.charged[node]
             job.excused += 1
             self.stats["soft_failures"] -= 1
+            self.unrecord_attempt(job, node)
             self.graph.changed.append(job)
 
     def _succeeded(self, job: Job) -> None:
@@ -441,8 +468,10 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
     def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True) -> None:
         """Infrastructure failed the job: run it again (it is needed: it was
         submitted). `code` is the failure's ErrorCode when the node gave one."""
+        fcode = _soft_code(code)
         if counted:
             self.stats["soft_failures"] += 1
+            self.record_attempt(job, None, _FAILED_SOFT, fcode, cause)
         else:
             job.excused += 1
         if job.node and job.node in self.computes:
@@ -455,9 +484,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                 if node_id in self.storages:
                     self.storages[node_id].full_until = until
             job.placement = None
-        tries = job.attempts - job.excused
-        if tries >= MAX_SOFT_FAILURES:
-            self.graph.fail(job, f"gave up after {tries} attempts; last: {cause}", outcome=_FAILED_SOFT)
+        tries = job.attempts - job.excused - job.own
+        if tries > self.max_soft_retries:
+            self.graph.fail(job, f"gave up after {tries} attempts; last: {cause}", outcome=_FAILED_SOFT, code=fcode)
             return
         delay = self.retry_delay(tries) if counted else 0.0
         if delay <= 0:
@@ -496,7 +525,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
             delegation = Delegation.from_wire(wire)
             output = delegation.handed_output(job.spec)
         except SpecError as e:
-            self.graph.fail(job, f"invalid delegation: {e}")
+            self.graph.fail(job, f"invalid delegation: {e}", code=JobFailure.BAD_SPEC)
             return
         self.delegate(job, delegation.spec, delegation.stream, output)
 
@@ -519,7 +548,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
             try:
                 g.check_inputs(spec)
             except SpecError as e:
-                g.fail(new, str(e))
+                g.fail(new, str(e), code=JobFailure.INPUT_LOST)
             else:
                 new.state = WAITING
                 new.demand = job.demand
@@ -539,12 +568,12 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                 ))
 
     # -- user requests -----------------------------------------------------------------------
-    def submit(self, specs: list[JobSpec]) -> tuple[list[Submitted], list[Effect]]:
+    def submit(self, specs: list[JobSpec], replace: bool = False) -> tuple[list[Submitted], list[Effect]]:
         """Accept jobs (all checked before any is accepted; within one call a
         job may read the outputs of jobs listed before or after it). A spec
         matching a known job joins it, is answered from it (cached), or runs
         it again if it failed or was cancelled."""
-        steps = self.submitting(specs)
+        steps = self.submitting(specs, replace=replace)
         effects: list[Effect] = []
         while True:
             try:
@@ -552,7 +581,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
             except StopIteration as done:
                 return done.value, effects
 
-    def submitting(self, specs: list[JobSpec], chunk: int = SUBMIT_SLICE) -> Generator[list[Effect], None, list[Submitted]]:
+    def submitting(self, specs: list[JobSpec], chunk: int = SUBMIT_SLICE,
+                   replace: bool = False) -> Generator[list[Effect], None, list[Submitted]]:
         """`submit` in slices of `chunk` specs: yields the effects of each
         slice, so the shell can answer other calls between slices, and
         returns the results. Every spec is checked before any is taken (a
@@ -560,12 +590,15 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
         Jobs are registered, then linked to their inputs, in slices; one
         cancelled or joined meanwhile by another call is left as it is."""
         g = self.graph
+        # Names and versions (names.py): a taken name given other work is refused unless `replace`.
+        named, made = names.named_ids(specs, g.names, g.jobs, replace)
         ids: list[str] = []
         ordered = [s for s in specs if s.after or s.after_groups]
         if ordered:
             self.expand_after_groups(ordered)  # (control.py) before ids: they are identity
         for i in range(0, len(specs), chunk):
-            ids += [spec.job_id() for spec in specs[i:i + chunk]]
+            ids += [jid if jid is not None else names.unnamed_id(spec, g.names, made)
+                    for jid, spec in zip(named[i:i + chunk], specs[i:i + chunk], strict=True)]
             if i + chunk < len(specs):
                 yield []
         pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
@@ -596,8 +629,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
             if job.state in (FAILED, CANCELLED):
                 # Resubmitting a failed job runs it again.
                 job.state, job.outcome, job.cause, job.finished, job.attempts = WAITING, None, None, None, 0
-                job.excused = 0
-                job.exit_code = None
+                job.excused = job.own = 0
+                job.exit_code = job.code = job.detail = None
                 job.priority = spec.priority
                 new_jobs.append(job)
                 g.changed.append(job)
@@ -612,6 +645,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ControlMixin
                 yield self._flush()
             if job.state == WAITING:  # (not cancelled meanwhile)
                 g.link_inputs(job)
+                if job.spec.pending_timeout is not None:
+                    self.arm_pending(job, now)
         yield self._flush()
         return results
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from weft.actors.model import split_version
+
+from .attempts import message
 from .graph import WAITING, Job
 
 # Immediate input values are shown cut to this many characters.
@@ -19,6 +22,8 @@ def _short(value: str | bytes) -> str:
 def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
     """Add the job's work, inputs and last run to its summary `d`."""
     spec = job.spec
+    if spec.name is not None:
+        d["version"] = split_version(job.id)[1]  # (NAME@K; the plain name is version 1)
     if spec.command is not None:
         d["command"] = spec.command
     else:
@@ -44,4 +49,14 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
         d["after_groups"] = spec.after_groups
     if spec.cancel_time is not None:
         d["max_cancellation_time"] = spec.cancel_time
+    if job.code is not None:
+        d["message"] = message(job.code, job.detail)
+    if spec.retries:
+        d["retries"] = spec.retries
+        d["retried"] = job.own
+    if spec.pending_timeout is not None:
+        d["pending_timeout"] = spec.pending_timeout
+    if spec.on_exit:
+        d["on_exit"] = {w: a if isinstance(a, str) else f"submit:{a.get('flow') or 'flow'}"
+                        for w, a in spec.on_exit.items()}
     return d

@@ -95,6 +95,7 @@ class Cluster:
                         self.journal.stage_new(j)
                     for j in e.changed:
                         self.journal.stage(j)
+                    self.journal.stage_attempts(e.attempts)
             self.journal.commit()
         return effects
 

@@ -82,6 +82,19 @@ def test_a_job_that_ended_before_the_cancel_took_keeps_its_outcome() -> None:
     assert c.state.cancelling == {}
 
 
+def test_a_job_being_cancelled_that_fails_by_itself_first_is_not_retried() -> None:
+    c = Cluster()
+    s = spec("a")
+    s.retries = 3  # its own failures would be retried, but it was cancelled meanwhile
+    c.submit(s)
+    c.started()
+    c.take(c.state.cancel([c.job("a")]))
+    c.ends("a", "failed-hard", cause="exit code 3", exit_code=3)
+    c.clock.advance(60)
+    assert c.job("a").state == FAILED and c.job("a").own == 0
+    assert c.started() == []
+
+
 def test_no_dependents_on_a_running_job_lets_them_run_if_it_succeeds() -> None:
     c = Cluster()
     c.submit(spec("a"), spec("b", "a"))

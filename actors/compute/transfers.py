@@ -1,0 +1,165 @@
+"""How a compute node moves bytes to and from storage: reading an input from
+the first of its copies that answers (slow or failed copies last), writing an
+output to its replicas, and turning storage trouble into the task's soft
+failure. A mixin of ComputeNode, apart from task state (task.py) and from
+running commands and callables (node.py, runner.py, pool.py)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from weft.actors.storage.client import (
+    LATENCY,
+    NotFinished,
+    ObjectWriter,
+    Redirected,
+    ReplicatedWriter,
+    read_object,
+)
+from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.rpc import Peer, PeerClosed, PeerPool
+from weft.protocol.enums import ErrorCode
+
+from .pool import Parts
+from .task import SoftFailure, Task, Unmet
+
+log = logging.getLogger("weft.compute")
+
+# Outputs up to this size travel in the task's `done` event as well, so the
+# coordinator can hand them to dependents inline (as storage's events do).
+STORED_INLINE_MAX = 4096
+# A storage node that failed us goes last among an input's copies for this long.
+_STORAGE_SHUNNED = 30.0
+
+
+class Transfers:
+    """Needs from the node: `peers`, `min_copies`, `_task_nursery` and
+    `_storage_failed` (endpoint -> when it last failed us)."""
+
+    peers: PeerPool
+    min_copies: int
+    _task_nursery: Any
+    _storage_failed: dict[str, float]
+
+    # -- inputs ------------------------------------------------------------------------
+    def _input_soft(self, task: Task, name: str, obj: str, e: Exception) -> SoftFailure:
+        if name in task.ahead and (isinstance(e, NotFinished) or getattr(e, "code", None) == ErrorCode.MISSING):
+            # Started ahead of its producer, which ran elsewhere or not yet.
+            return Unmet(f"input {name!r} ({obj}) is not made yet: {e}")
+        return self._storage_soft(e, f"input {name!r} ({obj})")
+
+    def _storage_soft(self, e: Exception, what: str) -> SoftFailure:
+        code = getattr(e, "code", None)
+        if isinstance(e, NotFinished | Redirected):
+            return SoftFailure(f"{what}: {e.message}", code)
+        if isinstance(e, CallTimeout | PeerClosed):
+            return SoftFailure(f"{what}: storage unreachable ({e.message})", code)
+        if isinstance(e, RemoteError):
+            # The code travels as the report's own field, not in the text.
+            return SoftFailure(f"{what}: {e.message}", code)
+        return SoftFailure(f"{what}: {e}", code)
+
+    def _copies(self, endpoints: list[str]) -> list[str]:
+        """The storage nodes holding an input, those that failed us lately last:
+        a node that died costs each read that tries it first a connect timeout."""
+        if len(endpoints) < 2 or not self._storage_failed:
+            return endpoints
+        recent = trio.current_time() - _STORAGE_SHUNNED
+        return sorted(endpoints, key=lambda ep: self._storage_failed.get(ep, -math.inf) > recent)
+
+    def _storage_unreachable(self, endpoint: str) -> None:
+        self._storage_failed[endpoint] = trio.current_time()
+
+    async def _read_input(self, task: Task, name: str,
+                          read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
+        """`read(peer, object, call timeout)` of input `name` from the first of its copies
+        that answers; storage trouble becomes the task's soft failure."""
+        endpoints, obj = task.inputs[name]
+        endpoints = self._copies(endpoints)
+        for i, endpoint in enumerate(endpoints):
+            # With another copy to go to, a call gets the node's latency
+            # bound, not the full call timeout: a paused node costs a read
+            # its bound, then the next copy answers (the last copy gets the
+            # whole timeout: there is nothing better to wait for).
+            last = i + 1 == len(endpoints)
+            try:
+                return await read(self.peers.get(endpoint), obj, None if last else LATENCY.bound(endpoint))
+            except (CallTimeout, PeerClosed) as e:
+                self._storage_unreachable(endpoint)
+                if last:  # no other replica to try
+                    raise self._storage_soft(e, f"input {name!r} ({obj})") from None
+                log.info("input %r (%s): %s; reading the next copy", name, obj, e)
+            except BusError as e:
+                raise self._input_soft(task, name, obj, e) from None
+        raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
+
+    async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
+        async def pieces(peer: Peer, obj: str, timeout: float | None) -> Parts:
+            # In pieces as received: the worker pool hands them to the worker
+            # without joining them here first.
+            parts = Parts()
+            await read_object(peer, obj, parts.append, timeout=timeout)
+            return parts
+
+        out: dict[str, bytes | Parts] = dict(task.inline)
+        for name in task.inputs:
+            if name not in out:
+                out[name] = await self._read_input(task, name, pieces)
+        return out
+
+    async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
+        files = {}
+        if task.spec.refs:
+            inputs_dir.mkdir(parents=True, exist_ok=True)
+        for name in task.inputs:
+            path = files[name] = inputs_dir / name
+            if name in task.inline:
+                path.write_bytes(task.inline[name])
+                continue
+
+            async def to_file(peer: Peer, obj: str, timeout: float | None, path: Path = path) -> None:
+                with open(path, "wb") as f:  # from the start again if an earlier copy was too slow
+                    await read_object(peer, obj, f.write, timeout=timeout)
+
+            await self._read_input(task, name, to_file)
+        return files
+
+    # -- outputs ---------------------------------------------------------------------
+    def _writer(self, task: Task, output: str) -> ObjectWriter | ReplicatedWriter:
+        name = f"{task.job}/{output}"
+        endpoints = task.outputs[output]
+        if len(endpoints) == 1:
+            # The task's `done` tells the coordinator this object is finished
+            # (see Task.stored), so storage's own event need not.
+            return ObjectWriter(self.peers.get(endpoints[0]), name, task.token, quiet=True)
+        return ReplicatedWriter([ObjectWriter(self.peers.get(ep), name, task.token) for ep in endpoints],
+                                min_copies=self.min_copies, background=self._task_nursery)
+
+    async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str) -> None:
+        try:
+            info = await writer.close()
+        except BusError as e:
+            raise self._storage_soft(e, f"output {name!r}") from None
+        task.written.append(name)
+        if isinstance(writer, ReplicatedWriter) and writer.dropped:
+            # Copies this write gave up on: the coordinator (repair) makes them again.
+            task.dropped += [[f"{task.job}/{name}", endpoint] for endpoint, _ in writer.dropped]
+        if isinstance(writer, ObjectWriter) and writer.quiet and isinstance(info, dict) and "node" in info:
+            small = writer.small if writer.small is not None and len(writer.small) <= STORED_INLINE_MAX else None
+            task.stored[name] = [info["node"], info.get("size"), small]
+
+    async def _upload_file(self, task: Task, name: str, path: Path) -> None:
+        w = self._writer(task, name)
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    await w.write(chunk)
+        except BusError as e:
+            raise self._storage_soft(e, f"output {name!r}") from None
+        await self._close(task, w, name)
