@@ -11,9 +11,7 @@ node (retries only) and one `start_many` per compute node for the round.
 
 from __future__ import annotations
 
-import gc
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import trio
 
 from weft.actors.groupcommit import GroupCommit
-from weft.actors.model import JobSpec, SpecError, check_job_id
+from weft.actors.model import check_job_id
 from weft.bus.beacon import BeaconListener, PeerInfo
 from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.heartbeat import Liveness
@@ -34,9 +32,6 @@ from weft.protocol.jobs import (
     Locate,
     LocateReply,
     Status,
-    Submit,
-    SubmitReply,
-    Submitted,
     Wait,
     WaitReply,
 )
@@ -48,10 +43,10 @@ from weft.protocol.objects import (
     Replicate,
     ReplicateReply,
 )
-from weft.protocol.tasks import DeleteTasks, Probe, ProbeReply, StartMany
+from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, follow, gc_ops, imports, news
+from . import control_ops, follow, gc_ops, news, submit_ops
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -75,7 +70,7 @@ from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .queue import QueueBound
 from .replay import replay
-from .state import SUBMIT_SLICE, CoordinatorState
+from .state import CoordinatorState
 from .views import job_detail
 
 log = logging.getLogger("weft.coordinator")
@@ -83,14 +78,9 @@ log = logging.getLogger("weft.coordinator")
 _NET_ERRORS = (CallTimeout, PeerClosed, RemoteError, trio.ClosedResourceError)
 # A peer's answer that does not parse: as good as no answer.
 _ANSWER_ERRORS = (*_NET_ERRORS, BadRequest)
-# How long a submit waits for compute nodes to say which modules they import
-# (the node bounds its own look-up below this: see actors/compute/probe.py).
-PROBE_TIMEOUT = 8.0
 # How often repair looks for work (when there is any: see Repair.busy).
 REPAIR_EVERY = 0.5
 REPAIR_SOON = 0.05
-# How Submit names a bad spec: "job #N: why".
-_JOB_NUMBER = re.compile(r"job #(\d+): ")
 
 
 class CoordinatorNode(Node):
@@ -151,7 +141,7 @@ class CoordinatorNode(Node):
     def register(self) -> None:
         add = self.server.add
         add("hello", self._op_hello, bypass=True)
-        add("submit", self._op_submit)
+        submit_ops.register(self)  # submit
         add("status", self._op_status, bypass=True)
         add("wait", self._op_wait, bypass=True)
         add("locate", self._op_locate, bypass=True)
@@ -451,93 +441,6 @@ class CoordinatorNode(Node):
                     log.debug("deleting task results on %s: %s", ref.node, e)
 
     # -- user ops ------------------------------------------------------------------------
-    async def _op_submit(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        """Submit -> SubmitReply: per spec its job, and whether it was
-        `cached` (it had finished successfully) or `joined` (it is queued or
-        running; `differs`: settings asked for that the existing job does
-        not have and that are not part of its identity: priority, time_limit).
-        """
-        specs = await self._submitted_specs(body)
-        replace = body.get("replace", False)  # (a dict: parsed above)
-        if type(replace) is not bool:
-            raise BadRequest("submit: replace must be true or false")
-        self.queue_bound.admit(len(specs), self.graph.jobs.values())
-        modules, nodes = imports.to_probe(specs, self.state.computes.values())
-        if modules:
-            refusal = imports.verdict(modules, await self._probe(nodes, modules))
-            if refusal is not None:
-                raise SpecError(refusal)
-        # Taken in slices, yielding to other calls between them (a big
-        # submit must not leave stats, status and polls unanswered).
-        steps = self.state.submitting(specs, replace=replace)
-        while True:
-            try:
-                effects = next(steps)
-            except StopIteration as done:
-                results = done.value
-                break
-            self._run(effects)
-            await trio.lowlevel.checkpoint()
-        await self.commits.durable()
-        self._wake.set()
-        if len(specs) >= SUBMIT_SLICE:
-            # The jobs live as long as the coordinator: out of the collector's
-            # sight, or its full passes over them (100 ms and more past
-            # 100,000 jobs) stall every call now and then.
-            gc.freeze()
-        answers = []
-        for start in range(0, len(results), SUBMIT_SLICE):
-            if start:
-                await trio.lowlevel.checkpoint()
-            answers += [Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
-                        for s in results[start:start + SUBMIT_SLICE]]
-        return SubmitReply(answers).to_wire()
-
-    async def _submitted_specs(self, body: Any) -> list[JobSpec]:
-        """A submit's specs, parsed a slice at a time (the rest of the
-        coordinator runs between slices); an error names the job by its
-        place in the whole submit."""
-        wires = body.get("jobs") if type(body) is dict else None
-        if type(wires) is not list or len(wires) <= SUBMIT_SLICE:
-            return Submit.from_wire(body).jobs
-        specs: list[JobSpec] = []
-        for start in range(0, len(wires), SUBMIT_SLICE):
-            try:
-                specs += Submit.from_wire({"jobs": wires[start:start + SUBMIT_SLICE]}).jobs
-            except SpecError as e:
-                m = _JOB_NUMBER.match(str(e))
-                if m is None:
-                    raise
-                raise SpecError(f"job #{int(m.group(1)) + start}: {str(e)[m.end():]}") from None
-            await trio.lowlevel.checkpoint()
-        return specs
-
-    async def _probe(self, nodes: list[ComputeRef], modules: list[str]) -> list[tuple[ComputeRef, ProbeReply | None]]:
-        """Ask every node which of `modules` it can import, in parallel; a
-        node that does not answer in time answers None. Done early once
-        every module is found somewhere."""
-        answers: list[tuple[ComputeRef, ProbeReply | None]] = []
-        wanted = set(modules)
-        request = Probe(modules).to_wire()
-
-        async def ask(ref: ComputeRef) -> None:
-            try:
-                reply = ProbeReply.from_wire(
-                    await self.peers.get(ref.endpoint).call("probe", request, timeout=PROBE_TIMEOUT))
-            except (*_NET_ERRORS, BusError) as e:  # an older node answers unknown-op
-                log.info("compute %s did not say which modules it imports: %s", ref.node, e)
-                reply = None
-            answers.append((ref, reply))
-            if reply is not None:
-                wanted.difference_update(reply.found)
-                if not wanted:
-                    nursery.cancel_scope.cancel()
-
-        async with trio.open_nursery() as nursery:
-            for ref in nodes:
-                nursery.start_soon(ask, ref)
-        return answers
-
     def _job(self, jid: str) -> Job:
         check_job_id(jid)
         job = self.graph.jobs.get(self.graph.names.resolve(jid))

@@ -1,0 +1,129 @@
+"""The coordinator's `submit` op: specs parsed a slice at a time, callables'
+modules probed on the compute nodes, the jobs taken in slices by the state
+(submit.py), and the answer built in slices, so a big submit leaves other
+calls answered. It lives here so node.py stays the shell it is."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from weft.actors.model import JobSpec, SpecError
+from weft.bus.errors import BusError
+from weft.bus.rpc import CallContext
+from weft.protocol.fields import BadRequest
+from weft.protocol.jobs import Submit, SubmitReply, Submitted
+from weft.protocol.tasks import Probe, ProbeReply
+
+from . import imports
+from .nodes import ComputeRef
+from .submit import SUBMIT_SLICE
+
+if TYPE_CHECKING:
+    from .node import CoordinatorNode
+
+log = logging.getLogger("weft.coordinator")
+
+# How long a submit waits for compute nodes to say which modules they import
+# (the node bounds its own look-up below this: see actors/compute/probe.py).
+PROBE_TIMEOUT = 8.0
+# How Submit names a bad spec: "job #N: why".
+_JOB_NUMBER = re.compile(r"job #(\d+): ")
+
+
+def register(node: CoordinatorNode) -> None:
+    node.server.add("submit", partial(submit, node))
+
+
+async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
+    """Submit -> SubmitReply: per spec its job, and whether it was
+    `cached` (it had finished successfully) or `joined` (it is queued or
+    running; `differs`: settings asked for that the existing job does
+    not have and that are not part of its identity: priority, time_limit).
+    """
+    specs = await _submitted_specs(body)
+    replace = body.get("replace", False)  # (a dict: parsed above)
+    if type(replace) is not bool:
+        raise BadRequest("submit: replace must be true or false")
+    node.queue_bound.admit(len(specs), node.graph.jobs.values())
+    modules, nodes = imports.to_probe(specs, node.state.computes.values())
+    if modules:
+        refusal = imports.verdict(modules, await _probe(node, nodes, modules))
+        if refusal is not None:
+            raise SpecError(refusal)
+    # Taken in slices, yielding to other calls between them (a big
+    # submit must not leave stats, status and polls unanswered).
+    steps = node.state.submitting(specs, replace=replace)
+    while True:
+        try:
+            effects = next(steps)
+        except StopIteration as done:
+            results = done.value
+            break
+        node._run(effects)
+        await trio.lowlevel.checkpoint()
+    await node.commits.durable()
+    node._wake.set()
+    if len(specs) >= SUBMIT_SLICE:
+        # The jobs live as long as the coordinator: out of the collector's
+        # sight, or its full passes over them (100 ms and more past
+        # 100,000 jobs) stall every call now and then.
+        gc.freeze()
+    answers = []
+    for start in range(0, len(results), SUBMIT_SLICE):
+        if start:
+            await trio.lowlevel.checkpoint()
+        answers += [Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
+                    for s in results[start:start + SUBMIT_SLICE]]
+    return SubmitReply(answers).to_wire()
+
+async def _submitted_specs(body: Any) -> list[JobSpec]:
+    """A submit's specs, parsed a slice at a time (the rest of the
+    coordinator runs between slices); an error names the job by its
+    place in the whole submit."""
+    wires = body.get("jobs") if type(body) is dict else None
+    if type(wires) is not list or len(wires) <= SUBMIT_SLICE:
+        return Submit.from_wire(body).jobs
+    specs: list[JobSpec] = []
+    for start in range(0, len(wires), SUBMIT_SLICE):
+        try:
+            specs += Submit.from_wire({"jobs": wires[start:start + SUBMIT_SLICE]}).jobs
+        except SpecError as e:
+            m = _JOB_NUMBER.match(str(e))
+            if m is None:
+                raise
+            raise SpecError(f"job #{int(m.group(1)) + start}: {str(e)[m.end():]}") from None
+        await trio.lowlevel.checkpoint()
+    return specs
+
+async def _probe(node: CoordinatorNode, nodes: list[ComputeRef], modules: list[str]) -> list[tuple[ComputeRef, ProbeReply | None]]:
+    """Ask every node which of `modules` it can import, in parallel; a
+    node that does not answer in time answers None. Done early once
+    every module is found somewhere."""
+    answers: list[tuple[ComputeRef, ProbeReply | None]] = []
+    wanted = set(modules)
+    request = Probe(modules).to_wire()
+
+    async def ask(ref: ComputeRef) -> None:
+        try:
+            reply = ProbeReply.from_wire(
+                await node.peers.get(ref.endpoint).call("probe", request, timeout=PROBE_TIMEOUT))
+        except (BusError, trio.ClosedResourceError) as e:  # an older node answers unknown-op
+            log.info("compute %s did not say which modules it imports: %s", ref.node, e)
+            reply = None
+        answers.append((ref, reply))
+        if reply is not None:
+            wanted.difference_update(reply.found)
+            if not wanted:
+                nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        for ref in nodes:
+            nursery.start_soon(ask, ref)
+    return answers
+
