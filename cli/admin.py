@@ -33,8 +33,7 @@ def delete(
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """Forget finished jobs: their record, attempts, log and outputs (refused while an
-    unfinished job still reads them, unless --force)."""
+    """Forget finished jobs: record, attempts, log and outputs (refused while needed, unless --force)."""
     with client(coordinator) as c:
         r = c.delete(jobs, force=force)
     if as_json:
@@ -52,8 +51,7 @@ def gc(
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """Collect garbage now: forget finished jobs past their retention that nothing
-    pending needs, delete their objects on storage, compact the journal; print what was freed."""
+    """Forget finished jobs past their retention that nothing needs, with their objects; compact the journal."""
     keep_s = duration(keep, "--keep")
     with client(coordinator) as c:
         r = c.gc(keep_s)

@@ -96,8 +96,7 @@ def pause(
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """Start no new jobs (of the whole cluster, or one group). Running jobs go
-    on and submits are still taken; `weft resume` undoes it."""
+    """Start no new jobs (of the cluster, or one group); running jobs go on, `weft resume` undoes it."""
     with client(coordinator) as c:
         paused = c.pause(group)
     emit_json({"paused": paused}) if as_json else typer.echo(paused_text(paused))

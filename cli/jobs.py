@@ -453,8 +453,7 @@ def cancel(
 
 @app.command()
 def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """The nodes the coordinator knows: role, endpoint, slots, busy, objects,
-    repair copies in flight to/from a storage node, last seen."""
+    """The nodes the coordinator knows: role, endpoint, slots, busy, objects, repair copies, last seen."""
     with client(coordinator) as c:
         ns = c.nodes()
     if as_json:
@@ -473,8 +472,7 @@ def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
 
 @app.command()
 def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """Cluster counters: jobs by state, slots, dispatches, failures, repair (under-replicated
-    objects, copies in flight, copied, failed, trimmed)."""
+    """Cluster counters: jobs by state, slots, dispatches, failures, repair progress."""
     with client(coordinator) as c:
         s = c.stats()
     if as_json:
