@@ -109,8 +109,11 @@ class Journal:
         self._changed: dict[str, Job] = {}
         self._attempts: list[tuple] = []
         self._forget: set[str] = set()  # rows to delete (jobs forgotten: gc.py)
-        # A write and a compaction never run at once (both run in worker threads).
+        # A write, a compaction and the close never run at once (writes and
+        # compactions run in worker threads): SQLite's connection must not be
+        # closed under a thread using it (the process would crash).
         self._lock = threading.Lock()
+        self._closed = False
         self._meta: dict[str, Any] = {}
         # The owner's counters (a dict it keeps updating): written with each commit.
         self.counters: dict[str, int] | None = None
@@ -182,6 +185,8 @@ class Journal:
     def write(self, batch: Batch) -> int:
         """One transaction for `batch`; returns the row count."""
         with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the journal is closed")
             return self._write(batch)
 
     def _write(self, batch: Batch) -> int:
@@ -245,6 +250,8 @@ class Journal:
         empty the write-ahead log. Blocking (call it from a worker thread);
         commits wait meanwhile. Returns the seconds it took."""
         with self._lock:
+            if self._closed:
+                return 0.0
             t0 = time.perf_counter()
             self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -273,4 +280,6 @@ class Journal:
         try:
             self.commit()
         finally:
-            self._db.close()
+            with self._lock:
+                self._closed = True
+                self._db.close()

@@ -173,6 +173,13 @@ class CoordinatorNode(Node):
             nursery.start_soon(listener.run)
 
     async def shutdown(self) -> None:
+        # Let a commit in flight in its worker thread end first: the journal
+        # must not be closed under it.
+        with trio.move_on_after(5):
+            try:
+                await self.commits.durable()
+            except Exception as e:
+                log.warning("journal: last commit before stopping failed: %s", e)
         self.journal.close()
 
     async def _commit_journal(self) -> None:
