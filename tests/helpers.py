@@ -13,6 +13,7 @@ fixed sleep is either too short on a loaded machine or too long everywhere.
 from __future__ import annotations
 
 import inspect
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,3 +47,41 @@ async def await_for(predicate: Callable[[], Any], timeout: float = 5.0, what: st
         if trio.current_time() > deadline:
             raise AssertionError(f"{what}: not within {timeout:g}s (last: {value!r})")
         await trio.sleep(interval)
+
+
+def free_endpoint() -> str:
+    """A tcp endpoint on 127.0.0.1 with a port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+class SilentStorage:
+    """A 'storage node' on `endpoint` that takes every call and answers none
+    (a paused process: its connections stay up); `calls` counts them.
+    `vanish()` closes its socket, dropping every connection, as a process
+    that died would."""
+
+    def __init__(self, endpoint: str) -> None:
+        import zmq
+
+        from weft.bus.zsock import ZSocket, context
+
+        self.endpoint = endpoint
+        self.calls = 0
+        self.zs = ZSocket(context().socket(zmq.ROUTER), linger_ms=0)
+        self.zs.sock.bind(endpoint)
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                await self.zs.recv()
+                self.calls += 1
+        except trio.ClosedResourceError:
+            return
+        finally:
+            self.zs.close()
+
+    def vanish(self) -> None:
+        self.zs.close()

@@ -6,19 +6,13 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
 import psutil
 
 from .conftest import REPO, Weft, wait_for, weft_argv
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+from helpers import free_endpoint
 
 
 def test_up_demo_prints_the_result_and_stops_everything(tmp_path: Path) -> None:

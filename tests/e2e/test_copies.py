@@ -3,55 +3,20 @@ is tried last for a while, so each read does not pay for it again."""
 
 from __future__ import annotations
 
-import socket
-
 import trio
-import zmq
 
 from weft.actors.model import JobSpec
 from weft.actors.storage.client import write_bytes
-from weft.bus.zsock import ZSocket, context
 from weft.localcluster.cluster import Proc
 
 from .conftest import Shared, job_id, peer, start_task, wait_done
-from helpers import await_for
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
-class Flaky:
-    """A 'storage node' that takes calls on `endpoint` and answers none.
-
-    `vanish()` closes its socket, dropping every connection, as a process
-    that died would; `calls` counts what reached it."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.calls = 0
-        self.zs = ZSocket(context().socket(zmq.ROUTER), linger_ms=0)
-        self.zs.sock.bind(endpoint)
-
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        try:
-            while True:
-                await self.zs.recv()
-                self.calls += 1
-        except trio.ClosedResourceError:
-            return
-
-    def vanish(self) -> None:
-        self.zs.close()
+from helpers import SilentStorage, await_for, free_endpoint
 
 
 async def test_a_copy_that_failed_is_tried_last(shared: Shared, fresh_compute: Proc) -> None:
     made = f"{job_id('copies-src')}/out"
     spec = JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs={"a": made}, outputs=["result"]).to_wire()
-    flaky = Flaky(free_endpoint())
+    flaky = SilentStorage(free_endpoint())
     with trio.fail_after(60):
         async with peer(shared.a) as a, peer(fresh_compute.endpoint) as c, trio.open_nursery() as nursery:
             await write_bytes(a, made, b"the bytes", 1)
@@ -67,7 +32,7 @@ async def test_a_copy_that_failed_is_tried_last(shared: Shared, fresh_compute: P
 
             # It is back on the same endpoint, still answering nothing: a
             # read that tried it first would hang there until its timeout.
-            flaky = Flaky(flaky.endpoint)
+            flaky = SilentStorage(flaky.endpoint)
             nursery.start_soon(flaky.serve)
             second = job_id("copies-2")
             await start_task(c, second, spec, inputs={"a": [[flaky.endpoint, shared.a], made]},
@@ -78,5 +43,5 @@ async def test_a_copy_that_failed_is_tried_last(shared: Shared, fresh_compute: P
             flaky.vanish()
 
 
-async def wait_for_calls(flaky: Flaky, n: int) -> None:
+async def wait_for_calls(flaky: SilentStorage, n: int) -> None:
     await await_for(lambda: flaky.calls >= n, 10, f"{n} calls to the flaky copy")

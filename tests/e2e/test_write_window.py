@@ -11,7 +11,6 @@ second call ever comes while the first is held.
 from __future__ import annotations
 
 import random
-import socket
 from typing import Any
 
 import trio
@@ -22,14 +21,10 @@ from weft.bus.rpc import CallContext, Server
 from weft.localcluster.cluster import Proc
 
 from .conftest import Shared, job_id, peer, start_task, wait_done
+from helpers import free_endpoint
 
 HOLD = 2.0  # how long a populate waits for company before answering alone
 
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 class CountingStorage:

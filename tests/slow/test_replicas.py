@@ -11,39 +11,16 @@ from __future__ import annotations
 import signal
 
 import trio
-import zmq
 from e2e.conftest import Daemons, job_id, peer, read_object, start_task, wait_done
-from e2e.test_copies import free_endpoint
 
 from weft.actors.model import JobSpec
 from weft.actors.storage.client import write_bytes
-from weft.bus.zsock import ZSocket, context
 
-from helpers import await_for
+from helpers import SilentStorage, await_for, free_endpoint
 
 SLOW_AFTER = 0.5
 # The call timeout is 10 s: a read or write done within this did not wait it out.
 WELL_BEFORE_TIMEOUT = 5.0
-
-
-class Silent:
-    """A 'storage node' on `endpoint` that takes every call and answers none
-    (a paused process: its connections stay up); `calls` counts them."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.calls = 0
-        self.zs = ZSocket(context().socket(zmq.ROUTER), linger_ms=0)
-        self.zs.sock.bind(endpoint)
-
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        try:
-            while True:
-                await self.zs.recv()
-                self.calls += 1
-        finally:
-            self.zs.close()
 
 
 def concat_spec(made: str) -> dict:
@@ -55,7 +32,7 @@ async def test_a_read_moves_to_the_next_copy_after_the_latency_bound(daemons: Da
     store = daemons.storage("storage-a")
     compute = daemons.start("compute", "compute-r", "--slots", "2", "--slow-after", str(SLOW_AFTER))
     made = f"{job_id('hedge-src')}/out"
-    silent = Silent(free_endpoint())
+    silent = SilentStorage(free_endpoint())
     with trio.fail_after(60):
         async with peer(store.endpoint) as a, peer(compute.endpoint) as c, trio.open_nursery() as nursery:
             await write_bytes(a, made, b"the bytes", 1)
