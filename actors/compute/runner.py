@@ -94,7 +94,7 @@ import trio
 from weft.protocol.enums import ErrorCode
 from weft.protocol.tasks import Delegation
 
-from ..model import JobSpec, SpecError
+from ..model import JobSpec, SpecError, input_env_var
 from .procs import group_alive
 
 log = logging.getLogger("weft.compute")
@@ -158,10 +158,6 @@ class CommandResult:
         return spec.exit_action(self.when()) == "succeed"
 
 
-def input_env_name(name: str) -> str:
-    return "WEFT_INPUT_" + name.upper().replace(".", "_").replace("-", "_")
-
-
 # The node's own environment without inherited WEFT_INPUT_* variables, and the
 # raw environment it was made from. Rebuilding it for every command decoded
 # every variable (~0.3 ms a command); now it is rebuilt only when the
@@ -184,7 +180,7 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
     env: dict[str, str | bytes] = dict(_inherited_env())
     seen: dict[str, str] = {}
     for name, value in spec.inputs.items():
-        var = input_env_name(name)
+        var = input_env_var(name)
         if var in seen:
             raise SpecError(f"inputs {seen[var]!r} and {name!r} both map to ${var}")
         seen[var] = name
