@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ from weft.actors.durations import DurationError, parse_duration, parse_time
 from .app import app
 from .common import emit_json, fail
 from .jobs import CoordOpt, JsonOpt, client
+from .show import paused_text
 
 STATES = ("waiting", "runnable", "running", "cancelling", "succeeded", "failed", "cancelled")
 
@@ -76,18 +76,6 @@ def jobs_cmd(
     typer.echo(f"{'JOB':26} {'NAME':16} {'STATE':10} {'NODE':16} {'AGE':>7} {'RUNTIME':>7}  CAUSE")
     for v in views:
         typer.echo(job_row(v, now))
-
-
-def paused_text(paused: dict[str, Any]) -> str:
-    """`cluster paused since ...; group g paused since ...`, or `nothing paused`."""
-    def when(ts: float) -> str:
-        return datetime.datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
-    parts = []
-    if "cluster" in paused:
-        parts.append(f"cluster paused since {when(paused['cluster'])}")
-    for g, ts in sorted((paused.get("groups") or {}).items()):
-        parts.append(f"group {g} paused since {when(ts)}")
-    return "; ".join(parts) or "nothing paused"
 
 
 @app.command()

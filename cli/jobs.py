@@ -19,6 +19,7 @@ from .show import (
     PRINT_LIMIT,
     attempt_lines,
     final_of,
+    paused_text,
     printable,
     resubmission_line,
     state_line,
@@ -334,7 +335,6 @@ def status(
         counts = ", ".join(f"{k} {v}" for k, v in sorted(r.get("counts", {}).items())) or "no jobs"
         typer.echo(counts)
         if r.get("paused"):
-            from .control import paused_text
             typer.echo(paused_text(r["paused"]))
         for st in r["jobs"]:
             typer.echo(state_line(st))
@@ -480,7 +480,6 @@ def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
         return
     for k, v in s.items():
         if k == "paused":
-            from .control import paused_text
             v = paused_text(v)
         elif isinstance(v, dict):
             v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "-"

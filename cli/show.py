@@ -140,3 +140,15 @@ def printable(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def paused_text(paused: dict[str, Any]) -> str:
+    """`cluster paused since ...; group g paused since ...`, or `nothing paused`."""
+    def when(ts: float) -> str:
+        return datetime.datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
+    parts = []
+    if "cluster" in paused:
+        parts.append(f"cluster paused since {when(paused['cluster'])}")
+    for g, ts in sorted((paused.get("groups") or {}).items()):
+        parts.append(f"group {g} paused since {when(ts)}")
+    return "; ".join(parts) or "nothing paused"
