@@ -54,8 +54,8 @@ from weft.protocol.jobs import (
     WaitReply,
     final_state,
 )
+from weft.runtime.configfile import default_coordinator
 from weft.runtime.node import new_node_id
-from weft.runtime.settings import DEFAULT_COORDINATOR as DEFAULT_ENDPOINT
 
 # Room in a message for the envelope and each spec's keys, names and outputs.
 _MESSAGE_HEADROOM = 1 << 20
@@ -192,7 +192,7 @@ def _callable_name(fn: Any) -> str:
 
 class Client:
     def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0) -> None:
-        self.endpoint = endpoint or DEFAULT_ENDPOINT
+        self.endpoint = endpoint or default_coordinator()
         self.timeout = timeout
         self.retry_for = retry_for
         self.node_id = new_node_id("client")

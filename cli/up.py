@@ -13,10 +13,11 @@ from pathlib import Path
 import typer
 
 from weft.localcluster.cluster import ClusterError, LocalCluster, Proc
-from weft.runtime.settings import SettingError, by_flag
+from weft.runtime import configfile
+from weft.runtime.settings import DEFAULT_COORDINATOR, ROLES, SettingError, by_flag, to_args
 
 from .app import app
-from .common import DEFAULT_COORDINATOR, data_dir_option, emit_json, fail
+from .common import data_dir_option, emit_json, fail
 
 DEMO_FLOW = {
     "jobs": {
@@ -104,6 +105,23 @@ def lock_cluster(cluster: LocalCluster) -> None:
         fail(str(e))
 
 
+# Where and as what `weft up` starts each daemon is its own to say.
+_PLACED_BY_UP = ("listen", "advertise", "data_dir", "node_id", "no_beacon", "coordinator")
+
+
+def daemon_args(config: Path | None) -> dict[str, dict]:
+    """Per role, the settings the environment (WEFT_<ROLE>_<NAME>) and configuration file give."""
+    try:
+        cfg = configfile.load_found(config)
+        values = {role: configfile.given(role, cfg) for role in ROLES}
+    except SettingError as e:
+        fail(str(e))
+    for v in values.values():
+        for name in _PLACED_BY_UP:
+            v.pop(name, None)
+    return values
+
+
 @app.command()
 def up(
     ctx: typer.Context,
@@ -113,13 +131,22 @@ def up(
     data_dir: Path = typer.Option(None, "--data-dir", metavar="DIR",
                                   help="Where the cluster keeps its state (default .weft); locked while it runs."),
     listen: str = typer.Option(DEFAULT_COORDINATOR, "--listen", metavar="ENDPOINT", help="Coordinator endpoint."),
-    replicas: int = typer.Option(1, "--replicas", metavar="N", help="Storage nodes each output is written to."),
+    replicas: int = typer.Option(None, "--replicas", metavar="N",
+                                 help="Storage nodes each output is written to (default 1)."),
     demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the endpoints and pids as one line of JSON once ready."),
+    config: Path = typer.Option(None, "--config", metavar="FILE",
+                                help="Configuration file for the daemons (default $WEFT_CONFIG, else "
+                                     "/etc/weft/weft.toml if present); the flags above override it."),
 ) -> None:
     """Start a coordinator, compute and storage nodes as local processes; Ctrl-C stops them."""
     if compute < 0 or storage < 1:
         fail("need --compute >= 0 and --storage >= 1")
+    role_args = daemon_args(config)
+    if replicas is None:
+        replicas = int(role_args["coordinator"].pop("replicas", 1))
+    if slots is None:
+        slots = role_args["compute"].pop("slots", None)
     # The daemons' own checks (weft.runtime.settings), so both say the same.
     try:
         by_flag("compute")["--slots"].validate(slots)
@@ -133,8 +160,12 @@ def up(
     check_listen(listen)
     # The root --log-level reaches the daemons (WEFT_LOG_LEVEL in their environment).
     log_level = (ctx.parent.params.get("log_level") if ctx.parent else None) or None
+    role_args["coordinator"]["replicas"] = replicas
+    role_args["compute"].pop("slots", None)
     cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen,
-                           coordinator_args=["--replicas", str(replicas)], log_level=log_level,
+                           coordinator_args=to_args("coordinator", role_args["coordinator"]),
+                           compute_args=to_args("compute", role_args["compute"]),
+                           storage_args=to_args("storage", role_args["storage"]), log_level=log_level,
                            tag=cluster_tag(data), import_path=[os.getcwd()])
     lock_cluster(cluster)
     started = time.monotonic()
