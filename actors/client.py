@@ -54,7 +54,7 @@ from weft.protocol.jobs import (
     WaitReply,
     final_state,
 )
-from weft.runtime.configfile import default_coordinator
+from weft.runtime.configfile import client_security, default_coordinator
 from weft.runtime.node import new_node_id
 
 # Room in a message for the envelope and each spec's keys, names and outputs.
@@ -191,8 +191,12 @@ def _callable_name(fn: Any) -> str:
 
 
 class Client:
-    def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0) -> None:
+    def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0,
+                 key: str | Path | None = None) -> None:
+        """`key`: this client's key file on a secure cluster (default $WEFT_KEY, else the configuration
+        file's [client] key, else none: in the clear)."""
         self.endpoint = endpoint or default_coordinator()
+        self.security = client_security(key)
         self.timeout = timeout
         self.retry_for = retry_for
         self.node_id = new_node_id("client")
@@ -218,7 +222,7 @@ class Client:
     async def _main(self) -> None:
         self._stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            self._pool = PeerPool(self.node_id, nursery, timeout=self.timeout)
+            self._pool = PeerPool(self.node_id, nursery, timeout=self.timeout, security=self.security)
             self._token = trio.lowlevel.current_trio_token()
             self._ready.set()
             await self._stop.wait()

@@ -29,13 +29,13 @@ DEMO_FLOW = {
 }
 
 
-def run_demo(endpoint: str) -> bytes:
+def run_demo(endpoint: str, key: Path | None = None) -> bytes:
     """Submit the demo diamond (text -> upper, words -> report) and return its result."""
     from weft.actors.client import Client, JobFailed
     from weft.actors.flow import parse_flow
 
     flow = parse_flow(DEMO_FLOW, "demo")
-    with Client(endpoint, timeout=5.0) as c:
+    with Client(endpoint, timeout=5.0, key=key) as c:
         futures = c.submit_specs([s for _, s in flow])
         for (name, _), f in zip(flow, futures, strict=True):
             typer.echo(f"submitted {name:7} {f.job}", err=True)
@@ -135,6 +135,8 @@ def up(
                                  help="Storage nodes each output is written to (default 1)."),
     demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the endpoints and pids as one line of JSON once ready."),
+    secure: bool = typer.Option(False, "--secure", help="CurveZMQ on every connection: keys made (once) under "
+                                "DATA_DIR/keys; clients use DATA_DIR/keys/admin.secret (--key or WEFT_KEY)."),
     config: Path = typer.Option(None, "--config", metavar="FILE",
                                 help="Configuration file for the daemons (default $WEFT_CONFIG, else "
                                      "/etc/weft/weft.toml if present); the flags above override it."),
@@ -162,7 +164,19 @@ def up(
     log_level = (ctx.parent.params.get("log_level") if ctx.parent else None) or None
     role_args["coordinator"]["replicas"] = replicas
     role_args["compute"].pop("slots", None)
-    cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen,
+    admin_key = None
+    if secure:
+        from weft.bus.curve import KeyFileError
+
+        from .keys import make_cluster_keys
+
+        try:
+            admin_key = make_cluster_keys(data / "keys")
+        except KeyFileError as e:
+            fail(str(e))
+        for values in role_args.values():
+            values.update(security="curve", keys=data / "keys", key=data / "keys" / "node.secret")
+    cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen, key=admin_key,
                            coordinator_args=to_args("coordinator", role_args["coordinator"]),
                            compute_args=to_args("compute", role_args["compute"]),
                            storage_args=to_args("storage", role_args["storage"]), log_level=log_level,
@@ -183,12 +197,15 @@ def up(
                 "storage": [p.endpoint for p in cluster.storages],
                 "data_dir": str(data),
                 "pids": {p.node_id: p.pid for p in cluster.procs},
+                "key": str(admin_key) if admin_key else None,
             }, one_line=True)
         else:
             typer.echo(f"weft cluster up in {time.monotonic() - started:.1f}s: coordinator {endpoint}, "
                        f"{compute} compute, {storage} storage (state and logs in {data})")
+            if admin_key:
+                typer.echo(f"secure: clients need the key, e.g. export WEFT_KEY={admin_key}")
         if demo:
-            result = run_demo(endpoint)
+            result = run_demo(endpoint, admin_key)
             typer.echo("demo result:")
             typer.echo(result.decode(errors="replace").rstrip())
             return

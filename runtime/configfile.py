@@ -41,7 +41,8 @@ from .settings import (
 )
 
 SYSTEM_CONFIG = Path("/etc/weft/weft.toml")
-CLIENT_KEYS = {"coordinator": "Coordinator endpoint the CLI and Client() use (tcp://HOST:PORT)."}
+CLIENT_KEYS = {"coordinator": "Coordinator endpoint the CLI and Client() use (tcp://HOST:PORT).",
+               "key": "This client's key file on a secure cluster (NAME.secret)."}
 SECTIONS = ("common", *ROLES, "client")
 
 
@@ -187,6 +188,20 @@ def default_coordinator() -> str:
     return os.environ.get("WEFT_COORDINATOR") or client_coordinator(load_found()) or DEFAULT_COORDINATOR
 
 
+def client_security(key: str | os.PathLike | None = None) -> Any:
+    """A client's CurveZMQ setup from `key`, else $WEFT_KEY, else [client] key; None: in the clear.
+    SettingError (one line) if the key file is not usable."""
+    path = key or os.environ.get("WEFT_KEY") or (load_found() or ConfigFile(Path(), {})).section("client").get("key")
+    if not path:
+        return None
+    from weft.bus.curve import KeyFileError, load_client
+
+    try:
+        return load_client(Path(path))
+    except KeyFileError as e:
+        raise SettingError(str(e)) from None
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -211,7 +226,7 @@ def template() -> str:
                 lines += _entry(s)
     lines += ["", "[client]  # the CLI and Client()"]
     for key, text in CLIENT_KEYS.items():
-        lines += [f"# {text}", f'# {key} = "tcp://127.0.0.1:5570"']
+        lines += [f"# {text}", f'# {key} = "{"tcp://127.0.0.1:5570" if key == "coordinator" else "admin.secret"}"']
     return "\n".join(lines) + "\n"
 
 

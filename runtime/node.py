@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
+from weft.bus.curve import AllowList, KeyFileError, Security, ZapHandler
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
 from weft.bus.rpc import CallContext, PeerPool, Server
@@ -47,6 +48,12 @@ class NodeConfig:
     max_message: int = DEFAULT_MAX_MESSAGE
     call_timeout: float = 10.0
     event_window: int = 100_000
+    # CurveZMQ (weft.bus.curve): None serves and calls in the clear. The
+    # settings it is loaded from (weft.runtime.daemon.security):
+    security: Security | None = None
+    security_mode: str = "none"
+    keys_dir: Path | None = None
+    key_file: Path | None = None
 
 
 def new_node_id(role: str) -> str:
@@ -64,6 +71,7 @@ class Node:
             max_concurrent=config.max_concurrent,
             max_message=config.max_message,
             role=self.role,
+            security=config.security,
         )
         self.events = EventQueue(config.event_window)
         # `endpoint` is what the node announces and others connect to;
@@ -71,6 +79,7 @@ class Node:
         self.endpoint: str | None = None
         self.bound_endpoint: str | None = None
         self.peers: PeerPool | None = None
+        self.zap: ZapHandler | None = None
         # Highest coordinator epoch seen: calls from an older one are refused,
         # so a coordinator that was replaced cannot act on the cluster.
         self.epoch = 0
@@ -140,7 +149,9 @@ class Node:
     ) -> None:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            self.peers = PeerPool(self.node_id, nursery, timeout=self.config.call_timeout)
+            self.peers = PeerPool(self.node_id, nursery, timeout=self.config.call_timeout,
+                                  security=self.config.security)
+            self.zap = self._start_zap(nursery)
             self.bound_endpoint = await nursery.start(self.server.serve, self.config.listen)
             cfg = self.config
             self.endpoint = advertised(cfg.listen, self.bound_endpoint, cfg.advertise,
@@ -161,6 +172,27 @@ class Node:
                     log.exception("%s %s: shutdown failed", self.role, self.node_id)
             self.peers.close()
             nursery.cancel_scope.cancel()
+
+    def _start_zap(self, nursery: trio.Nursery) -> ZapHandler | None:
+        """The ZAP handler that admits keys on the allow-list, bound before anything serves."""
+        sec = self.config.security
+        if sec is None or sec.allow is None:
+            return None
+        zap = ZapHandler(sec.allow)
+        zap.bind()
+        nursery.start_soon(zap.serve)
+        nursery.start_soon(self._reload_on_sighup, sec.allow)
+        return zap
+
+    async def _reload_on_sighup(self, allow: AllowList) -> None:
+        with trio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                try:
+                    allow.load()
+                except KeyFileError as e:
+                    log.warning("%s %s: allow-list not reloaded, the old one stays: %s", self.role, self.node_id, e)
+                else:
+                    log.info("%s %s: allow-list reloaded (%d keys)", self.role, self.node_id, len(allow.keys))
 
     async def _watch_signals(self) -> None:
         # The receiver stays open until the node is gone: a second SIGTERM

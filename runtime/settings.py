@@ -129,6 +129,15 @@ COMMON: tuple[Setting, ...] = (
             envvar="WEFT_BEACON_PORT", check=lambda v: 0 < v < 65536, expect="1..65535"),
     Setting("cluster", "--cluster", "default", str, "Cluster name: beacons of other clusters are ignored.",
             metavar="NAME", envvar="WEFT_CLUSTER", check=lambda v: bool(v), expect="a non-empty name"),
+    Setting("security", "--security", "none", str,
+            "curve: every connection encrypted and admitted only with a key on the allow-list (--keys); "
+            "none: in the clear.", metavar="MODE", key="security_mode",
+            check=lambda v: v in ("none", "curve"), expect="none or curve"),
+    Setting("keys", "--keys", None, Path,
+            "Keys directory of a secure cluster: cluster.secret, allow (the allow-list), node.secret.",
+            metavar="DIR", key="keys_dir"),
+    Setting("key", "--key", None, Path, "This daemon's own key file (default KEYS/node.secret).",
+            metavar="FILE", key="key_file"),
 )
 STATIC_COORDINATOR = Setting(
     "coordinator", "--coordinator", None, str,
