@@ -54,6 +54,7 @@ class NodeConfig:
     security_mode: str = "none"
     keys_dir: Path | None = None
     key_file: Path | None = None
+    insecure: bool = False
 
 
 def new_node_id(role: str) -> str:

@@ -138,6 +138,9 @@ COMMON: tuple[Setting, ...] = (
             metavar="DIR", key="keys_dir"),
     Setting("key", "--key", None, Path, "This daemon's own key file (default KEYS/node.secret).",
             metavar="FILE", key="key_file"),
+    Setting("insecure", "--insecure", False, bool,
+            "Listen on a non-loopback address without --security curve (refused otherwise: anyone who reaches "
+            "the port could run commands as this user); warned at every start."),
 )
 STATIC_COORDINATOR = Setting(
     "coordinator", "--coordinator", None, str,

@@ -100,3 +100,17 @@ def test_a_job_command_does_not_cross_the_network_in_the_clear(cluster: dict, tm
         tap.close()
 
 
+
+
+@pytest.mark.parametrize("role", ["coordinator", "storage", "compute"])
+def test_a_daemon_refuses_to_listen_beyond_loopback_in_the_clear(role: str, tmp_path: Path) -> None:
+    p = weft(role, "--listen", f"tcp://0.0.0.0:{free_port()}", "--data-dir", str(tmp_path / role), "--no-beacon")
+    assert_one_line_error(p, "refusing to listen on tcp://0.0.0.0:", "--security curve", "--insecure")
+
+
+def test_insecure_listens_beyond_loopback_and_warns(tmp_path: Path, daemons: Daemons) -> None:
+    p = daemons.start("storage", "--listen", f"tcp://0.0.0.0:{free_port()}", "--data-dir", str(tmp_path / "s"),
+                      "--no-beacon", "--insecure")
+    assert daemons.ready_line(p).startswith("weft storage ")
+    p.err.seek(0)  # type: ignore[attr-defined]
+    assert "WITHOUT security (--insecure)" in p.err.read()  # type: ignore[attr-defined]
