@@ -47,7 +47,7 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .follow import keep_log, read_log, read_progress
+from .follow import keep_log, log_tail, read_log, read_progress
 from .pool import (
     CallableError,
     CallableNotFound,
@@ -372,6 +372,7 @@ class ComputeNode(Transfers, Node):
                 await keep_log(self, task, failed=True)
                 self._finish(task, Outcome.FAILED_SOFT, str(e), e.code)
             except HardFailure as e:
+                task.tail = e.tail
                 await keep_log(self, task, failed=True)
                 self._finish(task, Outcome.FAILED_HARD, str(e), e.code)
             except trio.TooSlowError:
@@ -480,7 +481,8 @@ class ComputeNode(Transfers, Node):
             raise trio.TooSlowError
         if not accepted:
             how = f"signal {result.signal}" if result.signal else f"exit code {result.exit_code}"
-            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{_tail(workdir)}")
+            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{_tail(workdir)}",
+                              tail=None if task.log_same else log_tail(workdir))
         delegated = None
         if result.delegation is not None:
             task.delegation = result.delegation

@@ -64,6 +64,7 @@ from .effects import (
     Waiter,
 )
 from .effects import Wake as WakeWaiter
+from .flows import FlowError
 from .gc import DEFAULT_KEEP
 from .graph import FINISHED, RUNNABLE, WAITING, Job
 from .journal import Journal
@@ -449,6 +450,11 @@ class CoordinatorNode(Node):
 
     # -- user ops ------------------------------------------------------------------------
     def _job(self, jid: str) -> Job:
+        if ":" in jid:  # FLOW:JOB, a job of a flow's newest submission (flows.py)
+            try:
+                jid = self.state.flow_job(jid)
+            except FlowError as e:
+                raise BusError(str(e), code=ErrorCode.MISSING) from None
         check_job_id(jid)
         job = self.graph.jobs.get(self.graph.names.resolve(jid))
         if job is None:
