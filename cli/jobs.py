@@ -24,6 +24,7 @@ from .show import (
     resubmission_line,
     state_line,
     status_lines,
+    tail_lines,
     why_not,
 )
 
@@ -183,6 +184,8 @@ def submit(
         else:
             for r, s in zip(records, statuses, strict=True):
                 typer.echo((f"{r['name']}\t" if r["name"] else "") + state_line(s))
+                for line in tail_lines(final_of(s), 6, "    "):
+                    typer.echo(line)
     raise typer.Exit(0 if ok else 1)
 
 

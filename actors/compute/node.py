@@ -546,7 +546,10 @@ class ComputeNode(Transfers, Node):
             raise HardFailure(f"invalid delegation: {e}") from None
 
 
-def _tail(workdir: Path, limit: int = 200) -> str:
+def _tail(workdir: Path, limit: int = 2048) -> str:
+    """`: LINE` for a failed command's message: its log's last line that
+    says `error` (a compiler's error, not the caret line under it), else
+    its last line."""
     try:
         with open(workdir / "results" / "output.txt", "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -555,5 +558,6 @@ def _tail(workdir: Path, limit: int = 200) -> str:
             text = f.read().decode(errors="replace").strip()
     except OSError:
         return ""
-    last = text.splitlines()[-1] if text else ""
-    return f": {last}" if last else ""
+    lines = [line.strip() for line in text.splitlines()[-20:] if line.strip()]
+    last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+    return f": {last[:200]}" if last else ""

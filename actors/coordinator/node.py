@@ -465,6 +465,9 @@ class CoordinatorNode(Node):
         d = job.summary(now)
         if detail:
             job_detail(job, d)
+            label = self.graph.labels.get(job.id)
+            if label is not None:
+                d["flow"] = label  # FLOW:NAME (flows.py)
         if tries:
             d["attempt_list"] = attempt_views(job)
         final = self.state.final(job)
