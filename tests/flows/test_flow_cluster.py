@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cluster.conftest import Weft, cluster, weft  # noqa: F401  (fixtures)
+from cluster.conftest import Weft
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
