@@ -14,7 +14,8 @@ Flow names
 Failing fast
     A submit with `fail_fast` (a submission id; a flow submitted in several
     slices sends the same id with each) watches its jobs that are not done:
-    at the first one that fails (not cancelled), every other watched job of
+    at the first one that fails (not cancelled; one failed by the submit
+    itself, its input's job having failed, counts), every other watched job of
     the submission still queued, waiting or running is cancelled (with its
     dependents), its cause naming the failure. A job succeeding leaves the
     watch; the watch ends when none is left. Kept in memory only: a
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.protocol.jobs import FlowPart
 
+from .effects import Effect
 from .graph import FAILED, Graph, Job
 
 log = logging.getLogger("weft.coordinator")
@@ -45,8 +47,9 @@ class FlowError(LookupError):
 class FlowsMixin:
     graph: Graph
 
-    if TYPE_CHECKING:  # given by ControlMixin
+    if TYPE_CHECKING:  # given by ControlMixin and CoordinatorState
         def cancel_jobs(self, jobs: list[Job], cause: str) -> None: ...
+        def _flush(self) -> list[Effect]: ...
 
     def init_flows(self) -> None:
         # flow name -> {job's name in the flow: job id}, of its newest submission.
@@ -91,14 +94,24 @@ class FlowsMixin:
         return jid
 
     # -- failing fast ---------------------------------------------------------------------
-    def watch_fail_fast(self, submission: str, jobs: list[Job]) -> None:
+    def watch_fail_fast(self, submission: str, jobs: list[Job]) -> list[Effect]:
+        """Watch a submission's jobs (after the submit took them). One that
+        failed already (an input or `after` job of it had failed) is its
+        first failure: the rest is cancelled now."""
         watched = self.fail_fast_jobs.setdefault(submission, set())
+        failed = []
         for job in jobs:
             if not job.done:
                 watched.add(job.id)
                 self.fail_fast_of[job.id] = submission
+            elif job.state == FAILED:
+                failed.append(job)
+        if failed and watched:
+            self.fail_fast_of[failed[0].id] = submission
+            self.check_fail_fast(failed[:1])
         if not watched:
-            del self.fail_fast_jobs[submission]
+            self.fail_fast_jobs.pop(submission, None)
+        return self._flush()
 
     def check_fail_fast(self, changed: list[Job]) -> None:
         """Changed jobs of fail-fast submissions: the first failure cancels

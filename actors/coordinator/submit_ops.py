@@ -74,7 +74,7 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
         node.state.record_flow(flow, [r.job.id for r in results])
         node.journal.stage_meta(FLOWS, {k: dict(v) for k, v in node.state.flows.items()})
     if fail_fast:
-        node.state.watch_fail_fast(fail_fast, [r.job for r in results])
+        node._run(node.state.watch_fail_fast(fail_fast, [r.job for r in results]))
     await node.commits.durable()
     node._wake.set()
     if len(specs) >= SUBMIT_SLICE:

@@ -30,7 +30,7 @@ def test_the_first_failure_cancels_the_rest_of_its_submission_only() -> None:
     c = Cluster(slots=2)
     c.submit(spec("other"))  # another submission: left alone
     c.submit(spec("a"), spec("b"), spec("queued"), spec("after-a", "a"))
-    c.state.watch_fail_fast("s1", [c.job(j) for j in ("a", "b", "queued", "after-a")])
+    c.take(c.state.watch_fail_fast("s1", [c.job(j) for j in ("a", "b", "queued", "after-a")]))
     assert sorted(c.started()) == ["a", "other"]
     c.ends("a", "failed-hard", cause="exit code 1")
     assert c.job("a").state == FAILED
@@ -45,7 +45,7 @@ def test_the_first_failure_cancels_the_rest_of_its_submission_only() -> None:
 def test_a_retried_failure_a_success_or_a_cancel_does_not_stop_the_submission() -> None:
     c = Cluster(slots=3)
     c.submit(own("flaky", retries=1), spec("ok"), spec("stopped"), spec("last"))
-    c.state.watch_fail_fast("s2", [c.job(j) for j in ("flaky", "ok", "stopped", "last")])
+    c.take(c.state.watch_fail_fast("s2", [c.job(j) for j in ("flaky", "ok", "stopped", "last")]))
     assert sorted(c.started()) == ["flaky", "ok", "stopped"]
     c.ends("flaky", "failed-hard", cause="exit code 1", exit_code=1)  # retried: not a failure yet
     c.ends("ok")
@@ -57,6 +57,19 @@ def test_a_retried_failure_a_success_or_a_cancel_does_not_stop_the_submission() 
     assert sorted(c.started()) == ["flaky", "last"]
     c.ends("flaky", "failed-hard", cause="exit code 1", exit_code=1)  # out of retries: it stops the rest
     assert c.job("last").state == CANCELLING  # running: stopped on its node
+
+
+def test_a_job_failed_by_the_submit_itself_is_the_first_failure() -> None:
+    c = Cluster()
+    c.submit(spec("old"))
+    c.started()
+    c.ends("old", "failed-hard", cause="exit code 1")
+    late = spec("late")
+    late.after = ["old"]  # fails as soon as it is submitted: its `after` job failed
+    c.submit(late, spec("rest"))
+    assert c.job("late").state == FAILED
+    c.take(c.state.watch_fail_fast("s3", [c.job("late"), c.job("rest")]))
+    assert c.job("rest").state == CANCELLED and "job late failed" in c.job("rest").cause
 
 
 def test_flow_names_are_the_newest_submissions_and_name_the_job_in_causes() -> None:
