@@ -361,6 +361,16 @@ class Client:
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
         return futures
 
+    def submit_flow(self, path: str | Path, *, fail_fast: bool = False, replace: bool = False) -> dict[str, Future]:
+        """Submit a flow file (as `weft submit --file`): its job names -> their futures."""
+        from .flow import load_named_flow
+
+        name, flow = load_named_flow(Path(path))
+        names = [n for n, _ in flow]
+        futures = self.submit_specs([s for _, s in flow], replace=replace, fail_fast=fail_fast, flow=name,
+                                    names=names)
+        return dict(zip(names, futures, strict=True))
+
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
         """One job per item, the item given as input `key`."""
         return self.submit_specs([self.spec(fn, **{key: item}, **kw) for item in items])

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from cluster.conftest import cluster, weft  # noqa: F401  (fixtures)
+from cluster.conftest import client, cluster, weft  # noqa: F401  (fixtures)

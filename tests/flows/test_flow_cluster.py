@@ -94,6 +94,14 @@ def test_fail_fast_cancels_the_rest_of_the_flow_at_the_first_failure(weft: Weft,
         assert f"--fail-fast: job {jobs['bad']['job']} failed" in st["cause"], st
 
 
+def test_the_client_submits_a_flow_failing_fast(client, tmp_path: Path) -> None:  # noqa: ANN001
+    flow = write(tmp_path / "py.toml", FAILING.replace("TAG", "client"))
+    futures = client.submit_flow(flow, fail_fast=True)
+    states = {n: s["state"] for n, s in zip(futures, client.wait(list(futures.values()), timeout=50), strict=True)}
+    assert states == {"bad": "failed", **{f"slow-{n}": "cancelled" for n in range(1, 6)}}
+    assert client.status(["py:bad"])[0]["job"] == futures["bad"].job
+
+
 def test_without_fail_fast_the_rest_runs_on(weft: Weft, tmp_path: Path) -> None:
     flow = write(tmp_path / "kk.toml", FAILING.replace("TAG", "keep-going"))
     ids = dict(line.split("\t") for line in ok(weft("submit", "--file", str(flow))).strip().splitlines())
