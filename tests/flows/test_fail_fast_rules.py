@@ -90,3 +90,27 @@ def test_flow_names_are_the_newest_submissions_and_name_the_job_in_causes() -> N
     c.started()
     c.ends("x1", "failed-hard", cause="exit code 2")
     assert c.job("y1").cause == "input x1/result: job x1 (build:x) failed: exit code 2"
+
+
+def test_flow_names_and_a_stderr_tail_survive_a_coordinator_restart(tmp_path) -> None:  # noqa: ANN001
+    from coordinator.test_replay import restart
+
+    from weft.actors.coordinator.flows import FLOWS
+    from weft.actors.coordinator.journal import Journal
+    from weft.protocol.enums import Outcome, TaskState
+    from weft.protocol.tasks import TaskReport
+
+    path = tmp_path / "journal.sqlite"
+    c = Cluster(journal=Journal(path))
+    c.submit(spec("x1", command=["cc", "-c", "x.c"]), spec("y1", "x1"))
+    c.state.record_flow(FlowPart("build", ["x", "y"]), ["x1", "y1"])
+    c.journal.stage_meta(FLOWS, {k: dict(v) for k, v in c.state.flows.items()})  # as the submit op does
+    c.started()
+    job = c.job("x1")
+    c.task_news(job.node, TaskReport("x1", TaskState.DONE, job.token, Outcome.FAILED_HARD, 1, "exit code 1",
+                                     tail="x.c:1:1: error: bad\n    ^"))
+    c2 = restart(path, c)
+    assert c2.state.flow_job("build:y") == "y1"
+    assert c2.job("x1").tail == "x.c:1:1: error: bad\n    ^"
+    assert c2.job("x1").summary()["stderr_tail"] == "x.c:1:1: error: bad\n    ^"
+    assert c2.job("y1").cause == "input x1/result: job x1 (build:x) failed: exit code 1"
