@@ -564,6 +564,8 @@ class Graph:
         del self.jobs[job.id]
         if job.spec.name is not None:
             self.names.forget(job.id, job.spec.name)
+        if self.labels:
+            self.labels.pop(job.id, None)
         gone = []
         for name in (*job.outputs(), *extra):
             obj = self.objects.pop(name, None)

@@ -450,6 +450,7 @@ class CoordinatorNode(Node):
 
     # -- user ops ------------------------------------------------------------------------
     def _job(self, jid: str) -> Job:
+        asked = jid
         if ":" in jid:  # FLOW:JOB, a job of a flow's newest submission (flows.py)
             try:
                 jid = self.state.flow_job(jid)
@@ -458,7 +459,8 @@ class CoordinatorNode(Node):
         check_job_id(jid)
         job = self.graph.jobs.get(self.graph.names.resolve(jid))
         if job is None:
-            raise BusError(f"no job {jid!r}", code=ErrorCode.MISSING)
+            raise BusError(f"no job {jid!r}" + (f" ({asked}; forgotten by gc?)" if asked != jid else ""),
+                           code=ErrorCode.MISSING)
         return job
 
     def _view(self, job: Job, now: float, detail: bool = False, tries: bool = False) -> dict[str, Any]:
