@@ -291,7 +291,14 @@ def test_job_submitted_after_its_input_failed_fails_at_once() -> None:
     late = g.add_job("late", s)
     assert g.link_inputs(late) == [late]
     assert late.state == FAILED
-    assert late.cause == "input a/result: job a failed: exit code 3"
+    assert late.cause == "input a/result: job a (weft.actors.builtins:concat) failed: exit code 3"
+    # One after a dependent of a: the root named once, as in a cascade.
+    b = g.add_job("b", spec("b", "a"))
+    assert g.link_inputs(b) == [b]
+    later = g.add_job("later", spec("later", "b"))
+    assert g.link_inputs(later) == [later]
+    assert later.cause == ("input b/result: job b failed, because job a (weft.actors.builtins:concat) failed: "
+                           "exit code 3")
 
 
 def test_success_then_failure_of_another_input() -> None:

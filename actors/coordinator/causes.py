@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from weft.protocol.enums import JobFailure
+
 if TYPE_CHECKING:
     from .graph import Job
 
@@ -42,3 +44,21 @@ def dependent_cause(prefix: str, via: Job, via_state: str, root: Job, root_text:
     if via is root:
         return f"{prefix}{root_text}"
     return f"{prefix}job {via.id} {via_state}, because {root_text}"
+
+
+def cause_from_failed(prefix: str, failed: Job, jobs: dict[str, Job], labels: dict[str, str]) -> str:
+    """The cause of a job that waits on `failed`, already failed or
+    cancelled when it came (so no cascade worded it): `failed`'s root is
+    found by following the jobs that failed it (their `detail`)."""
+    root = failed
+    for _ in range(10_000):  # (bounded: a chain of failed inputs is finite, but be sure)
+        if root.code != JobFailure.INPUT_FAILED or not root.detail:
+            break
+        nxt = jobs.get(root.detail)
+        if nxt is None or nxt is root:
+            break
+        root = nxt
+    if root is not failed and root.code == JobFailure.INPUT_FAILED:
+        root = failed  # the chain is gone (forgotten): its own cause says it
+    text = root_failure(root, root.state, root.cause or "", labels)
+    return dependent_cause(prefix, failed, failed.state, root, text)

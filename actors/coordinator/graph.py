@@ -27,7 +27,7 @@ from typing import Any
 from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, ObjectState, Outcome
 
-from .causes import dependent_cause, root_failure
+from .causes import cause_from_failed, dependent_cause, root_failure
 from .names import Names
 
 # Job states are JobState members; an object's is an ObjectState (what its
@@ -219,7 +219,7 @@ class Graph:
             if other is None or other is job or other.state == SUCCEEDED:
                 continue
             if other.state in (FAILED, CANCELLED):
-                self.fail(job, f"after job {a} {other.state}: {other.cause or ''}".rstrip(": "))
+                self.fail(job, cause_from_failed("after ", other, self.jobs, self.labels))
                 return None
             lst = waiters.setdefault(a, [])
             if job.id not in lst:
@@ -243,7 +243,7 @@ class Graph:
             seen.add(obj.name)
             producer = self.jobs.get(obj.producer) if obj.producer else None
             if producer is not None and producer.state in (FAILED, CANCELLED):
-                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "),
+                self.fail(job, cause_from_failed(f"input {ref}: ", producer, self.jobs, self.labels),
                           code=_INPUT_FAILED, detail=producer.id)
                 return [job]
             if obj.waiters is None:

@@ -73,7 +73,7 @@ def test_a_job_submitted_after_its_input_failed_fails_at_once() -> None:
     c.started()
     c.ends("a", "failed-hard", cause="boom")
     c.submit(spec("late", "a"))
-    assert c.job("late").state == FAILED and "job a failed: boom" in c.job("late").cause
+    assert c.job("late").state == FAILED and "job a (weft.actors.builtins:concat) failed: boom" in c.job("late").cause
 
 
 def test_cancel_tells_the_running_node_and_cancels_dependents() -> None:
