@@ -171,3 +171,16 @@ def test_a_compiler_error_is_shown_with_its_file_and_the_dependents_name_the_roo
     assert good["state"] == "succeeded"
     log = ok(weft("logs", "cb:cc-good"))
     assert "good.c:1:" in log and "unused" in log and "warning" in log, log
+
+
+def test_flow_errors_reach_the_user_as_one_line(weft: Weft, tmp_path: Path) -> None:
+    flow = write(tmp_path / "typo.toml", """
+        [vars]
+        cflags = "-O2"
+        [jobs.cc]
+        command = ["cc", "${cflag}", "-c", "x.c"]
+    """)
+    line = one_line_error(weft("submit", "--file", str(flow)), 2)
+    assert f"{flow}: jobs.cc.command[1]: undefined variable ${{cflag}} (variables: cflags)" in line
+    line = one_line_error(weft("submit", "--fail-fast", "--", "true"), 2)
+    assert "--fail-fast applies to the jobs of a workflow file" in line
