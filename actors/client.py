@@ -22,6 +22,7 @@ for `retry_for` seconds (so a restarting coordinator costs time, not errors).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,6 +41,7 @@ from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.jobs import (
     Cancel,
     DeleteJobs,
+    FlowPart,
     Gc,
     GcReply,
     GroupRef,
@@ -335,21 +337,43 @@ class Client:
         return JobSpec(call=_callable_name(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["result"]),
                        name=name, priority=priority, timeout=timeout, **more)
 
-    def submit(self, fn: Any, /, **kw: Any) -> Future:
-        return self.submit_specs([self.spec(fn, **kw)])[0]
+    def submit(self, fn: Any, /, *, fail_fast: bool = False, **kw: Any) -> Future:
+        return self.submit_specs([self.spec(fn, **kw)], fail_fast=fail_fast)[0]
 
-    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False) -> list[Future]:
+    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False,
+                     fail_fast: bool = False, flow: str | None = None,
+                     names: Sequence[str] | None = None) -> list[Future]:
         """Submit jobs. A named job whose name is taken by other work (command
         or callable, inputs, outputs) is refused unless `replace`, which makes
-        it that name's next version (`NAME@2`, ...; `NAME` means the newest)."""
+        it that name's next version (`NAME@2`, ...; `NAME` means the newest).
+        `fail_fast`: the first of these jobs to fail cancels the others still
+        queued or running. `flow` and `names`: the flow file they are and
+        each one's name in it, so `FLOW:NAME` finds them (status, wait, get)."""
         specs = list(specs)
         futures: list[Future] = []
-        for chunk_specs in _batches(specs, batch):
+        submission = secrets.token_hex(8) if fail_fast else None
+        done = 0
+        for part, chunk_specs in enumerate(_batches(specs, batch)):
+            flow_part = None
+            if flow is not None and names is not None:
+                flow_part = FlowPart(flow, list(names[done:done + len(chunk_specs)]), part)
+            done += len(chunk_specs)
             r = SubmitReply.from_wire(
-                self.call("submit", Submit(chunk_specs, replace).to_wire(), timeout=max(self.timeout, 60.0))
+                self.call("submit", Submit(chunk_specs, replace, flow_part, submission).to_wire(),
+                          timeout=max(self.timeout, 60.0))
             )
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
         return futures
+
+    def submit_flow(self, path: str | Path, *, fail_fast: bool = False, replace: bool = False) -> dict[str, Future]:
+        """Submit a flow file (as `weft submit --file`): its job names -> their futures."""
+        from .flow import load_named_flow
+
+        name, flow = load_named_flow(Path(path))
+        names = [n for n, _ in flow]
+        futures = self.submit_specs([s for _, s in flow], replace=replace, fail_fast=fail_fast, flow=name,
+                                    names=names)
+        return dict(zip(names, futures, strict=True))
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
         """One job per item, the item given as input `key`."""

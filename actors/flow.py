@@ -22,6 +22,10 @@ Retries and exit actions (see actors/coordinator/exits.py):
 
 A `submit:` flow file is read now, relative to this file, and kept with the job.
 
+Variables (`[vars]`, `${var}`), templates (`[[each]]`) and includes are
+expanded first: see actors/flowtemplate.py. A flow's name (`name = ...`,
+else the file name without .toml) lets `weft get FLOW:JOB` find its jobs.
+
 Names are local to the file. Each job's id is the hash of its spec, with
 references resolved to the producers' ids, so changing a command reruns that
 job and everything downstream, and nothing else (a build cache).
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .durations import parse_duration
+from .flowtemplate import expand_flow, flow_name
 from .model import JobSpec, SpecError, check_job_id, split_object_name
 
 # `time_limit` is how long a job may run; `timeout` is its older name.
@@ -58,7 +63,14 @@ def main_output(spec: JobSpec) -> str:
 
 def load_flow(path: Path, depth: int = 0) -> list[tuple[str, JobSpec]]:
     """Parse a workflow file into (local name, spec) in dependency order."""
-    return parse_flow(read_flow(path), str(path), base=path.parent, depth=depth)
+    return load_named_flow(path, depth)[1]
+
+
+def load_named_flow(path: Path, depth: int = 0) -> tuple[str | None, list[tuple[str, JobSpec]]]:
+    """A workflow file's name (see flowtemplate.flow_name) and its jobs."""
+    data = read_flow(path)
+    name = flow_name(data, path)
+    return name, parse_flow(expand_flow(data, path), str(path), base=path.parent, depth=depth)
 
 
 def read_flow(path: Path) -> dict[str, Any]:
@@ -111,7 +123,7 @@ def parse_on_exit(items: dict[str, Any] | list[str], base: Path | None, depth: i
             path = Path(action[7:]).expanduser()
             if base is not None and not path.is_absolute():
                 path = base / path
-            data = read_flow(path)
+            data = expand_flow(read_flow(path), path)
             # Checked now, as it will be submitted (with the inputs it is given then).
             parse_flow(_with_ended(data), str(path), base=path.parent, depth=depth + 1)
             out[when] = {"submit": _resolved(data, path.parent, depth + 1), "flow": path.name}

@@ -24,6 +24,7 @@ from .show import (
     resubmission_line,
     state_line,
     status_lines,
+    tail_lines,
     why_not,
 )
 
@@ -84,11 +85,12 @@ def submit(
     pending_timeout: str = typer.Option(None, "--pending-timeout", metavar="DURATION", help="Fail (code pending-timeout) if not started within this long."),
     on_exit: list[str] = typer.Option([], "--on-exit", metavar="WHEN=ACTION", help="WHEN an exit code, timed-out or crashed; ACTION succeed, fail, retry or submit:FLOW.toml (repeatable)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="With --file: the first job to fail cancels the file's jobs still queued or running (default: the others run on, like make -k)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """Submit a job (or a workflow file) and print its id."""
-    from weft.actors.flow import load_flow, parse_on_exit
+    """Submit a job (or a workflow file) and print its id (a file's: NAME<tab>ID per job)."""
+    from weft.actors.flow import load_named_flow, parse_on_exit
 
     if old_timeout is not None:
         if time_limit is not None:
@@ -109,7 +111,7 @@ def submit(
         if retries or retry_delay or pending_timeout or on_exit:
             fail("--retries, --retry-delay, --pending-timeout and --on-exit are set per job in a workflow file")
         try:
-            flow = load_flow(file)
+            flow_name, flow = load_named_flow(file)
         except SpecError as e:
             fail(str(e))
         specs = [s for _, s in flow]
@@ -123,6 +125,9 @@ def submit(
             except SpecError as e:
                 fail(str(e))
     else:
+        if fail_fast:
+            fail("--fail-fast applies to the jobs of a workflow file: give --file FLOW.toml")
+        flow_name = None
         if command and call:
             fail(f"give either --call {call} or a command ({command[0]} ...), not both")
         if not command and not call:
@@ -151,11 +156,15 @@ def submit(
             fail(str(e))
         specs, names = [spec], [None]
     with client(coordinator) as c:
-        futures = c.submit_specs(specs, replace=replace)
+        futures = c.submit_specs(specs, replace=replace, fail_fast=fail_fast, flow=flow_name,
+                                 names=names if flow_name else None)  # type: ignore[arg-type]
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
             for f, n in zip(futures, names, strict=True)
         ]
+        if flow_name:
+            for r in records:
+                r["flow"] = flow_name
         _report_existing(c, futures, specs, names)
         if not wait:
             if as_json:
@@ -175,6 +184,8 @@ def submit(
         else:
             for r, s in zip(records, statuses, strict=True):
                 typer.echo((f"{r['name']}\t" if r["name"] else "") + state_line(s))
+                for line in tail_lines(final_of(s), 6, "    "):
+                    typer.echo(line)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -301,7 +312,7 @@ def _stderr_console():
 
 @app.command()
 def status(
-    job: str = typer.Argument(None, metavar="JOB", help="A job id (default: recent jobs)."),
+    job: str = typer.Argument(None, metavar="JOB", help="A job id, or FLOW:NAME (a job of a flow file's newest submission; default: recent jobs)."),
     limit: int = typer.Option(20, "--limit", metavar="N", help="How many recent jobs to list."),
     attempts: bool = typer.Option(False, "--attempts", help="With JOB: list every attempt (node, start, end, outcome, exit code, signal, failure code)."),
     as_json: bool = JsonOpt,
@@ -367,7 +378,7 @@ def wait_cmd(
 
 @app.command()
 def get(
-    obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output."),
+    obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output; JOB may be FLOW:NAME (a job of a flow file's newest submission)."),
     output: Path = typer.Option(None, "--output", "-o", metavar="FILE|DIR", help="Write to this file (or into this directory, as OUTPUT) instead of stdout."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the object's producer to finish."),
     timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="With --wait: give up after this long (90, 30m, 2h; exit 3)."),
@@ -376,6 +387,9 @@ def get(
     """Print (or save) an object's bytes."""
     timeout = _check_timeout(timeout)
     with client(coordinator) as c:
+        job_part, sep, out_part = obj.partition("/")
+        if ":" in job_part:  # FLOW:JOB: that job of the flow's newest submission
+            obj = c.status([job_part])[0]["job"] + sep + out_part
         name = obj
         if "/" not in obj:
             st = c.status([obj])[0]

@@ -65,10 +65,10 @@ def _value(v: Any) -> str:
 
 # The order a person reads a job in; fields the coordinator adds later are
 # shown after these, as they come.
-_ORDER = ("job", "name", "state", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
+_ORDER = ("job", "flow", "name", "state", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
           "refs", "node", "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts", "retries",
           "retried", "priority", "time_limit", "pending_timeout", "on_exit", "cause", "delegate", "parent", "outputs")
-_HIDDEN = {"final", "demand", "attempt_list"}
+_HIDDEN = {"final", "demand", "attempt_list", "stderr_tail"}
 
 
 def status_lines(st: dict[str, Any]) -> list[str]:
@@ -86,9 +86,22 @@ def status_lines(st: dict[str, Any]) -> list[str]:
         else:
             v = _value(v)
         lines.append(f"{key:{width}} {v}")
+        if key == "cause":
+            lines += tail_lines(st, width)
+    if "cause" not in st:
+        lines += tail_lines(st, width)
     if "final" in st:
         lines.append(f"{'final':{width}} {state_line(st['final'])}")
     return lines
+
+
+def tail_lines(st: dict[str, Any], width: int = 9, indent: str = "") -> list[str]:
+    """A failed command's last lines of stderr, under its message: `stderr`
+    then each line after a bar, as a compiler printed it."""
+    tail = st.get("stderr_tail")
+    if not tail:
+        return []
+    return [f"{indent}{'stderr' if i == 0 else '':{width}} | {line}" for i, line in enumerate(tail.splitlines())]
 
 
 def attempt_lines(attempts: list[dict[str, Any]]) -> list[str]:

@@ -297,6 +297,8 @@ class TaskReport:
     dropped: list[list[str]] | None = None
     # The signal that ended the command (with `exit` None), when one did.
     sig: int | None = None
+    # A failed command's last lines of stderr (its log's tail), when it wrote any.
+    tail: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"job": self.job, "state": self.state, "token": self.token}
@@ -322,6 +324,8 @@ class TaskReport:
             d["dropped"] = self.dropped
         if self.sig is not None:
             d["sig"] = self.sig
+        if self.tail:
+            d["tail"] = self.tail
         return d
 
     @classmethod
@@ -380,8 +384,11 @@ class TaskReport:
         sig = get("sig")
         if sig is not None and type(sig) is not int:
             bad(op, "sig", f"must be an integer, got {sig!r}")
+        tail = get("tail")
+        if tail is not None and type(tail) is not str:
+            bad(op, "tail", f"must be a string, got {type(tail).__name__}")
         return cls(job, state, token, outcome, exit_code, cause, code, delegation, get("unmet") is True,
-                   stored, started, finished, dropped, sig)
+                   stored, started, finished, dropped, sig, tail)
 
 
 @dataclass(slots=True)

@@ -47,7 +47,7 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .follow import keep_log, read_log, read_progress
+from .follow import keep_log, log_tail, read_log, read_progress
 from .pool import (
     CallableError,
     CallableNotFound,
@@ -372,6 +372,7 @@ class ComputeNode(Transfers, Node):
                 await keep_log(self, task, failed=True)
                 self._finish(task, Outcome.FAILED_SOFT, str(e), e.code)
             except HardFailure as e:
+                task.tail = e.tail
                 await keep_log(self, task, failed=True)
                 self._finish(task, Outcome.FAILED_HARD, str(e), e.code)
             except trio.TooSlowError:
@@ -480,7 +481,8 @@ class ComputeNode(Transfers, Node):
             raise trio.TooSlowError
         if not accepted:
             how = f"signal {result.signal}" if result.signal else f"exit code {result.exit_code}"
-            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{_tail(workdir)}")
+            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{_tail(workdir)}",
+                              tail=None if task.log_same else log_tail(workdir))
         delegated = None
         if result.delegation is not None:
             task.delegation = result.delegation
@@ -544,7 +546,10 @@ class ComputeNode(Transfers, Node):
             raise HardFailure(f"invalid delegation: {e}") from None
 
 
-def _tail(workdir: Path, limit: int = 200) -> str:
+def _tail(workdir: Path, limit: int = 2048) -> str:
+    """`: LINE` for a failed command's message: its log's last line that
+    says `error` (a compiler's error, not the caret line under it), else
+    its last line."""
     try:
         with open(workdir / "results" / "output.txt", "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -553,5 +558,6 @@ def _tail(workdir: Path, limit: int = 200) -> str:
             text = f.read().decode(errors="replace").strip()
     except OSError:
         return ""
-    last = text.splitlines()[-1] if text else ""
-    return f": {last}" if last else ""
+    lines = [line.strip() for line in text.splitlines()[-20:] if line.strip()]
+    last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+    return f": {last[:200]}" if last else ""

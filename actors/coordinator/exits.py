@@ -128,6 +128,7 @@ class ExitsMixin:
                 self.graph.requeue(job, why, runnable=False)
                 self.back_off(job, delay)
         else:
+            job.tail = t.tail
             self.stats["failed"] += len(self.graph.fail(job, cause, outcome=outcome, code=code, detail=detail))
         if flow is not None and when is not None:
             self.exit_submit(job, flow, when, outputs=False)

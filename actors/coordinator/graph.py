@@ -27,6 +27,7 @@ from typing import Any
 from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, ObjectState, Outcome
 
+from .causes import cause_from_failed, dependent_cause, root_failure
 from .names import Names
 
 # Job states are JobState members; an object's is an ObjectState (what its
@@ -57,7 +58,7 @@ class Job:
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
         "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
-        "code", "detail", "own", "history",
+        "code", "detail", "own", "history", "tail",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -90,6 +91,7 @@ class Job:
         self.detail: str | None = None  # beside the code: an exit code, a signal, a job, a reason
         self.own = 0  # its own failures retried (--retries): not infrastructure's
         self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
+        self.tail: str | None = None  # a failed command's last lines of stderr (exits.py)
 
     @property
     def done(self) -> bool:
@@ -120,6 +122,8 @@ class Job:
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
+        if self.tail is not None:
+            d["stderr_tail"] = self.tail
         start = self.started or now
         d["waited"] = round(max(0.0, start - self.submitted), 6)
         if self.started is not None:
@@ -168,6 +172,7 @@ class Graph:
         # a node (following): the owner tells the node, then clears this.
         self.to_stop: list[tuple[str, str]] = []
         self.names = Names()  # job names -> their versions (names.py)
+        self.labels: dict[str, str] = {}  # job id -> FLOW:NAME, for causes (causes.py, flows.py)
 
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
@@ -214,7 +219,7 @@ class Graph:
             if other is None or other is job or other.state == SUCCEEDED:
                 continue
             if other.state in (FAILED, CANCELLED):
-                self.fail(job, f"after job {a} {other.state}: {other.cause or ''}".rstrip(": "))
+                self.fail(job, cause_from_failed("after ", other, self.jobs, self.labels))
                 return None
             lst = waiters.setdefault(a, [])
             if job.id not in lst:
@@ -238,7 +243,7 @@ class Graph:
             seen.add(obj.name)
             producer = self.jobs.get(obj.producer) if obj.producer else None
             if producer is not None and producer.state in (FAILED, CANCELLED):
-                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "),
+                self.fail(job, cause_from_failed(f"input {ref}: ", producer, self.jobs, self.labels),
                           code=_INPUT_FAILED, detail=producer.id)
                 return [job]
             if obj.waiters is None:
@@ -455,6 +460,7 @@ class Graph:
         if code is None:
             code = _CANCELLED_CODE if state == CANCELLED else _INTERNAL
         stack = [(job, cause, outcome, state, code, detail)]
+        root_text = None  # the root failure, worded once for every dependent (causes.py)
         while stack:
             j, c, oc, st, j_code, j_detail = stack.pop()
             if j.done:
@@ -477,14 +483,16 @@ class Graph:
                 for wid in waiters:
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
-                        stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED,
-                                      _INPUT_FAILED, j.id))
+                        root_text = root_text or root_failure(job, state, cause, self.labels)
+                        stack.append((w, dependent_cause(f"input {name}: ", j, st, job, root_text),
+                                      Outcome.FAILED_HARD, FAILED, _INPUT_FAILED, j.id))
             if self.after_waiters:
                 for wid in self.after_waiters.pop(j.id, ()):
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
-                        stack.append((w, f"after job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED,
-                                      _INPUT_FAILED, j.id))
+                        root_text = root_text or root_failure(job, state, cause, self.labels)
+                        stack.append((w, dependent_cause("after ", j, st, job, root_text),
+                                      Outcome.FAILED_HARD, FAILED, _INPUT_FAILED, j.id))
         return failed
 
     def cancel_dependents(self, job: Job, cause: str) -> list[Job]:
@@ -556,6 +564,8 @@ class Graph:
         del self.jobs[job.id]
         if job.spec.name is not None:
             self.names.forget(job.id, job.spec.name)
+        if self.labels:
+            self.labels.pop(job.id, None)
         gone = []
         for name in (*job.outputs(), *extra):
             obj = self.objects.pop(name, None)

@@ -64,6 +64,7 @@ from .effects import (
     Waiter,
 )
 from .effects import Wake as WakeWaiter
+from .flows import FlowError
 from .gc import DEFAULT_KEEP
 from .graph import FINISHED, RUNNABLE, WAITING, Job
 from .journal import Journal
@@ -449,16 +450,26 @@ class CoordinatorNode(Node):
 
     # -- user ops ------------------------------------------------------------------------
     def _job(self, jid: str) -> Job:
+        asked = jid
+        if ":" in jid:  # FLOW:JOB, a job of a flow's newest submission (flows.py)
+            try:
+                jid = self.state.flow_job(jid)
+            except FlowError as e:
+                raise BusError(str(e), code=ErrorCode.MISSING) from None
         check_job_id(jid)
         job = self.graph.jobs.get(self.graph.names.resolve(jid))
         if job is None:
-            raise BusError(f"no job {jid!r}", code=ErrorCode.MISSING)
+            raise BusError(f"no job {jid!r}" + (f" ({asked}; forgotten by gc?)" if asked != jid else ""),
+                           code=ErrorCode.MISSING)
         return job
 
     def _view(self, job: Job, now: float, detail: bool = False, tries: bool = False) -> dict[str, Any]:
         d = job.summary(now)
         if detail:
             job_detail(job, d)
+            label = self.graph.labels.get(job.id)
+            if label is not None:
+                d["flow"] = label  # FLOW:NAME (flows.py)
         if tries:
             d["attempt_list"] = attempt_views(job)
         final = self.state.final(job)

@@ -37,6 +37,7 @@ from .effects import (
     Wake,
 )
 from .exits import ExitsMixin
+from .flows import FlowsMixin
 from .graph import (
     CANCELLED,
     CANCELLING,
@@ -74,7 +75,8 @@ MAX_SOFT_FAILURES = MAX_SOFT_RETRIES + 1
 # A storage node that said "no space" gets nothing new for this long.
 FULL_BACKOFF = 30.0
 
-class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin):
+class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin,
+                       FlowsMixin):
     def __init__(
         self,
         *,
@@ -130,6 +132,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         self.init_exits()
         self.init_retries(retry_backoff, retry_backoff_max)
         self.init_control()
+        self.init_flows()
         # Attempts counted when their compute node was lost (node -> job ->
         # token), until the node comes back and says which never ran.
         self.charged: dict[str, dict[str, int]] = {}
@@ -154,6 +157,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
     def _flush(self) -> list[Effect]:
         """Journal every job the graph changed, wake whoever waits on them,
         and hand over what was gathered."""
+        if self.fail_fast_of and self.graph.changed:
+            self.check_fail_fast(self.graph.changed)  # (cancels join the changes)
         changed, self.graph.changed = self.graph.changed, []
         if changed or self._new or self._attempt_rows:
             new, self._new = self._new, []

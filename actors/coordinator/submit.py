@@ -94,7 +94,7 @@ class SubmitMixin:
                 # Resubmitting a failed job runs it again.
                 job.state, job.outcome, job.cause, job.finished, job.attempts = WAITING, None, None, None, 0
                 job.excused = job.own = 0
-                job.exit_code = job.code = job.detail = None
+                job.exit_code = job.code = job.detail = job.tail = None
                 job.priority = spec.priority
                 new_jobs.append(job)
                 g.changed.append(job)

@@ -121,7 +121,7 @@ def test_after_a_failed_or_cancelled_job_fails_or_is_cancelled() -> None:
     c.submit(spec("a"), grouped("b", after=("a",)), spec("x"), grouped("y", after=("x",)))
     c.started()
     c.ends("a", "failed-hard", cause="exit code 1")
-    assert c.job("b").state == FAILED and c.job("b").cause == "after job a failed: exit code 1"
+    assert c.job("b").state == FAILED and c.job("b").cause == "after job a (weft.actors.builtins:concat) failed: exit code 1"
     c.take(c.state.cancel([c.job("x")]))
     assert c.job("y").state == CANCELLED and c.job("y").cause == "job x was cancelled"
     c.submit(grouped("z", after=("a",)))  # after a job that already failed
