@@ -173,6 +173,10 @@ class ComputeNode(Transfers, Node):
 
     async def main(self, nursery: trio.Nursery) -> None:
         self._task_nursery = nursery
+        if self.config.coordinator:
+            # Jobs submit children through it (`weft submit` inside a job);
+            # with beacon discovery they keep what the node inherited.
+            os.environ["WEFT_COORDINATOR"] = self.config.coordinator
         nursery.start_soon(self.taskdirs.run)
         self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"))
         # Warmed in the background: the node takes tasks (and says hello) at
