@@ -22,6 +22,7 @@ for `retry_for` seconds (so a restarting coordinator costs time, not errors).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -54,8 +55,11 @@ from weft.protocol.jobs import (
     WaitReply,
     final_state,
 )
+from weft.protocol.submission import TrySubmitReply
 from weft.runtime.node import new_node_id
 from weft.runtime.settings import DEFAULT_COORDINATOR as DEFAULT_ENDPOINT
+
+from .children import adopt
 
 # Room in a message for the envelope and each spec's keys, names and outputs.
 _MESSAGE_HEADROOM = 1 << 20
@@ -192,7 +196,8 @@ def _callable_name(fn: Any) -> str:
 
 class Client:
     def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0) -> None:
-        self.endpoint = endpoint or DEFAULT_ENDPOINT
+        # Inside a job, $WEFT_COORDINATOR is the cluster running it (children.py).
+        self.endpoint = endpoint or os.environ.get("WEFT_COORDINATOR") or DEFAULT_ENDPOINT
         self.timeout = timeout
         self.retry_for = retry_for
         self.node_id = new_node_id("client")
@@ -338,7 +343,7 @@ class Client:
         """Submit jobs. A named job whose name is taken by other work (command
         or callable, inputs, outputs) is refused unless `replace`, which makes
         it that name's next version (`NAME@2`, ...; `NAME` means the newest)."""
-        specs = list(specs)
+        specs = adopt(list(specs))  # inside a running job: its children
         futures: list[Future] = []
         for chunk_specs in _batches(specs, batch):
             r = SubmitReply.from_wire(
@@ -346,6 +351,18 @@ class Client:
             )
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
         return futures
+
+    def submit_batch(self, specs: Iterable[JobSpec], *, queue: bool = True,
+                     replace: bool = False) -> list[Future] | dict[str, Any]:
+        """`submit_specs`, or with `queue=False` a try-submit: only what can
+        start now starts, the rest is not kept, and the answer is
+        {"started": [job id], "rejected": [job id], "slots": {size: count}}
+        (what still fits, by size class: tiny, small, medium, large)."""
+        if queue:
+            return self.submit_specs(specs, replace=replace)
+        r = self.call("submit", Submit(adopt(list(specs)), replace, queue=False).to_wire(),
+                      timeout=max(self.timeout, 60.0))
+        return TrySubmitReply.from_wire(r).to_wire()
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
         """One job per item, the item given as input `key`."""

@@ -84,6 +84,10 @@ def submit(
     pending_timeout: str = typer.Option(None, "--pending-timeout", metavar="DURATION", help="Fail (code pending-timeout) if not started within this long."),
     on_exit: list[str] = typer.Option([], "--on-exit", metavar="WHEN=ACTION", help="WHEN an exit code, timed-out or crashed; ACTION succeed, fail, retry or submit:FLOW.toml (repeatable)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
+    max_spawns: int = typer.Option(None, "--max-spawns", metavar="N", help="On a root job: how many jobs (retries included) its tree may spawn; past it a submit fails (spawn-limit)."),
+    allow: list[str] = typer.Option([], "--allow", metavar="WHEN", help="Start only within this time window, coordinator's time (e.g. 'Mon-Fri 18:00-08:00'; repeatable)."),
+    deny: list[str] = typer.Option([], "--deny", metavar="WHEN", help="Never start within this time window (e.g. 'Sat-Sun'; repeatable)."),
+    no_queue: bool = typer.Option(False, "--no-queue", help="Try-submit: start only what can start now, keep nothing else; print started, rejected and what still fits."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
@@ -150,7 +154,14 @@ def submit(
         except SpecError as e:
             fail(str(e))
         specs, names = [spec], [None]
+    from .submission import apply_options, try_submit
+
+    apply_options(specs, max_spawns, allow, deny)
+    if no_queue and wait:
+        fail("--no-queue answers at once: give it without --wait")
     with client(coordinator) as c:
+        if no_queue:
+            try_submit(c, specs, replace, as_json)
         futures = c.submit_specs(specs, replace=replace)
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
@@ -304,10 +315,16 @@ def status(
     job: str = typer.Argument(None, metavar="JOB", help="A job id (default: recent jobs)."),
     limit: int = typer.Option(20, "--limit", metavar="N", help="How many recent jobs to list."),
     attempts: bool = typer.Option(False, "--attempts", help="With JOB: list every attempt (node, start, end, outcome, exit code, signal, failure code)."),
+    tree: str = typer.Option(None, "--tree", metavar="ROOT", help="The tree of jobs spawned under ROOT (children under their parents)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """State, command, inputs, node, times, exit code, failure code and cause of a job (or recent jobs)."""
+    if tree is not None:
+        from .submission import show_tree
+
+        with client(coordinator) as c:
+            return show_tree(c, tree, as_json)
     if limit < 0:
         fail(f"invalid --limit {limit}: expected a number of jobs >= 0")
     if attempts and not job:

@@ -16,7 +16,20 @@ from .common import UserError
 
 def _register() -> None:
     # Each module adds its commands to `app` when imported.
-    from . import admin, bench, control, daemons, direct, groups, jobs, logs, units, up  # noqa: F401
+    from . import (  # noqa: F401
+        admin,
+        bench,
+        control,
+        daemons,
+        direct,
+        events,
+        groups,
+        jobs,
+        logs,
+        submission,
+        units,
+        up,
+    )
 
 
 def _one_line(message: str) -> str:

@@ -45,11 +45,16 @@ class Submit:
     # A named job whose name is taken by other work becomes a new version
     # of it (left out of the message when false: the bytes stay as before).
     replace: bool = False
+    # False: start only what can start now, keep nothing else (try-submit;
+    # answered with a TrySubmitReply, protocol/submission.py).
+    queue: bool = True
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"jobs": [s.to_wire() for s in self.jobs]}
         if self.replace:
             d["replace"] = True
+        if not self.queue:
+            d["queue"] = False
         return d
 
     @classmethod
@@ -67,7 +72,10 @@ class Submit:
         replace = b.get("replace", False)
         if type(replace) is not bool:
             bad("submit", "replace", "must be true or false")
-        return cls(specs, replace)
+        queue = b.get("queue", True)
+        if type(queue) is not bool:
+            bad("submit", "queue", "must be true or false")
+        return cls(specs, replace, queue)
 
 
 @dataclass(slots=True)

@@ -46,7 +46,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, follow, gc_ops, news, submit_ops
+from . import control_ops, follow, gc_ops, news, submission_ops, submit_ops
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -104,6 +104,7 @@ class CoordinatorNode(Node):
         max_soft_retries: int = 5,
         max_queue: int = 1_000_000,
         keep: float = DEFAULT_KEEP,
+        time_windows: list | None = None,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -124,7 +125,7 @@ class CoordinatorNode(Node):
             prefetch=prefetch, follow_ahead=follow_ahead, repair_per_node=repair_per_node,
             repair_total=repair_copies,
             retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
-            max_soft_retries=max_soft_retries,
+            max_soft_retries=max_soft_retries, time_windows=time_windows,
         )
         self.queue_bound = QueueBound(max_queue)
         self.graph = self.state.graph
@@ -152,6 +153,7 @@ class CoordinatorNode(Node):
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
         gc_ops.register(self)  # delete, gc
+        submission_ops.register(self)  # tree, decommission
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -207,6 +209,8 @@ class CoordinatorNode(Node):
                 if e.attempts:
                     journal.stage_attempts(e.attempts)
                 self.commits.mark()
+                if e.changed:
+                    submission_ops.publish_ends(self, e.changed)  # for `weft events`
             elif t is Kick:
                 self._wake.set()
             elif t is Dispatch:
@@ -459,6 +463,7 @@ class CoordinatorNode(Node):
         d = job.summary(now)
         if detail:
             job_detail(job, d)
+            self.state.window_view(job, d)
         if tries:
             d["attempt_list"] = attempt_views(job)
         final = self.state.final(job)

@@ -16,6 +16,7 @@ from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 from .control import PAUSES
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_handed
+from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
 
 log = logging.getLogger("weft.coordinator")
@@ -79,6 +80,9 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
                 state.stats[k] = v
     journal.counters = state.stats
     state.restore_pauses(journal.get_meta(PAUSES))
+    state.restore_decommissioned(journal.get_meta(DECOMMISSIONED))
+    if any(j.spec.windows for j in unfinished):
+        state.arm_gate()
     # Delegated outputs point at the objects standing for them again.
     for job in g.jobs.values():
         if job.handed:

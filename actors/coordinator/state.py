@@ -37,6 +37,7 @@ from .effects import (
     Wake,
 )
 from .exits import ExitsMixin
+from .gate import GateMixin
 from .graph import (
     CANCELLED,
     CANCELLING,
@@ -54,6 +55,7 @@ from .nodes import ComputeRef, NodeRef, StorageRef
 from .planner import Planner
 from .repair import Repair
 from .retry import RetryMixin
+from .spawn import SpawnMixin
 from .storage_news import StorageNewsMixin
 from .submit import SUBMIT_SLICE, SubmitMixin, Submitted  # noqa: F401  (SUBMIT_SLICE: the shell slices with it)
 
@@ -74,7 +76,8 @@ MAX_SOFT_FAILURES = MAX_SOFT_RETRIES + 1
 # A storage node that said "no space" gets nothing new for this long.
 FULL_BACKOFF = 30.0
 
-class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin):
+class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin,
+                       GateMixin, SpawnMixin):
     def __init__(
         self,
         *,
@@ -88,6 +91,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         retry_backoff: float = 2.0,
         retry_backoff_max: float = 60.0,
         max_soft_retries: int = MAX_SOFT_RETRIES,
+        time_windows: list | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -140,6 +144,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
         )
         self.planner.paused_groups, self.planner.held_jobs = self.paused_groups, self.held_jobs
+        self.init_spawn()
+        self.init_gate(time_windows)  # (after the planner: it may arm its gate)
         # Finished objects kept at their replica count (repair.py).
         self.repair = Repair(self.graph, self.storages, replicas=replicas, per_node=repair_per_node,
                              total=repair_total, mono=mono)

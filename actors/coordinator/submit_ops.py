@@ -20,7 +20,7 @@ from weft.protocol.fields import BadRequest
 from weft.protocol.jobs import Submit, SubmitReply, Submitted
 from weft.protocol.tasks import Probe, ProbeReply
 
-from . import imports
+from . import imports, submission_ops
 from .nodes import ComputeRef
 from .submit import SUBMIT_SLICE
 
@@ -50,6 +50,9 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
     replace = body.get("replace", False)  # (a dict: parsed above)
     if type(replace) is not bool:
         raise BadRequest("submit: replace must be true or false")
+    queue = body.get("queue", True)
+    if type(queue) is not bool:
+        raise BadRequest("submit: queue must be true or false")
     node.queue_bound.admit(len(specs), node.graph.jobs.values())
     modules, nodes = imports.to_probe(specs, node.state.computes.values())
     if modules:
@@ -67,6 +70,10 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
             break
         node._run(effects)
         await trio.lowlevel.checkpoint()
+    if not queue:  # try-submit: what can start now, nothing kept
+        answer = submission_ops.try_submit(node, results)
+        await node.commits.durable()
+        return answer
     await node.commits.durable()
     node._wake.set()
     if len(specs) >= SUBMIT_SLICE:
