@@ -102,7 +102,7 @@ class SpawnMixin:
                 raise SpecError(f"job #{i + 1}: its parent job {spec.spawned_by!r} is unknown")
             root = parent.spec.root or parent.id
             if root in self.decommissioned:
-                raise SpawnRefused(f"root {root} is decommissioned: no new job may start under it",
+                raise SpawnRefused(f"decommissioned: root {root} is decommissioned, no new job may start under it",
                                    ErrorCode.DECOMMISSIONED)
             if spec.name is None or not spec.name.startswith(child_name(parent.id, "")):
                 spec.name = child_name(parent.id, spec.name or spec.job_id())
@@ -115,7 +115,7 @@ class SpawnMixin:
             if limit is not None:
                 used = self.spawned(root)
                 if used + len(ids) > limit:
-                    raise SpawnRefused(f"root {root} may spawn {limit} jobs (retries included): "
+                    raise SpawnRefused(f"spawn-limit: root {root} may spawn {limit} jobs (retries included): "
                                        f"{used} spawned, {len(ids)} more refused", ErrorCode.SPAWN_LIMIT)
             self.tree(root).update(ids)
 
