@@ -87,6 +87,7 @@ def submit(
     max_spawns: int = typer.Option(None, "--max-spawns", metavar="N", help="On a root job: how many jobs (retries included) its tree may spawn; past it a submit fails (spawn-limit)."),
     allow: list[str] = typer.Option([], "--allow", metavar="WHEN", help="Start only within this time window, coordinator's time (e.g. 'Mon-Fri 18:00-08:00'; repeatable)."),
     deny: list[str] = typer.Option([], "--deny", metavar="WHEN", help="Never start within this time window (e.g. 'Sat-Sun'; repeatable)."),
+    every: str = typer.Option(None, "--every", metavar="DURATION", help="A recurring job (needs --name): a new instance NAME.1, NAME.2, ... each period, a period skipped while the last one runs; weft recurring ls|delete."),
     no_queue: bool = typer.Option(False, "--no-queue", help="Try-submit: start only what can start now, keep nothing else; print started, rejected and what still fits."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
@@ -162,6 +163,10 @@ def submit(
     with client(coordinator) as c:
         if no_queue:
             try_submit(c, specs, replace, as_json)
+        if every is not None:
+            from .recurring import define
+
+            return define(c, specs, duration(every, "--every"), wait or no_queue or file is not None, as_json)
         futures = c.submit_specs(specs, replace=replace)
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}

@@ -26,6 +26,7 @@ def _register() -> None:
         groups,
         jobs,
         logs,
+        recurring,
         submission,
         units,
         up,

@@ -51,6 +51,13 @@ def run(
         spec, pending = u.spec(given)
     except SpecError as e:
         fail(str(e))
+    every = pending.pop("every", None)
+    if every is not None:  # Every=: a recurring job named after the unit
+        from .recurring import define
+
+        spec.name = u.name
+        with client(coordinator) as c:
+            return define(c, [spec], every, False, as_json)
     with client(coordinator) as c:
         f = c.submit_specs([spec])[0]
     record: dict[str, Any] = {"job": f.job, "unit": u.name, "parameters": spec.params or {},

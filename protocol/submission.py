@@ -95,3 +95,40 @@ class JobEnd:
         slots = b.get("slots")
         return cls(job, state, float(finished), b.get("parameters"), b.get("code"),
                    None if slots is None else check_slots(op, slots))
+
+
+@dataclass(slots=True)
+class Recurring:
+    """`recurring`: `{do: add, name, every, job: spec}`, `{do: ls}` or
+    `{do: delete, name}` -> {recurring: [definition view]}."""
+
+    do: str
+    name: str | None = None
+    every: float | None = None
+    job: Any = None  # a job spec's wire form (add)
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"do": self.do}
+        if self.name is not None:
+            d["name"] = self.name
+        if self.every is not None:
+            d["every"] = self.every
+        if self.job is not None:
+            d["job"] = self.job
+        return d
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Recurring:
+        op = "recurring"
+        b = body_map(op, body)
+        do = b.get("do")
+        if do not in ("add", "ls", "delete"):
+            bad(op, "do", "must be add, ls or delete")
+        name, every = b.get("name"), b.get("every")
+        if do != "ls" and type(name) is not str:
+            bad(op, "name", "must be a job name")
+        if do == "add" and (not isinstance(every, int | float) or isinstance(every, bool) or not every > 0):
+            bad(op, "every", "must be a positive number of seconds")
+        if do == "add" and type(b.get("job")) is not dict:
+            bad(op, "job", "must be a job spec")
+        return cls(do, name, None if every is None else float(every), b.get("job"))

@@ -153,7 +153,7 @@ class CoordinatorNode(Node):
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
         gc_ops.register(self)  # delete, gc
-        submission_ops.register(self)  # tree, decommission
+        submission_ops.register(self)  # tree, decommission, recurring
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -166,6 +166,7 @@ class CoordinatorNode(Node):
         nursery.start_soon(self._lineage)
         nursery.start_soon(self._repair)
         nursery.start_soon(gc_ops.periodic, self)
+        nursery.start_soon(submission_ops.recurring_loop, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(

@@ -16,6 +16,7 @@ from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 from .control import PAUSES
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_handed
+from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
 
@@ -81,6 +82,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     journal.counters = state.stats
     state.restore_pauses(journal.get_meta(PAUSES))
     state.restore_decommissioned(journal.get_meta(DECOMMISSIONED))
+    state.restore_recurring(journal.get_meta(RECURRING))
     if any(j.spec.windows for j in unfinished):
         state.arm_gate()
     # Delegated outputs point at the objects standing for them again.

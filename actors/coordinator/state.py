@@ -53,6 +53,7 @@ from .graph import (
 )
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .planner import Planner
+from .recurring import RecurringMixin
 from .repair import Repair
 from .retry import RetryMixin
 from .spawn import SpawnMixin
@@ -77,7 +78,7 @@ MAX_SOFT_FAILURES = MAX_SOFT_RETRIES + 1
 FULL_BACKOFF = 30.0
 
 class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin,
-                       GateMixin, SpawnMixin):
+                       GateMixin, SpawnMixin, RecurringMixin):
     def __init__(
         self,
         *,
@@ -145,6 +146,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         )
         self.planner.paused_groups, self.planner.held_jobs = self.paused_groups, self.held_jobs
         self.init_spawn()
+        self.init_recurring()
         self.init_gate(time_windows)  # (after the planner: it may arm its gate)
         # Finished objects kept at their replica count (repair.py).
         self.repair = Repair(self.graph, self.storages, replicas=replicas, per_node=repair_per_node,

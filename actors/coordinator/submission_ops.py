@@ -14,11 +14,15 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import trio
+
+from weft.actors.model import JobSpec
 from weft.bus.rpc import CallContext
-from weft.protocol.submission import JOB_END, SIZES, JobEnd, RootRef, TrySubmitReply
+from weft.protocol.submission import JOB_END, SIZES, JobEnd, Recurring, RootRef, TrySubmitReply
 
 from .graph import RUNNING, SUCCEEDED, Job
 from .nodes import ComputeRef
+from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ def register(node: CoordinatorNode) -> None:
     add = node.server.add
     add("tree", partial(tree, node), bypass=True)
     add("decommission", partial(decommission, node))
+    add("recurring", partial(recurring, node))
     node.ended = {}
 
 
@@ -126,3 +131,35 @@ def publish_ends(node: CoordinatorNode, changed: list[Job]) -> None:
         end = JobEnd(job.id, str(job.state), job.finished or time.time(), job.spec.params,
                      None if job.code is None else str(job.code), slots)
         node.events.append(JOB_END, end.to_wire())
+
+
+async def recurring(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
+    """Recurring -> {recurring: [definition]}: after an add or a delete,
+    journaled before the answer (an add's first instance starts at once)."""
+    req = Recurring.from_wire(body)
+    state = node.state
+    if req.do != "ls":
+        if req.do == "add":
+            state.define_recurring(req.name, JobSpec.from_wire(req.job), req.every)
+        else:
+            state.delete_recurring(req.name)
+        _, effects = state.recurring_due()
+        node._run(effects)
+        node.journal.stage_meta(RECURRING, {k: dict(v) for k, v in state.recurring.items()})
+        await node.commits.durable()
+        node._wake.set()
+    return {"recurring": state.recurring_view()}
+
+
+async def recurring_loop(node: CoordinatorNode) -> None:
+    """Once a second: instances that are due start (or their period is skipped)."""
+    state = node.state
+    while True:
+        await trio.sleep(1.0)
+        if not state.recurring:
+            continue
+        changed, effects = state.recurring_due()
+        if changed:
+            node._run(effects)
+            node.journal.stage_meta(RECURRING, {k: dict(v) for k, v in state.recurring.items()})
+            node.commits.mark()

@@ -65,3 +65,22 @@ def test_units_ls(weft: Weft, tmp_path: Path) -> None:
     assert got["fix"]["class"] == "workorder" and got["fix"]["parameters"] == {}
     p = weft("units", "ls", "--units", str(d))
     assert p.stdout.splitlines()[0].split() == ["build", "batch", "MODE=fast|slow|careful", "N=int"]
+
+
+def test_a_recurring_unit_starts_its_first_instance_and_is_deleted(weft: Weft, client: Client,
+                                                                    tmp_path: Path) -> None:
+    d = tmp_path / "units"
+    d.mkdir()
+    (d / "tick.batch").write_text("[Batch]\nExec=echo tick\nEvery=1h\n")
+    p = weft("run", "--units", str(d), "tick", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["last"] == "tick.1"
+    assert client.wait(["tick.1"], timeout=30)[0]["state"] == "succeeded"
+    [r] = json.loads(weft("recurring", "ls", "--json").stdout)["recurring"]
+    assert r["name"] == "tick" and r["every"] == 3600 and r["instances"] == 1
+    p = weft("run", "--units", str(d), "tick")
+    assert p.returncode == 2 and "recurring job 'tick' exists" in p.stderr
+    assert weft("recurring", "delete", "tick").returncode == 0
+    assert json.loads(weft("recurring", "ls", "--json").stdout)["recurring"] == []
+    p = weft("submit", "--every", "30m", "--", "true")
+    assert p.returncode == 2 and "--every needs --name NAME" in p.stderr
