@@ -47,6 +47,7 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
+from . import runner
 from .follow import keep_log, read_log, read_progress
 from .pool import (
     CallableError,
@@ -176,7 +177,7 @@ class ComputeNode(Transfers, Node):
         if self.config.coordinator:
             # Jobs submit children through it (`weft submit` inside a job);
             # with beacon discovery they keep what the node inherited.
-            os.environ["WEFT_COORDINATOR"] = self.config.coordinator
+            runner.JOB_ENV["WEFT_COORDINATOR"] = self.config.coordinator
         nursery.start_soon(self.taskdirs.run)
         self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"))
         # Warmed in the background: the node takes tasks (and says hello) at

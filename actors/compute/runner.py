@@ -167,6 +167,8 @@ class CommandResult:
 # every variable (~0.3 ms a command); now it is rebuilt only when the
 # environment changed, which one C-level dict comparison tells.
 _base_env: tuple[dict[bytes, bytes], dict[str, str]] | None = None
+# Set by the compute node for every command it runs (WEFT_COORDINATOR).
+JOB_ENV: dict[str, str] = {}
 
 
 def _inherited_env() -> dict[str, str]:
@@ -199,6 +201,8 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
     env["WEFT_OUTPUTS"] = str(workdir / "outputs")
     env["WEFT_DELEGATE"] = str(workdir / "delegate.json")
     env["WEFT_JOB"] = env["WEFT_JOB_ID"] = job
+    if JOB_ENV:
+        env.update(JOB_ENV)
     if spec.params:
         env.update({param_env_var(k): str(v) for k, v in spec.params.items()})
     # Progress lines `PERCENT MESSAGE`; read by the node only when someone asks.
