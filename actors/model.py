@@ -259,6 +259,9 @@ class JobSpec:
     max_spawns: int | None = None
     # Time windows: [["allow" | "deny", "Mon-Fri 18:00-08:00"], ...] (actors/windows.py).
     windows: list[Any] | tuple[()] = ()
+    # Paths that must exist on the compute node before the command starts
+    # (shared filesystems that show files late): actors/compute/block.py.
+    block: list[str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -316,7 +319,7 @@ class JobSpec:
             _check_retry_fields(self)
         self._validate_control()
         if self.params is not None or self.spawned_by is not None or self.root is not None \
-                or self.max_spawns is not None or self.windows:
+                or self.max_spawns is not None or self.windows or self.block:
             from .specfields import check_submission_fields
 
             check_submission_fields(self)
@@ -384,6 +387,8 @@ class JobSpec:
             d["ms"] = self.max_spawns
         if self.windows:
             d["win"] = [list(w) for w in self.windows]
+        if self.block:
+            d["blk"] = list(self.block)
         return d
 
     @classmethod
@@ -391,7 +396,7 @@ class JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
         unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag",
-                            "r", "rd", "pt", "x", "pm", "sp", "rt", "ms", "win"}
+                            "r", "rd", "pt", "x", "pm", "sp", "rt", "ms", "win", "blk"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -416,6 +421,7 @@ class JobSpec:
             root=d.get("rt"),
             max_spawns=d.get("ms"),
             windows=d.get("win") or (),
+            block=d.get("blk") or (),
         )
 
     def exit_action(self, when: str) -> Any:

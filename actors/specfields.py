@@ -16,6 +16,7 @@ from .model import _INT64, SpecError, check_job_id
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_PARAMS = 256
 WINDOW_KINDS = ("allow", "deny")
+MAX_BLOCK = 16
 
 
 def param_env_var(name: str) -> str:
@@ -70,3 +71,13 @@ def check_submission_fields(spec: Any) -> None:
         raise SpecError(f"max spawns {ms!r}: expected a whole number >= 0")
     if spec.windows:
         check_windows(spec.windows)
+    if spec.block:
+        check_block(spec.block)
+
+
+def check_block(paths: Any) -> None:
+    if not isinstance(paths, list | tuple) or len(paths) > MAX_BLOCK:
+        raise SpecError(f"'block' must be a list of at most {MAX_BLOCK} paths")
+    for p in paths:
+        if not isinstance(p, str) or not p or "\0" in p or len(p) > 4095:
+            raise SpecError(f"--block {p!r}: expected a path (no NUL, at most 4095 bytes)")

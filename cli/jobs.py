@@ -87,6 +87,7 @@ def submit(
     max_spawns: int = typer.Option(None, "--max-spawns", metavar="N", help="On a root job: how many jobs (retries included) its tree may spawn; past it a submit fails (spawn-limit)."),
     allow: list[str] = typer.Option([], "--allow", metavar="WHEN", help="Start only within this time window, coordinator's time (e.g. 'Mon-Fri 18:00-08:00'; repeatable)."),
     deny: list[str] = typer.Option([], "--deny", metavar="WHEN", help="Never start within this time window (e.g. 'Sat-Sun'; repeatable)."),
+    block: list[str] = typer.Option([], "--block", metavar="PATH", help="Start the command only once PATH exists on its compute node (repeatable; the wait shows as its progress)."),
     every: str = typer.Option(None, "--every", metavar="DURATION", help="A recurring job (needs --name): a new instance NAME.1, NAME.2, ... each period, a period skipped while the last one runs; weft recurring ls|delete."),
     no_queue: bool = typer.Option(False, "--no-queue", help="Try-submit: start only what can start now, keep nothing else; print started, rejected and what still fits."),
     as_json: bool = JsonOpt,
@@ -157,7 +158,7 @@ def submit(
         specs, names = [spec], [None]
     from .submission import apply_options, try_submit
 
-    apply_options(specs, max_spawns, allow, deny)
+    apply_options(specs, max_spawns, allow, deny, block)
     if no_queue and wait:
         fail("--no-queue answers at once: give it without --wait")
     with client(coordinator) as c:

@@ -15,7 +15,8 @@ from .common import emit_json, fail
 from .jobs import CoordOpt, JsonOpt, client
 
 
-def apply_options(specs: list[JobSpec], max_spawns: int | None, allow: list[str], deny: list[str]) -> None:
+def apply_options(specs: list[JobSpec], max_spawns: int | None, allow: list[str], deny: list[str],
+                  block: list[str]) -> None:
     """The command line's submission-control options on each spec (checked)."""
     from weft.actors.windows import parse_rule
 
@@ -30,6 +31,10 @@ def apply_options(specs: list[JobSpec], max_spawns: int | None, allow: list[str]
                 s.max_spawns = max_spawns
             if windows:
                 s.windows = windows
+            if block:
+                if s.command is None:
+                    fail("--block is for commands (a callable can wait for its file itself)")
+                s.block = list(block)
             s.validate()
     except SpecError as e:
         fail(str(e))

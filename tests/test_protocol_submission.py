@@ -50,9 +50,11 @@ def test_a_malformed_field_is_refused_naming_it(cls, body, says) -> None:
 def test_spec_fields_bytes_and_identity() -> None:
     plain = JobSpec(command=["true"], outputs=["stdout"])
     spec = JobSpec(command=["true"], outputs=["stdout"], params={"N": 3, "MODE": "fast"}, spawned_by="p",
-                   root="p", max_spawns=5, windows=[["allow", "Mon-Fri 18:00-08:00"], ["deny", "Sat-Sun"]])
+                   root="p", max_spawns=5, windows=[["allow", "Mon-Fri 18:00-08:00"], ["deny", "Sat-Sun"]],
+                   block=["/shared/ready"])
     assert spec.to_wire() == {"o": ["stdout"], "cmd": ["true"], "pm": {"N": 3, "MODE": "fast"}, "sp": "p",
-                              "rt": "p", "ms": 5, "win": [["allow", "Mon-Fri 18:00-08:00"], ["deny", "Sat-Sun"]]}
+                              "rt": "p", "ms": 5, "win": [["allow", "Mon-Fri 18:00-08:00"], ["deny", "Sat-Sun"]],
+                              "blk": ["/shared/ready"]}
     assert JobSpec.from_wire(spec.to_wire()) == spec
     # Parameters are the work (identity); the tree, the limit and the windows are not.
     assert JobSpec(command=["true"], outputs=["stdout"], params={"N": 3}).job_id() != plain.job_id()

@@ -99,6 +99,7 @@ from weft.protocol.tasks import Delegation
 
 from ..model import JobSpec, SpecError, input_env_var
 from ..specfields import param_env_var
+from .block import wait_for_paths
 from .procs import group_alive
 
 log = logging.getLogger("weft.compute")
@@ -335,6 +336,8 @@ async def run_command(
     env = _build_env(spec, workdir, job or spec.job_id())
     if spec.params:
         (cwd / "parameters.json").write_text(json.dumps(spec.params, sort_keys=True))
+    if spec.block:
+        await wait_for_paths(spec.block, results_dir / "progress", cwd)
 
     capture_path = results_dir / "stdout"
     # Plain blocking writes: local files land in the page cache in microseconds,

@@ -62,6 +62,8 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
         d["spawned_by"], d["root"] = spec.spawned_by, spec.root
     if spec.max_spawns is not None:
         d["max_spawns"] = spec.max_spawns
+    if spec.block:
+        d["block"] = list(spec.block)
     if spec.on_exit:
         d["on_exit"] = {w: a if isinstance(a, str) else f"submit:{a.get('flow') or 'flow'}"
                         for w, a in spec.on_exit.items()}

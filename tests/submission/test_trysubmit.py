@@ -1,7 +1,8 @@
 """Try-submit, `weft events` and time windows on a real cluster (one compute
 node of 2 slots): what can start now starts and the rest is rejected with an
 estimate of what still fits; job ends stream with their parameters; a job
-outside its time window waits with its next start in its status."""
+outside its time window waits with its next start in its status; `--block`
+holds a command until its file exists."""
 
 from __future__ import annotations
 
@@ -95,3 +96,14 @@ def test_a_closed_window_keeps_a_job_waiting_with_its_next_start(weft: Weft, cli
     p = weft("submit", "--deny", "Mon-Fry", "--", "true")
     assert p.returncode == 2 and p.stderr.strip() == \
         "weft: error: invalid --deny 'Mon-Fry': unknown day 'Fry' (Mon, Tue, ... Sun)"
+
+
+def test_block_starts_the_command_once_its_file_exists(weft: Weft, client: Client, tmp_path: Path) -> None:
+    flag = tmp_path / "ready"
+    job = ok(weft("submit", "--block", str(flag), "--", "sh", "-c", 'cat "$0"', str(flag))).strip()
+    got = wait_for(lambda: client.progress([job]).get(job), 20, "the wait in its progress")
+    assert got == (0.0, f"waiting for {flag}")
+    assert client.status([job])[0]["state"] == "running"
+    flag.write_text("here\n")
+    assert client.wait([job], timeout=30)[0]["state"] == "succeeded"
+    assert client.get(f"{job}/stdout") == b"here\n"
