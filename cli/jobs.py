@@ -159,8 +159,8 @@ def submit(
     from .submission import apply_options, try_submit
 
     apply_options(specs, max_spawns, allow, deny, block)
-    if no_queue and wait:
-        fail("--no-queue answers at once: give it without --wait")
+    if no_queue and (wait or every is not None):
+        fail("--no-queue answers at once: give it without --wait or --every")
     with client(coordinator) as c:
         if no_queue:
             try_submit(c, specs, replace, as_json)

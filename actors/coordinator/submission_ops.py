@@ -63,6 +63,8 @@ def slot_estimate(computes: list[ComputeRef]) -> dict[str, int]:
 def tree(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     """RootRef -> {root, jobs: [view]} (the root first, then its tree by submit order)."""
     root = node._job(RootRef.from_wire(body, "tree").root)
+    if root.spec.root is not None:
+        root = node._job(root.spec.root)  # asked by a job of the tree: the whole tree
     now = time.time()
     views = []
     for j in node.state.tree_view(root):
