@@ -106,6 +106,17 @@ class GateMixin:
             log.debug("job %s waits for its time window (next start %s)", job.id, nxt)
         return True
 
+    def window_reason(self, job: Job) -> str | None:
+        """Why `job` waits, if its time window holds it back (for "why is it
+        waiting" and a pending timeout's detail): `time-window: ...`."""
+        if job.id not in self.window_waits or job.state != WAITING:
+            return None
+        nxt = self.window_waits[job.id]
+        if nxt is None:
+            return "time-window: its time windows do not open within a week"
+        when = datetime.fromtimestamp(nxt, self.tz).strftime("%a %Y-%m-%d %H:%M")
+        return f"time-window: closed until {when}"
+
     def window_view(self, job: Job, d: dict[str, Any]) -> None:
         """`next_start` (and why) in the status of a job its windows hold back."""
         if job.id in self.window_waits and job.state == WAITING:

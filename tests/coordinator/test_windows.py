@@ -81,6 +81,7 @@ def test_a_closed_window_keeps_the_job_waiting_with_its_next_start() -> None:
     view: dict = {}
     c.state.window_view(job, view)
     assert view["next_start"] == at(7, 18).timestamp() and view["waiting_for"] == "time window"
+    assert c.state.window_reason(job) == "time-window: closed until Mon 2026-12-07 18:00"
     c.ends("now")
     # Hours pass a recheck at a time; still closed on Sunday.
     c.clock.t = at(6, 12).timestamp()
