@@ -176,13 +176,16 @@ def load(path: Path) -> Unit:
         if body["Size"] not in SIZES:
             raise SpecError(f"{where}: Size={body['Size']!r}: allowed values are {', '.join(SIZES)}")
         unit.size = body["Size"]
-    if "TimeLimit" in body:
-        unit.time_limit = parse_duration(body["TimeLimit"], f"{where}: TimeLimit=")
-    if "Every" in body:
-        unit.every = parse_duration(body["Every"], f"{where}: Every=")
-    if "Deadline" in body:
-        parse_time(body["Deadline"], f"{where}: Deadline=")  # checked now, resolved at submit
-        unit.deadline = body["Deadline"]
+    try:
+        if "TimeLimit" in body:
+            unit.time_limit = parse_duration(body["TimeLimit"], "TimeLimit=")
+        if "Every" in body:
+            unit.every = parse_duration(body["Every"], "Every=")
+        if "Deadline" in body:
+            parse_time(body["Deadline"], "Deadline=")  # checked now, resolved at submit
+            unit.deadline = body["Deadline"]
+    except SpecError as e:
+        raise SpecError(f"{where}: {e}") from None
     if cp.has_section("Parameters"):
         for k, v in cp["Parameters"].items():
             if not PARAM_NAME.fullmatch(k):
