@@ -360,8 +360,11 @@ class Client:
         (what still fits, by size class: tiny, small, medium, large)."""
         if queue:
             return self.submit_specs(specs, replace=replace)
-        r = self.call("submit", Submit(adopt(list(specs)), replace, queue=False).to_wire(),
-                      timeout=max(self.timeout, 60.0))
+        specs = adopt(list(specs))
+        chunks = list(_batches(specs, max(1, len(specs))))  # (checked as any submit)
+        if len(chunks) > 1:
+            raise SpecError("a try-submit is answered in one message: these jobs do not fit in one; send fewer")
+        r = self.call("submit", Submit(specs, replace, queue=False).to_wire(), timeout=max(self.timeout, 60.0))
         return TrySubmitReply.from_wire(r).to_wire()
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
