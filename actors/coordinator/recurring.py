@@ -16,6 +16,7 @@ second (nothing to do, and nothing done, while there are none).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ from .graph import Graph
 
 if TYPE_CHECKING:
     from .submit import Submitted
+
+log = logging.getLogger("weft.coordinator")
 
 # The journal's meta key for the definitions.
 RECURRING = "recurring"
@@ -59,7 +62,10 @@ class RecurringMixin:
             raise SpecError(f"recurring job {name!r} exists: delete it first (weft recurring delete {name})")
         spec.name = None
         now = self.wall()
-        d = {"spec": spec.to_wire(), "every": every, "next": now, "n": 0, "last": None, "skipped": 0, "since": now}
+        n = 0  # instances of an earlier definition of the name keep theirs: count on after them
+        while f"{name}.{n + 1}" in self.graph.jobs:
+            n += 1
+        d = {"spec": spec.to_wire(), "every": every, "next": now, "n": n, "last": None, "skipped": 0, "since": now}
         self.recurring[name] = d
         return d
 
@@ -91,7 +97,11 @@ class RecurringMixin:
             d["n"] += 1
             spec = JobSpec.from_wire(d["spec"])
             spec.name = f"{name}.{d['n']}"
-            results, more = self.submit([spec])
+            try:
+                results, more = self.submit([spec])
+            except SpecError as e:  # (its input gone, its name taken meanwhile): this period is lost
+                log.warning("recurring job %s: instance %s not started: %s", name, spec.name, e)
+                continue
             d["last"] = results[0].job.id
             effects += more
         return changed, effects

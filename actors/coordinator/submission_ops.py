@@ -9,6 +9,7 @@ values to the state; they live here so node.py stays the shell it is.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from functools import partial
@@ -28,6 +29,8 @@ from .spawn import DECOMMISSIONED
 if TYPE_CHECKING:
     from .node import CoordinatorNode
     from .submit import Submitted
+
+log = logging.getLogger("weft.coordinator")
 
 # MiB of each size class (issue 18): what a free slot is worth once compute
 # nodes report memory; until then every class counts free CPU slots.
@@ -160,7 +163,11 @@ async def recurring_loop(node: CoordinatorNode) -> None:
         await trio.sleep(1.0)
         if not state.recurring:
             continue
-        changed, effects = state.recurring_due()
+        try:
+            changed, effects = state.recurring_due()
+        except Exception:  # a bug must not take the coordinator down with it
+            log.exception("recurring jobs: starting instances failed")
+            continue
         if changed:
             node._run(effects)
             node.journal.stage_meta(RECURRING, {k: dict(v) for k, v in state.recurring.items()})

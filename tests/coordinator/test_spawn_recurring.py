@@ -85,5 +85,9 @@ def test_recurring_instances_skip_a_period_while_the_last_runs() -> None:
     assert c.state.recurring_due() == (False, [])
     with pytest.raises(SpecError, match="no recurring job 'tick'"):
         c.state.delete_recurring("tick")
+    # Defined again: instances count on after the earlier ones.
+    c.state.define_recurring("tick", spec("tick"), 60.0)
+    c.take(c.state.recurring_due()[1])
+    assert "tick.3" in c.state.graph.jobs
     with pytest.raises(SpecError, match="at least 10s"):
         c.state.define_recurring("fast", spec("fast"), 1.0)
