@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from weft.actors.windows import Rule, next_allowed, parse_rules
 from weft.protocol.enums import Outcome
 
-from .graph import CANCELLED, WAITING, Graph, Job
+from .graph import CANCELLED, RUNNABLE, WAITING, Graph, Job
 
 if TYPE_CHECKING:
     from .planner import Planner
@@ -121,6 +121,17 @@ class GateMixin:
         """`next_start` (and why) in the status of a job its windows hold back."""
         if job.id in self.window_waits and job.state == WAITING:
             nxt = self.window_waits[job.id]
+        elif job.state in (WAITING, RUNNABLE) and (job.spec.windows or self.default_windows):
+            # Not picked yet (no free slot, inputs not made): what its windows say now.
+            now = self.local_now()
+            at = next_allowed(self.rules_of(job), now)
+            if at == now:
+                nxt = False
+            else:
+                nxt = None if at is None else at.timestamp()
+        else:
+            nxt = False
+        if nxt is not False:
             if nxt is not None:
                 d["next_start"] = nxt
             d["waiting_for"] = "time window" if nxt is not None else "time window (closed all week)"

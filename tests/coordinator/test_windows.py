@@ -92,6 +92,23 @@ def test_a_closed_window_keeps_the_job_waiting_with_its_next_start() -> None:
     assert c.started() == ["night"]
 
 
+def test_a_job_not_picked_yet_shows_its_next_start_too() -> None:
+    c = Cluster(computes=0)
+    c.state.tz = UTC
+    c.clock.t = SAT_10.timestamp()
+    windowed = spec("night")
+    windowed.windows = NIGHTS
+    c.submit(windowed)
+    assert c.started() == [] and c.job("night").state == "runnable"
+    view: dict = {}
+    c.state.window_view(c.job("night"), view)
+    assert view["next_start"] == at(7, 18).timestamp()
+    inside: dict = {}
+    c.clock.t = at(7, 19).timestamp()
+    c.state.window_view(c.job("night"), inside)
+    assert "next_start" not in inside and "waiting_for" not in inside
+
+
 def test_the_cluster_default_applies_to_jobs_without_windows_of_their_own() -> None:
     c = Cluster(slots=2, time_windows=[["deny", "Sat-Sun"]])
     c.state.tz = UTC
