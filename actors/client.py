@@ -56,8 +56,11 @@ from weft.protocol.jobs import (
     WaitReply,
     final_state,
 )
+from weft.protocol.submission import TrySubmitReply
 from weft.runtime.configfile import client_security, default_coordinator
 from weft.runtime.node import new_node_id
+
+from .children import adopt
 
 # Room in a message for the envelope and each spec's keys, names and outputs.
 _MESSAGE_HEADROOM = 1 << 20
@@ -196,7 +199,8 @@ class Client:
     def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0,
                  key: str | Path | None = None) -> None:
         """`key`: this client's key file on a secure cluster (default $WEFT_KEY, else the configuration
-        file's [client] key, else none: in the clear)."""
+        file's [client] key, else none: in the clear). The endpoint by default: $WEFT_COORDINATOR (inside
+        a job, the cluster running it: children.py), else the configuration file, else the default."""
         self.endpoint = endpoint or default_coordinator()
         self.security = client_security(key)
         self.timeout = timeout
@@ -349,7 +353,7 @@ class Client:
         `fail_fast`: the first of these jobs to fail cancels the others still
         queued or running. `flow` and `names`: the flow file they are and
         each one's name in it, so `FLOW:NAME` finds them (status, wait, get)."""
-        specs = list(specs)
+        specs = adopt(list(specs))  # inside a running job: its children
         futures: list[Future] = []
         submission = secrets.token_hex(8) if fail_fast else None
         done = 0
@@ -374,6 +378,20 @@ class Client:
         futures = self.submit_specs([s for _, s in flow], replace=replace, fail_fast=fail_fast, flow=name,
                                     names=names)
         return dict(zip(names, futures, strict=True))
+    def submit_batch(self, specs: Iterable[JobSpec], *, queue: bool = True,
+                     replace: bool = False) -> list[Future] | dict[str, Any]:
+        """`submit_specs`, or with `queue=False` a try-submit: only what can
+        start now starts, the rest is not kept, and the answer is
+        {"started": [job id], "rejected": [job id], "slots": {size: count}}
+        (what still fits, by size class: tiny, small, medium, large)."""
+        if queue:
+            return self.submit_specs(specs, replace=replace)
+        specs = adopt(list(specs))
+        chunks = list(_batches(specs, max(1, len(specs))))  # (checked as any submit)
+        if len(chunks) > 1:
+            raise SpecError("a try-submit is answered in one message: these jobs do not fit in one; send fewer")
+        r = self.call("submit", Submit(specs, replace, queue=False).to_wire(), timeout=max(self.timeout, 60.0))
+        return TrySubmitReply.from_wire(r).to_wire()
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
         """One job per item, the item given as input `key`."""

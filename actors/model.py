@@ -246,6 +246,22 @@ class JobSpec:
     retry_delay: float | None = None
     pending_timeout: float | None = None
     on_exit: dict[str, Any] | None = None  # (None, not {}: most jobs have none, and specs come in bulk)
+    # -- submission control (actors/specfields.py checks them) --
+    # A unit's parameters (identity: they change the work): $WEFT_PARAM_<KEY>
+    # and parameters.json in the command's working directory.
+    params: dict[str, Any] | None = None
+    # The running job that submitted this one, and its tree's root (the
+    # coordinator sets `root` from the parent; not identity: the child's
+    # name, made under its parent's, is).
+    spawned_by: str | None = None
+    root: str | None = None
+    # On a root: how many jobs (retries included) its tree may spawn.
+    max_spawns: int | None = None
+    # Time windows: [["allow" | "deny", "Mon-Fri 18:00-08:00"], ...] (actors/windows.py).
+    windows: list[Any] | tuple[()] = ()
+    # Paths that must exist on the compute node before the command starts
+    # (shared filesystems that show files late): actors/compute/block.py.
+    block: list[str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -302,6 +318,11 @@ class JobSpec:
         if self.retries or self.retry_delay is not None or self.pending_timeout is not None or self.on_exit:
             _check_retry_fields(self)
         self._validate_control()
+        if self.params is not None or self.spawned_by is not None or self.root is not None \
+                or self.max_spawns is not None or self.windows or self.block:
+            from .specfields import check_submission_fields
+
+            check_submission_fields(self)
 
     def _validate_control(self) -> None:
         ct = self.cancel_time
@@ -356,6 +377,18 @@ class JobSpec:
             d["pt"] = self.pending_timeout
         if self.on_exit:
             d["x"] = self.on_exit
+        if self.params is not None:
+            d["pm"] = self.params
+        if self.spawned_by is not None:
+            d["sp"] = self.spawned_by
+        if self.root is not None:
+            d["rt"] = self.root
+        if self.max_spawns is not None:
+            d["ms"] = self.max_spawns
+        if self.windows:
+            d["win"] = [list(w) for w in self.windows]
+        if self.block:
+            d["blk"] = list(self.block)
         return d
 
     @classmethod
@@ -363,7 +396,7 @@ class JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
         unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag",
-                            "r", "rd", "pt", "x"}
+                            "r", "rd", "pt", "x", "pm", "sp", "rt", "ms", "win", "blk"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -383,6 +416,12 @@ class JobSpec:
             retry_delay=d.get("rd"),
             pending_timeout=d.get("pt"),
             on_exit=d.get("x"),
+            params=d.get("pm"),
+            spawned_by=d.get("sp"),
+            root=d.get("rt"),
+            max_spawns=d.get("ms"),
+            windows=d.get("win") or (),
+            block=d.get("blk") or (),
         )
 
     def exit_action(self, when: str) -> Any:
@@ -412,14 +451,19 @@ class JobSpec:
             canon["a"] = sorted(set(self.after))
         if self.after_groups:
             canon["ag"] = sorted(set(self.after_groups))
+        if self.params:
+            canon["pm"] = sorted(self.params.items())
         digest = hashlib.blake2b(msgpack.packb(canon), digest_size=12).hexdigest()
         return f"j{digest}"
 
     def identity(self) -> dict[str, Any]:
         """What makes the job's work: a named job's spec may not change it
         without a new version (priority, limits and the name are not part of it)."""
-        return {"command": self.command, "call": self.call, "inputs": dict(sorted(self.inputs.items())),
-                "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
+        ident = {"command": self.command, "call": self.call, "inputs": dict(sorted(self.inputs.items())),
+                 "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
+        if self.params:
+            ident["parameters"] = dict(sorted(self.params.items()))
+        return ident
 
     def output_objects(self, job_id: str | None = None) -> list[str]:
         jid = job_id or self.job_id()

@@ -86,6 +86,12 @@ def submit(
     on_exit: list[str] = typer.Option([], "--on-exit", metavar="WHEN=ACTION", help="WHEN an exit code, timed-out or crashed; ACTION succeed, fail, retry or submit:FLOW.toml (repeatable)."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="With --file: the first job to fail cancels the file's jobs still queued or running (default: the others run on, like make -k)."),
+    max_spawns: int = typer.Option(None, "--max-spawns", metavar="N", help="On a root job: how many jobs (retries included) its tree may spawn; past it a submit fails (spawn-limit)."),
+    allow: list[str] = typer.Option([], "--allow", metavar="WHEN", help="Start only within this time window, coordinator's time (e.g. 'Mon-Fri 18:00-08:00'; repeatable)."),
+    deny: list[str] = typer.Option([], "--deny", metavar="WHEN", help="Never start within this time window (e.g. 'Sat-Sun'; repeatable)."),
+    block: list[str] = typer.Option([], "--block", metavar="PATH", help="Start the command only once PATH exists on its compute node (repeatable; the wait shows as its progress)."),
+    every: str = typer.Option(None, "--every", metavar="DURATION", help="A recurring job (needs --name): a new instance NAME.1, NAME.2, ... each period, a period skipped while the last one runs; weft recurring ls|delete."),
+    no_queue: bool = typer.Option(False, "--no-queue", help="Try-submit: start only what can start now, keep nothing else; print started, rejected and what still fits."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
@@ -155,7 +161,18 @@ def submit(
         except SpecError as e:
             fail(str(e))
         specs, names = [spec], [None]
+    from .submission import apply_options, try_submit
+
+    apply_options(specs, max_spawns, allow, deny, block)
+    if no_queue and (wait or every is not None):
+        fail("--no-queue answers at once: give it without --wait or --every")
     with client(coordinator) as c:
+        if no_queue:
+            try_submit(c, specs, replace, as_json)
+        if every is not None:
+            from .recurring import define
+
+            return define(c, specs, duration(every, "--every"), wait or no_queue or file is not None, as_json)
         futures = c.submit_specs(specs, replace=replace, fail_fast=fail_fast, flow=flow_name,
                                  names=names if flow_name else None)  # type: ignore[arg-type]
         records = [
@@ -315,10 +332,16 @@ def status(
     job: str = typer.Argument(None, metavar="JOB", help="A job id, or FLOW:NAME (a job of a flow file's newest submission; default: recent jobs)."),
     limit: int = typer.Option(20, "--limit", metavar="N", help="How many recent jobs to list."),
     attempts: bool = typer.Option(False, "--attempts", help="With JOB: list every attempt (node, start, end, outcome, exit code, signal, failure code)."),
+    tree: str = typer.Option(None, "--tree", metavar="ROOT", help="The tree of jobs spawned under ROOT (children under their parents)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """State, command, inputs, node, times, exit code, failure code and cause of a job (or recent jobs)."""
+    if tree is not None:
+        from .submission import show_tree
+
+        with client(coordinator) as c:
+            return show_tree(c, tree, as_json)
     if limit < 0:
         fail(f"invalid --limit {limit}: expected a number of jobs >= 0")
     if attempts and not job:

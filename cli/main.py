@@ -17,7 +17,23 @@ from .common import UserError
 
 def _register() -> None:
     # Each module adds its commands to `app` when imported.
-    from . import admin, bench, config, control, daemons, direct, groups, jobs, keys, logs, up  # noqa: F401
+    from . import (  # noqa: F401
+        admin,
+        bench,
+        config,
+        control,
+        daemons,
+        direct,
+        events,
+        groups,
+        jobs,
+        keys,
+        logs,
+        recurring,
+        submission,
+        units,
+        up,
+    )
 
 
 def _one_line(message: str) -> str:

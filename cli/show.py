@@ -77,7 +77,7 @@ def status_lines(st: dict[str, Any]) -> list[str]:
     lines = []
     for key in keys:
         v = st[key]
-        if key in ("submitted", "started", "finished") and isinstance(v, int | float):
+        if key in ("submitted", "started", "finished", "next_start") and isinstance(v, int | float):
             v = _when(v)
         elif key in ("waited", "ran") and isinstance(v, int | float):
             v = f"{v:.3f}s"

@@ -130,6 +130,9 @@ class ErrorCode(enum.StrEnum):
     CALLABLE_FAILED = "callable-failed"
     CALLABLE_NOT_FOUND = "callable-not-found"
     WORKER_LOST = "worker-lost"
+    # submission control (actors/coordinator/spawn.py)
+    SPAWN_LIMIT = "spawn-limit"  # a child submit past its root's --max-spawns
+    DECOMMISSIONED = "decommissioned"  # a child submit under a decommissioned root
 
 
 class JobFailure(enum.StrEnum):

@@ -65,6 +65,9 @@ class Submit:
     # A submission's id when it fails fast: at the first failure of one of
     # its jobs, the rest of them are cancelled (left out when not).
     fail_fast: str | None = None
+    # False: start only what can start now, keep nothing else (try-submit;
+    # answered with a TrySubmitReply, protocol/submission.py).
+    queue: bool = True
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"jobs": [s.to_wire() for s in self.jobs]}
@@ -74,6 +77,8 @@ class Submit:
             d["flow"] = self.flow.to_wire()
         if self.fail_fast:
             d["fail_fast"] = self.fail_fast
+        if not self.queue:
+            d["queue"] = False
         return d
 
     @classmethod
@@ -91,7 +96,10 @@ class Submit:
         replace = b.get("replace", False)
         if type(replace) is not bool:
             bad("submit", "replace", "must be true or false")
-        return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"))
+        queue = b.get("queue", True)
+        if type(queue) is not bool:
+            bad("submit", "queue", "must be true or false")
+        return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"), queue)
 
 
 def flow_part(b: dict, count: int) -> FlowPart | None:

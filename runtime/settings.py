@@ -62,6 +62,30 @@ def _is_duration(v: str) -> bool:
     return True
 
 
+def _windows(v: str) -> list[list[str]]:
+    """`allow Mon-Fri 18:00-08:00; deny Sat-Sun` as [[kind, rule], ...]."""
+    from weft.actors.windows import parse_rule
+
+    out = []
+    for part in filter(None, (p.strip() for p in v.split(";"))):
+        kind, _, rule = part.partition(" ")
+        if kind not in ("allow", "deny"):
+            raise ValueError(part)
+        parse_rule(rule, f"--{kind}")
+        out.append([kind, rule.strip()])
+    return out
+
+
+def _is_windows(v: str) -> bool:
+    from weft.actors.model import SpecError
+
+    try:
+        _windows(v)
+    except (SpecError, ValueError):
+        return False
+    return True
+
+
 def _positive_finite(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
@@ -187,6 +211,11 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "How long finished jobs are kept before they, their outputs and logs are forgotten "
                 "(garbage collection; 90s, 30m, 2h, 7d).", metavar="DURATION", target="role",
                 check=_is_duration, expect="a duration (90, 90s, 30m, 2h, 7d)", convert=_duration),
+        Setting("time_windows", "--time-windows", None, str,
+                "Default time windows for jobs that give none, in the coordinator's timezone "
+                "(e.g. 'allow Mon-Fri 18:00-08:00; deny Sat-Sun').", metavar="RULES", target="role",
+                check=_is_windows, expect="'allow|deny RULE; ...' (RULE: Mon-Fri, 18:00-08:00 or both)",
+                convert=_windows),
     ),
     "storage": (
         STATIC_COORDINATOR,

@@ -47,6 +47,7 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
+from . import runner
 from .follow import keep_log, log_tail, read_log, read_progress
 from .pool import (
     CallableError,
@@ -173,6 +174,10 @@ class ComputeNode(Transfers, Node):
 
     async def main(self, nursery: trio.Nursery) -> None:
         self._task_nursery = nursery
+        if self.config.coordinator:
+            # Jobs submit children through it (`weft submit` inside a job);
+            # with beacon discovery they keep what the node inherited.
+            runner.JOB_ENV["WEFT_COORDINATOR"] = self.config.coordinator
         nursery.start_soon(self.taskdirs.run)
         self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"))
         # Warmed in the background: the node takes tasks (and says hello) at

@@ -46,7 +46,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, follow, gc_ops, news, submit_ops
+from . import control_ops, follow, gc_ops, news, submission_ops, submit_ops
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -105,6 +105,7 @@ class CoordinatorNode(Node):
         max_soft_retries: int = 5,
         max_queue: int = 1_000_000,
         keep: float = DEFAULT_KEEP,
+        time_windows: list | None = None,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -125,7 +126,7 @@ class CoordinatorNode(Node):
             prefetch=prefetch, follow_ahead=follow_ahead, repair_per_node=repair_per_node,
             repair_total=repair_copies,
             retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
-            max_soft_retries=max_soft_retries,
+            max_soft_retries=max_soft_retries, time_windows=time_windows,
         )
         self.queue_bound = QueueBound(max_queue)
         self.graph = self.state.graph
@@ -153,6 +154,7 @@ class CoordinatorNode(Node):
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
         gc_ops.register(self)  # delete, gc
+        submission_ops.register(self)  # tree, decommission, recurring
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -165,6 +167,7 @@ class CoordinatorNode(Node):
         nursery.start_soon(self._lineage)
         nursery.start_soon(self._repair)
         nursery.start_soon(gc_ops.periodic, self)
+        nursery.start_soon(submission_ops.recurring_loop, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(
@@ -208,6 +211,8 @@ class CoordinatorNode(Node):
                 if e.attempts:
                     journal.stage_attempts(e.attempts)
                 self.commits.mark()
+                if e.changed:
+                    submission_ops.publish_ends(self, e.changed)  # for `weft events`
             elif t is Kick:
                 self._wake.set()
             elif t is Dispatch:
@@ -470,6 +475,7 @@ class CoordinatorNode(Node):
             label = self.graph.labels.get(job.id)
             if label is not None:
                 d["flow"] = label  # FLOW:NAME (flows.py)
+            self.state.window_view(job, d)
         if tries:
             d["attempt_list"] = attempt_views(job)
         final = self.state.final(job)

@@ -63,6 +63,9 @@ class Planner:
         # containers; see control.py).
         self.paused_groups: set[str] = set()
         self.held_jobs: dict[str, Job] = {}
+        # Asked per picked job once some job may be refused a start (time
+        # windows, a decommissioned root: gate.py); None costs nothing.
+        self.gate: Callable[..., bool] | None = None
 
     def plan(self, batches: Batches) -> None:
         """One scheduling round's picks, into `batches`."""
@@ -95,6 +98,7 @@ class Planner:
         deferred = []
         now = self.wall()
         paused = self.paused_groups
+        gate = self.gate
         while computes:
             job = g.pop_runnable()
             if job is None:
@@ -104,6 +108,8 @@ class Planner:
                 job.missing = 0
                 self.held_jobs[job.id] = job
                 continue
+            if gate is not None and gate(job):
+                continue  # set aside or cancelled by the gate
             if job.spec.outputs and self.outputs_finished(job):
                 # Its outputs exist already (it finished before a crash made
                 # us forget): nothing to run.
@@ -167,6 +173,8 @@ class Planner:
                         if budget <= 0 or job is None or job.state != WAITING:
                             continue
                         if self.paused_groups and not self.paused_groups.isdisjoint(job.spec.groups):
+                            continue
+                        if self.gate is not None and self.gate(job, True):
                             continue
                         picked = self.follower_inputs(job, producer)
                         if picked is None:

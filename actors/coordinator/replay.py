@@ -17,6 +17,8 @@ from .control import PAUSES
 from .flows import FLOWS
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_handed
+from .recurring import RECURRING
+from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
 
 log = logging.getLogger("weft.coordinator")
@@ -81,6 +83,10 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     journal.counters = state.stats
     state.restore_pauses(journal.get_meta(PAUSES))
     state.restore_flows(journal.get_meta(FLOWS))
+    state.restore_decommissioned(journal.get_meta(DECOMMISSIONED))
+    state.restore_recurring(journal.get_meta(RECURRING))
+    if any(j.spec.windows for j in unfinished):
+        state.arm_gate()
     # Delegated outputs point at the objects standing for them again.
     for job in g.jobs.values():
         if job.handed:

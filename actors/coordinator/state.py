@@ -38,6 +38,7 @@ from .effects import (
 )
 from .exits import ExitsMixin
 from .flows import FlowsMixin
+from .gate import GateMixin
 from .graph import (
     CANCELLED,
     CANCELLING,
@@ -53,8 +54,10 @@ from .graph import (
 )
 from .nodes import ComputeRef, NodeRef, StorageRef
 from .planner import Planner
+from .recurring import RecurringMixin
 from .repair import Repair
 from .retry import RetryMixin
+from .spawn import SpawnMixin
 from .storage_news import StorageNewsMixin
 from .submit import SUBMIT_SLICE, SubmitMixin, Submitted  # noqa: F401  (SUBMIT_SLICE: the shell slices with it)
 
@@ -76,7 +79,7 @@ MAX_SOFT_FAILURES = MAX_SOFT_RETRIES + 1
 FULL_BACKOFF = 30.0
 
 class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin,
-                       FlowsMixin):
+                       FlowsMixin, GateMixin, SpawnMixin, RecurringMixin):
     def __init__(
         self,
         *,
@@ -90,6 +93,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         retry_backoff: float = 2.0,
         retry_backoff_max: float = 60.0,
         max_soft_retries: int = MAX_SOFT_RETRIES,
+        time_windows: list | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -143,6 +147,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
         )
         self.planner.paused_groups, self.planner.held_jobs = self.paused_groups, self.held_jobs
+        self.init_spawn()
+        self.init_recurring()
+        self.init_gate(time_windows)  # (after the planner: it may arm its gate)
         # Finished objects kept at their replica count (repair.py).
         self.repair = Repair(self.graph, self.storages, replicas=replicas, per_node=repair_per_node,
                              total=repair_total, mono=mono)

@@ -54,6 +54,8 @@ class SubmitMixin:
         Jobs are registered, then linked to their inputs, in slices; one
         cancelled or joined meanwhile by another call is left as it is."""
         g = self.graph
+        if any(s.spawned_by is not None or s.windows or s.root is not None for s in specs):
+            self.take_submission_fields(specs)  # (spawn.py) children named under their parents
         # Names and versions (names.py): a taken name given other work is refused unless `replace`.
         named, made = names.named_ids(specs, g.names, g.jobs, replace)
         ids: list[str] = []

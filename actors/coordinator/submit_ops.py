@@ -20,7 +20,7 @@ from weft.protocol.fields import BadRequest, opt_str
 from weft.protocol.jobs import Submit, SubmitReply, Submitted, flow_part
 from weft.protocol.tasks import Probe, ProbeReply
 
-from . import imports
+from . import imports, submission_ops
 from .flows import FLOWS
 from .nodes import ComputeRef
 from .submit import SUBMIT_SLICE
@@ -53,6 +53,9 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
         raise BadRequest("submit: replace must be true or false")
     flow = flow_part(body, len(specs))
     fail_fast = opt_str("submit", body, "fail_fast")
+    queue = body.get("queue", True)
+    if type(queue) is not bool:
+        raise BadRequest("submit: queue must be true or false")
     node.queue_bound.admit(len(specs), node.graph.jobs.values())
     modules, nodes = imports.to_probe(specs, node.state.computes.values())
     if modules:
@@ -75,6 +78,10 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
         node.journal.stage_meta(FLOWS, {k: dict(v) for k, v in node.state.flows.items()})
     if fail_fast:
         node._run(node.state.watch_fail_fast(fail_fast, [r.job for r in results]))
+    if not queue:  # try-submit: what can start now, nothing kept
+        answer = submission_ops.try_submit(node, results)
+        await node.commits.durable()
+        return answer
     await node.commits.durable()
     node._wake.set()
     if len(specs) >= SUBMIT_SLICE:
