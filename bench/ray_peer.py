@@ -284,8 +284,6 @@ class RaySide:
             ray.shutdown()
         self.notes["submit"] = "Ray: .remote() calls returned (the driver owns its tasks; nothing central holds them)"
         self.notes["memory"] = "Ray: the driver's RSS growth (the owner of its tasks)"
-        self.note_values.setdefault("submit", []).append(f"{n / elapsed:,.0f}")
-        self.note_values.setdefault("memory", []).append(f"{(after - before) / 1024 / n:.2f}")
         return {"submit": n / elapsed, "memory": (after - before) / 1024 / n}
 
     # -- startup ------------------------------------------------------------------------

@@ -304,8 +304,8 @@ def _run_shared(side: Any, shared: list[str], out: dict[str, Result], sizes: dic
 def _finish(out: dict[str, Result], side: Any) -> list[Result]:
     values = getattr(side, "note_values", {})
     for w, text in getattr(side, "notes", {}).items():
-        if w in out and values.get(w) and not out[w].na:
-            out[w].notes = [f"{text}, per run: {', '.join(values[w])}"]
+        if w in out and not out[w].na:
+            out[w].notes = [f"{text}, per run: {', '.join(values[w])}" if values.get(w) else text]
     return list(out.values())
 
 
