@@ -17,8 +17,11 @@ janitor's deletes, over real sockets.
 Measured: `jobs` no-op callables are submitted while the cluster is paused
 (`weft pause`); the clock runs from `resume` to the coordinator's answer that
 every one of them succeeded (one `wait` call): jobs per second. The fake
-nodes' process and the coordinator share the machine's cores, so this is a
-floor on what the coordinator alone could do.
+nodes' process and the coordinator share the machine's cores (and on a
+loaded machine, everything else), so this is a floor on what the coordinator
+alone could do; the coordinator's CPU time per job over the same interval
+(user + system, from /proc) is reported beside it, and 1e6 / that is what one
+core given to the coordinator alone would dispatch.
 """
 
 from __future__ import annotations
@@ -144,10 +147,16 @@ class FakeNodes:
                                 daemon=True)
         self.proc.start()
         child.close()
-        if not parent.poll(timeout):
+        try:
+            if not parent.poll(timeout):
+                raise RuntimeError(f"{nodes} fake compute nodes did not start within {timeout:g}s")
+            parent.recv()
+        except EOFError:
             self.stop()
-            raise RuntimeError(f"{nodes} fake compute nodes did not start within {timeout:g}s")
-        parent.recv()
+            raise RuntimeError(f"the fake compute nodes' process exited with code {self.proc.exitcode}") from None
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.proc.kill()
@@ -157,6 +166,8 @@ class FakeNodes:
 def measure(jobs: int, *, nodes: int = NODES, slots: int = SLOTS, timeout: float = 300.0,
             tag: str | None = None) -> dict[str, Any]:
     """Jobs per second one coordinator dispatches to `nodes` fake compute nodes."""
+    import psutil
+
     from weft.actors.client import Client
     from weft.localcluster.cluster import LocalCluster
 
@@ -176,10 +187,13 @@ def measure(jobs: int, *, nodes: int = NODES, slots: int = SLOTS, timeout: float
                 c.pause()
                 futures = c.submit_specs([c.spec("weft.bench.workloads:noop", x=f"{tag}-{i}") for i in range(jobs)],
                                          batch=20_000)
+                coordinator = psutil.Process(cluster.coordinator.pid)
+                cpu0 = sum(coordinator.cpu_times()[:2])
                 t0 = time.perf_counter()
                 c.resume()
                 statuses = c.wait(futures, timeout=max(1.0, deadline - time.monotonic()))
                 elapsed = time.perf_counter() - t0
+                cpu = sum(coordinator.cpu_times()[:2]) - cpu0
         finally:
             fakes.stop()
     bad = [s for s in statuses if s.get("final", s)["state"] != "succeeded"]
@@ -187,7 +201,7 @@ def measure(jobs: int, *, nodes: int = NODES, slots: int = SLOTS, timeout: float
         st = bad[0].get("final", bad[0])
         raise RuntimeError(f"{len(bad)} of {jobs} jobs did not succeed: job {st['job']} {st['state']}")
     return {"jobs": jobs, "nodes": nodes, "slots": slots, "seconds": round(elapsed, 3),
-            "jobs_per_s": jobs / elapsed}
+            "jobs_per_s": jobs / elapsed, "coordinator_cpu_us_per_job": round(cpu / jobs * 1e6, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name} must be at least 1")
     r = measure(args.jobs, nodes=args.nodes, slots=args.slots)
     print(f"dispatch: {r['jobs']:,} jobs to {r['nodes']} simulated nodes x {r['slots']} slots in "
-          f"{r['seconds']:.2f} s: {r['jobs_per_s']:,.0f} jobs/s")
+          f"{r['seconds']:.2f} s: {r['jobs_per_s']:,.0f} jobs/s; the coordinator's CPU "
+          f"{r['coordinator_cpu_us_per_job']:.0f} us a job")
     if args.json_path:
         from .runner import machine
 

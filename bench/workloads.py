@@ -513,8 +513,10 @@ class WeftSide:
             r = measure(n, nodes=nodes, slots=slots, timeout=timeout, tag=tag)
         except RuntimeError as e:
             raise WorkloadError(str(e)) from None
-        self.notes["dispatch"] = f"{n:,} jobs to {nodes} simulated nodes x {slots} slots, seconds"
-        self.note_values.setdefault("dispatch", []).append(f"{r['seconds']:.2f}")
+        self.notes["dispatch"] = (f"{n:,} jobs to {nodes} simulated nodes x {slots} slots: seconds, "
+                                  "and the coordinator's CPU per job")
+        self.note_values.setdefault("dispatch", []).append(
+            f"{r['seconds']:.2f} s {r['coordinator_cpu_us_per_job']:.0f} us")
         return r["jobs_per_s"]
 
     # -- startup ------------------------------------------------------------------------
