@@ -200,14 +200,17 @@ def _node_mark() -> str:
     return f"weft-compute-pid-{os.getppid()}"
 
 
-def make_bytes(size: str | bytes | int = MiB, x: Any = None) -> bytes:
-    """`size` bytes of incompressible data; the first 64 name the node that made them.
+def make_bytes(nbytes: str | bytes | int = MiB, x: Any = None) -> bytes:
+    """`nbytes` bytes of incompressible data; the first 64 name the node that made them.
+
+    Not `size`: weft's `Client.spec` may take `size` as a placement keyword
+    (the scheduling work), so an input of that name would not reach us.
 
     A random 1 MiB block repeated (neither system compresses by default, and
     repeats 1 MiB apart are beyond any fast compressor's window anyway).
     `x` only makes the job unique.
     """
-    n = int(size)
+    n = int(nbytes)
     block = _block()
     body = (block * (n // len(block) + 1))[:n]
     mark = _node_mark().encode()[:MARK].ljust(MARK)
@@ -416,7 +419,7 @@ class WeftSide:
         t0 = time.perf_counter()
         specs = []
         for i in range(pairs):
-            p = c.spec("weft.bench.workloads:make_bytes", size=str(size), x=f"{tag}-{i}")
+            p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}")
             specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"))]
         futures = c.submit_specs(specs, batch=len(specs))
         consumers = futures[1::2]
@@ -447,7 +450,7 @@ class WeftSide:
         specs = []
         for i in range(pairs):
             src, dst = (nodes[0], nodes[1]) if i % 2 == 0 else (nodes[1], nodes[0])
-            p = c.spec("weft.bench.workloads:make_bytes", size=str(size), x=f"{tag}-{i}", node=src)
+            p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}", node=src)
             specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"), node=dst)]
         futures = c.submit_specs(specs, batch=len(specs))
         consumers = futures[1::2]
