@@ -174,8 +174,9 @@ def up(
             admin_key = make_cluster_keys(data / "keys")
         except KeyFileError as e:
             fail(str(e))
-        for values in role_args.values():
-            values.update(security="curve", keys=data / "keys", key=data / "keys" / "node.secret")
+        for role, values in role_args.items():
+            own = "coordinator" if role == "coordinator" else "node"
+            values.update(security="curve", keys=data / "keys", key=data / "keys" / f"{own}.secret")
     cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen, key=admin_key,
                            coordinator_args=to_args("coordinator", role_args["coordinator"]),
                            compute_args=to_args("compute", role_args["compute"]),

@@ -46,7 +46,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, follow, gc_ops, news, submission_ops, submit_ops
+from . import control_ops, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -155,6 +155,7 @@ class CoordinatorNode(Node):
         add("progress", self._op_progress, bypass=True)
         gc_ops.register(self)  # delete, gc
         submission_ops.register(self)  # tree, decommission, recurring
+        keys_ops.register(self)  # keys (an admin's allow-list change, passed on to every node)
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
