@@ -36,7 +36,7 @@ def run_role(role: str, values: dict[str, Any]) -> None:
 
 
 def _parameter(s: Setting) -> inspect.Parameter:
-    option = typer.Option(s.default, s.flag, help=s.help, metavar=s.metavar or None, envvar=s.envvar,
+    option = typer.Option(s.default, s.flag, *s.aliases, help=s.help, metavar=s.metavar or None, envvar=s.envvar,
                           show_default=s.default is not None and s.type is not bool)
     annotation = s.type if s.default is not None else Optional[s.type]  # noqa: UP045 (typer reads it)
     return inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)

@@ -33,6 +33,10 @@ def state_line(st: dict[str, Any]) -> str:
         line += f"  [{final['code']}]"
     if final.get("cause") and final["state"] != "succeeded":
         line += f"  {final['cause']}"
+    if final.get("waiting"):
+        line += f"  waiting: {final['waiting']}"
+    if final.get("late"):
+        line += "  late"
     return line
 
 
@@ -65,7 +69,7 @@ def _value(v: Any) -> str:
 
 # The order a person reads a job in; fields the coordinator adds later are
 # shown after these, as they come.
-_ORDER = ("job", "name", "state", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
+_ORDER = ("job", "name", "state", "waiting", "late", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
           "refs", "node", "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts", "retries",
           "retried", "priority", "time_limit", "pending_timeout", "on_exit", "cause", "delegate", "parent", "outputs")
 _HIDDEN = {"final", "demand", "attempt_list"}

@@ -109,7 +109,8 @@ def up(
     ctx: typer.Context,
     compute: int = typer.Option(2, "--compute", metavar="N", help="Compute nodes to start."),
     storage: int = typer.Option(2, "--storage", metavar="N", help="Storage nodes to start."),
-    slots: int = typer.Option(None, "--slots", metavar="N", help="Slots per compute node (default: cores)."),
+    slots: int = typer.Option(None, "--cpus", "--slots", metavar="N", help="CPUs each compute node offers (default: cores)."),
+    memory: str = typer.Option(None, "--memory", metavar="SIZE", help="Memory each compute node offers, e.g. 4G (default: the machine's or its cgroup limit)."),
     data_dir: Path = typer.Option(None, "--data-dir", metavar="DIR",
                                   help="Where the cluster keeps its state (default .weft); locked while it runs."),
     listen: str = typer.Option(DEFAULT_COORDINATOR, "--listen", metavar="ENDPOINT", help="Coordinator endpoint."),
@@ -123,6 +124,7 @@ def up(
     # The daemons' own checks (weft.runtime.settings), so both say the same.
     try:
         by_flag("compute")["--slots"].validate(slots)
+        by_flag("compute")["--memory"].validate(memory)
         by_flag("coordinator")["--listen"].validate(listen)
     except SettingError as e:
         fail(str(e))
@@ -135,6 +137,7 @@ def up(
     log_level = (ctx.parent.params.get("log_level") if ctx.parent else None) or None
     cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen,
                            coordinator_args=["--replicas", str(replicas)], log_level=log_level,
+                           compute_args=["--memory", memory] if memory else None,
                            tag=cluster_tag(data), import_path=[os.getcwd()])
     lock_cluster(cluster)
     started = time.monotonic()

@@ -463,12 +463,19 @@ class TaskInventory:
     tasks: list[TaskReport]
     next: int
     inc: str
-    slots: int
+    slots: int  # the CPUs it offers
     busy: int
+    memory: int = 0  # bytes it offers (0: not said, an older node)
+    host: str | None = None  # its host name, for --host placement
 
     def to_wire(self) -> dict[str, Any]:
-        return {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
-                "slots": self.slots, "busy": self.busy}
+        d = {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
+             "slots": self.slots, "busy": self.busy}
+        if self.memory:
+            d["memory"] = self.memory
+        if self.host is not None:
+            d["host"] = self.host
+        return d
 
     @classmethod
     def from_wire(cls, body: Any) -> TaskInventory:
@@ -480,8 +487,12 @@ class TaskInventory:
         inc = b.get("inc")
         if type(inc) is not str:
             bad(op, "inc", "must be a string")
+        host = b.get("host")
+        if host is not None and (type(host) is not str or not host):
+            bad(op, "host", "must be a non-empty string")
         return cls([TaskReport.from_wire(t, op) for t in tasks], int_field(op, b, "next", 0),
-                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0))
+                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0),
+                   int_field(op, b, "memory", 0), host)
 
 
 

@@ -51,6 +51,7 @@ from .graph import (
     Job,
 )
 from .nodes import ComputeRef, NodeRef, StorageRef
+from .placing import cost_of
 from .planner import Planner
 from .repair import Repair
 from .retry import RetryMixin
@@ -239,6 +240,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             else:
                 self._forget(ref, "moved")
         table[node] = fresh
+        fresh.drained = node in self.planner.placing.drained
         self.lost_storages.pop(node, None)
         log.info("met %s %s at %s", role, node, endpoint)
         self._out.append(Track(fresh))
@@ -348,7 +350,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             job.attempts += 1
         self.graph.adopt(job, ref.node, t.token)
         job.started = t.started or job.started or self.wall()
-        ref.assign(t.job)
+        ref.assign(t.job, cost_of(job))
         self.graph.changed.append(job)
 
     def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
