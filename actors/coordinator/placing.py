@@ -18,7 +18,7 @@ from collections.abc import Callable
 from weft.actors.resources import CHUNK, chunks, show_size
 
 from .graph import WAITING, Graph, Job
-from .nodes import ComputeRef, Cost
+from .nodes import TINY, ComputeRef, Cost
 from .waiting import HOST_DOWN, HOST_UNKNOWN, NO_CAPACITY, Waiting
 
 log = logging.getLogger("weft.coordinator")
@@ -98,6 +98,11 @@ class Placing:
         """The node with the most room that can take `job` now (any match
         when `force`: a workorder), or None."""
         want = constrained(job)
+        prefer = job.spec.prefer_host
+        if want is None and cost == TINY and prefer is None and not force:
+            # The common case, as cheap as before resources: every candidate
+            # has a CPU and a chunk free (the planner drops full ones).
+            return max(candidates, key=lambda c: room[c.node]) if candidates else None
         if want is not None:
             pool = [c for c in self.by_name.get(want, ()) if c.node in room]
         else:
@@ -105,7 +110,6 @@ class Placing:
         c_need, m_need = cost
         best = None
         best_key = None
-        prefer = job.spec.prefer_host
         reserved = self.reserved
         for c in pool:
             if reserved and c.node in reserved:

@@ -92,20 +92,24 @@ def test_a_big_job_is_not_starved_by_a_stream_of_small_ones(client: Client, clus
     where = node(cluster, 1)
 
     def small(i: int):  # noqa: ANN202
-        return client.submit(["sh", "-c", "sleep 0.4", "small", str(i)], memory="256M", node=where)
+        return client.submit(["sh", "-c", "sleep 0.5", "small", str(i)], memory="256M", node=where)
 
-    smalls = [small(i) for i in range(3)]
+    # Two smalls fill the node, ending a quarter second apart, and each
+    # freed half is wanted by the next small: the node is never all free
+    # unless it is kept for the big job.
+    smalls = [small(0)]
+    wait_for(lambda: client.status(smalls)[0]["state"] == "running", 10, "the first small running")
+    time.sleep(0.25)
+    smalls += [small(1), small(2), small(3)]
     big = client.submit(["sh", "-c", "echo big", "big"], memory="512M", node=where)
-    i = 3
-    deadline = time.monotonic() + 20
-    # Keep smalls queued behind the running ones: without a reservation the
-    # big job would wait for the stream to end.
+    i = 4
+    deadline = time.monotonic() + 15
     while time.monotonic() < deadline and client.status([big])[0]["state"] != "succeeded":
-        waiting = [s for s in client.status(smalls) if s["state"] in ("waiting", "runnable")]
-        if len(waiting) < 3:
+        queued = [s for s in client.status(smalls) if s["state"] in ("waiting", "runnable")]
+        if len(queued) < 3:
             smalls.append(small(i))
             i += 1
-        time.sleep(0.1)
+        time.sleep(0.05)
     assert client.status([big])[0]["state"] == "succeeded", "the big job did not start within the stream"
     assert any(s["state"] not in ("succeeded", "failed") for s in client.status(smalls))  # the stream went on
     client.wait(smalls, timeout=60)
