@@ -7,6 +7,7 @@
     delete       DeleteTasks                -> DeleteTasksReply
     list         (no body)                  -> TaskInventory
     probe        Probe                      -> ProbeReply (which modules its callable workers can import)
+    withdraw     Withdraw                   -> {jobs: [...]} (queued tasks given back, see coordinator/steal.py)
     event `task` TaskReport (a task's state changed; `done` ones are urgent)
 
 A start names, per input, where its copies are and which object to read
@@ -416,6 +417,24 @@ class TaskRef:
     def from_wire(cls, body: Any, op: str = "result") -> TaskRef:
         b = body_map(op, body)
         return cls(job_field(op, b), epoch_field(op, b))
+
+
+@dataclass(slots=True)
+class Withdraw:
+    """`withdraw` on a compute node: `{count, epoch?}`: give back up to
+    `count` tasks still queued for room (newest first), which end
+    failed-soft (code `withdrawn`) without having started."""
+
+    count: int
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return put_epoch({"count": self.count}, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Withdraw:
+        b = body_map("withdraw", body)
+        return cls(int_field("withdraw", b, "count", None, minimum=1, maximum=1 << 20), epoch_field("withdraw", b))
 
 
 @dataclass(slots=True)

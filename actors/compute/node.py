@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,9 @@ from .pool import (
     worker_env,
 )
 from .probe import Prober
-from .resources import Resources, default_cpus, default_host, default_memory
+from .resources import Resources, Withdrawn, default_cpus, default_host, default_memory
 from .runner import RunnerError, run_command
+from .steal import WITHDRAWN, withdraw
 from .task import (
     HardFailure,
     SoftFailure,
@@ -165,6 +167,7 @@ class ComputeNode(Transfers, Node):
         add("delete", self._op_delete)
         add("cancel", self._op_cancel)
         add("probe", self._op_probe)
+        add("withdraw", partial(withdraw, self))  # work stealing (steal.py)
         # Following a task (actors/compute/follow.py): asked only by someone watching.
         add("log", self._op_log, bypass=True)
         add("progress", self._op_progress, bypass=True)
@@ -376,6 +379,8 @@ class ComputeNode(Transfers, Node):
                     self._release(task)
                 await keep_log(self, task, failed=False)
                 self._finish(task, Outcome.SUCCESS)
+            except Withdrawn:
+                self._finish(task, Outcome.FAILED_SOFT, f"withdrawn from {self.node_id} for an idle node", WITHDRAWN)
             except SoftFailure as e:
                 task.unmet = isinstance(e, Unmet)
                 await keep_log(self, task, failed=True)

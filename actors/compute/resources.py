@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -77,6 +78,10 @@ def default_host() -> str:
     return socket.gethostname() or "localhost"
 
 
+class Withdrawn(Exception):
+    """The task was given back while it waited for room (see `withdraw`)."""
+
+
 class Resources:
     """CPUs and memory chunks of one node, taken by tasks in FIFO order."""
 
@@ -89,6 +94,7 @@ class Resources:
         self.overcommits = 0  # workorders started past what was free
         self._held: dict[Any, tuple[int, int]] = {}
         self._line: deque[tuple[Any, int, int, trio.Event]] = deque()
+        self._withdrawn: set[Any] = set()
 
     def _fits(self, cpus: int, n: int) -> bool:
         # A task larger than the whole node still runs, alone: the
@@ -119,7 +125,26 @@ class Resources:
                 self._line.remove(item)
             except ValueError:
                 self.release(owner)  # granted as we were cancelled: give it back
+            self._withdrawn.discard(owner)
             raise
+        if owner in self._withdrawn:
+            self._withdrawn.discard(owner)
+            raise Withdrawn
+
+    def withdraw(self, count: int, movable: Callable[[Any], bool]) -> list[Any]:
+        """Take up to `count` waiting owners out of the line, newest first
+        (those that `movable` allows); their `acquire` raises Withdrawn. A
+        task already holding room is never touched: nothing starts twice."""
+        out: list[Any] = []
+        for item in reversed(list(self._line)):
+            if len(out) >= count:
+                break
+            if movable(item[0]):
+                self._line.remove(item)
+                self._withdrawn.add(item[0])
+                item[3].set()
+                out.append(item[0])
+        return out
 
     def release(self, owner: Any) -> None:
         held = self._held.pop(owner, None)

@@ -105,6 +105,7 @@ class CoordinatorNode(Node):
         max_queue: int = 1_000_000,
         keep: float = DEFAULT_KEEP,
         reserve_after: float = 30.0,
+        steal_after: float = 0.5,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -132,6 +133,7 @@ class CoordinatorNode(Node):
         # Hook for placement (issue 15, owned by the planner): avoid storage nodes pinged and not answering.
         self.state.planner.slow = lambda s: self.liveness.unanswered(f"storage/{s.node}")
         self.state.planner.placing.reserve_after = reserve_after
+        self.state.planner.stealing.after = steal_after
         self._wake = trio.Event()
         self.started_at = time.time()
         # Finished jobs are forgotten after this long (gc.py, gc_ops.py).

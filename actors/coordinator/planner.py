@@ -22,6 +22,7 @@ from weft.protocol.tasks import Start
 from .graph import DELEGATED, FINISHED, RUNNING, WAITING, Graph, Job
 from .nodes import ComputeRef, StorageRef, pick_storage
 from .placing import Placing, constrained, cost_of
+from .steal import Stealing
 
 log = logging.getLogger("weft.coordinator")
 
@@ -76,12 +77,19 @@ class Planner:
         # Resources, hosts, pins and jobs set aside with a reason (placing.py).
         self.placing = Placing(graph, computes, wall)
         stats.setdefault("overcommits", 0)  # workorders started past a node's room
+        self.stealing = Stealing(mono)  # idle nodes take queued jobs over (steal.py)
+        stats.setdefault("withdrawn", 0)  # jobs given back by a busy node for an idle one
 
     def plan(self, batches: Batches) -> None:
-        """One scheduling round's picks, into `batches`."""
+        """One scheduling round's picks, into `batches` (and work to take
+        back from busy nodes for idle ones, into `stealing.asks`)."""
         self.pick_runnable(batches)
         if self.follow_ahead and not self.graph.runnable_count:
             self.pick_followers(batches)
+        if not self.graph.runnable_count:
+            self.stealing.look(self.computes.values())
+        else:
+            self.stealing.due = None
 
     def outputs_finished(self, job: Job) -> bool:
         objects = self.graph.objects

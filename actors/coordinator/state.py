@@ -431,7 +431,10 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                 self._soft_failure(job, cause or "input not made", counted=False)
             elif outcome == _FAILED_SOFT:
                 # A task that never took a slot (queued when its node stopped
-                # or restarted) did not run: not an attempt.
+                # or restarted, or withdrawn for an idle node: steal.py) did
+                # not run: not an attempt.
+                if t.code == "withdrawn":
+                    self.stats["withdrawn"] += 1
                 self._soft_failure(job, cause or "failed soft", t.code, counted=t.started is not None)
             elif outcome == Outcome.CANCELLED:
                 self.record_attempt(job, t, outcome, JobFailure.CANCELLED, None)

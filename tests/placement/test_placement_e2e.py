@@ -194,6 +194,29 @@ def test_draining_a_compute_node_stops_new_work_on_it(client: Client, weft: Weft
     client.wait([pinned], timeout=20)
 
 
+def test_an_idle_node_takes_jobs_queued_on_a_busy_one(
+        client: Client, weft: Weft, cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    runs = tmp_path_factory.mktemp("steal") / "runs"
+    busy, idle = node(cluster, 0), node(cluster, 1)
+    assert weft("node", "drain", idle).returncode == 0
+    before = client.stats()["withdrawn"]
+    # A deep queue: the busy node takes 16 (its memory in tiny jobs) ahead of its 4 CPUs.
+    specs = [client.spec(["sh", "-c", f'echo "$WEFT_JOB" >> {runs}; sleep 0.6', "steal", str(i)])
+             for i in range(20)]
+    futures = client.submit_specs(specs)
+    wait_for(lambda: sum(s["state"] == "running" for s in client.status(futures)) >= 16, 10,
+             "the busy node holding its queue")
+    client.drain(idle, undo=True)
+    done = client.wait(futures, timeout=60)
+    assert all(s["state"] == "succeeded" and s["attempts"] == 1 for s in done)
+    assert client.stats()["withdrawn"] > before
+    ran = runs.read_text().split()
+    assert sorted(ran) == sorted(f.job for f in futures)  # every job ran exactly once
+    where = [s["ran_on"] for s in client.status(futures)]
+    assert where.count(idle) > 4  # more than the 4 left in the coordinator's queue
+    assert set(where) == {busy, idle}
+
+
 def test_draining_a_storage_node_copies_its_objects_before_it_leaves(
         client: Client, weft: Weft, cluster: LocalCluster) -> None:
     futures = [client.submit(["sh", "-c", f"echo object {i}", "obj", str(i)]) for i in range(12)]
