@@ -15,7 +15,8 @@ PRINT_LIMIT = 256 * 1024
 
 # A setting of an existing job that a resubmission did not change: how the
 # user asked for it (flag, spec attribute).
-_SETTINGS = {"time_limit": ("--time-limit", "timeout"), "priority": ("--priority", "priority")}
+_SETTINGS = {"time_limit": ("--time-limit", "timeout"), "priority": ("--priority", "priority"),
+             "class": ("--class", "job_class")}
 
 
 def final_of(st: dict[str, Any]) -> dict[str, Any]:

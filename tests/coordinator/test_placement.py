@@ -173,3 +173,12 @@ def test_a_drained_compute_node_gets_no_new_work_until_undrained() -> None:
     set_drained(c.state, idle, False)
     assert c.started() == ["second"]
     assert c.job("second").node == idle
+
+
+def test_a_resubmit_asking_other_resources_is_told_it_keeps_the_first() -> None:
+    c = Cluster(computes=0)
+    c.add_compute("c", slots=1)
+    c.submit(job("same", memory=64 * MIB))
+    [again] = c.submit(job("same", memory=128 * MIB, job_class="workorder"))
+    assert again.differs == ["memory", "class"]
+    assert c.job("same").spec.memory == 64 * MIB
