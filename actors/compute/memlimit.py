@@ -30,6 +30,7 @@ import trio
 log = logging.getLogger("weft.compute")
 
 WATCH_EVERY = 0.2
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 MEMORY_LIMIT = "memory-limit"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -39,13 +40,13 @@ def _own_cgroup2() -> Path | None:
     try:
         with open("/proc/self/cgroup") as f:
             lines = f.read().splitlines()
-        if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        if not (CGROUP_ROOT / "cgroup.controllers").exists():
             return None  # v1 or hybrid: /sys/fs/cgroup is not the v2 tree
     except OSError:
         return None
     for line in lines:
         if line.startswith("0::"):
-            here = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+            here = CGROUP_ROOT / line[3:].lstrip("/")
             try:
                 if "memory" in (here / "cgroup.controllers").read_text().split() and os.access(here, os.W_OK):
                     return here
@@ -63,7 +64,8 @@ class MemoryGuard:
             try:
                 # A process may not sit in a cgroup whose children have
                 # controllers, so the jobs get a sibling tree of their own.
-                root = base.parent / f"weft-{node_id}" if base.parent != base else base / f"weft-{node_id}"
+                # (The root cgroup is exempt: in it, ours goes below.)
+                root = (base if base == CGROUP_ROOT else base.parent) / f"weft-{node_id.replace('/', '_')}"
                 root.mkdir(exist_ok=True)
                 (root / "cgroup.subtree_control").write_text("+memory")
                 self.root = root
