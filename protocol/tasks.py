@@ -434,7 +434,7 @@ class Withdraw:
     @classmethod
     def from_wire(cls, body: Any) -> Withdraw:
         b = body_map("withdraw", body)
-        return cls(int_field("withdraw", b, "count", None, minimum=1, maximum=1 << 20), epoch_field("withdraw", b))
+        return cls(int_field("withdraw", b, "count", -1, minimum=1, maximum=1 << 20), epoch_field("withdraw", b))
 
 
 @dataclass(slots=True)
