@@ -3,11 +3,14 @@ the sizes jobs ask for (actors/resources.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 import trio.testing
 
 from weft.actors.compute.resources import Resources, Withdrawn
+from weft.actors.flow import load_flow
 from weft.actors.model import JobSpec, SpecError
 from weft.actors.resources import chunks, parse_size, placement_fields
 
@@ -98,3 +101,15 @@ def test_placement_fields_travel_and_are_checked() -> None:
                      (dict(memory=-1), "memory -1"), (dict(host=""), "invalid host")):
         with pytest.raises(SpecError, match=why):
             JobSpec(command=["true"], **bad)
+
+
+def test_flow_files_take_placement_keys(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.toml"
+    flow.write_text('[jobs.a]\ncommand = ["true"]\nmemory = "256M"\nclass = "workorder"\nhost = "b2"\n'
+                    '[jobs.b]\ncommand = ["true"]\nsize = "large"\ncpus = 2\ndeadline = "+30m"\n')
+    (_, a), (_, b) = load_flow(flow)
+    assert (a.memory, a.job_class, a.host) == (256 * MIB, "workorder", "b2")
+    assert (b.memory, b.cpus) == (1 << 30, 2) and b.deadline is not None
+    flow.write_text('[jobs.c]\ncommand = ["true"]\nsize = "huge"\n')
+    with pytest.raises(SpecError, match="jobs.c: invalid size 'huge': expected one of tiny, small"):
+        load_flow(flow)
