@@ -62,10 +62,16 @@ class NodeRef:
 
 
 class ComputeRef(NodeRef):
-    __slots__ = ("slots", "running", "assigned", "following", "importable", "chunks", "host", "drained",
-                 "cost", "used_cpus", "used_chunks", "overcommits")
+    __slots__ = ("slots", "running", "assigned", "following", "importable", "chunks", "host", "_drained",
+                 "cost", "used_cpus", "used_chunks", "overcommits", "_ready")
+    # Bumped whenever a compute node becomes ready or not, is drained or
+    # undrained, or says what it offers: the planner looks at the nodes again
+    # only then (placing.py), not every round.
+    generation = 0
 
     def __init__(self, node: str, endpoint: str) -> None:
+        self._ready = False
+        self._drained = False
         super().__init__(node, Role.COMPUTE, endpoint)
         self.slots = 0  # the CPUs it offers
         self.chunks = UNSAID  # the memory it offers, in chunks (resources.CHUNK)
@@ -84,6 +90,26 @@ class ComputeRef(NodeRef):
         self.following: dict[str, str] = {}
         # Modules its callable workers can import (probed at submit; see imports.py).
         self.importable: set[str] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        if value != self._ready:
+            self._ready = value
+            ComputeRef.generation += 1
+
+    @property
+    def drained(self) -> bool:
+        return self._drained
+
+    @drained.setter
+    def drained(self, value: bool) -> None:
+        if value != self._drained:
+            self._drained = value
+            ComputeRef.generation += 1
 
     def assign(self, job: str, cost: Cost = TINY) -> None:
         if cost != TINY:
@@ -161,6 +187,7 @@ def set_resources(ref: ComputeRef, inv: Any) -> None:
     memory is taken to have plenty: it predates memory accounting)."""
     ref.chunks = max(1, inv.memory // CHUNK) if inv.memory else UNSAID
     ref.host = inv.host
+    ComputeRef.generation += 1
 
 
 def pick_storage(storages: list[StorageRef]) -> StorageRef | None:

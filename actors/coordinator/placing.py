@@ -49,7 +49,7 @@ class Placing:
         # Host names and node ids of compute nodes met: None while one is
         # up, else when the last went away (wall time).
         self.seen: dict[str, float | None] = {}
-        self._sig: tuple = ()
+        self._sig: tuple[int, int] = (-1, -1)
         # Per round: name (host or node id) -> its ready, undrained nodes.
         self.by_name: dict[str, list[ComputeRef]] = {}
         self.reserved: set[str] = set()  # nodes kept this round for a job that waited long
@@ -57,9 +57,10 @@ class Placing:
 
     # -- once per round ---------------------------------------------------------------
     def nodes_changed(self) -> bool:
-        """Track the compute nodes (O(nodes) per round); on a change, parked
-        jobs go back to the queue to be placed (or parked) again."""
-        sig = tuple((c.node, c.ready, c.drained, c.slots, c.chunks, c.host) for c in self.computes.values())
+        """Look at the compute nodes again if any changed (O(1) per round
+        otherwise); on a change, parked jobs go back to the queue to be
+        placed (or parked) again."""
+        sig = (ComputeRef.generation, len(self.computes))
         if sig == self._sig:
             return False
         self._sig = sig
