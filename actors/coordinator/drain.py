@@ -6,9 +6,8 @@ repair copy, and its objects count as missing there: repair copies each one
 to other nodes until the replica count is met without it; `drain_left` in
 `weft nodes` counts the objects still to copy, and at 0 it may leave.
 
-Drains last while the coordinator runs, across restarts of the node itself
-(a node that comes back is drained again when met); a restarted coordinator
-starts with none.
+Drains are journalled (meta `drained`) and last across restarts of the node
+(drained again when met) and of the coordinator (`restore`).
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from weft.protocol.jobs import NodeDrain
 
 from .effects import Kick
 
+DRAINED = "drained"  # journal meta: {"compute": [node ids], "storage": [node ids]}
+
 if TYPE_CHECKING:
     from .node import CoordinatorNode
     from .state import CoordinatorState
@@ -33,11 +34,25 @@ def register(node: CoordinatorNode) -> None:
     node.server.add("undrain", partial(_op, node, False))
 
 
-def _op(node: CoordinatorNode, on: bool, body: Any, ctx: CallContext) -> dict[str, Any]:
+async def _op(node: CoordinatorNode, on: bool, body: Any, ctx: CallContext) -> dict[str, Any]:
     req = NodeDrain.from_wire(body, "drain" if on else "undrain")
-    view = set_drained(node.state, req.node, on)
+    state = node.state
+    view = set_drained(state, req.node, on)
     node._run([Kick()])  # a round soon: parked jobs are placed again
+    node.journal.stage_meta(DRAINED, {"compute": sorted(state.planner.placing.drained - state.repair.drained),
+                                      "storage": sorted(state.repair.drained)})
+    await node.commits.durable()
     return view
+
+
+def restore(state: CoordinatorState, saved: Any) -> None:
+    """The drains journalled before a restart (applied as the nodes are met)."""
+    if not isinstance(saved, dict):
+        return
+    compute = [n for n in saved.get("compute") or () if isinstance(n, str)]
+    storage = [n for n in saved.get("storage") or () if isinstance(n, str)]
+    state.planner.placing.drained.update(compute + storage)
+    state.repair.drained.update(storage)
 
 
 def set_drained(state: CoordinatorState, node_id: str, on: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
+from . import drain
 from .control import PAUSES
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_handed
@@ -79,6 +80,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
                 state.stats[k] = v
     journal.counters = state.stats
     state.restore_pauses(journal.get_meta(PAUSES))
+    drain.restore(state, journal.get_meta(drain.DRAINED))
     # Delegated outputs point at the objects standing for them again.
     for job in g.jobs.values():
         if job.handed:

@@ -4,12 +4,16 @@ priority then deadline, hosts and pins, reasons for waiting, draining."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
-from weft.actors.coordinator.drain import set_drained
+from weft.actors.coordinator.drain import DRAINED, set_drained
 from weft.actors.coordinator.graph import RUNNABLE, RUNNING, WAITING
+from weft.actors.coordinator.journal import Journal
+from weft.actors.coordinator.replay import replay
+from weft.actors.coordinator.state import CoordinatorState
 from weft.protocol.enums import JobFailure
 
-from .harness import Cluster, spec
+from .harness import Clock, Cluster, spec
 
 MIB = 1 << 20
 
@@ -182,3 +186,22 @@ def test_a_resubmit_asking_other_resources_is_told_it_keeps_the_first() -> None:
     [again] = c.submit(job("same", memory=128 * MIB, job_class="workorder"))
     assert again.differs == ["memory", "class"]
     assert c.job("same").spec.memory == 64 * MIB
+
+
+def test_drains_survive_a_coordinator_restart(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    journal.set_meta(DRAINED, {"compute": ["c1"], "storage": ["s1"]})
+    journal.close()
+    clock = Clock()
+    state = CoordinatorState(epoch=2, wall=clock.wall, mono=clock.mono, follow_ahead=0)
+    replay(Journal(path), state)
+    c = Cluster(state=state, clock=clock, storages=0, computes=0)
+    c.add_storage("s0")
+    c.add_storage("s1")
+    c.add_compute("c0", slots=1)
+    c.add_compute("c1", slots=1)
+    assert c.state.computes["c1"].drained and not c.state.computes["c0"].drained
+    assert c.state.storages["s1"].drained and c.state.repair.drained == {"s1"}
+    c.submit(job("x"), job("y"))
+    assert c.started() == ["x"] and c.job("x").node == "c0" and c.job("x").placement == ["s0"]
