@@ -219,14 +219,30 @@ def test_an_idle_node_takes_jobs_queued_on_a_busy_one(
 
 def test_draining_a_storage_node_copies_its_objects_before_it_leaves(
         client: Client, weft: Weft, cluster: LocalCluster) -> None:
-    futures = [client.submit(["sh", "-c", f"echo object {i}", "obj", str(i)]) for i in range(12)]
-    client.wait(futures, timeout=30)
     victim = cluster.node_name("storage", 2)
-    assert next(n for n in client.nodes() if n["node"] == victim)["objects"] > 0
+    endpoint = cluster.storages[2].endpoint
+
+    def held() -> int:
+        return sum(endpoint in client.locate(f.key)["copies"] for f in futures)
+
+    # Outputs go to the least loaded storage node: one at a time, until the
+    # victim holds some (a batch shares one node).
+    futures = []
+    for i in range(30):
+        # (Past 4 KiB: the coordinator holds no copy of the bytes itself.)
+        futures.append(client.submit(["sh", "-c", f"head -c 8000 /dev/zero; echo object {i}", "obj", str(i)]))
+        client.wait(futures[-1:], timeout=30)
+        if len(futures) >= 6 and held() > 0:
+            break
+    assert held() > 0
     p = weft("node", "drain", victim)
     assert p.returncode == 0, p.stderr
     wait_for(lambda: next(n for n in client.nodes() if n["node"] == victim).get("drain_left") == 0, 30,
              "the drained node's objects copied elsewhere")
+    reruns = client.stats()["lineage_reruns"]
     cluster.storages[2].stop()
     for i, f in enumerate(futures):
-        assert f.result(timeout=20) == f"object {i}\n".encode()
+        assert f.result(timeout=20) == bytes(8000) + f"object {i}\n".encode()
+    # Read from the copies made before it left, not made again by lineage.
+    assert client.stats()["lineage_reruns"] == reruns
+    assert all(s["attempts"] == 1 for s in client.status(futures))
