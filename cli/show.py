@@ -26,6 +26,8 @@ def final_of(st: dict[str, Any]) -> dict[str, Any]:
 def state_line(st: dict[str, Any]) -> str:
     final = final_of(st)
     line = f"{st['job']}  {final['state']}"
+    if final.get("waiting"):
+        line += f": {final['waiting']}"  # `waiting: host gpu7 unknown`
     if final.get("outcome") and final["outcome"] != "success":
         line += f" ({final['outcome']})"
     if final is not st:
@@ -34,8 +36,6 @@ def state_line(st: dict[str, Any]) -> str:
         line += f"  [{final['code']}]"
     if final.get("cause") and final["state"] != "succeeded":
         line += f"  {final['cause']}"
-    if final.get("waiting"):
-        line += f"  waiting: {final['waiting']}"
     if final.get("late"):
         line += "  late"
     return line
@@ -70,10 +70,10 @@ def _value(v: Any) -> str:
 
 # The order a person reads a job in; fields the coordinator adds later are
 # shown after these, as they come.
-_ORDER = ("job", "name", "state", "waiting", "late", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
+_ORDER = ("job", "name", "state", "late", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
           "refs", "node", "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts", "retries",
           "retried", "priority", "time_limit", "pending_timeout", "on_exit", "cause", "delegate", "parent", "outputs")
-_HIDDEN = {"final", "demand", "attempt_list"}
+_HIDDEN = {"final", "demand", "attempt_list", "waiting"}  # (waiting: shown with the state)
 
 
 def status_lines(st: dict[str, Any]) -> list[str]:
@@ -88,6 +88,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
             v = f"{v:.3f}s"
         elif key in ("time_limit", "pending_timeout") and isinstance(v, int | float):
             v = f"{v:g}s"
+        elif key == "state" and st.get("waiting"):
+            v = f"{v}: {st['waiting']}"  # `waiting: host gpu7 unknown`
         else:
             v = _value(v)
         lines.append(f"{key:{width}} {v}")
