@@ -21,32 +21,63 @@ from weft.actors.resources import CHUNK, chunks
 
 
 def default_cpus() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on, or its cgroup's CPU quota if lower."""
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        cores = len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpus()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def cgroup_cpus() -> int | None:
+    """CPUs this process's cgroup allows (v2 `cpu.max`, v1 CFS quota), rounded
+    up; None if unlimited or unknown."""
+    for path, controller in _cgroup_paths():
+        if controller == "":
+            quota, _, period = (_read(f"/sys/fs/cgroup{path}/cpu.max") or "").partition(" ")
+        elif "cpu" in controller.split(","):
+            quota = _read(f"/sys/fs/cgroup/cpu{path}/cpu.cfs_quota_us") or ""
+            period = _read(f"/sys/fs/cgroup/cpu{path}/cpu.cfs_period_us") or ""
+        else:
+            continue
+        if quota.isdigit() and period.isdigit() and int(period) > 0:  # ("max" or -1: no quota)
+            return -(-int(quota) // int(period))
+    return None
+
+
+def _cgroup_paths() -> list[tuple[str, str]]:
+    """(path, controllers) of each line of /proc/self/cgroup."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            out.append((parts[2], parts[1]))
+    return out
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+    text = _read(path)
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def cgroup_limit() -> int | None:
     """This process's cgroup memory limit (v2 `memory.max` or v1
     `memory.limit_in_bytes`), None if there is none."""
-    try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
+    for path, controllers in _cgroup_paths():
         if controllers == "":
             limit = _read_int(f"/sys/fs/cgroup{path}/memory.max")
         elif "memory" in controllers.split(","):
