@@ -215,7 +215,7 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         STATIC_COORDINATOR,
         Setting("slots", "--slots", None, int,
                 "CPUs this node offers to jobs (--cpus is the same; a job takes its --cpus of them; default: "
-                "the cores this process may use).", metavar="N", target="role", check=lambda v: v >= 1,
+                "the cores this process may use, or its cgroup CPU quota).", metavar="N", target="role", check=lambda v: v >= 1,
                 expect="at least 1", aliases=("--cpus",)),
         Setting("memory", "--memory", None, str,
                 "Memory this node offers to jobs, e.g. 512M or 16G (default: the machine's, or its cgroup "
