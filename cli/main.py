@@ -29,6 +29,7 @@ def _register() -> None:
         jobs,
         keys,
         logs,
+        nodes,
         recurring,
         submission,
         units,

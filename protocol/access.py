@@ -38,12 +38,12 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
             "submit", "status", "wait", "locate", "nodes", "stats", "logs", "progress", "jobs", "groups",
             "group", "cancel", "delete", "tree", "recurring",
         )},
-        # pause, resume, gc, decommission, and anything new: admins.
+        # pause, resume, gc, decommission, drain, undrain, keys, and anything new: admins.
     },
     "compute": {
         **_COMMON,
         **{op: _COORD for op in (
-            "start", "start_many", "result", "list", "delete", "cancel", "probe", "log", "progress",
+            "start", "start_many", "result", "list", "delete", "cancel", "probe", "log", "progress", "withdraw",
         )},
     },
     "storage": {
