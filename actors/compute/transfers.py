@@ -66,12 +66,15 @@ class Transfers:
         return SoftFailure(f"{what}: {e}", code)
 
     def _copies(self, endpoints: list[str]) -> list[str]:
-        """The storage nodes holding an input, those that failed us lately last:
-        a node that died costs each read that tries it first a connect timeout."""
-        if len(endpoints) < 2 or not self._storage_failed:
+        """The storage nodes holding an input, those that failed us lately last
+        (a node that died costs each read that tries it first a connect
+        timeout), and those that just missed their latency bound (suspect:
+        stopped, maybe) after them."""
+        if len(endpoints) < 2 or not (self._storage_failed or LATENCY.any_suspect()):
             return endpoints
         recent = trio.current_time() - _STORAGE_SHUNNED
-        return sorted(endpoints, key=lambda ep: self._storage_failed.get(ep, -math.inf) > recent)
+        return sorted(endpoints, key=lambda ep: (self._storage_failed.get(ep, -math.inf) > recent,
+                                                 LATENCY.suspect(ep)))
 
     def _storage_unreachable(self, endpoint: str) -> None:
         self._storage_failed[endpoint] = trio.current_time()
