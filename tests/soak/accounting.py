@@ -110,3 +110,19 @@ def attempt_verdicts(attempts: dict[str, int], runs: dict[str, int]) -> tuple[li
              for j, a in attempts.items() if a > runs.get(j, 0)]
     zero = [f"job {j}: 0 attempts, {runs.get(j, 0)} executions" for j, a in attempts.items() if a == 0]
     return above, zero
+
+
+def executing_recovery(in_flight: set[str], starts: dict[str, list[float]], first_done: dict[str, float],
+                       strike: float) -> tuple[int, float | None]:
+    """(jobs executing at the strike, strike until all of them succeeded, or None).
+
+    `in_flight` are the jobs a status poll showed running at the strike, which
+    includes tasks queued on a compute node behind others (prefetched); of
+    those, the ones whose execution had begun (a run-log start at or before
+    the strike) were executing. Their recovery is what a fault costs the jobs
+    it interrupted; the queued ones add the node's queue on top.
+    """
+    executing = [j for j in in_flight if any(t <= strike for t in starts.get(j, ()))]
+    if any(j not in first_done for j in executing):
+        return len(executing), None
+    return len(executing), max((first_done[j] - strike for j in executing), default=0.0)

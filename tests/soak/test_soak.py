@@ -18,9 +18,11 @@ pytestmark = pytest.mark.soak
 # cluster-wide progress lost; 1 s more for a loaded 2-core machine (the
 # no-fault row of the table shows the machine's own stalls).
 PAUSED_STORAGE_STALL_BOUND = 3.0
-# The goal for the jobs in flight at that pause: a write to the paused
+# The goal for the jobs executing at that pause: a write to the paused
 # replica is dropped after ~2 s, never waits out the pause. Each job runs at
 # most ~1.5 s more; 1.5 s of slack: 5 s from the strike, against 8 s of pause.
+# Tasks queued on a compute node behind others (prefetched) are not judged
+# here: they wait for that node's queue, which no bound on a fault can promise.
 PAUSED_STORAGE_RECOVERY_BOUND = 5.0
 
 
@@ -89,9 +91,11 @@ def test_paused_storage_node_stalls_the_cluster_briefly(soak_run: SoakResult) ->
 
 def test_paused_storage_node_delays_its_jobs_briefly(soak_run: SoakResult) -> None:
     # The stall above depends on how many running jobs write to the paused
-    # node; this judges the jobs it delays.
+    # node; this judges the jobs it delays: those executing at the strike.
     row = next(r for r in soak_run.faults if r.fault == "storage pause")
-    assert row.recovery is not None, "the storage pause never struck, or its jobs never succeeded"
-    assert row.recovery <= PAUSED_STORAGE_RECOVERY_BOUND, (
-        f"the jobs running at the 8 s storage pause took {row.recovery:.1f}s to succeed "
-        f"(bound {PAUSED_STORAGE_RECOVERY_BOUND}s) {soak_run.where()}")
+    assert row.executing, "no job was executing at the storage pause: nothing to judge"
+    assert row.exec_recovery is not None, "the storage pause never struck, or its jobs never succeeded"
+    assert row.exec_recovery <= PAUSED_STORAGE_RECOVERY_BOUND, (
+        f"the {row.executing} jobs executing at the 8 s storage pause took {row.exec_recovery:.1f}s to succeed "
+        f"(bound {PAUSED_STORAGE_RECOVERY_BOUND}s; with the tasks queued on nodes: {row.recovery or 0:.1f}s) "
+        f"{soak_run.where()}")
