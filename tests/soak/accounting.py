@@ -20,6 +20,10 @@ RUN_SLACK = 3.0
 # A status poll that saw the job running this long before the strike counts:
 # the poll before the strike is at most one poll interval old.
 POLL_SLACK = 1.0
+# A job holding a slot at the strike but still reading its inputs writes its
+# run-log line later: up to one storage latency bound (1.5 s, a read stuck on
+# a paused copy moves to the next) after the strike.
+EXEC_SLACK = 1.5
 # Executions one fault may cost a job: the interrupted attempt's rerun, and one
 # more for an attempt refused around the same outage.
 RUNS_PER_FAULT = 2
@@ -118,11 +122,12 @@ def executing_recovery(in_flight: set[str], starts: dict[str, list[float]], firs
 
     `in_flight` are the jobs a status poll showed running at the strike, which
     includes tasks queued on a compute node behind others (prefetched); of
-    those, the ones whose execution had begun (a run-log start at or before
-    the strike) were executing. Their recovery is what a fault costs the jobs
-    it interrupted; the queued ones add the node's queue on top.
+    those, the ones whose execution began by EXEC_SLACK after the strike were
+    executing (or reading their inputs, which comes before the run-log line).
+    Their recovery is what a fault costs the jobs it caught; the queued ones
+    add their node's queue on top.
     """
-    executing = [j for j in in_flight if any(t <= strike for t in starts.get(j, ()))]
+    executing = [j for j in in_flight if any(t <= strike + EXEC_SLACK for t in starts.get(j, ()))]
     if any(j not in first_done for j in executing):
         return len(executing), None
     return len(executing), max((first_done[j] - strike for j in executing), default=0.0)

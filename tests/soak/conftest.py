@@ -78,7 +78,7 @@ class FaultRow:
     stall: float | None  # longest interval with no job finishing, overlapping the fault
     reruns: int  # executions beyond the first, begun after this strike and before the next
     notes: str = ""
-    executing: int = 0  # of the in-flight jobs, those whose execution had begun (run log)
+    executing: int = 0  # of the in-flight jobs, those whose execution had begun (run log; accounting.py)
     exec_recovery: float | None = None  # strike -> every executing job succeeded
 
 
@@ -142,7 +142,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         " freed); in flight: jobs running at the strike (compute faults: on the victim; tasks queued on a node"
         " count);",
         "recovery: strike until every in-flight job succeeded; executing: the in-flight jobs whose execution had"
-        " begun (run log); exec recovery: strike until all of those succeeded;",
+        " begun by 1.5 s after it (run log); exec recovery: strike until all of those succeeded;",
         "stall: longest interval with no job finishing, cluster-wide, that overlaps the fault (strike until its end"
         " or recovery); reruns: executions begun after the strike.",
     ):

@@ -66,8 +66,8 @@ def test_attempts_above_runs_and_zero_attempts_are_reported() -> None:
 
 
 def test_only_jobs_whose_execution_had_begun_count_as_executing_at_the_strike() -> None:
-    starts = {"ran": [1029.0], "queued": [1036.0], "twice": [1020.0, 1029.5]}
-    done = {"ran": 1032.0, "queued": 1040.0, "twice": 1034.5}
-    assert executing_recovery({"ran", "queued", "twice"}, starts, done, PAUSE.strike) == (2, 4.5)
+    starts = {"ran": [1029.0], "queued": [1036.0], "twice": [1020.0, 1029.5], "reading": [1031.2]}
+    done = {"ran": 1032.0, "queued": 1040.0, "twice": 1034.5, "reading": 1033.0}
+    assert executing_recovery({"ran", "queued", "twice", "reading"}, starts, done, PAUSE.strike) == (3, 4.5)
     # One that never succeeded: no recovery to report.
     assert executing_recovery({"ran", "lost"}, {"lost": [1029.0]}, done, PAUSE.strike) == (1, None)
