@@ -22,7 +22,7 @@ from weft.actors.storage.client import (
     ReplicatedWriter,
     read_object,
 )
-from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.errors import BusError, CallTimeout, ConnectionLost, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import ErrorCode
 
@@ -36,6 +36,13 @@ log = logging.getLogger("weft.compute")
 STORED_INLINE_MAX = 4096
 # A storage node that failed us goes last among an input's copies for this long.
 _STORAGE_SHUNNED = 30.0
+# For this long after a call to a storage node found no connection, a task
+# that has no other copy to use there first checks that it is back with a
+# ping given _PROBE seconds to find a connection, instead of a call that
+# waits the 3 s connect timeout: tasks queued with a node's old endpoint
+# (it came back on a new one) each waited 3 s in turn for nothing.
+_PROBE_WINDOW = 10.0
+_PROBE = 0.5
 
 
 class Transfers:
@@ -56,6 +63,8 @@ class Transfers:
 
     def _storage_soft(self, e: Exception, what: str) -> SoftFailure:
         code = getattr(e, "code", None)
+        if isinstance(e, ConnectionLost) or (isinstance(e, CallTimeout) and e.unreachable):
+            self._storage_unreachable(e.peer)  # no connection to it now
         if isinstance(e, NotFinished | Redirected):
             return SoftFailure(f"{what}: {e.message}", code)
         if isinstance(e, CallTimeout | PeerClosed):
@@ -78,6 +87,38 @@ class Transfers:
 
     def _storage_unreachable(self, endpoint: str) -> None:
         self._storage_failed[endpoint] = trio.current_time()
+
+    async def _probe_task(self, task: Task) -> None:
+        """Before a task reads its inputs: the storage nodes it cannot do
+        without (its only copy of an input, its only replica of an output)."""
+        if self._storage_failed:
+            needed = {eps[0] for name, (eps, _obj) in task.inputs.items() if len(eps) == 1 and name not in task.inline}
+            needed.update(eps[0] for eps in task.outputs.values() if len(eps) == 1)
+            await self._probe_unreachable(needed)
+
+    async def _probe_unreachable(self, needed: set[str] | list[str]) -> None:
+        """Fail soft at once if one of `needed` found no connection lately and
+        still finds none within _PROBE."""
+        failed = self._storage_failed
+        if not failed:
+            return
+        recent = trio.current_time() - _PROBE_WINDOW
+        for endpoint in needed:
+            since = failed.get(endpoint)
+            if since is None or since < recent:
+                continue
+            peer = self.peers.get(endpoint)
+            if peer.last_heard > since:
+                continue  # it answered since
+            try:
+                await peer.call("ping", timeout=_PROBE)
+            except CallTimeout as e:
+                if e.unreachable:  # (its message would name the connect timeout, not _PROBE)
+                    self._storage_unreachable(endpoint)
+                    raise SoftFailure(f"storage unreachable: no connection to {endpoint} on the last call, nor within "
+                                      f"{_PROBE:g}s of a ping now", e.code) from None
+            except BusError:
+                pass  # the call itself will say what is wrong
 
     async def _read_input(self, task: Task, name: str,
                           read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
@@ -110,6 +151,7 @@ class Transfers:
             await read_object(peer, obj, parts.append, timeout=timeout)
             return parts
 
+        await self._probe_task(task)
         out: dict[str, bytes | Parts] = dict(task.inline)
         for name in task.inputs:
             if name not in out:
@@ -117,6 +159,7 @@ class Transfers:
         return out
 
     async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
+        await self._probe_task(task)
         files = {}
         if task.spec.refs:
             inputs_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +188,9 @@ class Transfers:
                                 min_copies=self.min_copies, background=self._task_nursery)
 
     async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str) -> None:
+        if isinstance(writer, ObjectWriter) and self._storage_failed:
+            # A node lost since the task began: a ping, not a put waiting 3 s.
+            await self._probe_unreachable([writer.peer.endpoint])
         try:
             info = await writer.close()
         except BusError as e:
