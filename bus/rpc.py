@@ -316,6 +316,7 @@ class Peer:
         self.connect_timeout = connect_timeout
         self.max_message = max_message
         self.last_heard = 0.0
+        self.dropped_at = 0.0  # when the connection last dropped (trio clock)
         self._ids = itertools.count(1)
         self._pending: dict[int, _Slot] = {}
         sock = context().socket(zmq.DEALER)
@@ -393,6 +394,7 @@ class Peer:
         try:
             while True:
                 await self._monitor.recv()
+                self.dropped_at = trio.current_time()
                 # Replies that came before the drop are answers, not losses.
                 while (msg := self._zs.recv_nowait()) is not None:
                     self._deliver([msg])

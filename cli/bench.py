@@ -17,7 +17,7 @@ def bench(
     smoke: bool = typer.Option(False, "--smoke", help="Every workload at a tenth of its size or less, one run each."),
     json_file: Path = typer.Option(None, "--json", metavar="FILE", help="Also write the machine and every result to this JSON file."),
     peers: str = typer.Option(None, "--peers", metavar="dask", help="Also run the workloads on these systems: dask."),
-    workloads: str = typer.Option(None, "--workloads", metavar="NAME,...", help="Comma-separated subset: throughput, chain, fanout, commands, handoff, submit, memory, startup."),
+    workloads: str = typer.Option(None, "--workloads", metavar="NAME,...", help="Comma-separated subset: throughput, chain, fanout, commands, handoff, submit, memory, startup, responsive."),
 ) -> None:
     """Benchmark a fresh local cluster (2 compute x 1 slot, 2 storage); median of 3 runs per workload."""
     from weft.bench import runner

@@ -36,11 +36,12 @@ log = logging.getLogger("weft.compute")
 STORED_INLINE_MAX = 4096
 # A storage node that failed us goes last among an input's copies for this long.
 _STORAGE_SHUNNED = 30.0
-# For this long after a call to a storage node found no connection, a task
-# that has no other copy to use there first checks that it is back with a
-# ping given _PROBE seconds to find a connection, instead of a call that
-# waits the 3 s connect timeout: tasks queued with a node's old endpoint
-# (it came back on a new one) each waited 3 s in turn for nothing.
+# For this long after the connection to a storage node dropped (or a call
+# found none), while nothing was heard from it since, a task that has no
+# other copy to use there first checks that it is back with a ping given
+# _PROBE seconds to find a connection, instead of a call that waits the 3 s
+# connect timeout: in the fault suite, tasks queued with a killed node's old
+# endpoint (it came back on a new one) each waited 3 s for nothing.
 _PROBE_WINDOW = 10.0
 _PROBE = 0.5
 
@@ -91,34 +92,30 @@ class Transfers:
     async def _probe_task(self, task: Task) -> None:
         """Before a task reads its inputs: the storage nodes it cannot do
         without (its only copy of an input, its only replica of an output)."""
-        if self._storage_failed:
-            needed = {eps[0] for name, (eps, _obj) in task.inputs.items() if len(eps) == 1 and name not in task.inline}
-            needed.update(eps[0] for eps in task.outputs.values() if len(eps) == 1)
-            await self._probe_unreachable(needed)
+        for name, (eps, _obj) in task.inputs.items():
+            if len(eps) == 1 and name not in task.inline:
+                await self._probe_unreachable(eps[0])
+        for eps in task.outputs.values():
+            if len(eps) == 1:
+                await self._probe_unreachable(eps[0])
 
-    async def _probe_unreachable(self, needed: set[str] | list[str]) -> None:
-        """Fail soft at once if one of `needed` found no connection lately and
-        still finds none within _PROBE."""
-        failed = self._storage_failed
-        if not failed:
+    async def _probe_unreachable(self, endpoint: str) -> None:
+        """Fail soft at once if `endpoint` lost its connection (or a call to
+        it found none) lately, nothing was heard from it since, and a ping
+        finds no connection within _PROBE either."""
+        peer = self.peers.get(endpoint)
+        since = max(self._storage_failed.get(endpoint, 0.0), peer.dropped_at)
+        if since <= peer.last_heard or since < trio.current_time() - _PROBE_WINDOW:
             return
-        recent = trio.current_time() - _PROBE_WINDOW
-        for endpoint in needed:
-            since = failed.get(endpoint)
-            if since is None or since < recent:
-                continue
-            peer = self.peers.get(endpoint)
-            if peer.last_heard > since:
-                continue  # it answered since
-            try:
-                await peer.call("ping", timeout=_PROBE)
-            except CallTimeout as e:
-                if e.unreachable:  # (its message would name the connect timeout, not _PROBE)
-                    self._storage_unreachable(endpoint)
-                    raise SoftFailure(f"storage unreachable: no connection to {endpoint} on the last call, nor within "
-                                      f"{_PROBE:g}s of a ping now", e.code) from None
-            except BusError:
-                pass  # the call itself will say what is wrong
+        try:
+            await peer.call("ping", timeout=_PROBE)
+        except CallTimeout as e:
+            if e.unreachable:  # (its message would name the connect timeout, not _PROBE)
+                self._storage_unreachable(endpoint)
+                raise SoftFailure(f"storage unreachable: no connection to {endpoint} since {trio.current_time() - since:.1f}s"
+                                  f" ago, nor within {_PROBE:g}s of a ping now", e.code) from None
+        except BusError:
+            pass  # the call itself will say what is wrong
 
     async def _read_input(self, task: Task, name: str,
                           read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
@@ -188,9 +185,9 @@ class Transfers:
                                 min_copies=self.min_copies, background=self._task_nursery)
 
     async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str) -> None:
-        if isinstance(writer, ObjectWriter) and self._storage_failed:
+        if isinstance(writer, ObjectWriter):
             # A node lost since the task began: a ping, not a put waiting 3 s.
-            await self._probe_unreachable([writer.peer.endpoint])
+            await self._probe_unreachable(writer.peer.endpoint)
         try:
             info = await writer.close()
         except BusError as e:

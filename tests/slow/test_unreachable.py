@@ -5,6 +5,8 @@ node that came back on a new one did that). Real daemons and sockets."""
 
 from __future__ import annotations
 
+import signal
+
 import trio
 from e2e.conftest import Daemons, job_id, peer, start_task, wait_done
 
@@ -35,7 +37,7 @@ async def test_a_task_for_a_storage_node_with_no_connection_fails_soft_on_a_shor
             assert "within 0.5s of a ping" in second["cause"], second
             # Back on that endpoint: tasks write there again (the first may
             # still probe before ZeroMQ has reconnected).
-            daemons.start("storage", "storage-u", "--listen", gone)
+            storage = daemons.start("storage", "storage-u", "--listen", gone)
             outcomes = []
             for _ in range(10):
                 done = await _run(c, gone)
@@ -44,3 +46,10 @@ async def test_a_task_for_a_storage_node_with_no_connection_fails_soft_on_a_shor
                     break
                 await trio.sleep(0.5)
             assert outcomes[-1] == "success", outcomes
+            # Killed while no call is in flight: the dropped connection alone
+            # makes the next task probe, not a put that waits 3 s.
+            storage.signal(signal.SIGKILL)
+            await trio.sleep(0.5)  # the compute node's socket sees the drop
+            third = await _run(c, gone)
+            assert third["outcome"] == "failed-soft", third
+            assert "within 0.5s of a ping" in third["cause"], third
