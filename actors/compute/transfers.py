@@ -112,8 +112,8 @@ class Transfers:
         except CallTimeout as e:
             if e.unreachable:  # (its message would name the connect timeout, not _PROBE)
                 self._storage_unreachable(endpoint)
-                raise SoftFailure(f"storage unreachable: no connection to {endpoint} since {trio.current_time() - since:.1f}s"
-                                  f" ago, nor within {_PROBE:g}s of a ping now", e.code) from None
+                raise SoftFailure(f"storage unreachable: no connection to {endpoint} lately, nor within {_PROBE:g}s of a "
+                                  "ping now", e.code) from None
         except BusError:
             pass  # the call itself will say what is wrong
 
