@@ -453,20 +453,21 @@ def cancel(
 
 @app.command()
 def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """The nodes the coordinator knows: role, endpoint, slots, busy, objects, repair copies, last seen."""
+    """The nodes the coordinator knows: role, endpoint, slots, busy, objects, under-replicated objects held,
+    repair copies in/out, last seen."""
     with client(coordinator) as c:
         ns = c.nodes()
     if as_json:
         emit_json({"nodes": ns})
         return
     now = time.time()
-    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'slots':>5} {'busy':>4} {'objects':>7} {'copies':>7} "
-               f"{'seen':>6}")
+    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'slots':>5} {'busy':>4} {'objects':>7} {'under':>5} "
+               f"{'copies':>7} {'seen':>6}")
     for n in sorted(ns, key=lambda n: (n["role"], n["node"])):
         copies = f"{n['copies_in']}/{n['copies_out']}" if "copies_in" in n else ""
         typer.echo(
             f"{n['role']:8} {n['node']:16} {n['endpoint']:26} {n.get('slots', ''):>5} {n.get('busy', ''):>4} "
-            f"{n.get('objects', ''):>7} {copies:>7} {now - n['last_seen']:>5.1f}s"
+            f"{n.get('objects', ''):>7} {n.get('under_replicated', ''):>5} {copies:>7} {now - n['last_seen']:>5.1f}s"
         )
 
 

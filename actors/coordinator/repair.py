@@ -292,4 +292,9 @@ class Repair:
         }
 
     def node_view(self, node: str) -> dict[str, int]:
-        return {"copies_in": self.to_node[node], "copies_out": self.from_node[node]}
+        """Repair as one storage node sees it: copies in flight to and from it,
+        and the under-replicated objects it holds (what repair copies from it).
+        For `nodes` calls only: it walks the under-replicated set."""
+        objects = self.graph.objects
+        under = sum(1 for name in self.under if (o := objects.get(name)) is not None and node in o.locs)
+        return {"copies_in": self.to_node[node], "copies_out": self.from_node[node], "under_replicated": under}
