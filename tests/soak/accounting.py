@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # A job counts as in flight during a fault from the strike until this long
-# after the fault ended: the default heartbeat timeout (5 s) for the cluster to
-# notice a lost or silent node, plus slack for a loaded 2-core machine.
+# after the fault ended: the heartbeat timeout (2 s by default, 5 s when this
+# was written) for the cluster to notice a lost or silent node, plus slack
+# for a loaded 2-core machine.
 DETECT = 8.0
 # An execution that began this long before the strike may still have been
 # running at it (the longest job sleeps 1.5 s; hashing and startup add some).
