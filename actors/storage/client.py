@@ -52,10 +52,11 @@ class Latency:
     A node that missed its bound (a call timed out, or a write dropped it) is
     *suspect* until it answers a call, for SUSPECT_FOR seconds at most: its
     bound is then SUSPECT_BOUND, so the next writes and reads that meet the
-    paused node do not each wait out a full bound again (in the soak, jobs
-    chained on one compute node paid one bound per link). A miss while
-    suspect does not extend it: a node that is only slow, not stopped, gets
-    its full bound again after SUSPECT_FOR.
+    paused node do not each wait out a full bound again (in the soak, the
+    jobs one compute slot ran in turn after a storage pause each paid one).
+    A miss while suspect does not extend it: a node that is only slow, not
+    stopped, gets its full bound again after SUSPECT_FOR (until then its
+    replicas are dropped sooner, and repair copies them).
     """
 
     def __init__(self, floor: float = SLOW_FLOOR, factor: float = SLOW_FACTOR,
