@@ -41,7 +41,7 @@ from .accounting import (
     longest_stall,
     rerun_verdicts,
 )
-from .chaos import TMPFS_MIB_PER_1000_JOBS, Chaos, mount_tmpfs, unmount, watch
+from .chaos import REPAIR_TRACK, TMPFS_MIB_PER_1000_JOBS, Chaos, mount_tmpfs, unmount, watch
 from .dag import SoakDag, make_soak_dag
 from helpers import wait_for
 
@@ -80,6 +80,7 @@ class FaultRow:
     notes: str = ""
     executing: int = 0  # of the in-flight jobs, those whose execution had begun (run log; accounting.py)
     exec_recovery: float | None = None  # strike -> every executing job succeeded
+    repaired: float | None = None  # storage kill: strike -> the coordinator counts 0 under-replicated again
 
 
 @dataclass
@@ -237,6 +238,11 @@ def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | N
             row.stall = longest_stall(gaps, f.strike, hi)
         if f.error:
             r.fault_errors.append(f"{f.name}: {f.error}")
+        if f.name == "storage kill" and f.strike is not None:
+            row.repaired = None if f.repaired is None else f.repaired - f.strike
+            repaired = (f"0 again {row.repaired:.1f}s after the strike" if row.repaired is not None
+                        else f"not 0 again within {REPAIR_TRACK:.0f}s")
+            row.notes = "; ".join(filter(None, [row.notes, f"under-replicated peak {f.under_peak}, {repaired}"]))
         if f.name == "disk full" and f.strike is not None:
             row.notes += f"; {_count_logged(cluster, '[no-space]')} writes refused [no-space]"
         r.faults.append(row)

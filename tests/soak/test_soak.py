@@ -24,6 +24,9 @@ PAUSED_STORAGE_STALL_BOUND = 3.0
 # Tasks queued on a compute node behind others (prefetched) are not judged
 # here: they wait for that node's queue, which no bound on a fault can promise.
 PAUSED_STORAGE_RECOVERY_BOUND = 5.0
+# The goal after a storage kill: every finished object back at its
+# replica count within 30 s.
+STORAGE_KILL_REPAIR_BOUND = 30.0
 
 
 def _some(items: list[str], k: int = 10) -> str:
@@ -57,6 +60,15 @@ def test_every_object_at_its_replica_count(soak_run: SoakResult) -> None:
     assert not soak_run.under_replicated, (
         f"{len(soak_run.under_replicated)} outputs under their replica count 30 s after the DAG was done "
         f"{soak_run.where()}\n{_some(soak_run.under_replicated)}")
+
+
+def test_every_object_is_back_at_its_count_within_30s_of_the_storage_kill(soak_run: SoakResult) -> None:
+    # The goal; the coordinator's own count (`weft stats`), polled
+    # by the watcher from the strike on, not a scan of the nodes.
+    row = next(r for r in soak_run.faults if r.fault == "storage kill")
+    assert row.at is not None, "the storage kill never struck"
+    assert row.repaired is not None and row.repaired <= STORAGE_KILL_REPAIR_BOUND, (
+        f"{row.notes} (bound {STORAGE_KILL_REPAIR_BOUND}s) {soak_run.where()}")
 
 
 def test_jobs_run_again_only_when_a_fault_interrupted_them(soak_run: SoakResult) -> None:
