@@ -301,6 +301,7 @@ class Peer:
         self.connect_timeout = connect_timeout
         self.max_message = max_message
         self.last_heard = 0.0
+        self.dropped_at = 0.0  # when the connection last dropped (trio clock)
         self._ids = itertools.count(1)
         self._pending: dict[int, _Slot] = {}
         sock = context().socket(zmq.DEALER)
@@ -390,6 +391,7 @@ class Peer:
                 if kind & HANDSHAKE_EVENTS:
                     self._handshake(kind)
                     continue
+                self.dropped_at = trio.current_time()
                 # Replies that came before the drop are answers, not losses.
                 while (msg := self._zs.recv_nowait()) is not None:
                     self._deliver([msg])

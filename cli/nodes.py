@@ -32,7 +32,7 @@ def _state(n: dict[str, Any]) -> str:
 @app.command()
 def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
     """The nodes the coordinator knows: role, endpoint, host, CPUs and memory used/free (compute),
-    objects and repair copies (storage), drained, last seen."""
+    objects, under-replicated objects held and repair copies in/out (storage), drained, last seen."""
     with client(coordinator) as c:
         ns = c.nodes()
     if as_json:
@@ -40,13 +40,14 @@ def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
         return
     now = time.time()
     typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'host':14} {'cpus used/free':>14} {'memory used':>12} {'memory free':>12} "
-               f"{'objects':>7} {'copies':>7} {'state':10} {'seen':>6}")
+               f"{'objects':>7} {'under':>5} {'copies':>7} {'state':10} {'seen':>6}")
     for n in sorted(ns, key=lambda n: (n["role"], n["node"])):
         copies = f"{n['copies_in']}/{n['copies_out']}" if "copies_in" in n else ""
         cpus = f"{n['cpus_used']}/{n['cpus_free']}" if "cpus" in n else ""
         typer.echo(
             f"{n['role']:8} {n['node']:16} {n['endpoint']:26} {n.get('host') or '-':14.14} {cpus:>14} {_mem(n, 'memory_used'):>12} "
-            f"{_mem(n, 'memory_free'):>12} {n.get('objects', ''):>7} {copies:>7} {_state(n):10} "
+            f"{_mem(n, 'memory_free'):>12} {n.get('objects', ''):>7} {n.get('under_replicated', ''):>5} {copies:>7} "
+            f"{_state(n):10} "
             f"{now - n['last_seen']:>5.1f}s"
         )
 

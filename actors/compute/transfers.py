@@ -22,7 +22,7 @@ from weft.actors.storage.client import (
     ReplicatedWriter,
     read_object,
 )
-from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.errors import BusError, CallTimeout, ConnectionLost, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import ErrorCode
 
@@ -36,6 +36,14 @@ log = logging.getLogger("weft.compute")
 STORED_INLINE_MAX = 4096
 # A storage node that failed us goes last among an input's copies for this long.
 _STORAGE_SHUNNED = 30.0
+# For this long after the connection to a storage node dropped (or a call
+# found none), while nothing was heard from it since, a task that has no
+# other copy to use there first checks that it is back with a ping given
+# _PROBE seconds to find a connection, instead of a call that waits the 3 s
+# connect timeout: in the fault suite, tasks queued with a killed node's old
+# endpoint (it came back on a new one) each waited 3 s for nothing.
+_PROBE_WINDOW = 10.0
+_PROBE = 0.5
 
 
 class Transfers:
@@ -56,6 +64,8 @@ class Transfers:
 
     def _storage_soft(self, e: Exception, what: str) -> SoftFailure:
         code = getattr(e, "code", None)
+        if isinstance(e, ConnectionLost) or (isinstance(e, CallTimeout) and e.unreachable):
+            self._storage_unreachable(e.peer)  # no connection to it now
         if isinstance(e, NotFinished | Redirected):
             return SoftFailure(f"{what}: {e.message}", code)
         if isinstance(e, CallTimeout | PeerClosed):
@@ -66,15 +76,46 @@ class Transfers:
         return SoftFailure(f"{what}: {e}", code)
 
     def _copies(self, endpoints: list[str]) -> list[str]:
-        """The storage nodes holding an input, those that failed us lately last:
-        a node that died costs each read that tries it first a connect timeout."""
-        if len(endpoints) < 2 or not self._storage_failed:
+        """The storage nodes holding an input, those that failed us lately last
+        (a node that died costs each read that tries it first a connect
+        timeout), and those that just missed their latency bound (suspect:
+        stopped, maybe) after them."""
+        if len(endpoints) < 2 or not (self._storage_failed or LATENCY.any_suspect()):
             return endpoints
         recent = trio.current_time() - _STORAGE_SHUNNED
-        return sorted(endpoints, key=lambda ep: self._storage_failed.get(ep, -math.inf) > recent)
+        return sorted(endpoints, key=lambda ep: (self._storage_failed.get(ep, -math.inf) > recent,
+                                                 LATENCY.suspect(ep)))
 
     def _storage_unreachable(self, endpoint: str) -> None:
         self._storage_failed[endpoint] = trio.current_time()
+
+    async def _probe_task(self, task: Task) -> None:
+        """Before a task reads its inputs: the storage nodes it cannot do
+        without (its only copy of an input, its only replica of an output)."""
+        for name, (eps, _obj) in task.inputs.items():
+            if len(eps) == 1 and name not in task.inline:
+                await self._probe_unreachable(eps[0])
+        for eps in task.outputs.values():
+            if len(eps) == 1:
+                await self._probe_unreachable(eps[0])
+
+    async def _probe_unreachable(self, endpoint: str) -> None:
+        """Fail soft at once if `endpoint` lost its connection (or a call to
+        it found none) lately, nothing was heard from it since, and a ping
+        finds no connection within _PROBE either."""
+        peer = self.peers.get(endpoint)
+        since = max(self._storage_failed.get(endpoint, 0.0), peer.dropped_at)
+        if since <= peer.last_heard or since < trio.current_time() - _PROBE_WINDOW:
+            return
+        try:
+            await peer.call("ping", timeout=_PROBE)
+        except CallTimeout as e:
+            if e.unreachable:  # (its message would name the connect timeout, not _PROBE)
+                self._storage_unreachable(endpoint)
+                raise SoftFailure(f"storage unreachable: no connection to {endpoint} lately, nor within {_PROBE:g}s of a "
+                                  "ping now", e.code) from None
+        except BusError:
+            pass  # the call itself will say what is wrong
 
     async def _read_input(self, task: Task, name: str,
                           read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
@@ -107,6 +148,7 @@ class Transfers:
             await read_object(peer, obj, parts.append, timeout=timeout)
             return parts
 
+        await self._probe_task(task)
         out: dict[str, bytes | Parts] = dict(task.inline)
         for name in task.inputs:
             if name not in out:
@@ -114,6 +156,7 @@ class Transfers:
         return out
 
     async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
+        await self._probe_task(task)
         files = {}
         if task.spec.refs:
             inputs_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +185,9 @@ class Transfers:
                                 min_copies=self.min_copies, background=self._task_nursery)
 
     async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str) -> None:
+        if isinstance(writer, ObjectWriter):
+            # A node lost since the task began: a ping, not a put waiting 3 s.
+            await self._probe_unreachable(writer.peer.endpoint)
         try:
             info = await writer.close()
         except BusError as e:

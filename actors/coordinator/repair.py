@@ -304,12 +304,17 @@ class Repair:
         }
 
     def node_view(self, node: str) -> dict[str, int]:
-        view = {"copies_in": self.to_node[node], "copies_out": self.from_node[node]}
+        """Repair as one storage node sees it: copies in flight to and from it,
+        and the under-replicated objects it holds (what repair copies from it;
+        on a draining node, what is left to copy before it may leave).
+        For `nodes` calls only: it walks the under-replicated set."""
+        under = self.left(node)
+        view = {"copies_in": self.to_node[node], "copies_out": self.from_node[node], "under_replicated": under}
         if node in self.drained:
-            view["drain_left"] = self.left(node)
+            view["drain_left"] = under
         return view
 
     def left(self, node: str) -> int:
-        """Objects on draining `node` still short of copies elsewhere."""
+        """Under-replicated objects `node` holds (on a draining node: still short of copies elsewhere)."""
         objects = self.graph.objects
         return sum(1 for name in self.under if (o := objects.get(name)) is not None and node in o.locs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -33,6 +34,10 @@ SLOW_FACTOR = 8.0
 SLOW_FLOOR = 1.5
 # Weight of each new call in a node's latency estimate (an EWMA).
 _EWMA = 0.1
+# A node that just missed its bound is *suspect* for this long (seconds) or
+# until it answers anything: meanwhile its bound is at most SUSPECT_BOUND.
+SUSPECT_FOR = 5.0
+SUSPECT_BOUND = 0.25
 
 
 class Latency:
@@ -43,14 +48,29 @@ class Latency:
     replica that falls that far behind the others is dropped from the write
     (see ReplicatedWriter): a paused node costs a bound, not its pause. Two
     float operations a call; one table per process (`LATENCY`).
+
+    A node that missed its bound (a call timed out, or a write dropped it) is
+    *suspect* until it answers a call, for SUSPECT_FOR seconds at most: its
+    bound is then SUSPECT_BOUND, so the next writes and reads that meet the
+    paused node do not each wait out a full bound again (in the soak, the
+    jobs one compute slot ran in turn after a storage pause each paid one).
+    A miss while suspect does not extend it: a node that is only slow, not
+    stopped, gets its full bound again after SUSPECT_FOR (until then its
+    replicas are dropped sooner, and repair copies them).
     """
 
-    def __init__(self, floor: float = SLOW_FLOOR, factor: float = SLOW_FACTOR) -> None:
+    def __init__(self, floor: float = SLOW_FLOOR, factor: float = SLOW_FACTOR,
+                 suspect_for: float = SUSPECT_FOR, suspect_bound: float = SUSPECT_BOUND) -> None:
         self.floor = floor
         self.factor = factor
+        self.suspect_for = suspect_for
+        self.suspect_bound = suspect_bound
         self._est: dict[str, float] = {}
+        self._missed: dict[str, float] = {}  # endpoint -> when it became suspect (monotonic)
 
     def record(self, endpoint: str, seconds: float) -> None:
+        if self._missed:
+            self._missed.pop(endpoint, None)  # it answered: not stopped
         est = self._est.get(endpoint)
         if est is None:
             self._est[endpoint] = min(seconds, self.floor)
@@ -65,7 +85,24 @@ class Latency:
 
     def bound(self, endpoint: str) -> float:
         est = self._est.get(endpoint)
-        return self.floor if est is None else max(self.floor, self.factor * est)
+        bound = self.floor if est is None else max(self.floor, self.factor * est)
+        if self._missed and self.suspect(endpoint):
+            return min(bound, self.suspect_bound)
+        return bound
+
+    def missed(self, endpoint: str) -> None:
+        """`endpoint` did not answer within its bound: suspect from now on."""
+        now = time.monotonic()
+        since = self._missed.get(endpoint)
+        if since is None or now - since >= self.suspect_for:
+            self._missed[endpoint] = now
+
+    def any_suspect(self) -> bool:
+        return bool(self._missed)
+
+    def suspect(self, endpoint: str) -> bool:
+        since = self._missed.get(endpoint)
+        return since is not None and time.monotonic() - since < self.suspect_for
 
 
 LATENCY = Latency()
@@ -74,7 +111,11 @@ LATENCY = Latency()
 async def _timed(peer: Peer, op: str, body: Any, timeout: float | None = None) -> Any:
     """`peer.call`, its latency recorded (answers only: a timeout is no measure)."""
     t0 = trio.current_time()
-    r = await peer.call(op, body, timeout=timeout)
+    try:
+        r = await peer.call(op, body, timeout=timeout)
+    except CallTimeout:
+        LATENCY.missed(peer.endpoint)
+        raise
     LATENCY.record(peer.endpoint, trio.current_time() - t0)
     return r
 
@@ -261,7 +302,11 @@ class ObjectWriter:
         self.size += n * CHUNK
 
     async def _reply(self, call: PendingCall) -> None:
-        await call.reply()
+        try:
+            await call.reply()
+        except CallTimeout:
+            LATENCY.missed(self.peer.endpoint)
+            raise
         # From when it was sent (its deadline less its timeout): a windowed
         # call's latency includes the queue ahead of it, as the node serves it.
         LATENCY.record(self.peer.endpoint, trio.current_time() - (call.deadline - call.seconds))
@@ -376,15 +421,20 @@ class ReplicatedWriter:
                     for i in sorted(pending):
                         if i in results or i in errors:  # ended; its message is on its way
                             continue
-                        bound = self.latency.bound(writers[i].peer.endpoint)
+                        endpoint = writers[i].peer.endpoint
+                        bound = self.latency.bound(endpoint)
                         if now >= first_ok + bound:
                             scopes[i].cancel()
                             pending.discard(i)
-                            errors[i] = Slow(writers[i].peer.endpoint, _OPS.get(method, method), bound)
+                            errors[i] = Slow(endpoint, _OPS.get(method, method), bound)
+                            self.latency.missed(endpoint)
                         else:
                             wait = min(wait, first_ok + bound - now)
                     if not pending:
                         break
+                    # Look again soon: another write may find a lagging
+                    # replica's node stopped meanwhile (it turns suspect).
+                    wait = min(wait, self.latency.suspect_bound)
                 with trio.move_on_after(max(0.0, wait)):
                     pending.discard(await recv.receive())
         if not results:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # A job counts as in flight during a fault from the strike until this long
-# after the fault ended: the default heartbeat timeout (5 s) for the cluster to
-# notice a lost or silent node, plus slack for a loaded 2-core machine.
+# after the fault ended: the heartbeat timeout (2 s by default, 5 s when this
+# was written) for the cluster to notice a lost or silent node, plus slack
+# for a loaded 2-core machine.
 DETECT = 8.0
 # An execution that began this long before the strike may still have been
 # running at it (the longest job sleeps 1.5 s; hashing and startup add some).
@@ -20,6 +21,10 @@ RUN_SLACK = 3.0
 # A status poll that saw the job running this long before the strike counts:
 # the poll before the strike is at most one poll interval old.
 POLL_SLACK = 1.0
+# A job holding a slot at the strike but still reading its inputs writes its
+# run-log line later: up to one storage latency bound (1.5 s, a read stuck on
+# a paused copy moves to the next) after the strike.
+EXEC_SLACK = 1.5
 # Executions one fault may cost a job: the interrupted attempt's rerun, and one
 # more for an attempt refused around the same outage.
 RUNS_PER_FAULT = 2
@@ -110,3 +115,20 @@ def attempt_verdicts(attempts: dict[str, int], runs: dict[str, int]) -> tuple[li
              for j, a in attempts.items() if a > runs.get(j, 0)]
     zero = [f"job {j}: 0 attempts, {runs.get(j, 0)} executions" for j, a in attempts.items() if a == 0]
     return above, zero
+
+
+def executing_recovery(in_flight: set[str], starts: dict[str, list[float]], first_done: dict[str, float],
+                       strike: float) -> tuple[int, float | None]:
+    """(jobs executing at the strike, strike until all of them succeeded, or None).
+
+    `in_flight` are the jobs a status poll showed running at the strike, which
+    includes tasks queued on a compute node behind others (prefetched); of
+    those, the ones whose execution began by EXEC_SLACK after the strike were
+    executing (or reading their inputs, which comes before the run-log line).
+    Their recovery is what a fault costs the jobs it caught; the queued ones
+    add their node's queue on top.
+    """
+    executing = [j for j in in_flight if any(t <= strike + EXEC_SLACK for t in starts.get(j, ()))]
+    if any(j not in first_done for j in executing):
+        return len(executing), None
+    return len(executing), max((first_done[j] - strike for j in executing), default=0.0)

@@ -42,6 +42,8 @@ READY_TIMEOUT = 30.0
 MIN_GAP = 2.0  # seconds between the end of one fault and the next strike
 MAX_WAIT = 10.0  # after a fault ended, the next strikes even if its jobs have not recovered
 TERMINAL = ("succeeded", "failed", "cancelled")
+# The coordinator's under-replicated count is followed this long after a storage kill.
+REPAIR_TRACK = 60.0
 
 
 @dataclass
@@ -55,6 +57,10 @@ class Fault:
     recovered: float | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    # A storage kill: the coordinator's under-replicated count (`stats`), its
+    # peak and when it was 0 again after the node was back (Unix seconds).
+    under_peak: int | None = None
+    repaired: float | None = None
 
 
 class Chaos:
@@ -198,6 +204,13 @@ def watch(client: Client, chaos: Chaos, ids: list[str], deadline: float) -> Watc
         for f in faults[:k]:
             if f.recovered is None and f.in_flight and f.in_flight <= w.first_done.keys():
                 f.recovered = now
+        for f in faults[:k]:
+            if f.name == "storage kill" and f.repaired is None and now - (f.strike or now) < REPAIR_TRACK:
+                # How long until every object is at its count again (`stats`).
+                under = int(client.stats().get("under_replicated", 0))
+                f.under_peak = max(f.under_peak or 0, under)
+                if under == 0 and f.end is not None:
+                    f.repaired = time.time()
         if k < len(faults) and (thread is None or not thread.is_alive()) and pending:
             prev = faults[k - 1] if k else None
             ready = prev is None or (

@@ -7,7 +7,7 @@ nodes, storage-2 on a small tmpfs), runs a seeded random DAG of
 10000) while tests/soak/chaos.py strikes six faults in turn, collects
 everything the checks need, stops the cluster and hands back a `SoakResult`.
 Each check in test_soak.py is then one assertion over that result, so one
-failing (or xfail) check does not hide the others.
+failing check does not hide the others.
 
 The terminal summary prints the per-fault table (no `-s` needed);
 `WEFT_SOAK_REPORT=path` also writes its rows as JSON lines.
@@ -36,11 +36,12 @@ from .accounting import (
     Window,
     attempt_verdicts,
     baseline_stall,
+    executing_recovery,
     finish_gaps,
     longest_stall,
     rerun_verdicts,
 )
-from .chaos import TMPFS_MIB_PER_1000_JOBS, Chaos, mount_tmpfs, unmount, watch
+from .chaos import REPAIR_TRACK, TMPFS_MIB_PER_1000_JOBS, Chaos, mount_tmpfs, unmount, watch
 from .dag import SoakDag, make_soak_dag
 from helpers import wait_for
 
@@ -72,11 +73,14 @@ class FaultRow:
     victim: str
     at: float | None  # seconds after the submit
     down: float | None  # strike -> end (restarted and ready, SIGCONT, space freed)
-    in_flight: int  # jobs running at the strike (compute faults: on the victim)
+    in_flight: int  # jobs running at the strike (compute faults: on the victim), queued on a node included
     recovery: float | None  # strike -> every in-flight job succeeded
     stall: float | None  # longest interval with no job finishing, overlapping the fault
     reruns: int  # executions beyond the first, begun after this strike and before the next
     notes: str = ""
+    executing: int = 0  # of the in-flight jobs, those whose execution had begun (run log; accounting.py)
+    exec_recovery: float | None = None  # strike -> every executing job succeeded
+    repaired: float | None = None  # storage kill: strike -> the coordinator counts 0 under-replicated again
 
 
 @dataclass
@@ -106,11 +110,13 @@ class SoakResult:
         return f"[seed {self.seed}, {self.jobs} jobs; reproduce: WEFT_SOAK_SEED={self.seed} WEFT_SOAK_JOBS={self.jobs} python -m pytest -m soak tests/soak]"
 
     def fault_table(self) -> list[str]:
-        head = ("fault", "victim", "at s", "down s", "in flight", "recovery s", "stall s", "reruns", "notes")
+        head = ("fault", "victim", "at s", "down s", "in flight", "recovery s", "executing", "exec recovery s",
+                "stall s", "reruns", "notes")
         f1 = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        rows = [head, *((r.fault, r.victim, f1(r.at), f1(r.down), str(r.in_flight), f1(r.recovery), f1(r.stall),
-                         str(r.reruns), r.notes) for r in self.faults)]
-        rows.append(("(no fault)", "-", "-", "-", "-", "-", f"{self.baseline_stall:.1f}", "-", "longest stall outside every fault"))
+        rows = [head, *((r.fault, r.victim, f1(r.at), f1(r.down), str(r.in_flight), f1(r.recovery), str(r.executing),
+                         f1(r.exec_recovery), f1(r.stall), str(r.reruns), r.notes) for r in self.faults)]
+        rows.append(("(no fault)", "-", "-", "-", "-", "-", "-", "-", f"{self.baseline_stall:.1f}", "-",
+                     "longest stall outside every fault"))
         return _table(rows)
 
     def summary_table(self) -> list[str]:
@@ -134,9 +140,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.section("weft chaos soak")
     for line in (
         "at: strike, seconds after the submit; down: strike until the daemon was back and ready (SIGCONT, space"
-        " freed); in flight: jobs running at the strike (compute faults: on the victim);",
-        "recovery: strike until every in-flight job succeeded; stall: longest interval with no job finishing, cluster-"
-        "wide, that overlaps the fault (strike until its end or recovery); reruns: executions begun after the strike.",
+        " freed); in flight: jobs running at the strike (compute faults: on the victim; tasks queued on a node"
+        " count);",
+        "recovery: strike until every in-flight job succeeded; executing: the in-flight jobs whose execution had"
+        " begun by 1.5 s after it (run log); exec recovery: strike until all of those succeeded;",
+        "stall: longest interval with no job finishing, cluster-wide, that overlaps the fault (strike until its end"
+        " or recovery); reruns: executions begun after the strike.",
     ):
         tr.write_line(line)
     for line in r.fault_table():
@@ -225,9 +234,15 @@ def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | N
             spans.append((f.strike, hi))
             row.at, row.down = f.strike - w.t_submit, end - f.strike
             row.recovery = None if f.recovered is None else f.recovered - f.strike
+            row.executing, row.exec_recovery = executing_recovery(f.in_flight, by_job, w.first_done, f.strike)
             row.stall = longest_stall(gaps, f.strike, hi)
         if f.error:
             r.fault_errors.append(f"{f.name}: {f.error}")
+        if f.name == "storage kill" and f.strike is not None:
+            row.repaired = None if f.repaired is None else f.repaired - f.strike
+            repaired = (f"0 again {row.repaired:.1f}s after the strike" if row.repaired is not None
+                        else f"not 0 again within {REPAIR_TRACK:.0f}s")
+            row.notes = "; ".join(filter(None, [row.notes, f"under-replicated peak {f.under_peak}, {repaired}"]))
         if f.name == "disk full" and f.strike is not None:
             row.notes += f"; {_count_logged(cluster, '[no-space]')} writes refused [no-space]"
         r.faults.append(row)

@@ -11,6 +11,7 @@ from .accounting import (
     Window,
     attempt_verdicts,
     baseline_stall,
+    executing_recovery,
     finish_gaps,
     longest_stall,
     rerun_verdicts,
@@ -62,3 +63,11 @@ def test_attempts_above_runs_and_zero_attempts_are_reported() -> None:
     above, zero = attempt_verdicts({"a": 1, "b": 2, "c": 0, "d": 2}, {"a": 1, "b": 1, "c": 1, "d": 2})
     assert above == ["job b: 2 attempts, 1 executions"]
     assert zero == ["job c: 0 attempts, 1 executions"]
+
+
+def test_only_jobs_whose_execution_had_begun_count_as_executing_at_the_strike() -> None:
+    starts = {"ran": [1029.0], "queued": [1036.0], "twice": [1020.0, 1029.5], "reading": [1031.2]}
+    done = {"ran": 1032.0, "queued": 1040.0, "twice": 1034.5, "reading": 1033.0}
+    assert executing_recovery({"ran", "queued", "twice", "reading"}, starts, done, PAUSE.strike) == (3, 4.5)
+    # One that never succeeded: no recovery to report.
+    assert executing_recovery({"ran", "lost"}, {"lost": [1029.0]}, done, PAUSE.strike) == (1, None)
