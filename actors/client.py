@@ -31,7 +31,9 @@ from typing import Any
 import trio
 
 from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
+from weft.actors.putfiles import PutFiles
 from weft.actors.storage.client import read_all, read_chunks
+from weft.actors.trees import is_manifest, object_of
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
@@ -75,10 +77,18 @@ class JobFailed(Exception):
         self.status = status
 
 
+class _Manifest(Exception):
+    """Streaming found a manifest where bytes were expected (get_to)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 class ObjectRef:
     """A named object on a storage node, usable as a job input."""
 
     def __init__(self, name: str) -> None:
+        name = object_of(name)  # a put's `sha256-<hex>` names its content object
         split_object_name(name)
         self.name = name
 
@@ -190,7 +200,7 @@ def _callable_name(fn: Any) -> str:
     return f"{module}:{qual}"
 
 
-class Client:
+class Client(PutFiles):
     def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0) -> None:
         self.endpoint = endpoint or DEFAULT_ENDPOINT
         self.timeout = timeout
@@ -462,27 +472,33 @@ class Client:
         return self.call("locate", Locate(name).to_wire())
 
     def get(self, name: str | ObjectRef | Future) -> bytes:
-        """An object's bytes (it must be finished); tries each copy in turn."""
+        """An object's bytes (it must be finished); tries each copy in turn.
+        An executable file's are its file's; a directory tree is refused
+        (TreeError: see get_tree)."""
         if isinstance(name, Future):
             name = name.key
         elif isinstance(name, ObjectRef):
             name = name.name
-        where = LocateReply.from_wire(self._where(name))
-        if where.data is not None:
-            return where.data
-        return self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
+        where = LocateReply.from_wire(self._where(object_of(name)))
+        data = where.data
+        if data is None:
+            data = self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
+        return self._resolved_bytes(where, data) if is_manifest(data) else data
 
     def get_to(self, name: str, write: Callable[[bytes], Any]) -> int:
         """Stream an object's bytes to `write` chunk by chunk; returns the size."""
-        where = LocateReply.from_wire(self._where(name))
+        where = LocateReply.from_wire(self._where(object_of(name)))
         if where.data is not None:
-            write(where.data)
-            return len(where.data)
+            data = self._resolved_bytes(where, where.data) if is_manifest(where.data) else where.data
+            write(data)
+            return len(data)
 
         async def pump(peer: Peer) -> int:
             n = 0
             try:
                 async for chunk in read_chunks(peer, where.name):
+                    if not n and is_manifest(chunk):  # a tree, or an executable file
+                        raise _Manifest(await read_all(peer, where.name))
                     await trio.to_thread.run_sync(write, bytes(chunk))
                     n += len(chunk)
             except (CallTimeout, PeerClosed) as e:
@@ -491,7 +507,12 @@ class Client:
                 raise
             return n
 
-        return self._run(lambda: self._from_copies(where, pump))
+        try:
+            return self._run(lambda: self._from_copies(where, pump))
+        except _Manifest as m:
+            data = self._resolved_bytes(where, m.data)
+            write(data)
+            return len(data)
 
     def _where(self, name: str) -> dict[str, Any]:
         where = self.locate(name)

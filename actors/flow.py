@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .durations import parse_duration
+from .localinputs import with_local_inputs
 from .model import JobSpec, SpecError, check_job_id, split_object_name
 
 # `time_limit` is how long a job may run; `timeout` is its older name.
@@ -157,7 +158,7 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
         unknown = set(table) - _FIELDS
         if unknown:
             raise SpecError(f"{where}: jobs.{name} has unknown keys: {', '.join(sorted(unknown))}")
-        raw[name] = table
+        raw[name] = with_local_inputs(table, base, f"{where}: jobs.{name}")  # @./path: its content
 
     deps: dict[str, set[str]] = {}
     for name, t in raw.items():

@@ -246,6 +246,9 @@ class JobSpec:
     retry_delay: float | None = None
     pending_timeout: float | None = None
     on_exit: dict[str, Any] | None = None  # (None, not {}: most jobs have none, and specs come in bulk)
+    # Outputs that are directories (`--output-dir`): made empty before a
+    # command runs, stored as a tree (actors/trees.py). Identity when given.
+    dirs: list[str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -284,6 +287,9 @@ class JobSpec:
         if len(set(self.outputs)) != len(self.outputs):
             twice = next(o for i, o in enumerate(self.outputs) if o in self.outputs[:i])
             raise SpecError(f"output {twice!r} is named twice")
+        if self.dirs:
+            if not isinstance(self.dirs, list | tuple) or any(d not in self.outputs for d in self.dirs):
+                raise SpecError("'dirs' (directory outputs) must each be one of 'outputs'")
         if self.command is not None:
             _check_command_limits(self.command, self.inputs)
         if not isinstance(self.priority, int) or isinstance(self.priority, bool):
@@ -356,6 +362,8 @@ class JobSpec:
             d["pt"] = self.pending_timeout
         if self.on_exit:
             d["x"] = self.on_exit
+        if self.dirs:
+            d["od"] = list(self.dirs)
         return d
 
     @classmethod
@@ -363,7 +371,7 @@ class JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
         unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag",
-                            "r", "rd", "pt", "x"}
+                            "r", "rd", "pt", "x", "od"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -383,6 +391,7 @@ class JobSpec:
             retry_delay=d.get("rd"),
             pending_timeout=d.get("pt"),
             on_exit=d.get("x"),
+            dirs=d.get("od") or (),
         )
 
     def exit_action(self, when: str) -> Any:
@@ -412,6 +421,8 @@ class JobSpec:
             canon["a"] = sorted(set(self.after))
         if self.after_groups:
             canon["ag"] = sorted(set(self.after_groups))
+        if self.dirs:
+            canon["od"] = sorted(set(self.dirs))
         digest = hashlib.blake2b(msgpack.packb(canon), digest_size=12).hexdigest()
         return f"j{digest}"
 
@@ -419,7 +430,8 @@ class JobSpec:
         """What makes the job's work: a named job's spec may not change it
         without a new version (priority, limits and the name are not part of it)."""
         return {"command": self.command, "call": self.call, "inputs": dict(sorted(self.inputs.items())),
-                "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
+                "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs),
+                **({"dirs": sorted(self.dirs)} if self.dirs else {})}
 
     def output_objects(self, job_id: str | None = None) -> list[str]:
         jid = job_id or self.job_id()

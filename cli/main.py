@@ -16,7 +16,7 @@ from .common import UserError
 
 def _register() -> None:
     # Each module adds its commands to `app` when imported.
-    from . import admin, bench, control, daemons, direct, groups, jobs, logs, up  # noqa: F401
+    from . import admin, bench, control, daemons, direct, groups, jobs, logs, put, up  # noqa: F401
 
 
 def _one_line(message: str) -> str:

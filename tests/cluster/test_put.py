@@ -1,0 +1,134 @@
+"""`weft put`, `@./path` inputs and trees, end to end on one shared local cluster.
+
+A user's checks: the name is the content's, the same content is stored once
+(each storage node holds one copy), an edited input file gives the job a new
+id (never a stale cached result), a tree and its modes arrive in a command
+job's inputs, and a directory output comes back through `weft get -o DIR`
+with its structure and executable bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import trio
+
+from weft.bus.rpc import connect
+from weft.protocol.objects import ListObjects
+
+from .conftest import CLI_TIMEOUT, weft_argv
+
+
+def run(weft, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    if cwd is None:
+        return weft(*args)
+    return subprocess.run([*weft_argv(), *args], capture_output=True, text=True, cwd=cwd, env=weft.env,
+                          timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def ok(p: subprocess.CompletedProcess[str]) -> str:
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def content_objects(client) -> list[str]:
+    """Every copy of every content object, over all storage nodes."""
+    eps = [n["endpoint"] for n in client.nodes() if n["role"] == "storage"]
+
+    async def main() -> list[str]:
+        names = []
+        for ep in eps:
+            async with connect(ep, "test-put", timeout=5.0) as peer:
+                r = await peer.call("list", ListObjects("sha256-").to_wire())
+                names += [o["name"] for o in r["objects"]]
+        return names
+
+    return trio.run(main)
+
+
+def make_tree(root: Path, tag: str) -> None:
+    (root / "src" / "deep").mkdir(parents=True)
+    (root / "src" / "a.c").write_text(f"int a_{tag}(void) {{ return 1; }}\n")
+    (root / "src" / "deep" / "b.h").write_text("#define B 2\n")
+    (root / "same.txt").write_text("twice\n")
+    (root / "copy.txt").write_text("twice\n")  # same bytes as same.txt: one blob
+    tool = root / "tool.sh"
+    tool.write_text("#!/bin/sh\necho tool ran\n")
+    tool.chmod(0o755)
+    (root / "empty").mkdir()
+    (root / "link").symlink_to("src/a.c")
+
+
+def test_put_file_names_by_content_and_stores_once(weft, client, tmp_path: Path) -> None:
+    f = tmp_path / "data.bin"
+    f.write_bytes(b"weft put test file\n" * 1000)
+    digest = hashlib.sha256(f.read_bytes()).hexdigest()
+    first = ok(run(weft, "put", str(f))).strip()
+    assert first == f"sha256-{digest}"
+    again = json.loads(ok(run(weft, "put", str(f), "--json")))
+    assert again["name"] == first
+    copy = tmp_path / "other-name.bin"  # same bytes under another name: the same object
+    copy.write_bytes(f.read_bytes())
+    assert ok(run(weft, "put", str(copy))).strip() == first
+    assert content_objects(client).count(f"{first}/content") == 1
+    assert ok(run(weft, "get", first)) == f.read_text()
+    assert client.get(first) == f.read_bytes()
+
+
+def test_put_tree_stores_each_content_once(weft, client, tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    make_tree(root, "put")
+    name = ok(run(weft, "put", str(root))).strip()
+    assert ok(run(weft, "put", str(root))).strip() == name
+    held = content_objects(client)
+    assert held.count(f"{name}/content") == 1
+    twice = "sha256-" + hashlib.sha256(b"twice\n").hexdigest() + "/content"
+    assert held.count(twice) == 1  # two files with the same bytes: stored once
+    # An edit of one file: a new tree, the unchanged files not stored again.
+    (root / "src" / "a.c").write_text("int a_put(void) { return 2; }\n")
+    name2 = client.put(root)
+    assert name2 != name
+    held2 = content_objects(client)
+    assert held2.count(twice) == 1
+    assert len(held2) == len(held) + 2  # the new a.c and the new manifest
+    out = tmp_path / "back"
+    assert client.get_tree(name2, out) == 5
+    assert (out / "src" / "a.c").read_text() == "int a_put(void) { return 2; }\n"
+    assert os.access(out / "tool.sh", os.X_OK) and not os.access(out / "same.txt", os.X_OK)
+    assert (out / "empty").is_dir() and os.readlink(out / "link") == "src/a.c"
+
+
+def test_put_bad_paths_are_one_line_errors(weft, tmp_path: Path) -> None:
+    p = run(weft, "put", str(tmp_path / "nope"))
+    assert p.returncode == 2 and "no such file or directory" in p.stderr and p.stderr.count("\n") == 1
+    root = tmp_path / "escape"
+    root.mkdir()
+    (root / "out").symlink_to("/etc/passwd")
+    p = run(weft, "put", str(root))
+    assert p.returncode == 2 and "points outside the tree" in p.stderr and p.stderr.count("\n") == 1
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    secret.chmod(0)
+    if not os.access(secret, os.R_OK):  # (root reads anything)
+        p = run(weft, "put", str(secret))
+        assert p.returncode == 2 and "permission denied" in p.stderr
+    p = run(weft, "submit", "--input", f"x=@{tmp_path}/missing", "--", "true")
+    assert p.returncode == 2 and "missing" in p.stderr and "no such file" in p.stderr
+
+
+def test_local_path_input_changes_job_id_when_the_file_changes(weft, tmp_path: Path) -> None:
+    (tmp_path / "msg.txt").write_text("first\n")
+    argv = ["submit", "--wait", "--json", "--input", "msg=@./msg.txt", "--", "sh", "-c", "cat $WEFT_INPUTS/msg"]
+    r1 = json.loads(ok(run(weft, *argv, cwd=tmp_path)))["jobs"][0]
+    assert r1["status"]["state"] == "succeeded"
+    assert ok(run(weft, "get", r1["job"])) == "first\n"
+    r2 = json.loads(ok(run(weft, *argv, cwd=tmp_path)))["jobs"][0]
+    assert r2["job"] == r1["job"] and r2["cached"]  # unchanged: the cache answers
+    (tmp_path / "msg.txt").write_text("second\n")
+    r3 = json.loads(ok(run(weft, *argv, cwd=tmp_path)))["jobs"][0]
+    assert r3["job"] != r1["job"] and not r3["cached"]
+    assert ok(run(weft, "get", r3["job"])) == "second\n"
