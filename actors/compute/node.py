@@ -48,6 +48,7 @@ from weft.protocol.tasks import (
 from weft.runtime.node import Node, NodeConfig
 
 from .follow import keep_log, read_log, read_progress
+from .layout import Layout
 from .pool import (
     CallableError,
     CallableNotFound,
@@ -79,7 +80,7 @@ log = logging.getLogger("weft.compute")
 DEFAULT_MAX_QUEUED = 10_000
 
 
-class ComputeNode(Transfers, Node):
+class ComputeNode(Transfers, Layout, Node):
     role = "compute"
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,

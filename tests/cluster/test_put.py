@@ -132,3 +132,74 @@ def test_local_path_input_changes_job_id_when_the_file_changes(weft, tmp_path: P
     r3 = json.loads(ok(run(weft, *argv, cwd=tmp_path)))["jobs"][0]
     assert r3["job"] != r1["job"] and not r3["cached"]
     assert ok(run(weft, "get", r3["job"])) == "second\n"
+
+
+MAKE_OUT = r"""
+set -e
+o=$WEFT_OUTPUTS/out
+test -d "$o"                       # made for the command (--output-dir)
+mkdir -p "$o/bin" "$o/share/doc" "$o/empty"
+printf '#!/bin/sh\necho built tool ran\n' > "$o/bin/tool"
+chmod +x "$o/bin/tool"
+echo readme > "$o/share/doc/README"
+ln -s bin/tool "$o/tool-link"
+printf '#!/bin/sh\necho plain exe ran\n' > "$WEFT_OUTPUTS/exe"
+chmod 755 "$WEFT_OUTPUTS/exe"
+"""
+
+
+def test_directory_output_round_trips_structure_and_modes(weft, tmp_path: Path) -> None:
+    r = json.loads(ok(run(weft, "submit", "--wait", "--json", "--output-dir", "out", "--output", "exe",
+                          "--", "sh", "-c", MAKE_OUT)))["jobs"][0]
+    assert r["status"]["state"] == "succeeded", r["status"]
+    job = r["job"]
+    dest = tmp_path / "got"
+    p = ok(run(weft, "get", f"{job}/out", "-o", str(dest)))
+    assert p == ""
+    assert (dest / "share" / "doc" / "README").read_text() == "readme\n"
+    assert (dest / "empty").is_dir()
+    assert os.readlink(dest / "tool-link") == "bin/tool"
+    tool = dest / "bin" / "tool"
+    assert os.access(tool, os.X_OK) and not os.access(dest / "share" / "doc" / "README", os.X_OK)
+    assert subprocess.run([str(tool)], capture_output=True, text=True).stdout == "built tool ran\n"
+    # A plain file output keeps its executable bit too, and reads as its bytes.
+    exe = tmp_path / "exe"
+    ok(run(weft, "get", f"{job}/exe", "-o", str(exe)))
+    assert subprocess.run([str(exe)], capture_output=True, text=True).stdout == "plain exe ran\n"
+    assert ok(run(weft, "get", f"{job}/exe")).startswith("#!/bin/sh")
+    # Without -o, a tree is refused in one line.
+    p = run(weft, "get", f"{job}/out")
+    assert p.returncode == 2 and "directory tree" in p.stderr and "-o DIR" in p.stderr
+    # A job reading both: the tree laid out, the executable runnable as it came.
+    p = ok(run(weft, "submit", "--wait", "--input", f"t=@{job}/out", "--input", f"x=@{job}/exe", "--",
+               "sh", "-c", "$WEFT_INPUTS/t/bin/tool && $WEFT_INPUTS/x && cat $WEFT_INPUTS/t/tool-link"))
+    assert p == "built tool ran\nplain exe ran\n#!/bin/sh\necho built tool ran\n"
+
+
+LIST_TREE = r"""
+cd "$WEFT_INPUTS/src"
+find . -print | sort
+for f in tool.sh same.txt src/a.c; do test -x "$f" && echo "$f x" || echo "$f -"; done
+readlink link
+./tool.sh
+"""
+
+
+def test_tree_input_is_laid_out_with_structure_and_modes(weft, client, tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    make_tree(root, "layout")
+    p = ok(run(weft, "submit", "--wait", "--input", "src=@./tree", "--", "sh", "-c", LIST_TREE, cwd=tmp_path))
+    assert p.splitlines() == [
+        ".", "./copy.txt", "./empty", "./link", "./same.txt", "./src", "./src/a.c", "./src/deep",
+        "./src/deep/b.h", "./tool.sh",
+        "tool.sh x", "same.txt -", "src/a.c -",
+        "src/a.c",
+        "tool ran",
+    ]
+    # A callable gets the tree as a path.
+    from weft.actors.client import ObjectRef
+
+    name = client.put(root)
+    f = client.submit("posixpath:realpath", filename=ObjectRef(name))
+    path = f.result(timeout=60).decode()
+    assert path.endswith("/inputs/filename"), path
