@@ -158,7 +158,7 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
         unknown = set(table) - _FIELDS
         if unknown:
             raise SpecError(f"{where}: jobs.{name} has unknown keys: {', '.join(sorted(unknown))}")
-        raw[name] = with_local_inputs(table, base, f"{where}: jobs.{name}")  # @./path: its content
+        raw[name] = with_local_inputs(table, base, f"{where}: jobs.{name}", nested=depth > 0)  # @./path
 
     deps: dict[str, set[str]] = {}
     for name, t in raw.items():

@@ -54,9 +54,11 @@ def local_ref(ref: str, base: Path | None) -> str | None:
     return s.obj
 
 
-def with_local_inputs(table: dict[str, Any], base: Path | None, where: str) -> dict[str, Any]:
+def with_local_inputs(table: dict[str, Any], base: Path | None, where: str, *, nested: bool = False) -> dict[str, Any]:
     """A flow job's table with its `@./path` inputs turned into `@<content object>`
-    (paths relative to the flow file's directory `base`)."""
+    (paths relative to the flow file's directory `base`). `nested`: the flow
+    of an exit action, submitted later by the coordinator, which reads no
+    local files: refused."""
     inputs = table.get("inputs")
     if not isinstance(inputs, dict) or not any(
             isinstance(v, str) and v.startswith("@") and is_local_ref(v[1:]) for v in inputs.values()):
@@ -64,6 +66,9 @@ def with_local_inputs(table: dict[str, Any], base: Path | None, where: str) -> d
     out = {}
     for key, value in inputs.items():
         if isinstance(value, str) and value.startswith("@") and is_local_ref(value[1:]):
+            if nested:
+                raise TreeError(f"{where}.inputs.{key}: a local path ({value}) cannot be read when an exit "
+                                "action submits this flow: weft put it and give its sha256-... name")
             try:
                 value = "@" + str(local_ref(value[1:], base))
             except TreeError as e:

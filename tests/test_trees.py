@@ -148,3 +148,12 @@ def test_directory_outputs_are_identity_only_when_given() -> None:
     tree_out = JobSpec(command=["true"], outputs=["out"], dirs=["out"])
     assert tree_out.job_id() != plain.job_id()
     assert JobSpec.from_wire(tree_out.to_wire()).dirs == ["out"]
+
+
+def test_local_paths_in_an_exit_action_flow_are_refused(tmp_path: Path) -> None:
+    from weft.actors.flow import parse_on_exit
+
+    (tmp_path / "x").write_text("x")
+    (tmp_path / "cleanup.toml").write_text('[jobs.c]\ncommand = ["true"]\ninputs = { f = "@./x" }\n')
+    with collecting(), pytest.raises(TreeError, match=r"exit action .* weft put it"):
+        parse_on_exit({"1": "submit:cleanup.toml"}, tmp_path)
