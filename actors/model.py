@@ -290,6 +290,8 @@ class JobSpec:
         if self.dirs:
             if not isinstance(self.dirs, list | tuple) or any(d not in self.outputs for d in self.dirs):
                 raise SpecError("'dirs' (directory outputs) must each be one of 'outputs'")
+            if "stdout" in self.dirs and self.command is not None:
+                raise SpecError("output 'stdout' is the command's standard output: it cannot be a directory")
         if self.command is not None:
             _check_command_limits(self.command, self.inputs)
         if not isinstance(self.priority, int) or isinstance(self.priority, bool):

@@ -280,26 +280,41 @@ async def lay_out(m: Manifest, dest: Path, fetch: Fetch) -> None:
         await fetch(e.sha, dest)
         os.chmod(dest, e.mode)
         return
-    dest.mkdir(parents=True, exist_ok=True)
+    _make_dir(dest, dest)
     first: dict[str, Path] = {}
     for e in sorted(m.entries, key=lambda e: e.path):
         p = dest / e.path
         if e.kind == "d":
-            p.mkdir(parents=True, exist_ok=True)
-        elif e.kind == "l":
-            p.parent.mkdir(parents=True, exist_ok=True)
+            _make_dir(p, dest)
+            continue
+        _make_dir(p.parent, dest)
+        if p.is_dir() and not p.is_symlink():
+            raise TreeError(f"cannot write {p}: a directory is in the way")
+        if e.kind == "l":
             if p.is_symlink() or p.exists():
                 p.unlink()
             p.symlink_to(e.target)
+            continue
+        if p.is_symlink():
+            p.unlink()  # never write through a link that was there
+        if e.sha in first:
+            with open(first[e.sha], "rb") as src, open(p, "wb") as out:
+                while chunk := src.read(_READ):
+                    out.write(chunk)
         else:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if p.is_symlink():
-                p.unlink()
-            if e.sha in first:
-                with open(first[e.sha], "rb") as src, open(p, "wb") as out:
-                    while chunk := src.read(_READ):
-                        out.write(chunk)
-            else:
-                await fetch(e.sha, p)
-                first[e.sha] = p
-            os.chmod(p, e.mode)
+            await fetch(e.sha, p)
+            first[e.sha] = p
+        os.chmod(p, e.mode)
+
+
+def _make_dir(p: Path, root: Path) -> None:
+    """mkdir -p, refusing in one line a file (or a symlink) where a directory goes."""
+    if p.is_dir() and (p == root or not p.is_symlink()):
+        return
+    if p.is_symlink() or p.exists():
+        raise TreeError(f"cannot write {p}: a file is in the way of a directory of the tree")
+    if p == root:
+        p.mkdir(parents=True, exist_ok=True)
+        return
+    _make_dir(p.parent, root)
+    p.mkdir(exist_ok=True)

@@ -12,7 +12,7 @@ import trio
 
 from weft.actors.flow import load_flow
 from weft.actors.localinputs import collecting, local_ref
-from weft.actors.model import JobSpec
+from weft.actors.model import JobSpec, SpecError
 from weft.actors.trees import MAGIC, Manifest, TreeError, lay_out, object_of, scan, short_name
 
 
@@ -157,3 +157,26 @@ def test_local_paths_in_an_exit_action_flow_are_refused(tmp_path: Path) -> None:
     (tmp_path / "cleanup.toml").write_text('[jobs.c]\ncommand = ["true"]\ninputs = { f = "@./x" }\n')
     with collecting(), pytest.raises(TreeError, match=r"exit action .* weft put it"):
         parse_on_exit({"1": "submit:cleanup.toml"}, tmp_path)
+
+
+def test_lay_out_refuses_a_file_in_the_way_in_one_line(tmp_path: Path) -> None:
+    s = scan(tree(tmp_path / "src"))
+
+    async def fetch(sha: str, path: Path) -> None:
+        path.write_bytes(s.blobs[sha][0].read_bytes())
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "a").write_text("a file where the tree has a directory")
+    with pytest.raises(TreeError, match=r"dest/a: a file is in the way"):
+        trio.run(lay_out, Manifest.decode(s.manifest), dest, fetch)
+    (dest / "a").unlink()
+    (dest / "a").symlink_to(tmp_path)  # never written through
+    with pytest.raises(TreeError, match="in the way"):
+        trio.run(lay_out, Manifest.decode(s.manifest), dest, fetch)
+    assert not (tmp_path / "b").exists()
+
+
+def test_stdout_cannot_be_a_directory_output() -> None:
+    with pytest.raises(SpecError, match="'stdout' .* cannot be a directory"):
+        JobSpec(command=["true"], outputs=["stdout"], dirs=["stdout"])

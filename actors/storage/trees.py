@@ -23,7 +23,9 @@ from weft.protocol.objects import Create, ObjectInfo, ObjectRef, Put
 
 from .client import PUT_MAX, ObjectWriter, ReplicatedWriter, read_object
 
-_READ = 1 << 20
+# Read this much at a time: the writer sends a read's whole chunks with
+# several in flight (ObjectWriter's window), not one round trip per chunk.
+_READ = 4 << 20
 
 
 async def _state(peer: Peer, obj: str) -> ObjectState | None:
