@@ -12,8 +12,9 @@ Usable from plain synchronous code, as a Dask user would expect::
         print([f.result() for f in futures])
 
 A keyword argument that is a Future (or an ObjectRef) becomes an indirect
-input: the job runs once that object exists and reads its bytes. Anything
-else (str, bytes) is an immediate input.
+input: the job runs once that object exists and reads its bytes. A
+pathlib.Path is a local file or directory, put first (`put`) and read by its
+content. Anything else (str, bytes) is an immediate input.
 
 The client runs a trio event loop in one background thread; every call is
 handed to it. Calls that find the coordinator unreachable retry with backoff
@@ -322,12 +323,15 @@ class Client(PutFiles):
                 refs[k] = v.key
             elif isinstance(v, ObjectRef):
                 refs[k] = v.name
+            elif isinstance(v, Path):  # a local file or tree: put now, read by its content
+                refs[k] = object_of(self.put(v))
             elif isinstance(v, str | bytes):
                 immediate[k] = v
             elif isinstance(v, int | float) and not isinstance(v, bool):
                 immediate[k] = str(v)
             else:
-                raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
+                raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future, an ObjectRef or a Path, "
+                                f"not {type(v).__name__}")
         more: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "pending_timeout": pending_timeout,
                                 "groups": list(groups) if groups else (), "cancel_time": max_cancellation_time}
         if on_exit:

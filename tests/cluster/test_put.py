@@ -196,10 +196,7 @@ def test_tree_input_is_laid_out_with_structure_and_modes(weft, client, tmp_path:
         "src/a.c",
         "tool ran",
     ]
-    # A callable gets the tree as a path.
-    from weft.actors.client import ObjectRef
-
-    name = client.put(root)
-    f = client.submit("posixpath:realpath", filename=ObjectRef(name))
+    # A callable gets the tree as a path (a Path given to the client is put first).
+    f = client.submit("posixpath:realpath", filename=root)
     path = f.result(timeout=60).decode()
     assert path.endswith("/inputs/filename"), path
