@@ -167,7 +167,12 @@ def submit(
                 c.put_scans(local_files.values())
             except SpecError as e:
                 fail(str(e))
-        futures = c.submit_specs(specs, replace=replace)
+        if file is not None:  # jobs keyed by the files they read last time ($WEFT_DEPFILE)
+            from weft.actors.depcache import submit_flow
+
+            futures = submit_flow(c, file, flow, local_files, replace=replace)
+        else:
+            futures = c.submit_specs(specs, replace=replace)
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
             for f, n in zip(futures, names, strict=True)

@@ -180,3 +180,20 @@ def test_lay_out_refuses_a_file_in_the_way_in_one_line(tmp_path: Path) -> None:
 def test_stdout_cannot_be_a_directory_output() -> None:
     with pytest.raises(SpecError, match="'stdout' .* cannot be a directory"):
         JobSpec(command=["true"], outputs=["stdout"], dirs=["stdout"])
+
+
+def test_depfiles_make_style_and_plain_lists() -> None:
+    from weft.actors.depfiles import parse_depfile
+
+    make = "ares_buf.o: ../src/ares_buf.c /in/include/ares.h \\\n  /in/include/my\\ file.h\n\n/in/include/ares.h:\n"
+    assert parse_depfile(make) == ["../src/ares_buf.c", "/in/include/ares.h", "/in/include/my file.h"]
+    assert parse_depfile("a.h\n# note\n  sub/b.h  \n") == ["a.h", "sub/b.h"]
+
+
+def test_depfile_paths_count_only_inside_tree_inputs(tmp_path: Path) -> None:
+    from weft.actors.depfiles import files_read
+
+    inputs, cwd = tmp_path / "inputs", tmp_path / "work"
+    paths = [f"{inputs}/include/a.h", "../inputs/include/sub/../b.h", "/usr/include/stdio.h",
+             f"{inputs}/src", f"{inputs}/include/../../escape.h"]
+    assert files_read(paths, cwd, inputs, ["include", "other"]) == {"include": ["a.h", "b.h"], "other": []}

@@ -17,17 +17,31 @@ A mixin of ComputeNode beside Transfers.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
+from weft.actors.depfiles import (
+    DEPS_OUTPUT,
+    MAX_DEPFILE,
+    encode_record,
+    files_read,
+    narrowed_key,
+    parse_depfile,
+)
+from weft.actors.storage.client import ObjectWriter
 from weft.actors.storage.trees import fetch_file, store_file
-from weft.actors.trees import MAGIC, Manifest, TreeError, is_manifest, lay_out, scan
-from weft.bus.errors import BusError
+from weft.actors.trees import MAGIC, Manifest, TreeError, hash_file, is_manifest, lay_out, scan
+from weft.bus.errors import BusError, RemoteError
+from weft.protocol.enums import ErrorCode
+from weft.protocol.objects import Create
 
 from .pool import Parts
 from .task import HardFailure, Task
+
+log = logging.getLogger("weft.compute")
 
 
 class Layout:
@@ -92,3 +106,45 @@ class Layout:
         except BusError as e:
             raise self._storage_soft(e, f"output {name!r}") from None
         return s.manifest
+
+    async def _keep_deps(self, task: Task, workdir: Path) -> None:
+        """The files a succeeded command listed in $WEFT_DEPFILE, kept as
+        `JOB/_deps` (actors/depfiles.py). Not worth failing the job for."""
+        path = workdir / "results" / "deps"
+        try:
+            if not task.outputs or path.stat().st_size > MAX_DEPFILE:
+                return
+            inputs = workdir / "inputs"
+            trees = [n for n in task.spec.refs if (inputs / n).is_dir() and not (inputs / n).is_symlink()]
+            deps = files_read(parse_depfile(path.read_text(errors="replace")), workdir / "work", inputs, trees)
+            contents = {n: {p: _sha(inputs / n / p) for p in paths} for n, paths in deps.items()}
+            record = encode_record(narrowed_key(task.spec, contents), deps)
+        except OSError:
+            return
+        endpoint = next(iter(task.outputs.values()))[0]
+        name = f"{task.job}/{DEPS_OUTPUT}"
+        # Not quiet: storage's own `finished` tells the coordinator at once
+        # (a quiet one waits for other news), so the next submit finds it.
+        try:
+            try:
+                await _put(ObjectWriter(self.peers.get(endpoint), name, task.token), record)
+            except RemoteError as e:
+                if e.code != ErrorCode.IMMUTABLE:
+                    raise
+                # An earlier attempt's: this attempt's replaces it.
+                await self.peers.get(endpoint).call("create", Create(name, task.token, True).to_wire())
+                await _put(ObjectWriter(self.peers.get(endpoint), name, task.token), record)
+        except BusError as e:
+            log.info("task %s: its depfile was not kept: %s", task.job, e)
+
+
+def _sha(path: Path) -> str:
+    try:
+        return hash_file(path)[0]
+    except TreeError:
+        return ""  # listed but absent (or unreadable): part of the key as such
+
+
+async def _put(w: ObjectWriter, data: bytes) -> None:
+    await w.write(data)
+    await w.close()

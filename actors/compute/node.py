@@ -498,6 +498,7 @@ class ComputeNode(Transfers, Layout, Node):
                 raise HardFailure(f"command did not write declared output {name!r} to $WEFT_OUTPUTS/{name}",
                                   "output-missing")
             await self._upload_file(task, name, path)
+        await self._keep_deps(task, workdir)  # $WEFT_DEPFILE (layout.py)
 
     async def _run_callable(self, task: Task, kwargs: dict[str, Any]) -> None:
         spec = task.spec

@@ -33,6 +33,7 @@ Environment
     WEFT_JOB           the job id.
     WEFT_PROGRESS      a file for progress lines `PERCENT MESSAGE` (e.g.
                        `echo "50 halfway" >> $WEFT_PROGRESS`); the last line counts.
+    WEFT_DEPFILE       where to list the input files it read (actors/depfiles.py).
 
     Inherited `WEFT_INPUT_*` variables are removed, so a command never sees
     inputs that are not its own. Standard input is /dev/null.
@@ -199,6 +200,7 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
     env["WEFT_JOB"] = job
     # Progress lines `PERCENT MESSAGE`; read by the node only when someone asks.
     env["WEFT_PROGRESS"] = str(workdir / "results" / "progress")
+    env["WEFT_DEPFILE"] = str(workdir / "results" / "deps")  # files it read (actors/depfiles.py)
     return env
 
 

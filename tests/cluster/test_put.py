@@ -200,3 +200,62 @@ def test_tree_input_is_laid_out_with_structure_and_modes(weft, client, tmp_path:
     f = client.submit("posixpath:realpath", filename=root)
     path = f.result(timeout=60).decode()
     assert path.endswith("/inputs/filename"), path
+
+
+COMPILE = r"""
+set -e
+for h in $(cat "$WEFT_INPUTS/src"); do cat "$WEFT_INPUTS/include/$h"; done
+printf 'out.o: %s' "$WEFT_INPUTS/src" > "$WEFT_DEPFILE"
+for h in $(cat "$WEFT_INPUTS/src"); do printf ' \\\n  %s' "$WEFT_INPUTS/include/$h" >> "$WEFT_DEPFILE"; done
+echo >> "$WEFT_DEPFILE"
+"""
+
+FLOW = """
+[jobs.one]
+command = ["sh", "-c", '''{compile}''']
+inputs = {{ src = "@./one.src", include = "@./include" }}
+
+[jobs.two]
+command = ["sh", "-c", '''{compile}''']
+inputs = {{ src = "@./two.src", include = "@./include" }}
+
+[jobs.link]
+command = ["sh", "-c", "cat $WEFT_INPUTS/a $WEFT_INPUTS/b"]
+inputs = {{ a = "@one", b = "@two" }}
+"""
+
+
+def test_a_depfile_keys_later_submits_by_the_files_read(weft, tmp_path: Path) -> None:
+    (tmp_path / "include").mkdir()
+    for h in ("a.h", "b.h", "c.h"):
+        (tmp_path / "include" / h).write_text(f"{h} v1\n")
+    (tmp_path / "one.src").write_text("a.h\n")
+    (tmp_path / "two.src").write_text("b.h\n")
+    flow = tmp_path / "build.toml"
+    flow.write_text(FLOW.format(compile=COMPILE))
+
+    def build() -> dict[str, dict]:
+        out = json.loads(ok(run(weft, "submit", "--file", str(flow), "--wait", "--json")))
+        assert out["ok"], out
+        return {r["name"]: r for r in out["jobs"]}
+
+    first = build()
+    assert not any(r["cached"] for r in first.values())
+    assert ok(run(weft, "get", first["link"]["job"])) == "a.h v1\nb.h v1\n"
+    # A header only `two` read: `one` is answered by its earlier run.
+    (tmp_path / "include" / "b.h").write_text("b.h v2\n")
+    second = build()
+    assert second["one"]["job"] == first["one"]["job"] and second["one"]["cached"]
+    assert second["two"]["job"] != first["two"]["job"] and not second["two"]["cached"]
+    assert not second["link"]["cached"]
+    assert ok(run(weft, "get", second["link"]["job"])) == "a.h v1\nb.h v2\n"
+    # A header nobody read: nothing runs.
+    (tmp_path / "include" / "c.h").write_text("c.h v2\n")
+    third = build()
+    assert all(r["cached"] for r in third.values()), third
+    assert third["link"]["job"] == second["link"]["job"]
+    # The source itself is part of the key as ever.
+    (tmp_path / "one.src").write_text("a.h\nc.h\n")
+    fourth = build()
+    assert not fourth["one"]["cached"] and fourth["two"]["cached"]
+    assert ok(run(weft, "get", fourth["link"]["job"])) == "a.h v1\nc.h v2\nb.h v2\n"
