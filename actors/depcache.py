@@ -1,7 +1,9 @@
 """A flow's jobs keyed by the files they read (see actors/depfiles.py).
 
-`weft submit --file FLOW` remembers, in `.weft/deps-<flow>.json` beside
-the flow file, the job id each of the flow's jobs had at its last submit.
+`weft submit --file FLOW` of a flow with a local tree input (`@./dir`)
+remembers the job id each of its jobs had at its last submit, in
+`$XDG_CACHE_HOME/weft/flows/` (default `~/.cache`; one file per flow
+file path).
 At the next submit, a job whose earlier version succeeded and left a
 `_deps` record is compared by its narrowed key: the new job's work with its
 tree inputs cut down to the files the earlier run read, at their new
@@ -12,6 +14,7 @@ as usual. Only tree inputs given as local paths (`@./dir`) are narrowed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,7 +26,9 @@ from .trees import Manifest, Scan
 
 
 def state_path(flow_file: Path) -> Path:
-    return flow_file.resolve().parent / ".weft" / f"deps-{flow_file.stem}.json"
+    where = flow_file.resolve()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "weft" / "flows" / f"{hashlib.sha256(str(where).encode()).hexdigest()[:16]}-{where.stem}.json"
 
 
 def load_state(path: Path) -> dict[str, str]:
@@ -38,7 +43,7 @@ def load_state(path: Path) -> dict[str, str]:
 def save_state(path: Path, state: dict[str, str]) -> None:
     """Best effort: without it the next submit just narrows nothing."""
     try:
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, path)
@@ -105,6 +110,8 @@ def submit_flow(client: Any, flow_file: Path, flow: list[tuple[str, JobSpec]], l
     are unchanged; Futures in flow order (those: `cached`)."""
     from .client import Future
 
+    if not any(s.path.is_dir() for s in local.values()):
+        return client.submit_specs([spec for _, spec in flow], replace=replace)  # nothing to narrow
     path = state_path(flow_file)
     state = load_state(path)
     reused = narrow(client, flow, local, state) if state else {}

@@ -39,7 +39,7 @@ from weft.protocol.enums import ErrorCode
 from weft.protocol.objects import Create
 
 from .pool import Parts
-from .task import HardFailure, Task
+from .task import HardFailure, SoftFailure, Task
 
 log = logging.getLogger("weft.compute")
 
@@ -54,14 +54,14 @@ class Layout:
         try:
             m = Manifest.decode(data)
         except TreeError as e:
-            raise HardFailure(f"input {name!r}: {e}") from None
+            raise HardFailure(f"input {name!r}: {e}", ErrorCode.BAD_SPEC) from None
         peers = self._input_peers(task, name)
         try:
             await lay_out(m, dest, lambda sha, path: fetch_file(peers, sha, path))
         except BusError as e:
             raise self._storage_soft(e, f"input {name!r}") from None
-        except OSError as e:
-            raise HardFailure(f"input {name!r}: cannot lay it out: {e}") from None
+        except (OSError, TreeError) as e:  # this node's disk (full?): another node may do
+            raise SoftFailure(f"input {name!r}: cannot lay it out on this node: {e}", ErrorCode.IO_ERROR) from None
 
     async def _expand_file(self, task: Task, name: str, path: Path) -> None:
         """A fetched input file that is a manifest becomes its tree or file."""
@@ -95,14 +95,14 @@ class Layout:
             return None
         try:
             s = scan(path)
-        except TreeError as e:
-            raise HardFailure(f"output {name!r}: {e}") from None
+        except TreeError as e:  # e.g. a symlink out of it: not an output weft can keep
+            raise HardFailure(f"output {name!r}: {e}", "output-missing") from None
         peers = [self.peers.get(ep) for ep in task.outputs[name]]
         try:
             for sha, (p, size) in s.blobs.items():
                 await store_file(peers, sha, p, size)
         except TreeError as e:
-            raise HardFailure(f"output {name!r}: {e}") from None
+            raise HardFailure(f"output {name!r}: {e}", "output-missing") from None
         except BusError as e:
             raise self._storage_soft(e, f"output {name!r}") from None
         return s.manifest

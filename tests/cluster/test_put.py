@@ -23,11 +23,12 @@ from weft.protocol.objects import ListObjects
 from .conftest import CLI_TIMEOUT, weft_argv
 
 
-def run(weft, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(weft, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
     if cwd is None:
-        return weft(*args)
-    return subprocess.run([*weft_argv(), *args], capture_output=True, text=True, cwd=cwd, env=weft.env,
-                          timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
+        return weft(*args, env=env)
+    return subprocess.run([*weft_argv(), *args], capture_output=True, text=True, cwd=cwd,
+                          env={**weft.env, **(env or {})}, timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
 
 
 def ok(p: subprocess.CompletedProcess[str]) -> str:
@@ -120,18 +121,18 @@ def test_put_bad_paths_are_one_line_errors(weft, tmp_path: Path) -> None:
     assert p.returncode == 2 and "missing" in p.stderr and "no such file" in p.stderr
 
 
-def test_local_path_input_changes_job_id_when_the_file_changes(weft, tmp_path: Path) -> None:
+def test_local_path_input_changes_job_id_when_the_file_changes(weft, client, tmp_path: Path) -> None:
     (tmp_path / "msg.txt").write_text("first\n")
     argv = ["submit", "--wait", "--json", "--input", "msg=@./msg.txt", "--", "sh", "-c", "cat $WEFT_INPUTS/msg"]
     r1 = json.loads(ok(run(weft, *argv, cwd=tmp_path)))["jobs"][0]
     assert r1["status"]["state"] == "succeeded"
-    assert ok(run(weft, "get", r1["job"])) == "first\n"
+    assert client.get(f"{r1['job']}/stdout") == b"first\n"
     r2 = json.loads(ok(run(weft, *argv, cwd=tmp_path)))["jobs"][0]
     assert r2["job"] == r1["job"] and r2["cached"]  # unchanged: the cache answers
     (tmp_path / "msg.txt").write_text("second\n")
     r3 = json.loads(ok(run(weft, *argv, cwd=tmp_path)))["jobs"][0]
     assert r3["job"] != r1["job"] and not r3["cached"]
-    assert ok(run(weft, "get", r3["job"])) == "second\n"
+    assert client.get(f"{r3['job']}/stdout") == b"second\n"
 
 
 MAKE_OUT = r"""
@@ -235,7 +236,8 @@ def test_a_depfile_keys_later_submits_by_the_files_read(weft, tmp_path: Path) ->
     flow.write_text(FLOW.format(compile=COMPILE))
 
     def build() -> dict[str, dict]:
-        out = json.loads(ok(run(weft, "submit", "--file", str(flow), "--wait", "--json")))
+        out = json.loads(ok(run(weft, "submit", "--file", str(flow), "--wait", "--json",
+                                env={"XDG_CACHE_HOME": str(tmp_path / "cache")})))
         assert out["ok"], out
         return {r["name"]: r for r in out["jobs"]}
 
@@ -259,3 +261,11 @@ def test_a_depfile_keys_later_submits_by_the_files_read(weft, tmp_path: Path) ->
     fourth = build()
     assert not fourth["one"]["cached"] and fourth["two"]["cached"]
     assert ok(run(weft, "get", fourth["link"]["job"])) == "a.h v1\nc.h v2\nb.h v2\n"
+    assert len(list((tmp_path / "cache" / "weft" / "flows").iterdir())) == 1  # the flow's state, nothing beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build.toml", "cache", "include", "one.src", "two.src"]
+
+
+def test_an_output_tree_with_a_symlink_out_of_it_fails_the_job_saying_so(weft) -> None:
+    p = run(weft, "submit", "--wait", "--output-dir", "out", "--", "sh", "-c", "ln -s /etc/passwd $WEFT_OUTPUTS/out/pw")
+    assert p.returncode == 1
+    assert "symlink pw points outside the tree (/etc/passwd)" in p.stderr and p.stderr.count("\n") == 1, p.stderr
