@@ -57,6 +57,8 @@ def files_read(paths: list[str], cwd: Path, inputs_dir: Path, trees: list[str]) 
     found: dict[str, set[str]] = {t: set() for t in trees}
     root = os.path.normpath(inputs_dir)
     for p in paths:
+        if "\0" in p:
+            continue
         full = os.path.normpath(os.path.join(cwd, p))
         rel = os.path.relpath(full, root)
         name, _, inside = rel.partition(os.sep)

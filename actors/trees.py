@@ -118,7 +118,7 @@ class Manifest:
             raise TreeError("not a tree manifest")
         try:
             body = json.loads(bytes(data[len(MAGIC):]))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise TreeError(f"tree manifest is not valid JSON: {e}") from None
         if not isinstance(body, dict) or body.get("kind") not in ("tree", "file") \
                 or not isinstance(body.get("entries"), list):

@@ -119,7 +119,7 @@ class Layout:
             deps = files_read(parse_depfile(path.read_text(errors="replace")), workdir / "work", inputs, trees)
             contents = {n: {p: _sha(inputs / n / p) for p in paths} for n, paths in deps.items()}
             record = encode_record(narrowed_key(task.spec, contents), deps)
-        except OSError:
+        except (OSError, ValueError):  # unreadable: as if it wrote none
             return
         endpoint = next(iter(task.outputs.values()))[0]
         name = f"{task.job}/{DEPS_OUTPUT}"
@@ -141,7 +141,7 @@ class Layout:
 def _sha(path: Path) -> str:
     try:
         return hash_file(path)[0]
-    except TreeError:
+    except (TreeError, ValueError):
         return ""  # listed but absent (or unreadable): part of the key as such
 
 
