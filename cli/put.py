@@ -16,7 +16,7 @@ from .jobs import CoordOpt, client
 @app.command()
 def put(
     path: Path = typer.Argument(..., metavar="PATH", help="A file or a directory."),
-    replicas: int = typer.Option(1, "--replicas", min=1, metavar="N", help="Storage nodes to write it to (the cluster's repair keeps every object at its own --replicas)."),
+    replicas: int = typer.Option(1, "--replicas", min=1, metavar="N", help="Storage nodes to write it to at once (then the coordinator keeps it at its own --replicas copies, like every object)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     coordinator: str = CoordOpt,
 ) -> None:
