@@ -236,10 +236,15 @@ def _print_main_output(c: Any, future: Any) -> None:
         if len(buf) > PRINT_LIMIT:
             raise _Enough
 
+    from weft.actors.trees import TreeError
+
     try:
         c.get_to(key, collect)
     except _Enough:
         typer.echo(f"weft: output {key} is over {PRINT_LIMIT // 1024} KiB: weft get {future.job} -o FILE", err=True)
+        return
+    except TreeError:
+        typer.echo(f"weft: output {key} is a directory tree: weft get {key} -o DIR", err=True)
         return
     text = printable(bytes(buf))
     if text is None:

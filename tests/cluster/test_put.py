@@ -265,6 +265,12 @@ def test_a_depfile_keys_later_submits_by_the_files_read(weft, tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build.toml", "cache", "include", "one.src", "two.src"]
 
 
+def test_submit_wait_of_a_tree_says_how_to_get_it(weft) -> None:
+    p = run(weft, "submit", "--wait", "--output-dir", "out", "--", "sh", "-c", "echo x > $WEFT_OUTPUTS/out/x")
+    assert p.returncode == 0 and p.stdout == ""
+    assert "is a directory tree: weft get" in p.stderr and "-o DIR" in p.stderr, p.stderr
+
+
 def test_an_output_tree_with_a_symlink_out_of_it_fails_the_job_saying_so(weft) -> None:
     p = run(weft, "submit", "--wait", "--output-dir", "out", "--", "sh", "-c", "ln -s /etc/passwd $WEFT_OUTPUTS/out/pw")
     assert p.returncode == 1
