@@ -33,11 +33,14 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import trio
 
 from .model import SpecError
 
@@ -47,6 +50,8 @@ _CONTENT_RE = re.compile(r"sha256-[0-9a-f]{64}")
 _HEX_RE = re.compile(r"[0-9a-f]{64}")
 EXEC_MODE, FILE_MODE = 0o755, 0o644
 _READ = 1 << 20
+# Files of a tree fetched at once when it is laid out.
+FETCHES = 8
 
 
 class TreeError(SpecError):
@@ -274,14 +279,16 @@ Fetch = Callable[[str, Path], Awaitable[None]]
 async def lay_out(m: Manifest, dest: Path, fetch: Fetch) -> None:
     """Write a manifest's files at `dest` (a tree: a directory, made if
     missing; a file manifest: the file), each file's bytes by `fetch(sha, path)`,
-    with its mode. A content hash shared by several files is fetched once."""
+    with its mode. A content hash shared by several files is fetched once;
+    up to FETCHES files are fetched at once (a tree of many small headers
+    would otherwise cost a round trip each, one after another)."""
     if m.kind == "file":
         e = m.entries[0]
         await fetch(e.sha, dest)
         os.chmod(dest, e.mode)
         return
     _make_dir(dest, dest)
-    first: dict[str, Path] = {}
+    by_sha: dict[str, list[tuple[Path, int]]] = {}
     for e in sorted(m.entries, key=lambda e: e.path):
         p = dest / e.path
         if e.kind == "d":
@@ -290,21 +297,31 @@ async def lay_out(m: Manifest, dest: Path, fetch: Fetch) -> None:
         _make_dir(p.parent, dest)
         if p.is_dir() and not p.is_symlink():
             raise TreeError(f"cannot write {p}: a directory is in the way")
-        if e.kind == "l":
-            if p.is_symlink() or p.exists():
-                p.unlink()
-            p.symlink_to(e.target)
-            continue
-        if p.is_symlink():
+        if p.is_symlink() or (e.kind == "l" and p.exists()):
             p.unlink()  # never write through a link that was there
-        if e.sha in first:
-            with open(first[e.sha], "rb") as src, open(p, "wb") as out:
-                while chunk := src.read(_READ):
-                    out.write(chunk)
+        if e.kind == "l":
+            p.symlink_to(e.target)
         else:
-            await fetch(e.sha, p)
-            first[e.sha] = p
-        os.chmod(p, e.mode)
+            by_sha.setdefault(e.sha, []).append((p, e.mode))
+    limit = trio.CapacityLimiter(FETCHES)
+
+    async def one(sha: str, files: list[tuple[Path, int]]) -> None:
+        async with limit:
+            await fetch(sha, files[0][0])
+        for p, _mode in files[1:]:
+            shutil.copyfile(files[0][0], p)
+        for p, mode in files:
+            os.chmod(p, mode)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for sha, files in by_sha.items():
+                nursery.start_soon(one, sha, files)
+    except ExceptionGroup as group:  # the first failure as itself, for the caller to judge
+        first: BaseException = group
+        while isinstance(first, ExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 def _make_dir(p: Path, root: Path) -> None:
