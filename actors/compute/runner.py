@@ -42,9 +42,10 @@ Outputs
     Everything the command writes to stdout becomes the output `stdout`
     (the file `outputs/stdout`), unless the command writes `$WEFT_OUTPUTS/stdout`
     itself, in which case that file wins. A regular file (or a directory: a
-    tree) the command writes as `$WEFT_OUTPUTS/<name>` becomes output `<name>`. Only names listed in the
-    job's outputs are collected; a declared output that was not written is
-    reported missing (`stdout` is never missing: it is at worst empty).
+    tree) the command writes as `$WEFT_OUTPUTS/<name>` becomes output
+    `<name>`. Only names listed in the job's outputs are collected; a
+    declared output that was not written is reported missing (`stdout` is
+    never missing: it is at worst empty).
 
 Delegation
     A command can finish by handing its output over to a new job: it writes
