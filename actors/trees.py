@@ -67,6 +67,12 @@ def is_content_name(name: str) -> bool:
     return bool(_CONTENT_RE.fullmatch(name))
 
 
+def is_content_object(obj: str) -> bool:
+    """Is `obj` a content object (`sha256-<hex>/content`)?"""
+    job, _, out = obj.partition("/")
+    return out == CONTENT and is_content_name(job)
+
+
 def object_of(ref: str) -> str:
     """A reference as an object name: `sha256-<hex>` is its content object."""
     return f"{ref}/{CONTENT}" if is_content_name(ref) else ref

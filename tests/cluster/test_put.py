@@ -78,6 +78,10 @@ def test_put_file_names_by_content_and_stores_once(weft, client, tmp_path: Path)
     assert content_objects(client).count(f"{first}/content") == 1
     assert ok(run(weft, "get", first)) == f.read_text()
     assert client.get(first) == f.read_bytes()
+    big = tmp_path / "big.bin"  # over one message: written in chunks, partial on the way
+    big.write_bytes(os.urandom(3 << 20))
+    name = client.put(big)
+    assert client.get(name) == big.read_bytes()
 
 
 def test_put_tree_stores_each_content_once(weft, client, tmp_path: Path) -> None:
@@ -143,6 +147,7 @@ mkdir -p "$o/bin" "$o/share/doc" "$o/empty"
 printf '#!/bin/sh\necho built tool ran\n' > "$o/bin/tool"
 chmod +x "$o/bin/tool"
 echo readme > "$o/share/doc/README"
+head -c 3000000 /dev/zero > "$o/share/zeros"
 ln -s bin/tool "$o/tool-link"
 printf '#!/bin/sh\necho plain exe ran\n' > "$WEFT_OUTPUTS/exe"
 chmod 755 "$WEFT_OUTPUTS/exe"
@@ -158,6 +163,7 @@ def test_directory_output_round_trips_structure_and_modes(weft, tmp_path: Path) 
     p = ok(run(weft, "get", f"{job}/out", "-o", str(dest)))
     assert p == ""
     assert (dest / "share" / "doc" / "README").read_text() == "readme\n"
+    assert (dest / "share" / "zeros").read_bytes() == bytes(3000000)
     assert (dest / "empty").is_dir()
     assert os.readlink(dest / "tool-link") == "bin/tool"
     tool = dest / "bin" / "tool"
