@@ -12,8 +12,9 @@ Usable from plain synchronous code, as a Dask user would expect::
         print([f.result() for f in futures])
 
 A keyword argument that is a Future (or an ObjectRef) becomes an indirect
-input: the job runs once that object exists and reads its bytes. Anything
-else (str, bytes) is an immediate input.
+input: the job runs once that object exists and reads its bytes. A
+pathlib.Path is a local file or directory, put first (`put`) and read by its
+content. Anything else (str, bytes) is an immediate input.
 
 The client runs a trio event loop in one background thread; every call is
 handed to it. Calls that find the coordinator unreachable retry with backoff
@@ -32,8 +33,10 @@ from typing import Any
 import trio
 
 from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
+from weft.actors.putfiles import PutFiles
 from weft.actors.resources import placement_fields
 from weft.actors.storage.client import read_all, read_chunks
+from weft.actors.trees import is_manifest, object_of
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
@@ -82,10 +85,18 @@ class JobFailed(Exception):
         self.status = status
 
 
+class _Manifest(Exception):
+    """Streaming found a manifest where bytes were expected (get_to)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 class ObjectRef:
     """A named object on a storage node, usable as a job input."""
 
     def __init__(self, name: str) -> None:
+        name = object_of(name)  # a put's `sha256-<hex>` names its content object
         split_object_name(name)
         self.name = name
 
@@ -197,7 +208,7 @@ def _callable_name(fn: Any) -> str:
     return f"{module}:{qual}"
 
 
-class Client:
+class Client(PutFiles):
     def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0,
                  key: str | Path | None = None) -> None:
         """`key`: this client's key file on a secure cluster (default $WEFT_KEY, else the configuration
@@ -336,12 +347,15 @@ class Client:
                 refs[k] = v.key
             elif isinstance(v, ObjectRef):
                 refs[k] = v.name
+            elif isinstance(v, Path):  # a local file or tree: put now, read by its content
+                refs[k] = object_of(self.put(v))
             elif isinstance(v, str | bytes):
                 immediate[k] = v
             elif isinstance(v, int | float) and not isinstance(v, bool):
                 immediate[k] = str(v)
             else:
-                raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
+                raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future, an ObjectRef or a Path, "
+                                f"not {type(v).__name__}")
         more: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "pending_timeout": pending_timeout,
                                 "groups": list(groups) if groups else (), "cancel_time": max_cancellation_time}
         more.update(placement_fields(cpus=cpus, memory=memory, size=size, host=host, prefer_host=prefer_host,
@@ -362,13 +376,15 @@ class Client:
 
     def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False,
                      fail_fast: bool = False, flow: str | None = None,
-                     names: Sequence[str] | None = None) -> list[Future]:
+                     names: Sequence[str] | None = None, keep: dict[str, str] | None = None) -> list[Future]:
         """Submit jobs. A named job whose name is taken by other work (command
         or callable, inputs, outputs) is refused unless `replace`, which makes
         it that name's next version (`NAME@2`, ...; `NAME` means the newest).
         `fail_fast`: the first of these jobs to fail cancels the others still
         queued or running. `flow` and `names`: the flow file they are and
-        each one's name in it, so `FLOW:NAME` finds them (status, wait, get)."""
+        each one's name in it, so `FLOW:NAME` finds them (status, wait, get);
+        `keep`: names of the flow's earlier jobs that stand for this submission's
+        (not submitted again: depcache.py) -> their ids."""
         specs = adopt(list(specs))  # inside a running job: its children
         futures: list[Future] = []
         submission = secrets.token_hex(8) if fail_fast else None
@@ -376,7 +392,8 @@ class Client:
         for part, chunk_specs in enumerate(_batches(specs, batch)):
             flow_part = None
             if flow is not None and names is not None:
-                flow_part = FlowPart(flow, list(names[done:done + len(chunk_specs)]), part)
+                flow_part = FlowPart(flow, list(names[done:done + len(chunk_specs)]), part,
+                                     dict(keep or {}) if part == 0 else {})
             done += len(chunk_specs)
             r = SubmitReply.from_wire(
                 self.call("submit", Submit(chunk_specs, replace, flow_part, submission).to_wire(),
@@ -386,14 +403,19 @@ class Client:
         return futures
 
     def submit_flow(self, path: str | Path, *, fail_fast: bool = False, replace: bool = False) -> dict[str, Future]:
-        """Submit a flow file (as `weft submit --file`): its job names -> their futures."""
+        """Submit a flow file (as `weft submit --file`): its job names -> their futures.
+        Its local paths (`@./src`) are stored first; jobs whose files read
+        last time are unchanged are stood for by the earlier job (depcache.py)."""
+        from .depcache import submit_flow
         from .flow import load_named_flow
+        from .localinputs import collecting
 
-        name, flow = load_named_flow(Path(path))
-        names = [n for n, _ in flow]
-        futures = self.submit_specs([s for _, s in flow], replace=replace, fail_fast=fail_fast, flow=name,
-                                    names=names)
-        return dict(zip(names, futures, strict=True))
+        with collecting() as local:
+            name, flow = load_named_flow(Path(path))
+        if local:
+            self.put_scans(local.values())
+        futures = submit_flow(self, Path(path), flow, local, replace=replace, fail_fast=fail_fast, flow_name=name)
+        return dict(zip([n for n, _ in flow], futures, strict=True))
     def submit_batch(self, specs: Iterable[JobSpec], *, queue: bool = True,
                      replace: bool = False) -> list[Future] | dict[str, Any]:
         """`submit_specs`, or with `queue=False` a try-submit: only what can
@@ -529,27 +551,33 @@ class Client:
         return self.call("locate", Locate(name).to_wire())
 
     def get(self, name: str | ObjectRef | Future) -> bytes:
-        """An object's bytes (it must be finished); tries each copy in turn."""
+        """An object's bytes (it must be finished); tries each copy in turn.
+        An executable file's are its file's; a directory tree is refused
+        (TreeError: see get_tree)."""
         if isinstance(name, Future):
             name = name.key
         elif isinstance(name, ObjectRef):
             name = name.name
-        where = LocateReply.from_wire(self._where(name))
-        if where.data is not None:
-            return where.data
-        return self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
+        where = LocateReply.from_wire(self._where(object_of(name)))
+        data = where.data
+        if data is None:
+            data = self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
+        return self._resolved_bytes(where, data) if is_manifest(data) else data
 
     def get_to(self, name: str, write: Callable[[bytes], Any]) -> int:
         """Stream an object's bytes to `write` chunk by chunk; returns the size."""
-        where = LocateReply.from_wire(self._where(name))
+        where = LocateReply.from_wire(self._where(object_of(name)))
         if where.data is not None:
-            write(where.data)
-            return len(where.data)
+            data = self._resolved_bytes(where, where.data) if is_manifest(where.data) else where.data
+            write(data)
+            return len(data)
 
         async def pump(peer: Peer) -> int:
             n = 0
             try:
                 async for chunk in read_chunks(peer, where.name):
+                    if not n and is_manifest(chunk):  # a tree, or an executable file
+                        raise _Manifest(await read_all(peer, where.name))
                     await trio.to_thread.run_sync(write, bytes(chunk))
                     n += len(chunk)
             except (CallTimeout, PeerClosed) as e:
@@ -558,7 +586,12 @@ class Client:
                 raise
             return n
 
-        return self._run(lambda: self._from_copies(where, pump))
+        try:
+            return self._run(lambda: self._from_copies(where, pump))
+        except _Manifest as m:
+            data = self._resolved_bytes(where, m.data)
+            write(data)
+            return len(data)
 
     def _where(self, name: str) -> dict[str, Any]:
         where = self.locate(name)

@@ -39,6 +39,7 @@ from typing import Any
 
 from .durations import parse_duration
 from .flowtemplate import expand_flow, flow_name
+from .localinputs import with_local_inputs
 from .model import JobSpec, SpecError, check_job_id, split_object_name
 from .resources import placement_fields
 
@@ -172,7 +173,7 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
         unknown = set(table) - _FIELDS
         if unknown:
             raise SpecError(f"{where}: jobs.{name} has unknown keys: {', '.join(sorted(unknown))}")
-        raw[name] = table
+        raw[name] = with_local_inputs(table, base, f"{where}: jobs.{name}", nested=depth > 0)  # @./path
 
     deps: dict[str, set[str]] = {}
     for name, t in raw.items():

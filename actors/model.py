@@ -270,6 +270,9 @@ class JobSpec:
     # Paths that must exist on the compute node before the command starts
     # (shared filesystems that show files late): actors/compute/block.py.
     block: list[str] | tuple[()] = ()
+    # Outputs that are directories (`--output-dir`): made empty before a
+    # command runs, stored as a tree (actors/trees.py). Identity when given.
+    dirs: list[str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -308,6 +311,11 @@ class JobSpec:
         if len(set(self.outputs)) != len(self.outputs):
             twice = next(o for i, o in enumerate(self.outputs) if o in self.outputs[:i])
             raise SpecError(f"output {twice!r} is named twice")
+        if self.dirs:
+            if not isinstance(self.dirs, list | tuple) or any(d not in self.outputs for d in self.dirs):
+                raise SpecError("'dirs' (directory outputs) must each be one of 'outputs'")
+            if "stdout" in self.dirs and self.command is not None:
+                raise SpecError("output 'stdout' is the command's standard output: it cannot be a directory")
         if self.command is not None:
             _check_command_limits(self.command, self.inputs)
         if not isinstance(self.priority, int) or isinstance(self.priority, bool):
@@ -416,6 +424,8 @@ class JobSpec:
             d["cls"] = self.job_class
         if self.deadline is not None:
             d["dl"] = self.deadline
+        if self.dirs:
+            d["od"] = list(self.dirs)
         return d
 
     @classmethod
@@ -424,7 +434,7 @@ class JobSpec:
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
         unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag",
                             "r", "rd", "pt", "x", "pm", "sp", "rt", "ms", "win", "blk",
-                            "cpu", "mem", "h", "ph", "nd", "cls", "dl"}
+                            "cpu", "mem", "h", "ph", "nd", "cls", "dl", "od"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -457,6 +467,7 @@ class JobSpec:
             node=d.get("nd"),
             job_class=d.get("cls", "batch"),
             deadline=d.get("dl"),
+            dirs=d.get("od") or (),
         )
 
     def exit_action(self, when: str) -> Any:
@@ -488,6 +499,8 @@ class JobSpec:
             canon["ag"] = sorted(set(self.after_groups))
         if self.params:
             canon["pm"] = sorted(self.params.items())
+        if self.dirs:
+            canon["od"] = sorted(set(self.dirs))
         digest = hashlib.blake2b(msgpack.packb(canon), digest_size=12).hexdigest()
         return f"j{digest}"
 
@@ -498,6 +511,8 @@ class JobSpec:
                  "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
         if self.params:
             ident["parameters"] = dict(sorted(self.params.items()))
+        if self.dirs:
+            ident["dirs"] = sorted(self.dirs)
         return ident
 
     def output_objects(self, job_id: str | None = None) -> list[str]:

@@ -54,11 +54,16 @@ def _parse_inputs(values: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         if name in immediate or name in refs:
             fail(f"--input {name} is given twice: give each input once")
         if value.startswith("@"):
+            from weft.actors.localinputs import local_ref
+            from weft.actors.trees import object_of
+
             try:
-                split_object_name(value[1:])
+                # @./path, @../path, @/path: a local file or tree, by its content.
+                ref = local_ref(value[1:], Path.cwd()) or object_of(value[1:])
+                split_object_name(ref)
             except SpecError as e:
                 fail(f"invalid --input {item!r}: {e}")
-            refs[name] = value[1:]
+            refs[name] = ref
         else:
             immediate[name] = value
     return immediate, refs
@@ -71,8 +76,9 @@ def submit(
     file: Path = typer.Option(None, "--file", "-f", metavar="FILE", help="Submit a workflow file (TOML) of named jobs."),
     name: str = typer.Option(None, "--name", metavar="JOB", help="Job id to use instead of the spec's hash (refused if the name is taken by other work, unless --replace)."),
     replace: bool = typer.Option(False, "--replace", help="A --name taken by other work gets a new version (NAME@2, ...; NAME means the newest)."),
-    inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input, or NAME=@JOB/OUTPUT to read an object (repeatable)."),
+    inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input; NAME=@JOB/OUTPUT or NAME=@sha256-... to read an object; NAME=@./PATH (or @../PATH, @/PATH) to put a local file or directory and read it by its content (repeatable)."),
     outputs: list[str] = typer.Option([], "--output", metavar="NAME", help="Output name (repeatable; default stdout or result)."),
+    output_dirs: list[str] = typer.Option([], "--output-dir", metavar="NAME", help="A directory output: everything the command writes under $WEFT_OUTPUTS/NAME/ is kept as a tree, with modes (repeatable)."),
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
     time_limit: str = typer.Option(None, "--time-limit", metavar="DURATION", help="How long the job may run before it is stopped (90, 90s, 30m, 2h, 7d)."),
     old_timeout: str = typer.Option(None, "--timeout", hidden=True, metavar="DURATION"),
@@ -105,6 +111,7 @@ def submit(
 ) -> None:
     """Submit a job (or a workflow file) and print its id (a file's: NAME<tab>ID per job)."""
     from weft.actors.flow import load_named_flow, parse_on_exit
+    from weft.actors.localinputs import collecting
     from weft.actors.resources import placement_fields
 
     if old_timeout is not None:
@@ -131,7 +138,8 @@ def submit(
         if retries or retry_delay or pending_timeout or on_exit:
             fail("--retries, --retry-delay, --pending-timeout and --on-exit are set per job in a workflow file")
         try:
-            flow_name, flow = load_named_flow(file)
+            with collecting() as local_files:
+                flow_name, flow = load_named_flow(file)
         except SpecError as e:
             fail(str(e))
         specs = [s for _, s in flow]
@@ -154,14 +162,17 @@ def submit(
             fail(f"give either --call {call} or a command ({command[0]} ...), not both")
         if not command and not call:
             fail("give a command after -- (e.g. weft submit -- echo hi) or --call module:function")
-        immediate, refs = _parse_inputs(inputs)
+        with collecting() as local_files:
+            immediate, refs = _parse_inputs(inputs)
         try:
             spec = JobSpec(
                 command=list(command) if command else None,
                 call=call,
                 inputs=immediate,
                 refs=refs,
-                outputs=list(outputs) or (["stdout"] if command else ["result"]),
+                outputs=[*outputs, *(d for d in output_dirs if d not in outputs)]
+                or (["stdout"] if command else ["result"]),
+                dirs=list(dict.fromkeys(output_dirs)) or (),
                 priority=priority,
                 timeout=limit_s,
                 name=name,
@@ -184,14 +195,24 @@ def submit(
     if no_queue and (wait or every is not None):
         fail("--no-queue answers at once: give it without --wait or --every")
     with client(coordinator) as c:
+        if local_files:  # @./path inputs: stored before the jobs that read them
+            try:
+                c.put_scans(local_files.values())
+            except SpecError as e:
+                fail(str(e))
         if no_queue:
             try_submit(c, specs, replace, as_json)
         if every is not None:
             from .recurring import define
 
             return define(c, specs, duration(every, "--every"), wait or no_queue or file is not None, as_json)
-        futures = c.submit_specs(specs, replace=replace, fail_fast=fail_fast, flow=flow_name,
-                                 names=names if flow_name else None)  # type: ignore[arg-type]
+        if file is not None:  # jobs keyed by the files they read last time ($WEFT_DEPFILE)
+            from weft.actors.depcache import submit_flow
+
+            futures = submit_flow(c, file, flow, local_files, replace=replace, fail_fast=fail_fast,
+                                  flow_name=flow_name)
+        else:
+            futures = c.submit_specs(specs, replace=replace)
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
             for f, n in zip(futures, names, strict=True)
@@ -260,10 +281,15 @@ def _print_main_output(c: Any, future: Any) -> None:
         if len(buf) > PRINT_LIMIT:
             raise _Enough
 
+    from weft.actors.trees import TreeError
+
     try:
         c.get_to(key, collect)
     except _Enough:
         typer.echo(f"weft: output {key} is over {PRINT_LIMIT // 1024} KiB: weft get {future.job} -o FILE", err=True)
+        return
+    except TreeError:
+        typer.echo(f"weft: output {key} is a directory tree: weft get {key} -o DIR", err=True)
         return
     text = printable(bytes(buf))
     if text is None:
@@ -418,20 +444,22 @@ def wait_cmd(
 
 @app.command()
 def get(
-    obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output; JOB may be FLOW:NAME (a job of a flow file's newest submission)."),
-    output: Path = typer.Option(None, "--output", "-o", metavar="FILE|DIR", help="Write to this file (or into this directory, as OUTPUT) instead of stdout."),
+    obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, JOB for its main output, or a put's sha256-... name; JOB may be FLOW:NAME (a job of a flow file's newest submission)."),
+    output: Path = typer.Option(None, "--output", "-o", metavar="FILE|DIR", help="Write to this file (or into this directory, as OUTPUT) instead of stdout; a directory tree is written out at DIR (made if missing), with its modes."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the object's producer to finish."),
     timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="With --wait: give up after this long (90, 30m, 2h; exit 3)."),
     coordinator: str = CoordOpt,
 ) -> None:
     """Print (or save) an object's bytes."""
     timeout = _check_timeout(timeout)
+    from weft.actors.trees import TreeError, is_content_name, object_of
+
     with client(coordinator) as c:
         job_part, sep, out_part = obj.partition("/")
         if ":" in job_part:  # FLOW:JOB: that job of the flow's newest submission
             obj = c.status([job_part])[0]["job"] + sep + out_part
-        name = obj
-        if "/" not in obj:
+        name = object_of(obj)  # sha256-...: a put's content
+        if "/" not in name:
             st = c.status([obj])[0]
             outs = [o.split("/", 1)[1] for o in st["outputs"]]
             main = next((o for o in ("result", "stdout") if o in outs), outs[0] if outs else None)
@@ -457,19 +485,24 @@ def get(
                 fail(f"object {name} is not finished after {timeout:g}s (job {job} is still running)", code=3)
             if final_of(st)["state"] != "succeeded":
                 _not_produced(name, obj, st)
-        if output is None:
-            out = sys.stdout.buffer
-            c.get_to(name, out.write)
-            out.flush()
-            return
-        if output.is_dir():
-            output = output / name.split("/", 1)[1]
         try:
-            with open(output, "wb") as f:
-                size = c.get_to(name, f.write)
+            if output is None:
+                out = sys.stdout.buffer
+                c.get_to(name, out.write)
+                out.flush()
+                return
+            if c.is_tree(name):  # written at DIR itself
+                files = c.get_tree(name, output)
+                typer.echo(f"wrote {files} files to {output}", err=True)
+                return
+            if output.is_dir():
+                output = output / (obj if is_content_name(obj) else name.split("/", 1)[1])
+            c.get_tree(name, output)  # (a file, with its mode)
+        except TreeError as e:
+            fail(str(e))
         except OSError as e:
             fail(f"cannot write {output}: {e.strerror}")
-        typer.echo(f"wrote {size} bytes to {output}", err=True)
+        typer.echo(f"wrote {output.stat().st_size} bytes to {output}", err=True)
 
 
 def _not_produced(name: str, asked: str, st: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ def _register() -> None:
         keys,
         logs,
         nodes,
+        put,
         recurring,
         submission,
         units,

@@ -43,14 +43,20 @@ class FlowPart:
     """The flow file a submit's jobs came from: its name and each job's own
     name in it (in the order of the submit's jobs), so `FLOW:JOB` finds
     them. `part` is the slice's number when the client sent the flow in
-    several submits (0: a new submission of the flow)."""
+    several submits (0: a new submission of the flow). `keep`: names of the
+    flow's jobs not submitted again because an earlier job stands for them
+    (its reads unchanged: actors/depcache.py) -> that job's id."""
 
     name: str
     jobs: list[str]
     part: int = 0
+    keep: dict[str, str] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"name": self.name, "jobs": self.jobs, "part": self.part}
+        d: dict[str, Any] = {"name": self.name, "jobs": self.jobs, "part": self.part}
+        if self.keep:
+            d["keep"] = self.keep
+        return d
 
 
 @dataclass(slots=True)
@@ -116,7 +122,10 @@ def flow_part(b: dict, count: int) -> FlowPart | None:
     names = str_list(op, f, "jobs", what="job names")
     if len(names) != count:
         bad("submit", "flow.jobs", f"names {len(names)} jobs, the submit has {count}")
-    return FlowPart(name, names, int_field(op, f, "part", 0))
+    keep = f.get("keep", {})
+    if type(keep) is not dict or not all(type(k) is str and type(v) is str for k, v in keep.items()):
+        bad("submit", "flow.keep", "must map job names to job ids")
+    return FlowPart(name, names, int_field(op, f, "part", 0), keep)
 
 
 @dataclass(slots=True)

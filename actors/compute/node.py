@@ -51,6 +51,7 @@ from weft.runtime.node import Node, NodeConfig
 
 from . import runner
 from .follow import keep_log, log_tail, read_log, read_progress
+from .layout import Layout
 from .memlimit import MEMORY_LIMIT, MemoryGuard
 from .pool import (
     CallableError,
@@ -85,7 +86,7 @@ log = logging.getLogger("weft.compute")
 DEFAULT_MAX_QUEUED = 10_000
 
 
-class ComputeNode(Transfers, Node):
+class ComputeNode(Transfers, Layout, Node):
     role = "compute"
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
@@ -528,6 +529,7 @@ class ComputeNode(Transfers, Node):
                 raise HardFailure(f"command did not write declared output {name!r} to $WEFT_OUTPUTS/{name}",
                                   "output-missing")
             await self._upload_file(task, name, path)
+        await self._keep_deps(task, workdir)  # $WEFT_DEPFILE (layout.py)
 
     async def _run_callable(self, task: Task, kwargs: dict[str, Any]) -> None:
         spec = task.spec

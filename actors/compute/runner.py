@@ -25,8 +25,10 @@ Environment
                        through exactly; a value containing a NUL byte, or two
                        names that map to the same variable, are a spec error.
     WEFT_INPUTS        the inputs directory; indirect input <name> is the file
-                       `$WEFT_INPUTS/<name>`.
-    WEFT_OUTPUTS       the outputs directory.
+                       `$WEFT_INPUTS/<name>` (a tree: that directory, with its
+                       structure and modes; compute/layout.py).
+    WEFT_OUTPUTS       the outputs directory; a directory output (`dirs`) is
+                       made there empty before the command starts.
     WEFT_DELEGATE      where to write a delegation (`<workdir>/delegate.json`).
     WEFT_JOB           the job id (also as WEFT_JOB_ID: `weft submit` and
                        Client() inside the job make children of it).
@@ -34,6 +36,7 @@ Environment
                        `parameters.json` in the working directory.
     WEFT_PROGRESS      a file for progress lines `PERCENT MESSAGE` (e.g.
                        `echo "50 halfway" >> $WEFT_PROGRESS`); the last line counts.
+    WEFT_DEPFILE       where to list the input files it read (actors/depfiles.py).
 
     Inherited `WEFT_INPUT_*` variables are removed, so a command never sees
     inputs that are not its own. Standard input is /dev/null.
@@ -41,10 +44,11 @@ Environment
 Outputs
     Everything the command writes to stdout becomes the output `stdout`
     (the file `outputs/stdout`), unless the command writes `$WEFT_OUTPUTS/stdout`
-    itself, in which case that file wins. A regular file the command writes as
-    `$WEFT_OUTPUTS/<name>` becomes output `<name>`. Only names listed in the
-    job's outputs are collected; a declared output that was not written is
-    reported missing (`stdout` is never missing: it is at worst empty).
+    itself, in which case that file wins. A regular file (or a directory: a
+    tree) the command writes as `$WEFT_OUTPUTS/<name>` becomes output
+    `<name>`. Only names listed in the job's outputs are collected; a
+    declared output that was not written is reported missing (`stdout` is
+    never missing: it is at worst empty).
 
 Delegation
     A command can finish by handing its output over to a new job: it writes
@@ -208,6 +212,7 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
         env.update({param_env_var(k): str(v) for k, v in spec.params.items()})
     # Progress lines `PERCENT MESSAGE`; read by the node only when someone asks.
     env["WEFT_PROGRESS"] = str(workdir / "results" / "progress")
+    env["WEFT_DEPFILE"] = str(workdir / "results" / "deps")  # files it read (actors/depfiles.py)
     return env
 
 
@@ -219,7 +224,7 @@ def _link_inputs(inputs_dir: Path, input_files: dict[str, Path]) -> None:
             # The caller may keep fetched objects elsewhere (a cache); the
             # command only ever looks in $WEFT_INPUTS.
             target.symlink_to(path.resolve())
-        if not target.is_file():
+        if not target.is_file() and not target.is_dir():  # (a directory: a tree input)
             raise RunnerError("missing-input", f"input {name!r}: no file at {path}")
 
 
@@ -280,8 +285,9 @@ def _collect_outputs(spec: JobSpec, outputs_dir: Path) -> tuple[dict[str, Path],
             st = path.stat()
         except OSError:
             st = None
-        # Only regular files: a FIFO or device would hang or flood whoever reads it.
-        if st is not None and stat.S_ISREG(st.st_mode):
+        # Only regular files and directories (trees, compute/layout.py): a
+        # FIFO or device would hang or flood whoever reads it.
+        if st is not None and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             found[name] = path
         else:
             missing.append(name)
@@ -333,6 +339,8 @@ async def run_command(
         for d in (inputs_dir, outputs_dir, results_dir, cwd):
             d.mkdir(parents=True, exist_ok=True)
     _link_inputs(inputs_dir, input_files or {})
+    for d in spec.dirs:  # directory outputs (--output-dir): there to write into
+        (outputs_dir / d).mkdir(exist_ok=True)
     env = _build_env(spec, workdir, job or spec.job_id())
     if spec.params:
         (cwd / "parameters.json").write_text(json.dumps(spec.params, sort_keys=True))

@@ -47,8 +47,9 @@ _PROBE = 0.5
 
 
 class Transfers:
-    """Needs from the node: `peers`, `min_copies`, `_task_nursery` and
-    `_storage_failed` (endpoint -> when it last failed us)."""
+    """Needs from the node: `peers`, `min_copies`, `_task_nursery`,
+    `_storage_failed` (endpoint -> when it last failed us), `data_dir`, and
+    Layout's `_expand_file`, `_expand_value`, `_store_tree`."""
 
     peers: PeerPool
     min_copies: int
@@ -153,6 +154,8 @@ class Transfers:
         for name in task.inputs:
             if name not in out:
                 out[name] = await self._read_input(task, name, pieces)
+            # A tree arrives as its directory's path (Layout).
+            out[name] = await self._expand_value(task, name, out[name], self.data_dir / "tasks" / task.job / "inputs")
         return out
 
     async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:
@@ -164,6 +167,7 @@ class Transfers:
             path = files[name] = inputs_dir / name
             if name in task.inline:
                 path.write_bytes(task.inline[name])
+                await self._expand_file(task, name, path)
                 continue
 
             async def to_file(peer: Peer, obj: str, timeout: float | None, path: Path = path) -> None:
@@ -171,6 +175,7 @@ class Transfers:
                     await read_object(peer, obj, f.write, timeout=timeout)
 
             await self._read_input(task, name, to_file)
+            await self._expand_file(task, name, path)  # a tree, or an executable file (Layout)
         return files
 
     # -- outputs ---------------------------------------------------------------------
@@ -202,6 +207,14 @@ class Transfers:
 
     async def _upload_file(self, task: Task, name: str, path: Path) -> None:
         w = self._writer(task, name)
+        manifest = await self._store_tree(task, name, path)
+        if manifest is not None:  # a directory or an executable file (Layout)
+            try:
+                await w.write(manifest)
+            except BusError as e:
+                raise self._storage_soft(e, f"output {name!r}") from None
+            await self._close(task, w, name)
+            return
         try:
             with open(path, "rb") as f:
                 while chunk := f.read(1 << 20):

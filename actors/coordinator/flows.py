@@ -65,6 +65,11 @@ class FlowsMixin:
             for jid in self.flows.get(flow.name, {}).values():
                 labels.pop(jid, None)
         table = {} if flow.part == 0 else self.flows.get(flow.name, {})
+        # Jobs an earlier one stands for (not submitted again) keep their names.
+        kept = {k: v for k, v in flow.keep.items() if v in self.graph.jobs}
+        table.update(kept)
+        for name, jid in kept.items():
+            labels[jid] = f"{flow.name}:{name}"
         table.update(zip(flow.jobs, ids, strict=True))
         self.flows[flow.name] = table
         for name, jid in zip(flow.jobs, ids, strict=True):

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from weft.actors.trees import is_content_object
 from weft.protocol.enums import EventKind, ObjectState
 from weft.protocol.objects import ObjectInfo
 
@@ -168,7 +169,9 @@ class StorageNewsMixin:
         g.object_reported(obj, state)
         if state == _PARTIAL:
             producer = g.jobs.get(obj.producer) if obj.producer else None
-            if producer is None or producer.state != RUNNING:
+            # A content object (a put, a tree's file) has no producer job,
+            # and its writer takes over any partial copy itself (trees.py).
+            if (producer is None or producer.state != RUNNING) and not is_content_object(name):
                 scavenge.append(name)
 
     # -- losing a storage node, and lineage --------------------------------------------

@@ -81,3 +81,15 @@ def test_start_answers_keep_good_items_of_a_malformed_reply() -> None:
         {"job": "c", "state": "sleeping"},
     ]}))
     assert [(type(a).__name__, a.job) for a in answers] == [("TaskReport", "a"), ("Refused", "b")]
+
+
+def test_a_partial_content_object_is_not_scavenged() -> None:
+    """A put's file (or a tree's) arrives in chunks with no job making it:
+    deleting it mid-write would lose it (its writer takes over leftovers)."""
+    c = Cluster()
+    ref = c.state.storages["storage-0"]
+    content = "sha256-" + "ab" * 32 + "/content"
+    events = news.storage_events(wire([[1, "partial", {"name": content, "state": "partial", "size": 10}],
+                                       [2, "partial", {"name": "sha256-x/content", "state": "partial", "size": 1}]]))
+    effects = c.take(c.state.storage_events(ref, events))
+    assert [e.names for e in effects if isinstance(e, Scavenge)] == [["sha256-x/content"]]  # (not a content name)
