@@ -22,7 +22,7 @@ references, exit actions) sees the flow as if it had been written out.
     command = ["cc", "${cflags}", "-c", "${src.name}"]
     inputs = { code = "@./${src}" }
 
-`${var}` works in a job's command, call, inputs, outputs, after, groups and
+`${var}` works in a job's command, call, inputs (names and values), outputs, after, groups and
 name strings; `$${` is a literal `${` (e.g. for sh -c). A variable holding
 a list fills several argv items when it is an item of `command` on its own;
 anywhere else its items are joined by spaces. An item of `each` is `${VAR}`;
@@ -104,7 +104,8 @@ def _expand(value: Any, env: Vars, where: str) -> Any:
     if isinstance(value, list):
         return [_expand(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _expand(v, env, f"{where}.{k}") for k, v in value.items()}
+        # Keys too: an input's name may come from the item (`"${src.name}" = "@./${src}"`).
+        return {substitute(k, env, f"{where}.{k}"): _expand(v, env, f"{where}.{k}") for k, v in value.items()}
     return value
 
 

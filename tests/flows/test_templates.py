@@ -159,3 +159,17 @@ def test_the_include_cycle_error_shows_the_chain(tmp_path: Path) -> None:
     write(tmp_path / "g.toml", 'include = ["f.toml"]\n[jobs.b]\ncommand = ["true"]\n')
     with pytest.raises(SpecError, match=r"include cycle: .*f\.toml -> .*g\.toml -> .*f\.toml$"):
         load_flow(tmp_path / "f.toml")
+
+
+def test_input_names_take_variables_too(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    for n in ("a.c", "b.c"):
+        (tmp_path / "src" / n).write_text("int x;\n")
+    flow = tmp_path / "f.toml"
+    flow.write_text('[[each]]\nfor = "src"\nglob = "src/*.c"\nname = "cc-${src.stem}"\n[each.job]\n'
+                    'command = ["cc", "-c", "${src.name}"]\ninputs = { "${src.stem}_in" = "@cc-x" }\n'
+                    '[jobs.cc-x]\ncommand = ["true"]\n')
+    from weft.actors.flow import load_flow
+
+    specs = dict(load_flow(flow))
+    assert set(specs["cc-a"].refs) == {"a_in"} and set(specs["cc-b"].refs) == {"b_in"}
