@@ -386,6 +386,7 @@ class ComputeNode(Transfers, Node):
             if task.stop == StopReason.SHUTDOWN:
                 self._finish(task, Outcome.FAILED_SOFT, "compute node shutting down", ErrorCode.SHUTTING_DOWN)
             else:
+                await keep_log(self, task, failed=True)  # readable like a failed job's
                 self._finish(task, Outcome.CANCELLED)
 
     async def _run(self, task: Task) -> None:
