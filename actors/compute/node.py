@@ -504,7 +504,7 @@ class ComputeNode(Transfers, Node):
         try:
             task.call_log = CallLog()
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout,
-                                        log=task.call_log)
+                                        log=task.call_log, grace=lambda: stop_grace(task))
         except trio.ClosedResourceError:
             raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
                               ErrorCode.WORKER_LOST) from None

@@ -77,6 +77,31 @@ def test_cancelling_a_command_that_ignores_sigterm(weft: Weft, client: Client, t
     assert p.returncode == 1
 
 
+def test_a_cancelled_callable_gets_its_max_cancellation_time(weft: Weft, client: Client, tmp_path) -> None:
+    """A callable's worker gets SIGTERM and the job's --max-cancellation-time
+    before SIGKILL, as a command does (it handles SIGTERM here and goes on)."""
+    pidfile, termfile = tmp_path / "worker.pid", tmp_path / "term"
+    job = submit(weft, "--call", "control_fns:stubborn", "--input", f"pidfile={pidfile}",
+                 "--input", f"termfile={termfile}", "--max-cancellation-time", "5")
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 30, "the callable starts")
+    pid = int(pidfile.read_text())
+    assert re.search(rf"^{job}\s+cancelling", ok(weft("cancel", job)), re.M)
+    wait_for(termfile.exists, 30, "the worker gets SIGTERM")
+    # It handled SIGTERM: a while later it is still there, and the job still
+    # `cancelling` (its SIGKILL is due 5 s after the SIGTERM, not sooner).
+    time.sleep(1.5)
+    [st] = client.status([job])
+    assert st["state"] == "cancelling" and alive(pid), st
+    wait_for(lambda: status(weft, job)["state"] != "cancelling", 30, "the node confirms the cancel")
+    st = status(weft, job)
+    assert st["state"] == "cancelled" and st["code"] == "cancelled", st
+    wait_for(lambda: not alive(pid), 10, "the worker is gone")
+    # The pool replaced the worker: callables still run.
+    again = submit(weft, "--call", "weft.actors.builtins:concat", "--input", "a=ctl-", "--input", "b=after")
+    assert weft("wait", again, "--timeout", "30").returncode == 0
+    assert ok(weft("get", again)) == "ctl-after"
+
+
 def test_a_group_is_cancelled_as_one(weft: Weft, tmp_path) -> None:
     pids = [tmp_path / f"m{i}.pid" for i in range(3)]
     members = [stubborn(weft, pids[i], "--group", "ctl-g", "--max-cancellation-time", "1") for i in range(3)]
