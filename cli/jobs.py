@@ -24,6 +24,7 @@ from .show import (
     resubmission_line,
     state_line,
     status_lines,
+    when,
     why_not,
 )
 
@@ -481,6 +482,8 @@ def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
     for k, v in s.items():
         if k == "paused":
             v = paused_text(v)
+        elif k == "gc_last":
+            v = when(v) if v else "never"
         elif isinstance(v, dict):
             v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "-"
         elif isinstance(v, float):
