@@ -1,8 +1,8 @@
 """Job names and their versions.
 
 A named job's id is its name (version 1), so ids from before versions are
-unchanged. Submitting other work (command or callable, inputs, outputs; not
-priority or limits) under a taken name is refused unless the submit asks to
+unchanged. Submitting other work (command or callable, inputs, outputs,
+`after`; not priority or limits) under a taken name is refused unless the submit asks to
 replace it, which registers version K+1 with the id `NAME@K+1`. Users
 address versions as `NAME` (the newest), `NAME@1`, `NAME@2`...; readers of
 `NAME/OUTPUT` get the newest version's output. An older version keeps
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # Parts of a spec that make its identity, by the word a user knows them by.
 _PARTS = (("command", "command"), ("call", "callable"), ("inputs", "inputs"), ("refs", "inputs"),
-          ("outputs", "outputs"))
+          ("outputs", "outputs"), ("after", "order"))
 
 
 class Names:

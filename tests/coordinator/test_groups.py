@@ -135,6 +135,84 @@ def test_after_an_unknown_job_is_refused() -> None:
     assert "b" not in c.graph.jobs
 
 
+def delegation(name: str) -> dict:
+    return {"job": spec(name).to_wire(), "stream": "result"}
+
+
+def test_after_a_delegator_waits_until_the_delegated_chain_is_made() -> None:
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    assert c.started() == ["a"]
+    c.ends("a", delegation=delegation("d"))
+    assert c.job("a").state == SUCCEEDED
+    # a succeeded by handing its output to d: b waits for d (and what d hands on).
+    assert c.job("b").state == WAITING
+    assert c.started() == ["d"]
+    c.ends("d", delegation=delegation("e"))
+    assert c.job("b").state == WAITING
+    assert c.started() == ["e"]
+    c.ends("e")
+    assert c.started() == ["b"]
+    # Ordered after a delegator that already succeeded, its chain unmade: the same.
+    c.submit(spec("f"))
+    c.started()
+    c.ends("f", delegation=delegation("g"))
+    c.submit(grouped("h", after=("f",)))
+    assert c.job("h").state == WAITING and c.job("h").missing == 1
+    assert c.started() == ["g"]
+    c.ends("g")
+    assert c.started() == ["h"]
+
+
+def test_after_a_delegator_whose_delegate_fails_fails_naming_it() -> None:
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    c.started()
+    c.ends("a", delegation=delegation("d"))
+    c.started()
+    c.ends("d", "failed-hard", cause="exit code 2")
+    b = c.job("b")
+    assert b.state == FAILED and b.code == "input-failed" and b.detail == "d", (b.cause, b.code)
+    # Submitted after the delegate failed: fails at once, naming it.
+    c.submit(grouped("late", after=("a",)))
+    late = c.job("late")
+    assert late.state == FAILED and late.cause == "after job a: its delegate d failed: exit code 2", late.cause
+
+
+def test_after_cycles_are_refused_naming_the_cycle() -> None:
+    c = Cluster(slots=2)
+    with pytest.raises(SpecError, match=r"^--after cycle: p -> q -> p \("):
+        c.submit(grouped("p", after=("q",)), grouped("q", after=("p",)))
+    with pytest.raises(SpecError, match=r"^--after cycle: x -> y -> z -> x "):
+        c.submit(grouped("w"), grouped("x", after=("y", "w")), grouped("y", after=("z",)),
+                 grouped("z", after=("x",)))
+    with pytest.raises(SpecError, match=r"^--after cycle: s -> s "):
+        c.submit(grouped("s", after=("s",)))
+    assert not c.graph.jobs  # nothing of a refused submit was taken
+    # A diamond is no cycle.
+    c.submit(grouped("top"), grouped("l", after=("top",)), grouped("r", after=("top",)),
+             grouped("bottom", after=("l", "r")))
+    assert c.job("bottom").state == WAITING
+
+
+def test_after_across_submits_cannot_close_a_cycle() -> None:
+    """A job already waiting cannot be made to wait on a job submitted later:
+    the name of one that exists is its identity, order included."""
+    c = Cluster(slots=2)
+    c.submit(spec("p"))
+    c.started()
+    c.submit(grouped("q", after=("p",)))
+    with pytest.raises(SpecError, match="job name 'p' is taken by p with different order"):
+        c.submit(grouped("p", after=("q",)))
+    [again], effects = c.state.submit([grouped("p", after=("q",))], replace=True)  # version 2, after q
+    c.take(effects)
+    assert again.job.id == "p@2" and again.job.state == WAITING
+    c.ends("p")
+    assert c.started() == ["q"]
+    c.ends("q")
+    assert c.started() == ["p@2"]
+
+
 def test_after_group_waits_for_the_members_known_at_submit() -> None:
     c = Cluster(slots=4)
     c.submit(grouped("a1", "g"), grouped("a2", "g"))
