@@ -167,6 +167,21 @@ def test_after_orders_without_data(weft: Weft, tmp_path) -> None:
     assert status(weft, after_bad)["cause"].startswith(f"after job {bad} failed")
 
 
+def test_after_group_waits_for_every_member(weft: Weft, tmp_path) -> None:
+    log, gate = tmp_path / "group-order.txt", tmp_path / "group-gate"
+    wait_gate = 'i=0; while [ ! -e "$WEFT_INPUT_GATE" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done'
+    members = [submit(weft, "--group", "ctl-ag", "--input", f"log={log}", "--input", f"gate={gate}", "--",
+                      "sh", "-c", f'{wait_gate}; echo member{i} >> "$WEFT_INPUT_LOG"') for i in range(2)]
+    last = submit(weft, "--after-group", "ctl-ag", "--input", f"log={log}", "--",
+                  "sh", "-c", 'echo last >> "$WEFT_INPUT_LOG"')
+    st = status(weft, last)
+    assert st["state"] == "waiting" and sorted(st["after"]) == sorted(members) and st["pending"] == 2, st
+    gate.touch()
+    assert weft("wait", last, "--timeout", "30").returncode == 0
+    lines = log.read_text().splitlines()
+    assert sorted(lines[:2]) == ["member0", "member1"] and lines[2:] == ["last"], lines
+
+
 # Level 0 waits for a file `go`, then hands its stdout to level 1, which waits
 # for a file `gate`, then notes itself in a log and prints (each wait at most 60 s).
 DELEGATING = """\
