@@ -17,11 +17,13 @@ import os, signal, time
 
 def stubborn(pidfile, termfile):
     def on_term(signum, frame):
+        print("got SIGTERM: cleaning up", flush=True)
         with open(termfile, "w") as f:
             f.write("got SIGTERM")
     signal.signal(signal.SIGTERM, on_term)
     with open(pidfile, "w") as f:
         f.write(str(os.getpid()))
+    print("working", flush=True)
     for _ in range(1200):
         time.sleep(0.05)
     return b"too late"

@@ -115,6 +115,8 @@ def test_a_cancelled_callable_gets_its_max_cancellation_time(weft: Weft, client:
     st = status(weft, job)
     assert st["state"] == "cancelled" and st["code"] == "cancelled", st
     wait_for(lambda: not alive(pid), 10, "the worker is gone")
+    # What it printed, also while stopping, is its log.
+    assert ok(weft("logs", job)).splitlines() == ["working", "got SIGTERM: cleaning up"]
     # The pool replaced the worker: callables still run.
     again = submit(weft, "--call", "weft.actors.builtins:concat", "--input", "a=ctl-", "--input", "b=after")
     assert weft("wait", again, "--timeout", "30").returncode == 0
