@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # Parts of a spec that make its identity, by the word a user knows them by.
 _PARTS = (("command", "command"), ("call", "callable"), ("inputs", "inputs"), ("refs", "inputs"),
-          ("outputs", "outputs"), ("after", "order"))
+          ("outputs", "outputs"), ("after_groups", "order"))
 
 
 class Names:
@@ -81,6 +81,11 @@ def differences(old: JobSpec, new: JobSpec) -> list[str]:
     for attr, word in _PARTS:
         if getattr(old, attr) != getattr(new, attr) and word not in out:
             out.append(word)
+    # `after` as given: a kept spec's also holds the members its after_groups
+    # had then (names are checked before a submit's groups are expanded), so
+    # with groups only the groups are compared.
+    if "order" not in out and not old.after_groups and list(old.after) != list(new.after):
+        out.append("order")
     return out
 
 

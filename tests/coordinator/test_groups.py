@@ -213,6 +213,16 @@ def test_after_across_submits_cannot_close_a_cycle() -> None:
     assert c.started() == ["p@2"]
 
 
+def test_a_named_job_after_a_group_submitted_again_is_the_same_job() -> None:
+    c = Cluster(slots=2)
+    c.submit(grouped("m", "g"))
+    [first] = c.submit(grouped("n", after_groups=("g",)))
+    [again] = c.submit(grouped("n", after_groups=("g",)))
+    assert again.job is first.job and again.joined
+    with pytest.raises(SpecError, match="taken by n with different order"):
+        c.submit(grouped("n", after_groups=("other",)))
+
+
 def test_after_group_waits_for_the_members_known_at_submit() -> None:
     c = Cluster(slots=4)
     c.submit(grouped("a1", "g"), grouped("a2", "g"))
