@@ -42,11 +42,41 @@ def settle_waits(graph: Graph, waiter: Job, job: Job) -> int | None:
         graph.fail(waiter, f"after job {job.id}: its delegate {maker.id} {maker.state}: {maker.cause or ''}".rstrip(": "),
                    code=JobFailure.INPUT_FAILED, detail=maker.id)
         return None
+    if maker is not None and not maker.done and _waits_for(graph, maker, waiter.id):
+        # The delegate (made at run time, so never checked at submit) waits
+        # on the waiter itself: waiting for it would be for good.
+        graph.fail(waiter, f"after job {job.id}: its delegate {maker.id} waits for this job (a cycle)",
+                   code=JobFailure.INPUT_FAILED, detail=maker.id)
+        return None
     if final.waiters is None:
         final.waiters = []
     if waiter.id not in final.waiters:
         final.waiters.append(waiter.id)
     return 1
+
+
+def _waits_for(graph: Graph, start: Job, target: str) -> bool:
+    """Whether unfinished `start` waits, through `after` or inputs, on the job `target`."""
+    jobs, objects, waits = graph.jobs, graph.objects, graph.after_waiters
+    seen = {start.id}
+    stack = [start]
+    while stack:
+        job = stack.pop()
+        nxt = [a for a in job.spec.after if job.id in waits.get(a, ())] if job.spec.after else []
+        for ref in job.spec.refs.values():
+            obj = objects.get(ref)
+            if obj is not None:
+                obj = graph.resolve(ref)
+                if obj.producer and obj.waiters and job.id in obj.waiters:
+                    nxt.append(obj.producer)
+        for jid in nxt:
+            if jid == target:
+                return True
+            other = jobs.get(jid)
+            if jid not in seen and other is not None and not other.done:
+                seen.add(jid)
+                stack.append(other)
+    return False
 
 
 def check_cycles(graph: Graph, ids: list[str], specs: list[JobSpec]) -> None:

@@ -179,6 +179,19 @@ def test_after_a_delegator_whose_delegate_fails_fails_naming_it() -> None:
     assert late.state == FAILED and late.cause == "after job a: its delegate d failed: exit code 2", late.cause
 
 
+def test_a_delegate_ordered_after_the_jobs_waiting_for_it_fails_them_as_a_cycle() -> None:
+    """A delegate's spec is made at run time: a cycle through it is caught
+    when the delegator ends, not left waiting for good."""
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    c.started()
+    c.ends("a", delegation={"job": grouped("d", after=("b",)).to_wire(), "stream": "result"})
+    b, d = c.job("b"), c.job("d")
+    assert b.state == FAILED and b.cause == "after job a: its delegate d waits for this job (a cycle)", b.cause
+    assert d.state == FAILED and d.cause.startswith("after job b failed"), d.cause
+    assert c.started() == []
+
+
 def test_after_cycles_are_refused_naming_the_cycle() -> None:
     c = Cluster(slots=2)
     with pytest.raises(SpecError, match=r"^--after cycle: p -> q -> p \("):
