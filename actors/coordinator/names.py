@@ -2,11 +2,11 @@
 
 A named job's id is its name (version 1), so ids from before versions are
 unchanged. Submitting other work (command or callable, inputs, outputs,
-`after`; not priority or limits) under a taken name is refused unless the submit asks to
-replace it, which registers version K+1 with the id `NAME@K+1`. Users
-address versions as `NAME` (the newest), `NAME@1`, `NAME@2`...; readers of
-`NAME/OUTPUT` get the newest version's output. An older version keeps
-running undisturbed: it is another job.
+ordering; not priority or limits) under a taken name is refused unless the
+submit asks to replace it, which registers version K+1 with the id
+`NAME@K+1`. Users address versions as `NAME` (the newest), `NAME@1`,
+`NAME@2`...; readers of `NAME/OUTPUT` get the newest version's output. An
+older version keeps running undisturbed: it is another job.
 
 The table is derived from the graph's jobs (the graph calls `add` and
 `forget`), so a replay rebuilds it with no journal of its own.
