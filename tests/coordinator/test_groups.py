@@ -164,6 +164,28 @@ def test_after_a_delegator_waits_until_the_delegated_chain_is_made() -> None:
     assert c.started() == ["h"]
 
 
+def test_after_a_delegator_still_waits_for_its_delegate_after_a_restart(tmp_path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    c = Cluster(journal=journal, slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    c.started()
+    c.ends("a", delegation=delegation("d"))
+    assert c.job("b").state == WAITING
+    journal.close()
+    journal = Journal(path)
+    clock = Clock()
+    state = CoordinatorState(epoch=2, wall=clock.wall, mono=clock.mono)
+    replay(journal, state)
+    c2 = Cluster(state=state, clock=clock, journal=journal)
+    clock.advance(5)
+    assert c2.job("a").state == SUCCEEDED and c2.job("b").state == WAITING
+    assert c2.started() == ["d"]
+    c2.ends("d")
+    assert c2.started() == ["b"]
+    journal.close()
+
+
 def test_after_a_delegator_whose_delegate_fails_fails_naming_it() -> None:
     c = Cluster(slots=2)
     c.submit(spec("a"), grouped("b", after=("a",)))
