@@ -22,6 +22,7 @@ for `retry_for` seconds (so a restarting coordinator costs time, not errors).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 import trio
 
 from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
+from weft.actors.resources import placement_fields
 from weft.actors.storage.client import read_all, read_chunks
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
@@ -40,12 +42,14 @@ from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.jobs import (
     Cancel,
     DeleteJobs,
+    FlowPart,
     Gc,
     GcReply,
     GroupRef,
     ListJobs,
     Locate,
     LocateReply,
+    NodeDrain,
     Pause,
     Status,
     Submit,
@@ -54,8 +58,11 @@ from weft.protocol.jobs import (
     WaitReply,
     final_state,
 )
+from weft.protocol.submission import TrySubmitReply
+from weft.runtime.configfile import client_security, default_coordinator
 from weft.runtime.node import new_node_id
-from weft.runtime.settings import DEFAULT_COORDINATOR as DEFAULT_ENDPOINT
+
+from .children import adopt
 
 # Room in a message for the envelope and each spec's keys, names and outputs.
 _MESSAGE_HEADROOM = 1 << 20
@@ -191,8 +198,13 @@ def _callable_name(fn: Any) -> str:
 
 
 class Client:
-    def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0) -> None:
-        self.endpoint = endpoint or DEFAULT_ENDPOINT
+    def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, retry_for: float = 60.0,
+                 key: str | Path | None = None) -> None:
+        """`key`: this client's key file on a secure cluster (default $WEFT_KEY, else the configuration
+        file's [client] key, else none: in the clear). The endpoint by default: $WEFT_COORDINATOR (inside
+        a job, the cluster running it: children.py), else the configuration file, else the default."""
+        self.endpoint = endpoint or default_coordinator()
+        self.security = client_security(key)
         self.timeout = timeout
         self.retry_for = retry_for
         self.node_id = new_node_id("client")
@@ -218,7 +230,7 @@ class Client:
     async def _main(self) -> None:
         self._stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            self._pool = PeerPool(self.node_id, nursery, timeout=self.timeout)
+            self._pool = PeerPool(self.node_id, nursery, timeout=self.timeout, security=self.security)
             self._token = trio.lowlevel.current_trio_token()
             self._ready.set()
             await self._stop.wait()
@@ -287,6 +299,14 @@ class Client:
         retry_delay: float | None = None,
         pending_timeout: float | None = None,
         on_exit: dict[str, str] | Sequence[str] | None = None,
+        cpus: int | None = None,
+        memory: int | str | None = None,
+        size: str | None = None,
+        host: str | None = None,
+        prefer_host: str | None = None,
+        node: str | None = None,
+        job_class: str | None = None,
+        deadline: float | str | None = None,
         **inputs: Any,
     ) -> JobSpec:
         """Build a job spec: `fn` is argv (a list) for a command, else a callable.
@@ -301,7 +321,11 @@ class Client:
         now, relative to the current directory.
         `groups` label it (`cancel(groups=...)`, `pause(group)`);
         `max_cancellation_time` is how long a cancelled command gets between
-        SIGTERM and SIGKILL (default 10 s)."""
+        SIGTERM and SIGKILL (default 10 s).
+        Placement (docs/scheduling.md): `cpus`, `memory` (bytes or "512M")
+        or `size` ("tiny", "small", "medium", "large"), `host` (required;
+        "local": this machine), `prefer_host`, `node` (pinned), `job_class`
+        ("batch" or "workorder"), `deadline` (epoch seconds, ISO or "+30m")."""
         if timeout is not None and time_limit is not None:
             raise SpecError("give time_limit or its older name timeout, not both")
         timeout = time_limit if time_limit is not None else timeout
@@ -320,6 +344,8 @@ class Client:
                 raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
         more: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "pending_timeout": pending_timeout,
                                 "groups": list(groups) if groups else (), "cancel_time": max_cancellation_time}
+        more.update(placement_fields(cpus=cpus, memory=memory, size=size, host=host, prefer_host=prefer_host,
+                                     node=node, job_class=job_class, deadline=deadline))
         if on_exit:
             from .flow import parse_on_exit
 
@@ -331,21 +357,57 @@ class Client:
         return JobSpec(call=_callable_name(fn), inputs=immediate, refs=refs, outputs=list(outputs or ["result"]),
                        name=name, priority=priority, timeout=timeout, **more)
 
-    def submit(self, fn: Any, /, **kw: Any) -> Future:
-        return self.submit_specs([self.spec(fn, **kw)])[0]
+    def submit(self, fn: Any, /, *, fail_fast: bool = False, **kw: Any) -> Future:
+        return self.submit_specs([self.spec(fn, **kw)], fail_fast=fail_fast)[0]
 
-    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False) -> list[Future]:
+    def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False,
+                     fail_fast: bool = False, flow: str | None = None,
+                     names: Sequence[str] | None = None) -> list[Future]:
         """Submit jobs. A named job whose name is taken by other work (command
         or callable, inputs, outputs) is refused unless `replace`, which makes
-        it that name's next version (`NAME@2`, ...; `NAME` means the newest)."""
-        specs = list(specs)
+        it that name's next version (`NAME@2`, ...; `NAME` means the newest).
+        `fail_fast`: the first of these jobs to fail cancels the others still
+        queued or running. `flow` and `names`: the flow file they are and
+        each one's name in it, so `FLOW:NAME` finds them (status, wait, get)."""
+        specs = adopt(list(specs))  # inside a running job: its children
         futures: list[Future] = []
-        for chunk_specs in _batches(specs, batch):
+        submission = secrets.token_hex(8) if fail_fast else None
+        done = 0
+        for part, chunk_specs in enumerate(_batches(specs, batch)):
+            flow_part = None
+            if flow is not None and names is not None:
+                flow_part = FlowPart(flow, list(names[done:done + len(chunk_specs)]), part)
+            done += len(chunk_specs)
             r = SubmitReply.from_wire(
-                self.call("submit", Submit(chunk_specs, replace).to_wire(), timeout=max(self.timeout, 60.0))
+                self.call("submit", Submit(chunk_specs, replace, flow_part, submission).to_wire(),
+                          timeout=max(self.timeout, 60.0))
             )
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
         return futures
+
+    def submit_flow(self, path: str | Path, *, fail_fast: bool = False, replace: bool = False) -> dict[str, Future]:
+        """Submit a flow file (as `weft submit --file`): its job names -> their futures."""
+        from .flow import load_named_flow
+
+        name, flow = load_named_flow(Path(path))
+        names = [n for n, _ in flow]
+        futures = self.submit_specs([s for _, s in flow], replace=replace, fail_fast=fail_fast, flow=name,
+                                    names=names)
+        return dict(zip(names, futures, strict=True))
+    def submit_batch(self, specs: Iterable[JobSpec], *, queue: bool = True,
+                     replace: bool = False) -> list[Future] | dict[str, Any]:
+        """`submit_specs`, or with `queue=False` a try-submit: only what can
+        start now starts, the rest is not kept, and the answer is
+        {"started": [job id], "rejected": [job id], "slots": {size: count}}
+        (what still fits, by size class: tiny, small, medium, large)."""
+        if queue:
+            return self.submit_specs(specs, replace=replace)
+        specs = adopt(list(specs))
+        chunks = list(_batches(specs, max(1, len(specs))))  # (checked as any submit)
+        if len(chunks) > 1:
+            raise SpecError("a try-submit is answered in one message: these jobs do not fit in one; send fewer")
+        r = self.call("submit", Submit(specs, replace, queue=False).to_wire(), timeout=max(self.timeout, 60.0))
+        return TrySubmitReply.from_wire(r).to_wire()
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
         """One job per item, the item given as input `key`."""
@@ -417,6 +479,11 @@ class Client:
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]
+
+    def drain(self, node: str, *, undo: bool = False) -> dict[str, Any]:
+        """Stop new work on a node (a storage node's objects are copied away);
+        `undo`: undrain it. Returns the node's view."""
+        return self.call("undrain" if undo else "drain", NodeDrain(node).to_wire())
 
     # -- following a job -----------------------------------------------------------
     def progress(self, jobs: Sequence[str | Future]) -> dict[str, tuple[float, str]]:

@@ -22,6 +22,10 @@ Retries and exit actions (see actors/coordinator/exits.py):
 
 A `submit:` flow file is read now, relative to this file, and kept with the job.
 
+Variables (`[vars]`, `${var}`), templates (`[[each]]`) and includes are
+expanded first: see actors/flowtemplate.py. A flow's name (`name = ...`,
+else the file name without .toml) lets `weft get FLOW:JOB` find its jobs.
+
 Names are local to the file. Each job's id is the hash of its spec, with
 references resolved to the producers' ids, so changing a command reruns that
 job and everything downstream, and nothing else (a build cache).
@@ -34,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from .durations import parse_duration
+from .flowtemplate import expand_flow, flow_name
 from .model import JobSpec, SpecError, check_job_id, split_object_name
+from .resources import placement_fields
 
 # `time_limit` is how long a job may run; `timeout` is its older name.
 _FIELDS = {"command", "call", "inputs", "outputs", "priority", "time_limit", "timeout", "name",
@@ -45,6 +51,8 @@ MAX_FLOW_NESTING = 8
 # Job control: labels, and SIGTERM-to-SIGKILL seconds when cancelled.
 # Ordering: `after` names jobs of this file or job ids; `after_groups` groups.
 _FIELDS |= {"groups", "max_cancellation_time", "after", "after_groups"}
+# Placement (docs/scheduling.md): sizes and deadlines as the command line writes them.
+_FIELDS |= {"cpus", "memory", "size", "host", "prefer_host", "node", "class", "deadline"}
 
 
 def main_output(spec: JobSpec) -> str:
@@ -58,7 +66,14 @@ def main_output(spec: JobSpec) -> str:
 
 def load_flow(path: Path, depth: int = 0) -> list[tuple[str, JobSpec]]:
     """Parse a workflow file into (local name, spec) in dependency order."""
-    return parse_flow(read_flow(path), str(path), base=path.parent, depth=depth)
+    return load_named_flow(path, depth)[1]
+
+
+def load_named_flow(path: Path, depth: int = 0) -> tuple[str | None, list[tuple[str, JobSpec]]]:
+    """A workflow file's name (see flowtemplate.flow_name) and its jobs."""
+    data = read_flow(path)
+    name = flow_name(data, path)
+    return name, parse_flow(expand_flow(data, path), str(path), base=path.parent, depth=depth)
 
 
 def read_flow(path: Path) -> dict[str, Any]:
@@ -111,7 +126,7 @@ def parse_on_exit(items: dict[str, Any] | list[str], base: Path | None, depth: i
             path = Path(action[7:]).expanduser()
             if base is not None and not path.is_absolute():
                 path = base / path
-            data = read_flow(path)
+            data = expand_flow(read_flow(path), path)
             # Checked now, as it will be submitted (with the inputs it is given then).
             parse_flow(_with_ended(data), str(path), base=path.parent, depth=depth + 1)
             out[when] = {"submit": _resolved(data, path.parent, depth + 1), "flow": path.name}
@@ -261,6 +276,9 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
                 retry_delay=_seconds(t, "retry_delay"),
                 pending_timeout=_seconds(t, "pending_timeout"),
                 on_exit=parse_on_exit(t["on_exit"], base, depth, "on_exit") if t.get("on_exit") else None,
+                **placement_fields(cpus=t.get("cpus"), memory=t.get("memory"), size=t.get("size"),
+                                   host=t.get("host"), prefer_host=t.get("prefer_host"), node=t.get("node"),
+                                   job_class=t.get("class"), deadline=t.get("deadline")),
             )
         except SpecError as e:
             raise SpecError(f"{where}: jobs.{name}: {e}") from None

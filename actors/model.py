@@ -246,6 +246,30 @@ class JobSpec:
     retry_delay: float | None = None
     pending_timeout: float | None = None
     on_exit: dict[str, Any] | None = None  # (None, not {}: most jobs have none, and specs come in bulk)
+    # -- placement (not identity; see resources.py and docs/scheduling.md) --
+    cpus: int = 1
+    memory: int | None = None  # bytes, enforced where the node can (None: packed as tiny, no limit)
+    host: str | None = None  # required host name or node id ("local" is resolved by the submitter)
+    prefer_host: str | None = None
+    node: str | None = None  # pinned to this compute node
+    job_class: str = "batch"  # or "workorder": starts at once, even overcommitting
+    deadline: float | None = None  # wall time; past it a batch job is `late`
+    # -- submission control (actors/specfields.py checks them) --
+    # A unit's parameters (identity: they change the work): $WEFT_PARAM_<KEY>
+    # and parameters.json in the command's working directory.
+    params: dict[str, Any] | None = None
+    # The running job that submitted this one, and its tree's root (the
+    # coordinator sets `root` from the parent; not identity: the child's
+    # name, made under its parent's, is).
+    spawned_by: str | None = None
+    root: str | None = None
+    # On a root: how many jobs (retries included) its tree may spawn.
+    max_spawns: int | None = None
+    # Time windows: [["allow" | "deny", "Mon-Fri 18:00-08:00"], ...] (actors/windows.py).
+    windows: list[Any] | tuple[()] = ()
+    # Paths that must exist on the compute node before the command starts
+    # (shared filesystems that show files late): actors/compute/block.py.
+    block: list[str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -302,6 +326,16 @@ class JobSpec:
         if self.retries or self.retry_delay is not None or self.pending_timeout is not None or self.on_exit:
             _check_retry_fields(self)
         self._validate_control()
+        if self.params is not None or self.spawned_by is not None or self.root is not None \
+                or self.max_spawns is not None or self.windows or self.block:
+            from .specfields import check_submission_fields
+
+            check_submission_fields(self)
+        if (self.cpus != 1 or self.memory is not None or self.host is not None or self.prefer_host is not None
+                or self.node is not None or self.job_class != "batch" or self.deadline is not None):
+            from .resources import check_placement
+
+            check_placement(self)
 
     def _validate_control(self) -> None:
         ct = self.cancel_time
@@ -356,6 +390,32 @@ class JobSpec:
             d["pt"] = self.pending_timeout
         if self.on_exit:
             d["x"] = self.on_exit
+        if self.params is not None:
+            d["pm"] = self.params
+        if self.spawned_by is not None:
+            d["sp"] = self.spawned_by
+        if self.root is not None:
+            d["rt"] = self.root
+        if self.max_spawns is not None:
+            d["ms"] = self.max_spawns
+        if self.windows:
+            d["win"] = [list(w) for w in self.windows]
+        if self.block:
+            d["blk"] = list(self.block)
+        if self.cpus != 1:
+            d["cpu"] = self.cpus
+        if self.memory is not None:
+            d["mem"] = self.memory
+        if self.host is not None:
+            d["h"] = self.host
+        if self.prefer_host is not None:
+            d["ph"] = self.prefer_host
+        if self.node is not None:
+            d["nd"] = self.node
+        if self.job_class != "batch":
+            d["cls"] = self.job_class
+        if self.deadline is not None:
+            d["dl"] = self.deadline
         return d
 
     @classmethod
@@ -363,7 +423,8 @@ class JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
         unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag",
-                            "r", "rd", "pt", "x"}
+                            "r", "rd", "pt", "x", "pm", "sp", "rt", "ms", "win", "blk",
+                            "cpu", "mem", "h", "ph", "nd", "cls", "dl"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -383,6 +444,19 @@ class JobSpec:
             retry_delay=d.get("rd"),
             pending_timeout=d.get("pt"),
             on_exit=d.get("x"),
+            params=d.get("pm"),
+            spawned_by=d.get("sp"),
+            root=d.get("rt"),
+            max_spawns=d.get("ms"),
+            windows=d.get("win") or (),
+            block=d.get("blk") or (),
+            cpus=d.get("cpu", 1),
+            memory=d.get("mem"),
+            host=d.get("h"),
+            prefer_host=d.get("ph"),
+            node=d.get("nd"),
+            job_class=d.get("cls", "batch"),
+            deadline=d.get("dl"),
         )
 
     def exit_action(self, when: str) -> Any:
@@ -412,14 +486,19 @@ class JobSpec:
             canon["a"] = sorted(set(self.after))
         if self.after_groups:
             canon["ag"] = sorted(set(self.after_groups))
+        if self.params:
+            canon["pm"] = sorted(self.params.items())
         digest = hashlib.blake2b(msgpack.packb(canon), digest_size=12).hexdigest()
         return f"j{digest}"
 
     def identity(self) -> dict[str, Any]:
         """What makes the job's work: a named job's spec may not change it
         without a new version (priority, limits and the name are not part of it)."""
-        return {"command": self.command, "call": self.call, "inputs": dict(sorted(self.inputs.items())),
-                "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
+        ident = {"command": self.command, "call": self.call, "inputs": dict(sorted(self.inputs.items())),
+                 "refs": dict(sorted(self.refs.items())), "outputs": sorted(self.outputs)}
+        if self.params:
+            ident["parameters"] = dict(sorted(self.params.items()))
+        return ident
 
     def output_objects(self, job_id: str | None = None) -> list[str]:
         jid = job_id or self.job_id()

@@ -160,6 +160,13 @@ def _weft_client(endpoint: str, n: int, inflight: int) -> tuple[float, float]:
     return trio.run(main)
 
 
+def raw_roundtrip_ms(n: int) -> float:
+    """Mean ms of one raw pyzmq round trip (sequential, after a warm-up) to a
+    server process of its own: `weft bench`'s `roundtrip`, the floor of a hop."""
+    with _ServerProcess(_raw_server) as raw:
+        return _raw_client(raw.endpoint, n) / n * 1000.0
+
+
 # -- report -----------------------------------------------------------------------------
 
 

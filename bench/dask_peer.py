@@ -12,10 +12,13 @@ What is measured, where it differs from weft's side:
     fanout    `client.submit(reduce_count, i0=f0, ..., i1999=f1999)`.
     commands  a task calling `subprocess.run(["true"])` (there are no command
               jobs in Dask).
-    handoff   each producer is pinned to one worker and its consumer to the
-              other (`workers=`, `allow_other_workers=False`), alternating, so
-              every pair crosses processes. Dask keeps results in worker memory;
-              weft writes them to a storage node and reads them back from it.
+    handoff   `client.submit(consume, <producer future>)`, placed by Dask's
+              scheduler (which prefers the worker holding the input). Dask
+              keeps results in worker memory; weft writes them to a storage
+              node and reads them back from it.
+    handoff-cross  each producer is pinned to one worker and its consumer to
+              the other (`workers=`, `allow_other_workers=False`),
+              alternating, so every pair crosses processes.
     submit    a scheduler with no workers, run as its own process (`python -m
               distributed.cli.dask_scheduler`), so that its RSS can be measured
               on its own like weft's coordinator: `client.map` of 100,000 tasks,
@@ -121,7 +124,7 @@ class DaskSide:
 
     def run(self, workload: str, params: dict[str, int], tag: str, timeout: float) -> float:
         deadline = time.monotonic() + timeout
-        return getattr(self, f"_{workload}")(tag=tag, deadline=deadline, **params)
+        return getattr(self, f"_{workload.replace('-', '_')}")(tag=tag, deadline=deadline, **params)
 
     def _throughput(self, n: int, tag: str, deadline: float) -> float:
         t0 = time.perf_counter()
@@ -157,6 +160,21 @@ class DaskSide:
 
     def _handoff(self, pairs: int, size: int, tag: str, deadline: float) -> float:
         c = self.client
+        t0 = time.perf_counter()
+        consumers = []
+        for i in range(pairs):
+            p = c.submit(W.make_bytes, size, f"{tag}-{i}", pure=False)
+            consumers.append(c.submit(W.consume, p, pure=False))
+            del p  # only the consumers hold the producers' results
+        results = self._gather(consumers, deadline, f"{pairs} producer/consumer pairs")
+        elapsed = time.perf_counter() - t0
+        W.check_lengths(results, size)
+        self.notes["handoff"] = "pairs whose producer and consumer ran on different workers (placed by Dask)"
+        self.note_values.setdefault("handoff", []).append(f"{W.cross_node_pairs(results)}/{pairs}")
+        return pairs * size / elapsed / 1e6
+
+    def _handoff_cross(self, pairs: int, size: int, tag: str, deadline: float) -> float:
+        c = self.client
         a, b = self.workers[0], self.workers[-1]
         t0 = time.perf_counter()
         consumers = []
@@ -164,12 +182,12 @@ class DaskSide:
             src, dst = (a, b) if i % 2 == 0 else (b, a)
             p = c.submit(W.make_bytes, size, f"{tag}-{i}", pure=False, workers=[src], allow_other_workers=False)
             consumers.append(c.submit(W.consume, p, pure=False, workers=[dst], allow_other_workers=False))
-            del p  # only the consumers hold the producers' results
-        results = self._gather(consumers, deadline, f"{pairs} producer/consumer pairs")
+            del p
+        results = self._gather(consumers, deadline, f"{pairs} pinned producer/consumer pairs")
         elapsed = time.perf_counter() - t0
         W.check_lengths(results, size)
-        self.notes["handoff"] = "pairs whose producer and consumer ran on different workers (pinned)"
-        self.note_values.setdefault("handoff", []).append(f"{W.cross_node_pairs(results)}/{pairs}")
+        self.notes["handoff-cross"] = "pairs whose producer and consumer ran on different workers (pinned)"
+        self.note_values.setdefault("handoff-cross", []).append(f"{W.cross_node_pairs(results)}/{pairs}")
         return pairs * size / elapsed / 1e6
 
     # -- submit + memory ----------------------------------------------------------------

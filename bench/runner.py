@@ -1,11 +1,16 @@
 """Orchestration of `weft bench`: which system runs what, when, medians and JSON.
 
-Order. The systems run one after the other, never side by side: first weft
-(its shared 2 x 1-slot cluster for throughput, chain, fanout, commands and
-handoff; then a 0-compute cluster per submit/memory run; then a fresh cluster
-per startup run), and only once every weft process has been stopped, Dask
-(the same sequence). So at any moment one system's cluster is up, and the
-two do not compete for the cores. The price is that slow drift of the machine
+Order. First the raw pyzmq round trip (`roundtrip`, system `pyzmq`, a
+client and one server process), before any cluster. Then the systems, one
+after the other, never side by side: first weft (its shared 2 x 1-slot
+cluster for throughput, chain, fanout, commands, handoff and handoff-cross;
+then a 0-compute cluster per submit/memory run; then a fresh cluster per
+startup run; then the weft-only measurements: responsive, and dispatch with
+its simulated nodes), and only once every weft process has been stopped,
+each peer in the order given to `--peers` (Dask, then Ray: the same
+sequence; Ray's handoff-cross replaces its one-node Ray by two local Ray
+nodes, see ray_peer.py). So at any moment one system's cluster is up, and
+no two compete for the cores. The price is that slow drift of the machine
 (thermal, other load) shows up as a difference between the systems; the
 median of three runs and per-run values in the JSON make that visible.
 
@@ -38,12 +43,16 @@ from .workloads import (
     QUEUE_WORKLOADS,
     SIZES,
     TIMEOUTS,
+    TRANSPORT,
+    TRANSPORT_SYSTEM,
     WEFT_ONLY,
     WORKLOADS,
+    NotMeasured,
     WeftSide,
 )
 
-SYSTEMS = ("weft", "dask")
+SYSTEMS = ("weft", "dask", "ray")
+PEERS = ("dask", "ray")
 # Within this factor of each other the table calls it a tie: one machine, a few
 # runs, and the two systems measured one after the other.
 TIE = 1.05
@@ -56,7 +65,9 @@ class Result:
     runs: list[float] = field(default_factory=list)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
-    na: bool = False  # not measured on this system (a weft-only workload on a peer)
+    na: bool = False  # not measured on this system (a weft-only workload on a peer, or NotMeasured)
+    # weft's rows: how it compares with the peers (see annotate()).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def value(self) -> float | None:
@@ -80,6 +91,7 @@ class Result:
             d["na"] = True
         if self.notes:
             d["notes"] = self.notes
+        d.update(self.extra)
         return d
 
 
@@ -116,13 +128,14 @@ class Plan:
 
     def units(self) -> int:
         """Progress steps: one per run of each measurement (submit+memory are one)."""
+        transport = sum(self.runs for w in self.workloads if w in TRANSPORT)
         per_system = sum(self.runs for w in self.workloads if w in CLUSTER_WORKLOADS)
         if any(w in QUEUE_WORKLOADS for w in self.workloads):
             per_system += self.runs
         if "startup" in self.workloads:
             per_system += self.runs
         weft_only = sum(self.runs for w in self.workloads if w in WEFT_ONLY)
-        return per_system * len(self.systems) + weft_only
+        return per_system * len(self.systems) + weft_only + transport
 
 
 def parse_workloads(value: str | None) -> list[str]:
@@ -141,6 +154,12 @@ def parse_workloads(value: str | None) -> list[str]:
 def new_side(system: str) -> Any:
     if system == "weft":
         return WeftSide()
+    if system == "ray":
+        from .ray_peer import RaySide
+
+        # As many CPUs as weft has slots (compute nodes x slots).
+        weft = WeftSide()
+        return RaySide(num_cpus=weft.compute * weft.slots)
     from .dask_peer import DaskSide
 
     return DaskSide()
@@ -152,15 +171,37 @@ def run_plan(plan: Plan, progress: Progress | None = None,
     plan.load_before = _loadavg()
     progress.begin(plan.units())
     nonce = secrets.token_hex(4)
-    results: list[Result] = []
+    results: list[Result] = _run_transport(plan, progress)
     for system in plan.systems:
         results += _run_system(plan, system, make_side(system), nonce, progress)
+    annotate(plan, results)
     return results
+
+
+def _run_transport(plan: Plan, progress: Progress) -> list[Result]:
+    """The raw pyzmq round trip, before any cluster is up."""
+    from .bus_pingpong import raw_roundtrip_ms
+
+    out = []
+    for w in (w for w in plan.workloads if w in TRANSPORT):
+        r = Result(w, TRANSPORT_SYSTEM)
+        for i in range(plan.runs):
+            progress.step(f"{TRANSPORT_SYSTEM} {w} ({i + 1}/{plan.runs})")
+            try:
+                r.runs.append(raw_roundtrip_ms(SIZES[plan.mode][w]["n"]))
+            except Exception as e:
+                r.error = _msg(e)
+                progress.warn(f"{TRANSPORT_SYSTEM} {w}: {r.error}")
+                progress.advance(plan.runs - i)
+                break
+            progress.advance()
+        out.append(r)
+    return out
 
 
 def _run_system(plan: Plan, system: str, side: Any, nonce: str, progress: Progress) -> list[Result]:
     sizes, timeouts, runs = SIZES[plan.mode], TIMEOUTS[plan.mode], plan.runs
-    out = {w: Result(w, system) for w in plan.workloads}
+    out = {w: Result(w, system) for w in plan.workloads if w not in TRANSPORT}
 
     def failed(workloads: Sequence[str], message: str) -> None:
         for w in workloads:
@@ -207,7 +248,10 @@ def _run_system(plan: Plan, system: str, side: Any, nonce: str, progress: Progre
         for r in range(runs):
             progress.step(f"{system} {w} ({r + 1}/{runs})")
             try:
-                out[w].runs.append(side.responsive(sizes[w]["n"], f"{nonce}-{w}-{r}", timeouts[w]))
+                if w == "responsive":
+                    out[w].runs.append(side.responsive(sizes[w]["n"], f"{nonce}-{w}-{r}", timeouts[w]))
+                else:
+                    out[w].runs.append(side.dispatch(**sizes[w], tag=f"{nonce}-{w}-{r}", timeout=timeouts[w]))
             except Exception as e:
                 failed([w], _msg(e))
                 progress.advance(runs - r)
@@ -236,6 +280,11 @@ def _run_shared(side: Any, shared: list[str], out: dict[str, Result], sizes: dic
             progress.step(f"{out[w].system} {w} ({r + 1}/{runs})")
             try:
                 out[w].runs.append(side.run(w, sizes[w], f"{nonce}-{w}-{r}", timeouts[w]))
+            except NotMeasured as e:
+                # Not a failure: this system cannot run it (yet); say why.
+                out[w].na, out[w].notes = True, [str(e)]
+                progress.advance(runs - r)
+                break
             except Exception as e:
                 failed([w], _msg(e))
                 progress.advance(runs - r)
@@ -255,8 +304,8 @@ def _run_shared(side: Any, shared: list[str], out: dict[str, Result], sizes: dic
 def _finish(out: dict[str, Result], side: Any) -> list[Result]:
     values = getattr(side, "note_values", {})
     for w, text in getattr(side, "notes", {}).items():
-        if w in out and values.get(w):
-            out[w].notes = [f"{text}, per run: {', '.join(values[w])}"]
+        if w in out and not out[w].na:
+            out[w].notes = [f"{text}, per run: {', '.join(values[w])}" if values.get(w) else text]
     return list(out.values())
 
 
@@ -268,15 +317,52 @@ def _msg(e: BaseException) -> str:
 # -- reporting --------------------------------------------------------------------------
 
 
-def compare(weft: Result, dask: Result | None) -> tuple[float | None, str | None]:
-    """(weft/dask ratio, which is better) or Nones when either value is missing."""
-    if dask is None or weft.value is None or dask.value is None or dask.value == 0 or weft.value == 0:
+def compare(weft: Result, peer: Result | None) -> tuple[float | None, str | None]:
+    """(weft/peer ratio, which is better: "weft", "tie" or the peer's system)
+    or Nones when either value is missing."""
+    if peer is None or weft.value is None or peer.value is None or peer.value == 0 or weft.value == 0:
         return None, None
-    ratio = weft.value / dask.value
+    ratio = weft.value / peer.value
     higher = WORKLOADS[weft.workload].better == "higher"
     if 1 / TIE <= ratio <= TIE:
         return ratio, "tie"
-    return ratio, "weft" if (ratio > 1) == higher else "dask"
+    return ratio, "weft" if (ratio > 1) == higher else peer.system
+
+
+def best_peer(workload: str, peers: Sequence[Result]) -> Result | None:
+    """The peer with the best value of `workload` (None if none has one)."""
+    valued = [p for p in peers if p.value is not None and p.value > 0]
+    if not valued:
+        return None
+    pick = max if WORKLOADS[workload].better == "higher" else min
+    return pick(valued, key=lambda p: p.value)
+
+
+def annotate(plan: Plan, results: list[Result]) -> None:
+    """Put the comparisons in weft's rows (`extra`, so also in the JSON):
+    `best_peer`, `best_peer_value`, `vs_best_peer` (weft / best peer) and
+    `winner`; `vs_dask` (weft / Dask, the older column) when Dask ran; for
+    `chain`, `vs_roundtrip`: a hop in raw pyzmq round trips of the same run."""
+    by = {(r.workload, r.system): r for r in results}
+    peers = [s for s in plan.systems if s != "weft"]
+    rtt = by.get(("roundtrip", TRANSPORT_SYSTEM))
+    for w in plan.workloads:
+        weft = by.get((w, "weft"))
+        if weft is None:
+            continue
+        if peers:
+            best = best_peer(w, [by[(w, p)] for p in peers if (w, p) in by])
+            ratio, winner = compare(weft, best)
+            weft.extra.update({
+                "best_peer": best.system if best else None,
+                "best_peer_value": best.value if best else None,
+                "vs_best_peer": ratio,
+                "winner": winner,
+            })
+            if "dask" in peers:
+                weft.extra["vs_dask"] = compare(weft, by.get((w, "dask")))[0]
+        if w == "chain" and rtt is not None and rtt.value and weft.value:
+            weft.extra["vs_roundtrip"] = weft.value / rtt.value
 
 
 def _loadavg() -> float | None:
@@ -288,6 +374,8 @@ def machine(systems: Sequence[str], load_before: float | None = None) -> dict[st
     names = ["weft", "pyzmq", "trio", "msgpack"]
     if "dask" in systems:
         names += ["dask", "distributed"]
+    if "ray" in systems:
+        names += ["ray"]
     for name in names:
         try:
             packages[name] = metadata.version(name)

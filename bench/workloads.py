@@ -12,6 +12,10 @@ Workloads (full size; `--smoke` sizes in `SIZES["smoke"]`)
                 have finished: tasks/s.
     chain       500 no-op callables, each reading the previous one's output,
                 submitted at once: total time / 500, ms per hop.
+    roundtrip   the transport's floor, for `chain`: one raw pyzmq DEALER ->
+                ROUTER round trip of a small msgpack map over tcp://127.0.0.1
+                to another process (bench/bus_pingpong.py), mean of 5,000
+                after a warm-up; system `pyzmq`, measured before any cluster.
     fanout      2,000 independent no-op callables and one reducer that reads
                 all 2,000 outputs (inputs i0..i1999): seconds to the reducer's
                 result.
@@ -30,6 +34,9 @@ Workloads (full size; `--smoke` sizes in `SIZES["smoke"]`)
     responsive  the p99 latency (ms) of `stats` calls made back to back while
                 100,000 jobs are submitted (bench/responsive.py, which also
                 runs alone: `python -m weft.bench.responsive`); weft only.
+    dispatch    one coordinator dispatching 20,000 no-op jobs to 100
+                simulated compute nodes of 4 slots that answer at once
+                (bench/dispatch.py): jobs/s; weft only.
     startup     a cluster of 2 compute nodes (1 slot each) and 2 storage nodes
                 from nothing to ready (Dask: LocalCluster(n_workers=2,
                 threads_per_worker=1, processes=True) and a Client that sees
@@ -70,19 +77,26 @@ class Workload:
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("throughput", "tasks/s", "higher", "independent no-op callables, all submitted at once"),
     Workload("chain", "ms/hop", "lower", "no-op callables, each reading the previous one's output"),
+    Workload("roundtrip", "ms", "lower", "one raw pyzmq DEALER/ROUTER round trip (system pyzmq; next to chain)"),
     Workload("fanout", "s", "lower", "independent callables and one reducer reading all their outputs"),
     Workload("commands", "jobs/s", "higher", "command jobs running `true`"),
-    Workload("handoff", "MB/s", "higher", "producer/consumer pairs moving bytes between nodes"),
+    Workload("handoff", "MB/s", "higher", "producer/consumer pairs, placed as each system likes"),
+    Workload("handoff-cross", "MB/s", "higher", "producer/consumer pairs pinned to different nodes"),
     Workload("submit", "jobs/s", "higher", "jobs accepted while no compute slot is free"),
     Workload("memory", "KiB/job", "lower", "coordinator (scheduler) RSS growth per queued job"),
     Workload("startup", "s", "lower", "a 2 compute + 2 storage cluster from nothing to ready"),
     Workload("responsive", "ms", "lower", "p99 of `stats` calls during a 100,000-job submit (weft only)"),
+    Workload("dispatch", "jobs/s", "higher", "one coordinator starting jobs on 100 simulated compute nodes (weft only)"),
 ]}
-# Measured by weft only (bench/responsive.py): the peers show n/a.
-WEFT_ONLY = ("responsive",)
+# Measured by weft only (bench/responsive.py, bench/dispatch.py): the peers show n/a.
+WEFT_ONLY = ("responsive", "dispatch")
+# Measured on the transport alone, once per bench run, before any cluster
+# starts: the system is `pyzmq`, and the table prints it next to `chain`.
+TRANSPORT = ("roundtrip",)
+TRANSPORT_SYSTEM = "pyzmq"
 
 # Run on the shared 2 x 1-slot cluster, one after another.
-CLUSTER_WORKLOADS = ("throughput", "chain", "fanout", "commands", "handoff")
+CLUSTER_WORKLOADS = ("throughput", "chain", "fanout", "commands", "handoff", "handoff-cross")
 # Measured together, on a cluster of their own where nothing can run.
 QUEUE_WORKLOADS = ("submit", "memory")
 
@@ -90,32 +104,40 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
     "full": {
         "throughput": {"n": 5000},
         "chain": {"n": 500},
+        "roundtrip": {"n": 5000},
         "fanout": {"n": 2000},
         "commands": {"n": 1000},
         "handoff": {"pairs": 100, "size": 10 * MiB},
+        "handoff-cross": {"pairs": 100, "size": 10 * MiB},
         "queue": {"n": 100_000},
         "startup": {},
         "responsive": {"n": 100_000},
+        "dispatch": {"n": 20_000, "nodes": 100, "slots": 4},
     },
     "smoke": {
         "throughput": {"n": 500},
         "chain": {"n": 50},
+        "roundtrip": {"n": 500},
         "fanout": {"n": 200},
         "commands": {"n": 100},
         "handoff": {"pairs": 10, "size": 1 * MiB},
+        "handoff-cross": {"pairs": 10, "size": 1 * MiB},
         "queue": {"n": 10_000},
         "startup": {},
         "responsive": {"n": 10_000},
+        "dispatch": {"n": 2_000, "nodes": 100, "slots": 4},
     },
 }
 
 # Seconds one run of a workload may take before it fails (the queue and startup
 # entries cover one measurement of submit+memory, one start).
 TIMEOUTS: dict[str, dict[str, float]] = {
-    "full": {"throughput": 300, "chain": 300, "fanout": 300, "commands": 300,
-             "handoff": 300, "queue": 300, "startup": 60, "responsive": 300},
-    "smoke": {"throughput": 30, "chain": 30, "fanout": 30, "commands": 30,
-              "handoff": 30, "queue": 30, "startup": 30, "responsive": 60},
+    "full": {"throughput": 300, "chain": 300, "roundtrip": 60, "fanout": 300, "commands": 300,
+             "handoff": 300, "handoff-cross": 300, "queue": 300, "startup": 60, "responsive": 300,
+             "dispatch": 300},
+    "smoke": {"throughput": 30, "chain": 30, "roundtrip": 30, "fanout": 30, "commands": 30,
+              "handoff": 30, "handoff-cross": 60, "queue": 30, "startup": 30, "responsive": 60,
+              "dispatch": 60},
 }
 
 # Queued before the memory baseline is taken, so that first-use allocations
@@ -125,6 +147,10 @@ QUEUE_WARMUP = 200
 
 class WorkloadError(Exception):
     """One run of a workload failed or did not finish in time."""
+
+
+class NotMeasured(Exception):
+    """A system cannot run this workload yet (shown n/a with the reason, not a failure)."""
 
 
 # -- task functions (run by the workers of both systems) ------------------------------
@@ -153,8 +179,17 @@ MARK = 64  # bytes at the start of a `make_bytes` payload naming the node that m
 
 
 def _node_mark() -> str:
-    """Which node runs this task: Dask's worker address, or for weft the compute
-    node process (the parent of its warm worker processes)."""
+    """Which node runs this task: Ray's node and worker process, Dask's worker
+    address, or for weft the compute node process (the parent of its warm
+    worker processes)."""
+    if "ray" in sys.modules:
+        try:
+            import ray
+
+            if ray.is_initialized():
+                return f"ray-{ray.get_runtime_context().get_node_id()[:16]}-pid-{os.getpid()}"
+        except Exception:
+            pass
     if "distributed" in sys.modules:
         try:
             from distributed import get_worker
@@ -165,14 +200,17 @@ def _node_mark() -> str:
     return f"weft-compute-pid-{os.getppid()}"
 
 
-def make_bytes(size: str | bytes | int = MiB, x: Any = None) -> bytes:
-    """`size` bytes of incompressible data; the first 64 name the node that made them.
+def make_bytes(nbytes: str | bytes | int = MiB, x: Any = None) -> bytes:
+    """`nbytes` bytes of incompressible data; the first 64 name the node that made them.
+
+    Not `size`: weft's `Client.spec` may take `size` as a placement keyword
+    (the scheduling work), so an input of that name would not reach us.
 
     A random 1 MiB block repeated (neither system compresses by default, and
     repeats 1 MiB apart are beyond any fast compressor's window anyway).
     `x` only makes the job unique.
     """
-    n = int(size)
+    n = int(nbytes)
     block = _block()
     body = (block * (n // len(block) + 1))[:n]
     mark = _node_mark().encode()[:MARK].ljust(MARK)
@@ -214,6 +252,16 @@ def check_lengths(results: list[bytes | str], size: int) -> None:
 
 
 # -- weft's side ----------------------------------------------------------------------
+
+
+def can_pin(client: Any) -> bool:
+    """Whether this weft's client can pin a job to a compute node (`spec(..., node=)`)."""
+    import inspect
+
+    try:
+        return "node" in inspect.signature(client.spec).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _remaining(deadline: float, what: str) -> float:
@@ -319,7 +367,7 @@ class WeftSide:
     # -- the shared-cluster workloads -------------------------------------------------
     def run(self, workload: str, params: dict[str, int], tag: str, timeout: float) -> float:
         deadline = time.monotonic() + timeout
-        return getattr(self, f"_{workload}")(tag=tag, deadline=deadline, **params)
+        return getattr(self, f"_{workload.replace('-', '_')}")(tag=tag, deadline=deadline, **params)
 
     def _throughput(self, n: int, tag: str, deadline: float) -> float:
         t0 = time.perf_counter()
@@ -371,7 +419,7 @@ class WeftSide:
         t0 = time.perf_counter()
         specs = []
         for i in range(pairs):
-            p = c.spec("weft.bench.workloads:make_bytes", size=str(size), x=f"{tag}-{i}")
+            p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}")
             specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"))]
         futures = c.submit_specs(specs, batch=len(specs))
         consumers = futures[1::2]
@@ -384,9 +432,37 @@ class WeftSide:
             "every producer's bytes go to a storage node (another process), and a consumer reads them "
             "from there, unless it followed its producer (started on the producer's compute node and "
             "took the bytes from its memory). Pairs whose producer and consumer ran on different "
-            "compute nodes (weft cannot pin placement; \"cross\") and consumers that followed")
+            "compute nodes (placed as weft likes; \"cross\") and consumers that followed")
         self.note_values.setdefault("handoff", []).append(
             f"{cross_node_pairs(results)} cross and {followed} followed of {pairs}")
+        return pairs * size / elapsed / 1e6
+
+    def _handoff_cross(self, pairs: int, size: int, tag: str, deadline: float) -> float:
+        from weft.actors.client import ObjectRef
+
+        c = self.client
+        if not can_pin(c):
+            raise NotMeasured("not measured: needs node pinning (a `node=` pin in job specs)")
+        if self.compute < 2:
+            raise NotMeasured("not measured: needs two compute nodes")
+        nodes = [self.cluster.node_name("compute", i) for i in range(2)]
+        t0 = time.perf_counter()
+        specs = []
+        for i in range(pairs):
+            src, dst = (nodes[0], nodes[1]) if i % 2 == 0 else (nodes[1], nodes[0])
+            p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}", node=src)
+            specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"), node=dst)]
+        futures = c.submit_specs(specs, batch=len(specs))
+        consumers = futures[1::2]
+        self._wait_ok(consumers, deadline, f"{pairs} pinned producer/consumer pairs")
+        elapsed = time.perf_counter() - t0
+        results = [self._result(f, deadline, "reading a consumer's result") for f in consumers]
+        check_lengths(results, size)
+        crossed = cross_node_pairs(results)
+        if crossed != pairs:
+            raise WorkloadError(f"only {crossed} of {pairs} pinned pairs ran on different compute nodes")
+        self.notes["handoff-cross"] = "pairs pinned to different compute nodes (`node=`) that crossed"
+        self.note_values.setdefault("handoff-cross", []).append(f"{crossed}/{pairs}")
         return pairs * size / elapsed / 1e6
 
     # -- submit + memory ----------------------------------------------------------------
@@ -430,6 +506,21 @@ class WeftSide:
         self.notes["responsive"] = "stats p50 ms"
         self.note_values.setdefault("responsive", []).append(f"{r['stats_p50_ms']:.1f}")
         return r["stats_p99_ms"]
+
+    # -- dispatch -----------------------------------------------------------------------
+    def dispatch(self, n: int, nodes: int, slots: int, tag: str, timeout: float) -> float:
+        """Jobs/s one coordinator dispatches to simulated compute nodes."""
+        from .dispatch import measure
+
+        try:
+            r = measure(n, nodes=nodes, slots=slots, timeout=timeout, tag=tag)
+        except RuntimeError as e:
+            raise WorkloadError(str(e)) from None
+        self.notes["dispatch"] = (f"{n:,} jobs to {nodes} simulated nodes x {slots} slots: seconds, "
+                                  "and the coordinator's CPU per job")
+        self.note_values.setdefault("dispatch", []).append(
+            f"{r['seconds']:.2f} s {r['coordinator_cpu_us_per_job']:.0f} us")
+        return r["jobs_per_s"]
 
     # -- startup ------------------------------------------------------------------------
     def startup(self, timeout: float) -> float:

@@ -13,10 +13,8 @@ messages, and retries `busy` answers with backoff until its deadline.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +32,10 @@ from .codec import (
     encode_frames,
     salvage_id,
 )
+from .curve import HANDSHAKE_EVENTS, Security, refused
 from .errors import BusError, Busy, CallTimeout, ConnectionLost, ProtocolError, remote_error
+from .ratelog import RateLimitedLog
+from .serverstats import OpEntry, ServerStats
 from .zsock import PeerUnreachable, ZSocket, bound_endpoint, context
 
 log = logging.getLogger("weft.bus")
@@ -49,51 +50,15 @@ _HWM = 50_000
 class CallContext:
     """Who is calling, passed to every handler."""
 
-    __slots__ = ("sender", "op", "ident", "kind")
+    __slots__ = ("sender", "op", "ident", "kind", "user")
 
-    def __init__(self, sender: str, op: str, ident: bytes, kind: str) -> None:
+    def __init__(self, sender: str, op: str, ident: bytes, kind: str, user: str | None = None) -> None:
         self.sender = sender
         self.op = op
         self.ident = ident
         self.kind = kind
-
-
-class _Op:
-    __slots__ = ("fn", "is_async", "bypass")
-
-    def __init__(self, fn: Handler, bypass: bool) -> None:
-        self.fn = fn
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self.bypass = bypass
-
-
-class _RateLimitedLog:
-    """Logs bad input at most once per interval, with a count of the rest."""
-
-    def __init__(self, interval: float = 5.0) -> None:
-        self.interval = interval
-        self._last = 0.0
-        self._suppressed = 0
-
-    def warning(self, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            extra = f" ({self._suppressed} more since)" if self._suppressed else ""
-            log.warning(msg + extra, *args)
-            self._last = now
-            self._suppressed = 0
-        else:
-            self._suppressed += 1
-
-
-class ServerStats:
-    __slots__ = ("calls", "posts", "busy", "malformed", "errors", "unknown_ops")
-
-    def __init__(self) -> None:
-        self.calls = self.posts = self.busy = self.malformed = self.errors = self.unknown_ops = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}
+        # `ROLE:NAME` of the caller's key on a CURVE cluster (None without security).
+        self.user = user
 
 
 class Server:
@@ -106,22 +71,26 @@ class Server:
         max_concurrent: int = 256,
         max_message: int = DEFAULT_MAX_MESSAGE,
         role: str = "actor",
+        security: Security | None = None,
     ) -> None:
         self.node_id = node_id
         self.role = role
+        self.security = security
+        # On a secure server: may the caller `user` (ROLE:NAME) run `op`? (weft.protocol.access)
+        self.access: Callable[[str, str], bool] = lambda op, user: user.startswith("admin:")
         self.max_concurrent = max_concurrent
         self.max_message = max_message
         self.in_flight = 0
         self.stats = ServerStats()
         self.endpoint: str | None = None
-        self._ops: dict[str, _Op] = {}
+        self._ops: dict[str, OpEntry] = {}
         self._zs: ZSocket | None = None
         self._nursery: trio.Nursery | None = None
-        self._badlog = _RateLimitedLog()
+        self._badlog = RateLimitedLog(log)
 
     def add(self, op: str, fn: Handler, *, bypass: bool = False) -> None:
         """Register a handler: `fn(body, ctx)`, plain (inline) or async (a task)."""
-        self._ops[op] = _Op(fn, bypass)
+        self._ops[op] = OpEntry(fn, bypass)
 
     @property
     def ops(self) -> list[str]:
@@ -136,7 +105,10 @@ class Server:
         # libzmq drops an oversize message (and its connection) before we
         # pay for it; decode() still checks, for the exact limit and message.
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_message + 4096)
-        with ZSocket(sock, head=2) as zs:
+        secure = self.security is not None
+        if secure:
+            self.security.apply_server(sock)
+        with ZSocket(sock, head=2, user_ids=secure) as zs:
             try:
                 sock.bind(endpoint)
             except zmq.ZMQError as e:
@@ -157,6 +129,7 @@ class Server:
     # -- dispatch ------------------------------------------------------------
     def _dispatch(self, msg: list[bytes]) -> None:
         stats = self.stats
+        user = msg.pop() if self.security is not None else None
         if len(msg) < 2:
             stats.malformed += 1
             self._badlog.warning("dropped a message with no frame after the identity")
@@ -187,11 +160,14 @@ class Server:
                     BusError(f"no op {env.op!r} on this {self.role}", code="unknown-op"),
                 )
             return
+        if user is not None and not self.access(env.op, user):
+            self._forbid(ident, env, user, is_call)
+            return
         if is_call:
             stats.calls += 1
         else:
             stats.posts += 1
-        ctx = CallContext(env.sender, env.op, ident, kind)
+        ctx = CallContext(env.sender, env.op, ident, kind, user)
         if not op.is_async:
             try:
                 result = op.fn(env.body, ctx)
@@ -214,13 +190,13 @@ class Server:
         else:
             self._nursery.start_soon(self._run, op, env, ident, ctx)
 
-    async def _run_admitted(self, op: _Op, env: Any, ident: bytes, ctx: CallContext) -> None:
+    async def _run_admitted(self, op: OpEntry, env: Any, ident: bytes, ctx: CallContext) -> None:
         try:
             await self._run(op, env, ident, ctx)
         finally:
             self.in_flight -= 1
 
-    async def _run(self, op: _Op, env: Any, ident: bytes, ctx: CallContext) -> None:
+    async def _run(self, op: OpEntry, env: Any, ident: bytes, ctx: CallContext) -> None:
         is_call = env.kind == CALL
         try:
             result = await op.fn(env.body, ctx)
@@ -229,6 +205,14 @@ class Server:
         else:
             if is_call:
                 self._send_reply(ident, env.id, env.op, result)
+
+    def _forbid(self, ident: bytes, env: Any, user: str, is_call: bool) -> None:
+        self.stats.forbidden += 1
+        self._badlog.warning("refused %r from %s (%s): not allowed for its key", env.op, env.sender, user)
+        if is_call:
+            role = user.partition(":")[0]
+            self._send_error(ident, env.id, env.op, BusError(
+                f"{env.op!r} on this {self.role} is not allowed for a {role} key ({user})", code="forbidden"))
 
     def _handler_failed(self, ident: bytes, env: Any, e: Exception, is_call: bool) -> None:
         self.stats.errors += 1
@@ -309,6 +293,7 @@ class Peer:
         timeout: float = 10.0,
         max_message: int = DEFAULT_MAX_MESSAGE,
         connect_timeout: float = 3.0,
+        security: Security | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.node_id = node_id
@@ -327,11 +312,19 @@ class Peer:
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         sock.setsockopt(zmq.MAXMSGSIZE, max_message + 4096)
+        if security is not None:
+            security.apply_client(sock)
         self._zs = ZSocket(sock, linger_ms=0, head=1)
         # ZeroMQ reconnects by itself and tells a DEALER nothing when its peer
         # goes away; the socket monitor does, so calls in flight to a peer
         # that died fail now instead of at their deadline.
-        self._monitor = ZSocket(sock.get_monitor_socket(zmq.EVENT_DISCONNECTED), linger_ms=0)
+        # Handshake events too, with or without a key: a client in the clear
+        # that meets a secure cluster is told so at once, not after a timeout.
+        self._secure = security is not None
+        self._monitor = ZSocket(sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | HANDSHAKE_EVENTS), linger_ms=0)
+        # Set while the peer refuses our key: calls fail at once with it.
+        self.auth_error: BusError | None = None
+        self._sending: set[trio.CancelScope] = set()
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as e:
@@ -392,13 +385,26 @@ class Peer:
         """Fail the calls in flight when the connection to the peer drops."""
         try:
             while True:
-                await self._monitor.recv()
+                event = await self._monitor.recv()
+                kind = int.from_bytes(event[0][:2], "little") if event and len(event[0]) >= 2 else 0
+                if kind & HANDSHAKE_EVENTS:
+                    self._handshake(kind)
+                    continue
                 # Replies that came before the drop are answers, not losses.
                 while (msg := self._zs.recv_nowait()) is not None:
                     self._deliver([msg])
                 self._fail_pending(lambda op: ConnectionLost(self.endpoint, op, self.timeout))
         except trio.ClosedResourceError:
             return
+
+    def _handshake(self, kind: int) -> None:
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.auth_error = None
+            return
+        self.auth_error = refused(self.endpoint, self._secure)
+        for scope in self._sending:
+            scope.cancel()
+        self._fail_pending(lambda op: self.auth_error)
 
     def _fail_pending(self, error: Callable[[str], BaseException]) -> None:
         """Wake every call still waiting, with `error(op)`."""
@@ -431,6 +437,8 @@ class Peer:
     async def _send_call(self, op: str, body: Any, deadline: float, seconds: float) -> PendingCall:
         if self._zs.closed:
             raise PeerClosed(f"connection to {self.endpoint} is closed")
+        if self.auth_error is not None:
+            raise self.auth_error
         call_id = next(self._ids)
         frames = encode_frames(CALL, call_id, op, self.node_id, body)
         slot = _Slot(op)
@@ -440,7 +448,13 @@ class Peer:
                 # No connection to send on (IMMEDIATE) within connect_timeout
                 # means the peer is down: say so now, not at the deadline.
                 with trio.move_on_at(min(deadline, trio.current_time() + self.connect_timeout)) as sending:
-                    await self._zs.send(frames)
+                    self._sending.add(sending)
+                    try:
+                        await self._zs.send(frames)
+                    finally:
+                        self._sending.discard(sending)
+                if sending.cancelled_caught and self.auth_error is not None:
+                    raise self.auth_error
                 if sending.cancelled_caught:
                     raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
         except trio.ClosedResourceError:
@@ -516,16 +530,18 @@ class PendingCall:
 class PeerPool:
     """One peer handle per endpoint, their receive loops in one nursery."""
 
-    def __init__(self, node_id: str, nursery: trio.Nursery, *, timeout: float = 10.0) -> None:
+    def __init__(self, node_id: str, nursery: trio.Nursery, *, timeout: float = 10.0,
+                 security: Security | None = None) -> None:
         self.node_id = node_id
         self.timeout = timeout
+        self.security = security
         self._nursery = nursery
         self._peers: dict[str, Peer] = {}
 
     def get(self, endpoint: str) -> Peer:
         peer = self._peers.get(endpoint)
         if peer is None or peer.closed:
-            peer = Peer(endpoint, self.node_id, timeout=self.timeout)
+            peer = Peer(endpoint, self.node_id, timeout=self.timeout, security=self.security)
             self._peers[endpoint] = peer
             self._nursery.start_soon(peer.run)
         return peer
@@ -544,10 +560,12 @@ class PeerPool:
 class connect:
     """`async with connect(endpoint, node_id) as peer:` for a client with one peer."""
 
-    def __init__(self, endpoint: str, node_id: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, endpoint: str, node_id: str, *, timeout: float = 10.0,
+                 security: Security | None = None) -> None:
         self._endpoint = endpoint
         self._node_id = node_id
         self._timeout = timeout
+        self._security = security
         self._cm: Any = None
         self._peer: Peer | None = None
 
@@ -555,7 +573,7 @@ class connect:
         self._cm = trio.open_nursery()
         nursery = await self._cm.__aenter__()
         try:
-            self._peer = Peer(self._endpoint, self._node_id, timeout=self._timeout)
+            self._peer = Peer(self._endpoint, self._node_id, timeout=self._timeout, security=self._security)
         except BaseException as e:
             await self._cm.__aexit__(type(e), e, e.__traceback__)
             raise

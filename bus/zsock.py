@@ -52,15 +52,19 @@ class PeerUnreachable(Exception):
 class ZSocket:
     """Awaitable multipart send/receive on one zmq socket."""
 
-    __slots__ = ("sock", "_head", "_fd", "_lot", "_fd_scope", "_fd_busy", "_last_events", "_closed")
+    __slots__ = ("sock", "_head", "_user_ids", "_fd", "_lot", "_fd_scope", "_fd_busy", "_last_events", "_closed")
 
-    def __init__(self, sock: zmq.Socket, *, linger_ms: int = 200, head: int | None = None) -> None:
+    def __init__(self, sock: zmq.Socket, *, linger_ms: int = 200, head: int | None = None,
+                 user_ids: bool = False) -> None:
         """`head`: how many frames of a message are received as bytes; any
         after them (attached data, see bus.codec) come as zmq.Frame objects,
-        without a copy. None: every frame as bytes."""
+        without a copy. None: every frame as bytes. `user_ids` (a CURVE
+        server, with `head`): each message gets one more element at its end,
+        the User-Id its connection was given by the ZAP handler (str)."""
         sock.setsockopt(zmq.LINGER, linger_ms)
         self.sock = sock
         self._head = head
+        self._user_ids = user_ids
         self._fd = sock.getsockopt(zmq.FD)
         self._lot = trio.lowlevel.ParkingLot()
         self._fd_scope: trio.CancelScope | None = None
@@ -143,9 +147,18 @@ class ZSocket:
         if head is None:
             return sock.recv_multipart(_NOBLOCK)
         parts = [sock.recv(_NOBLOCK)]
+        user = None
+        if self._user_ids and sock.get(_RCVMORE):
+            # Metadata rides on the frames a peer sent (not on the identity
+            # frame a ROUTER adds): read it from the first of those.
+            frame = sock.recv(_NOBLOCK, copy=False)
+            user = frame.get("User-Id")
+            parts.append(frame.bytes)
         # The rest of a multipart message is already here: NOBLOCK cannot fail.
         while sock.get(_RCVMORE):
             parts.append(sock.recv(_NOBLOCK, copy=len(parts) < head))
+        if self._user_ids:
+            parts.append(user)
         return parts
 
     def recv_nowait(self) -> list[bytes] | None:

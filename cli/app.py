@@ -3,6 +3,7 @@ from here, and `weft.cli.main` imports the command modules."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -40,7 +41,12 @@ def _version(value: bool) -> None:
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     log_level: str = typer.Option(None, "--log-level", help="debug, info, warning, error (default: $WEFT_LOG_LEVEL or warning)."),
+    key: str = typer.Option(None, "--key", metavar="FILE",
+                            help="Key file for a secure cluster (default $WEFT_KEY, else [client] key of the "
+                                 "configuration file)."),
 ) -> None:
+    if key:
+        os.environ["WEFT_KEY"] = key  # read wherever a client is made (weft.runtime.configfile)
     try:
         weft_log.setup(log_level)
     except ValueError as e:

@@ -1,4 +1,4 @@
-"""`weft bench`: weft next to Dask on this machine, in one run (see bench/runner.py)."""
+"""`weft bench`: weft next to Dask and Ray on this machine, in one run (see bench/runner.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from .common import fail
 def bench(
     smoke: bool = typer.Option(False, "--smoke", help="Every workload at a tenth of its size or less, one run each."),
     json_file: Path = typer.Option(None, "--json", metavar="FILE", help="Also write the machine and every result to this JSON file."),
-    peers: str = typer.Option(None, "--peers", metavar="dask", help="Also run the workloads on these systems: dask."),
-    workloads: str = typer.Option(None, "--workloads", metavar="NAME,...", help="Comma-separated subset: throughput, chain, fanout, commands, handoff, submit, memory, startup."),
+    peers: str = typer.Option(None, "--peers", metavar="dask,ray", help="Also run the workloads on these systems, one after the other: dask, ray (both from the `weft[bench]` extra)."),
+    workloads: str = typer.Option(None, "--workloads", metavar="NAME,...", help="Comma-separated subset: throughput, chain, roundtrip, fanout, commands, handoff, handoff-cross, submit, memory, startup, responsive, dispatch."),
 ) -> None:
-    """Benchmark a fresh local cluster (2 compute x 1 slot, 2 storage); median of 3 runs per workload."""
+    """Benchmark a fresh local cluster (2 compute x 1 slot, 2 storage); median of 3 runs per workload.
+
+    With --peers, the table shows each peer, the best of them and weft's ratio
+    to it (and to Dask); `roundtrip` (the raw pyzmq round trip, the floor of a
+    `chain` hop) is measured in the same run."""
     from weft.bench import runner
 
     try:
@@ -28,18 +32,23 @@ def bench(
         fail(str(e))
     systems = ["weft"]
     for p in (peers or "").split(","):
-        p = p.strip()
+        p = p.strip().lower()
         if not p:
             continue
-        if p != "dask":
-            fail(f"unknown peer {p!r}: the only peer is dask")
+        if p not in runner.PEERS:
+            fail(f"unknown peer {p!r}: choose from {', '.join(runner.PEERS)}")
         if p not in systems:
             systems.append(p)
     if "dask" in systems:
         from weft.bench import dask_peer
 
         if not dask_peer.available():
-            fail(f"--peers dask needs Dask: {dask_peer.INSTALL_HINT}")
+            fail(f"--peers dask needs Dask, which is not installed: {dask_peer.INSTALL_HINT}")
+    if "ray" in systems:
+        from weft.bench import ray_peer
+
+        if not ray_peer.available():
+            fail(f"--peers ray needs Ray, which is not installed: {ray_peer.INSTALL_HINT}")
     if json_file is not None and not json_file.parent.exists():
         fail(f"cannot write {json_file}: directory {json_file.parent} does not exist")
 
@@ -118,7 +127,7 @@ def _print_table(plan: object, results: list) -> None:
 
     from weft.bench import runner
 
-    with_dask = "dask" in plan.systems
+    peers = [s for s in plan.systems if s != "weft"]
     by = {(r.workload, r.system): r for r in results}
     mode = "smoke, 1 run" if plan.smoke else f"median of {plan.runs} runs"
     table = Table(title=f"weft bench ({mode})", title_justify="left")
@@ -126,21 +135,40 @@ def _print_table(plan: object, results: list) -> None:
     table.add_column("unit")
     table.add_column("better")
     table.add_column("weft", justify="right")
-    if with_dask:
-        table.add_column("dask", justify="right")
+    for p in peers:
+        table.add_column(p, justify="right")
+    if "dask" in peers and len(peers) > 1:
         table.add_column("weft/dask", justify="right")
+    if peers:
+        table.add_column("best peer")
+        table.add_column("weft/best", justify="right")
         table.add_column("winner")
+
+    def ratio(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}x"
+
     for w in plan.workloads:
         spec = runner.WORKLOADS[w]
+        if w in runner.TRANSPORT:
+            # Not a system of its own in the comparison: the floor under `chain`.
+            r = by[(w, runner.TRANSPORT_SYSTEM)]
+            table.add_row(f"  {w} ({r.system})", spec.unit, spec.better, runner.format_result(r),
+                          *[""] * (len(table.columns) - 4))
+            continue
         weft = by[(w, "weft")]
-        row = [w, spec.unit, spec.better, runner.format_value(weft.value)]
-        if with_dask:
-            dask = by[(w, "dask")]
-            ratio, winner = runner.compare(weft, dask)
-            row += [runner.format_result(dask), "-" if ratio is None else f"{ratio:.2f}x", winner or "-"]
+        row = [w, spec.unit, spec.better, runner.format_result(weft)]
+        row += [runner.format_result(by[(w, p)]) for p in peers]
+        if "dask" in peers and len(peers) > 1:
+            row.append(ratio(weft.extra.get("vs_dask")))
+        if peers:
+            row += [weft.extra.get("best_peer") or "-", ratio(weft.extra.get("vs_best_peer")),
+                    weft.extra.get("winner") or "-"]
         table.add_row(*row)
     console = Console(file=sys.stdout, width=max(100, Console(file=sys.stdout).width), highlight=False)
     console.print(table)
+    chain = by.get(("chain", "weft"))
+    if chain is not None and chain.extra.get("vs_roundtrip"):
+        console.print(f"  chain (weft): a hop is {chain.extra['vs_roundtrip']:.1f} raw pyzmq round trips of this run")
     for r in results:
         for note in r.notes:
             console.print(f"  {r.workload} ({r.system}): {note}")

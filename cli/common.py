@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
-
-from weft.runtime.settings import DEFAULT_COORDINATOR
 
 
 class UserError(Exception):
@@ -30,7 +27,16 @@ def emit_json(value: Any, *, one_line: bool = False) -> None:
 
 
 def coordinator_endpoint(value: str | None) -> str:
-    return value or os.environ.get("WEFT_COORDINATOR") or DEFAULT_COORDINATOR
+    """--coordinator, else $WEFT_COORDINATOR, else [client] coordinator of the configuration file, else the default."""
+    if value:
+        return value
+    from weft.runtime import configfile
+    from weft.runtime.settings import SettingError
+
+    try:
+        return configfile.default_coordinator()
+    except SettingError as e:
+        fail(str(e))
 
 
 def check_endpoint(value: str, what: str = "endpoint") -> str:

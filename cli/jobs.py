@@ -24,6 +24,7 @@ from .show import (
     resubmission_line,
     state_line,
     status_lines,
+    tail_lines,
     when,
     why_not,
 )
@@ -84,12 +85,28 @@ def submit(
     retry_delay: str = typer.Option(None, "--retry-delay", metavar="DURATION", help="Wait before the first retry (default 1s), twice as long before each next one."),
     pending_timeout: str = typer.Option(None, "--pending-timeout", metavar="DURATION", help="Fail (code pending-timeout) if not started within this long."),
     on_exit: list[str] = typer.Option([], "--on-exit", metavar="WHEN=ACTION", help="WHEN an exit code, timed-out or crashed; ACTION succeed, fail, retry or submit:FLOW.toml (repeatable)."),
+    cpus: int = typer.Option(None, "--cpus", "--slots", metavar="N", help="CPUs the job takes on its node (default 1)."),
+    memory: str = typer.Option(None, "--memory", metavar="SIZE", help="Memory the job may use, e.g. 512M, 4G: it starts only where that is free, and is killed (memory-limit) past it."),
+    size: str = typer.Option(None, "--size", metavar="CLASS", help="Memory by class: tiny 32M, small 128M, medium 256M, large 1G."),
+    host: str = typer.Option(None, "--host", metavar="NAME", help="Run only on this host (host name or node id; local: this machine)."),
+    prefer_host: str = typer.Option(None, "--prefer-host", metavar="NAME", help="Run on this host if it has room, else anywhere."),
+    node: str = typer.Option(None, "--node", metavar="NODE_ID", help="Run only on this compute node."),
+    job_class: str = typer.Option(None, "--class", metavar="CLASS", help="batch (default: waits for room) or workorder (starts at once, even overcommitting)."),
+    deadline: str = typer.Option(None, "--deadline", metavar="TIME", help="Wanted end (ISO time or +30m): earlier deadlines go first; past it the job is flagged late."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="With --file: the first job to fail cancels the file's jobs still queued or running (default: the others run on, like make -k)."),
+    max_spawns: int = typer.Option(None, "--max-spawns", metavar="N", help="On a root job: how many jobs (retries included) its tree may spawn; past it a submit fails (spawn-limit)."),
+    allow: list[str] = typer.Option([], "--allow", metavar="WHEN", help="Start only within this time window, coordinator's time (e.g. 'Mon-Fri 18:00-08:00'; repeatable)."),
+    deny: list[str] = typer.Option([], "--deny", metavar="WHEN", help="Never start within this time window (e.g. 'Sat-Sun'; repeatable)."),
+    block: list[str] = typer.Option([], "--block", metavar="PATH", help="Start the command only once PATH exists on its compute node (repeatable; the wait shows as its progress)."),
+    every: str = typer.Option(None, "--every", metavar="DURATION", help="A recurring job (needs --name): a new instance NAME.1, NAME.2, ... each period, a period skipped while the last one runs; weft recurring ls|delete."),
+    no_queue: bool = typer.Option(False, "--no-queue", help="Try-submit: start only what can start now, keep nothing else; print started, rejected and what still fits."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """Submit a job (or a workflow file) and print its id."""
-    from weft.actors.flow import load_flow, parse_on_exit
+    """Submit a job (or a workflow file) and print its id (a file's: NAME<tab>ID per job)."""
+    from weft.actors.flow import load_named_flow, parse_on_exit
+    from weft.actors.resources import placement_fields
 
     if old_timeout is not None:
         if time_limit is not None:
@@ -100,6 +117,11 @@ def submit(
     cancel_s = duration(cancel_time, "--max-cancellation-time")
     delay_s = duration(retry_delay, "--retry-delay")
     pending_s = duration(pending_timeout, "--pending-timeout")
+    try:
+        placed = placement_fields(cpus=cpus, memory=memory, size=size, host=host, prefer_host=prefer_host,
+                                  node=node, job_class=job_class, deadline=deadline)
+    except SpecError as e:
+        fail(str(e).replace("invalid memory", "invalid --memory").replace("invalid deadline", "invalid --deadline"))
     names: list[str | None]
     if file is not None:
         if command or call:
@@ -110,7 +132,7 @@ def submit(
         if retries or retry_delay or pending_timeout or on_exit:
             fail("--retries, --retry-delay, --pending-timeout and --on-exit are set per job in a workflow file")
         try:
-            flow = load_flow(file)
+            flow_name, flow = load_named_flow(file)
         except SpecError as e:
             fail(str(e))
         specs = [s for _, s in flow]
@@ -119,11 +141,16 @@ def submit(
             s.groups = list(dict.fromkeys([*s.groups, *groups])) or ()
             if cancel_s is not None:
                 s.cancel_time = cancel_s
+            for k, v in placed.items():
+                setattr(s, k, v)
             try:
                 s.validate()
             except SpecError as e:
                 fail(str(e))
     else:
+        if fail_fast:
+            fail("--fail-fast applies to the jobs of a workflow file: give --file FLOW.toml")
+        flow_name = None
         if command and call:
             fail(f"give either --call {call} or a command ({command[0]} ...), not both")
         if not command and not call:
@@ -147,16 +174,32 @@ def submit(
                 retry_delay=delay_s,
                 pending_timeout=pending_s,
                 on_exit=parse_on_exit(on_exit, Path.cwd()) if on_exit else None,
+                **placed,
             )
         except SpecError as e:
             fail(str(e))
         specs, names = [spec], [None]
+    from .submission import apply_options, try_submit
+
+    apply_options(specs, max_spawns, allow, deny, block)
+    if no_queue and (wait or every is not None):
+        fail("--no-queue answers at once: give it without --wait or --every")
     with client(coordinator) as c:
-        futures = c.submit_specs(specs, replace=replace)
+        if no_queue:
+            try_submit(c, specs, replace, as_json)
+        if every is not None:
+            from .recurring import define
+
+            return define(c, specs, duration(every, "--every"), wait or no_queue or file is not None, as_json)
+        futures = c.submit_specs(specs, replace=replace, fail_fast=fail_fast, flow=flow_name,
+                                 names=names if flow_name else None)  # type: ignore[arg-type]
         records = [
             {"job": f.job, "name": n, "outputs": f.outputs, "cached": f.cached, "joined": f.joined, "differs": f.differs}
             for f, n in zip(futures, names, strict=True)
         ]
+        if flow_name:
+            for r in records:
+                r["flow"] = flow_name
         _report_existing(c, futures, specs, names)
         if not wait:
             if as_json:
@@ -176,6 +219,8 @@ def submit(
         else:
             for r, s in zip(records, statuses, strict=True):
                 typer.echo((f"{r['name']}\t" if r["name"] else "") + state_line(s))
+                for line in tail_lines(final_of(s), 6, "    "):
+                    typer.echo(line)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -302,13 +347,19 @@ def _stderr_console():
 
 @app.command()
 def status(
-    job: str = typer.Argument(None, metavar="JOB", help="A job id (default: recent jobs)."),
+    job: str = typer.Argument(None, metavar="JOB", help="A job id, or FLOW:NAME (a job of a flow file's newest submission; default: recent jobs)."),
     limit: int = typer.Option(20, "--limit", metavar="N", help="How many recent jobs to list."),
     attempts: bool = typer.Option(False, "--attempts", help="With JOB: list every attempt (node, start, end, outcome, exit code, signal, failure code)."),
+    tree: str = typer.Option(None, "--tree", metavar="ROOT", help="The tree of jobs spawned under ROOT (children under their parents)."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
     """State, command, inputs, node, times, exit code, failure code and cause of a job (or recent jobs)."""
+    if tree is not None:
+        from .submission import show_tree
+
+        with client(coordinator) as c:
+            return show_tree(c, tree, as_json)
     if limit < 0:
         fail(f"invalid --limit {limit}: expected a number of jobs >= 0")
     if attempts and not job:
@@ -368,7 +419,7 @@ def wait_cmd(
 
 @app.command()
 def get(
-    obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output."),
+    obj: str = typer.Argument(..., metavar="JOB[/OUTPUT]", help="JOB/OUTPUT, or JOB for its main output; JOB may be FLOW:NAME (a job of a flow file's newest submission)."),
     output: Path = typer.Option(None, "--output", "-o", metavar="FILE|DIR", help="Write to this file (or into this directory, as OUTPUT) instead of stdout."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the object's producer to finish."),
     timeout: str = typer.Option(None, "--timeout", metavar="DURATION", help="With --wait: give up after this long (90, 30m, 2h; exit 3)."),
@@ -377,6 +428,9 @@ def get(
     """Print (or save) an object's bytes."""
     timeout = _check_timeout(timeout)
     with client(coordinator) as c:
+        job_part, sep, out_part = obj.partition("/")
+        if ":" in job_part:  # FLOW:JOB: that job of the flow's newest submission
+            obj = c.status([job_part])[0]["job"] + sep + out_part
         name = obj
         if "/" not in obj:
             st = c.status([obj])[0]
@@ -450,25 +504,6 @@ def cancel(
     else:
         for st in r:
             typer.echo(state_line(st))
-
-
-@app.command()
-def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """The nodes the coordinator knows: role, endpoint, slots, busy, objects, repair copies, last seen."""
-    with client(coordinator) as c:
-        ns = c.nodes()
-    if as_json:
-        emit_json({"nodes": ns})
-        return
-    now = time.time()
-    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'slots':>5} {'busy':>4} {'objects':>7} {'copies':>7} "
-               f"{'seen':>6}")
-    for n in sorted(ns, key=lambda n: (n["role"], n["node"])):
-        copies = f"{n['copies_in']}/{n['copies_out']}" if "copies_in" in n else ""
-        typer.echo(
-            f"{n['role']:8} {n['node']:16} {n['endpoint']:26} {n.get('slots', ''):>5} {n.get('busy', ''):>4} "
-            f"{n.get('objects', ''):>7} {copies:>7} {now - n['last_seen']:>5.1f}s"
-        )
 
 
 @app.command()

@@ -13,7 +13,7 @@ from .jobs import CoordOpt, client
 
 @app.command()
 def logs(
-    job: str = typer.Argument(..., metavar="JOB", help="A job id."),
+    job: str = typer.Argument(..., metavar="JOB", help="A job id, or FLOW:NAME (a job of a flow file's newest submission)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing lines as the job writes them, until it ends."),
     tail: int = typer.Option(None, "--tail", "-n", metavar="N", help="Only the last N lines (then follow, with --follow)."),
     coordinator: str = CoordOpt,
@@ -24,6 +24,8 @@ def logs(
     out = sys.stdout.buffer
     # Following may take as long as the job runs: a restarting coordinator is waited for.
     with client(coordinator, retry_for=3600.0 if follow else 3.0) as c:
+        if ":" in job:  # FLOW:JOB: that job of the flow's newest submission
+            job = c.status([job])[0]["job"]
         offset = 0
         if tail is not None or not follow:
             data = c.logs(job)

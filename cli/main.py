@@ -9,6 +9,7 @@ import typer
 
 from weft.actors.model import SpecError
 from weft.bus.errors import BusError
+from weft.runtime.settings import SettingError
 
 from .app import app, tidy_help
 from .common import UserError
@@ -16,7 +17,24 @@ from .common import UserError
 
 def _register() -> None:
     # Each module adds its commands to `app` when imported.
-    from . import admin, bench, control, daemons, direct, groups, jobs, logs, up  # noqa: F401
+    from . import (  # noqa: F401
+        admin,
+        bench,
+        config,
+        control,
+        daemons,
+        direct,
+        events,
+        groups,
+        jobs,
+        keys,
+        logs,
+        nodes,
+        recurring,
+        submission,
+        units,
+        up,
+    )
 
 
 def _one_line(message: str) -> str:
@@ -61,7 +79,7 @@ def _report(e: BaseException) -> int:
         return _error(e.message, 2)
     if isinstance(e, TimeoutError):
         return _error(str(e) or "timed out", 3)
-    if isinstance(e, SpecError | FileNotFoundError | PermissionError):
+    if isinstance(e, SpecError | SettingError | FileNotFoundError | PermissionError):
         return _error(str(e), 2)
     if not isinstance(e, Exception):
         raise e

@@ -13,10 +13,11 @@ from pathlib import Path
 import typer
 
 from weft.localcluster.cluster import ClusterError, LocalCluster, Proc
-from weft.runtime.settings import SettingError, by_flag
+from weft.runtime import configfile
+from weft.runtime.settings import DEFAULT_COORDINATOR, ROLES, SettingError, by_flag, to_args
 
 from .app import app
-from .common import DEFAULT_COORDINATOR, data_dir_option, emit_json, fail
+from .common import data_dir_option, emit_json, fail
 
 DEMO_FLOW = {
     "jobs": {
@@ -28,13 +29,13 @@ DEMO_FLOW = {
 }
 
 
-def run_demo(endpoint: str) -> bytes:
+def run_demo(endpoint: str, key: Path | None = None) -> bytes:
     """Submit the demo diamond (text -> upper, words -> report) and return its result."""
     from weft.actors.client import Client, JobFailed
     from weft.actors.flow import parse_flow
 
     flow = parse_flow(DEMO_FLOW, "demo")
-    with Client(endpoint, timeout=5.0) as c:
+    with Client(endpoint, timeout=5.0, key=key) as c:
         futures = c.submit_specs([s for _, s in flow])
         for (name, _), f in zip(flow, futures, strict=True):
             typer.echo(f"submitted {name:7} {f.job}", err=True)
@@ -104,25 +105,55 @@ def lock_cluster(cluster: LocalCluster) -> None:
         fail(str(e))
 
 
+# Where and as what `weft up` starts each daemon is its own to say.
+_PLACED_BY_UP = ("listen", "advertise", "data_dir", "node_id", "no_beacon", "coordinator")
+
+
+def daemon_args(config: Path | None) -> dict[str, dict]:
+    """Per role, the settings the environment (WEFT_<ROLE>_<NAME>) and configuration file give."""
+    try:
+        cfg = configfile.load_found(config)
+        values = {role: configfile.given(role, cfg) for role in ROLES}
+    except SettingError as e:
+        fail(str(e))
+    for v in values.values():
+        for name in _PLACED_BY_UP:
+            v.pop(name, None)
+    return values
+
+
 @app.command()
 def up(
     ctx: typer.Context,
     compute: int = typer.Option(2, "--compute", metavar="N", help="Compute nodes to start."),
     storage: int = typer.Option(2, "--storage", metavar="N", help="Storage nodes to start."),
-    slots: int = typer.Option(None, "--slots", metavar="N", help="Slots per compute node (default: cores)."),
+    slots: int = typer.Option(None, "--cpus", "--slots", metavar="N", help="CPUs each compute node offers (default: cores)."),
+    memory: str = typer.Option(None, "--memory", metavar="SIZE", help="Memory each compute node offers, e.g. 4G (default: the machine's or its cgroup limit)."),
     data_dir: Path = typer.Option(None, "--data-dir", metavar="DIR",
                                   help="Where the cluster keeps its state (default .weft); locked while it runs."),
     listen: str = typer.Option(DEFAULT_COORDINATOR, "--listen", metavar="ENDPOINT", help="Coordinator endpoint."),
-    replicas: int = typer.Option(1, "--replicas", metavar="N", help="Storage nodes each output is written to."),
+    replicas: int = typer.Option(None, "--replicas", metavar="N",
+                                 help="Storage nodes each output is written to (default 1)."),
     demo: bool = typer.Option(False, "--demo", help="Run a demo workflow, print its result, stop."),
     as_json: bool = typer.Option(False, "--json", help="Print the endpoints and pids as one line of JSON once ready."),
+    secure: bool = typer.Option(False, "--secure", help="CurveZMQ on every connection: keys made (once) under "
+                                "DATA_DIR/keys; clients use DATA_DIR/keys/admin.secret (--key or WEFT_KEY)."),
+    config: Path = typer.Option(None, "--config", metavar="FILE",
+                                help="Configuration file for the daemons (default $WEFT_CONFIG, else "
+                                     "/etc/weft/weft.toml if present); the flags above override it."),
 ) -> None:
     """Start a coordinator, compute and storage nodes as local processes; Ctrl-C stops them."""
     if compute < 0 or storage < 1:
         fail("need --compute >= 0 and --storage >= 1")
+    role_args = daemon_args(config)
+    if replicas is None:
+        replicas = int(role_args["coordinator"].pop("replicas", 1))
+    if slots is None:
+        slots = role_args["compute"].pop("slots", None)
     # The daemons' own checks (weft.runtime.settings), so both say the same.
     try:
         by_flag("compute")["--slots"].validate(slots)
+        by_flag("compute")["--memory"].validate(memory)
         by_flag("coordinator")["--listen"].validate(listen)
     except SettingError as e:
         fail(str(e))
@@ -133,8 +164,25 @@ def up(
     check_listen(listen)
     # The root --log-level reaches the daemons (WEFT_LOG_LEVEL in their environment).
     log_level = (ctx.parent.params.get("log_level") if ctx.parent else None) or None
-    cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen,
-                           coordinator_args=["--replicas", str(replicas)], log_level=log_level,
+    role_args["coordinator"]["replicas"] = replicas
+    role_args["compute"].pop("slots", None)
+    admin_key = None
+    if secure:
+        from weft.bus.curve import KeyFileError
+
+        from .keys import make_cluster_keys
+
+        try:
+            admin_key = make_cluster_keys(data / "keys")
+        except KeyFileError as e:
+            fail(str(e))
+        for role, values in role_args.items():
+            own = "coordinator" if role == "coordinator" else "node"
+            values.update(security="curve", keys=data / "keys", key=data / "keys" / f"{own}.secret")
+    cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen, key=admin_key,
+                           coordinator_args=to_args("coordinator", role_args["coordinator"]),
+                           compute_args=to_args("compute", role_args["compute"]) + (["--memory", memory] if memory else []),
+                           storage_args=to_args("storage", role_args["storage"]), log_level=log_level,
                            tag=cluster_tag(data), import_path=[os.getcwd()])
     lock_cluster(cluster)
     started = time.monotonic()
@@ -152,12 +200,15 @@ def up(
                 "storage": [p.endpoint for p in cluster.storages],
                 "data_dir": str(data),
                 "pids": {p.node_id: p.pid for p in cluster.procs},
+                "key": str(admin_key) if admin_key else None,
             }, one_line=True)
         else:
             typer.echo(f"weft cluster up in {time.monotonic() - started:.1f}s: coordinator {endpoint}, "
                        f"{compute} compute, {storage} storage (state and logs in {data})")
+            if admin_key:
+                typer.echo(f"secure: clients need the key, e.g. export WEFT_KEY={admin_key}")
         if demo:
-            result = run_demo(endpoint)
+            result = run_demo(endpoint, admin_key)
             typer.echo("demo result:")
             typer.echo(result.decode(errors="replace").rstrip())
             return

@@ -169,6 +169,8 @@ class LocalCluster:
         log_level: str | None = None,
         coordinator_args: list[str] | None = None,
         compute_args: list[str] | None = None,
+        storage_args: list[str] | None = None,
+        key: Path | None = None,
         fork_server: bool | None = None,
         tag: str | None = None,
         import_path: list[str] | None = None,
@@ -183,6 +185,8 @@ class LocalCluster:
         self.listen = listen
         self.coordinator_args = coordinator_args or []
         self.compute_args = compute_args or []
+        self.storage_args = storage_args or []
+        self.key = key  # the client key on a secure cluster (its daemons get theirs by flags)
         self.env = dict(os.environ)
         # The daemons import this checkout even when it is not installed.
         # `import_path` first: where the user's callables live (`weft up`
@@ -250,7 +254,7 @@ class LocalCluster:
         i = len(self.storages) if index is None else index
         args = ["storage", *to_args("storage", {
             "data_dir": self.data_dir / f"storage-{i}", "node_id": self.node_name("storage", i),
-            "no_beacon": True, "coordinator": self.endpoint})]
+            "no_beacon": True, "coordinator": self.endpoint}), *self.storage_args]
         p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)
@@ -296,7 +300,7 @@ class LocalCluster:
         from weft.actors.client import Client
 
         deadline = time.monotonic() + timeout
-        with Client(self.endpoint, timeout=2.0, retry_for=timeout) as c:
+        with Client(self.endpoint, timeout=2.0, retry_for=timeout, key=self.key) as c:
             while True:
                 nodes = c.nodes()
                 ready = [n for n in nodes if n.get("ready")]

@@ -8,6 +8,7 @@
     gc       Gc             -> GcReply
     locate   Locate         -> LocateReply
     nodes    (no body)      -> {nodes: [node view]}
+    drain    NodeDrain      -> {node view} (undrain: the same)
     stats    (no body)      -> the coordinator's counters
     hello    Hello (posted by compute and storage nodes) -> {epoch}
 
@@ -38,6 +39,21 @@ from .fields import (
 
 
 @dataclass(slots=True)
+class FlowPart:
+    """The flow file a submit's jobs came from: its name and each job's own
+    name in it (in the order of the submit's jobs), so `FLOW:JOB` finds
+    them. `part` is the slice's number when the client sent the flow in
+    several submits (0: a new submission of the flow)."""
+
+    name: str
+    jobs: list[str]
+    part: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "jobs": self.jobs, "part": self.part}
+
+
+@dataclass(slots=True)
 class Submit:
     """`submit`: job specs; all are validated before any is accepted."""
 
@@ -45,11 +61,25 @@ class Submit:
     # A named job whose name is taken by other work becomes a new version
     # of it (left out of the message when false: the bytes stay as before).
     replace: bool = False
+    # Which flow file the jobs are, and their names in it (left out when none).
+    flow: FlowPart | None = None
+    # A submission's id when it fails fast: at the first failure of one of
+    # its jobs, the rest of them are cancelled (left out when not).
+    fail_fast: str | None = None
+    # False: start only what can start now, keep nothing else (try-submit;
+    # answered with a TrySubmitReply, protocol/submission.py).
+    queue: bool = True
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"jobs": [s.to_wire() for s in self.jobs]}
         if self.replace:
             d["replace"] = True
+        if self.flow is not None:
+            d["flow"] = self.flow.to_wire()
+        if self.fail_fast:
+            d["fail_fast"] = self.fail_fast
+        if not self.queue:
+            d["queue"] = False
         return d
 
     @classmethod
@@ -67,7 +97,26 @@ class Submit:
         replace = b.get("replace", False)
         if type(replace) is not bool:
             bad("submit", "replace", "must be true or false")
-        return cls(specs, replace)
+        queue = b.get("queue", True)
+        if type(queue) is not bool:
+            bad("submit", "queue", "must be true or false")
+        return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"), queue)
+
+
+def flow_part(b: dict, count: int) -> FlowPart | None:
+    """A submit's `flow` (None when it has none); `count` jobs came with it."""
+    f = b.get("flow")
+    if f is None:
+        return None
+    op = "submit flow"
+    f = body_map(op, f)
+    name = str_field(op, f, "name")
+    if not isinstance(name, str) or not name or ":" in name or "/" in name:
+        bad("submit", "flow.name", f"must be a flow name (no ':' or '/'), got {name!r}")
+    names = str_list(op, f, "jobs", what="job names")
+    if len(names) != count:
+        bad("submit", "flow.jobs", f"names {len(names)} jobs, the submit has {count}")
+    return FlowPart(name, names, int_field(op, f, "part", 0))
 
 
 @dataclass(slots=True)
@@ -361,6 +410,20 @@ class Pause:
     @classmethod
     def from_wire(cls, body: Any, op: str = "pause") -> Pause:
         return cls(opt_str(op, body_map(op, body, optional=True), "group"))
+
+
+@dataclass(slots=True)
+class NodeDrain:
+    """`drain` and `undrain`: `{node}`, a compute or storage node's id."""
+
+    node: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"node": self.node}
+
+    @classmethod
+    def from_wire(cls, body: Any, op: str = "drain") -> NodeDrain:
+        return cls(str_field(op, body_map(op, body), "node"))
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@
     delete       DeleteTasks                -> DeleteTasksReply
     list         (no body)                  -> TaskInventory
     probe        Probe                      -> ProbeReply (which modules its callable workers can import)
+    withdraw     Withdraw                   -> {jobs: [...]} (queued tasks given back, see coordinator/steal.py)
     event `task` TaskReport (a task's state changed; `done` ones are urgent)
 
 A start names, per input, where its copies are and which object to read
@@ -297,6 +298,8 @@ class TaskReport:
     dropped: list[list[str]] | None = None
     # The signal that ended the command (with `exit` None), when one did.
     sig: int | None = None
+    # A failed command's last lines of stderr (its log's tail), when it wrote any.
+    tail: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"job": self.job, "state": self.state, "token": self.token}
@@ -322,6 +325,8 @@ class TaskReport:
             d["dropped"] = self.dropped
         if self.sig is not None:
             d["sig"] = self.sig
+        if self.tail:
+            d["tail"] = self.tail
         return d
 
     @classmethod
@@ -380,8 +385,11 @@ class TaskReport:
         sig = get("sig")
         if sig is not None and type(sig) is not int:
             bad(op, "sig", f"must be an integer, got {sig!r}")
+        tail = get("tail")
+        if tail is not None and type(tail) is not str:
+            bad(op, "tail", f"must be a string, got {type(tail).__name__}")
         return cls(job, state, token, outcome, exit_code, cause, code, delegation, get("unmet") is True,
-                   stored, started, finished, dropped, sig)
+                   stored, started, finished, dropped, sig, tail)
 
 
 @dataclass(slots=True)
@@ -416,6 +424,24 @@ class TaskRef:
     def from_wire(cls, body: Any, op: str = "result") -> TaskRef:
         b = body_map(op, body)
         return cls(job_field(op, b), epoch_field(op, b))
+
+
+@dataclass(slots=True)
+class Withdraw:
+    """`withdraw` on a compute node: `{count, epoch?}`: give back up to
+    `count` tasks still queued for room (newest first), which end
+    failed-soft (code `withdrawn`) without having started."""
+
+    count: int
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return put_epoch({"count": self.count}, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Withdraw:
+        b = body_map("withdraw", body)
+        return cls(int_field("withdraw", b, "count", -1, minimum=1, maximum=1 << 20), epoch_field("withdraw", b))
 
 
 @dataclass(slots=True)
@@ -463,12 +489,19 @@ class TaskInventory:
     tasks: list[TaskReport]
     next: int
     inc: str
-    slots: int
+    slots: int  # the CPUs it offers
     busy: int
+    memory: int = 0  # bytes it offers (0: not said, an older node)
+    host: str | None = None  # its host name, for --host placement
 
     def to_wire(self) -> dict[str, Any]:
-        return {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
-                "slots": self.slots, "busy": self.busy}
+        d = {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
+             "slots": self.slots, "busy": self.busy}
+        if self.memory:
+            d["memory"] = self.memory
+        if self.host is not None:
+            d["host"] = self.host
+        return d
 
     @classmethod
     def from_wire(cls, body: Any) -> TaskInventory:
@@ -480,8 +513,12 @@ class TaskInventory:
         inc = b.get("inc")
         if type(inc) is not str:
             bad(op, "inc", "must be a string")
+        host = b.get("host")
+        if host is not None and (type(host) is not str or not host):
+            bad(op, "host", "must be a non-empty string")
         return cls([TaskReport.from_wire(t, op) for t in tasks], int_field(op, b, "next", 0),
-                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0))
+                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0),
+                   int_field(op, b, "memory", 0), host)
 
 
 

@@ -7,10 +7,15 @@ role, whose constructor already reads the directory (a journal, a task log).
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+from pathlib import Path
 from typing import Any
 
 from . import datadir
-from .settings import resolve
+from .settings import SettingError, resolve
+
+log = logging.getLogger("weft.security")
 
 
 def role_class(role: str) -> type:
@@ -24,11 +29,51 @@ def role_class(role: str) -> type:
     return cls
 
 
+def security(mode: str, keys_dir: Path | None, key_file: Path | None) -> Any:
+    """The daemon's CurveZMQ setup, or None in the clear; SettingError naming what is missing."""
+    if mode != "curve":
+        return None
+    if keys_dir is None:
+        raise SettingError("--security curve needs --keys DIR (cluster.secret, allow, node.secret)")
+    from weft.bus.curve import KeyFileError, load_daemon
+
+    try:
+        return load_daemon(Path(keys_dir), Path(key_file) if key_file else None)
+    except KeyFileError as e:
+        raise SettingError(str(e)) from None
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Only this machine can reach it: ipc/inproc, or a TCP host in 127.0.0.0/8 or ::1 or localhost."""
+    if not endpoint.startswith("tcp://"):
+        return True
+    host = endpoint[len("tcp://"):].rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name, or a wildcard: reachable from elsewhere
+
+
+def check_exposure(listen: str, secure: bool, insecure: bool) -> None:
+    """Refuse to serve in the clear where other hosts can reach it, unless told to (and then warn)."""
+    if secure or is_loopback(listen):
+        return
+    if not insecure:
+        raise SettingError(f"refusing to listen on {listen} in the clear (anyone who reaches it can run "
+                           "commands as this user): use --security curve (docs/security.md), or --insecure")
+    log.warning("listening on %s WITHOUT security (--insecure): anyone who reaches it can run commands as "
+                "this user", listen)
+
+
 def build(role: str, values: dict[str, Any]) -> Any:
     """The role's node, its data directory locked; SettingError (one line) if it cannot be."""
     from .node import NodeConfig
 
     node, options = resolve(role, values)
+    node["security"] = security(node.get("security_mode", "none"), node.get("keys_dir"), node.get("key_file"))
+    check_exposure(node.get("listen") or "", node["security"] is not None, node.get("insecure", False))
     d = datadir.prepare(node.get("data_dir") or datadir.default_data_dir(role))
     datadir.lock(d)
     node["data_dir"] = d

@@ -13,15 +13,18 @@ import logging
 import secrets
 import signal
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
+from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
 from weft.bus.rpc import CallContext, PeerPool, Server
+from weft.protocol.access import ADMIN, COORDINATOR, KeyChange, allowed, caller_class
 
 from .address import advertised, beacon_bind
 from .settings import DEFAULT_BEACON_ADDR, DEFAULT_BEACON_PORT, DEFAULT_LISTEN
@@ -47,6 +50,13 @@ class NodeConfig:
     max_message: int = DEFAULT_MAX_MESSAGE
     call_timeout: float = 10.0
     event_window: int = 100_000
+    # CurveZMQ (weft.bus.curve): None serves and calls in the clear. The
+    # settings it is loaded from (weft.runtime.daemon.security):
+    security: Security | None = None
+    security_mode: str = "none"
+    keys_dir: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
 
 
 def new_node_id(role: str) -> str:
@@ -64,13 +74,16 @@ class Node:
             max_concurrent=config.max_concurrent,
             max_message=config.max_message,
             role=self.role,
+            security=config.security,
         )
+        self.server.access = partial(allowed, self.role)
         self.events = EventQueue(config.event_window)
         # `endpoint` is what the node announces and others connect to;
         # `bound_endpoint` what it bound (they differ on a wildcard address).
         self.endpoint: str | None = None
         self.bound_endpoint: str | None = None
         self.peers: PeerPool | None = None
+        self.zap: ZapHandler | None = None
         # Highest coordinator epoch seen: calls from an older one are refused,
         # so a coordinator that was replaced cannot act on the cluster.
         self.epoch = 0
@@ -79,6 +92,7 @@ class Node:
         self.server.add("ping", self._op_ping, bypass=True)
         self.server.add("info", self._op_info, bypass=True)
         self.server.add("poll", self.events.handle_poll, bypass=True)
+        self.server.add("keys", self._op_keys)
         self.register()
 
     # -- hooks for roles ---------------------------------------------------------
@@ -114,8 +128,27 @@ class Node:
 
     # -- ops -----------------------------------------------------------------------
     def _op_ping(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        self.fence(body)
+        # Anyone may ping; only the coordinator's epoch counts (a forged one
+        # would make this node refuse the real coordinator for good).
+        if ctx.user is None or caller_class(ctx.user) in (COORDINATOR, ADMIN):
+            self.fence(body)
         return {"node": self.node_id, "role": self.role, "inc": self.events.incarnation, "epoch": self.epoch}
+
+    def _op_keys(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return {"changed": self.change_keys(KeyChange.from_wire(body))}
+
+    def change_keys(self, change: KeyChange) -> int:
+        """Apply an allow-list change to this node's list (its file, reloaded at once); keys changed."""
+        sec = self.config.security
+        if sec is None or sec.allow is None:
+            raise BusError("this cluster is not secure (--security curve): it has no allow-list", code="bad-request")
+        try:
+            if change.action == "allow":
+                sec.allow.add(Identity(change.name, change.role or "user", change.public or ""))
+                return 1
+            return sec.allow.remove(change.name)
+        except (KeyFileError, OSError) as e:
+            raise BusError(f"allow-list not changed: {e}", code="internal") from None
 
     def _op_info(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return self.info()
@@ -140,7 +173,9 @@ class Node:
     ) -> None:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            self.peers = PeerPool(self.node_id, nursery, timeout=self.config.call_timeout)
+            self.peers = PeerPool(self.node_id, nursery, timeout=self.config.call_timeout,
+                                  security=self.config.security)
+            self.zap = self._start_zap(nursery)
             self.bound_endpoint = await nursery.start(self.server.serve, self.config.listen)
             cfg = self.config
             self.endpoint = advertised(cfg.listen, self.bound_endpoint, cfg.advertise,
@@ -161,6 +196,27 @@ class Node:
                     log.exception("%s %s: shutdown failed", self.role, self.node_id)
             self.peers.close()
             nursery.cancel_scope.cancel()
+
+    def _start_zap(self, nursery: trio.Nursery) -> ZapHandler | None:
+        """The ZAP handler that admits keys on the allow-list, bound before anything serves."""
+        sec = self.config.security
+        if sec is None or sec.allow is None:
+            return None
+        zap = ZapHandler(sec.allow)
+        zap.bind()
+        nursery.start_soon(zap.serve)
+        nursery.start_soon(self._reload_on_sighup, sec.allow)
+        return zap
+
+    async def _reload_on_sighup(self, allow: AllowList) -> None:
+        with trio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                try:
+                    allow.load()
+                except KeyFileError as e:
+                    log.warning("%s %s: allow-list not reloaded, the old one stays: %s", self.role, self.node_id, e)
+                else:
+                    log.info("%s %s: allow-list reloaded (%d keys)", self.role, self.node_id, len(allow.keys))
 
     async def _watch_signals(self) -> None:
         # The receiver stays open until the node is gone: a second SIGTERM

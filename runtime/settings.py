@@ -62,6 +62,44 @@ def _is_duration(v: str) -> bool:
     return True
 
 
+def _windows(v: str) -> list[list[str]]:
+    """`allow Mon-Fri 18:00-08:00; deny Sat-Sun` as [[kind, rule], ...]."""
+    from weft.actors.windows import parse_rule
+
+    out = []
+    for part in filter(None, (p.strip() for p in v.split(";"))):
+        kind, _, rule = part.partition(" ")
+        if kind not in ("allow", "deny"):
+            raise ValueError(part)
+        parse_rule(rule, f"--{kind}")
+        out.append([kind, rule.strip()])
+    return out
+
+
+def _is_windows(v: str) -> bool:
+    from weft.actors.model import SpecError
+
+    try:
+        _windows(v)
+    except (SpecError, ValueError):
+        return False
+    return True
+def _size(v: str) -> int:
+    from weft.actors.resources import parse_size
+
+    return parse_size(v, "--memory")
+
+
+def _is_size(v: str) -> bool:
+    from weft.actors.model import SpecError
+    from weft.actors.resources import CHUNK
+
+    try:
+        return _size(v) >= CHUNK
+    except SpecError:
+        return False
+
+
 def _positive_finite(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
@@ -81,6 +119,7 @@ class Setting:
     expect: str = ""  # a valid value, said to the user when `check` fails
     convert: Callable[[Any], Any] | None = None  # the value as the field or keyword takes it
     envvar: str | None = None
+    aliases: tuple[str, ...] = ()  # more flags for the same setting (e.g. --cpus for --slots)
 
     @property
     def field(self) -> str:
@@ -129,6 +168,18 @@ COMMON: tuple[Setting, ...] = (
             envvar="WEFT_BEACON_PORT", check=lambda v: 0 < v < 65536, expect="1..65535"),
     Setting("cluster", "--cluster", "default", str, "Cluster name: beacons of other clusters are ignored.",
             metavar="NAME", envvar="WEFT_CLUSTER", check=lambda v: bool(v), expect="a non-empty name"),
+    Setting("security", "--security", "none", str,
+            "curve: every connection encrypted and admitted only with a key on the allow-list (--keys); "
+            "none: in the clear.", metavar="MODE", key="security_mode",
+            check=lambda v: v in ("none", "curve"), expect="none or curve"),
+    Setting("keys", "--keys", None, Path,
+            "Keys directory of a secure cluster: cluster.secret, allow (the allow-list), node.secret.",
+            metavar="DIR", key="keys_dir"),
+    Setting("key", "--key", None, Path, "This daemon's own key file (default KEYS/node.secret).",
+            metavar="FILE", key="key_file"),
+    Setting("insecure", "--insecure", False, bool,
+            "Listen on a non-loopback address without --security curve (refused otherwise: anyone who reaches "
+            "the port could run commands as this user); warned at every start."),
 )
 STATIC_COORDINATOR = Setting(
     "coordinator", "--coordinator", None, str,
@@ -151,6 +202,14 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("follow_ahead", "--follow-ahead", 2, int,
                 "Dependents per slot started ahead on the node making their last input (0: none).", metavar="N",
                 target="role", check=lambda v: v >= 0, expect="0 or more"),
+        Setting("reserve_after", "--reserve-after", 30.0, float,
+                "Seconds a job may wait for room (a big one, behind a stream of small ones) before a compute "
+                "node is kept free for it.", metavar="SECONDS", target="role",
+                check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("steal_after", "--steal-after", 0.5, float,
+                "Seconds a compute node with free CPUs waits (times 1 + its load) before taking over jobs queued "
+                "on another node (0: never).", metavar="SECONDS", target="role",
+                check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
         Setting("repair_copies", "--repair-copies", 32, int,
                 "Repair copies (storage to storage) in flight at once, in all.", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),
@@ -175,6 +234,11 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "How long finished jobs are kept before they, their outputs and logs are forgotten "
                 "(garbage collection; 90s, 30m, 2h, 7d).", metavar="DURATION", target="role",
                 check=_is_duration, expect="a duration (90, 90s, 30m, 2h, 7d)", convert=_duration),
+        Setting("time_windows", "--time-windows", None, str,
+                "Default time windows for jobs that give none, in the coordinator's timezone "
+                "(e.g. 'allow Mon-Fri 18:00-08:00; deny Sat-Sun').", metavar="RULES", target="role",
+                check=_is_windows, expect="'allow|deny RULE; ...' (RULE: Mon-Fri, 18:00-08:00 or both)",
+                convert=_windows),
     ),
     "storage": (
         STATIC_COORDINATOR,
@@ -188,8 +252,18 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
     "compute": (
         STATIC_COORDINATOR,
-        Setting("slots", "--slots", None, int, "Tasks run at once (default: number of cores).", metavar="N",
-                target="role", check=lambda v: v >= 1, expect="at least 1"),
+        Setting("slots", "--slots", None, int,
+                "CPUs this node offers to jobs (--cpus is the same; a job takes its --cpus of them; default: "
+                "the cores this process may use, or its cgroup CPU quota).", metavar="N", target="role", check=lambda v: v >= 1,
+                expect="at least 1", aliases=("--cpus",)),
+        Setting("memory", "--memory", None, str,
+                "Memory this node offers to jobs, e.g. 512M or 16G (default: the machine's, or its cgroup "
+                "limit if lower); accounted in 32 MiB chunks.", metavar="SIZE", target="role",
+                check=_is_size, expect="a size such as 512M or 16G (at least 32M)", convert=_size),
+        Setting("host_name", "--host-name", None, str,
+                "Host name this node reports for --host placement (default: the machine's host name).",
+                metavar="NAME", target="role", check=lambda v: bool(v.strip()) and len(v) <= 253,
+                expect="a non-empty name"),
         Setting("min_copies", "--min-copies", 0, int,
                 "Replicas whose finish a write of an output waits for (0: all it was placed on); the rest finish "
                 "in the background. A replica slower than its latency bound is dropped either way.", metavar="N",
@@ -215,7 +289,7 @@ def settings(role: str) -> tuple[Setting, ...]:
 
 
 def by_flag(role: str) -> dict[str, Setting]:
-    return {s.flag: s for s in settings(role)}
+    return {f: s for s in settings(role) for f in (s.flag, *s.aliases)}
 
 
 def resolve(role: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

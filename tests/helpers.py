@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,3 +86,46 @@ class SilentStorage:
 
     def vanish(self) -> None:
         self.zs.close()
+
+
+class Tap:
+    """A TCP relay on loopback that keeps every byte it forwards, both ways."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("tcp://").rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.seen = bytearray()
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = [self.listener]
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+
+    def _accept(self) -> None:
+        try:
+            while True:
+                conn, _ = self.listener.accept()
+                up = socket.create_connection(self.target)
+                self._socks += [conn, up]
+                for a, b in ((conn, up), (up, conn)):
+                    t = threading.Thread(target=self._pipe, args=(a, b), daemon=True)
+                    t.start()
+        except OSError:
+            return
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                with self._lock:
+                    self.seen += data
+                b.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass

@@ -249,11 +249,13 @@ def test_hard_failure_fails_dependents_transitively_with_causes() -> None:
     assert {j.id for j in failed} == {"a", "b", "c", "d"}
     assert a.state == FAILED and a.outcome == "failed-hard" and a.cause == "RuntimeError: boom"
     assert b.state == FAILED
-    assert b.cause == "input a/result: job a failed: RuntimeError: boom"
-    # c names the job it waited on, and that cause still reaches the root.
-    assert c.cause.startswith("input b/result: job b failed: ")
-    assert "job a failed" in c.cause and "boom" in c.cause
-    assert "job b failed" in d.cause
+    # The root is named by what it runs (or its flow name) beside its id.
+    assert b.cause == "input a/result: job a (weft.actors.builtins:concat) failed: RuntimeError: boom"
+    # c names the job it waited on and the root failure once: no nested chain.
+    assert c.cause == ("input b/result: job b failed, because job a (weft.actors.builtins:concat) failed: "
+                       "RuntimeError: boom")
+    assert d.cause.startswith("input b/result: job b failed, because job a ")
+    assert all(j.cause.count("input ") == 1 and j.cause.count("boom") == 1 for j in (b, c, d))
     # Unrelated work is untouched.
     assert other.state == RUNNABLE
     assert drain(g) == ["other"]
@@ -278,7 +280,7 @@ def test_cancelled_job_fails_its_dependents() -> None:
     g.fail(a, "cancelled by user", outcome="cancelled", state=CANCELLED)
     assert a.state == CANCELLED and a.outcome == "cancelled"
     assert b.state == FAILED and b.outcome == "failed-hard"
-    assert b.cause == "input a/result: job a cancelled: cancelled by user"
+    assert b.cause == "input a/result: job a (weft.actors.builtins:concat) cancelled: cancelled by user"
 
 
 def test_job_submitted_after_its_input_failed_fails_at_once() -> None:
@@ -289,7 +291,14 @@ def test_job_submitted_after_its_input_failed_fails_at_once() -> None:
     late = g.add_job("late", s)
     assert g.link_inputs(late) == [late]
     assert late.state == FAILED
-    assert late.cause == "input a/result: job a failed: exit code 3"
+    assert late.cause == "input a/result: job a (weft.actors.builtins:concat) failed: exit code 3"
+    # One after a dependent of a: the root named once, as in a cascade.
+    b = g.add_job("b", spec("b", "a"))
+    assert g.link_inputs(b) == [b]
+    later = g.add_job("later", spec("later", "b"))
+    assert g.link_inputs(later) == [later]
+    assert later.cause == ("input b/result: job b failed, because job a (weft.actors.builtins:concat) failed: "
+                           "exit code 3")
 
 
 def test_success_then_failure_of_another_input() -> None:
@@ -301,7 +310,7 @@ def test_success_then_failure_of_another_input() -> None:
     run(g, b)
     g.fail(b, "boom")
     assert c.state == FAILED
-    assert "job b failed" in c.cause
+    assert "job b (weft.actors.builtins:concat) failed" in c.cause
     # A late "finished" for another input of a failed job changes nothing.
     assert g.object_finished(out("b"), "storage-0") == []
     assert c.state == FAILED
@@ -369,7 +378,7 @@ def test_failure_of_a_delegate_fails_the_moved_waiters() -> None:
     failed = g.fail(a1, "exit code 1")
     assert w in failed
     assert w.state == FAILED
-    assert "job a1 failed" in w.cause
+    assert "job a1 (weft.actors.builtins:concat) failed" in w.cause
 
 
 def test_counts() -> None:

@@ -16,6 +16,7 @@ from weft.bus.errors import BusError
 from weft.protocol import ErrorCode, JobState, ObjectState, Outcome, Role, TaskState, Wake
 from weft.protocol.events import Ping, Poll, PollReply
 from weft.protocol.jobs import (
+    FlowPart,
     Hello,
     JobsRef,
     Locate,
@@ -86,6 +87,7 @@ RECORDS: list[Any] = [
     TaskReport("j1", TaskState.DONE, 2, Outcome.SUCCESS, 0, None, None,
                {"job": {"o": ["out"], "call": "m:f"}, "stream": "out"}, False,
                {"result": ["storage-a", 3, b"abc"]}, 1.0, 2.0),
+    TaskReport("j1", TaskState.DONE, 2, Outcome.FAILED_HARD, 1, "command 'cc' failed", tail="a.c:1: error\n ^"),
     StartManyReply([TaskReport("j1", TaskState.PENDING, 1), Refused(None, "bad-request", "no")]),
     TaskRef("j1", 4),
     TaskRef("j1"),
@@ -117,6 +119,7 @@ RECORDS: list[Any] = [
     Replicate([("j1/result", A), ("j2/out", B)], 4),
     ReplicateReply(["j1/result"], {"j2/out": {"code": "exists", "message": "m"}}),
     Submit([SPEC, JobSpec(command=["echo", "hi"], outputs=["stdout"])]),
+    Submit([SPEC], flow=FlowPart("cbuild", ["cc-a"], 1), fail_fast="s1"),
     SubmitReply([Submitted("j1", JobState.WAITING, ["j1/result"], True)]),
     JobsRef(["j1", "j2"]),
     Status(["j1"]),
@@ -222,6 +225,10 @@ BAD: list[tuple[Any, Any, str]] = [
     (ObjectInventory, {"objects": None, "next": 0, "inc": "i"}, "objects"),
     (CreateManyReply, {"created": [], "errors": {"a/b": "x"}}, "errors"),
     (Submit, {"jobs": []}, "jobs"),
+    (Submit, {"jobs": [SPEC.to_wire()], "flow": {"name": "f", "jobs": ["a", "b"]}}, "flow.jobs"),
+    (Submit, {"jobs": [SPEC.to_wire()], "flow": {"name": "f:g", "jobs": ["a"]}}, "flow.name"),
+    (Submit, {"jobs": [SPEC.to_wire()], "fail_fast": True}, "fail_fast"),
+    (TaskReport, {"job": "j1", "state": "done", "tail": 5}, "tail"),
     (SubmitReply, {"jobs": [{"job": "j1"}]}, "jobs"),
     (JobsRef, {"jobs": ["a", 1]}, "jobs"),
     (Status, {"limit": 1.5}, "limit"),

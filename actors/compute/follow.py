@@ -49,6 +49,30 @@ def log_path(data_dir: Path, job: str) -> Path:
     return data_dir / "tasks" / job / "results" / "output.txt"
 
 
+# A failed command's `tail`: its log's last lines, enough for a compiler
+# error with its source and caret lines, bounded in bytes so a job printing
+# one endless line cannot bloat the coordinator's journal.
+TAIL_LINES = 20
+TAIL_BYTES = 4096
+
+
+def log_tail(workdir: Path, lines: int = TAIL_LINES, limit: int = TAIL_BYTES) -> str | None:
+    """The last `lines` lines of a command task's log (stderr, with any
+    stdout interleaved), at most `limit` bytes; None when it is empty."""
+    try:
+        with open(workdir / "results" / "output.txt", "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - limit))
+            data = f.read()
+    except OSError:
+        return None
+    text = data.decode(errors="replace").rstrip()
+    kept = text.splitlines()[-lines:]
+    if size > limit and len(kept) == len(text.splitlines()) and kept:
+        kept = kept[1:] or kept  # the first line read is most likely cut
+    return "\n".join(kept) or None
+
+
 def progress_path(data_dir: Path, task: Task) -> Path | None:
     if task.spec.command is not None:
         return data_dir / "tasks" / task.job / "results" / "progress"

@@ -28,7 +28,10 @@ Environment
                        `$WEFT_INPUTS/<name>`.
     WEFT_OUTPUTS       the outputs directory.
     WEFT_DELEGATE      where to write a delegation (`<workdir>/delegate.json`).
-    WEFT_JOB           the job id.
+    WEFT_JOB           the job id (also as WEFT_JOB_ID: `weft submit` and
+                       Client() inside the job make children of it).
+    WEFT_PARAM_<KEY>   each unit parameter (actors/units.py), also written as
+                       `parameters.json` in the working directory.
     WEFT_PROGRESS      a file for progress lines `PERCENT MESSAGE` (e.g.
                        `echo "50 halfway" >> $WEFT_PROGRESS`); the last line counts.
 
@@ -95,6 +98,8 @@ from weft.protocol.enums import ErrorCode
 from weft.protocol.tasks import Delegation
 
 from ..model import JobSpec, SpecError, input_env_var
+from ..specfields import param_env_var
+from .block import wait_for_paths
 from .procs import group_alive
 
 log = logging.getLogger("weft.compute")
@@ -163,6 +168,8 @@ class CommandResult:
 # every variable (~0.3 ms a command); now it is rebuilt only when the
 # environment changed, which one C-level dict comparison tells.
 _base_env: tuple[dict[bytes, bytes], dict[str, str]] | None = None
+# Set by the compute node for every command it runs (WEFT_COORDINATOR).
+JOB_ENV: dict[str, str] = {}
 
 
 def _inherited_env() -> dict[str, str]:
@@ -194,7 +201,11 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
     env["WEFT_INPUTS"] = str(workdir / "inputs")
     env["WEFT_OUTPUTS"] = str(workdir / "outputs")
     env["WEFT_DELEGATE"] = str(workdir / "delegate.json")
-    env["WEFT_JOB"] = job
+    env["WEFT_JOB"] = env["WEFT_JOB_ID"] = job
+    if JOB_ENV:
+        env.update(JOB_ENV)
+    if spec.params:
+        env.update({param_env_var(k): str(v) for k, v in spec.params.items()})
     # Progress lines `PERCENT MESSAGE`; read by the node only when someone asks.
     env["WEFT_PROGRESS"] = str(workdir / "results" / "progress")
     return env
@@ -323,6 +334,10 @@ async def run_command(
             d.mkdir(parents=True, exist_ok=True)
     _link_inputs(inputs_dir, input_files or {})
     env = _build_env(spec, workdir, job or spec.job_id())
+    if spec.params:
+        (cwd / "parameters.json").write_text(json.dumps(spec.params, sort_keys=True))
+    if spec.block:
+        await wait_for_paths(spec.block, results_dir / "progress", cwd)
 
     capture_path = results_dir / "stdout"
     # Plain blocking writes: local files land in the page cache in microseconds,

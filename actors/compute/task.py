@@ -41,11 +41,13 @@ class SoftFailure(Exception):
 
 class HardFailure(Exception):
     """The job itself failed. `code` (an ErrorCode, when there is one)
-    travels beside the message in the task's news, never inside it."""
+    travels beside the message in the task's news, never inside it; so
+    does `tail`, a failed command's last lines of stderr."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, tail: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.tail = tail
 
 
 class Unmet(SoftFailure):
@@ -61,7 +63,7 @@ class Task:
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "followers", "values", "unmet", "dropped", "log_same",
-        "call_log", "signal",
+        "call_log", "signal", "tail",
     )
 
     def __init__(
@@ -76,6 +78,7 @@ class Task:
         self.outcome: Outcome | None = None
         self.exit_code: int | None = None
         self.signal: int | None = None  # the signal that ended its command, if one did
+        self.tail: str | None = None  # a failed command's last lines of stderr
         self.cause: str | None = None
         self.code: str | None = None  # the failure's ErrorCode, beside the human cause
         self.stop: StopReason | None = None  # why it was stopped from outside, if it was
@@ -118,7 +121,7 @@ class Task:
             self.job, self.state, self.token, self.outcome, self.exit_code, self.cause, self.code,
             None if self.delegation is None else self.delegation.to_wire(), self.unmet,
             self.stored if self.state == TaskState.DONE else None, self.started, self.finished,
-            self.dropped or None if self.state == TaskState.DONE else None, self.signal,
+            self.dropped or None if self.state == TaskState.DONE else None, self.signal, self.tail,
         )
 
     @classmethod

@@ -81,12 +81,17 @@ class ControlMixin:
 
     # -- cancelling ------------------------------------------------------------------------
     def cancel(self, jobs: list[Job], *, dependents: bool = True) -> list[Effect]:
+        self.cancel_jobs(jobs, "cancelled by user", dependents=dependents)
+        return self._flush()
+
+    def cancel_jobs(self, jobs: list[Job], cause: str, *, dependents: bool = True) -> None:
+        """Cancel as the module doc says, naming `cause`; the changes are
+        left for the next flush."""
         g = self.graph
         deadline_base = self.mono()
         for job in jobs:
             if job.done or job.state == CANCELLING:
                 continue
-            cause = "cancelled by user"
             self.held_jobs.pop(job.id, None)
             node = self.computes.get(job.node or "") if job.state == RUNNING else None
             if node is None:
@@ -116,7 +121,6 @@ class ControlMixin:
                     self._out.append(Send(ref.endpoint, "cancel", TaskRef(jid, self.epoch),
                                           f"cancelling {jid} on {node_id}"))
             g.to_stop.clear()
-        return self._flush()
 
     def _send_cancel(self, node: ComputeRef, job: Job) -> None:
         self._out.append(Send(node.endpoint, "cancel", TaskRef(job.id, self.epoch),

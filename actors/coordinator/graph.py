@@ -5,8 +5,8 @@ testable on its own and the hot path stays a few dict operations per job.
 Rules:
 * A job is `waiting` until every input object is finished, then `runnable`.
   Object completion comes from storage events, never from compute results.
-* Runnable jobs leave the queue by demand: the number of unfinished jobs
-  transitively blocked on them, then user priority, then age (submit order).
+* Runnable jobs leave the queue workorders first, then by demand (unfinished
+  jobs transitively blocked on them), priority, deadline, age (submit order).
   Demand is counted once, when a dependent is registered, by walking its
   unfinished ancestors.
 * A hard failure fails every job that waits on the failed job's outputs,
@@ -28,6 +28,7 @@ from typing import Any
 from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, ObjectState, Outcome
 
+from .causes import cause_from_failed, dependent_cause, root_failure
 from .names import Names
 from .order import settle_waits
 
@@ -59,7 +60,7 @@ class Job:
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
         "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
-        "code", "detail", "own", "history",
+        "code", "detail", "own", "history", "tail",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -92,6 +93,7 @@ class Job:
         self.detail: str | None = None  # beside the code: an exit code, a signal, a job, a reason
         self.own = 0  # its own failures retried (--retries): not infrastructure's
         self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
+        self.tail: str | None = None  # a failed command's last lines of stderr (exits.py)
 
     @property
     def done(self) -> bool:
@@ -122,6 +124,10 @@ class Job:
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
+        if self.tail is not None:
+            d["stderr_tail"] = self.tail
+        if self.spec.deadline is not None and is_late(self, now):
+            d["late"] = True
         start = self.started or now
         d["waited"] = round(max(0.0, start - self.submitted), 6)
         if self.started is not None:
@@ -154,11 +160,28 @@ class Obj:
             self.locs.append(node)
 
 
+_INF = float("inf")
+
+
+def is_late(job: Job, now: float) -> bool:
+    """A batch job that ended, or has not ended, after its deadline."""
+    dl = job.spec.deadline
+    return dl is not None and job.spec.job_class == "batch" and (job.finished or now) > dl
+
+
+def _key(job: Job) -> tuple[int, int, int, float, int, str]:
+    """The runnable heap's order: workorders first, then the most jobs
+    blocked on it, then priority, then the earliest deadline, then age."""
+    spec = job.spec
+    return (0 if spec.job_class == "workorder" else 1, -job.demand, -job.priority,
+            _INF if spec.deadline is None else spec.deadline, job.seq, job.id)
+
+
 class Graph:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.objects: dict[str, Obj] = {}
-        self._heap: list[tuple[int, int, int, str]] = []
+        self._heap: list[tuple[int, int, int, float, int, str]] = []
         self._seq = itertools.count(1)
         self.runnable_count = 0
         # Jobs whose state changed since the owner last drained this list:
@@ -170,6 +193,7 @@ class Graph:
         # a node (following): the owner tells the node, then clears this.
         self.to_stop: list[tuple[str, str]] = []
         self.names = Names()  # job names -> their versions (names.py)
+        self.labels: dict[str, str] = {}  # job id -> FLOW:NAME, for causes (causes.py, flows.py)
 
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
@@ -223,7 +247,7 @@ class Graph:
                 missing += n
                 continue
             if other.state in (FAILED, CANCELLED):
-                self.fail(job, f"after job {a} {other.state}: {other.cause or ''}".rstrip(": "))
+                self.fail(job, cause_from_failed("after ", other, self.jobs, self.labels))
                 return None
             lst = waiters.setdefault(a, [])
             if job.id not in lst:
@@ -247,7 +271,7 @@ class Graph:
             seen.add(obj.name)
             producer = self.jobs.get(obj.producer) if obj.producer else None
             if producer is not None and producer.state in (FAILED, CANCELLED):
-                self.fail(job, f"input {ref}: job {producer.id} {producer.state}: {producer.cause or ''}".rstrip(": "),
+                self.fail(job, cause_from_failed(f"input {ref}: ", producer, self.jobs, self.labels),
                           code=_INPUT_FAILED, detail=producer.id)
                 return [job]
             if obj.waiters is None:
@@ -279,7 +303,7 @@ class Graph:
                     continue
                 p.demand += 1
                 if p.state == RUNNABLE:
-                    heapq.heappush(self._heap, (-p.demand, -p.priority, p.seq, p.id))
+                    heapq.heappush(self._heap, _key(p))
                 stack.append(p)
 
     def resolve(self, name: str) -> Obj:
@@ -302,13 +326,13 @@ class Graph:
         job.state = RUNNABLE
         job.node = None
         self.runnable_count += 1
-        heapq.heappush(self._heap, (-job.demand, -job.priority, job.seq, job.id))
+        heapq.heappush(self._heap, _key(job))
 
     def pop_runnable(self) -> Job | None:
         heap = self._heap
         jobs = self.jobs
         while heap:
-            neg_demand, _, _, jid = heapq.heappop(heap)
+            _, neg_demand, _, _, _, jid = heapq.heappop(heap)
             job = jobs.get(jid)
             if job is None or job.state != RUNNABLE or -neg_demand != job.demand:
                 continue  # stale entry: a newer one with the current demand exists
@@ -467,6 +491,7 @@ class Graph:
         if code is None:
             code = _CANCELLED_CODE if state == CANCELLED else _INTERNAL
         stack = [(job, cause, outcome, state, code, detail)]
+        root_text = None  # the root failure, worded once for every dependent (causes.py)
         while stack:
             j, c, oc, st, j_code, j_detail = stack.pop()
             if j.done:
@@ -489,14 +514,16 @@ class Graph:
                 for wid in waiters:
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
-                        stack.append((w, f"input {name}: job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED,
-                                      _INPUT_FAILED, j.id))
+                        root_text = root_text or root_failure(job, state, cause, self.labels)
+                        stack.append((w, dependent_cause(f"input {name}: ", j, st, job, root_text),
+                                      Outcome.FAILED_HARD, FAILED, _INPUT_FAILED, j.id))
             if self.after_waiters:
                 for wid in self.after_waiters.pop(j.id, ()):
                     w = self.jobs.get(wid)
                     if w is not None and not w.done:
-                        stack.append((w, f"after job {j.id} {st}: {c}", Outcome.FAILED_HARD, FAILED,
-                                      _INPUT_FAILED, j.id))
+                        root_text = root_text or root_failure(job, state, cause, self.labels)
+                        stack.append((w, dependent_cause("after ", j, st, job, root_text),
+                                      Outcome.FAILED_HARD, FAILED, _INPUT_FAILED, j.id))
         return failed
 
     def cancel_dependents(self, job: Job, cause: str) -> list[Job]:
@@ -568,6 +595,8 @@ class Graph:
         del self.jobs[job.id]
         if job.spec.name is not None:
             self.names.forget(job.id, job.spec.name)
+        if self.labels:
+            self.labels.pop(job.id, None)
         gone = []
         for name in (*job.outputs(), *extra):
             obj = self.objects.pop(name, None)

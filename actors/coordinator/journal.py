@@ -58,9 +58,11 @@ CREATE TABLE IF NOT EXISTS attempts (
 _RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NOT NULL DEFAULT 0"),
                 ("ran_on", "TEXT"), ("started", "REAL"), ("exit_code", "INTEGER"),
                 # its failure code and detail, and its own failures retried (--retries)
-                ("code", "TEXT"), ("detail", "TEXT"), ("own", "INTEGER NOT NULL DEFAULT 0"))
+                ("code", "TEXT"), ("detail", "TEXT"), ("own", "INTEGER NOT NULL DEFAULT 0"),
+                # a failed command's last lines of stderr
+                ("tail", "TEXT"))
 _COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
-            "excused, token, ran_on, started, exit_code, code, detail, own")
+            "excused, token, ran_on, started, exit_code, code, detail, own, tail")
 # `weft stats` counters, rewritten with every group commit.
 COUNTERS = "counters"
 
@@ -201,20 +203,21 @@ class Journal:
                 db.executemany("DELETE FROM attempts WHERE job=?", gone)
             if new:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
                          j.submitted, j.finished, _handed(j), j.parent, j.attempts,
-                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own)
+                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail)
                         for j in list(new.values())
                     ],
                 )
             if changed:
                 db.executemany(
                     "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
-                    "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=? WHERE id=?",
+                    "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=?, tail=? WHERE id=?",
                     [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
-                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.id)
+                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
+                      j.id)
                      for j in list(changed.values())],
                 )
             if batch.attempts:
@@ -260,7 +263,7 @@ class Journal:
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
         """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
-        excused, token, ran_on, started, exit_code, code, detail, own), by seq."""
+        excused, token, ran_on, started, exit_code, code, detail, own, tail), by seq."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
 

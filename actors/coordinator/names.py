@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # Parts of a spec that make its identity, by the word a user knows them by.
 _PARTS = (("command", "command"), ("call", "callable"), ("inputs", "inputs"), ("refs", "inputs"),
-          ("outputs", "outputs"), ("after_groups", "order"))
+          ("outputs", "outputs"), ("params", "parameters"), ("after_groups", "order"))
 
 
 class Names:

@@ -46,7 +46,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, follow, gc_ops, news, submit_ops
+from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -64,10 +64,11 @@ from .effects import (
     Waiter,
 )
 from .effects import Wake as WakeWaiter
+from .flows import FlowError
 from .gc import DEFAULT_KEEP
-from .graph import FINISHED, RUNNABLE, WAITING, Job
+from .graph import FINISHED, RUNNABLE, WAITING, Job, is_late
 from .journal import Journal
-from .nodes import ComputeRef, NodeRef, StorageRef
+from .nodes import ComputeRef, NodeRef, StorageRef, set_resources
 from .queue import QueueBound
 from .replay import replay
 from .state import CoordinatorState
@@ -104,6 +105,9 @@ class CoordinatorNode(Node):
         max_soft_retries: int = 5,
         max_queue: int = 1_000_000,
         keep: float = DEFAULT_KEEP,
+        time_windows: list | None = None,
+        reserve_after: float = 30.0,
+        steal_after: float = 0.5,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -124,12 +128,14 @@ class CoordinatorNode(Node):
             prefetch=prefetch, follow_ahead=follow_ahead, repair_per_node=repair_per_node,
             repair_total=repair_copies,
             retry_backoff=retry_backoff, retry_backoff_max=retry_backoff_max,
-            max_soft_retries=max_soft_retries,
+            max_soft_retries=max_soft_retries, time_windows=time_windows,
         )
         self.queue_bound = QueueBound(max_queue)
         self.graph = self.state.graph
         # Hook for placement (issue 15, owned by the planner): avoid storage nodes pinged and not answering.
         self.state.planner.slow = lambda s: self.liveness.unanswered(f"storage/{s.node}")
+        self.state.planner.placing.reserve_after = reserve_after
+        self.state.planner.stealing.after = steal_after
         self._wake = trio.Event()
         self.started_at = time.time()
         # Finished jobs are forgotten after this long (gc.py, gc_ops.py).
@@ -147,11 +153,14 @@ class CoordinatorNode(Node):
         add("locate", self._op_locate, bypass=True)
         control_ops.register(self)  # cancel, jobs, pause, resume, groups, group
         add("nodes", self._op_nodes, bypass=True)
+        drain.register(self)  # drain, undrain
         add("stats", self._op_stats, bypass=True)
         # Following a job: relayed from the compute node running it (follow.py).
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
         gc_ops.register(self)  # delete, gc
+        submission_ops.register(self)  # tree, decommission, recurring
+        keys_ops.register(self)  # keys (an admin's allow-list change, passed on to every node)
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -164,6 +173,7 @@ class CoordinatorNode(Node):
         nursery.start_soon(self._lineage)
         nursery.start_soon(self._repair)
         nursery.start_soon(gc_ops.periodic, self)
+        nursery.start_soon(submission_ops.recurring_loop, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             listener = BeaconListener(
@@ -207,6 +217,8 @@ class CoordinatorNode(Node):
                 if e.attempts:
                     journal.stage_attempts(e.attempts)
                 self.commits.mark()
+                if e.changed:
+                    submission_ops.publish_ends(self, e.changed)  # for `weft events`
             elif t is Kick:
                 self._wake.set()
             elif t is Dispatch:
@@ -282,6 +294,7 @@ class CoordinatorNode(Node):
                     if isinstance(ref, ComputeRef):
                         inv = news.compute_inventory(body)
                         ref.inc, since = inv.inc, inv.next
+                        set_resources(ref, inv)
                         self._run(state.compute_inventory(ref, inv.slots, inv.tasks))
                     else:
                         assert isinstance(ref, StorageRef)
@@ -449,16 +462,29 @@ class CoordinatorNode(Node):
 
     # -- user ops ------------------------------------------------------------------------
     def _job(self, jid: str) -> Job:
+        asked = jid
+        if ":" in jid:  # FLOW:JOB, a job of a flow's newest submission (flows.py)
+            try:
+                jid = self.state.flow_job(jid)
+            except FlowError as e:
+                raise BusError(str(e), code=ErrorCode.MISSING) from None
         check_job_id(jid)
         job = self.graph.jobs.get(self.graph.names.resolve(jid))
         if job is None:
-            raise BusError(f"no job {jid!r}", code=ErrorCode.MISSING)
+            raise BusError(f"no job {jid!r}" + (f" ({asked}; forgotten by gc?)" if asked != jid else ""),
+                           code=ErrorCode.MISSING)
         return job
 
     def _view(self, job: Job, now: float, detail: bool = False, tries: bool = False) -> dict[str, Any]:
         d = job.summary(now)
+        if d["state"] == WAITING and (why := self.state.planner.placing.waiting.text(job.id)):
+            d["waiting"] = why
         if detail:
             job_detail(job, d)
+            label = self.graph.labels.get(job.id)
+            if label is not None:
+                d["flow"] = label  # FLOW:NAME (flows.py)
+            self.state.window_view(job, d)
         if tries:
             d["attempt_list"] = attempt_views(job)
         final = self.state.final(job)
@@ -521,12 +547,16 @@ class CoordinatorNode(Node):
         g = self.graph
         s = self.state
         # One pass over the jobs (answered during big submits, at 100,000s of jobs).
+        now = time.time()
         counts: dict[str, int] = {}
         oldest = None
+        late = 0
         for j in g.jobs.values():
             shown = j.shown_state
             counts[shown] = counts.get(shown, 0) + 1
             state = j.state
+            if j.spec.deadline is not None and is_late(j, now):
+                late += 1
             if (state == WAITING or state == RUNNABLE) and (oldest is None or j.submitted < oldest):
                 oldest = j.submitted
         return {
@@ -543,4 +573,5 @@ class CoordinatorNode(Node):
             **s.stats,
             **s.repair.stats(),
             "paused": s.pause_view(),
+            "late": late,
         }

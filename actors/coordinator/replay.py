@@ -13,9 +13,13 @@ import logging
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
+from . import drain
 from .control import PAUSES
+from .flows import FLOWS
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_handed
+from .recurring import RECURRING
+from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
 
 log = logging.getLogger("weft.coordinator")
@@ -30,7 +34,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     unfinished = []
     last_seq = 0
     for (jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts,
-         excused, token, ran_on, started, exit_code, code, detail, own) in journal.replay():
+         excused, token, ran_on, started, exit_code, code, detail, own, tail) in journal.replay():
         try:
             spec = JobSpec.from_wire(wire)
         except SpecError as e:
@@ -43,7 +47,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         known = _STATES.get(st)
         job.state = known if known is not None else WAITING
         job.outcome = _OUTCOMES.get(outcome)
-        job.cause, job.finished = cause, finished
+        job.cause, job.finished, job.tail = cause, finished, tail
         job.handed = parse_handed(delegate)
         job.delegate = job.handed[1].split("/", 1)[0] if job.handed else None
         job.parent, job.attempts, job.excused = parent, attempts, excused
@@ -79,6 +83,12 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
                 state.stats[k] = v
     journal.counters = state.stats
     state.restore_pauses(journal.get_meta(PAUSES))
+    state.restore_flows(journal.get_meta(FLOWS))
+    state.restore_decommissioned(journal.get_meta(DECOMMISSIONED))
+    state.restore_recurring(journal.get_meta(RECURRING))
+    if any(j.spec.windows for j in unfinished):
+        state.arm_gate()
+    drain.restore(state, journal.get_meta(drain.DRAINED))
     # Delegated outputs point at the objects standing for them again.
     for job in g.jobs.values():
         if job.handed:

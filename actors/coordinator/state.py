@@ -37,6 +37,8 @@ from .effects import (
     Wake,
 )
 from .exits import ExitsMixin
+from .flows import FlowsMixin
+from .gate import GateMixin
 from .graph import (
     CANCELLED,
     CANCELLING,
@@ -51,9 +53,12 @@ from .graph import (
     Job,
 )
 from .nodes import ComputeRef, NodeRef, StorageRef
+from .placing import cost_of
 from .planner import Planner
+from .recurring import RecurringMixin
 from .repair import Repair
 from .retry import RetryMixin
+from .spawn import SpawnMixin
 from .storage_news import StorageNewsMixin
 from .submit import SUBMIT_SLICE, SubmitMixin, Submitted  # noqa: F401  (SUBMIT_SLICE: the shell slices with it)
 
@@ -74,7 +79,8 @@ MAX_SOFT_FAILURES = MAX_SOFT_RETRIES + 1
 # A storage node that said "no space" gets nothing new for this long.
 FULL_BACKOFF = 30.0
 
-class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin):
+class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, ControlMixin, SubmitMixin,
+                       FlowsMixin, GateMixin, SpawnMixin, RecurringMixin):
     def __init__(
         self,
         *,
@@ -88,6 +94,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         retry_backoff: float = 2.0,
         retry_backoff_max: float = 60.0,
         max_soft_retries: int = MAX_SOFT_RETRIES,
+        time_windows: list | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -130,6 +137,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         self.init_exits()
         self.init_retries(retry_backoff, retry_backoff_max)
         self.init_control()
+        self.init_flows()
         # Attempts counted when their compute node was lost (node -> job ->
         # token), until the node comes back and says which never ran.
         self.charged: dict[str, dict[str, int]] = {}
@@ -140,6 +148,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             replicas=replicas, prefetch=prefetch, follow_ahead=follow_ahead, wall=wall, mono=mono,
         )
         self.planner.paused_groups, self.planner.held_jobs = self.paused_groups, self.held_jobs
+        self.init_spawn()
+        self.init_recurring()
+        self.init_gate(time_windows)  # (after the planner: it may arm its gate)
         # Finished objects kept at their replica count (repair.py).
         self.repair = Repair(self.graph, self.storages, replicas=replicas, per_node=repair_per_node,
                              total=repair_total, mono=mono)
@@ -154,6 +165,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
     def _flush(self) -> list[Effect]:
         """Journal every job the graph changed, wake whoever waits on them,
         and hand over what was gathered."""
+        if self.fail_fast_of and self.graph.changed:
+            self.check_fail_fast(self.graph.changed)  # (cancels join the changes)
         changed, self.graph.changed = self.graph.changed, []
         if changed or self._new or self._attempt_rows:
             new, self._new = self._new, []
@@ -239,6 +252,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             else:
                 self._forget(ref, "moved")
         table[node] = fresh
+        fresh.drained = node in self.planner.placing.drained
         self.lost_storages.pop(node, None)
         log.info("met %s %s at %s", role, node, endpoint)
         self._out.append(Track(fresh))
@@ -348,7 +362,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             job.attempts += 1
         self.graph.adopt(job, ref.node, t.token)
         job.started = t.started or job.started or self.wall()
-        ref.assign(t.job)
+        ref.assign(t.job, cost_of(job))
         self.graph.changed.append(job)
 
     def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
@@ -429,7 +443,10 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                 self._soft_failure(job, cause or "input not made", counted=False)
             elif outcome == _FAILED_SOFT:
                 # A task that never took a slot (queued when its node stopped
-                # or restarted) did not run: not an attempt.
+                # or restarted, or withdrawn for an idle node: steal.py) did
+                # not run: not an attempt.
+                if t.code == "withdrawn":
+                    self.stats["withdrawn"] += 1
                 self._soft_failure(job, cause or "failed soft", t.code, counted=t.started is not None)
             elif outcome == Outcome.CANCELLED:
                 self.record_attempt(job, t, outcome, JobFailure.CANCELLED, None)

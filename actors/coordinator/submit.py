@@ -23,7 +23,9 @@ SUBMIT_SLICE = 1000
 # knows them under: a resubmit asking for other values gets the existing job
 # (and is told which settings it did not get).
 _SETTINGS = (("priority", "priority"), ("timeout", "time_limit"), ("retries", "retries"),
-             ("retry_delay", "retry_delay"), ("pending_timeout", "pending_timeout"), ("on_exit", "on_exit"))
+             ("retry_delay", "retry_delay"), ("pending_timeout", "pending_timeout"), ("on_exit", "on_exit"),
+             ("cpus", "cpus"), ("memory", "memory"), ("host", "host"), ("prefer_host", "prefer_host"),
+             ("node", "node"), ("job_class", "class"), ("deadline", "deadline"))
 # With a user-given name the name is the identity: the work itself may differ.
 _WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
 
@@ -54,6 +56,8 @@ class SubmitMixin:
         Jobs are registered, then linked to their inputs, in slices; one
         cancelled or joined meanwhile by another call is left as it is."""
         g = self.graph
+        if any(s.spawned_by is not None or s.windows or s.root is not None for s in specs):
+            self.take_submission_fields(specs)  # (spawn.py) children named under their parents
         # Names and versions (names.py): a taken name given other work is refused unless `replace`.
         named, made = names.named_ids(specs, g.names, g.jobs, replace)
         ids: list[str] = []
@@ -96,7 +100,7 @@ class SubmitMixin:
                 # Resubmitting a failed job runs it again.
                 job.state, job.outcome, job.cause, job.finished, job.attempts = WAITING, None, None, None, 0
                 job.excused = job.own = 0
-                job.exit_code = job.code = job.detail = None
+                job.exit_code = job.code = job.detail = job.tail = None
                 job.priority = spec.priority
                 new_jobs.append(job)
                 g.changed.append(job)

@@ -16,11 +16,12 @@ import trio
 from weft.actors.model import JobSpec, SpecError
 from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
-from weft.protocol.fields import BadRequest
-from weft.protocol.jobs import Submit, SubmitReply, Submitted
+from weft.protocol.fields import BadRequest, opt_str
+from weft.protocol.jobs import Submit, SubmitReply, Submitted, flow_part
 from weft.protocol.tasks import Probe, ProbeReply
 
-from . import imports
+from . import imports, submission_ops
+from .flows import FLOWS
 from .nodes import ComputeRef
 from .submit import SUBMIT_SLICE
 
@@ -50,6 +51,11 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
     replace = body.get("replace", False)  # (a dict: parsed above)
     if type(replace) is not bool:
         raise BadRequest("submit: replace must be true or false")
+    flow = flow_part(body, len(specs))
+    fail_fast = opt_str("submit", body, "fail_fast")
+    queue = body.get("queue", True)
+    if type(queue) is not bool:
+        raise BadRequest("submit: queue must be true or false")
     node.queue_bound.admit(len(specs), node.graph.jobs.values())
     modules, nodes = imports.to_probe(specs, node.state.computes.values())
     if modules:
@@ -67,6 +73,15 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
             break
         node._run(effects)
         await trio.lowlevel.checkpoint()
+    if flow is not None:
+        node.state.record_flow(flow, [r.job.id for r in results])
+        node.journal.stage_meta(FLOWS, {k: dict(v) for k, v in node.state.flows.items()})
+    if fail_fast:
+        node._run(node.state.watch_fail_fast(fail_fast, [r.job for r in results]))
+    if not queue:  # try-submit: what can start now, nothing kept
+        answer = submission_ops.try_submit(node, results)
+        await node.commits.durable()
+        return answer
     await node.commits.durable()
     node._wake.set()
     if len(specs) >= SUBMIT_SLICE:

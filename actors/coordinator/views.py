@@ -56,6 +56,14 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
         d["retried"] = job.own
     if spec.pending_timeout is not None:
         d["pending_timeout"] = spec.pending_timeout
+    if spec.params is not None:
+        d["parameters"] = dict(spec.params)
+    if spec.spawned_by is not None:
+        d["spawned_by"], d["root"] = spec.spawned_by, spec.root
+    if spec.max_spawns is not None:
+        d["max_spawns"] = spec.max_spawns
+    if spec.block:
+        d["block"] = list(spec.block)
     if spec.on_exit:
         d["on_exit"] = {w: a if isinstance(a, str) else f"submit:{a.get('flow') or 'flow'}"
                         for w, a in spec.on_exit.items()}

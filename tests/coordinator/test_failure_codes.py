@@ -3,8 +3,9 @@ makes it (the README's table of job states, outcomes and failure codes).
 Codes shown end to end elsewhere (exit-status, crashed, timed-out,
 pending-timeout, command-not-found, input-failed, output-missing, cancelled:
 tests/retries, tests/control) are here too, from their reports, so the
-table has one place that checks each row. `no-capacity` and `memory-limit`
-are reserved for issue 18 (placement and resources): nothing makes them yet."""
+table has one place that checks each row (memory-limit also end to end in
+tests/placement). `no-capacity` is reserved: nothing makes it (a job no node
+can take waits; its pending-timeout detail says `no-capacity`)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ OWN = [
     ("input-lost", dict(code="missing-input"), None),
     ("bad-spec", dict(code="bad-delegation"), None),
     ("internal", dict(code="internal"), None),
+    ("memory-limit", dict(sig=9, code="memory-limit"), None),
 ]
 
 

@@ -61,8 +61,9 @@ def test_hard_failure_fails_dependents_with_a_cause_naming_the_failed_job() -> N
     assert c.job("a").state == FAILED and c.job("a").cause == "exit code 3"
     for name in ("b", "c"):
         assert c.job(name).state == FAILED
-    assert "job a failed: exit code 3" in c.job("b").cause
-    assert "job b failed" in c.job("c").cause
+    assert "job a (weft.actors.builtins:concat) failed: exit code 3" in c.job("b").cause
+    # (c names the root once, not b's cause in full)
+    assert "job b failed, because job a (weft.actors.builtins:concat) failed: exit code 3" in c.job("c").cause
     assert c.state.stats["failed"] == 3
 
 
@@ -72,7 +73,7 @@ def test_a_job_submitted_after_its_input_failed_fails_at_once() -> None:
     c.started()
     c.ends("a", "failed-hard", cause="boom")
     c.submit(spec("late", "a"))
-    assert c.job("late").state == FAILED and "job a failed: boom" in c.job("late").cause
+    assert c.job("late").state == FAILED and "job a (weft.actors.builtins:concat) failed: boom" in c.job("late").cause
 
 
 def test_cancel_tells_the_running_node_and_cancels_dependents() -> None:

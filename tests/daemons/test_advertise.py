@@ -21,12 +21,13 @@ def test_a_daemon_on_0_0_0_0_registers_at_its_advertised_address(tmp_path: Path,
     port = free_port("127.0.0.2")
     advertised = f"tcp://127.0.0.2:{port}"
     s = daemons.start("storage", "--listen", f"tcp://0.0.0.0:{port}", "--advertise", advertised,
-                      "--data-dir", str(tmp_path / "s"), "--node-id", "adv-storage", "--no-beacon",
+                      "--data-dir", str(tmp_path / "s"), "--node-id", "adv-storage", "--no-beacon", "--insecure",
                       "--coordinator", coordinator)
     assert daemons.ready_line(s).strip().endswith(f"listening on {advertised}")
     # Without --advertise: the address on the route to the coordinator, never 0.0.0.0.
     k = daemons.start("compute", "--listen", "tcp://0.0.0.0:0", "--data-dir", str(tmp_path / "k"),
-                      "--node-id", "wild-compute", "--no-beacon", "--coordinator", coordinator, "--slots", "1")
+                      "--node-id", "wild-compute", "--no-beacon", "--coordinator", coordinator, "--slots", "1",
+                      "--insecure")
     daemons.ready_line(k)
 
     def registered() -> dict[str, dict] | None:

@@ -1,0 +1,309 @@
+"""CurveZMQ for weft's sockets: key files, the allow-list, and the ZAP handler.
+
+The trust model (docs/security.md). Every daemon of a cluster serves with ONE
+server key pair, the cluster key (`cluster.secret`; clients need only
+`cluster.public`), so a client can reach any endpoint it is handed (a storage
+node named in a start message) without a per-node key lookup. Who may talk is
+decided on the other side: each party connects with its OWN key pair (a node,
+an admin or a user key), and a daemon admits a connection only if that public
+key is on the cluster's allow-list, where it also has a role and a name. The
+ZAP handler answers libzmq's question "may this key connect?" and gives the
+connection a User-Id `ROLE:NAME`, which every message then carries (the
+Server reads it per message; see bus.rpc).
+
+Files (text, TOML): `NAME.secret` (name, role, public, secret, and the
+cluster's public key when known) is one identity, kept secret; `NAME.public`
+(name, role, public) is what an admin adds to the allow-list; `allow` is one
+line per admitted key: `PUBLIC ROLE NAME`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+import zmq
+from zmq.utils import z85
+
+from .errors import BusError
+from .ratelog import RateLimitedLog
+from .zsock import ZSocket, context
+
+log = logging.getLogger("weft.bus")
+
+KEY_ROLES = ("node", "admin", "user")
+# What a CURVE handshake tells a client (socket monitor): refused, or accepted
+# (again). Not FAILED_NO_DETAIL: a connection dropped mid-handshake says that
+# too, and must stay an ordinary lost connection.
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+_Z85_KEY = re.compile(r"[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+
+
+class KeyFileError(ValueError):
+    """A key file or allow-list that cannot be used: the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One key pair with who it is. `secret` is None for a public key file."""
+
+    name: str
+    role: str
+    public: str
+    secret: str | None = None
+    cluster_public: str | None = None
+
+    @property
+    def user(self) -> str:
+        return f"{self.role}:{self.name}"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise KeyFileError(f"invalid key name {name!r}: letters, digits, '.', '_', '-', at most 64")
+    return name
+
+
+def generate(name: str, role: str) -> Identity:
+    if role not in KEY_ROLES:
+        raise KeyFileError(f"invalid role {role!r}: expected one of {', '.join(KEY_ROLES)}")
+    public, secret = zmq.curve_keypair()
+    return Identity(check_name(name), role, public.decode(), secret.decode())
+
+
+def _toml_line(key: str, value: str) -> str:
+    return f'{key} = "{value}"'
+
+
+def write_identity(directory: Path, ident: Identity, *, cluster_public: str | None = None) -> tuple[Path, Path]:
+    """`DIR/NAME.secret` (mode 0600) and `DIR/NAME.public`; refuses to overwrite a secret."""
+    directory.mkdir(parents=True, exist_ok=True)
+    secret_path = directory / f"{ident.name}.secret"
+    public_path = directory / f"{ident.name}.public"
+    lines = [f"# weft {ident.role} key {ident.name!r}: keep this file secret",
+             _toml_line("name", ident.name), _toml_line("role", ident.role),
+             _toml_line("public", ident.public), _toml_line("secret", ident.secret or "")]
+    if cluster_public:
+        lines.append(_toml_line("cluster_public", cluster_public))
+    try:
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{secret_path} exists already; remove it first to make a new key") from None
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    public_path.write_text("\n".join([f"# weft {ident.role} public key {ident.name!r}",
+                                      _toml_line("name", ident.name), _toml_line("role", ident.role),
+                                      _toml_line("public", ident.public)]) + "\n")
+    return secret_path, public_path
+
+
+def read_identity(path: Path, *, secret: bool = True) -> Identity:
+    """A key file (`.secret`, or `.public` with secret=False); KeyFileError naming the file if unusable."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise KeyFileError(f"key file {path} does not exist") from None
+    except OSError as e:
+        raise KeyFileError(f"cannot read key file {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise KeyFileError(f"key file {path} is not a weft key file: {e}") from None
+    try:
+        name, role, public = str(doc["name"]), str(doc["role"]), str(doc["public"])
+    except KeyError as e:
+        raise KeyFileError(f"key file {path} has no {e.args[0]!r}") from None
+    if role not in KEY_ROLES or not _Z85_KEY.fullmatch(public):
+        raise KeyFileError(f"key file {path} is not a weft key file (role or public key invalid)")
+    sec = doc.get("secret")
+    if secret and not (isinstance(sec, str) and _Z85_KEY.fullmatch(sec)):
+        raise KeyFileError(f"key file {path} holds no secret key (a .public file?)")
+    cluster = doc.get("cluster_public")
+    if cluster is not None and not (isinstance(cluster, str) and _Z85_KEY.fullmatch(cluster)):
+        raise KeyFileError(f"key file {path}: cluster_public is not a key")
+    return Identity(name, role, public, sec if secret else None, cluster)
+
+
+@dataclass
+class AllowList:
+    """Admitted public keys -> (role, name), from a file; reloaded on demand (SIGHUP, `keys allow`)."""
+
+    path: Path
+    keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def load(self) -> None:
+        keys: dict[str, tuple[str, str]] = {}
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            raise KeyFileError(f"allow-list {self.path} does not exist") from None
+        for n, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            parts = line.split()
+            entry = len(parts) == 3 and _Z85_KEY.fullmatch(parts[0]) and parts[1] in KEY_ROLES
+            # A comment is a line starting with '#' that is not an entry: '#'
+            # is also a character of Z85 keys.
+            if not line or (line.startswith("#") and not entry):
+                continue
+            if not entry:
+                raise KeyFileError(f"{self.path}:{n}: expected 'PUBLIC-KEY ROLE NAME', got {raw.strip()!r}")
+            keys[parts[0]] = (parts[1], parts[2])
+        self.keys = keys
+
+    def lookup(self, public: str) -> tuple[str, str] | None:
+        return self.keys.get(public)
+
+    def add(self, ident: Identity) -> None:
+        """Admit `ident` (written to the file; a key already there gets the new role and name)."""
+        if not _Z85_KEY.fullmatch(ident.public) or ident.role not in KEY_ROLES:
+            raise KeyFileError(f"not a weft public key: {ident.public!r} ({ident.role})")
+        check_name(ident.name)
+        self.load()
+        self.keys[ident.public] = (ident.role, ident.name)
+        self._write()
+
+    def remove(self, name: str) -> int:
+        """Drop every key named `name`; how many went."""
+        self.load()
+        gone = [k for k, (_, n) in self.keys.items() if n == name]
+        for k in gone:
+            del self.keys[k]
+        if gone:
+            self._write()
+        return len(gone)
+
+    def _write(self) -> None:
+        # Daemons of one machine may share the file: each writes its own temporary.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text("# weft allow-list: PUBLIC-KEY ROLE NAME\n"
+                       + "".join(f"{k} {r} {n}\n" for k, (r, n) in sorted(self.keys.items(), key=lambda x: x[1])))
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class Security:
+    """How one process's sockets are secured. `server` (the cluster key pair) and `allow` are set
+    on daemons, which serve; every party has `identity` (its own key) and the cluster's public key."""
+
+    identity: Identity
+    cluster_public: str
+    server_secret: str | None = None
+    allow: AllowList | None = None
+
+    def apply_server(self, sock: zmq.Socket) -> None:
+        assert self.server_secret is not None, "a socket that serves needs the cluster's secret key"
+        sock.curve_server = True
+        sock.curve_publickey = self.cluster_public.encode()
+        sock.curve_secretkey = self.server_secret.encode()
+        sock.setsockopt(zmq.ZAP_DOMAIN, b"weft")
+
+    def apply_client(self, sock: zmq.Socket) -> None:
+        sock.curve_serverkey = self.cluster_public.encode()
+        sock.curve_publickey = self.identity.public.encode()
+        sock.curve_secretkey = (self.identity.secret or "").encode()
+
+
+def load_client(key_file: Path, cluster_public: str | None = None) -> Security:
+    """A client's security from its key file; the cluster's public key from the file itself,
+    `cluster_public`, or `cluster.public` beside the key file."""
+    ident = read_identity(key_file)
+    cluster = cluster_public or ident.cluster_public
+    if cluster is None:
+        beside = key_file.parent / "cluster.public"
+        if beside.exists():
+            cluster = read_identity(beside, secret=False).public
+    if cluster is None:
+        raise KeyFileError(f"key file {key_file} does not name the cluster's public key (cluster_public), and there "
+                        f"is no cluster.public beside it")
+    return Security(ident, cluster)
+
+
+def load_daemon(keys_dir: Path, key_file: Path | None = None) -> Security:
+    """A daemon's security from its keys directory: `cluster.secret`, `allow`, and its own key
+    (`key_file`, default `node.secret` there)."""
+    server = read_identity(keys_dir / "cluster.secret")
+    own = read_identity(key_file or keys_dir / "node.secret")
+    if own.role != "node":
+        raise KeyFileError(f"a daemon needs a node key; {key_file or keys_dir / 'node.secret'} is a {own.role} key")
+    allow = AllowList(keys_dir / "allow")
+    allow.load()
+    return Security(own, server.public, server.secret, allow)
+
+
+def refused(endpoint: str, with_key: bool) -> BusError:
+    """What a client is told when a handshake with `endpoint` failed."""
+    if with_key:
+        message = (f"{endpoint} refused this client's key: it is not on the cluster's allow-list, or the "
+                   "cluster's public key is not the one this key file names")
+    else:
+        message = f"{endpoint} is a secure cluster (CurveZMQ): give a key file with --key FILE or WEFT_KEY"
+    return BusError(message, code="auth-failed")
+
+
+class ZapHandler:
+    """Answers libzmq's ZAP requests (RFC 27) for this process's sockets from the allow-list.
+
+    One per process (libzmq has one ZAP endpoint per context); it must be
+    bound before a socket that serves with CURVE accepts connections.
+    """
+
+    def __init__(self, allow: AllowList) -> None:
+        self.allow = allow
+        self.refused = 0
+        self._badlog = RateLimitedLog(log)
+        self._zs: ZSocket | None = None
+
+    def bind(self) -> None:
+        sock = context().socket(zmq.REP)
+        try:
+            sock.bind(ZAP_ENDPOINT)
+        except zmq.ZMQError:
+            sock.close(0)
+            raise KeyFileError("another ZAP handler is bound in this process") from None
+        self._zs = ZSocket(sock, linger_ms=0)
+
+    def close(self) -> None:
+        if self._zs is not None:
+            self._zs.close()
+
+    def answer(self, frames: list[bytes]) -> list[bytes]:
+        """The reply to one request: 200 with `ROLE:NAME` as User-Id, or 400."""
+        version, request_id = frames[0], frames[1]
+        mechanism = frames[5] if len(frames) > 5 else b""
+        address = frames[3].decode(errors="replace") if len(frames) > 3 else "?"
+        if version != b"1.0" or mechanism != b"CURVE" or len(frames) < 7 or len(frames[6]) != 32:
+            self.refused += 1
+            return [b"1.0", request_id, b"400", b"CURVE only", b"", b""]
+        public = z85.encode(frames[6]).decode()
+        who = self.allow.lookup(public)
+        if who is None:
+            self.refused += 1
+            self._badlog.warning("refused a connection from %s: key %s is not on the allow-list", address, public)
+            return [b"1.0", request_id, b"400", b"key not allowed", b"", b""]
+        role, name = who
+        return [b"1.0", request_id, b"200", b"OK", f"{role}:{name}".encode(), b""]
+
+    async def serve(self) -> None:
+        assert self._zs is not None, "bind() first"
+        zs = self._zs
+        try:
+            while True:
+                try:
+                    frames = await zs.recv()
+                except trio.ClosedResourceError:
+                    return
+                try:
+                    reply = self.answer(frames)
+                except Exception as e:  # a daemon never dies on input
+                    self._badlog.warning("malformed ZAP request: %s", e)
+                    reply = [b"1.0", frames[1] if len(frames) > 1 else b"", b"500", b"internal", b"", b""]
+                await zs.send(reply)
+        finally:
+            zs.close()  # frees the process's one ZAP endpoint
