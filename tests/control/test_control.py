@@ -166,7 +166,8 @@ def test_after_orders_without_data(weft: Weft, tmp_path) -> None:
     bad = submit(weft, "--", "sh", "-c", "echo ctl-after; exit 3")
     after_bad = submit(weft, "--after", bad, "--", "echo", "never")
     assert weft("wait", after_bad, "--timeout", "30").returncode == 1
-    assert status(weft, after_bad)["cause"].startswith(f"after job {bad} failed")
+    cause = status(weft, after_bad)["cause"]
+    assert cause.startswith(f"after job {bad} (sh -c echo ctl-after; exit 3) failed"), cause
 
 
 def test_after_group_waits_for_every_member(weft: Weft, tmp_path) -> None:
