@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import JobFailure, JobState
 
+from .causes import cause_from_failed, label
+
 if TYPE_CHECKING:
     from .graph import Graph, Job
 
@@ -39,13 +41,15 @@ def settle_waits(graph: Graph, waiter: Job, job: Job) -> int | None:
         return 0
     maker = graph.jobs.get(final.producer) if final.producer else None
     if maker is not None and maker.state in (FAILED, CANCELLED):
-        graph.fail(waiter, f"after job {job.id}: its delegate {maker.id} {maker.state}: {maker.cause or ''}".rstrip(": "),
+        graph.fail(waiter, cause_from_failed(f"after job {job.id} ({label(job, graph.labels)}), delegated to ",
+                                             maker, graph.jobs, graph.labels),
                    code=JobFailure.INPUT_FAILED, detail=maker.id)
         return None
     if maker is not None and not maker.done and _waits_for(graph, maker, waiter.id):
         # The delegate (made at run time, so never checked at submit) waits
         # on the waiter itself: waiting for it would be for good.
-        graph.fail(waiter, f"after job {job.id}: its delegate {maker.id} waits for this job (a cycle)",
+        graph.fail(waiter, f"after job {job.id} ({label(job, graph.labels)}): the job it delegated to, "
+                           f"{maker.id}, waits for this one (a cycle)",
                    code=JobFailure.INPUT_FAILED, detail=maker.id)
         return None
     if final.waiters is None:

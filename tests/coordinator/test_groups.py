@@ -12,7 +12,7 @@ from weft.actors.coordinator.replay import replay
 from weft.actors.coordinator.state import CoordinatorState
 from weft.actors.model import JobSpec, SpecError
 
-from .harness import Clock, Cluster, spec
+from .harness import CONCAT, Clock, Cluster, spec
 
 
 def grouped(name: str, *groups: str, after: tuple[str, ...] = (), after_groups: tuple[str, ...] = ()) -> JobSpec:
@@ -198,7 +198,8 @@ def test_after_a_delegator_whose_delegate_fails_fails_naming_it() -> None:
     # Submitted after the delegate failed: fails at once, naming it.
     c.submit(grouped("late", after=("a",)))
     late = c.job("late")
-    assert late.state == FAILED and late.cause == "after job a: its delegate d failed: exit code 2", late.cause
+    assert late.state == FAILED and late.cause == (
+        f"after job a ({CONCAT}), delegated to job d ({CONCAT}) failed: exit code 2"), late.cause
 
 
 def test_a_delegate_ordered_after_the_jobs_waiting_for_it_fails_them_as_a_cycle() -> None:
@@ -209,7 +210,8 @@ def test_a_delegate_ordered_after_the_jobs_waiting_for_it_fails_them_as_a_cycle(
     c.started()
     c.ends("a", delegation={"job": grouped("d", after=("b",)).to_wire(), "stream": "result"})
     b, d = c.job("b"), c.job("d")
-    assert b.state == FAILED and b.cause == "after job a: its delegate d waits for this job (a cycle)", b.cause
+    assert b.state == FAILED and b.cause == (
+        f"after job a ({CONCAT}): the job it delegated to, d, waits for this one (a cycle)"), b.cause
     assert d.state == FAILED and d.cause.startswith("after job b ") and "(a cycle)" in d.cause, d.cause
     assert c.started() == []
 
