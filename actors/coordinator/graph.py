@@ -30,7 +30,7 @@ from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, Objec
 
 from .causes import cause_from_failed, dependent_cause, root_failure
 from .names import Names
-from .order import settle_waits
+from .order import release_after, settle_waits
 
 # Job states are JobState members; an object's is an ObjectState (what its
 # storage nodes said) or one of the coordinator's own two, which `locate`
@@ -468,15 +468,7 @@ class Graph:
         job.node = None
         self.changed.append(job)
         if self.after_waiters:
-            for wid in self.after_waiters.pop(job.id, ()):
-                w = self.jobs.get(wid)
-                if w is not None and w.state == WAITING:
-                    n = settle_waits(self, w, job) if job.handed else 0
-                    if n is None:
-                        continue
-                    w.missing += n - 1
-                    if w.missing <= 0:
-                        self.make_runnable(w)
+            release_after(self, job)  # (order.py)
 
     def fail(self, job: Job, cause: str, *, outcome: Outcome = Outcome.FAILED_HARD,
              state: JobState = FAILED, code: str | None = None, detail: str | None = None,

@@ -6,7 +6,8 @@ job it handed the output to (and any it handed on to) still runs. A user
 who orders work after it means after that work, so a job ordered after a
 delegator waits, like a reader of the output, for the object at the end of
 the delegation chain; it fails (or is cancelled) with the job that was to
-make it. The graph (`Graph.succeed`, `Graph._link_after`) asks `settle_waits`.
+make it. The graph asks here (`Graph.succeed`: `release_after`;
+`Graph._link_after`: `settle_waits`).
 
 A cycle of `after` (a after b after a, or a after itself) would leave every
 job on it waiting for good: a submit that would make one is refused with a
@@ -25,6 +26,22 @@ from .causes import cause_from_failed, label
 
 if TYPE_CHECKING:
     from .graph import Graph, Job
+
+
+def release_after(graph: Graph, job: Job) -> None:
+    """`job` succeeded: each job ordered after it waits on one job less, or,
+    when `job` delegated, on what it delegated instead."""
+    from .graph import WAITING
+
+    for wid in graph.after_waiters.pop(job.id, ()):
+        w = graph.jobs.get(wid)
+        if w is not None and w.state == WAITING:
+            n = settle_waits(graph, w, job) if job.handed else 0
+            if n is None:
+                continue  # (it failed)
+            w.missing += n - 1
+            if w.missing <= 0:
+                graph.make_runnable(w)
 
 
 def settle_waits(graph: Graph, waiter: Job, job: Job) -> int | None:
