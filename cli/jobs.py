@@ -25,6 +25,7 @@ from .show import (
     state_line,
     status_lines,
     tail_lines,
+    when,
     why_not,
 )
 
@@ -549,6 +550,8 @@ def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
     for k, v in s.items():
         if k == "paused":
             v = paused_text(v)
+        elif k == "gc_last":
+            v = when(v) if v else "never"
         elif isinstance(v, dict):
             v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "-"
         elif isinstance(v, float):

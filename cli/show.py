@@ -163,10 +163,13 @@ def printable(data: bytes) -> str | None:
         return None
 
 
+def when(ts: float) -> str:
+    """A point in time as a person reads it: local, to the second."""
+    return datetime.datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
+
+
 def paused_text(paused: dict[str, Any]) -> str:
     """`cluster paused since ...; group g paused since ...`, or `nothing paused`."""
-    def when(ts: float) -> str:
-        return datetime.datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
     parts = []
     if "cluster" in paused:
         parts.append(f"cluster paused since {when(paused['cluster'])}")

@@ -407,6 +407,7 @@ class ComputeNode(Transfers, Layout, Node):
             if task.stop == StopReason.SHUTDOWN:
                 self._finish(task, Outcome.FAILED_SOFT, "compute node shutting down", ErrorCode.SHUTTING_DOWN)
             else:
+                await keep_log(self, task, failed=True)  # readable like a failed job's
                 self._finish(task, Outcome.CANCELLED)
 
     async def _run(self, task: Task) -> None:
@@ -536,7 +537,7 @@ class ComputeNode(Transfers, Layout, Node):
         try:
             task.call_log = CallLog()
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout,
-                                        log=task.call_log)
+                                        log=task.call_log, grace=lambda: stop_grace(task))
         except trio.ClosedResourceError:
             raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
                               ErrorCode.WORKER_LOST) from None

@@ -18,6 +18,7 @@ import os
 import pickle
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -438,14 +439,15 @@ class WorkerPool:
         return kind, payload
 
     async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None,
-                  log: CallLog | None = None) -> Any:
+                  log: CallLog | None = None, grace: Callable[[], float] | None = None) -> Any:
         """Run `call` ("module:function") with `kwargs` in a free worker; return its value.
 
         `timeout` bounds the call itself, not the wait for a free worker; past
         it the worker is killed and trio.TooSlowError raised. Raises
         CallableError (the function raised), CallableNotFound, WorkerLost.
         `log` receives what the call printed and names the file its
-        weft.progress() writes to (see CallLog).
+        weft.progress() writes to (see CallLog). A call cancelled midway gets
+        SIGTERM, then SIGKILL `grace()` s later (at once without `grace`).
         """
         if self._closed or not self._started:
             raise trio.ClosedResourceError("the worker pool is not running")
@@ -469,6 +471,11 @@ class WorkerPool:
                 if scope.cancelled_caught:
                     raise trio.TooSlowError(f"{call!r} did not finish within {timeout:g}s")
             healthy = True
+        except trio.Cancelled:
+            if grace is not None:
+                with trio.CancelScope(shield=True):
+                    await _terminate(worker, grace())
+            raise
         finally:
             self._busy -= 1
             # The worker says when a call printed (most print nothing): only
@@ -486,6 +493,21 @@ class WorkerPool:
             else:
                 self._retire(worker)
         return _decode(call, kind, payload)
+
+
+async def _terminate(worker: _Worker, grace: float) -> None:
+    """SIGTERM a cancelled call's worker and give it `grace` seconds (a
+    callable may handle SIGTERM to clean up). Killed and replaced after
+    either way; its request pipe is closed first so it takes no next call."""
+    worker.close_request()
+    if worker.proc.returncode is not None:
+        return
+    try:
+        worker.proc.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with trio.move_on_after(grace):
+        await worker.proc.wait()
 
 
 class CallLog:

@@ -526,10 +526,15 @@ async def _supervise(
     # process cannot hold the task hostage, while a slow on_stdout still can take its time.
     group_gone = False
     read_scopes: set[trio.CancelScope] = set()
+    sink = on_stdout
 
     async def pump(stream: trio.abc.ReceiveStream) -> None:
+        nonlocal sink
         while True:
-            with trio.CancelScope() as scope:
+            # Shielded: a cancelled task's group is still being stopped, and
+            # what it prints until it is gone belongs in its log. Reads end
+            # at EOF, or _DRAIN_LIMIT after the group is gone.
+            with trio.CancelScope(shield=True) as scope:
                 if group_gone:
                     scope.deadline = trio.current_time() + _DRAIN_LIMIT
                 read_scopes.add(scope)
@@ -541,9 +546,14 @@ async def _supervise(
                 return
             os.write(log_fd, chunk)
             os.write(capture_fd, chunk)
-            if on_stdout is not None:
+            if sink is not None:
                 try:
-                    await on_stdout(chunk)
+                    await sink(chunk)
+                except trio.Cancelled:
+                    # The task is being stopped: its outputs are not kept,
+                    # its log still is (trio delivers the cancel again to the
+                    # caller at its next checkpoint).
+                    sink = None
                 except Exception as e:
                     # Raised from here it would reach the caller wrapped in an
                     # ExceptionGroup; keep it and stop the task instead.
@@ -565,9 +575,11 @@ async def _supervise(
                 with trio.CancelScope(shield=True):
                     # Asked when stopping: a cancel's grace is the job's own.
                     killed_with = await _stop_group(proc, grace() if callable(grace) else grace)
-            group_gone = True
-            for scope in read_scopes:
-                scope.deadline = trio.current_time() + _DRAIN_LIMIT
+                # (Also when cancelled: the shielded read must not wait on a
+                # process that escaped the group.)
+                group_gone = True
+                for scope in read_scopes:
+                    scope.deadline = trio.current_time() + _DRAIN_LIMIT
     finally:
         with trio.CancelScope(shield=True):
             await proc.stdout.aclose()

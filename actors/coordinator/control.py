@@ -47,6 +47,9 @@ CANCEL_MARGIN = 5.0
 ALL = ""
 # The journal's meta key for `pauses`.
 PAUSES = "pauses"
+# `weft stats` counters of forgetting: jobs forgotten (gc or delete), objects
+# storage deleted for them, when gc last ran (unix seconds), journal compactions.
+GC_COUNTERS = {"gc_jobs_forgotten": 0, "gc_objects_deleted": 0, "gc_last": 0, "journal_compactions": 0}
 
 
 class ControlMixin:
@@ -73,6 +76,8 @@ class ControlMixin:
         self.paused_groups: set[str] = set()
         # Jobs of paused groups set aside by a round, until resumed.
         self.held_jobs: dict[str, Job] = {}
+        # Forgetting (gc_ops.py): in `weft stats`, journaled like the rest.
+        self.stats.update(GC_COUNTERS)
 
     # -- cancelling ------------------------------------------------------------------------
     def cancel(self, jobs: list[Job], *, dependents: bool = True) -> list[Effect]:

@@ -6,7 +6,7 @@ actors/compute/follow.py). Nothing here runs unless a client asks: no
 per-job work, no state kept between calls (the client holds the offset).
 
 Where a job's log is:
-- running: in its task directory on the compute node running it;
+- running (or cancelling): in its task directory on the compute node running it;
 - ended: the object `JOB/_log` on storage (its place: the coordinator's
   object record, learned from storage's events, else the job's placement);
   a succeeded job without one had a log equal to its `stdout` output (or an
@@ -51,7 +51,9 @@ async def relay_logs(node: CoordinatorNode, body: Any) -> dict[str, Any]:
     if job.done:
         return (await _ended_log(node, job, req)).to_wire()
     ref = node.state.computes.get(job.node or "")
-    if job.state == JobState.RUNNING and ref is not None:
+    # A cancelling job still runs (SIGTERM given, its outcome unknown): its
+    # lines, e.g. what it prints as it shuts down, go on until it settles.
+    if (job.state == JobState.RUNNING or job.state == JobState.CANCELLING) and ref is not None:
         try:
             r = LogChunk.from_wire(await node.peers.get(ref.endpoint).call(
                 "log", LogRead(job.id, req.offset, req.wait, req.limit).to_wire(), timeout=req.wait + _CALL_SLACK))

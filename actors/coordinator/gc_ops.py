@@ -37,6 +37,8 @@ DELETE_BATCH = 5000
 # The periodic collection runs this often (at most; and at least hourly).
 GC_EVERY_MAX = 3600.0
 GC_EVERY_MIN = 60.0
+# A meta row written after a collection: it makes the commit that journals the counters.
+GC_META = "gc_last"
 
 
 def register(node: CoordinatorNode) -> None:
@@ -67,7 +69,7 @@ async def collect(node: CoordinatorNode, keep: float) -> GcReply:
             await trio.lowlevel.checkpoint()
         if len(f.jobs) > 1000 and len(f.jobs) > len(node.graph.jobs) // 4:
             node.graph.compact()
-        return await _finish(node, f, compact=bool(f.jobs))
+        return await _finish(node, f, compact=bool(f.jobs), gc_run=True)
 
 
 async def periodic(node: CoordinatorNode) -> None:
@@ -85,19 +87,30 @@ async def periodic(node: CoordinatorNode) -> None:
                      len(r.jobs), r.objects, r.bytes, r.journal_before, r.journal_after, r.compact_seconds)
 
 
-async def _finish(node: CoordinatorNode, f: Forgotten, *, compact: bool) -> GcReply:
+async def _finish(node: CoordinatorNode, f: Forgotten, *, compact: bool, gc_run: bool = False) -> GcReply:
     journal = node.journal
+    stats = node.state.stats
     before = journal.size()
+    stats["gc_jobs_forgotten"] += len(f.jobs)
+    if gc_run:
+        stats["gc_last"] = int(time.time())
     if f.jobs or f.failed:
         journal.stage_forget(f.jobs)
         node._run(node.state._flush())  # jobs a forced delete failed are journaled too
         node.commits.mark()
         await node.commits.durable()
     objects = await _delete_objects(node, f)
+    stats["gc_objects_deleted"] += objects
     seconds = 0.0
     if compact:
         seconds = await trio.to_thread.run_sync(journal.compact)
+        stats["journal_compactions"] += 1
         log.info("journal compacted in %.3fs (%d -> %d bytes)", seconds, before, journal.size())
+    if objects or compact or gc_run:
+        # The counters are journaled with a commit: one now, so a restart keeps them.
+        journal.stage_meta(GC_META, stats["gc_last"])
+        node.commits.mark()
+        await node.commits.durable()
     return GcReply(f.jobs, objects, f.bytes, f.retained, before, journal.size(), seconds, f.failed)
 
 

@@ -12,8 +12,9 @@ Rules:
 * A hard failure fails every job that waits on the failed job's outputs,
   transitively, with a cause naming the job that failed.
 * A delegation points an output at another job's output; the waiters move.
-* `after` (spec): a job also waits until each named job has succeeded; it
-  fails (or is cancelled) with them like a reader of their outputs.
+* `after` (spec): a job also waits until each named job has succeeded (and
+  what it delegated is made: order.py); it fails (or is cancelled) with
+  them like a reader of their outputs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, Objec
 
 from .causes import cause_from_failed, dependent_cause, root_failure
 from .names import Names
+from .order import release_after, settle_waits
 
 # Job states are JobState members; an object's is an ObjectState (what its
 # storage nodes said) or one of the coordinator's own two, which `locate`
@@ -235,7 +237,14 @@ class Graph:
         waiters = self.after_waiters
         for a in dict.fromkeys(job.spec.after):
             other = self.jobs.get(a)
-            if other is None or other is job or other.state == SUCCEEDED:
+            if other is None or other is job:
+                continue
+            if other.state == SUCCEEDED:
+                # After a delegator: after what it delegated (order.py).
+                n = settle_waits(self, job, other) if other.handed else 0
+                if n is None:
+                    return None
+                missing += n
                 continue
             if other.state in (FAILED, CANCELLED):
                 self.fail(job, cause_from_failed("after ", other, self.jobs, self.labels))
@@ -459,12 +468,7 @@ class Graph:
         job.node = None
         self.changed.append(job)
         if self.after_waiters:
-            for wid in self.after_waiters.pop(job.id, ()):
-                w = self.jobs.get(wid)
-                if w is not None and w.state == WAITING:
-                    w.missing -= 1
-                    if w.missing <= 0:
-                        self.make_runnable(w)
+            release_after(self, job)  # (order.py)
 
     def fail(self, job: Job, cause: str, *, outcome: Outcome = Outcome.FAILED_HARD,
              state: JobState = FAILED, code: str | None = None, detail: str | None = None,

@@ -1,12 +1,12 @@
 """Job names and their versions.
 
 A named job's id is its name (version 1), so ids from before versions are
-unchanged. Submitting other work (command or callable, inputs, outputs; not
-priority or limits) under a taken name is refused unless the submit asks to
-replace it, which registers version K+1 with the id `NAME@K+1`. Users
-address versions as `NAME` (the newest), `NAME@1`, `NAME@2`...; readers of
-`NAME/OUTPUT` get the newest version's output. An older version keeps
-running undisturbed: it is another job.
+unchanged. Submitting other work (command or callable, inputs, outputs,
+ordering; not priority or limits) under a taken name is refused unless the
+submit asks to replace it, which registers version K+1 with the id
+`NAME@K+1`. Users address versions as `NAME` (the newest), `NAME@1`,
+`NAME@2`...; readers of `NAME/OUTPUT` get the newest version's output. An
+older version keeps running undisturbed: it is another job.
 
 The table is derived from the graph's jobs (the graph calls `add` and
 `forget`), so a replay rebuilds it with no journal of its own.
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # Parts of a spec that make its identity, by the word a user knows them by.
 _PARTS = (("command", "command"), ("call", "callable"), ("inputs", "inputs"), ("refs", "inputs"),
-          ("outputs", "outputs"), ("params", "parameters"))
+          ("outputs", "outputs"), ("params", "parameters"), ("after_groups", "order"))
 
 
 class Names:
@@ -81,6 +81,11 @@ def differences(old: JobSpec, new: JobSpec) -> list[str]:
     for attr, word in _PARTS:
         if getattr(old, attr) != getattr(new, attr) and word not in out:
             out.append(word)
+    # `after` as given: a kept spec's also holds the members its after_groups
+    # had then (names are checked before a submit's groups are expanded), so
+    # with groups only the groups are compared.
+    if "order" not in out and not old.after_groups and list(old.after) != list(new.after):
+        out.append("order")
     return out
 
 

@@ -10,7 +10,7 @@ from collections.abc import Generator
 
 from weft.actors.model import JobSpec, SpecError
 
-from . import names
+from . import names, order
 from .effects import Effect
 from .graph import CANCELLED, FAILED, SUCCEEDED, WAITING, Job
 
@@ -80,6 +80,8 @@ class SubmitMixin:
                     g.check_after(spec, id_set)
             except SpecError as e:
                 raise SpecError(f"job #{i + 1}: {e}") from None
+        if ordered:
+            order.check_cycles(g, ids, specs)
         results: list[Submitted] = []
         new_jobs: list[Job] = []
         now = self.wall()

@@ -12,7 +12,7 @@ from weft.actors.coordinator.replay import replay
 from weft.actors.coordinator.state import CoordinatorState
 from weft.actors.model import JobSpec, SpecError
 
-from .harness import Clock, Cluster, spec
+from .harness import CONCAT, Clock, Cluster, spec
 
 
 def grouped(name: str, *groups: str, after: tuple[str, ...] = (), after_groups: tuple[str, ...] = ()) -> JobSpec:
@@ -133,6 +133,131 @@ def test_after_an_unknown_job_is_refused() -> None:
     with pytest.raises(SpecError, match="after 'nope': no such job"):
         c.submit(grouped("b", after=("nope",)))
     assert "b" not in c.graph.jobs
+
+
+def delegation(name: str) -> dict:
+    return {"job": spec(name).to_wire(), "stream": "result"}
+
+
+def test_after_a_delegator_waits_until_the_delegated_chain_is_made() -> None:
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    assert c.started() == ["a"]
+    c.ends("a", delegation=delegation("d"))
+    assert c.job("a").state == SUCCEEDED
+    # a succeeded by handing its output to d: b waits for d (and what d hands on).
+    assert c.job("b").state == WAITING
+    assert c.started() == ["d"]
+    c.ends("d", delegation=delegation("e"))
+    assert c.job("b").state == WAITING
+    assert c.started() == ["e"]
+    c.ends("e")
+    assert c.started() == ["b"]
+    # Ordered after a delegator that already succeeded, its chain unmade: the same.
+    c.submit(spec("f"))
+    c.started()
+    c.ends("f", delegation=delegation("g"))
+    c.submit(grouped("h", after=("f",)))
+    assert c.job("h").state == WAITING and c.job("h").missing == 1
+    assert c.started() == ["g"]
+    c.ends("g")
+    assert c.started() == ["h"]
+
+
+def test_after_a_delegator_still_waits_for_its_delegate_after_a_restart(tmp_path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    c = Cluster(journal=journal, slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    c.started()
+    c.ends("a", delegation=delegation("d"))
+    assert c.job("b").state == WAITING
+    journal.close()
+    journal = Journal(path)
+    clock = Clock()
+    state = CoordinatorState(epoch=2, wall=clock.wall, mono=clock.mono)
+    replay(journal, state)
+    c2 = Cluster(state=state, clock=clock, journal=journal)
+    clock.advance(5)
+    assert c2.job("a").state == SUCCEEDED and c2.job("b").state == WAITING
+    assert c2.started() == ["d"]
+    c2.ends("d")
+    assert c2.started() == ["b"]
+    journal.close()
+
+
+def test_after_a_delegator_whose_delegate_fails_fails_naming_it() -> None:
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    c.started()
+    c.ends("a", delegation=delegation("d"))
+    c.started()
+    c.ends("d", "failed-hard", cause="exit code 2")
+    b = c.job("b")
+    assert b.state == FAILED and b.code == "input-failed" and b.detail == "d", (b.cause, b.code)
+    # Submitted after the delegate failed: fails at once, naming it.
+    c.submit(grouped("late", after=("a",)))
+    late = c.job("late")
+    assert late.state == FAILED and late.cause == (
+        f"after job a ({CONCAT}), delegated to job d ({CONCAT}) failed: exit code 2"), late.cause
+
+
+def test_a_delegate_ordered_after_the_jobs_waiting_for_it_fails_them_as_a_cycle() -> None:
+    """A delegate's spec is made at run time: a cycle through it is caught
+    when the delegator ends, not left waiting for good."""
+    c = Cluster(slots=2)
+    c.submit(spec("a"), grouped("b", after=("a",)))
+    c.started()
+    c.ends("a", delegation={"job": grouped("d", after=("b",)).to_wire(), "stream": "result"})
+    b, d = c.job("b"), c.job("d")
+    assert b.state == FAILED and b.cause == (
+        f"after job a ({CONCAT}): the job it delegated to, d, waits for this one (a cycle)"), b.cause
+    assert d.state == FAILED and d.cause.startswith("after job b ") and "(a cycle)" in d.cause, d.cause
+    assert c.started() == []
+
+
+def test_after_cycles_are_refused_naming_the_cycle() -> None:
+    c = Cluster(slots=2)
+    with pytest.raises(SpecError, match=r"^--after cycle: p -> q -> p \("):
+        c.submit(grouped("p", after=("q",)), grouped("q", after=("p",)))
+    with pytest.raises(SpecError, match=r"^--after cycle: x -> y -> z -> x "):
+        c.submit(grouped("w"), grouped("x", after=("y", "w")), grouped("y", after=("z",)),
+                 grouped("z", after=("x",)))
+    with pytest.raises(SpecError, match=r"^--after cycle: s -> s "):
+        c.submit(grouped("s", after=("s",)))
+    assert not c.graph.jobs  # nothing of a refused submit was taken
+    # A diamond is no cycle.
+    c.submit(grouped("top"), grouped("l", after=("top",)), grouped("r", after=("top",)),
+             grouped("bottom", after=("l", "r")))
+    assert c.job("bottom").state == WAITING
+
+
+def test_after_across_submits_cannot_close_a_cycle() -> None:
+    """A job already waiting cannot be made to wait on a job submitted later:
+    the name of one that exists is its identity, order included."""
+    c = Cluster(slots=2)
+    c.submit(spec("p"))
+    c.started()
+    c.submit(grouped("q", after=("p",)))
+    with pytest.raises(SpecError, match="job name 'p' is taken by p with different order"):
+        c.submit(grouped("p", after=("q",)))
+    [again], effects = c.state.submit([grouped("p", after=("q",))], replace=True)  # version 2, after q
+    c.take(effects)
+    assert again.job.id == "p@2" and again.job.state == WAITING
+    c.ends("p")
+    assert c.started() == ["q"]
+    c.ends("q")
+    assert c.started() == ["p@2"]
+
+
+def test_a_named_job_after_a_group_submitted_again_is_the_same_job() -> None:
+    c = Cluster(slots=2)
+    c.submit(grouped("m", "g"))
+    [first] = c.submit(grouped("n", after_groups=("g",)))
+    [again] = c.submit(grouped("n", after_groups=("g",)))
+    assert again.job is first.job and again.joined
+    with pytest.raises(SpecError, match="taken by n with different order"):
+        c.submit(grouped("n", after_groups=("other",)))
 
 
 def test_after_group_waits_for_the_members_known_at_submit() -> None:

@@ -3,6 +3,7 @@ runs them; storage is asked directly (`weft object ls`) what it still holds."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Callable
@@ -82,7 +83,7 @@ def test_a_task_started_by_hand_on_a_managed_node_survives_the_janitor(
     assert ok(weft("task", "delete", "--compute", compute, job)).strip() == f"deleted {job}"
 
 
-def _gc_run(make_cluster: Callable[..., LocalCluster], n: int) -> dict:
+def _gc_run(make_cluster: Callable[..., LocalCluster], n: int) -> tuple[dict, LocalCluster]:
     cluster = make_cluster(compute=1, storage=1, slots=2)
     weft = Weft(cluster.endpoint)
     with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
@@ -112,15 +113,32 @@ def _gc_run(make_cluster: Callable[..., LocalCluster], n: int) -> dict:
         assert sum(counts.values()) == 3, counts  # need, slow, reader
         assert ok(weft("get", "need")) == "needed\n"
         c.cancel(["slow"])
-        return r
+        return r, cluster
+
+
+GC_STATS = ("gc_jobs_forgotten", "gc_objects_deleted", "gc_last", "journal_compactions")
 
 
 def test_gc_forgets_finished_jobs_and_deletes_their_objects(make_cluster: Callable[..., LocalCluster]) -> None:
-    r = _gc_run(make_cluster, 40)
+    t0 = int(time.time())
+    r, cluster = _gc_run(make_cluster, 40)
     assert r["journal_after"] <= r["journal_before"]
+    # `weft stats` counts what gc did, and keeps it across a coordinator restart.
+    weft = Weft(cluster.endpoint)
+    stats = json.loads(ok(weft("stats", "--json")))
+    got = {k: stats[k] for k in GC_STATS}
+    assert got["gc_jobs_forgotten"] == len(r["jobs"]) and got["gc_objects_deleted"] == r["objects"], got
+    assert got["journal_compactions"] == 1 and t0 <= got["gc_last"] <= time.time() + 1, got
+    line = next(x for x in ok(weft("stats")).splitlines() if x.startswith("gc_last"))
+    assert datetime.datetime.fromtimestamp(got["gc_last"]).astimezone().strftime("%Y-%m-%d %H:%M") in line, line
+    assert cluster.coordinator is not None
+    cluster.coordinator.stop(10.0)
+    cluster.start_coordinator()
+    after = json.loads(ok(weft("stats", "--json")))
+    assert {k: after[k] for k in GC_STATS} == got
 
 
 @pytest.mark.slow
 def test_gc_of_two_thousand_jobs(make_cluster: Callable[..., LocalCluster]) -> None:
-    r = _gc_run(make_cluster, 2000)
+    r, _ = _gc_run(make_cluster, 2000)
     assert r["journal_after"] < r["journal_before"]

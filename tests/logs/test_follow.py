@@ -132,11 +132,19 @@ def test_client_logs_of_a_running_and_an_ended_job(cluster: LocalCluster, tmp_pa
         assert c.logs(fut) == b"one\ntwo\n"
 
 
-def test_a_failed_jobs_stderr_outlives_its_compute_node(make_cluster, tmp_path: Path) -> None:
+def test_a_failed_and_a_cancelled_jobs_logs_outlive_their_compute_node(make_cluster, tmp_path: Path) -> None:
     cluster: LocalCluster = make_cluster(compute=1, storage=1, slots=1)
     weft = Weft(cluster.endpoint)
     job = submit(weft, "--", "sh", "-c", "echo working; echo 'it broke: no disk' >&2; exit 3")
     assert weft("wait", "--timeout", "60s", job).returncode == 1
+    # A cancelled job's log is kept the same way.
+    flag = tmp_path / "cancel-me"
+    cancelled = submit(weft, "--", "sh", "-c", 'echo about to be cancelled; echo "on stderr too" >&2; touch "$1"; sleep 60',
+                       "sh", str(flag))
+    wait_for(flag.exists, 30.0, "the job to be cancelled starts")
+    assert weft("cancel", cancelled).returncode == 0
+    wait_for(lambda: json.loads(weft("status", cancelled, "--json").stdout)["state"] == "cancelled", 30.0,
+             "the cancel is confirmed")
     # The compute node goes, with everything it kept, and comes back empty.
     cluster.computes[0].stop()
     shutil.rmtree(cluster.data_dir / "compute-0")
@@ -145,3 +153,38 @@ def test_a_failed_jobs_stderr_outlives_its_compute_node(make_cluster, tmp_path: 
     assert p.returncode == 0, p.stderr
     assert sorted(p.stdout.splitlines()) == ["it broke: no disk", "working"]
     assert weft("logs", "--tail", "0", job).stdout == ""
+    p = weft("logs", cancelled)
+    assert p.returncode == 0, p.stderr
+    assert sorted(p.stdout.splitlines()) == ["about to be cancelled", "on stderr too"]
+
+
+def test_logs_follow_goes_on_while_a_job_is_cancelling(weft: Weft, tmp_path: Path) -> None:
+    """Lines a job writes as it shuts down (between SIGTERM and its end) are followed too."""
+    flag = tmp_path / "may-stop"
+    job = submit(weft, "--max-cancellation-time", "60", "--", "sh", "-c",
+                 f'trap \'echo stopping; {WAIT_FLAG}; echo stopped; exit 0\' TERM; echo started; '
+                 'i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done', "sh", str(flag))
+    follower = subprocess.Popen([*weft_argv(), "logs", "--follow", job], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=REPO, env=weft.env, stdin=subprocess.DEVNULL)
+    try:
+        assert read_line(follower, 30.0) == b"started\n"
+        assert weft("cancel", job).returncode == 0
+        # The job traps SIGTERM and waits for our file: it stays `cancelling`,
+        # and what it prints meanwhile reaches the follower.
+        # (sh may first say its sleep was "Terminated": it is in the group too.)
+        lines = [read_line(follower, 30.0)]
+        while lines[-1] != b"stopping\n" and len(lines) < 3:
+            lines.append(read_line(follower, 30.0))
+        assert lines[-1] == b"stopping\n", lines
+        assert json.loads(weft("status", job, "--json").stdout)["state"] == "cancelling"
+        assert follower.poll() is None
+        flag.touch()
+        rest, err = follower.communicate(timeout=60)
+    finally:
+        flag.touch()
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 0, err
+    assert rest == b"stopped\n"
+    assert json.loads(weft("status", job, "--json").stdout)["state"] == "cancelled"

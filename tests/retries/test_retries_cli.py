@@ -148,3 +148,21 @@ def test_status_json_carries_code_and_detail(weft: Weft) -> None:
     p = weft("status", job, "--json")
     st = json.loads(p.stdout)
     assert st["code"] == "exit-status" and st["detail"] == "9"
+
+
+def test_exit_actions_on_a_crash_and_a_time_limit(weft: Weft, tmp_path: Path) -> None:
+    """WHEN may be `crashed` (killed by a signal not from weft) or `timed-out`."""
+    runs = tmp_path / "crash-runs"
+    crashy = submitted(weft("submit", "--name", "r-crash-retry", "--retry-delay", "0.1", "--on-exit", "crashed=retry",
+                            "--", "sh", "-c",
+                            f"n=$(( $(cat {runs} 2>/dev/null || echo 0) + 1 )); echo $n > {runs}; [ $n -ge 2 ] || kill -9 $$"))
+    slow = submitted(weft("submit", "--name", "r-slow-ok", "--time-limit", "1", "--on-exit", "timed-out=succeed",
+                          "--", "sh", "-c", "echo partial; sleep 30"))
+    st = finished(weft, crashy)
+    assert st["state"] == "succeeded" and runs.read_text().strip() == "2"
+    tries = status(weft, crashy, "--attempts")["attempt_list"]
+    assert [(t["outcome"], t.get("code"), t.get("signal")) for t in tries] == [
+        ("failed-hard", "crashed", 9), ("success", None, None)], tries
+    st = finished(weft, slow)
+    assert st["state"] == "succeeded", st
+    assert weft("get", slow).stdout == "partial\n"
