@@ -67,6 +67,20 @@ def check_exposure(listen: str, secure: bool, insecure: bool) -> None:
                 "this user", listen)
 
 
+def check_http(addr: str | None, tokens: Path | None) -> None:
+    """Browsers cannot hold CURVE keys: beyond loopback the dashboard asks for a token, so it needs some."""
+    from .httpaddr import is_loopback_host, parse_addr
+
+    if not addr or is_loopback_host(parse_addr(addr)[0]):
+        return
+    if tokens is None:
+        raise SettingError(f"refusing to serve the dashboard on {addr} without --http-tokens FILE "
+                           "(make one with `weft keys token --role user`): anyone who reaches it would see the "
+                           "cluster's jobs")
+    if not Path(tokens).is_file():
+        raise SettingError(f"--http-tokens {tokens}: no such file (make one with `weft keys token`)")
+
+
 def build(role: str, values: dict[str, Any]) -> Any:
     """The role's node, its data directory locked; SettingError (one line) if it cannot be."""
     from .node import NodeConfig
@@ -74,6 +88,7 @@ def build(role: str, values: dict[str, Any]) -> Any:
     node, options = resolve(role, values)
     node["security"] = security(node.get("security_mode", "none"), node.get("keys_dir"), node.get("key_file"))
     check_exposure(node.get("listen") or "", node["security"] is not None, node.get("insecure", False))
+    check_http(node.get("http"), node.get("http_tokens"))
     d = datadir.prepare(node.get("data_dir") or datadir.default_data_dir(role))
     datadir.lock(d)
     node["data_dir"] = d

@@ -1,0 +1,261 @@
+"""The dashboard's web app (starlette) served by hypercorn's trio worker in the coordinator's own loop.
+
+Routes: the page (`/`, one HTML shell whose script draws every view), its
+assets (`/static/`), the JSON API (`/api/...`, for scripts too) and one
+server-sent-events stream (`/api/stream`) that pushes counts, and a job's
+state and new log bytes, while a page is open. Read-only: nothing here
+changes the cluster. With a tokens file every request needs a token (a
+bearer token, or the cookie `/login` sets); beyond loopback one is required
+(weft.runtime.daemon.check_http refuses to start without it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from . import api
+
+log = logging.getLogger("weft.dashboard")
+STATIC = Path(str(resources.files("weft.dashboard") / "static"))
+COOKIE = "weft_token"
+# How often the stream pushes counts; a job's new log bytes go out as they come (at most this late).
+TICK = 1.0
+
+
+class Tokens:
+    """The tokens file (`ROLE TOKEN` a line, `weft keys token` appends them), re-read when it changes."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._mtime: float | None = None
+        self._tokens: dict[str, str] = {}
+
+    def role_of(self, token: str) -> str | None:
+        if self.path is None:
+            return "admin"
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return None
+        if mtime != self._mtime:
+            self._tokens = {}
+            for line in self.path.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and not line.startswith("#"):
+                    self._tokens[parts[1]] = parts[0]
+            self._mtime = mtime
+        for known, role in self._tokens.items():
+            if secrets.compare_digest(known.encode(), token.encode()):
+                return role
+        return None
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    body = json.dumps(data, default=_plain, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes | memoryview):
+        return bytes(v).decode("utf-8", "replace")
+    if isinstance(v, set | tuple):
+        return list(v)
+    return str(v)
+
+
+def _int(request: Request, key: str, default: int) -> int:
+    raw = request.query_params.get(key)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"'{key}' must be an integer, got {raw!r}") from None
+
+
+def build_app(node: Any, tokens: Tokens) -> Starlette:
+    def guard(handler: Any) -> Any:
+        async def checked(request: Request) -> Response:
+            if tokens.path is not None:
+                auth = request.headers.get("authorization", "")
+                given = auth[7:].strip() if auth.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
+                if not given or tokens.role_of(given) is None:
+                    if request.url.path.startswith("/api/"):
+                        return _json({"error": "a dashboard token is needed (weft keys token)"}, 401)
+                    return RedirectResponse("/login", status_code=303)
+            try:
+                return await handler(request)
+            except api.NotFound as e:
+                return _json({"error": str(e)}, 404)
+            except ValueError as e:
+                return _json({"error": str(e)}, 400)
+        return checked
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            return Response("not found\n", status_code=404, media_type="text/plain")
+        return FileResponse(path)
+
+    async def login(request: Request) -> Response:
+        token = request.query_params.get("token")
+        if token is None:
+            return FileResponse(STATIC / "login.html", media_type="text/html")
+        if tokens.role_of(token) is None:
+            return Response("unknown token\n", status_code=401, media_type="text/plain")
+        r = RedirectResponse("/", status_code=303)
+        r.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return r
+
+    async def get_stats(request: Request) -> Response:
+        return _json(api.stats(node))
+
+    async def get_nodes(request: Request) -> Response:
+        return _json({"nodes": api.nodes(node)})
+
+    async def get_jobs(request: Request) -> Response:
+        q = request.query_params
+        return _json(api.jobs(node, state=q.get("state"), group=q.get("group") or None,
+                              flow=q.get("flow") or None, name=q.get("name") or None,
+                              offset=_int(request, "offset", 0), limit=_int(request, "limit", 50)))
+
+    async def get_job(request: Request) -> Response:
+        return _json(api.job(node, request.path_params["job"]))
+
+    async def get_log(request: Request) -> Response:
+        return _json(await _log(node, request.path_params["job"], _int(request, "offset", 0), 0.0))
+
+    async def get_dag(request: Request) -> Response:
+        q = request.query_params
+        return _json(api.dag(node, flow=q.get("flow") or None, group=q.get("group") or None))
+
+    async def get_failures(request: Request) -> Response:
+        return _json(api.failures(node))
+
+    async def stream(request: Request) -> Response:
+        jid = request.query_params.get("job")
+        if jid:
+            api.job(node, jid)  # 404 now rather than an empty stream
+        offset = _int(request, "offset", 0)
+        return StreamingResponse(_events(node, jid, offset), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    routes = [
+        Route("/", guard(page)),
+        Route("/login", login),
+        Route("/static/{name}", static),
+        Route("/api/stats", guard(get_stats)),
+        Route("/api/nodes", guard(get_nodes)),
+        Route("/api/jobs", guard(get_jobs)),
+        Route("/api/jobs/{job:path}/log", guard(get_log)),
+        Route("/api/jobs/{job:path}", guard(get_job)),
+        Route("/api/dag", guard(get_dag)),
+        Route("/api/failures", guard(get_failures)),
+        Route("/api/stream", guard(stream)),
+    ]
+    return Starlette(routes=routes)
+
+
+async def _log(node: Any, jid: str, offset: int, wait: float) -> dict[str, Any]:
+    from weft.actors.coordinator.follow import relay_logs
+    from weft.bus.errors import BusError
+
+    try:
+        r = await relay_logs(node, {"job": jid, "offset": max(0, offset), "wait": wait})
+    except BusError as e:
+        if e.code == "missing":
+            raise api.NotFound(e.message) from None
+        raise ValueError(e.message) from None
+    data = r.get("data") or b""
+    return {"data": bytes(data).decode("utf-8", "replace"), "offset": r.get("offset", offset),
+            "done": bool(r.get("done"))}
+
+
+def _event(kind: str, data: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, default=_plain, separators=(',', ':'))}\n\n".encode()
+
+
+async def _events(node: Any, jid: str | None, offset: int) -> AsyncIterator[bytes]:
+    """Counts every TICK; with a job, its view when it changes and its log as it grows."""
+    last_view = None
+    log_done = False
+    while True:
+        s = api.stats(node)
+        yield _event("stats", {"jobs": s["jobs"], "busy": s["busy"], "slots": s["slots"], "time": s["time"],
+                               "computes": s["computes"], "storages": s["storages"]})
+        if jid is None:
+            await trio.sleep(TICK)
+            continue
+        try:
+            view = api.job(node, jid)
+        except api.NotFound:
+            return
+        brief = {k: view.get(k) for k in ("state", "outcome", "code", "cause", "node", "attempts", "ran")}
+        if brief != last_view:
+            last_view = brief
+            yield _event("job", brief)
+        if log_done:
+            await trio.sleep(TICK)
+            continue
+        with trio.move_on_after(TICK + 2):
+            try:
+                chunk = await _log(node, jid, offset, TICK)
+            except (ValueError, api.NotFound):
+                chunk = None
+            if chunk is not None:
+                if chunk["data"]:
+                    yield _event("log", chunk)
+                offset = chunk["offset"]
+                log_done = chunk["done"]
+                continue
+        await trio.sleep(TICK)
+
+
+async def serve(node: Any, addr: str, tokens: Path | None, *,
+                task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the dashboard for `node` (a coordinator) on `addr` until cancelled; started() with its URL."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from weft.bus.errors import BusError
+    from weft.runtime.httpaddr import parse_addr, show
+
+    host, port = parse_addr(addr)
+    config = Config()
+    config.bind = [show(host, port)]
+    config.accesslog = None
+    config.errorlog = log
+    config.graceful_timeout = 1.0
+    app = build_app(node, Tokens(Path(tokens) if tokens else None))
+    try:
+        # Bound here first, so a taken address is one line naming it (hypercorn's is a traceback).
+        sockets = config.create_sockets()
+    except OSError as e:
+        raise BusError(f"cannot serve --http on {addr}: {e.strerror or e}", code="bind-failed") from None
+    for sock in sockets.insecure_sockets:
+        sock.close()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(lambda task_status: hypercorn_serve(app, config, task_status=task_status))
+        log.info("coordinator %s: dashboard on %s", node.node_id, binds[0] if binds else addr)
+        task_status.started(binds[0] if binds else f"http://{addr}")
