@@ -31,6 +31,7 @@ def _register() -> None:
         logs,
         recurring,
         submission,
+        tokens,
         units,
         up,
     )

@@ -199,37 +199,38 @@ def _event(kind: str, data: Any) -> bytes:
 async def _events(node: Any, jid: str | None, offset: int) -> AsyncIterator[bytes]:
     """Counts every TICK; with a job, its view when it changes and its log as it grows."""
     last_view = None
-    log_done = False
+    log_done = jid is None
+    next_stats = 0.0
     while True:
-        s = api.stats(node)
-        yield _event("stats", {"jobs": s["jobs"], "busy": s["busy"], "slots": s["slots"], "time": s["time"],
-                               "computes": s["computes"], "storages": s["storages"]})
-        if jid is None:
-            await trio.sleep(TICK)
-            continue
-        try:
-            view = api.job(node, jid)
-        except api.NotFound:
-            return
-        brief = {k: view.get(k) for k in ("state", "outcome", "code", "cause", "node", "attempts", "ran")}
-        if brief != last_view:
-            last_view = brief
-            yield _event("job", brief)
-        if log_done:
-            await trio.sleep(TICK)
-            continue
-        with trio.move_on_after(TICK + 2):
+        now = trio.current_time()
+        if now >= next_stats:
+            next_stats = now + TICK
+            s = api.stats(node)
+            yield _event("stats", {k: s[k] for k in ("jobs", "busy", "slots", "time", "computes", "storages")})
+        if jid is not None:
             try:
-                chunk = await _log(node, jid, offset, TICK)
-            except (ValueError, api.NotFound):
-                chunk = None
-            if chunk is not None:
-                if chunk["data"]:
-                    yield _event("log", chunk)
-                offset = chunk["offset"]
-                log_done = chunk["done"]
-                continue
-        await trio.sleep(TICK)
+                view = api.job(node, jid)
+            except api.NotFound:
+                return
+            brief = {k: view.get(k) for k in ("state", "outcome", "code", "cause", "node", "attempts")}
+            if brief != last_view:
+                last_view = brief
+                yield _event("job", {**brief, "ran": view.get("ran")})
+        if log_done:
+            await trio.sleep(max(0.0, next_stats - trio.current_time()))
+            continue
+        # The log call itself waits (up to TICK) for new bytes of a running job.
+        try:
+            chunk = await _log(node, jid, offset, TICK)
+        except (ValueError, api.NotFound):
+            log_done = True
+            continue
+        if chunk["data"]:
+            yield _event("log", chunk)
+        offset = chunk["offset"]
+        log_done = chunk["done"]
+        if not chunk["data"] and not log_done:
+            await trio.sleep(min(TICK, max(0.0, next_stats - trio.current_time())))
 
 
 async def serve(node: Any, addr: str, tokens: Path | None, *,
