@@ -151,8 +151,9 @@ def _brief(g: Any, jid: str) -> dict[str, Any]:
     if j is None:
         return {"job": jid, "state": "forgotten"}
     out = {"job": jid, "state": j.shown_state}
-    if j.spec.name:
-        out["name"] = j.spec.name
+    name = g.labels.get(jid) or j.spec.name
+    if name:
+        out["name"] = name
     return out
 
 

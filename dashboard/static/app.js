@@ -26,13 +26,13 @@ function h(tag, attrs, ...kids) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v); else el.setAttribute(k, v);
   }
-  for (const kid of kids.flat()) if (kid !== undefined && kid !== null) el.append(kid instanceof Node ? kid : String(kid));
+  for (const kid of kids.flat(Infinity)) if (kid !== undefined && kid !== null) el.append(kid instanceof Node ? kid : String(kid));
   return el;
 }
 function s(tag, attrs, ...kids) {
   const el = document.createElementNS(SVGNS, tag);
   for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
-  for (const kid of kids.flat()) if (kid !== undefined && kid !== null) el.append(kid instanceof Node ? kid : String(kid));
+  for (const kid of kids.flat(Infinity)) if (kid !== undefined && kid !== null) el.append(kid instanceof Node ? kid : String(kid));
   return el;
 }
 const stateBadge = (st) => h("span", { class: "state " + st, "data-state": st }, st);
@@ -61,7 +61,7 @@ function table(heads, rows) {
     h("tbody", {}, rows));
 }
 const main = () => document.getElementById("main");
-function show(...kids) { main().replaceChildren(...kids.flat()); }
+function show(...kids) { main().replaceChildren(...kids.flat(Infinity)); }
 function ready(view) { document.body.dataset.view = view; document.body.dataset.ready = "1"; }
 
 // -- live updates -------------------------------------------------------------------------------
@@ -196,11 +196,12 @@ async function jobView(id) {
   fillHead(d);
   const kv = (pairs) => h("dl", { class: "kv" }, pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== "")
     .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-  const spec = kv([["id", h("span", { class: "mono" }, d.job)], ["command", d.command ? h("code", {}, d.command.join(" ")) : null],
+  const spec = h("div", { id: "spec" }, kv([["id", h("span", { class: "mono" }, d.job)], ["command", d.command ? h("code", {}, d.command.join(" ")) : null],
     ["call", d.call], ["node", d.node || d.ran_on], ["submitted", new Date(d.submitted * 1000).toLocaleString()],
     ["waited", secs(d.waited)], ["runtime", secs(d.ran)], ["groups", (d.groups || []).join(", ")],
-    ["exit code", d.exit_code], ["outputs came from", h("span", { id: "provenance" }, d.provenance)]]);
-  const inputs = Object.entries(d.refs || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "mono" }, jobLink(v.split("/")[0], v))));
+    ["exit code", d.exit_code], ["outputs came from", h("span", { id: "provenance" }, d.provenance)]]));
+  const byId = Object.fromEntries((d.dependencies || []).map((x) => [x.job, x.name || x.job]));
+  const inputs = Object.entries(d.refs || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "mono" }, jobLink(v.split("/")[0], (byId[v.split("/")[0]] || v.split("/")[0]) + "/" + v.split("/").slice(1).join("/")))));
   for (const [k, v] of Object.entries(d.inputs || {})) if (!(d.refs || {})[k]) inputs.push(h("tr", {}, h("td", {}, k), h("td", { class: "mono" }, v)));
   const outputs = (d.outputs_detail || []).map((o) => h("tr", {}, h("td", { class: "mono" }, o.object), h("td", {}, o.state),
     h("td", { class: "num" }, bytes(o.size)), h("td", { class: "mono" }, (o.copies || []).join(", "))));
