@@ -32,6 +32,7 @@ def _register() -> None:
         recurring,
         submission,
         tokens,
+        top,
         units,
         up,
     )
