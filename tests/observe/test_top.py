@@ -89,3 +89,22 @@ def test_bad_options_are_refused_in_one_line(observed: LocalCluster) -> None:
     p = subprocess.run(top(observed, "--interval", "0"), capture_output=True, text=True, timeout=60,
                        stdin=subprocess.DEVNULL)
     assert p.returncode != 0 and p.stderr.strip() == "weft: error: invalid --interval 0.0: expected seconds > 0"
+
+
+def _complete(words: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "_WEFT_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split(" ")) - 1), "WEFT_COORDINATOR": endpoint}
+    return subprocess.run([sys.executable, "-m", "weft"], capture_output=True, text=True, timeout=60, env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_the_shell_completes_job_ids_from_the_coordinator(observed: LocalCluster, running: str) -> None:
+    p = _complete("weft logs top-", observed.endpoint)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["top-sleeper"]
+    assert running in _complete("weft status ", observed.endpoint).stdout.split()
+    # Nobody answering: nothing offered, and no hang.
+    from helpers import free_endpoint
+
+    p = _complete("weft logs top-", free_endpoint())
+    assert p.returncode == 0 and p.stdout.strip() == "", p
