@@ -167,6 +167,8 @@ def up(
     http: str = typer.Option(None, "--http", metavar="ADDR",
                              help="Serve the web dashboard from the coordinator at http://ADDR (HOST:PORT, "
                                   "e.g. 127.0.0.1:8570)."),
+    http_tokens: Path = typer.Option(None, "--http-tokens", metavar="FILE",
+                                     help="Dashboard tokens (weft keys token): needed for --http beyond loopback."),
     config: Path = typer.Option(None, "--config", metavar="FILE",
                                 help="Configuration file for the daemons (default $WEFT_CONFIG, else "
                                      "/etc/weft/weft.toml if present); the flags above override it."),
@@ -188,6 +190,15 @@ def up(
     check_http_options(metrics, http, storage + compute)
     if http:
         role_args["coordinator"]["http"] = http
+    if http_tokens:
+        role_args["coordinator"]["http_tokens"] = http_tokens.resolve()
+    if http:
+        from weft.runtime.daemon import check_http
+
+        try:
+            check_http(http, role_args["coordinator"].get("http_tokens"))
+        except SettingError as e:
+            fail(str(e))
     if not 1 <= replicas <= storage:
         fail(f"invalid --replicas {replicas}: expected 1..{storage} (the number of storage nodes)")
     # Everything that can be refused is refused before any daemon starts.

@@ -117,6 +117,9 @@ def test_beyond_loopback_the_dashboard_needs_tokens(tmp_path: Path) -> None:
     assert p.returncode != 0
     assert p.stderr.strip().splitlines()[-1].startswith(
         "weft: error: refusing to serve the dashboard on 0.0.0.0:8570 without --http-tokens"), p.stderr
+    p = _weft("up", "--data-dir", str(tmp_path / "up"), "--http", "0.0.0.0:8570")  # refused before any daemon starts
+    assert p.returncode != 0 and "refusing to serve the dashboard on 0.0.0.0:8570" in p.stderr, p.stderr
+    assert not (tmp_path / "up" / "logs").exists()
 
 
 def test_with_a_tokens_file_every_request_needs_a_token(tmp_path: Path) -> None:
