@@ -28,6 +28,28 @@ def stats(node: Any) -> dict[str, Any]:
     return {**node._op_stats({}, None), "time": time.time()}
 
 
+_shared: dict[int, tuple[float, dict[str, Any]]] = {}
+
+
+def shared_stats(node: Any, fresh: float = 0.5) -> dict[str, Any]:
+    """stats(), shared by every open page's stream for `fresh` seconds: one pass a tick, not one per page."""
+    now = time.monotonic()
+    hit = _shared.get(id(node))
+    if hit is None or now - hit[0] > fresh:
+        hit = _shared[id(node)] = (now, stats(node))
+    return hit[1]
+
+
+def brief(node: Any, jid: str) -> dict[str, Any]:
+    """A job's summary (state, node, attempts, ...), as `weft status` starts it."""
+    from weft.bus.errors import BusError
+
+    try:
+        return node._job(jid).summary()
+    except BusError as e:
+        raise NotFound(e.message) from None
+
+
 def nodes(node: Any) -> list[dict[str, Any]]:
     now = time.time()
     out = node._op_nodes({}, None)["nodes"]
@@ -67,17 +89,33 @@ def row(j: Any, labels: dict[str, str], now: float) -> dict[str, Any]:
 
 def jobs(node: Any, *, state: str | None = None, group: str | None = None, flow: str | None = None,
          name: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
-    """The newest jobs first, filtered; `total` is how many match."""
+    """The newest jobs first, filtered; `total` is how many match.
+
+    One pass, newest first (the jobs table holds jobs in submit order), with
+    no sort and no list of all matches: only the page is kept.
+    """
     g = node.graph
     labels = g.labels
     states = {s for s in (state or "").split(",") if s}
-    found = [j for j in g.jobs.values() if _matches(j, labels, states, group, flow, name)]
-    found.sort(key=lambda j: j.seq, reverse=True)
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
+    page = []
+    if not (states or group or flow or name):
+        total = len(g.jobs)
+        for j in reversed(g.jobs.values()):
+            if len(page) >= offset + limit:
+                break
+            page.append(j)
+        page = page[offset:]
+    else:
+        total = 0
+        for j in reversed(g.jobs.values()):
+            if _matches(j, labels, states, group, flow, name):
+                total += 1
+                if offset < total <= offset + limit:
+                    page.append(j)
     now = time.time()
-    return {"jobs": [row(j, labels, now) for j in found[offset:offset + limit]], "total": len(found),
-            "offset": offset, "limit": limit}
+    return {"jobs": [row(j, labels, now) for j in page], "total": total, "offset": offset, "limit": limit}
 
 
 def _producer(g: Any, ref: str) -> str | None:

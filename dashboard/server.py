@@ -205,11 +205,11 @@ async def _events(node: Any, jid: str | None, offset: int) -> AsyncIterator[byte
         now = trio.current_time()
         if now >= next_stats:
             next_stats = now + TICK
-            s = api.stats(node)
+            s = api.shared_stats(node)
             yield _event("stats", {k: s[k] for k in ("jobs", "busy", "slots", "time", "computes", "storages")})
         if jid is not None:
             try:
-                view = api.job(node, jid)
+                view = api.brief(node, jid)  # its summary only: no pass over the other jobs
             except api.NotFound:
                 return
             brief = {k: view.get(k) for k in ("state", "outcome", "code", "cause", "node", "attempts")}
