@@ -196,7 +196,8 @@ def up(
         from weft.runtime.daemon import check_http
 
         try:
-            check_http(http, role_args["coordinator"].get("http_tokens"))
+            c = role_args["coordinator"]
+            check_http(http, c.get("http_tokens"), c.get("http_cert"), c.get("http_key"), bool(c.get("insecure")))
         except SettingError as e:
             fail(str(e))
     if not 1 <= replicas <= storage:

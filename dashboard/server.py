@@ -90,7 +90,7 @@ def _int(request: Request, key: str, default: int) -> int:
         raise ValueError(f"'{key}' must be an integer, got {raw!r}") from None
 
 
-def build_app(node: Any, tokens: Tokens) -> Starlette:
+def build_app(node: Any, tokens: Tokens, *, secure: bool = False) -> Starlette:
     def guard(handler: Any) -> Any:
         async def checked(request: Request) -> Response:
             if tokens.path is not None:
@@ -125,7 +125,7 @@ def build_app(node: Any, tokens: Tokens) -> Starlette:
         if tokens.role_of(token) is None:
             return Response("unknown token\n", status_code=401, media_type="text/plain")
         r = RedirectResponse("/", status_code=303)
-        r.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        r.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure)
         return r
 
     async def get_stats(request: Request) -> Response:
@@ -233,7 +233,7 @@ async def _events(node: Any, jid: str | None, offset: int) -> AsyncIterator[byte
             await trio.sleep(min(TICK, max(0.0, next_stats - trio.current_time())))
 
 
-async def serve(node: Any, addr: str, tokens: Path | None, *,
+async def serve(node: Any, addr: str, tokens: Path | None, cert: Path | None = None, key: Path | None = None, *,
                 task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard for `node` (a coordinator) on `addr` until cancelled; started() with its URL."""
     from hypercorn.config import Config
@@ -248,14 +248,20 @@ async def serve(node: Any, addr: str, tokens: Path | None, *,
     config.accesslog = None
     config.errorlog = log
     config.graceful_timeout = 1.0
-    app = build_app(node, Tokens(Path(tokens) if tokens else None))
+    if cert is not None and key is not None:
+        config.certfile, config.keyfile = str(cert), str(key)
+    app = build_app(node, Tokens(Path(tokens) if tokens else None), secure=cert is not None)
     try:
         # Bound here first, so a taken address is one line naming it (hypercorn's is a traceback).
         sockets = config.create_sockets()
     except OSError as e:
         raise BusError(f"cannot serve --http on {addr}: {e.strerror or e}", code="bind-failed") from None
-    for sock in sockets.insecure_sockets:
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
         sock.close()
+    try:
+        config.create_ssl_context()
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        raise BusError(f"cannot serve --http over HTTPS: {e}", code="bind-failed") from None
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: hypercorn_serve(app, config, task_status=task_status))
         log.info("coordinator %s: dashboard on %s", node.node_id, binds[0] if binds else addr)

@@ -60,6 +60,8 @@ class NodeConfig:
     metrics: str | None = None
     http: str | None = None
     http_tokens: Path | None = None
+    http_cert: Path | None = None  # with http_key: the dashboard over HTTPS
+    http_key: Path | None = None
 
 
 def new_node_id(role: str) -> str:
@@ -194,7 +196,8 @@ class Node:
             # dashboard sits above them and only a coordinator asked for it loads it.
             from weft.dashboard.server import serve as serve_http
 
-            self.http_addr = await nursery.start(serve_http, self, cfg.http, cfg.http_tokens)
+            self.http_addr = await nursery.start(serve_http, self, cfg.http, cfg.http_tokens,
+                                                 cfg.http_cert, cfg.http_key)
 
     def _start_zap(self, nursery: trio.Nursery) -> ZapHandler | None:
         """The ZAP handler that admits keys on the allow-list, bound before anything serves."""

@@ -174,7 +174,8 @@ COMMON: tuple[Setting, ...] = (
             check=lambda v: _is_addr(v), expect="HOST:PORT"),
     Setting("insecure", "--insecure", False, bool,
             "Listen on a non-loopback address without --security curve (refused otherwise: anyone who reaches "
-            "the port could run commands as this user); warned at every start."),
+            "the port could run commands as this user), and serve the dashboard beyond loopback without HTTPS; "
+            "warned at every start."),
 )
 STATIC_COORDINATOR = Setting(
     "coordinator", "--coordinator", None, str,
@@ -229,6 +230,10 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "File of dashboard tokens (`weft keys token` writes them): a browser or script presents one "
                 "as a bearer token or a cookie; without it, only loopback addresses are served.",
                 metavar="FILE"),
+        Setting("http_cert", "--http-cert", None, Path,
+                "Certificate (PEM) to serve the dashboard over HTTPS, with --http-key; beyond loopback the "
+                "dashboard needs it (or --insecure).", metavar="FILE"),
+        Setting("http_key", "--http-key", None, Path, "Private key (PEM) of --http-cert.", metavar="FILE"),
         Setting("time_windows", "--time-windows", None, str,
                 "Default time windows for jobs that give none, in the coordinator's timezone "
                 "(e.g. 'allow Mon-Fri 18:00-08:00; deny Sat-Sun').", metavar="RULES", target="role",

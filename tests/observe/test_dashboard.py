@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -120,6 +122,42 @@ def test_beyond_loopback_the_dashboard_needs_tokens(tmp_path: Path) -> None:
     p = _weft("up", "--data-dir", str(tmp_path / "up"), "--http", "0.0.0.0:8570")  # refused before any daemon starts
     assert p.returncode != 0 and "refusing to serve the dashboard on 0.0.0.0:8570" in p.stderr, p.stderr
     assert not (tmp_path / "up" / "logs").exists()
+
+
+def test_beyond_loopback_tokens_travel_over_https_only(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("user t0k3n\n")
+    p = _weft("coordinator", "--data-dir", str(tmp_path / "c"), "--http", "0.0.0.0:8570",
+              "--http-tokens", str(tokens))
+    assert p.returncode != 0
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        "weft: error: refusing to serve the dashboard on 0.0.0.0:8570 without HTTPS"), p.stderr
+    p = _weft("coordinator", "--data-dir", str(tmp_path / "c"), "--http", "127.0.0.1:8570",
+              "--http-cert", str(tokens))
+    assert p.returncode != 0 and "--http-cert and --http-key go together" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a test certificate")
+def test_the_dashboard_serves_https_with_a_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    port = free_ports(1)
+    proc = subprocess.Popen([sys.executable, "-m", "weft", "coordinator", "--data-dir", str(tmp_path / "c"),
+                             "--listen", "tcp://127.0.0.1:0", "--no-beacon", "--http", f"127.0.0.1:{port}",
+                             "--http-cert", str(cert), "--http-key", str(key)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "listening on" in proc.stdout.readline()
+        ctx = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/api/stats", context=ctx, timeout=10) as r:
+            assert r.status == 200 and "jobs" in json.loads(r.read())
+        with pytest.raises(OSError):  # no plain HTTP beside it
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stats", timeout=10).read()
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 def test_with_a_tokens_file_every_request_needs_a_token(tmp_path: Path) -> None:
