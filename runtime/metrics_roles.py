@@ -17,10 +17,11 @@ from typing import Any
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-# Job timestamps may come from a compute node's clock, applied a little
-# later: a job is looked at again for this long after its timestamp, and a
-# set of the ones already counted keeps it from being counted twice.
-SLACK = 30.0
+# A start time comes from the compute node's report, applied a moment
+# later: a job is looked at again for this long after the last scrape, and
+# a set of the ids already counted in that window keeps it from counting
+# twice (short: the set costs per job ending within it).
+SLACK = 5.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 RUNTIME_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 _COUNT = re.compile(r"count\((\d+)")
@@ -40,25 +41,27 @@ _COORDINATOR_COUNTERS = {
 
 
 class _Seen:
-    """Which jobs' timestamp was already observed, for the last SLACK seconds."""
+    """Which jobs' timestamp was counted already.
+
+    A pass looks at jobs whose timestamp is past `since` (the pass before,
+    less SLACK); of those it counts the ones not in `ids`, and remembers for
+    the next pass every one whose timestamp is past the next `since`: only
+    those can be looked at twice. The first pass counts every job known.
+    """
 
     def __init__(self) -> None:
-        self.since = 0.0
-        self.ids: set[tuple[str, float]] = set()
-        self.next: set[tuple[str, float]] = set()
+        self.since = float("-inf")
+        self.ids: set[str] = set()
+        self.next: set[str] = set()
 
-    def fresh(self, job_id: str, ts: float | None) -> bool:
-        if ts is None or ts <= self.since:
-            return False
-        key = (job_id, ts)
-        self.next.add(key)
-        return key not in self.ids
+    def fresh(self, job_id: str, ts: float, horizon: float) -> bool:
+        if ts > horizon:
+            self.next.add(job_id)
+        return job_id not in self.ids
 
-    def turn(self, now: float) -> None:
+    def turn(self, horizon: float) -> None:
         self.ids, self.next = self.next, set()
-        # The first pass observes every job the coordinator knows; later ones
-        # only what is new, looking SLACK seconds back.
-        self.since = now - SLACK
+        self.since = horizon
 
 
 class CoordinatorCollector:
@@ -77,23 +80,27 @@ class CoordinatorCollector:
         node = self.node
         graph, state = node.graph, node.state
         now = time.time()
+        horizon = now - SLACK
         by_state: dict[str, int] = {}
         started, finished, failures = self._started, self._finished, self.failures
         oldest = None
+        s_since, f_since = started.since, finished.since
         for j in graph.jobs.values():
             shown = j.shown_state
             by_state[shown] = by_state.get(shown, 0) + 1
             if (shown == "waiting" or shown == "runnable") and (oldest is None or j.submitted < oldest):
                 oldest = j.submitted
-            if started.fresh(j.id, j.started):
-                self.latency.observe(max(0.0, j.started - j.submitted))
-            if finished.fresh(j.id, j.finished):
-                if j.started is not None:
-                    self.runtime.observe(max(0.0, j.finished - j.started))
+            # Inline comparisons first: most jobs started and ended long before the last scrape.
+            st, fin = j.started, j.finished
+            if st is not None and st > s_since and started.fresh(j.id, st, horizon):
+                self.latency.observe(max(0.0, st - j.submitted))
+            if fin is not None and fin > f_since and finished.fresh(j.id, fin, horizon):
+                if st is not None:
+                    self.runtime.observe(max(0.0, fin - st))
                 if j.code is not None:
                     failures[j.code] = failures.get(j.code, 0) + 1
-        started.turn(now)
-        finished.turn(now)
+        started.turn(horizon)
+        finished.turn(horizon)
 
         jobs = GaugeMetricFamily("weft_jobs", "Jobs the coordinator knows, by state.", labels=["state"])
         for s, n in sorted(by_state.items()):

@@ -65,6 +65,10 @@ def test_each_role_serves_its_metrics_and_they_move_as_jobs_run(observed: LocalC
     assert value(c1, "weft_jobs_dispatched_total") - value(c0, "weft_jobs_dispatched_total") >= 4
     for h in ("weft_dispatch_latency_seconds_count", "weft_job_runtime_seconds_count"):
         assert value(c1, h) - value(c0, h) >= 4, h
+    again = scrape(where["coordinator"])  # nothing new ran: each job counted once, not at every scrape
+    for h in ("weft_dispatch_latency_seconds_count", "weft_job_runtime_seconds_count"):
+        assert value(again, h) == value(c1, h), h
+    assert value(again, "weft_job_failures_total", code="exit-status") == failures["exit-status"]
     assert value(c1, "weft_jobs", state="succeeded") >= 3
     assert value(c1, "weft_node_slots", node=observed.computes[0].node_id) == 2
     assert value(c1, "weft_rpc_calls_total") > value(c0, "weft_rpc_calls_total")
