@@ -37,6 +37,8 @@ STATIC = Path(str(resources.files("weft.dashboard") / "static"))
 COOKIE = "weft_token"
 # How often the stream pushes counts; a job's new log bytes go out as they come (at most this late).
 TICK = 1.0
+# How long a page waits for its running jobs' progress from their compute nodes.
+PROGRESS_WAIT = 1.0
 
 
 class Tokens:
@@ -136,12 +138,16 @@ def build_app(node: Any, tokens: Tokens, *, secure: bool = False) -> Starlette:
 
     async def get_jobs(request: Request) -> Response:
         q = request.query_params
-        return _json(api.jobs(node, state=q.get("state"), group=q.get("group") or None,
-                              flow=q.get("flow") or None, name=q.get("name") or None,
-                              offset=_int(request, "offset", 0), limit=_int(request, "limit", 50)))
+        page = api.jobs(node, state=q.get("state"), group=q.get("group") or None,
+                        flow=q.get("flow") or None, name=q.get("name") or None,
+                        offset=_int(request, "offset", 0), limit=_int(request, "limit", 50))
+        await _progress(node, page["jobs"])
+        return _json(page)
 
     async def get_job(request: Request) -> Response:
-        return _json(api.job(node, request.path_params["job"]))
+        view = api.job(node, request.path_params["job"])
+        await _progress(node, [view])
+        return _json(view)
 
     async def get_log(request: Request) -> Response:
         return _json(await _log(node, request.path_params["job"], _int(request, "offset", 0), 0.0))
@@ -190,6 +196,28 @@ async def _log(node: Any, jid: str, offset: int, wait: float) -> dict[str, Any]:
     data = r.get("data") or b""
     return {"data": bytes(data).decode("utf-8", "replace"), "offset": r.get("offset", offset),
             "done": bool(r.get("done"))}
+
+
+async def _progress(node: Any, views: list[dict[str, Any]]) -> None:
+    """Add `progress` [percent, message] to the running jobs among `views` that reported some.
+
+    Asked of their compute nodes as `weft status` does, for this page's jobs
+    only; a node slower than PROGRESS_WAIT is not waited for.
+    """
+    from weft.actors.coordinator.follow import relay_progress
+    from weft.bus.errors import BusError
+
+    running = [v["job"] for v in views if v.get("state") == "running"]
+    if not running:
+        return
+    with trio.move_on_after(PROGRESS_WAIT):
+        try:
+            got = (await relay_progress(node, {"jobs": running}))["progress"]
+        except BusError:
+            return
+        for v in views:
+            if v["job"] in got:
+                v["progress"] = got[v["job"]]
 
 
 def _event(kind: str, data: Any) -> bytes:

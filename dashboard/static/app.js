@@ -35,6 +35,12 @@ function s(tag, attrs, ...kids) {
   for (const kid of kids.flat(Infinity)) if (kid !== undefined && kid !== null) el.append(kid instanceof Node ? kid : String(kid));
   return el;
 }
+function progressBar(p) {
+  if (!p) return "";
+  const pct = Math.max(0, Math.min(100, p[0]));
+  return h("span", { class: "progress", title: p[1] || "", "data-progress": pct },
+    h("span", { class: "bar" }, h("span", { class: "fill", style: `width:${pct}%` })), ` ${pct.toFixed(0)}% ${p[1] || ""}`);
+}
 const stateBadge = (st) => h("span", { class: "state " + st, "data-state": st }, st);
 const jobLink = (id, text) => h("a", { href: "#/job/" + encodeURIComponent(id) }, text || id);
 function secs(v) {
@@ -119,7 +125,7 @@ function nodesTable(list) {
 }
 
 function countsChart() {
-  const W = 900, H = 160, svg = s("svg", { width: W, height: H + 20, id: "counts-chart", role: "img" });
+  const W = Math.max(400, (main().clientWidth || 940) - 40), H = 160, svg = s("svg", { width: W, height: H + 20, id: "counts-chart", role: "img" });
   if (countsHistory.length < 2) { svg.append(s("text", { x: 8, y: 20, fill: "#6b7480" }, "counts by state over time: gathering…")); return svg; }
   const pts = countsHistory.slice(-300), t0 = pts[0].time, t1 = pts[pts.length - 1].time || t0 + 1;
   const total = Math.max(1, ...pts.map((p) => STATES.reduce((a, k) => a + (p.jobs[k] || 0), 0)));
@@ -163,13 +169,13 @@ async function jobsView(params) {
     const rows = d.jobs.map((j) => h("tr", { "data-job": j.job, "data-state": j.state },
       h("td", { class: "mono" }, jobLink(j.job, j.flow || j.name || j.job)), h("td", {}, stateBadge(j.state)),
       h("td", { class: "mono" }, j.node || ""), h("td", { class: "num" }, secs(j.age)),
-      h("td", { class: "num" }, secs(j.ran)), h("td", { class: "num" }, j.attempts),
+      h("td", { class: "num" }, secs(j.ran)), h("td", {}, progressBar(j.progress)), h("td", { class: "num" }, j.attempts),
       h("td", {}, j.code ? h("span", { class: "error" }, j.code) : "", " ", j.cause || "")));
     const pager = h("div", { class: "pager" },
       offset > 0 ? h("a", { href: "#/jobs?" + withParam(q, "offset", Math.max(0, offset - limit)) }, "← newer") : "",
       h("span", { id: "total", "data-total": d.total }, `${d.total ? offset + 1 : 0}–${offset + d.jobs.length} of ${d.total}`),
       offset + limit < d.total ? h("a", { href: "#/jobs?" + withParam(q, "offset", offset + limit) }, "older →") : "");
-    body.replaceChildren(pager, table(["job", "state", "node", { t: "age", num: 1 }, { t: "runtime", num: 1 }, { t: "tries", num: 1 }, "cause"], rows));
+    body.replaceChildren(pager, table(["job", "state", "node", { t: "age", num: 1 }, { t: "runtime", num: 1 }, "progress", { t: "tries", num: 1 }, "cause"], rows));
     void now;
   };
   await load();
@@ -198,7 +204,7 @@ async function jobView(id) {
     .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   const spec = h("div", { id: "spec" }, kv([["id", h("span", { class: "mono" }, d.job)], ["command", d.command ? h("code", {}, d.command.join(" ")) : null],
     ["call", d.call], ["node", d.node || d.ran_on], ["submitted", new Date(d.submitted * 1000).toLocaleString()],
-    ["waited", secs(d.waited)], ["runtime", secs(d.ran)], ["groups", (d.groups || []).join(", ")],
+    ["waited", secs(d.waited)], ["runtime", secs(d.ran)], ["progress", d.progress ? progressBar(d.progress) : null], ["groups", (d.groups || []).join(", ")],
     ["exit code", d.exit_code], ["outputs came from", h("span", { id: "provenance" }, d.provenance)]]));
   const byId = Object.fromEntries((d.dependencies || []).map((x) => [x.job, x.name || x.job]));
   const inputs = Object.entries(d.refs || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "mono" }, jobLink(v.split("/")[0], (byId[v.split("/")[0]] || v.split("/")[0]) + "/" + v.split("/").slice(1).join("/")))));

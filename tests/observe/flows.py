@@ -12,7 +12,8 @@ FLOW = {
         "text": {"command": ["sh", "-c", "echo the text"]},
         "bad": {"command": ["sh", "-c", "echo oops >&2; exit 2"], "inputs": {"t": "@text"}},
         "after_bad": {"command": ["sh", "-c", "cat $WEFT_INPUTS/b"], "inputs": {"b": "@bad"}},
-        "slow": {"command": ["sh", "-c", f"for i in $(seq {LINES}); do echo line $i; sleep 0.3; done"],
+        "slow": {"command": ["sh", "-c", f"for i in $(seq {LINES}); do echo line $i; "
+                                 f"echo \"$((i * 100 / {LINES})) line $i\" >> $WEFT_PROGRESS; sleep 0.3; done"],
                  "inputs": {"t": "@text"}},
     }
 }

@@ -92,13 +92,14 @@ def test_the_jobs_page_lists_and_filters(observed: LocalCluster, flow: dict[str,
                           ".map(r => [r.dataset.job, r.dataset.state]))")
     assert states[flow["bad"]] == states[flow["after_bad"]] == "failed"
     assert states[flow["text"]] == "succeeded"
+    browser.wait("document.querySelectorAll('#chart path').length >= 6", "the counts chart drawn")
+    browser.screenshot(artifacts / "dashboard-jobs.png")
     # The filter form: failed jobs of the flow only.
     browser.eval("(() => { const f = document.getElementById('filters'); f.state.value = 'failed';"
                  " f.requestSubmit(); })()")
     browser.wait("location.hash.includes('state=failed') && document.body.dataset.ready === '1'"
                  " && document.getElementById('total').dataset.total === '2'", "filtered to 2 failed jobs")
-    browser.wait("document.querySelectorAll('#chart path').length >= 6", "the counts chart drawn")
-    browser.screenshot(artifacts / "dashboard-jobs.png")
+    browser.screenshot(artifacts / "dashboard-jobs-failed.png")
     no_errors(browser)
 
 

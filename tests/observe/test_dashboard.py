@@ -47,6 +47,10 @@ def test_jobs_are_listed_filtered_and_paged_on_the_server(observed: LocalCluster
     assert first["jobs"][0]["job"] != second["jobs"][0]["job"]
     assert [j["job"] for j in everything["jobs"][:2]] == [first["jobs"][0]["job"], second["jobs"][0]["job"]]
     assert get(observed, "/api/jobs?name=after_bad")["jobs"][0]["job"] == flow["after_bad"]
+    # A running job's progress, asked of its compute node for the page's jobs.
+    slow = wait_for(lambda: next((j.get("progress") for j in get(observed, "/api/jobs?flow=dash&state=running")["jobs"]),
+                                 None), 20, "the slow job's progress")
+    assert 0 <= slow[0] <= 100 and slow[1].startswith("line ")
     status, text = http_get(observed.http + "/api/jobs?limit=lots")
     assert status == 400 and "'limit' must be an integer" in text
 
