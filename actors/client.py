@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
+from weft.actors.resources import placement_fields
 from weft.actors.storage.client import read_all, read_chunks
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
@@ -48,6 +49,7 @@ from weft.protocol.jobs import (
     ListJobs,
     Locate,
     LocateReply,
+    NodeDrain,
     Pause,
     Status,
     Submit,
@@ -297,6 +299,14 @@ class Client:
         retry_delay: float | None = None,
         pending_timeout: float | None = None,
         on_exit: dict[str, str] | Sequence[str] | None = None,
+        cpus: int | None = None,
+        memory: int | str | None = None,
+        size: str | None = None,
+        host: str | None = None,
+        prefer_host: str | None = None,
+        node: str | None = None,
+        job_class: str | None = None,
+        deadline: float | str | None = None,
         **inputs: Any,
     ) -> JobSpec:
         """Build a job spec: `fn` is argv (a list) for a command, else a callable.
@@ -311,7 +321,11 @@ class Client:
         now, relative to the current directory.
         `groups` label it (`cancel(groups=...)`, `pause(group)`);
         `max_cancellation_time` is how long a cancelled command gets between
-        SIGTERM and SIGKILL (default 10 s)."""
+        SIGTERM and SIGKILL (default 10 s).
+        Placement (docs/scheduling.md): `cpus`, `memory` (bytes or "512M")
+        or `size` ("tiny", "small", "medium", "large"), `host` (required;
+        "local": this machine), `prefer_host`, `node` (pinned), `job_class`
+        ("batch" or "workorder"), `deadline` (epoch seconds, ISO or "+30m")."""
         if timeout is not None and time_limit is not None:
             raise SpecError("give time_limit or its older name timeout, not both")
         timeout = time_limit if time_limit is not None else timeout
@@ -330,6 +344,8 @@ class Client:
                 raise TypeError(f"input {k!r}: pass str, bytes, a number, a Future or an ObjectRef, not {type(v).__name__}")
         more: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "pending_timeout": pending_timeout,
                                 "groups": list(groups) if groups else (), "cancel_time": max_cancellation_time}
+        more.update(placement_fields(cpus=cpus, memory=memory, size=size, host=host, prefer_host=prefer_host,
+                                     node=node, job_class=job_class, deadline=deadline))
         if on_exit:
             from .flow import parse_on_exit
 
@@ -463,6 +479,11 @@ class Client:
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]
+
+    def drain(self, node: str, *, undo: bool = False) -> dict[str, Any]:
+        """Stop new work on a node (a storage node's objects are copied away);
+        `undo`: undrain it. Returns the node's view."""
+        return self.call("undrain" if undo else "drain", NodeDrain(node).to_wire())
 
     # -- following a job -----------------------------------------------------------
     def progress(self, jobs: Sequence[str | Future]) -> dict[str, tuple[float, str]]:

@@ -40,6 +40,7 @@ from typing import Any
 from .durations import parse_duration
 from .flowtemplate import expand_flow, flow_name
 from .model import JobSpec, SpecError, check_job_id, split_object_name
+from .resources import placement_fields
 
 # `time_limit` is how long a job may run; `timeout` is its older name.
 _FIELDS = {"command", "call", "inputs", "outputs", "priority", "time_limit", "timeout", "name",
@@ -50,6 +51,8 @@ MAX_FLOW_NESTING = 8
 # Job control: labels, and SIGTERM-to-SIGKILL seconds when cancelled.
 # Ordering: `after` names jobs of this file or job ids; `after_groups` groups.
 _FIELDS |= {"groups", "max_cancellation_time", "after", "after_groups"}
+# Placement (docs/scheduling.md): sizes and deadlines as the command line writes them.
+_FIELDS |= {"cpus", "memory", "size", "host", "prefer_host", "node", "class", "deadline"}
 
 
 def main_output(spec: JobSpec) -> str:
@@ -273,6 +276,9 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
                 retry_delay=_seconds(t, "retry_delay"),
                 pending_timeout=_seconds(t, "pending_timeout"),
                 on_exit=parse_on_exit(t["on_exit"], base, depth, "on_exit") if t.get("on_exit") else None,
+                **placement_fields(cpus=t.get("cpus"), memory=t.get("memory"), size=t.get("size"),
+                                   host=t.get("host"), prefer_host=t.get("prefer_host"), node=t.get("node"),
+                                   job_class=t.get("class"), deadline=t.get("deadline")),
             )
         except SpecError as e:
             raise SpecError(f"{where}: jobs.{name}: {e}") from None

@@ -246,6 +246,14 @@ class JobSpec:
     retry_delay: float | None = None
     pending_timeout: float | None = None
     on_exit: dict[str, Any] | None = None  # (None, not {}: most jobs have none, and specs come in bulk)
+    # -- placement (not identity; see resources.py and docs/scheduling.md) --
+    cpus: int = 1
+    memory: int | None = None  # bytes, enforced where the node can (None: packed as tiny, no limit)
+    host: str | None = None  # required host name or node id ("local" is resolved by the submitter)
+    prefer_host: str | None = None
+    node: str | None = None  # pinned to this compute node
+    job_class: str = "batch"  # or "workorder": starts at once, even overcommitting
+    deadline: float | None = None  # wall time; past it a batch job is `late`
     # -- submission control (actors/specfields.py checks them) --
     # A unit's parameters (identity: they change the work): $WEFT_PARAM_<KEY>
     # and parameters.json in the command's working directory.
@@ -323,6 +331,11 @@ class JobSpec:
             from .specfields import check_submission_fields
 
             check_submission_fields(self)
+        if (self.cpus != 1 or self.memory is not None or self.host is not None or self.prefer_host is not None
+                or self.node is not None or self.job_class != "batch" or self.deadline is not None):
+            from .resources import check_placement
+
+            check_placement(self)
 
     def _validate_control(self) -> None:
         ct = self.cancel_time
@@ -389,6 +402,20 @@ class JobSpec:
             d["win"] = [list(w) for w in self.windows]
         if self.block:
             d["blk"] = list(self.block)
+        if self.cpus != 1:
+            d["cpu"] = self.cpus
+        if self.memory is not None:
+            d["mem"] = self.memory
+        if self.host is not None:
+            d["h"] = self.host
+        if self.prefer_host is not None:
+            d["ph"] = self.prefer_host
+        if self.node is not None:
+            d["nd"] = self.node
+        if self.job_class != "batch":
+            d["cls"] = self.job_class
+        if self.deadline is not None:
+            d["dl"] = self.deadline
         return d
 
     @classmethod
@@ -396,7 +423,8 @@ class JobSpec:
         if not isinstance(d, dict):
             raise SpecError(f"job spec must be a map, got {type(d).__name__}")
         unknown = set(d) - {"o", "cmd", "call", "in", "refs", "pri", "t", "name", "kt", "g", "a", "ag",
-                            "r", "rd", "pt", "x", "pm", "sp", "rt", "ms", "win", "blk"}
+                            "r", "rd", "pt", "x", "pm", "sp", "rt", "ms", "win", "blk",
+                            "cpu", "mem", "h", "ph", "nd", "cls", "dl"}
         if unknown:
             raise SpecError(f"job spec has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         return cls(
@@ -422,6 +450,13 @@ class JobSpec:
             max_spawns=d.get("ms"),
             windows=d.get("win") or (),
             block=d.get("blk") or (),
+            cpus=d.get("cpu", 1),
+            memory=d.get("mem"),
+            host=d.get("h"),
+            prefer_host=d.get("ph"),
+            node=d.get("nd"),
+            job_class=d.get("cls", "batch"),
+            deadline=d.get("dl"),
         )
 
     def exit_action(self, when: str) -> Any:

@@ -32,6 +32,7 @@ from typing import Any
 
 from .durations import parse_duration, parse_time
 from .model import JobSpec, SpecError, check_job_name
+from .resources import size_class
 from .specfields import PARAM_NAME
 
 SUFFIXES = {".workorder": ("Workorder", "workorder"), ".batch": ("Batch", "batch")}
@@ -85,25 +86,18 @@ class Unit:
         return out
 
     def spec(self, given: dict[str, str]) -> tuple[JobSpec, dict[str, Any]]:
-        """The job spec for a run with `given` parameters, and the submit
-        options this tree's job spec has no field for yet (by the issue's
-        names: class, size, deadline), for the caller to report."""
+        """The job spec for a run with `given` parameters, and what a spec
+        does not hold but the submitter acts on (`every`: a recurring job)."""
         params = self.check_params(given)
         spec = JobSpec(command=list(self.command), outputs=["stdout"], priority=self.priority,
-                       timeout=self.time_limit, params=params or None, groups=[self.name])
-        extra: dict[str, Any] = {"class": self.job_class}
-        if self.size is not None:
-            extra["size"] = self.size
-        if self.deadline is not None:
-            extra["deadline"] = parse_time(self.deadline, f"unit {self.name}: Deadline=")
+                       timeout=self.time_limit, params=params or None, groups=[self.name],
+                       job_class=self.job_class,
+                       memory=size_class(self.size) if self.size is not None else None,
+                       deadline=parse_time(self.deadline, f"unit {self.name}: Deadline=")
+                       if self.deadline is not None else None)
+        extra: dict[str, Any] = {}
         if self.every is not None:
             extra["every"] = self.every
-        # Fields another part of the cluster may add to JobSpec: set the ones
-        # that exist, hand back the rest.
-        names = set(JobSpec.__dataclass_fields__)
-        for key, attr in (("class", "job_class"), ("size", "size"), ("deadline", "deadline")):
-            if key in extra and attr in names:
-                setattr(spec, attr, extra.pop(key))
         spec.validate()
         return spec, extra
 

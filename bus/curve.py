@@ -162,6 +162,9 @@ class AllowList:
 
     def add(self, ident: Identity) -> None:
         """Admit `ident` (written to the file; a key already there gets the new role and name)."""
+        if not _Z85_KEY.fullmatch(ident.public) or ident.role not in KEY_ROLES:
+            raise KeyFileError(f"not a weft public key: {ident.public!r} ({ident.role})")
+        check_name(ident.name)
         self.load()
         self.keys[ident.public] = (ident.role, ident.name)
         self._write()
@@ -177,7 +180,8 @@ class AllowList:
         return len(gone)
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
+        # Daemons of one machine may share the file: each writes its own temporary.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text("# weft allow-list: PUBLIC-KEY ROLE NAME\n"
                        + "".join(f"{k} {r} {n}\n" for k, (r, n) in sorted(self.keys.items(), key=lambda x: x[1])))
         os.replace(tmp, self.path)

@@ -13,7 +13,6 @@ messages, and retries `busy` answers with backoff until its deadline.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from .codec import (
 from .curve import HANDSHAKE_EVENTS, Security, refused
 from .errors import BusError, Busy, CallTimeout, ConnectionLost, ProtocolError, remote_error
 from .ratelog import RateLimitedLog
+from .serverstats import OpEntry, ServerStats
 from .zsock import PeerUnreachable, ZSocket, bound_endpoint, context
 
 log = logging.getLogger("weft.bus")
@@ -61,25 +61,6 @@ class CallContext:
         self.user = user
 
 
-class _Op:
-    __slots__ = ("fn", "is_async", "bypass")
-
-    def __init__(self, fn: Handler, bypass: bool) -> None:
-        self.fn = fn
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self.bypass = bypass
-
-
-class ServerStats:
-    __slots__ = ("calls", "posts", "busy", "malformed", "errors", "unknown_ops")
-
-    def __init__(self) -> None:
-        self.calls = self.posts = self.busy = self.malformed = self.errors = self.unknown_ops = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-
 class Server:
     """Serves a table of ops on one ROUTER socket."""
 
@@ -95,19 +76,21 @@ class Server:
         self.node_id = node_id
         self.role = role
         self.security = security
+        # On a secure server: may the caller `user` (ROLE:NAME) run `op`? (weft.protocol.access)
+        self.access: Callable[[str, str], bool] = lambda op, user: user.startswith("admin:")
         self.max_concurrent = max_concurrent
         self.max_message = max_message
         self.in_flight = 0
         self.stats = ServerStats()
         self.endpoint: str | None = None
-        self._ops: dict[str, _Op] = {}
+        self._ops: dict[str, OpEntry] = {}
         self._zs: ZSocket | None = None
         self._nursery: trio.Nursery | None = None
         self._badlog = RateLimitedLog(log)
 
     def add(self, op: str, fn: Handler, *, bypass: bool = False) -> None:
         """Register a handler: `fn(body, ctx)`, plain (inline) or async (a task)."""
-        self._ops[op] = _Op(fn, bypass)
+        self._ops[op] = OpEntry(fn, bypass)
 
     @property
     def ops(self) -> list[str]:
@@ -177,6 +160,9 @@ class Server:
                     BusError(f"no op {env.op!r} on this {self.role}", code="unknown-op"),
                 )
             return
+        if user is not None and not self.access(env.op, user):
+            self._forbid(ident, env, user, is_call)
+            return
         if is_call:
             stats.calls += 1
         else:
@@ -204,13 +190,13 @@ class Server:
         else:
             self._nursery.start_soon(self._run, op, env, ident, ctx)
 
-    async def _run_admitted(self, op: _Op, env: Any, ident: bytes, ctx: CallContext) -> None:
+    async def _run_admitted(self, op: OpEntry, env: Any, ident: bytes, ctx: CallContext) -> None:
         try:
             await self._run(op, env, ident, ctx)
         finally:
             self.in_flight -= 1
 
-    async def _run(self, op: _Op, env: Any, ident: bytes, ctx: CallContext) -> None:
+    async def _run(self, op: OpEntry, env: Any, ident: bytes, ctx: CallContext) -> None:
         is_call = env.kind == CALL
         try:
             result = await op.fn(env.body, ctx)
@@ -219,6 +205,14 @@ class Server:
         else:
             if is_call:
                 self._send_reply(ident, env.id, env.op, result)
+
+    def _forbid(self, ident: bytes, env: Any, user: str, is_call: bool) -> None:
+        self.stats.forbidden += 1
+        self._badlog.warning("refused %r from %s (%s): not allowed for its key", env.op, env.sender, user)
+        if is_call:
+            role = user.partition(":")[0]
+            self._send_error(ident, env.id, env.op, BusError(
+                f"{env.op!r} on this {self.role} is not allowed for a {role} key ({user})", code="forbidden"))
 
     def _handler_failed(self, ident: bytes, env: Any, e: Exception, is_call: bool) -> None:
         self.stats.errors += 1

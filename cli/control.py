@@ -47,7 +47,10 @@ def _span(seconds: float | None) -> str:
 def job_row(v: dict[str, Any], now: float) -> str:
     runtime = v.get("ran")
     cause = (v.get("cause") or "") if v.get("state") != "succeeded" else ""
-    return (f"{v['job']:26.26} {v.get('name') or '-':16.16} {v['state']:10} {v.get('node') or '-':16.16} "
+    if v.get("waiting"):
+        cause = f"waiting: {v['waiting']}"
+    state = v["state"] + (" late" if v.get("late") else "")
+    return (f"{v['job']:26.26} {v.get('name') or '-':16.16} {state:10} {v.get('node') or '-':16.16} "
             f"{_span(now - v['submitted']):>7} {_span(runtime):>7}  {' '.join(cause.split())}")
 
 

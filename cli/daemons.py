@@ -60,7 +60,7 @@ CTX_PARAM = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=
 
 
 def _parameter(role: str, s: Setting) -> inspect.Parameter:
-    option = typer.Option(s.default, s.flag, help=s.help, metavar=s.metavar or None,
+    option = typer.Option(s.default, s.flag, *s.aliases, help=s.help, metavar=s.metavar or None,
                           envvar=configfile.env_vars(role, s), show_envvar=False,
                           show_default=s.default is not None and s.type is not bool)
     annotation = s.type if s.default is not None else Optional[s.type]  # noqa: UP045 (typer reads it)

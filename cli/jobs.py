@@ -84,6 +84,14 @@ def submit(
     retry_delay: str = typer.Option(None, "--retry-delay", metavar="DURATION", help="Wait before the first retry (default 1s), twice as long before each next one."),
     pending_timeout: str = typer.Option(None, "--pending-timeout", metavar="DURATION", help="Fail (code pending-timeout) if not started within this long."),
     on_exit: list[str] = typer.Option([], "--on-exit", metavar="WHEN=ACTION", help="WHEN an exit code, timed-out or crashed; ACTION succeed, fail, retry or submit:FLOW.toml (repeatable)."),
+    cpus: int = typer.Option(None, "--cpus", "--slots", metavar="N", help="CPUs the job takes on its node (default 1)."),
+    memory: str = typer.Option(None, "--memory", metavar="SIZE", help="Memory the job may use, e.g. 512M, 4G: it starts only where that is free, and is killed (memory-limit) past it."),
+    size: str = typer.Option(None, "--size", metavar="CLASS", help="Memory by class: tiny 32M, small 128M, medium 256M, large 1G."),
+    host: str = typer.Option(None, "--host", metavar="NAME", help="Run only on this host (host name or node id; local: this machine)."),
+    prefer_host: str = typer.Option(None, "--prefer-host", metavar="NAME", help="Run on this host if it has room, else anywhere."),
+    node: str = typer.Option(None, "--node", metavar="NODE_ID", help="Run only on this compute node."),
+    job_class: str = typer.Option(None, "--class", metavar="CLASS", help="batch (default: waits for room) or workorder (starts at once, even overcommitting)."),
+    deadline: str = typer.Option(None, "--deadline", metavar="TIME", help="Wanted end (ISO time or +30m): earlier deadlines go first; past it the job is flagged late."),
     wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the jobs; print a single job's output; exit 0 only if all succeeded."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="With --file: the first job to fail cancels the file's jobs still queued or running (default: the others run on, like make -k)."),
     max_spawns: int = typer.Option(None, "--max-spawns", metavar="N", help="On a root job: how many jobs (retries included) its tree may spawn; past it a submit fails (spawn-limit)."),
@@ -97,6 +105,7 @@ def submit(
 ) -> None:
     """Submit a job (or a workflow file) and print its id (a file's: NAME<tab>ID per job)."""
     from weft.actors.flow import load_named_flow, parse_on_exit
+    from weft.actors.resources import placement_fields
 
     if old_timeout is not None:
         if time_limit is not None:
@@ -107,6 +116,11 @@ def submit(
     cancel_s = duration(cancel_time, "--max-cancellation-time")
     delay_s = duration(retry_delay, "--retry-delay")
     pending_s = duration(pending_timeout, "--pending-timeout")
+    try:
+        placed = placement_fields(cpus=cpus, memory=memory, size=size, host=host, prefer_host=prefer_host,
+                                  node=node, job_class=job_class, deadline=deadline)
+    except SpecError as e:
+        fail(str(e).replace("invalid memory", "invalid --memory").replace("invalid deadline", "invalid --deadline"))
     names: list[str | None]
     if file is not None:
         if command or call:
@@ -126,6 +140,8 @@ def submit(
             s.groups = list(dict.fromkeys([*s.groups, *groups])) or ()
             if cancel_s is not None:
                 s.cancel_time = cancel_s
+            for k, v in placed.items():
+                setattr(s, k, v)
             try:
                 s.validate()
             except SpecError as e:
@@ -157,6 +173,7 @@ def submit(
                 retry_delay=delay_s,
                 pending_timeout=pending_s,
                 on_exit=parse_on_exit(on_exit, Path.cwd()) if on_exit else None,
+                **placed,
             )
         except SpecError as e:
             fail(str(e))
@@ -486,25 +503,6 @@ def cancel(
     else:
         for st in r:
             typer.echo(state_line(st))
-
-
-@app.command()
-def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """The nodes the coordinator knows: role, endpoint, slots, busy, objects, repair copies, last seen."""
-    with client(coordinator) as c:
-        ns = c.nodes()
-    if as_json:
-        emit_json({"nodes": ns})
-        return
-    now = time.time()
-    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'slots':>5} {'busy':>4} {'objects':>7} {'copies':>7} "
-               f"{'seen':>6}")
-    for n in sorted(ns, key=lambda n: (n["role"], n["node"])):
-        copies = f"{n['copies_in']}/{n['copies_out']}" if "copies_in" in n else ""
-        typer.echo(
-            f"{n['role']:8} {n['node']:16} {n['endpoint']:26} {n.get('slots', ''):>5} {n.get('busy', ''):>4} "
-            f"{n.get('objects', ''):>7} {copies:>7} {now - n['last_seen']:>5.1f}s"
-        )
 
 
 @app.command()

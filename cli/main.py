@@ -30,6 +30,7 @@ def _register() -> None:
         jobs,
         keys,
         logs,
+        nodes,
         recurring,
         submission,
         tokens,

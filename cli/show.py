@@ -15,7 +15,8 @@ PRINT_LIMIT = 256 * 1024
 
 # A setting of an existing job that a resubmission did not change: how the
 # user asked for it (flag, spec attribute).
-_SETTINGS = {"time_limit": ("--time-limit", "timeout"), "priority": ("--priority", "priority")}
+_SETTINGS = {"time_limit": ("--time-limit", "timeout"), "priority": ("--priority", "priority"),
+             "class": ("--class", "job_class")}
 
 
 def final_of(st: dict[str, Any]) -> dict[str, Any]:
@@ -25,6 +26,8 @@ def final_of(st: dict[str, Any]) -> dict[str, Any]:
 def state_line(st: dict[str, Any]) -> str:
     final = final_of(st)
     line = f"{st['job']}  {final['state']}"
+    if final.get("waiting"):
+        line += f": {final['waiting']}"  # `waiting: host gpu7 unknown`
     if final.get("outcome") and final["outcome"] != "success":
         line += f" ({final['outcome']})"
     if final is not st:
@@ -33,6 +36,8 @@ def state_line(st: dict[str, Any]) -> str:
         line += f"  [{final['code']}]"
     if final.get("cause") and final["state"] != "succeeded":
         line += f"  {final['cause']}"
+    if final.get("late"):
+        line += "  late"
     return line
 
 
@@ -65,10 +70,11 @@ def _value(v: Any) -> str:
 
 # The order a person reads a job in; fields the coordinator adds later are
 # shown after these, as they come.
-_ORDER = ("job", "flow", "name", "state", "outcome", "code", "detail", "message", "command", "cmd", "call", "inputs",
-          "refs", "node", "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts", "retries",
-          "retried", "priority", "time_limit", "pending_timeout", "on_exit", "cause", "delegate", "parent", "outputs")
-_HIDDEN = {"final", "demand", "attempt_list", "stderr_tail"}
+_ORDER = ("job", "flow", "name", "state", "late", "outcome", "code", "detail", "message", "command", "cmd", "call",
+          "inputs", "refs", "node", "exit_code", "submitted", "started", "finished", "waited", "ran", "attempts",
+          "retries", "retried", "priority", "time_limit", "pending_timeout", "on_exit", "cause", "delegate", "parent",
+          "outputs")
+_HIDDEN = {"final", "demand", "attempt_list", "stderr_tail", "waiting"}  # (waiting: shown with the state)
 
 
 def status_lines(st: dict[str, Any]) -> list[str]:
@@ -83,6 +89,8 @@ def status_lines(st: dict[str, Any]) -> list[str]:
             v = f"{v:.3f}s"
         elif key in ("time_limit", "pending_timeout") and isinstance(v, int | float):
             v = f"{v:g}s"
+        elif key == "state" and st.get("waiting"):
+            v = f"{v}: {st['waiting']}"  # `waiting: host gpu7 unknown`
         else:
             v = _value(v)
         lines.append(f"{key:{width}} {v}")

@@ -62,13 +62,6 @@ def run(
         f = c.submit_specs([spec])[0]
     record: dict[str, Any] = {"job": f.job, "unit": u.name, "parameters": spec.params or {},
                               "cached": f.cached, "joined": f.joined}
-    if pending:
-        # Settings this cluster's job spec does not carry yet (class, size,
-        # deadline, every): said, not silently dropped.
-        record["not_applied"] = pending
-        if not as_json:
-            typer.echo(f"weft: note: unit {u.name}: not applied by this cluster: "
-                       + ", ".join(f"{k}={v}" for k, v in sorted(pending.items())), err=True)
     if as_json:
         emit_json(record)
     else:

@@ -151,7 +151,8 @@ def up(
     ctx: typer.Context,
     compute: int = typer.Option(2, "--compute", metavar="N", help="Compute nodes to start."),
     storage: int = typer.Option(2, "--storage", metavar="N", help="Storage nodes to start."),
-    slots: int = typer.Option(None, "--slots", metavar="N", help="Slots per compute node (default: cores)."),
+    slots: int = typer.Option(None, "--cpus", "--slots", metavar="N", help="CPUs each compute node offers (default: cores)."),
+    memory: str = typer.Option(None, "--memory", metavar="SIZE", help="Memory each compute node offers, e.g. 4G (default: the machine's or its cgroup limit)."),
     data_dir: Path = typer.Option(None, "--data-dir", metavar="DIR",
                                   help="Where the cluster keeps its state (default .weft); locked while it runs."),
     listen: str = typer.Option(DEFAULT_COORDINATOR, "--listen", metavar="ENDPOINT", help="Coordinator endpoint."),
@@ -184,6 +185,7 @@ def up(
     # The daemons' own checks (weft.runtime.settings), so both say the same.
     try:
         by_flag("compute")["--slots"].validate(slots)
+        by_flag("compute")["--memory"].validate(memory)
         by_flag("coordinator")["--listen"].validate(listen)
     except SettingError as e:
         fail(str(e))
@@ -219,11 +221,12 @@ def up(
             admin_key = make_cluster_keys(data / "keys")
         except KeyFileError as e:
             fail(str(e))
-        for values in role_args.values():
-            values.update(security="curve", keys=data / "keys", key=data / "keys" / "node.secret")
+        for role, values in role_args.items():
+            own = "coordinator" if role == "coordinator" else "node"
+            values.update(security="curve", keys=data / "keys", key=data / "keys" / f"{own}.secret")
     cluster = LocalCluster(data, compute=compute, storage=storage, slots=slots, listen=listen, key=admin_key,
                            coordinator_args=to_args("coordinator", role_args["coordinator"]),
-                           compute_args=to_args("compute", role_args["compute"]),
+                           compute_args=to_args("compute", role_args["compute"]) + (["--memory", memory] if memory else []),
                            storage_args=to_args("storage", role_args["storage"]), log_level=log_level,
                            tag=cluster_tag(data), import_path=[os.getcwd()], metrics=metrics)
     lock_cluster(cluster)

@@ -154,7 +154,7 @@ class JobFailure(enum.StrEnum):
     STORAGE_UNAVAILABLE = "storage-unavailable"  # reading inputs or storing outputs failed, too often
     SPAWN_LIMIT = "spawn-limit"  # the node could not start its process (or worker), too often
     NO_CAPACITY = "no-capacity"  # nothing could ever run it
-    MEMORY_LIMIT = "memory-limit"  # reserved: no memory limits are enforced yet
+    MEMORY_LIMIT = "memory-limit"  # used more memory than its --memory (killed by the compute node)
     OUTPUT_MISSING = "output-missing"  # the command ended well but did not write a declared output
     CALLABLE_FAILED = "callable-failed"  # a callable raised (or was not found)
     BAD_SPEC = "bad-spec"  # a delegation or an exit action's flow was malformed

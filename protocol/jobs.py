@@ -8,6 +8,7 @@
     gc       Gc             -> GcReply
     locate   Locate         -> LocateReply
     nodes    (no body)      -> {nodes: [node view]}
+    drain    NodeDrain      -> {node view} (undrain: the same)
     stats    (no body)      -> the coordinator's counters
     hello    Hello (posted by compute and storage nodes) -> {epoch}
 
@@ -409,6 +410,20 @@ class Pause:
     @classmethod
     def from_wire(cls, body: Any, op: str = "pause") -> Pause:
         return cls(opt_str(op, body_map(op, body, optional=True), "group"))
+
+
+@dataclass(slots=True)
+class NodeDrain:
+    """`drain` and `undrain`: `{node}`, a compute or storage node's id."""
+
+    node: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"node": self.node}
+
+    @classmethod
+    def from_wire(cls, body: Any, op: str = "drain") -> NodeDrain:
+        return cls(str_field(op, body_map(op, body), "node"))
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@
     delete       DeleteTasks                -> DeleteTasksReply
     list         (no body)                  -> TaskInventory
     probe        Probe                      -> ProbeReply (which modules its callable workers can import)
+    withdraw     Withdraw                   -> {jobs: [...]} (queued tasks given back, see coordinator/steal.py)
     event `task` TaskReport (a task's state changed; `done` ones are urgent)
 
 A start names, per input, where its copies are and which object to read
@@ -426,6 +427,24 @@ class TaskRef:
 
 
 @dataclass(slots=True)
+class Withdraw:
+    """`withdraw` on a compute node: `{count, epoch?}`: give back up to
+    `count` tasks still queued for room (newest first), which end
+    failed-soft (code `withdrawn`) without having started."""
+
+    count: int
+    epoch: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return put_epoch({"count": self.count}, self.epoch)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Withdraw:
+        b = body_map("withdraw", body)
+        return cls(int_field("withdraw", b, "count", -1, minimum=1, maximum=1 << 20), epoch_field("withdraw", b))
+
+
+@dataclass(slots=True)
 class DeleteTasks:
     """`delete` on a compute node: `{jobs: [...]}` (the coordinator's batch),
     or `{job}` (one task; a running one is then an error, not a list entry)."""
@@ -470,12 +489,19 @@ class TaskInventory:
     tasks: list[TaskReport]
     next: int
     inc: str
-    slots: int
+    slots: int  # the CPUs it offers
     busy: int
+    memory: int = 0  # bytes it offers (0: not said, an older node)
+    host: str | None = None  # its host name, for --host placement
 
     def to_wire(self) -> dict[str, Any]:
-        return {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
-                "slots": self.slots, "busy": self.busy}
+        d = {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
+             "slots": self.slots, "busy": self.busy}
+        if self.memory:
+            d["memory"] = self.memory
+        if self.host is not None:
+            d["host"] = self.host
+        return d
 
     @classmethod
     def from_wire(cls, body: Any) -> TaskInventory:
@@ -487,8 +513,12 @@ class TaskInventory:
         inc = b.get("inc")
         if type(inc) is not str:
             bad(op, "inc", "must be a string")
+        host = b.get("host")
+        if host is not None and (type(host) is not str or not host):
+            bad(op, "host", "must be a non-empty string")
         return cls([TaskReport.from_wire(t, op) for t in tasks], int_field(op, b, "next", 0),
-                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0))
+                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0),
+                   int_field(op, b, "memory", 0), host)
 
 
 

@@ -13,16 +13,18 @@ import logging
 import secrets
 import signal
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
-from weft.bus.curve import AllowList, KeyFileError, Security, ZapHandler
+from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
 from weft.bus.rpc import CallContext, PeerPool, Server
+from weft.protocol.access import ADMIN, COORDINATOR, KeyChange, allowed, caller_class
 
 from .address import advertised, beacon_bind
 from .settings import DEFAULT_BEACON_ADDR, DEFAULT_BEACON_PORT, DEFAULT_LISTEN
@@ -81,6 +83,7 @@ class Node:
             role=self.role,
             security=config.security,
         )
+        self.server.access = partial(allowed, self.role)
         self.events = EventQueue(config.event_window)
         # `endpoint` is what the node announces and others connect to;
         # `bound_endpoint` what it bound (they differ on a wildcard address).
@@ -98,6 +101,7 @@ class Node:
         self.server.add("ping", self._op_ping, bypass=True)
         self.server.add("info", self._op_info, bypass=True)
         self.server.add("poll", self.events.handle_poll, bypass=True)
+        self.server.add("keys", self._op_keys)
         self.register()
 
     # -- hooks for roles ---------------------------------------------------------
@@ -133,8 +137,27 @@ class Node:
 
     # -- ops -----------------------------------------------------------------------
     def _op_ping(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        self.fence(body)
+        # Anyone may ping; only the coordinator's epoch counts (a forged one
+        # would make this node refuse the real coordinator for good).
+        if ctx.user is None or caller_class(ctx.user) in (COORDINATOR, ADMIN):
+            self.fence(body)
         return {"node": self.node_id, "role": self.role, "inc": self.events.incarnation, "epoch": self.epoch}
+
+    def _op_keys(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        return {"changed": self.change_keys(KeyChange.from_wire(body))}
+
+    def change_keys(self, change: KeyChange) -> int:
+        """Apply an allow-list change to this node's list (its file, reloaded at once); keys changed."""
+        sec = self.config.security
+        if sec is None or sec.allow is None:
+            raise BusError("this cluster is not secure (--security curve): it has no allow-list", code="bad-request")
+        try:
+            if change.action == "allow":
+                sec.allow.add(Identity(change.name, change.role or "user", change.public or ""))
+                return 1
+            return sec.allow.remove(change.name)
+        except (KeyFileError, OSError) as e:
+            raise BusError(f"allow-list not changed: {e}", code="internal") from None
 
     def _op_info(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return self.info()

@@ -84,6 +84,20 @@ def _is_windows(v: str) -> bool:
     except (SpecError, ValueError):
         return False
     return True
+def _size(v: str) -> int:
+    from weft.actors.resources import parse_size
+
+    return parse_size(v, "--memory")
+
+
+def _is_size(v: str) -> bool:
+    from weft.actors.model import SpecError
+    from weft.actors.resources import CHUNK
+
+    try:
+        return _size(v) >= CHUNK
+    except SpecError:
+        return False
 
 
 def _is_addr(v: str) -> bool:
@@ -111,6 +125,7 @@ class Setting:
     expect: str = ""  # a valid value, said to the user when `check` fails
     convert: Callable[[Any], Any] | None = None  # the value as the field or keyword takes it
     envvar: str | None = None
+    aliases: tuple[str, ...] = ()  # more flags for the same setting (e.g. --cpus for --slots)
 
     @property
     def field(self) -> str:
@@ -198,6 +213,14 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("follow_ahead", "--follow-ahead", 2, int,
                 "Dependents per slot started ahead on the node making their last input (0: none).", metavar="N",
                 target="role", check=lambda v: v >= 0, expect="0 or more"),
+        Setting("reserve_after", "--reserve-after", 30.0, float,
+                "Seconds a job may wait for room (a big one, behind a stream of small ones) before a compute "
+                "node is kept free for it.", metavar="SECONDS", target="role",
+                check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("steal_after", "--steal-after", 0.5, float,
+                "Seconds a compute node with free CPUs waits (times 1 + its load) before taking over jobs queued "
+                "on another node (0: never).", metavar="SECONDS", target="role",
+                check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
         Setting("repair_copies", "--repair-copies", 32, int,
                 "Repair copies (storage to storage) in flight at once, in all.", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),
@@ -252,8 +275,18 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
     "compute": (
         STATIC_COORDINATOR,
-        Setting("slots", "--slots", None, int, "Tasks run at once (default: number of cores).", metavar="N",
-                target="role", check=lambda v: v >= 1, expect="at least 1"),
+        Setting("slots", "--slots", None, int,
+                "CPUs this node offers to jobs (--cpus is the same; a job takes its --cpus of them; default: "
+                "the cores this process may use, or its cgroup CPU quota).", metavar="N", target="role", check=lambda v: v >= 1,
+                expect="at least 1", aliases=("--cpus",)),
+        Setting("memory", "--memory", None, str,
+                "Memory this node offers to jobs, e.g. 512M or 16G (default: the machine's, or its cgroup "
+                "limit if lower); accounted in 32 MiB chunks.", metavar="SIZE", target="role",
+                check=_is_size, expect="a size such as 512M or 16G (at least 32M)", convert=_size),
+        Setting("host_name", "--host-name", None, str,
+                "Host name this node reports for --host placement (default: the machine's host name).",
+                metavar="NAME", target="role", check=lambda v: bool(v.strip()) and len(v) <= 253,
+                expect="a non-empty name"),
         Setting("min_copies", "--min-copies", 0, int,
                 "Replicas whose finish a write of an output waits for (0: all it was placed on); the rest finish "
                 "in the background. A replica slower than its latency bound is dropped either way.", metavar="N",
@@ -279,7 +312,7 @@ def settings(role: str) -> tuple[Setting, ...]:
 
 
 def by_flag(role: str) -> dict[str, Setting]:
-    return {s.flag: s for s in settings(role)}
+    return {f: s for s in settings(role) for f in (s.flag, *s.aliases)}
 
 
 def resolve(role: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

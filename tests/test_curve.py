@@ -65,12 +65,14 @@ async def secure_server(keys: Path, nursery: trio.Nursery) -> AsyncIterator[tupl
     nursery.start_soon(zap.serve)
     seen: list[CallContext] = []
     server = Server("secure-test", security=sec)
+    server.access = lambda op, user: op != "admin_only" or user.startswith("admin:")
 
     def whoami(body: Any, ctx: CallContext) -> Any:
         seen.append(ctx)
         return {"user": ctx.user, "echo": body}
 
     server.add("whoami", whoami)
+    server.add("admin_only", whoami)
     endpoint = await nursery.start(server.serve, "tcp://127.0.0.1:0")
     try:
         yield endpoint, seen, zap
@@ -84,6 +86,17 @@ async def test_an_allowed_key_gets_in_and_every_call_carries_its_role_and_name(s
         reply = await peer.call("whoami", "hi")
     assert reply == {"user": "user:alice", "echo": "hi"}
     assert [ctx.user for ctx in seen] == ["user:alice"]
+
+
+async def test_an_op_beyond_the_keys_role_is_answered_forbidden(secure_server, keys: Path) -> None:
+    endpoint, seen, _ = secure_server
+    async with connect(endpoint, "alice-client", timeout=5, security=_client(keys, "alice")) as peer:
+        with pytest.raises(BusError) as err:
+            await peer.call("admin_only")
+        assert await peer.call("whoami") == {"user": "user:alice", "echo": None}  # the connection goes on
+    assert err.value.code == "forbidden"
+    assert "'admin_only'" in err.value.message and "user key (user:alice)" in err.value.message
+    assert len(seen) == 1  # the handler never ran for the refused call
 
 
 async def test_a_key_not_on_the_allow_list_is_refused_at_once_with_the_reason(secure_server, keys: Path) -> None:

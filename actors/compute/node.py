@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import trio.lowlevel
 
 from weft.actors.delegate import Delegate
 from weft.actors.model import JobSpec, SpecError, split_object_name
+from weft.actors.resources import show_size
 from weft.actors.storage.client import (
     LATENCY,
 )
@@ -49,6 +51,7 @@ from weft.runtime.node import Node, NodeConfig
 
 from . import runner
 from .follow import keep_log, log_tail, read_log, read_progress
+from .memlimit import MEMORY_LIMIT, MemoryGuard
 from .pool import (
     CallableError,
     CallableNotFound,
@@ -58,7 +61,9 @@ from .pool import (
     worker_env,
 )
 from .probe import Prober
+from .resources import Resources, Withdrawn, default_cpus, default_host, default_memory
 from .runner import RunnerError, run_command
+from .steal import WITHDRAWN, withdraw
 from .task import (
     HardFailure,
     SoftFailure,
@@ -84,7 +89,8 @@ class ComputeNode(Transfers, Node):
     role = "compute"
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
-                 min_copies: int = 0, slow_after: float | None = None, max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+                 min_copies: int = 0, slow_after: float | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
+                 memory: int | None = None, host_name: str | None = None) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
         if min_copies < 0:
@@ -94,7 +100,8 @@ class ComputeNode(Transfers, Node):
         if slow_after is not None:
             LATENCY.floor = slow_after  # the least latency bound of a storage node
         self.data_dir = Path(config.data_dir).resolve()
-        self.slots = slots or os.cpu_count() or 1
+        self.slots = slots or default_cpus()  # the CPUs it offers
+        self.host_name = host_name or default_host()
         self.pool_size = workers or self.slots
         self.tasks: dict[str, Task] = {}
         # Admission: past this many unfinished tasks a start is answered busy
@@ -102,10 +109,11 @@ class ComputeNode(Transfers, Node):
         # grow the node's queue without bound.
         self.max_queued = max_queued
         self.unfinished = 0
-        self.limiter = trio.CapacityLimiter(self.slots)
+        self.resources = Resources(self.slots, memory or default_memory())
         self.pool: WorkerPool | None = None
         self._task_nursery: trio.Nursery | None = None
         super().__init__(config)
+        self.memguard = MemoryGuard(self.node_id)
         (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "progress").mkdir(exist_ok=True)  # callables' progress files
         self.tasklog = TaskLog(self.data_dir / "tasks.log")
@@ -160,17 +168,19 @@ class ComputeNode(Transfers, Node):
         add("delete", self._op_delete)
         add("cancel", self._op_cancel)
         add("probe", self._op_probe)
+        add("withdraw", partial(withdraw, self))  # work stealing (steal.py)
         # Following a task (actors/compute/follow.py): asked only by someone watching.
         add("log", self._op_log, bypass=True)
         add("progress", self._op_progress, bypass=True)
 
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks),
-                "unfinished": self.unfinished, "max_queued": self.max_queued}
+                "unfinished": self.unfinished, "max_queued": self.max_queued, "host": self.host_name,
+                "memory_limits": self.memguard.mode, **self.resources.view()}
 
     @property
     def busy(self) -> int:
-        return int(self.limiter.borrowed_tokens)
+        return self.resources.used_cpus
 
     async def main(self, nursery: trio.Nursery) -> None:
         self._task_nursery = nursery
@@ -179,6 +189,7 @@ class ComputeNode(Transfers, Node):
             # with beacon discovery they keep what the node inherited.
             runner.JOB_ENV["WEFT_COORDINATOR"] = self.config.coordinator
         nursery.start_soon(self.taskdirs.run)
+        nursery.start_soon(self.memguard.run)
         self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"))
         # Warmed in the background: the node takes tasks (and says hello) at
         # once, and a callable that arrives first waits for its worker.
@@ -267,7 +278,7 @@ class ComputeNode(Transfers, Node):
     def _op_list(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return TaskInventory(
             [t.report() for t in self.tasks.values()], self.events.next_seq, self.events.incarnation,
-            self.slots, self.busy,
+            self.slots, self.busy, self.resources.memory, self.host_name,
         ).to_wire()
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:
@@ -330,7 +341,7 @@ class ComputeNode(Transfers, Node):
     def _release(self, task: Task) -> None:
         if task.holding:
             task.holding = False
-            self.limiter.release_on_behalf_of(task)
+            self.resources.release(task)
 
     def _finish(self, task: Task, outcome: Outcome, cause: str | None = None, code: str | None = None) -> None:
         if task.state != TaskState.DONE:
@@ -362,7 +373,8 @@ class ComputeNode(Transfers, Node):
                 if task.after:
                     # Before taking a slot: waiting holds none.
                     await self._await_producers(task)
-                await self.limiter.acquire_on_behalf_of(task)
+                spec = task.spec
+                await self.resources.acquire(task, spec.cpus, spec.memory, force=spec.job_class == "workorder")
                 task.holding = True
                 try:
                     task.started = time.time()
@@ -372,6 +384,8 @@ class ComputeNode(Transfers, Node):
                     self._release(task)
                 await keep_log(self, task, failed=False)
                 self._finish(task, Outcome.SUCCESS)
+            except Withdrawn:
+                self._finish(task, Outcome.FAILED_SOFT, f"withdrawn from {self.node_id} for an idle node", WITHDRAWN)
             except SoftFailure as e:
                 task.unmet = isinstance(e, Unmet)
                 await keep_log(self, task, failed=True)
@@ -452,6 +466,11 @@ class ComputeNode(Transfers, Node):
             producer.values = None
 
     # -- running -------------------------------------------------------------------
+    def _spawned(self, task: Task, pgid: int) -> None:
+        self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid})
+        if task.spec.memory is not None:
+            self.memguard.limit(task, pgid, task.spec.memory)
+
     async def _run_command(self, task: Task, workdir: Path, input_files: dict[str, Path]) -> None:
         spec = task.spec
         stdout_writer = None
@@ -467,7 +486,7 @@ class ComputeNode(Transfers, Node):
         try:
             result = await run_command(
                 spec, workdir, input_files=input_files, job=task.job, grace=lambda: stop_grace(task),
-                on_spawn=lambda pgid: self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid}),
+                on_spawn=lambda pgid: self._spawned(task, pgid),
                 on_stdout=on_stdout if stdout_writer is not None else None,
             )
         except RunnerError as e:
@@ -478,6 +497,11 @@ class ComputeNode(Transfers, Node):
         except SpecError as e:
             # e.g. an input that cannot be an environment variable.
             raise HardFailure(str(e), e.code) from None
+        finally:
+            over = spec.memory is not None and self.memguard.exceeded(task)
+        if over:
+            raise HardFailure(f"command {spec.command[0]!r} used more than its memory limit of "
+                              f"{show_size(spec.memory)} and was killed", MEMORY_LIMIT)
         task.exit_code = result.exit_code
         task.signal = None if result.timed_out else result.signal
         task.log_same = result.log_is_stdout and "stdout" in spec.outputs

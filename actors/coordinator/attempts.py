@@ -29,6 +29,7 @@ _BY_ERROR = {
     "command-not-found": JobFailure.COMMAND_NOT_FOUND,
     "spawn-limit": JobFailure.SPAWN_LIMIT,
     "output-missing": JobFailure.OUTPUT_MISSING,
+    "memory-limit": JobFailure.MEMORY_LIMIT,
     ErrorCode.CALLABLE_FAILED: JobFailure.CALLABLE_FAILED,
     ErrorCode.CALLABLE_NOT_FOUND: JobFailure.CALLABLE_FAILED,
     ErrorCode.BAD_DELEGATION: JobFailure.BAD_SPEC,

@@ -71,12 +71,15 @@ def list_jobs(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, A
     out.sort(key=lambda j: j.seq)
     now = time.time()
     views = []
+    waiting = node.state.planner.placing.waiting
     for j in out[-req.limit:] if req.limit else []:
         v = j.summary(now)
         if j.ran_on is not None and "node" not in v:
             v["node"] = j.ran_on
         if j.spec.groups:
             v["groups"] = j.spec.groups
+        if waiting.reasons and (why := waiting.text(j.id)) and v["state"] == "waiting":
+            v["waiting"] = why
         views.append(v)
     return {"jobs": views, "total": len(out)}
 

@@ -19,9 +19,9 @@ from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteE
 from weft.bus.rpc import PeerClosed
 from weft.protocol.enums import ErrorCode, JobFailure, TaskState
 from weft.protocol.objects import CreateManyReply, ObjectInfo
-from weft.protocol.tasks import Refused, Start, TaskReport
+from weft.protocol.tasks import Refused, Start, TaskReport, Withdraw
 
-from .effects import Dispatch, Effect
+from .effects import Dispatch, Effect, Send
 from .graph import CANCELLING, FINISHED, RUNNING, Graph, Job
 from .nodes import ComputeRef, StorageRef
 from .planner import Batches, Planner
@@ -81,6 +81,11 @@ class DispatchMixin:
         batches: Batches = {}
         self.planner.plan(batches)
         out = self._flush()
+        asks = self.planner.stealing.asks
+        while asks:
+            victim, count = asks.pop()
+            out.append(Send(victim.endpoint, "withdraw", Withdraw(count, self.epoch),
+                            f"asking {victim.node} to give back {count} queued jobs"))
         for node_id, items in batches.items():
             self.stats["dispatched"] += len(items)
             d = Dispatch(self.computes[node_id], items)

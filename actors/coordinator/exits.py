@@ -214,6 +214,9 @@ class ExitsMixin:
         """Why `job` has not started: the first input not made yet (naming
         its job), no compute node to run it, or every slot busy."""
         g = self.graph
+        why = self.planner.placing.waiting.get(job.id)
+        if why is not None:
+            return why.shown()  # host-unknown, host-down, no-capacity, ... (waiting.py)
         if job.state == WAITING or job.ahead:
             for ref in job.spec.refs.values():
                 obj = g.resolve(ref)

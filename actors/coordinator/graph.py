@@ -5,8 +5,8 @@ testable on its own and the hot path stays a few dict operations per job.
 Rules:
 * A job is `waiting` until every input object is finished, then `runnable`.
   Object completion comes from storage events, never from compute results.
-* Runnable jobs leave the queue by demand: the number of unfinished jobs
-  transitively blocked on them, then user priority, then age (submit order).
+* Runnable jobs leave the queue workorders first, then by demand (unfinished
+  jobs transitively blocked on them), priority, deadline, age (submit order).
   Demand is counted once, when a dependent is registered, by walking its
   unfinished ancestors.
 * A hard failure fails every job that waits on the failed job's outputs,
@@ -124,6 +124,8 @@ class Job:
                 d[k] = v
         if self.tail is not None:
             d["stderr_tail"] = self.tail
+        if self.spec.deadline is not None and is_late(self, now):
+            d["late"] = True
         start = self.started or now
         d["waited"] = round(max(0.0, start - self.submitted), 6)
         if self.started is not None:
@@ -156,11 +158,28 @@ class Obj:
             self.locs.append(node)
 
 
+_INF = float("inf")
+
+
+def is_late(job: Job, now: float) -> bool:
+    """A batch job that ended, or has not ended, after its deadline."""
+    dl = job.spec.deadline
+    return dl is not None and job.spec.job_class == "batch" and (job.finished or now) > dl
+
+
+def _key(job: Job) -> tuple[int, int, int, float, int, str]:
+    """The runnable heap's order: workorders first, then the most jobs
+    blocked on it, then priority, then the earliest deadline, then age."""
+    spec = job.spec
+    return (0 if spec.job_class == "workorder" else 1, -job.demand, -job.priority,
+            _INF if spec.deadline is None else spec.deadline, job.seq, job.id)
+
+
 class Graph:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.objects: dict[str, Obj] = {}
-        self._heap: list[tuple[int, int, int, str]] = []
+        self._heap: list[tuple[int, int, int, float, int, str]] = []
         self._seq = itertools.count(1)
         self.runnable_count = 0
         # Jobs whose state changed since the owner last drained this list:
@@ -275,7 +294,7 @@ class Graph:
                     continue
                 p.demand += 1
                 if p.state == RUNNABLE:
-                    heapq.heappush(self._heap, (-p.demand, -p.priority, p.seq, p.id))
+                    heapq.heappush(self._heap, _key(p))
                 stack.append(p)
 
     def resolve(self, name: str) -> Obj:
@@ -298,13 +317,13 @@ class Graph:
         job.state = RUNNABLE
         job.node = None
         self.runnable_count += 1
-        heapq.heappush(self._heap, (-job.demand, -job.priority, job.seq, job.id))
+        heapq.heappush(self._heap, _key(job))
 
     def pop_runnable(self) -> Job | None:
         heap = self._heap
         jobs = self.jobs
         while heap:
-            neg_demand, _, _, jid = heapq.heappop(heap)
+            _, neg_demand, _, _, _, jid = heapq.heappop(heap)
             job = jobs.get(jid)
             if job is None or job.state != RUNNABLE or -neg_demand != job.demand:
                 continue  # stale entry: a newer one with the current demand exists

@@ -46,7 +46,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, follow, gc_ops, news, submission_ops, submit_ops
+from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -66,9 +66,9 @@ from .effects import (
 from .effects import Wake as WakeWaiter
 from .flows import FlowError
 from .gc import DEFAULT_KEEP
-from .graph import FINISHED, RUNNABLE, WAITING, Job
+from .graph import FINISHED, RUNNABLE, WAITING, Job, is_late
 from .journal import Journal
-from .nodes import ComputeRef, NodeRef, StorageRef
+from .nodes import ComputeRef, NodeRef, StorageRef, set_resources
 from .queue import QueueBound
 from .replay import replay
 from .state import CoordinatorState
@@ -106,6 +106,8 @@ class CoordinatorNode(Node):
         max_queue: int = 1_000_000,
         keep: float = DEFAULT_KEEP,
         time_windows: list | None = None,
+        reserve_after: float = 30.0,
+        steal_after: float = 0.5,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -132,6 +134,8 @@ class CoordinatorNode(Node):
         self.graph = self.state.graph
         # Hook for placement (issue 15, owned by the planner): avoid storage nodes pinged and not answering.
         self.state.planner.slow = lambda s: self.liveness.unanswered(f"storage/{s.node}")
+        self.state.planner.placing.reserve_after = reserve_after
+        self.state.planner.stealing.after = steal_after
         self._wake = trio.Event()
         self.started_at = time.time()
         # Finished jobs are forgotten after this long (gc.py, gc_ops.py).
@@ -149,12 +153,14 @@ class CoordinatorNode(Node):
         add("locate", self._op_locate, bypass=True)
         control_ops.register(self)  # cancel, jobs, pause, resume, groups, group
         add("nodes", self._op_nodes, bypass=True)
+        drain.register(self)  # drain, undrain
         add("stats", self._op_stats, bypass=True)
         # Following a job: relayed from the compute node running it (follow.py).
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
         gc_ops.register(self)  # delete, gc
         submission_ops.register(self)  # tree, decommission, recurring
+        keys_ops.register(self)  # keys (an admin's allow-list change, passed on to every node)
 
     def describe(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
@@ -288,6 +294,7 @@ class CoordinatorNode(Node):
                     if isinstance(ref, ComputeRef):
                         inv = news.compute_inventory(body)
                         ref.inc, since = inv.inc, inv.next
+                        set_resources(ref, inv)
                         self._run(state.compute_inventory(ref, inv.slots, inv.tasks))
                     else:
                         assert isinstance(ref, StorageRef)
@@ -470,6 +477,8 @@ class CoordinatorNode(Node):
 
     def _view(self, job: Job, now: float, detail: bool = False, tries: bool = False) -> dict[str, Any]:
         d = job.summary(now)
+        if d["state"] == WAITING and (why := self.state.planner.placing.waiting.text(job.id)):
+            d["waiting"] = why
         if detail:
             job_detail(job, d)
             label = self.graph.labels.get(job.id)
@@ -538,12 +547,16 @@ class CoordinatorNode(Node):
         g = self.graph
         s = self.state
         # One pass over the jobs (answered during big submits, at 100,000s of jobs).
+        now = time.time()
         counts: dict[str, int] = {}
         oldest = None
+        late = 0
         for j in g.jobs.values():
             shown = j.shown_state
             counts[shown] = counts.get(shown, 0) + 1
             state = j.state
+            if j.spec.deadline is not None and is_late(j, now):
+                late += 1
             if (state == WAITING or state == RUNNABLE) and (oldest is None or j.submitted < oldest):
                 oldest = j.submitted
         return {
@@ -560,4 +573,5 @@ class CoordinatorNode(Node):
             **s.stats,
             **s.repair.stats(),
             "paused": s.pause_view(),
+            "late": late,
         }

@@ -1,7 +1,9 @@
 """Picking and placing runnable work: which job goes where, reading what.
 
-Order: the graph's runnable heap (most-blocked-first, then priority, then
-age). Placement: compute by free room, outputs on the least loaded storage
+Order: the graph's runnable heap (workorders, then most-blocked-first,
+priority, deadline, age). Placement: compute by free room for the job's
+CPUs and memory, its host or node if it names one (placing.py; a job no
+node can take is set aside with a reason, waiting.py), outputs on the least loaded storage
 nodes (`replicas` of them). Following: with nothing runnable, waiting jobs
 start ahead on the node making their last input. The planner changes job
 and node bookkeeping (a job is marked running before any message leaves)
@@ -11,6 +13,7 @@ but sends nothing: it fills `batches`, which the state turns into effects.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +21,14 @@ from weft.protocol.tasks import Start
 
 from .graph import DELEGATED, FINISHED, RUNNING, WAITING, Graph, Job
 from .nodes import ComputeRef, StorageRef, pick_storage
+from .placing import Placing, constrained, cost_of
+from .steal import Stealing
+
+log = logging.getLogger("weft.coordinator")
+
+# Jobs a round leaves queued for want of room before it stops looking
+# further down the queue (bounds a round's work when big jobs wait).
+MAX_SKIPS = 32
 
 # node -> [(job, its start)]: one start_many per node.
 Batches = dict[str, list[tuple[Job, Start]]]
@@ -66,12 +77,22 @@ class Planner:
         # Asked per picked job once some job may be refused a start (time
         # windows, a decommissioned root: gate.py); None costs nothing.
         self.gate: Callable[..., bool] | None = None
+        # Resources, hosts, pins and jobs set aside with a reason (placing.py).
+        self.placing = Placing(graph, computes, wall)
+        stats.setdefault("overcommits", 0)  # workorders started past a node's room
+        self.stealing = Stealing(mono)  # idle nodes take queued jobs over (steal.py)
+        stats.setdefault("withdrawn", 0)  # jobs given back by a busy node for an idle one
 
     def plan(self, batches: Batches) -> None:
-        """One scheduling round's picks, into `batches`."""
+        """One scheduling round's picks, into `batches` (and work to take
+        back from busy nodes for idle ones, into `stealing.asks`)."""
         self.pick_runnable(batches)
         if self.follow_ahead and not self.graph.runnable_count:
             self.pick_followers(batches)
+        if not self.graph.runnable_count:
+            self.stealing.look(self.computes.values())
+        else:
+            self.stealing.due = None
 
     def outputs_finished(self, job: Job) -> bool:
         objects = self.graph.objects
@@ -79,47 +100,79 @@ class Planner:
 
     def pick_runnable(self, batches: Batches) -> None:
         g = self.graph
-        ready = [c for c in self.computes.values() if c.ready]
+        placing = self.placing
+        placing.nodes_changed()
+        ready = [c for c in self.computes.values() if c.ready and not c.drained]
+        if not ready or not g.runnable_count:
+            return
         # Prefetch: with a deep queue, each node also gets `prefetch` tasks per
-        # slot ahead, waiting in its FIFO, so a slot never idles for the round
+        # CPU ahead, waiting in its FIFO, so a CPU never idles for the round
         # trip to us. With a shallow queue nothing is sent ahead, so a job that
-        # becomes the most needed a moment later still goes first.
+        # becomes the most needed a moment later still goes first. Memory is
+        # never sent ahead: what a node holds always fits its memory.
         # Deep queues are also sent in batches: a node is topped up only once
         # half its ahead-queue drained, so one start_many (and one create_many
         # per storage node) carries several jobs instead of one per freed slot.
         deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
         per_slot = 1 + (self.prefetch if deep else 0)
-        room = {c.node: c.slots * per_slot - len(c.running) for c in ready}
+        room = {c.node: c.slots * per_slot - c.used_cpus for c in ready}
         low_water = {c.node: max(1, c.slots * self.prefetch // 2) if deep else 1 for c in ready}
-        computes = [c for c in ready if room[c.node] >= low_water[c.node]]
-        if not computes or not g.runnable_count:
-            return
+        computes = [c for c in ready if room[c.node] >= low_water[c.node] and c.used_chunks < c.chunks]
         batch_placement: dict[str, list[str]] = {}
         deferred = []
         now = self.wall()
         paused = self.paused_groups
         gate = self.gate
-        while computes:
+        placing.reserved.clear()
+        skips = 0
+        while True:
             job = g.pop_runnable()
             if job is None:
                 break
-            if paused and job.spec.groups and not paused.isdisjoint(job.spec.groups):
+            spec = job.spec
+            force = spec.job_class == "workorder"
+            if not computes and not force:
+                why = placing.why_not(job, cost_of(job), ready) if constrained(job) else None
+                if why is not None:
+                    placing.park(job, *why)
+                    continue
+                deferred.append(job)
+                break
+            if paused and spec.groups and not paused.isdisjoint(spec.groups):
                 job.state = WAITING  # linked to nothing: made runnable again on resume
                 job.missing = 0
                 self.held_jobs[job.id] = job
                 continue
             if gate is not None and gate(job):
                 continue  # set aside or cancelled by the gate
-            if job.spec.outputs and self.outputs_finished(job):
+            if spec.outputs and self.outputs_finished(job):
                 # Its outputs exist already (it finished before a crash made
                 # us forget): nothing to run.
                 g.succeed(job)
                 continue
+            cost = cost_of(job)
+            node = placing.choose(job, cost, ready if force else computes, room, force)
+            if node is None:
+                why = placing.why_not(job, cost, ready)
+                if why is not None:
+                    placing.park(job, *why)
+                    continue
+                # It fits somewhere once room frees up: it waits its turn
+                # (smaller jobs behind it may start meanwhile), unless it
+                # waited long enough to keep a node for itself.
+                deferred.append(job)
+                placing.queued(job, cost)
+                kept = placing.reserve(job, cost, computes)
+                if kept is not None:
+                    computes.remove(kept)
+                skips += 1
+                if skips >= MAX_SKIPS:
+                    break
+                continue
             inputs = self.input_locations(job)
             if inputs is None:
                 continue  # it waits again, on the inputs that are not available
-            node = max(computes, key=lambda c: room[c.node])
-            if job.spec.outputs:
+            if spec.outputs:
                 # A batch's new outputs share the storage nodes of its first
                 # job: one create_many per batch, not one per storage node.
                 # Batches still spread (each picks the least loaded).
@@ -134,13 +187,20 @@ class Planner:
                 else:
                     batch_placement.setdefault(node.node, placement)
                 job.placement = placement
+            if force and not node.fits(cost):
+                node.overcommits += 1
+                self.stats["overcommits"] += 1
+                log.info("workorder %s overcommits compute node %s (%d of %d CPUs, %d of %d chunks in use)",
+                         job.id, node.node, node.used_cpus, node.slots, node.used_chunks, node.chunks)
+            if placing.waiting.reasons:
+                placing.waiting.clear(job.id)
             self.mark_dispatched(job, node, started=now)
-            node.assign(job.id)
-            room[node.node] -= 1
-            if room[node.node] <= 0:
+            node.assign(job.id, cost)
+            room[node.node] -= cost[0]
+            if (room[node.node] <= 0 or node.used_chunks >= node.chunks) and node in computes:
                 computes.remove(node)
             batches.setdefault(node.node, []).append(
-                (job, Start(job.id, job.spec, inputs[0], {}, job.token, inputs[1], {}, None)))
+                (job, Start(job.id, spec, inputs[0], {}, job.token, inputs[1], {}, None)))
         for job in deferred:
             g.make_runnable(job)
 
@@ -158,7 +218,7 @@ class Planner:
         """
         g = self.graph
         for node in self.computes.values():
-            budget = self.follow_ahead * node.slots - len(node.following) if node.ready else 0
+            budget = self.follow_ahead * node.slots - len(node.following) if node.ready and not node.drained else 0
             queue = list(node.assigned) if budget > 0 else []
             while queue and budget > 0:
                 producer = g.jobs.get(queue.pop())
@@ -176,6 +236,9 @@ class Planner:
                             continue
                         if self.gate is not None and self.gate(job, True):
                             continue
+                        cost = cost_of(job)
+                        if cost != (1, 1) or constrained(job) or job.spec.job_class != "batch":
+                            continue  # placed with its resources and host by pick_runnable
                         picked = self.follower_inputs(job, producer)
                         if picked is None:
                             continue

@@ -84,12 +84,24 @@ class Repair:
         self.trimmed = 0
         # Copies that ended since the last round: room for the next ones now.
         self.ended = 0
+        # Storage nodes being drained (drain.py): their copies do not count,
+        # nothing is copied to them, and they may leave once `left` is 0.
+        self.drained: set[str] = set()
 
     # -- news -------------------------------------------------------------------------
     def note(self, obj: Obj) -> None:
         """`obj`'s copies changed: keep the two sets right for this one object."""
         n = len(obj.locs) if obj.state == FINISHED else 0
         name = obj.name
+        if n and self.drained:
+            live = sum(1 for loc in obj.locs if loc not in self.drained)
+            if live < n:  # copies on draining nodes: needed elsewhere, but not lost
+                n = live
+                if n < self.replicas:
+                    if name not in self.under:
+                        self.under[name] = self.mono() - self.settle  # nothing is on its way
+                    self.over.discard(name)
+                    return
         if 0 < n < self.replicas:
             if name not in self.under:
                 self.under[name] = self.mono()
@@ -239,7 +251,7 @@ class Repair:
 
     def _target(self, obj: Obj, now: float, avoid: str | None) -> StorageRef | None:
         fits = [s for s in self.storages.values()
-                if s.ready and s.node not in obj.locs and s.full_until <= now and self.to_node[s.node] < self.per_node]
+                if s.ready and s.node not in obj.locs and s.node not in self.drained and s.full_until <= now and self.to_node[s.node] < self.per_node]
         if avoid is not None and len(fits) > 1:
             fits = [s for s in fits if s.node != avoid]
         if not fits:
@@ -292,4 +304,12 @@ class Repair:
         }
 
     def node_view(self, node: str) -> dict[str, int]:
-        return {"copies_in": self.to_node[node], "copies_out": self.from_node[node]}
+        view = {"copies_in": self.to_node[node], "copies_out": self.from_node[node]}
+        if node in self.drained:
+            view["drain_left"] = self.left(node)
+        return view
+
+    def left(self, node: str) -> int:
+        """Objects on draining `node` still short of copies elsewhere."""
+        objects = self.graph.objects
+        return sum(1 for name in self.under if (o := objects.get(name)) is not None and node in o.locs)

@@ -13,6 +13,7 @@ import logging
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
+from . import drain
 from .control import PAUSES
 from .flows import FLOWS
 from .graph import WAITING
@@ -87,6 +88,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     state.restore_recurring(journal.get_meta(RECURRING))
     if any(j.spec.windows for j in unfinished):
         state.arm_gate()
+    drain.restore(state, journal.get_meta(drain.DRAINED))
     # Delegated outputs point at the objects standing for them again.
     for job in g.jobs.values():
         if job.handed:

@@ -70,6 +70,9 @@ class RetryMixin:
         pending = self.pending_due()  # pending timeouts (exits.py)
         if pending is not None and (due is None or pending < due):
             due = pending
+        steal = self.planner.stealing.due  # an idle node's turn to take queued jobs (steal.py)
+        if steal is not None and (due is None or steal < due):
+            due = steal
         for h in self.held.values():
             if h.active and (due is None or h.until < due):
                 due = h.until

@@ -53,6 +53,7 @@ from .graph import (
     Job,
 )
 from .nodes import ComputeRef, NodeRef, StorageRef
+from .placing import cost_of
 from .planner import Planner
 from .recurring import RecurringMixin
 from .repair import Repair
@@ -251,6 +252,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             else:
                 self._forget(ref, "moved")
         table[node] = fresh
+        fresh.drained = node in self.planner.placing.drained
         self.lost_storages.pop(node, None)
         log.info("met %s %s at %s", role, node, endpoint)
         self._out.append(Track(fresh))
@@ -360,7 +362,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             job.attempts += 1
         self.graph.adopt(job, ref.node, t.token)
         job.started = t.started or job.started or self.wall()
-        ref.assign(t.job)
+        ref.assign(t.job, cost_of(job))
         self.graph.changed.append(job)
 
     def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
@@ -441,7 +443,10 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                 self._soft_failure(job, cause or "input not made", counted=False)
             elif outcome == _FAILED_SOFT:
                 # A task that never took a slot (queued when its node stopped
-                # or restarted) did not run: not an attempt.
+                # or restarted, or withdrawn for an idle node: steal.py) did
+                # not run: not an attempt.
+                if t.code == "withdrawn":
+                    self.stats["withdrawn"] += 1
                 self._soft_failure(job, cause or "failed soft", t.code, counted=t.started is not None)
             elif outcome == Outcome.CANCELLED:
                 self.record_attempt(job, t, outcome, JobFailure.CANCELLED, None)

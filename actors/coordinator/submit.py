@@ -23,7 +23,9 @@ SUBMIT_SLICE = 1000
 # knows them under: a resubmit asking for other values gets the existing job
 # (and is told which settings it did not get).
 _SETTINGS = (("priority", "priority"), ("timeout", "time_limit"), ("retries", "retries"),
-             ("retry_delay", "retry_delay"), ("pending_timeout", "pending_timeout"), ("on_exit", "on_exit"))
+             ("retry_delay", "retry_delay"), ("pending_timeout", "pending_timeout"), ("on_exit", "on_exit"),
+             ("cpus", "cpus"), ("memory", "memory"), ("host", "host"), ("prefer_host", "prefer_host"),
+             ("node", "node"), ("job_class", "class"), ("deadline", "deadline"))
 # With a user-given name the name is the identity: the work itself may differ.
 _WORK = (("command", "command"), ("call", "call"), ("inputs", "inputs"), ("refs", "refs"), ("outputs", "outputs"))
 

@@ -40,7 +40,7 @@ def test_parameters_are_typed_and_checked(tmp_path: Path) -> None:
     assert u.job_class == "workorder" and u.command == ["make", "$X"]
     spec, extra = u.spec({"N": " 12", "MODE": "b", "DIR": "/tmp"})
     assert spec.params == {"N": 12, "MODE": "b", "DIR": "/tmp"} and spec.priority == 4
-    assert spec.groups == ["b"] and extra == {"class": "workorder"}
+    assert spec.groups == ["b"] and spec.job_class == "workorder" and extra == {}
     with pytest.raises(SpecError, match="unit b has no parameter M \\(it takes: DIR, MODE, N\\)"):
         u.spec({"M": "a"})
     with pytest.raises(SpecError, match="parameter DIR='': expected a path"):

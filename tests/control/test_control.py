@@ -120,7 +120,8 @@ def test_after_orders_without_data(weft: Weft, tmp_path) -> None:
     bad = submit(weft, "--", "sh", "-c", "echo ctl-after; exit 3")
     after_bad = submit(weft, "--after", bad, "--", "echo", "never")
     assert weft("wait", after_bad, "--timeout", "30").returncode == 1
-    assert status(weft, after_bad)["cause"].startswith(f"after job {bad} failed")
+    # (named by its command: issue 17's readable causes)
+    assert status(weft, after_bad)["cause"].startswith(f"after job {bad} (sh -c echo ctl-after; exit 3) failed")
 
 
 def test_pause_and_resume(weft: Weft, tmp_path) -> None:

@@ -10,13 +10,13 @@ from weft.actors.coordinator import news
 from weft.actors.coordinator.effects import Dispatch, Effect, JournalWrite, Send, Wake
 from weft.actors.coordinator.graph import Job
 from weft.actors.coordinator.journal import Journal
-from weft.actors.coordinator.nodes import ComputeRef, StorageRef
+from weft.actors.coordinator.nodes import ComputeRef, StorageRef, set_resources
 from weft.actors.coordinator.state import CoordinatorState, Submitted
 from weft.actors.model import JobSpec
 from weft.bus.codec import CALL, decode, encode_frames
 from weft.protocol.enums import ObjectState, Outcome, TaskState
 from weft.protocol.objects import ObjectInfo
-from weft.protocol.tasks import TaskReport
+from weft.protocol.tasks import TaskInventory, TaskReport
 
 CONCAT = "weft.actors.builtins:concat"
 
@@ -100,9 +100,11 @@ class Cluster:
         return effects
 
     # -- nodes ---------------------------------------------------------------------
-    def add_compute(self, name: str, slots: int = 1, tasks: list[TaskReport] | None = None) -> ComputeRef:
+    def add_compute(self, name: str, slots: int = 1, tasks: list[TaskReport] | None = None, *,
+                    memory: int = 0, host: str | None = None) -> ComputeRef:
         self.take(self.state.meet("compute", name, f"tcp://{name}:1", None))
         ref = self.state.computes[name]
+        set_resources(ref, TaskInventory([], 0, "", slots, 0, memory, host))
         self.take(self.state.compute_inventory(ref, slots, tasks or []))
         return ref
 

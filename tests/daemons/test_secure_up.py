@@ -76,8 +76,8 @@ def test_a_compute_node_with_an_unknown_key_cannot_register(cluster: dict) -> No
 
 def test_weft_up_secure_keeps_its_keys_across_restarts(cluster: dict) -> None:
     keys = Path(cluster["key"]).parent
-    assert sorted(f.name for f in keys.iterdir() if f.suffix == ".secret") == ["admin.secret", "cluster.secret",
-                                                                              "node.secret"]
+    assert sorted(f.name for f in keys.iterdir() if f.suffix == ".secret") == [
+        "admin.secret", "cluster.secret", "coordinator.secret", "node.secret"]
     assert (keys / "admin.secret").stat().st_mode & 0o077 == 0
     # Making them again (what a restart of `weft up --secure` does) changes nothing.
     from weft.cli.keys import make_cluster_keys
@@ -114,3 +114,60 @@ def test_insecure_listens_beyond_loopback_and_warns(tmp_path: Path, daemons: Dae
     assert daemons.ready_line(p).startswith("weft storage ")
     p.err.seek(0)  # type: ignore[attr-defined]
     assert "WITHOUT security (--insecure)" in p.err.read()  # type: ignore[attr-defined]
+
+
+def _user_key(cluster: dict, name: str) -> Path:
+    keys = Path(cluster["key"]).parent
+    d = cluster["tmp"] / f"user-{name}"
+    d.mkdir(exist_ok=True)
+    (d / "cluster.public").write_text((keys / "cluster.public").read_text())
+    p = weft("keys", "generate", str(d), "--role", "user", "--name", name)
+    assert p.returncode == 0, p.stderr
+    return d / f"{name}.secret"
+
+
+def test_an_admin_admits_a_user_who_may_submit_but_not_administer_until_revoked(cluster: dict) -> None:
+    ep = cluster["coordinator"]
+    admin = clean_env(WEFT_KEY=cluster["key"])
+    alice_key = _user_key(cluster, "alice")
+    alice = clean_env(WEFT_KEY=str(alice_key))
+    assert_one_line_error(weft("nodes", "-c", ep, env=alice), "refused this client's key")
+    # A user cannot admit itself.
+    assert_one_line_error(weft("keys", "allow", str(alice_key.with_suffix(".public")), "-c", ep, env=alice),
+                          "refused this client's key")
+    p = weft("keys", "allow", str(alice_key.with_suffix(".public")), "-c", ep, "--json", env=admin)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["failed"] == {} and len(r["applied"]) == 3  # the coordinator, its compute and storage node
+    p = weft("submit", "-c", ep, "--wait", "--", "sh", "-c", "echo from alice", env=alice)
+    assert p.returncode == 0 and p.stdout.strip().splitlines()[-1] == "from alice", p.stderr
+    assert_one_line_error(weft("pause", "-c", ep, env=alice), "'pause'", "not allowed for a user key (user:alice)")
+    assert_one_line_error(weft("gc", "-c", ep, env=alice), "'gc'", "not allowed")
+    assert weft("keys", "revoke", "alice", "-c", ep, env=admin).returncode == 0
+    assert_one_line_error(weft("nodes", "-c", ep, env=alice), "refused this client's key")
+
+
+async def test_a_node_key_cannot_start_tasks_or_fence_a_compute_node(cluster: dict) -> None:
+    from weft.bus.curve import load_client
+    from weft.bus.errors import BusError
+    from weft.bus.rpc import connect
+
+    keys = Path(cluster["key"]).parent
+    node_key = load_client(keys / "node.secret", read_identity_public(keys / "cluster.public"))
+    compute = cluster["compute"][0]
+    async with connect(compute, "rogue", timeout=5, security=node_key) as peer:
+        with pytest.raises(BusError) as err:
+            await peer.call("start", {"job": "jevil", "token": 1, "spec": {"c": ["sh", "-c", "touch /tmp/pwned"]}})
+        assert err.value.code == "forbidden" and "node key (node:node)" in err.value.message
+        # A ping with a huge epoch is answered, and the epoch ignored.
+        reply = await peer.call("ping", {"epoch": 1 << 60})
+        assert reply["epoch"] < 1 << 60
+    # The real coordinator still schedules on it.
+    p = weft("submit", "-c", cluster["coordinator"], "--wait", "--", "true", env=clean_env(WEFT_KEY=cluster["key"]))
+    assert p.returncode == 0, p.stderr
+
+
+def read_identity_public(path: Path) -> str:
+    from weft.bus.curve import read_identity
+
+    return read_identity(path, secret=False).public

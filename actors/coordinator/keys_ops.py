@@ -1,0 +1,47 @@
+"""`keys` on the coordinator: an admin's allow-list change, applied here and passed on to every node.
+
+Each daemon checks connections against its own allow-list file (weft.bus.curve),
+so admitting or revoking a key is one call per node. The coordinator makes
+them as the cluster's coordinator (protocol.access lets only it, and admins,
+call `keys` on a node) and answers which nodes took the change and which did
+not (a node that is down keeps its old list until it is told again).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from weft.bus.errors import BusError
+from weft.bus.rpc import CallContext
+from weft.protocol.access import KeyChange
+
+if TYPE_CHECKING:
+    from .node import CoordinatorNode
+
+
+def register(node: CoordinatorNode) -> None:
+    node.server.add("keys", partial(keys, node))
+
+
+async def keys(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
+    change = KeyChange.from_wire(body)
+    changed = node.change_keys(change)
+    s = node.state
+    targets = {ref.node: ref.endpoint for ref in (*s.computes.values(), *s.storages.values())}
+    applied: list[str] = [node.node_id]
+    failed: dict[str, str] = {}
+
+    async def tell(name: str, endpoint: str) -> None:
+        try:
+            await node.peers.get(endpoint).call("keys", change.to_wire(), timeout=5.0)
+            applied.append(name)
+        except BusError as e:
+            failed[name] = e.message
+
+    async with trio.open_nursery() as nursery:
+        for name, endpoint in targets.items():
+            nursery.start_soon(tell, name, endpoint)
+    return {"changed": changed, "applied": sorted(applied), "failed": failed}

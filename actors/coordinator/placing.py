@@ -1,0 +1,176 @@
+"""Where a job may run: resources, hosts, pins, and jobs set aside.
+
+The planner asks `choose` for a node with room for a job. A job that no node
+can take now is either set aside with a reason (`park`: its host is unknown
+or down, or no node is big enough; see waiting.py) until the set of compute
+nodes changes, or left queued for room to free up. Anti-starvation: a job
+queued for room longer than `reserve_after` seconds reserves the node
+closest to fitting it for the rest of the round (no other batch job starts
+there), which repeats every round until it starts. See docs/scheduling.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from weft.actors.resources import CHUNK, chunks, show_size
+
+from .graph import WAITING, Graph, Job
+from .nodes import TINY, ComputeRef, Cost
+from .waiting import HOST_DOWN, HOST_UNKNOWN, NO_CAPACITY, Waiting
+
+log = logging.getLogger("weft.coordinator")
+
+QUEUED = "queued"
+
+
+def cost_of(job: Job) -> Cost:
+    spec = job.spec
+    return (spec.cpus, chunks(spec.memory))
+
+
+def constrained(job: Job) -> str | None:
+    """The host name or node id the job must run on, if any."""
+    spec = job.spec
+    return spec.node or spec.host
+
+
+class Placing:
+    def __init__(self, graph: Graph, computes: dict[str, ComputeRef], wall: Callable[[], float],
+                 reserve_after: float = 30.0) -> None:
+        self.graph = graph
+        self.computes = computes
+        self.wall = wall
+        self.reserve_after = reserve_after
+        self.waiting = Waiting()
+        self.parked: dict[str, Job] = {}
+        # Host names and node ids of compute nodes met: None while one is
+        # up, else when the last went away (wall time).
+        self.seen: dict[str, float | None] = {}
+        self._sig: tuple[int, int] = (-1, -1)
+        # Per round: name (host or node id) -> its ready, undrained nodes.
+        self.by_name: dict[str, list[ComputeRef]] = {}
+        self.reserved: set[str] = set()  # nodes kept this round for a job that waited long
+        self.drained: set[str] = set()  # node ids drained (drain.py), kept across their restarts
+
+    # -- once per round ---------------------------------------------------------------
+    def nodes_changed(self) -> bool:
+        """Look at the compute nodes again if any changed (O(1) per round
+        otherwise); on a change, parked jobs go back to the queue to be
+        placed (or parked) again."""
+        sig = (ComputeRef.generation, len(self.computes))
+        if sig == self._sig:
+            return False
+        self._sig = sig
+        now = self.wall()
+        up: set[str] = set()
+        by_name: dict[str, list[ComputeRef]] = {}
+        for c in self.computes.values():
+            if c.ready:
+                up.add(c.node)
+                if c.host:
+                    up.add(c.host)
+                if not c.drained:
+                    by_name.setdefault(c.node, []).append(c)
+                    if c.host and c.host != c.node:
+                        by_name.setdefault(c.host, []).append(c)
+        for name in up:
+            self.seen[name] = None
+        for name, since in self.seen.items():
+            if since is None and name not in up:
+                self.seen[name] = now
+        self.by_name = by_name
+        self.release()
+        return True
+
+    def release(self) -> None:
+        g = self.graph
+        parked, self.parked = self.parked, {}
+        for job in parked.values():
+            self.waiting.clear(job.id)
+            if job.state == WAITING and not job.missing and not job.done:
+                g.make_runnable(job)
+
+    # -- per job --------------------------------------------------------------------
+    def choose(self, job: Job, cost: Cost, candidates: list[ComputeRef], room: dict[str, int],
+               force: bool) -> ComputeRef | None:
+        """The node with the most room that can take `job` now (any match
+        when `force`: a workorder), or None."""
+        want = constrained(job)
+        prefer = job.spec.prefer_host
+        if want is None and cost == TINY and prefer is None and not force:
+            # The common case, as cheap as before resources: every candidate
+            # has a CPU and a chunk free (the planner drops full ones).
+            return max(candidates, key=lambda c: room[c.node]) if candidates else None
+        if want is not None:
+            pool = [c for c in self.by_name.get(want, ()) if c.node in room]
+        else:
+            pool = candidates
+        c_need, m_need = cost
+        best = None
+        best_key = None
+        reserved = self.reserved
+        for c in pool:
+            if reserved and c.node in reserved:
+                continue
+            free_m = c.chunks - c.used_chunks
+            fits = room[c.node] >= c_need and free_m >= m_need
+            if not fits and not force:
+                continue
+            key = (fits, prefer is not None and prefer in (c.host, c.node), room[c.node], free_m)
+            if best_key is None or key > best_key:
+                best, best_key = c, key
+        return best
+
+    def why_not(self, job: Job, cost: Cost, ready: list[ComputeRef]) -> tuple[str, str] | None:
+        """Why no node will ever take `job` as things are (a reason to park
+        it), or None if one could once room frees up."""
+        want = constrained(job)
+        if want is not None:
+            pool = self.by_name.get(want)
+            if not pool:
+                if want not in self.seen:
+                    return HOST_UNKNOWN, f"host {want} unknown"
+                since = self.seen[want]
+                if since is None:
+                    return HOST_DOWN, f"host {want} drained"
+                return HOST_DOWN, f"host {want} down since {time.strftime('%H:%M', time.localtime(since))}"
+        else:
+            pool = [c for c in ready if not c.drained]
+        if any(c.could_fit(cost) for c in pool):
+            return None
+        return NO_CAPACITY, f"no compute node with {need(cost)} free"
+
+    def park(self, job: Job, code: str, text: str) -> None:
+        job.state = WAITING  # made runnable again when the compute nodes change
+        job.missing = 0
+        self.parked[job.id] = job
+        self.waiting.set(job.id, code, text)
+
+    def queued(self, job: Job, cost: Cost) -> None:
+        if cost != (1, 1) or constrained(job):
+            self.waiting.set(job.id, QUEUED, f"for {need(cost)} free" + (
+                f" on {constrained(job)}" if constrained(job) else ""))
+
+    def reserve(self, job: Job, cost: Cost, computes: list[ComputeRef]) -> ComputeRef | None:
+        """A node kept for `job` this round if it waited long enough: the one
+        that could take it with the most memory free."""
+        if self.wall() - job.submitted < self.reserve_after:
+            return None
+        want = constrained(job)
+        pool = self.by_name.get(want, ()) if want is not None else computes
+        fit = [c for c in pool if c.could_fit(cost) and c in computes]
+        if not fit:
+            return None
+        node = max(fit, key=lambda c: (c.chunks - c.used_chunks, c.slots - c.used_cpus))
+        self.reserved.add(node.node)
+        log.debug("node %s reserved for %s (waited %.0fs)", node.node, job.id, self.wall() - job.submitted)
+        return node
+
+
+def need(cost: Cost) -> str:
+    c, m = cost
+    mem = show_size(m * CHUNK)
+    return f"{c} CPUs and {mem}" if c > 1 else mem
