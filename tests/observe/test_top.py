@@ -98,11 +98,15 @@ def _complete(words: str, endpoint: str) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
-def test_the_shell_completes_job_ids_from_the_coordinator(observed: LocalCluster, running: str) -> None:
+def test_the_shell_completes_job_ids_and_node_ids_from_the_coordinator(observed: LocalCluster, running: str) -> None:
     p = _complete("weft logs top-", observed.endpoint)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["top-sleeper"]
     assert running in _complete("weft status ", observed.endpoint).stdout.split()
+    compute = observed.computes[0].node_id
+    assert _complete(f"weft node drain {compute[:-1]}", observed.endpoint).stdout.split() == [compute]
+    assert set(_complete("weft node undrain ", observed.endpoint).stdout.split()) == {
+        p.node_id for p in (*observed.computes, *observed.storages)}
     # Nobody answering: nothing offered, and no hang.
     from helpers import free_endpoint
 
