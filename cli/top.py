@@ -39,13 +39,18 @@ def _node_rows(snap: dict[str, Any]) -> list[list[str]]:
     for n in sorted(snap["nodes"], key=lambda n: (n["role"], n["node"])):
         if n["role"] == "compute":
             use = f"{n.get('busy', 0)}/{n.get('slots', 0)} slots"
+            if n.get("memory"):
+                use += f", {n.get('memory_used', 0) / 2**30:.1f}/{n['memory'] / 2**30:.1f} GiB"
             state = "busy" if n.get("busy") else "idle"
         else:
             use = f"{n.get('objects', 0)} objects, {n.get('free', 0) / 2**30:.1f} GiB free"
             state = "ready"
+        if n.get("drained"):
+            state = "drained"
         if not n.get("ready"):
             state = "not ready"
-        rows.append([n["node"], n["role"], use, state, _secs(max(0.0, now - n.get("last_seen", now))) + " ago"])
+        rows.append([n["node"], n["role"], n.get("host") or "", use, state,
+                     _secs(max(0.0, now - n.get("last_seen", now))) + " ago"])
     return rows
 
 
@@ -68,7 +73,7 @@ def plain(snap: dict[str, Any]) -> str:
     """The screen as aligned plain lines (for pipes and logs)."""
     out = [_summary(snap), ""]
     for title, head, rows in (
-        ("NODES", ["NODE", "ROLE", "USE", "STATE", "HEARD"], _node_rows(snap)),
+        ("NODES", ["NODE", "ROLE", "HOST", "USE", "STATE", "HEARD"], _node_rows(snap)),
         ("RUNNING", ["JOB", "NAME", "NODE", "RUNTIME", "TRIES"], _job_rows(snap)),
     ):
         out.append(f"{title} ({len(rows)})")
@@ -90,11 +95,11 @@ def render(snap: dict[str, Any]) -> Any:
     for k in STATES:
         head.append(f"{k} {s['jobs'].get(k, 0)}  ", style=STYLE[k])
     nodes = Table(title="nodes", title_justify="left", expand=True)
-    for col in ("node", "role", "use", "state", "heard"):
+    for col in ("node", "role", "host", "use", "state", "heard"):
         nodes.add_column(col, no_wrap=True)
     for r in _node_rows(snap):
-        nodes.add_row(*r[:3], Text(r[3], style="blue" if r[3] == "busy" else "red" if r[3] == "not ready" else ""),
-                      r[4])
+        nodes.add_row(*r[:4], Text(r[4], style={"busy": "blue", "not ready": "red", "drained": "yellow"}.get(r[4], "")),
+                      r[5])
     jobs = Table(title=f"running ({len(snap['running'])})", title_justify="left", expand=True)
     for col in ("job", "name", "node", "runtime", "tries"):
         jobs.add_column(col, no_wrap=True)

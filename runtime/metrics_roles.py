@@ -144,16 +144,28 @@ def _nodes(state: Any, now: float) -> Iterator[Metric]:
                               labels=["node", "role"])
     quiet = GaugeMetricFamily("weft_node_last_heard_seconds", "Seconds since each node was last heard from.",
                               labels=["node", "role"])
+    memory = GaugeMetricFamily("weft_node_memory_bytes", "Memory each compute node offers (when it says).",
+                               labels=["node"])
+    memory_used = GaugeMetricFamily("weft_node_memory_used_bytes", "Memory the jobs placed on each compute node "
+                                    "asked for.", labels=["node"])
+    drained = GaugeMetricFamily("weft_node_drained", "1 while a node is drained (takes no new work).",
+                                labels=["node", "role"])
     for c in state.computes.values():
         slots.add_metric([c.node], c.slots)
         busy.add_metric([c.node], len(c.running))
+        v = c.view()  # its memory as `weft nodes` shows it (placement's own accounting)
+        if v.get("memory") is not None:
+            memory.add_metric([c.node], v["memory"])
+        if v.get("memory_used") is not None:
+            memory_used.add_metric([c.node], v["memory_used"])
     for s in state.storages.values():
         objects.add_metric([s.node], s.objects)
         free.add_metric([s.node], s.free_bytes)
     for n in (*state.computes.values(), *state.storages.values()):
         ready.add_metric([n.node, str(n.role)], 1 if n.ready else 0)
+        drained.add_metric([n.node, str(n.role)], 1 if getattr(n, "drained", False) else 0)
         quiet.add_metric([n.node, str(n.role)], max(0.0, now - n.last_seen))
-    yield from (slots, busy, objects, free, ready, quiet)
+    yield from (slots, busy, memory, memory_used, objects, free, ready, quiet, drained)
 
 
 class ComputeCollector:

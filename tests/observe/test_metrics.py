@@ -70,7 +70,11 @@ def test_each_role_serves_its_metrics_and_they_move_as_jobs_run(observed: LocalC
         assert value(again, h) == value(c1, h), h
     assert value(again, "weft_job_failures_total", code="exit-status") == failures["exit-status"]
     assert value(c1, "weft_jobs", state="succeeded") >= 3
-    assert value(c1, "weft_node_slots", node=observed.computes[0].node_id) == 2
+    compute = observed.computes[0].node_id
+    assert value(c1, "weft_node_slots", node=compute) == 2
+    assert value(c1, "weft_node_memory_bytes", node=compute) > 0  # what the node offers placement
+    assert ("weft_node_drained", (("node", compute), ("role", "compute"))) in c1
+    assert value(c1, "weft_node_drained", node=compute, role="compute") == 0
     assert value(c1, "weft_rpc_calls_total") > value(c0, "weft_rpc_calls_total")
 
     s0, s1 = before["storage"], after["storage"]
