@@ -110,3 +110,33 @@ def test_weft_up_refuses_a_bad_metrics_address_before_starting_anything(tmp_path
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert p.returncode != 0
     assert p.stderr.strip().splitlines()[-1].startswith("weft: error: invalid --metrics 'nowhere'"), p.stderr
+
+
+def test_weft_up_serves_every_daemons_metrics_on_the_ports_that_follow(tmp_path) -> None:
+    import json
+    import signal
+
+    from .conftest import free_ports
+
+    base = free_ports(5)
+    proc = subprocess.Popen([sys.executable, "-m", "weft", "up", "--data-dir", str(tmp_path), "--listen",
+                             "tcp://127.0.0.1:0", "--compute", "1", "--storage", "2", "--slots", "1",
+                             "--metrics", f"127.0.0.1:{base}", "--http", f"127.0.0.1:{base + 4}", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        urls = info["metrics"]
+        assert sorted(urls.values()) == [f"http://127.0.0.1:{base + k}/metrics" for k in range(4)]
+        roles = {}
+        for node, url in urls.items():
+            samples = scrape(url.removeprefix("http://").removesuffix("/metrics"))
+            (info_key,) = [k for k in samples if k[0] == "weft_node_info"]
+            assert dict(info_key[1])["node"] == node
+            roles[dict(info_key[1])["role"]] = url
+        assert urls[next(n for n in urls if n.startswith("coordinator"))] == f"http://127.0.0.1:{base}/metrics"
+        assert set(roles) == {"coordinator", "storage", "compute"}
+        assert info["http"] == f"http://127.0.0.1:{base + 4}/"
+        assert http_get(info["http"] + "api/nodes")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
