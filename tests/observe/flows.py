@@ -20,7 +20,8 @@ FLOW = {
 
 
 def submit_flow(client: Client, name: str) -> dict[str, str]:
-    """Submit FLOW as flow `name`; {job name: job id}."""
-    flow = parse_flow(FLOW, name)
+    """Submit FLOW as flow `name`, every job in group NAME-all; {job name: job id}."""
+    jobs = {k: {**v, "groups": [f"{name}-all"]} for k, v in FLOW["jobs"].items()}
+    flow = parse_flow({"jobs": jobs}, name)
     futures = client.submit_specs([s for _, s in flow], flow=name, names=[n for n, _ in flow])
     return {n: f.job for (n, _), f in zip(flow, futures, strict=True)}

@@ -115,6 +115,9 @@ def test_the_flow_page_is_its_dag_coloured_by_state(observed: LocalCluster, flow
     assert browser.eval("document.querySelectorAll('#dag-svg path').length") == 3  # its three edges
     browser.screenshot(artifacts / "dashboard-flow.png")
     no_errors(browser)
+    browser.open(f"{observed.http}/#/group/web-all", "dag")  # a group: the same jobs, drawn the same way
+    assert browser.eval("document.querySelectorAll('#dag-svg a[data-job]').length") == 4
+    no_errors(browser)
 
 
 def test_the_failures_page_groups_them_by_code(observed: LocalCluster, flow: dict[str, str], browser: Browser,

@@ -89,6 +89,9 @@ def test_a_flow_is_a_dag_of_its_jobs(observed: LocalCluster, flow: dict[str, str
     assert sorted(map(tuple, dag["edges"])) == sorted([(flow["text"], flow["bad"]), (flow["bad"], flow["after_bad"]),
                                                        (flow["text"], flow["slow"])])
     assert dag["counts"]["failed"] == 2
+    group = get(observed, "/api/dag?group=dash-all")
+    assert {j["job"] for j in group["jobs"]} == set(flow.values()) and len(group["edges"]) == 3
+    assert get(observed, "/api/jobs?group=dash-all")["total"] == 4
     status, body = http_get(observed.http + "/api/dag?flow=nosuchflow")
     assert status == 404 and "nosuchflow" in body
 
