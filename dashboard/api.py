@@ -10,7 +10,7 @@ listing sends only that page.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 # Shown per page at most, and jobs drawn in one DAG at most.
@@ -29,6 +29,10 @@ def stats(node: Any) -> dict[str, Any]:
 
 
 _shared: dict[int, tuple[float, dict[str, Any]]] = {}
+# Counts by state over time, as the streams computed them (while any page was open): a page opened
+# later draws what came before it. HISTORY samples at most (10 minutes at one a second).
+HISTORY = 600
+_history: dict[int, deque] = {}
 
 
 def shared_stats(node: Any, fresh: float = 0.5) -> dict[str, Any]:
@@ -37,7 +41,13 @@ def shared_stats(node: Any, fresh: float = 0.5) -> dict[str, Any]:
     hit = _shared.get(id(node))
     if hit is None or now - hit[0] > fresh:
         hit = _shared[id(node)] = (now, stats(node))
+        _history.setdefault(id(node), deque(maxlen=HISTORY)).append(
+            {"time": hit[1]["time"], "jobs": hit[1]["jobs"]})
     return hit[1]
+
+
+def history(node: Any) -> list[dict[str, Any]]:
+    return list(_history.get(id(node), ()))
 
 
 def brief(node: Any, jid: str) -> dict[str, Any]:

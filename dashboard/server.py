@@ -229,6 +229,7 @@ async def _events(node: Any, jid: str | None, offset: int) -> AsyncIterator[byte
     last_view = None
     log_done = jid is None
     next_stats = 0.0
+    yield _event("history", api.history(node))
     while True:
         now = trio.current_time()
         if now >= next_stats:

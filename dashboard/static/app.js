@@ -85,6 +85,12 @@ function openStream(params) {
     countsHistory.push(d); if (countsHistory.length > 600) countsHistory.shift();
     if (onStats) onStats(d);
   });
+  stream.addEventListener("history", (e) => {
+    // What the coordinator kept from earlier pages: drawn before this page's own samples.
+    const earlier = JSON.parse(e.data).filter((p) => !countsHistory.length || p.time < countsHistory[0].time);
+    countsHistory.unshift(...earlier);
+    while (countsHistory.length > 600) countsHistory.shift();
+  });
   stream.addEventListener("job", (e) => onJob && onJob(JSON.parse(e.data)));
   stream.addEventListener("log", (e) => onLog && onLog(JSON.parse(e.data)));
 }

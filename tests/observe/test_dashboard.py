@@ -112,8 +112,14 @@ def test_the_stream_pushes_counts_and_a_growing_log(observed: LocalCluster, flow
                 chunk = json.loads(line[6:])
                 assert "line " in chunk["data"]
                 offsets.append(chunk["offset"])
-    assert {"stats", "job", "log"} <= kinds
+    assert {"history", "stats", "job", "log"} <= kinds
     assert len(offsets) == 2 and offsets[1] > offsets[0], offsets
+    # A page opened later starts with the counts the earlier one saw.
+    with urllib.request.urlopen(f"{observed.http}/api/stream", timeout=10) as r:
+        assert r.readline() == b"event: history\n"
+        history = json.loads(r.readline().decode()[6:])
+    assert history and all(set(h) == {"time", "jobs"} for h in history)
+    assert [h["time"] for h in history] == sorted(h["time"] for h in history)
 
 
 def _weft(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
