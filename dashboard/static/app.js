@@ -245,16 +245,21 @@ async function jobView(id) {
 function depsGraph(d) {
   const cols = [d.dependencies || [], [{ job: d.job, state: d.state, name: d.flow || d.name }], d.dependents || []];
   const rows = Math.max(1, ...cols.map((c) => c.length)), W = 620, CW = 180, BH = 26, GAP = 12;
-  const svg = s("svg", { width: W, height: rows * (BH + GAP) + 20, id: "deps-svg" });
+  const svg = s("svg", { width: W, height: rows * (BH + GAP) + 20, id: "deps-svg" }, arrowDefs());
   const pos = cols.map((c, ci) => c.map((n, i) => [20 + ci * (CW + 40), 10 + i * (BH + GAP) + (rows - c.length) * (BH + GAP) / 2]));
   const mid = pos[1][0];
   cols.forEach((c, ci) => c.forEach((n, i) => {
     const [x, y] = pos[ci][i];
-    if (ci === 0) svg.append(s("path", { d: `M${x + CW},${y + BH / 2}C${x + CW + 20},${y + BH / 2} ${mid[0] - 20},${mid[1] + BH / 2} ${mid[0]},${mid[1] + BH / 2}`, stroke: "#9aa3ad", fill: "none" }));
-    if (ci === 2) svg.append(s("path", { d: `M${mid[0] + CW},${mid[1] + BH / 2}C${mid[0] + CW + 20},${mid[1] + BH / 2} ${x - 20},${y + BH / 2} ${x},${y + BH / 2}`, stroke: "#9aa3ad", fill: "none" }));
+    if (ci === 0) svg.append(s("path", { d: `M${x + CW},${y + BH / 2}C${x + CW + 20},${y + BH / 2} ${mid[0] - 20},${mid[1] + BH / 2} ${mid[0]},${mid[1] + BH / 2}`, stroke: "#9aa3ad", fill: "none", "marker-end": "url(#arrow)" }));
+    if (ci === 2) svg.append(s("path", { d: `M${mid[0] + CW},${mid[1] + BH / 2}C${mid[0] + CW + 20},${mid[1] + BH / 2} ${x - 20},${y + BH / 2} ${x},${y + BH / 2}`, stroke: "#9aa3ad", fill: "none", "marker-end": "url(#arrow)" }));
   }));
   cols.forEach((c, ci) => c.forEach((n, i) => svg.append(box(pos[ci][i][0], pos[ci][i][1], CW, BH, n, (n.name || n.job)))));
   return svg;
+}
+// An arrowhead for edges (dependency -> dependent).
+function arrowDefs() {
+  return s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+    s("path", { d: "M0,0L10,5L0,10z", fill: "#9aa3ad" })));
 }
 function box(x, y, w, hgt, n, label) {
   const a = s("a", { href: "#/job/" + encodeURIComponent(n.job), "data-job": n.job, "data-state": n.state });
@@ -282,10 +287,10 @@ async function dagView(kind, name) {
   const BW = 150, BH = 26, GX = 60, GY = 12, pos = {};
   byLayer.forEach((js, li) => js.forEach((j, i) => { pos[j.job] = [20 + li * (BW + GX), 10 + i * (BH + GY)]; }));
   const rows = Math.max(1, ...byLayer.map((js) => (js || []).length));
-  const svg = s("svg", { width: 40 + byLayer.length * (BW + GX), height: 20 + rows * (BH + GY), id: "dag-svg" });
+  const svg = s("svg", { width: 40 + byLayer.length * (BW + GX), height: 20 + rows * (BH + GY), id: "dag-svg" }, arrowDefs());
   for (const [a, b] of d.edges) {
     const [x1, y1] = pos[a], [x2, y2] = pos[b];
-    svg.append(s("path", { d: `M${x1 + BW},${y1 + BH / 2}C${x1 + BW + 30},${y1 + BH / 2} ${x2 - 30},${y2 + BH / 2} ${x2},${y2 + BH / 2}`, stroke: "#9aa3ad", fill: "none" }));
+    svg.append(s("path", { d: `M${x1 + BW},${y1 + BH / 2}C${x1 + BW + 30},${y1 + BH / 2} ${x2 - 30},${y2 + BH / 2} ${x2},${y2 + BH / 2}`, stroke: "#9aa3ad", fill: "none", "marker-end": "url(#arrow)" }));
   }
   for (const j of d.jobs) svg.append(box(pos[j.job][0], pos[j.job][1], BW, BH, j, j.label));
   const counts = h("div", { class: "tiles", id: "dag-counts" }, Object.entries(d.counts).map(([k, v]) =>

@@ -112,7 +112,7 @@ def test_the_flow_page_is_its_dag_coloured_by_state(observed: LocalCluster, flow
     assert boxes[flow["bad"]][0] == "failed" and boxes[flow["text"]][0] == "succeeded"
     assert boxes[flow["bad"]][1] != boxes[flow["text"]][1]  # coloured by state
     assert browser.eval("document.querySelector('#dag-counts [data-count=failed] b').textContent") == "2"
-    assert browser.eval("document.querySelectorAll('#dag-svg path').length") == 3  # its three edges
+    assert browser.eval("document.querySelectorAll('#dag-svg > path').length") == 3  # its three edges
     browser.screenshot(artifacts / "dashboard-flow.png")
     no_errors(browser)
     browser.open(f"{observed.http}/#/group/web-all", "dag")  # a group: the same jobs, drawn the same way
