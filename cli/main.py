@@ -11,6 +11,7 @@ from weft.actors.model import SpecError
 from weft.bus.errors import BusError
 from weft.runtime.settings import SettingError
 
+from . import completion
 from .app import app, tidy_help
 from .common import UserError
 
@@ -33,6 +34,8 @@ def _register() -> None:
         put,
         recurring,
         submission,
+        tokens,
+        top,
         units,
         up,
     )
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     command = typer.main.get_command(app)
     tidy_help(command)
+    completion.attach(command)
     try:
         rv = command.main(args=argv, prog_name="weft", standalone_mode=False)
     except BaseException as e:

@@ -93,6 +93,30 @@ def check_listen(endpoint: str) -> None:
             fail(f"cannot listen on {endpoint}: {e.strerror or e}")
 
 
+def check_http_options(metrics: str | None, http: str | None, nodes: int) -> None:
+    """--metrics and --http as the daemons would check them, and room for the metrics ports that follow."""
+    from weft.runtime.httpaddr import parse_addr
+
+    try:
+        if metrics is not None:
+            by_flag("storage")["--metrics"].validate(metrics)
+        if http is not None:
+            by_flag("coordinator")["--http"].validate(http)
+    except SettingError as e:
+        fail(str(e))
+    if metrics is not None:
+        port = parse_addr(metrics)[1]
+        if port == 0 or port + nodes > 65535:
+            fail(f"invalid --metrics {metrics!r}: expected a port from 1 to {65535 - nodes} (the other daemons "
+                 "use the ones that follow)")
+
+
+def _metrics_of(cluster: LocalCluster, p: Proc) -> str | None:
+    group = {"coordinator": [cluster.coordinator], "storage": cluster.storages, "compute": cluster.computes}[p.role]
+    addr = cluster.metrics_addr(p.role, group.index(p))
+    return f"http://{addr}/metrics" if addr else None
+
+
 def lock_cluster(cluster: LocalCluster) -> None:
     """Hold the cluster's data directory, and refuse if any daemon's is in use."""
     from weft.runtime import datadir
@@ -106,7 +130,7 @@ def lock_cluster(cluster: LocalCluster) -> None:
 
 
 # Where and as what `weft up` starts each daemon is its own to say.
-_PLACED_BY_UP = ("listen", "advertise", "data_dir", "node_id", "no_beacon", "coordinator")
+_PLACED_BY_UP = ("listen", "advertise", "data_dir", "node_id", "no_beacon", "coordinator", "metrics")
 
 
 def daemon_args(config: Path | None) -> dict[str, dict]:
@@ -138,6 +162,14 @@ def up(
     as_json: bool = typer.Option(False, "--json", help="Print the endpoints and pids as one line of JSON once ready."),
     secure: bool = typer.Option(False, "--secure", help="CurveZMQ on every connection: keys made (once) under "
                                 "DATA_DIR/keys; clients use DATA_DIR/keys/admin.secret (--key or WEFT_KEY)."),
+    metrics: str = typer.Option(None, "--metrics", metavar="ADDR",
+                                help="Prometheus metrics: the coordinator's at http://ADDR/metrics (HOST:PORT), "
+                                     "storage then compute nodes' on the ports that follow (listed by --json)."),
+    http: str = typer.Option(None, "--http", metavar="ADDR",
+                             help="Serve the web dashboard from the coordinator at http://ADDR (HOST:PORT, "
+                                  "e.g. 127.0.0.1:8570)."),
+    http_tokens: Path = typer.Option(None, "--http-tokens", metavar="FILE",
+                                     help="Dashboard tokens (weft keys token): needed for --http beyond loopback."),
     config: Path = typer.Option(None, "--config", metavar="FILE",
                                 help="Configuration file for the daemons (default $WEFT_CONFIG, else "
                                      "/etc/weft/weft.toml if present); the flags above override it."),
@@ -157,6 +189,19 @@ def up(
         by_flag("coordinator")["--listen"].validate(listen)
     except SettingError as e:
         fail(str(e))
+    check_http_options(metrics, http, storage + compute)
+    if http:
+        role_args["coordinator"]["http"] = http
+    if http_tokens:
+        role_args["coordinator"]["http_tokens"] = http_tokens.resolve()
+    if http:
+        from weft.runtime.daemon import check_http
+
+        try:
+            c = role_args["coordinator"]
+            check_http(http, c.get("http_tokens"), c.get("http_cert"), c.get("http_key"), bool(c.get("insecure")))
+        except SettingError as e:
+            fail(str(e))
     if not 1 <= replicas <= storage:
         fail(f"invalid --replicas {replicas}: expected 1..{storage} (the number of storage nodes)")
     # Everything that can be refused is refused before any daemon starts.
@@ -183,7 +228,7 @@ def up(
                            coordinator_args=to_args("coordinator", role_args["coordinator"]),
                            compute_args=to_args("compute", role_args["compute"]) + (["--memory", memory] if memory else []),
                            storage_args=to_args("storage", role_args["storage"]), log_level=log_level,
-                           tag=cluster_tag(data), import_path=[os.getcwd()])
+                           tag=cluster_tag(data), import_path=[os.getcwd()], metrics=metrics)
     lock_cluster(cluster)
     started = time.monotonic()
     # SIGTERM stops the cluster the way Ctrl-C does.
@@ -201,10 +246,17 @@ def up(
                 "data_dir": str(data),
                 "pids": {p.node_id: p.pid for p in cluster.procs},
                 "key": str(admin_key) if admin_key else None,
+                "metrics": {p.node_id: _metrics_of(cluster, p) for p in cluster.procs} if metrics else None,
+                "http": f"http://{http}/" if http else None,
             }, one_line=True)
         else:
             typer.echo(f"weft cluster up in {time.monotonic() - started:.1f}s: coordinator {endpoint}, "
                        f"{compute} compute, {storage} storage (state and logs in {data})")
+            if http:
+                typer.echo(f"dashboard: http://{http}/")
+            if metrics:
+                typer.echo(f"metrics: http://{metrics}/metrics (coordinator; the other daemons on the ports "
+                           "that follow: see --json)")
             if admin_key:
                 typer.echo(f"secure: clients need the key, e.g. export WEFT_KEY={admin_key}")
         if demo:

@@ -174,6 +174,7 @@ class LocalCluster:
         fork_server: bool | None = None,
         tag: str | None = None,
         import_path: list[str] | None = None,
+        metrics: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         # Appended to node ids: two clusters on one machine never both have
@@ -186,6 +187,9 @@ class LocalCluster:
         self.coordinator_args = coordinator_args or []
         self.compute_args = compute_args or []
         self.storage_args = storage_args or []
+        # HOST:PORT of the coordinator's Prometheus endpoint; storage nodes,
+        # then compute nodes, serve theirs on the ports that follow.
+        self.metrics = metrics
         self.key = key  # the client key on a secure cluster (its daemons get theirs by flags)
         self.env = dict(os.environ)
         # The daemons import this checkout even when it is not installed.
@@ -235,6 +239,16 @@ class LocalCluster:
         return [self.data_dir / "coordinator", *(self.data_dir / f"storage-{i}" for i in range(self.n_storage)),
                 *(self.data_dir / f"compute-{i}" for i in range(self.n_compute))]
 
+    def metrics_addr(self, role: str, i: int = 0) -> str | None:
+        """Where a daemon serves its metrics (None: not asked for)."""
+        if not self.metrics:
+            return None
+        from weft.runtime.httpaddr import parse_addr, show
+
+        host, port = parse_addr(self.metrics)
+        offset = {"coordinator": 0, "storage": 1 + i, "compute": 1 + self.n_storage + i}[role]
+        return show(host, port + offset)
+
     def spawn_coordinator(self) -> Proc:
         listen = self.endpoint or self.listen
         if listen.endswith(":0"):
@@ -242,7 +256,8 @@ class LocalCluster:
             listen = f"{listen[:-2]}:{_free_port(listen)}"
         self.endpoint = listen
         args = ["coordinator", *to_args("coordinator", {
-            "listen": listen, "data_dir": self.data_dir / "coordinator", "no_beacon": True}), *self.coordinator_args]
+            "listen": listen, "data_dir": self.data_dir / "coordinator", "no_beacon": True,
+            "metrics": self.metrics_addr("coordinator")}), *self.coordinator_args]
         self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env, self._zygote())
         return self.coordinator
 
@@ -254,7 +269,8 @@ class LocalCluster:
         i = len(self.storages) if index is None else index
         args = ["storage", *to_args("storage", {
             "data_dir": self.data_dir / f"storage-{i}", "node_id": self.node_name("storage", i),
-            "no_beacon": True, "coordinator": self.endpoint}), *self.storage_args]
+            "no_beacon": True, "coordinator": self.endpoint, "metrics": self.metrics_addr("storage", i)}),
+            *self.storage_args]
         p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)
@@ -270,7 +286,8 @@ class LocalCluster:
         i = len(self.computes) if index is None else index
         args = ["compute", *to_args("compute", {
             "data_dir": self.data_dir / f"compute-{i}", "node_id": self.node_name("compute", i),
-            "no_beacon": True, "coordinator": self.endpoint, "slots": slots or self.slots}), *self.compute_args]
+            "no_beacon": True, "coordinator": self.endpoint, "slots": slots or self.slots,
+            "metrics": self.metrics_addr("compute", i)}), *self.compute_args]
         p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)

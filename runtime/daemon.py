@@ -67,6 +67,32 @@ def check_exposure(listen: str, secure: bool, insecure: bool) -> None:
                 "this user", listen)
 
 
+def check_http(addr: str | None, tokens: Path | None, cert: Path | None = None, key: Path | None = None,
+               insecure: bool = False) -> None:
+    """The dashboard's rules: browsers cannot hold CURVE keys, so beyond loopback they present a token
+    (--http-tokens), over HTTPS (--http-cert and --http-key) unless --insecure."""
+    from .httpaddr import is_loopback_host, parse_addr
+
+    if (cert is None) != (key is None):
+        raise SettingError("--http-cert and --http-key go together (the certificate and its private key)")
+    for flag, path in (("--http-tokens", tokens), ("--http-cert", cert), ("--http-key", key)):
+        if path is not None and not Path(path).is_file():
+            raise SettingError(f"{flag} {path}: no such file" + (" (make one with `weft keys token`)"
+                                                                  if flag == "--http-tokens" else ""))
+    if not addr or is_loopback_host(parse_addr(addr)[0]):
+        return
+    if tokens is None:
+        raise SettingError(f"refusing to serve the dashboard on {addr} without --http-tokens FILE "
+                           "(make one with `weft keys token --role user`): anyone who reaches it would see the "
+                           "cluster's jobs")
+    if cert is None:
+        if not insecure:
+            raise SettingError(f"refusing to serve the dashboard on {addr} without HTTPS (--http-cert, --http-key): "
+                               "tokens would cross the network in the clear; or --insecure")
+        log.warning("serving the dashboard on %s WITHOUT HTTPS (--insecure): its tokens cross the network in "
+                    "the clear", addr)
+
+
 def build(role: str, values: dict[str, Any]) -> Any:
     """The role's node, its data directory locked; SettingError (one line) if it cannot be."""
     from .node import NodeConfig
@@ -74,6 +100,8 @@ def build(role: str, values: dict[str, Any]) -> Any:
     node, options = resolve(role, values)
     node["security"] = security(node.get("security_mode", "none"), node.get("keys_dir"), node.get("key_file"))
     check_exposure(node.get("listen") or "", node["security"] is not None, node.get("insecure", False))
+    check_http(node.get("http"), node.get("http_tokens"), node.get("http_cert"), node.get("http_key"),
+               node.get("insecure", False))
     d = datadir.prepare(node.get("data_dir") or datadir.default_data_dir(role))
     datadir.lock(d)
     node["data_dir"] = d

@@ -57,6 +57,13 @@ class NodeConfig:
     keys_dir: Path | None = None
     key_file: Path | None = None
     insecure: bool = False
+    # HOST:PORT of the Prometheus endpoint (weft.runtime.metrics), and of the
+    # coordinator's web dashboard (weft.dashboard); None: not served.
+    metrics: str | None = None
+    http: str | None = None
+    http_tokens: Path | None = None
+    http_cert: Path | None = None  # with http_key: the dashboard over HTTPS
+    http_key: Path | None = None
 
 
 def new_node_id(role: str) -> str:
@@ -88,6 +95,8 @@ class Node:
         # so a coordinator that was replaced cannot act on the cluster.
         self.epoch = 0
         self.nursery: trio.Nursery | None = None
+        self.metrics_addr: str | None = None
+        self.http_addr: str | None = None
         self._stopping = trio.Event()
         self.server.add("ping", self._op_ping, bypass=True)
         self.server.add("info", self._op_info, bypass=True)
@@ -183,6 +192,7 @@ class Node:
             if handle_signals:
                 nursery.start_soon(self._watch_signals)
             await self.main(nursery)
+            await self._start_http(nursery)
             # Announce only once the role is ready to serve what it announces.
             self._start_discovery(nursery)
             log.info("%s %s listening on %s (announced as %s)", self.role, self.node_id,
@@ -196,6 +206,21 @@ class Node:
                     log.exception("%s %s: shutdown failed", self.role, self.node_id)
             self.peers.close()
             nursery.cancel_scope.cancel()
+
+    async def _start_http(self, nursery: trio.Nursery) -> None:
+        """The metrics and dashboard endpoints, in the node's own nursery and trio loop."""
+        cfg = self.config
+        if cfg.metrics:
+            from .metrics import serve
+
+            self.metrics_addr = await nursery.start(serve, self, cfg.metrics)
+        if cfg.http:
+            # Imported on demand, as weft.runtime.daemon imports the roles: the
+            # dashboard sits above them and only a coordinator asked for it loads it.
+            from weft.dashboard.server import serve as serve_http
+
+            self.http_addr = await nursery.start(serve_http, self, cfg.http, cfg.http_tokens,
+                                                 cfg.http_cert, cfg.http_key)
 
     def _start_zap(self, nursery: trio.Nursery) -> ZapHandler | None:
         """The ZAP handler that admits keys on the allow-list, bound before anything serves."""

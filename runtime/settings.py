@@ -100,6 +100,12 @@ def _is_size(v: str) -> bool:
         return False
 
 
+def _is_addr(v: str) -> bool:
+    from .httpaddr import is_addr
+
+    return is_addr(v)
+
+
 def _positive_finite(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
@@ -177,9 +183,14 @@ COMMON: tuple[Setting, ...] = (
             metavar="DIR", key="keys_dir"),
     Setting("key", "--key", None, Path, "This daemon's own key file (default KEYS/node.secret).",
             metavar="FILE", key="key_file"),
+    Setting("metrics", "--metrics", None, str,
+            "Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; read at scrape time, nothing "
+            "counted per message; docs/operations.md lists them).", metavar="ADDR",
+            check=lambda v: _is_addr(v), expect="HOST:PORT"),
     Setting("insecure", "--insecure", False, bool,
             "Listen on a non-loopback address without --security curve (refused otherwise: anyone who reaches "
-            "the port could run commands as this user); warned at every start."),
+            "the port could run commands as this user), and serve the dashboard beyond loopback without HTTPS; "
+            "warned at every start."),
 )
 STATIC_COORDINATOR = Setting(
     "coordinator", "--coordinator", None, str,
@@ -234,6 +245,18 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "How long finished jobs are kept before they, their outputs and logs are forgotten "
                 "(garbage collection; 90s, 30m, 2h, 7d).", metavar="DURATION", target="role",
                 check=_is_duration, expect="a duration (90, 90s, 30m, 2h, 7d)", convert=_duration),
+        Setting("http", "--http", None, str,
+                "Serve the read-only web dashboard and its JSON API (/api/) at http://ADDR (HOST:PORT); an "
+                "address beyond loopback needs --http-tokens.", metavar="ADDR",
+                check=lambda v: _is_addr(v), expect="HOST:PORT"),
+        Setting("http_tokens", "--http-tokens", None, Path,
+                "File of dashboard tokens (`weft keys token` writes them): a browser or script presents one "
+                "as a bearer token or a cookie; without it, only loopback addresses are served.",
+                metavar="FILE"),
+        Setting("http_cert", "--http-cert", None, Path,
+                "Certificate (PEM) to serve the dashboard over HTTPS, with --http-key; beyond loopback the "
+                "dashboard needs it (or --insecure).", metavar="FILE"),
+        Setting("http_key", "--http-key", None, Path, "Private key (PEM) of --http-cert.", metavar="FILE"),
         Setting("time_windows", "--time-windows", None, str,
                 "Default time windows for jobs that give none, in the coordinator's timezone "
                 "(e.g. 'allow Mon-Fri 18:00-08:00; deny Sat-Sun').", metavar="RULES", target="role",

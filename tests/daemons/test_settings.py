@@ -66,6 +66,7 @@ def test_the_launcher_takes_every_setting_as_the_cli_does(role: str, tmp_path: P
                    if name in values})
     values.update({name: "2h" for name in ("keep",) if name in values})  # a duration
     values["security"] = "curve"
+    values.update({name: "127.0.0.1:9100" for name in ("metrics", "http") if name in values})  # HOST:PORT
     values.update({name: "deny Sat-Sun" for name in ("time_windows",) if name in values})  # time windows
     values.update({name: "512M" for name in ("memory",) if name in values})  # a size
     args = [role, *S.to_args(role, values)]
