@@ -113,3 +113,14 @@ def test_flow_files_take_placement_keys(tmp_path: Path) -> None:
     flow.write_text('[jobs.c]\ncommand = ["true"]\nsize = "huge"\n')
     with pytest.raises(SpecError, match="jobs.c: invalid size 'huge': expected one of tiny, small"):
         load_flow(flow)
+
+
+async def test_a_task_cancelled_as_it_gets_room_gives_the_room_back() -> None:
+    res = Resources(cpus=1, memory=1 << 30)
+    with trio.CancelScope() as scope:
+        scope.cancel()  # cancelled before the grant's checkpoint returns
+        await res.acquire("cancelled", 1, None)
+    assert res.used_cpus == 0 and res.used_chunks == 0
+    with trio.fail_after(1):
+        await res.acquire("next", 1, None)  # the CPU is free for the next task
+    assert res.used_cpus == 1

@@ -144,7 +144,14 @@ class Resources:
             if force and not self._fits(cpus, n):
                 self.overcommits += 1
             self._take(owner, cpus, n)
-            await trio.lowlevel.checkpoint()
+            try:
+                await trio.lowlevel.checkpoint()
+            except BaseException:
+                # Cancelled at the checkpoint: the caller never learns it held
+                # room, so it would never give it back (seen: a cancelled task
+                # keeping a CPU for good, every task behind it waiting).
+                self.release(owner)
+                raise
             return
         event = trio.Event()
         item = (owner, cpus, n, event)
