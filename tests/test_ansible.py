@@ -7,6 +7,9 @@ static discovery). It checks that the nodes register, that a second run
 changes nothing, and that `weft_state=stopped` stops every daemon; that last
 run happens whatever failed before, and any daemon still alive afterwards is
 killed, so none outlives the test.
+
+The two real-deployment tests (this one and the install from a source tree)
+are marked `slow`: deselected by default, run by the slow step of .ci/run.
 """
 
 from __future__ import annotations
@@ -236,6 +239,10 @@ def ready_nodes(coordinator: str) -> dict[str, list[str]] | None:
     return by_role
 
 
+# Three playbook runs, each a Python process per task and host: about a minute
+# of two cores, the largest single cost of the default suite, for code (the
+# roles) that few changes touch. `slow`: .ci/run runs it in the slow step.
+@pytest.mark.slow
 def test_local_deploy_is_idempotent_and_stops(tmp_path: Path) -> None:
     inventory, coordinator = write_inventory(tmp_path)
     env = ansible_env(tmp_path)
@@ -330,6 +337,9 @@ def source_tree(dest: Path) -> Path:
     return dest
 
 
+# A wheel build, two venvs with weft's dependencies and three playbook runs
+# (minutes on two cores): `slow`, run by .ci/run's slow step.
+@pytest.mark.slow
 def test_install_from_a_source_tree_on_two_hosts_of_one_machine(tmp_path: Path) -> None:
     """weft_source as a source tree: one wheel, built on the controller; two
     hosts of one machine install it; the second run and a --check run after

@@ -7,6 +7,8 @@ Daemons are always stopped in teardown (SIGTERM, then SIGKILL).
 Shared daemons (session scope, two storage nodes and one compute node) serve
 the tests that do not kill or restart anything; each test uses its own job ids.
 Tests that kill, restart or measure a daemon start their own (`daemons`).
+`fresh_compute` is a compute node of one module's tests (started once per
+module, not per test: each start is an interpreter and its workers).
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ class Shared:
     storage_b: Proc
     compute: Proc
     daemons: Daemons
+    # A compute node (one slot) that nothing uses until the test of an idle
+    # node (test_callable_jobs_still_run_after_the_node_was_idle): started
+    # with the others, it is idle while they run, so that test waits out
+    # only what is left of its idle time instead of all of it.
+    idle: Proc
 
     @property
     def a(self) -> str:
@@ -115,16 +122,23 @@ class Shared:
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """Two storage nodes and a compute node, up for the whole session."""
-    d = Daemons(tmp_path_factory.mktemp("shared"))
+    root = tmp_path_factory.mktemp("shared")
+    d = Daemons(root)
+    # Apart from `d`: the path traversal test takes `d`'s data dirs as the
+    # only places the shared nodes may write.
+    idle_daemons = Daemons(root / "idle")
     try:
-        # Spawn all three first: they start in parallel.
+        # Spawn them all first: they start in parallel.
         a = d.spawn("storage", "storage-a")
         b = d.spawn("storage", "storage-b")
         c = d.spawn("compute", "compute-1", "--slots", "4")
+        idle = idle_daemons.spawn("compute", "compute-idle", "--slots", "1")
         for p in (a, b, c):
             d.ready(p)
-        yield Shared(a, b, c, d)
+        idle_daemons.ready(idle)
+        yield Shared(a, b, c, d, idle)
     finally:
+        idle_daemons.stop_all()
         d.stop_all()
 
 
@@ -138,14 +152,15 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
         d.stop_all()
 
 
-@pytest.fixture
-def fresh_compute(daemons: Daemons) -> Proc:
-    """A compute node of this test alone, just started.
-
-    Callable jobs run on one: the shared node's warm workers may be gone by the
-    time a late test runs (see test_callable_jobs_still_run_after_the_node_was_idle).
-    """
-    return daemons.compute("compute-fresh", slots=2)
+@pytest.fixture(scope="module")
+def fresh_compute(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """A compute node (two slots) of this module's tests alone, apart from the
+    shared one; each test leaves none of its tasks running on it."""
+    d = Daemons(tmp_path_factory.mktemp("fresh"))
+    try:
+        yield d.compute("compute-fresh", slots=2)
+    finally:
+        d.stop_all()
 
 
 # -- helpers for the tests -------------------------------------------------------------

@@ -34,17 +34,25 @@ async def start_follower(c, job: str, made: str, read_at: str, write_to: str, af
     })
 
 
+async def fill_slots(c, storage: str) -> list[str]:
+    """Both slots of the module's compute node busy with 0.5 s sleepers: a
+    producer started next waits for a slot, so its follower, started right
+    after it, certainly finds it not ended (a warm node ends a callable in
+    milliseconds, sooner than the follower's start arrives)."""
+    sleeper = JobSpec(call="weft.actors.builtins:sleep", inputs={"seconds": "0.5"}, outputs=["result"])
+    jobs = [job_id("slow"), job_id("slow")]
+    for job in jobs:
+        await start_task(c, job, sleeper.to_wire(), outputs={"result": storage}, token=1)
+    return jobs
+
+
 async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: Shared, fresh_compute: Proc) -> None:
     producer, follower = job_id("prod"), job_id("follow")
     made = f"{producer}/result"
-    # The producer sleeps, so the follower is certainly waiting when it ends.
     prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": "made by the producer"}, outputs=["result"])
-    sleeper = JobSpec(call="weft.actors.builtins:sleep", inputs={"seconds": "0.5"}, outputs=["result"])
-    slow = job_id("slow")
     with trio.fail_after(30):
         async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
-            # Both slots busy: one with a sleeper, one with the producer queued behind nothing.
-            await start_task(c, slow, sleeper.to_wire(), outputs={"result": shared.b}, token=1)
+            sleepers = await fill_slots(c, shared.b)
             await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=7)
             # The storage named for the input is the one that does NOT hold
             # it: a follower that read from storage would fail `missing`.
@@ -56,7 +64,8 @@ async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: S
             assert await read_object(b, f"{follower}/result") == b"made by the producer!"
             # It ran only once the producer's output was durable.
             assert done["started"] >= prod["finished"] - 0.01
-            await wait_done(c, slow)
+            for slow in sleepers:
+                await wait_done(c, slow)
 
 
 async def test_follower_of_a_failed_producer_ends_unmet_naming_it(shared: Shared, fresh_compute: Proc) -> None:
@@ -64,9 +73,12 @@ async def test_follower_of_a_failed_producer_ends_unmet_naming_it(shared: Shared
     bad = JobSpec(call="weft.actors.builtins:fail", inputs={"message": "no bytes today"}, outputs=["result"])
     with trio.fail_after(30):
         async with peer(fresh_compute.endpoint) as c:
+            sleepers = await fill_slots(c, shared.b)
             await start_task(c, producer, bad.to_wire(), outputs={"result": shared.b}, token=3)
             await start_follower(c, follower, f"{producer}/result", shared.b, shared.b, [producer, 3], 4)
             done = await wait_done(c, follower)
+            for slow in sleepers:
+                await wait_done(c, slow)
     assert done["outcome"] == "failed-soft"
     assert done.get("unmet") is True  # the coordinator queues it again, uncounted
     assert producer in done["cause"] and "failed-hard" in done["cause"]

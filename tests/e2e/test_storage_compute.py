@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -141,26 +142,6 @@ def worker_pids(compute: Proc) -> list[int]:
         for ch in psutil.Process(compute.pid).children()
         if "weft.actors.compute.worker" in " ".join(ch.cmdline())
     ]
-
-
-async def test_callable_jobs_still_run_after_the_node_was_idle(
-    shared: Shared, daemons: Daemons
-) -> None:
-    cp = daemons.compute("compute-idle", slots=1)
-    with trio.fail_after(10):  # the pool warms up in the background once the node is up
-        while not (workers := worker_pids(cp)):
-            await trio.sleep(0.05)
-    await trio.sleep(11)  # idle longer than trio's worker-thread idle timeout (10 s)
-    job = job_id("after-idle")
-    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"x": "still ", "y": "warm"}, outputs=["result"])
-    with trio.fail_after(30):
-        async with peer(shared.b) as b, peer(cp.endpoint) as c:
-            await b.call("create", {"name": f"{job}/result"})
-            await start_task(c, job, spec.to_wire(), outputs={"result": shared.b})
-            r = await wait_done(c, job)
-            assert r["outcome"] == "success", r
-            assert await read_object(b, f"{job}/result") == b"still warm"
-    assert [p for p in workers if process_gone(p)] == []
 
 
 # -- 3. an input that exists but is not finished -----------------------------------------
@@ -698,3 +679,28 @@ async def test_a_multi_chunk_object_moves_with_several_chunks_in_flight(shared: 
             await w.write(data)
             assert (await w.close())["size"] == len(data)
             assert await read_all(a, f"{name}-whole") == data
+
+
+# Last in the module: its node (shared.idle) has idled through the tests above,
+# so little of its idle time is left to wait here.
+async def test_callable_jobs_still_run_after_the_node_was_idle(shared: Shared) -> None:
+    cp = shared.idle  # started with the shared nodes; nothing else uses it
+    with trio.fail_after(10):  # the pool warms up in the background once the node is up
+        while not (workers := worker_pids(cp)):
+            await trio.sleep(0.05)
+    # Idle longer than trio's worker-thread idle timeout (10 s) since its last
+    # worker started; the node has been idle while the tests before this ran,
+    # so only what is left of that is waited here.
+    spawned = max(psutil.Process(w).create_time() for w in workers)
+    await trio.sleep(max(0.0, spawned + 11 - time.time()))
+    assert time.time() > spawned + 11
+    job = job_id("after-idle")
+    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"x": "still ", "y": "warm"}, outputs=["result"])
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(cp.endpoint) as c:
+            await b.call("create", {"name": f"{job}/result"})
+            await start_task(c, job, spec.to_wire(), outputs={"result": shared.b})
+            r = await wait_done(c, job)
+            assert r["outcome"] == "success", r
+            assert await read_object(b, f"{job}/result") == b"still warm"
+    assert [p for p in workers if process_gone(p)] == []

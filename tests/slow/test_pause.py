@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from faults.conftest import storage_copies
 from faults.dag import make_dag
 
@@ -37,6 +38,10 @@ EVERY = 0.25  # seconds between submits
 LEAD = 3.0  # stream before the pause
 
 
+# Six daemons and ~400 jobs on a fixed 12 s timeline (the pause must outlast
+# the heartbeat timeout and the latency bound by enough to tell a stall from
+# none): `slow`, run by .ci/run's slow step.
+@pytest.mark.slow
 def test_a_paused_storage_node_does_not_stall_the_cluster(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path / "cluster", compute=3, storage=3, slots=2, log_level="info",
                            coordinator_args=["--replicas", "2"])
