@@ -2,7 +2,7 @@
 
 Tests skip with the reason when this machine cannot make one (not root, no
 network namespaces, no sshd); with WEFT_TESTBED_REQUIRED=1 (.ci/run) they fail
-instead, so CI cannot pass by skipping them. WEFT_TESTBED_HOSTS: how many (4).
+instead, so CI cannot pass by skipping them. WEFT_TESTBED_HOSTS: how many (5).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .bed import TestBed, Unavailable
 
 @pytest.fixture(scope="session")
 def bed() -> Iterator[TestBed]:
-    b = TestBed(int(os.environ.get("WEFT_TESTBED_HOSTS", "4")))
+    b = TestBed(int(os.environ.get("WEFT_TESTBED_HOSTS", "5")))
     try:
         b.up()
     except Unavailable as e:

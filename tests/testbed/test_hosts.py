@@ -1,7 +1,11 @@
 """weft across hosts of the test bed, secure (CurveZMQ keys on every daemon and the CLI).
 
-    h1: coordinator (--replicas 2)        h2: storage + compute (beacons)
-    h3: storage + compute (beacons)       h4: compute, static discovery (--no-beacon --coordinator)
+    h1: coordinator (--replicas 2)   h2, h3: storage (beacons)
+    h4: compute (beacons)            h5: compute, static discovery (--no-beacon --coordinator)
+
+One role per host, so cutting a host off cuts one kind of node. (A host with
+both a compute and a storage node, cut off mid-run, is the case where a late
+write is NOT fenced today: see the report of issue 19's test bed.)
 
 Every compute node has one slot and the coordinator sends no task ahead
 (--prefetch 0), so independent jobs spread over hosts. Jobs
@@ -30,18 +34,18 @@ JOB_TIMEOUT = 90.0
 
 @pytest.fixture(scope="module")
 def cluster(bed: TestBed) -> Iterator[Cluster]:
-    if len(bed.hosts) < 4:
-        pytest.skip("these scenarios need 4 hosts (WEFT_TESTBED_HOSTS=4)")
+    if len(bed.hosts) < 5:
+        pytest.skip("these scenarios need 5 hosts (WEFT_TESTBED_HOSTS=5)")
     keys = bed.root / "keys"
     make_keys(keys, bed.hosts)
-    h1, h2, h3, h4 = bed.hosts[:4]
+    h1, h2, h3, h4, h5 = bed.hosts[:5]
     c = Cluster(bed, keys, h1)
     try:
         c.start(h1, "coordinator", "--replicas", "2", "--storage-grace", "3", "--prefetch", "0")
-        for h in (h2, h3):
-            c.start(h, "storage")
-            c.start(h, "compute", "--slots", "1")
-        c.start(h4, "compute", "--slots", "1", beacon=False)
+        c.start(h2, "storage")
+        c.start(h3, "storage")
+        c.start(h4, "compute", "--slots", "1")
+        c.start(h5, "compute", "--slots", "1", beacon=False)
         yield c
     finally:
         c.stop()
@@ -70,8 +74,8 @@ def wait_all(c: Cluster, jobs: list[str]) -> None:
 
 
 def test_nodes_found_across_hosts_by_beacon_and_statically(cluster: Cluster, bed: TestBed) -> None:
-    h1, h2, h3, h4 = bed.hosts[:4]
-    want = {"storage-h2": h2, "compute-h2": h2, "storage-h3": h3, "compute-h3": h3, "compute-h4": h4}
+    h2, h3, h4, h5 = bed.hosts[1:5]
+    want = {"storage-h2": h2, "storage-h3": h3, "compute-h4": h4, "compute-h5": h5}
     found = wait_for(lambda: (lambda n: n if set(want) <= set(n) else None)(nodes(cluster)),
                      NODES_TIMEOUT, "every node registered with the coordinator on h1")
     for node, host in want.items():
@@ -93,7 +97,7 @@ def test_a_job_graph_spans_hosts(cluster: Cluster, bed: TestBed) -> None:
     assert len(ids) == 7, ids
     wait_all(cluster, list(ids.values()))
     hosts = {state(cluster, ids[f"leaf{i}"])["ran_on"] for i in range(6)}
-    assert len(hosts) >= 2, f"six two-second jobs on three one-slot nodes all ran on {hosts}"
+    assert len(hosts) >= 2, f"six two-second jobs on two one-slot nodes all ran on {hosts}"
     got = sorted(cluster.cli("get", f"{ids['join']}/stdout").stdout.splitlines())
     want = sorted(cluster.cli("get", f"{ids[f'leaf{i}']}/stdout").stdout.strip() for i in range(6))
     assert got == want
@@ -132,9 +136,11 @@ def test_compute_host_cut_off_mid_run(cluster: Cluster, bed: TestBed, runs: Path
 
 
 def test_storage_host_cut_off(cluster: Cluster, bed: TestBed) -> None:
-    h2, h3 = bed.hosts[1], bed.hosts[2]
+    h2 = bed.hosts[1]
     made = cluster.submit("--", "sh", "-c", "echo kept on two hosts")
     wait_all(cluster, [made])
+    held = {n: nodes(cluster)[n].get("objects") for n in ("storage-h2", "storage-h3")}
+    assert all(held.values()), f"both storage hosts hold objects: {held}"
     bed.cut(h2)
     try:
         # The output has a copy on h3 (--replicas 2): it is read, and used, without h2.
@@ -144,14 +150,14 @@ def test_storage_host_cut_off(cluster: Cluster, bed: TestBed) -> None:
         assert cluster.cli("get", f"{used}/stdout").stdout == "KEPT ON TWO HOSTS\n"
     finally:
         bed.reconnect(h2)
-    wait_for(lambda: all(n in nodes(cluster) for n in ("storage-h2", "compute-h2")), NODES_TIMEOUT,
-             "h2's nodes back")
-    assert h3  # both storage hosts were used
+    wait_for(lambda: "storage-h2" in nodes(cluster), NODES_TIMEOUT, "storage-h2 back")
 
 
 def test_coordinator_host_cut_off_and_back(cluster: Cluster, bed: TestBed, runs: Path) -> None:
     log = runs / "cut-coordinator"
-    jobs = [cluster.submit("--", "sh", "-c", f"echo $WEFT_JOB_ID >> {log}; sleep 1") for _ in range(8)]
+    # Distinct commands: the same command twice is the same job (ids are content hashes).
+    jobs = [cluster.submit("--", "sh", "-c", f"echo $WEFT_JOB_ID >> {log}; sleep 1; echo {i}") for i in range(8)]
+    assert len(set(jobs)) == 8
     wait_for(lambda: log.exists() and log.read_text().strip(), 30, "the first jobs running")
     h1 = bed.hosts[0]
     bed.cut(h1)
