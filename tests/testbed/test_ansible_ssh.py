@@ -140,7 +140,7 @@ def deployed(bed: TestBed) -> Iterator[tuple[Deployment, subprocess.CompletedPro
         assert first.returncode == 0, output(first) + "\n" + d.logs()
         yield d, first
     finally:
-        d.play("-e", "weft_state=stopped")
+        d.play("-e", "weft_state=stopped", "-e", "weft_install=false")
 
 
 def test_playbook_deploys_a_secure_cluster_over_ssh(deployed: tuple[Deployment, Any]) -> None:
@@ -222,3 +222,39 @@ def test_a_second_run_changes_nothing(deployed: tuple[Deployment, Any]) -> None:
     second = d.play()
     assert second.returncode == 0, output(second)
     assert {h: c["changed"] for h, c in recap(second).items()} == dict.fromkeys(ROLES, 0), output(second)
+
+
+@pytest.mark.skipif(os.environ.get("WEFT_TESTBED_SHORT") == "1", reason="short mode (.ci/run): no rolling upgrade")
+def test_a_rolling_upgrade_keeps_queued_jobs(deployed: tuple[Deployment, Any]) -> None:
+    """A new wheel (weft 0.1.1), one host at a time: jobs queued before it all run, once, after it."""
+    d, _ = deployed
+    flag, runs = d.dir / "go", d.dir / "upgrade-runs"
+    # A job that holds its dependents back until the upgrade is over (the hosts share this file system).
+    blocker = d.weft("submit", "--", "sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.2; done").stdout.split()[0]
+    queued = [d.weft("submit", "--after", blocker, "--", "sh", "-c", f"echo $WEFT_JOB_ID >> {runs}; echo {i}")
+              .stdout.split()[0] for i in range(4)]
+    assert len(set(queued)) == 4
+
+    src = d.dir / "src"
+    pyproject = src / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.1"', 1))
+    init = src / "weft" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.1"', 1))
+    newer = d.dir / "wheelhouse-0.1.1"
+    shutil.copytree(d.wheelhouse, newer, ignore=shutil.ignore_patterns("weft-*.whl"))
+    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(newer), str(src)],
+                       capture_output=True, text=True, timeout=WHEEL_TIMEOUT)
+    assert p.returncode == 0, p.stderr
+
+    upgrade = d.play("-e", f"weft_wheelhouse={newer}", "-e", "weft_serial=1")
+    assert upgrade.returncode == 0, output(upgrade) + d.logs()
+    assert all(c["changed"] > 0 for c in recap(upgrade).values()), output(upgrade)
+    for name in ROLES:
+        weft = d.prefix(name) / "opt" / "weft" / "venv" / "bin" / "weft"
+        v = subprocess.run([str(weft), "--version"], capture_output=True, text=True, timeout=60)
+        assert v.stdout.strip() == "weft 0.1.1", (name, v.stdout, v.stderr)
+
+    flag.touch()
+    waited = d.weft("wait", *queued, "--timeout", "120")
+    assert waited.returncode == 0, waited.stdout + waited.stderr + d.logs()
+    assert sorted(runs.read_text().split()) == sorted(queued), "each queued job ran once"
