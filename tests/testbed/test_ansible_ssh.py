@@ -215,6 +215,12 @@ def test_rendered_units_verify(deployed: tuple[Deployment, Any]) -> None:
             assert line in text, (line, text)
         p = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, f"{unit}: {p.stdout}{p.stderr}"
+        # systemd's own reading of the hardening (offline: this machine runs no systemd).
+        p = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(unit)],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode == 0 or "✓" in p.stdout:
+            for setting in ("NoNewPrivileges", "ProtectSystem", "PrivateTmp", "ProtectHome"):
+                assert re.search(rf"^✓ {setting}=", p.stdout, re.M), (setting, p.stdout)
 
 
 def test_a_second_run_changes_nothing(deployed: tuple[Deployment, Any]) -> None:
