@@ -180,13 +180,15 @@ def test_each_host_gets_only_its_own_key(deployed: tuple[Deployment, Any]) -> No
     d, _ = deployed
     for name in ROLES:
         keys = d.prefix(name) / "etc" / "weft" / "keys"
-        assert sorted(p.name for p in keys.iterdir()) == ["allow", "cluster.public", "cluster.secret",
-                                                          "node.secret"], name
+        # The coordinator's host also holds the coordinator's key (only it may start tasks and fence).
+        extra = ["coordinator.secret"] if ROLES[name] == "coordinator" else []
+        assert sorted(p.name for p in keys.iterdir()) == sorted(["allow", "cluster.public", "cluster.secret",
+                                                                 "node.secret", *extra]), name
         own = (d.keys / f"node-{name}.secret").read_text()
         assert (keys / "node.secret").read_text() == own, f"{name} holds another host's key"
         assert oct((keys / "node.secret").stat().st_mode & 0o777) == "0o600"
         allow = (keys / "allow").read_text()
-        for who in ("node-h1", "node-h2", "node-h3", "admin", "alice"):
+        for who in ("node-h1", "node-h2", "node-h3", "coordinator", "admin", "alice"):
             assert re.search(rf"^\S+ \w+ {who}$", allow, re.M), (who, allow)
 
 

@@ -31,13 +31,15 @@ def weft_exe() -> str:
 
 
 def make_keys(keys: Path, hosts: list[Host]) -> Path:
-    """The cluster key, node keys `node-<host>.secret`, `admin.secret`, and `allow`; returns the admin key."""
+    """The cluster key, node keys `node-<host>.secret`, the coordinator's (a node key named
+    `coordinator`: only it may start tasks and fence, protocol/access.py), `admin.secret`, and
+    `allow`; returns the admin key."""
     cluster = generate("cluster", "node")
     write_identity(keys, cluster)
     allow = AllowList(keys / "allow")
     allow.path.write_text("# weft allow-list: PUBLIC-KEY ROLE NAME\n")
     allow.load()
-    for name, role in [*((f"node-{h.name}", "node") for h in hosts), ("admin", "admin")]:
+    for name, role in [*((f"node-{h.name}", "node") for h in hosts), ("coordinator", "node"), ("admin", "admin")]:
         ident = generate(name, role)
         write_identity(keys, ident, cluster_public=cluster.public)
         allow.add(read_identity(keys / f"{name}.secret"))
@@ -81,8 +83,8 @@ class Cluster:
         else:
             argv += ["--no-beacon"] + (["--coordinator", self.coordinator] if role != "coordinator" else [])
         if self.keys:
-            argv += ["--security", "curve", "--keys", str(self.keys),
-                     "--key", str(self.keys / f"node-{host.name}.secret")]
+            key = "coordinator" if role == "coordinator" else f"node-{host.name}"
+            argv += ["--security", "curve", "--keys", str(self.keys), "--key", str(self.keys / f"{key}.secret")]
         else:
             argv += ["--insecure"]
         offset = log.stat().st_size if log.exists() else 0
