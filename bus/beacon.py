@@ -201,6 +201,11 @@ class BeaconListener:
                 log.info("lost %s %s (silent for %.1fs)", peer.role, node, now - seen)
                 self._call(self.on_lost, peer)
 
+    def forget(self, node: str) -> None:
+        """Forget `node` (no on_lost): its next beacon is reported as found again."""
+        self._last_seen.pop(node, None)
+        self.peers.pop(node, None)
+
     @staticmethod
     def _call(callback: Callable[[PeerInfo], None] | None, peer: PeerInfo) -> None:
         if callback is None:

@@ -36,7 +36,7 @@ PLAYBOOK = ANSIBLE_DIR / "site.yml"
 EXAMPLE_INVENTORY = ANSIBLE_DIR / "inventory.example.ini"
 HOSTS = {"coord": "coordinator", "storage1": "storage", "compute1": "compute"}
 
-RUN_TIMEOUT = 60.0  # one ansible-playbook run (about 15 s here)
+RUN_TIMEOUT = 150.0  # one ansible-playbook run (about 15 s here; minutes on a loaded 2-core machine)
 NODES_TIMEOUT = 20.0  # storage and compute registered with the coordinator
 STOP_TIMEOUT = 10.0  # daemons gone after the stop run returned
 
@@ -271,10 +271,17 @@ def test_local_deploy_is_idempotent_and_stops(tmp_path: Path) -> None:
             raise AssertionError(f"{e}\n{daemon_logs(tmp_path)}") from None
         assert nodes == {"storage": ["storage-storage1"], "compute": ["compute-compute1"]}, nodes
 
-        # The unit is rendered (inert without systemd) with the stop semantics.
+        # The unit is rendered (inert without systemd) with the stop semantics; the
+        # daemon's settings are in its configuration file, which weft itself reads back.
+        config = tmp_path / "compute1" / "etc" / "weft" / "weft-compute.toml"
         unit = (tmp_path / "compute1" / "etc" / "weft" / "systemd" / "weft-compute.service").read_text()
-        for line in ("Restart=on-failure", "KillMode=mixed", "TimeoutStopSec=15", "--slots 2"):
+        for line in ("Restart=on-failure", "KillMode=mixed", "TimeoutStopSec=15", f"--config {config}"):
             assert line in unit, unit
+        shown = subprocess.run([*weft_argv(), "config", "show", "--role", "compute", "--config", str(config),
+                                "--json"], capture_output=True, text=True, timeout=30)
+        assert shown.returncode == 0, shown.stderr
+        slots = json.loads(shown.stdout)["compute"]["slots"]
+        assert slots["value"] == 2 and slots["source"].startswith("file"), slots
 
         # Second identical run: nothing to do, nothing restarted.
         second = run(playbook, env=env)

@@ -71,3 +71,19 @@ async def test_failing_callbacks_are_called_for_every_peer_and_discovery_goes_on
     failures = [r for r in caplog.records if r.levelno == logging.ERROR and "beacon callback" in r.getMessage()]
     assert len(failures) == 4, [r.getMessage() for r in failures]
     assert all(r.exc_info and "callback bug" in str(r.exc_info[1]) for r in failures)
+
+
+async def test_a_forgotten_peer_is_found_again_by_its_next_beacon() -> None:
+    """The coordinator forgets a node it lost by heartbeat (a short network cut, shorter
+    than the beacon expiry): the node's next beacon must be news again, or it is never met."""
+    port = free_port()
+    found: list[str] = []
+    lst = BeaconListener(port=port, bind=BROADCAST, expiry=30, on_found=lambda p: found.append(p.node))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            await n.start(lst.run)
+            n.start_soon(beacon(port, "compute", "w1", "tcp://127.0.0.1:5572").run)
+            await await_for(lambda: found == ["w1"], what="w1 found")
+            lst.forget("w1")
+            await await_for(lambda: found == ["w1", "w1"], what="w1 found again after forget")
+            n.cancel_scope.cancel()

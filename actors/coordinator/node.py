@@ -121,6 +121,7 @@ class CoordinatorNode(Node):
         # Paranoid Pirate: ping after a third of the timeout, at most every second.
         interval = heartbeat_interval or min(1.0, heartbeat_timeout / 3)
         self.liveness = Liveness(interval=interval, timeout=heartbeat_timeout, on_lost=self._node_lost)
+        self.beacons: BeaconListener | None = None
         self.epoch = int(self.journal.get_meta("epoch", 0)) + 1
         self.journal.set_meta("epoch", self.epoch)
         self.state = CoordinatorState(
@@ -176,11 +177,11 @@ class CoordinatorNode(Node):
         nursery.start_soon(submission_ops.recurring_loop, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
-            listener = BeaconListener(
+            self.beacons = BeaconListener(
                 cluster=cfg.cluster, port=cfg.beacon_port, bind=self.beacon_bind, ignore_node=self.node_id,
                 on_found=self._beacon_found, expiry=max(5.0, cfg.beacon_interval * 5),
             )
-            nursery.start_soon(listener.run)
+            nursery.start_soon(self.beacons.run)
 
     async def shutdown(self) -> None:
         # Let a commit in flight in its worker thread end first: the journal
@@ -278,6 +279,10 @@ class CoordinatorNode(Node):
 
     def _node_lost(self, key: str) -> None:
         role, _, node = key.partition("/")
+        if self.beacons is not None:
+            # Lost by heartbeat within the beacon expiry (a short network cut): without this
+            # its next beacon is not news, and the node would never be met again.
+            self.beacons.forget(node)
         self._run(self.state.node_lost(role, node))
 
     async def _track(self, ref: NodeRef) -> None:

@@ -23,17 +23,26 @@ def _role_files() -> list[Path]:
                   if p.is_file())
 
 
-def test_every_flag_the_ansible_role_passes_is_a_setting_of_that_role() -> None:
-    found = {flag for p in _role_files() for flag in FLAG.findall(p.read_text())}
-    assert {"--listen", "--data-dir", "--replicas", "--slots"} <= found, found  # the scan sees the flags
-    every = {s.flag for role in S.ROLES for s in S.settings(role)}
-    assert not found - every, f"flags the Ansible role passes that no daemon has: {sorted(found - every)}"
-    # Role by role: the coordinator's arguments come first in weft_daemon_role_args, compute's after.
-    role_args = yaml.safe_load((ROLE_DIR / "vars" / "main.yml").read_text())["weft_daemon_role_args"]
-    coordinator_part, compute_part = role_args.split("if weft_role == 'coordinator'", 1)
-    for part, role in ((coordinator_part, "coordinator"), (compute_part, "compute")):
-        flags = set(FLAG.findall(part))
-        assert flags and flags <= set(S.by_flag(role)), (role, sorted(flags - set(S.by_flag(role))))
+def test_every_setting_the_ansible_role_writes_is_a_setting_of_that_role() -> None:
+    # The role writes each daemon's settings into its configuration file (weft.toml.j2) from
+    # weft_daemon_common_settings ([common]) and weft_daemon_role_settings ([<role>]).
+    key = re.compile(r"'([a-z][a-z0-9_]*)':")
+    v = yaml.safe_load((ROLE_DIR / "vars" / "main.yml").read_text())
+    common = set(key.findall(v["weft_daemon_common_settings"]))
+    assert {"cluster", "security", "keys", "insecure"} <= common, common  # the scan sees the keys
+    assert common <= {s.name for s in S.COMMON}, sorted(common - {s.name for s in S.COMMON})
+    role_settings = v["weft_daemon_role_settings"]
+    shared, rest = role_settings.split("| combine(({'replicas'", 1)
+    coordinator_part, compute_part = rest.split("if weft_role == 'coordinator'", 1)
+    every = {s.name for role in S.ROLES for s in S.settings(role)}
+    for part, names in ((shared, every), ("'replicas':" + coordinator_part, {s.name for s in S.settings("coordinator")}),
+                        (compute_part, {s.name for s in S.settings("compute")})):
+        found = set(key.findall(part))
+        assert found and found <= names, sorted(found - names)
+    # Flags still passed on a command line (weft_extra_args examples aside) are settings too.
+    flags = {flag for p in _role_files() for flag in FLAG.findall(p.read_text())} - {"--config"}
+    every_flag = {s.flag for role in S.ROLES for s in S.settings(role)}
+    assert not flags - every_flag, f"flags the Ansible role passes that no daemon has: {sorted(flags - every_flag)}"
 
 
 def test_the_ansible_role_defaults_are_weft_defaults() -> None:
