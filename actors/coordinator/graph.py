@@ -23,150 +23,35 @@ import heapq
 import itertools
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
-from weft.protocol.enums import TERMINAL_JOB_STATES, JobFailure, JobState, ObjectState, Outcome
+from weft.protocol.enums import JobFailure, JobState, ObjectState, Outcome
 
 from .causes import cause_from_failed, dependent_cause, root_failure
 from .names import Names
 from .order import release_after, settle_waits
-
-# Job states are JobState members; an object's is an ObjectState (what its
-# storage nodes said) or one of the coordinator's own two, which `locate`
-# shows as they are:
-UNKNOWN = "unknown"  # no storage node has said anything of it (yet, or any more)
-LOST = "lost"  # finished, but every node holding a copy is gone
-ObjState = ObjectState | str
-
-# Aliases of the members: on Python 3.11 a module global reads 3x faster
-# than `JobState.X` (an enum class attribute), and these are read per job.
-WAITING = JobState.WAITING
-RUNNABLE = JobState.RUNNABLE
-RUNNING = JobState.RUNNING
-SUCCEEDED = JobState.SUCCEEDED
-FAILED = JobState.FAILED
-CANCELLED = JobState.CANCELLED
-CANCELLING = JobState.CANCELLING
-FINISHED = ObjectState.FINISHED
-DELEGATED = ObjectState.DELEGATED
-_INPUT_FAILED = JobFailure.INPUT_FAILED
-_CANCELLED_CODE = JobFailure.CANCELLED
-_INTERNAL = JobFailure.INTERNAL
-
-
-class Job:
-    __slots__ = (
-        "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
-        "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
-        "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
-        "code", "detail", "own", "history", "tail",
-    )
-
-    def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
-        self.id = job_id
-        self.spec = spec
-        self.priority = spec.priority
-        self.seq = seq
-        self.state = WAITING
-        self.outcome: Outcome | None = None
-        self.cause: str | None = None
-        self.node: str | None = None  # compute node running it
-        self.token = 0
-        self.submitted = submitted
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.missing = 0  # unfinished inputs
-        self.demand = 0  # unfinished jobs transitively waiting on this one
-        self.attempts = 0
-        self.excused = 0  # attempts that ended before running (their input was not made)
-        # Started ahead of its last input, on the node making it, and waiting
-        # there for it: shown as waiting (it is), though it has a node and token.
-        self.ahead = False
-        self.placement: str | None = None  # storage node for its outputs
-        self.delegate: str | None = None  # job this one handed its output to
-        self.parent: str | None = None  # job that delegated to this one
-        self.handed: tuple[str, str] | None = None  # (its output, the object standing for it)
-        self.exit_code: int | None = None  # of the last attempt's command, if one ran and said
-        self.ran_on: str | None = None  # compute node of the last attempt (kept once it ended)
-        self.code: str | None = None  # a JobFailure, once it failed or was cancelled
-        self.detail: str | None = None  # beside the code: an exit code, a signal, a job, a reason
-        self.own = 0  # its own failures retried (--retries): not infrastructure's
-        self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
-        self.tail: str | None = None  # a failed command's last lines of stderr (exits.py)
-
-    @property
-    def done(self) -> bool:
-        return self.state in TERMINAL_JOB_STATES
-
-    @property
-    def shown_state(self) -> JobState:
-        return WAITING if self.ahead and self.state == RUNNING else self.state
-
-    def outputs(self) -> list[str]:
-        return [f"{self.id}/{o}" for o in self.spec.outputs]
-
-    def summary(self, now: float | None = None) -> dict[str, Any]:
-        now = now or time.time()
-        d: dict[str, Any] = {
-            "job": self.id,
-            "state": self.shown_state,
-            "priority": self.priority,
-            "demand": self.demand,
-            "submitted": self.submitted,
-            "outputs": self.outputs(),
-            # Tries that ran: not those started ahead of an input that never came.
-            "attempts": self.attempts - self.excused - (1 if self.ahead else 0),
-        }
-        if self.spec.name:
-            d["name"] = self.spec.name
-        for k in ("outcome", "cause", "code", "detail", "node", "started", "finished", "delegate", "parent"):
-            v = getattr(self, k)
-            if v is not None:
-                d[k] = v
-        if self.tail is not None:
-            d["stderr_tail"] = self.tail
-        if self.spec.deadline is not None and is_late(self, now):
-            d["late"] = True
-        start = self.started or now
-        d["waited"] = round(max(0.0, start - self.submitted), 6)
-        if self.started is not None:
-            d["ran"] = round(max(0.0, (self.finished or now) - self.started), 6)
-        return d
-
-
-class Obj:
-    """What the coordinator knows of one object.
-
-    `locs` are the storage nodes holding a finished (or delegated) copy; with
-    replicas there are several, and the object is lost only when none is left.
-    """
-
-    __slots__ = ("name", "producer", "locs", "state", "target", "waiters", "size", "lost_at", "data")
-
-    def __init__(self, name: str, producer: str | None) -> None:
-        self.name = name
-        self.producer = producer
-        self.locs: list[str] = []
-        self.state: ObjState = UNKNOWN  # until storage reports it; LOST when its copies are
-        self.target: str | None = None
-        self.waiters: list[str] | None = None
-        self.size: int | None = None
-        self.lost_at: float | None = None
-        self.data: bytes | None = None  # the bytes of a small finished object, when known
-
-    def add_loc(self, node: str) -> None:
-        if node not in self.locs:
-            self.locs.append(node)
-
+from .records import (  # noqa: F401  (the names every graph rule uses)
+    _CANCELLED_CODE,
+    _INPUT_FAILED,
+    _INTERNAL,
+    CANCELLED,
+    CANCELLING,
+    DELEGATED,
+    FAILED,
+    FINISHED,
+    LOST,
+    RUNNABLE,
+    RUNNING,
+    SUCCEEDED,
+    UNKNOWN,
+    WAITING,
+    Job,
+    Obj,
+    ObjState,
+    is_late,
+)
 
 _INF = float("inf")
-
-
-def is_late(job: Job, now: float) -> bool:
-    """A batch job that ended, or has not ended, after its deadline."""
-    dl = job.spec.deadline
-    return dl is not None and job.spec.job_class == "batch" and (job.finished or now) > dl
 
 
 def _key(job: Job) -> tuple[int, int, int, float, int, str]:
