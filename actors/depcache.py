@@ -109,7 +109,7 @@ def submit_flow(client: Any, flow_file: Path, flow: list[tuple[str, JobSpec]], l
     """Submit a flow's jobs, an earlier job standing for each whose reads
     are unchanged; Futures in flow order (those: `cached`). With `flow_name`,
     `FLOW:NAME` finds every job of it, those stood for included."""
-    from .client import Future
+    from .future import Future
 
     named = {"flow": flow_name, "names": [n for n, _ in flow]} if flow_name else {}
     if not any(s.path.is_dir() for s in local.values()):  # nothing to narrow

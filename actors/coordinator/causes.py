@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from weft.protocol.enums import JobFailure
 
 if TYPE_CHECKING:
-    from .graph import Job
+    from .records import Job
 
 # A command shown in a cause is cut to this many characters.
 COMMAND_CHARS = 60

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from weft.actors.model import JobSpec, SpecError, split_version, version_id
 
 if TYPE_CHECKING:
-    from .graph import Job
+    from .records import Job
 
 # Parts of a spec that make its identity, by the word a user knows them by.
 _PARTS = (("command", "command"), ("call", "callable"), ("inputs", "inputs"), ("refs", "inputs"),

@@ -23,16 +23,15 @@ from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import JobFailure, JobState
 
 from .causes import cause_from_failed, label
+from .records import CANCELLED, FAILED, FINISHED, WAITING, Job
 
 if TYPE_CHECKING:
-    from .graph import Graph, Job
+    from .graph import Graph
 
 
 def release_after(graph: Graph, job: Job) -> None:
     """`job` succeeded: each job ordered after it waits on one job less, or,
     when `job` delegated, on what it delegated instead."""
-    from .graph import WAITING
-
     for wid in graph.after_waiters.pop(job.id, ()):
         w = graph.jobs.get(wid)
         if w is not None and w.state == WAITING:
@@ -51,8 +50,6 @@ def settle_waits(graph: Graph, waiter: Job, job: Job) -> int | None:
     make one already failed or was cancelled (then `waiter` is failed)."""
     if not job.handed:
         return 0
-    from .graph import CANCELLED, FAILED, FINISHED  # (graph imports this module)
-
     final = graph.resolve(f"{job.id}/{job.handed[0]}")
     if final.state == FINISHED:
         return 0
