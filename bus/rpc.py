@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -322,7 +323,11 @@ class Peer:
         # Handshake events too, with or without a key: a client in the clear
         # that meets a secure cluster is told so at once, not after a timeout.
         self._secure = security is not None
-        self._monitor = ZSocket(sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | HANDSHAKE_EVENTS), linger_ms=0)
+        self._monitor = ZSocket(sock.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | HANDSHAKE_EVENTS), linger_ms=0)
+        # When a handshake last broke off unexplained (the peer closed it: a
+        # secure server meeting a client in the clear may, before saying why).
+        self.handshake_broke = -math.inf
         # Set while the peer refuses our key: calls fail at once with it.
         self.auth_error: BusError | None = None
         self._sending: set[trio.CancelScope] = set()
@@ -391,6 +396,8 @@ class Peer:
                 if kind & HANDSHAKE_EVENTS:
                     self._handshake(kind)
                     continue
+                if kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                    self.handshake_broke = trio.current_time()
                 self.dropped_at = trio.current_time()
                 # Replies that came before the drop are answers, not losses.
                 while (msg := self._zs.recv_nowait()) is not None:
@@ -457,6 +464,9 @@ class Peer:
                         self._sending.discard(sending)
                 if sending.cancelled_caught and self.auth_error is not None:
                     raise self.auth_error
+                if sending.cancelled_caught and self.handshake_broke >= deadline - seconds:
+                    # Connections were made and their handshakes failed: not a dead peer.
+                    raise refused(self.endpoint, self._secure)
                 if sending.cancelled_caught:
                     raise CallTimeout(self.endpoint, op, self.connect_timeout, unreachable=True)
         except trio.ClosedResourceError:
