@@ -27,6 +27,8 @@ from pathlib import Path
 
 import trio
 
+from .procs import group_stats
+
 log = logging.getLogger("weft.compute")
 
 WATCH_EVERY = 0.2
@@ -144,23 +146,7 @@ class MemoryGuard:
 def _resident(pgids: set[int]) -> dict[int, int]:
     """Resident bytes per process group (of those in `pgids`), from /proc."""
     rss: dict[int, int] = {}
-    try:
-        entries = list(os.scandir("/proc"))
-    except OSError:
-        return rss
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                data = f.read()
-            # The command name in parentheses may hold anything: fields are
-            # counted from its closing parenthesis (state, ppid, pgrp, ...,
-            # rss is the 24th field of the file).
-            fields = data[data.rfind(b")") + 2:].split()
-            pgid = int(fields[2])
-            if pgid in pgids and fields[0] not in (b"Z", b"X"):
-                rss[pgid] = rss.get(pgid, 0) + int(fields[21]) * _PAGE
-        except (OSError, ValueError, IndexError):
-            continue
+    for _, pgid, fields in group_stats(pgids):
+        if fields[0] not in (b"Z", b"X") and len(fields) > 21:
+            rss[pgid] = rss.get(pgid, 0) + int(fields[21]) * _PAGE
     return rss

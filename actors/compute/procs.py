@@ -9,9 +9,10 @@ import os
 from collections.abc import Iterator
 
 
-def group_members(pgids: set[int]) -> Iterator[tuple[int, bytes]]:
-    """(pid, state letter) of each process whose group is in `pgids`, as far
-    as /proc shows them; processes that vanish while we look are skipped."""
+def group_stats(pgids: set[int]) -> Iterator[tuple[int, int, list[bytes]]]:
+    """(pid, group, the fields of /proc/PID/stat after the command name) of
+    each process whose group is in `pgids`; processes that vanish while we
+    look are skipped. Field 0 is the state letter, field 21 the resident pages."""
     try:
         entries = os.scandir("/proc")
     except OSError:
@@ -26,10 +27,16 @@ def group_members(pgids: set[int]) -> Iterator[tuple[int, bytes]]:
                 # The command name in parentheses may hold anything: fields
                 # are counted from its closing parenthesis.
                 fields = data[data.rfind(b")") + 2 :].split()
-                if len(fields) > 2 and int(fields[2]) in pgids:
-                    yield int(entry.name), fields[0]
+                if len(fields) > 2 and (pgid := int(fields[2])) in pgids:
+                    yield int(entry.name), pgid, fields
             except (OSError, ValueError):
                 continue
+
+
+def group_members(pgids: set[int]) -> Iterator[tuple[int, bytes]]:
+    """(pid, state letter) of each process whose group is in `pgids`."""
+    for pid, _, fields in group_stats(pgids):
+        yield pid, fields[0]
 
 
 def group_alive(pgid: int) -> bool:
