@@ -26,7 +26,7 @@ import trio
 import trio.lowlevel
 
 from weft.actors.delegate import Delegate
-from weft.actors.model import JobSpec, SpecError, split_object_name
+from weft.actors.model import JobSpec, SpecError
 from weft.actors.resources import show_size
 from weft.actors.storage.client import (
     LATENCY,
@@ -50,6 +50,7 @@ from weft.protocol.tasks import (
 from weft.runtime.node import Node, NodeConfig
 
 from . import runner
+from .ahead import Ahead
 from .follow import keep_log, log_tail, read_log, read_progress
 from .layout import Layout
 from .memlimit import MEMORY_LIMIT, MemoryGuard
@@ -86,7 +87,7 @@ log = logging.getLogger("weft.compute")
 DEFAULT_MAX_QUEUED = 10_000
 
 
-class ComputeNode(Transfers, Layout, Node):
+class ComputeNode(Ahead, Transfers, Layout, Node):
     role = "compute"
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
@@ -237,19 +238,6 @@ class ComputeNode(Transfers, Layout, Node):
         self._task_nursery.start_soon(self._execute, task)
         return task.report()
 
-    def _follow(self, task: Task) -> None:
-        """Keep only the inputs whose producer is here and not done: the rest
-        are read from storage as usual (the producer may have ended and been
-        deleted before this start arrived)."""
-        after, task.after = task.after, {}
-        for name, (job, token) in after.items():
-            producer = self.tasks.get(job)
-            if producer is not None and producer.token == token and producer.state != TaskState.DONE:
-                producer.followers += 1
-                task.after[name] = producer
-            else:
-                task.ahead.add(name)
-
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
         return self._start(Start.from_wire(body)).to_wire()
@@ -354,8 +342,7 @@ class ComputeNode(Transfers, Layout, Node):
         task.finished = time.time()
         self._log_done(task)
         self._set_state(task, TaskState.DONE)
-        if task.ended is not None:
-            task.ended.set()
+        self._ended(task)
 
     def _log_done(self, task: Task) -> None:
         self.tasklog.write({
@@ -423,49 +410,11 @@ class ComputeNode(Transfers, Layout, Node):
             kwargs: dict[str, Any] = dict(spec.inputs)
             kwargs.update(await self._fetch_to_memory(task))
             self._set_state(task, TaskState.RUNNING)
-            await self._run_callable(task, kwargs)
-
-    # -- inputs --------------------------------------------------------------------
-    async def _await_producers(self, task: Task) -> None:
-        """Wait for the local producers of the task's inputs; take their bytes.
-
-        The task runs only after its producer's outputs were acknowledged
-        durable by storage, as if the coordinator had started it then: a
-        dependent never sees a value that a storage failure could take back.
-        """
-        pending, task.after = list(task.after.items()), {}
-        try:
-            while pending:
-                name, producer = pending[0]
-                if producer.state != TaskState.DONE:
-                    if producer.ended is None:
-                        producer.ended = trio.Event()
-                    await producer.ended.wait()
-                pending.pop(0)
-                self._take_value(task, name, producer)
-        finally:
-            for _name, producer in pending:
-                self._unfollow(producer)
-
-    def _take_value(self, task: Task, name: str, producer: Task) -> None:
-        try:
-            if producer.outcome != Outcome.SUCCESS:
-                raise Unmet(f"input {name!r}: its producer {producer.job} ended {producer.outcome}"
-                            + (f": {producer.cause}" if producer.cause else ""))
-            _job, output = split_object_name(task.inputs[name][1])
-            value = producer.values.get(output) if producer.values else None
-            if value is not None:
-                task.inline[name] = value
-            elif output not in producer.written:
-                raise Unmet(f"input {name!r}: {producer.job} did not write {output!r} (it delegated it)")
-            # else: a command's output, read from storage like any input
-        finally:
-            self._unfollow(producer)
-
-    def _unfollow(self, producer: Task) -> None:
-        producer.followers -= 1
-        if producer.followers <= 0:
-            producer.values = None
+            try:
+                await self._run_callable(task, kwargs)
+            except (HardFailure, trio.TooSlowError):
+                await self._inputs_durable(task)  # an input not made: Unmet instead (ahead.py)
+                raise
 
     # -- running -------------------------------------------------------------------
     def _spawned(self, task: Task, pgid: int) -> None:
@@ -556,7 +505,10 @@ class ComputeNode(Transfers, Layout, Node):
             delegated = self._delegated_output(task)
             value = None
         outputs = callable_outputs(spec, value)
+        self._publish(task, outputs)  # followers here may start on them now (ahead.py)
         self._set_state(task, TaskState.STORING)
+        if task.unsure:
+            await self._inputs_durable(task)  # no output before its inputs are durable
         for name in spec.outputs:
             if name == delegated:
                 continue
@@ -568,8 +520,6 @@ class ComputeNode(Transfers, Layout, Node):
             except BusError as e:
                 raise self._storage_soft(e, f"output {name!r}") from None
             await self._close(task, w, name)
-        if task.followers:
-            task.values = outputs
 
     def _delegated_output(self, task: Task) -> str:
         try:

@@ -62,7 +62,7 @@ class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline", "after", "ahead", "ended", "followers", "values", "unmet", "dropped", "log_same",
+        "inline", "after", "ahead", "ended", "valued", "unsure", "followers", "values", "unmet", "dropped", "log_same",
         "call_log", "signal", "tail",
     )
 
@@ -103,8 +103,12 @@ class Task:
         # storage does not have them yet, they were not made yet (Unmet).
         self.ahead: set[str] = set()
         self.ended: trio.Event | None = None  # set when done, made when a follower waits
+        # Set when its values are known (before they are stored) or it is done.
+        self.valued: trio.Event | None = None
+        # Producers here whose value this task took before it was durable (compute/ahead.py).
+        self.unsure: list[Task] = []
         self.followers = 0  # tasks here waiting for this one's outputs
-        self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for them
+        self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for followers
         self.unmet = False
         # [object, storage endpoint] of each replica a write gave up on (too
         # slow, or failed) while another copy was made: for repair.

@@ -1,18 +1,24 @@
 """Tasks started ahead of their input, on the node making it (`after`).
 
 A dependent started with `after: {input: [producer job, token]}` waits on the
-compute node for that producer's end, then runs with the bytes the producer
-kept: no round trip through the coordinator, no read from storage. These tests
-drive real compute and storage daemons the way the coordinator does.
+compute node for that producer's value, then runs with the bytes the producer
+kept: no round trip through the coordinator, no read from storage. A callable
+starts on the value while the producer is still storing it, and holds its
+own outcome and outputs back until the producer's are durable
+(actors/compute/ahead.py). These tests drive real compute and storage daemons
+the way the coordinator does.
 """
 
 from __future__ import annotations
 
 import sys
 
+import pytest
 import trio
 
 from weft.actors.model import JobSpec
+from weft.actors.storage.client import ObjectWriter
+from weft.bus.errors import RemoteError
 from weft.localcluster.cluster import Proc
 
 from .conftest import Shared, job_id, peer, read_object, start_task, wait_done
@@ -62,8 +68,9 @@ async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: S
             prod = await wait_done(c, producer)
             assert done["outcome"] == "success", done
             assert await read_object(b, f"{follower}/result") == b"made by the producer!"
-            # It ran only once the producer's output was durable.
-            assert done["started"] >= prod["finished"] - 0.01
+            # It started on the value while the producer stored it, and
+            # ended only once the producer's output was durable.
+            assert done["started"] < prod["finished"] <= done["finished"]
             for slow in sleepers:
                 await wait_done(c, slow)
 
@@ -82,6 +89,38 @@ async def test_follower_of_a_failed_producer_ends_unmet_naming_it(shared: Shared
     assert done["outcome"] == "failed-soft"
     assert done.get("unmet") is True  # the coordinator queues it again, uncounted
     assert producer in done["cause"] and "failed-hard" in done["cause"]
+
+
+async def test_follower_whose_producer_could_not_store_its_value_ends_unmet_and_writes_nothing(
+    shared: Shared, fresh_compute: Proc
+) -> None:
+    # The producer's output already exists on storage, finished by a newer
+    # attempt: its write is refused after its call returned, so its value
+    # (which the follower ran on) never became durable.
+    producer, follower = job_id("prod-unstored"), job_id("follow-unstored")
+    made = f"{producer}/result"
+    prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": "never stored"}, outputs=["result"])
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            w = ObjectWriter(b, made, 1 << 40)
+            await w.write(b"the newer attempt's")
+            await w.close()
+            sleepers = await fill_slots(c, shared.b)
+            await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=9)
+            await start_follower(c, follower, made, shared.b, shared.b, [producer, 9], 10)
+            done = await wait_done(c, follower)
+            prod = await wait_done(c, producer)
+            for slow in sleepers:
+                await wait_done(c, slow)
+            assert prod["outcome"] == "failed-soft", prod
+            assert done["outcome"] == "failed-soft", done
+            assert done.get("unmet") is True  # queued again by the coordinator, uncounted
+            assert producer in done["cause"]
+            # It did run on the value (before the producer's write was refused)...
+            assert done["started"] is not None and done["started"] < prod["finished"]
+            # ...and stored nothing of what it made from it.
+            with pytest.raises(RemoteError):
+                await read_object(b, f"{follower}/result")
 
 
 async def test_follower_of_a_command_reads_its_output_from_storage(shared: Shared, fresh_compute: Proc) -> None:
