@@ -49,6 +49,14 @@ async def fill_slots(c, storage: str) -> list[str]:
     jobs = [job_id("slow"), job_id("slow")]
     for job in jobs:
         await start_task(c, job, sleeper.to_wire(), outputs={"result": storage}, token=1)
+    # Both hold their slots before anything else starts (a task started
+    # right after could otherwise take a slot first: trio does not run new
+    # tasks in the order they were started).
+    for _ in range(200):
+        states = [(await c.call("result", {"job": job}))["state"] for job in jobs]
+        if all(s == "running" for s in states):
+            break
+        await trio.sleep(0.01)
     return jobs
 
 
@@ -121,6 +129,35 @@ async def test_follower_whose_producer_could_not_store_its_value_ends_unmet_and_
             # ...and stored nothing of what it made from it.
             with pytest.raises(RemoteError):
                 await read_object(b, f"{follower}/result")
+
+
+async def test_follower_failing_on_a_value_never_stored_ends_unmet_not_failed(
+    shared: Shared, fresh_compute: Proc
+) -> None:
+    # Its call raised on the value, but that value was never durable: the
+    # failure is not the job's to keep (a rerun reads the real input).
+    producer, follower = job_id("prod-unstored2"), job_id("follow-raise")
+    made = f"{producer}/result"
+    prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": "raise on me"}, outputs=["result"])
+    raiser = JobSpec(call="weft.actors.builtins:fail", refs={"message": made}, outputs=["result"])
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            w = ObjectWriter(b, made, 1 << 40)
+            await w.write(b"the newer attempt's")
+            await w.close()
+            sleepers = await fill_slots(c, shared.b)
+            await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=11)
+            await c.call("start", {
+                "job": follower, "spec": raiser.to_wire(), "inputs": {"message": shared.b},
+                "outputs": {"result": shared.b}, "after": {"message": [producer, 11]}, "token": 12,
+            })
+            done = await wait_done(c, follower)
+            prod = await wait_done(c, producer)
+            for slow in sleepers:
+                await wait_done(c, slow)
+    assert prod["outcome"] == "failed-soft", prod
+    assert done["outcome"] == "failed-soft" and done.get("unmet") is True, done
+    assert done["started"] < prod["finished"]  # it did run on the value
 
 
 async def test_follower_of_a_command_reads_its_output_from_storage(shared: Shared, fresh_compute: Proc) -> None:
