@@ -97,7 +97,7 @@ class CoordinatorNode(Node):
         replicas: int = 1,
         storage_grace: float = 30.0,
         prefetch: int = 8,
-        follow_ahead: int = 4,
+        follow_ahead: int = 2,
         repair_per_node: int = 8,
         repair_copies: int = 32,
         retry_backoff: float = 2.0,

@@ -214,16 +214,11 @@ class Planner:
         the hop through us (its `done`, our round, the start) leaves the
         critical path. Ray and Dask resolve dependencies on the worker the
         same way. Each node holds at most `follow_ahead` per slot, and such
-        jobs may follow each other (a chain runs that far ahead of us). A
-        node's followers are topped up only once half of them have started,
-        so one start_many carries several (a chain: one every few hops, not
-        one per hop), while the rest keep the node busy meanwhile.
+        jobs may follow each other (a chain runs that far ahead of us).
         """
         g = self.graph
         for node in self.computes.values():
-            cap = self.follow_ahead * node.slots
-            held = len(node.following)
-            budget = cap - held if node.ready and not node.drained and held * 2 <= cap else 0
+            budget = self.follow_ahead * node.slots - len(node.following) if node.ready and not node.drained else 0
             queue = list(node.assigned) if budget > 0 else []
             while queue and budget > 0:
                 producer = g.jobs.get(queue.pop())

@@ -59,20 +59,3 @@ def test_nothing_follows_while_runnable_work_waits() -> None:
     c = Cluster(slots=1, follow_ahead=2)
     c.submit(spec("a"), spec("b", "a"), spec("other"))
     assert c.started() == ["a"]  # `other` is runnable: b is not started ahead
-
-
-def test_followers_are_topped_up_when_half_have_started_several_to_a_start() -> None:
-    # A chain on one node: 4 followers ahead of the running job. Each end
-    # promotes one; no start goes out until half the followers started,
-    # then one start carries the two that refill it (not one start per hop).
-    c = Cluster(slots=1, follow_ahead=4)
-    names = [f"j{i}" for i in range(10)]
-    c.submit(spec(names[0]), *(spec(n, p) for p, n in zip(names, names[1:])))
-    assert c.started() == names[:5]
-    c.ends("j0")
-    assert c.started() == []  # 3 still ahead of j1: nothing to send yet
-    c.ends("j1")
-    assert c.started() == ["j5", "j6"]  # half started: both refilled in one start
-    assert len(c.compute().following) == 4
-    c.ends("j2")
-    assert c.started() == []
