@@ -90,7 +90,8 @@ def _inputs(op: str, value: Any, refs: dict[str, str]) -> tuple[dict[str, tuple[
             out[name] = ([check_endpoint(v, f"{op}: storage endpoint of input {name!r}")], ref)
             continue
         if type(v) in (list, tuple) and len(v) in (2, 3) and type(v[1]) is str:
-            eps = _endpoints(op, v[0], f"input {name!r}")
+            # No copy at all: an empty output the coordinator holds, its bytes inline.
+            eps = [] if len(v) == 3 and v[0] == [] else _endpoints(op, v[0], f"input {name!r}")
             if eps is not None:
                 try:
                     split_object_name(v[1])
