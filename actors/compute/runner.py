@@ -279,14 +279,14 @@ def _collect_outputs(spec: JobSpec, outputs_dir: str) -> tuple[dict[str, Path], 
 
 
 def _read_delegation(file: str) -> Delegation | None:
-    path = Path(file)
     try:
         with open(file, "rb") as f:
             text = f.read()
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise RunnerError(ErrorCode.BAD_DELEGATION, f"cannot read {path.name}: {e.strerror}") from None
+        raise RunnerError(ErrorCode.BAD_DELEGATION, f"cannot read {Path(file).name}: {e.strerror}") from None
+    path = Path(file)
     try:
         data = json.loads(text)
     except ValueError as e:

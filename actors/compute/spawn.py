@@ -158,13 +158,25 @@ def inherited_env() -> dict[str, str]:
     return _base_env()[0]
 
 
+# os.fsencode's own encoding, called directly (C, not Python, per string).
+_FS = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+# A job's variable names repeat (WEFT_INPUTS, ...): b"NAME=" of each.
+_heads: dict[str, bytes] = {}
+
+
 def _env_list(extra: dict[str, str | bytes]) -> list[bytes]:
     entries = dict(_base_env()[1])
+    enc, err = _FS
     for k, v in extra.items():  # over the node's: a name appears once
-        kb = os.fsencode(k)
-        if b"=" in kb:
-            raise ValueError("illegal environment variable name")
-        entries[k] = kb + b"=" + (v if isinstance(v, bytes) else os.fsencode(v))
+        head = _heads.get(k)
+        if head is None:
+            kb = k.encode(enc, err)
+            if b"=" in kb:
+                raise ValueError("illegal environment variable name")
+            if len(_heads) > 4096:
+                _heads.clear()
+            head = _heads[k] = kb + b"="
+        entries[k] = head + (v if type(v) is bytes else v.encode(enc, err))
     return list(entries.values())
 
 
@@ -240,9 +252,10 @@ def _stdin() -> int:
 
 
 def _start(argv: list[str], launch: Launch, out_w: int) -> int:
-    args = [os.fsencode(a) for a in argv]
+    enc, err = _FS
+    args = [a.encode(enc, err) if type(a) is str else os.fsencode(a) for a in argv]
     env = _env_list(launch.env)
-    cwd = os.fsencode(launch.cwd)
+    cwd = launch.cwd.encode(enc, err)
     stdin = _stdin()
 
     def start(exe: str | None, path: str | None) -> int:
