@@ -279,7 +279,8 @@ class TaskReport:
     start, result and cancel. `code` is the machine-readable reason of a
     failure (an ErrorCode, e.g. `no-space`), beside the human `cause`.
     `stored` maps outputs the task finished to [storage node, size, bytes
-    when small]. `delegation` stays in its wire form: a receiver judges it
+    when small]; [None, 0, b""] is an empty output written nowhere (the
+    coordinator holds it). `delegation` stays in its wire form: a receiver judges it
     with Delegation.from_wire when it acts on it."""
 
     job: str
