@@ -81,7 +81,9 @@ def _empty(job: Job) -> str | None:
 
 def parse_empty(value: str | None) -> tuple[str, ...] | None:
     """The outputs a job made empty (held by the journal, not by storage)."""
-    return tuple(o for o in value.split(",") if o) or None if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    return tuple(o for o in value.split(",") if o) or None
 
 
 def parse_handed(value: str | None) -> tuple[str, str] | None:

@@ -74,7 +74,7 @@ class Job:
         self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
         self.tail: str | None = None  # a failed command's last lines of stderr (exits.py)
         # Outputs it made empty: finished with no storage copy (the journal
-        # holds them: storage_news.empty_output), so no storage write per empty stdout.
+        # holds them: StorageNewsMixin.hold_empty), so no storage write per empty stdout.
         self.empty: tuple[str, ...] | None = None
 
     @property
@@ -140,7 +140,6 @@ class Obj:
     def add_loc(self, node: str) -> None:
         if node not in self.locs:
             self.locs.append(node)
-
 
     @property
     def held(self) -> bool:
