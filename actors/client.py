@@ -502,7 +502,8 @@ class Client(PutFiles):
 
     def _where(self, name: str) -> dict[str, Any]:
         where = self.locate(name)
-        if where["state"] != "finished" or not where["storage"]:
+        # (An empty output has no copy: the coordinator holds it, its bytes come along.)
+        if where["state"] != "finished" or not (where["storage"] or where.get("data") == b""):
             raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
         return where
 

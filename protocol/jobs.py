@@ -307,7 +307,7 @@ class LocateReply:
 
     @property
     def readable(self) -> bool:
-        return self.state == ObjectState.FINISHED and bool(self.storage)
+        return self.state == ObjectState.FINISHED and (bool(self.storage) or self.data == b"")
 
 
 @dataclass(slots=True)

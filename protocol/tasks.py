@@ -90,7 +90,8 @@ def _inputs(op: str, value: Any, refs: dict[str, str]) -> tuple[dict[str, tuple[
             out[name] = ([check_endpoint(v, f"{op}: storage endpoint of input {name!r}")], ref)
             continue
         if type(v) in (list, tuple) and len(v) in (2, 3) and type(v[1]) is str:
-            eps = _endpoints(op, v[0], f"input {name!r}")
+            # No copy at all: an empty output the coordinator holds, its bytes inline.
+            eps = [] if len(v) == 3 and v[0] == [] else _endpoints(op, v[0], f"input {name!r}")
             if eps is not None:
                 try:
                     split_object_name(v[1])
@@ -278,7 +279,8 @@ class TaskReport:
     start, result and cancel. `code` is the machine-readable reason of a
     failure (an ErrorCode, e.g. `no-space`), beside the human `cause`.
     `stored` maps outputs the task finished to [storage node, size, bytes
-    when small]. `delegation` stays in its wire form: a receiver judges it
+    when small]; [None, 0, b""] is an empty output written nowhere (the
+    coordinator holds it). `delegation` stays in its wire form: a receiver judges it
     with Delegation.from_wire when it acts on it."""
 
     job: str

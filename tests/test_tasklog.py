@@ -41,3 +41,31 @@ def test_a_torn_last_record_is_ignored_and_the_file_compacted(tmp_path: Path) ->
     records = TaskLog(path).load()
     assert records["ja"]["o"] == "success" and records["ja"]["spec"] == {"cmd": ["true"]}
     assert path.stat().st_size < whole  # two records became one
+
+
+def test_a_restarted_compute_node_still_reports_the_empty_outputs_it_wrote_nowhere(tmp_path: Path) -> None:
+    """An empty output is on no storage node (Transfers._hold_empty): after a
+    restart the node's inventory must still say so, or the coordinator
+    would wait for storage to announce it, forever."""
+    from weft.actors.compute.node import ComputeNode
+    from weft.actors.compute.task import Task
+    from weft.actors.model import JobSpec
+    from weft.protocol.enums import Outcome, TaskState
+    from weft.runtime.node import NodeConfig
+
+    config = NodeConfig(data_dir=tmp_path, node_id="compute-0", beacon=False)
+    node = ComputeNode(config)
+    spec = JobSpec(command=["sh", "-c", ": > $WEFT_OUTPUTS/log"], outputs=["stdout", "log", "out"])
+    task = Task("ja", spec, {}, {}, 7)
+    node.tasks["ja"] = task
+    node.tasklog.write({"job": "ja", "s": "started", "t": 7, "spec": spec.to_wire()})  # as _start does
+    node.unfinished += 1
+    node._hold_empty(task, "stdout")
+    node._hold_empty(task, "log")
+    task.stored["out"] = ["storage-0", 3, b"abc"]  # stored as usual: storage's inventory tells
+    node._finish(task, Outcome.SUCCESS)
+    node.tasklog.close()
+
+    again = ComputeNode(config).tasks["ja"].report()
+    assert again.state == TaskState.DONE and again.outcome == Outcome.SUCCESS
+    assert again.stored == {"stdout": [None, 0, b""], "log": [None, 0, b""]}

@@ -87,6 +87,8 @@ class Ahead:
                 task.inline[name] = value
             elif output not in producer.written:
                 raise Unmet(f"input {name!r}: {producer.job} did not write {output!r} (it delegated it)")
+            elif producer.stored.get(output) == [None, 0, b""]:
+                task.inline[name] = b""  # empty: on no storage node (Transfers._hold_empty)
             # else: a command's output, read from storage like any input
         finally:
             self._unfollow(producer)

@@ -73,6 +73,23 @@ def log_tail(workdir: Path, lines: int = TAIL_LINES, limit: int = TAIL_BYTES) ->
     return "\n".join(kept) or None
 
 
+def last_line(workdir: Path, limit: int = 2048) -> str:
+    """`: LINE` for a failed command's message: its log's last line that
+    says `error` (a compiler's error, not the caret line under it), else
+    its last line."""
+    try:
+        with open(workdir / "results" / "output.txt", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            text = f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines()[-20:] if line.strip()]
+    last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+    return f": {last[:200]}" if last else ""
+
+
 def progress_path(data_dir: Path, task: Task) -> Path | None:
     if task.spec.command is not None:
         return data_dir / "tasks" / task.job / "results" / "progress"

@@ -16,7 +16,6 @@ coordinator may run the job again elsewhere.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from functools import partial
 from pathlib import Path
@@ -51,7 +50,7 @@ from weft.runtime.node import Node, NodeConfig
 
 from . import runner
 from .ahead import Ahead
-from .follow import keep_log, log_tail, read_log, read_progress
+from .follow import keep_log, last_line, log_tail, read_log, read_progress
 from .layout import Layout
 from .memlimit import MEMORY_LIMIT, MemoryGuard
 from .pool import (
@@ -150,6 +149,9 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 task.exit_code = rec.get("x")
                 task.delegation = restored_delegation(rec.get("d"))
                 task.code = rec.get("e")
+                for name in rec.get("h") or ():  # its empty outputs (Transfers._hold_empty)
+                    task.written.append(name)
+                    task.stored[name] = [None, 0, b""]
                 task.finished = rec.get("f")
                 task.started = rec.get("st")
             else:
@@ -350,6 +352,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             "o": str(task.outcome), "c": task.cause, "e": task.code, "x": task.exit_code,
             "d": None if task.delegation is None else task.delegation.to_wire(),
             "st": task.started, "f": task.finished,
+            "h": [name for name, entry in task.stored.items() if entry[0] is None] or None,
         })
 
     async def _execute(self, task: Task) -> None:
@@ -427,8 +430,11 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         stdout_writer = None
         if "stdout" in spec.outputs:
             stdout_writer = self._writer(task, "stdout")
+        printed = False
 
         async def on_stdout(chunk: bytes) -> None:
+            nonlocal printed
+            printed = True
             try:
                 await stdout_writer.write(chunk)
             except BusError as e:
@@ -461,7 +467,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             raise trio.TooSlowError
         if not accepted:
             how = f"signal {result.signal}" if result.signal else f"exit code {result.exit_code}"
-            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{_tail(workdir)}",
+            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{last_line(workdir)}",
                               tail=None if task.log_same else log_tail(workdir))
         delegated = None
         if result.delegation is not None:
@@ -472,7 +478,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             if name == delegated:
                 continue
             if name == "stdout":
-                await self._close(task, stdout_writer, name)
+                await self._close(task, stdout_writer, name, empty=not printed)
                 continue
             path = result.outputs.get(name)
             if path is None:
@@ -526,20 +532,3 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             return task.delegation.handed_output(task.spec)
         except SpecError as e:
             raise HardFailure(f"invalid delegation: {e}") from None
-
-
-def _tail(workdir: Path, limit: int = 2048) -> str:
-    """`: LINE` for a failed command's message: its log's last line that
-    says `error` (a compiler's error, not the caret line under it), else
-    its last line."""
-    try:
-        with open(workdir / "results" / "output.txt", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            text = f.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
-    lines = [line.strip() for line in text.splitlines()[-20:] if line.strip()]
-    last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
-    return f": {last[:200]}" if last else ""

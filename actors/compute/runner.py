@@ -82,16 +82,14 @@ Errors
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import math
 import os
-import shutil
 import signal
 import stat
-import subprocess
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +103,7 @@ from ..model import JobSpec, SpecError, input_env_var
 from ..specfields import param_env_var
 from .block import wait_for_paths
 from .procs import group_alive
+from .spawn import Child, Launch, spawn
 
 log = logging.getLogger("weft.compute")
 
@@ -167,28 +166,13 @@ class CommandResult:
         return spec.exit_action(self.when()) == "succeed"
 
 
-# The node's own environment without inherited WEFT_INPUT_* variables, and the
-# raw environment it was made from. Rebuilding it for every command decoded
-# every variable (~0.3 ms a command); now it is rebuilt only when the
-# environment changed, which one C-level dict comparison tells.
-_base_env: tuple[dict[bytes, bytes], dict[str, str]] | None = None
 # Set by the compute node for every command it runs (WEFT_COORDINATOR).
 JOB_ENV: dict[str, str] = {}
 
 
-def _inherited_env() -> dict[str, str]:
-    global _base_env
-    raw = getattr(os.environ, "_data", None)
-    if isinstance(raw, dict) and _base_env is not None and _base_env[0] == raw:
-        return _base_env[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_INPUT_")}
-    if isinstance(raw, dict):  # CPython's os.environ: the shortcut works
-        _base_env = (dict(raw), env)
-    return env
-
-
-def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]:
-    env: dict[str, str | bytes] = dict(_inherited_env())
+def _build_env(spec: JobSpec, workdir: str, job: str) -> dict[str, str | bytes]:
+    """The job's own variables, set over the node's environment (spawn.py)."""
+    env: dict[str, str | bytes] = {}
     seen: dict[str, str] = {}
     for name, value in spec.inputs.items():
         var = input_env_var(name)
@@ -202,17 +186,17 @@ def _build_env(spec: JobSpec, workdir: Path, job: str) -> dict[str, str | bytes]
             )
         # Popen fsencodes str and keeps bytes, so byte values reach the command exactly.
         env[var] = value
-    env["WEFT_INPUTS"] = str(workdir / "inputs")
-    env["WEFT_OUTPUTS"] = str(workdir / "outputs")
-    env["WEFT_DELEGATE"] = str(workdir / "delegate.json")
+    env["WEFT_INPUTS"] = workdir + "/inputs"
+    env["WEFT_OUTPUTS"] = workdir + "/outputs"
+    env["WEFT_DELEGATE"] = workdir + "/delegate.json"
     env["WEFT_JOB"] = env["WEFT_JOB_ID"] = job
     if JOB_ENV:
         env.update(JOB_ENV)
     if spec.params:
         env.update({param_env_var(k): str(v) for k, v in spec.params.items()})
     # Progress lines `PERCENT MESSAGE`; read by the node only when someone asks.
-    env["WEFT_PROGRESS"] = str(workdir / "results" / "progress")
-    env["WEFT_DEPFILE"] = str(workdir / "results" / "deps")  # files it read (actors/depfiles.py)
+    env["WEFT_PROGRESS"] = workdir + "/results/progress"
+    env["WEFT_DEPFILE"] = workdir + "/results/deps"  # files it read (actors/depfiles.py)
     return env
 
 
@@ -249,7 +233,7 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-async def _stop_group(proc: _Child | trio.Process, grace: float) -> int | None:
+async def _stop_group(proc: Child | trio.Process, grace: float) -> int | None:
     """Stop the process group led by `proc`; return the last signal sent if `proc` itself
     was still running when we started (so the caller can report it as killed by us)."""
     pgid = proc.pid
@@ -276,31 +260,33 @@ async def _stop_group(proc: _Child | trio.Process, grace: float) -> int | None:
     return int(sent) if main_running else None
 
 
-def _collect_outputs(spec: JobSpec, outputs_dir: Path) -> tuple[dict[str, Path], list[str]]:
+def _collect_outputs(spec: JobSpec, outputs_dir: str) -> tuple[dict[str, Path], list[str]]:
     found: dict[str, Path] = {}
     missing: list[str] = []
     for name in spec.outputs:
-        path = outputs_dir / name
+        path = f"{outputs_dir}/{name}"
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             st = None
         # Only regular files and directories (trees, compute/layout.py): a
         # FIFO or device would hang or flood whoever reads it.
         if st is not None and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            found[name] = path
+            found[name] = Path(path)
         else:
             missing.append(name)
     return found, missing
 
 
-def _read_delegation(path: Path) -> Delegation | None:
+def _read_delegation(file: str) -> Delegation | None:
     try:
-        text = path.read_bytes()
+        with open(file, "rb") as f:
+            text = f.read()
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise RunnerError(ErrorCode.BAD_DELEGATION, f"cannot read {path.name}: {e.strerror}") from None
+        raise RunnerError(ErrorCode.BAD_DELEGATION, f"cannot read {Path(file).name}: {e.strerror}") from None
+    path = Path(file)
     try:
         data = json.loads(text)
     except ValueError as e:
@@ -330,31 +316,31 @@ async def run_command(
     """
     if spec.command is None:
         raise SpecError("run_command needs a job with 'command'")
-    workdir = Path(workdir)
-    inputs_dir = workdir / "inputs"
-    outputs_dir = workdir / "outputs"
-    results_dir = workdir / "results"
-    cwd = workdir / "work"
-    if not cwd.is_dir():  # the caller may have made the layout already
-        for d in (inputs_dir, outputs_dir, results_dir, cwd):
-            d.mkdir(parents=True, exist_ok=True)
-    _link_inputs(inputs_dir, input_files or {})
+    # Paths as strings: pathlib's joins were ~10% of the node's CPU per command.
+    w = str(Path(workdir))
+    outputs_dir, results_dir, cwd = w + "/outputs", w + "/results", w + "/work"
+    if not os.path.isdir(cwd):  # the caller may have made the layout already
+        for d in (w + "/inputs", outputs_dir, results_dir, cwd):
+            os.makedirs(d, exist_ok=True)
+    if input_files:
+        _link_inputs(Path(w, "inputs"), input_files)
     for d in spec.dirs:  # directory outputs (--output-dir): there to write into
-        (outputs_dir / d).mkdir(exist_ok=True)
-    env = _build_env(spec, workdir, job or spec.job_id())
+        os.makedirs(f"{outputs_dir}/{d}", exist_ok=True)
+    env = _build_env(spec, w, job or spec.job_id())
     if spec.params:
-        (cwd / "parameters.json").write_text(json.dumps(spec.params, sort_keys=True))
+        Path(cwd, "parameters.json").write_text(json.dumps(spec.params, sort_keys=True))
     if spec.block:
-        await wait_for_paths(spec.block, results_dir / "progress", cwd)
+        await wait_for_paths(spec.block, Path(results_dir, "progress"), Path(cwd))
 
-    capture_path = results_dir / "stdout"
+    capture_path = results_dir + "/stdout"
     # Plain blocking writes: local files land in the page cache in microseconds,
     # cheaper than a thread hop per chunk.
-    log_fd = os.open(results_dir / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log_fd = os.open(results_dir + "/output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     capture_fd = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            proc = await _spawn(spec.command, cwd, env, log_fd)
+            # (Isolation's wrapper and child settings go in this Launch: spawn.py.)
+            proc = await spawn(Launch(spec.command, cwd, env, log_fd))
         except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError):
             raise RunnerError(
                 "command-not-found",
@@ -380,7 +366,7 @@ async def run_command(
         if on_spawn is not None:
             on_spawn(proc.pid)
         else:
-            pgid_path = workdir / "pgid"
+            pgid_path = Path(w, "pgid")
             pgid_path.write_text(str(proc.pid))
         try:
             result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
@@ -390,130 +376,28 @@ async def run_command(
             if pgid_path is not None:
                 pgid_path.unlink(missing_ok=True)
     except BaseException:
-        capture_path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(capture_path)
         raise
     finally:
         os.close(log_fd)
         os.close(capture_fd)
 
-    stdout_path = outputs_dir / "stdout"
-    if stdout_path.exists() or stdout_path.is_symlink():
-        capture_path.unlink()
+    stdout_path = outputs_dir + "/stdout"
+    if os.path.lexists(stdout_path):  # the command wrote it itself: that wins
+        os.unlink(capture_path)
     else:
-        capture_path.rename(stdout_path)
+        os.rename(capture_path, stdout_path)
         result.log_is_stdout = same
     result.outputs, result.missing_outputs = _collect_outputs(spec, outputs_dir)
     if result.exit_code == 0 and not result.timed_out:
-        result.delegation = _read_delegation(workdir / "delegate.json")
+        result.delegation = _read_delegation(w + "/delegate.json")
     return result
-
-
-class _Child:
-    """A command's process: spawned on the loop, its exit awaited on a pidfd.
-
-    trio's open_process runs Popen in a worker thread; the hop costs more CPU
-    than the spawn itself (Popen forks with vfork: ~0.3 ms). For a short
-    command that was a fifth of the compute node's CPU per job.
-    """
-
-    def __init__(self, popen: subprocess.Popen, stdout: int, pidfd: int) -> None:
-        self._popen = popen
-        self.pid = popen.pid
-        self.stdout = trio.lowlevel.FdStream(stdout)
-        self._pidfd = pidfd
-
-    @property
-    def returncode(self) -> int | None:
-        return self._popen.poll()
-
-    async def wait(self) -> int:
-        if self._pidfd < 0:
-            while self._popen.poll() is None:  # noqa: ASYNC110
-                await trio.sleep(_POLL)
-        elif self._popen.poll() is None:
-            await trio.lowlevel.wait_readable(self._pidfd)
-        return self._popen.wait()
-
-    def close(self) -> None:
-        if self._pidfd >= 0:
-            trio.lowlevel.notify_closing(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = -1
-
-
-async def _spawn(argv: list[str], cwd: Path, env: dict, stderr: int) -> _Child | trio.Process:
-    """stderr goes straight to the task's log (O_APPEND, like our stdout
-    copies): no pipe and no pump for it."""
-    if _HAVE_PIDFD:
-        return _popen(argv, cwd, env, stderr)
-    return await trio.lowlevel.open_process(
-        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
-    )
-
-
-# argv[0] -> where PATH found it, for a few seconds (like a shell's `hash`).
-# Popen otherwise tries execve in each PATH directory for every command:
-# measured ~0.1 ms of the node's CPU and ~0.25 ms of wall time a spawn here.
-_EXE_TTL = 5.0
-_exe_cache: dict[tuple[str, str], tuple[str, float]] = {}
-
-
-def _executable(name: str, env: dict) -> str | None:
-    """The file PATH gives for `name`, or None to let Popen look it up itself."""
-    if "/" in name:
-        return None
-    path = env.get("PATH")
-    if not isinstance(path, str) or any(not d.startswith("/") for d in path.split(os.pathsep)):
-        return None  # relative entries are relative to the command's own cwd
-    now = time.monotonic()
-    hit = _exe_cache.get((path, name))
-    if hit is not None and now < hit[1]:
-        return hit[0]
-    exe = shutil.which(name, path=path)
-    if exe is not None:
-        if len(_exe_cache) > 256:
-            _exe_cache.clear()
-        _exe_cache[(path, name)] = (exe, now + _EXE_TTL)
-    return exe
-
-
-def _popen(argv: list[str], cwd: Path, env: dict, stderr: int) -> _Child:
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    try:
-        def spawn(exe: str | None) -> subprocess.Popen:
-            return subprocess.Popen(
-                argv, executable=exe, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=out_w, stderr=stderr, start_new_session=True,
-            )
-
-        exe = _executable(argv[0], env)
-        try:
-            popen = spawn(exe)
-        except (FileNotFoundError, PermissionError):
-            if exe is None:
-                raise
-            # Gone or changed since it was looked up: look it up the usual way.
-            _exe_cache.pop((env.get("PATH"), argv[0]), None)
-            popen = spawn(None)
-    except BaseException:
-        os.close(out_r)
-        raise
-    finally:
-        os.close(out_w)
-    try:
-        pidfd = os.pidfd_open(popen.pid)
-    except OSError:
-        pidfd = -1  # a kernel that refuses pidfds after all: wait() polls
-    return _Child(popen, out_r, pidfd)
-
-
-_HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(os, "pipe2")
 
 
 async def _supervise(
     spec: JobSpec,
-    proc: _Child | trio.Process,
+    proc: Child | trio.Process,
     log_fd: int,
     capture_fd: int,
     on_stdout: Callable[[bytes], Awaitable[None]] | None,
@@ -583,7 +467,7 @@ async def _supervise(
     finally:
         with trio.CancelScope(shield=True):
             await proc.stdout.aclose()
-        if isinstance(proc, _Child):
+        if isinstance(proc, Child):
             proc.close()
     if sink_error:
         raise sink_error[0]

@@ -60,9 +60,12 @@ _RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NO
                 # its failure code and detail, and its own failures retried (--retries)
                 ("code", "TEXT"), ("detail", "TEXT"), ("own", "INTEGER NOT NULL DEFAULT 0"),
                 # a failed command's last lines of stderr
-                ("tail", "TEXT"))
+                ("tail", "TEXT"),
+                # outputs it made empty, kept here and on no storage node
+                # (comma-separated: output names have no comma)
+                ("empty", "TEXT"))
 _COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
-            "excused, token, ran_on, started, exit_code, code, detail, own, tail")
+            "excused, token, ran_on, started, exit_code, code, detail, own, tail, empty")
 # `weft stats` counters, rewritten with every group commit.
 COUNTERS = "counters"
 
@@ -70,6 +73,17 @@ COUNTERS = "counters"
 def _handed(job: Job) -> str | None:
     """A delegation as one column: '<output>><target object>'."""
     return f"{job.handed[0]}>{job.handed[1]}" if job.handed else None
+
+
+def _empty(job: Job) -> str | None:
+    return ",".join(job.empty) if job.empty else None
+
+
+def parse_empty(value: str | None) -> tuple[str, ...] | None:
+    """The outputs a job made empty (held by the journal, not by storage)."""
+    if not isinstance(value, str):
+        return None
+    return tuple(o for o in value.split(",") if o) or None
 
 
 def parse_handed(value: str | None) -> tuple[str, str] | None:
@@ -203,21 +217,23 @@ class Journal:
                 db.executemany("DELETE FROM attempts WHERE job=?", gone)
             if new:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
                          j.submitted, j.finished, _handed(j), j.parent, j.attempts,
-                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail)
+                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
+                         _empty(j))
                         for j in list(new.values())
                     ],
                 )
             if changed:
                 db.executemany(
                     "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
-                    "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=?, tail=? WHERE id=?",
+                    "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=?, tail=?, empty=? "
+                    "WHERE id=?",
                     [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
                       j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
-                      j.id)
+                      _empty(j), j.id)
                      for j in list(changed.values())],
                 )
             if batch.attempts:
@@ -263,7 +279,7 @@ class Journal:
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
         """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
-        excused, token, ran_on, started, exit_code, code, detail, own, tail), by seq."""
+        excused, token, ran_on, started, exit_code, code, detail, own, tail, empty), by seq."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
 

@@ -279,7 +279,7 @@ class Planner:
             obj = self.graph.resolve(ref)
             if obj.state == FINISHED:
                 copies = self.live_locations(obj)
-                if not copies:
+                if not copies and not obj.held:
                     return None
                 inputs[name] = ([s.endpoint for s in copies], obj.name)
                 if obj.data is not None:
@@ -348,7 +348,7 @@ class Planner:
         for name, ref in job.spec.refs.items():
             obj = self.graph.resolve(ref)
             copies = self.live_locations(obj) if obj.state == FINISHED else []
-            if not copies:
+            if not copies and not obj.held:
                 missing.append(obj)
                 continue
             out[name] = ([s.endpoint for s in copies], obj.name)

@@ -39,7 +39,7 @@ class Job:
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
         "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
-        "code", "detail", "own", "history", "tail",
+        "code", "detail", "own", "history", "tail", "empty",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -73,6 +73,9 @@ class Job:
         self.own = 0  # its own failures retried (--retries): not infrastructure's
         self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
         self.tail: str | None = None  # a failed command's last lines of stderr (exits.py)
+        # Outputs it made empty: finished with no storage copy (the journal
+        # holds them: StorageNewsMixin.hold_empty), so no storage write per empty stdout.
+        self.empty: tuple[str, ...] | None = None
 
     @property
     def done(self) -> bool:
@@ -138,6 +141,11 @@ class Obj:
         if node not in self.locs:
             self.locs.append(node)
 
+    @property
+    def held(self) -> bool:
+        """An empty output kept by the coordinator, on no storage node
+        (StorageNewsMixin.hold_empty): readers get its bytes inline."""
+        return self.state == FINISHED and not self.locs and self.data == b""
 
 
 def is_late(job: Job, now: float) -> bool:

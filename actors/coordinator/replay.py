@@ -17,7 +17,7 @@ from . import drain
 from .control import PAUSES
 from .flows import FLOWS
 from .graph import WAITING
-from .journal import COUNTERS, Journal, parse_handed
+from .journal import COUNTERS, Journal, parse_empty, parse_handed
 from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
@@ -34,7 +34,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     unfinished = []
     last_seq = 0
     for (jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts,
-         excused, token, ran_on, started, exit_code, code, detail, own, tail) in journal.replay():
+         excused, token, ran_on, started, exit_code, code, detail, own, tail, empty) in journal.replay():
         try:
             spec = JobSpec.from_wire(wire)
         except SpecError as e:
@@ -56,6 +56,10 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         job.token, job.ran_on, job.started, job.exit_code = token, ran_on, started, exit_code
         job.code, job.detail, job.own = code, detail, own
         last_seq = seq
+        if st == JobState.SUCCEEDED:
+            # Its empty outputs were never on storage: finished from here.
+            for output in parse_empty(empty) or ():
+                state.hold_empty(job, output)
         if job.state == JobState.CANCELLING:
             # Its node's word is lost with our memory of asking: it is
             # cancelled, and a task of it still running is told to stop when

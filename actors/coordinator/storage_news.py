@@ -27,6 +27,7 @@ from .graph import (
     SUCCEEDED,
     Graph,
     Job,
+    Obj,
 )
 from .news import ObjectEvent
 from .nodes import StorageRef
@@ -122,6 +123,10 @@ class StorageNewsMixin:
             if not (isinstance(output, str) and isinstance(entry, list) and len(entry) == 3):
                 continue
             node, size, data = entry
+            if node is None and size == 0 and data == b"" and output in job.spec.outputs:
+                self.hold_empty(job, output)  # written nowhere: the journal keeps it
+                self._landed(self.graph.objects[f"{job.id}/{output}"])
+                continue
             ref = self.storages.get(node) if isinstance(node, str) else None
             if ref is None or not isinstance(size, int):
                 continue  # storage's own event will tell
@@ -146,15 +151,7 @@ class StorageNewsMixin:
                 self._kick()
             obj = g.objects[name]
             self.repair.landed(obj, ref.node)
-            producer = obj.producer
-            pending = self.awaiting.get(producer or "")
-            if pending is not None:
-                pending.discard(name)
-                if not pending:
-                    del self.awaiting[producer]
-                    job = g.jobs.get(producer)
-                    if job is not None and (job.state == RUNNING or job.state == CANCELLING):
-                        self._succeeded(job)
+            self._landed(obj)
             return
         obj = g.objects.get(name) or g.resolve(name)
         if state == DELEGATED:
@@ -173,6 +170,35 @@ class StorageNewsMixin:
             # and its writer takes over any partial copy itself (trees.py).
             if (producer is None or producer.state != RUNNING) and not is_content_object(name):
                 scavenge.append(name)
+
+    def _landed(self, obj: Obj) -> None:
+        """`obj` is finished: its producer succeeded if it waited only for it."""
+        producer = obj.producer
+        pending = self.awaiting.get(producer or "")
+        if pending is not None:
+            pending.discard(obj.name)
+            if not pending:
+                del self.awaiting[producer]
+                job = self.graph.jobs.get(producer)
+                if job is not None and (job.state == RUNNING or job.state == CANCELLING):
+                    self._succeeded(job)
+
+    def hold_empty(self, job: Job, output: str) -> None:
+        """`job` made `output` empty and wrote it nowhere (compute skips the
+        storage put of an empty output, the commonest output of a command):
+        the object is finished here with no storage copy and its bytes (none)
+        known, so readers get them inline; `job.empty`, journalled with the
+        job's success, brings it back after a restart. With no copy it is
+        never lost nor under-replicated, and gc still deletes the name where
+        the job's placement created it."""
+        name = f"{job.id}/{output}"
+        if self.graph.object_finished(name, None, 0):
+            self._kick()
+        self.graph.objects[name].data = b""
+        if job.empty is None:
+            job.empty = (output,)
+        elif output not in job.empty:
+            job.empty = (*job.empty, output)
 
     # -- losing a storage node, and lineage --------------------------------------------
     def _storage_lost(self, ref: StorageRef) -> None:

@@ -178,3 +178,32 @@ def test_submit_with_a_bad_input_is_one_line_and_exit_2(weft: Weft, args: tuple[
     line = one_line_error(p)
     assert "--input" in line
     assert args[1] in line
+
+
+
+# -- empty outputs: held by the coordinator, on no storage node -----------------------------------
+
+def test_an_empty_stdout_and_an_empty_output_file_read_back_empty(weft: Weft, cluster, tmp_path) -> None:
+    from weft.actors.client import Client, ObjectRef
+
+    tag = str(os.getpid())
+    with Client(cluster.endpoint, timeout=10.0) as c:
+        before = c.stats()
+        sa = c.spec(["sh", "-c", ': > "$WEFT_OUTPUTS/file"'], outputs=["stdout", "file"], tag=tag)
+        # Its reader finds both inputs there as files, empty (submitted
+        # together: it may follow `a` on a's node, which hands it the bytes).
+        sb = c.spec(["sh", "-c", 'wc -c < "$WEFT_INPUTS/x"; wc -c < "$WEFT_INPUTS/y"'],
+                    x=ObjectRef(f"{sa.job_id()}/stdout"), y=ObjectRef(f"{sa.job_id()}/file"), tag=tag)
+        a, b = c.submit_specs([sa, sb])
+        assert b.result(timeout=60).split() == [b"0", b"0"]
+        # It never found an input missing: one attempt, nothing unmet.
+        assert c.stats().get("unmet", 0) == before.get("unmet", 0)
+        assert c.status([b.job])[0]["attempts"] == 1
+        for output in ("stdout", "file"):
+            where = c.locate(f"{a.job}/{output}")
+            # Written nowhere: no storage copy, its (empty) bytes in the answer.
+            assert where["state"] == "finished" and where["copies"] == [] and where["data"] == b""
+            assert c.get(f"{a.job}/{output}") == b""
+    assert ok(weft("get", a.job)) == ""
+    ok(weft("get", f"{a.job}/file", "-o", str(tmp_path / "got")))
+    assert (tmp_path / "got").read_bytes() == b""
