@@ -78,6 +78,7 @@ from .task import (
 from .taskdirs import TaskDirs, kill_leftover_groups
 from .tasklog import TaskLog
 from .transfers import Transfers
+from .valuecache import DEFAULT_VALUE_CACHE, ValueCache
 
 log = logging.getLogger("weft.compute")
 
@@ -91,7 +92,8 @@ class ComputeNode(Transfers, Layout, Node):
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
                  min_copies: int = 0, slow_after: float | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
-                 memory: int | None = None, host_name: str | None = None) -> None:
+                 memory: int | None = None, host_name: str | None = None,
+                 value_cache: int = DEFAULT_VALUE_CACHE) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
         if min_copies < 0:
@@ -112,6 +114,7 @@ class ComputeNode(Transfers, Layout, Node):
         self.unfinished = 0
         self.resources = Resources(self.slots, memory or default_memory())
         self.pool: WorkerPool | None = None
+        self.values = ValueCache(value_cache)  # outputs stored from here, for consumers here (valuecache.py)
         self._task_nursery: trio.Nursery | None = None
         super().__init__(config)
         self.memguard = MemoryGuard(self.node_id)
@@ -177,7 +180,7 @@ class ComputeNode(Transfers, Layout, Node):
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks),
                 "unfinished": self.unfinished, "max_queued": self.max_queued, "host": self.host_name,
-                "memory_limits": self.memguard.mode, **self.resources.view()}
+                "memory_limits": self.memguard.mode, "value_cache": self.values.view(), **self.resources.view()}
 
     @property
     def busy(self) -> int:
@@ -230,6 +233,7 @@ class ComputeNode(Transfers, Layout, Node):
                            f"(its limit is {self.max_queued})", code=ErrorCode.BUSY)
         self.unfinished += 1
         self.tasks[task.job] = task
+        self.values.forget_job(task.job)  # a new attempt: an older one's outputs may not be served
         if task.after:
             self._follow(task)
         self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
@@ -567,7 +571,7 @@ class ComputeNode(Transfers, Layout, Node):
                 await w.write(outputs[name])
             except BusError as e:
                 raise self._storage_soft(e, f"output {name!r}") from None
-            await self._close(task, w, name)
+            await self._close(task, w, name, outputs[name])
         if task.followers:
             task.values = outputs
 

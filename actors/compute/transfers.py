@@ -28,6 +28,7 @@ from weft.protocol.enums import ErrorCode
 
 from .pool import Parts
 from .task import SoftFailure, Task, Unmet
+from .valuecache import ValueCache
 
 log = logging.getLogger("weft.compute")
 
@@ -53,6 +54,7 @@ class Transfers:
 
     peers: PeerPool
     min_copies: int
+    values: ValueCache
     _task_nursery: Any
     _storage_failed: dict[str, float]
 
@@ -151,9 +153,11 @@ class Transfers:
 
         await self._probe_task(task)
         out: dict[str, bytes | Parts] = dict(task.inline)
-        for name in task.inputs:
+        for name, (_eps, obj) in task.inputs.items():
             if name not in out:
-                out[name] = await self._read_input(task, name, pieces)
+                # Made and stored from here: no storage read (valuecache.py).
+                cached = self.values.get(obj)
+                out[name] = cached if cached is not None else await self._read_input(task, name, pieces)
             # A tree arrives as its directory's path (Layout).
             out[name] = await self._expand_value(task, name, out[name], self.data_dir / "tasks" / task.job / "inputs")
         return out
@@ -165,8 +169,11 @@ class Transfers:
             inputs_dir.mkdir(parents=True, exist_ok=True)
         for name in task.inputs:
             path = files[name] = inputs_dir / name
-            if name in task.inline:
-                path.write_bytes(task.inline[name])
+            value = task.inline.get(name)
+            if value is None:
+                value = self.values.get(task.inputs[name][1])  # made and stored here (valuecache.py)
+            if value is not None:
+                path.write_bytes(value)
                 await self._expand_file(task, name, path)
                 continue
 
@@ -189,7 +196,10 @@ class Transfers:
         return ReplicatedWriter([ObjectWriter(self.peers.get(ep), name, task.token) for ep in endpoints],
                                 min_copies=self.min_copies, background=self._task_nursery)
 
-    async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str) -> None:
+    async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str,
+                     value: Any = None) -> None:
+        """Finish writing output `name`; `value`, its bytes if the node has
+        them in memory, is kept for consumers here once storage has it."""
         if isinstance(writer, ObjectWriter):
             # A node lost since the task began: a ping, not a put waiting 3 s.
             await self._probe_unreachable(writer.peer.endpoint)
@@ -198,6 +208,8 @@ class Transfers:
         except BusError as e:
             raise self._storage_soft(e, f"output {name!r}") from None
         task.written.append(name)
+        if value is not None:
+            self.values.put(f"{task.job}/{name}", value)
         if isinstance(writer, ReplicatedWriter) and writer.dropped:
             # Copies this write gave up on: the coordinator (repair) makes them again.
             task.dropped += [[f"{task.job}/{name}", endpoint] for endpoint, _ in writer.dropped]

@@ -1,0 +1,112 @@
+"""A compute node's in-memory cache of the callable outputs it stored.
+
+A consumer that runs on the node that made its input takes the bytes from
+here instead of reading them back from storage: no storage read, no trip
+through two sockets, two copies fewer (storage's mapping into the socket,
+the socket into this node). Only values storage already acknowledged
+durable go in (the write's close returned), so a consumer sees exactly what
+a storage read would have given it: the rule that a dependent never sees a
+value a storage failure could take back holds unchanged.
+
+Bounded by a byte budget (the compute setting `--value-cache-mb`). A new
+value that does not fit evicts values already read at least once, oldest
+first; values nobody read yet are kept (their consumer is probably queued
+here: that is what the coordinator's locality preference is for), and a
+value that still does not fit is simply not cached: its consumer reads it
+from storage the old way. So the cache never holds more than its budget.
+
+The values are the bytes objects the worker pool returned (no copy is made
+to cache them). A rerun of the producer on this node drops its entries
+(`forget_job`), so a consumer never takes an older attempt's bytes from
+here once a newer attempt ran here.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+# Smaller values travel inline in the coordinator's start already (see
+# transfers.STORED_INLINE_MAX): caching them would only cost memory.
+CACHE_MIN = 64 << 10
+# A node's budget unless set (the compute setting --value-cache-mb).
+DEFAULT_VALUE_CACHE = 512 << 20
+
+
+class ValueCache:
+    """Object name -> bytes, at most `budget` bytes in all (0: off)."""
+
+    __slots__ = ("budget", "used", "_values", "_read", "hits", "misses", "bytes_served", "refused", "evicted")
+
+    def __init__(self, budget: int) -> None:
+        if budget < 0:
+            raise ValueError("a value cache budget must be 0 or more bytes")
+        self.budget = budget
+        self.used = 0
+        self._values: OrderedDict[str, bytes] = OrderedDict()  # oldest first
+        self._read: set[str] = set()  # served at least once: the first to go
+        # Counters, read by describe() and the bench notes, never per message.
+        self.hits = 0
+        self.misses = 0
+        self.bytes_served = 0
+        self.refused = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def put(self, obj: str, value: object) -> bool:
+        """Keep `value` (bytes) for object `obj` if it fits; True if kept."""
+        if type(value) is not bytes or not self.budget:
+            return False
+        size = len(value)
+        if size < CACHE_MIN:
+            return False
+        self.drop(obj)
+        if size > self.budget or (self.used + size > self.budget and not self._make_room(size)):
+            self.refused += 1
+            return False
+        self._values[obj] = value
+        self.used += size
+        return True
+
+    def _make_room(self, size: int) -> bool:
+        """Evict values already read, oldest first, until `size` more fit;
+        False (and nothing evicted) if they would not make enough room."""
+        freeable = sum(len(self._values[o]) for o in self._read)
+        if self.used - freeable + size > self.budget:
+            return False
+        for obj in [o for o in self._values if o in self._read]:
+            if self.used + size <= self.budget:
+                break
+            self.drop(obj)
+            self.evicted += 1
+        return True
+
+    def get(self, obj: str) -> bytes | None:
+        value = self._values.get(obj)
+        if value is None:
+            self.misses += 1
+            return None
+        self._read.add(obj)
+        self.hits += 1
+        self.bytes_served += len(value)
+        return value
+
+    def drop(self, obj: str) -> None:
+        value = self._values.pop(obj, None)
+        if value is not None:
+            self.used -= len(value)
+            self._read.discard(obj)
+
+    def forget_job(self, job: str) -> None:
+        """Drop every output of `job` (a new attempt of it starts here)."""
+        if not self._values:
+            return
+        prefix = job + "/"
+        for obj in [o for o in self._values if o.startswith(prefix)]:
+            self.drop(obj)
+
+    def view(self) -> dict[str, int]:
+        return {"values": len(self._values), "bytes": self.used, "budget": self.budget, "hits": self.hits,
+                "misses": self.misses, "bytes_served": self.bytes_served, "refused": self.refused,
+                "evicted": self.evicted}
