@@ -78,7 +78,7 @@ from .task import (
 from .taskdirs import TaskDirs, kill_leftover_groups
 from .tasklog import TaskLog
 from .transfers import Transfers
-from .valuecache import DEFAULT_VALUE_CACHE, ValueCache
+from .valuecache import DEFAULT_VALUE_CACHE, ValueCache, serve_read
 
 log = logging.getLogger("weft.compute")
 
@@ -173,6 +173,7 @@ class ComputeNode(Transfers, Layout, Node):
         add("cancel", self._op_cancel)
         add("probe", self._op_probe)
         add("withdraw", partial(withdraw, self))  # work stealing (steal.py)
+        add("read", partial(serve_read, self))  # values in memory, for consumers on other nodes
         # Following a task (actors/compute/follow.py): asked only by someone watching.
         add("log", self._op_log, bypass=True)
         add("progress", self._op_progress, bypass=True)

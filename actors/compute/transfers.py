@@ -44,6 +44,8 @@ _STORAGE_SHUNNED = 30.0
 # connect timeout: in the fault suite, tasks queued with a killed node's old
 # endpoint (it came back on a new one) each waited 3 s for nothing.
 _PROBE_WINDOW = 10.0
+# A read from the compute node that made an input: past this it goes to storage.
+_NEAR_TIMEOUT = 2.0
 _PROBE = 0.5
 
 
@@ -143,6 +145,20 @@ class Transfers:
                 raise self._input_soft(task, name, obj, e) from None
         raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
 
+    async def _read_near(self, endpoint: str, obj: str,
+                         read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
+        """`read` of `obj` from the compute node that made it, which may
+        hold it in memory (valuecache.serve_read); None if it does not (any
+        trouble at all: storage has the copy of record, read next)."""
+        peer = self.peers.get(endpoint)
+        if peer.dropped_at > peer.last_heard:
+            return None  # no connection to it now: not worth a connect timeout
+        try:
+            return await read(peer, obj, _NEAR_TIMEOUT)
+        except BusError as e:
+            log.debug("input %s not read from %s (%s): from storage", obj, endpoint, e)
+            return None
+
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
         async def pieces(peer: Peer, obj: str, timeout: float | None) -> Parts:
             # In pieces as received: the worker pool hands them to the worker
@@ -156,8 +172,10 @@ class Transfers:
         for name, (_eps, obj) in task.inputs.items():
             if name not in out:
                 # Made and stored from here: no storage read (valuecache.py).
-                cached = self.values.get(obj)
-                out[name] = cached if cached is not None else await self._read_input(task, name, pieces)
+                value: Any = self.values.get(obj)
+                if value is None and name in task.near:
+                    value = await self._read_near(task.near[name], obj, pieces)
+                out[name] = value if value is not None else await self._read_input(task, name, pieces)
             # A tree arrives as its directory's path (Layout).
             out[name] = await self._expand_value(task, name, out[name], self.data_dir / "tasks" / task.job / "inputs")
         return out
@@ -177,11 +195,13 @@ class Transfers:
                 await self._expand_file(task, name, path)
                 continue
 
-            async def to_file(peer: Peer, obj: str, timeout: float | None, path: Path = path) -> None:
+            async def to_file(peer: Peer, obj: str, timeout: float | None, path: Path = path) -> bool:
                 with open(path, "wb") as f:  # from the start again if an earlier copy was too slow
                     await read_object(peer, obj, f.write, timeout=timeout)
+                return True
 
-            await self._read_input(task, name, to_file)
+            if name not in task.near or not await self._read_near(task.near[name], task.inputs[name][1], to_file):
+                await self._read_input(task, name, to_file)
             await self._expand_file(task, name, path)  # a tree, or an executable file (Layout)
         return files
 

@@ -24,6 +24,12 @@ here once a newer attempt ran here.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
+
+from weft.bus.errors import BusError
+from weft.bus.rpc import CallContext
+from weft.protocol.enums import ErrorCode, ObjectState
+from weft.protocol.objects import MAX_READ, Read, ReadReply
 
 # Smaller values travel inline in the coordinator's start already (see
 # transfers.STORED_INLINE_MAX): caching them would only cost memory.
@@ -35,7 +41,8 @@ DEFAULT_VALUE_CACHE = 512 << 20
 class ValueCache:
     """Object name -> bytes, at most `budget` bytes in all (0: off)."""
 
-    __slots__ = ("budget", "used", "_values", "_read", "hits", "misses", "bytes_served", "refused", "evicted")
+    __slots__ = ("budget", "used", "_values", "_read", "hits", "misses", "bytes_served", "refused", "evicted",
+                 "lent")
 
     def __init__(self, budget: int) -> None:
         if budget < 0:
@@ -50,6 +57,7 @@ class ValueCache:
         self.bytes_served = 0
         self.refused = 0
         self.evicted = 0
+        self.lent = 0  # bytes read by other compute nodes (serve_read)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -92,6 +100,13 @@ class ValueCache:
         self.bytes_served += len(value)
         return value
 
+    def lend(self, obj: str) -> bytes | None:
+        """`obj`'s bytes for another node's read (counted apart from hits)."""
+        value = self._values.get(obj)
+        if value is not None:
+            self._read.add(obj)
+        return value
+
     def drop(self, obj: str) -> None:
         value = self._values.pop(obj, None)
         if value is not None:
@@ -109,4 +124,20 @@ class ValueCache:
     def view(self) -> dict[str, int]:
         return {"values": len(self._values), "bytes": self.used, "budget": self.budget, "hits": self.hits,
                 "misses": self.misses, "bytes_served": self.bytes_served, "refused": self.refused,
-                "evicted": self.evicted}
+                "evicted": self.evicted, "lent": self.lent}
+
+
+def serve_read(node: Any, body: Any, ctx: CallContext) -> dict[str, Any]:
+    """A compute node's `read` op: storage's `read` (the same records), for
+    the values in its cache only, so another compute node's consumer takes
+    the bytes straight from here; sent as views of the cached bytes (an
+    attached frame, zero-copy). A value not here is `missing`: the reader
+    goes to storage, which has every value this node ever cached."""
+    req = Read.from_wire(body)
+    cache: ValueCache = node.values
+    value = cache.lend(req.name)
+    if value is None:
+        raise BusError(f"compute {node.node_id} holds no value {req.name!r} in memory", code=ErrorCode.MISSING)
+    view = memoryview(value)[req.offset:req.offset + min(req.length, MAX_READ)]
+    cache.lent += len(view)
+    return ReadReply(req.name, ObjectState.FINISHED, view, req.offset + len(view) >= len(value), len(value)).to_wire()

@@ -108,9 +108,12 @@ class Placing:
             # The common case, as cheap as before resources: every candidate
             # has a CPU and a chunk free (the planner drops full ones).
             if near is not None:
-                for c in candidates:
-                    if c.node == near:
-                        return c
+                # Below the planner's batching low-water mark is still room:
+                # a job queued behind others where its input is beats a
+                # storage read elsewhere. A full node does not hold it back.
+                c = self.computes.get(near)
+                if c is not None and room.get(near, 0) > 0 and c.used_chunks < c.chunks and near not in self.reserved:
+                    return c
             return max(candidates, key=lambda c: room[c.node]) if candidates else None
         if want is not None:
             pool = [c for c in self.by_name.get(want, ()) if c.node in room]
@@ -148,6 +151,24 @@ class Placing:
             if producer is not None and producer.ran_on is not None:
                 return producer.ran_on
         return None
+
+    def near_copies(self, job: Job, node: ComputeRef, inline: dict[str, bytes]) -> dict[str, str]:
+        """For the start of `job` on `node`: input -> endpoint of the other
+        compute node that made it, for large inputs (which that node may
+        still hold in memory and serve straight to `node`)."""
+        objects, jobs, computes = self.graph.objects, self.graph.jobs, self.computes
+        near: dict[str, str] = {}
+        for name, ref in job.spec.refs.items():
+            obj = objects.get(ref)
+            if obj is None or obj.producer is None or obj.data is not None or name in inline:
+                continue
+            if obj.size is not None and obj.size < NEAR_MIN:
+                continue
+            producer = jobs.get(obj.producer)
+            where = computes.get(producer.ran_on or "") if producer is not None else None
+            if where is not None and where is not node and where.ready:
+                near[name] = where.endpoint
+        return near
 
     def why_not(self, job: Job, cost: Cost, ready: list[ComputeRef]) -> tuple[str, str] | None:
         """Why no node will ever take `job` as things are (a reason to park

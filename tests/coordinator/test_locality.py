@@ -61,5 +61,28 @@ def test_a_full_producer_node_does_not_hold_a_consumer_back() -> None:
     c.add_compute("b", slots=1)
     # Pinned to `a` and picked first (higher priority): `a` is full when q0's turn comes.
     c.submit(dataclasses.replace(spec("pinned", priority=5), node="a"))
-    assert c.started() == ["pinned", "q0"]
+    starts = {j.id: s for d in c.round() for j, s in d.items}
+    assert list(starts) == ["pinned", "q0"]
     assert c.job("pinned").node == "a" and c.job("q0").node == "b"
+    # q0's start names `a` as the node that may serve its input from memory.
+    assert starts["q0"].near == {"in0": c.compute("a").endpoint}
+
+
+def near_of(c: Cluster, name: str) -> dict[str, str]:
+    starts = {j.id: s for d in c.round() for j, s in d.items}
+    return starts[name].near
+
+
+def test_no_near_copy_for_small_inputs_nor_on_the_same_node() -> None:
+    c = Cluster(computes=0)
+    c.add_compute("a", slots=1)
+    c.submit(spec("p0"), spec("p1"), spec("q0", "p0"), spec("q1", "p1"))
+    assert c.started() == ["p0"]
+    ends_with(c, "p0", 10 * MIB, None)
+    assert near_of(c, "p1") == {}
+    assert c.job("p1").node == "a"
+    ends_with(c, "p1", 3, b"abc")
+    assert near_of(c, "q0") == {}  # made on `a`, runs on `a`: its own cache
+    c.add_compute("b", slots=1)
+    assert near_of(c, "q1") == {}  # small: its bytes travel inline
+    assert c.job("q1").node == "b"
