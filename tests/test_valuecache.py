@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from weft.actors.compute.valuecache import CACHE_MIN, ValueCache
+from weft.actors.compute.valuecache import CACHE_MIN, UNREAD_KEEP, ValueCache
 
 KIB = 1 << 10
 
@@ -47,6 +47,18 @@ def test_read_values_go_oldest_first() -> None:
     assert c.get("b/r") is not None and c.get("d/r") is not None
     assert c.get("a/r") is None and c.get("c/r") is None
     assert c.used == 250 * KIB
+
+
+def test_values_nobody_read_give_way_after_a_while() -> None:
+    now = [0.0]
+    c = ValueCache(200 * KIB)
+    c.clock = lambda: now[0]
+    c.put("a/r", val(100))
+    c.put("b/r", val(100))
+    assert not c.put("c/r", val(100))  # both unread and young: likely still wanted here
+    now[0] = UNREAD_KEEP + 1
+    assert c.put("c/r", val(100))  # `a` (oldest) gave way; `b` was enough
+    assert c.get("a/r") is None and c.get("b/r") is not None and c.get("c/r") is not None
 
 
 def test_what_never_fits_is_refused_and_evicts_nothing() -> None:

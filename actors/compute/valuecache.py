@@ -10,7 +10,9 @@ value a storage failure could take back holds unchanged.
 
 Bounded by a byte budget (the compute setting `--value-cache-mb`). A new
 value that does not fit evicts values already read at least once, oldest
-first; values nobody read yet are kept (their consumer is probably queued
+first, then values nobody read for UNREAD_KEEP seconds (an output only a
+client fetches, from storage, must not pin the cache forever); values
+younger than that and unread are kept (their consumer is probably queued
 here: that is what the coordinator's locality preference is for), and a
 value that still does not fit is simply not cached: its consumer reads it
 from storage the old way. So the cache never holds more than its budget.
@@ -23,6 +25,7 @@ here once a newer attempt ran here.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -36,12 +39,14 @@ from weft.protocol.objects import MAX_READ, Read, ReadReply
 CACHE_MIN = 64 << 10
 # A node's budget unless set (the compute setting --value-cache-mb).
 DEFAULT_VALUE_CACHE = 512 << 20
+# An unread value is kept this long against newer ones (see above).
+UNREAD_KEEP = 60.0
 
 
 class ValueCache:
     """Object name -> bytes, at most `budget` bytes in all (0: off)."""
 
-    __slots__ = ("budget", "used", "_values", "_read", "hits", "misses", "bytes_served", "refused", "evicted",
+    __slots__ = ("budget", "used", "_values", "_read", "_since", "clock", "hits", "misses", "bytes_served", "refused", "evicted",
                  "lent")
 
     def __init__(self, budget: int) -> None:
@@ -51,6 +56,8 @@ class ValueCache:
         self.used = 0
         self._values: OrderedDict[str, bytes] = OrderedDict()  # oldest first
         self._read: set[str] = set()  # served at least once: the first to go
+        self._since: dict[str, float] = {}  # when each value came in
+        self.clock = time.monotonic
         # Counters, read by describe() and the bench notes, never per message.
         self.hits = 0
         self.misses = 0
@@ -74,16 +81,21 @@ class ValueCache:
             self.refused += 1
             return False
         self._values[obj] = value
+        self._since[obj] = self.clock()
         self.used += size
         return True
 
     def _make_room(self, size: int) -> bool:
-        """Evict values already read, oldest first, until `size` more fit;
-        False (and nothing evicted) if they would not make enough room."""
-        freeable = sum(len(self._values[o]) for o in self._read)
-        if self.used - freeable + size > self.budget:
+        """Evict values already read, oldest first, then unread ones older
+        than UNREAD_KEEP, until `size` more fit; False (and nothing evicted)
+        if they would not make enough room."""
+        stale = self.clock() - UNREAD_KEEP
+        read, since = self._read, self._since
+        victims = [o for o in self._values if o in read] + [o for o in self._values
+                                                            if o not in read and since[o] <= stale]
+        if self.used - sum(len(self._values[o]) for o in victims) + size > self.budget:
             return False
-        for obj in [o for o in self._values if o in self._read]:
+        for obj in victims:
             if self.used + size <= self.budget:
                 break
             self.drop(obj)
@@ -112,6 +124,7 @@ class ValueCache:
         if value is not None:
             self.used -= len(value)
             self._read.discard(obj)
+            del self._since[obj]
 
     def forget_job(self, job: str) -> None:
         """Drop every output of `job` (a new attempt of it starts here)."""
