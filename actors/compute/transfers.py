@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from weft.actors.storage.client import (
+    CHUNK,
     LATENCY,
     NotFinished,
     ObjectWriter,
@@ -28,7 +29,7 @@ from weft.protocol.enums import ErrorCode
 
 from .pool import Parts
 from .task import SoftFailure, Task, Unmet
-from .valuecache import ValueCache
+from .valuecache import NEAR_READ, ValueCache
 
 log = logging.getLogger("weft.compute")
 
@@ -146,7 +147,7 @@ class Transfers:
         raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
 
     async def _read_near(self, endpoint: str, obj: str,
-                         read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
+                         read: Callable[[Peer, str, float | None, int], Awaitable[Any]]) -> Any:
         """`read` of `obj` from the compute node that made it, which may
         hold it in memory (valuecache.serve_read); None if it does not (any
         trouble at all: storage has the copy of record, read next)."""
@@ -154,17 +155,17 @@ class Transfers:
         if peer.dropped_at > peer.last_heard:
             return None  # no connection to it now: not worth a connect timeout
         try:
-            return await read(peer, obj, _NEAR_TIMEOUT)
+            return await read(peer, obj, _NEAR_TIMEOUT, NEAR_READ)
         except BusError as e:
             log.debug("input %s not read from %s (%s): from storage", obj, endpoint, e)
             return None
 
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
-        async def pieces(peer: Peer, obj: str, timeout: float | None) -> Parts:
+        async def pieces(peer: Peer, obj: str, timeout: float | None, chunk: int = CHUNK) -> Parts:
             # In pieces as received: the worker pool hands them to the worker
             # without joining them here first.
             parts = Parts()
-            await read_object(peer, obj, parts.append, timeout=timeout)
+            await read_object(peer, obj, parts.append, timeout=timeout, chunk=chunk)
             return parts
 
         await self._probe_task(task)
@@ -195,9 +196,10 @@ class Transfers:
                 await self._expand_file(task, name, path)
                 continue
 
-            async def to_file(peer: Peer, obj: str, timeout: float | None, path: Path = path) -> bool:
+            async def to_file(peer: Peer, obj: str, timeout: float | None, chunk: int = CHUNK,
+                              path: Path = path) -> bool:
                 with open(path, "wb") as f:  # from the start again if an earlier copy was too slow
-                    await read_object(peer, obj, f.write, timeout=timeout)
+                    await read_object(peer, obj, f.write, timeout=timeout, chunk=chunk)
                 return True
 
             if name not in task.near or not await self._read_near(task.near[name], task.inputs[name][1], to_file):

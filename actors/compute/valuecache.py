@@ -32,7 +32,7 @@ from typing import Any
 from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.enums import ErrorCode, ObjectState
-from weft.protocol.objects import MAX_READ, Read, ReadReply
+from weft.protocol.objects import Read, ReadReply
 
 # Smaller values travel inline in the coordinator's start already (see
 # transfers.STORED_INLINE_MAX): caching them would only cost memory.
@@ -41,6 +41,10 @@ CACHE_MIN = 64 << 10
 DEFAULT_VALUE_CACHE = 512 << 20
 # An unread value is kept this long against newer ones (see above).
 UNREAD_KEEP = 60.0
+# What one `read` of a cached value may return: more than storage's 1 MiB
+# (its reads come from files), since the bytes are in memory anyway and each
+# reply costs both nodes a message and wake-ups; well under the codec's limit.
+NEAR_READ = 16 << 20
 
 
 class ValueCache:
@@ -151,6 +155,6 @@ def serve_read(node: Any, body: Any, ctx: CallContext) -> dict[str, Any]:
     value = cache.lend(req.name)
     if value is None:
         raise BusError(f"compute {node.node_id} holds no value {req.name!r} in memory", code=ErrorCode.MISSING)
-    view = memoryview(value)[req.offset:req.offset + min(req.length, MAX_READ)]
+    view = memoryview(value)[req.offset:req.offset + min(req.length, NEAR_READ)]
     cache.lent += len(view)
     return ReadReply(req.name, ObjectState.FINISHED, view, req.offset + len(view) >= len(value), len(value)).to_wire()
