@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from weft.actors.compute.valuecache import CACHE_MIN, UNREAD_KEEP, ValueCache
+from weft.actors.compute.valuecache import CACHE_MIN, DEFAULT_VALUE_CACHE, UNREAD_KEEP, ValueCache
 
 KIB = 1 << 10
 
@@ -92,3 +92,9 @@ def test_a_new_attempt_forgets_the_old_outputs() -> None:
 def test_a_negative_budget_is_refused() -> None:
     with pytest.raises(ValueError, match="budget"):
         ValueCache(-1)
+
+
+def test_the_default_budget_leaves_a_small_node_its_memory() -> None:
+    assert ValueCache.sized(None, 64 << 30).budget == DEFAULT_VALUE_CACHE
+    assert ValueCache.sized(None, 1 << 30).budget == 128 << 20
+    assert ValueCache.sized(0, 64 << 30).budget == 0  # asked off: off

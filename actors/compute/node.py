@@ -78,7 +78,7 @@ from .task import (
 from .taskdirs import TaskDirs, kill_leftover_groups
 from .tasklog import TaskLog
 from .transfers import Transfers
-from .valuecache import DEFAULT_VALUE_CACHE, ValueCache, serve_read
+from .valuecache import ValueCache, serve_read
 
 log = logging.getLogger("weft.compute")
 
@@ -93,7 +93,7 @@ class ComputeNode(Transfers, Layout, Node):
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
                  min_copies: int = 0, slow_after: float | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
                  memory: int | None = None, host_name: str | None = None,
-                 value_cache: int = DEFAULT_VALUE_CACHE) -> None:
+                 value_cache: int | None = None) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
         if min_copies < 0:
@@ -114,7 +114,7 @@ class ComputeNode(Transfers, Layout, Node):
         self.unfinished = 0
         self.resources = Resources(self.slots, memory or default_memory())
         self.pool: WorkerPool | None = None
-        self.values = ValueCache(value_cache)  # outputs stored from here, for consumers here (valuecache.py)
+        self.values = ValueCache.sized(value_cache, self.resources.memory)  # stored outputs, for consumers
         self._task_nursery: trio.Nursery | None = None
         super().__init__(config)
         self.memguard = MemoryGuard(self.node_id)

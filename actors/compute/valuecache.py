@@ -70,6 +70,13 @@ class ValueCache:
         self.evicted = 0
         self.lent = 0  # bytes read by other compute nodes (serve_read)
 
+    @classmethod
+    def sized(cls, budget: int | None, memory: int) -> ValueCache:
+        """`budget` bytes, or by default DEFAULT_VALUE_CACHE or an eighth of
+        the `memory` the node offers, whichever is less (a small node must
+        not give its jobs' memory to cached values)."""
+        return cls(min(DEFAULT_VALUE_CACHE, memory // 8) if budget is None else budget)
+
     def __len__(self) -> int:
         return len(self._values)
 
