@@ -50,7 +50,7 @@ NEAR_READ = 16 << 20
 class ValueCache:
     """Object name -> bytes, at most `budget` bytes in all (0: off)."""
 
-    __slots__ = ("budget", "used", "_values", "_read", "_since", "clock", "hits", "misses", "bytes_served", "refused", "evicted",
+    __slots__ = ("budget", "used", "_values", "_read", "_since", "_by_job", "clock", "hits", "misses", "bytes_served", "refused", "evicted",
                  "lent")
 
     def __init__(self, budget: int) -> None:
@@ -61,6 +61,9 @@ class ValueCache:
         self._values: OrderedDict[str, bytes] = OrderedDict()  # oldest first
         self._read: set[str] = set()  # served at least once: the first to go
         self._since: dict[str, float] = {}  # when each value came in
+        # Job -> its cached outputs: forget_job runs at every task start, so
+        # it must not look through the whole cache.
+        self._by_job: dict[str, list[str]] = {}
         self.clock = time.monotonic
         # Counters, read by describe() and the bench notes, never per message.
         self.hits = 0
@@ -93,6 +96,7 @@ class ValueCache:
             return False
         self._values[obj] = value
         self._since[obj] = self.clock()
+        self._by_job.setdefault(obj.partition("/")[0], []).append(obj)
         self.used += size
         return True
 
@@ -136,13 +140,15 @@ class ValueCache:
             self.used -= len(value)
             self._read.discard(obj)
             del self._since[obj]
+            job = obj.partition("/")[0]
+            outputs = self._by_job[job]
+            outputs.remove(obj)
+            if not outputs:
+                del self._by_job[job]
 
     def forget_job(self, job: str) -> None:
         """Drop every output of `job` (a new attempt of it starts here)."""
-        if not self._values:
-            return
-        prefix = job + "/"
-        for obj in [o for o in self._values if o.startswith(prefix)]:
+        for obj in self._by_job.get(job, ())[:]:
             self.drop(obj)
 
     def view(self) -> dict[str, int]:
