@@ -264,6 +264,27 @@ def can_pin(client: Any) -> bool:
         return False
 
 
+def value_cache_counts(cluster: Any) -> tuple[int, int]:
+    """(values consumers took from their own compute node's memory, bytes
+    compute nodes served to consumers on other nodes) so far, over the
+    cluster's compute nodes; (0, 0) where nodes keep no value cache."""
+    import trio
+
+    from weft.bus.rpc import connect
+
+    async def ask() -> tuple[int, int]:
+        hits = lent = 0
+        for proc in cluster.computes:
+            with trio.move_on_after(10):
+                async with connect(proc.endpoint, "bench") as peer:
+                    view = (await peer.call("info")).get("value_cache") or {}
+                    hits += view.get("hits", 0)
+                    lent += view.get("lent", 0)
+        return hits, lent
+
+    return trio.run(ask)
+
+
 def _remaining(deadline: float, what: str) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -416,6 +437,7 @@ class WeftSide:
 
         c = self.client
         followed_before = c.stats().get("followed", 0)
+        cached_before = value_cache_counts(self.cluster)
         t0 = time.perf_counter()
         specs = []
         for i in range(pairs):
@@ -428,13 +450,16 @@ class WeftSide:
         results = [self._result(f, deadline, "reading a consumer's result") for f in consumers]
         check_lengths(results, size)
         followed = c.stats().get("followed", 0) - followed_before
+        hits, lent = (b - a for a, b in zip(cached_before, value_cache_counts(self.cluster), strict=True))
         self.notes["handoff"] = (
-            "every producer's bytes go to a storage node (another process), and a consumer reads them "
-            "from there, unless it followed its producer (started on the producer's compute node and "
-            "took the bytes from its memory). Pairs whose producer and consumer ran on different "
-            "compute nodes (placed as weft likes; \"cross\") and consumers that followed")
+            "every producer's bytes are stored on a storage node (another process); a consumer takes them "
+            "from its compute node's memory if it runs where they were made (\"local\": its value cache, or "
+            "it followed its producer), else from the producing node's memory (\"remote\") or from storage. "
+            "Pairs whose producer and consumer ran on different compute nodes (placed as weft likes; "
+            "\"cross\"), consumers that followed, local and remote reads")
         self.note_values.setdefault("handoff", []).append(
-            f"{cross_node_pairs(results)} cross and {followed} followed of {pairs}")
+            f"{cross_node_pairs(results)} cross, {followed} followed, {hits} local, "
+            f"{round(lent / size)} remote of {pairs}")
         return pairs * size / elapsed / 1e6
 
     def _handoff_cross(self, pairs: int, size: int, tag: str, deadline: float) -> float:
@@ -446,6 +471,7 @@ class WeftSide:
         if self.compute < 2:
             raise NotMeasured("not measured: needs two compute nodes")
         nodes = [self.cluster.node_name("compute", i) for i in range(2)]
+        cached_before = value_cache_counts(self.cluster)
         t0 = time.perf_counter()
         specs = []
         for i in range(pairs):
@@ -461,8 +487,10 @@ class WeftSide:
         crossed = cross_node_pairs(results)
         if crossed != pairs:
             raise WorkloadError(f"only {crossed} of {pairs} pinned pairs ran on different compute nodes")
-        self.notes["handoff-cross"] = "pairs pinned to different compute nodes (`node=`) that crossed"
-        self.note_values.setdefault("handoff-cross", []).append(f"{crossed}/{pairs}")
+        _hits, lent = (b - a for a, b in zip(cached_before, value_cache_counts(self.cluster), strict=True))
+        self.notes["handoff-cross"] = ("pairs pinned to different compute nodes (`node=`) that crossed, and "
+                                       "consumers that read the value from the producing node's memory")
+        self.note_values.setdefault("handoff-cross", []).append(f"{crossed}/{pairs}, {round(lent / size)} remote")
         return pairs * size / elapsed / 1e6
 
     # -- submit + memory ----------------------------------------------------------------

@@ -125,9 +125,28 @@ def _after(op: str, value: Any, refs: dict[str, str]) -> dict[str, tuple[str, in
     return out
 
 
+def _near(op: str, value: Any, refs: dict[str, str]) -> dict[str, str]:
+    if not value:
+        return {}
+    if type(value) is not dict:
+        bad(op, "near", "must map input names to compute endpoints")
+    out = {}
+    for name, v in value.items():
+        if name not in refs:
+            bad(op, "near", f"names {name!r}, which is not an input of the job")
+        if type(v) is not str:
+            bad(op, "near", f"entry of input {name!r} must be a compute endpoint")
+        out[name] = check_endpoint(v, f"{op}: compute endpoint of input {name!r}")
+    return out
+
+
 @dataclass(slots=True)
 class Start:
-    """`start`: run job `job` (attempt `token`) as a task on this node."""
+    """`start`: run job `job` (attempt `token`) as a task on this node.
+
+    `near` names, for inputs made on another compute node, that node: it may
+    still hold the bytes in memory (its value cache) and serve them with its
+    `read` op, the same as storage's; storage remains the copy of record."""
 
     job: str
     spec: JobSpec
@@ -137,6 +156,7 @@ class Start:
     inline: dict[str, bytes] = field(default_factory=dict)  # inputs whose bytes came along
     after: dict[str, tuple[str, int]] = field(default_factory=dict)  # input -> (job, token) making it here
     epoch: int | None = None
+    near: dict[str, str] = field(default_factory=dict)  # input -> compute endpoint that made it
 
     def to_wire(self) -> dict[str, Any]:
         # The coordinator sends thousands a second: `where` and put_epoch are
@@ -157,6 +177,8 @@ class Start:
             d["after"] = {name: [job, token] for name, (job, token) in self.after.items()}
         if self.epoch is not None:
             d["epoch"] = self.epoch
+        if self.near:
+            d["near"] = self.near
         return d
 
     @classmethod
@@ -168,7 +190,8 @@ class Start:
         inputs, inline = _inputs(op, b.get("inputs"), spec.refs)
         outputs = _outputs(op, b.get("outputs"), spec.outputs)
         after = _after(op, b.get("after"), spec.refs)
-        return cls(job, spec, inputs, outputs, token, inline, after, epoch_field(op, b))
+        near = _near(op, b.get("near"), spec.refs)
+        return cls(job, spec, inputs, outputs, token, inline, after, epoch_field(op, b), near)
 
 
 @dataclass(slots=True)

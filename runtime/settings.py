@@ -295,6 +295,12 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "Least latency bound (seconds) of a storage node: a read moves to the next copy, and a write drops "
                 "a replica, when it takes longer than this and 8x its usual latency.", metavar="SECONDS",
                 target="role", check=lambda v: math.isfinite(v) and v >= 0.05, expect="at least 0.05 seconds"),
+        Setting("value_cache_mb", "--value-cache-mb", None, int,
+                "Callable outputs (MiB) this node keeps in memory once stored, so consumers here and on other "
+                "compute nodes take them without a storage read; past it, values go through storage only (0: "
+                "none; default 512, or an eighth of the memory it offers if less).",
+                metavar="MIB", target="role", key="value_cache", check=lambda v: v >= 0, expect="MiB >= 0",
+                convert=lambda v: v << 20),
         Setting("max_queued", "--max-queued", 10_000, int,
                 "Unfinished tasks the node holds (running and queued) before it answers starts busy.",
                 metavar="N", target="role", check=lambda v: v >= 1, expect="at least 1"),

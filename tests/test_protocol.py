@@ -79,6 +79,7 @@ def wire_bytes(op: str, body: Any) -> list[bytes]:
 RECORDS: list[Any] = [
     Start("j1", SPEC, {"x": ([A, B], "p1/result")}, {"result": [A]}, 5, {}, {"x": ("p1", 4)}, 9),
     Start("j2", SPEC, {"x": ([A], "p1/result")}, {"result": [A, B]}, 0, {"x": b"abc"}),
+    Start("j3", SPEC, {"x": ([A], "p1/result")}, {"result": [A]}, 2, near={"x": B}),  # made on compute B
     StartMany([Start("j1", SPEC, {"x": ([A], "p1/result")}, {"result": [A]}, 1)], epoch=3),
     Refused("j1", ErrorCode.BAD_SPEC, "job spec must be a map"),
     TaskReport("j1", TaskState.RUNNING, 2, started=1.5),
@@ -183,6 +184,9 @@ BAD: list[tuple[Any, Any, str]] = [
     (Start, _with(GOOD_START, outputs={}), "outputs"),
     (Start, _with(GOOD_START, after={"y": ["p1", 1]}), "after"),
     (Start, _with(GOOD_START, after={"x": ["p1", "1"]}), "after"),
+    (Start, _with(GOOD_START, near={"y": A}), "near"),
+    (Start, _with(GOOD_START, near={"x": 5}), "near"),
+    (Start, _with(GOOD_START, near=[A]), "near"),
     (Start, _with(GOOD_START, epoch=-2), "epoch"),
     (Start, [1, 2], "body"),
     (StartMany, {"tasks": "x"}, "tasks"),

@@ -78,6 +78,7 @@ from .task import (
 from .taskdirs import TaskDirs, kill_leftover_groups
 from .tasklog import TaskLog
 from .transfers import Transfers
+from .valuecache import ValueCache, serve_read
 
 log = logging.getLogger("weft.compute")
 
@@ -91,7 +92,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
                  min_copies: int = 0, slow_after: float | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
-                 memory: int | None = None, host_name: str | None = None) -> None:
+                 memory: int | None = None, host_name: str | None = None,
+                 value_cache: int | None = None) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
         if min_copies < 0:
@@ -112,6 +114,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.unfinished = 0
         self.resources = Resources(self.slots, memory or default_memory())
         self.pool: WorkerPool | None = None
+        self.values = ValueCache.sized(value_cache, self.resources.memory)  # stored outputs, for consumers
         self._task_nursery: trio.Nursery | None = None
         super().__init__(config)
         self.memguard = MemoryGuard(self.node_id)
@@ -173,6 +176,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         add("cancel", self._op_cancel)
         add("probe", self._op_probe)
         add("withdraw", partial(withdraw, self))  # work stealing (steal.py)
+        add("read", partial(serve_read, self))  # values in memory, for consumers on other nodes
         # Following a task (actors/compute/follow.py): asked only by someone watching.
         add("log", self._op_log, bypass=True)
         add("progress", self._op_progress, bypass=True)
@@ -180,7 +184,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks),
                 "unfinished": self.unfinished, "max_queued": self.max_queued, "host": self.host_name,
-                "memory_limits": self.memguard.mode, **self.resources.view()}
+                "memory_limits": self.memguard.mode, "value_cache": self.values.view(), **self.resources.view()}
 
     @property
     def busy(self) -> int:
@@ -233,6 +237,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                            f"(its limit is {self.max_queued})", code=ErrorCode.BUSY)
         self.unfinished += 1
         self.tasks[task.job] = task
+        self.values.forget_job(task.job)  # a new attempt: an older one's outputs may not be served
         if task.after:
             self._follow(task)
         self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
@@ -525,7 +530,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 await w.write(outputs[name])
             except BusError as e:
                 raise self._storage_soft(e, f"output {name!r}") from None
-            await self._close(task, w, name)
+            await self._close(task, w, name, outputs[name])
 
     def _delegated_output(self, task: Task) -> str:
         try:

@@ -63,7 +63,7 @@ class Task:
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "valued", "unsure", "followers", "values", "unmet", "dropped", "log_same",
-        "call_log", "signal", "tail",
+        "call_log", "signal", "tail", "near",
     )
 
     def __init__(
@@ -94,6 +94,8 @@ class Task:
         self.stored: dict[str, list] = {}
         self.holding = False  # holds a slot of the node's limiter
         self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
+        # Input -> the compute node that made it, which may serve it from memory (valuecache.py).
+        self.near: dict[str, str] = {}
         # Inputs still being made by a task on this node: input -> that task
         # (parsed as (job, token), then resolved by ComputeNode._follow). The
         # task waits for that task's end instead of being started by the
@@ -133,6 +135,7 @@ class Task:
         task = cls(start.job, start.spec, start.inputs, start.outputs, start.token)
         task.inline = start.inline
         task.after = start.after
+        task.near = start.near
         return task
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from weft.actors.storage.client import (
+    CHUNK,
     LATENCY,
     NotFinished,
     ObjectWriter,
@@ -30,6 +31,7 @@ from weft.protocol.enums import ErrorCode
 
 from .pool import Parts
 from .task import SoftFailure, Task, Unmet
+from .valuecache import NEAR_READ, ValueCache
 
 log = logging.getLogger("weft.compute")
 
@@ -45,6 +47,8 @@ _STORAGE_SHUNNED = 30.0
 # connect timeout: in the fault suite, tasks queued with a killed node's old
 # endpoint (it came back on a new one) each waited 3 s for nothing.
 _PROBE_WINDOW = 10.0
+# A read from the compute node that made an input: past this it goes to storage.
+_NEAR_TIMEOUT = 2.0
 _PROBE = 0.5
 
 
@@ -55,6 +59,7 @@ class Transfers:
 
     peers: PeerPool
     min_copies: int
+    values: ValueCache
     _task_nursery: Any
     _storage_failed: dict[str, float]
 
@@ -143,19 +148,37 @@ class Transfers:
                 raise self._input_soft(task, name, obj, e) from None
         raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
 
+    async def _read_near(self, endpoint: str, obj: str,
+                         read: Callable[[Peer, str, float | None, int], Awaitable[Any]]) -> Any:
+        """`read` of `obj` from the compute node that made it, which may
+        hold it in memory (valuecache.serve_read); None if it does not (any
+        trouble at all: storage has the copy of record, read next)."""
+        peer = self.peers.get(endpoint)
+        if peer.dropped_at > peer.last_heard:
+            return None  # no connection to it now: not worth a connect timeout
+        try:
+            return await read(peer, obj, _NEAR_TIMEOUT, NEAR_READ)
+        except BusError as e:
+            log.debug("input %s not read from %s (%s): from storage", obj, endpoint, e)
+            return None
+
     async def _fetch_to_memory(self, task: Task) -> dict[str, bytes | Parts]:
-        async def pieces(peer: Peer, obj: str, timeout: float | None) -> Parts:
+        async def pieces(peer: Peer, obj: str, timeout: float | None, chunk: int = CHUNK) -> Parts:
             # In pieces as received: the worker pool hands them to the worker
             # without joining them here first.
             parts = Parts()
-            await read_object(peer, obj, parts.append, timeout=timeout)
+            await read_object(peer, obj, parts.append, timeout=timeout, chunk=chunk)
             return parts
 
         await self._probe_task(task)
         out: dict[str, bytes | Parts] = dict(task.inline)
-        for name in task.inputs:
+        for name, (_eps, obj) in task.inputs.items():
             if name not in out:
-                out[name] = await self._read_input(task, name, pieces)
+                # Made and stored from here: no storage read (valuecache.py).
+                value: Any = self.values.get(obj)
+                if value is None and name in task.near:
+                    value = await self._read_near(task.near[name], obj, pieces)
+                out[name] = value if value is not None else await self._read_input(task, name, pieces)
             # A tree arrives as its directory's path (Layout).
             out[name] = await self._expand_value(task, name, out[name], self.data_dir / "tasks" / task.job / "inputs")
         return out
@@ -167,16 +190,22 @@ class Transfers:
             inputs_dir.mkdir(parents=True, exist_ok=True)
         for name in task.inputs:
             path = files[name] = inputs_dir / name
-            if name in task.inline:
-                path.write_bytes(task.inline[name])
+            value = task.inline.get(name)
+            if value is None:
+                value = self.values.get(task.inputs[name][1])  # made and stored here (valuecache.py)
+            if value is not None:
+                path.write_bytes(value)
                 await self._expand_file(task, name, path)
                 continue
 
-            async def to_file(peer: Peer, obj: str, timeout: float | None, path: Path = path) -> None:
+            async def to_file(peer: Peer, obj: str, timeout: float | None, chunk: int = CHUNK,
+                              path: Path = path) -> bool:
                 with open(path, "wb") as f:  # from the start again if an earlier copy was too slow
-                    await read_object(peer, obj, f.write, timeout=timeout)
+                    await read_object(peer, obj, f.write, timeout=timeout, chunk=chunk)
+                return True
 
-            await self._read_input(task, name, to_file)
+            if name not in task.near or not await self._read_near(task.near[name], task.inputs[name][1], to_file):
+                await self._read_input(task, name, to_file)
             await self._expand_file(task, name, path)  # a tree, or an executable file (Layout)
         return files
 
@@ -191,8 +220,10 @@ class Transfers:
         return ReplicatedWriter([ObjectWriter(self.peers.get(ep), name, task.token) for ep in endpoints],
                                 min_copies=self.min_copies, background=self._task_nursery)
 
-    async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str, *,
-                     empty: bool = False) -> None:
+    async def _close(self, task: Task, writer: ObjectWriter | ReplicatedWriter, name: str,
+                     value: Any = None, *, empty: bool = False) -> None:
+        """Finish writing output `name`; `value`, its bytes if the node has
+        them in memory, is kept for consumers here once storage has it."""
         if empty:  # nothing was written to it
             self._hold_empty(task, name)
             return
@@ -204,6 +235,8 @@ class Transfers:
         except BusError as e:
             raise self._storage_soft(e, f"output {name!r}") from None
         task.written.append(name)
+        if value is not None:
+            self.values.put(f"{task.job}/{name}", value)
         if isinstance(writer, ReplicatedWriter) and writer.dropped:
             # Copies this write gave up on: the coordinator (repair) makes them again.
             task.dropped += [[f"{task.job}/{name}", endpoint] for endpoint, _ in writer.dropped]

@@ -164,6 +164,8 @@ class DispatchMixin:
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
             start.outputs = dict.fromkeys(job.spec.outputs, endpoints)
+            if job.spec.refs:
+                start.near = self.planner.placing.near_copies(job, node, start.inline)
             starts.append(start)
         return starts
 

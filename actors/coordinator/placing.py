@@ -24,6 +24,9 @@ from .waiting import HOST_DOWN, HOST_UNKNOWN, NO_CAPACITY, Waiting
 log = logging.getLogger("weft.coordinator")
 
 QUEUED = "queued"
+# Inputs from this size on make their producer's node the preferred one
+# (the compute node's value cache keeps values from 64 KiB: valuecache.py).
+NEAR_MIN = 64 << 10
 
 
 def cost_of(job: Job) -> Cost:
@@ -100,9 +103,17 @@ class Placing:
         when `force`: a workorder), or None."""
         want = constrained(job)
         prefer = job.spec.prefer_host
+        near = self.near(job) if job.spec.refs else None
         if want is None and cost == TINY and prefer is None and not force:
             # The common case, as cheap as before resources: every candidate
             # has a CPU and a chunk free (the planner drops full ones).
+            if near is not None:
+                # Below the planner's batching low-water mark is still room:
+                # a job queued behind others where its input is beats a
+                # storage read elsewhere. A full node does not hold it back.
+                c = self.computes.get(near)
+                if c is not None and room.get(near, 0) > 0 and c.used_chunks < c.chunks and near not in self.reserved:
+                    return c
             return max(candidates, key=lambda c: room[c.node]) if candidates else None
         if want is not None:
             pool = [c for c in self.by_name.get(want, ()) if c.node in room]
@@ -119,10 +130,45 @@ class Placing:
             fits = room[c.node] >= c_need and free_m >= m_need
             if not fits and not force:
                 continue
-            key = (fits, prefer is not None and prefer in (c.host, c.node), room[c.node], free_m)
+            key = (fits, prefer is not None and prefer in (c.host, c.node), c.node == near, room[c.node], free_m)
             if best_key is None or key > best_key:
                 best, best_key = c, key
         return best
+
+    def near(self, job: Job) -> str | None:
+        """Locality: the compute node that made the job's first large
+        input, which may still hold its bytes in memory (its value cache,
+        actors/compute/valuecache.py): placed there, the job reads no storage.
+        Small inputs travel inline in the start anyway, so they do not count."""
+        objects, jobs = self.graph.objects, self.graph.jobs
+        for ref in job.spec.refs.values():
+            obj = objects.get(ref)
+            if obj is None or obj.producer is None or obj.data is not None:
+                continue
+            if obj.size is not None and obj.size < NEAR_MIN:
+                continue
+            producer = jobs.get(obj.producer)
+            if producer is not None and producer.ran_on is not None:
+                return producer.ran_on
+        return None
+
+    def near_copies(self, job: Job, node: ComputeRef, inline: dict[str, bytes]) -> dict[str, str]:
+        """For the start of `job` on `node`: input -> endpoint of the other
+        compute node that made it, for large inputs (which that node may
+        still hold in memory and serve straight to `node`)."""
+        objects, jobs, computes = self.graph.objects, self.graph.jobs, self.computes
+        near: dict[str, str] = {}
+        for name, ref in job.spec.refs.items():
+            obj = objects.get(ref)
+            if obj is None or obj.producer is None or obj.data is not None or name in inline:
+                continue
+            if obj.size is not None and obj.size < NEAR_MIN:
+                continue
+            producer = jobs.get(obj.producer)
+            where = computes.get(producer.ran_on or "") if producer is not None else None
+            if where is not None and where is not node and where.ready:
+                near[name] = where.endpoint
+        return near
 
     def why_not(self, job: Job, cost: Cost, ready: list[ComputeRef]) -> tuple[str, str] | None:
         """Why no node will ever take `job` as things are (a reason to park

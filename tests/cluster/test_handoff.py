@@ -1,0 +1,85 @@
+"""Handoff of large values between callables on a real local cluster: a
+consumer on the producer's compute node takes the bytes from that node's
+value cache, a consumer on another compute node reads them from the
+producer's node (its `read` op), and a value over the cache's budget goes
+through storage as before. Every value is still stored: the consumer's bytes
+must equal the producer's stored output."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trio
+
+from weft.actors.client import Client, ObjectRef
+from weft.bus.rpc import connect
+from weft.localcluster.cluster import LocalCluster
+
+from .conftest import running_cluster
+
+MIB = 1 << 20
+# Small enough that a 3 MiB value is refused (it goes the old way), large enough for 1 MiB ones.
+BUDGET_MB = 2
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with running_cluster(tmp_path_factory.mktemp("handoff"), compute=2, storage=1, slots=1,
+                         compute_args=["--value-cache-mb", str(BUDGET_MB)]) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client(cluster: LocalCluster) -> Iterator[Client]:
+    with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
+        yield c
+
+
+def cache_view(cluster: LocalCluster, i: int) -> dict[str, Any]:
+    async def ask() -> dict[str, Any]:
+        with trio.fail_after(10):
+            async with connect(cluster.computes[i].endpoint, "test-handoff") as peer:
+                return (await peer.call("info"))["value_cache"]
+
+    return trio.run(ask)
+
+
+def handoff(client: Client, cluster: LocalCluster, src: int, dst: int, size: int, tag: str) -> tuple[bytes, bytes]:
+    """A producer of `size` bytes pinned to compute `src`, its consumer (echo) to `dst`."""
+    p = client.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=tag, node=cluster.node_name("compute", src))
+    q = client.spec("weft.actors.builtins:echo", data=ObjectRef(f"{p.job_id()}/result"),
+                    node=cluster.node_name("compute", dst))
+    made, took = client.submit_specs([p, q])
+    return made.result(timeout=60), took.result(timeout=60)
+
+
+def test_a_consumer_on_the_producers_node_takes_the_value_from_memory(client: Client, cluster: LocalCluster) -> None:
+    before = cache_view(cluster, 0)
+    made, took = handoff(client, cluster, 0, 0, MIB, "same")
+    assert len(made) == MIB and took == made
+    after = cache_view(cluster, 0)
+    assert after["hits"] == before["hits"] + 1
+    assert after["bytes_served"] - before["bytes_served"] == MIB
+    assert after["bytes"] <= after["budget"] == BUDGET_MB * MIB
+
+
+def test_a_consumer_on_another_node_reads_the_value_from_the_producers_node(client: Client,
+                                                                         cluster: LocalCluster) -> None:
+    before = [cache_view(cluster, i) for i in (0, 1)]
+    made, took = handoff(client, cluster, 0, 1, MIB, "cross")
+    assert len(made) == MIB and took == made
+    after = [cache_view(cluster, i) for i in (0, 1)]
+    assert after[0]["lent"] - before[0]["lent"] == MIB  # every byte from compute-0's memory
+    assert after[1]["hits"] == before[1]["hits"]  # not in compute-1's own cache
+
+
+def test_a_value_over_the_budget_goes_through_storage(client: Client, cluster: LocalCluster) -> None:
+    before = cache_view(cluster, 0)
+    made, took = handoff(client, cluster, 0, 1, 3 * MIB, "big")
+    assert len(made) == 3 * MIB and took == made  # read from storage after compute-0 said missing
+    after = cache_view(cluster, 0)
+    assert after["refused"] == before["refused"] + 1
+    assert after["lent"] == before["lent"]
+    assert after["bytes"] <= BUDGET_MB * MIB
