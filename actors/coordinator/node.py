@@ -139,6 +139,7 @@ class CoordinatorNode(Node):
         self.state.planner.stealing.after = steal_after
         self._wake = trio.Event()
         self.started_at = time.time()
+        self.fenced_why = ""  # what told us a newer coordinator took over (`weft stats`)
         # Finished jobs are forgotten after this long (gc.py, gc_ops.py).
         self.keep = keep
         self.gc_lock = trio.Lock()
@@ -251,6 +252,7 @@ class CoordinatorNode(Node):
     def _check_fenced(self, e: Exception) -> None:
         if isinstance(e, RemoteError) and e.code == ErrorCode.FENCED and not self.state.fenced:
             self.state.fenced = True
+            self.fenced_why = f"{e.message} (answer of {e.peer or 'a node'} to {e.op!r})"
             log.critical("a newer coordinator took over this cluster (%s); this one stops scheduling", e.message)
 
     # -- discovery -------------------------------------------------------------------
@@ -578,5 +580,6 @@ class CoordinatorNode(Node):
             **s.stats,
             **s.repair.stats(),
             "paused": s.pause_view(),
+            "scheduling": f"stopped: {self.fenced_why}" if s.fenced else "on",
             "late": late,
         }

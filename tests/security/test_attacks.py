@@ -254,3 +254,20 @@ def test_a_forged_beacon_announces_a_node_that_never_gets_work(cluster: dict) ->
         assert "fake-beacon" not in _ready_nodes(cluster)
     finally:
         fake.close(0)
+
+
+def test_last_a_coordinator_fenced_by_a_newer_epoch_says_it_stopped_scheduling_and_why(cluster: dict,
+                                                                                      raw: list[Raw]) -> None:
+    # Last in the module: it stops the cluster's scheduling. What a newer coordinator
+    # does (with the coordinator's own key): a ping carrying a higher epoch.
+    assert json.loads(weft("stats", "--json", "-c", cluster["coordinator"], env=cluster["env"]).stdout)[
+        "scheduling"] == "on"
+    r = _raw(raw, cluster["compute"], cluster["cluster_public"], cluster["keys"] / "coordinator.secret")
+    reply = r.call("ping", {"epoch": 1 << 60})
+    assert reply is not None and reply["body"]["epoch"] == 1 << 60
+    cluster["client"].submit(["true"])  # its start is answered `fenced`
+    wait_for(lambda: cluster["client"].stats()["scheduling"] != "on", 30, "the coordinator noticed")
+    p = weft("stats", "-c", cluster["coordinator"], env=cluster["env"])
+    assert p.returncode == 0, p.stderr
+    (line,) = [ln for ln in p.stdout.splitlines() if ln.startswith("scheduling")]
+    assert "stopped: " in line and "a newer coordinator took over" in line and "'" in line, line
