@@ -57,6 +57,8 @@ class NodeCollector:
         ):
             yield CounterMetricFamily(f"weft_rpc_{name}", doc, value=value)
         yield from _per_op(server)
+        yield CounterMetricFamily("weft_epochs_ignored", "Epochs in pings from keys that may not fence (ignored).",
+                                  value=getattr(node, "epochs_ignored", 0))
         yield GaugeMetricFamily("weft_rpc_in_flight", "Admitted async RPC calls in progress.",
                                 value=node.server.in_flight)
         ev = node.events

@@ -206,6 +206,8 @@ def test_a_huge_epoch_from_a_non_coordinator_key_does_not_stop_scheduling(cluste
         reply = r.call("ping", {"epoch": 1 << 60})
         assert reply is not None and reply["kind"] == "reply", reply
         assert reply["body"]["epoch"] < 1 << 60  # not taken
+    wait_for(lambda: "ignored epoch 1152921504606846976 in a ping from mallory" in _log(cluster, "compute"), 10,
+             "the forged epoch logged")
     marker = cluster["tmp"] / "after-epoch"
     p = weft("submit", "--wait", "-c", cluster["coordinator"], "--", "touch", str(marker), env=cluster["env"])
     assert p.returncode == 0, p.stderr
