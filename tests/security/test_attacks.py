@@ -93,7 +93,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                               "--listen", f"tcp://127.0.0.1:{free_port()}", "--data-dir", str(tmp / role))
             nodes[role] = daemons.ready_line(p).split()[-1]
             logs[role] = Path(p.err.name)  # type: ignore[attr-defined]
-        info = {"tmp": tmp, "keys": keys, "coordinator": endpoint, **nodes, "admin": admin,
+        info = {"tmp": tmp, "keys": keys, "daemons": daemons, "coordinator": endpoint, **nodes, "admin": admin,
                 "env": clean_env(WEFT_KEY=str(admin)), "logs": logs, "beacon_port": beacon_port,
                 "cluster_public": _key(keys / "cluster.public")["public"]}
         from weft.actors.client import Client
@@ -258,6 +258,43 @@ def test_a_forged_beacon_announces_a_node_that_never_gets_work(cluster: dict) ->
         fake.close(0)
 
 
+def test_a_node_whose_key_is_revoked_gets_no_more_work_and_weft_nodes_says_why(cluster: dict) -> None:
+    ep, env, client = cluster["coordinator"], cluster["env"], cluster["client"]
+    # A compute node with a key of its own (as deploy/ansible gives each host), admitted by the admin.
+    d = cluster["tmp"] / "keys-compute-x"
+    d.mkdir()
+    for f in ("cluster.secret", "cluster.public", "allow"):
+        (d / f).write_text((cluster["keys"] / f).read_text())
+    from weft.bus.curve import generate, write_identity
+
+    write_identity(d, generate("compute-x", "node"), cluster_public=cluster["cluster_public"])  # `weft keys generate`
+    p = weft("keys", "allow", str(d / "compute-x.public"), "-c", ep, env=env)
+    assert p.returncode == 0, p.stderr
+    daemons: Daemons = cluster["daemons"]
+    x = daemons.start("compute", "--security", "curve", "--keys", str(d), "--key", str(d / "compute-x.secret"),
+                      "--coordinator", ep, "--no-beacon", "--node-id", "compute-x", "--listen",
+                      f"tcp://127.0.0.1:{free_port()}", "--data-dir", str(cluster["tmp"] / "compute-x"))
+    daemons.ready_line(x)
+    wait_for(lambda: "compute-x" in _ready_nodes(cluster), 30, "compute-x registered")
+    p = weft("keys", "revoke", "compute-x", "-c", ep, env=env)
+    assert p.returncode == 0, p.stderr
+    (listed,) = [n for n in _nodes(cluster) if n["node"] == "compute-x"]
+    assert not listed["ready"] and "'compute-x' was revoked" in listed["revoked"]
+    text = weft("nodes", "-c", ep, env=env).stdout
+    assert "revoked" in text and "compute: compute-x" not in text and "compute compute-x: its key" in text, text
+    # With the only other compute node drained, a new job has nowhere to go: compute-x must not take it.
+    client.drain("compute-0")  # what `weft node drain` calls
+    try:
+        job = client.submit(["sh", "-c", "echo revoke-probe"])
+        time.sleep(2)  # long enough for a dispatch round or ten
+        assert client.status([job])[0]["state"] in ("waiting", "runnable"), client.status([job])
+    finally:
+        client.drain("compute-0", undo=True)
+    assert client.wait([job], timeout=30)[0]["state"] == "succeeded"
+    x.terminate()
+    x.wait(20)
+
+
 def test_last_a_coordinator_fenced_by_a_newer_epoch_says_it_stopped_scheduling_and_why(cluster: dict,
                                                                                       raw: list[Raw]) -> None:
     # Last in the module: it stops the cluster's scheduling. What a newer coordinator
@@ -267,7 +304,7 @@ def test_last_a_coordinator_fenced_by_a_newer_epoch_says_it_stopped_scheduling_a
     r = _raw(raw, cluster["compute"], cluster["cluster_public"], cluster["keys"] / "coordinator.secret")
     reply = r.call("ping", {"epoch": 1 << 60})
     assert reply is not None and reply["body"]["epoch"] == 1 << 60
-    cluster["client"].submit(["true"])  # its start is answered `fenced`
+    cluster["client"].submit(["sh", "-c", "echo fence-probe"])  # a new job (ids are hashes of specs): its start is answered `fenced`
     wait_for(lambda: cluster["client"].stats()["scheduling"] != "on", 30, "the coordinator noticed")
     p = weft("stats", "-c", cluster["coordinator"], env=cluster["env"])
     assert p.returncode == 0, p.stderr
