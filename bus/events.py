@@ -43,6 +43,8 @@ class EventQueue:
         self._quiet_limit = max(1, min(QUIET_BATCH, window // 2))
         self._wakeup = trio.Event()
         self._wakeup_urgent = trio.Event()
+        # Times waiting pollers were woken by an append (read by metrics).
+        self.wakeups = 0
 
     @property
     def next_seq(self) -> int:
@@ -60,6 +62,7 @@ class EventQueue:
         if len(ev) > self.window:
             ev.popleft()
         if self._wakeup.statistics().tasks_waiting:
+            self.wakeups += 1
             self._wakeup.set()
             self._wakeup = trio.Event()
         if urgent or seq - self._last_urgent >= self._quiet_limit:
@@ -67,6 +70,7 @@ class EventQueue:
             # window cannot overtake them while they sleep.
             self._last_urgent = seq
             if self._wakeup_urgent.statistics().tasks_waiting:
+                self.wakeups += 1
                 self._wakeup_urgent.set()
                 self._wakeup_urgent = trio.Event()
         return seq

@@ -82,9 +82,9 @@ class Server:
         self.max_concurrent = max_concurrent
         self.max_message = max_message
         self.in_flight = 0
-        self.stats = ServerStats()
-        self.endpoint: str | None = None
         self._ops: dict[str, OpEntry] = {}
+        self.stats = ServerStats(self._ops)  # totals summed from the ops' own counts when read
+        self.endpoint: str | None = None
         self._zs: ZSocket | None = None
         self._nursery: trio.Nursery | None = None
         self._badlog = RateLimitedLog(log)
@@ -165,9 +165,9 @@ class Server:
             self._forbid(ident, env, user, is_call)
             return
         if is_call:
-            stats.calls += 1
+            op.calls += 1
         else:
-            stats.posts += 1
+            op.posts += 1
         ctx = CallContext(env.sender, env.op, ident, kind, user)
         if not op.is_async:
             try:
@@ -180,7 +180,7 @@ class Server:
             return
         if is_call and not op.bypass:
             if self.in_flight >= self.max_concurrent:
-                stats.busy += 1
+                op.busy += 1
                 self._send_error(
                     ident, env.id, env.op,
                     BusError(f"{self.role} {self.node_id} is busy ({self.in_flight} calls in progress)", code="busy"),
@@ -216,7 +216,7 @@ class Server:
                 f"{env.op!r} on this {self.role} is not allowed for a {role} key ({user})", code="forbidden"))
 
     def _handler_failed(self, ident: bytes, env: Any, e: Exception, is_call: bool) -> None:
-        self.stats.errors += 1
+        self._ops[env.op].errors += 1  # both callers ran a registered op
         code = getattr(e, "code", None)
         if not isinstance(code, str):
             log.error("handler for %r raised", env.op, exc_info=e)

@@ -23,6 +23,8 @@ def _mem(n: dict[str, Any], key: str) -> str:
 
 
 def _state(n: dict[str, Any]) -> str:
+    if n.get("revoked"):
+        return "revoked"
     if n.get("drained"):
         left = n.get("drain_left")
         return "drained" if not left else f"draining ({left} left)"
@@ -32,7 +34,8 @@ def _state(n: dict[str, Any]) -> str:
 @app.command()
 def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
     """The nodes the coordinator knows: role, endpoint, host, CPUs and memory used/free (compute),
-    objects, under-replicated objects held and repair copies in/out (storage), drained, last seen."""
+    objects, under-replicated objects held and repair copies in/out (storage), drained, last seen;
+    nodes whose key was revoked (they get no more work) are listed as revoked, with why."""
     with client(coordinator) as c:
         ns = c.nodes()
     if as_json:
@@ -50,6 +53,9 @@ def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
             f"{_state(n):10} "
             f"{now - n['last_seen']:>5.1f}s"
         )
+    for n in ns:
+        if n.get("revoked"):
+            typer.echo(f"{n['role']} {n['node']}: {n['revoked']}; it gets no more work")
 
 
 def _drain(node: str, undo: bool, as_json: bool, coordinator: str) -> None:

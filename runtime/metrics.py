@@ -44,16 +44,21 @@ class NodeCollector:
                                  labels=list(labels))
         info.add_metric(list(labels.values()), 1)
         yield info
-        s = node.server.stats
+        server = node.server
+        s = server.stats
         for name, value, doc in (
-            ("calls", s.calls, "RPC calls received (answered or refused)."),
+            ("calls", s.calls, "RPC calls received and admitted to their op (all ops)."),
             ("posts", s.posts, "RPC posts received (one-way messages)."),
             ("busy", s.busy, "RPC calls answered busy (the admission limit was reached)."),
             ("errors", s.errors, "RPC handlers that raised (answered with an error code)."),
             ("malformed", s.malformed, "Messages dropped as malformed."),
             ("unknown_ops", s.unknown_ops, "Messages naming an op this daemon does not have."),
+            ("forbidden", s.forbidden, "Messages refused: the op is not allowed for the caller's key."),
         ):
             yield CounterMetricFamily(f"weft_rpc_{name}", doc, value=value)
+        yield from _per_op(server)
+        yield CounterMetricFamily("weft_epochs_ignored", "Epochs in pings from keys that may not fence (ignored).",
+                                  value=getattr(node, "epochs_ignored", 0))
         yield GaugeMetricFamily("weft_rpc_in_flight", "Admitted async RPC calls in progress.",
                                 value=node.server.in_flight)
         ev = node.events
@@ -61,8 +66,28 @@ class NodeCollector:
                                 value=ev.next_seq - ev.first_seq)
         yield CounterMetricFamily("weft_events", "Events appended to this daemon's event queue.",
                                   value=ev.next_seq - 1)
+        yield CounterMetricFamily("weft_event_poll_wakeups", "Times waiting pollers were woken by new events.",
+                                  value=ev.wakeups)
         if self.role is not None:
             yield from self.role.collect()
+
+
+_PER_OP = (
+    ("calls", "RPC calls received and admitted, by op."),
+    ("posts", "RPC posts received, by op."),
+    ("errors", "RPC handlers that raised, by op."),
+    ("busy", "RPC calls answered busy, by op."),
+)
+
+
+def _per_op(server: Any) -> Iterator[Metric]:
+    """weft_rpc_op_<count>_total{op}: the server's own per-op counts, every op it serves."""
+    ops = sorted(server.stats.ops.items())
+    for attr, doc in _PER_OP:
+        fam = CounterMetricFamily(f"weft_rpc_op_{attr}", doc, labels=["op"])
+        for op, entry in ops:
+            fam.add_metric([op], getattr(entry, attr))
+        yield fam
 
 
 def registry_for(node: Any) -> CollectorRegistry:

@@ -23,6 +23,7 @@ from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
+from weft.bus.ratelog import RateLimitedLog
 from weft.bus.rpc import CallContext, PeerPool, Server
 from weft.protocol.access import ADMIN, COORDINATOR, KeyChange, allowed, caller_class
 
@@ -94,6 +95,9 @@ class Node:
         # Highest coordinator epoch seen: calls from an older one are refused,
         # so a coordinator that was replaced cannot act on the cluster.
         self.epoch = 0
+        # Epochs sent by keys that may not fence (a forged takeover): ignored, counted, logged.
+        self.epochs_ignored = 0
+        self._epoch_log = RateLimitedLog(log)
         self.nursery: trio.Nursery | None = None
         self.metrics_addr: str | None = None
         self.http_addr: str | None = None
@@ -141,6 +145,10 @@ class Node:
         # would make this node refuse the real coordinator for good).
         if ctx.user is None or caller_class(ctx.user) in (COORDINATOR, ADMIN):
             self.fence(body)
+        elif isinstance(body, dict) and body.get("epoch") is not None:
+            self.epochs_ignored += 1
+            self._epoch_log.warning("ignored epoch %r in a ping from %s (%s): only the coordinator's key may fence",
+                                    body.get("epoch"), ctx.sender, ctx.user)
         return {"node": self.node_id, "role": self.role, "inc": self.events.incarnation, "epoch": self.epoch}
 
     def _op_keys(self, body: Any, ctx: CallContext) -> dict[str, Any]:

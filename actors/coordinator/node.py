@@ -139,6 +139,10 @@ class CoordinatorNode(Node):
         self.state.planner.stealing.after = steal_after
         self._wake = trio.Event()
         self.started_at = time.time()
+        self.fenced_why = ""  # what told us a newer coordinator took over (`weft stats`)
+        # ROLE/NODE -> the key name its hello came with; nodes whose key was revoked (keys_ops.py).
+        self.node_keys: dict[str, str] = {}
+        self.revoked: dict[str, dict[str, Any]] = {}
         # Finished jobs are forgotten after this long (gc.py, gc_ops.py).
         self.keep = keep
         self.gc_lock = trio.Lock()
@@ -251,14 +255,22 @@ class CoordinatorNode(Node):
     def _check_fenced(self, e: Exception) -> None:
         if isinstance(e, RemoteError) and e.code == ErrorCode.FENCED and not self.state.fenced:
             self.state.fenced = True
+            self.fenced_why = f"{e.message} (answer of {e.peer or 'a node'} to {e.op!r})"
             log.critical("a newer coordinator took over this cluster (%s); this one stops scheduling", e.message)
 
     # -- discovery -------------------------------------------------------------------
     def _beacon_found(self, peer: PeerInfo) -> None:
-        self._meet(peer.role, peer.node, peer.endpoint, None)
+        if f"{peer.role}/{peer.node}" not in self.revoked:
+            self._meet(peer.role, peer.node, peer.endpoint, None)
 
     def _op_hello(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         h = Hello.from_wire(body)
+        if ctx.user is not None:
+            key, name = f"{h.role}/{h.node}", ctx.user.partition(":")[2]
+            if self.revoked.get(key, {}).get("key") == name:
+                return {"epoch": self.epoch}  # a connection made before the revoke: ZAP checked it then
+            self.node_keys[key] = name
+            self.revoked.pop(key, None)  # back with another key, one that is allowed
         self._meet(h.role, h.node, h.endpoint, h.inc)
         return {"epoch": self.epoch}
 
@@ -546,7 +558,7 @@ class CoordinatorNode(Node):
         s = self.state
         repair = s.repair
         return {"nodes": [c.view() for c in s.computes.values()]
-                + [{**x.view(), **repair.node_view(x.node)} for x in s.storages.values()]}
+                + [{**x.view(), **repair.node_view(x.node)} for x in s.storages.values()] + [*self.revoked.values()]}
 
     def _op_stats(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         g = self.graph
@@ -578,5 +590,6 @@ class CoordinatorNode(Node):
             **s.stats,
             **s.repair.stats(),
             "paused": s.pause_view(),
+            "scheduling": f"stopped: {self.fenced_why}" if s.fenced else "on",
             "late": late,
         }

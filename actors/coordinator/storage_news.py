@@ -131,14 +131,23 @@ class StorageNewsMixin:
             if ref is None or not isinstance(size, int):
                 continue  # storage's own event will tell
             ok = isinstance(data, bytes) and len(data) == size
-            self._apply_object(ref, ObjectInfo(f"{job.id}/{output}", FINISHED, size, 0, None, data if ok else None),
-                               scavenge)
+            self._apply_object(ref, ObjectInfo(f"{job.id}/{output}", FINISHED, size, job.token, None,
+                                               data if ok else None), scavenge)
 
     def _apply_object(self, ref: StorageRef, info: ObjectInfo, scavenge: list[str]) -> None:
         g = self.graph
         name = info.name
         state = info.state
         if state == FINISHED:
+            if self._fenced_copy(name, info.token):
+                # Written by an attempt we gave up on (its node was lost, a newer
+                # attempt runs): not this object's copy. Storage fences writers
+                # only per node, so it cannot know; delete it there, so that the
+                # attempt now running (or a repair) can write that node.
+                log.warning("storage %s holds %s from a fenced attempt (token %d): not taken, deleting it",
+                            ref.node, name, info.token)
+                scavenge.append(name)
+                return
             data = info.data
             if data is not None and self.inline_bytes + len(data) <= INLINE_CACHE_BYTES:
                 obj = g.objects.get(name)
@@ -199,6 +208,16 @@ class StorageNewsMixin:
             job.empty = (output,)
         elif output not in job.empty:
             job.empty = (*job.empty, output)
+
+    def _fenced_copy(self, name: str, token: int) -> bool:
+        """Was a finished copy of `name` written under a token older than its
+        producer's current attempt? (Replicas keep the original's token; a
+        copy with no token (0) was not written by an attempt at all.)"""
+        g = self.graph
+        obj = g.objects.get(name)
+        jid = obj.producer if obj is not None else name.partition("/")[0]
+        job = g.jobs.get(jid) if jid else None
+        return job is not None and 0 < token < job.token
 
     # -- losing a storage node, and lineage --------------------------------------------
     def _storage_lost(self, ref: StorageRef) -> None:

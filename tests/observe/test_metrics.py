@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from weft.actors.client import Client, JobFailed
+from weft.bus.errors import BusError
 from weft.localcluster.cluster import LocalCluster
 
 from .conftest import http_get
@@ -82,6 +84,29 @@ def test_each_role_serves_its_metrics_and_they_move_as_jobs_run(observed: LocalC
     assert value(s1, "weft_storage_commit_seconds_count") > value(s0, "weft_storage_commit_seconds_count")
     assert value(s1, "weft_events_total") > value(s0, "weft_events_total")
     assert value(after["compute"], "weft_rpc_calls_total") > value(before["compute"], "weft_rpc_calls_total")
+
+
+def test_rpc_counts_by_op_and_poll_wakeups_move_as_jobs_run(observed: LocalCluster, client: Client) -> None:
+    where = addrs(observed)
+    before = {role: scrape(a) for role, a in where.items()}
+    client.submit(["sh", "-c", "echo by-op"]).result(timeout=30)
+    with pytest.raises(BusError):
+        client.call("status", "not a map")  # a bad request: its handler answers with an error
+    after = {role: scrape(a) for role, a in where.items()}
+
+    def moved(role: str, name: str, **labels: str) -> float:
+        return value(after[role], name, **labels) - value(before[role], name, **labels)
+
+    assert moved("coordinator", "weft_rpc_op_calls_total", op="submit") == 1
+    assert moved("coordinator", "weft_rpc_op_errors_total", op="status") == 1
+    assert moved("coordinator", "weft_rpc_op_errors_total", op="submit") == 0
+    assert ("weft_rpc_op_busy_total", (("op", "submit"),)) in after["coordinator"]  # every op, even at 0
+    assert moved("compute", "weft_rpc_op_calls_total", op="start_many") + moved(
+        "compute", "weft_rpc_op_calls_total", op="start") >= 1
+    assert sum(moved("storage", "weft_rpc_op_calls_total", op=op) for op in ("put", "finish")) >= 1  # stdout
+    # Long-polls waiting on the compute node's events were woken by the job's steps.
+    assert moved("compute", "weft_event_poll_wakeups_total") >= 1
+    assert ("weft_event_queue_depth", ()) in after["compute"]
 
 
 def test_only_metrics_is_served_and_nonsense_is_answered(observed: LocalCluster) -> None:
