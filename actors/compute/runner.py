@@ -104,6 +104,7 @@ from weft.protocol.tasks import Delegation
 from ..model import JobSpec, SpecError, input_env_var
 from ..specfields import param_env_var
 from .block import wait_for_paths
+from .isolation import Sandbox
 from .procs import group_alive
 
 log = logging.getLogger("weft.compute")
@@ -320,6 +321,7 @@ async def run_command(
     grace: float | Callable[[], float] = 2.0,
     job: str | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    sandbox: Sandbox | None = None,  # isolation.py: namespace, --run-as
 ) -> CommandResult:
     """Run a command job in `workdir` and wait for it; see the module docstring.
 
@@ -354,7 +356,8 @@ async def run_command(
     capture_fd = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            proc = await _spawn(spec.command, cwd, env, log_fd)
+            argv = spec.command if sandbox is None else sandbox.command(spec.command, workdir, cwd, env)
+            proc = await _spawn(argv, cwd, env, log_fd)
         except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError):
             raise RunnerError(
                 "command-not-found",
@@ -396,6 +399,8 @@ async def run_command(
         os.close(log_fd)
         os.close(capture_fd)
 
+    if sandbox is not None:
+        sandbox.settle(workdir)  # no output symlinked out of the task directory
     stdout_path = outputs_dir / "stdout"
     if stdout_path.exists() or stdout_path.is_symlink():
         capture_path.unlink()

@@ -1,0 +1,279 @@
+"""Job isolation: what a job can see and change (docs/security.md, Job isolation).
+
+Command jobs: `Sandbox.command()` turns a command into the argv that runs it
+inside a mount namespace (bubblewrap) showing only the system (/usr, /bin,
+/lib*, /etc, a minimal /dev, /proc, a private /tmp), the task's own
+directory and the paths the operator shares (`--share`), and, with
+`--run-as USER`, as that user (setpriv, with no_new_privs so no setuid
+program gives the privileges back). It is the one call the runner makes
+(runner.run_command, just before the spawn); `settle()` after the command
+drops output symlinks that lead out of the task directory, which the node,
+reading outputs as itself, would otherwise follow to any file it can read.
+
+Callable jobs: with `fresh_callables` each call runs in a process forked from
+the worker, which itself never runs or imports job code (`call_in_child`), so
+a callable that monkeypatches a module, or changes globals, cwd or the
+environment, changes nothing a later job sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weft.runtime.settings import SettingError
+
+log = logging.getLogger("weft.compute")
+
+MODES = ("auto", "none", "namespace")
+# Set in a worker's environment: run each call in a fork of this clean process.
+FRESH_ENV = "WEFT_WORKER_FRESH"
+# The system a command sees, read-only (a symlink, as /bin on merged-/usr systems, stays one).
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Hidden inside the sandbox even though /etc is shown: a cluster's keys and configuration.
+HIDDEN_PATHS = ("/etc/weft",)
+
+
+class IsolationError(SettingError):
+    """The isolation settings cannot be honoured: one line for the operator."""
+
+
+@dataclass(frozen=True)
+class RunAs:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass
+class Sandbox:
+    """How this node runs jobs; `tool` None means commands run unsandboxed."""
+
+    mode: str  # "none" or "namespace", as decided
+    tool: str | None = None  # the bwrap executable
+    run_as: RunAs | None = None
+    shares: tuple[str, ...] = ()
+    fresh_callables: bool = False
+    note: str = ""  # what was chosen and why: logged at start, shown by `weft nodes`
+    _prefix: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, "tool": os.path.basename(self.tool) if self.tool else None,
+                "run_as": self.run_as.name if self.run_as else None, "shares": list(self.shares),
+                "fresh_callables": self.fresh_callables, "note": self.note}
+
+    def log_start(self) -> None:
+        if "UNSANDBOXED" in self.note or (self.mode == "namespace" and self.run_as is None and os.geteuid() == 0):
+            log.warning("job isolation: %s", self.note)
+        else:
+            log.info("job isolation: %s", self.note)
+
+    @property
+    def active(self) -> bool:
+        """Whether commands need the hook at all (the default local cluster: no)."""
+        return self.tool is not None or self.run_as is not None
+
+    def command(self, argv: list[str], workdir: Path, cwd: Path, env: dict) -> list[str]:
+        """The argv that runs `argv` isolated in task directory `workdir`.
+
+        Raises FileNotFoundError when the command does not exist (the runner's
+        command-not-found): inside the sandbox only the wrapper would notice.
+        """
+        _check_exists(argv[0], cwd, env)
+        if self.run_as is not None:
+            _hand_over(workdir, self.run_as)
+        out = list(self._prefix)
+        if self.tool is not None:
+            out += ["--bind", str(workdir), str(workdir), "--chdir", str(cwd), "--"]
+        if self.run_as is not None:
+            out += ["setpriv", f"--reuid={self.run_as.uid}", f"--regid={self.run_as.gid}", "--clear-groups",
+                    "--no-new-privs", "--"]
+        return out + argv
+
+    def settle(self, workdir: Path) -> None:
+        """After the command: outputs (and the delegation file) that are symlinks
+        leading out of the task directory are removed, so they count as not written."""
+        root = workdir.resolve()
+        outputs = workdir / "outputs"
+        try:
+            entries = [Path(e.path) for e in os.scandir(outputs) if e.is_symlink()]
+        except OSError:
+            entries = []
+        delegate = workdir / "delegate.json"
+        if delegate.is_symlink():
+            entries.append(delegate)
+        for path in entries:
+            target = path.resolve()
+            if target != root and root not in target.parents:
+                log.warning("%s: removed %s, a symlink out of the task directory (to %s)",
+                            workdir.name, path.name, target)
+                path.unlink(missing_ok=True)
+
+
+def choose(mode: str, run_as: str | None = None, share: str | None = None, *, secure: bool = False,
+           tool: str | None = None) -> Sandbox:
+    """The sandbox for isolation `mode` ("auto": namespace on a secure cluster,
+    else none). IsolationError when a setting cannot be honoured; a missing
+    tool is not an error: commands then run unsandboxed, with a warning."""
+    if mode not in MODES:
+        raise IsolationError(f"invalid --isolation {mode!r}: expected {', '.join(MODES)}")
+    if mode == "auto":
+        mode = "namespace" if secure else "none"
+    user = _user(run_as) if run_as else None
+    shares = _shares(share)
+    if mode == "none":
+        note = "none: jobs see what this node's user sees"
+        if user is not None:
+            note += f"; commands run as {user.name}"
+        return Sandbox("none", run_as=user, shares=shares, note=note)
+    found = tool or shutil.which("bwrap")
+    why = _probe(found) if found else "bubblewrap (bwrap) is not installed"
+    if why:
+        note = f"namespace wanted but {why}: commands run UNSANDBOXED"
+        return Sandbox("none", run_as=user, shares=shares, fresh_callables=True, note=note)
+    note = "namespace (bubblewrap): commands see the system, their task directory"
+    note += (" and " + ", ".join(shares)) if shares else ""
+    if user is not None:
+        note += f"; run as {user.name}"
+    elif os.geteuid() == 0:
+        note += "; as root (root can undo the namespace: give --run-as USER)"
+    note += "; callables each in a fresh fork"
+    return Sandbox("namespace", found, user, shares, True, note, _bwrap_prefix(found, shares))
+
+
+def _user(name: str) -> RunAs:
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise IsolationError(f"--run-as {name!r}: no such user on this machine") from None
+    if pw.pw_uid == 0:
+        raise IsolationError(f"--run-as {name!r} is root: give an unprivileged user")
+    if os.geteuid() != 0:
+        raise IsolationError(f"--run-as {name!r} needs the compute node to run as root")
+    return RunAs(name, pw.pw_uid, pw.pw_gid)
+
+
+def _shares(share: str | None) -> tuple[str, ...]:
+    out = []
+    for part in (share or "").split(":"):
+        if not part:
+            continue
+        if not os.path.isabs(part) or not os.path.isdir(part):
+            raise IsolationError(f"--share {part!r}: not an absolute path of a directory")
+        out.append(os.path.realpath(part))
+    return tuple(out)
+
+
+def _bwrap_prefix(bwrap: str, shares: tuple[str, ...]) -> list[str]:
+    # No --new-session and no pid namespace: the runner stops a task by its
+    # process group, which must stay the command's own.
+    out = [bwrap, "--unshare-ipc", "--unshare-uts"]
+    for p in SYSTEM_PATHS:
+        if os.path.islink(p):
+            out += ["--symlink", os.readlink(p), p]
+        elif os.path.isdir(p):
+            out += ["--ro-bind", p, p]
+    for p in HIDDEN_PATHS:
+        if os.path.isdir(p):
+            out += ["--tmpfs", p]
+    out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for p in shares:
+        out += ["--bind", p, p]
+    return out
+
+
+def _probe(bwrap: str) -> str:
+    """Why bwrap cannot make a sandbox here ('' if it can): e.g. no user namespaces, no privilege."""
+    try:
+        done = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"],
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bwrap does not run ({e})"
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"bwrap cannot make namespaces here ({err[-1] if err else done.returncode})"
+    return ""
+
+
+def _check_exists(name: str, cwd: Path, env: dict) -> None:
+    if "/" in name:
+        path = name if os.path.isabs(name) else os.path.join(cwd, name)
+        ok = os.path.isfile(path) and os.access(path, os.X_OK)
+    else:
+        path_var = env.get("PATH")
+        ok = shutil.which(name, path=path_var if isinstance(path_var, str) else None) is not None
+    if not ok:
+        raise FileNotFoundError(name)
+
+
+def _hand_over(workdir: Path, user: RunAs) -> None:
+    """Let `user` write where a command writes, and nothing the node reads by path.
+
+    The task directory stays the node's, sticky and group-writable (the
+    command may make delegate.json there but not swap inputs/ or results/
+    for symlinks); outputs/ and work/ become the user's; in results/ only
+    the files the command appends to (progress, deps) are.
+    """
+    os.chown(workdir, 0, user.gid)
+    os.chmod(workdir, 0o1770)
+    for sub in ("outputs", "work"):
+        os.chown(workdir / sub, user.uid, user.gid)
+        for entry in os.scandir(workdir / sub):  # directory outputs made for it (--output-dir)
+            os.chown(entry.path, user.uid, user.gid, follow_symlinks=False)
+    for name in ("progress", "deps"):
+        path = workdir / "results" / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            os.fchown(fd, user.uid, user.gid)
+        finally:
+            os.close(fd)
+
+
+# -- callables -----------------------------------------------------------------------------
+
+
+def call_in_child(run: Callable[[], None]) -> None:
+    """Run `run` (which answers the pool) in a fork of this process and wait for it.
+
+    A child that dies without answering takes this worker down the same way,
+    so the pool sees the worker lost as it would without the fork. A SIGTERM
+    (a cancelled call) is passed on, giving the call its grace.
+    """
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _die_with_parent()
+            run()
+            code = 0
+        finally:
+            os._exit(code)
+    old = signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker's own watch still ends the worker
