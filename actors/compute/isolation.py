@@ -18,6 +18,7 @@ environment, changes nothing a later job sees.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pwd
@@ -92,7 +93,7 @@ class Sandbox:
             _hand_over(workdir, self.run_as)
         out = list(self._prefix)
         if self.tool is not None:
-            out += ["--bind", str(workdir), str(workdir), "--chdir", str(cwd), "--"]
+            out += [*_parents(str(workdir)), "--bind", str(workdir), str(workdir), "--chdir", str(cwd), "--"]
         if self.run_as is not None:
             out += ["setpriv", f"--reuid={self.run_as.uid}", f"--regid={self.run_as.gid}", "--clear-groups",
                     "--no-new-privs", "--"]
@@ -184,10 +185,25 @@ def _bwrap_prefix(bwrap: str, shares: tuple[str, ...]) -> list[str]:
     for p in HIDDEN_PATHS:
         if os.path.isdir(p):
             out += ["--tmpfs", p]
-    out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    out += ["--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp"]
     for p in shares:
-        out += ["--bind", p, p]
+        out += [*_parents(p), "--bind", p, p]
     return out
+
+
+
+
+@functools.lru_cache(maxsize=64)
+def _parents(path: str) -> tuple[str, ...]:
+    """bwrap arguments that make the directories leading to `path` traversable by
+    any user (bwrap would make them 0700), where they are not the system's."""
+    out: list[str] = []
+    for parent in reversed(Path(path).parents):
+        p = str(parent)
+        if p in ("/", "/tmp") or any(p == s or p.startswith(s + "/") for s in SYSTEM_PATHS):
+            continue
+        out += ["--perms", "0755", "--dir", p]
+    return tuple(out)
 
 
 def _probe(bwrap: str) -> str:
