@@ -284,7 +284,7 @@ class ComputeNode(Transfers, Layout, Node):
     def _op_list(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return TaskInventory(
             [t.report() for t in self.tasks.values()], self.events.next_seq, self.events.incarnation,
-            self.slots, self.busy, self.resources.memory, self.host_name,
+            self.slots, self.busy, self.resources.memory, self.host_name, self.sandbox.describe(),
         ).to_wire()
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:

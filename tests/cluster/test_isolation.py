@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from isolation_support import job_user, need_bwrap
 
 from weft.actors.client import Client
 from weft.localcluster.cluster import LocalCluster
-
-from isolation_support import job_user, need_bwrap
 
 TIMEOUT = 30.0
 
