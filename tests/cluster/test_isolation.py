@@ -1,12 +1,14 @@
 """Jobs cannot touch each other or the cluster (issue 19; docs/security.md, Job isolation).
 
-One local cluster: a coordinator, a storage node, and two compute nodes, one
-sandboxed (`--isolation namespace --run-as weft-testjob`, one slot so callables
-share one worker) and one open (`--isolation none`). Each attack runs as the
-same command on both: it fails on the sandboxed node and works on the open
-one, so what stops it is the sandbox, not a missing file. Every daemon's data
-is under the test's temporary directory, which a job on the open node reads
-as the node's own user.
+One local cluster: a coordinator, a storage node and three compute nodes of
+one slot (so callables share one worker): one sandboxed as root
+(`--isolation namespace`: only the namespace stops the attacks there), one
+open (`--isolation none`), and one sandboxed as a user (`--isolation
+namespace --run-as weft-testjob`, as deployed). Each attack runs as the same
+command on all: it fails on the sandboxed nodes and works on the open one,
+so what stops it is the sandbox, not a missing file. Every daemon's data is
+under the test's temporary directory, which a job on the open node reads as
+the node's own user (root).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from isolation_support import job_user, need_bwrap
 from weft.actors.client import Client
 from weft.localcluster.cluster import LocalCluster
 
+from helpers import wait_for
+
 TIMEOUT = 30.0
 
 
@@ -32,13 +36,13 @@ def iso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster
     c = LocalCluster(tmp_path_factory.mktemp("iso"), compute=0, storage=1, slots=1, import_path=[str(fns)])
     try:
         c.start(timeout=TIMEOUT)
-        c.compute_args = ["--isolation", "namespace", "--run-as", user.pw_name]
-        c.add_compute(wait=False)
-        c.compute_args = ["--isolation", "none"]
-        c.add_compute(wait=False)
+        for args in (["--isolation", "namespace"], ["--isolation", "none"],
+                     ["--isolation", "namespace", "--run-as", user.pw_name]):
+            c.compute_args = args
+            c.add_compute(wait=False)
         for p in c.computes:
             p.wait_ready(TIMEOUT)
-        c.wait_nodes(2, 1, TIMEOUT)
+        c.wait_nodes(3, 1, TIMEOUT)
         with Client(c.endpoint, timeout=10.0, retry_for=10.0) as client:
             yield c, client
     finally:
@@ -58,7 +62,7 @@ def probe(**_):
     return json.dumps([1]) + "|" + os.environ.get("WEFT_ISO_POISON", "-") + "|" + str(os.getcwd() == "/")
 '''
 
-SANDBOXED, OPEN = 0, 1
+SANDBOXED, OPEN, AS_USER = 0, 1, 2
 
 
 def node(c: LocalCluster, i: int) -> str:
@@ -74,25 +78,34 @@ def run(iso: tuple[LocalCluster, Client], on: int, script: str) -> tuple[str, by
 
 
 def both(iso: tuple[LocalCluster, Client], script: str) -> tuple[tuple[str, bytes | None], tuple[str, bytes | None]]:
-    return run(iso, SANDBOXED, script), run(iso, OPEN, script)
+    """The script on the sandboxed nodes (the state of each, joined: 'failed failed') and on the open one."""
+    boxed = [run(iso, on, script) for on in (SANDBOXED, AS_USER)]
+    return (" ".join(b[0] for b in boxed), boxed[0][1]), run(iso, OPEN, script)
 
 
 def test_a_job_cannot_read_the_coordinators_journal(iso: tuple[LocalCluster, Client]) -> None:
     journal = iso[0].data_dir / "coordinator" / "journal.sqlite"
     assert journal.is_file()
     (boxed, _), (state, out) = both(iso, f"head -c 15 {journal}")
-    assert boxed == "failed"
+    assert boxed == "failed failed"
     assert state == "succeeded" and out == b"SQLite format 3"
 
 
 def test_a_job_cannot_read_another_jobs_task_directory(iso: tuple[LocalCluster, Client]) -> None:
-    # The other job ran on the sandboxed node as the same user: only the namespace keeps them apart.
-    state, out = run(iso, SANDBOXED, "echo other-secret > secret; pwd")
-    assert state == "succeeded" and out
-    secret = Path(out.decode().strip()) / "secret"
-    (boxed, _), (state, out) = both(iso, f"cat {secret}")
-    assert boxed == "failed"
-    assert state == "succeeded" and out == b"other-secret\n"
+    c, client = iso
+    # The other job keeps its directory (a finished task's is recycled) until the test lets it end.
+    other = client.submit(["sh", "-c", "echo other-secret > secret; for i in $(seq 200); do [ -e done ] && exit 0; "
+                           "sleep 0.1; done; exit 1", "other"], node=node(c, AS_USER))
+    work = c.data_dir / f"compute-{AS_USER}" / "tasks" / other.job / "work"
+    try:
+        wait_for(lambda: (work / "secret").is_file(), 15, "the other job's secret file")
+        boxed, _ = run(iso, SANDBOXED, f"cat {work}/secret")
+        state, out = run(iso, OPEN, f"cat {work}/secret")
+        assert boxed == "failed"
+        assert state == "succeeded" and out == b"other-secret\n"
+    finally:
+        (work / "done").touch()
+    assert client.wait([other], timeout=TIMEOUT)[0]["state"] == "succeeded"
 
 
 def _object_file(c: LocalCluster, client: Client, tag: str) -> Path:
@@ -109,24 +122,26 @@ def _object_file(c: LocalCluster, client: Client, tag: str) -> Path:
 def test_a_job_cannot_read_a_storage_nodes_object_file(iso: tuple[LocalCluster, Client]) -> None:
     obj = _object_file(*iso, "stored-secret")
     (boxed, _), (state, out) = both(iso, f"head -n 1 {obj}")
-    assert boxed == "failed"
+    assert boxed == "failed failed"
     assert state == "succeeded" and out == b"stored-secret\n"
 
 
 def test_a_job_cannot_write_a_storage_nodes_object_file(iso: tuple[LocalCluster, Client]) -> None:
     obj = _object_file(*iso, "immutable-output")
-    boxed, _ = run(iso, SANDBOXED, f"echo forged > {obj}")
-    assert boxed == "failed" and obj.read_bytes().startswith(b"immutable-output\n")
+    for on in (SANDBOXED, AS_USER):
+        boxed, _ = run(iso, on, f"echo forged > {obj}")
+        assert boxed == "failed" and obj.read_bytes().startswith(b"immutable-output\n")
     state, _ = run(iso, OPEN, f"echo forged > {obj}")
     assert state == "succeeded" and obj.read_bytes() == b"forged\n"
 
 
 def test_run_as_makes_the_job_that_user_and_the_node_says_so(iso: tuple[LocalCluster, Client]) -> None:
-    (state, out), (_, open_out) = both(iso, "id -u")
+    state, out = run(iso, AS_USER, "id -u")
     assert state == "succeeded" and int(out) == job_user().pw_uid
-    assert int(open_out) == 0  # the open node runs jobs as itself (root here)
+    assert int(run(iso, OPEN, "id -u")[1]) == 0  # the open node runs jobs as itself (root here)
     views = {n["node"]: n for n in iso[1].nodes()}
-    assert views[node(iso[0], SANDBOXED)]["isolation"]["run_as"] == job_user().pw_name
+    assert views[node(iso[0], AS_USER)]["isolation"]["run_as"] == job_user().pw_name
+    assert views[node(iso[0], SANDBOXED)]["isolation"]["mode"] == "namespace"
     assert views[node(iso[0], OPEN)]["isolation"]["mode"] == "none"
 
 
