@@ -263,11 +263,13 @@ def call_in_child(run: Callable[[], None]) -> None:
     so the pool sees the worker lost as it would without the fork. A SIGTERM
     (a cancelled call) is passed on, giving the call its grace.
     """
+    prctl = _prctl()  # looked up once, in the clean process: not a ctypes import per call
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            _die_with_parent()
+            if prctl is not None:
+                prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: gone with the worker, even mid-call
             run()
             code = 0
         finally:
@@ -286,10 +288,11 @@ def call_in_child(run: Callable[[], None]) -> None:
         os._exit(code)
 
 
-def _die_with_parent() -> None:
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass  # not Linux: the worker's own watch still ends the worker
+        return None  # not Linux: the worker's own watch still ends the worker

@@ -247,16 +247,7 @@ def _answer(wfd: int, fn: Callable[..., Any], call: str, kwargs: dict[str, Any],
     _reply(wfd, PICKLE, data, shm_out)
 
 
-def _load_and_answer(wfd: int, call: str, kwargs: dict[str, Any], shm_out: int) -> None:
-    try:
-        fn = _load(call)
-    except _NotFound as e:
-        _reply_error(wfd, NOT_FOUND, str(e), traceback.format_exc())
-        return
-    _answer(wfd, fn, call, kwargs, shm_out)
-
-
-# Each call in a fork of this process, which never runs job code (isolation.FRESH_ENV, set by the pool).
+# Each call in a fork of this process, which only imports (isolation.FRESH_ENV, set by the pool).
 _FRESH = os.environ.get("WEFT_WORKER_FRESH") == "1"
 
 
@@ -273,10 +264,6 @@ def serve(rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
             call, kwargs = read_request(reader, shm_in)
         except EOFError:
             return
-        if _FRESH:  # a clean process for each call (actors/compute/isolation.py)
-            call_in_child(partial(_load_and_answer, wfd, call, kwargs, shm_out))
-            del kwargs
-            continue
         fn = cache.get(call)
         if fn is None:
             try:
@@ -284,7 +271,10 @@ def serve(rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
             except _NotFound as e:
                 _reply_error(wfd, NOT_FOUND, str(e), traceback.format_exc())
                 continue
-        _answer(wfd, fn, call, kwargs, shm_out)
+        if _FRESH:  # no call changes what the next one sees (actors/compute/isolation.py)
+            call_in_child(partial(_answer, wfd, fn, call, kwargs, shm_out))
+        else:
+            _answer(wfd, fn, call, kwargs, shm_out)
         del kwargs
 
 
