@@ -156,3 +156,16 @@ def test_a_callable_that_monkeypatches_does_not_change_the_next_job(iso: tuple[L
     # The open node keeps its warm worker as it was left: the attack works there.
     assert call("poison", OPEN) == b"done"
     assert call("probe", OPEN) == b"poisoned|1|True"
+
+
+def test_a_sandboxed_job_still_reads_its_inputs_and_its_outputs_are_kept(iso: tuple[LocalCluster, Client]) -> None:
+    c, client = iso
+    made = client.submit(["sh", "-c", "yes input-line | head -n 3", "made"], node=node(c, OPEN))
+    for on in (SANDBOXED, AS_USER):
+        f = client.submit(["sh", "-c", "cat $WEFT_INPUTS/x; mkdir -p $WEFT_OUTPUTS/d; echo deep > $WEFT_OUTPUTS/d/f; "
+                           "echo 1 > $WEFT_OUTPUTS/o", f"reader-{on}"],
+                          outputs=["stdout", "o", "d"], x=made, node=node(c, on))
+        [st] = client.wait([f], timeout=TIMEOUT)
+        assert st["state"] == "succeeded", st
+        assert f.result(timeout=TIMEOUT) == b"input-line\n" * 3
+        assert client.get(f"{f.job}/o") == b"1\n"
