@@ -31,9 +31,10 @@ def job_user() -> pwd.struct_passwd:
     return pwd.getpwnam(JOB_USER)
 
 
-def need_bwrap() -> None:
+def need_sandbox(tool: str = "bubblewrap") -> None:
+    """Skip, saying why, where `tool` (bubblewrap, or the unshare fallback) cannot make a sandbox."""
     from weft.actors.compute.isolation import choose
 
-    sandbox = choose("namespace")
+    sandbox = choose("namespace", tools=(tool,))
     if sandbox.tool is None:
         pytest.skip(f"no sandbox on this machine ({sandbox.note}); .ci/run installs bubblewrap")

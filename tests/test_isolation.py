@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import trio
-from isolation_support import job_user, need_bwrap
+from isolation_support import job_user, need_sandbox
 
 from weft.actors.compute.isolation import IsolationError, choose
 from weft.actors.compute.pool import CallableNotFound, WorkerLost, WorkerPool
+from weft.actors.compute.procs import group_alive
 from weft.actors.compute.runner import RunnerError, run_command
 from weft.actors.compute.taskdirs import make_skeleton
 from weft.actors.model import JobSpec
@@ -83,15 +84,16 @@ def _spec(script: str, outputs: list[str] | None = None) -> JobSpec:
     return JobSpec.from_wire({"cmd": ["sh", "-c", script], "o": outputs or ["stdout"]})
 
 
-async def test_a_sandboxed_command_sees_only_its_task_directory(tmp_path: Path) -> None:
-    need_bwrap()
+@pytest.mark.parametrize("tool", ["bubblewrap", "unshare"])
+async def test_a_sandboxed_command_sees_only_its_task_directory(tmp_path: Path, tool: str) -> None:
+    need_sandbox(tool)
     user = job_user()
     (tmp_path / "secret").write_text("node's")
     share = tmp_path / "shared"
     share.mkdir()
     (share / "file").write_text("shared on purpose")
     os.chmod(share, 0o777)
-    sandbox = choose("namespace", run_as=user.pw_name, share=str(share))
+    sandbox = choose("namespace", run_as=user.pw_name, share=str(share), tools=(tool,))
     work = tmp_path / "task"
     make_skeleton(work)
     script = (f"id -u; cat {share}/file; echo made > $WEFT_OUTPUTS/made; echo 50 half >> $WEFT_PROGRESS; "
@@ -106,8 +108,22 @@ async def test_a_sandboxed_command_sees_only_its_task_directory(tmp_path: Path) 
     assert (work / "results" / "progress").read_text() == "50 half\n"
 
 
+@pytest.mark.parametrize("tool", ["bubblewrap", "unshare"])
+async def test_a_sandboxed_command_is_stopped_whole_and_its_end_reported(tmp_path: Path, tool: str) -> None:
+    need_sandbox(tool)
+    sandbox = choose("namespace", tools=(tool,))
+    groups: list[int] = []
+    make_skeleton(tmp_path / "a")
+    result = await run_command(JobSpec(command=["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5), tmp_path / "a",
+                               sandbox=sandbox, grace=0.5, on_spawn=lambda pgid: groups.append(pgid))
+    assert result.timed_out and not group_alive(groups[0])
+    make_skeleton(tmp_path / "b")
+    result = await run_command(JobSpec(command=["sh", "-c", "exit 3"]), tmp_path / "b", sandbox=sandbox)
+    assert result.exit_code == 3
+
+
 async def test_a_missing_command_is_still_command_not_found(tmp_path: Path) -> None:
-    need_bwrap()
+    need_sandbox()
     work = tmp_path / "task"
     make_skeleton(work)
     with pytest.raises(RunnerError) as e:

@@ -59,7 +59,7 @@ class Sandbox:
     """How this node runs jobs; `tool` None means commands run unsandboxed."""
 
     mode: str  # "none" or "namespace", as decided
-    tool: str | None = None  # the bwrap executable
+    tool: str | None = None  # "bubblewrap" or "unshare" (the fallback)
     run_as: RunAs | None = None
     shares: tuple[str, ...] = ()
     fresh_callables: bool = False
@@ -67,7 +67,7 @@ class Sandbox:
     _prefix: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, "tool": os.path.basename(self.tool) if self.tool else None,
+        return {"mode": self.mode, "tool": self.tool,
                 "run_as": self.run_as.name if self.run_as else None, "shares": list(self.shares),
                 "fresh_callables": self.fresh_callables, "note": self.note}
 
@@ -92,8 +92,10 @@ class Sandbox:
         if self.run_as is not None:
             _hand_over(workdir, self.run_as)
         out = list(self._prefix)
-        if self.tool is not None:
+        if self.tool == "bubblewrap":
             out += [*_parents(str(workdir)), "--bind", str(workdir), str(workdir), "--chdir", str(cwd), "--"]
+        elif self.tool == "unshare":
+            out += [str(workdir), str(cwd), *self.shares, "--"]
         if self.run_as is not None:
             out += ["setpriv", f"--reuid={self.run_as.uid}", f"--regid={self.run_as.gid}", "--clear-groups",
                     "--no-new-privs", "--"]
@@ -120,10 +122,11 @@ class Sandbox:
 
 
 def choose(mode: str, run_as: str | None = None, share: str | None = None, *, secure: bool = False,
-           tool: str | None = None) -> Sandbox:
+           tools: tuple[str, ...] = ("bubblewrap", "unshare")) -> Sandbox:
     """The sandbox for isolation `mode` ("auto": namespace on a secure cluster,
-    else none). IsolationError when a setting cannot be honoured; a missing
-    tool is not an error: commands then run unsandboxed, with a warning."""
+    else none), made with the first of `tools` that works here. IsolationError
+    when a setting cannot be honoured; no working tool is not an error:
+    commands then run unsandboxed, with a warning."""
     if mode not in MODES:
         raise IsolationError(f"invalid --isolation {mode!r}: expected {', '.join(MODES)}")
     if mode == "auto":
@@ -135,19 +138,23 @@ def choose(mode: str, run_as: str | None = None, share: str | None = None, *, se
         if user is not None:
             note += f"; commands run as {user.name}"
         return Sandbox("none", run_as=user, shares=shares, note=note)
-    found = tool or shutil.which("bwrap")
-    why = _probe(found) if found else "bubblewrap (bwrap) is not installed"
-    if why:
-        note = f"namespace wanted but {why}: commands run UNSANDBOXED"
+    whys = []
+    for tool in tools:
+        prefix, why = (_bwrap_prefix if tool == "bubblewrap" else _unshare_prefix)(shares)
+        if not why:
+            break
+        whys.append(why)
+    else:
+        note = f"namespace wanted but {'; '.join(whys) or 'no tool given'}: commands run UNSANDBOXED"
         return Sandbox("none", run_as=user, shares=shares, fresh_callables=True, note=note)
-    note = "namespace (bubblewrap): commands see the system, their task directory"
+    note = f"namespace ({tool}): commands see the system, their task directory"
     note += (" and " + ", ".join(shares)) if shares else ""
     if user is not None:
         note += f"; run as {user.name}"
     elif os.geteuid() == 0:
         note += "; as root (root can undo the namespace: give --run-as USER)"
     note += "; callables each in a fresh fork"
-    return Sandbox("namespace", found, user, shares, True, note, _bwrap_prefix(found, shares))
+    return Sandbox("namespace", tool, user, shares, True, note, prefix)
 
 
 def _user(name: str) -> RunAs:
@@ -173,7 +180,14 @@ def _shares(share: str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _bwrap_prefix(bwrap: str, shares: tuple[str, ...]) -> list[str]:
+def _bwrap_prefix(shares: tuple[str, ...]) -> tuple[list[str], str]:
+    """bubblewrap's arguments up to the task's own, or why it cannot be used here."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return [], "bubblewrap (bwrap) is not installed"
+    why = _probe([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"])
+    if why:
+        return [], f"bwrap cannot make namespaces here ({why})"
     # No --new-session and no pid namespace: the runner stops a task by its
     # process group, which must stay the command's own.
     out = [bwrap, "--unshare-ipc", "--unshare-uts"]
@@ -188,7 +202,47 @@ def _bwrap_prefix(bwrap: str, shares: tuple[str, ...]) -> list[str]:
     out += ["--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp"]
     for p in shares:
         out += [*_parents(p), "--bind", p, p]
-    return out
+    return out, ""
+
+
+# The fallback without bubblewrap, for a node running as root: util-linux's
+# unshare makes a mount namespace in which this script builds a root of the
+# same paths from bind mounts, then chroot. Every step execs, so the command
+# keeps the pid the runner knows, its process group and its exit status.
+# Arguments: ROOT WORKDIR CWD [SHARE...] -- ARGV...
+_UNSHARE_SCRIPT = """set -e
+r=$1 w=$2 c=$3; shift 3
+mount -t tmpfs -o mode=0755 weft-sandbox "$r"
+for p in @SYSTEM@; do
+  if [ -L "$p" ]; then ln -s "$(readlink "$p")" "$r$p"
+  elif [ -d "$p" ]; then mkdir "$r$p"; mount --rbind "$p" "$r$p"; mount -o remount,bind,ro "$r$p"; fi
+done
+for p in @HIDDEN@; do if [ -d "$p" ]; then mount -t tmpfs -o mode=0755 weft-hidden "$r$p"; fi; done
+mkdir "$r/dev" "$r/proc" "$r/tmp"
+mount --rbind /dev "$r/dev"
+mount -t proc proc "$r/proc"
+mount -t tmpfs -o mode=1777 weft-tmp "$r/tmp"
+mkdir -p "$r$w"; mount --bind "$w" "$r$w"
+while [ "$1" != -- ]; do mkdir -p "$r$1"; mount --bind "$1" "$r$1"; shift; done; shift
+exec chroot "$r" /bin/sh -c 'cd "$0" && exec "$@"' "$c" "$@"
+""".replace("@SYSTEM@", " ".join(SYSTEM_PATHS)).replace("@HIDDEN@", " ".join(HIDDEN_PATHS))
+
+
+def _unshare_prefix(shares: tuple[str, ...]) -> tuple[list[str], str]:
+    unshare = shutil.which("unshare")
+    if unshare is None or shutil.which("mount") is None or shutil.which("chroot") is None:
+        return [], "unshare, mount or chroot (util-linux, coreutils) is missing"
+    if os.geteuid() != 0:
+        return [], "unshare needs the node to run as root"
+    root = "/run/weft-sandbox-root"
+    try:
+        os.makedirs(root, 0o755, exist_ok=True)
+    except OSError as e:
+        return [], f"cannot make {root} ({e.strerror})"
+    prefix = [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _UNSHARE_SCRIPT,
+              "weft-sandbox", root]
+    why = _probe([*prefix, "/", "/", "--", "true"])
+    return (prefix, "") if not why else ([], f"unshare cannot make a mount namespace here ({why})")
 
 
 
@@ -206,16 +260,15 @@ def _parents(path: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _probe(bwrap: str) -> str:
-    """Why bwrap cannot make a sandbox here ('' if it can): e.g. no user namespaces, no privilege."""
+def _probe(argv: list[str]) -> str:
+    """Why `argv` (a sandbox running `true`) fails here, '' if it works: e.g. no privilege."""
     try:
-        done = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"],
-                              capture_output=True, timeout=10)
+        done = subprocess.run(argv, capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
-        return f"bwrap does not run ({e})"
+        return str(e)
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace").strip().splitlines()
-        return f"bwrap cannot make namespaces here ({err[-1] if err else done.returncode})"
+        return err[-1] if err else f"exit status {done.returncode}"
     return ""
 
 

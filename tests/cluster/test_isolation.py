@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from isolation_support import job_user, need_bwrap
+from isolation_support import job_user, need_sandbox
 
 from weft.actors.client import Client
 from weft.localcluster.cluster import LocalCluster
@@ -29,7 +29,7 @@ TIMEOUT = 30.0
 
 @pytest.fixture(scope="module")
 def iso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, Client]]:
-    need_bwrap()
+    need_sandbox()
     user = job_user()
     fns = tmp_path_factory.mktemp("fns")
     (fns / "weft_iso_fns.py").write_text(FNS)
