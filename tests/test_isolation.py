@@ -5,6 +5,8 @@ The attacks on a running cluster are in tests/cluster/test_isolation.py."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -88,7 +90,12 @@ def _spec(script: str, outputs: list[str] | None = None) -> JobSpec:
 async def test_a_sandboxed_command_sees_only_its_task_directory(tmp_path: Path, tool: str) -> None:
     need_sandbox(tool)
     user = job_user()
-    (tmp_path / "secret").write_text("node's")
+    # Readable by anyone outside the sandbox (pytest's own directories are not), so only the namespace hides it.
+    outside = Path(tempfile.mkdtemp(prefix="weft-iso-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
+    os.chmod(outside, 0o755)
+    secret = outside / "secret"
+    secret.write_text("node's")
+    os.chmod(secret, 0o644)
     share = tmp_path / "shared"
     share.mkdir()
     (share / "file").write_text("shared on purpose")
@@ -97,8 +104,11 @@ async def test_a_sandboxed_command_sees_only_its_task_directory(tmp_path: Path, 
     work = tmp_path / "task"
     make_skeleton(work)
     script = (f"id -u; cat {share}/file; echo made > $WEFT_OUTPUTS/made; echo 50 half >> $WEFT_PROGRESS; "
-              f"ln -s {tmp_path}/secret $WEFT_OUTPUTS/leak; ln -s made $WEFT_OUTPUTS/alias; cat {tmp_path}/secret")
-    result = await run_command(_spec(script, ["stdout", "made", "leak", "alias"]), work, sandbox=sandbox)
+              f"ln -s {secret} $WEFT_OUTPUTS/leak; ln -s made $WEFT_OUTPUTS/alias; cat {secret}")
+    try:
+        result = await run_command(_spec(script, ["stdout", "made", "leak", "alias"]), work, sandbox=sandbox)
+    finally:
+        shutil.rmtree(outside)
     assert result.exit_code == 1  # the last cat: no such file in there
     out = (work / "outputs" / "stdout").read_text().splitlines()
     assert out == [str(user.pw_uid), "shared on purpose"]
