@@ -1,7 +1,8 @@
 """Job isolation: what a job can see and change (docs/security.md, Job isolation).
 
 Command jobs: `Sandbox.command()` turns a command into the argv that runs it
-inside a mount namespace (bubblewrap) showing only the system (/usr, /bin,
+inside a mount namespace (bubblewrap, else util-linux's unshare and a script
+of bind mounts) showing only the system (/usr, /bin,
 /lib*, /etc, a minimal /dev, /proc, a private /tmp), the task's own
 directory and the paths the operator shares (`--share`), and, with
 `--run-as USER`, as that user (setpriv, with no_new_privs so no setuid
@@ -11,9 +12,9 @@ drops output symlinks that lead out of the task directory, which the node,
 reading outputs as itself, would otherwise follow to any file it can read.
 
 Callable jobs: with `fresh_callables` each call runs in a process forked from
-the worker, which itself never runs or imports job code (`call_in_child`), so
-a callable that monkeypatches a module, or changes globals, cwd or the
-environment, changes nothing a later job sees.
+the worker, which imports callables' modules but never runs a call
+(`call_in_child`), so a callable that monkeypatches a module, or changes
+globals, cwd or the environment, changes nothing a later job sees.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ def _bwrap_prefix(shares: tuple[str, ...]) -> tuple[list[str], str]:
 # keeps the pid the runner knows, its process group and its exit status.
 # Arguments: ROOT WORKDIR CWD [SHARE...] -- ARGV...
 _UNSHARE_SCRIPT = """set -e
+umask 022
 r=$1 w=$2 c=$3; shift 3
 mount -t tmpfs -o mode=0755 weft-sandbox "$r"
 for p in @SYSTEM@; do
@@ -241,10 +243,8 @@ def _unshare_prefix(shares: tuple[str, ...]) -> tuple[list[str], str]:
         return [], f"cannot make {root} ({e.strerror})"
     prefix = [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _UNSHARE_SCRIPT,
               "weft-sandbox", root]
-    why = _probe([*prefix, "/", "/", "--", "true"])
+    why = _probe([*prefix, root, "/", "--", "true"])
     return (prefix, "") if not why else ([], f"unshare cannot make a mount namespace here ({why})")
-
-
 
 
 @functools.lru_cache(maxsize=64)
