@@ -301,9 +301,9 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         # Job isolation (actors/compute/isolation.py, docs/security.md).
         Setting("isolation", "--isolation", "auto", str,
                 "namespace: each command job in a mount namespace (bubblewrap) that shows it only the system, its "
-                "task directory and --share paths, and each callable in a fresh fork of a clean worker; none: "
-                "as today; auto: namespace with --security curve, else none.", metavar="MODE", target="role",
-                check=lambda v: v in ("auto", "none", "namespace"), expect="auto, none or namespace"),
+                "task directory and --share paths, and each callable in a fresh fork of a clean worker; none: jobs "
+                "see what the node's user sees; auto: namespace with --security curve, else none.", metavar="MODE",
+                target="role", check=lambda v: v in ("auto", "none", "namespace"), expect="auto, none or namespace"),
         Setting("run_as", "--run-as", None, str,
                 "Run command jobs as this unprivileged user (the node must run as root; the task directory is "
                 "handed to it).", metavar="USER", target="role", check=lambda v: bool(v.strip()),
