@@ -518,6 +518,7 @@ class TaskInventory:
     busy: int
     memory: int = 0  # bytes it offers (0: not said, an older node)
     host: str | None = None  # its host name, for --host placement
+    isolation: dict[str, Any] | None = None  # how it isolates jobs (compute/isolation.py), for `weft nodes`
 
     def to_wire(self) -> dict[str, Any]:
         d = {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
@@ -526,6 +527,8 @@ class TaskInventory:
             d["memory"] = self.memory
         if self.host is not None:
             d["host"] = self.host
+        if self.isolation is not None:
+            d["isolation"] = self.isolation
         return d
 
     @classmethod
@@ -541,9 +544,12 @@ class TaskInventory:
         host = b.get("host")
         if host is not None and (type(host) is not str or not host):
             bad(op, "host", "must be a non-empty string")
+        isolation = b.get("isolation")
+        if isolation is not None and type(isolation) is not dict:
+            bad(op, "isolation", "must be a map")
         return cls([TaskReport.from_wire(t, op) for t in tasks], int_field(op, b, "next", 0),
                    inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0),
-                   int_field(op, b, "memory", 0), host)
+                   int_field(op, b, "memory", 0), host, isolation)
 
 
 

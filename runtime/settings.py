@@ -304,6 +304,21 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("max_queued", "--max-queued", 10_000, int,
                 "Unfinished tasks the node holds (running and queued) before it answers starts busy.",
                 metavar="N", target="role", check=lambda v: v >= 1, expect="at least 1"),
+        # Job isolation (actors/compute/isolation.py, docs/security.md).
+        Setting("isolation", "--isolation", "auto", str,
+                "namespace: each command job in a mount namespace (bubblewrap) that shows it only the system, its "
+                "task directory and --share paths, and each callable in a fresh fork of a clean worker; none: jobs "
+                "see what the node's user sees; auto: namespace with --security curve, else none.", metavar="MODE",
+                target="role", check=lambda v: v in ("auto", "none", "namespace"), expect="auto, none or namespace"),
+        Setting("run_as", "--run-as", None, str,
+                "Run command jobs as this unprivileged user (the node must run as root; the task directory is "
+                "handed to it).", metavar="USER", target="role", check=lambda v: bool(v.strip()),
+                expect="a user name"),
+        Setting("share", "--share", None, str,
+                "Directories a sandboxed command job may also see and write, e.g. a shared filesystem "
+                "(absolute paths, several separated by ':').", metavar="PATHS", target="role",
+                check=lambda v: all(p.startswith("/") for p in v.split(":") if p) and bool(v.strip(":")),
+                expect="absolute paths separated by ':'"),
     ),
 }
 

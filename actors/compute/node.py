@@ -51,6 +51,7 @@ from weft.runtime.node import Node, NodeConfig
 from . import runner
 from .ahead import Ahead
 from .follow import keep_log, last_line, log_tail, read_log, read_progress
+from .isolation import choose as choose_sandbox
 from .layout import Layout
 from .memlimit import MEMORY_LIMIT, MemoryGuard
 from .pool import (
@@ -93,7 +94,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
                  min_copies: int = 0, slow_after: float | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
                  memory: int | None = None, host_name: str | None = None,
-                 value_cache: int | None = None) -> None:
+                 value_cache: int | None = None, isolation: str = "auto",
+                 run_as: str | None = None, share: str | None = None) -> None:
         if config.data_dir is None:
             raise ValueError("a compute node needs a data directory")
         if min_copies < 0:
@@ -105,6 +107,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.data_dir = Path(config.data_dir).resolve()
         self.slots = slots or default_cpus()  # the CPUs it offers
         self.host_name = host_name or default_host()
+        self.sandbox = choose_sandbox(isolation, run_as, share, secure=config.security_mode == "curve")
         self.pool_size = workers or self.slots
         self.tasks: dict[str, Task] = {}
         # Admission: past this many unfinished tasks a start is answered busy
@@ -184,7 +187,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": self.busy, "tasks": len(self.tasks),
                 "unfinished": self.unfinished, "max_queued": self.max_queued, "host": self.host_name,
-                "memory_limits": self.memguard.mode, "value_cache": self.values.view(), **self.resources.view()}
+                "memory_limits": self.memguard.mode, "value_cache": self.values.view(),
+                "isolation": self.sandbox.describe(), **self.resources.view()}
 
     @property
     def busy(self) -> int:
@@ -198,7 +202,9 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             runner.JOB_ENV["WEFT_COORDINATOR"] = self.config.coordinator
         nursery.start_soon(self.taskdirs.run)
         nursery.start_soon(self.memguard.run)
-        self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"))
+        self.sandbox.log_start()
+        self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"),
+                               fresh=self.sandbox.fresh_callables)
         # Warmed in the background: the node takes tasks (and says hello) at
         # once, and a callable that arrives first waits for its worker.
         nursery.start_soon(self._warm_pool)
@@ -274,7 +280,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
     def _op_list(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return TaskInventory(
             [t.report() for t in self.tasks.values()], self.events.next_seq, self.events.incarnation,
-            self.slots, self.busy, self.resources.memory, self.host_name,
+            self.slots, self.busy, self.resources.memory, self.host_name, self.sandbox.describe(),
         ).to_wire()
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:
@@ -450,6 +456,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 spec, workdir, input_files=input_files, job=task.job, grace=lambda: stop_grace(task),
                 on_spawn=lambda pgid: self._spawned(task, pgid),
                 on_stdout=on_stdout if stdout_writer is not None else None,
+                sandbox=self.sandbox if self.sandbox.active else None,
             )
         except RunnerError as e:
             if e.code == "spawn-limit":  # out of processes here: another try may work

@@ -27,6 +27,7 @@ import trio
 
 from weft.protocol.enums import ErrorCode
 
+from .isolation import FRESH_ENV
 from .worker import (
     BYTES,
     ERROR,
@@ -233,6 +234,7 @@ class WorkerPool:
         startup_timeout: float = 30.0,
         stop_grace: float = 1.0,
         progress_dir: str | None = None,
+        fresh: bool = False,  # each call in a fork of a clean worker (isolation.py)
     ) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
@@ -250,7 +252,7 @@ class WorkerPool:
         # from different tasks.
         self._bg_scopes: set[trio.CancelScope] = set()
         self._bg_done: trio.Event | None = None
-        self._env = worker_env()
+        self._env = {**worker_env(), FRESH_ENV: "1"} if fresh else worker_env()
         # Each worker reports progress to a file of its own, named once in its
         # environment at start: nothing per call (see weft.actors.progress).
         self._progress_dir = progress_dir

@@ -102,6 +102,7 @@ from weft.protocol.tasks import Delegation
 from ..model import JobSpec, SpecError, input_env_var
 from ..specfields import param_env_var
 from .block import wait_for_paths
+from .isolation import Sandbox
 from .procs import group_alive
 from .spawn import Child, Launch, spawn
 
@@ -306,6 +307,7 @@ async def run_command(
     grace: float | Callable[[], float] = 2.0,
     job: str | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    sandbox: Sandbox | None = None,  # isolation.py: namespace, --run-as
 ) -> CommandResult:
     """Run a command job in `workdir` and wait for it; see the module docstring.
 
@@ -339,8 +341,10 @@ async def run_command(
     capture_fd = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            # (Isolation's wrapper and child settings go in this Launch: spawn.py.)
-            proc = await spawn(Launch(spec.command, cwd, env, log_fd))
+            # Isolation's wrapper goes in front of the argv (isolation.py); child
+            # settings only Popen applies would go in Launch.popen_kw (spawn.py).
+            argv = spec.command if sandbox is None else sandbox.command(spec.command, workdir, cwd, env)
+            proc = await spawn(Launch(argv, cwd, env, log_fd))
         except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError):
             raise RunnerError(
                 "command-not-found",
@@ -383,6 +387,8 @@ async def run_command(
         os.close(log_fd)
         os.close(capture_fd)
 
+    if sandbox is not None:
+        sandbox.settle(Path(workdir))  # no output symlinked out of the task directory
     stdout_path = outputs_dir + "/stdout"
     if os.path.lexists(stdout_path):  # the command wrote it itself: that wins
         os.unlink(capture_path)

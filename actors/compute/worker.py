@@ -247,8 +247,16 @@ def _answer(wfd: int, fn: Callable[..., Any], call: str, kwargs: dict[str, Any],
     _reply(wfd, PICKLE, data, shm_out)
 
 
+# Each call in a fork of this process, which only imports (isolation.FRESH_ENV, set by the pool).
+_FRESH = os.environ.get("WEFT_WORKER_FRESH") == "1"
+
+
 def serve(rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
     cache: dict[str, Callable[..., Any]] = {}
+    if _FRESH:
+        from functools import partial
+
+        from .isolation import call_in_child
     reader = Reader(rfd)
     write_all(wfd, [REP.pack(READY, 0)])
     while True:
@@ -263,7 +271,10 @@ def serve(rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
             except _NotFound as e:
                 _reply_error(wfd, NOT_FOUND, str(e), traceback.format_exc())
                 continue
-        _answer(wfd, fn, call, kwargs, shm_out)
+        if _FRESH:  # no call changes what the next one sees (actors/compute/isolation.py)
+            call_in_child(partial(_answer, wfd, fn, call, kwargs, shm_out))
+        else:
+            _answer(wfd, fn, call, kwargs, shm_out)
         del kwargs
 
 

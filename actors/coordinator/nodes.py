@@ -62,7 +62,7 @@ class NodeRef:
 
 
 class ComputeRef(NodeRef):
-    __slots__ = ("slots", "running", "assigned", "following", "importable", "chunks", "host", "_drained",
+    __slots__ = ("slots", "running", "assigned", "following", "importable", "chunks", "host", "isolation", "_drained",
                  "cost", "used_cpus", "used_chunks", "overcommits", "_ready")
     # Bumped whenever a compute node becomes ready or not, is drained or
     # undrained, or says what it offers: the planner looks at the nodes again
@@ -76,6 +76,7 @@ class ComputeRef(NodeRef):
         self.slots = 0  # the CPUs it offers
         self.chunks = UNSAID  # the memory it offers, in chunks (resources.CHUNK)
         self.host: str | None = None
+        self.isolation: dict[str, Any] | None = None  # as the node said (compute/isolation.py)
         self.drained = False  # no new work (weft node drain)
         self.cost: dict[str, Cost] = {}  # what each job assigned here takes while it runs
         self.used_cpus = 0
@@ -159,7 +160,7 @@ class ComputeRef(NodeRef):
             "memory": None if self.chunks == UNSAID else self.chunks * CHUNK,
             "memory_used": self.used_chunks * CHUNK,
             "memory_free": None if self.chunks == UNSAID else max(0, self.chunks - self.used_chunks) * CHUNK,
-            "overcommits": self.overcommits,
+            "overcommits": self.overcommits, "isolation": self.isolation,
         }
 
 
@@ -187,6 +188,7 @@ def set_resources(ref: ComputeRef, inv: Any) -> None:
     memory is taken to have plenty: it predates memory accounting)."""
     ref.chunks = max(1, inv.memory // CHUNK) if inv.memory else UNSAID
     ref.host = inv.host
+    ref.isolation = inv.isolation
     ComputeRef.generation += 1
 
 

@@ -78,6 +78,7 @@ def test_the_launcher_takes_every_setting_as_the_cli_does(role: str, tmp_path: P
     values.update({name: "127.0.0.1:9100" for name in ("metrics", "http") if name in values})  # HOST:PORT
     values.update({name: "deny Sat-Sun" for name in ("time_windows",) if name in values})  # time windows
     values.update({name: "512M" for name in ("memory",) if name in values})  # a size
+    values.update({k: v for k, v in (("isolation", "none"), ("share", str(tmp_path))) if k in values})  # isolation.py
     args = [role, *S.to_args(role, values)]
     argv = _launch_argv(role, args)
     assert argv[:2] == ["-m", "weft.localcluster.launch"], f"a setting sent {role} to the full CLI: {argv}"

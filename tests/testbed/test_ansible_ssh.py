@@ -58,6 +58,7 @@ class Deployment:
         self.keys = self.dir / "keys"
         self.wheelhouse = self.dir / "wheelhouse"
         self.inventory = self.dir / "inventory.yml"
+        self.shared = self.dir / "shared"  # seen by jobs too (--share), unlike the keys beside it
         self.coordinator = f"tcp://{bed['h1'].addr}:5570"
 
     def prefix(self, host: str) -> Path:
@@ -76,6 +77,7 @@ class Deployment:
 
     def write_inventory(self) -> None:
         bed = self.bed
+        self.shared.mkdir(parents=True, exist_ok=True)
         hosts = {name: {"ansible_host": bed[name].addr, "weft_prefix": str(self.prefix(name))} for name in ROLES}
         inventory = {"all": {
             "vars": {
@@ -94,6 +96,8 @@ class Deployment:
                 "weft_keys_clients": [{"name": "alice", "role": "user"}],
                 "weft_start_timeout": 60,
                 "weft_stop_timeout": 20,
+                # Jobs of the rolling upgrade share files here (a secure cluster isolates jobs: docs/security.md).
+                "weft_config": {"compute": {"share": str(self.shared)}},
             },
             "children": {role: {"hosts": {name: hosts[name]}} for name, role in ROLES.items()},
         }}
@@ -236,7 +240,7 @@ def test_a_second_run_changes_nothing(deployed: tuple[Deployment, Any]) -> None:
 def test_a_rolling_upgrade_keeps_queued_jobs(deployed: tuple[Deployment, Any]) -> None:
     """A new wheel (weft 0.1.1), one host at a time: jobs queued before it all run, once, after it."""
     d, _ = deployed
-    flag, runs = d.dir / "go", d.dir / "upgrade-runs"
+    flag, runs = d.shared / "go", d.shared / "upgrade-runs"
     # A job that holds its dependents back until the upgrade is over (the hosts share this file system).
     blocker = d.weft("submit", "--", "sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.2; done").stdout.split()[0]
     queued = [d.weft("submit", "--after", blocker, "--", "sh", "-c", f"echo $WEFT_JOB_ID >> {runs}; echo {i}")

@@ -44,8 +44,11 @@ def cluster(bed: TestBed) -> Iterator[Cluster]:
         c.start(h1, "coordinator", "--replicas", "2", "--storage-grace", "3", "--prefetch", "0")
         c.start(h2, "storage")
         c.start(h3, "storage")
-        c.start(h4, "compute", "--slots", "1")
-        c.start(h5, "compute", "--slots", "1", beacon=False)
+        # Jobs write to runs/ (below) across hosts: shared into their sandboxes (a secure cluster isolates jobs).
+        (bed.root / "runs").mkdir(exist_ok=True)
+        shared = ("--share", str(bed.root / "runs"))
+        c.start(h4, "compute", "--slots", "1", *shared)
+        c.start(h5, "compute", "--slots", "1", *shared, beacon=False)
         yield c
     finally:
         c.stop()
