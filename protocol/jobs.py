@@ -75,9 +75,14 @@ class Submit:
     # False: start only what can start now, keep nothing else (try-submit;
     # answered with a TrySubmitReply, protocol/submission.py).
     queue: bool = True
+    # On a cluster in the clear: the submitter's local user name, shown as the
+    # jobs' owner (a secure cluster takes the owner from the caller's key).
+    owner: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"jobs": [s.to_wire() for s in self.jobs]}
+        if self.owner is not None:
+            d["owner"] = self.owner
         if self.replace:
             d["replace"] = True
         if self.flow is not None:
@@ -106,7 +111,8 @@ class Submit:
         queue = b.get("queue", True)
         if type(queue) is not bool:
             bad("submit", "queue", "must be true or false")
-        return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"), queue)
+        return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"), queue,
+                   opt_str("submit", b, "owner"))
 
 
 def flow_part(b: dict, count: int) -> FlowPart | None:

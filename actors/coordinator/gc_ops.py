@@ -22,7 +22,7 @@ import trio
 from weft.protocol.jobs import DeleteJobs, Gc, GcReply
 from weft.protocol.objects import DeleteObjects
 
-from . import gc
+from . import gc, owners
 from .gc import Forgotten
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ def register(node: CoordinatorNode) -> None:
 async def op_delete(node: CoordinatorNode, body: Any, ctx: Any) -> dict[str, Any]:
     req = DeleteJobs.from_wire(body)
     jobs = gc.resolve_for_delete(node.graph, req.jobs, req.force)
+    for job in jobs:
+        owners.check(ctx, job, "delete")
     f = gc.forget(node.state, jobs, fail_readers=req.force)
     return (await _finish(node, f, compact=False)).to_wire()
 

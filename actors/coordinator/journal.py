@@ -60,9 +60,11 @@ _RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NO
                 # its failure code and detail, and its own failures retried (--retries)
                 ("code", "TEXT"), ("detail", "TEXT"), ("own", "INTEGER NOT NULL DEFAULT 0"),
                 # a failed command's last lines of stderr
-                ("tail", "TEXT"))
+                ("tail", "TEXT"),
+                # who submitted it (owners.py); never changes, so only inserted
+                ("owner", "TEXT"))
 _COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
-            "excused, token, ran_on, started, exit_code, code, detail, own, tail")
+            "excused, token, ran_on, started, exit_code, code, detail, own, tail, owner")
 # `weft stats` counters, rewritten with every group commit.
 COUNTERS = "counters"
 
@@ -203,11 +205,12 @@ class Journal:
                 db.executemany("DELETE FROM attempts WHERE job=?", gone)
             if new:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
                          j.submitted, j.finished, _handed(j), j.parent, j.attempts,
-                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail)
+                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
+                         j.owner)
                         for j in list(new.values())
                     ],
                 )
@@ -263,7 +266,7 @@ class Journal:
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
         """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
-        excused, token, ran_on, started, exit_code, code, detail, own, tail), by seq."""
+        excused, token, ran_on, started, exit_code, code, detail, own, tail, owner), by seq."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
 

@@ -39,7 +39,7 @@ class Job:
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
         "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
-        "code", "detail", "own", "history", "tail",
+        "code", "detail", "own", "history", "tail", "owner",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -73,6 +73,7 @@ class Job:
         self.own = 0  # its own failures retried (--retries): not infrastructure's
         self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
         self.tail: str | None = None  # a failed command's last lines of stderr (exits.py)
+        self.owner: str | None = None  # who submitted it (owners.py: interned, one pointer)
 
     @property
     def done(self) -> bool:
@@ -99,6 +100,8 @@ class Job:
         }
         if self.spec.name:
             d["name"] = self.spec.name
+        if self.owner is not None:
+            d["owner"] = self.owner
         for k in ("outcome", "cause", "code", "detail", "node", "started", "finished", "delegate", "parent"):
             v = getattr(self, k)
             if v is not None:

@@ -18,6 +18,7 @@ from .control import PAUSES
 from .flows import FLOWS
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_handed
+from .owners import intern_owner
 from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
@@ -34,7 +35,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     unfinished = []
     last_seq = 0
     for (jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts,
-         excused, token, ran_on, started, exit_code, code, detail, own, tail) in journal.replay():
+         excused, token, ran_on, started, exit_code, code, detail, own, tail, owner) in journal.replay():
         try:
             spec = JobSpec.from_wire(wire)
         except SpecError as e:
@@ -55,6 +56,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         # compute inventory whether the journal counted that attempt.
         job.token, job.ran_on, job.started, job.exit_code = token, ran_on, started, exit_code
         job.code, job.detail, job.own = code, detail, own
+        job.owner = intern_owner(owner)
         last_seq = seq
         if job.state == JobState.CANCELLING:
             # Its node's word is lost with our memory of asking: it is

@@ -20,7 +20,7 @@ from weft.protocol.fields import BadRequest, opt_str
 from weft.protocol.jobs import Submit, SubmitReply, Submitted, flow_part
 from weft.protocol.tasks import Probe, ProbeReply
 
-from . import imports, submission_ops
+from . import imports, owners, submission_ops
 from .flows import FLOWS
 from .nodes import ComputeRef
 from .submit import SUBMIT_SLICE
@@ -56,6 +56,8 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
     queue = body.get("queue", True)
     if type(queue) is not bool:
         raise BadRequest("submit: queue must be true or false")
+    owner = owners.owner_of_call(ctx, body)
+    owners.check_submit(node, ctx, specs)
     node.queue_bound.admit(len(specs), node.graph.jobs.values())
     modules, nodes = imports.to_probe(specs, node.state.computes.values())
     if modules:
@@ -64,7 +66,7 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
             raise SpecError(refusal)
     # Taken in slices, yielding to other calls between them (a big
     # submit must not leave stats, status and polls unanswered).
-    steps = node.state.submitting(specs, replace=replace)
+    steps = node.state.submitting(specs, replace=replace, owner=owner)
     while True:
         try:
             effects = next(steps)
