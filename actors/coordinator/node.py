@@ -47,6 +47,7 @@ from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
 from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
+from . import owners as owning
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -69,7 +70,6 @@ from .gc import DEFAULT_KEEP
 from .graph import FINISHED, RUNNABLE, WAITING, Job, is_late
 from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef, set_resources
-from . import owners as owning
 from .queue import QueueBound
 from .replay import replay
 from .state import CoordinatorState
