@@ -1,0 +1,109 @@
+"""Job owners and user uploads on a secure cluster (`weft up --secure`), as users would meet them:
+alice's job is hers (bob is refused, an admin is not), and a user key stores content objects only,
+their bytes checked against their names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Daemons, assert_one_line_error, clean_env, free_port, weft
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("owners")
+    daemons = Daemons(tmp)
+    try:
+        up = daemons.start("up", "--secure", "--json", "--compute", "1", "--storage", "1", "--slots", "2",
+                           "--data-dir", str(tmp / "data"), "--listen", f"tcp://127.0.0.1:{free_port()}")
+        info = json.loads(daemons.ready_line(up))
+        info["tmp"] = tmp
+        keys = Path(info["key"]).parent
+        info["admin"] = clean_env(WEFT_KEY=info["key"])
+        for name in ("alice", "bob"):
+            d = tmp / f"user-{name}"
+            d.mkdir()
+            (d / "cluster.public").write_text((keys / "cluster.public").read_text())
+            assert weft("keys", "generate", str(d), "--role", "user", "--name", name).returncode == 0
+            p = weft("keys", "allow", str(d / f"{name}.public"), "-c", info["coordinator"], env=info["admin"])
+            assert p.returncode == 0, p.stderr
+            info[name] = clean_env(WEFT_KEY=str(d / f"{name}.secret"))
+            info[f"{name}_key"] = d / f"{name}.secret"
+        yield info
+    finally:
+        daemons.stop()
+
+
+def cli(cluster: dict, who: str, *args: str):  # noqa: ANN201
+    return weft(*args[:1], "-c", cluster["coordinator"], *args[1:], env=cluster[who])
+
+
+def test_a_users_job_is_its_own(cluster: dict) -> None:
+    p = cli(cluster, "alice", "submit", "--name", "alices-job", "--wait", "--", "sh", "-c", "echo alice-output")
+    assert p.returncode == 0 and p.stdout.strip().splitlines()[-1] == "alice-output", p.stderr
+    mine = json.loads(cli(cluster, "alice", "status", "alices-job", "--json").stdout)
+    assert mine["owner"] == "user:alice"
+    assert cli(cluster, "alice", "logs", "alices-job").stdout.strip() == "alice-output"
+    # bob: refused, one line, exit 2, naming the op and the role.
+    assert_one_line_error(cli(cluster, "bob", "status", "alices-job"), "'status'", "user key (user:bob)")
+    assert_one_line_error(cli(cluster, "bob", "logs", "alices-job"), "'logs'", "another user's job")
+    assert_one_line_error(cli(cluster, "bob", "get", "alices-job/stdout"), "'locate'", "user key (user:bob)")
+    listed = json.loads(cli(cluster, "bob", "jobs", "--json").stdout)["jobs"]
+    assert "alices-job" not in {j["job"] for j in listed}
+    # The admin sees it, with its owner, in `weft jobs` too.
+    rows = cli(cluster, "admin", "jobs").stdout.splitlines()
+    assert rows[0].split()[6] == "OWNER"
+    assert any(r.split()[0] == "alices-job" and "user:alice" in r.split() for r in rows[1:])
+
+
+def test_bob_cannot_cancel_alices_job_and_an_admin_can(cluster: dict) -> None:
+    p = cli(cluster, "alice", "submit", "--name", "alices-sleeper", "--", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    assert_one_line_error(cli(cluster, "bob", "cancel", "alices-sleeper"), "'cancel'", "user key (user:bob)")
+    assert json.loads(cli(cluster, "alice", "status", "alices-sleeper", "--json").stdout)["state"] not in (
+        "cancelled", "cancelling")
+    p = cli(cluster, "admin", "cancel", "alices-sleeper")
+    assert p.returncode == 0, p.stderr
+
+
+def test_a_user_puts_content_and_gets_it_back(cluster: dict, tmp_path: Path) -> None:
+    f = tmp_path / "data.bin"
+    f.write_bytes(b"uploaded by alice\n" * 5000)  # past the storage's inline size: streamed
+    p = cli(cluster, "alice", "put", str(f))
+    assert p.returncode == 0, p.stderr
+    name = p.stdout.strip()
+    assert name == "sha256-" + hashlib.sha256(f.read_bytes()).hexdigest()
+    out = tmp_path / "back.bin"
+    p = cli(cluster, "alice", "get", name, "-o", str(out))
+    assert p.returncode == 0 and out.read_bytes() == f.read_bytes(), p.stderr
+
+
+async def test_storage_refuses_a_users_forged_or_non_content_write(cluster: dict) -> None:
+    from weft.bus.curve import load_client
+    from weft.bus.errors import BusError
+    from weft.bus.rpc import connect
+    from weft.protocol.objects import Create, Finish, ObjectRef, Populate, Put
+
+    alice = load_client(cluster["alice_key"])
+    real = hashlib.sha256(b"the real bytes").hexdigest()
+    name = f"sha256-{real}/content"
+    async with connect(cluster["storage"][0], "alice-raw", timeout=5, security=alice) as peer:
+        with pytest.raises(BusError) as e:  # small: one put
+            await peer.call("put", Put(name, b"forged bytes", 0).to_wire())
+        assert "hash to sha256-" in e.value.message and "nothing was kept" in e.value.message
+        with pytest.raises(BusError) as e:  # streamed: create, populate, finish
+            await peer.call("create", Create(name, 0).to_wire())
+            await peer.call("populate", Populate(name, b"forged, in chunks", 0).to_wire())
+            await peer.call("finish", Finish(name, 0).to_wire())
+        assert "not to its name" in e.value.message
+        with pytest.raises(BusError) as e:
+            await peer.call("stat", ObjectRef(name).to_wire())
+        assert e.value.code == "missing"  # nothing kept
+        with pytest.raises(BusError) as e:  # a job's output name: never a user's to write
+            await peer.call("put", Put("alices-job/stdout", b"x", 0).to_wire())
+        assert e.value.code == "forbidden" and "user key (user:alice)" in e.value.message
