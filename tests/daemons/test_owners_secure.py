@@ -16,26 +16,34 @@ from .conftest import Daemons, assert_one_line_error, clean_env, free_port, weft
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    from weft.actors.client import Client
+    from weft.bus.curve import generate, read_identity, write_identity
+    from weft.protocol.access import KeyChange
+
     tmp = tmp_path_factory.mktemp("owners")
     daemons = Daemons(tmp)
+    clients: list[Client] = []
     try:
         up = daemons.start("up", "--secure", "--json", "--compute", "1", "--storage", "1", "--slots", "2",
                            "--data-dir", str(tmp / "data"), "--listen", f"tcp://127.0.0.1:{free_port()}")
         info = json.loads(daemons.ready_line(up))
-        info["tmp"] = tmp
-        keys = Path(info["key"]).parent
+        ep, keys = info["coordinator"], Path(info["key"]).parent
+        cluster_public = read_identity(keys / "cluster.public", secret=False).public
         info["admin"] = clean_env(WEFT_KEY=info["key"])
-        for name in ("alice", "bob"):
-            d = tmp / f"user-{name}"
-            d.mkdir()
-            (d / "cluster.public").write_text((keys / "cluster.public").read_text())
-            assert weft("keys", "generate", str(d), "--role", "user", "--name", name).returncode == 0
-            p = weft("keys", "allow", str(d / f"{name}.public"), "-c", info["coordinator"], env=info["admin"])
-            assert p.returncode == 0, p.stderr
-            info[name] = clean_env(WEFT_KEY=str(d / f"{name}.secret"))
-            info[f"{name}_key"] = d / f"{name}.secret"
+        admin = Client(ep, key=info["key"])
+        clients.append(admin)
+        info["admin_client"] = admin
+        for name in ("alice", "bob"):  # as `weft keys generate` and `weft keys allow` make them
+            ident = generate(name, "user")
+            secret, _ = write_identity(tmp / f"user-{name}", ident, cluster_public=cluster_public)
+            admin.call("keys", KeyChange("allow", name, ident.public, "user").to_wire())
+            info[name], info[f"{name}_key"] = clean_env(WEFT_KEY=str(secret)), secret
+            info[f"{name}_client"] = Client(ep, key=secret)
+            clients.append(info[f"{name}_client"])
         yield info
     finally:
+        for c in clients:
+            c.close()
         daemons.stop()
 
 
@@ -43,32 +51,44 @@ def cli(cluster: dict, who: str, *args: str):  # noqa: ANN201
     return weft(*args[:1], "-c", cluster["coordinator"], *args[1:], env=cluster[who])
 
 
+def forbidden(call, *parts: str) -> None:  # noqa: ANN001
+    from weft.bus.errors import BusError
+
+    with pytest.raises(BusError) as e:
+        call()
+    assert e.value.code == "forbidden", e.value
+    for part in parts:
+        assert part in e.value.message, (part, e.value.message)
+
+
 def test_a_users_job_is_its_own(cluster: dict) -> None:
+    alice, bob, admin = cluster["alice_client"], cluster["bob_client"], cluster["admin_client"]
     p = cli(cluster, "alice", "submit", "--name", "alices-job", "--wait", "--", "sh", "-c", "echo alice-output")
     assert p.returncode == 0 and p.stdout.strip().splitlines()[-1] == "alice-output", p.stderr
-    mine = json.loads(cli(cluster, "alice", "status", "alices-job", "--json").stdout)
-    assert mine["owner"] == "user:alice"
-    assert cli(cluster, "alice", "logs", "alices-job").stdout.strip() == "alice-output"
-    # bob: refused, one line, exit 2, naming the op and the role.
+    assert alice.status(["alices-job"])[0]["owner"] == "user:alice"
+    assert alice.logs("alices-job").strip() == b"alice-output"
+    # bob: refused, one line on the CLI, exit 2, naming the op and the role.
     assert_one_line_error(cli(cluster, "bob", "status", "alices-job"), "'status'", "user key (user:bob)")
-    assert_one_line_error(cli(cluster, "bob", "logs", "alices-job"), "'logs'", "another user's job")
     assert_one_line_error(cli(cluster, "bob", "get", "alices-job/stdout"), "'locate'", "user key (user:bob)")
-    listed = json.loads(cli(cluster, "bob", "jobs", "--json").stdout)["jobs"]
-    assert "alices-job" not in {j["job"] for j in listed}
-    # The admin sees it, with its owner, in `weft jobs` too.
+    forbidden(lambda: bob.logs("alices-job"), "'logs'", "another user's job")
+    assert "alices-job" not in {j["job"] for j in bob.jobs()}
+    assert admin.status(["alices-job"])[0]["owner"] == "user:alice"
+    # The admin sees every job with its owner in `weft jobs`.
     rows = cli(cluster, "admin", "jobs").stdout.splitlines()
     assert rows[0].split()[6] == "OWNER"
     assert any(r.split()[0] == "alices-job" and "user:alice" in r.split() for r in rows[1:])
 
 
 def test_bob_cannot_cancel_alices_job_and_an_admin_can(cluster: dict) -> None:
-    p = cli(cluster, "alice", "submit", "--name", "alices-sleeper", "--", "sleep", "60")
-    assert p.returncode == 0, p.stderr
+    from weft.actors.model import JobSpec
+
+    alice, bob, admin = cluster["alice_client"], cluster["bob_client"], cluster["admin_client"]
+    alice.submit_specs([JobSpec(command=["sleep", "60"], name="alices-sleeper")])
     assert_one_line_error(cli(cluster, "bob", "cancel", "alices-sleeper"), "'cancel'", "user key (user:bob)")
-    assert json.loads(cli(cluster, "alice", "status", "alices-sleeper", "--json").stdout)["state"] not in (
-        "cancelled", "cancelling")
-    p = cli(cluster, "admin", "cancel", "alices-sleeper")
-    assert p.returncode == 0, p.stderr
+    forbidden(lambda: bob.cancel(["alices-sleeper"]), "'cancel'")
+    assert alice.status(["alices-sleeper"])[0]["state"] not in ("cancelled", "cancelling")
+    admin.cancel(["alices-sleeper"])
+    assert alice.status(["alices-sleeper"])[0]["state"] in ("cancelled", "cancelling")
 
 
 def test_a_user_puts_content_and_gets_it_back(cluster: dict, tmp_path: Path) -> None:
