@@ -284,7 +284,8 @@ class Client(PutFiles):
 
     def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False,
                      fail_fast: bool = False, flow: str | None = None,
-                     names: Sequence[str] | None = None, keep: dict[str, str] | None = None) -> list[Future]:
+                     names: Sequence[str] | None = None, keep: dict[str, str] | None = None,
+                     secret_inputs: dict[str, str] | None = None) -> list[Future]:
         """Submit jobs. A named job whose name is taken by other work (command
         or callable, inputs, outputs) is refused unless `replace`, which makes
         it that name's next version (`NAME@2`, ...; `NAME` means the newest).
@@ -292,7 +293,8 @@ class Client(PutFiles):
         queued or running. `flow` and `names`: the flow file they are and
         each one's name in it, so `FLOW:NAME` finds them (status, wait, get);
         `keep`: names of the flow's earlier jobs that stand for this submission's
-        (not submitted again: depcache.py) -> their ids."""
+        (not submitted again: depcache.py) -> their ids. `secret_inputs`: NAME -> value,
+        environment variables of every job, kept out of specs, logs and status (docs/security.md)."""
         specs = adopt(list(specs))  # inside a running job: its children
         futures: list[Future] = []
         submission = secrets.token_hex(8) if fail_fast else None
@@ -304,8 +306,8 @@ class Client(PutFiles):
                                      dict(keep or {}) if part == 0 else {})
             done += len(chunk_specs)
             r = SubmitReply.from_wire(
-                self.call("submit", Submit(chunk_specs, replace, flow_part, submission,
-                                           owner=None if self.security else local_user()).to_wire(),
+                self.call("submit", Submit(chunk_specs, replace, flow_part, submission, owner=None if self.security
+                                           else local_user(), secrets=secret_inputs).to_wire(),
                           timeout=max(self.timeout, 60.0))
             )
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]

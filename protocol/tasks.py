@@ -37,6 +37,7 @@ from .fields import (
     put_epoch,
     str_list,
 )
+from .secrets import secrets_field
 
 Where = str | list[str]
 _TASK_STATES = TaskState._value2member_map_
@@ -136,6 +137,7 @@ class Start:
     inline: dict[str, bytes] = field(default_factory=dict)  # inputs whose bytes came along
     after: dict[str, tuple[str, int]] = field(default_factory=dict)  # input -> (job, token) making it here
     epoch: int | None = None
+    secrets: dict[str, str] | None = None  # secret inputs (protocol/secrets.py): env only, never written
 
     def to_wire(self) -> dict[str, Any]:
         # The coordinator sends thousands a second: `where` and put_epoch are
@@ -156,6 +158,8 @@ class Start:
             d["after"] = {name: [job, token] for name, (job, token) in self.after.items()}
         if self.epoch is not None:
             d["epoch"] = self.epoch
+        if self.secrets:
+            d["sec"] = self.secrets
         return d
 
     @classmethod
@@ -167,7 +171,7 @@ class Start:
         inputs, inline = _inputs(op, b.get("inputs"), spec.refs)
         outputs = _outputs(op, b.get("outputs"), spec.outputs)
         after = _after(op, b.get("after"), spec.refs)
-        return cls(job, spec, inputs, outputs, token, inline, after, epoch_field(op, b))
+        return cls(job, spec, inputs, outputs, token, inline, after, epoch_field(op, b), secrets_field(op, b, "sec"))
 
 
 @dataclass(slots=True)

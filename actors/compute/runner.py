@@ -320,8 +320,10 @@ async def run_command(
     grace: float | Callable[[], float] = 2.0,
     job: str | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> CommandResult:
     """Run a command job in `workdir` and wait for it; see the module docstring.
+    `secrets` are more environment variables, written nowhere (docs/security.md).
 
     `job` is the job id for $WEFT_JOB (default: the spec's own `job_id()`).
     `on_spawn(pgid)` is called once the command's process group exists, so
@@ -342,6 +344,7 @@ async def run_command(
     for d in spec.dirs:  # directory outputs (--output-dir): there to write into
         (outputs_dir / d).mkdir(exist_ok=True)
     env = _build_env(spec, workdir, job or spec.job_id())
+    env.update(secrets or {})
     if spec.params:
         (cwd / "parameters.json").write_text(json.dumps(spec.params, sort_keys=True))
     if spec.block:

@@ -63,7 +63,7 @@ class Task:
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "followers", "values", "unmet", "dropped", "log_same",
-        "call_log", "signal", "tail",
+        "call_log", "signal", "tail", "secrets",
     )
 
     def __init__(
@@ -94,6 +94,7 @@ class Task:
         self.stored: dict[str, list] = {}
         self.holding = False  # holds a slot of the node's limiter
         self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
+        self.secrets: dict[str, str] | None = None  # secret inputs: environment variables of its command
         # Inputs still being made by a task on this node: input -> that task
         # (parsed as (job, token), then resolved by ComputeNode._follow). The
         # task waits for that task's end instead of being started by the
@@ -129,6 +130,7 @@ class Task:
         task = cls(start.job, start.spec, start.inputs, start.outputs, start.token)
         task.inline = start.inline
         task.after = start.after
+        task.secrets = start.secrets  # in memory only: never in the task log or directory
         return task
 
 

@@ -164,6 +164,8 @@ class DispatchMixin:
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
             start.outputs = dict.fromkeys(job.spec.outputs, endpoints)
+            if self.secrets:  # (rare: one dict look-up per start only when some job has secrets)
+                start.secrets = self.secrets.get(job.id)
             starts.append(start)
         return starts
 

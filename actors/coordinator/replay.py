@@ -13,7 +13,7 @@ import logging
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
-from . import drain
+from . import drain, secrets
 from .control import PAUSES
 from .flows import FLOWS
 from .graph import WAITING
@@ -71,6 +71,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             job.started = None  # until a compute inventory says it runs (adopted) or it starts again
             unfinished.append(job)
     g.bump_seq(last_seq)
+    unfinished = secrets.lost_after_restart(journal, unfinished, g.fail)
     # Attempts that ended without success, as they were recorded.
     for jid, *rec in journal.replay_attempts():
         job = g.jobs.get(jid)

@@ -22,7 +22,7 @@ from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.submission import JOB_END, SIZES, JobEnd, Recurring, RootRef, TrySubmitReply
 
-from . import owners
+from . import owners, secrets
 from .graph import RUNNING, SUCCEEDED, Job
 from .nodes import ComputeRef
 from .recurring import RECURRING
@@ -125,6 +125,8 @@ def try_submit(node: CoordinatorNode, results: list[Submitted]) -> dict[str, Any
 
 def publish_ends(node: CoordinatorNode, changed: list[Job]) -> None:
     """Each job that ended, once, on the coordinator's event queue."""
+    if node.state.secrets:
+        secrets.drop_ended(node.state, changed)
     ended = node.ended
     slots = None
     for job in changed:
