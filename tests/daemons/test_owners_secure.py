@@ -27,6 +27,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         up = daemons.start("up", "--secure", "--json", "--compute", "1", "--storage", "1", "--slots", "2",
                            "--data-dir", str(tmp / "data"), "--listen", f"tcp://127.0.0.1:{free_port()}")
         info = json.loads(daemons.ready_line(up))
+        info["tmp"] = tmp
         ep, keys = info["coordinator"], Path(info["key"]).parent
         cluster_public = read_identity(keys / "cluster.public", secret=False).public
         info["admin"] = clean_env(WEFT_KEY=info["key"])
@@ -127,3 +128,28 @@ async def test_storage_refuses_a_users_forged_or_non_content_write(cluster: dict
         with pytest.raises(BusError) as e:  # a job's output name: never a user's to write
             await peer.call("put", Put("alices-job/stdout", b"x", 0).to_wire())
         assert e.value.code == "forbidden" and "user key (user:alice)" in e.value.message
+
+
+def test_a_secret_reaches_the_job_and_is_written_nowhere(cluster: dict, tmp_path: Path) -> None:
+    value = "s3cr3t-Value-4711"
+    (tmp_path / "token").write_text(value + "\n")
+    # The job prints a hash of what it got: its command holds no secret, its output neither.
+    p = cli(cluster, "alice", "submit", "--name", "with-secret", "--secret", "API_TOKEN=hidden-inline",
+            "--secret", f"FILE_TOKEN=@{tmp_path / 'token'}", "--wait", "--",
+            "sh", "-c", 'printf %s "$FILE_TOKEN" | sha256sum; echo "inline ${#API_TOKEN}"')
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.strip().splitlines()
+    assert out[-2].split()[0] == hashlib.sha256(value.encode()).hexdigest() and out[-1] == "inline 13"
+    shown = cli(cluster, "admin", "status", "with-secret", "--json").stdout
+    assert json.loads(shown)["state"] == "succeeded"
+    logs = cli(cluster, "alice", "logs", "with-secret").stdout
+    for text in (shown, logs):
+        assert value not in text and "hidden-inline" not in text
+    # Nothing under the cluster's data directory (journal and its WAL, daemon logs, task
+    # directories and task logs, storage) holds either value.
+    data = Path(cluster["tmp"]) / "data"
+    files = [f for f in data.rglob("*") if f.is_file()]
+    assert any(f.name.startswith("journal.sqlite") for f in files)
+    for f in files:
+        raw = f.read_bytes()
+        assert value.encode() not in raw and b"hidden-inline" not in raw, f
