@@ -134,3 +134,28 @@ def test_the_owner_is_journaled_and_replayed(tmp_path: Path) -> None:
     replay(reopened, again, settle=0)
     reopened.close()
     assert again.graph.jobs["a1"].owner == ALICE and again.graph.jobs["b1"].owner == BOB
+
+
+def test_secrets_are_kept_in_memory_and_a_restart_fails_jobs_that_had_them(tmp_path: Path) -> None:
+    from weft.actors.coordinator import secrets
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    state = CoordinatorState()
+    results, effects = state.submit([job("s1"), job("plain")], owner=ALICE)
+    for e in effects:
+        for j in getattr(e, "new", ()):
+            journal.stage_new(j)
+    secrets.keep(state, journal, results[:1], {"TOKEN": "v4lue-in-memory"})
+    assert state.secrets == {"s1": {"TOKEN": "v4lue-in-memory"}}
+    journal.commit()
+    journal.close()
+    assert b"v4lue-in-memory" not in b"".join(f.read_bytes() for f in tmp_path.iterdir())
+    again = CoordinatorState()
+    reopened = Journal(tmp_path / "journal.sqlite")
+    replay(reopened, again, settle=0)
+    s1, plain = again.graph.jobs["s1"], again.graph.jobs["plain"]
+    assert s1.state == "failed" and s1.code == "input-lost" and "TOKEN" in s1.cause and "submit it again" in s1.cause
+    assert not plain.done  # no secrets: it runs as before
+    reopened.close()
+    with pytest.raises(Exception, match="for command jobs"):
+        secrets.check([JobSpec(call="m:f", name="c")], {"TOKEN": "x"})
