@@ -163,7 +163,10 @@ async def recurring(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[
         node.journal.stage_meta(RECURRING, {k: dict(v) for k, v in state.recurring.items()})
         await node.commits.durable()
         node._wake.set()
-    return {"recurring": state.recurring_view()}
+    view = state.recurring_view()
+    if owners.is_user(owners.caller(ctx)):  # a user key: what it defined
+        view = [v for v in view if state.recurring[v["name"]].get("owner") == ctx.user]
+    return {"recurring": view}
 
 
 async def recurring_loop(node: CoordinatorNode) -> None:

@@ -159,3 +159,12 @@ def test_secrets_are_kept_in_memory_and_a_restart_fails_jobs_that_had_them(tmp_p
     reopened.close()
     with pytest.raises(Exception, match="for command jobs"):
         secrets.check([JobSpec(call="m:f", name="c")], {"TOKEN": "x"})
+
+
+def test_a_user_lists_and_deletes_only_its_own_recurring_jobs(node: CoordinatorNode) -> None:
+    node.state.define_recurring("nightly-b", job("n"), 60.0, owner=BOB)
+    assert trio.run(submission_ops.recurring, node, {"do": "ls"}, ctx(ALICE, "recurring"))["recurring"] == []
+    msg = forbidden(submission_ops.recurring, node, {"do": "delete", "name": "nightly-b"}, ctx(ALICE, "recurring"))
+    assert "another user defined it" in msg and "nightly-b" in node.state.recurring
+    assert [d["name"] for d in trio.run(submission_ops.recurring, node, {"do": "ls"}, ctx(BOB, "recurring"))[
+        "recurring"]] == ["nightly-b"]
