@@ -82,6 +82,7 @@ def test_listings_show_a_user_only_its_own_jobs(node: CoordinatorNode) -> None:
 def test_a_user_cannot_cancel_delete_or_locate_anothers_job(node: CoordinatorNode) -> None:
     assert "'cancel'" in forbidden(control_ops.cancel, node, {"jobs": ["b1"]}, ctx(ALICE, "cancel"))
     assert not node.graph.jobs["b1"].done  # untouched
+    assert "'delete'" in forbidden(gc_ops.op_delete, node, {"jobs": ["b1"]}, ctx(ALICE, "delete"))  # not "unfinished"
     node.graph.jobs["b1"].state = "succeeded"
     assert "'delete'" in forbidden(gc_ops.op_delete, node, {"jobs": ["b1"]}, ctx(ALICE, "delete"))
     assert "b1" in node.graph.jobs
