@@ -535,10 +535,10 @@ class CoordinatorNode(Node):
         if name not in self.graph.objects:
             raise BusError(f"no object {name!r}", code=ErrorCode.MISSING)
         obj = self.graph.resolve(name)
-        copies = [s.endpoint for s in self.state.planner.live_locations(obj)]
-        self.state.repair.located(obj.name)
         producer = self.graph.jobs.get(obj.producer or "")
         owning.check_object(ctx, producer, name)
+        copies = [s.endpoint for s in self.state.planner.live_locations(obj)]
+        self.state.repair.located(obj.name)
         # A small finished object's bytes come along: the reader needs no second hop.
         data = obj.data if obj.state == FINISHED else None
         return LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
