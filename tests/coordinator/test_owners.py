@@ -169,3 +169,22 @@ def test_a_user_lists_and_deletes_only_its_own_recurring_jobs(node: CoordinatorN
     assert "another user defined it" in msg and "nightly-b" in node.state.recurring
     assert [d["name"] for d in trio.run(submission_ops.recurring, node, {"do": "ls"}, ctx(BOB, "recurring"))[
         "recurring"]] == ["nightly-b"]
+
+
+def test_secrets_on_the_wire_are_beside_the_spec_and_checked_without_echoing_values() -> None:
+    from weft.protocol.fields import BadRequest
+    from weft.protocol.jobs import Submit
+    from weft.protocol.tasks import Start
+
+    spec = job("w")
+    start = Start("w", spec, outputs={"stdout": ["tcp://127.0.0.1:1"]}, token=1, secrets={"TOKEN": "v"})
+    wire = start.to_wire()
+    assert wire["sec"] == {"TOKEN": "v"} and "v" not in str(wire["spec"])
+    assert Start.from_wire(wire).secrets == {"TOKEN": "v"} and "sec" not in Start("w", spec).to_wire()
+    sub = Submit([spec], secrets={"TOKEN": "v"}, owner="carol").to_wire()
+    back = Submit.from_wire(sub)
+    assert back.secrets == {"TOKEN": "v"} and back.owner == "carol" and "secrets" not in Submit([spec]).to_wire()
+    for bad in ({"WEFT_JOB": "hunter2"}, {"1X": "hunter2"}, {"OK": "hun\0ter2"}, {"OK": 7}):
+        with pytest.raises(BadRequest) as e:
+            Submit.from_wire({**sub, "secrets": bad})
+        assert "hunter2" not in str(e.value) and "\n" not in str(e.value)
