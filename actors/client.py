@@ -37,6 +37,7 @@ from weft.actors.putfiles import PutFiles
 from weft.actors.resources import placement_fields
 from weft.actors.storage.client import read_all, read_chunks
 from weft.actors.trees import is_manifest, object_of
+from weft.actors.whoami import local_user
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
@@ -283,7 +284,8 @@ class Client(PutFiles):
 
     def submit_specs(self, specs: Iterable[JobSpec], *, batch: int = 5000, replace: bool = False,
                      fail_fast: bool = False, flow: str | None = None,
-                     names: Sequence[str] | None = None, keep: dict[str, str] | None = None) -> list[Future]:
+                     names: Sequence[str] | None = None, keep: dict[str, str] | None = None,
+                     secret_inputs: dict[str, str] | None = None) -> list[Future]:
         """Submit jobs. A named job whose name is taken by other work (command
         or callable, inputs, outputs) is refused unless `replace`, which makes
         it that name's next version (`NAME@2`, ...; `NAME` means the newest).
@@ -291,7 +293,8 @@ class Client(PutFiles):
         queued or running. `flow` and `names`: the flow file they are and
         each one's name in it, so `FLOW:NAME` finds them (status, wait, get);
         `keep`: names of the flow's earlier jobs that stand for this submission's
-        (not submitted again: depcache.py) -> their ids."""
+        (not submitted again: depcache.py) -> their ids. `secret_inputs`: NAME -> value,
+        environment variables of every job, kept out of specs, logs and status (docs/security.md)."""
         specs = adopt(list(specs))  # inside a running job: its children
         futures: list[Future] = []
         submission = secrets.token_hex(8) if fail_fast else None
@@ -303,7 +306,8 @@ class Client(PutFiles):
                                      dict(keep or {}) if part == 0 else {})
             done += len(chunk_specs)
             r = SubmitReply.from_wire(
-                self.call("submit", Submit(chunk_specs, replace, flow_part, submission).to_wire(),
+                self.call("submit", Submit(chunk_specs, replace, flow_part, submission, owner=None if self.security
+                                           else local_user(), secrets=secret_inputs).to_wire(),
                           timeout=max(self.timeout, 60.0))
             )
             futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
@@ -335,7 +339,8 @@ class Client(PutFiles):
         chunks = list(_batches(specs, max(1, len(specs))))  # (checked as any submit)
         if len(chunks) > 1:
             raise SpecError("a try-submit is answered in one message: these jobs do not fit in one; send fewer")
-        r = self.call("submit", Submit(specs, replace, queue=False).to_wire(), timeout=max(self.timeout, 60.0))
+        r = self.call("submit", Submit(specs, replace, queue=False, owner=None if self.security else local_user()).to_wire(),
+                      timeout=max(self.timeout, 60.0))
         return TrySubmitReply.from_wire(r).to_wire()
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:

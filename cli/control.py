@@ -51,7 +51,8 @@ def job_row(v: dict[str, Any], now: float) -> str:
         cause = f"waiting: {v['waiting']}"
     state = v["state"] + (" late" if v.get("late") else "")
     return (f"{v['job']:26.26} {v.get('name') or '-':16.16} {state:10} {v.get('node') or '-':16.16} "
-            f"{_span(now - v['submitted']):>7} {_span(runtime):>7}  {' '.join(cause.split())}")
+            f"{_span(now - v['submitted']):>7} {_span(runtime):>7} {v.get('owner') or '-':16.16}  "
+            f"{' '.join(cause.split())}").rstrip()
 
 
 @app.command("jobs")
@@ -63,7 +64,7 @@ def jobs_cmd(
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
 ) -> None:
-    """List jobs like squeue: id, name, state, node, age, runtime, cause (oldest first)."""
+    """List jobs like squeue: id, name, state, node, age, runtime, owner, cause (oldest first; a user key: its own)."""
     for s in states:
         if s not in STATES:
             fail(f"invalid --state {s!r}: expected one of {', '.join(STATES)}")
@@ -76,7 +77,7 @@ def jobs_cmd(
     if as_json:
         emit_json({"jobs": views})
         return
-    typer.echo(f"{'JOB':26} {'NAME':16} {'STATE':10} {'NODE':16} {'AGE':>7} {'RUNTIME':>7}  CAUSE")
+    typer.echo(f"{'JOB':26} {'NAME':16} {'STATE':10} {'NODE':16} {'AGE':>7} {'RUNTIME':>7} {'OWNER':16}  CAUSE")
     for v in views:
         typer.echo(job_row(v, now))
 

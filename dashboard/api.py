@@ -55,7 +55,7 @@ def brief(node: Any, jid: str) -> dict[str, Any]:
     from weft.bus.errors import BusError
 
     try:
-        return node._job(jid).summary()
+        return node._job(jid, None).summary()
     except BusError as e:
         raise NotFound(e.message) from None
 
@@ -140,7 +140,7 @@ def job(node: Any, jid: str) -> dict[str, Any]:
     from weft.bus.errors import BusError
 
     try:
-        j = node._job(jid)
+        j = node._job(jid, None)
     except BusError as e:
         raise NotFound(e.message) from None
     g = node.graph

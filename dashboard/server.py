@@ -188,7 +188,7 @@ async def _log(node: Any, jid: str, offset: int, wait: float) -> dict[str, Any]:
     from weft.bus.errors import BusError
 
     try:
-        r = await relay_logs(node, {"job": jid, "offset": max(0, offset), "wait": wait})
+        r = await relay_logs(node, {"job": jid, "offset": max(0, offset), "wait": wait}, None)
     except BusError as e:
         if e.code == "missing":
             raise api.NotFound(e.message) from None
@@ -212,7 +212,7 @@ async def _progress(node: Any, views: list[dict[str, Any]]) -> None:
         return
     with trio.move_on_after(PROGRESS_WAIT):
         try:
-            got = (await relay_progress(node, {"jobs": running}))["progress"]
+            got = (await relay_progress(node, {"jobs": running}, None))["progress"]
         except BusError:
             return
         for v in views:

@@ -3,8 +3,10 @@
 A connection's key is on the allow-list with a role and a name; the ZAP
 handler tags it `ROLE:NAME` (weft.bus.curve) and the Server asks `allowed`
 before it runs an op. Callers fall in four classes: `admin` (everything),
-`user` (submit, and read and steer jobs), `node` (compute and storage
-daemons: register, and read and write objects), and `coordinator`, the node
+`user` (submit, and read and steer its own jobs: the coordinator checks
+the owner, actors/coordinator/owners.py; upload content objects: storage
+checks their hash), `node` (compute and storage daemons: register, and
+read and write objects), and `coordinator`, the node
 key named `coordinator`: only it may start, cancel or delete tasks, fence
 with epochs, or delete objects. An op not listed here is for admins only, so
 a new op is closed until someone decides who may call it.
@@ -48,8 +50,10 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
     },
     "storage": {
         **_COMMON,
-        # Compute nodes write outputs; storage nodes read each other to repair.
-        **{op: _NODES for op in ("create", "populate", "finish", "put")},
+        # Compute nodes write outputs; storage nodes read each other to repair;
+        # users upload content objects only, checked against their hash
+        # (actors/storage/content.py: upload_digest).
+        **{op: _ALL for op in ("create", "populate", "finish", "put")},
         "read": _ALL,
         "stat": _ALL,
         **{op: _COORD for op in ("create_many", "delegate", "delete", "list", "usage", "replicate")},

@@ -36,6 +36,7 @@ from .fields import (
     str_field,
     str_list,
 )
+from .secrets import secrets_field
 
 
 @dataclass(slots=True)
@@ -75,9 +76,19 @@ class Submit:
     # False: start only what can start now, keep nothing else (try-submit;
     # answered with a TrySubmitReply, protocol/submission.py).
     queue: bool = True
+    # On a cluster in the clear: the submitter's local user name, shown as the
+    # jobs' owner (a secure cluster takes the owner from the caller's key).
+    owner: str | None = None
+    # Secret inputs of every job of the submit (protocol/secrets.py): kept
+    # out of the specs, which are journaled and shown.
+    secrets: dict[str, str] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"jobs": [s.to_wire() for s in self.jobs]}
+        if self.owner is not None:
+            d["owner"] = self.owner
+        if self.secrets:
+            d["secrets"] = self.secrets
         if self.replace:
             d["replace"] = True
         if self.flow is not None:
@@ -106,7 +117,8 @@ class Submit:
         queue = b.get("queue", True)
         if type(queue) is not bool:
             bad("submit", "queue", "must be true or false")
-        return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"), queue)
+        return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"), queue,
+                   opt_str("submit", b, "owner"), secrets_field("submit", b))
 
 
 def flow_part(b: dict, count: int) -> FlowPart | None:

@@ -37,6 +37,7 @@ from .fields import (
     put_epoch,
     str_list,
 )
+from .secrets import secrets_field
 
 Where = str | list[str]
 _TASK_STATES = TaskState._value2member_map_
@@ -157,6 +158,7 @@ class Start:
     after: dict[str, tuple[str, int]] = field(default_factory=dict)  # input -> (job, token) making it here
     epoch: int | None = None
     near: dict[str, str] = field(default_factory=dict)  # input -> compute endpoint that made it
+    secrets: dict[str, str] | None = None  # secret inputs (protocol/secrets.py): env only, never written
 
     def to_wire(self) -> dict[str, Any]:
         # The coordinator sends thousands a second: `where` and put_epoch are
@@ -179,6 +181,8 @@ class Start:
             d["epoch"] = self.epoch
         if self.near:
             d["near"] = self.near
+        if self.secrets:
+            d["sec"] = self.secrets
         return d
 
     @classmethod
@@ -191,7 +195,8 @@ class Start:
         outputs = _outputs(op, b.get("outputs"), spec.outputs)
         after = _after(op, b.get("after"), spec.refs)
         near = _near(op, b.get("near"), spec.refs)
-        return cls(job, spec, inputs, outputs, token, inline, after, epoch_field(op, b), near)
+        return cls(job, spec, inputs, outputs, token, inline, after, epoch_field(op, b), near,
+                   secrets_field(op, b, "sec"))
 
 
 @dataclass(slots=True)

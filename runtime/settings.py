@@ -221,6 +221,9 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "Seconds a compute node with free CPUs waits (times 1 + its load) before taking over jobs queued "
                 "on another node (0: never).", metavar="SECONDS", target="role",
                 check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
+        Setting("max_user_priority", "--max-user-priority", 0, int,
+                "Highest priority a `user` key may give its jobs on a secure cluster (admins: any).",
+                metavar="N", target="role"),
         Setting("repair_copies", "--repair-copies", 32, int,
                 "Repair copies (storage to storage) in flight at once, in all.", metavar="N",
                 target="role", check=lambda v: v >= 1, expect="at least 1"),

@@ -42,6 +42,7 @@ def test_who_may_do_what() -> None:
     assert allowed("coordinator", "hello", "node:storage-3") and not allowed("coordinator", "hello", "user:alice")
     assert allowed("compute", "start", "node:coordinator") and not allowed("compute", "start", "node:compute-2")
     assert not allowed("compute", "start", "user:alice")
-    assert allowed("storage", "finish", "node:compute-2") and not allowed("storage", "finish", "user:alice")
+    assert allowed("storage", "finish", "node:compute-2") and allowed("storage", "finish", "user:alice")  # content only
+    assert not allowed("storage", "delete", "user:alice") and not allowed("storage", "create_many", "user:alice")
     assert allowed("storage", "read", "user:alice") and not allowed("storage", "delete", "node:compute-2")
     assert not allowed("coordinator", "some-new-op", "user:alice")  # closed until classified

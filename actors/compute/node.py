@@ -454,7 +454,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         try:
             result = await run_command(
                 spec, workdir, input_files=input_files, job=task.job, grace=lambda: stop_grace(task),
-                on_spawn=lambda pgid: self._spawned(task, pgid),
+                on_spawn=lambda pgid: self._spawned(task, pgid), secrets=task.secrets,
                 on_stdout=on_stdout if stdout_writer is not None else None,
                 sandbox=self.sandbox if self.sandbox.active else None,
             )

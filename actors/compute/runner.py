@@ -308,8 +308,10 @@ async def run_command(
     job: str | None = None,
     on_spawn: Callable[[int], None] | None = None,
     sandbox: Sandbox | None = None,  # isolation.py: namespace, --run-as
+    secrets: dict[str, str] | None = None,
 ) -> CommandResult:
     """Run a command job in `workdir` and wait for it; see the module docstring.
+    `secrets` are more environment variables, written nowhere (docs/security.md).
 
     `job` is the job id for $WEFT_JOB (default: the spec's own `job_id()`).
     `on_spawn(pgid)` is called once the command's process group exists, so
@@ -329,6 +331,7 @@ async def run_command(
     for d in spec.dirs:  # directory outputs (--output-dir): there to write into
         os.makedirs(f"{outputs_dir}/{d}", exist_ok=True)
     env = _build_env(spec, w, job or spec.job_id())
+    env.update(secrets or {})
     if spec.params:
         Path(cwd, "parameters.json").write_text(json.dumps(spec.params, sort_keys=True))
     if spec.block:

@@ -63,7 +63,7 @@ class Task:
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "valued", "unsure", "followers", "values", "unmet", "dropped", "log_same",
-        "call_log", "signal", "tail", "near",
+        "call_log", "signal", "tail", "near", "secrets",
     )
 
     def __init__(
@@ -96,6 +96,7 @@ class Task:
         self.inline: dict[str, bytes] = {}  # inputs whose bytes came with the start
         # Input -> the compute node that made it, which may serve it from memory (valuecache.py).
         self.near: dict[str, str] = {}
+        self.secrets: dict[str, str] | None = None  # secret inputs: environment variables of its command
         # Inputs still being made by a task on this node: input -> that task
         # (parsed as (job, token), then resolved by ComputeNode._follow). The
         # task waits for that task's end instead of being started by the
@@ -136,6 +137,7 @@ class Task:
         task.inline = start.inline
         task.after = start.after
         task.near = start.near
+        task.secrets = start.secrets  # in memory only: never in the task log or directory
         return task
 
 

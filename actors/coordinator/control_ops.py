@@ -14,6 +14,7 @@ from weft.bus.rpc import CallContext
 from weft.protocol.enums import ErrorCode
 from weft.protocol.jobs import Cancel, GroupRef, ListJobs, Pause
 
+from . import owners
 from .control import PAUSES
 from .graph import WAITING, Job
 
@@ -36,18 +37,24 @@ def register(node: CoordinatorNode) -> None:
 
 def groups(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     """-> {groups: {name: {state: count}}}."""
+    if owners.is_user(owners.caller(ctx)):  # a user's own jobs' groups only
+        return {"groups": owners.groups_of(owners.visible(ctx, node.graph.jobs.values()))}
     return {"groups": node.state.groups()}
 
 
 async def cancel(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     """Cancel -> {jobs: [job view]} (the named jobs, then each group's members)."""
     req = Cancel.from_wire(body)
-    jobs = [node._job(j) for j in req.jobs]
+    jobs = [node._job(j, ctx) for j in req.jobs]
     for g in req.groups:
         members = node.state.group_members(g)
         if not members:
             raise BusError(f"no group {g!r}: no job was submitted with --group {g}", code=ErrorCode.MISSING)
-        jobs += members
+        mine = owners.visible(ctx, members)
+        if not mine:
+            raise BusError(f"'cancel' of group {g} is not allowed for a user key ({ctx.user}): "
+                           "none of its jobs is this user's", code=owners.FORBIDDEN)
+        jobs += mine
     node._run(node.state.cancel(jobs, dependents=req.dependents))
     out = [job.summary() for job in jobs]
     await node.commits.durable()
@@ -60,7 +67,7 @@ def list_jobs(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, A
     states = set(req.states)
     group, since = req.group, req.since
     out: list[Job] = []
-    for j in node.graph.jobs.values():
+    for j in owners.visible(ctx, node.graph.jobs.values()):
         if states and j.shown_state not in states:
             continue
         if group is not None and group not in j.spec.groups:
@@ -98,7 +105,7 @@ async def pause(node: CoordinatorNode, op: str, body: Any, ctx: CallContext) -> 
 def group(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     """GroupRef -> {group, counts, pending: [job id], paused?}."""
     name = GroupRef.from_wire(body).group
-    members = node.state.group_members(name)
+    members = owners.visible(ctx, node.state.group_members(name))
     if not members:
         raise BusError(f"no group {name!r}: no job was submitted with --group {name}", code=ErrorCode.MISSING)
     counts: dict[str, int] = {}

@@ -166,6 +166,8 @@ class DispatchMixin:
             start.outputs = dict.fromkeys(job.spec.outputs, endpoints)
             if job.spec.refs:
                 start.near = self.planner.placing.near_copies(job, node, start.inline)
+            if self.secrets:  # (rare: one dict look-up per start only when some job has secrets)
+                start.secrets = self.secrets.get(job.id)
             starts.append(start)
         return starts
 

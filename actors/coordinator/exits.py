@@ -162,7 +162,7 @@ class ExitsMixin:
                     raise SpecError(f"jobs.{name}.inputs must be a table")
                 tables[name] = {**table, "inputs": {**inputs, **extra}}
             specs = [spec for _, spec in parse_flow({"jobs": tables}, where)]
-            _, effects = self.submit(specs)
+            _, effects = self.submit(specs, owner=job.owner)  # (its owner's, as its children are)
         except SpecError as e:
             log.warning("%s refused: %s", where, e)
             job.cause = f"{job.cause or ''}; {where} refused: {e}".lstrip("; ")

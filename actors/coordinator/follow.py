@@ -34,6 +34,8 @@ from weft.protocol.objects import Read, ReadReply
 from .graph import FINISHED
 
 if TYPE_CHECKING:
+    from weft.bus.rpc import CallContext
+
     from .graph import Job
     from .node import CoordinatorNode
 
@@ -45,9 +47,9 @@ _CALL_SLACK = 10.0
 _NOT_YET = 0.5
 
 
-async def relay_logs(node: CoordinatorNode, body: Any) -> dict[str, Any]:
+async def relay_logs(node: CoordinatorNode, body: Any, ctx: CallContext | None) -> dict[str, Any]:
     req = LogRead.from_wire(body, "logs")
-    job = node._job(req.job)
+    job = node._job(req.job, ctx)
     if job.done:
         return (await _ended_log(node, job, req)).to_wire()
     ref = node.state.computes.get(job.node or "")
@@ -126,11 +128,11 @@ async def _from_task(node: CoordinatorNode, job: Job, req: LogRead) -> LogChunk 
     return LogChunk(r.data, r.offset, r.done)
 
 
-async def relay_progress(node: CoordinatorNode, body: Any) -> dict[str, Any]:
+async def relay_progress(node: CoordinatorNode, body: Any, ctx: CallContext | None) -> dict[str, Any]:
     """`progress` {jobs} -> ProgressReply: one call per compute node running some of them."""
     by_node: dict[str, list[str]] = {}
     for jid in ProgressAsk.from_wire(body).jobs:
-        job = node._job(jid)
+        job = node._job(jid, ctx)
         if job.state == JobState.RUNNING and job.node in node.state.computes:
             by_node.setdefault(job.node, []).append(jid)
     out: dict[str, tuple[float, str]] = {}

@@ -22,7 +22,7 @@ import trio
 from weft.protocol.jobs import DeleteJobs, Gc, GcReply
 from weft.protocol.objects import DeleteObjects
 
-from . import gc
+from . import gc, owners
 from .gc import Forgotten
 
 if TYPE_CHECKING:
@@ -49,7 +49,12 @@ def register(node: CoordinatorNode) -> None:
 
 async def op_delete(node: CoordinatorNode, body: Any, ctx: Any) -> dict[str, Any]:
     req = DeleteJobs.from_wire(body)
-    jobs = gc.resolve_for_delete(node.graph, req.jobs, req.force)
+    g = node.graph
+    for ref in req.jobs:  # (first: another user's job is not described, even as unfinished)
+        job = g.jobs.get(g.names.resolve(ref))
+        if job is not None:
+            owners.check(ctx, job, "delete")
+    jobs = gc.resolve_for_delete(g, req.jobs, req.force)
     f = gc.forget(node.state, jobs, fail_readers=req.force)
     return (await _finish(node, f, compact=False)).to_wire()
 

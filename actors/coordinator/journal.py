@@ -63,9 +63,12 @@ _RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NO
                 ("tail", "TEXT"),
                 # outputs it made empty, kept here and on no storage node
                 # (comma-separated: output names have no comma)
-                ("empty", "TEXT"))
+                ("empty", "TEXT"),
+                # who submitted it (owners.py); never changes, so only inserted
+                ("owner", "TEXT"))
 _COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
-            "excused, token, ran_on, started, exit_code, code, detail, own, tail, empty")
+            "excused, token, ran_on, started, exit_code, code, detail, own, tail, empty, owner")
+_MARKS = ",".join("?" * len(_COLUMNS.split(",")))
 # `weft stats` counters, rewritten with every group commit.
 COUNTERS = "counters"
 
@@ -217,12 +220,12 @@ class Journal:
                 db.executemany("DELETE FROM attempts WHERE job=?", gone)
             if new:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({_MARKS})",
                     [
                         (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
                          j.submitted, j.finished, _handed(j), j.parent, j.attempts,
                          j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
-                         _empty(j))
+                         _empty(j), j.owner)
                         for j in list(new.values())
                     ],
                 )
@@ -279,7 +282,7 @@ class Journal:
     # -- replay ------------------------------------------------------------------
     def replay(self) -> Iterator[tuple[Any, ...]]:
         """(id, seq, spec wire, state, outcome, cause, submitted, finished, delegate, parent, attempts,
-        excused, token, ran_on, started, exit_code, code, detail, own, tail, empty), by seq."""
+        excused, token, ran_on, started, exit_code, code, detail, own, tail, empty, owner), by seq."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq"):
             yield (row[0], row[1], msgpack.unpackb(row[2]), *row[3:])
 

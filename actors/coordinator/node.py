@@ -47,6 +47,7 @@ from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
 from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
+from . import owners as owning
 from .attempts import views as attempt_views
 from .dispatch import never_started
 from .effects import (
@@ -108,6 +109,7 @@ class CoordinatorNode(Node):
         time_windows: list | None = None,
         reserve_after: float = 30.0,
         steal_after: float = 0.5,
+        max_user_priority: int = 0,
     ) -> None:
         if config.data_dir is None:
             raise ValueError("a coordinator needs a data directory")
@@ -145,6 +147,7 @@ class CoordinatorNode(Node):
         self.revoked: dict[str, dict[str, Any]] = {}
         # Finished jobs are forgotten after this long (gc.py, gc_ops.py).
         self.keep = keep
+        self.max_user_priority = max_user_priority  # (owners.check_submit)
         self.gc_lock = trio.Lock()
         replay(self.journal, self.state)
 
@@ -478,7 +481,8 @@ class CoordinatorNode(Node):
                     log.debug("deleting task results on %s: %s", ref.node, e)
 
     # -- user ops ------------------------------------------------------------------------
-    def _job(self, jid: str) -> Job:
+    def _job(self, jid: str, ctx: CallContext | None) -> Job:
+        """The job `jid` names; a user key (`ctx`) may get only its own (owners.py)."""
         asked = jid
         if ":" in jid:  # FLOW:JOB, a job of a flow's newest submission (flows.py)
             try:
@@ -490,7 +494,7 @@ class CoordinatorNode(Node):
         if job is None:
             raise BusError(f"no job {jid!r}" + (f" ({asked}; forgotten by gc?)" if asked != jid else ""),
                            code=ErrorCode.MISSING)
-        return job
+        return owning.check(ctx, job, ctx.op) if ctx is not None else job
 
     def _view(self, job: Job, now: float, detail: bool = False, tries: bool = False) -> dict[str, Any]:
         d = job.summary(now)
@@ -514,16 +518,19 @@ class CoordinatorNode(Node):
         req = Status.from_wire(body)
         now = time.time()
         if req.jobs is not None:
-            return {"jobs": [self._view(self._job(j), now, True, req.attempts) for j in req.jobs]}
+            return {"jobs": [self._view(self._job(j, ctx), now, True, req.attempts) for j in req.jobs]}
         limit = req.limit
-        jobs = sorted(self.graph.jobs.values(), key=lambda j: j.seq)[-limit:] if limit else []
-        return {"jobs": [self._view(j, now, True) for j in jobs], "counts": self.graph.counts(),
+        every = self.graph.jobs.values()
+        mine = owning.visible(ctx, every)  # (a user key: its own jobs and counts)
+        jobs = sorted(mine, key=lambda j: j.seq)[-limit:] if limit else []
+        counts = self.graph.counts() if mine is every else owning.counts(mine)
+        return {"jobs": [self._view(j, now, True) for j in jobs], "counts": counts,
                 "paused": self.state.pause_view()}
 
     async def _op_wait(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         """Wait -> WaitReply: once every job is finished (following delegations) or at the timeout."""
         req = Wait.from_wire(body)
-        jobs = [self._job(j) for j in req.jobs]
+        jobs = [self._job(j, ctx) for j in req.jobs]
         w = self.state.watch(jobs, Waiter(trio.Event()))
         try:
             if w.remaining:
@@ -540,19 +547,20 @@ class CoordinatorNode(Node):
         if name not in self.graph.objects:
             raise BusError(f"no object {name!r}", code=ErrorCode.MISSING)
         obj = self.graph.resolve(name)
+        producer = self.graph.jobs.get(obj.producer or "")
+        owning.check_object(ctx, producer, name)
         copies = [s.endpoint for s in self.state.planner.live_locations(obj)]
         self.state.repair.located(obj.name)
-        producer = self.graph.jobs.get(obj.producer or "")
         # A small finished object's bytes come along: the reader needs no second hop.
         data = obj.data if obj.state == FINISHED else None
         return LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
                            producer.summary() if producer else None, data).to_wire()
 
     async def _op_logs(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        return await follow.relay_logs(self, body)
+        return await follow.relay_logs(self, body, ctx)
 
     async def _op_progress(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        return await follow.relay_progress(self, body)
+        return await follow.relay_progress(self, body, ctx)
 
     def _op_nodes(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         s = self.state

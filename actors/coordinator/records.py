@@ -39,7 +39,7 @@ class Job:
         "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
         "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
-        "code", "detail", "own", "history", "tail", "empty",
+        "code", "detail", "own", "history", "tail", "empty", "owner",
     )
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
@@ -76,6 +76,7 @@ class Job:
         # Outputs it made empty: finished with no storage copy (the journal
         # holds them: StorageNewsMixin.hold_empty), so no storage write per empty stdout.
         self.empty: tuple[str, ...] | None = None
+        self.owner: str | None = None  # who submitted it (owners.py: interned, one pointer)
 
     @property
     def done(self) -> bool:
@@ -102,6 +103,8 @@ class Job:
         }
         if self.spec.name:
             d["name"] = self.spec.name
+        if self.owner is not None:
+            d["owner"] = self.owner
         for k in ("outcome", "cause", "code", "detail", "node", "started", "finished", "delegate", "parent"):
             v = getattr(self, k)
             if v is not None:

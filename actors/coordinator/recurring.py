@@ -24,6 +24,7 @@ from weft.actors.model import JobSpec, SpecError, check_job_name
 
 from .effects import Effect
 from .graph import Graph
+from .owners import intern_owner
 
 if TYPE_CHECKING:
     from .submit import Submitted
@@ -41,7 +42,8 @@ class RecurringMixin:
     wall: Callable[[], float]
 
     if TYPE_CHECKING:  # given by CoordinatorState
-        def submit(self, specs: list[JobSpec], replace: bool = False) -> tuple[list[Submitted], list[Effect]]: ...
+        def submit(self, specs: list[JobSpec], replace: bool = False,
+                   owner: str | None = None) -> tuple[list[Submitted], list[Effect]]: ...
 
     def init_recurring(self) -> None:
         # name -> {"spec": wire, "every": s, "next": wall time, "n": instances, "last": job id | None,
@@ -54,7 +56,7 @@ class RecurringMixin:
                 if isinstance(name, str) and isinstance(d, dict) and {"spec", "every", "next", "n"} <= set(d):
                     self.recurring[name] = d
 
-    def define_recurring(self, name: str, spec: JobSpec, every: float) -> dict[str, Any]:
+    def define_recurring(self, name: str, spec: JobSpec, every: float, owner: str | None = None) -> dict[str, Any]:
         check_job_name(name)
         if every < MIN_EVERY:
             raise SpecError(f"--every {every:g}s: at least {MIN_EVERY:g}s between instances")
@@ -66,6 +68,8 @@ class RecurringMixin:
         while f"{name}.{n + 1}" in self.graph.jobs:
             n += 1
         d = {"spec": spec.to_wire(), "every": every, "next": now, "n": n, "last": None, "skipped": 0, "since": now}
+        if owner is not None:
+            d["owner"] = owner  # its instances' owner (owners.py)
         self.recurring[name] = d
         return d
 
@@ -98,7 +102,7 @@ class RecurringMixin:
             spec = JobSpec.from_wire(d["spec"])
             spec.name = f"{name}.{d['n']}"
             try:
-                results, more = self.submit([spec])
+                results, more = self.submit([spec], owner=intern_owner(d.get("owner")))
             except SpecError as e:  # (its input gone, its name taken meanwhile): this period is lost
                 log.warning("recurring job %s: instance %s not started: %s", name, spec.name, e)
                 continue

@@ -13,11 +13,12 @@ import logging
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 
-from . import drain
+from . import drain, secrets
 from .control import PAUSES
 from .flows import FLOWS
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_empty, parse_handed
+from .owners import intern_owner
 from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
@@ -34,7 +35,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     unfinished = []
     last_seq = 0
     for (jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts,
-         excused, token, ran_on, started, exit_code, code, detail, own, tail, empty) in journal.replay():
+         excused, token, ran_on, started, exit_code, code, detail, own, tail, empty, owner) in journal.replay():
         try:
             spec = JobSpec.from_wire(wire)
         except SpecError as e:
@@ -55,6 +56,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         # compute inventory whether the journal counted that attempt.
         job.token, job.ran_on, job.started, job.exit_code = token, ran_on, started, exit_code
         job.code, job.detail, job.own = code, detail, own
+        job.owner = intern_owner(owner)
         last_seq = seq
         if st == JobState.SUCCEEDED:
             # Its empty outputs were never on storage: finished from here.
@@ -73,6 +75,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             job.started = None  # until a compute inventory says it runs (adopted) or it starts again
             unfinished.append(job)
     g.bump_seq(last_seq)
+    unfinished = secrets.lost_after_restart(journal, unfinished, g.fail)
     # Attempts that ended without success, as they were recorded.
     for jid, *rec in journal.replay_attempts():
         job = g.jobs.get(jid)

@@ -104,6 +104,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         self.epoch = epoch
         self.computes: dict[str, ComputeRef] = {}
         self.storages: dict[str, StorageRef] = {}
+        self.secrets: dict[str, dict[str, str]] = {}  # job -> its secret inputs, in memory only (secrets.py)
         self.storage_grace = storage_grace
         self.wall = wall
         self.mono = mono

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from weft.actors.model import JobSpec
+from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.submission import JOB_END, SIZES, JobEnd, Recurring, RootRef, TrySubmitReply
 
+from . import owners, secrets
 from .graph import RUNNING, SUCCEEDED, Job
 from .nodes import ComputeRef
 from .recurring import RECURRING
@@ -65,9 +67,9 @@ def slot_estimate(computes: list[ComputeRef]) -> dict[str, int]:
 
 def tree(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     """RootRef -> {root, jobs: [view]} (the root first, then its tree by submit order)."""
-    root = node._job(RootRef.from_wire(body, "tree").root)
+    root = node._job(RootRef.from_wire(body, "tree").root, ctx)
     if root.spec.root is not None:
-        root = node._job(root.spec.root)  # asked by a job of the tree: the whole tree
+        root = node._job(root.spec.root, ctx)  # asked by a job of the tree: the whole tree
     now = time.time()
     views = []
     for j in node.state.tree_view(root):
@@ -86,9 +88,9 @@ def tree(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
 
 async def decommission(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     """RootRef -> {root, since, cancelled}: journaled before the answer."""
-    root = node._job(RootRef.from_wire(body, "decommission").root)
+    root = node._job(RootRef.from_wire(body, "decommission").root, ctx)
     if root.spec.root is not None:
-        root = node._job(root.spec.root)  # a tree is decommissioned from its root
+        root = node._job(root.spec.root, ctx)  # a tree is decommissioned from its root
     state = node.state
     before = {j.id for j in state.tree_view(root) if not j.done}
     node._run(state.decommission(root))
@@ -123,6 +125,8 @@ def try_submit(node: CoordinatorNode, results: list[Submitted]) -> dict[str, Any
 
 def publish_ends(node: CoordinatorNode, changed: list[Job]) -> None:
     """Each job that ended, once, on the coordinator's event queue."""
+    if node.state.secrets:
+        secrets.drop_ended(node.state, changed)
     ended = node.ended
     slots = None
     for job in changed:
@@ -145,15 +149,24 @@ async def recurring(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[
     state = node.state
     if req.do != "ls":
         if req.do == "add":
-            state.define_recurring(req.name, JobSpec.from_wire(req.job), req.every)
+            spec = JobSpec.from_wire(req.job)
+            owners.check_submit(node, ctx, [spec])
+            state.define_recurring(req.name, spec, req.every, owners.owner_of_call(ctx, body))
         else:
+            d = state.recurring.get(req.name)
+            if d is not None and owners.is_user(owners.caller(ctx)) and d.get("owner") != ctx.user:
+                raise BusError(f"'recurring' delete of {req.name} is not allowed for a user key ({ctx.user}): "
+                               "another user defined it", code=owners.FORBIDDEN)
             state.delete_recurring(req.name)
         _, effects = state.recurring_due()
         node._run(effects)
         node.journal.stage_meta(RECURRING, {k: dict(v) for k, v in state.recurring.items()})
         await node.commits.durable()
         node._wake.set()
-    return {"recurring": state.recurring_view()}
+    view = state.recurring_view()
+    if owners.is_user(owners.caller(ctx)):  # a user key: what it defined
+        view = [v for v in view if state.recurring[v["name"]].get("owner") == ctx.user]
+    return {"recurring": view}
 
 
 async def recurring_loop(node: CoordinatorNode) -> None:

@@ -34,12 +34,13 @@ class SubmitMixin:
     """Part of CoordinatorState (state.py), which has the graph, the clock and the effects."""
 
     # -- user requests -----------------------------------------------------------------------
-    def submit(self, specs: list[JobSpec], replace: bool = False) -> tuple[list[Submitted], list[Effect]]:
+    def submit(self, specs: list[JobSpec], replace: bool = False,
+               owner: str | None = None) -> tuple[list[Submitted], list[Effect]]:
         """Accept jobs (all checked before any is accepted; within one call a
         job may read the outputs of jobs listed before or after it). A spec
         matching a known job joins it, is answered from it (cached), or runs
         it again if it failed or was cancelled."""
-        steps = self.submitting(specs, replace=replace)
+        steps = self.submitting(specs, replace=replace, owner=owner)
         effects: list[Effect] = []
         while True:
             try:
@@ -48,13 +49,14 @@ class SubmitMixin:
                 return done.value, effects
 
     def submitting(self, specs: list[JobSpec], chunk: int = SUBMIT_SLICE,
-                   replace: bool = False) -> Generator[list[Effect], None, list[Submitted]]:
+                   replace: bool = False, owner: str | None = None) -> Generator[list[Effect], None, list[Submitted]]:
         """`submit` in slices of `chunk` specs: yields the effects of each
         slice, so the shell can answer other calls between slices, and
         returns the results. Every spec is checked before any is taken (a
         bad one refuses the whole submit with SpecError, nothing changed).
         Jobs are registered, then linked to their inputs, in slices; one
-        cancelled or joined meanwhile by another call is left as it is."""
+        cancelled or joined meanwhile by another call is left as it is.
+        New jobs belong to `owner`, children to their root's owner (owners.py)."""
         g = self.graph
         if any(s.spawned_by is not None or s.windows or s.root is not None for s in specs):
             self.take_submission_fields(specs)  # (spawn.py) children named under their parents
@@ -91,6 +93,8 @@ class SubmitMixin:
             job = g.jobs.get(jid)
             if job is None:
                 job = g.add_job(jid, spec, now=now)
+                root = g.jobs.get(spec.root) if spec.root is not None else None
+                job.owner = root.owner if root is not None else owner
                 new_jobs.append(job)
                 self._new.append(job)
                 results.append(Submitted(job))

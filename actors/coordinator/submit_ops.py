@@ -18,9 +18,10 @@ from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.fields import BadRequest, opt_str
 from weft.protocol.jobs import Submit, SubmitReply, Submitted, flow_part
+from weft.protocol.secrets import secrets_field
 from weft.protocol.tasks import Probe, ProbeReply
 
-from . import imports, submission_ops
+from . import imports, owners, secrets, submission_ops
 from .flows import FLOWS
 from .nodes import ComputeRef
 from .submit import SUBMIT_SLICE
@@ -56,6 +57,10 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
     queue = body.get("queue", True)
     if type(queue) is not bool:
         raise BadRequest("submit: queue must be true or false")
+    owner = owners.owner_of_call(ctx, body)
+    owners.check_submit(node, ctx, specs)
+    secret = secrets_field("submit", body)
+    secrets.check(specs, secret)
     node.queue_bound.admit(len(specs), node.graph.jobs.values())
     modules, nodes = imports.to_probe(specs, node.state.computes.values())
     if modules:
@@ -64,7 +69,7 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
             raise SpecError(refusal)
     # Taken in slices, yielding to other calls between them (a big
     # submit must not leave stats, status and polls unanswered).
-    steps = node.state.submitting(specs, replace=replace)
+    steps = node.state.submitting(specs, replace=replace, owner=owner)
     while True:
         try:
             effects = next(steps)
@@ -72,7 +77,9 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
             results = done.value
             break
         node._run(effects)
-        await trio.lowlevel.checkpoint()
+        if secret is None:  # with secrets, no other task runs (a dispatch) until they are kept below
+            await trio.lowlevel.checkpoint()
+    secrets.keep(node.state, node.journal, results, secret)
     if flow is not None:
         node.state.record_flow(flow, [r.job.id for r in results])
         node.journal.stage_meta(FLOWS, {k: dict(v) for k, v in node.state.flows.items()})

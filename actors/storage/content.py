@@ -11,14 +11,18 @@ objects have a file, and when, is the store's business (see store.py).
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import mmap
 import os
+import re
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import OutOfSpace
+from weft.protocol.enums import ErrorCode
+
+from .errors import OutOfSpace, StoreError
 
 log = logging.getLogger("weft.storage")
 
@@ -36,6 +40,7 @@ PAGE_CACHE_BUDGET = 512 << 20
 MAP_MIN = 1 << 16
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+FORBIDDEN = "forbidden"
 
 # Indirection so tests can inject ENOSPC without filling a real disk.
 _os_write = os.write
@@ -267,3 +272,45 @@ class ContentFiles:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+
+# -- uploads by `user` keys (docs/security.md, "User uploads") ---------------------------
+# A user key may write only content objects, `sha256-<hex>/content`, and the
+# bytes must hash to <hex> before the object is finished: a user can add
+# content to the cluster but never forge what a name stands for (a job's
+# output, or other bytes under a content name). Node keys are not checked:
+# their writes are the hot path, and their outputs are named by job.
+_UPLOAD_NAME = re.compile(r"sha256-([0-9a-f]{64})/content")
+# Bytes hashed per read when checking a streamed upload.
+_HASH_READ = 1 << 20
+
+
+def upload_digest(name: str, op: str, user: str) -> str:
+    """The hex digest a user's write to `name` must match; a `forbidden`
+    StoreError for a name that is not a content object."""
+    m = _UPLOAD_NAME.fullmatch(name) if isinstance(name, str) else None
+    if m is None:
+        raise StoreError(f"{op!r} of object {name!r} is not allowed for a user key ({user}): users may write "
+                         "only content objects, sha256-<hex>/content (weft put)", name=name, code=FORBIDDEN)
+    return m.group(1)
+
+
+def check_upload(name: str, digest: str, data: bytes | bytearray | memoryview) -> None:
+    """A user's bytes for `name` must hash to its `digest`: a StoreError (bad-spec) if not."""
+    got = hashlib.sha256(data).hexdigest()
+    if got != digest:
+        raise StoreError(f"refused {name}: its bytes hash to sha256-{got}, not to its name; nothing was kept",
+                         name=name, code=ErrorCode.BAD_SPEC)
+
+
+def stored_digest(read: Callable[[int, int], bytes], size: int) -> str:
+    """SHA-256 (hex) of `size` bytes read by `read(offset, length)` (a partial object's so far)."""
+    h = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        chunk = read(offset, min(_HASH_READ, size - offset))
+        if not chunk:
+            break
+        h.update(chunk)
+        offset += len(chunk)
+    return h.hexdigest()

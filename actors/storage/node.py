@@ -24,6 +24,7 @@ from weft.actors.groupcommit import GroupCommit
 from weft.actors.model import SpecError
 from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
+from weft.protocol.access import USER, caller_class
 from weft.protocol.enums import ErrorCode, EventKind, ObjectState
 from weft.protocol.objects import (
     MAX_READ,
@@ -43,7 +44,7 @@ from weft.protocol.objects import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .content import PAGE_CACHE_BUDGET
+from .content import PAGE_CACHE_BUDGET, check_upload, stored_digest, upload_digest
 from .errors import StoreError
 from .replicate import Replicator
 from .store import ObjectInfo, ObjectStore
@@ -175,6 +176,7 @@ class StorageNode(Node):
     def _op_create(self, body: Any, ctx: CallContext) -> tuple[dict, bool]:
         self.fence(body)
         req = Create.from_wire(body)
+        _upload(ctx, req.name, "create")
         return self.store.create(req.name, token=req.token, replace=req.replace).to_wire(), req.replace
 
     def _op_create_many(self, body: Any, ctx: CallContext) -> tuple[dict, bool]:
@@ -202,13 +204,17 @@ class StorageNode(Node):
 
     def _op_populate(self, body: Any, ctx: CallContext) -> dict:
         req = Populate.from_wire(body)
+        _upload(ctx, req.name, "populate")
         info = self.store.populate(req.name, req.data, token=req.token, offset=req.offset)
         return {"size": info.size}
 
     async def _op_finish(self, body: Any, ctx: CallContext) -> dict:
         req = Finish.from_wire(body)
+        digest = _upload(ctx, req.name, "finish")
         self._admit_write()
         try:
+            if digest is not None:
+                await self._check_stored(req.name, digest)
             info = self.store.finish(req.name, token=req.token, size=req.size)
             return await self._finished(info, req.quiet)
         finally:
@@ -216,12 +222,28 @@ class StorageNode(Node):
 
     async def _op_put(self, body: Any, ctx: CallContext) -> dict:
         req = Put.from_wire(body)
+        digest = _upload(ctx, req.name, "put")
+        if digest is not None:
+            check_upload(req.name, digest, req.data)
         self._admit_write()
         try:
             info = self.store.put(req.name, req.data, token=req.token)
             return await self._finished(info, req.quiet)
         finally:
             self.writing -= 1
+
+    async def _check_stored(self, name: str, digest: str) -> None:
+        """A user's streamed upload, before it is finished: its bytes must hash
+        to its name, or it is deleted (nothing kept) and refused."""
+        store = self.store
+        info = store.stat(name)
+        if info.state == ObjectState.FINISHED:
+            return  # (a retried finish: checked the first time)
+        got = await trio.to_thread.run_sync(stored_digest, lambda o, n: store.read(name, o, n), info.size)
+        if got != digest:
+            store.delete(name)
+            raise StoreError(f"refused {name}: its bytes hash to sha256-{got}, not to its name; nothing was kept",
+                             name=name, code=ErrorCode.BAD_SPEC)
 
     def _admit_write(self) -> None:
         if self.writing >= self.max_writes:
@@ -281,3 +303,12 @@ class StorageNode(Node):
 
     def _op_usage(self, body: Any, ctx: CallContext) -> dict:
         return self.store.usage()
+
+
+def _upload(ctx: CallContext, name: str, op: str) -> str | None:
+    """For a `user` key's write: the digest its bytes must have (content
+    objects only, content.py); None for everyone else (not checked)."""
+    user = ctx.user
+    if user is None or caller_class(user) != USER:
+        return None
+    return upload_digest(name, op, user)
