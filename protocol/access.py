@@ -47,6 +47,8 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
         **{op: _COORD for op in (
             "start", "start_many", "result", "list", "delete", "cancel", "probe", "log", "progress", "withdraw",
         )},
+        # Values it made, served from its memory to the compute node that consumes them (valuecache.py).
+        "read": _NODES,
     },
     "storage": {
         **_COMMON,

@@ -89,8 +89,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         logs = {"coordinator": Path(coord.err.name)}  # type: ignore[attr-defined]  (daemons log to stderr)
         nodes = {}
         for role in ("storage", "compute"):
-            p = daemons.start(role, *secure, "--coordinator", endpoint, "--no-beacon", "--node-id", f"{role}-0",
-                              "--listen", f"tcp://127.0.0.1:{free_port()}", "--data-dir", str(tmp / role))
+            # A secure compute node sandboxes its jobs: the markers the admitted
+            # jobs write in `tmp` must be shared with them (these tests are about
+            # the wire; tests/cluster/test_isolation.py is about the sandbox).
+            share = ("--share", str(tmp)) if role == "compute" else ()
+            p = daemons.start(role, *secure, *share, "--coordinator", endpoint, "--no-beacon", "--node-id",
+                              f"{role}-0", "--listen", f"tcp://127.0.0.1:{free_port()}", "--data-dir", str(tmp / role))
             nodes[role] = daemons.ready_line(p).split()[-1]
             logs[role] = Path(p.err.name)  # type: ignore[attr-defined]
         info = {"tmp": tmp, "keys": keys, "daemons": daemons, "coordinator": endpoint, **nodes, "admin": admin,
