@@ -126,7 +126,9 @@ class Obj:
     def __init__(self, name: str, producer: str | None) -> None:
         self.name = name
         self.producer = producer
-        self.locs: list[str] = []
+        # A tuple, replaced on change: most objects have one copy, and an
+        # empty list per object costs 56 bytes at 1,000,000 queued jobs.
+        self.locs: tuple[str, ...] = ()
         self.state: ObjState = UNKNOWN  # until storage reports it; LOST when its copies are
         self.target: str | None = None
         self.waiters: list[str] | None = None
@@ -136,7 +138,7 @@ class Obj:
 
     def add_loc(self, node: str) -> None:
         if node not in self.locs:
-            self.locs.append(node)
+            self.locs = (*self.locs, node)
 
 
 
