@@ -180,7 +180,7 @@ class Planner:
                 if skips >= MAX_SKIPS:
                     break
                 continue
-            inputs = self.input_locations(job)
+            inputs = self.input_locations(job) if spec.refs else ({}, {})
             if inputs is None:
                 continue  # it waits again, on the inputs that are not available
             if spec.outputs:
