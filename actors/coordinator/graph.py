@@ -376,7 +376,8 @@ class Graph:
     def succeed(self, job: Job, now: float | None = None) -> None:
         job.state = SUCCEEDED
         job.outcome = Outcome.SUCCESS
-        job.code = job.detail = None
+        if job.code is not None or job.detail is not None:  # (no __dict__ made for nothing: records.py)
+            job.code = job.detail = None
         job.finished = now or time.time()
         job.node = None
         self.changed.append(job)

@@ -35,12 +35,25 @@ _INTERNAL = JobFailure.INTERNAL
 
 
 class Job:
+    # What every job sets; the fields below them few jobs ever set live in
+    # the instance's __dict__, made only when one is (a queued job has none:
+    # 80 bytes less a job at 1,000,000 queued, docs/performance.md). Until
+    # set, they read as these class-level defaults.
     __slots__ = (
-        "id", "spec", "priority", "seq", "state", "outcome", "cause", "node", "token",
+        "id", "spec", "priority", "seq", "state", "outcome", "node", "token",
         "submitted", "started", "finished", "missing", "demand", "attempts", "placement",
-        "delegate", "parent", "handed", "excused", "ahead", "exit_code", "ran_on",
-        "code", "detail", "own", "history", "tail",
+        "ahead", "exit_code", "ran_on", "__dict__",
     )
+    cause: str | None = None
+    delegate: str | None = None  # job this one handed its output to
+    parent: str | None = None  # job that delegated to this one
+    handed: tuple[str, str] | None = None  # (its output, the object standing for it)
+    excused = 0  # attempts that ended before running (their input was not made)
+    code: str | None = None  # a JobFailure, once it failed or was cancelled
+    detail: str | None = None  # beside the code: an exit code, a signal, a job, a reason
+    own = 0  # its own failures retried (--retries): not infrastructure's
+    history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
+    tail: str | None = None  # a failed command's last lines of stderr (exits.py)
 
     def __init__(self, job_id: str, spec: JobSpec, seq: int, submitted: float) -> None:
         self.id = job_id
@@ -49,7 +62,6 @@ class Job:
         self.seq = seq
         self.state = WAITING
         self.outcome: Outcome | None = None
-        self.cause: str | None = None
         self.node: str | None = None  # compute node running it
         self.token = 0
         self.submitted = submitted
@@ -58,21 +70,12 @@ class Job:
         self.missing = 0  # unfinished inputs
         self.demand = 0  # unfinished jobs transitively waiting on this one
         self.attempts = 0
-        self.excused = 0  # attempts that ended before running (their input was not made)
         # Started ahead of its last input, on the node making it, and waiting
         # there for it: shown as waiting (it is), though it has a node and token.
         self.ahead = False
         self.placement: str | None = None  # storage node for its outputs
-        self.delegate: str | None = None  # job this one handed its output to
-        self.parent: str | None = None  # job that delegated to this one
-        self.handed: tuple[str, str] | None = None  # (its output, the object standing for it)
         self.exit_code: int | None = None  # of the last attempt's command, if one ran and said
         self.ran_on: str | None = None  # compute node of the last attempt (kept once it ended)
-        self.code: str | None = None  # a JobFailure, once it failed or was cancelled
-        self.detail: str | None = None  # beside the code: an exit code, a signal, a job, a reason
-        self.own = 0  # its own failures retried (--retries): not infrastructure's
-        self.history: list[tuple] | None = None  # ended attempts (attempts.py), oldest first
-        self.tail: str | None = None  # a failed command's last lines of stderr (exits.py)
 
     @property
     def done(self) -> bool:
@@ -128,6 +131,17 @@ class Job:
         if self.started is not None:
             d["ran"] = round(max(0.0, (self.finished or now) - self.started), 6)
         return d
+
+
+def set_rare(job: Job, **values: Any) -> None:
+    """Set the rarely-set fields of a new `job` (those outside its
+    __slots__) that differ from their defaults: setting one to its default
+    would make the job's __dict__ for nothing (a journal replay sets every
+    field)."""
+    cls = type(job)
+    for k, v in values.items():
+        if v != getattr(cls, k):
+            setattr(job, k, v)
 
 
 class Obj:

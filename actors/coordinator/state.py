@@ -355,7 +355,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         if job.node != ref.node or job.token != t.token:
             # Adopted, not dispatched by us: an earlier attempt's error
             # is no longer what is going on with it.
-            job.cause = None
+            if job.cause is not None:
+                job.cause = None
         if t.token != job.token:
             # An attempt the journal had not seen (started after its last
             # commit of this job): count it.
