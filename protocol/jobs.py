@@ -38,6 +38,9 @@ from .fields import (
 )
 from .secrets import secrets_field
 
+# Wire fields of a plain callable job (see Submit.from_wire).
+_PLAIN_KEYS = frozenset(("call", "in", "o"))
+
 
 @dataclass(slots=True)
 class FlowPart:
@@ -108,7 +111,13 @@ class Submit:
         specs = []
         for i, w in enumerate(wires):
             try:
-                specs.append(JobSpec.from_wire(w))
+                if type(w) is dict and w.keys() <= _PLAIN_KEYS:
+                    # The common shape (a callable, its inputs, its outputs:
+                    # `map`): what JobSpec.from_wire makes, without its
+                    # unknown-field set and 30 look-ups a spec. Checked the same.
+                    specs.append(JobSpec(call=w.get("call"), inputs=w.get("in") or {}, outputs=w.get("o", [])))
+                else:
+                    specs.append(JobSpec.from_wire(w))
             except SpecError as e:
                 raise SpecError(f"job #{i + 1}: {e}") from None
         replace = b.get("replace", False)

@@ -564,3 +564,27 @@ def test_names_delete_and_gc_records_bytes() -> None:
         DeleteJobs.from_wire({"jobs": []})
     with pytest.raises(BadRequest, match="submit: 'replace' must be true or false"):
         Submit.from_wire({"jobs": [SPEC.to_wire()], "replace": 1})
+
+
+@pytest.mark.parametrize("wire", [
+    {"call": "m:f", "in": {"x": "1"}, "o": ["result"]},
+    {"call": "m:f"},
+    {"o": ["r"]},
+    {"call": "m:f", "in": {"bad name": "1"}, "o": ["r"]},
+    {"call": "m:f", "in": ["x"], "o": ["r"]},
+    {"call": "m f", "o": ["r"]},
+    {"call": "m:f", "o": ["r", "r"]},
+    {"call": "m:f", "in": {"x": 1}, "o": ["r"]},
+])
+def test_a_submit_parses_plain_specs_as_any_spec(wire: dict) -> None:
+    # Submit.from_wire takes plain callable specs by a shorter path: the
+    # same spec, or the same error, as JobSpec.from_wire.
+    try:
+        want: Any = JobSpec.from_wire(wire)
+    except SpecError as e:
+        want = f"job #1: {e}"
+    try:
+        got: Any = Submit.from_wire({"jobs": [wire]}).jobs[0]
+    except SpecError as e:
+        got = str(e)
+    assert got == want

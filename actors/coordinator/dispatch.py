@@ -148,6 +148,9 @@ class DispatchMixin:
         """The starts of what is still to start, their outputs filled in."""
         node = d.node
         starts = []
+        # A batch's jobs share their output placement (planner.py): its
+        # endpoints are looked up once per placement, not once per job.
+        where: dict[int, tuple[list[str] | None, list[str]]] = {}
         for job, start in d.items:
             if job.id in failed or not self._ours(job, node, tokens):
                 if job.state == CANCELLING and job.token == tokens.get(job.id):
@@ -159,7 +162,13 @@ class DispatchMixin:
                 self.awaiting.pop(job.id, None)
                 self._succeeded(job)
                 continue
-            endpoints = [self.storages[n].endpoint for n in job.placement or () if n in self.storages]
+            placement = job.placement
+            seen = where.get(id(placement))
+            if seen is not None and seen[0] is placement:
+                endpoints = seen[1]
+            else:
+                endpoints = [self.storages[n].endpoint for n in placement or () if n in self.storages]
+                where[id(placement)] = (placement, endpoints)
             if job.spec.outputs and len(endpoints) != len(job.placement or ()):
                 failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue

@@ -11,6 +11,7 @@ there), which repeats every round until it starts. See docs/scheduling.md.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -98,9 +99,10 @@ class Placing:
 
     # -- per job --------------------------------------------------------------------
     def choose(self, job: Job, cost: Cost, candidates: list[ComputeRef], room: dict[str, int],
-               force: bool) -> ComputeRef | None:
+               force: bool, rooms: Rooms | None = None) -> ComputeRef | None:
         """The node with the most room that can take `job` now (any match
-        when `force`: a workorder), or None."""
+        when `force`: a workorder), or None. `rooms` (the same candidates
+        as a heap) makes the common case O(log nodes)."""
         want = constrained(job)
         prefer = job.spec.prefer_host
         near = self.near(job) if job.spec.refs else None
@@ -114,6 +116,8 @@ class Placing:
                 c = self.computes.get(near)
                 if c is not None and room.get(near, 0) > 0 and c.used_chunks < c.chunks and near not in self.reserved:
                     return c
+            if rooms is not None:
+                return rooms.best()
             return max(candidates, key=lambda c: room[c.node]) if candidates else None
         if want is not None:
             pool = [c for c in self.by_name.get(want, ()) if c.node in room]
@@ -214,6 +218,44 @@ class Placing:
         self.reserved.add(node.node)
         log.debug("node %s reserved for %s (waited %.0fs)", node.node, job.id, self.wall() - job.submitted)
         return node
+
+
+class Rooms:
+    """A round's candidate nodes by room, most first, first listed first among
+    equals: what `max(candidates, key=room)` picks, in O(log nodes) instead
+    of O(nodes) per job (a max() over 100 nodes per job was the planner's
+    largest cost at 20,000 jobs; docs/performance.md).
+
+    Lazy: the planner only ever lowers a node's room within a round, so an
+    entry whose room is stale is too high; it is re-keyed when it reaches
+    the top. A node the planner drops from its candidates is `drop`ped.
+    """
+
+    __slots__ = ("heap", "room", "dropped")
+
+    def __init__(self, candidates: list[ComputeRef], room: dict[str, int]) -> None:
+        self.room = room
+        self.dropped: set[str] = set()
+        self.heap = [(-room[c.node], i, c) for i, c in enumerate(candidates)]
+        heapq.heapify(self.heap)
+
+    def drop(self, node: ComputeRef) -> None:
+        self.dropped.add(node.node)
+
+    def best(self) -> ComputeRef | None:
+        heap = self.heap
+        room = self.room
+        while heap:
+            key, i, c = heap[0]
+            if c.node in self.dropped:
+                heapq.heappop(heap)
+                continue
+            r = room[c.node]
+            if -key != r:
+                heapq.heapreplace(heap, (-r, i, c))
+                continue
+            return c
+        return None
 
 
 def need(cost: Cost) -> str:

@@ -21,7 +21,7 @@ from weft.protocol.tasks import Start
 
 from .graph import DELEGATED, FINISHED, RUNNING, WAITING, Graph, Job
 from .nodes import ComputeRef, StorageRef, pick_storage
-from .placing import Placing, constrained, cost_of
+from .placing import Placing, Rooms, constrained, cost_of
 from .steal import Stealing
 
 log = logging.getLogger("weft.coordinator")
@@ -95,8 +95,14 @@ class Planner:
             self.stealing.due = None
 
     def outputs_finished(self, job: Job) -> bool:
+        # Asked for every job picked: names built here, no list per job.
         objects = self.graph.objects
-        return all((o := objects.get(n)) is not None and o.state == FINISHED for n in job.outputs())
+        prefix = job.id + "/"
+        for out in job.spec.outputs:
+            o = objects.get(prefix + out)
+            if o is None or o.state != FINISHED:
+                return False
+        return True
 
     def pick_runnable(self, batches: Batches) -> None:
         g = self.graph
@@ -118,7 +124,11 @@ class Planner:
         room = {c.node: c.slots * per_slot - c.used_cpus for c in ready}
         low_water = {c.node: max(1, c.slots * self.prefetch // 2) if deep else 1 for c in ready}
         computes = [c for c in ready if room[c.node] >= low_water[c.node] and c.used_chunks < c.chunks]
+        rooms = Rooms(computes, room)  # kept in step with `computes`: every remove is a drop
         batch_placement: dict[str, list[str]] = {}
+        # Compute nodes whose shared output placement was checked this round
+        # (nothing changes a storage node's liveness within a round).
+        placeable: set[str] = set()
         deferred = []
         now = self.wall()
         paused = self.paused_groups
@@ -151,7 +161,7 @@ class Planner:
                 g.succeed(job)
                 continue
             cost = cost_of(job)
-            node = placing.choose(job, cost, ready if force else computes, room, force)
+            node = placing.choose(job, cost, ready if force else computes, room, force, rooms)
             if node is None:
                 why = placing.why_not(job, cost, ready)
                 if why is not None:
@@ -165,11 +175,12 @@ class Planner:
                 kept = placing.reserve(job, cost, computes)
                 if kept is not None:
                     computes.remove(kept)
+                    rooms.drop(kept)
                 skips += 1
                 if skips >= MAX_SKIPS:
                     break
                 continue
-            inputs = self.input_locations(job)
+            inputs = self.input_locations(job) if spec.refs else ({}, {})
             if inputs is None:
                 continue  # it waits again, on the inputs that are not available
             if spec.outputs:
@@ -177,7 +188,11 @@ class Planner:
                 # job: one create_many per batch, not one per storage node.
                 # Batches still spread (each picks the least loaded).
                 shared = batch_placement.get(node.node) if not job.placement else None
-                placement = shared if shared and self.still_placeable(shared) else self.place(job)
+                if shared and (node.node in placeable or self.still_placeable(shared)):
+                    placeable.add(node.node)
+                    placement = shared
+                else:
+                    placement = self.place(job)
                 if placement is None:
                     deferred.append(job)
                     break
@@ -199,6 +214,7 @@ class Planner:
             room[node.node] -= cost[0]
             if (room[node.node] <= 0 or node.used_chunks >= node.chunks) and node in computes:
                 computes.remove(node)
+                rooms.drop(node)
             batches.setdefault(node.node, []).append(
                 (job, Start(job.id, spec, inputs[0], {}, job.token, inputs[1], {}, None)))
         for job in deferred:

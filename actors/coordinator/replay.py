@@ -19,6 +19,7 @@ from .flows import FLOWS
 from .graph import WAITING
 from .journal import COUNTERS, Journal, parse_empty, parse_handed
 from .owners import intern_owner
+from .records import set_rare
 from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 from .state import CoordinatorState
@@ -48,14 +49,13 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         known = _STATES.get(st)
         job.state = known if known is not None else WAITING
         job.outcome = _OUTCOMES.get(outcome)
-        job.cause, job.finished, job.tail = cause, finished, tail
-        job.handed = parse_handed(delegate)
-        job.delegate = job.handed[1].split("/", 1)[0] if job.handed else None
-        job.parent, job.attempts, job.excused = parent, attempts, excused
+        job.finished, job.attempts = finished, attempts
+        handed = parse_handed(delegate)
+        set_rare(job, cause=cause, tail=tail, handed=handed, delegate=handed[1].split("/", 1)[0] if handed else None,
+                 parent=parent, excused=excused, code=code, detail=detail, own=own)
         # Where and when it last ran; its token tells a task adopted from a
         # compute inventory whether the journal counted that attempt.
         job.token, job.ran_on, job.started, job.exit_code = token, ran_on, started, exit_code
-        job.code, job.detail, job.own = code, detail, own
         job.owner = intern_owner(owner)
         last_seq = seq
         if st == JobState.SUCCEEDED:

@@ -356,7 +356,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         if job.node != ref.node or job.token != t.token:
             # Adopted, not dispatched by us: an earlier attempt's error
             # is no longer what is going on with it.
-            job.cause = None
+            if job.cause is not None:
+                job.cause = None
         if t.token != job.token:
             # An attempt the journal had not seen (started after its last
             # commit of this job): count it.
@@ -426,10 +427,17 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                         self.repair.dropped(name)
                 if t.delegation is not None:
                     self._delegate(job, t.delegation)
-                pending = {
-                    n for n in job.outputs()
-                    if (o := g.objects.get(n)) is None or (o.state != FINISHED and o.state != DELEGATED)
-                }
+                # Per job done: names built here, a set only if one is pending.
+                pending = None
+                objects = g.objects
+                prefix = jid + "/"
+                for out in job.spec.outputs:
+                    n = prefix + out
+                    o = objects.get(n)
+                    if o is None or (o.state != FINISHED and o.state != DELEGATED):
+                        if pending is None:
+                            pending = set()
+                        pending.add(n)
                 if pending:
                     self.awaiting[job.id] = pending
                 else:

@@ -54,14 +54,22 @@ def slot_estimate(computes: list[ComputeRef]) -> dict[str, int]:
     node, or (when a node reports `memory_free` in MiB) what fits in its
     memory too, whichever is less."""
     out = dict.fromkeys(SIZES, 0)
+    # Asked once per batch of ended jobs: nodes that report no memory add
+    # the same free slots to every size, summed once (not per size per node).
+    plain = 0
     for c in computes:
         if not c.ready:
             continue
         free = max(0, c.slots - len(c.running))
         mem = getattr(c, "memory_free", None)
+        if mem is None:
+            plain += free
+            continue
         for size in SIZES:
-            fits = free if mem is None else min(free, math.floor(mem / SIZE_MIB[size]))
-            out[size] += fits
+            out[size] += min(free, math.floor(mem / SIZE_MIB[size]))
+    if plain:
+        for size in SIZES:
+            out[size] += plain
     return out
 
 

@@ -205,3 +205,15 @@ def test_drains_survive_a_coordinator_restart(tmp_path: Path) -> None:
     assert c.state.storages["s1"].drained and c.state.repair.drained == {"s1"}
     c.submit(job("x"), job("y"))
     assert c.started() == ["x"] and c.job("x").node == "c0" and c.job("x").placement == ["s0"]
+
+
+def test_each_job_goes_to_the_node_with_the_most_room_first_listed_among_equals() -> None:
+    # The planner keeps its candidates in a heap (placing.Rooms): the picks
+    # must be what a max() over the nodes' room, taken per job, would give.
+    c = Cluster(computes=0)
+    for name, slots in (("a", 2), ("b", 4), ("c", 3)):
+        c.add_compute(name, slots=slots)
+    c.submit(*[job(f"j{i}") for i in range(9)])
+    c.round()
+    picked = sorted((c.job(f"j{i}") for i in range(9)), key=lambda j: j.token)
+    assert [j.node for j in picked] == ["b", "b", "c", "a", "b", "c", "a", "b", "c"]

@@ -87,3 +87,31 @@ def test_a_new_job_is_journalled_as_new() -> None:
     writes = [e for e in c.effects if type(e).__name__ == "JournalWrite"]
     assert [j.id for w in writes for j in w.new] == ["a"]
     assert c.job("a").state != FAILED
+
+
+def test_queued_jobs_share_what_their_specs_hold_alike() -> None:
+    # Memory per queued job (docs/performance.md): specs decoded one by one
+    # each hold their own callable name and output list; the graph keeps one.
+    c = Cluster(computes=0)
+    decoded = [JobSpec.from_wire(JobSpec(call="m:f", inputs={"x": str(i)}, outputs=["result"]).to_wire())
+               for i in range(3)]
+    assert decoded[0].call is not decoded[1].call or decoded[0].outputs is not decoded[1].outputs
+    ids = [r.job.id for r in c.submit(*decoded)]
+    jobs = [c.job(j) for j in ids]
+    assert all(j.spec.call is jobs[0].spec.call and j.spec.outputs is jobs[0].spec.outputs for j in jobs)
+    assert [j.spec.inputs for j in jobs] == [{"x": "0"}, {"x": "1"}, {"x": "2"}]
+    assert all(f"{j.id}/result" in c.graph.objects for j in jobs)
+
+
+def test_queued_and_succeeded_jobs_make_no_dict_for_their_rare_fields() -> None:
+    # A Job's rarely-set fields (cause, code, detail, ...) live in a __dict__
+    # made only when one is set (records.py): 80 bytes a job at 1M queued.
+    # (vars() makes an empty one to look at; one never set stays empty.)
+    c = Cluster(computes=1)
+    c.submit(spec("ran"), spec("queued"))
+    c.round()
+    c.ends("ran")
+    assert c.job("ran").state == "succeeded" and c.job("ran").code is None
+    assert vars(c.job("ran")) == {} and vars(c.job("queued")) == {}
+    c.job("queued").cause = "a reason"  # a rare field set: kept, and read back
+    assert c.job("queued").cause == "a reason" and c.job("ran").cause is None
