@@ -44,7 +44,7 @@ def test_an_empty_output_finishes_its_job_and_reaches_its_reader_inline() -> Non
     ends_empty(c, "a")
     assert c.job("a").state == SUCCEEDED  # no storage event needed
     obj = c.graph.objects[out("a")]
-    assert obj.state == FINISHED and obj.locs == [] and obj.data == b""
+    assert obj.state == FINISHED and not obj.locs and obj.data == b""
     assert c.job("b").state == RUNNABLE
     start = start_of(c, "b")
     assert start.inline == {"in0": b""}
