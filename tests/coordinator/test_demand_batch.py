@@ -4,10 +4,13 @@ walk per job gave: the order "most-needed first" does not change."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from weft.actors.coordinator.graph import RUNNABLE
+from weft.actors.coordinator.journal import Journal
 
 from .harness import Cluster, spec
+from .test_replay import restart
 
 
 def test_a_chain_of_2000_submitted_at_once_has_the_demand_of_one_walk_per_job() -> None:
@@ -65,3 +68,19 @@ def test_a_dag_submitted_at_once_has_the_demand_it_had_submitted_job_by_job() ->
     got = {j: batched.job(j).demand for j in batched.graph.jobs}
     assert got == want
     assert sum(want.values()) > len(second)  # shared ancestors: not a forest
+
+
+def test_a_restarted_coordinator_counts_the_demand_it_had(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    path = tmp_path / "journal.sqlite"
+    c = Cluster(journal=Journal(path))
+    c.submit(*[spec("c0")] + [spec(f"c{i}", f"c{i - 1}") for i in range(1, 400)])
+    c.submit(*_dag(rng, "d", 200, ["c5", "c50", "c200"]))
+    for name in c.started():  # c0 and the roots of the DAG
+        c.ends(name)
+    assert c.job("c0").done
+    before = {j: c.job(j).demand for j in c.graph.jobs if not c.job(j).done}
+    assert before["c1"] > 398 and before["c399"] == 0
+    c2 = restart(path, c)
+    # Replay relinks every unfinished job at once; each counts as it did.
+    assert {j: c2.job(j).demand for j in before} == before
