@@ -33,7 +33,6 @@ job and everything downstream, and nothing else (a build cache).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +78,8 @@ def load_named_flow(path: Path, depth: int = 0) -> tuple[str | None, list[tuple[
 
 def read_flow(path: Path) -> dict[str, Any]:
     """A workflow file's TOML, as data."""
+    import tomllib  # here: only key and workflow files need it, not a daemon's start
+
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:

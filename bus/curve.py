@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +106,8 @@ def write_identity(directory: Path, ident: Identity, *, cluster_public: str | No
 
 def read_identity(path: Path, *, secret: bool = True) -> Identity:
     """A key file (`.secret`, or `.public` with secret=False); KeyFileError naming the file if unusable."""
+    import tomllib  # here: only key and workflow files need it, not a daemon's start
+
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)

@@ -102,9 +102,10 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             output, target = job.handed
             g.delegate(f"{job.id}/{output}", target)
     for job in unfinished:
-        g.link_inputs(job)
+        g.link_inputs(job, defer_demand=True)  # one pass for all (demand.py)
         if job.spec.pending_timeout is not None and job.attempts - job.excused == 0:
             state.arm_pending(job, job.submitted)  # not started yet: its timer goes on
+    g.flush_demand()
     if g.jobs:
         log.info("replayed %d jobs from the journal (%d unfinished)", len(g.jobs), len(unfinished))
     # Give running tasks a moment to be re-adopted from compute inventories

@@ -116,11 +116,13 @@ class SubmitMixin:
             results.append(sub)
         for n, job in enumerate(new_jobs):
             if n and n % chunk == 0:
+                g.flush_demand()  # before anything else may run (demand.py)
                 yield self._flush()
             if job.state == WAITING:  # (not cancelled meanwhile)
-                g.link_inputs(job)
+                g.link_inputs(job, defer_demand=True)
                 if job.spec.pending_timeout is not None:
                     self.arm_pending(job, now)
+        g.flush_demand()
         yield self._flush()
         return results
 
