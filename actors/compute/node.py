@@ -532,6 +532,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 continue
             if name not in outputs:
                 raise HardFailure(f"{spec.call} did not return declared output {name!r}")
+            if not outputs[name]:
+                # b"" (a no-op's result): held by the coordinator, no put, no fsync.
+                self._hold_empty(task, name)
+                continue
             w = self._writer(task, name)
             try:
                 await w.write(outputs[name])
