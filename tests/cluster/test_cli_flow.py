@@ -207,3 +207,25 @@ def test_an_empty_stdout_and_an_empty_output_file_read_back_empty(weft: Weft, cl
     assert ok(weft("get", a.job)) == ""
     ok(weft("get", f"{a.job}/file", "-o", str(tmp_path / "got")))
     assert (tmp_path / "got").read_bytes() == b""
+
+
+def test_a_callables_empty_result_reads_back_empty_with_no_storage_copy(weft: Weft, cluster) -> None:
+    from weft.actors.client import Client, ObjectRef
+
+    tag = str(os.getpid())
+    with Client(cluster.endpoint, timeout=10.0) as c:
+        before = c.stats()
+        sa = c.spec("weft.actors.builtins:noop", tag=tag)  # returns b""
+        # Its reader, submitted with it: started ahead on a's node or later
+        # elsewhere, it gets the empty bytes either way, in one attempt.
+        sb = c.spec("weft.actors.builtins:concat", x=ObjectRef(f"{sa.job_id()}/result"), y="!", tag=tag)
+        a, b = c.submit_specs([sa, sb])
+        assert b.result(timeout=60) == f"{tag}!".encode()  # concat: tag, x, y in name order
+        assert c.stats().get("unmet", 0) == before.get("unmet", 0)
+        assert c.status([b.job])[0]["attempts"] == 1
+        where = c.locate(f"{a.job}/result")
+        assert where["state"] == "finished" and where["copies"] == [] and where["data"] == b""
+        assert c.get(f"{a.job}/result") == b""
+        # A reader submitted after a ended: the coordinator hands it b"" inline.
+        assert c.submit("weft.actors.builtins:concat", x=ObjectRef(f"{a.job}/result"), y="?").result(timeout=60) == b"?"
+    assert ok(weft("get", a.job)) == ""
