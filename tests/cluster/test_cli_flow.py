@@ -229,3 +229,17 @@ def test_a_callables_empty_result_reads_back_empty_with_no_storage_copy(weft: We
         # A reader submitted after a ended: the coordinator hands it b"" inline.
         assert c.submit("weft.actors.builtins:concat", x=ObjectRef(f"{a.job}/result"), y="?").result(timeout=60) == b"?"
     assert ok(weft("get", a.job)) == ""
+
+
+def test_a_callable_with_one_empty_output_and_one_not_stores_only_the_other(cluster) -> None:
+    from weft.actors.client import Client
+
+    with Client(cluster.endpoint, timeout=10.0) as c:
+        # echo with two inputs returns each as the output of its name.
+        f = c.submit("weft.actors.builtins:echo", outputs=["none", "some"], none="", some=f"bytes {os.getpid()}")
+        st = c.wait([f], timeout=30)[0]
+        assert st.get("final", st)["state"] == "succeeded", st
+        none, some = c.locate(f"{f.job}/none"), c.locate(f"{f.job}/some")
+        assert none["state"] == "finished" and none["copies"] == [] and none["data"] == b""
+        assert some["state"] == "finished" and len(some["copies"]) == 1
+        assert c.get(f"{f.job}/none") == b"" and c.get(f"{f.job}/some") == f"bytes {os.getpid()}".encode()
