@@ -29,6 +29,9 @@ from weft.protocol.enums import Outcome, TaskState
 
 from .task import Task, Unmet
 
+# How a task reports an output it made empty and wrote nowhere (Transfers._hold_empty).
+EMPTY = [None, 0, b""]
+
 
 class Ahead:
     tasks: dict[str, Task]
@@ -40,11 +43,18 @@ class Ahead:
         after, task.after = task.after, {}
         for name, (job, token) in after.items():
             producer = self.tasks.get(job)
-            if producer is not None and producer.token == token and producer.state != TaskState.DONE:
-                producer.followers += 1
-                task.after[name] = producer
-            else:
-                task.ahead.add(name)
+            if producer is not None and producer.token == token:
+                if producer.state != TaskState.DONE:
+                    producer.followers += 1
+                    task.after[name] = producer
+                    continue
+                if producer.outcome == Outcome.SUCCESS and producer.stored.get(_output(task, name)) == EMPTY:
+                    # Ended before this start arrived (a no-op ends in well
+                    # under a millisecond now that nothing is stored), its
+                    # output held empty: on no storage node to read it from.
+                    task.inline[name] = b""
+                    continue
+            task.ahead.add(name)
 
     async def _await_producers(self, task: Task) -> None:
         """Wait for the local producers of the task's inputs; take their bytes.
@@ -87,7 +97,7 @@ class Ahead:
                 task.inline[name] = value
             elif output not in producer.written:
                 raise Unmet(f"input {name!r}: {producer.job} did not write {output!r} (it delegated it)")
-            elif producer.stored.get(output) == [None, 0, b""]:
+            elif producer.stored.get(output) == EMPTY:
                 task.inline[name] = b""  # empty: on no storage node (Transfers._hold_empty)
             # else: a command's output, read from storage like any input
         finally:

@@ -413,10 +413,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
 
     async def _run(self, task: Task) -> None:
         spec = task.spec
-        workdir = self.taskdirs.take(task.job) if spec.command is not None else self.data_dir / "tasks" / task.job
         if spec.refs:
             self._set_state(task, TaskState.FETCHING)
         if spec.command is not None:
+            workdir = self.taskdirs.take(task.job)
             input_files = await self._fetch_to_files(task, workdir / "inputs")
             self._set_state(task, TaskState.RUNNING)
             await self._run_command(task, workdir, input_files)
@@ -532,6 +532,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 continue
             if name not in outputs:
                 raise HardFailure(f"{spec.call} did not return declared output {name!r}")
+            if not outputs[name]:
+                # b"" (a no-op's result): held by the coordinator, no put, no fsync.
+                self._hold_empty(task, name)
+                continue
             w = self._writer(task, name)
             try:
                 await w.write(outputs[name])

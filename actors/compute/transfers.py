@@ -25,6 +25,7 @@ from weft.actors.storage.client import (
     ReplicatedWriter,
     read_object,
 )
+from weft.actors.trees import is_manifest
 from weft.bus.errors import BusError, CallTimeout, ConnectionLost, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import ErrorCode
@@ -179,8 +180,12 @@ class Transfers:
                 if value is None and name in task.near:
                     value = await self._read_near(task.near[name], obj, pieces)
                 out[name] = value if value is not None else await self._read_input(task, name, pieces)
-            # A tree arrives as its directory's path (Layout).
-            out[name] = await self._expand_value(task, name, out[name], self.data_dir / "tasks" / task.job / "inputs")
+            value = out[name]
+            head = value[0] if isinstance(value, Parts) and value else value
+            if head and is_manifest(head):
+                # A tree arrives as its directory's path (Layout). (Checked
+                # here: most inputs are not, and a chain hop's Python is thin.)
+                out[name] = await self._expand_value(task, name, value, self.data_dir / "tasks" / task.job / "inputs")
         return out
 
     async def _fetch_to_files(self, task: Task, inputs_dir: Path) -> dict[str, Path]:

@@ -207,3 +207,39 @@ def test_an_empty_stdout_and_an_empty_output_file_read_back_empty(weft: Weft, cl
     assert ok(weft("get", a.job)) == ""
     ok(weft("get", f"{a.job}/file", "-o", str(tmp_path / "got")))
     assert (tmp_path / "got").read_bytes() == b""
+
+
+def test_a_callables_empty_result_reads_back_empty_with_no_storage_copy(weft: Weft, cluster) -> None:
+    from weft.actors.client import Client, ObjectRef
+
+    tag = str(os.getpid())
+    with Client(cluster.endpoint, timeout=10.0) as c:
+        before = c.stats()
+        sa = c.spec("weft.actors.builtins:noop", tag=tag)  # returns b""
+        # Its reader, submitted with it: started ahead on a's node or later
+        # elsewhere, it gets the empty bytes either way, in one attempt.
+        sb = c.spec("weft.actors.builtins:concat", x=ObjectRef(f"{sa.job_id()}/result"), y="!", tag=tag)
+        a, b = c.submit_specs([sa, sb])
+        assert b.result(timeout=60) == f"{tag}!".encode()  # concat: tag, x, y in name order
+        assert c.stats().get("unmet", 0) == before.get("unmet", 0)
+        assert c.status([b.job])[0]["attempts"] == 1
+        where = c.locate(f"{a.job}/result")
+        assert where["state"] == "finished" and where["copies"] == [] and where["data"] == b""
+        assert c.get(f"{a.job}/result") == b""
+        # A reader submitted after a ended: the coordinator hands it b"" inline.
+        assert c.submit("weft.actors.builtins:concat", x=ObjectRef(f"{a.job}/result"), y="?").result(timeout=60) == b"?"
+    assert ok(weft("get", a.job)) == ""
+
+
+def test_a_callable_with_one_empty_output_and_one_not_stores_only_the_other(cluster) -> None:
+    from weft.actors.client import Client
+
+    with Client(cluster.endpoint, timeout=10.0) as c:
+        # echo with two inputs returns each as the output of its name.
+        f = c.submit("weft.actors.builtins:echo", outputs=["none", "some"], none="", some=f"bytes {os.getpid()}")
+        st = c.wait([f], timeout=30)[0]
+        assert st.get("final", st)["state"] == "succeeded", st
+        none, some = c.locate(f"{f.job}/none"), c.locate(f"{f.job}/some")
+        assert none["state"] == "finished" and none["copies"] == [] and none["data"] == b""
+        assert some["state"] == "finished" and len(some["copies"]) == 1
+        assert c.get(f"{f.job}/none") == b"" and c.get(f"{f.job}/some") == f"bytes {os.getpid()}".encode()

@@ -160,6 +160,52 @@ async def test_follower_failing_on_a_value_never_stored_ends_unmet_not_failed(
     assert done["started"] < prod["finished"]  # it did run on the value
 
 
+NOOP = JobSpec(call="weft.actors.builtins:noop", outputs=["result"]).to_wire()  # returns b""
+EMPTY = [None, 0, b""]
+
+
+async def test_an_empty_callable_output_is_stored_nowhere_and_its_follower_takes_it(
+    shared: Shared, fresh_compute: Proc
+) -> None:
+    producer, follower = job_id("prod-empty"), job_id("follow-empty")
+    made = f"{producer}/result"
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            sleepers = await fill_slots(c, shared.b)
+            await start_task(c, producer, NOOP, outputs={"result": shared.b}, token=13)
+            r = await start_follower(c, follower, made, shared.b, shared.b, [producer, 13], 14)
+            assert r["state"] == "pending"
+            done = await wait_done(c, follower)
+            prod = await wait_done(c, producer)
+            for slow in sleepers:
+                await wait_done(c, slow)
+            assert prod["outcome"] == "success", prod
+            # Written nowhere: the done says so, and storage never got it.
+            assert prod["stored"] == {"result": EMPTY}
+            with pytest.raises(RemoteError):
+                await read_object(b, made)
+            assert done["outcome"] == "success", done
+            assert await read_object(b, f"{follower}/result") == b"!"
+
+
+async def test_a_follower_started_after_its_producer_ended_empty_takes_the_empty_bytes(
+    shared: Shared, fresh_compute: Proc
+) -> None:
+    # A no-op ends before its follower's start arrives; its output is on no
+    # storage node, so reading it there would find it missing (unmet, a
+    # needless second start from the coordinator).
+    producer, follower = job_id("prod-empty-gone"), job_id("follow-empty-late")
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            await start_task(c, producer, NOOP, outputs={"result": shared.b}, token=15)
+            prod = await wait_done(c, producer)
+            assert prod["outcome"] == "success" and prod["stored"] == {"result": EMPTY}, prod
+            await start_follower(c, follower, f"{producer}/result", shared.b, shared.b, [producer, 15], 16)
+            done = await wait_done(c, follower)
+            assert done["outcome"] == "success" and not done.get("unmet"), done
+            assert await read_object(b, f"{follower}/result") == b"!"
+
+
 async def test_follower_of_a_command_reads_its_output_from_storage(shared: Shared, fresh_compute: Proc) -> None:
     producer, follower = job_id("prod-cmd"), job_id("follow-cmd")
     cmd = JobSpec(command=[PY, "-c", "import time; time.sleep(0.3); print('from a command')"], outputs=["stdout"])
