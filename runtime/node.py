@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
-from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler
+from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler, admission
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
 from weft.bus.ratelog import RateLimitedLog
@@ -84,7 +84,10 @@ class Node:
             role=self.role,
             security=config.security,
         )
-        self.server.access = partial(allowed, self.role)
+        may = partial(allowed, self.role)
+        # A secure server also refuses keys revoked since their connection was made (bus/curve.py).
+        sec = config.security
+        self.server.access = admission(sec.allow, may) if sec is not None and sec.allow is not None else may
         self.events = EventQueue(config.event_window)
         # `endpoint` is what the node announces and others connect to;
         # `bound_endpoint` what it bound (they differ on a wildcard address).
