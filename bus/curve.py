@@ -248,8 +248,10 @@ def load_daemon(keys_dir: Path, key_file: Path | None = None) -> Security:
     return Security(own, server.public, server.secret, allow)
 
 
-def admission(allow: AllowList, may: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
-    """A secure server's per-message check: the caller's key is still on the allow-list, and its role may run the op.
+def admission(allow: AllowList, may: Callable[[str, str], bool],
+              live: Callable[[str], bool] | None = None) -> Callable[[str, str], bool]:
+    """A secure server's per-message check: the caller's key is still on the allow-list (or, `live`, a
+    running job's credential still is: the coordinator), and its role may run the op.
 
     ZAP admits a key once, at connect; a connection made before `weft keys
     revoke` would keep working without this. The cost per message is one
@@ -258,22 +260,53 @@ def admission(allow: AllowList, may: Callable[[str, str], bool]) -> Callable[[st
     per-connection state. Revoking is by name: a connection is refused while no
     key of its `ROLE:NAME` is admitted.
     """
+    if live is None:
+        def check(op: str, user: str) -> bool:
+            return user in allow.users and may(op, user)
+    else:
+        def check(op: str, user: str) -> bool:
+            return (user in allow.users or live(user)) and may(op, user)
 
-    def check(op: str, user: str) -> bool:
-        return user in allow.users and may(op, user)
-
-    check.allow = allow  # type: ignore[attr-defined]  # for `forbidden`'s reason
+    check.may = may  # type: ignore[attr-defined]  # for `forbidden`'s reason
     return check
 
 
 def forbidden(server_role: str, op: str, user: str, access: object) -> BusError:
-    """What a caller refused by `access` is told, in one line: a revoked key, or an op beyond its role."""
-    allow = getattr(access, "allow", None)
-    if allow is not None and user not in allow.users:
+    """What a caller refused by `access` is told, in one line: a revoked key or an ended job's
+    credential (its role may run the op), or an op beyond its role."""
+    may = getattr(access, "may", None)
+    role = user.partition(":")[0]
+    if may is not None and may(op, user):
+        if role == JOB_ROLE:
+            return BusError(f"{op!r} refused: the credential {user} ended with its job's attempt", code="forbidden")
         return BusError(f"{op!r} refused: the key {user} was revoked (it is no longer on the cluster's allow-list)",
                         code="forbidden")
-    role = user.partition(":")[0]
+    if role == JOB_ROLE:
+        return BusError(f"{op!r} on this {server_role} is not allowed for a job's credential ({user}): a job may "
+                        "submit children and read its own root's jobs only", code="forbidden")
     return BusError(f"{op!r} on this {server_role} is not allowed for a {role} key ({user})", code="forbidden")
+
+
+# A running job's credential (docs/security.md, "A job's credential"): the
+# compute node mints a key pair per command task on a secure cluster, tells the
+# coordinator its public key in the start answer, and gives the command
+# `PUBLIC SECRET CLUSTER-PUBLIC` in this variable; a Client() in the job finds it.
+JOB_CREDENTIAL_ENV = "WEFT_JOB_CREDENTIAL"
+JOB_ROLE = "job"
+
+
+def mint_job_credential(cluster_public: str) -> tuple[str, str]:
+    """(public key, the variable's value) for one task: about 30 us, on the compute node."""
+    public, secret = zmq.curve_keypair()
+    return public.decode(), f"{public.decode()} {secret.decode()} {cluster_public}"
+
+
+def job_client(value: str) -> Security:
+    """A client's security from a job credential (the variable's value); KeyFileError if malformed."""
+    parts = value.split()
+    if len(parts) != 3 or not all(_Z85_KEY.fullmatch(k) for k in parts):
+        raise KeyFileError(f"${JOB_CREDENTIAL_ENV} is not a job credential (expected three Z85 keys)")
+    return Security(Identity(JOB_ROLE, JOB_ROLE, parts[0], parts[1]), parts[2])
 
 
 def refused(endpoint: str, with_key: bool) -> BusError:
@@ -293,8 +326,10 @@ class ZapHandler:
     bound before a socket that serves with CURVE accepts connections.
     """
 
-    def __init__(self, allow: AllowList) -> None:
+    def __init__(self, allow: AllowList, extra: Callable[[str], str | None] | None = None) -> None:
         self.allow = allow
+        # Keys not on the list that this daemon admits anyway, with their User-Id (the coordinator's job credentials).
+        self.extra = extra
         self.refused = 0
         self._badlog = RateLimitedLog(log)
         self._zs: ZSocket | None = None
@@ -322,6 +357,10 @@ class ZapHandler:
             return [b"1.0", request_id, b"400", b"CURVE only", b"", b""]
         public = z85.encode(frames[6]).decode()
         who = self.allow.lookup(public)
+        if who is None and self.extra is not None:
+            user = self.extra(public)
+            if user is not None:
+                return [b"1.0", request_id, b"200", b"OK", user.encode(), b""]
         if who is None:
             self.refused += 1
             self._badlog.warning("refused a connection from %s: key %s is not on the allow-list", address, public)
