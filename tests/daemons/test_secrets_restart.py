@@ -6,7 +6,9 @@ import hashlib
 import signal
 from pathlib import Path
 
-from .conftest import Daemons, free_port, weft
+import pytest
+
+from .conftest import Daemons, assert_one_line_error, free_port, weft
 
 
 def test_a_job_submitted_before_a_coordinator_restart_gets_its_secret_after(daemons: Daemons, tmp_path: Path) -> None:
@@ -34,3 +36,38 @@ def test_a_job_submitted_before_a_coordinator_restart_gets_its_secret_after(daem
     assert out.stdout.split()[0] == hashlib.sha256(value.encode()).hexdigest()
     # The job ended: the file of secrets is gone.
     assert not (data / "secrets").exists()
+    # A flow file names its secrets' files; --secret adds to them; every job of the file gets them.
+    (tmp_path / "token.txt").write_text("from-a-file\n")
+    flow = tmp_path / "flow.toml"
+    flow.write_text('[secrets]\nFILE_TOKEN = "@token.txt"\n\n'
+                    '[jobs.show]\ncommand = ["sh", "-c", "echo ${#FILE_TOKEN} ${#CLI_TOKEN}"]\n')
+    p = weft("submit", "-c", endpoint, "--file", str(flow), "--secret", "CLI_TOKEN=abc", "--wait")
+    assert p.returncode == 0, p.stderr
+    job = p.stdout.strip().splitlines()[-1].split()[1]
+    out = weft("get", "-c", endpoint, f"{job}/stdout")
+    assert out.stdout.strip() == f"{len('from-a-file')} 3", out.stderr
+
+
+@pytest.mark.parametrize("table, error", [
+    ('TOKEN = "in-clear"', 'secrets.TOKEN: expected "@FILE"'),
+    ('TOKEN = "@missing.txt"', "secrets.TOKEN: cannot read"),
+    ('WEFT_X = "@t"', "secret name 'WEFT_X'"),
+])
+def test_a_flow_files_bad_secrets_are_one_line_errors(tmp_path: Path, table: str, error: str) -> None:
+    flow = tmp_path / "flow.toml"
+    flow.write_text(f'[secrets]\n{table}\n\n[jobs.a]\ncommand = ["true"]\n')
+    p = weft("submit", "-c", f"tcp://127.0.0.1:{free_port()}", "--file", str(flow))
+    assert_one_line_error(p, error)
+    assert "in-clear" not in p.stderr
+
+
+def test_secrets_in_an_included_flow_or_an_exit_actions_flow_are_refused_not_dropped(tmp_path: Path) -> None:
+    from weft.actors.flow import load_named_flow, parse_on_exit
+    from weft.actors.model import SpecError
+
+    (tmp_path / "common.toml").write_text('[secrets]\nT = "@t"\n\n[jobs.c]\ncommand = ["true"]\n')
+    (tmp_path / "main.toml").write_text('include = ["common.toml"]\n\n[jobs.m]\ncommand = ["true"]\n')
+    with pytest.raises(SpecError, match=r"common.toml: \[secrets\] go in the flow file given to weft submit --file"):
+        load_named_flow(tmp_path / "main.toml")
+    with pytest.raises(SpecError, match=r"takes no \[secrets\]"):
+        parse_on_exit({"1": "submit:common.toml"}, tmp_path)
