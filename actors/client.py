@@ -179,6 +179,7 @@ class Client(PutFiles):
         peer: Peer = self._pool.get(self.endpoint)
         deadline = trio.current_time() + (self.retry_for if retry_for is None else retry_for)
         backoff = 0.2
+        auth_until = min(deadline, trio.current_time() + 5.0)  # (a job's credential: below)
         while True:
             try:
                 return await peer.call(op, body, timeout=timeout or self.timeout, retry_busy=False)
@@ -197,6 +198,13 @@ class Client(PutFiles):
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 peer = self._pool.get(self.endpoint)
+            except BusError as e:
+                # A job's credential is admitted once its node's start answer reached the coordinator,
+                # which a quick command may beat: a few tries more (actors/coordinator/credentials.py).
+                if e.code != "auth-failed" or getattr(self.security, "identity", None) is None \
+                        or self.security.identity.role != "job" or trio.current_time() + 0.2 > auth_until:
+                    raise
+                await trio.sleep(0.2)
 
     def call(self, op: str, body: Any = None, **kw: Any) -> Any:
         return self._run(lambda: self._call(op, body, **kw))
