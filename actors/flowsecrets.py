@@ -25,25 +25,29 @@ def flow_secrets(path: Path) -> dict[str, str] | None:
         return None
     if not isinstance(table, dict):
         raise SpecError(f'{path}: secrets must be a table of NAME = "@FILE"')
+    return read_secrets(table, path.parent, f"{path}: secrets.")
+
+
+def read_secrets(table: dict[str, object], base: Path, where: str) -> dict[str, str] | None:
+    """NAME -> the text of each `@FILE` (relative to `base`); also a unit file's [Secrets] (units.py).
+    `where` prefixes each error's key (`FILE: secrets.`)."""
     out: dict[str, str] = {}
     for name, ref in table.items():
         try:
             check_secret_name(name)
         except ValueError as e:
-            raise SpecError(f"{path}: secrets: {e}") from None
+            raise SpecError(f"{where.rstrip('. ')}: {e}") from None
         if not isinstance(ref, str) or len(ref) < 2 or not ref.startswith("@"):
-            raise SpecError(f'{path}: secrets.{name}: expected "@FILE" (a flow file names where a secret is, '
-                            "never its value)")
+            raise SpecError(f'{where}{name}: expected "@FILE" (a file names where a secret is, never its value)')
         file = Path(ref[1:]).expanduser()
         if not file.is_absolute():
-            file = path.parent / file
+            file = base / file
         try:
             value = file.read_text().rstrip("\n")
         except (OSError, UnicodeDecodeError) as e:
-            raise SpecError(f"{path}: secrets.{name}: cannot read {file} as text "
+            raise SpecError(f"{where}{name}: cannot read {file} as text "
                             f"({getattr(e, 'strerror', None) or e})") from None
         if "\0" in value or len(value.encode()) > MAX_VALUE:
-            raise SpecError(f"{path}: secrets.{name}: the value must be text without NUL bytes, at most {MAX_VALUE} "
-                            "bytes")
+            raise SpecError(f"{where}{name}: the value must be text without NUL bytes, at most {MAX_VALUE} bytes")
         out[name] = value
     return out or None

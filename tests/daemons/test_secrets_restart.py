@@ -46,6 +46,23 @@ def test_a_job_submitted_before_a_coordinator_restart_gets_its_secret_after(daem
     job = p.stdout.strip().splitlines()[-1].split()[1]
     out = weft("get", "-c", endpoint, f"{job}/stdout")
     assert out.stdout.strip() == f"{len('from-a-file')} 3", out.stderr
+    # A unit file's [Secrets] too.
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "show.batch").write_text("[Batch]\nExec=sh -c 'echo unit ${#UNIT_TOKEN}'\n\n"
+                                      "[Secrets]\nUNIT_TOKEN=@../token.txt\n")
+    p = weft("run", "show", "--units", str(units), "-c", endpoint)
+    assert p.returncode == 0, p.stderr
+    assert weft("wait", "-c", endpoint, p.stdout.strip(), "--timeout", "60").returncode == 0
+    out = weft("get", "-c", endpoint, f"{p.stdout.strip()}/stdout")
+    assert out.stdout.strip() == f"unit {len('from-a-file')}", out.stderr
+
+
+def test_a_unit_files_secret_in_clear_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "u.batch").write_text("[Batch]\nExec=true\n\n[Secrets]\nTOKEN=in-clear\n")
+    p = weft("run", "u", "--units", str(tmp_path), "-c", f"tcp://127.0.0.1:{free_port()}")
+    assert_one_line_error(p, "[Secrets] TOKEN=: expected @FILE")
+    assert "in-clear" not in p.stderr
 
 
 @pytest.mark.parametrize("table, error", [
