@@ -98,3 +98,29 @@ def test_a_job_submits_a_child_and_reads_it_but_nothing_else_and_its_credential_
         with pytest.raises(BusError) as err:
             late.status([job.job])
     assert err.value.code == "auth-failed" and "refused this client's key" in str(err.value), err.value
+
+
+def test_a_connection_made_with_a_jobs_credential_is_cut_when_the_attempt_ends(
+        cluster: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from weft.bus.errors import BusError
+
+    client: Client = cluster["client"]
+    scratch: Path = cluster["tmp"] / "scratch"
+    cred, done = scratch / "held-credential", scratch / "held-done"
+    # The job hands its credential out and runs until told to end (bounded: 60 s).
+    script = (f'echo "$WEFT_JOB_CREDENTIAL" > {cred}.tmp && mv {cred}.tmp {cred}; '
+              f"i=0; while [ ! -e {done} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done")
+    job = client.submit(["sh", "-c", script], name="holder")
+    wait_for(lambda: cred.exists(), 60, "the job wrote its credential")
+    monkeypatch.setenv("WEFT_JOB_CREDENTIAL", cred.read_text().strip())
+    with Client(cluster["coordinator"], timeout=10, retry_for=0) as held:
+        [view] = held.status([job.job])  # admitted while the attempt runs
+        assert view["state"] == "running"
+        done.touch()
+        [ended] = client.wait([job], timeout=60)
+        assert ended["state"] == "succeeded"
+        with pytest.raises(BusError) as err:  # the same connection, after the attempt ended
+            held.status([job.job])
+    assert err.value.code == "forbidden"
+    assert f"'status' refused: the credential job:{job.job}@" in str(err.value)
+    assert "ended with its job's attempt" in str(err.value) and "\n" not in str(err.value)
