@@ -555,8 +555,8 @@ class CoordinatorNode(JobCredentials, Node):
         self.state.repair.located(obj.name)
         # A small finished object's bytes come along: the reader needs no second hop.
         data = obj.data if obj.state == FINISHED else None
-        return LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
-                           producer.summary() if producer else None, data).to_wire()
+        return owning.vouch(self, ctx, LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
+                                                   producer.summary() if producer else None, data).to_wire())
 
     async def _op_logs(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return await follow.relay_logs(self, body, ctx)

@@ -103,6 +103,18 @@ def check_object(ctx: CallContext | None, job: Job | None, name: str) -> None:
                        f"it is an output of another user's job", code=FORBIDDEN)
 
 
+def vouch(node: Any, ctx: CallContext | None, reply: dict[str, Any]) -> dict[str, Any]:
+    """A `locate` answer to a `user` key (checked already: check_object) with the read token its
+    storage reads need (actors/storage/readtoken.py); everyone else's as it is."""
+    user = caller(ctx)
+    if is_user(user) and reply["copies"]:
+        from weft.actors.storage import readtoken
+
+        sec = node.config.security
+        reply[readtoken.FIELD] = readtoken.make(readtoken.key_of(sec.server_secret or ""), user, reply["name"])
+    return reply
+
+
 def visible(ctx: CallContext | None, jobs: Any) -> Any:
     """Jobs a listing shows the caller: all, or (a user key) its own, or (a job's credential) its tree's."""
     user = caller(ctx)
