@@ -35,7 +35,7 @@ import trio
 from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
 from weft.actors.putfiles import PutFiles
 from weft.actors.resources import placement_fields
-from weft.actors.storage.client import read_all, read_chunks
+from weft.actors.storage.client import READ_TOKEN, read_all, read_chunks
 from weft.actors.trees import is_manifest, object_of
 from weft.actors.whoami import local_user
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
@@ -179,6 +179,7 @@ class Client(PutFiles):
         peer: Peer = self._pool.get(self.endpoint)
         deadline = trio.current_time() + (self.retry_for if retry_for is None else retry_for)
         backoff = 0.2
+        auth_until = min(deadline, trio.current_time() + 5.0)  # (a job's credential: below)
         while True:
             try:
                 return await peer.call(op, body, timeout=timeout or self.timeout, retry_busy=False)
@@ -197,6 +198,13 @@ class Client(PutFiles):
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 peer = self._pool.get(self.endpoint)
+            except BusError as e:
+                # A job's credential is admitted once its node's start answer reached the coordinator,
+                # which a quick command may beat: a few tries more (actors/coordinator/credentials.py).
+                if e.code != "auth-failed" or getattr(self.security, "identity", None) is None \
+                        or self.security.identity.role != "job" or trio.current_time() + 0.2 > auth_until:
+                    raise
+                await trio.sleep(0.2)
 
     def call(self, op: str, body: Any = None, **kw: Any) -> Any:
         return self._run(lambda: self._call(op, body, **kw))
@@ -470,15 +478,17 @@ class Client(PutFiles):
             name = name.key
         elif isinstance(name, ObjectRef):
             name = name.name
-        where = LocateReply.from_wire(self._where(object_of(name)))
+        raw = self._where(object_of(name))
+        where = LocateReply.from_wire(raw)
         data = where.data
         if data is None:
-            data = self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
+            data = self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name), raw.get("rt")))
         return self._resolved_bytes(where, data) if is_manifest(data) else data
 
     def get_to(self, name: str, write: Callable[[bytes], Any]) -> int:
         """Stream an object's bytes to `write` chunk by chunk; returns the size."""
-        where = LocateReply.from_wire(self._where(object_of(name)))
+        raw = self._where(object_of(name))
+        where = LocateReply.from_wire(raw)
         if where.data is not None:
             data = self._resolved_bytes(where, where.data) if is_manifest(where.data) else where.data
             write(data)
@@ -499,7 +509,7 @@ class Client(PutFiles):
             return n
 
         try:
-            return self._run(lambda: self._from_copies(where, pump))
+            return self._run(lambda: self._from_copies(where, pump, raw.get("rt")))
         except _Manifest as m:
             data = self._resolved_bytes(where, m.data)
             write(data)
@@ -512,16 +522,21 @@ class Client(PutFiles):
             raise BusError(f"object {name!r} is not available (state {where['state']})", code="not-finished")
         return where
 
-    async def _from_copies(self, where: LocateReply, read: Callable[[Peer], Any]) -> Any:
+    async def _from_copies(self, where: LocateReply, read: Callable[[Peer], Any], token: str | None = None) -> Any:
         """`read` from the first copy that answers: a storage node that died
-        since the coordinator last heard from it is skipped, not fatal."""
-        *others, last = where.copies
-        for endpoint in others:
-            try:
-                return await read(self._pool.get(endpoint))
-            except (CallTimeout, PeerClosed):
-                self._pool.drop(endpoint)
-        return await read(self._pool.get(last))
+        since the coordinator last heard from it is skipped, not fatal. `token`: the coordinator's
+        read token (a user key's locate), sent with each read (actors/storage/readtoken.py)."""
+        reset = READ_TOKEN.set(token)
+        try:
+            *others, last = where.copies
+            for endpoint in others:
+                try:
+                    return await read(self._pool.get(endpoint))
+                except (CallTimeout, PeerClosed):
+                    self._pool.drop(endpoint)
+            return await read(self._pool.get(last))
+        finally:
+            READ_TOKEN.reset(reset)
 
 
 __all__ = ["Client", "Future", "ObjectRef", "JobFailed", "RemoteError"]

@@ -105,7 +105,8 @@ def narrow(client: Any, flow: list[tuple[str, JobSpec]], local: dict[str, Scan],
 
 
 def submit_flow(client: Any, flow_file: Path, flow: list[tuple[str, JobSpec]], local: dict[str, Scan],
-                *, replace: bool = False, fail_fast: bool = False, flow_name: str | None = None) -> list[Any]:
+                *, replace: bool = False, fail_fast: bool = False, flow_name: str | None = None,
+                secret_inputs: dict[str, str] | None = None) -> list[Any]:
     """Submit a flow's jobs, an earlier job standing for each whose reads
     are unchanged; Futures in flow order (those: `cached`). With `flow_name`,
     `FLOW:NAME` finds every job of it, those stood for included."""
@@ -113,15 +114,16 @@ def submit_flow(client: Any, flow_file: Path, flow: list[tuple[str, JobSpec]], l
 
     named = {"flow": flow_name, "names": [n for n, _ in flow]} if flow_name else {}
     if not any(s.path.is_dir() for s in local.values()):  # nothing to narrow
-        return client.submit_specs([spec for _, spec in flow], replace=replace, fail_fast=fail_fast, **named)
+        return client.submit_specs([spec for _, spec in flow], replace=replace, fail_fast=fail_fast,
+                                   secret_inputs=secret_inputs, **named)
     path = state_path(flow_file)
     state = load_state(path)
     reused = narrow(client, flow, local, state) if state else {}
     todo = [(name, spec) for name, spec in flow if name not in reused]
     if flow_name:
         named = {"flow": flow_name, "names": [n for n, _ in todo], "keep": {n: reused[n] for n in reused}}
-    submitted = iter(client.submit_specs([s for _, s in todo], replace=replace, fail_fast=fail_fast, **named)
-                     if todo else [])
+    submitted = iter(client.submit_specs([s for _, s in todo], replace=replace, fail_fast=fail_fast,
+                                         secret_inputs=secret_inputs, **named) if todo else [])
     futures = []
     for name, spec in flow:
         if name in reused:

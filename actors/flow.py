@@ -128,7 +128,10 @@ def parse_on_exit(items: dict[str, Any] | list[str], base: Path | None, depth: i
             path = Path(action[7:]).expanduser()
             if base is not None and not path.is_absolute():
                 path = base / path
-            data = expand_flow(read_flow(path), path)
+            data = read_flow(path)
+            if "secrets" in data:
+                raise SpecError(f"{what} {when}={action}: a flow submitted by an exit action takes no [secrets]")
+            data = expand_flow(data, path)
             # Checked now, as it will be submitted (with the inputs it is given then).
             parse_flow(_with_ended(data), str(path), base=path.parent, depth=depth + 1)
             out[when] = {"submit": _resolved(data, path.parent, depth + 1), "flow": path.name}

@@ -45,7 +45,7 @@ from typing import Any
 from .model import SpecError
 
 # Top-level keys of a flow file.
-_TOP = {"name", "include", "vars", "jobs", "each"}
+_TOP = {"name", "include", "vars", "jobs", "each", "secrets"}  # secrets: the submitted file only (flowsecrets.py)
 _EACH = {"for", "in", "glob", "name", "job"}
 # Keys of a job whose strings take variables (nested lists/tables included).
 _TEMPLATED = ("command", "call", "inputs", "outputs", "after", "groups", "after_groups", "name")
@@ -225,6 +225,8 @@ def expand_flow(data: dict[str, Any], path: Path | None, *, inherited: Vars | No
     if unknown:
         raise SpecError(f"{where}: unknown top-level keys: {', '.join(sorted(unknown))} "
                         f"(a flow has {', '.join(sorted(_TOP))})")
+    if "secrets" in data and seen:
+        raise SpecError(f"{where}: [secrets] go in the flow file given to weft submit --file, not in an included one")
     jobs: dict[str, dict[str, Any]] = {}
     origin: dict[str, str] = {}
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from weft.actors.storage.client import read_all
+from weft.actors.storage.client import read_all, read_body
 from weft.actors.storage.trees import fetch_file, store_bytes, store_file
 from weft.actors.trees import (
     MAGIC,
@@ -31,7 +31,7 @@ from weft.bus.errors import BusError, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed
 from weft.protocol.enums import ErrorCode
 from weft.protocol.jobs import Locate, LocateReply
-from weft.protocol.objects import Read, ReadReply
+from weft.protocol.objects import ReadReply
 
 # How long `put` waits for the coordinator to hear of what it stored.
 _KNOWN_WITHIN = 15.0
@@ -106,15 +106,17 @@ class PutFiles:
         executable file with its mode, plain bytes as a file (streamed).
         Returns the number of files written."""
         dest = Path(dest)
-        where = LocateReply.from_wire(self._where(object_of(name)))
+        raw = self._where(object_of(name))
+        where = LocateReply.from_wire(raw)
         data = where.data
         if data is None:
-            head = self._run(lambda: self._from_copies(where, lambda peer: _head(peer, where.name)))
+            token = raw.get("rt")  # a user key's read token (actors/storage/readtoken.py)
+            head = self._run(lambda: self._from_copies(where, lambda peer: _head(peer, where.name), token))
             if not is_manifest(head):
                 with open(dest, "wb") as f:
                     self.get_to(where.name, f.write)
                 return 1
-            data = self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name)))
+            data = self._run(lambda: self._from_copies(where, lambda peer: read_all(peer, where.name), token))
         if not is_manifest(data):
             dest.write_bytes(data)
             return 1
@@ -161,5 +163,5 @@ class PutFiles:
 
 async def _head(peer: Peer, name: str) -> bytes:
     """The first bytes of an object: enough to tell a manifest."""
-    r = ReadReply.from_wire(await peer.call("read", Read(name, 0, len(MAGIC)).to_wire()))
+    r = ReadReply.from_wire(await peer.call("read", read_body(name, 0, len(MAGIC))))
     return bytes(r.data)

@@ -18,7 +18,10 @@ parameter is `int`, `str`, `path` or a choice `V1|V2|...`; every declared
 parameter must be given (`weft run build --param TARGET=test ...`). The
 values reach the command as `$WEFT_PARAM_<KEY>` and as `parameters.json` in
 its working directory (compute runner). `Exec=` is split like a shell line
-(quotes, no expansion: use `sh -c` for that).
+(quotes, no expansion: use `sh -c` for that). An optional `[Secrets]`
+section names secret inputs as `NAME=@FILE` (relative to the unit file, read
+at each run; never a value): environment variables of the command, as
+`weft submit --secret` gives them (docs/security.md).
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ class Unit:
     time_limit: float | None = None
     deadline: str | None = None  # as written (ISO or +DURATION): resolved at submit
     every: float | None = None
+    secrets: dict[str, str] = field(default_factory=dict)  # NAME -> "@FILE": read at each run (flowsecrets.py)
+
+    def secret_values(self) -> dict[str, str] | None:
+        """The [Secrets] files' texts, read now; SpecError (one line, no value) if one is bad."""
+        from .flowsecrets import read_secrets
+
+        return read_secrets(dict(self.secrets), self.path.parent, f"{self.path}: [Secrets] ")
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "class": self.job_class, "exec": self.command,
@@ -145,7 +155,7 @@ def load(path: Path) -> Unit:
     except (configparser.Error, UnicodeDecodeError) as e:
         raise SpecError(f"{where}: {' '.join(str(e).split())}") from None
     section, job_class = kind
-    others = [s for s in cp.sections() if s not in (section, "Parameters")]
+    others = [s for s in cp.sections() if s not in (section, "Parameters", "Secrets")]
     if others:
         raise SpecError(f"{where}: unknown section [{others[0]}] (a {path.suffix} file has [{section}] and [Parameters])")
     if not cp.has_section(section):
@@ -189,6 +199,12 @@ def load(path: Path) -> Unit:
             if v not in TYPES and (len(choices) < 2 or not all(choices)):
                 raise SpecError(f"{where}: parameter {k}={v!r}: expected int, str, path or VALUE1|VALUE2|...")
             unit.params[k] = v
+    if cp.has_section("Secrets"):
+        for k, v in cp["Secrets"].items():
+            if not v.strip().startswith("@"):
+                raise SpecError(f'{where}: [Secrets] {k}=: expected @FILE (a unit file names where a secret is, never '
+                                "its value)")
+            unit.secrets[k] = v.strip()
     return unit
 
 

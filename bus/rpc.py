@@ -33,7 +33,7 @@ from .codec import (
     encode_frames,
     salvage_id,
 )
-from .curve import HANDSHAKE_EVENTS, Security, refused
+from .curve import HANDSHAKE_EVENTS, Security, forbidden, refused
 from .errors import BusError, Busy, CallTimeout, ConnectionLost, ProtocolError, remote_error
 from .ratelog import RateLimitedLog
 from .serverstats import OpEntry, ServerStats
@@ -211,9 +211,7 @@ class Server:
         self.stats.forbidden += 1
         self._badlog.warning("refused %r from %s (%s): not allowed for its key", env.op, env.sender, user)
         if is_call:
-            role = user.partition(":")[0]
-            self._send_error(ident, env.id, env.op, BusError(
-                f"{env.op!r} on this {self.role} is not allowed for a {role} key ({user})", code="forbidden"))
+            self._send_error(ident, env.id, env.op, forbidden(self.role, env.op, user, self.access))
 
     def _handler_failed(self, ident: bytes, env: Any, e: Exception, is_call: bool) -> None:
         self._ops[env.op].errors += 1  # both callers ran a registered op

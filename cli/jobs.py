@@ -78,7 +78,7 @@ def submit(
     name: str = typer.Option(None, "--name", metavar="JOB", help="Job id to use instead of the spec's hash (refused if the name is taken by other work, unless --replace)."),
     replace: bool = typer.Option(False, "--replace", help="A --name taken by other work gets a new version (NAME@2, ...; NAME means the newest)."),
     inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE", help="An immediate input; NAME=@JOB/OUTPUT or NAME=@sha256-... to read an object; NAME=@./PATH (or @../PATH, @/PATH) to put a local file or directory and read it by its content (repeatable)."),
-    secret: list[str] = typer.Option([], "--secret", metavar="NAME=VALUE", help="A secret input: environment variable NAME of a command job, never written in clear by weft (not in the journal, logs or status); NAME=@FILE reads the value from FILE (repeatable; docs/security.md)."),
+    secret: list[str] = typer.Option([], "--secret", metavar="NAME=VALUE", help="A secret input: environment variable NAME of a command job, never written in clear by weft (not in the journal, logs or status); NAME=@FILE reads the value from FILE (repeatable; with --file, added to the flow file's [secrets] NAME = \"@FILE\"; docs/security.md)."),
     outputs: list[str] = typer.Option([], "--output", metavar="NAME", help="Output name (repeatable; default stdout or result)."),
     output_dirs: list[str] = typer.Option([], "--output-dir", metavar="NAME", help="A directory output: everything the command writes under $WEFT_OUTPUTS/NAME/ is kept as a tree, with modes (repeatable)."),
     priority: int = typer.Option(0, "--priority", "-p", metavar="N", help="Higher runs first among equally needed jobs."),
@@ -191,12 +191,12 @@ def submit(
         except SpecError as e:
             fail(str(e))
         specs, names = [spec], [None]
-    from .secrets import parse_secrets
+    from .secrets import file_secrets, parse_secrets
     from .submission import apply_options, try_submit
 
-    secrets = parse_secrets(secret)
-    if secrets and (file is not None or every is not None or no_queue):
-        fail("--secret goes with one command job: not with --file, --every or --no-queue")
+    secrets = parse_secrets(secret) if file is None else file_secrets(file, parse_secrets(secret))
+    if secrets and (every is not None or no_queue):
+        fail("secret inputs (--secret, a flow file's [secrets]) go with queued jobs: not with --every or --no-queue")
     apply_options(specs, max_spawns, allow, deny, block)
     if no_queue and (wait or every is not None):
         fail("--no-queue answers at once: give it without --wait or --every")
@@ -216,7 +216,7 @@ def submit(
             from weft.actors.depcache import submit_flow
 
             futures = submit_flow(c, file, flow, local_files, replace=replace, fail_fast=fail_fast,
-                                  flow_name=flow_name)
+                                  flow_name=flow_name, secret_inputs=secrets)
         else:
             futures = c.submit_specs(specs, replace=replace, secret_inputs=secrets)
         records = [

@@ -35,3 +35,15 @@ def parse_secrets(values: list[str]) -> dict[str, str] | None:
             fail(f"invalid --secret {name}: given twice")
         out[name] = value
     return out
+
+
+def file_secrets(path: Path, given: dict[str, str] | None) -> dict[str, str] | None:
+    """A flow file's [secrets], with --secret's added (a name in both: --secret's value)."""
+    from weft.actors.flowsecrets import flow_secrets
+    from weft.actors.model import SpecError
+
+    try:
+        found = flow_secrets(path)
+    except SpecError as e:
+        fail(str(e))
+    return {**(found or {}), **(given or {})} or None

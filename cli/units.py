@@ -49,9 +49,12 @@ def run(
     try:
         u = unitfiles.find(unitfiles.units_dir(units), unit)
         spec, pending = u.spec(given)
+        secrets = u.secret_values()  # [Secrets] NAME=@FILE, read now
     except SpecError as e:
         fail(str(e))
     every = pending.pop("every", None)
+    if every is not None and secrets:
+        fail(f"unit {u.name}: [Secrets] go with one run, not with Every= (a recurring job keeps no secrets)")
     if every is not None:  # Every=: a recurring job named after the unit
         from .recurring import define
 
@@ -59,7 +62,7 @@ def run(
         with client(coordinator) as c:
             return define(c, [spec], every, False, as_json)
     with client(coordinator) as c:
-        f = c.submit_specs([spec])[0]
+        f = c.submit_specs([spec], secret_inputs=secrets)[0]
     record: dict[str, Any] = {"job": f.job, "unit": u.name, "parameters": spec.params or {},
                               "cached": f.cached, "joined": f.joined}
     if as_json:

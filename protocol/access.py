@@ -8,7 +8,9 @@ the owner, actors/coordinator/owners.py; upload content objects: storage
 checks their hash), `node` (compute and storage daemons: register, and
 read and write objects), and `coordinator`, the node
 key named `coordinator`: only it may start, cancel or delete tasks, fence
-with epochs, or delete objects. An op not listed here is for admins only, so
+with epochs, or delete objects. A fifth, `job`, is a running job's credential
+(actors/coordinator/credentials.py): a few coordinator ops, on its own root's
+jobs only (owners.may_touch). An op not listed here is for admins only, so
 a new op is closed until someone decides who may call it.
 
 Without security nobody is checked (the cluster trusts its network).
@@ -21,12 +23,13 @@ from typing import Any
 
 from .fields import bad, body_map, str_field
 
-ADMIN, USER, NODE, COORDINATOR = "admin", "user", "node", "coordinator"
+ADMIN, USER, NODE, COORDINATOR, JOB = "admin", "user", "node", "coordinator", "job"
 
 _NODES = frozenset({NODE, COORDINATOR})
 _ALL = frozenset({USER, NODE, COORDINATOR})
 _COORD = frozenset({COORDINATOR})
 _USERS = frozenset({USER})
+_USERS_JOBS = frozenset({USER, JOB})
 
 # Every node serves these (weft.runtime.node): liveness and its event queue;
 # `keys` changes its allow-list (the coordinator passes an admin's on).
@@ -36,10 +39,11 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
     "coordinator": {
         **_COMMON,
         "hello": _NODES,
-        **{op: _USERS for op in (
-            "submit", "status", "wait", "locate", "nodes", "stats", "logs", "progress", "jobs", "groups",
-            "group", "cancel", "delete", "tree", "recurring",
-        )},
+        "ping": _ALL | {JOB}, "info": _ALL | {JOB},
+        **{op: _USERS for op in ("nodes", "stats", "jobs", "groups", "group", "delete", "recurring")},
+        # A job's credential: children under its root, and reading and
+        # cancelling its root's jobs (owners.py scopes each to the root).
+        **{op: _USERS_JOBS for op in ("submit", "status", "wait", "locate", "logs", "progress", "cancel", "tree")},
         # pause, resume, gc, decommission, drain, undrain, keys, and anything new: admins.
     },
     "compute": {

@@ -189,13 +189,23 @@ def default_coordinator() -> str:
 
 
 def client_security(key: str | os.PathLike | None = None) -> Any:
-    """A client's CurveZMQ setup from `key`, else $WEFT_KEY, else [client] key; None: in the clear.
+    """A client's CurveZMQ setup from `key`, else a job's $WEFT_JOB_CREDENTIAL, else $WEFT_KEY, else [client]
+    key; None: in the clear.
     SettingError (one line) if the key file is not usable."""
-    path = key or os.environ.get("WEFT_KEY") or (load_found() or ConfigFile(Path(), {})).section("client").get("key")
-    if not path:
+    # Inside a job on a secure cluster: the credential its compute node gave it (docs/security.md;
+    # the name is bus.curve.JOB_CREDENTIAL_ENV, not imported here: zmq loads only when a key is used).
+    cred = None if key else os.environ.get("WEFT_JOB_CREDENTIAL")
+    path = None if cred else (key or os.environ.get("WEFT_KEY")
+                              or (load_found() or ConfigFile(Path(), {})).section("client").get("key"))
+    if not cred and not path:
         return None
-    from weft.bus.curve import KeyFileError, load_client
+    from weft.bus.curve import KeyFileError, job_client, load_client
 
+    if cred:
+        try:
+            return job_client(cred)
+        except KeyFileError as e:
+            raise SettingError(str(e)) from None
     try:
         return load_client(Path(path))
     except KeyFileError as e:

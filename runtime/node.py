@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
-from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler
+from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler, admission
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
 from weft.bus.ratelog import RateLimitedLog
@@ -84,7 +84,12 @@ class Node:
             role=self.role,
             security=config.security,
         )
-        self.server.access = partial(allowed, self.role)
+        may = partial(allowed, self.role)
+        # A secure server also refuses keys revoked since their connection was made (bus/curve.py).
+        sec = config.security
+        # The coordinator admits running jobs' credentials too (actors/coordinator/credentials.py).
+        live = getattr(self, "job_credential_live", None)
+        self.server.access = admission(sec.allow, may, live) if sec is not None and sec.allow is not None else may
         self.events = EventQueue(config.event_window)
         # `endpoint` is what the node announces and others connect to;
         # `bound_endpoint` what it bound (they differ on a wildcard address).
@@ -235,7 +240,7 @@ class Node:
         sec = self.config.security
         if sec is None or sec.allow is None:
             return None
-        zap = ZapHandler(sec.allow)
+        zap = ZapHandler(sec.allow, getattr(self, "job_credential_user", None))
         zap.bind()
         nursery.start_soon(zap.serve)
         nursery.start_soon(self._reload_on_sighup, sec.allow)

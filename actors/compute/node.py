@@ -48,7 +48,7 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from . import runner
+from . import credential, runner
 from .ahead import Ahead
 from .follow import keep_log, last_line, log_tail, read_log, read_progress
 from .isolation import choose as choose_sandbox
@@ -266,7 +266,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 results.append(self._start(item))
             except (BusError, SpecError) as e:
                 results.append(Refused(item.job, e.code, str(e)))
-        return StartManyReply(results).to_wire()
+        return credential.with_keys(self, results, StartManyReply(results).to_wire())  # (secure clusters)
 
     def _get(self, job: str) -> Task:
         task = self.tasks.get(job)

@@ -49,6 +49,7 @@ from weft.runtime.node import Node, NodeConfig
 from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
 from . import owners as owning
 from .attempts import views as attempt_views
+from .credentials import JobCredentials
 from .dispatch import never_started
 from .effects import (
     Copy,
@@ -85,7 +86,7 @@ REPAIR_EVERY = 0.5
 REPAIR_SOON = 0.05
 
 
-class CoordinatorNode(Node):
+class CoordinatorNode(JobCredentials, Node):
     role = "coordinator"
 
     def __init__(
@@ -421,6 +422,7 @@ class CoordinatorNode(Node):
                 r = await self.peers.get(node.endpoint).call(
                     "start_many", StartMany(starts, self.epoch).to_wire(), retry_busy=False)
                 state.starts_answered(d, tokens, news.start_answers(r))
+                self.admit_job_keys(r, tokens, node.node)  # (secure clusters: credentials.py)
             except _ANSWER_ERRORS as e:
                 self._check_fenced(e)
                 into = not_started if never_started(e) else failed
@@ -553,8 +555,8 @@ class CoordinatorNode(Node):
         self.state.repair.located(obj.name)
         # A small finished object's bytes come along: the reader needs no second hop.
         data = obj.data if obj.state == FINISHED else None
-        return LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
-                           producer.summary() if producer else None, data).to_wire()
+        return owning.vouch(self, ctx, LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
+                                                   producer.summary() if producer else None, data).to_wire())
 
     async def _op_logs(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return await follow.relay_logs(self, body, ctx)

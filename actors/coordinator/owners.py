@@ -19,7 +19,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from weft.bus.errors import BusError
-from weft.protocol.access import USER, caller_class
+from weft.protocol.access import JOB, USER, caller_class
+
+from .credentials import root_of
 
 if TYPE_CHECKING:
     from weft.bus.rpc import CallContext
@@ -66,14 +68,23 @@ def is_user(user: str | None) -> bool:
 
 
 def may_touch(user: str | None, job: Job) -> bool:
-    """May the caller `user` (`ROLE:NAME`, None without security) read or steer `job`?"""
-    return user is None or job.owner == user or caller_class(user) != USER
+    """May the caller `user` (`ROLE:NAME`, None without security) read or steer `job`?
+    A running job's credential (`job:JOB@TOKEN`, credentials.py) reaches its own root's tree only."""
+    if user is None or job.owner == user:
+        return True
+    cls = caller_class(user)
+    if cls == JOB:
+        return root_of(user) == (job.spec.root or job.id)
+    return cls != USER
 
 
 def check(ctx: CallContext | None, job: Job, op: str) -> Job:
     """`job`, or a `forbidden` BusError naming the op and the caller's role."""
     user = caller(ctx)
     if not may_touch(user, job):
+        if caller_class(user or "") == JOB:
+            raise BusError(f"{op!r} of job {job.id} is not allowed for a job's credential ({user}): "
+                           "it is not in that job's tree", code=FORBIDDEN)
         raise BusError(f"{op!r} of job {job.id} is not allowed for a user key ({user}): "
                        "it is another user's job", code=FORBIDDEN)
     return job
@@ -85,16 +96,36 @@ def check_object(ctx: CallContext | None, job: Job | None, name: str) -> None:
     named by their bytes' hash) are readable by whoever knows the name."""
     user = caller(ctx)
     if job is not None and not may_touch(user, job):
+        if caller_class(user or "") == JOB:
+            raise BusError(f"'locate' of object {name} is not allowed for a job's credential ({user}): "
+                           "it is an output of a job outside its tree", code=FORBIDDEN)
         raise BusError(f"'locate' of object {name} is not allowed for a user key ({user}): "
                        f"it is an output of another user's job", code=FORBIDDEN)
 
 
-def visible(ctx: CallContext | None, jobs: Any) -> Any:
-    """Jobs a listing shows the caller: all, or (a user key) its own."""
+def vouch(node: Any, ctx: CallContext | None, reply: dict[str, Any]) -> dict[str, Any]:
+    """A `locate` answer to a `user` key (checked already: check_object) with the read token its
+    storage reads need (actors/storage/readtoken.py); everyone else's as it is."""
     user = caller(ctx)
-    if not is_user(user):
+    if is_user(user) and reply["copies"]:
+        from weft.actors.storage import readtoken
+
+        sec = node.config.security
+        reply[readtoken.FIELD] = readtoken.make(readtoken.key_of(sec.server_secret or ""), user, reply["name"])
+    return reply
+
+
+def visible(ctx: CallContext | None, jobs: Any) -> Any:
+    """Jobs a listing shows the caller: all, or (a user key) its own, or (a job's credential) its tree's."""
+    user = caller(ctx)
+    if user is None:
         return jobs
-    return [j for j in jobs if j.owner == user]
+    cls = caller_class(user)
+    if cls == USER:
+        return [j for j in jobs if j.owner == user]
+    if cls == JOB:
+        return [j for j in jobs if may_touch(user, j)]
+    return jobs
 
 
 def check_submit(node: Any, ctx: CallContext | None, specs: list[Any]) -> None:
@@ -102,7 +133,13 @@ def check_submit(node: Any, ctx: CallContext | None, specs: list[Any]) -> None:
     `max_user_priority`, a child of another user's job, or a job reading
     another user's outputs (that would read them by proxy)."""
     user = caller(ctx)
-    if not is_user(user):
+    if user is None:
+        return
+    cls = caller_class(user)
+    if cls == JOB:
+        check_job_submit(node, user, specs)
+        return
+    if cls != USER:
         return
     g = node.graph
     limit = node.max_user_priority
@@ -118,6 +155,28 @@ def check_submit(node: Any, ctx: CallContext | None, specs: list[Any]) -> None:
             obj = g.objects.get(g.names.resolve_object(ref))
             if obj is not None:
                 check_object(ctx, g.jobs.get(obj.producer or ""), ref)
+
+
+def check_job_submit(node: Any, user: str, specs: list[Any]) -> None:
+    """A job's credential submits children of jobs in its own tree only, reading outputs of that tree
+    only; under a user's root, at most that user's priority limit (the children are that user's)."""
+    g = node.graph
+    for i, spec in enumerate(specs):
+        parent = g.jobs.get(g.names.resolve(spec.spawned_by)) if spec.spawned_by is not None else None
+        if parent is None or not may_touch(user, parent):
+            raise BusError(f"'submit' of job #{i + 1} is not allowed for a job's credential ({user}): it may submit "
+                           "children of its own tree's jobs only (spawned_by)", code=FORBIDDEN)
+        root = g.jobs.get(parent.spec.root or parent.id)
+        if root is not None and is_user(root.owner) and spec.priority > node.max_user_priority:
+            raise BusError(f"'submit' of job #{i + 1} with priority {spec.priority} is not allowed for a job of a "
+                           f"user ({root.owner}): at most {node.max_user_priority}", code=FORBIDDEN)
+        for ref in spec.refs.values():
+            obj = g.objects.get(g.names.resolve_object(ref))
+            if obj is not None:
+                producer = g.jobs.get(obj.producer or "")
+                if producer is not None and not may_touch(user, producer):
+                    raise BusError(f"'submit' of job #{i + 1} is not allowed for a job's credential ({user}): its "
+                                   f"input {ref} is an output of a job outside its tree", code=FORBIDDEN)
 
 
 def counts(jobs: Any) -> dict[str, int]:

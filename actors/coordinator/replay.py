@@ -75,7 +75,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
             job.started = None  # until a compute inventory says it runs (adopted) or it starts again
             unfinished.append(job)
     g.bump_seq(last_seq)
-    unfinished = secrets.lost_after_restart(journal, unfinished, g.fail)
+    unfinished = secrets.lost_after_restart(journal, unfinished, g.fail, state)
     # Attempts that ended without success, as they were recorded.
     for jid, *rec in journal.replay_attempts():
         job = g.jobs.get(jid)

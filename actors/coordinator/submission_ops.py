@@ -134,7 +134,7 @@ def try_submit(node: CoordinatorNode, results: list[Submitted]) -> dict[str, Any
 def publish_ends(node: CoordinatorNode, changed: list[Job]) -> None:
     """Each job that ended, once, on the coordinator's event queue."""
     if node.state.secrets:
-        secrets.drop_ended(node.state, changed)
+        secrets.drop_ended(node.state, changed, node.journal)
     ended = node.ended
     slots = None
     for job in changed:

@@ -12,6 +12,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import trio
@@ -154,8 +155,22 @@ async def read_chunks(
             return
 
 
+# The coordinator's read token for the object being read (a `user` key's Client.get sets it:
+# actors/storage/readtoken.py); None for everyone else, who sends none.
+READ_TOKEN: ContextVar[str | None] = ContextVar("weft_read_token", default=None)
+
+
+def read_body(name: str, offset: int, length: int) -> dict[str, Any]:
+    """A `read` message, with the read token when this task has one."""
+    body = Read(name, offset, length).to_wire()
+    token = READ_TOKEN.get()
+    if token is not None:
+        body["rt"] = token
+    return body
+
+
 async def _read(peer: Peer, name: str, offset: int, length: int, timeout: float | None) -> ReadReply:
-    return ReadReply.from_wire(await _timed(peer, "read", Read(name, offset, length).to_wire(), timeout))
+    return ReadReply.from_wire(await _timed(peer, "read", read_body(name, offset, length), timeout))
 
 
 def _checked(r: ReadReply, name: str, require_finished: bool) -> bytes:

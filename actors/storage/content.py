@@ -281,6 +281,13 @@ class ContentFiles:
 # output, or other bytes under a content name). Node keys are not checked:
 # their writes are the hot path, and their outputs are named by job.
 _UPLOAD_NAME = re.compile(r"sha256-([0-9a-f]{64})/content")
+
+
+def is_upload_name(name: str) -> bool:
+    """A content object's name (`sha256-<hex>/content`): readable by whoever knows it."""
+    return _UPLOAD_NAME.fullmatch(name) is not None
+
+
 # Bytes hashed per read when checking a streamed upload.
 _HASH_READ = 1 << 20
 

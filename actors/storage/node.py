@@ -44,7 +44,8 @@ from weft.protocol.objects import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from .content import PAGE_CACHE_BUDGET, check_upload, stored_digest, upload_digest
+from . import readtoken
+from .content import PAGE_CACHE_BUDGET, check_upload, is_upload_name, stored_digest, upload_digest
 from .errors import StoreError
 from .replicate import Replicator
 from .store import ObjectInfo, ObjectStore
@@ -267,6 +268,8 @@ class StorageNode(Node):
 
     def _op_read(self, body: Any, ctx: CallContext) -> dict:
         req = Read.from_wire(body)
+        if ctx.user is not None and ctx.user.startswith("user:"):  # (secure clusters: readtoken.py)
+            self._check_read(ctx.user, req.name, body, "read")
         final, info = self.store.resolve(req.name)
         if info.state == ObjectState.DELEGATED:
             # The chain leaves this node: the caller must ask where `final` lives.
@@ -278,7 +281,16 @@ class StorageNode(Node):
         ).to_wire()
 
     def _op_stat(self, body: Any, ctx: CallContext) -> dict:
-        return self.store.stat(ObjectRef.from_wire(body).name).to_wire()
+        name = ObjectRef.from_wire(body).name
+        if ctx.user is not None and ctx.user.startswith("user:"):
+            self._check_read(ctx.user, name, body, "stat")
+        return self.store.stat(name).to_wire()
+
+    def _check_read(self, user: str, name: str, body: Any, op: str) -> None:
+        """A user key reads content objects, and other objects with the coordinator's token (readtoken.py)."""
+        if not is_upload_name(name):
+            sec = self.config.security
+            readtoken.check(readtoken.key_of(sec.server_secret or "") if sec else b"", user, name, body, op)
 
     def _op_list(self, body: Any, ctx: CallContext) -> dict:
         req = ListObjects.from_wire(body)

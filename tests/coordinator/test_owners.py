@@ -137,7 +137,7 @@ def test_the_owner_is_journaled_and_replayed(tmp_path: Path) -> None:
     assert again.graph.jobs["a1"].owner == ALICE and again.graph.jobs["b1"].owner == BOB
 
 
-def test_secrets_are_kept_in_memory_and_a_restart_fails_jobs_that_had_them(tmp_path: Path) -> None:
+def _journal_with_a_secret(tmp_path: Path) -> None:
     from weft.actors.coordinator import secrets
 
     journal = Journal(tmp_path / "journal.sqlite")
@@ -146,20 +146,49 @@ def test_secrets_are_kept_in_memory_and_a_restart_fails_jobs_that_had_them(tmp_p
     for e in effects:
         for j in getattr(e, "new", ()):
             journal.stage_new(j)
-    secrets.keep(state, journal, results[:1], {"TOKEN": "v4lue-in-memory"})
-    assert state.secrets == {"s1": {"TOKEN": "v4lue-in-memory"}}
+    secrets.keep(state, journal, results[:1], {"TOKEN": "v4lue-kept-apart"})
+    assert state.secrets == {"s1": {"TOKEN": "v4lue-kept-apart"}}
     journal.commit()
     journal.close()
-    assert b"v4lue-in-memory" not in b"".join(f.read_bytes() for f in tmp_path.iterdir())
+
+
+def _replayed(tmp_path: Path) -> CoordinatorState:
     again = CoordinatorState()
     reopened = Journal(tmp_path / "journal.sqlite")
     replay(reopened, again, settle=0)
+    reopened.close()
+    return again
+
+
+def test_secrets_survive_a_restart_in_a_private_file_apart_from_the_journal(tmp_path: Path) -> None:
+    from weft.actors.coordinator import secrets
+
+    _journal_with_a_secret(tmp_path)
+    kept = tmp_path / "secrets"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    # Only that file holds the value: not the journal (nor its WAL).
+    assert [f.name for f in tmp_path.iterdir() if b"v4lue-kept-apart" in f.read_bytes()] == ["secrets"]
+    again = _replayed(tmp_path)
+    s1, plain = again.graph.jobs["s1"], again.graph.jobs["plain"]
+    assert not s1.done and not plain.done
+    assert again.secrets == {"s1": {"TOKEN": "v4lue-kept-apart"}}  # what its start message will carry
+    # The job ends: its secrets leave memory and the file.
+    s1.state = "succeeded"
+    journal = Journal(tmp_path / "journal.sqlite")
+    secrets.drop_ended(again, [s1], journal)
+    journal.close()
+    assert again.secrets == {} and not kept.exists()
+    with pytest.raises(Exception, match="for command jobs"):
+        secrets.check([JobSpec(call="m:f", name="c")], {"TOKEN": "x"})
+
+
+def test_a_job_whose_secrets_file_is_gone_fails_input_lost_after_a_restart(tmp_path: Path) -> None:
+    _journal_with_a_secret(tmp_path)
+    (tmp_path / "secrets").unlink()
+    again = _replayed(tmp_path)
     s1, plain = again.graph.jobs["s1"], again.graph.jobs["plain"]
     assert s1.state == "failed" and s1.code == "input-lost" and "TOKEN" in s1.cause and "submit it again" in s1.cause
     assert not plain.done  # no secrets: it runs as before
-    reopened.close()
-    with pytest.raises(Exception, match="for command jobs"):
-        secrets.check([JobSpec(call="m:f", name="c")], {"TOKEN": "x"})
 
 
 def test_a_user_lists_and_deletes_only_its_own_recurring_jobs(node: CoordinatorNode) -> None:

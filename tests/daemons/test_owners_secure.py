@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from .conftest import Daemons, assert_one_line_error, clean_env, free_port, weft
 
@@ -153,3 +154,35 @@ def test_a_secret_reaches_the_job_and_is_written_nowhere(cluster: dict, tmp_path
     for f in files:
         raw = f.read_bytes()
         assert value.encode() not in raw and b"hidden-inline" not in raw, f
+
+
+async def test_a_user_reads_storage_only_with_the_coordinators_token_for_its_own_objects(cluster: dict) -> None:
+    from weft.bus.curve import load_client
+    from weft.bus.errors import BusError
+    from weft.bus.rpc import connect
+    from weft.protocol.objects import Read
+
+    # Big enough that `weft get` reads it from storage (not inline in the coordinator's answer).
+    p = cli(cluster, "alice", "submit", "--name", "alices-big", "--wait", "--", "sh", "-c",
+            "head -c 200000 /dev/zero | tr '\\0' a")
+    assert p.returncode == 0 and p.stdout.strip().splitlines()[-1:] == ["a" * 200000], (p.returncode, p.stdout[:300], p.stderr)
+    [view] = await trio.to_thread.run_sync(cluster["alice_client"].status, ["alices-big"])
+    name = f"{view['job']}/stdout"
+    where = await trio.to_thread.run_sync(cluster["alice_client"].locate, name)
+    assert "data" not in where and where["rt"]
+    read = Read(name, 0, 10).to_wire()
+    async with connect(cluster["storage"][0], "bob-raw", timeout=5, security=load_client(cluster["bob_key"])) as bob:
+        for body, why in ((read, "carries no read token"),
+                          ({**read, "rt": "9999999999.00"}, "not the coordinator's for this key and object"),
+                          ({**read, "rt": where["rt"]}, "not the coordinator's for this key and object")):
+            with pytest.raises(BusError) as e:
+                await bob.call("read", body)
+            assert e.value.code == "forbidden" and why in e.value.message and "user key (user:bob)" in e.value.message
+        with pytest.raises(BusError) as e:
+            await bob.call("stat", {"name": name})
+        assert e.value.code == "forbidden"
+    async with connect(cluster["storage"][0], "alice-raw", timeout=5,
+                       security=load_client(cluster["alice_key"])) as alice:
+        assert bytes((await alice.call("read", {**read, "rt": where["rt"]}))["data"]) == b"a" * 10
+    # Admin and node keys are not asked for one.
+    assert await trio.to_thread.run_sync(cluster["admin_client"].get, name) == b"a" * 200000

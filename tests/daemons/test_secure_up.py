@@ -171,3 +171,27 @@ def read_identity_public(path: Path) -> str:
     from weft.bus.curve import read_identity
 
     return read_identity(path, secret=False).public
+
+
+def test_a_revoked_key_is_refused_on_a_connection_made_before_the_revoke(cluster: dict) -> None:
+    from weft.actors.client import Client
+    from weft.bus.errors import BusError
+
+    ep = cluster["coordinator"]
+    admin = clean_env(WEFT_KEY=cluster["key"])
+    carol_key = _user_key(cluster, "carol")
+    assert weft("keys", "allow", str(carol_key.with_suffix(".public")), "-c", ep, env=admin).returncode == 0
+    # One Client, one connection, kept open across the revoke (as a long-lived program keeps it).
+    client = Client(ep, key=carol_key, timeout=10, retry_for=0)
+    try:
+        assert client.nodes()  # the connection is made and admitted
+        assert weft("keys", "revoke", "carol", "-c", ep, env=admin).returncode == 0
+        with pytest.raises(BusError) as err:
+            client.nodes()
+        assert err.value.code == "forbidden"
+        assert "'nodes' refused: the key user:carol was revoked" in str(err.value)
+        assert "\n" not in str(err.value)
+    finally:
+        client.close()
+    # The admin's own connection, made before the revoke too, still works.
+    assert weft("nodes", "-c", ep, env=admin).returncode == 0
