@@ -67,7 +67,7 @@ from weft.runtime.node import new_node_id
 
 from .children import adopt
 from .future import Future, JobFailed, ObjectRef, _Manifest
-from .submitpipe import batches, pipelined, streamed_batches
+from .submitpipe import batches, map_batches, pipelined, submit_body
 
 # How long one follow call waits on the coordinator for new log bytes.
 _FOLLOW_WAIT = 10.0
@@ -275,15 +275,16 @@ class Client(PutFiles):
         (not submitted again: depcache.py) -> their ids. `secret_inputs`: NAME -> value,
         environment variables of every job, kept out of specs, logs and status (docs/security.md)."""
         specs = adopt(list(specs))  # inside a running job: its children
-        return self._submit_batches(batches(specs, batch), replace=replace, fail_fast=fail_fast, flow=flow,
+        wires = ([s.to_wire() for s in chunk] for chunk in batches(specs, batch))
+        return self._submit_batches(wires, replace=replace, fail_fast=fail_fast, flow=flow,
                                     names=names, keep=keep, secret_inputs=secret_inputs)
 
-    def _submit_batches(self, chunks: Iterator[list[JobSpec]], *, replace: bool = False, fail_fast: bool = False,
+    def _submit_batches(self, chunks: Iterator[list[dict[str, Any]]], *, replace: bool = False, fail_fast: bool = False,
                         flow: str | None = None, names: Sequence[str] | None = None,
                         keep: dict[str, str] | None = None,
                         secret_inputs: dict[str, str] | None = None) -> list[Future]:
-        """Submit batches in order, the next one built and encoded while the
-        one before is taken (submitpipe.py)."""
+        """Submit batches of specs on the wire in order, the next one built
+        while the one before is taken (submitpipe.py)."""
         futures: list[Future] = []
         submission = secrets.token_hex(8) if fail_fast else None
         owner = None if self.security else local_user()
@@ -296,7 +297,8 @@ class Client(PutFiles):
                     flow_part = FlowPart(flow, list(names[done:done + len(chunk_specs)]), part,
                                          dict(keep or {}) if part == 0 else {})
                 done += len(chunk_specs)
-                yield Submit(chunk_specs, replace, flow_part, submission, owner=owner, secrets=secret_inputs).to_wire()
+                yield submit_body(chunk_specs, Submit([], replace, flow_part, submission, owner=owner,
+                                                      secrets=secret_inputs))
 
         def answer(reply: Any) -> None:
             futures.extend(Future(self, j.job, j.outputs, j.cached, j.joined, j.differs)
@@ -339,9 +341,10 @@ class Client(PutFiles):
         """One job per item, the item given as input `key`. Specs are made a
         batch at a time, the next while the coordinator takes the one before:
         a bad item is refused with its number, and the batches before it stand."""
-        specs = (self.spec(fn, **{key: item}, **kw) for item in items)
-        # (adopted a batch at a time: inside a running job, its children)
-        return self._submit_batches(adopt(chunk) for chunk in streamed_batches(specs, _MAP_BATCH))
+        def make(item: Any) -> JobSpec:  # (adopted: inside a running job, its children)
+            return adopt([self.spec(fn, **{key: item}, **kw)])[0]
+
+        return self._submit_batches(map_batches(make, items, key, _MAP_BATCH))
 
     def status(self, jobs: Sequence[str | Future], *, attempts: bool = False) -> list[dict[str, Any]]:
         """Each job's view; with `attempts`, its `attempt_list` too (every

@@ -16,7 +16,7 @@ import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from weft.actors.model import JobSpec, SpecError, check_submittable, human_size
+from weft.actors.model import JobSpec, SpecError, byte_size, check_submittable, human_size
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 
 if TYPE_CHECKING:
@@ -64,29 +64,51 @@ def batches(specs: list[JobSpec], batch: int) -> Iterator[list[JobSpec]]:
     return _cut(zip(specs, sizes, strict=True), batch)
 
 
-def streamed_batches(specs: Iterable[JobSpec], batch: int) -> Iterator[list[JobSpec]]:
-    """`batches` of specs made as they are taken (`map`): each spec is made
-    and checked when its batch is cut, so a bad one is refused, named by its
-    number, once the batches before it were submitted (as a batch the
-    coordinator refuses: those before it stand)."""
-    return _cut(_sized(specs), batch)
+def map_batches(make: Callable[[Any], JobSpec], items: Iterable[Any], key: str,
+                batch: int) -> Iterator[list[dict[str, Any]]]:
+    """`map`'s specs on the wire, cut into batches as the items are taken:
+    each is made and checked when its batch is cut, so a bad item is refused,
+    named by its number, once the batches before it were submitted (as a
+    batch the coordinator refuses: those before it stand)."""
+    return _cut(_map_wires(make, items, key), batch)
 
 
-def _sized(specs: Iterable[JobSpec]) -> Iterator[tuple[JobSpec, int]]:
-    it = iter(specs)
-    number = 0
-    while True:
-        number += 1
+# An item up to this size may be copied into the first item's spec; a larger
+# one is made and checked as any spec (the checks' own errors).
+_FAST_ITEM = 64 * 1024
+
+
+def _map_wires(make: Callable[[Any], JobSpec], items: Iterable[Any], key: str) -> Iterator[tuple[dict[str, Any], int]]:
+    """(wire, size) per item. The first plain item's spec (a callable's,
+    the item a string, bytes or number) is made and checked in full; every
+    later plain item's is that one with input `key` replaced, which is all
+    `make` would change (~1 us against ~13 us a spec built and validated)."""
+    wire: dict[str, Any] | None = None  # the first plain item's spec on the wire
+    inputs: dict[str, Any] = {}
+    rest = 0  # its size without the item
+    for number, item in enumerate(items, 1):
+        t = type(item)
+        plain = t is str or t is bytes or t is int or t is float
+        if wire is not None and plain:
+            value = item if t is str or t is bytes else str(item)
+            size = byte_size(value)
+            if size <= _FAST_ITEM and rest + size <= _BUDGET:
+                w = dict(wire)
+                w["in"] = {**inputs, key: value}
+                yield w, rest + size
+                continue
         try:
-            spec = next(it)  # made here: map's spec() raises for a bad item
+            spec = make(item)
             size = _checked_size(spec, number, True)
-        except StopIteration:
-            return
         except (SpecError, TypeError, ValueError) as e:
             if type(e) not in (SpecError, TypeError, ValueError):
                 raise
             raise type(e)(f"job #{number}: {e}") from None
-        yield spec, size
+        w = spec.to_wire()
+        if wire is None and plain and spec.call is not None and key in spec.inputs:
+            wire, inputs = w, spec.inputs
+            rest = size - byte_size(spec.inputs[key])
+        yield w, size
 
 
 class InFlight:
@@ -150,3 +172,10 @@ def pipelined(client: Client, bodies: Iterator[Any], answer: Callable[[Any], Non
     except BaseException:
         calls.settle()
         raise
+
+
+def submit_body(wires: list[dict[str, Any]], fields: Any) -> dict[str, Any]:
+    """A `Submit` (`fields`, made with no jobs) carrying specs already on the wire."""
+    body = fields.to_wire()
+    body["jobs"] = wires
+    return body
