@@ -288,7 +288,6 @@ class Client(PutFiles):
         futures: list[Future] = []
         submission = secrets.token_hex(8) if fail_fast else None
         owner = None if self.security else local_user()
-        token = secrets.token_hex(8)  # the order of this submit's batches (submitpipe.py)
 
         def bodies() -> Iterator[dict[str, Any]]:
             done = 0
@@ -299,7 +298,7 @@ class Client(PutFiles):
                                          dict(keep or {}) if part == 0 else {})
                 done += len(chunk_specs)
                 yield submit_body(chunk_specs, Submit([], replace, flow_part, submission, owner=owner,
-                                                      secrets=secret_inputs, order=(token, part)))
+                                                      secrets=secret_inputs))
 
         def answer(reply: Any) -> None:
             futures.extend(Future(self, j.job, j.outputs, j.cached, j.joined, j.differs)

@@ -12,7 +12,6 @@ other (docs/performance.md, p-submit2).
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -112,21 +111,17 @@ def _map_wires(make: Callable[[Any], JobSpec], items: Iterable[Any], key: str) -
         yield w, size
 
 
-# Batches of one submit in flight at once: the coordinator takes batch i+1
-# while batch i is made durable (its journal commit), and takes them in
-# their order (actors/coordinator/submit_order.py).
-WINDOW = 2
-
-
 class InFlight:
-    """Calls of `client` in flight, started from the caller's thread
-    without waiting for their answers; taken oldest first."""
+    """At most one call of `client` in flight, started from the caller's
+    thread without waiting for its answer."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
+        self._pending: concurrent.futures.Future[Any] | None = None
 
     def start(self, op: str, body: Any, **kw: Any) -> None:
+        """Start a call; the one before it must have been `take`n."""
+        assert self._pending is None, "one call in flight at a time"
         result: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         async def run() -> None:
@@ -138,19 +133,22 @@ class InFlight:
                     raise
 
         self._client._run_sync(self._client._nursery.start_soon, run)
-        self._pending.append(result)
+        self._pending = result
 
-    def __len__(self) -> int:
-        return len(self._pending)
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
 
     def take(self) -> Any:
-        """The answer of the oldest call in flight (its error raised here)."""
-        return self._pending.popleft().result()
+        """The answer of the call in flight (its error raised here)."""
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        return pending.result()
 
     def settle(self) -> None:
-        """Wait out the calls in flight, dropping their answers or errors
-        (another error is on its way up; no call may outlive it)."""
-        while self._pending:
+        """Wait out the call in flight, if any, dropping its answer or error
+        (another error is on its way up; the call must not outlive it)."""
+        if self._pending is not None:
             try:
                 self.take()
             except Exception:
@@ -158,19 +156,18 @@ class InFlight:
 
 
 def pipelined(client: Client, bodies: Iterator[Any], answer: Callable[[Any], None], *, timeout: float) -> None:
-    """Call `submit` with each of `bodies` in turn, up to WINDOW in flight:
-    the next body is made (its specs built, checked, encoded) while the
-    coordinator takes the ones before; `answer` gets each reply in order.
-    A refused batch raises here, and the coordinator refuses the ones sent
-    after it (their `order`), so no batch after a refused one is taken."""
+    """Call `submit` with each of `bodies` in turn, one in flight: the next
+    body is made (its specs built, checked, encoded) while the coordinator
+    takes the one before, and is sent once that one is answered; `answer`
+    gets each reply in order."""
     calls = InFlight(client)
     try:
         for body in bodies:
-            reply = calls.take() if len(calls) >= WINDOW else None
+            reply = calls.take() if calls.busy else None
             calls.start("submit", body, timeout=timeout)
-            if reply is not None:  # made into futures while the next batches are taken
+            if reply is not None:  # made into futures while the next batch is taken
                 answer(reply)
-        while len(calls):
+        if calls.busy:
             answer(calls.take())
     except BaseException:
         calls.settle()

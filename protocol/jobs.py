@@ -86,10 +86,6 @@ class Submit:
     # Secret inputs of every job of the submit (protocol/secrets.py): kept
     # out of the specs, which are journaled and shown.
     secrets: dict[str, str] | None = None
-    # One batch of a client's submit sent before the one before it was
-    # answered: (the submit's token, the batch's number from 0). The
-    # coordinator takes a submit's batches in that order (submit_order.py).
-    order: tuple[str, int] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"jobs": [s.to_wire() for s in self.jobs]}
@@ -105,8 +101,6 @@ class Submit:
             d["fail_fast"] = self.fail_fast
         if not self.queue:
             d["queue"] = False
-        if self.order is not None:
-            d["order"] = list(self.order)
         return d
 
     @classmethod
@@ -134,18 +128,7 @@ class Submit:
         if type(queue) is not bool:
             bad("submit", "queue", "must be true or false")
         return cls(specs, replace, flow_part(b, len(specs)), opt_str("submit", b, "fail_fast"), queue,
-                   opt_str("submit", b, "owner"), secrets_field("submit", b), submit_order(b))
-
-
-def submit_order(b: dict) -> tuple[str, int] | None:
-    """A submit's `order` ([token, batch number]), None when it has none."""
-    o = b.get("order")
-    if o is None:
-        return None
-    if (type(o) is not list or len(o) != 2 or type(o[0]) is not str or not 0 < len(o[0]) <= 64
-            or type(o[1]) is not int or not 0 <= o[1] < 1 << 31):
-        bad("submit", "order", "must be [token (1-64 characters), batch number (0 or more)]")
-    return o[0], o[1]
+                   opt_str("submit", b, "owner"), secrets_field("submit", b))
 
 
 def flow_part(b: dict, count: int) -> FlowPart | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import logging
 import re
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +16,8 @@ import trio
 from weft.actors.model import JobSpec, SpecError
 from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
-from weft.protocol.enums import ErrorCode
 from weft.protocol.fields import BadRequest, opt_str
-from weft.protocol.jobs import Submit, SubmitReply, Submitted, flow_part, submit_order
+from weft.protocol.jobs import Submit, SubmitReply, Submitted, flow_part
 from weft.protocol.secrets import secrets_field
 from weft.protocol.tasks import Probe, ProbeReply
 
@@ -27,7 +25,6 @@ from . import imports, owners, secrets, submission_ops
 from .flows import FLOWS
 from .nodes import ComputeRef
 from .submit import SUBMIT_SLICE
-from .submit_order import SubmitOrder
 
 if TYPE_CHECKING:
     from .node import CoordinatorNode
@@ -42,30 +39,15 @@ _JOB_NUMBER = re.compile(r"job #(\d+): ")
 
 
 def register(node: CoordinatorNode) -> None:
-    node.server.add("submit", partial(submit, node, SubmitOrder()))
+    node.server.add("submit", partial(submit, node))
 
 
-async def submit(node: CoordinatorNode, keeper: SubmitOrder, body: Any, ctx: CallContext) -> dict[str, Any]:
+async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     """Submit -> SubmitReply: per spec its job, and whether it was
     `cached` (it had finished successfully) or `joined` (it is queued or
     running; `differs`: settings asked for that the existing job does
     not have and that are not part of its identity: priority, time_limit).
-    A batch with an `order` is taken after the batches before it (submit_order.py).
     """
-    order = submit_order(body) if type(body) is dict else None
-    if order is None:
-        return await _submit(node, body, ctx, None)
-    await keeper.turn(*order)
-    try:
-        return await _submit(node, body, ctx, lambda: keeper.taken(*order))
-    except Exception as e:
-        if getattr(e, "code", None) != ErrorCode.BUSY:  # (a busy batch is sent again)
-            keeper.refused(order[0], str(e))
-        raise
-
-
-async def _submit(node: CoordinatorNode, body: Any, ctx: CallContext,
-                  taken: Callable[[], None] | None) -> dict[str, Any]:
     specs = await _submitted_specs(body)
     replace = body.get("replace", False)  # (a dict: parsed above)
     if type(replace) is not bool:
@@ -97,8 +79,6 @@ async def _submit(node: CoordinatorNode, body: Any, ctx: CallContext,
         node._run(effects)
         if secret is None:  # with secrets, no other task runs (a dispatch) until they are kept below
             await trio.lowlevel.checkpoint()
-    if taken is not None:  # the next batch of this submit may be taken while this one is made durable
-        taken()
     secrets.keep(node.state, node.journal, results, secret)
     if flow is not None:
         node.state.record_flow(flow, [r.job.id for r in results])
