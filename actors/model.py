@@ -47,9 +47,7 @@ def _valid_output(output: str) -> bool:
     return bool(_OUTPUT_RE.fullmatch(output)) and ".." not in output
 
 
-@functools.lru_cache(maxsize=4096)
-def _valid_call(call: str) -> bool:
-    return bool(_CALL_RE.fullmatch(call))
+_valid_call = functools.lru_cache(maxsize=4096)(lambda call: bool(_CALL_RE.fullmatch(call)))
 
 
 def check_job_id(job: Any) -> str:
