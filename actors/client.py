@@ -32,13 +32,12 @@ from typing import Any
 
 import trio
 
-from weft.actors.model import JobSpec, SpecError, check_submittable, human_size, split_object_name
+from weft.actors.model import JobSpec, SpecError, split_object_name
 from weft.actors.putfiles import PutFiles
 from weft.actors.resources import placement_fields
 from weft.actors.storage.client import READ_TOKEN, read_all, read_chunks
 from weft.actors.trees import is_manifest, object_of
 from weft.actors.whoami import local_user
-from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
 from weft.bus.rpc import Peer, PeerClosed, PeerPool
 from weft.protocol.enums import TERMINAL_JOB_STATES
@@ -68,40 +67,14 @@ from weft.runtime.node import new_node_id
 
 from .children import adopt
 from .future import Future, JobFailed, ObjectRef, _Manifest
+from .submitpipe import batches, map_batches, pipelined, submit_body
 
-# Room in a message for the envelope and each spec's keys, names and outputs.
-_MESSAGE_HEADROOM = 1 << 20
-_SPEC_OVERHEAD = 256
 # How long one follow call waits on the coordinator for new log bytes.
 _FOLLOW_WAIT = 10.0
 
 
-def _batches(specs: list[JobSpec], batch: int) -> Iterable[list[JobSpec]]:
-    """Up to `batch` specs per submit call, and no more than fits in one
-    message; a spec that cannot fit in any message is refused before anything
-    is sent (the coordinator would never see it: the socket drops it)."""
-    budget = DEFAULT_MAX_MESSAGE - _MESSAGE_HEADROOM
-    sizes = []
-    for i, spec in enumerate(specs):
-        check_submittable(spec)
-        size = spec.payload_size() + _SPEC_OVERHEAD
-        if size > budget:
-            which = f"job #{i + 1}" if len(specs) > 1 else "the job"
-            raise SpecError(
-                f"{which} is {human_size(size)}: a message to the coordinator is at most "
-                f"{human_size(DEFAULT_MAX_MESSAGE)}; pass large data as objects (input NAME=@JOB/OUTPUT)"
-            )
-        sizes.append(size)
-    chunk: list[JobSpec] = []
-    total = 0
-    for spec, size in zip(specs, sizes, strict=True):
-        if chunk and (len(chunk) >= batch or total + size > budget):
-            yield chunk
-            chunk, total = [], 0
-        chunk.append(spec)
-        total += size
-    if chunk:
-        yield chunk
+# Jobs per submit call of `map` (as `submit_specs`' default batch).
+_MAP_BATCH = 5000
 
 
 def _callable_name(fn: Any) -> str:
@@ -149,6 +122,7 @@ class Client(PutFiles):
     async def _main(self) -> None:
         self._stop = trio.Event()
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery  # where a submit's batch in flight runs (submitpipe.py)
             self._pool = PeerPool(self.node_id, nursery, timeout=self.timeout, security=self.security)
             self._token = trio.lowlevel.current_trio_token()
             self._ready.set()
@@ -160,6 +134,11 @@ class Client(PutFiles):
         if self._token is None or not self._thread.is_alive():
             raise RuntimeError("client is closed")
         return trio.from_thread.run(afn, *args, trio_token=self._token)
+
+    def _run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._token is None or not self._thread.is_alive():
+            raise RuntimeError("client is closed")
+        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
 
     def close(self) -> None:
         if self._token is not None and self._thread.is_alive():
@@ -304,21 +283,36 @@ class Client(PutFiles):
         (not submitted again: depcache.py) -> their ids. `secret_inputs`: NAME -> value,
         environment variables of every job, kept out of specs, logs and status (docs/security.md)."""
         specs = adopt(list(specs))  # inside a running job: its children
+        wires = ([s.to_wire() for s in chunk] for chunk in batches(specs, batch))
+        return self._submit_batches(wires, replace=replace, fail_fast=fail_fast, flow=flow,
+                                    names=names, keep=keep, secret_inputs=secret_inputs)
+
+    def _submit_batches(self, chunks: Iterator[list[dict[str, Any]]], *, replace: bool = False, fail_fast: bool = False,
+                        flow: str | None = None, names: Sequence[str] | None = None,
+                        keep: dict[str, str] | None = None,
+                        secret_inputs: dict[str, str] | None = None) -> list[Future]:
+        """Submit batches of specs on the wire in order, the next one built
+        while the one before is taken (submitpipe.py)."""
         futures: list[Future] = []
         submission = secrets.token_hex(8) if fail_fast else None
-        done = 0
-        for part, chunk_specs in enumerate(_batches(specs, batch)):
-            flow_part = None
-            if flow is not None and names is not None:
-                flow_part = FlowPart(flow, list(names[done:done + len(chunk_specs)]), part,
-                                     dict(keep or {}) if part == 0 else {})
-            done += len(chunk_specs)
-            r = SubmitReply.from_wire(
-                self.call("submit", Submit(chunk_specs, replace, flow_part, submission, owner=None if self.security
-                                           else local_user(), secrets=secret_inputs).to_wire(),
-                          timeout=max(self.timeout, 60.0))
-            )
-            futures += [Future(self, j.job, j.outputs, j.cached, j.joined, j.differs) for j in r.jobs]
+        owner = None if self.security else local_user()
+
+        def bodies() -> Iterator[dict[str, Any]]:
+            done = 0
+            for part, chunk_specs in enumerate(chunks):
+                flow_part = None
+                if flow is not None and names is not None:
+                    flow_part = FlowPart(flow, list(names[done:done + len(chunk_specs)]), part,
+                                         dict(keep or {}) if part == 0 else {})
+                done += len(chunk_specs)
+                yield submit_body(chunk_specs, Submit([], replace, flow_part, submission, owner=owner,
+                                                      secrets=secret_inputs))
+
+        def answer(reply: Any) -> None:
+            futures.extend(Future(self, j.job, j.outputs, j.cached, j.joined, j.differs)
+                           for j in SubmitReply.from_wire(reply).jobs)
+
+        pipelined(self, bodies(), answer, timeout=max(self.timeout, 60.0))
         return futures
 
     def submit_flow(self, path: str | Path, *, fail_fast: bool = False, replace: bool = False) -> dict[str, Future]:
@@ -344,7 +338,7 @@ class Client(PutFiles):
         if queue:
             return self.submit_specs(specs, replace=replace)
         specs = adopt(list(specs))
-        chunks = list(_batches(specs, max(1, len(specs))))  # (checked as any submit)
+        chunks = list(batches(specs, max(1, len(specs))))  # (checked as any submit)
         if len(chunks) > 1:
             raise SpecError("a try-submit is answered in one message: these jobs do not fit in one; send fewer")
         r = self.call("submit", Submit(specs, replace, queue=False, owner=None if self.security else local_user()).to_wire(),
@@ -352,8 +346,13 @@ class Client(PutFiles):
         return TrySubmitReply.from_wire(r).to_wire()
 
     def map(self, fn: Any, items: Iterable[Any], *, key: str = "x", **kw: Any) -> list[Future]:
-        """One job per item, the item given as input `key`."""
-        return self.submit_specs([self.spec(fn, **{key: item}, **kw) for item in items])
+        """One job per item, the item given as input `key`. Specs are made a
+        batch at a time, the next while the coordinator takes the one before:
+        a bad item is refused with its number, and the batches before it stand."""
+        def make(item: Any) -> JobSpec:  # (adopted: inside a running job, its children)
+            return adopt([self.spec(fn, **{key: item}, **kw)])[0]
+
+        return self._submit_batches(map_batches(make, items, key, _MAP_BATCH))
 
     def status(self, jobs: Sequence[str | Future], *, attempts: bool = False) -> list[dict[str, Any]]:
         """Each job's view; with `attempts`, its `attempt_list` too (every

@@ -47,6 +47,9 @@ def _valid_output(output: str) -> bool:
     return bool(_OUTPUT_RE.fullmatch(output)) and ".." not in output
 
 
+_valid_call = functools.lru_cache(maxsize=4096)(lambda call: bool(_CALL_RE.fullmatch(call)))
+
+
 def check_job_id(job: Any) -> str:
     if type(job) is not str or not _valid_job_id(job):
         raise SpecError(f"invalid job id {job!r}: use letters, digits, '.', '_', '-' (max 128)")
@@ -291,24 +294,23 @@ class JobSpec:
                     raise SpecError(f"command argument {i} contains a NUL byte")
             if not self.command[0]:
                 raise SpecError("the command name (argument 0) is empty")
-        if self.call is not None and (
-            not isinstance(self.call, str) or not _CALL_RE.fullmatch(self.call)
-        ):
+        if self.call is not None and (not isinstance(self.call, str) or not _valid_call(self.call)):
             raise SpecError(f"'call' must look like 'module:function', got {self.call!r}")
         for k, v in _check_str_map(self.inputs, "inputs").items():
             if not isinstance(v, str | bytes):
                 raise SpecError(f"input {k!r} must be a string or bytes, got {type(v).__name__}")
             if self.command is not None and ("\0" in v if isinstance(v, str) else b"\0" in v):
                 raise SpecError(f"input {k!r} contains a NUL byte and cannot be an environment value")
-        for k, v in _check_str_map(self.refs, "refs").items():
-            split_object_name(v)
-            if k in self.inputs:
-                raise SpecError(f"input {k!r} is given both as a value and as an object")
+        if self.refs or type(self.refs) is not dict:  # (most specs have none: no checks to make)
+            for k, v in _check_str_map(self.refs, "refs").items():
+                split_object_name(v)
+                if k in self.inputs:
+                    raise SpecError(f"input {k!r} is given both as a value and as an object")
         if not isinstance(self.outputs, list):
             raise SpecError("'outputs' must be a list of names")
         for o in self.outputs:
             check_output_name(o)
-        if len(set(self.outputs)) != len(self.outputs):
+        if len(self.outputs) > 1 and len(set(self.outputs)) != len(self.outputs):
             twice = next(o for i, o in enumerate(self.outputs) if o in self.outputs[:i])
             raise SpecError(f"output {twice!r} is named twice")
         if self.dirs:
@@ -333,7 +335,8 @@ class JobSpec:
             check_job_name(self.name)
         if self.retries or self.retry_delay is not None or self.pending_timeout is not None or self.on_exit:
             _check_retry_fields(self)
-        self._validate_control()
+        if self.cancel_time is not None or self.groups or self.after or self.after_groups:
+            self._validate_control()
         if self.params is not None or self.spawned_by is not None or self.root is not None \
                 or self.max_spawns is not None or self.windows or self.block:
             from .specfields import check_submission_fields
@@ -484,12 +487,14 @@ class JobSpec:
         """
         if self.name is not None:
             return self.name
+        # (list() where there is nothing to sort: the same bytes, ~0.2 us less each)
+        inputs, refs, outputs = self.inputs, self.refs, self.outputs
         canon = {
             "cmd": self.command,
             "call": self.call,
-            "in": sorted(self.inputs.items()),
-            "refs": sorted(self.refs.items()),
-            "o": sorted(self.outputs),
+            "in": sorted(inputs.items()) if len(inputs) > 1 else list(inputs.items()),
+            "refs": sorted(refs.items()) if len(refs) > 1 else list(refs.items()),
+            "o": sorted(outputs) if len(outputs) > 1 else list(outputs),
         }
         # Ordering is identity (the same command after other jobs is other
         # work); added only when given, so every other job keeps its id.

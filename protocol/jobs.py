@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weft.actors.model import JobSpec, SpecError
+from weft.actors.plainspec import plain_spec
 from weft.bus.endpoint import check_endpoint
 
 from .enums import JobState, ObjectState, Role
@@ -115,7 +116,7 @@ class Submit:
                     # The common shape (a callable, its inputs, its outputs:
                     # `map`): what JobSpec.from_wire makes, without its
                     # unknown-field set and 30 look-ups a spec. Checked the same.
-                    specs.append(JobSpec(call=w.get("call"), inputs=w.get("in") or {}, outputs=w.get("o", [])))
+                    specs.append(plain_spec(w.get("call"), w.get("in") or {}, w.get("o", [])))
                 else:
                     specs.append(JobSpec.from_wire(w))
             except SpecError as e:
