@@ -12,7 +12,8 @@ import trio
 import typer
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
-from weft.bus.rpc import Peer, connect
+from weft.bus.peers import connect
+from weft.bus.rpc import Peer
 from weft.protocol.enums import EventKind
 from weft.protocol.events import Poll, PollReply
 from weft.protocol.objects import Create, ListObjects

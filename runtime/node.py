@@ -23,7 +23,8 @@ from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
-from weft.bus.rpc import CallContext, PeerPool, Server
+from weft.bus.peers import PeerPool
+from weft.bus.rpc import CallContext, Server
 from weft.protocol.access import ADMIN, COORDINATOR, KeyChange, allowed, caller_class
 
 from .address import advertised, beacon_bind
