@@ -39,6 +39,7 @@ command[2]: undefined variable ${cflag}`).
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,19 @@ MAX_EACH = 10_000
 MAX_INCLUDE_DEPTH = 16
 
 Vars = dict[str, "str | list[str]"]
+
+
+def read_flow(path: Path) -> dict[str, Any]:
+    """A workflow file's TOML, as data."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"workflow file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read workflow file {str(path)!r}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from None
+    return data
 
 
 def resolve_input(value: str, base_dir: Path) -> str:
@@ -248,8 +262,6 @@ def expand_flow(data: dict[str, Any], path: Path | None, *, inherited: Vars | No
             raise SpecError(f"{where}: include {inc!r}: include cycle: {shown}")
         if len(chain) >= MAX_INCLUDE_DEPTH:
             raise SpecError(f"{where}: include {inc!r}: includes nest more than {MAX_INCLUDE_DEPTH} deep")
-        from .flow import read_flow
-
         try:
             sub = read_flow(target)
         except SpecError as e:
