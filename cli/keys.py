@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from weft.bus.curve import (
+from weft.bus.keyfiles import (
     KEY_ROLES,
     AllowList,
     Identity,
