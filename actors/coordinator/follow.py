@@ -35,7 +35,7 @@ from .graph import FINISHED
 
 if TYPE_CHECKING:
     from .graph import Job
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
 
 log = logging.getLogger("weft.coordinator")
 
