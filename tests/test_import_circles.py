@@ -1,7 +1,9 @@
-"""No import circle among weft's modules: a module never imports (at the top
-or inside a function) one that imports it back, directly or through others.
-Imports under `if TYPE_CHECKING:` do not run and are not counted. Read from
-the source with `ast`, nothing is imported; run it alone with
+"""No import circle among weft's modules: a module never imports (at the top,
+inside a function, or under `if TYPE_CHECKING:`) one that imports it back,
+directly or through others. A type-hint-only import counts too: it ties the
+two modules together for a reader and a type checker; name a Protocol of
+what is used instead (actors/coordinator/nodeview.py). Read from the source
+with `ast`, nothing is imported; run it alone with
 `python -m pytest tests/test_import_circles.py`."""
 
 from __future__ import annotations
@@ -26,23 +28,12 @@ def modules() -> dict[str, Path]:
     return out
 
 
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for n in ast.walk(node))
-    return skip
-
-
 def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The weft modules `name` imports when it runs."""
+    """The weft modules `name` imports, wherever the import stands."""
     tree = ast.parse(path.read_text(), str(path))
-    skip = _type_checking_only(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name in known)
         elif isinstance(node, ast.ImportFrom):
