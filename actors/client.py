@@ -39,7 +39,8 @@ from weft.actors.storage.client import READ_TOKEN, read_all, read_chunks
 from weft.actors.trees import is_manifest, object_of
 from weft.actors.whoami import local_user
 from weft.bus.errors import BusError, Busy, CallTimeout, RemoteError
-from weft.bus.rpc import Peer, PeerClosed, PeerPool
+from weft.bus.peers import PeerPool
+from weft.bus.rpc import Peer, PeerClosed
 from weft.protocol.enums import TERMINAL_JOB_STATES
 from weft.protocol.follow import LogChunk, LogRead, ProgressAsk, ProgressReply
 from weft.protocol.jobs import (

@@ -16,7 +16,7 @@ import re
 import time
 from datetime import UTC, datetime
 
-from .model import SpecError
+from .names import SpecError
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([smhd]?)")

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .durations import parse_duration
-from .flowtemplate import expand_flow, flow_name
+from .flowtemplate import expand_flow, flow_name, read_flow
 from .localinputs import with_local_inputs
 from .model import JobSpec, SpecError, check_job_id, split_object_name
 from .resources import placement_fields
@@ -74,21 +74,6 @@ def load_named_flow(path: Path, depth: int = 0) -> tuple[str | None, list[tuple[
     data = read_flow(path)
     name = flow_name(data, path)
     return name, parse_flow(expand_flow(data, path), str(path), base=path.parent, depth=depth)
-
-
-def read_flow(path: Path) -> dict[str, Any]:
-    """A workflow file's TOML, as data."""
-    import tomllib  # here: only key and workflow files need it, not a daemon's start
-
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"workflow file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read workflow file {str(path)!r}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML: {e}") from None
-    return data
 
 
 def parse_on_exit(items: dict[str, Any] | list[str], base: Path | None, depth: int = 0,

@@ -59,6 +59,21 @@ MAX_INCLUDE_DEPTH = 16
 Vars = dict[str, "str | list[str]"]
 
 
+def read_flow(path: Path) -> dict[str, Any]:
+    """A workflow file's TOML, as data."""
+    import tomllib  # here: only workflow files need it, not a daemon's start
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"workflow file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read workflow file {str(path)!r}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from None
+    return data
+
+
 def resolve_input(value: str, base_dir: Path) -> str:
     """The one place a flow's input value is turned into what the job
     reads, given the directory of the file that wrote it. `@./path`
@@ -250,8 +265,6 @@ def expand_flow(data: dict[str, Any], path: Path | None, *, inherited: Vars | No
             raise SpecError(f"{where}: include {inc!r}: include cycle: {shown}")
         if len(chain) >= MAX_INCLUDE_DEPTH:
             raise SpecError(f"{where}: include {inc!r}: includes nest more than {MAX_INCLUDE_DEPTH} deep")
-        from .flow import read_flow
-
         try:
             sub = read_flow(target)
         except SpecError as e:

@@ -7,15 +7,28 @@ progress, logs); it holds only the job's id and outputs.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from weft.actors.model import split_object_name
 from weft.actors.trees import object_of
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState
 from weft.protocol.jobs import final_state
 
-if TYPE_CHECKING:
-    from .client import Client
+
+class ClientView(Protocol):
+    """What a Future asks of its client (client.py, which imports this module)."""
+
+    def status(self, jobs: Sequence[str]) -> list[Any]: ...
+
+    def wait(self, futures: Sequence[Any], timeout: float | None = None) -> list[Any]: ...
+
+    def get(self, name: str) -> Any: ...
+
+    def cancel(self, jobs: Sequence[str], *, dependents: bool = False) -> Any: ...
+
+    def progress(self, jobs: Sequence[str]) -> dict[str, Any]: ...
+
+    def logs(self, job: str, follow: bool = False) -> Any: ...
 
 
 class JobFailed(Exception):
@@ -56,7 +69,7 @@ class Future:
     (e.g. "time_limit", "priority") that the existing job keeps its own of.
     """
 
-    def __init__(self, client: Client, job: str, outputs: list[str], cached: bool = False,
+    def __init__(self, client: ClientView, job: str, outputs: list[str], cached: bool = False,
                  joined: bool = False, differs: Sequence[str] = ()) -> None:
         self.client = client
         self.job = job

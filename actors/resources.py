@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any
 
-from .model import SpecError
+from .names import SpecError
 
 CHUNK = 32 << 20
 SIZE_CLASSES = {"tiny": 32 << 20, "small": 128 << 20, "medium": 256 << 20, "large": 1 << 30}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .model import _INT64, SpecError, check_job_id
+from .names import _INT64, SpecError, check_job_id
 
 # A parameter name becomes the variable suffix of $WEFT_PARAM_<KEY>.
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

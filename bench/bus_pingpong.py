@@ -126,7 +126,7 @@ def _weft_client(endpoint: str, n: int, inflight: int) -> tuple[float, float]:
     """(seconds for `n` calls, mean call-to-reply seconds) with `inflight` concurrent callers."""
     import trio
 
-    from weft.bus.rpc import connect
+    from weft.bus.peers import connect
 
     async def main() -> tuple[float, float]:
         async with connect(endpoint, "bench-client", timeout=60) as peer:

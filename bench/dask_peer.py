@@ -44,18 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from . import workloads as W
+from .peerside import INSTALL_HINT, PeerSide, installed  # noqa: F401  (INSTALL_HINT: for the CLI)
 from .workloads import WorkloadError, _remaining
-
-INSTALL_HINT = "pip install 'weft[bench]'"
 
 
 def available() -> bool:
-    try:
-        import dask  # noqa: F401
-        import distributed  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return installed("dask", "distributed")
 
 
 def _quiet() -> None:
@@ -70,7 +64,7 @@ def _local_cluster(n_workers: int) -> Any:
                         dashboard_address=None, silence_logs=logging.ERROR)
 
 
-class DaskSide:
+class DaskSide(PeerSide):
     name = "dask"
 
     def __init__(self, n_workers: int = 2) -> None:
@@ -105,10 +99,6 @@ class DaskSide:
                 finally:
                     self.cluster = None
 
-    def reset(self) -> None:
-        self.close()
-        self.open()
-
     def _gather(self, futures: list[Any], deadline: float, what: str) -> list[Any]:
         from distributed import wait
 
@@ -121,10 +111,6 @@ class DaskSide:
         if bad:
             raise WorkloadError(f"{what}: task {bad[0].key} {bad[0].status}: {bad[0].exception()!r}")
         return self.client.gather(futures)
-
-    def run(self, workload: str, params: dict[str, int], tag: str, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        return getattr(self, f"_{workload.replace('-', '_')}")(tag=tag, deadline=deadline, **params)
 
     def _throughput(self, n: int, tag: str, deadline: float) -> float:
         t0 = time.perf_counter()

@@ -27,7 +27,6 @@ core given to the coordinator alone would dispatch.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import sys
 import tempfile
@@ -219,10 +218,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['seconds']:.2f} s: {r['jobs_per_s']:,.0f} jobs/s; the coordinator's CPU "
           f"{r['coordinator_cpu_us_per_job']:.0f} us a job")
     if args.json_path:
-        from .runner import machine
+        from .machine import write_report
 
-        with open(args.json_path, "w") as f:
-            json.dump({"machine": machine(["weft"]), "result": r}, f, indent=2)
+        write_report(args.json_path, result=r)
     return 0
 
 

@@ -49,17 +49,12 @@ import time
 from typing import Any
 
 from . import workloads as W
+from .peerside import INSTALL_HINT, PeerSide, installed  # noqa: F401  (INSTALL_HINT: for the CLI)
 from .workloads import WorkloadError, _remaining
-
-INSTALL_HINT = "pip install 'weft[bench]'"
 
 
 def available() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return installed("ray")
 
 
 def _env() -> None:
@@ -96,7 +91,7 @@ def cross_pairs(results: list[Any], *, by_node: bool) -> int:
     return n
 
 
-class RaySide:
+class RaySide(PeerSide):
     name = "ray"
 
     def __init__(self, num_cpus: int = 2) -> None:
@@ -142,10 +137,6 @@ class RaySide:
                     self.two_nodes = None
                     self.node_ids = []
 
-    def reset(self) -> None:
-        self.close()
-        self.open()
-
     def _get(self, refs: list[Any], deadline: float, what: str) -> list[Any]:
         import ray
         from ray.exceptions import GetTimeoutError, RayError
@@ -158,10 +149,6 @@ class RaySide:
                                 "after the deadline") from None
         except RayError as e:
             raise WorkloadError(f"{what}: {' '.join(str(e).split())[:300]}") from None
-
-    def run(self, workload: str, params: dict[str, int], tag: str, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        return getattr(self, f"_{workload.replace('-', '_')}")(tag=tag, deadline=deadline, **params)
 
     def _throughput(self, n: int, tag: str, deadline: float) -> float:
         noop = self.fns["noop"]

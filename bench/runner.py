@@ -25,19 +25,15 @@ never leaves one running.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import os
-import platform
 import secrets
 import statistics
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .machine import loadavg, machine
 from .workloads import (
     CLUSTER_WORKLOADS,
     QUEUE_WORKLOADS,
@@ -168,7 +164,7 @@ def new_side(system: str) -> Any:
 def run_plan(plan: Plan, progress: Progress | None = None,
              make_side: Callable[[str], Any] = new_side) -> list[Result]:
     progress = progress or Progress()
-    plan.load_before = _loadavg()
+    plan.load_before = loadavg()
     progress.begin(plan.units())
     nonce = secrets.token_hex(4)
     results: list[Result] = _run_transport(plan, progress)
@@ -363,35 +359,6 @@ def annotate(plan: Plan, results: list[Result]) -> None:
                 weft.extra["vs_dask"] = compare(weft, by.get((w, "dask")))[0]
         if w == "chain" and rtt is not None and rtt.value and weft.value:
             weft.extra["vs_roundtrip"] = weft.value / rtt.value
-
-
-def _loadavg() -> float | None:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
-def machine(systems: Sequence[str], load_before: float | None = None) -> dict[str, Any]:
-    packages = {}
-    names = ["weft", "pyzmq", "trio", "msgpack"]
-    if "dask" in systems:
-        names += ["dask", "distributed"]
-    if "ray" in systems:
-        names += ["ray"]
-    for name in names:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "implementation": sys.implementation.name,
-        "platform": platform.platform(),
-        "packages": packages,
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        # Other load on the machine skews every number: the 1-minute load
-        # average when the bench started and when it ended.
-        "loadavg": {"before": load_before, "after": _loadavg()},
-    }
 
 
 def report(plan: Plan, results: list[Result]) -> dict[str, Any]:

@@ -14,12 +14,11 @@ the 1M submit takes a minute or two and ~2 GB in the submitting client.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
-from .runner import machine
+from .machine import write_report
 from .workloads import QUEUE_WARMUP, WeftSide
 
 
@@ -67,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['workload']:10} {r['jobs']:>8,} {r['value']:>10.2f}  {r['unit']}")
     if args.json_path:
-        with open(args.json_path, "w") as f:
-            json.dump({"machine": machine(["weft"]), "results": rows}, f, indent=2)
+        write_report(args.json_path, results=rows)
     return 0
 
 

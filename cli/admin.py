@@ -9,9 +9,8 @@ import typer
 from weft.actors.model import human_size
 
 from .app import app
-from .common import emit_json
+from .common import CoordOpt, JsonOpt, client, emit_json
 from .durations import duration
-from .jobs import CoordOpt, JsonOpt, client
 
 
 def _freed_lines(r: dict[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ import typer
 from weft import __version__
 from weft.runtime import log as weft_log
 
+from . import plainvalues
 from .common import UserError
 
 # Metavars for options that do not name their own: by option name, else by
@@ -63,6 +64,7 @@ def tidy_help(command: Any) -> None:
     class of its arguments, so arguments get their label methods per instance.
     """
     for param in command.params:
+        plainvalues.attach(param)  # walked here anyway: spare each command pydantic's import
         if param.param_type_name == "argument":
             base = (param.metavar or param.name.upper()).removesuffix("...")
             param.metavar = base + ("..." if param.nargs != 1 else "")
@@ -90,6 +92,8 @@ def tidy_help(command: Any) -> None:
         opt = make_help(ctx)
         if opt is not None and opt.metavar is None:
             opt.metavar = ""
+        if opt is not None:
+            plainvalues.attach(opt)
         return opt
 
     command.get_help_option = get_help_option

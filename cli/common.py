@@ -7,11 +7,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+
 
 class UserError(Exception):
     """A mistake the user can fix: printed as one line, exit code 2."""
 
     exit_code = 2
+
+
+CoordOpt = typer.Option(None, "--coordinator", "-c", envvar="WEFT_COORDINATOR", metavar="ENDPOINT", help="Coordinator endpoint (default tcp://127.0.0.1:5570).")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+
+
+def client(endpoint: str | None, *, retry_for: float = 3.0):
+    """A client that gives up within a few seconds when nobody answers."""
+    from weft.actors.client import Client
+
+    ep = check_endpoint(coordinator_endpoint(endpoint), "coordinator endpoint")
+    return Client(ep, timeout=3.0, retry_for=retry_for)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -10,8 +10,7 @@ import typer
 from weft.actors.durations import DurationError, parse_duration, parse_time
 
 from .app import app
-from .common import emit_json, fail
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json, fail
 from .show import paused_text
 
 STATES = ("waiting", "runnable", "running", "cancelling", "succeeded", "failed", "cancelled")

@@ -6,21 +6,17 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
 import typer
-
-from weft.actors.model import JobSpec, SpecError, split_object_name
-from weft.bus.rpc import Peer, connect
-from weft.protocol.enums import EventKind
-from weft.protocol.events import Poll, PollReply
-from weft.protocol.objects import Create, ListObjects
-from weft.protocol.tasks import DeleteTasks, DeleteTasksReply, Start, TaskRef
-from weft.runtime.node import new_node_id
 
 from .app import app
 from .common import check_endpoint, emit_json, fail
+
+# trio, the bus and the messages are imported by the commands that use them:
+# every `weft` invocation imports this module to register its commands.
+if TYPE_CHECKING:
+    from weft.bus.rpc import Peer
 
 task_app = typer.Typer(help="Drive one compute node directly.", no_args_is_help=True)
 object_app = typer.Typer(help="Read objects from one storage node directly.", no_args_is_help=True)
@@ -33,6 +29,11 @@ JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.
 
 
 def with_peer(endpoint: str, what: str, fn: Callable[[Peer], Awaitable[Any]]) -> Any:
+    import trio
+
+    from weft.bus.peers import connect
+    from weft.runtime.node import new_node_id
+
     check_endpoint(endpoint, f"{what} endpoint")
 
     async def main() -> Any:
@@ -54,6 +55,11 @@ def task_create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Start a built-in job on a compute node; print its job id and the node."""
+    from weft.actors.model import JobSpec
+    from weft.bus.peers import connect
+    from weft.protocol.objects import Create
+    from weft.protocol.tasks import Start
+
     if job != "hello":
         fail(f"unknown built-in job {job!r}; available: hello")
     spec = JobSpec(command=HELLO, inputs={"MESSAGE": message}, outputs=["stdout"] if storage else [])
@@ -91,6 +97,8 @@ def _print_task(t: dict[str, Any]) -> None:
 @task_app.command("result")
 def task_result(job: str, compute: str = ComputeOpt, as_json: bool = JsonOpt) -> None:
     """State, outcome and cause of a task."""
+    from weft.protocol.tasks import TaskRef
+
     t = with_peer(compute, "compute", lambda p: p.call("result", TaskRef(job).to_wire()))
     emit_json(t) if as_json else _print_task(t)
 
@@ -98,6 +106,8 @@ def task_result(job: str, compute: str = ComputeOpt, as_json: bool = JsonOpt) ->
 @task_app.command("delete")
 def task_delete(job: str, compute: str = ComputeOpt) -> None:
     """Delete a finished task's results."""
+    from weft.protocol.tasks import DeleteTasks, DeleteTasksReply
+
     r = DeleteTasksReply.from_wire(
         with_peer(compute, "compute", lambda p: p.call("delete", DeleteTasks([job], single=True).to_wire()))
     )
@@ -125,6 +135,9 @@ def task_poll(
     as_json: bool = JsonOpt,
 ) -> None:
     """Print task state changes as they happen."""
+    from weft.protocol.enums import EventKind
+    from weft.protocol.events import Poll, PollReply
+
     if since < 0:
         fail("--since must be >= 0")
 
@@ -161,6 +174,7 @@ def object_get(
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Print (or save) an object's bytes from one storage node."""
+    from weft.actors.model import SpecError, split_object_name
     from weft.actors.storage.client import read_chunks
 
     try:
@@ -197,6 +211,8 @@ def object_ls(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the objects a storage node holds."""
+    from weft.protocol.objects import ListObjects
+
     r = with_peer(storage, "storage", lambda p: p.call("list", ListObjects(prefix).to_wire()))
     if as_json:
         emit_json(r["objects"])

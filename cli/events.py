@@ -16,8 +16,7 @@ from weft.protocol.events import Poll, PollReply
 from weft.protocol.submission import JOB_END, JobEnd
 
 from .app import app
-from .common import emit_json
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json
 
 # A long poll waits this long for the next event before asking again.
 FOLLOW_POLL = 30.0

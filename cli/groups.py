@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 
 from .app import app
-from .common import emit_json
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json
 from .show import state_line
 
 group_app = typer.Typer(help="Groups of jobs (labels given with submit --group).", no_args_is_help=True)

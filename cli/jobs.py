@@ -12,7 +12,7 @@ import typer
 from weft.actors.model import JobSpec, SpecError, split_object_name
 
 from .app import app
-from .common import emit_json, fail
+from .common import CoordOpt, JsonOpt, client, emit_json, fail
 from .durations import duration
 from .show import (
     DONE,
@@ -29,20 +29,8 @@ from .show import (
     why_not,
 )
 
-CoordOpt = typer.Option(None, "--coordinator", "-c", envvar="WEFT_COORDINATOR", metavar="ENDPOINT", help="Coordinator endpoint (default tcp://127.0.0.1:5570).")
-JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 # `weft wait` on a terminal: one bar per job up to this many, one summary bar for more.
 BARS = 5
-
-
-def client(endpoint: str | None, *, retry_for: float = 3.0):
-    """A client that gives up within a few seconds when nobody answers."""
-    from weft.actors.client import Client
-
-    from .common import check_endpoint, coordinator_endpoint
-
-    ep = check_endpoint(coordinator_endpoint(endpoint), "coordinator endpoint")
-    return Client(ep, timeout=3.0, retry_for=retry_for)
 
 
 def _parse_inputs(values: list[str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from weft.bus.curve import (
+from weft.bus.keyfiles import (
     KEY_ROLES,
     AllowList,
     Identity,
@@ -18,8 +18,7 @@ from weft.bus.curve import (
 from weft.protocol.access import KeyChange
 
 from .app import app
-from .common import emit_json, fail
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json, fail
 
 keys_app = typer.Typer(help="Key pairs and the allow-list of a secure cluster (--security curve).",
                        no_args_is_help=True)

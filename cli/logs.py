@@ -7,8 +7,7 @@ import sys
 import typer
 
 from .app import app
-from .common import fail
-from .jobs import CoordOpt, client
+from .common import CoordOpt, client, fail
 
 
 @app.command()

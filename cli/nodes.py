@@ -10,8 +10,7 @@ import typer
 from weft.actors.resources import show_size
 
 from .app import app
-from .common import emit_json
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json
 
 node_app = typer.Typer(help="Act on one node: drain it before it leaves, or undrain it.", no_args_is_help=True)
 app.add_typer(node_app, name="node")

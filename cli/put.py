@@ -9,8 +9,7 @@ import typer
 from weft.actors.model import SpecError
 
 from .app import app
-from .common import emit_json, fail
-from .jobs import CoordOpt, client
+from .common import CoordOpt, client, emit_json, fail
 
 
 @app.command()

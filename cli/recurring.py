@@ -11,8 +11,7 @@ import typer
 from weft.actors.model import JobSpec
 
 from .app import app
-from .common import emit_json, fail
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json, fail
 
 recurring_app = typer.Typer(help="Recurring jobs (defined with submit --every or a unit's Every=).",
                             no_args_is_help=True)

@@ -11,8 +11,7 @@ import typer
 from weft.actors.model import JobSpec, SpecError
 
 from .app import app
-from .common import emit_json, fail
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json, fail
 
 
 def apply_options(specs: list[JobSpec], max_spawns: int | None, allow: list[str], deny: list[str],

@@ -9,8 +9,7 @@ from typing import Any
 import typer
 
 from .app import app
-from .common import fail
-from .jobs import CoordOpt, client
+from .common import CoordOpt, client, fail
 
 STATES = ("waiting", "runnable", "running", "succeeded", "failed", "cancelled")
 STYLE = {"waiting": "dim", "runnable": "yellow", "running": "blue", "succeeded": "green", "failed": "red",

@@ -9,8 +9,7 @@ import typer
 from weft.actors.model import SpecError
 
 from .app import app
-from .common import emit_json, fail
-from .jobs import CoordOpt, JsonOpt, client
+from .common import CoordOpt, JsonOpt, client, emit_json, fail
 
 units_app = typer.Typer(help="Unit files: NAME.workorder / NAME.batch job definitions (weft run UNIT).",
                         no_args_is_help=True)

@@ -9,15 +9,18 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from weft.localcluster.cluster import ClusterError, LocalCluster, Proc
 from weft.runtime import configfile
 from weft.runtime.settings import DEFAULT_COORDINATOR, ROLES, SettingError, by_flag, to_args
 
 from .app import app
 from .common import data_dir_option, emit_json, fail
+
+if TYPE_CHECKING:  # the launcher is imported by `weft up` itself, not by every `weft`
+    from weft.localcluster.cluster import LocalCluster, Proc
 
 DEMO_FLOW = {
     "jobs": {
@@ -175,6 +178,8 @@ def up(
                                      "/etc/weft/weft.toml if present); the flags above override it."),
 ) -> None:
     """Start a coordinator, compute and storage nodes as local processes; Ctrl-C stops them."""
+    from weft.localcluster.cluster import ClusterError, LocalCluster
+
     if compute < 0 or storage < 1:
         fail("need --compute >= 0 and --storage >= 1")
     role_args = daemon_args(config)

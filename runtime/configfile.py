@@ -25,10 +25,11 @@ when it exists, else none.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from weft.bus.keyfiles import read_toml
 
 from .settings import (
     COMMON,
@@ -67,15 +68,7 @@ def find(explicit: str | os.PathLike | None = None) -> Path | None:
 
 def load(path: Path) -> ConfigFile:
     """The file parsed and checked; SettingError (one line, naming the file) if it is not usable."""
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise SettingError(f"config file {path} does not exist") from None
-    except OSError as e:
-        raise SettingError(f"cannot read config file {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SettingError(f"config file {path} is not valid TOML: {e}") from None
+    doc = read_toml(path, "config file", SettingError)
     for name, body in doc.items():
         if name not in SECTIONS:
             raise SettingError(f"{path}: unknown section [{name}]; sections are {', '.join(SECTIONS)}")

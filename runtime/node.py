@@ -23,8 +23,9 @@ from weft.bus.codec import DEFAULT_MAX_MESSAGE
 from weft.bus.curve import AllowList, Identity, KeyFileError, Security, ZapHandler, admission
 from weft.bus.errors import BusError
 from weft.bus.events import EventQueue
+from weft.bus.peers import PeerPool
 from weft.bus.ratelog import RateLimitedLog
-from weft.bus.rpc import CallContext, PeerPool, Server
+from weft.bus.rpc import CallContext, Server
 from weft.protocol.access import ADMIN, COORDINATOR, KeyChange, allowed, caller_class
 
 from .address import advertised, beacon_bind

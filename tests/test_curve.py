@@ -26,7 +26,8 @@ from weft.bus.curve import (
     write_identity,
 )
 from weft.bus.errors import BusError
-from weft.bus.rpc import CallContext, Server, connect
+from weft.bus.peers import connect
+from weft.bus.rpc import CallContext, Server
 
 from helpers import Tap
 

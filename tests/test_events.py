@@ -11,7 +11,8 @@ import trio.testing
 
 from weft.bus.errors import RemoteError
 from weft.bus.events import EventQueue
-from weft.bus.rpc import Server, connect
+from weft.bus.peers import connect
+from weft.bus.rpc import Server
 
 from helpers import await_for
 

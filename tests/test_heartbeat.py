@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from weft.bus.heartbeat import Liveness
-from weft.bus.rpc import CallContext, PeerPool, Server
+from weft.bus.peers import PeerPool
+from weft.bus.rpc import CallContext, Server
 
 from helpers import await_for
 

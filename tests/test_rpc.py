@@ -30,7 +30,8 @@ from weft.bus.codec import (
     salvage_id,
 )
 from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError, UnknownOp
-from weft.bus.rpc import CallContext, Peer, PeerClosed, PeerPool, Server, connect
+from weft.bus.peers import PeerPool, connect
+from weft.bus.rpc import CallContext, Peer, PeerClosed, Server
 from weft.bus.zsock import ZSocket, context
 
 from helpers import await_for

@@ -9,7 +9,8 @@ from typing import Any
 import trio
 
 from weft.bus.beacon import BeaconListener, PeerInfo
-from weft.bus.rpc import CallContext, Server, connect
+from weft.bus.peers import connect
+from weft.bus.rpc import CallContext, Server
 from weft.runtime.node import Node, NodeConfig
 
 Serve = Callable[..., Any]  # the `serve` fixture from conftest.py

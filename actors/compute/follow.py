@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -34,8 +34,20 @@ from weft.protocol.follow import LOG_OUTPUT, LogChunk, LogRead, ProgressAsk, Pro
 from weft.protocol.objects import Create
 
 if TYPE_CHECKING:
-    from .node import ComputeNode
+    from weft.bus.peers import PeerPool
+
     from .task import Task
+
+
+class NodeView(Protocol):
+    """What following a task uses of the compute node (node.py, which
+    imports this module: naming the class here would import it back)."""
+
+    data_dir: Path
+    tasks: dict[str, Task]
+    peers: PeerPool | None
+
+    def _get(self, job: str) -> Task: ...
 
 log = logging.getLogger("weft.compute")
 
@@ -99,7 +111,7 @@ def progress_path(data_dir: Path, task: Task) -> Path | None:
     return Path(log.progress) if log is not None and log.progress else None
 
 
-async def keep_log(node: ComputeNode, task: Task, *, failed: bool) -> None:
+async def keep_log(node: NodeView, task: Task, *, failed: bool) -> None:
     """Store the task's log as `JOB/_log` (see the module docstring for when not)."""
     spec = task.spec
     if not task.outputs or LOG_OUTPUT in spec.outputs:
@@ -134,7 +146,7 @@ async def keep_log(node: ComputeNode, task: Task, *, failed: bool) -> None:
             log.info("task %s: its log was not stored: %s", task.job, e)
 
 
-async def _upload(node: ComputeNode, endpoint: str, name: str, source: Path | bytes, token: int) -> None:
+async def _upload(node: NodeView, endpoint: str, name: str, source: Path | bytes, token: int) -> None:
     w = ObjectWriter(node.peers.get(endpoint), name, token, quiet=True)
     if isinstance(source, bytes):
         await w.write(source)
@@ -145,7 +157,7 @@ async def _upload(node: ComputeNode, endpoint: str, name: str, source: Path | by
     await w.close()
 
 
-async def read_log(node: ComputeNode, body: object) -> dict:
+async def read_log(node: NodeView, body: object) -> dict:
     """`log` {job, offset, wait?, limit?} -> LogChunk; `done` once the task ended."""
     req = LogRead.from_wire(body, "log")
     task = node._get(req.job)
@@ -201,7 +213,7 @@ def _size(path: Path) -> int:
         return -1
 
 
-def read_progress(node: ComputeNode, body: object) -> dict:
+def read_progress(node: NodeView, body: object) -> dict:
     """`progress` {jobs} -> ProgressReply for those of them running here."""
     out = {}
     for job in ProgressAsk.from_wire(body).jobs:

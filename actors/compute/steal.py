@@ -11,13 +11,18 @@ node or host, and workorders, stay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from weft.bus.rpc import CallContext
 from weft.protocol.tasks import Withdraw
 
-if TYPE_CHECKING:
-    from .node import ComputeNode
+
+class NodeView(Protocol):
+    """What withdrawing uses of the compute node (node.py, which imports this module)."""
+
+    resources: Any  # compute/resources.Resources
+
+    def fence(self, body: Any) -> None: ...
 
 WITHDRAWN = "withdrawn"
 
@@ -27,7 +32,7 @@ def _movable(task: Any) -> bool:
     return spec.node is None and spec.host is None and spec.job_class == "batch" and not task.after
 
 
-def withdraw(node: ComputeNode, body: Any, ctx: CallContext) -> dict[str, Any]:
+def withdraw(node: NodeView, body: Any, ctx: CallContext) -> dict[str, Any]:
     node.fence(body)
     req = Withdraw.from_wire(body)
     tasks = node.resources.withdraw(req.count, _movable)

@@ -27,7 +27,8 @@ from weft.actors.storage.client import (
 )
 from weft.actors.trees import is_manifest
 from weft.bus.errors import BusError, CallTimeout, ConnectionLost, RemoteError
-from weft.bus.rpc import Peer, PeerClosed, PeerPool
+from weft.bus.peers import PeerPool
+from weft.bus.rpc import Peer, PeerClosed
 from weft.protocol.enums import ErrorCode
 
 from .pool import Parts

@@ -19,7 +19,7 @@ from .control import PAUSES
 from .graph import WAITING, Job
 
 if TYPE_CHECKING:
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
 
 # Members listed by `group` as still pending, at most.
 PENDING_SHOWN = 100

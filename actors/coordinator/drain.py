@@ -25,7 +25,7 @@ from .effects import Kick
 DRAINED = "drained"  # journal meta: {"compute": [node ids], "storage": [node ids]}
 
 if TYPE_CHECKING:
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
     from .state import CoordinatorState
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from weft.bus.rpc import CallContext
 
     from .graph import Job
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
 
 log = logging.getLogger("weft.coordinator")
 

@@ -26,7 +26,7 @@ from . import gc, owners
 from .gc import Forgotten
 
 if TYPE_CHECKING:
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
 
 log = logging.getLogger("weft.coordinator")
 

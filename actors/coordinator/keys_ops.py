@@ -20,7 +20,7 @@ from weft.bus.rpc import CallContext
 from weft.protocol.access import KeyChange
 
 if TYPE_CHECKING:
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
 
 log = logging.getLogger("weft.coordinator")
 

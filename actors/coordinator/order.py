@@ -17,7 +17,7 @@ jobs (whose id is their name) can form one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from weft.actors.model import JobSpec, SpecError
 from weft.protocol.enums import JobFailure, JobState
@@ -25,11 +25,24 @@ from weft.protocol.enums import JobFailure, JobState
 from .causes import cause_from_failed, label
 from .records import CANCELLED, FAILED, FINISHED, WAITING, Job
 
-if TYPE_CHECKING:
-    from .graph import Graph
+
+class GraphView(Protocol):
+    """What the order rules use of the job graph (graph.py, which imports
+    this module: naming the class here would import it back)."""
+
+    jobs: dict[str, Job]
+    objects: dict[str, Any]
+    after_waiters: dict[str, Any]
+    labels: Any
+
+    def resolve(self, name: str) -> Any: ...
+
+    def make_runnable(self, job: Job) -> Any: ...
+
+    def fail(self, job: Job, cause: str, *args: Any, **kw: Any) -> Any: ...
 
 
-def release_after(graph: Graph, job: Job) -> None:
+def release_after(graph: GraphView, job: Job) -> None:
     """`job` succeeded: each job ordered after it waits on one job less, or,
     when `job` delegated, on what it delegated instead."""
     for wid in graph.after_waiters.pop(job.id, ()):
@@ -43,7 +56,7 @@ def release_after(graph: Graph, job: Job) -> None:
                 graph.make_runnable(w)
 
 
-def settle_waits(graph: Graph, waiter: Job, job: Job) -> int | None:
+def settle_waits(graph: GraphView, waiter: Job, job: Job) -> int | None:
     """`waiter` is ordered after `job`, which succeeded. Make it wait for the
     end of `job`'s delegation, if unfinished; returns how many objects it now
     waits on (0: nothing, `job` settled), or None when the job that was to
@@ -73,7 +86,7 @@ def settle_waits(graph: Graph, waiter: Job, job: Job) -> int | None:
     return 1
 
 
-def _waits_for(graph: Graph, start: Job, target: str) -> bool:
+def _waits_for(graph: GraphView, start: Job, target: str) -> bool:
     """Whether unfinished `start` waits, through `after` or inputs, on the job `target`."""
     jobs, objects, waits = graph.jobs, graph.objects, graph.after_waiters
     seen = {start.id}
@@ -97,7 +110,7 @@ def _waits_for(graph: Graph, start: Job, target: str) -> bool:
     return False
 
 
-def check_cycles(graph: Graph, ids: list[str], specs: list[JobSpec]) -> None:
+def check_cycles(graph: GraphView, ids: list[str], specs: list[JobSpec]) -> None:
     """Refuse a submit whose `after` orderings close a cycle, through its own
     jobs and the jobs already waiting (SpecError naming the cycle)."""
     jobs = graph.jobs

@@ -29,7 +29,7 @@ from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 
 if TYPE_CHECKING:
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
     from .submit import Submitted
 
 log = logging.getLogger("weft.coordinator")

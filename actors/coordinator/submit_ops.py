@@ -27,7 +27,7 @@ from .nodes import ComputeRef
 from .submit import SUBMIT_SLICE
 
 if TYPE_CHECKING:
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
 
 log = logging.getLogger("weft.coordinator")
 

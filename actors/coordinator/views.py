@@ -12,6 +12,11 @@ from .graph import WAITING, Job
 
 # Immediate input values are shown cut to this many characters.
 VALUE_CHARS = 60
+# Spec fields shown as they are set (a list when not empty, a value when not
+# None), under the name a user reads.
+_AS_SET = (("timeout", "time_limit"), ("groups", "groups"), ("after", "after"),
+           ("after_groups", "after_groups"), ("cancel_time", "max_cancellation_time"),
+           ("pending_timeout", "pending_timeout"), ("max_spawns", "max_spawns"), ("block", "block"))
 
 
 def _short(value: str | bytes) -> str:
@@ -36,34 +41,22 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
         d["ran_on"] = job.ran_on
     if job.exit_code is not None:
         d["exit_code"] = job.exit_code
-    if spec.timeout is not None:
-        d["time_limit"] = spec.timeout
     if job.state == WAITING and job.missing:
         # What it still waits on: inputs not made and `after` jobs not succeeded.
         d["pending"] = job.missing
-    if spec.groups:
-        d["groups"] = spec.groups
-    if spec.after:
-        d["after"] = spec.after
-    if spec.after_groups:
-        d["after_groups"] = spec.after_groups
-    if spec.cancel_time is not None:
-        d["max_cancellation_time"] = spec.cancel_time
     if job.code is not None:
         d["message"] = message(job.code, job.detail)
     if spec.retries:
         d["retries"] = spec.retries
         d["retried"] = job.own
-    if spec.pending_timeout is not None:
-        d["pending_timeout"] = spec.pending_timeout
     if spec.params is not None:
         d["parameters"] = dict(spec.params)
     if spec.spawned_by is not None:
         d["spawned_by"], d["root"] = spec.spawned_by, spec.root
-    if spec.max_spawns is not None:
-        d["max_spawns"] = spec.max_spawns
-    if spec.block:
-        d["block"] = list(spec.block)
+    for attr, key in _AS_SET:
+        value = getattr(spec, attr)
+        if value is not None and not (isinstance(value, list | tuple) and not value):
+            d[key] = list(value) if isinstance(value, tuple) else value
     if spec.on_exit:
         d["on_exit"] = {w: a if isinstance(a, str) else f"submit:{a.get('flow') or 'flow'}"
                         for w, a in spec.on_exit.items()}

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from weft.bus.errors import BusError
-from weft.bus.rpc import PeerPool
+from weft.bus.peers import PeerPool
 from weft.protocol.enums import ErrorCode, ObjectState
 from weft.protocol.objects import ObjectInfo, ObjectRef, Replicate, ReplicateReply
 

@@ -41,18 +41,6 @@ def running_cluster(data_dir: Path, **kw: Any) -> Iterator[LocalCluster]:
         cluster.stop(grace=5.0)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster"), compute=2, storage=2, slots=2) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def client(cluster: LocalCluster) -> Iterator[Client]:
-    with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
-        yield c
-
-
 @pytest.fixture
 def make_cluster(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
     """`make_cluster(compute=1, storage=1, slots=1)`: a cluster just for this test."""
@@ -91,8 +79,28 @@ class Weft:
         return p
 
 
-@pytest.fixture(scope="module")
-def weft(cluster: LocalCluster) -> Weft:
-    return Weft(cluster.endpoint)
+def cluster_fixtures(name: str, **kw: Any) -> tuple[Any, Any, Any]:
+    """A test module's `cluster`, `client` and `weft` fixtures: one local
+    cluster of this shape (LocalCluster's arguments) for the whole module.
+    `cluster, client, weft = cluster_fixtures("name", compute=1, ...)`."""
+
+    @pytest.fixture(scope="module")
+    def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+        with running_cluster(tmp_path_factory.mktemp(name), **kw) as c:
+            yield c
+
+    @pytest.fixture(scope="module")
+    def client(cluster: LocalCluster) -> Iterator[Client]:
+        with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
+            yield c
+
+    @pytest.fixture(scope="module")
+    def weft(cluster: LocalCluster) -> Weft:
+        return Weft(cluster.endpoint)
+
+    return cluster, client, weft
+
+
+cluster, client, weft = cluster_fixtures("cluster", compute=2, storage=2, slots=2)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from weft.bus.rpc import connect
+from weft.bus.peers import connect
 from weft.protocol.objects import ListObjects
 
 from .conftest import CLI_TIMEOUT, weft_argv

@@ -33,6 +33,11 @@ def submit(weft: Weft, *args: str) -> str:
     return out
 
 
+def state(client: Client, job: str) -> str:
+    """For polling: the client asks in-process (a `weft status` per poll costs a process start)."""
+    return client.status([job])[0]["state"]
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -84,7 +89,7 @@ def test_cancelling_a_command_that_ignores_sigterm(weft: Weft, client: Client, t
         sd = status(weft, d)
         assert sd["state"] == "cancelled" and sd["cause"] == f"job {job} was cancelled", sd
 
-    wait_for(lambda: status(weft, job)["state"] != "cancelling", 30, "the node confirms the cancel")
+    wait_for(lambda: state(client, job) != "cancelling", 30, "the node confirms the cancel")
     st = status(weft, job)
     assert st["state"] == "cancelled" and st["outcome"] == "cancelled" and st["cause"] == "cancelled by user"
     assert not alive(pid), f"the sleep (pid {pid}) outlived its cancelled job"
@@ -111,7 +116,7 @@ def test_a_cancelled_callable_gets_its_max_cancellation_time(weft: Weft, client:
     time.sleep(1.5)
     [st] = client.status([job])
     assert st["state"] == "cancelling" and alive(pid), st
-    wait_for(lambda: status(weft, job)["state"] != "cancelling", 30, "the node confirms the cancel")
+    wait_for(lambda: state(client, job) != "cancelling", 30, "the node confirms the cancel")
     st = status(weft, job)
     assert st["state"] == "cancelled" and st["code"] == "cancelled", st
     wait_for(lambda: not alive(pid), 10, "the worker is gone")
@@ -123,7 +128,7 @@ def test_a_cancelled_callable_gets_its_max_cancellation_time(weft: Weft, client:
     assert ok(weft("get", again)) == "ctl-after"
 
 
-def test_a_group_is_cancelled_as_one(weft: Weft, tmp_path) -> None:
+def test_a_group_is_cancelled_as_one(weft: Weft, client: Client, tmp_path) -> None:
     pids = [tmp_path / f"m{i}.pid" for i in range(3)]
     members = [stubborn(weft, pids[i], "--group", "ctl-g", "--max-cancellation-time", "1") for i in range(3)]
     other = stubborn(weft, tmp_path / "other.pid", "--group", "ctl-other", "--max-cancellation-time", "1")
@@ -135,10 +140,8 @@ def test_a_group_is_cancelled_as_one(weft: Weft, tmp_path) -> None:
     out = ok(weft("group", "cancel", "ctl-g"))
     assert all(m in out for m in members)
 
-    def settled() -> bool:
-        return json.loads(ok(weft("group", "status", "ctl-g", "--json")))["counts"] == {"cancelled": 3}
-
-    wait_for(settled, 30, "every member of the group is cancelled")
+    wait_for(lambda: client.group("ctl-g")["counts"] == {"cancelled": 3}, 30, "every member of the group is cancelled")
+    assert json.loads(ok(weft("group", "status", "ctl-g", "--json")))["counts"] == {"cancelled": 3}
     for p in pids:
         if p.exists() and p.read_text().strip():
             assert not alive(int(p.read_text()))
@@ -146,7 +149,8 @@ def test_a_group_is_cancelled_as_one(weft: Weft, tmp_path) -> None:
     listed = json.loads(ok(weft("jobs", "--group", "ctl-g", "--state", "cancelled", "--since", "1h", "--json")))
     assert sorted(v["job"] for v in listed["jobs"]) == sorted(members)
     ok(weft("cancel", other))
-    wait_for(lambda: status(weft, other)["state"] == "cancelled", 30, "the other group's job is cancelled")
+    wait_for(lambda: state(client, other) == "cancelled", 30, "the other group's job is cancelled")
+    assert status(weft, other)["state"] == "cancelled"
 
 
 def test_after_orders_without_data(weft: Weft, tmp_path) -> None:
@@ -212,14 +216,14 @@ else:
 """
 
 
-def test_after_a_job_that_delegated_waits_for_its_delegate(weft: Weft, tmp_path) -> None:
+def test_after_a_job_that_delegated_waits_for_its_delegate(weft: Weft, client: Client, tmp_path) -> None:
     log, go, gate = tmp_path / "order.txt", tmp_path / "go", tmp_path / "gate"
     first = submit(weft, "--input", f"code={DELEGATING}", "--input", "level=0", "--input", f"log={log}",
                    "--input", f"go={go}", "--input", f"gate={gate}", "--", sys.executable, "-c", DELEGATING)
     second = submit(weft, "--after", first, "--input", f"log={log}", "--", "sh", "-c", 'echo after >> "$WEFT_INPUT_LOG"')
     assert status(weft, second)["state"] == "waiting"
     go.touch()
-    wait_for(lambda: status(weft, first)["state"] == "succeeded", 30, "the delegating job succeeds")
+    wait_for(lambda: state(client, first) == "succeeded", 30, "the delegating job succeeds")
     # Its output is still being made by the delegate (held by our gate): the
     # job ordered after it waits for that, not for the delegator alone.
     time.sleep(1.0)

@@ -150,7 +150,7 @@ def test_an_admin_admits_a_user_who_may_submit_but_not_administer_until_revoked(
 async def test_a_node_key_cannot_start_tasks_or_fence_a_compute_node(cluster: dict) -> None:
     from weft.bus.curve import load_client
     from weft.bus.errors import BusError
-    from weft.bus.rpc import connect
+    from weft.bus.peers import connect
 
     keys = Path(cluster["key"]).parent
     node_key = load_client(keys / "node.secret", read_identity_public(keys / "cluster.public"))

@@ -29,7 +29,8 @@ import psutil
 import pytest
 import trio
 
-from weft.bus.rpc import Peer, connect
+from weft.bus.peers import connect
+from weft.bus.rpc import Peer
 from weft.localcluster.cluster import Proc
 
 from helpers import await_for

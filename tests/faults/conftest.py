@@ -30,7 +30,7 @@ import pytest
 import trio
 
 from weft.actors.storage.client import read_all
-from weft.bus.rpc import connect
+from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster, Proc
 
 from helpers import wait_for as wait_until  # noqa: F401  (re-exported to the fault tests)

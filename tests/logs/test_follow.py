@@ -143,8 +143,9 @@ def test_a_failed_and_a_cancelled_jobs_logs_outlive_their_compute_node(make_clus
                        "sh", str(flag))
     wait_for(flag.exists, 30.0, "the job to be cancelled starts")
     assert weft("cancel", cancelled).returncode == 0
-    wait_for(lambda: json.loads(weft("status", cancelled, "--json").stdout)["state"] == "cancelled", 30.0,
-             "the cancel is confirmed")
+    with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as client:  # polls without a process each
+        wait_for(lambda: client.status([cancelled])[0]["state"] == "cancelled", 30.0, "the cancel is confirmed")
+    assert json.loads(weft("status", cancelled, "--json").stdout)["state"] == "cancelled"
     # The compute node goes, with everything it kept, and comes back empty.
     cluster.computes[0].stop()
     shutil.rmtree(cluster.data_dir / "compute-0")

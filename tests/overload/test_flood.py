@@ -17,7 +17,8 @@ import trio
 from weft.actors.client import Client
 from weft.actors.model import JobSpec
 from weft.bus.errors import Busy
-from weft.bus.rpc import Peer, connect
+from weft.bus.peers import connect
+from weft.bus.rpc import Peer
 from weft.localcluster.cluster import Proc
 from weft.protocol.events import Poll
 from weft.protocol.objects import Put

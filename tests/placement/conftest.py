@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from cluster.conftest import Weft, running_cluster  # noqa: F401  (helpers)
+from cluster.conftest import Weft, cluster_fixtures, running_cluster  # noqa: F401  (helpers)

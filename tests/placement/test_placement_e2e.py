@@ -13,14 +13,13 @@ import json
 import socket
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from weft.actors.client import Client
 from weft.localcluster.cluster import LocalCluster
 
-from .conftest import Weft, running_cluster
+from .conftest import Weft, cluster_fixtures
 from helpers import wait_for
 
 MIB = 1 << 20
@@ -28,23 +27,9 @@ MIB = 1 << 20
 STAMP = "date +%s.%N; sleep {s}; date +%s.%N"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("placement"), compute=2, storage=3, slots=4,
-                         compute_args=["--memory", "512M"],
-                         coordinator_args=["--reserve-after", "1"]) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def client(cluster: LocalCluster) -> Iterator[Client]:
-    with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def weft(cluster: LocalCluster) -> Weft:
-    return Weft(cluster.endpoint)
+cluster, client, weft = cluster_fixtures("placement", compute=2, storage=3, slots=4,
+                                        compute_args=["--memory", "512M"],
+                                        coordinator_args=["--reserve-after", "1"])
 
 
 def node(cluster: LocalCluster, i: int) -> str:

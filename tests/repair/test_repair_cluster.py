@@ -18,7 +18,7 @@ import trio
 
 from weft.actors.client import Client
 from weft.actors.storage.client import read_all
-from weft.bus.rpc import connect
+from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster
 
 from helpers import wait_for

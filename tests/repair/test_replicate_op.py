@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from weft.actors.storage.client import read_all, write_bytes
-from weft.bus.rpc import connect
+from weft.bus.peers import connect
 from weft.localcluster.cluster import Proc
 from weft.runtime.settings import to_args
 

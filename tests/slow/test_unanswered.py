@@ -8,7 +8,8 @@ import functools
 import trio
 
 from weft.bus.heartbeat import Liveness
-from weft.bus.rpc import PeerPool, Server
+from weft.bus.peers import PeerPool
+from weft.bus.rpc import Server
 
 from helpers import await_for
 

@@ -88,8 +88,8 @@ def test_a_closed_window_keeps_a_job_waiting_with_its_next_start(weft: Weft, cli
     end = start + timedelta(minutes=1)
     window = f"{start:%H:%M}-{end:%H:%M}"
     job = ok(weft("submit", "--allow", window, "--", "echo", "window")).strip()
-    st = wait_for(lambda: (s := json.loads(ok(weft("status", job, "--json")))).get("next_start") and s,
-                  20, "a next start in its status")
+    wait_for(lambda: client.status([job])[0].get("next_start"), 20, "a next start in its status")
+    st = json.loads(ok(weft("status", job, "--json")))
     assert st["state"] == "waiting" and st["next_start"] == start.timestamp()
     assert st["windows"] == [f"allow {window}"]
     assert f"next_start {start:%Y-%m-%d %H:%M}" in " ".join(ok(weft("status", job)).split())
