@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from weft.actors.model import JobSpec, SpecError, byte_size, check_submittable, human_size
 from weft.bus.codec import DEFAULT_MAX_MESSAGE
 
-if TYPE_CHECKING:
-    from .client import Client
+
+class Client(Protocol):
+    """What a call in flight uses of the client (client.py, which imports
+    this module: naming its class here would import it back)."""
+
+    _nursery: Any
+
+    async def _call(self, op: str, body: Any, **kw: Any) -> Any: ...
+
+    def _run_sync(self, fn: Any, *args: Any) -> Any: ...
+
 
 # Room in a message for the envelope and each spec's keys, names and outputs.
 _MESSAGE_HEADROOM = 1 << 20

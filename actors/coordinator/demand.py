@@ -24,13 +24,23 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from weft.protocol.enums import JobState, ObjectState
 
 if TYPE_CHECKING:
-    from .graph import Graph
     from .records import Job
+
+
+class Graph(Protocol):
+    """What counting demand uses of the job graph (graph.py, which imports
+    this module: naming its class here would import it back)."""
+
+    jobs: dict[str, Job]
+    _heap: list[Any]
+
+    def resolve(self, name: str) -> Any: ...
+
 
 _FINISHED = ObjectState.FINISHED
 _RUNNABLE = JobState.RUNNABLE
