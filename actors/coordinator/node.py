@@ -21,9 +21,9 @@ import trio
 from weft.actors.groupcommit import GroupCommit
 from weft.actors.model import check_job_id
 from weft.bus.beacon import BeaconListener, PeerInfo
-from weft.bus.errors import BusError, CallTimeout, RemoteError
+from weft.bus.errors import BusError, RemoteError
 from weft.bus.heartbeat import Liveness
-from weft.bus.rpc import CallContext, PeerClosed
+from weft.bus.rpc import CallContext
 from weft.protocol.enums import ErrorCode, Wake
 from weft.protocol.events import Ping, Poll, PollReply
 from weft.protocol.fields import BadRequest
@@ -40,8 +40,6 @@ from weft.protocol.objects import (
     CreateManyReply,
     DeleteObjects,
     ListObjects,
-    Replicate,
-    ReplicateReply,
 )
 from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
@@ -49,6 +47,7 @@ from weft.runtime.node import Node, NodeConfig
 from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
 from . import owners as owning
 from .attempts import views as attempt_views
+from .copies import _ANSWER_ERRORS, _NET_ERRORS, CopyLoops
 from .credentials import JobCredentials
 from .dispatch import never_started
 from .effects import (
@@ -78,15 +77,9 @@ from .views import job_detail
 
 log = logging.getLogger("weft.coordinator")
 
-_NET_ERRORS = (CallTimeout, PeerClosed, RemoteError, trio.ClosedResourceError)
-# A peer's answer that does not parse: as good as no answer.
-_ANSWER_ERRORS = (*_NET_ERRORS, BadRequest)
-# How often repair looks for work (when there is any: see Repair.busy).
-REPAIR_EVERY = 0.5
-REPAIR_SOON = 0.05
 
 
-class CoordinatorNode(JobCredentials, Node):
+class CoordinatorNode(CopyLoops, JobCredentials, Node):
     role = "coordinator"
 
     def __init__(
@@ -429,46 +422,6 @@ class CoordinatorNode(JobCredentials, Node):
                 for s in starts:
                     into[s.job] = f"starting on {node.node}: {e}"
         self._run(state.dispatch_ended(d, tokens, failed, not_started))
-
-    async def _lineage(self) -> None:
-        """Objects lost with their storage node past the grace period are made again."""
-        while True:
-            await trio.sleep(max(0.05, min(1.0, self.state.storage_grace / 4)))
-            if self.state.lost_objects:
-                self._run(self.state.regenerate_lost())
-
-    async def _repair(self) -> None:
-        """Keep finished objects at their replica count (repair.py decides)."""
-        repair = self.state.repair
-        while True:
-            # Soon after copies ended (their slots are free), else now and then.
-            await trio.sleep(REPAIR_SOON if repair.ended else REPAIR_EVERY)
-            if repair.busy:
-                self._run(self.state.repair_round())
-
-    async def _copy(self, e: Copy) -> None:
-        """Ask the target to copy (it answers at once; its events tell the end)."""
-        names = [n for n, _ in e.items]
-        try:
-            r = ReplicateReply.from_wire(await self.peers.get(e.target.endpoint).call(
-                "replicate", Replicate(e.items, self.epoch).to_wire()))
-            refused = {n: err.get("code") for n, err in r.refused.items()}
-            if refused:
-                log.info("storage %s refused %d copies (%s)", e.target.node, len(refused),
-                         next(iter(r.refused.values())).get("message"))
-        except (*_ANSWER_ERRORS, BusError) as err:  # an older node answers unknown-op
-            self._check_fenced(err)
-            log.info("asking storage %s for %d copies: %s", e.target.node, len(names), err)
-            refused = dict.fromkeys(names)
-        if refused:
-            self.state.copies_answered(e.target, refused)
-
-    async def _trim(self, e: Trim) -> None:
-        try:
-            await self.peers.get(e.storage.endpoint).call("delete", DeleteObjects(e.names, epoch=self.epoch).to_wire())
-        except _NET_ERRORS as err:
-            self._check_fenced(err)
-            log.info("trimming %d extra copies on %s: %s", len(e.names), e.storage.node, err)
 
     async def _janitor(self) -> None:
         """Delete finished tasks' results on compute nodes, in batches."""
