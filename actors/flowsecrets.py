@@ -14,7 +14,7 @@ from pathlib import Path
 
 from weft.protocol.secrets import MAX_VALUE, check_secret_name
 
-from .flow import read_flow
+from .flowtemplate import read_flow
 from .model import SpecError
 
 

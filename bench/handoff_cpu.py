@@ -25,7 +25,7 @@ from typing import Any
 import trio
 
 from weft.actors.client import Client, ObjectRef
-from weft.bus.rpc import connect
+from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster
 
 _TICK = os.sysconf("SC_CLK_TCK")

@@ -270,7 +270,7 @@ def value_cache_counts(cluster: Any) -> tuple[int, int]:
     cluster's compute nodes; (0, 0) where nodes keep no value cache."""
     import trio
 
-    from weft.bus.rpc import connect
+    from weft.bus.peers import connect
 
     async def ask() -> tuple[int, int]:
         hits = lent = 0

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from weft.actors.client import Client, ObjectRef
-from weft.bus.rpc import connect
+from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster
 
 from .conftest import running_cluster

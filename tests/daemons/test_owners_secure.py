@@ -108,7 +108,7 @@ def test_a_user_puts_content_and_gets_it_back(cluster: dict, tmp_path: Path) -> 
 async def test_storage_refuses_a_users_forged_or_non_content_write(cluster: dict) -> None:
     from weft.bus.curve import load_client
     from weft.bus.errors import BusError
-    from weft.bus.rpc import connect
+    from weft.bus.peers import connect
     from weft.protocol.objects import Create, Finish, ObjectRef, Populate, Put
 
     alice = load_client(cluster["alice_key"])
@@ -159,7 +159,7 @@ def test_a_secret_reaches_the_job_and_is_written_nowhere(cluster: dict, tmp_path
 async def test_a_user_reads_storage_only_with_the_coordinators_token_for_its_own_objects(cluster: dict) -> None:
     from weft.bus.curve import load_client
     from weft.bus.errors import BusError
-    from weft.bus.rpc import connect
+    from weft.bus.peers import connect
     from weft.protocol.objects import Read
 
     # Big enough that `weft get` reads it from storage (not inline in the coordinator's answer).
