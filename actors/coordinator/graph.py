@@ -217,22 +217,11 @@ class Graph:
             demand.add_batch(self, jobs, _key)
 
     def _add_demand(self, job: Job) -> None:
-        seen: set[str] = set()
-        stack = [job]
-        while stack:
-            j = stack.pop()
-            for ref in j.spec.refs.values():
-                obj = self.resolve(ref)
-                if obj.state == FINISHED or not obj.producer or obj.producer in seen:
-                    continue
-                seen.add(obj.producer)
-                p = self.jobs.get(obj.producer)
-                if p is None or p.done:
-                    continue
-                p.demand += 1
-                if p.state == RUNNABLE:
-                    heapq.heappush(self._heap, _key(p))
-                stack.append(p)
+        touched: dict[str, Job] = {}
+        demand.walk(self, job, 1, touched)
+        for p in touched.values():
+            if p.state == RUNNABLE:
+                heapq.heappush(self._heap, _key(p))
 
     def resolve(self, name: str) -> Obj:
         """The object at the end of a delegation chain (created as unknown if new)."""
