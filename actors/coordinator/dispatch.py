@@ -123,9 +123,11 @@ class DispatchMixin:
             for sid, objs in by_storage.items()
         ]
 
-    def creates_answered(self, storage: StorageRef, reply: CreateManyReply, failed: dict[str, str]) -> None:
+    def creates_answered(self, storage: StorageRef, reply: CreateManyReply, failed: dict[str, str]) -> list[str]:
         """A create_many's per-object errors (`{code, message, info?}`; the
-        object's info when an earlier attempt finished it)."""
+        object's info when an earlier attempt finished it). Returns the
+        copies to delete there before the starts go out: finished by an
+        attempt since fenced, they would refuse the new attempt's write."""
         scavenge: list[str] = []
         for name, err in reply.errors.items():
             code = err.get("code")
@@ -143,6 +145,7 @@ class DispatchMixin:
                     log.warning("create_many on %s: %s", storage.node, e)
                     continue
                 self._apply_object(storage, finished, scavenge)
+        return scavenge
 
     def start_messages(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[Start]:
         """The starts of what is still to start, their outputs filled in."""

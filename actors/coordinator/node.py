@@ -405,7 +405,9 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
                 for job in owners:
                     failed[job.id] = f"creating outputs on {storage_id}: {e}"
                 continue
-            state.creates_answered(storage, r, failed)
+            stale = state.creates_answered(storage, r, failed)
+            if stale:  # deleted before the new attempt's start goes out, so its write lands
+                await self._scavenge(storage, stale)
         node = d.node
         starts = state.start_messages(d, tokens, failed)
         not_started: dict[str, str] = {}
