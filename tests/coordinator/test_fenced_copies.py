@@ -72,3 +72,25 @@ def test_copies_of_the_current_attempt_and_its_replicas_are_taken() -> None:
     c.ends("a")
     _finished(c, "storage-0", out("a"), token)  # a replica keeps the original's token
     assert {"storage-0", "storage-1"} <= set(obj.locs) and c.job("a").state == SUCCEEDED
+
+
+def test_a_fenced_copy_found_by_the_rerun_s_create_is_deleted_before_its_start() -> None:
+    # The rerun's create_many finds the output finished by the fenced attempt
+    # (its node died before saying so): that copy must be deleted before the
+    # start goes out, or the rerun's write is refused and it loops on retries.
+    from weft.protocol.enums import ErrorCode
+    from weft.protocol.objects import CreateManyReply
+
+    c = Cluster(computes=2, storages=1)
+    c.submit(spec("a"))
+    old, new = _moved_to_other_node(c)
+    info = ObjectInfo(out("a"), ObjectState.FINISHED, 3, old).to_wire()
+    reply = CreateManyReply([], {out("a"): {"code": ErrorCode.IMMUTABLE, "message": "finished", "info": info}})
+    failed: dict[str, str] = {}
+    stale = c.state.creates_answered(c.state.storages["storage-0"], reply, failed)
+    assert stale == [out("a")] and not failed
+    assert c.graph.objects[out("a")].state != FINISHED  # not taken as the rerun's output
+    # A copy the running attempt itself finished is taken, nothing deleted.
+    mine = ObjectInfo(out("a"), ObjectState.FINISHED, 3, new).to_wire()
+    reply = CreateManyReply([], {out("a"): {"code": ErrorCode.IMMUTABLE, "message": "finished", "info": mine}})
+    assert c.state.creates_answered(c.state.storages["storage-0"], reply, failed) == []
