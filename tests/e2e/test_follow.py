@@ -99,44 +99,55 @@ async def test_follower_of_a_failed_producer_ends_unmet_naming_it(shared: Shared
     assert producer in done["cause"] and "failed-hard" in done["cause"]
 
 
-async def test_follower_whose_producer_could_not_store_its_value_ends_unmet_and_writes_nothing(
-    shared: Shared, fresh_compute: Proc
-) -> None:
-    # The producer's output already exists on storage, finished by a newer
-    # attempt: its write is refused after its call returned, so its value
-    # (which the follower ran on) never became durable. The refusal is quick,
-    # so on a loaded machine the producer may end before the follower runs:
-    # then the case under test did not happen, and it is tried again.
-    ran_ahead = []
+async def ran_ahead_of_a_refused_producer(shared: Shared, compute: Proc, tag: str, start, check) -> bool:
+    """A producer whose write storage refuses (its output is already finished
+    by a newer attempt), and a follower `start(c, producer, made)` started
+    ahead of it; `check(b, done, producer, follower)` asserts each try's outcome. The
+    refusal is quick, so on a loaded machine the producer may end before the
+    follower runs: then the case under test did not happen, and it is tried
+    again, up to four times. True once the follower ran on the value."""
     for attempt in range(4):
-        producer, follower = job_id(f"prod-unstored-{attempt}"), job_id(f"follow-unstored-{attempt}")
+        producer = job_id(f"prod-{tag.replace(' ', '-')}-{attempt}")
         made = f"{producer}/result"
-        prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": f"never stored {attempt}"},
-                            outputs=["result"])
+        prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": f"{tag} {attempt}"}, outputs=["result"])
         with trio.fail_after(30):
-            async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            async with peer(shared.b) as b, peer(compute.endpoint) as c:
                 w = ObjectWriter(b, made, 1 << 40)
                 await w.write(b"the newer attempt's")
                 await w.close()
                 sleepers = await fill_slots(c, shared.b)
                 await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=9)
-                await start_follower(c, follower, made, shared.b, shared.b, [producer, 9], 10)
+                follower = await start(c, producer, made, attempt)
                 done = await wait_done(c, follower)
                 prod = await wait_done(c, producer)
                 for slow in sleepers:
                     await wait_done(c, slow)
                 assert prod["outcome"] == "failed-soft", prod
-                assert done["outcome"] == "failed-soft", done
-                assert done.get("unmet") is True  # queued again by the coordinator, uncounted
-                assert producer in done["cause"]
-                # ...and it stored nothing of what it made from it.
-                with pytest.raises(RemoteError):
-                    await read_object(b, f"{follower}/result")
-        # It ran on the value (before the producer's write was refused).
+                await check(b, done, producer, follower)
         if done.get("started") is not None and done["started"] < prod["finished"]:
-            ran_ahead.append(attempt)
-            break
-    assert ran_ahead, "the follower never ran on its producer's value before the producer ended"
+            return True
+    return False
+
+
+async def test_follower_whose_producer_could_not_store_its_value_ends_unmet_and_writes_nothing(
+    shared: Shared, fresh_compute: Proc
+) -> None:
+    # The producer's value (which the follower ran on) never became durable.
+    async def start(c, producer: str, made: str, attempt: int) -> str:
+        follower = job_id(f"follow-unstored-{attempt}")
+        await start_follower(c, follower, made, shared.b, shared.b, [producer, 9], 10)
+        return follower
+
+    async def check(b, done: dict, producer: str, follower: str) -> None:
+        assert done["outcome"] == "failed-soft", done
+        assert done.get("unmet") is True  # queued again by the coordinator, uncounted
+        assert producer in done["cause"]
+        # ...and it stored nothing of what it made from it.
+        with pytest.raises(RemoteError):
+            await read_object(b, f"{follower}/result")
+
+    assert await ran_ahead_of_a_refused_producer(shared, fresh_compute, "never stored", start, check), (
+        "the follower never ran on its producer's value before the producer ended")
 
 
 async def test_follower_failing_on_a_value_never_stored_ends_unmet_not_failed(
@@ -144,37 +155,20 @@ async def test_follower_failing_on_a_value_never_stored_ends_unmet_not_failed(
 ) -> None:
     # Its call raised on the value, but that value was never durable: the
     # failure is not the job's to keep (a rerun reads the real input).
-    # The storage refuses the producer's write at once, so on a loaded machine
-    # the producer may end before the follower's call: then the case under test
-    # did not happen (the follower is unmet without running), so try again.
-    ran_ahead = []
-    for attempt in range(4):
-        producer, follower = job_id(f"prod-unstored2-{attempt}"), job_id(f"follow-raise-{attempt}")
-        made = f"{producer}/result"
-        prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": f"raise on me {attempt}"},
-                            outputs=["result"])
+    async def start(c, producer: str, made: str, attempt: int) -> str:
+        follower = job_id(f"follow-raise-{attempt}")
         raiser = JobSpec(call="weft.actors.builtins:fail", refs={"message": made}, outputs=["result"])
-        with trio.fail_after(30):
-            async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
-                w = ObjectWriter(b, made, 1 << 40)
-                await w.write(b"the newer attempt's")
-                await w.close()
-                sleepers = await fill_slots(c, shared.b)
-                await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=11)
-                await c.call("start", {
-                    "job": follower, "spec": raiser.to_wire(), "inputs": {"message": shared.b},
-                    "outputs": {"result": shared.b}, "after": {"message": [producer, 11]}, "token": 12,
-                })
-                done = await wait_done(c, follower)
-                prod = await wait_done(c, producer)
-                for slow in sleepers:
-                    await wait_done(c, slow)
-        assert prod["outcome"] == "failed-soft", prod
+        await c.call("start", {
+            "job": follower, "spec": raiser.to_wire(), "inputs": {"message": shared.b},
+            "outputs": {"result": shared.b}, "after": {"message": [producer, 9]}, "token": 10,
+        })
+        return follower
+
+    async def check(b, done: dict, producer: str, follower: str) -> None:
         assert done["outcome"] == "failed-soft" and done.get("unmet") is True, done
-        if done.get("started") is not None and done["started"] < prod["finished"]:  # it ran on the value
-            ran_ahead.append(attempt)
-            break
-    assert ran_ahead, "the follower never ran on its producer's value before the producer ended"
+
+    assert await ran_ahead_of_a_refused_producer(shared, fresh_compute, "raise on me", start, check), (
+        "the follower never ran on its producer's value before the producer ended")
 
 
 NOOP = JobSpec(call="weft.actors.builtins:noop", outputs=["result"]).to_wire()  # returns b""
