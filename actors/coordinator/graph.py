@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
+from weft.actors.plainspec import PlainSpec
 from weft.protocol.enums import JobFailure, JobState, ObjectState, Outcome
 
 from . import demand
@@ -89,7 +90,7 @@ class Graph:
         self._deferred: list[Job] = []
 
     # -- registration ------------------------------------------------------------
-    def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
+    def add_job(self, job_id: str, spec: JobSpec | PlainSpec, *, now: float | None = None, seq: int | None = None) -> Job:
         """Register a new job (its outputs and its inputs' waits)."""
         self._share(spec)
         job = Job(job_id, spec, seq if seq is not None else next(self._seq), now or time.time())
@@ -107,7 +108,7 @@ class Graph:
                 obj.producer = job_id
         return job
 
-    def _share(self, spec: JobSpec) -> None:
+    def _share(self, spec: JobSpec | PlainSpec) -> None:
         """One copy of what many specs hold alike (the callable's name, the
         output names, an empty map): each decoded spec has its own, ~200
         bytes a job at 1,000,000 queued (docs/performance.md). Specs are
@@ -121,6 +122,8 @@ class Graph:
         outs = spec.outputs
         if outs:
             spec.outputs = shared.setdefault(tuple(outs), outs)
+        if type(spec) is PlainSpec:
+            return  # (no maps of its own: its empty ones are its class's)
         if not spec.refs:
             spec.refs = _NO_MAP
         if not spec.inputs:
