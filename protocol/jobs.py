@@ -40,7 +40,7 @@ from .fields import (
 from .secrets import secrets_field
 
 # Wire fields of a plain callable job (see Submit.from_wire).
-_PLAIN_KEYS = frozenset(("call", "in", "o"))
+PLAIN_KEYS = frozenset(("call", "in", "o"))
 
 
 @dataclass(slots=True)
@@ -112,7 +112,7 @@ class Submit:
         specs = []
         for i, w in enumerate(wires):
             try:
-                if type(w) is dict and w.keys() <= _PLAIN_KEYS:
+                if type(w) is dict and w.keys() <= PLAIN_KEYS:
                     # The common shape (a callable, its inputs, its outputs:
                     # `map`): what JobSpec.from_wire makes, without its
                     # unknown-field set and 30 look-ups a spec. Checked the same.
