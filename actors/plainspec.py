@@ -136,6 +136,62 @@ def _canon_parts(call: str, outputs: list[str]) -> tuple[bytes, bytes]:
     return parts
 
 
+# Names and callables already found valid (a submit repeats them), and one
+# copy of each: the callable's name and the output list, per spec decoded, are
+# ~150 bytes a queued job otherwise (graph.Graph._share does it for the rest).
+_OK_CALLS: dict[str, str] = {}
+_OK_NAMES: set[str] = set()
+_OUTPUTS: dict[tuple[str, ...], list[str]] = {}
+_KNOWN_MAX = 4096
+
+
+def _call(call: str) -> str | None:
+    """`call`'s one copy if it is valid, else None."""
+    known = _OK_CALLS.get(call)
+    if known is None and _valid_call(call):
+        if len(_OK_CALLS) >= _KNOWN_MAX:
+            _OK_CALLS.clear()  # (many callables: start over rather than grow)
+        known = _OK_CALLS[call] = call
+    return known
+
+
+def _name(name: str) -> bool:
+    if name in _OK_NAMES:
+        return True
+    if not _valid_output(name):
+        return False
+    if len(_OK_NAMES) >= _KNOWN_MAX:
+        _OK_NAMES.clear()
+    _OK_NAMES.add(name)
+    return True
+
+
+def _outputs(outputs: list[str]) -> list[str]:
+    """One shared copy of an output list (never changed in place)."""
+    key = tuple(outputs)
+    known = _OUTPUTS.get(key)
+    if known is None:
+        if len(_OUTPUTS) >= _KNOWN_MAX:
+            _OUTPUTS.clear()
+        known = _OUTPUTS[key] = outputs
+    return known
+
+
+def plain_from_wire(w: dict[str, Any]) -> JobSpec | PlainSpec:
+    """A plain spec's wire form ({call, in, o} at most) as plain_spec makes it;
+    the common shape (one input, one output) checked without a regex."""
+    call, inputs, outputs = w.get("call"), w.get("in"), w.get("o")
+    if type(outputs) is list and len(outputs) == 1 and type(inputs) is dict and len(inputs) == 1 \
+            and type(call) is str:
+        [(k, v)] = inputs.items()
+        o = outputs[0]
+        if type(k) is str and type(o) is str and (type(v) is str or type(v) is bytes) and _name(k) and _name(o):
+            known = _call(call)
+            if known is not None:
+                return PlainSpec(known, k, v, _outputs(outputs))
+    return plain_spec(call, inputs or {}, outputs if "o" in w else [])
+
+
 def plain_spec(call: Any, inputs: Any, outputs: Any) -> JobSpec | PlainSpec:
     """JobSpec(call=call, inputs=inputs, outputs=outputs), checked the same;
     a PlainSpec when it has at most one input."""
@@ -151,9 +207,9 @@ def plain_spec(call: Any, inputs: Any, outputs: Any) -> JobSpec | PlainSpec:
                 ok = all(type(o) is str and _valid_output(o) for o in outputs) and len(set(outputs)) == len(outputs)
             if ok:
                 if not inputs:
-                    return PlainSpec(call, None, None, outputs)
+                    return PlainSpec(_call(call) or call, None, None, _outputs(outputs))
                 if len(inputs) == 1:
-                    for k, v in inputs.items():
-                        return PlainSpec(call, k, v, outputs)
+                    [(k, v)] = inputs.items()
+                    return PlainSpec(_call(call) or call, k, v, _outputs(outputs))
                 return _build(call, inputs, outputs)
     return JobSpec(call=call, inputs=inputs, outputs=outputs)  # (raises what is wrong)

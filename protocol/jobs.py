@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weft.actors.model import JobSpec, SpecError
-from weft.actors.plainspec import plain_spec
+from weft.actors.plainspec import plain_from_wire
 from weft.bus.endpoint import check_endpoint
 
 from .enums import JobState, ObjectState, Role
@@ -116,7 +116,7 @@ class Submit:
                     # The common shape (a callable, its inputs, its outputs:
                     # `map`): what JobSpec.from_wire makes, without its
                     # unknown-field set and 30 look-ups a spec. Checked the same.
-                    specs.append(plain_spec(w.get("call"), w.get("in") or {}, w.get("o", [])))
+                    specs.append(plain_from_wire(w))
                 else:
                     specs.append(JobSpec.from_wire(w))
             except SpecError as e:

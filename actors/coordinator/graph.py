@@ -113,6 +113,8 @@ class Graph:
         output names, an empty map): each decoded spec has its own, ~200
         bytes a job at 1,000,000 queued (docs/performance.md). Specs are
         never changed in place, so sharing is safe."""
+        if type(spec) is PlainSpec:
+            return  # (shared as it was parsed: plainspec.py; no maps of its own)
         shared = self._shared
         if len(shared) > _SHARED_MAX:
             shared.clear()  # many distinct values: stop growing, share afresh
@@ -122,8 +124,6 @@ class Graph:
         outs = spec.outputs
         if outs:
             spec.outputs = shared.setdefault(tuple(outs), outs)
-        if type(spec) is PlainSpec:
-            return  # (no maps of its own: its empty ones are its class's)
         if not spec.refs:
             spec.refs = _NO_MAP
         if not spec.inputs:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from weft.actors.model import JobSpec, SpecError
-from weft.actors.plainspec import plain_spec
+from weft.actors.plainspec import plain_from_wire
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
 from weft.protocol.jobs import PLAIN_KEYS as _PLAIN_KEYS
 
@@ -42,7 +42,7 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         try:
             # A plain callable's spec comes back as small as it was queued (plainspec.py).
             if type(wire) is dict and wire.keys() <= _PLAIN_KEYS:
-                spec = plain_spec(wire.get("call"), wire.get("in") or {}, wire.get("o", []))
+                spec = plain_from_wire(wire)
             else:
                 spec = JobSpec.from_wire(wire)
         except SpecError as e:
