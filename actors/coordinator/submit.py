@@ -71,17 +71,20 @@ class SubmitMixin:
                     for jid, spec in zip(named[i:i + chunk], specs[i:i + chunk], strict=True)]
             if i + chunk < len(specs):
                 yield []
-        pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
-        id_set = set(ids) if ordered else set()
-        for i, spec in enumerate(specs):
-            if i and i % chunk == 0:
-                yield []  # nothing taken yet: only checked
-            try:
-                g.check_inputs(spec, pending)
-                if spec.after:
-                    g.check_after(spec, id_set)
-            except SpecError as e:
-                raise SpecError(f"job #{i + 1}: {e}") from None
+        # Only jobs reading objects or ordered after others have anything to
+        # check (a `map`'s have not: no set of every output name is made).
+        if ordered or any(s.refs for s in specs):
+            pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
+            id_set = set(ids) if ordered else set()
+            for i, spec in enumerate(specs):
+                if i and i % chunk == 0:
+                    yield []  # nothing taken yet: only checked
+                try:
+                    g.check_inputs(spec, pending)
+                    if spec.after:
+                        g.check_after(spec, id_set)
+                except SpecError as e:
+                    raise SpecError(f"job #{i + 1}: {e}") from None
         if ordered:
             order.check_cycles(g, ids, specs)
         results: list[Submitted] = []
