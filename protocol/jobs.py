@@ -162,8 +162,15 @@ class Submitted:
     differs: list[str] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"job": self.job, "state": self.state, "outputs": self.outputs, "cached": self.cached,
-                "joined": self.joined, "differs": self.differs}
+        return self.wire(self.job, self.state, self.outputs, self.cached, self.joined, self.differs)
+
+    @staticmethod
+    def wire(job: str, state: JobState, outputs: list[str], cached: bool, joined: bool,
+             differs: list[str]) -> dict[str, Any]:
+        """The wire form, made without the record (the coordinator answers
+        thousands a submit)."""
+        return {"job": job, "state": state, "outputs": outputs, "cached": cached, "joined": joined,
+                "differs": differs}
 
 
 @dataclass(slots=True)
@@ -171,7 +178,12 @@ class SubmitReply:
     jobs: list[Submitted]
 
     def to_wire(self) -> dict[str, Any]:
-        return {"jobs": [j.to_wire() for j in self.jobs]}
+        return self.wire([j.to_wire() for j in self.jobs])
+
+    @staticmethod
+    def wire(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The reply of `Submitted.wire` answers."""
+        return {"jobs": jobs}
 
     @classmethod
     def from_wire(cls, body: Any) -> SubmitReply:

@@ -89,20 +89,24 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
         answer = submission_ops.try_submit(node, results)
         await node.commits.durable()
         return answer
-    await node.commits.durable()
+    # The commit runs in its thread while the answer is made (SQLite lets
+    # go of the GIL), not after it.
+    begun = node.commits.begin()
+    wire = Submitted.wire
+    answers = []
+    for start in range(0, len(results), SUBMIT_SLICE):
+        if start:
+            await trio.lowlevel.checkpoint()
+        answers += [wire(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
+                    for s in results[start:start + SUBMIT_SLICE]]
+    await node.commits.durable(begun)
     node._wake.set()
     if len(specs) >= SUBMIT_SLICE:
         # The jobs live as long as the coordinator: out of the collector's
         # sight, or its full passes over them (100 ms and more past
         # 100,000 jobs) stall every call now and then.
         gc.freeze()
-    answers = []
-    for start in range(0, len(results), SUBMIT_SLICE):
-        if start:
-            await trio.lowlevel.checkpoint()
-        answers += [Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
-                    for s in results[start:start + SUBMIT_SLICE]]
-    return SubmitReply(answers).to_wire()
+    return SubmitReply.wire(answers)
 
 async def _submitted_specs(body: Any) -> list[JobSpec]:
     """A submit's specs, parsed a slice at a time (the rest of the
