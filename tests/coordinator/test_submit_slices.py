@@ -117,3 +117,20 @@ def test_retry_hint_reads_only_a_well_formed_hint() -> None:
     assert retry_hint("coordinator is busy: ...; retry in 2.5s") == 2.5
     assert retry_hint("compute x is busy (3 calls in progress)") is None
     assert retry_hint("retry in soons") is None
+
+
+def test_the_collector_paused_for_a_big_submit_is_on_again_after_it_even_on_error() -> None:
+    import gc
+
+    from weft.actors.coordinator.submit_ops import _collector_paused
+
+    assert gc.isenabled()
+    with _collector_paused():
+        assert not gc.isenabled()
+        with _collector_paused():  # two big submits at once: on after the last
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(SpecError), _collector_paused():
+        raise SpecError("job #3: bad")
+    assert gc.isenabled()
