@@ -92,7 +92,8 @@ class Graph:
     # -- registration ------------------------------------------------------------
     def add_job(self, job_id: str, spec: JobSpec | PlainSpec, *, now: float | None = None, seq: int | None = None) -> Job:
         """Register a new job (its outputs and its inputs' waits)."""
-        self._share(spec)
+        if type(spec) is not PlainSpec:  # (shared as it was parsed: plainspec.py)
+            self._share(spec)
         job = Job(job_id, spec, seq if seq is not None else next(self._seq), now or time.time())
         self.jobs[job_id] = job
         if spec.name is not None:
@@ -108,13 +109,11 @@ class Graph:
                 obj.producer = job_id
         return job
 
-    def _share(self, spec: JobSpec | PlainSpec) -> None:
+    def _share(self, spec: JobSpec) -> None:
         """One copy of what many specs hold alike (the callable's name, the
         output names, an empty map): each decoded spec has its own, ~200
         bytes a job at 1,000,000 queued (docs/performance.md). Specs are
         never changed in place, so sharing is safe."""
-        if type(spec) is PlainSpec:
-            return  # (shared as it was parsed: plainspec.py; no maps of its own)
         shared = self._shared
         if len(shared) > _SHARED_MAX:
             shared.clear()  # many distinct values: stop growing, share afresh
