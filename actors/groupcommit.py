@@ -36,11 +36,18 @@ class GroupCommit:
         """Something was staged: flush it soon even if nobody waits for it."""
         self._dirty.set()
 
-    async def durable(self) -> None:
-        """Return once everything staged before this call is durable."""
+    def begin(self) -> trio.Event:
+        """Ask for a flush of everything staged so far, now; pass what this
+        returns to `durable` to wait for it (the caller works meanwhile)."""
         done = self._batch_done
         self._dirty.set()
         self._waited.set()
+        return done
+
+    async def durable(self, begun: trio.Event | None = None) -> None:
+        """Return once everything staged before this call (or before `begin`
+        returned `begun`) is durable."""
+        done = begun if begun is not None else self.begin()
         await done.wait()
         if self._error is not None:
             raise FlushFailed(f"could not make the {self._what} durable: {self._error}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weft.actors.model import JobSpec, SpecError
-from weft.actors.plainspec import plain_spec
+from weft.actors.plainspec import plain_from_wire
 from weft.bus.endpoint import check_endpoint
 
 from .enums import JobState, ObjectState, Role
@@ -40,7 +40,7 @@ from .fields import (
 from .secrets import secrets_field
 
 # Wire fields of a plain callable job (see Submit.from_wire).
-_PLAIN_KEYS = frozenset(("call", "in", "o"))
+PLAIN_KEYS = frozenset(("call", "in", "o"))
 
 
 @dataclass(slots=True)
@@ -112,11 +112,11 @@ class Submit:
         specs = []
         for i, w in enumerate(wires):
             try:
-                if type(w) is dict and w.keys() <= _PLAIN_KEYS:
+                if type(w) is dict and w.keys() <= PLAIN_KEYS:
                     # The common shape (a callable, its inputs, its outputs:
                     # `map`): what JobSpec.from_wire makes, without its
                     # unknown-field set and 30 look-ups a spec. Checked the same.
-                    specs.append(plain_spec(w.get("call"), w.get("in") or {}, w.get("o", [])))
+                    specs.append(plain_from_wire(w))
                 else:
                     specs.append(JobSpec.from_wire(w))
             except SpecError as e:
@@ -162,8 +162,15 @@ class Submitted:
     differs: list[str] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"job": self.job, "state": self.state, "outputs": self.outputs, "cached": self.cached,
-                "joined": self.joined, "differs": self.differs}
+        return self.wire(self.job, self.state, self.outputs, self.cached, self.joined, self.differs)
+
+    @staticmethod
+    def wire(job: str, state: JobState, outputs: list[str], cached: bool, joined: bool,
+             differs: list[str]) -> dict[str, Any]:
+        """The wire form, made without the record (the coordinator answers
+        thousands a submit)."""
+        return {"job": job, "state": state, "outputs": outputs, "cached": cached, "joined": joined,
+                "differs": differs}
 
 
 @dataclass(slots=True)
@@ -171,7 +178,12 @@ class SubmitReply:
     jobs: list[Submitted]
 
     def to_wire(self) -> dict[str, Any]:
-        return {"jobs": [j.to_wire() for j in self.jobs]}
+        return self.wire([j.to_wire() for j in self.jobs])
+
+    @staticmethod
+    def wire(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The reply of `Submitted.wire` answers."""
+        return {"jobs": jobs}
 
     @classmethod
     def from_wire(cls, body: Any) -> SubmitReply:

@@ -575,6 +575,16 @@ def test_names_delete_and_gc_records_bytes() -> None:
     {"call": "m f", "o": ["r"]},
     {"call": "m:f", "o": ["r", "r"]},
     {"call": "m:f", "in": {"x": 1}, "o": ["r"]},
+    # the one-input, one-output shape (checked by its own path: plainspec.plain_from_wire)
+    {"call": "m:f", "in": {"x": b"1"}, "o": ["a..b"]},
+    {"call": "m:f", "in": {"x..y": "1"}, "o": ["r"]},
+    {"call": "bad", "in": {"x": "1"}, "o": ["r"]},
+    {"call": 5, "in": {"x": "1"}, "o": ["r"]},
+    {"call": "m:f", "in": {7: "1"}, "o": ["r"]},
+    {"call": "m:f", "in": {"x": "1"}, "o": [7]},
+    {"call": "m:f", "in": {"x": "1"}, "o": None},
+    {"call": "m:f", "in": {"x": "1"}},
+    {"call": "m:f", "in": {"x": None}, "o": ["r"]},
 ])
 def test_a_submit_parses_plain_specs_as_any_spec(wire: dict) -> None:
     # Submit.from_wire takes plain callable specs by a shorter path: the

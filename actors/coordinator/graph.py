@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from weft.actors.model import JobSpec, SpecError, split_object_name
+from weft.actors.plainspec import PlainSpec
 from weft.protocol.enums import JobFailure, JobState, ObjectState, Outcome
 
 from . import demand
@@ -89,9 +90,10 @@ class Graph:
         self._deferred: list[Job] = []
 
     # -- registration ------------------------------------------------------------
-    def add_job(self, job_id: str, spec: JobSpec, *, now: float | None = None, seq: int | None = None) -> Job:
+    def add_job(self, job_id: str, spec: JobSpec | PlainSpec, *, now: float | None = None, seq: int | None = None) -> Job:
         """Register a new job (its outputs and its inputs' waits)."""
-        self._share(spec)
+        if type(spec) is not PlainSpec:  # (shared as it was parsed: plainspec.py)
+            self._share(spec)
         job = Job(job_id, spec, seq if seq is not None else next(self._seq), now or time.time())
         self.jobs[job_id] = job
         if spec.name is not None:

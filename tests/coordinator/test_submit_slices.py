@@ -87,7 +87,50 @@ def test_past_the_queue_bound_a_submit_is_busy_with_a_retry_hint() -> None:
         bound.admit(11, [])
 
 
+class _Counted(list):
+    """Jobs that count how many times the bound walks them."""
+
+    walks = 0
+
+    def __iter__(self):  # noqa: ANN204
+        self.walks += 1
+        return super().__iter__()
+
+
+def test_the_queue_bound_walks_the_jobs_only_when_its_estimate_says_busy() -> None:
+    # A long submit must not walk every queued job every second; the count is
+    # taken again only when the jobs accepted since would pass the bound.
+    now = [0.0]
+    bound = QueueBound(100, mono=lambda: now[0])
+    jobs = _Counted([_Job(False) for _ in range(10)])
+    for _ in range(40):  # 20 s of submits of 2 jobs: 10 + 80 < 100
+        bound.admit(2, jobs)
+        now[0] += 0.5
+    assert jobs.walks == 1
+    # Past the estimate: counted again, and the jobs that ended make room.
+    done = _Counted([_Job(True) for _ in range(95)])
+    bound.admit(20, done)
+    assert done.walks == 1 and bound.unfinished == 20
+
+
 def test_retry_hint_reads_only_a_well_formed_hint() -> None:
     assert retry_hint("coordinator is busy: ...; retry in 2.5s") == 2.5
     assert retry_hint("compute x is busy (3 calls in progress)") is None
     assert retry_hint("retry in soons") is None
+
+
+def test_the_collector_paused_for_a_big_submit_is_on_again_after_it_even_on_error() -> None:
+    import gc
+
+    from weft.actors.coordinator.submit_ops import _collector_paused
+
+    assert gc.isenabled()
+    with _collector_paused():
+        assert not gc.isenabled()
+        with _collector_paused():  # two big submits at once: on after the last
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(SpecError), _collector_paused():
+        raise SpecError("job #3: bad")
+    assert gc.isenabled()
