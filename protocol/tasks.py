@@ -362,7 +362,8 @@ class TaskReport:
     @classmethod
     def from_wire(cls, d: Any, op: str = "task") -> TaskReport:
         # The coordinator parses thousands of these a second: one `get` and
-        # one type test per field, the readers of fields.py only to word an error.
+        # one type test per field, the readers of fields.py only to word an
+        # error; the rare fields only when the map holds more than the usual ones.
         if type(d) is not dict:
             body_map(op, d)
         get = d.get
@@ -378,36 +379,45 @@ class TaskReport:
             if v is None:
                 bad(op, "state", "is required")
             state = enum_field(op, d, "state", TaskState)
+        usual = 2  # job and state, then each usual field present
         token = get("token", 0)
         if type(token) is not int:
             bad(op, "token", f"must be an integer, got {token!r}")
-        outcome = get("outcome")
+        outcome, exit_code, stored = get("outcome"), get("exit"), get("stored")
+        started, finished = get("started"), get("finished")
         if outcome is not None:
             try:
                 v = _OUTCOMES.get(outcome)
             except TypeError:
                 v = None
-            if v is None:
-                v = enum_field(op, d, "outcome", Outcome)
-            outcome = v
-        exit_code = get("exit")
-        if exit_code is not None and type(exit_code) is not int:
-            bad(op, "exit", f"must be an integer, got {exit_code!r}")
+            outcome = v if v is not None else enum_field(op, d, "outcome", Outcome)
+            usual += 1
+        if exit_code is not None:
+            if type(exit_code) is not int:
+                bad(op, "exit", f"must be an integer, got {exit_code!r}")
+            usual += 1
+        if stored is not None:
+            if type(stored) is not dict:
+                bad(op, "stored", "must map output names to [node, size, bytes or nil]")
+            usual += 1
+        if started is not None:
+            if type(started) is not float and type(started) is not int:
+                bad(op, "started", "must be a time")
+            usual += 1
+        if finished is not None:
+            if type(finished) is not float and type(finished) is not int:
+                bad(op, "finished", "must be a time")
+            usual += 1
+        if len(d) - ("token" in d) == usual:  # nothing else: no rare field to read
+            return cls(job, state, token, outcome, exit_code, None, None, None, False, stored, started, finished)
         cause, code = get("cause"), get("code")
         if cause is not None and not isinstance(cause, str):
             bad(op, "cause", "must be a string")
         if code is not None and not isinstance(code, str):  # an ErrorCode, or its string
             bad(op, "code", "must be a string")
-        delegation, stored = get("delegation"), get("stored")
+        delegation = get("delegation")
         if delegation is not None and type(delegation) is not dict:
             bad(op, "delegation", "must be a map")
-        if stored is not None and type(stored) is not dict:
-            bad(op, "stored", "must map output names to [node, size, bytes or nil]")
-        started, finished = get("started"), get("finished")
-        if started is not None and type(started) is not float and type(started) is not int:
-            bad(op, "started", "must be a time")
-        if finished is not None and type(finished) is not float and type(finished) is not int:
-            bad(op, "finished", "must be a time")
         dropped = get("dropped")
         if dropped is not None and (type(dropped) is not list or not all(
                 type(x) is list and len(x) == 2 and type(x[0]) is str and type(x[1]) is str for x in dropped)):
