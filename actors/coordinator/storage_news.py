@@ -121,18 +121,18 @@ class StorageNewsMixin:
         job's current attempt (task_news checked the token): never a fenced copy."""
         prefix = job.id + "/"
         for output, entry in stored.items():
-            if not (type(output) is str and type(entry) is list and len(entry) == 3):
+            if not (isinstance(output, str) and isinstance(entry, list) and len(entry) == 3):
                 continue
             node, size, data = entry
             if node is None and size == 0 and data == b"" and output in job.spec.outputs:
                 self.hold_empty(job, output)  # written nowhere: the journal keeps it
                 self._landed(self.graph.objects[prefix + output])
                 continue
-            ref = self.storages.get(node) if type(node) is str else None
-            if ref is None or type(size) is not int:
+            ref = self.storages.get(node) if isinstance(node, str) else None
+            if ref is None or not isinstance(size, int):
                 continue  # storage's own event will tell
             self._copy_finished(ref, prefix + output, size,
-                                data if type(data) is bytes and len(data) == size else None)
+                                data if isinstance(data, bytes) and len(data) == size else None)
 
     def _apply_object(self, ref: StorageRef, info: ObjectInfo, scavenge: list[str]) -> None:
         g = self.graph
