@@ -361,9 +361,8 @@ class TaskReport:
 
     @classmethod
     def from_wire(cls, d: Any, op: str = "task") -> TaskReport:
-        # The coordinator parses thousands of these a second: one `get` and
-        # one type test per field, the readers of fields.py only to word an
-        # error; the rare fields only when the map holds more than the usual ones.
+        # The coordinator parses thousands of these a second: one `get` and one type test per
+        # field, fields.py's readers only to word an error, the rare fields only if present.
         if type(d) is not dict:
             body_map(op, d)
         get = d.get
@@ -379,7 +378,6 @@ class TaskReport:
             if v is None:
                 bad(op, "state", "is required")
             state = enum_field(op, d, "state", TaskState)
-        usual = 2  # job and state, then each usual field present
         token = get("token", 0)
         if type(token) is not int:
             bad(op, "token", f"must be an integer, got {token!r}")
@@ -391,24 +389,18 @@ class TaskReport:
             except TypeError:
                 v = None
             outcome = v if v is not None else enum_field(op, d, "outcome", Outcome)
-            usual += 1
-        if exit_code is not None:
-            if type(exit_code) is not int:
-                bad(op, "exit", f"must be an integer, got {exit_code!r}")
-            usual += 1
-        if stored is not None:
-            if type(stored) is not dict:
-                bad(op, "stored", "must map output names to [node, size, bytes or nil]")
-            usual += 1
-        if started is not None:
-            if type(started) is not float and type(started) is not int:
-                bad(op, "started", "must be a time")
-            usual += 1
-        if finished is not None:
-            if type(finished) is not float and type(finished) is not int:
-                bad(op, "finished", "must be a time")
-            usual += 1
-        if len(d) - ("token" in d) == usual:  # nothing else: no rare field to read
+        if exit_code is not None and type(exit_code) is not int:
+            bad(op, "exit", f"must be an integer, got {exit_code!r}")
+        if stored is not None and type(stored) is not dict:
+            bad(op, "stored", "must map output names to [node, size, bytes or nil]")
+        if started is not None and type(started) is not float and type(started) is not int:
+            bad(op, "started", "must be a time")
+        if finished is not None and type(finished) is not float and type(finished) is not int:
+            bad(op, "finished", "must be a time")
+        # Job, state and the usual fields present: if nothing else came, no rare field to read.
+        usual = 2 + (outcome is not None) + (exit_code is not None) + (stored is not None) \
+            + (started is not None) + (finished is not None)
+        if len(d) - ("token" in d) == usual:
             return cls(job, state, token, outcome, exit_code, None, None, None, False, stored, started, finished)
         cause, code = get("cause"), get("code")
         if cause is not None and not isinstance(cause, str):
