@@ -48,6 +48,7 @@ from weft.protocol.tasks import (
     TaskInventory,
     TaskRef,
     TaskReport,
+    Withdraw,
 )
 from weft.runtime.node import Node, NodeConfig
 
@@ -74,6 +75,7 @@ class FakeCompute(Node):
         add("result", self._op_result, bypass=True)
         add("cancel", self._op_result)
         add("probe", self._op_probe)
+        add("withdraw", self._op_withdraw)  # work stealing, as a compute node answers it
 
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": 0, "tasks": len(self.tasks)}
@@ -112,6 +114,13 @@ class FakeCompute(Node):
 
             raise BusError(f"no task for job {ref.job!r} on {self.node_id}", code="missing")
         return task.to_wire()
+
+    def _op_withdraw(self, body: Any, ctx: Any) -> dict[str, Any]:
+        """Give back queued tasks: a fake node has none (each is done the
+        moment it starts), so its answer is a compute node's with an empty line."""
+        self.fence(body)
+        Withdraw.from_wire(body)
+        return {"jobs": []}
 
     def _op_probe(self, body: Any, ctx: Any) -> dict[str, Any]:
         return ProbeReply(list(Probe.from_wire(body).modules), []).to_wire()
