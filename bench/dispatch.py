@@ -7,9 +7,10 @@ node) and `nodes` simulated compute nodes, all in one other process
 (`FakeCompute`): each is a `weft.runtime.node.Node` of role compute with its
 own ROUTER socket on 127.0.0.1, saying hello to the coordinator and speaking
 the real protocol records (`protocol/tasks.py`). A fake node answers every
-`start_many` at once and reports each task done in the same moment, its
-outputs stored (empty) on the storage node, as a real node reports outputs
-that storage acknowledged. So nothing runs and nothing is written: what is
+`start_many` at once, as a compute node does (each task pending), and
+reports each task done in the same moment (its `task` event), its outputs
+stored (empty) on the storage node, as a real node reports outputs that
+storage acknowledged; it answers `withdraw` with nothing queued. So nothing runs and nothing is written: what is
 left is the coordinator's own work per job (submit aside): the dispatch
 round, the `start_many`, the `done` news, success, its journal, the
 janitor's deletes, over real sockets.
@@ -94,7 +95,9 @@ class FakeCompute(Node):
                               stored=stored, started=now, finished=now)
             self.tasks[item.job] = done
             append(EventKind.TASK, done.to_wire(), urgent=True)
-            answers.append(done)
+            # Answered as a compute node answers a start (its task just
+            # begun: job, state, token); the end comes in the task event.
+            answers.append(TaskReport(item.job, TaskState.PENDING, item.token))
         return StartManyReply(answers).to_wire()
 
     def _op_list(self, body: Any, ctx: Any) -> dict[str, Any]:
