@@ -75,5 +75,5 @@ def wait_row(job: Job) -> list | None:
     if spec.deadline is not None:
         return None
     return [job.id, job.state, job.priority, job.demand, job.submitted, spec.outputs,
-            job.attempts - job.excused - (1 if job.ahead else 0), spec.name, job.owner, job.outcome,
+            job.attempts - job.excused - (1 if job.ahead else 0), spec.name or None, job.owner, job.outcome,
             job.started, job.finished]
