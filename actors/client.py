@@ -369,7 +369,8 @@ class Client(PutFiles):
         remaining = list(dict.fromkeys(ids))
         while remaining:
             step = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
-            r = WaitReply.from_wire(self.call("wait", Wait(remaining, step).to_wire(), timeout=step + self.timeout))
+            r = WaitReply.from_wire(self.call("wait", Wait(remaining, step, rows=True).to_wire(),
+                                              timeout=step + self.timeout))
             # By position: a name (`NAME`, `NAME@2`) is answered with its version's job id.
             for asked, st in zip(remaining, r.jobs, strict=False):
                 if final_state(st) in TERMINAL_JOB_STATES:

@@ -7,10 +7,11 @@ node) and `nodes` simulated compute nodes, all in one other process
 (`FakeCompute`): each is a `weft.runtime.node.Node` of role compute with its
 own ROUTER socket on 127.0.0.1, saying hello to the coordinator and speaking
 the real protocol records (`protocol/tasks.py`). A fake node answers every
-`start_many` at once and reports each task done in the same moment, its
-outputs stored (empty) on the storage node, as a real node reports outputs
-that storage acknowledged. So nothing runs and nothing is written: what is
-left is the coordinator's own work per job (submit aside): the dispatch
+`start_many` at once, as a compute node does (each task pending), and
+reports each task done in the same moment (its `task` event), its empty
+output held by the coordinator and written nowhere, as a compute node
+reports a no-op's b"" result; it answers `withdraw` with nothing queued.
+So nothing runs and nothing is written: what is left is the coordinator's own work per job (submit aside): the dispatch
 round, the `start_many`, the `done` news, success, its journal, the
 janitor's deletes, over real sockets.
 
@@ -48,6 +49,7 @@ from weft.protocol.tasks import (
     TaskInventory,
     TaskRef,
     TaskReport,
+    Withdraw,
 )
 from weft.runtime.node import Node, NodeConfig
 
@@ -60,9 +62,8 @@ class FakeCompute(Node):
 
     role = "compute"
 
-    def __init__(self, config: NodeConfig, *, slots: int, storage_node: str) -> None:
+    def __init__(self, config: NodeConfig, *, slots: int) -> None:
         self.slots = slots
-        self.storage_node = storage_node
         self.tasks: dict[str, TaskReport] = {}  # done tasks until the janitor deletes them
         super().__init__(config)
 
@@ -74,6 +75,7 @@ class FakeCompute(Node):
         add("result", self._op_result, bypass=True)
         add("cancel", self._op_result)
         add("probe", self._op_probe)
+        add("withdraw", self._op_withdraw)  # work stealing, as a compute node answers it
 
     def describe(self) -> dict[str, Any]:
         return {"slots": self.slots, "busy": 0, "tasks": len(self.tasks)}
@@ -87,12 +89,16 @@ class FakeCompute(Node):
             if type(item) is Refused:
                 answers.append(item)
                 continue
-            stored = {out: [self.storage_node, 0, b""] for out in item.spec.outputs}
+            # A no-op's b"" result, as a compute node reports it: written
+            # nowhere, held by the coordinator (Transfers._hold_empty).
+            stored = {out: [None, 0, b""] for out in item.spec.outputs}
             done = TaskReport(item.job, TaskState.DONE, item.token, Outcome.SUCCESS, exit=0,
                               stored=stored, started=now, finished=now)
             self.tasks[item.job] = done
             append(EventKind.TASK, done.to_wire(), urgent=True)
-            answers.append(done)
+            # Answered as a compute node answers a start (its task just
+            # begun: job, state, token); the end comes in the task event.
+            answers.append(TaskReport(item.job, TaskState.PENDING, item.token))
         return StartManyReply(answers).to_wire()
 
     def _op_list(self, body: Any, ctx: Any) -> dict[str, Any]:
@@ -113,11 +119,18 @@ class FakeCompute(Node):
             raise BusError(f"no task for job {ref.job!r} on {self.node_id}", code="missing")
         return task.to_wire()
 
+    def _op_withdraw(self, body: Any, ctx: Any) -> dict[str, Any]:
+        """Give back queued tasks: a fake node has none (each is done the
+        moment it starts), so its answer is a compute node's with an empty line."""
+        self.fence(body)
+        Withdraw.from_wire(body)
+        return {"jobs": []}
+
     def _op_probe(self, body: Any, ctx: Any) -> dict[str, Any]:
         return ProbeReply(list(Probe.from_wire(body).modules), []).to_wire()
 
 
-def serve_fakes(coordinator: str, storage_node: str, nodes: int, slots: int, conn: Any = None) -> None:
+def serve_fakes(coordinator: str, nodes: int, slots: int, conn: Any = None) -> None:
     """Run `nodes` fake compute nodes until killed (the child process's body)."""
     from weft.runtime.memory import keep_freed_memory
 
@@ -128,7 +141,7 @@ def serve_fakes(coordinator: str, storage_node: str, nodes: int, slots: int, con
             for i in range(nodes):
                 cfg = NodeConfig(listen="tcp://127.0.0.1:0", node_id=f"fake-compute-{i}", beacon=False,
                                  coordinator=coordinator)
-                await nursery.start(FakeCompute(cfg, slots=slots, storage_node=storage_node).run)
+                await nursery.start(FakeCompute(cfg, slots=slots).run)
             if conn is not None:
                 conn.send("ready")
                 conn.close()
@@ -139,10 +152,10 @@ def serve_fakes(coordinator: str, storage_node: str, nodes: int, slots: int, con
 class FakeNodes:
     """The fake compute nodes in a child process of their own."""
 
-    def __init__(self, coordinator: str, storage_node: str, nodes: int, slots: int, timeout: float) -> None:
+    def __init__(self, coordinator: str, nodes: int, slots: int, timeout: float) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=serve_fakes, args=(coordinator, storage_node, nodes, slots, child),
+        self.proc = ctx.Process(target=serve_fakes, args=(coordinator, nodes, slots, child),
                                 daemon=True)
         self.proc.start()
         child.close()
@@ -174,7 +187,7 @@ def measure(jobs: int, *, nodes: int = NODES, slots: int = SLOTS, timeout: float
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="weft-bench-dispatch-") as tmp, \
             LocalCluster(Path(tmp), compute=0, storage=1) as cluster:
-        fakes = FakeNodes(cluster.endpoint, cluster.node_name("storage", 0), nodes, slots,
+        fakes = FakeNodes(cluster.endpoint, nodes, slots,
                           timeout=max(1.0, deadline - time.monotonic()))
         try:
             cluster.wait_nodes(nodes, 1, timeout=max(1.0, min(60.0, deadline - time.monotonic())))

@@ -43,6 +43,10 @@ class EventQueue:
         self._quiet_limit = max(1, min(QUIET_BATCH, window // 2))
         self._wakeup = trio.Event()
         self._wakeup_urgent = trio.Event()
+        # Pollers parked on each event now (an append asks per event: trio's
+        # Event.statistics() made two objects, ~1 us of each append).
+        self._waiting = 0
+        self._waiting_urgent = 0
         # Times waiting pollers were woken by an append (read by metrics).
         self.wakeups = 0
 
@@ -61,19 +65,38 @@ class EventQueue:
         ev.append((seq, kind, data))
         if len(ev) > self.window:
             ev.popleft()
-        if self._wakeup.statistics().tasks_waiting:
+        if self._waiting:
             self.wakeups += 1
+            self._waiting = 0  # (every one parked on it is woken: the count is the new event's)
             self._wakeup.set()
             self._wakeup = trio.Event()
         if urgent or seq - self._last_urgent >= self._quiet_limit:
             # A long run of quiet events wakes urgent pollers too, so the
             # window cannot overtake them while they sleep.
             self._last_urgent = seq
-            if self._wakeup_urgent.statistics().tasks_waiting:
+            if self._waiting_urgent:
                 self.wakeups += 1
+                self._waiting_urgent = 0
                 self._wakeup_urgent.set()
                 self._wakeup_urgent = trio.Event()
         return seq
+
+    async def _park(self, urgent: bool) -> None:
+        """Wait for the next wake-up, counted among the pollers parked on it."""
+        if urgent:
+            event = self._wakeup_urgent
+            self._waiting_urgent += 1
+        else:
+            event = self._wakeup
+            self._waiting += 1
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():  # left at its timeout: not parked any more
+                if urgent:
+                    self._waiting_urgent -= 1
+                else:
+                    self._waiting -= 1
 
     def since(self, since: int, limit: int) -> list[tuple[int, str, Any]]:
         """Retained events with seq >= since (at most `limit`)."""
@@ -105,13 +128,13 @@ class EventQueue:
             if self._last_urgent < since and timeout > 0:
                 with trio.move_on_after(timeout):
                     while self._last_urgent < since:
-                        await self._wakeup_urgent.wait()
+                        await self._park(True)
                 if since < self.first_seq:
                     return self._resync()
         elif since == self._next and timeout > 0:
             with trio.move_on_after(timeout):
                 while since == self._next:
-                    await self._wakeup.wait()
+                    await self._park(False)
             if since < self.first_seq:
                 return self._resync()  # a burst overtook us while we waited
         items = self.since(since, limit)

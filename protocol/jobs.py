@@ -26,6 +26,7 @@ from weft.actors.model import JobSpec, SpecError
 from weft.actors.plainspec import plain_from_wire
 from weft.bus.endpoint import check_endpoint
 
+from . import waitrows
 from .enums import JobState, ObjectState, Role
 from .fields import (
     bad,
@@ -247,35 +248,57 @@ class Status:
 
 @dataclass(slots=True)
 class Wait:
-    """`wait`: until every job is finished (following delegations) or `timeout`."""
+    """`wait`: until every job is finished (following delegations) or
+    `timeout`. `rows`: a plainly finished job may be answered as a row
+    (protocol/waitrows.py; a coordinator that predates it answers views)."""
 
     jobs: list[str]
     timeout: float = 30.0
+    rows: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {"jobs": self.jobs, "timeout": self.timeout}
+        d: dict[str, Any] = {"jobs": self.jobs, "timeout": self.timeout}
+        if self.rows:
+            d["rows"] = True
+        return d
 
     @classmethod
     def from_wire(cls, body: Any) -> Wait:
         op = "wait"
         b = body_map(op, body)
-        return cls(str_list(op, b, "jobs", what="job ids"), seconds_field(op, b, "timeout", 30.0, 300))
+        return cls(str_list(op, b, "jobs", what="job ids"), seconds_field(op, b, "timeout", 30.0, 300),
+                   b.get("rows") is True)
 
 
 @dataclass(slots=True)
 class WaitReply:
-    jobs: list[dict[str, Any]]
+    """`jobs`: views, or (asked with `rows`) some of them as rows, which
+    `from_wire` turns back into views; `now` is the clock the rows' times are
+    measured with."""
+
+    jobs: list[dict[str, Any] | list]
     done: bool
+    now: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"jobs": self.jobs, "done": self.done}
+        d: dict[str, Any] = {"jobs": self.jobs, "done": self.done}
+        if self.now is not None:
+            d["now"] = self.now
+        return d
 
     @classmethod
     def from_wire(cls, body: Any) -> WaitReply:
         op = "wait reply"
         b = body_map(op, body)
         jobs = b.get("jobs")
-        if type(jobs) is not list or not all(type(j) is dict and "job" in j and "state" in j for j in jobs):
+        if type(jobs) is not list:
+            bad(op, "jobs", "must be a list of job views")
+        now = b.get("now")
+        if now is not None:
+            if type(now) is not float:
+                bad(op, "now", "must be a time in seconds")
+            jobs = [waitrows.view(op, j, now) if type(j) is list else j for j in jobs]
+        if not all(type(j) is dict and "job" in j and "state" in j for j in jobs):
             bad(op, "jobs", "must be a list of job views")
         return cls(jobs, b.get("done") is True)
 

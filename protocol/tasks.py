@@ -361,8 +361,8 @@ class TaskReport:
 
     @classmethod
     def from_wire(cls, d: Any, op: str = "task") -> TaskReport:
-        # The coordinator parses thousands of these a second: one `get` and
-        # one type test per field, the readers of fields.py only to word an error.
+        # The coordinator parses thousands of these a second: one `get` and one type test per
+        # field, fields.py's readers only to word an error, the rare fields only if present.
         if type(d) is not dict:
             body_map(op, d)
         get = d.get
@@ -381,33 +381,35 @@ class TaskReport:
         token = get("token", 0)
         if type(token) is not int:
             bad(op, "token", f"must be an integer, got {token!r}")
-        outcome = get("outcome")
+        outcome, exit_code, stored = get("outcome"), get("exit"), get("stored")
+        started, finished = get("started"), get("finished")
         if outcome is not None:
             try:
                 v = _OUTCOMES.get(outcome)
             except TypeError:
                 v = None
-            if v is None:
-                v = enum_field(op, d, "outcome", Outcome)
-            outcome = v
-        exit_code = get("exit")
+            outcome = v if v is not None else enum_field(op, d, "outcome", Outcome)
         if exit_code is not None and type(exit_code) is not int:
             bad(op, "exit", f"must be an integer, got {exit_code!r}")
+        if stored is not None and type(stored) is not dict:
+            bad(op, "stored", "must map output names to [node, size, bytes or nil]")
+        if started is not None and type(started) is not float and type(started) is not int:
+            bad(op, "started", "must be a time")
+        if finished is not None and type(finished) is not float and type(finished) is not int:
+            bad(op, "finished", "must be a time")
+        # Job, state and the usual fields present: if nothing else came, no rare field to read.
+        usual = 2 + (outcome is not None) + (exit_code is not None) + (stored is not None) \
+            + (started is not None) + (finished is not None)
+        if len(d) - ("token" in d) == usual:
+            return cls(job, state, token, outcome, exit_code, None, None, None, False, stored, started, finished)
         cause, code = get("cause"), get("code")
         if cause is not None and not isinstance(cause, str):
             bad(op, "cause", "must be a string")
         if code is not None and not isinstance(code, str):  # an ErrorCode, or its string
             bad(op, "code", "must be a string")
-        delegation, stored = get("delegation"), get("stored")
+        delegation = get("delegation")
         if delegation is not None and type(delegation) is not dict:
             bad(op, "delegation", "must be a map")
-        if stored is not None and type(stored) is not dict:
-            bad(op, "stored", "must map output names to [node, size, bytes or nil]")
-        started, finished = get("started"), get("finished")
-        if started is not None and type(started) is not float and type(started) is not int:
-            bad(op, "started", "must be a time")
-        if finished is not None and type(finished) is not float and type(finished) is not int:
-            bad(op, "finished", "must be a time")
         dropped = get("dropped")
         if dropped is not None and (type(dropped) is not list or not all(
                 type(x) is list and len(x) == 2 and type(x[0]) is str and type(x[1]) is str for x in dropped)):

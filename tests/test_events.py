@@ -192,6 +192,34 @@ async def test_one_append_wakes_200_pollers() -> None:
     assert all(r["events"] == [[1, "wake", "up"]] and r["next"] == 2 for r in results)
 
 
+@pytest.mark.parametrize("urgent", [False, True])
+async def test_pollers_parked_after_a_wake_up_or_a_timeout_are_woken_by_the_next_append(urgent: bool) -> None:
+    # The queue counts the pollers parked on its wake-up (no trio statistics
+    # per append): one woken, then one that timed out, must leave the next
+    # poller counted, and an append with nobody parked wakes nobody.
+    q = EventQueue()
+    got: list[dict[str, Any]] = []
+
+    async def poller(timeout: float) -> None:
+        got.append(await q.poll(q.next_seq, timeout=timeout, urgent_only=urgent))
+
+    with trio.fail_after(5):  # (the last poller's own timeout is 30 s)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller, 30.0)
+            await trio.testing.wait_all_tasks_blocked()
+            q.append("first")
+        assert [r["events"] for r in got] == [[[1, "first", None]]] and q.wakeups == 1
+        await poller(0.05)  # times out, parked no more
+        assert got[-1]["events"] == []
+        q.append("nobody")
+        assert q.wakeups == 1
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller, 30.0)
+            await trio.testing.wait_all_tasks_blocked()
+            q.append("last")
+    assert got[-1]["events"] == [[3, "last", None]] and q.wakeups == 2
+
+
 async def test_200_pollers_over_the_wire_are_woken_by_one_append(serve: Serve) -> None:
     q = EventQueue()
     server = Server("srv", max_concurrent=4)  # polls bypass admission

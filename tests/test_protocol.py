@@ -433,6 +433,23 @@ def test_the_task_report_is_what_the_compute_node_reports() -> None:
     ]
 
 
+_RARE = {"cause": "c", "code": "no-space", "delegation": {"target": "j2/out"}, "unmet": True,
+         "dropped": [["j1/result", "tcp://127.0.0.1:1"]], "sig": 9, "tail": "t"}
+
+
+@pytest.mark.parametrize("rare", sorted(_RARE))
+def test_a_task_reports_rare_field_is_read_beside_every_usual_one(rare: str) -> None:
+    """The parse skips the rare fields when only the usual ones came: one
+    that came with all of them (or with the token left out) is still read."""
+    usual = {"job": "j1", "state": "done", "token": 3, "outcome": "success", "exit": 0,
+             "stored": {"result": ["s", 0, b""]}, "started": 1.0, "finished": 2.0}
+    for d in (usual, {k: v for k, v in usual.items() if k != "token"}):
+        assert getattr(TaskReport.from_wire(trip({**d, rare: _RARE[rare]})), rare) == _RARE[rare]
+        plain = TaskReport.from_wire(trip(d))
+        assert (plain.token, plain.stored, plain.finished) == (d.get("token", 0), d["stored"], 2.0)
+        assert getattr(plain, rare) in (None, False)
+
+
 def test_a_callables_delegation_is_judged_on_the_node() -> None:
     """A Delegate comes back from the worker pickled, which skips its own check:
     the node judges it (once) before reporting it."""

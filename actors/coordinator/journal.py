@@ -115,6 +115,45 @@ def parse_handed(value: str | None) -> tuple[str, str] | None:
     return output, target
 
 
+_WIDE = ("UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
+         "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=?, tail=?, empty=? "
+         "WHERE id=?")
+# A row whose failure columns (cause, delegate, excused, code, detail, own,
+# tail) are at their defaults in the job and on disk: only the columns a
+# dispatch and a success change are written (2.5 against 4.2 us a row). The
+# WHERE clause checks the disk side, which the job cannot tell (a failed job
+# resubmitted and run again within one commit window had its failure
+# written, then cleared in memory): rows it misses get the wide update.
+_NARROW = ("UPDATE jobs SET state=?, outcome=?, finished=?, attempts=?, token=?, ran_on=?, started=?, "
+           "exit_code=?, empty=? WHERE id=? AND cause IS NULL AND delegate IS NULL AND excused=0 "
+           "AND code IS NULL AND detail IS NULL AND own=0 AND tail IS NULL")
+
+
+def _wide_row(j: Job) -> tuple:
+    return (j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts, j.excused, j.token, j.ran_on,
+            j.started, j.exit_code, j.code, j.detail, j.own, j.tail, _empty(j), j.id)
+
+
+def _update(db: sqlite3.Connection, jobs: list[Job]) -> None:
+    """The UPDATE of jobs already journalled: narrow where it can be."""
+    plain: list[Job] = []
+    wide: list[Job] = []
+    for j in jobs:
+        # (Rare fields read their class defaults unless set: records.py.)
+        if (j.cause is None and j.code is None and j.detail is None and j.tail is None and j.handed is None
+                and not j.excused and not j.own):
+            plain.append(j)
+        else:
+            wide.append(j)
+    if plain:
+        n = db.executemany(_NARROW, [(j.state, j.outcome, j.finished, j.attempts, j.token, j.ran_on, j.started,
+                                      j.exit_code, _empty(j), j.id) for j in plain]).rowcount
+        if n != len(plain):
+            wide += plain  # some row still holds a failure: every one rewritten whole (rare, idempotent)
+    if wide:
+        db.executemany(_WIDE, [_wide_row(j) for j in wide])
+
+
 class Batch:
     """Rows taken from the staging area for one transaction."""
 
@@ -260,15 +299,7 @@ class Journal:
                         ],
                     )
             if changed:
-                db.executemany(
-                    "UPDATE jobs SET state=?, outcome=?, cause=?, finished=?, delegate=?, attempts=?, "
-                    "excused=?, token=?, ran_on=?, started=?, exit_code=?, code=?, detail=?, own=?, tail=?, empty=? "
-                    "WHERE id=?",
-                    [(j.state, j.outcome, j.cause, j.finished, _handed(j), j.attempts,
-                      j.excused, j.token, j.ran_on, j.started, j.exit_code, j.code, j.detail, j.own, j.tail,
-                      _empty(j), j.id)
-                     for j in list(changed.values())],
-                )
+                _update(db, list(changed.values()))
             if batch.attempts:
                 for row in batch.attempts:  # few: only attempts that did not succeed
                     if len(row) == 3:

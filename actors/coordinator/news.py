@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from weft.bus.errors import BusError
-from weft.protocol.enums import EventKind, ObjectState
+from weft.protocol.enums import EventKind, ObjectState, TaskState
 from weft.protocol.objects import ObjectInfo, ObjectInventory
 from weft.protocol.tasks import Refused, StartManyReply, TaskInventory, TaskReport
 
@@ -27,6 +27,7 @@ ObjectEvent = tuple[EventKind, ObjectInfo]
 _TASK = EventKind.TASK
 _PARTIAL = EventKind.PARTIAL
 _KINDS = EventKind._value2member_map_
+_TASK_STATES = TaskState._value2member_map_
 _LOG_EVERY = 60.0
 _dropped = {"count": 0, "logged": 0.0}
 
@@ -98,15 +99,32 @@ def _inventory(body: Any, record: Any, key: str, item: Any, what: str) -> Any:
 
 def start_answers(body: Any) -> list[TaskReport | Refused]:
     """A `start_many` answer: per start, the task the node has or its refusal;
-    a malformed item drops only itself (the node's news tells the rest)."""
-    try:
-        return StartManyReply.from_wire(body).tasks
-    except BusError as e:
-        items = body.get("tasks") if type(body) is dict else None
-        if type(items) is not list:
-            raise
-        _drop("start_many answer", e)
-        return _each(lambda t: StartManyReply.from_wire({"tasks": [t]}).tasks[0], items)
+    a malformed item drops only itself (the node's news tells the rest).
+
+    Of a task only what the dispatch reads (job, state, token) is taken: a
+    task that ended already is reported whole again by its `task` event,
+    parsed there (a report parsed twice per job was a dispatch's largest
+    parse; docs/performance.md)."""
+    items = body.get("tasks") if type(body) is dict else None
+    if type(items) is not list:
+        StartManyReply.from_wire(body)  # words what is wrong (raises)
+    out: list[TaskReport | Refused] = []
+    append = out.append
+    for t in items:
+        if type(t) is dict and "error" not in t:
+            job, state, token = t.get("job"), t.get("state"), t.get("token", 0)
+            try:
+                state = _TASK_STATES.get(state)
+            except TypeError:  # unhashable
+                state = None
+            if type(job) is str and state is not None and type(token) is int:
+                append(TaskReport(job, state, token))
+                continue
+        try:
+            append(StartManyReply.from_wire({"tasks": [t]}).tasks[0])  # a refusal, or words the fault
+        except BusError as e:
+            _drop("start_many answer", e)
+    return out
 
 
 def _each(from_wire: Any, items: list) -> list:

@@ -73,7 +73,7 @@ from .nodes import ComputeRef, NodeRef, StorageRef, set_resources
 from .queue import QueueBound
 from .replay import replay
 from .state import CoordinatorState
-from .views import job_detail
+from .views import job_detail, wait_row
 
 log = logging.getLogger("weft.coordinator")
 
@@ -496,7 +496,10 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
         finally:
             self.state.unwatch(w)
         now = time.time()
-        return WaitReply([self._view(j, now) for j in jobs], all(self.state.final(j).done for j in jobs)).to_wire()
+        done = all(self.state.final(j).done for j in jobs)
+        if req.rows:  # (most jobs a row: no view dict made and packed each)
+            return WaitReply([wait_row(j) or self._view(j, now) for j in jobs], done, now).to_wire()
+        return WaitReply([self._view(j, now) for j in jobs], done).to_wire()
 
     def _op_locate(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         """Locate -> LocateReply: where an object's bytes are (its bytes too when small)."""

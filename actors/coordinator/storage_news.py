@@ -117,25 +117,22 @@ class StorageNewsMixin:
     def stored_outputs(self, job: Job, stored: dict) -> None:
         """Outputs the task reports finished (storage acknowledged them durable
         before the task ended): the same news as storage's `finished` events,
-        which for these objects are quiet and arrive later. A copy refused
-        here (fenced) is deleted on its node, as from an event."""
+        which for these objects are quiet and arrive later. Written under the
+        job's current attempt (task_news checked the token): never a fenced copy."""
+        prefix = job.id + "/"
         for output, entry in stored.items():
             if not (isinstance(output, str) and isinstance(entry, list) and len(entry) == 3):
                 continue
             node, size, data = entry
             if node is None and size == 0 and data == b"" and output in job.spec.outputs:
                 self.hold_empty(job, output)  # written nowhere: the journal keeps it
-                self._landed(self.graph.objects[f"{job.id}/{output}"])
+                self._landed(self.graph.objects[prefix + output])
                 continue
             ref = self.storages.get(node) if isinstance(node, str) else None
             if ref is None or not isinstance(size, int):
                 continue  # storage's own event will tell
-            ok = isinstance(data, bytes) and len(data) == size
-            scavenge: list[str] = []
-            self._apply_object(ref, ObjectInfo(f"{job.id}/{output}", FINISHED, size, job.token, None,
-                                               data if ok else None), scavenge)
-            if scavenge:
-                self._out.append(Scavenge(ref, scavenge))
+            self._copy_finished(ref, prefix + output, size,
+                                data if isinstance(data, bytes) and len(data) == size else None)
 
     def _apply_object(self, ref: StorageRef, info: ObjectInfo, scavenge: list[str]) -> None:
         g = self.graph
@@ -151,19 +148,7 @@ class StorageNewsMixin:
                             ref.node, name, info.token)
                 scavenge.append(name)
                 return
-            data = info.data
-            if data is not None and self.inline_bytes + len(data) <= INLINE_CACHE_BYTES:
-                obj = g.objects.get(name)
-                if obj is None or obj.data is None:
-                    self.inline_bytes += len(data)
-                    if obj is None:
-                        obj = g.resolve(name)
-                    obj.data = data
-            if g.object_finished(name, ref.node, info.size):
-                self._kick()
-            obj = g.objects[name]
-            self.repair.landed(obj, ref.node)
-            self._landed(obj)
+            self._copy_finished(ref, name, info.size, info.data)
             return
         obj = g.objects.get(name) or g.resolve(name)
         if state == DELEGATED:
@@ -182,6 +167,22 @@ class StorageNewsMixin:
             # and its writer takes over any partial copy itself (trees.py).
             if (producer is None or producer.state != RUNNING) and not is_content_object(name):
                 scavenge.append(name)
+
+    def _copy_finished(self, ref: StorageRef, name: str, size: int | None, data: bytes | None) -> None:
+        """A finished copy of `name` (not a fenced one) is on `ref`."""
+        g = self.graph
+        if data is not None and self.inline_bytes + len(data) <= INLINE_CACHE_BYTES:
+            obj = g.objects.get(name)
+            if obj is None or obj.data is None:
+                self.inline_bytes += len(data)
+                if obj is None:
+                    obj = g.resolve(name)
+                obj.data = data
+        if g.object_finished(name, ref.node, size):
+            self._kick()
+        obj = g.objects[name]
+        self.repair.landed(obj, ref.node)
+        self._landed(obj)
 
     def _landed(self, obj: Obj) -> None:
         """`obj` is finished: its producer succeeded if it waited only for it."""

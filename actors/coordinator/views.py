@@ -8,7 +8,7 @@ from typing import Any
 from weft.actors.model import split_version
 
 from .attempts import message
-from .graph import WAITING, Job
+from .graph import SUCCEEDED, WAITING, Job
 
 # Immediate input values are shown cut to this many characters.
 VALUE_CHARS = 60
@@ -61,3 +61,19 @@ def job_detail(job: Job, d: dict[str, Any]) -> dict[str, Any]:
         d["on_exit"] = {w: a if isinstance(a, str) else f"submit:{a.get('flow') or 'flow'}"
                         for w, a in spec.on_exit.items()}
     return d
+
+
+def wait_row(job: Job) -> list | None:
+    """A succeeded job's view as a `wait` row (protocol/waitrows.py: its
+    order of values), when the row holds everything its view shows; None
+    when it does not (a cause from an earlier attempt, a delegation, a
+    deadline, ...): that job is answered with its view."""
+    if (job.state is not SUCCEEDED or job.cause is not None or job.delegate is not None or job.parent is not None
+            or job.tail is not None or job.code is not None or job.detail is not None or job.node is not None):
+        return None
+    spec = job.spec
+    if spec.deadline is not None:
+        return None
+    return [job.id, job.state, job.priority, job.demand, job.submitted, spec.outputs,
+            job.attempts - job.excused - (1 if job.ahead else 0), spec.name or None, job.owner, job.outcome,
+            job.started, job.finished]

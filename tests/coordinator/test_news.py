@@ -83,6 +83,17 @@ def test_start_answers_keep_good_items_of_a_malformed_reply() -> None:
     assert [(type(a).__name__, a.job) for a in answers] == [("TaskReport", "a"), ("Refused", "b")]
 
 
+def test_a_start_answer_gives_each_tasks_job_state_and_token() -> None:
+    """What a dispatch reads of a start's answer (the rest of a done task
+    comes in its `task` event); a malformed item drops only itself."""
+    done = {"job": "a", "state": "done", "token": 7, "outcome": "success", "exit": 0, "finished": 2.0}
+    answers = news.start_answers(wire({"tasks": [done, {"job": "b", "state": "running", "token": "7"},
+                                                 {"job": "c", "state": "pending"}]}))
+    assert [(a.job, a.state, a.token) for a in answers] == [("a", TaskState.DONE, 7), ("c", TaskState.PENDING, 0)]
+    with pytest.raises(BusError):
+        news.start_answers(wire({"tasks": "no"}))
+
+
 def test_a_partial_content_object_is_not_scavenged() -> None:
     """A put's file (or a tree's) arrives in chunks with no job making it:
     deleting it mid-write would lose it (its writer takes over leftovers)."""
