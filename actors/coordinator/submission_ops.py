@@ -10,7 +10,6 @@ values to the state; they live here so node.py stays the shell it is.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from weft.actors.model import JobSpec
+from weft.actors.resources import CHUNK
 from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.submission import JOB_END, SIZES, JobEnd, Recurring, RootRef, TrySubmitReply
 
 from . import owners, secrets
 from .graph import RUNNING, SUCCEEDED, Job
-from .nodes import ComputeRef
+from .nodes import UNSAID, ComputeRef
 from .recurring import RECURRING
 from .spawn import DECOMMISSIONED
 
@@ -37,6 +37,7 @@ log = logging.getLogger("weft.coordinator")
 # MiB of each size class (issue 18): what a free slot is worth once compute
 # nodes report memory; until then every class counts free CPU slots.
 SIZE_MIB = {"tiny": 32, "small": 128, "medium": 256, "large": 1024}
+CHUNK_MIB = CHUNK >> 20  # a node's memory is counted in chunks (actors/resources.py)
 # Ends remembered to publish each once (a finished job may be journaled again).
 _ENDED_KEPT = 100_000
 
@@ -64,8 +65,8 @@ async def poll_ends(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[
 
 def slot_estimate(computes: list[ComputeRef]) -> dict[str, int]:
     """How many more jobs of each size would fit now: free slots per ready
-    node, or (when a node reports `memory_free` in MiB) what fits in its
-    memory too, whichever is less."""
+    node, or (when a node says its memory) what fits in its free memory too,
+    whichever is less."""
     out = dict.fromkeys(SIZES, 0)
     # Asked once per batch of ended jobs: nodes that report no memory add
     # the same free slots to every size, summed once (not per size per node).
@@ -76,12 +77,12 @@ def slot_estimate(computes: list[ComputeRef]) -> dict[str, int]:
         free = c.slots - len(c.running)
         if free < 0:  # (not max(): a builtin call per node was half of this loop's cost)
             free = 0
-        mem = getattr(c, "memory_free", None)
-        if mem is None:
+        if c.chunks == UNSAID:  # said no memory: slots decide
             plain += free
             continue
+        mem = max(0, c.chunks - c.used_chunks) * CHUNK_MIB
         for size in SIZES:
-            out[size] += min(free, math.floor(mem / SIZE_MIB[size]))
+            out[size] += min(free, mem // SIZE_MIB[size])
     if plain:
         for size in SIZES:
             out[size] += plain
