@@ -63,12 +63,10 @@ def adopt(fd: int, size: int) -> Segment | bytes:
     file that cannot be sealed (someone holds a writable mapping of it) or
     is not `size` bytes long is read into bytes once and closed instead."""
     try:
-        if os.fstat(fd).st_size == size and size:
-            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-            if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & _SEALS == _SEALS:
-                seg = Segment(fd, size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), mmap.PROT_READ)
-                seg.fd = fd
-                return seg
+        if os.fstat(fd).st_size == size and size and _seal(fd):
+            seg = Segment(fd, size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), mmap.PROT_READ)
+            seg.fd = fd
+            return seg
         data = os.pread(fd, size, 0) if size else b""
         if len(data) != size:
             raise OSError(f"a worker's memory file holds {len(data)} bytes, its reply said {size}")
@@ -77,6 +75,14 @@ def adopt(fd: int, size: int) -> Segment | bytes:
         raise
     os.close(fd)
     return data
+
+
+def _seal(fd: int) -> bool:
+    try:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    except OSError:  # EBUSY: a writable mapping of it exists; EPERM: sealing was refused
+        return False
+    return fcntl.fcntl(fd, fcntl.F_GET_SEALS) & _SEALS == _SEALS
 
 
 def make(data: bytes) -> int:
