@@ -106,3 +106,17 @@ def test_a_file_that_cannot_be_sealed_is_read_once_instead(tmp_path: Path) -> No
         segments.adopt(fd, 10)  # shorter than the reply said: refused, and closed
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_the_value_cache_keeps_memory_files_within_its_descriptor_share() -> None:
+    from weft.actors.compute.valuecache import ValueCache
+
+    cache = ValueCache(64 * SEG_MIN)
+    cache.max_files = 2
+    values = [segments.adopt(segments.make(bytes([i]) * SEG_MIN), SEG_MIN) for i in range(3)]
+    assert all(type(v) is Segment for v in values)
+    assert [cache.put(f"j{i}/result", v) for i, v in enumerate(values)] == [True, True, False]
+    assert cache.refused == 1 and cache.files == 2
+    cache.forget_job("j0")  # a file given back makes room for the next
+    assert cache.files == 1 and cache.put("j2/result", values[2])
+    assert bytes(cache.get("j2/result")[:3]) == b"\x02\x02\x02"

@@ -118,6 +118,22 @@ def receive(sock: socket.socket, count: int) -> list[int]:
 
 
 # -- the node's side (trio: imported there only, never in a worker) ----------------------
+def descriptor_room() -> int:
+    """The node's descriptor limit, its soft limit raised to the hard one
+    (at most 65,536) first: values kept in memory files hold descriptors."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        return 65536 if soft == resource.RLIM_INFINITY else soft
+    except (ImportError, OSError, ValueError):
+        return 1024
+
+
 def socket_pair() -> tuple[socket.socket, socket.socket]:
     """(ours, the worker's): datagrams keep each message's descriptors apart."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)

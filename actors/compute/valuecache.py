@@ -36,6 +36,7 @@ from weft.bus.rpc import CallContext
 from weft.protocol.enums import ErrorCode, ObjectState
 from weft.protocol.objects import Read, ReadReply
 
+from . import segments
 from .segments import Segment
 
 # Smaller values travel inline in the coordinator's start already (see
@@ -55,7 +56,7 @@ class ValueCache:
     """Object name -> bytes, at most `budget` bytes in all (0: off)."""
 
     __slots__ = ("budget", "used", "_values", "_read", "_since", "_by_job", "clock", "hits", "misses", "bytes_served", "refused", "evicted",
-                 "lent")
+                 "lent", "files", "max_files")
 
     def __init__(self, budget: int) -> None:
         if budget < 0:
@@ -76,6 +77,10 @@ class ValueCache:
         self.refused = 0
         self.evicted = 0
         self.lent = 0  # bytes read by other compute nodes (serve_read)
+        # Values in memory files of their own hold two descriptors each (the
+        # file and its mapping's): kept to a quarter of the node's limit.
+        self.files = 0
+        self.max_files = segments.descriptor_room() // 8
 
     @classmethod
     def sized(cls, budget: int | None, memory: int) -> ValueCache:
@@ -96,9 +101,12 @@ class ValueCache:
         if size < CACHE_MIN:
             return False
         self.drop(obj)
-        if size > self.budget or (self.used + size > self.budget and not self._make_room(size)):
+        seg = type(value) is Segment
+        if (size > self.budget or (self.used + size > self.budget and not self._make_room(size))
+                or (seg and self.files >= self.max_files)):
             self.refused += 1
             return False
+        self.files += seg
         self._values[obj] = value
         self._since[obj] = self.clock()
         self._by_job.setdefault(obj.partition("/")[0], []).append(obj)
@@ -143,6 +151,7 @@ class ValueCache:
         value = self._values.pop(obj, None)
         if value is not None:
             self.used -= len(value)
+            self.files -= type(value) is Segment
             self._read.discard(obj)
             del self._since[obj]
             job = obj.partition("/")[0]
