@@ -108,7 +108,7 @@ class Planner:
         g = self.graph
         placing = self.placing
         placing.nodes_changed()
-        placing.new_round()
+        placing.new_round()  # (its wake-up time too: none unless a job is held again)
         ready = [c for c in self.computes.values() if c.ready and not c.drained]
         if not ready or not g.runnable_count:
             return
@@ -121,7 +121,7 @@ class Planner:
         # half its ahead-queue drained, so one start_many (and one create_many
         # per storage node) carries several jobs instead of one per freed slot.
         deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
-        per_slot = 1 + (self.prefetch if deep else 0)
+        per_slot = placing.per_slot = 1 + (self.prefetch if deep else 0)
         room = {c.node: c.slots * per_slot - c.used_cpus for c in ready}
         low_water = {c.node: max(1, c.slots * self.prefetch // 2) if deep else 1 for c in ready}
         computes = [c for c in ready if room[c.node] >= low_water[c.node] and c.used_chunks < c.chunks]

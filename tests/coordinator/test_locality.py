@@ -129,3 +129,19 @@ def test_no_near_copy_for_small_inputs_nor_on_the_same_node() -> None:
     c.add_compute("b", slots=1)
     assert near_of(c, "q1") == {}  # small: its bytes travel inline
     assert c.job("q1").node == "b"
+
+
+def test_a_full_node_holds_back_no_more_than_it_takes_at_once() -> None:
+    # One large value read by three jobs: `a` (one slot, busy) is held to
+    # one of them; the others go to `b` and read the value from `a`'s memory.
+    c = Cluster(computes=0)
+    c.add_compute("a", slots=1)
+    c.submit(spec("p0"))
+    assert c.started() == ["p0"]
+    ends_with(c, "p0", 10 * MIB, None)
+    c.add_compute("b", slots=2)
+    c.submit(dataclasses.replace(spec("pinned", priority=5), node="a"), spec("q0", "p0"), spec("q1", "p0"),
+             spec("q2", "p0"))
+    starts = {j.id: s for d in c.round() for j, s in d.items}
+    assert sorted(starts) == ["pinned", "q1", "q2"]
+    assert c.job("q0").node is None and c.job("q1").node == c.job("q2").node == "b"
