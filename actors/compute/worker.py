@@ -232,14 +232,23 @@ def _reply_error(fd: int, kind: int, message: str, tb: str) -> None:
 _SOCK: Any = None
 
 
+def _send_segment(data: bytes) -> bool:
+    """`data` in a memory file of its own, sent to the node; False if no
+    file could be made (out of memory or descriptors: the reused file then)."""
+    try:
+        fd = segments.make(data)
+    except OSError:
+        return False
+    try:
+        segments.send(_SOCK, [fd])
+    finally:
+        os.close(fd)
+    return True
+
+
 def _reply(wfd: int, kind: int, data: bytes, shm_out: int) -> None:
     kind |= _flush()
-    if _SOCK is not None and kind & ~LOGGED == BYTES and len(data) >= segments.SEG_MIN:
-        fd = segments.make(data)
-        try:
-            segments.send(_SOCK, [fd])
-        finally:
-            os.close(fd)
+    if _SOCK is not None and kind & ~LOGGED == BYTES and len(data) >= segments.SEG_MIN and _send_segment(data):
         write_all(wfd, [REP.pack(kind | segments.SEG, len(data))])
     elif shm_out >= 0 and len(data) >= SHM_MIN:
         pwrite_all(shm_out, [data], 0)
