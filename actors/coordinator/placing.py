@@ -36,6 +36,10 @@ NEAR_MIN = 64 << 10
 # long does not hold its consumers back (work stealing waits as long).
 NEAR_HOLD_MIN = 1 << 20
 NEAR_HOLD = 0.5
+# Jobs a round holds back so at most (each popped and pushed back: cheap);
+# past it they go where there is room, so a wide fan-out of one large value
+# on a busy node spreads at once (the other nodes read it from its memory).
+HOLD_MAX = 128
 
 
 def cost_of(job: Job) -> Cost:
@@ -62,12 +66,7 @@ class Placing:
         self.held_near: dict[str, float] = {}
         self.due: float | None = None
         self.holding = False
-        # Per round: node -> jobs held for it, at most what it takes at once
-        # (its slots times the round's tasks per slot), so a node full for
-        # a while does not keep work from nodes with room (a wide fan-out
-        # of one large value: the rest read it from that node's memory).
-        self.held_round: dict[str, int] = {}
-        self.per_slot = 1
+        self.held_round = 0  # jobs held back this round (HOLD_MAX)
         self.reserve_after = reserve_after
         self.waiting = Waiting()
         self.parked: dict[str, Job] = {}
@@ -141,7 +140,7 @@ class Placing:
                         if self.held_near:
                             self.held_near.pop(job.id, None)
                         return c
-                    if near_bytes >= NEAR_HOLD_MIN and near in room and self._hold(job, c):
+                    if near_bytes >= NEAR_HOLD_MIN and near in room and self._hold(job):
                         return None
             if rooms is not None:
                 return rooms.best()
@@ -166,10 +165,9 @@ class Placing:
                 best, best_key = c, key
         return best
 
-    def _hold(self, job: Job, node: ComputeRef) -> bool:
-        """Should `job` wait (still) for room on `node`, which holds its inputs?"""
-        held = self.held_round.get(node.node, 0)
-        if held >= node.slots * self.per_slot:
+    def _hold(self, job: Job) -> bool:
+        """Should `job` wait (still) for room on the node holding its inputs?"""
+        if self.held_round >= HOLD_MAX:
             return False
         now = self.mono()
         since = self.held_near.setdefault(job.id, now)
@@ -179,14 +177,13 @@ class Placing:
             return False
         if self.due is None or until < self.due:
             self.due = until
-        self.held_round[node.node] = held + 1
+        self.held_round += 1
         self.holding = True
         return True
 
     def new_round(self) -> None:
         self.due = None
-        if self.held_round:
-            self.held_round.clear()
+        self.held_round = 0
         if len(self.held_near) > 4096:  # jobs placed by another path, or gone
             stale = self.mono() - NEAR_HOLD
             self.held_near = {j: t for j, t in self.held_near.items() if t > stale}

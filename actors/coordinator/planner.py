@@ -121,7 +121,7 @@ class Planner:
         # half its ahead-queue drained, so one start_many (and one create_many
         # per storage node) carries several jobs instead of one per freed slot.
         deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
-        per_slot = placing.per_slot = 1 + (self.prefetch if deep else 0)
+        per_slot = 1 + (self.prefetch if deep else 0)
         room = {c.node: c.slots * per_slot - c.used_cpus for c in ready}
         low_water = {c.node: max(1, c.slots * self.prefetch // 2) if deep else 1 for c in ready}
         computes = [c for c in ready if room[c.node] >= low_water[c.node] and c.used_chunks < c.chunks]
@@ -164,12 +164,9 @@ class Planner:
             cost = cost_of(job)
             node = placing.choose(job, cost, ready if force else computes, room, force, rooms)
             if node is None:
-                if placing.holding:  # waits a moment for room where its inputs are
+                if placing.holding:  # waits a moment for room where its inputs are (not a skip: HOLD_MAX bounds these)
                     placing.holding = False
                     deferred.append(job)
-                    skips += 1
-                    if skips >= MAX_SKIPS:
-                        break
                     continue
                 why = placing.why_not(job, cost, ready)
                 if why is not None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
+from weft.actors.coordinator import placing
 from weft.actors.coordinator.placing import NEAR_HOLD
 from weft.protocol.enums import Outcome, TaskState
 from weft.protocol.tasks import TaskReport
@@ -131,9 +134,11 @@ def test_no_near_copy_for_small_inputs_nor_on_the_same_node() -> None:
     assert c.job("q1").node == "b"
 
 
-def test_a_full_node_holds_back_no_more_than_it_takes_at_once() -> None:
-    # One large value read by three jobs: `a` (one slot, busy) is held to
-    # one of them; the others go to `b` and read the value from `a`'s memory.
+def test_a_round_holds_back_at_most_hold_max_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One large value read by three jobs, `a` (one slot) busy: a round holds
+    # HOLD_MAX of them for `a`; the others go to `b` at once and read the
+    # value from `a`'s memory (a wide fan-out does not wait its turn there).
+    monkeypatch.setattr(placing, "HOLD_MAX", 1)
     c = Cluster(computes=0)
     c.add_compute("a", slots=1)
     c.submit(spec("p0"))
