@@ -120,3 +120,18 @@ def test_the_value_cache_keeps_memory_files_within_its_descriptor_share() -> Non
     cache.forget_job("j0")  # a file given back makes room for the next
     assert cache.files == 1 and cache.put("j2/result", values[2])
     assert bytes(cache.get("j2/result")[:3]) == b"\x02\x02\x02"
+
+
+async def test_a_pool_without_memory_files_gets_a_segment_down_its_pipe(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from weft.actors.compute import pool as pool_mod
+
+    (tmp_path / "weft_segment_helpers.py").write_text(HELPERS)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    value = segments.adopt(segments.make(b"z" * SEG_MIN), SEG_MIN)
+    monkeypatch.setattr(pool_mod, "_HAVE_MEMFD", False)
+    async with WorkerPool(1) as p:
+        import hashlib
+
+        want = f"bytes {SEG_MIN} {hashlib.sha256(b'z' * SEG_MIN).hexdigest()}".encode()
+        assert await p.run("weft_segment_helpers:describe", {"data": value}) == want

@@ -440,7 +440,7 @@ class WorkerPool:
             kind, payload = await worker.receive()
             if end > _SHM_KEEP:
                 os.ftruncate(worker.shm_in, 0)  # read before the reply came
-        except (WorkerLost, trio.ClosedResourceError):
+        except (WorkerLost, trio.ClosedResourceError, OSError, EOFError):  # (OSError, EOFError: its socket)
             with trio.move_on_after(0.5):
                 await worker.proc.wait()  # for the exit status; it is closing already
             raise WorkerLost(

@@ -27,8 +27,8 @@ class Parts(list):
 def encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[Any], list[Any], list[int]]:
     """What goes down the pipe, what goes into the input memory file
     (`shm`: the workers have one) from offset 0, and the memory files of
-    values that have their own (segments.py; a worker without its socket
-    gets those in its input memory file instead)."""
+    values that have their own (segments.py; workers without memory files
+    have no socket for them either: those values go down the pipe)."""
     inline: dict[str, Any] = {}
     blobs: list[list[Any]] = []
     parts: list[Any] = [b"", b""]
@@ -36,13 +36,13 @@ def encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[A
     passed: list[int] = []
     at = 0
     for name, value in kwargs.items():
-        if type(value) is segments.Segment:
+        if type(value) is segments.Segment and shm:
             blobs.append([name, len(value), segments.PASSED])
             passed.append(value.fd)
             continue
         if type(value) is Parts:
             pieces, size = value, value.nbytes
-        elif isinstance(value, bytes | bytearray | memoryview):
+        elif isinstance(value, bytes | bytearray | memoryview | segments.Segment):
             pieces, size = [value], memoryview(value).nbytes
             if size < _OUT_OF_BAND:
                 inline[name] = value
