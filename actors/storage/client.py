@@ -269,7 +269,7 @@ class ObjectWriter:
             view = memoryview(data)
             pos = 0
             if not self._started:
-                await self._send(bytes(view[:CHUNK]))  # alone: it may create the object
+                await self._send(view[:CHUNK])  # alone (it may create the object), a view like the rest
                 pos = CHUNK
             whole = pos + (len(data) - pos) // CHUNK * CHUNK
             if whole > pos:
@@ -326,7 +326,7 @@ class ObjectWriter:
         # call's latency includes the queue ahead of it, as the node serves it.
         LATENCY.record(self.peer.endpoint, trio.current_time() - (call.deadline - call.seconds))
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes | memoryview) -> None:
         body = Populate(self.name, data, self.token, self.size).to_wire()
         try:
             await _timed(self.peer, "populate", body)
