@@ -26,7 +26,8 @@ read out once into the bytes object the other side needs, and the file's pages
 are reused call after call instead of fresh memory being faulted in.
 
 This module is imported into the worker before any user code, so it keeps to
-the standard library, msgpack and bus.memory (standard library only).
+the standard library, msgpack, runtime.memory and segments (both standard
+library only).
 """
 
 from __future__ import annotations
