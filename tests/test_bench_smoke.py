@@ -158,3 +158,13 @@ def test_bench_unknown_workload_or_peer() -> None:
                               env=_env(), capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2
         assert message in proc.stderr
+
+
+def test_make_bytes_gives_the_blocks_bytes_behind_the_producers_mark() -> None:
+    from weft.bench import workloads as W
+
+    block, mark = W._block(), W._node_mark().encode()[:W.MARK].ljust(W.MARK)
+    for n in (0, 10, W.MARK, W.MARK + 1, len(block) - 1, len(block), len(block) + 7, 3 * len(block) + 5):
+        want = (mark + (block * (n // len(block) + 1))[W.MARK:n])[:n]  # what the value is: block repeated, marked
+        got = W.make_bytes(n)
+        assert type(got) is bytes and len(got) == n and got == want, n

@@ -78,6 +78,21 @@ def may_touch(user: str | None, job: Job) -> bool:
     return cls != USER
 
 
+def reaches_own_jobs_only(user: str | None) -> bool:
+    """A user key or a job's credential: what it is shown is filtered to its jobs."""
+    if user is None:
+        return False
+    cls = caller_class(user)
+    return cls == USER or cls == JOB
+
+
+def may_see_end(user: str, end: Any, jobs: dict[str, Job]) -> bool:
+    """Is a job end of the event queue (JobEnd wire) one `user` may see? A job
+    collected since is shown to nobody but admins (its owner is gone with it)."""
+    job = jobs.get(end.get("job")) if type(end) is dict else None
+    return job is not None and may_touch(user, job)
+
+
 def check(ctx: CallContext | None, job: Job, op: str) -> Job:
     """`job`, or a `forbidden` BusError naming the op and the caller's role."""
     user = caller(ctx)

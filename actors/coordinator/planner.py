@@ -158,7 +158,11 @@ class Planner:
                 continue  # set aside or cancelled by the gate
             if spec.outputs and self.outputs_finished(job):
                 # Its outputs exist already (it finished before a crash made
-                # us forget): nothing to run.
+                # us forget): nothing to run. The attempt that made them may
+                # have started and ended inside one group commit, unseen by
+                # the journal: it counts, as it would have had we seen it.
+                if job.attempts - job.excused <= 0:
+                    job.attempts = job.excused + 1
                 g.succeed(job)
                 continue
             cost = cost_of(job)

@@ -117,8 +117,8 @@ class StorageNewsMixin:
     def stored_outputs(self, job: Job, stored: dict) -> None:
         """Outputs the task reports finished (storage acknowledged them durable
         before the task ended): the same news as storage's `finished` events,
-        which for these objects are quiet and arrive later."""
-        scavenge: list[str] = []
+        which for these objects are quiet and arrive later. A copy refused
+        here (fenced) is deleted on its node, as from an event."""
         for output, entry in stored.items():
             if not (isinstance(output, str) and isinstance(entry, list) and len(entry) == 3):
                 continue
@@ -131,8 +131,11 @@ class StorageNewsMixin:
             if ref is None or not isinstance(size, int):
                 continue  # storage's own event will tell
             ok = isinstance(data, bytes) and len(data) == size
+            scavenge: list[str] = []
             self._apply_object(ref, ObjectInfo(f"{job.id}/{output}", FINISHED, size, job.token, None,
                                                data if ok else None), scavenge)
+            if scavenge:
+                self._out.append(Scavenge(ref, scavenge))
 
     def _apply_object(self, ref: StorageRef, info: ObjectInfo, scavenge: list[str]) -> None:
         g = self.graph

@@ -46,7 +46,20 @@ def register(node: CoordinatorNode) -> None:
     add("tree", partial(tree, node), bypass=True)
     add("decommission", partial(decommission, node))
     add("recurring", partial(recurring, node))
+    # Our own event queue (runtime/node.py serves it for every role) as a
+    # caller may see it: a user key's `weft events` shows only its jobs.
+    add("poll", partial(poll_ends, node), bypass=True)
     node.ended = {}
+
+
+async def poll_ends(node: CoordinatorNode, body: Any, ctx: CallContext) -> dict[str, Any]:
+    """`poll` of the coordinator's events, each job end only to callers who may touch that job."""
+    reply = await node.events.handle_poll(body, ctx)
+    user = owners.caller(ctx)
+    if owners.reaches_own_jobs_only(user):
+        jobs = node.state.graph.jobs
+        reply["events"] = [ev for ev in reply["events"] if ev[1] != JOB_END or owners.may_see_end(user, ev[2], jobs)]
+    return reply
 
 
 def slot_estimate(computes: list[ComputeRef]) -> dict[str, int]:

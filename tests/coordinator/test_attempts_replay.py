@@ -146,3 +146,27 @@ def test_a_journal_from_before_the_run_columns_opens_and_replays(tmp_path: Path)
     c.submit(spec("b"))  # and it takes new rows with the new columns
     c2 = restart(path, c)
     assert c2.job("b").state != SUCCEEDED and c2.job("a").state == SUCCEEDED
+
+
+def test_a_job_that_ran_unjournalled_before_a_crash_shows_the_attempt_that_made_its_outputs(tmp_path: Path) -> None:
+    # Dispatched, run and ended inside one group-commit window, then the
+    # coordinator died: the journal still says waiting at 0 attempts, the
+    # node deleted the ended task, and only storage shows it ran.
+    path = tmp_path / "journal.sqlite"
+    c = start(path)
+    c.add_storage("storage-0")
+    c.add_compute("compute-0")
+    c.submit(spec("a"))
+    journal, c.journal = c.journal, None  # nothing from here reaches the journal
+    c.run("a")
+    c.journal = journal
+    c2 = restart(path, c)
+    assert view(c2, "a")["attempts"] == 0
+    c2.add_storage("storage-0", [ObjectInfo(out("a"), ObjectState.FINISHED, 3)])
+    c2.add_compute("compute-0")
+    c2.clock.advance(10)  # past the settle time given to inventories
+    assert c2.started() == []  # not run again: its output exists
+    assert c2.job("a").state == SUCCEEDED
+    assert view(c2, "a")["attempts"] == 1
+    c3 = restart(path, c2)
+    assert view(c3, "a")["attempts"] == 1

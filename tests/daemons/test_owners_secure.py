@@ -186,3 +186,19 @@ async def test_a_user_reads_storage_only_with_the_coordinators_token_for_its_own
         assert bytes((await alice.call("read", {**read, "rt": where["rt"]}))["data"]) == b"a" * 10
     # Admin and node keys are not asked for one.
     assert await trio.to_thread.run_sync(cluster["admin_client"].get, name) == b"a" * 200000
+
+
+def test_weft_events_shows_a_user_only_the_ends_of_their_own_jobs(cluster: dict) -> None:
+    for who in ("alice", "bob"):
+        p = cli(cluster, who, "submit", "--name", f"{who}-event-job", "--wait", "--", "true")
+        assert p.returncode == 0, p.stderr
+
+    def ends(who: str) -> set[str]:
+        p = cli(cluster, who, "events", "--json")
+        assert p.returncode == 0, p.stderr
+        return {json.loads(line)["job"] for line in p.stdout.splitlines()}
+
+    alice, bob, admin = ends("alice"), ends("bob"), ends("admin")
+    assert "alice-event-job" in alice and "bob-event-job" not in alice
+    assert "bob-event-job" in bob and "alice-event-job" not in bob
+    assert {"alice-event-job", "bob-event-job"} <= admin
