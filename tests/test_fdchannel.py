@@ -121,3 +121,19 @@ async def test_more_after_a_large_value_goes_on_the_bus_in_order(storage: tuple[
         await w.write(tail)
         await w.close()
     assert await read_back(peer, "job5/result") == head + tail
+
+
+async def test_descriptors_no_put_claims_are_closed_past_the_bound(storage: tuple[StorageNode, Peer]) -> None:
+    node, peer = storage
+    ch = await fdclient.channel(peer)
+    assert ch is not None
+    fd = segments.make(b"unclaimed")
+    try:
+        for _ in range(fdchannel.MAX_PENDING + 6):
+            await ch.send(fd)
+    finally:
+        os.close(fd)
+    with trio.fail_after(10):
+        while node.inbox.received < fdchannel.MAX_PENDING + 6:
+            await trio.sleep(0.01)
+    assert len(node.inbox._fds) == fdchannel.MAX_PENDING  # each pins its memory until closed

@@ -40,9 +40,11 @@ log = logging.getLogger("weft.storage")
 
 SOCKET_NAME = "values.sock"
 KEY_BYTES = 16
-# Descriptors received and not yet claimed by their `put`: past this many
-# the oldest is closed (a writer that died between the two sends).
-MAX_PENDING = 256
+# Descriptors received and not yet claimed by their `put` (its writer died
+# or its call timed out between the two sends) pin their memory: past this
+# many the oldest is closed, and any older than EXPIRE seconds.
+MAX_PENDING = 64
+EXPIRE = 60.0
 # How long a `put` waits for its descriptor, which is sent before the `put`
 # but on another socket, so it may be read a moment after.
 WAIT = 2.0
@@ -67,7 +69,7 @@ class Inbox:
     def __init__(self, data_dir: Path, node_id: str) -> None:
         self.path = data_dir / SOCKET_NAME
         self.node_id = node_id
-        self._fds: dict[bytes, int] = {}
+        self._fds: dict[bytes, tuple[int, float]] = {}
         self._waiting: dict[bytes, trio.Event] = {}
         self.received = 0
 
@@ -126,12 +128,14 @@ class Inbox:
                 log.info("descriptor socket: a connection failed: %s", e)
 
     def _deliver(self, key: bytes, fd: int) -> None:
+        now = trio.current_time()
         old = self._fds.pop(key, None)
         if old is not None:
-            os.close(old)
-        if len(self._fds) >= MAX_PENDING:
-            os.close(self._fds.pop(next(iter(self._fds))))
-        self._fds[key] = fd
+            os.close(old[0])
+        fds = self._fds
+        while fds and (len(fds) >= MAX_PENDING or next(iter(fds.values()))[1] < now - EXPIRE):
+            os.close(fds.pop(next(iter(fds)))[0])  # (oldest first: in arrival order)
+        fds[key] = (fd, now)
         self.received += 1
         event = self._waiting.pop(key, None)
         if event is not None:
@@ -145,7 +149,7 @@ class Inbox:
             with trio.move_on_after(WAIT):
                 await event.wait()
             self._waiting.pop(key, None)
-        fd = self._fds.pop(key, None)
+        fd, _ = self._fds.pop(key, (None, 0.0))
         if fd is None:
             raise StoreError(f"put {name}: no descriptor arrived under its key; send the bytes",
                              name=name, code=ErrorCode.NO_DESCRIPTOR)
@@ -169,6 +173,6 @@ class Inbox:
 
     def close(self) -> None:
         """Close the descriptors no `put` claimed (the socket closes with `run`)."""
-        for fd in self._fds.values():
+        for fd, _ in self._fds.values():
             os.close(fd)
         self._fds.clear()
