@@ -8,6 +8,7 @@ path sends the bytes on the bus instead."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,25 @@ async def test_descriptors_no_put_claims_are_closed_past_the_bound(storage: tupl
         while node.inbox.received < fdchannel.MAX_PENDING + 6:
             await trio.sleep(0.01)
     assert len(node.inbox._fds) == fdchannel.MAX_PENDING  # each pins its memory until closed
+
+
+async def test_a_malformed_message_on_the_socket_closes_that_connection_only(
+        storage: tuple[StorageNode, Peer]) -> None:
+    node, peer = storage
+    raw = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a, b = segments.make(b"one"), segments.make(b"two")
+    try:
+        with trio.fail_after(10):
+            await raw.connect(str(node.inbox.path))
+            assert await raw.recv(256) == node.node_id.encode()  # its greeting
+            socket.send_fds(raw._sock, [os.urandom(fdchannel.KEY_BYTES)], [a, b])  # two descriptors in one
+            assert await raw.recv(256) == b""  # closed by storage
+    finally:
+        raw.close()
+        os.close(a)
+        os.close(b)
+    assert node.inbox.received == 0
+    data = value(2 * MIB, b"still")  # the socket still serves other connections
+    await write(peer, "job6/result", sealed(data))
+    assert (await peer.call("info"))["fd_puts"] == 1
+    assert await read_back(peer, "job6/result") == data

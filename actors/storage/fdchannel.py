@@ -22,6 +22,7 @@ Storage only receives on this socket; it calls no one (the deadlock rule).
 
 from __future__ import annotations
 
+import array
 import fcntl
 import logging
 import mmap
@@ -49,6 +50,7 @@ EXPIRE = 60.0
 # but on another socket, so it may be read a moment after.
 WAIT = 2.0
 _SEAL_WRITE = getattr(fcntl, "F_SEAL_WRITE", 0)
+_INT = array.array("i").itemsize
 AVAILABLE = hasattr(socket, "recv_fds") and hasattr(socket, "SO_PEERCRED") and bool(_SEAL_WRITE)
 
 
@@ -110,14 +112,16 @@ class Inbox:
                     return
                 await conn.send(self.node_id.encode())
                 while True:
-                    await trio.lowlevel.wait_readable(conn)
-                    try:
-                        key, fds, _flags, _ = socket.recv_fds(conn._sock, KEY_BYTES, 1)  # type: ignore[attr-defined]
-                    except BlockingIOError:
-                        continue
-                    if not key:
+                    # Room for two descriptors, to see (and refuse) a message with more than one.
+                    key, anc, flags, _ = await conn.recvmsg(KEY_BYTES, socket.CMSG_SPACE(2 * _INT),
+                                                            socket.MSG_CMSG_CLOEXEC)
+                    fds = array.array("i")
+                    for level, kind, data in anc:
+                        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                            fds.frombytes(data[:len(data) - len(data) % _INT])
+                    if not key and not fds:
                         return  # the writer closed its end
-                    if len(key) != KEY_BYTES or len(fds) != 1:
+                    if len(key) != KEY_BYTES or len(fds) != 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                         for fd in fds:
                             os.close(fd)
                         log.warning("descriptor socket: a malformed message (%d bytes, %d descriptors); closing",
