@@ -8,7 +8,10 @@ path sends the bytes on the bus instead."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +163,44 @@ async def test_a_malformed_message_on_the_socket_closes_that_connection_only(
     await write(peer, "job6/result", sealed(data))
     assert (await peer.call("info"))["fd_puts"] == 1
     assert await read_back(peer, "job6/result") == data
+
+
+_NOBODY_CONNECTS = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.settimeout(10)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("refused by its mode")
+else:
+    print(repr(s.recv(256)))
+"""
+
+
+# Any python the other user can run (the venv's may live under /root).
+_PLAIN_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
+
+
+@pytest.mark.skipif(os.getuid() != 0 or _PLAIN_PYTHON is None,
+                    reason="needs root (to connect as another user) and a system python3")
+async def test_another_user_cannot_pass_descriptors(nursery: trio.Nursery) -> None:
+    base = Path(tempfile.mkdtemp(prefix="weft-fd-"))  # (pytest's tmp dirs are not traversable by others)
+    try:
+        os.chmod(base, 0o711)
+        node = StorageNode(NodeConfig(data_dir=base / "storage", beacon=False))
+        with trio.fail_after(10):
+            await nursery.start(node.run)
+        os.chmod(node.data_dir, 0o711)
+
+        def as_nobody() -> str:
+            p = subprocess.run([str(_PLAIN_PYTHON), "-c", _NOBODY_CONNECTS, str(node.inbox.path)],
+                               capture_output=True, text=True, timeout=20, user=65534, group=65534)
+            return p.stdout.strip() or p.stderr.strip()
+
+        assert await trio.to_thread.run_sync(as_nobody) == "refused by its mode"  # 0600
+        os.chmod(node.inbox.path, 0o666)  # a mistake in its mode: the uid check still holds
+        assert await trio.to_thread.run_sync(as_nobody) == "b''"  # closed at once, no greeting
+        node.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
