@@ -27,6 +27,7 @@ from weft.bus.errors import RemoteError
 from weft.bus.peers import connect
 from weft.bus.rpc import Peer
 from weft.protocol.enums import ErrorCode
+from weft.runtime.metrics_roles import StorageCollector
 from weft.runtime.node import NodeConfig
 
 pytestmark = pytest.mark.skipif(not (segments.AVAILABLE and fdchannel.AVAILABLE),
@@ -80,6 +81,8 @@ async def test_a_sealed_value_goes_by_descriptor_and_reads_back_exact(storage: t
     assert reply["size"] == len(data) and reply["state"] == "finished"
     assert (await peer.call("info"))["fd_puts"] == 1
     assert await read_back(peer, "job1/result") == data
+    [fam] = [m for m in StorageCollector(node).collect() if m.name == "weft_storage_fd_puts"]
+    assert [s.value for s in fam.samples if s.name == "weft_storage_fd_puts_total"] == [1]
 
 
 async def test_without_the_socket_the_value_goes_on_the_bus(storage: tuple[StorageNode, Peer]) -> None:
