@@ -7,6 +7,7 @@ path sends the bytes on the bus instead."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import pytest
 import trio
 
 from weft.actors.compute import segments
+from weft.actors.storage import content as content_mod
 from weft.actors.storage import fdchannel, fdclient
 from weft.actors.storage.client import ObjectWriter, read_object
 from weft.actors.storage.node import StorageNode
@@ -207,3 +209,17 @@ async def test_another_user_cannot_pass_descriptors(nursery: trio.Nursery) -> No
         node.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_a_full_disk_is_no_space_by_descriptor_too(storage: tuple[StorageNode, Peer],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _node, peer = storage
+
+    def disk_full(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(content_mod, "_os_write", disk_full)
+    with pytest.raises(RemoteError) as e:
+        await write(peer, "job7/result", sealed(value(2 * MIB, b"full")))
+    assert e.value.code == ErrorCode.NO_SPACE  # the writer's error, as for bytes on the bus
+    assert (await peer.call("info"))["fd_puts"] == 0

@@ -245,7 +245,10 @@ class StorageNode(Node):
                 info = self.store.put(req.name, data, token=req.token)
             finally:
                 if req.via is not None:
-                    data.close()
+                    try:
+                        data.close()
+                    except BufferError:
+                        pass  # a failed write's traceback still holds a view: unmapped when it goes
             if req.via is not None:
                 self.fd_puts += 1
             return await self._finished(info, req.quiet)
