@@ -5,7 +5,7 @@ runs BATCHES batches of PAIRS producer/consumer pairs of MIB MiB (`cross`:
 every pair pinned across the two compute nodes) and prints, per batch, one
 JSON line: MB/s, pairs that crossed, CPU seconds (utime+stime from
 /proc/PID/stat) of the coordinator, the compute nodes with their worker
-processes and the storage nodes, the storage nodes' calls, and the compute
+processes (and the nodes alone: `compute_node`) and the storage nodes, the storage nodes' calls, and the compute
 nodes' value-cache counters. CPU and counts do not depend on the machine's
 load the way wall time does: compare code by them (the first batch of a
 fresh cluster also pays for memory faulted in for the first time; later
@@ -53,8 +53,10 @@ def _tree_cpu(pid: int) -> float:
 
 
 def _cpu(cluster: LocalCluster) -> dict[str, float]:
+    # compute: the nodes and their workers; compute_node: the nodes alone
     return {"coordinator": _tree_cpu(cluster.coordinator.pid),
             "compute": sum(_tree_cpu(p.pid) for p in cluster.computes),
+            "compute_node": sum(_stat(p.pid)[0] for p in cluster.computes),
             "storage": sum(_tree_cpu(p.pid) for p in cluster.storages)}
 
 
@@ -89,7 +91,7 @@ def _batch(c: Client, cluster: LocalCluster, mode: str, pairs: int, size: int, t
     cpu = {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1}
     crossed = sum(1 for r in results if len(r.split()) == 3 and r.split()[1] != r.split()[2])
     return {"mode": mode, "pairs": pairs, "MB/s": round(pairs * size / wall / 1e6, 1), "cross": crossed,
-            "cpu_s": cpu, "cpu_total": round(sum(cpu.values()), 2), "storage_calls": calls1 - calls0,
+            "cpu_s": cpu, "cpu_total": round(sum(v for k, v in cpu.items() if k != "compute_node"), 2), "storage_calls": calls1 - calls0,
             "value_caches": caches}
 
 

@@ -122,6 +122,7 @@ class ErrorCode(enum.StrEnum):
     BAD_OFFSET = "bad-offset"
     BAD_SIZE = "bad-size"
     SHORT_READ = "short-read"
+    NO_DESCRIPTOR = "no-descriptor"  # a put by descriptor found none usable: the writer sends the bytes
     # tasks
     RUNNING = "running"  # a task still running cannot be deleted
     SHUTTING_DOWN = "shutting-down"  # the compute node stopped while the task ran

@@ -233,24 +233,36 @@ class Populate:
 class Put:
     """`put`: create-or-reuse, write and finish a small object in one call.
     `quiet`: the writer reports the finished object itself, so storage's own
-    `finished` event need not wake the coordinator."""
+    `finished` event need not wake the coordinator. `via`: the bytes (`size`
+    of them) were passed as a memory file on storage's descriptor socket
+    under this key (storage/fdchannel.py), and `data` is empty."""
 
     name: str
     data: Bytes
     token: int = 0
     quiet: bool = False
+    via: bytes | None = None
+    size: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "data": attach(self.data), "token": self.token}
         if self.quiet:
             d["quiet"] = True
+        if self.via is not None:
+            d["via"], d["size"] = self.via, self.size
         return d
 
     @classmethod
     def from_wire(cls, body: Any) -> Put:
         op = "put"
         b = body_map(op, body)
-        return cls(object_field(op, b), _data(op, b), int_field(op, b, "token", 0), flag(b, "quiet"))
+        put = cls(object_field(op, b), _data(op, b), int_field(op, b, "token", 0), flag(b, "quiet"))
+        via = b.get("via")
+        if via is not None:
+            if not isinstance(via, bytes) or len(via) != 16:
+                bad(op, "via", f"must be 16 bytes, got {via!r:.40}")
+            put.via, put.size = via, int_field(op, b, "size", 0, minimum=1)
+        return put
 
 
 @dataclass(slots=True)

@@ -206,6 +206,8 @@ class StorageCollector:
         yield GaugeMetricFamily("weft_storage_free_bytes", "Free space on the data directory's disk.",
                                 value=usage["free"])
         yield GaugeMetricFamily("weft_storage_writes", "Object writes waiting for their flush.", value=d["writing"])
+        yield CounterMetricFamily("weft_storage_fd_puts", "Objects put with their bytes passed as a memory file "
+                                  "by a compute node on this host (not sent on the bus).", value=d["fd_puts"])
         yield from self.commit.collect()
 
 

@@ -27,7 +27,9 @@ import trio
 
 from weft.protocol.enums import ErrorCode
 
+from . import segments
 from .isolation import FRESH_ENV
+from .requests import Parts, encode_request  # noqa: F401 (Parts: where the node's modules take it from)
 from .worker import (
     BYTES,
     ERROR,
@@ -38,9 +40,7 @@ from .worker import (
     PIPE_CHUNK,
     READY,
     REP,
-    REQ,
     SHM,
-    SHM_MIN,
     STR,
     grow_pipe,
     pread_exact,
@@ -50,23 +50,12 @@ from .worker import (
 log = logging.getLogger("weft.compute")
 
 _READ = 1 << 16
-# Byte inputs from this size on travel raw after the request head, never copied into it.
-_OUT_OF_BAND = 1 << 15
 _RESULT_KINDS = frozenset((BYTES, STR, PICKLE, ERROR, NOT_FOUND))
 _ROOT = str(Path(__file__).resolve().parents[2])
 # A worker's memory files keep their pages between calls (that is the point);
 # one that grew past this for a huge value gives them back afterwards.
 _SHM_KEEP = 64 << 20
 _HAVE_MEMFD = hasattr(os, "memfd_create")
-
-
-class Parts(list):
-    """One bytes value in pieces, e.g. as it came from storage: the worker
-    gets it joined, but the node never joins it."""
-
-    @property
-    def nbytes(self) -> int:
-        return sum(memoryview(p).nbytes for p in self)
 
 
 class CallableError(Exception):
@@ -117,13 +106,15 @@ def worker_env() -> dict[str, str]:
 
 
 class _Worker:
-    """One worker process, our ends of its two pipes (non-blocking) and its
-    two memory files (-1 without them)."""
+    """One worker process, our ends of its two pipes (non-blocking), its
+    memory files (-1 without them) and of its socket for values' own memory
+    files (segments.py; None without)."""
 
-    __slots__ = ("proc", "rfd", "wfd", "shm_in", "shm_out", "shm_log", "progress", "printed")
+    __slots__ = ("proc", "rfd", "wfd", "shm_in", "shm_out", "shm_log", "progress", "printed", "sock")
 
     def __init__(self, proc: trio.Process, rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1,
                  shm_log: int = -1) -> None:
+        self.sock: Any = None
         self.proc = proc
         self.rfd = rfd
         self.wfd = wfd
@@ -178,6 +169,10 @@ class _Worker:
         if kind & LOGGED:
             self.printed = True
             kind &= ~LOGGED
+        if kind & segments.SEG:
+            if self.sock is None:
+                raise WorkerLost(f"worker {self.pid} broke the protocol (a memory file of its own)")
+            return kind & ~segments.SEG, await segments.adopt_from(self.sock, n)
         if kind & SHM:
             if self.shm_out < 0:
                 raise WorkerLost(f"worker {self.pid} broke the protocol (a memory file reply)")
@@ -216,6 +211,10 @@ class _Worker:
             if fd >= 0:
                 os.close(fd)
         self.shm_in = self.shm_out = self.shm_log = -1
+        if self.sock is not None:
+            trio.lowlevel.notify_closing(self.sock)
+            self.sock.close()
+            self.sock = None
 
     def kill(self) -> None:
         self.close()
@@ -307,12 +306,15 @@ class WorkerPool:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         shm: list[int] = []
+        ours, theirs = segments.socket_pair() if segments.AVAILABLE else (None, None)
         try:
             grow_pipe(req_w)
             if _HAVE_MEMFD:
                 # Close-on-exec here; pass_fds hands them to this worker only.
                 shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out"),
                        os.memfd_create("weft-worker-log")]
+                if theirs is not None:
+                    shm.append(theirs.fileno())
             self._spawned += 1
             progress = None if self._progress_dir is None else f"{self._progress_dir}/worker-{self._spawned}"
             proc = await trio.lowlevel.open_process(
@@ -323,15 +325,22 @@ class WorkerPool:
                 pass_fds=shm,
             )
         except BaseException:
-            for fd in (req_w, rep_r, *shm):
+            for fd in (req_w, rep_r, *shm[:3]):
                 os.close(fd)
+            if ours is not None:
+                ours.close()
             raise
         finally:
             os.close(req_r)
             os.close(rep_w)
+            if theirs is not None:
+                theirs.close()
         os.set_blocking(req_w, False)
         os.set_blocking(rep_r, False)
-        worker = _Worker(proc, rep_r, req_w, *shm)
+        worker = _Worker(proc, rep_r, req_w, *shm[:3])
+        worker.sock = ours if len(shm) > 3 else None
+        if ours is not None and worker.sock is None:
+            ours.close()
         worker.progress = progress
         self._workers.add(worker)
         try:
@@ -421,15 +430,17 @@ class WorkerPool:
         log.debug("worker pool stopped")
 
     async def _exchange(
-        self, worker: _Worker, call: str, request: list[Any], shared: list[Any]
+        self, worker: _Worker, call: str, request: list[Any], shared: list[Any], passed: list[int]
     ) -> tuple[int, bytes | memoryview]:
         try:
             end = pwrite_all(worker.shm_in, shared, 0) if shared else 0
+            if passed:  # before the request: the worker takes them as it reads it
+                await segments.send_async(worker.sock, passed)
             await worker.send(request)
             kind, payload = await worker.receive()
             if end > _SHM_KEEP:
                 os.ftruncate(worker.shm_in, 0)  # read before the reply came
-        except (WorkerLost, trio.ClosedResourceError):
+        except (WorkerLost, trio.ClosedResourceError, OSError, EOFError):  # (OSError, EOFError: its socket)
             with trio.move_on_after(0.5):
                 await worker.proc.wait()  # for the exit status; it is closing already
             raise WorkerLost(
@@ -453,7 +464,7 @@ class WorkerPool:
         """
         if self._closed or not self._started:
             raise trio.ClosedResourceError("the worker pool is not running")
-        request, shared = _encode_request(call, kwargs, _HAVE_MEMFD)
+        request, shared, passed = encode_request(call, kwargs, _HAVE_MEMFD)
         try:
             worker = await self._idle_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -466,10 +477,10 @@ class WorkerPool:
         try:
             if timeout is None:
                 # No cancel scope when there is no deadline: this is the hot path.
-                kind, payload = await self._exchange(worker, call, request, shared)
+                kind, payload = await self._exchange(worker, call, request, shared, passed)
             else:
                 with trio.move_on_after(timeout) as scope:
-                    kind, payload = await self._exchange(worker, call, request, shared)
+                    kind, payload = await self._exchange(worker, call, request, shared, passed)
                 if scope.cancelled_caught:
                     raise trio.TooSlowError(f"{call!r} did not finish within {timeout:g}s")
             healthy = True
@@ -550,41 +561,9 @@ def _take_log(worker: _Worker, log: CallLog | None) -> None:
         pass
 
 
-def _encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[Any], list[Any]]:
-    """What goes down the pipe, and what goes into the input memory file
-    (`shm`: the workers have one) from offset 0."""
-    inline: dict[str, Any] = {}
-    blobs: list[list[Any]] = []
-    parts: list[Any] = [b"", b""]
-    shared: list[Any] = []
-    at = 0
-    for name, value in kwargs.items():
-        if type(value) is Parts:
-            pieces, size = value, value.nbytes
-        elif isinstance(value, bytes | bytearray | memoryview):
-            pieces, size = [value], memoryview(value).nbytes
-            if size < _OUT_OF_BAND:
-                inline[name] = value
-                continue
-        else:
-            inline[name] = value
-            continue
-        if shm and size >= SHM_MIN:
-            blobs.append([name, size, at])
-            shared += pieces
-            at += size
-        else:
-            blobs.append([name, size, -1])
-            parts += pieces
-    head = msgpack.packb([call, inline, blobs])
-    parts[0] = REQ.pack(len(head))
-    parts[1] = head
-    return parts, shared
-
-
 def _decode(call: str, kind: int, payload: bytes | memoryview) -> Any:
-    if kind == BYTES:
-        return payload if type(payload) is bytes else bytes(payload)
+    if kind == BYTES:  # (a Segment as it is: the node reads it like bytes)
+        return payload if type(payload) in (bytes, segments.Segment) else bytes(payload)
     if kind == STR:
         return str(payload, "utf-8", "surrogatepass")
     if kind == PICKLE:

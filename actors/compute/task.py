@@ -17,6 +17,8 @@ from weft.actors.model import DEFAULT_CANCEL_TIME, JobSpec, SpecError
 from weft.protocol.enums import ErrorCode, Outcome, StopReason, TaskState
 from weft.protocol.tasks import Delegation, Start, TaskReport
 
+from .segments import Segment
+
 # Seconds between SIGTERM and SIGKILL when a task's time limit is up, or its
 # node shuts down.
 STOP_GRACE = 2.0
@@ -167,6 +169,8 @@ def callable_outputs(spec: JobSpec, value: Any) -> dict[str, bytes]:
         return {}
     if isinstance(value, str):
         value = value.encode()
+    if type(value) is Segment:  # a large result in its own memory file: read like bytes, never copied
+        return {"result": value}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"result": bytes(value)}
     if isinstance(value, dict):

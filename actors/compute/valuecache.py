@@ -17,8 +17,10 @@ here: that is what the coordinator's locality preference is for), and a
 value that still does not fit is simply not cached: its consumer reads it
 from storage the old way. So the cache never holds more than its budget.
 
-The values are the bytes objects the worker pool returned (no copy is made
-to cache them). A rerun of the producer on this node drops its entries
+The values are the bytes objects the worker pool returned, or for large ones
+the read-only mappings of their own memory files (segments.py), which a
+consumer's worker here is handed as they are (no copy is made to cache
+them). A rerun of the producer on this node drops its entries
 (`forget_job`), so a consumer never takes an older attempt's bytes from
 here once a newer attempt ran here.
 """
@@ -33,6 +35,9 @@ from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.enums import ErrorCode, ObjectState
 from weft.protocol.objects import Read, ReadReply
+
+from . import segments
+from .segments import Segment
 
 # Smaller values travel inline in the coordinator's start already (see
 # transfers.STORED_INLINE_MAX): caching them would only cost memory.
@@ -51,14 +56,14 @@ class ValueCache:
     """Object name -> bytes, at most `budget` bytes in all (0: off)."""
 
     __slots__ = ("budget", "used", "_values", "_read", "_since", "_by_job", "clock", "hits", "misses", "bytes_served", "refused", "evicted",
-                 "lent")
+                 "lent", "files", "max_files")
 
     def __init__(self, budget: int) -> None:
         if budget < 0:
             raise ValueError("a value cache budget must be 0 or more bytes")
         self.budget = budget
         self.used = 0
-        self._values: OrderedDict[str, bytes] = OrderedDict()  # oldest first
+        self._values: OrderedDict[str, bytes | Segment] = OrderedDict()  # oldest first
         self._read: set[str] = set()  # served at least once: the first to go
         self._since: dict[str, float] = {}  # when each value came in
         # Job -> its cached outputs: forget_job runs at every task start, so
@@ -72,6 +77,10 @@ class ValueCache:
         self.refused = 0
         self.evicted = 0
         self.lent = 0  # bytes read by other compute nodes (serve_read)
+        # Values in memory files of their own hold two descriptors each (the
+        # file and its mapping's): kept to a quarter of the node's limit.
+        self.files = 0
+        self.max_files = segments.descriptor_room() // 8
 
     @classmethod
     def sized(cls, budget: int | None, memory: int) -> ValueCache:
@@ -84,16 +93,20 @@ class ValueCache:
         return len(self._values)
 
     def put(self, obj: str, value: object) -> bool:
-        """Keep `value` (bytes) for object `obj` if it fits; True if kept."""
-        if type(value) is not bytes or not self.budget:
+        """Keep `value` (bytes, or a Segment: a value in its own memory
+        file, segments.py) for object `obj` if it fits; True if kept."""
+        if (type(value) is not bytes and type(value) is not Segment) or not self.budget:
             return False
         size = len(value)
         if size < CACHE_MIN:
             return False
         self.drop(obj)
-        if size > self.budget or (self.used + size > self.budget and not self._make_room(size)):
+        seg = type(value) is Segment
+        if (size > self.budget or (self.used + size > self.budget and not self._make_room(size))
+                or (seg and self.files >= self.max_files)):
             self.refused += 1
             return False
+        self.files += seg
         self._values[obj] = value
         self._since[obj] = self.clock()
         self._by_job.setdefault(obj.partition("/")[0], []).append(obj)
@@ -117,7 +130,7 @@ class ValueCache:
             self.evicted += 1
         return True
 
-    def get(self, obj: str) -> bytes | None:
+    def get(self, obj: str) -> bytes | Segment | None:
         value = self._values.get(obj)
         if value is None:
             self.misses += 1
@@ -127,7 +140,7 @@ class ValueCache:
         self.bytes_served += len(value)
         return value
 
-    def lend(self, obj: str) -> bytes | None:
+    def lend(self, obj: str) -> bytes | Segment | None:
         """`obj`'s bytes for another node's read (counted apart from hits)."""
         value = self._values.get(obj)
         if value is not None:
@@ -138,6 +151,7 @@ class ValueCache:
         value = self._values.pop(obj, None)
         if value is not None:
             self.used -= len(value)
+            self.files -= type(value) is Segment
             self._read.discard(obj)
             del self._since[obj]
             job = obj.partition("/")[0]

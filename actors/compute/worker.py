@@ -4,17 +4,21 @@ Started by WorkerPool with a request pipe on fd 0 and a reply pipe on fd 1,
 and, where the OS has them, three memory files (memfd) whose fds are its
 arguments: one for large inputs, one for a large result, and one that becomes
 its stdout and stderr (a call's log: the pool reads and empties it after
-each call, so the log costs a silent call one fstat). It runs one call at a
+each call, so the log costs a silent call one fstat); and a unix socket (the
+fourth argument) on which values of SEG_MIN and more travel as memory files
+of their own, in both directions (segments.py). It runs one call at a
 time, forever, until the request pipe closes.
 
 Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...], progress?] (n bytes) | raw inputs
            Byte inputs of some size travel outside the msgpack head: at -1
            raw after it on the pipe, in the order listed; at >= 0 in the input
-           memory file from that offset. `progress`, when given, becomes
+           memory file from that offset; at -2 (PASSED) a memory file of its
+           own, sent on the socket before the request (in the order listed). `progress`, when given, becomes
            $WEFT_PROGRESS for the call (what weft.progress() writes to).
 Replies:   u8 kind | u64 length | payload   (kinds below; READY once at start)
            With the SHM bit set in kind the payload is not on the pipe: it is
-           the first `length` bytes of the result memory file.
+           the first `length` bytes of the result memory file; with the SEG
+           bit, a memory file of its own sent on the socket before the reply.
 
 Why memory files: a large value through a pipe is copied in, copied out in
 pipe-sized pieces and joined; through a memory file it is copied in once and
@@ -22,7 +26,8 @@ read out once into the bytes object the other side needs, and the file's pages
 are reused call after call instead of fresh memory being faulted in.
 
 This module is imported into the worker before any user code, so it keeps to
-the standard library, msgpack and bus.memory (standard library only).
+the standard library, msgpack, runtime.memory and segments (both standard
+library only).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from typing import Any
 import msgpack
 
 from weft.runtime.memory import keep_freed_memory
+
+from . import segments
 
 REQ = struct.Struct("<Q")
 REP = struct.Struct("<BQ")
@@ -153,11 +160,22 @@ def pwrite_all(fd: int, parts: list[Any], offset: int) -> int:
     return offset
 
 
-def read_request(reader: Reader, shm_in: int = -1) -> tuple[str, dict[str, Any]]:
+def read_request(reader: Reader, shm_in: int = -1, sock: Any = None) -> tuple[str, dict[str, Any]]:
     (n,) = REQ.unpack(reader.exact(REQ.size))
     call, kwargs, blobs = msgpack.unpackb(reader.exact(n))
-    for name, size, at in blobs:
-        kwargs[name] = reader.exact(size) if at < 0 else pread_exact(shm_in, size, at)
+    passed = sum(1 for b in blobs if b[2] == segments.PASSED)
+    fds = segments.receive(sock, passed) if passed else []
+    try:
+        i = 0
+        for name, size, at in blobs:
+            if at == segments.PASSED:
+                kwargs[name] = pread_exact(fds[i], size, 0)
+                i += 1
+                continue
+            kwargs[name] = reader.exact(size) if at < 0 else pread_exact(shm_in, size, at)
+    finally:
+        for fd in fds:
+            os.close(fd)
     return call, kwargs
 
 
@@ -211,9 +229,29 @@ def _reply_error(fd: int, kind: int, message: str, tb: str) -> None:
     write_all(fd, [REP.pack(kind, len(payload)), payload])
 
 
+# The socket memory files travel on (segments.py), when the pool gave one.
+_SOCK: Any = None
+
+
+def _send_segment(data: bytes) -> bool:
+    """`data` in a memory file of its own, sent to the node; False if no
+    file could be made (out of memory or descriptors: the reused file then)."""
+    try:
+        fd = segments.make(data)
+    except OSError:
+        return False
+    try:
+        segments.send(_SOCK, [fd])
+    finally:
+        os.close(fd)
+    return True
+
+
 def _reply(wfd: int, kind: int, data: bytes, shm_out: int) -> None:
     kind |= _flush()
-    if shm_out >= 0 and len(data) >= SHM_MIN:
+    if _SOCK is not None and kind & ~LOGGED == BYTES and len(data) >= segments.SEG_MIN and _send_segment(data):
+        write_all(wfd, [REP.pack(kind | segments.SEG, len(data))])
+    elif shm_out >= 0 and len(data) >= SHM_MIN:
         pwrite_all(shm_out, [data], 0)
         write_all(wfd, [REP.pack(kind | SHM, len(data))])
     else:
@@ -261,7 +299,7 @@ def serve(rfd: int, wfd: int, shm_in: int = -1, shm_out: int = -1) -> None:
     write_all(wfd, [REP.pack(READY, 0)])
     while True:
         try:
-            call, kwargs = read_request(reader, shm_in)
+            call, kwargs = read_request(reader, shm_in, _SOCK)
         except EOFError:
             return
         fn = cache.get(call)
@@ -313,6 +351,11 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     shm_in, shm_out = (int(a) for a in sys.argv[1:3]) if len(sys.argv) >= 3 else (-1, -1)
+    if len(sys.argv) >= 5:
+        import socket
+
+        global _SOCK
+        _SOCK = socket.socket(fileno=int(sys.argv[4]))
     if len(sys.argv) >= 4:
         # Prints of the calls go to the log memory file the pool reads after each call.
         global _LOG_FILE

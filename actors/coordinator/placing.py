@@ -28,6 +28,18 @@ QUEUED = "queued"
 # Inputs from this size on make their producer's node the preferred one
 # (the compute node's value cache keeps values from 64 KiB: valuecache.py).
 NEAR_MIN = 64 << 10
+# A job with at least this many input bytes on a full node waits up to
+# NEAR_HOLD seconds for room there before it goes elsewhere: taking 10 MiB
+# from another node's memory costs both nodes two copies and a message per
+# 16 MiB, more than the few tasks ahead of it there take to finish, and
+# the node with room has other work meanwhile. Bounded so a node busy for
+# long does not hold its consumers back (work stealing waits as long).
+NEAR_HOLD_MIN = 1 << 20
+NEAR_HOLD = 0.5
+# Jobs a round holds back so at most (each popped and pushed back: cheap);
+# past it they go where there is room, so a wide fan-out of one large value
+# on a busy node spreads at once (the other nodes read it from its memory).
+HOLD_MAX = 128
 
 
 def cost_of(job: Job) -> Cost:
@@ -43,10 +55,18 @@ def constrained(job: Job) -> str | None:
 
 class Placing:
     def __init__(self, graph: Graph, computes: dict[str, ComputeRef], wall: Callable[[], float],
-                 reserve_after: float = 30.0) -> None:
+                 reserve_after: float = 30.0, mono: Callable[[], float] | None = None) -> None:
         self.graph = graph
         self.computes = computes
         self.wall = wall
+        self.mono = mono or wall
+        # Job -> when it first waited for room on the node holding its inputs
+        # (NEAR_HOLD), and the earliest end of such a wait (the scheduler
+        # wakes then); `holding`: the last `choose` said "wait", not "full".
+        self.held_near: dict[str, float] = {}
+        self.due: float | None = None
+        self.holding = False
+        self.held_round = 0  # jobs held back this round (HOLD_MAX)
         self.reserve_after = reserve_after
         self.waiting = Waiting()
         self.parked: dict[str, Job] = {}
@@ -105,17 +125,23 @@ class Placing:
         as a heap) makes the common case O(log nodes)."""
         want = constrained(job)
         prefer = job.spec.prefer_host
-        near = self.near(job) if job.spec.refs else None
+        near, near_bytes = self.near(job) if job.spec.refs else (None, 0)
         if want is None and cost == TINY and prefer is None and not force:
             # The common case, as cheap as before resources: every candidate
             # has a CPU and a chunk free (the planner drops full ones).
             if near is not None:
                 # Below the planner's batching low-water mark is still room:
                 # a job queued behind others where its input is beats a
-                # storage read elsewhere. A full node does not hold it back.
+                # storage read elsewhere. A full node holds it back a
+                # little (NEAR_HOLD), only for large inputs.
                 c = self.computes.get(near)
-                if c is not None and room.get(near, 0) > 0 and c.used_chunks < c.chunks and near not in self.reserved:
-                    return c
+                if c is not None and near not in self.reserved:
+                    if room.get(near, 0) > 0 and c.used_chunks < c.chunks:
+                        if self.held_near:
+                            self.held_near.pop(job.id, None)
+                        return c
+                    if near_bytes >= NEAR_HOLD_MIN and near in room and self._hold(job):
+                        return None
             if rooms is not None:
                 return rooms.best()
             return max(candidates, key=lambda c: room[c.node]) if candidates else None
@@ -139,22 +165,58 @@ class Placing:
                 best, best_key = c, key
         return best
 
-    def near(self, job: Job) -> str | None:
-        """Locality: the compute node that made the job's first large
-        input, which may still hold its bytes in memory (its value cache,
-        actors/compute/valuecache.py): placed there, the job reads no storage.
-        Small inputs travel inline in the start anyway, so they do not count."""
+    def _hold(self, job: Job) -> bool:
+        """Should `job` wait (still) for room on the node holding its inputs?"""
+        if self.held_round >= HOLD_MAX:
+            return False
+        now = self.mono()
+        since = self.held_near.setdefault(job.id, now)
+        until = since + NEAR_HOLD
+        if now >= until:
+            del self.held_near[job.id]
+            return False
+        if self.due is None or until < self.due:
+            self.due = until
+        self.held_round += 1
+        self.holding = True
+        return True
+
+    def new_round(self) -> None:
+        self.due = None
+        self.held_round = 0
+        if len(self.held_near) > 4096:  # jobs placed by another path, or gone
+            stale = self.mono() - NEAR_HOLD
+            self.held_near = {j: t for j, t in self.held_near.items() if t > stale}
+
+    def near(self, job: Job) -> tuple[str | None, int]:
+        """Locality: the compute node that made the most bytes of the job's
+        large inputs, which may still hold them in memory (its value cache,
+        actors/compute/valuecache.py): placed there, the job reads no
+        storage, nor another node's memory. Small inputs travel inline in
+        the start anyway, so they do not count. (node, its bytes)."""
         objects, jobs = self.graph.objects, self.graph.jobs
+        best, most = None, 0
+        by_node: dict[str, int] | None = None
         for ref in job.spec.refs.values():
             obj = objects.get(ref)
             if obj is None or obj.producer is None or obj.data is not None:
                 continue
-            if obj.size is not None and obj.size < NEAR_MIN:
+            size = NEAR_MIN if obj.size is None else obj.size
+            if size < NEAR_MIN:
                 continue
             producer = jobs.get(obj.producer)
-            if producer is not None and producer.ran_on is not None:
-                return producer.ran_on
-        return None
+            node = producer.ran_on if producer is not None else None
+            if node is None:
+                continue
+            if best is None:
+                best, most = node, size
+                continue
+            if by_node is None:
+                by_node = {best: most}
+            total = by_node[node] = by_node.get(node, 0) + size
+            if total > most:
+                best, most = node, total
+        return best, most
 
     def near_copies(self, job: Job, node: ComputeRef, inline: dict[str, bytes]) -> dict[str, str]:
         """For the start of `job` on `node`: input -> endpoint of the other

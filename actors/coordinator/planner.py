@@ -78,7 +78,7 @@ class Planner:
         # windows, a decommissioned root: gate.py); None costs nothing.
         self.gate: Callable[..., bool] | None = None
         # Resources, hosts, pins and jobs set aside with a reason (placing.py).
-        self.placing = Placing(graph, computes, wall)
+        self.placing = Placing(graph, computes, wall, mono=mono)
         stats.setdefault("overcommits", 0)  # workorders started past a node's room
         self.stealing = Stealing(mono)  # idle nodes take queued jobs over (steal.py)
         stats.setdefault("withdrawn", 0)  # jobs given back by a busy node for an idle one
@@ -108,6 +108,7 @@ class Planner:
         g = self.graph
         placing = self.placing
         placing.nodes_changed()
+        placing.new_round()  # (its wake-up time too: none unless a job is held again)
         ready = [c for c in self.computes.values() if c.ready and not c.drained]
         if not ready or not g.runnable_count:
             return
@@ -174,6 +175,10 @@ class Planner:
             else:
                 node = choose(job, cost, ready if force else computes, room, force, rooms)
             if node is None:
+                if placing.holding:  # waits a moment for room where its inputs are (not a skip: HOLD_MAX bounds these)
+                    placing.holding = False
+                    deferred.append(job)
+                    continue
                 why = placing.why_not(job, cost, ready)
                 if why is not None:
                     placing.park(job, *why)

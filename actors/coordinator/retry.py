@@ -73,6 +73,9 @@ class RetryMixin:
         steal = self.planner.stealing.due  # an idle node's turn to take queued jobs (steal.py)
         if steal is not None and (due is None or steal < due):
             due = steal
+        near = self.planner.placing.due  # a job's wait for room where its inputs are ends (placing.py)
+        if near is not None and (due is None or near < due):
+            due = near
         for h in self.held.values():
             if h.active and (due is None or h.until < due):
                 due = h.until

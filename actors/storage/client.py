@@ -22,6 +22,8 @@ from weft.bus.rpc import Peer, PendingCall
 from weft.protocol.enums import ErrorCode, ObjectState
 from weft.protocol.objects import Create, Finish, Populate, Put, Read, ReadReply
 
+from . import fdclient
+
 log = logging.getLogger("weft.storage")
 
 CHUNK = 1 << 20
@@ -261,15 +263,25 @@ class ObjectWriter:
         self.small: bytes | None = None
         self._buf = bytearray()
         self._started = False
+        # A large value in a sealed memory file, for `close` to pass to a
+        # storage node on this host by descriptor (fdclient.py).
+        self._held: Any = None
+        self._bus_only = False
 
     async def write(self, data: bytes) -> None:
+        if self._held is not None:  # more after a held value: it all goes on the bus, in order
+            held, self._held, self._bus_only = self._held, None, True
+            await self.write(held)
+        elif not (self._started or self._buf or self._bus_only) and fdclient.passable(data) is not None:
+            self._held = data
+            return
         if not self._buf and len(data) >= 2 * CHUNK:
             # A large value in one piece (a callable's result): its chunks go
             # out as views of it, not through the buffer (two copies fewer).
             view = memoryview(data)
             pos = 0
             if not self._started:
-                await self._send(bytes(view[:CHUNK]))  # alone: it may create the object
+                await self._send(view[:CHUNK])  # alone (it may create the object), a view like the rest
                 pos = CHUNK
             whole = pos + (len(data) - pos) // CHUNK * CHUNK
             if whole > pos:
@@ -326,7 +338,7 @@ class ObjectWriter:
         # call's latency includes the queue ahead of it, as the node serves it.
         LATENCY.record(self.peer.endpoint, trio.current_time() - (call.deadline - call.seconds))
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes | memoryview) -> None:
         body = Populate(self.name, data, self.token, self.size).to_wire()
         try:
             await _timed(self.peer, "populate", body)
@@ -346,6 +358,12 @@ class ObjectWriter:
 
     async def close(self) -> dict:
         """Finish the object; returns its info once storage made it durable."""
+        if self._held is not None:
+            held, self._held, self._bus_only = self._held, None, True
+            info = await self._put_by_descriptor(held)
+            if info is not None:
+                return info
+            await self.write(held)  # on the bus after all
         if not self._started:
             # Small output: one message does it all.
             data = bytes(self._buf)
@@ -356,6 +374,31 @@ class ObjectWriter:
             await self._send(bytes(self._buf))
             self._buf.clear()
         return await _timed(self.peer, "finish", Finish(self.name, self.token, self.size, self.quiet).to_wire())
+
+
+    async def _put_by_descriptor(self, value: Any) -> dict | None:
+        """`put` with the bytes passed as their memory file, if the storage
+        node is on this host; None if they must go on the bus instead."""
+        ch = await fdclient.channel(self.peer)
+        if ch is None:
+            return None
+        try:
+            key = await ch.send(value.fd)
+        except OSError as e:
+            log.info("storage %s: descriptor not passed (%s); the value goes on the bus", self.peer.endpoint, e)
+            fdclient.forget(self.peer.endpoint)
+            return None
+        body = Put(self.name, b"", self.token, self.quiet, via=key, size=len(value)).to_wire()
+        try:
+            info = await _timed(self.peer, "put", body)
+        except RemoteError as e:
+            if e.code != ErrorCode.NO_DESCRIPTOR:  # (a fenced or refused put fails as any put would)
+                raise
+            log.info("storage %s: %s; the value goes on the bus", self.peer.endpoint, e.message)
+            return None
+        self.size = len(value)
+        self._started = True
+        return info
 
 
 class Slow(CallTimeout):

@@ -47,6 +47,7 @@ from weft.runtime.node import Node, NodeConfig
 from . import readtoken
 from .content import PAGE_CACHE_BUDGET, check_upload, is_upload_name, stored_digest, upload_digest
 from .errors import StoreError
+from .fdchannel import Inbox, host_id
 from .replicate import Replicator
 from .store import ObjectInfo, ObjectStore
 
@@ -90,6 +91,10 @@ class StorageNode(Node):
         self._flush_lock = trio.Lock()
         # Repair copies from other storage nodes, in the background (replicate.py).
         self.replicator = Replicator(self.store, lambda: self.peers, self.commits.durable, lambda: self.nursery)
+        # Large values from compute nodes on this host, as memory files (fdchannel.py).
+        self.inbox = Inbox(self.data_dir, self.node_id)
+        self._inbox_open = False
+        self.fd_puts = 0
 
     def register(self) -> None:
         add = self.server.add
@@ -107,7 +112,11 @@ class StorageNode(Node):
         add("replicate", self._op_replicate)
 
     def describe(self) -> dict[str, Any]:
-        return {"usage": self.store.usage(), "writing": self.writing, "max_writes": self.max_writes}
+        info = {"usage": self.store.usage(), "writing": self.writing, "max_writes": self.max_writes,
+                "fd_puts": self.fd_puts}
+        if self._inbox_open:
+            info["values_socket"], info["host"] = str(self.inbox.path), host_id()
+        return info
 
     def _on_change(self, kind: str, info: ObjectInfo) -> None:
         if kind == EventKind.FINISHED:
@@ -156,8 +165,10 @@ class StorageNode(Node):
 
     async def main(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self.commits.run)
+        self._inbox_open = await nursery.start(self.inbox.run)
 
     async def shutdown(self) -> None:
+        self.inbox.close()
         async with self._flush_lock:
             await self._flush_locked()
             self.store.close()
@@ -224,11 +235,22 @@ class StorageNode(Node):
     async def _op_put(self, body: Any, ctx: CallContext) -> dict:
         req = Put.from_wire(body)
         digest = _upload(ctx, req.name, "put")
-        if digest is not None:
-            check_upload(req.name, digest, req.data)
         self._admit_write()
         try:
-            info = self.store.put(req.name, req.data, token=req.token)
+            # The bytes by descriptor from a compute node on this host (fdchannel.py), or in the message.
+            data = req.data if req.via is None else await self.inbox.take(req.via, req.size, req.name)
+            try:
+                if digest is not None:
+                    check_upload(req.name, digest, data)
+                info = self.store.put(req.name, data, token=req.token)
+            finally:
+                if req.via is not None:
+                    try:
+                        data.close()
+                    except BufferError:
+                        pass  # a failed write's traceback still holds a view: unmapped when it goes
+            if req.via is not None:
+                self.fd_puts += 1
             return await self._finished(info, req.quiet)
         finally:
             self.writing -= 1

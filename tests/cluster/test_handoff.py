@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from weft.actors.client import Client, ObjectRef
+from weft.actors.storage.client import read_object
 from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster
 
@@ -37,13 +38,17 @@ def client(cluster: LocalCluster) -> Iterator[Client]:
         yield c
 
 
-def cache_view(cluster: LocalCluster, i: int) -> dict[str, Any]:
+def node_info(endpoint: str) -> dict[str, Any]:
     async def ask() -> dict[str, Any]:
         with trio.fail_after(10):
-            async with connect(cluster.computes[i].endpoint, "test-handoff") as peer:
-                return (await peer.call("info"))["value_cache"]
+            async with connect(endpoint, "test-handoff") as peer:
+                return await peer.call("info")
 
     return trio.run(ask)
+
+
+def cache_view(cluster: LocalCluster, i: int) -> dict[str, Any]:
+    return node_info(cluster.computes[i].endpoint)["value_cache"]
 
 
 def handoff(client: Client, cluster: LocalCluster, src: int, dst: int, size: int, tag: str) -> tuple[bytes, bytes]:
@@ -73,6 +78,30 @@ def test_a_consumer_on_another_node_reads_the_value_from_the_producers_node(clie
     after = [cache_view(cluster, i) for i in (0, 1)]
     assert after[0]["lent"] - before[0]["lent"] == MIB  # every byte from compute-0's memory
     assert after[1]["hits"] == before[1]["hits"]  # not in compute-1's own cache
+
+
+def stored(cluster: LocalCluster, name: str) -> bytes:
+    """Object `name` as storage-0 holds it (not any compute node's memory)."""
+    async def read() -> bytes:
+        got = bytearray()
+        with trio.fail_after(20):
+            async with connect(cluster.storages[0].endpoint, "test-handoff") as peer:
+                await read_object(peer, name, got.extend)
+        return bytes(got)
+
+    return trio.run(read)
+
+
+def test_a_large_value_reaches_storage_on_this_host_by_descriptor(client: Client, cluster: LocalCluster) -> None:
+    before = node_info(cluster.storages[0].endpoint)["fd_puts"]
+    a, b = bytes(range(256)) * (MIB // 512), bytes(range(255, -1, -1)) * (MIB // 512) + b"by-fd"
+    data = a + b  # 1 MiB and 5 bytes, from immediate inputs of half that each (they are limited to 1 MiB)
+    p = client.spec("weft.actors.builtins:concat", a=a, b=b, node=cluster.node_name("compute", 0))
+    [job] = client.submit_specs([p])
+    assert job.result(timeout=60) == data
+    assert stored(cluster, f"{p.job_id()}/result") == data  # storage's own copy, byte-exact
+    # The result (a sealed memory file) was passed to storage, not sent on the bus.
+    assert node_info(cluster.storages[0].endpoint)["fd_puts"] == before + 1
 
 
 def test_a_value_over_the_budget_goes_through_storage(client: Client, cluster: LocalCluster) -> None:
