@@ -1,0 +1,177 @@
+"""A compute node's first workers, forked from the node before it serves.
+
+Each worker the pool starts is a new interpreter (`python -m
+weft.actors.compute.worker`): ~30 ms of CPU apiece (interpreter, site, the
+worker's imports; measured), paid while a local cluster is starting and every
+daemon wants the same two cores. The node has already imported everything a
+worker runs, so while it is still one thread (built, before trio or ZeroMQ
+start) it forks the pool's first workers instead: a fork and a few page
+copies each. The pool takes them as if it had just spawned them (same pipes,
+memory files, environment and argv, same ready handshake); replacements
+later are spawned as before, since by then the node has threads.
+
+Not used where a worker must not share the node's memory or image: a secure
+node (its secret key is in that memory), and `fresh` callables (each call
+forks a worker that has only imported, isolation.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import NamedTuple
+
+import trio
+
+from .worker import grow_pipe
+
+_CAN = hasattr(os, "fork") and hasattr(os, "pidfd_open") and sys.platform == "linux"
+
+
+class ForkedProc:
+    """A forked worker, with the part of trio.Process's API the pool uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._pidfd = os.pidfd_open(pid)
+        self._rc: int | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        if self._rc is None:
+            self._reap(os.WNOHANG)
+        return self._rc
+
+    def _reap(self, flags: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped by someone else: its status is gone
+            pid, status = self.pid, 255 << 8
+        if pid:
+            self._rc = os.waitstatus_to_exitcode(status)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            await trio.lowlevel.wait_readable(self._pidfd)
+            self._reap(0)  # the pidfd said it exited: this does not block
+        assert self._rc is not None
+        return self._rc
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Prespawned(NamedTuple):
+    """A forked worker and the node's ends of its pipes, as WorkerPool._spawn makes them."""
+
+    proc: ForkedProc
+    rep_r: int
+    req_w: int
+    shm: list[int]
+    progress: str | None
+
+
+def usable(secure: bool, fresh: bool) -> bool:
+    """Whether this node may fork its first workers (see the module's doc)."""
+    return _CAN and not secure and not fresh and threading.active_count() == 1
+
+
+def fork_workers(n: int, env: dict[str, str], progress_dir: str | None) -> list[Prespawned]:
+    """Fork `n` workers now (the process must still be single-threaded); [] if one cannot be."""
+    out: list[Prespawned] = []
+    for i in range(1, n + 1):
+        progress = None if progress_dir is None else f"{progress_dir}/worker-{i}"
+        try:
+            out.append(_fork_one(env if progress is None else {**env, "WEFT_PROGRESS": progress}, progress))
+        except OSError:
+            break  # the pool spawns the rest as usual
+    return out
+
+
+def _fork_one(env: dict[str, str], progress: str | None) -> Prespawned:
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    shm: list[int] = []
+    try:
+        grow_pipe(req_w)
+        if hasattr(os, "memfd_create"):
+            shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out"),
+                   os.memfd_create("weft-worker-log")]
+        pid = os.fork()
+    except BaseException:
+        for fd in (req_r, req_w, rep_r, rep_w, *shm):
+            os.close(fd)
+        raise
+    if pid == 0:
+        _become_worker(req_r, rep_w, shm, env)
+    os.close(req_r)
+    os.close(rep_w)
+    os.set_blocking(req_w, False)
+    os.set_blocking(rep_r, False)
+    try:
+        proc = ForkedProc(pid)
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        for fd in (req_w, rep_r, *shm):
+            os.close(fd)
+        raise
+    return Prespawned(proc, rep_r, req_w, shm, progress)
+
+
+def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) -> None:
+    """In the child: what `python -m weft.actors.compute.worker SHM...` would be; never returns."""
+    rc = 1
+    try:
+        os.dup2(req_r, 0)
+        os.dup2(rep_w, 1)
+        # Only what an exec'd worker gets (pass_fds): not the node's lock,
+        # log, journal or sockets.
+        keep = {0, 1, 2, *shm}
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        for fd in shm:
+            os.set_inheritable(fd, True)
+        os.environ.clear()
+        os.environ.update(env)
+        # What `python -m` gives an exec'd worker first on its path: the
+        # directory it was started in, then $PYTHONPATH.
+        paths = [os.getcwd(), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+        sys.path[:0] = [p for p in paths if p not in sys.path]
+        if "random" in sys.modules:
+            sys.modules["random"].seed()  # forks of one node would otherwise share one sequence
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        from . import worker
+
+        sys.argv = [worker.__file__, *map(str, shm)]
+        main = worker.main
+
+        main()
+        rc = 0
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            # Not the node's exit handlers (its logging, its journal): only ours.
+            os._exit(rc)
