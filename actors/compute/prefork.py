@@ -151,8 +151,6 @@ def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) 
         # directory it was started in, then $PYTHONPATH.
         paths = [os.getcwd(), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
         sys.path[:0] = [p for p in paths if p not in sys.path]
-        if "random" in sys.modules:
-            sys.modules["random"].seed()  # forks of one node would otherwise share one sequence
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         from . import worker
