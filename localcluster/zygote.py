@@ -30,7 +30,6 @@ import gc
 # and what it builds lives as long as the zygote.
 gc.disable()
 
-import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import select  # noqa: E402
@@ -43,48 +42,23 @@ from weft.localcluster import lean  # noqa: E402
 # Without the ldconfig subprocess trio's import runs (lean.py).
 lean.trim_trio_import()
 
-# The warm image every role shares (trio, pyzmq, the bus, the runtime); each
-# role's own modules come in when the first daemon of that role is asked for
-# (`_load_role`), so the first daemon starts while the others' are loading.
+# The warm image: everything a daemon of any role imports. All of it before
+# the first fork: loading a role's modules on demand (after the coordinator
+# was forked) let the coordinator start earlier but cost the zygote ~9 ms of
+# copy-on-write faults and did not start a cluster sooner (docs/performance.md).
+import weft.actors.compute.node  # noqa: E402, F401
+import weft.actors.coordinator.node  # noqa: E402, F401
+import weft.actors.storage.node  # noqa: E402, F401
 import weft.localcluster.launch  # noqa: E402
 import weft.runtime.daemon  # noqa: E402, F401  (what launch.main imports: once here, not in each daemon)
 import weft.runtime.datadir  # noqa: E402, F401
 import weft.runtime.httpaddr  # noqa: E402, F401
 import weft.runtime.log  # noqa: E402, F401
-import weft.runtime.node  # noqa: E402, F401
-
-ROLE_MODULES = {
-    "coordinator": "weft.actors.coordinator.node",
-    "storage": "weft.actors.storage.node",
-    "compute": "weft.actors.compute.node",
-}
 
 # The image out of every daemon's collections: a full one would walk its
 # ~30,000 objects (8 ms) and write to each one's header, copying every page
 # of the image into that daemon (copy-on-write).
 gc.freeze()
-
-
-def _load_role(config: str) -> None:
-    """Import the role's modules into the image before forking its first daemon.
-
-    On demand rather than all at start: a local cluster asks for the
-    coordinator first, and it starts (on the other core) while the zygote
-    loads the storage and compute modules, instead of after all of them.
-    A config it cannot read goes to the daemon, which says what is wrong.
-    """
-    try:
-        role = json.loads(config).get("role")
-    except (ValueError, AttributeError):
-        return
-    name = ROLE_MODULES.get(role) if isinstance(role, str) else None
-    if name is None or name in sys.modules:
-        return
-    try:
-        importlib.import_module(name)
-    except Exception:
-        return  # the daemon imports it again and reports the error on its stderr
-    gc.freeze()
 
 
 def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
@@ -172,7 +146,6 @@ def serve(sock: socket.socket) -> None:
                     os.close(fd)
                 sock.send(f"error bad config: {e}".encode())
                 continue
-            _load_role(config)
             pid = os.fork()
             if pid == 0:
                 _child(config, fds[0], fds[1], [sock.fileno(), wake_r, wake_w])
