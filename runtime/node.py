@@ -124,6 +124,9 @@ class Node:
     async def shutdown(self) -> None:
         """Runs shielded when the node stops: stop work, make state durable."""
 
+    def before_run(self) -> None:
+        """Runs in a daemon (`run_forever`) just before trio starts, while the process is one thread."""
+
     def describe(self) -> dict[str, Any]:
         """Extra fields for `info` and `hello`."""
         return {}
@@ -354,6 +357,7 @@ def run_forever(node: Node) -> None:
     from .settings import SettingError
 
     keep_freed_memory()
+    node.before_run()
 
     async def _main() -> None:
         async with trio.open_nursery() as nursery:

@@ -109,9 +109,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.host_name = host_name or default_host()
         self.sandbox = choose_sandbox(isolation, run_as, share, secure=config.security_mode == "curve")
         self.pool_size = workers or self.slots
-        # The pool's first workers, forked now while the node is one thread (prefork.py).
-        self._preforked = (prefork.fork_workers(self.pool_size, worker_env(), str(self.data_dir / "progress"))
-                           if prefork.usable(config.security is not None, self.sandbox.fresh_callables) else [])
+        self._preforked: list[prefork.Prespawned] = []  # see before_run
         self.tasks: dict[str, Task] = {}
         # Admission: past this many unfinished tasks a start is answered busy
         # (the coordinator places it elsewhere), so a flood of starts cannot
@@ -211,6 +209,11 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         # Warmed in the background: the node takes tasks (and says hello) at
         # once, and a callable that arrives first waits for its worker.
         nursery.start_soon(self._warm_pool)
+
+    def before_run(self) -> None:
+        # The pool's first workers, forked while the daemon is still one thread (prefork.py).
+        if prefork.usable(self.config.security is not None, self.sandbox.fresh_callables):
+            self._preforked = prefork.fork_workers(self.pool_size, worker_env(), str(self.data_dir / "progress"))
 
     async def _warm_pool(self) -> None:
         try:

@@ -4,9 +4,10 @@ Each worker the pool starts is a new interpreter (`python -m
 weft.actors.compute.worker`): ~30 ms of CPU apiece (interpreter, site, the
 worker's imports; measured), paid while a local cluster is starting and every
 daemon wants the same two cores. The node has already imported everything a
-worker runs, so while it is still one thread (built, before trio or ZeroMQ
-start) it forks the pool's first workers instead: a fork and a few page
-copies each. The pool takes them as if it had just spawned them (same pipes,
+worker runs, so a compute daemon, while it is still one thread (built,
+before trio or ZeroMQ start: `Node.before_run`, which only `run_forever`
+calls, so a node built inside another program forks nothing), forks the
+pool's first workers instead: a fork and a few page copies each. The pool takes them as if it had just spawned them (same pipes,
 memory files, environment and argv, same ready handshake); replacements
 later are spawned as before, since by then the node has threads.
 
