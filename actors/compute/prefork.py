@@ -7,9 +7,10 @@ daemon wants the same two cores. The node has already imported everything a
 worker runs, so a compute daemon, while it is still one thread (built,
 before trio or ZeroMQ start: `Node.before_run`, which only `run_forever`
 calls, so a node built inside another program forks nothing), forks the
-pool's first workers instead: a fork and a few page copies each. The pool takes them as if it had just spawned them (same pipes,
-memory files, environment and argv, same ready handshake); replacements
-later are spawned as before, since by then the node has threads.
+pool's first workers instead: a fork and a few page copies each. The pool
+takes them as if it had just spawned them (same pipes, memory files,
+environment and argv, same ready handshake); replacements later are
+spawned as before, since by then the node has threads.
 
 Not used where a worker must not share the node's memory or image: a secure
 node (its secret key is in that memory), and `fresh` callables (each call
