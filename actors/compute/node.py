@@ -214,6 +214,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         # The pool's first workers, forked while the daemon is still one thread (prefork.py).
         if prefork.usable(self.config.security is not None, self.sandbox.fresh_callables):
             self._preforked = prefork.fork_workers(self.pool_size, worker_env(), str(self.data_dir / "progress"))
+            self.prober.spare = prefork.fork_probe(worker_env())
 
     async def _warm_pool(self) -> None:
         try:

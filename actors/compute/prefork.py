@@ -53,8 +53,9 @@ class ForkedProc:
             pid, status = self.pid, 255 << 8
         if pid:
             self._rc = os.waitstatus_to_exitcode(status)
-            os.close(self._pidfd)
-            self._pidfd = -1
+            if self._pidfd >= 0:
+                os.close(self._pidfd)
+                self._pidfd = -1
 
     async def wait(self) -> int:
         if self.returncode is None:
@@ -129,32 +130,36 @@ def _fork_one(env: dict[str, str], progress: str | None) -> Prespawned:
     return Prespawned(proc, rep_r, req_w, shm, progress)
 
 
+def _clean_process(keep: set[int], env: dict[str, str]) -> None:
+    """In a forked child: only the fds an exec'd one would get (not the node's
+    lock, journal, log or sockets), the environment and path it would have,
+    and default handlers for the signals the node may have caught."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    os.environ.clear()
+    os.environ.update(env)
+    # What `python -m`/`-c` puts first on an exec'd one's path: the directory
+    # it was started in, then $PYTHONPATH.
+    paths = [os.getcwd(), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) -> None:
     """In the child: what `python -m weft.actors.compute.worker SHM...` would be; never returns."""
     rc = 1
     try:
         os.dup2(req_r, 0)
         os.dup2(rep_w, 1)
-        # Only what an exec'd worker gets (pass_fds): not the node's lock,
-        # log, journal or sockets.
-        keep = {0, 1, 2, *shm}
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        _clean_process({0, 1, 2, *shm}, env)
         for fd in shm:
             os.set_inheritable(fd, True)
-        os.environ.clear()
-        os.environ.update(env)
-        # What `python -m` gives an exec'd worker first on its path: the
-        # directory it was started in, then $PYTHONPATH.
-        paths = [os.getcwd(), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
-        sys.path[:0] = [p for p in paths if p not in sys.path]
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
         from . import worker
 
         sys.argv = [worker.__file__, *map(str, shm)]
@@ -175,3 +180,117 @@ def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) 
         finally:
             # Not the node's exit handlers (its logging, its journal): only ours.
             os._exit(rc)
+
+
+class SpareProbe:
+    """A one-shot probe interpreter forked with the workers (probe.py's `_SCRIPT`, in a fork).
+
+    The first submit of a callable on a fresh cluster asks every compute node
+    to look its module up, each in a new interpreter (~25 ms of CPU, started
+    while the job waits). This one was forked before the node served, from
+    an image that has imported nothing of the user's, with the workers' path
+    and environment: it answers that first probe and exits; later ones start
+    interpreters as before.
+    """
+
+    def __init__(self, proc: ForkedProc, req_w: int, rep_r: int) -> None:
+        self.proc = proc
+        self._req_w = req_w
+        self._rep_r = rep_r
+
+    async def ask(self, modules: list[str], timeout: float) -> str:
+        """One digit per module (1 found, 0 missing); "" if it failed or took past `timeout`."""
+        answer = b""
+        try:
+            with trio.move_on_after(timeout):
+                os.write(self._req_w, "\n".join(modules).encode())
+                os.close(self._req_w)
+                self._req_w = -1
+                async with trio.lowlevel.FdStream(self._rep_r) as reply:
+                    self._rep_r = -1  # the stream owns it now
+                    while chunk := await reply.receive_some():
+                        answer += chunk
+        except OSError:
+            answer = b""
+        finally:
+            self.close()
+        return answer.decode("ascii", "replace") if len(answer) == len(modules) else ""
+
+    def close(self) -> None:
+        for fd in (self._req_w, self._rep_r):
+            if fd >= 0:
+                os.close(fd)
+        self._req_w = self._rep_r = -1
+        if self.proc.returncode is None:
+            self.proc.kill()
+            self.proc._reap(0)
+
+
+def fork_probe(env: dict[str, str]) -> SpareProbe | None:
+    """Fork the spare probe now (the process must still be single-threaded); None if it cannot be."""
+    try:
+        req_r, req_w = os.pipe()
+    except OSError:
+        return None
+    try:
+        rep_r, rep_w = os.pipe()
+    except OSError:
+        os.close(req_r)
+        os.close(req_w)
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (req_r, req_w, rep_r, rep_w):
+            os.close(fd)
+        return None
+    if pid == 0:
+        _become_probe(req_r, rep_w, env)
+    os.close(req_r)
+    os.close(rep_w)
+    os.set_blocking(rep_r, False)
+    try:
+        return SpareProbe(ForkedProc(pid), req_w, rep_r)
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(req_w)
+        os.close(rep_r)
+        return None
+
+
+def _become_probe(req_r: int, rep_w: int, env: dict[str, str]) -> None:
+    """In the child: wait for the module names, look them up like probe.py's `_SCRIPT`; never returns."""
+    rc = 1
+    try:
+        _clean_process({req_r, rep_w, 2}, env)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(2, 1)  # what a package's __init__ prints goes to the node's stderr
+        if devnull > 2:
+            os.close(devnull)
+        names = b""
+        while chunk := os.read(req_r, 65536):
+            names += chunk
+        if not names:
+            rc = 0
+            return  # the node stopped without asking (the finally exits)
+        import importlib
+        import importlib.util
+
+        importlib.invalidate_caches()  # modules installed since the fork are found
+        answer = []
+        for name in names.decode().split("\n"):
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except BaseException:
+                found = False
+            answer.append("1" if found else "0")
+        os.write(rep_w, "".join(answer).encode())
+        rc = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(rc)

@@ -1,12 +1,13 @@
-"""A compute node's first workers are forked from the node (actors/compute/prefork.py),
-and a job cannot tell: its own randomness, none of the node's files or sockets, and a
-worker lost is replaced as before."""
+"""A compute node's first workers, and a spare probe, are forked from the node
+(actors/compute/prefork.py), and a job cannot tell: its own randomness, none of the
+node's files or sockets, a worker lost is replaced as before, modules found or not."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import psutil
@@ -45,6 +46,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     finally:
         c.stop(grace=20)
     assert all(p.popen.returncode == 0 for p in c.procs), [(p.role, p.popen.returncode) for p in c.procs]
+
+
+def test_the_first_probe_is_answered_by_a_spare_forked_with_the_workers(cluster: LocalCluster) -> None:
+    node = psutil.Process(cluster.computes[0].pid)
+    # Two workers and the spare probe, all forks of the node.
+    assert [ch.cmdline() == node.cmdline() for ch in node.children()] == [True] * 3
+    with Client(cluster.endpoint) as c:
+        # One probe for both modules, answered by the spare: one found, one not.
+        with pytest.raises(Exception) as refused:
+            c.submit_specs([c.spec("prefork_fns:who", tag="probe"), c.spec("no_such_module_zz:f")])
+        assert "module 'no_such_module_zz' cannot be imported" in str(refused.value)
+        assert "prefork_fns" not in str(refused.value)
+    deadline = time.monotonic() + 10
+    while len(node.children()) != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the spare exits after its answer
+    assert len(node.children()) == 2
 
 
 def _two_calls(c: Client, tag: str) -> list[dict]:
