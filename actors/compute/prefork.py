@@ -19,6 +19,7 @@ forks a worker that has only imported, isolation.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -33,12 +34,13 @@ _CAN = hasattr(os, "fork") and hasattr(os, "pidfd_open") and sys.platform == "li
 
 
 class ForkedProc:
-    """A forked worker, with the part of trio.Process's API the pool uses."""
+    """A forked worker, with the part of trio.Process's API the pool uses (and its waiting rules)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._pidfd = os.pidfd_open(pid)
         self._rc: int | None = None
+        self._wait_lock: trio.Lock | None = None  # made in trio: this object is made before trio runs
 
     @property
     def returncode(self) -> int | None:
@@ -53,14 +55,26 @@ class ForkedProc:
             pid, status = self.pid, 255 << 8
         if pid:
             self._rc = os.waitstatus_to_exitcode(status)
-            if self._pidfd >= 0:
-                os.close(self._pidfd)
-                self._pidfd = -1
+            self._close_pidfd()
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd >= 0:
+            try:
+                trio.lowlevel.notify_closing(self._pidfd)  # a task waiting on it wakes
+            except RuntimeError:
+                pass  # outside trio: nobody waits on it
+            os.close(self._pidfd)
+            self._pidfd = -1
 
     async def wait(self) -> int:
-        if self.returncode is None:
-            await trio.lowlevel.wait_readable(self._pidfd)
-            self._reap(0)  # the pidfd said it exited: this does not block
+        if self._wait_lock is None:
+            self._wait_lock = trio.Lock()
+        async with self._wait_lock:
+            if self.returncode is None:
+                with contextlib.suppress(trio.ClosedResourceError):  # reaped meanwhile by a poll
+                    await trio.lowlevel.wait_readable(self._pidfd)
+                if self._rc is None:
+                    self._reap(0)  # the pidfd said it exited: this does not block
         assert self._rc is not None
         return self._rc
 
