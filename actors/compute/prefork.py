@@ -173,13 +173,11 @@ def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) 
         os.dup2(rep_w, 1)
         _clean_process({0, 1, 2, *shm}, env)
         for fd in shm:
-            os.set_inheritable(fd, True)
+            os.set_inheritable(fd, True)  # as pass_fds leaves them in an exec'd worker
         from . import worker
 
         sys.argv = [worker.__file__, *map(str, shm)]
-        main = worker.main
-
-        main()
+        worker.main()
         rc = 0
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else 1
