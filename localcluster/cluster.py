@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from weft.runtime.settings import SettingError, from_args, to_args
 
@@ -134,6 +134,10 @@ class Proc:
             return self.popen.wait(5)
         finally:
             self._log.close()
+
+
+def _import_client() -> None:
+    import weft.actors.client  # noqa: F401
 
 
 def _error_line(path: Path) -> str | None:
@@ -301,34 +305,50 @@ class LocalCluster:
         try:
             # Every process at once: each spends most of its start importing.
             coordinator = self.spawn_coordinator()
+            # The client this waits with, imported here (trio and pyzmq, ~0.1 s of
+            # CPU in a fresh launcher) while the zygote loads its image on the other core.
+            preload = threading.Thread(target=_import_client, name="weft-import-client", daemon=True)
+            preload.start()
             nodes = [self.add_storage(wait=False) for _ in range(self.n_storage)]
             nodes += [self.add_compute(wait=False) for _ in range(self.n_compute)]
             coordinator.wait_ready(timeout)
-            for p in nodes:
-                p.wait_ready(timeout)
-            self.wait_nodes(self.n_compute, self.n_storage, timeout)
+            preload.join()
+            # Connected while the nodes finish starting, not after.
+            with self._client(timeout) as c:
+                for p in nodes:
+                    p.wait_ready(timeout)
+                self._wait_inventory(c, self.n_compute, self.n_storage, time.monotonic() + timeout, timeout)
         except BaseException:
             self.stop()
             raise
         return self.endpoint
 
-    def wait_nodes(self, compute: int, storage: int, timeout: float = 30.0) -> None:
-        """Until the coordinator has taken the inventory of that many nodes."""
+    def _client(self, timeout: float) -> Any:
         from weft.actors.client import Client
 
+        return Client(self.endpoint, timeout=2.0, retry_for=timeout, key=self.key)
+
+    def wait_nodes(self, compute: int, storage: int, timeout: float = 30.0) -> None:
+        """Until the coordinator has taken the inventory of that many nodes."""
         deadline = time.monotonic() + timeout
-        with Client(self.endpoint, timeout=2.0, retry_for=timeout, key=self.key) as c:
-            while True:
-                nodes = c.nodes()
-                ready = [n for n in nodes if n.get("ready")]
-                if (sum(n["role"] == "compute" for n in ready) >= compute
-                        and sum(n["role"] == "storage" for n in ready) >= storage):
-                    return
-                if time.monotonic() > deadline:
-                    raise ClusterError(
-                        f"coordinator saw {len(ready)} ready nodes of {compute + storage} within {timeout:g}s"
-                    )
-                time.sleep(0.01)
+        with self._client(timeout) as c:
+            self._wait_inventory(c, compute, storage, deadline, timeout)
+
+    @staticmethod
+    def _wait_inventory(c: Any, compute: int, storage: int, deadline: float, timeout: float) -> None:
+        while True:
+            nodes = c.nodes()
+            ready = [n for n in nodes if n.get("ready")]
+            if (sum(n["role"] == "compute" for n in ready) >= compute
+                    and sum(n["role"] == "storage" for n in ready) >= storage):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"coordinator saw {len(ready)} ready nodes of {compute + storage} within {timeout:g}s"
+                )
+            # Short: the last inventory is usually a few ms away, and each
+            # `nodes` costs the coordinator little.
+            time.sleep(0.003)
 
     def stop(self, grace: float = 10.0) -> None:
         # Workers first, so nothing reports to a coordinator that is gone.

@@ -37,7 +37,15 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 
-# The warm image: everything a daemon of any role imports.
+from weft.localcluster import lean  # noqa: E402
+
+# Without the ldconfig subprocess trio's import runs (lean.py).
+lean.trim_trio_import()
+
+# The warm image: everything a daemon of any role imports. All of it before
+# the first fork: loading a role's modules on demand (after the coordinator
+# was forked) let the coordinator start earlier but cost the zygote ~9 ms of
+# copy-on-write faults and did not start a cluster sooner (docs/performance.md).
 import weft.actors.compute.node  # noqa: E402, F401
 import weft.actors.coordinator.node  # noqa: E402, F401
 import weft.actors.storage.node  # noqa: E402, F401

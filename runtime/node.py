@@ -124,6 +124,9 @@ class Node:
     async def shutdown(self) -> None:
         """Runs shielded when the node stops: stop work, make state durable."""
 
+    def before_run(self) -> None:
+        """Runs in a daemon (`run_forever`) just before trio starts, while the process is one thread."""
+
     def describe(self) -> dict[str, Any]:
         """Extra fields for `info` and `hello`."""
         return {}
@@ -261,8 +264,14 @@ class Node:
         # The receiver stays open until the node is gone: a second SIGTERM
         # while it shuts down (launchers often send two) must not fall back
         # to the default action and kill it halfway, leaving tasks orphaned.
+        # trio restores the handlers it found when the receiver closes and
+        # raises again any signal still queued then (one that arrived as the
+        # node's nursery was cancelled): with SIG_IGN found, that is dropped,
+        # not a death by SIGTERM at the very end of a clean stop (exit -15).
+        stop_signals = (signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in stop_signals}
         try:
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            with trio.open_signal_receiver(*stop_signals) as signals:
                 async for signum in signals:
                     name = signal.Signals(signum).name
                     if self._stopping.is_set():
@@ -271,12 +280,12 @@ class Node:
                     log.info("%s %s: %s, stopping", self.role, self.node_id, name)
                     self.stop()
         finally:
-            if self._stopping.is_set():
-                # Closing the receiver restores the default action, and the
-                # process still has its teardown ahead: a late second signal
-                # would kill it there (exit -15 on a loaded machine).
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_IGN)
+            if not self._stopping.is_set():
+                # Gone without a stop (a crash): signals act as before again.
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            # Stopping: they stay ignored, and the process still has its
+            # teardown ahead: a late second signal would kill it there.
 
     def _start_discovery(self, nursery: trio.Nursery) -> None:
         cfg = self.config
@@ -348,6 +357,7 @@ def run_forever(node: Node) -> None:
     from .settings import SettingError
 
     keep_freed_memory()
+    node.before_run()
 
     async def _main() -> None:
         async with trio.open_nursery() as nursery:

@@ -48,7 +48,7 @@ from weft.protocol.tasks import (
 )
 from weft.runtime.node import Node, NodeConfig
 
-from . import credential, runner
+from . import credential, prefork, runner
 from .ahead import Ahead
 from .follow import keep_log, last_line, log_tail, read_log, read_progress
 from .isolation import choose as choose_sandbox
@@ -109,6 +109,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.host_name = host_name or default_host()
         self.sandbox = choose_sandbox(isolation, run_as, share, secure=config.security_mode == "curve")
         self.pool_size = workers or self.slots
+        self._preforked: list[prefork.Prespawned] = []  # see before_run
         self.tasks: dict[str, Task] = {}
         # Admission: past this many unfinished tasks a start is answered busy
         # (the coordinator places it elsewhere), so a flood of starts cannot
@@ -204,10 +205,16 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         nursery.start_soon(self.memguard.run)
         self.sandbox.log_start()
         self.pool = WorkerPool(self.pool_size, progress_dir=str(self.data_dir / "progress"),
-                               fresh=self.sandbox.fresh_callables)
+                               fresh=self.sandbox.fresh_callables, prespawned=self._preforked)
         # Warmed in the background: the node takes tasks (and says hello) at
         # once, and a callable that arrives first waits for its worker.
         nursery.start_soon(self._warm_pool)
+
+    def before_run(self) -> None:
+        # The pool's first workers, forked while the daemon is still one thread (prefork.py).
+        if prefork.usable(self.config.security is not None, self.sandbox.fresh_callables):
+            self._preforked = prefork.fork_workers(self.pool_size, worker_env(), str(self.data_dir / "progress"))
+            self.prober.spare = prefork.fork_probe(worker_env())
 
     async def _warm_pool(self) -> None:
         try:

@@ -234,6 +234,7 @@ class WorkerPool:
         stop_grace: float = 1.0,
         progress_dir: str | None = None,
         fresh: bool = False,  # each call in a fork of a clean worker (isolation.py)
+        prespawned: list[Any] | None = None,  # workers the node forked before it served (prefork.py)
     ) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
@@ -256,6 +257,7 @@ class WorkerPool:
         # environment at start: nothing per call (see weft.actors.progress).
         self._progress_dir = progress_dir
         self._spawned = 0
+        self._prespawned = list(prespawned or ())
 
     @property
     def size(self) -> int:
@@ -303,6 +305,12 @@ class WorkerPool:
             raise errors[0]
 
     async def _spawn(self) -> _Worker:
+        if self._prespawned:
+            self._spawned += 1
+            proc, rep_r, req_w, shm, progress = self._prespawned.pop(0)
+            worker = _Worker(proc, rep_r, req_w, *shm)
+            worker.progress = progress
+            return await self._handshake(worker)
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         shm: list[int] = []
@@ -342,6 +350,10 @@ class WorkerPool:
         if ours is not None and worker.sock is None:
             ours.close()
         worker.progress = progress
+        return await self._handshake(worker)
+
+    async def _handshake(self, worker: _Worker) -> _Worker:
+        proc = worker.proc
         self._workers.add(worker)
         try:
             with trio.fail_after(self._startup_timeout):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from typing import Any
 
 import trio
 
@@ -53,6 +54,7 @@ class Prober:
         self.timeout = timeout
         self.found: set[str] = set()
         self._limit = trio.CapacityLimiter(_CONCURRENT)
+        self.spare: Any = None  # prefork.SpareProbe: answers the first probe without a new interpreter
 
     async def probe(self, modules: list[str]) -> tuple[list[str], list[str]]:
         """(found, missing) among `modules`; the rest could not be looked up in time."""
@@ -67,6 +69,11 @@ class Prober:
         return [m for m in modules if m in self.found], missing
 
     async def _run(self, modules: list[str]) -> str:
+        if self.spare is not None:
+            spare, self.spare = self.spare, None
+            answer = await spare.ask(modules, self.timeout)
+            if answer:
+                return answer  # else as if there were none
         with trio.move_on_after(self.timeout) as scope:
             async with self._limit:
                 try:

@@ -55,3 +55,18 @@ def test_without_the_fork_server_each_daemon_is_its_own_interpreter(tmp_path: Pa
     finally:
         cluster.stop(grace=20)
     assert all(p.popen.returncode == 0 for p in cluster.procs), [(p.role, p.popen.returncode, p.log_path.read_text()[-600:]) for p in cluster.procs]
+
+
+def test_the_zygote_imports_trio_without_running_ldconfig() -> None:
+    import subprocess
+    import sys
+
+    # ctypes.util's find_library is what runs `ldconfig -p`: not loaded means not run.
+    code = ("import sys\nfrom weft.localcluster import lean\nlean.trim_trio_import()\n"
+            "from trio._core import _thread_cache\n"
+            "print('ctypes.util' in sys.modules, _thread_cache.set_os_thread_name is not None)\n"
+            "import ctypes.util\nprint(ctypes.util.find_library('c') is not None)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # Trio still names its threads, and ctypes.util is the real one afterwards.
+    assert r.stdout.split() == ["False", "True", "True"]

@@ -137,10 +137,12 @@ async def test_callable_job_with_an_indirect_input(shared: Shared, fresh_compute
 
 
 def worker_pids(compute: Proc) -> list[int]:
+    node = psutil.Process(compute.pid)
+    # Exec'd workers say what they are; the first ones are forks of the node (prefork.py).
     return [
         ch.pid
-        for ch in psutil.Process(compute.pid).children()
-        if "weft.actors.compute.worker" in " ".join(ch.cmdline())
+        for ch in node.children()
+        if "weft.actors.compute.worker" in " ".join(ch.cmdline()) or ch.cmdline() == node.cmdline()
     ]
 
 
