@@ -240,6 +240,7 @@ class DaskSide(PeerSide):
         try:
             with Client(cluster, timeout=f"{timeout}s") as c:
                 c.wait_for_workers(self.n_workers, timeout=timeout)
+                c.submit(W.noop, "startup", pure=False).result(timeout=timeout)
                 elapsed = time.perf_counter() - t0
         finally:
             cluster.close(timeout=20)

@@ -38,9 +38,10 @@ Workloads (full size; `--smoke` sizes in `SIZES["smoke"]`)
                 simulated compute nodes of 4 slots that answer at once
                 (bench/dispatch.py): jobs/s; weft only.
     startup     a cluster of 2 compute nodes (1 slot each) and 2 storage nodes
-                from nothing to ready (Dask: LocalCluster(n_workers=2,
-                threads_per_worker=1, processes=True) and a Client that sees
-                both workers): seconds.
+                from nothing to its first task's result, a no-op callable
+                (Dask: LocalCluster(n_workers=2, threads_per_worker=1,
+                processes=True), a Client that sees both workers, and a
+                no-op's result; Ray: ray.init and a no-op's result): seconds.
 
 Every run gets a `tag` that is unique per bench run and per repetition, and
 every job carries it (directly or through its inputs), so weft's build cache
@@ -84,7 +85,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("handoff-cross", "MB/s", "higher", "producer/consumer pairs pinned to different nodes"),
     Workload("submit", "jobs/s", "higher", "jobs accepted while no compute slot is free"),
     Workload("memory", "KiB/job", "lower", "coordinator (scheduler) RSS growth per queued job"),
-    Workload("startup", "s", "lower", "a 2 compute + 2 storage cluster from nothing to ready"),
+    Workload("startup", "s", "lower", "a 2 compute + 2 storage cluster from nothing to a first task's result"),
     Workload("responsive", "ms", "lower", "p99 of `stats` calls during a 100,000-job submit (weft only)"),
     Workload("dispatch", "jobs/s", "higher", "one coordinator starting jobs on 100 simulated compute nodes (weft only)"),
 ]}
@@ -568,8 +569,13 @@ class WeftSide:
         with tempfile.TemporaryDirectory(prefix="weft-bench-up-") as tmp:
             cluster = self._new_cluster(Path(tmp), compute=self.compute, storage=self.storage, slots=self.slots)
             try:
+                from weft.actors.client import Client
+
                 t0 = time.perf_counter()
+                deadline = time.monotonic() + timeout
                 cluster.start(timeout)
+                with Client(cluster.endpoint, timeout=10.0, retry_for=10.0) as c:
+                    self._result(c.submit("weft.bench.workloads:noop", x=f"startup-{t0}"), deadline, "the first task")
                 return time.perf_counter() - t0
             finally:
                 self.stop_cluster(cluster)
