@@ -511,7 +511,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         try:
             task.call_log = CallLog()
             value = await self.pool.run(spec.call, kwargs, timeout=spec.timeout,
-                                        log=task.call_log, grace=lambda: stop_grace(task))
+                                        log=task.call_log, grace=lambda: stop_grace(task),
+                                        env={**runner.JOB_ENV, "WEFT_JOB_ID": task.job})
         except trio.ClosedResourceError:
             raise SoftFailure(f"no worker process on {self.node_id}: {self.pool_error or 'shutting down'}",
                               ErrorCode.WORKER_LOST) from None

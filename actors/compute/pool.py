@@ -464,7 +464,8 @@ class WorkerPool:
         return kind, payload
 
     async def run(self, call: str, kwargs: dict[str, Any], *, timeout: float | None = None,
-                  log: CallLog | None = None, grace: Callable[[], float] | None = None) -> Any:
+                  log: CallLog | None = None, grace: Callable[[], float] | None = None,
+                  env: dict[str, str] | None = None) -> Any:
         """Run `call` ("module:function") with `kwargs` in a free worker; return its value.
 
         `timeout` bounds the call itself, not the wait for a free worker; past
@@ -473,10 +474,11 @@ class WorkerPool:
         `log` receives what the call printed and names the file its
         weft.progress() writes to (see CallLog). A call cancelled midway gets
         SIGTERM, then SIGKILL `grace()` s later (at once without `grace`).
+        `env`: environment variables of this call (its job id).
         """
         if self._closed or not self._started:
             raise trio.ClosedResourceError("the worker pool is not running")
-        request, shared, passed = encode_request(call, kwargs, _HAVE_MEMFD)
+        request, shared, passed = encode_request(call, kwargs, _HAVE_MEMFD, env)
         try:
             worker = await self._idle_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):

@@ -24,11 +24,13 @@ class Parts(list):
         return sum(memoryview(p).nbytes for p in self)
 
 
-def encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[Any], list[Any], list[int]]:
+def encode_request(call: str, kwargs: dict[str, Any], shm: bool,
+                   env: dict[str, str] | None = None) -> tuple[list[Any], list[Any], list[int]]:
     """What goes down the pipe, what goes into the input memory file
     (`shm`: the workers have one) from offset 0, and the memory files of
     values that have their own (segments.py; workers without memory files
-    have no socket for them either: those values go down the pipe)."""
+    have no socket for them either: those values go down the pipe). `env`:
+    the call's own environment variables (worker.read_request)."""
     inline: dict[str, Any] = {}
     blobs: list[list[Any]] = []
     parts: list[Any] = [b"", b""]
@@ -57,7 +59,7 @@ def encode_request(call: str, kwargs: dict[str, Any], shm: bool) -> tuple[list[A
         else:
             blobs.append([name, size, -1])
             parts += pieces
-    head = msgpack.packb([call, inline, blobs])
+    head = msgpack.packb([call, inline, blobs, env] if env else [call, inline, blobs])
     parts[0] = REQ.pack(len(head))
     parts[1] = head
     return parts, shared, passed

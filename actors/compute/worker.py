@@ -9,12 +9,14 @@ fourth argument) on which values of SEG_MIN and more travel as memory files
 of their own, in both directions (segments.py). It runs one call at a
 time, forever, until the request pipe closes.
 
-Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...], progress?] (n bytes) | raw inputs
+Requests:  u64 n | msgpack [call, kwargs, [[name, size, at], ...], env?] (n bytes) | raw inputs
            Byte inputs of some size travel outside the msgpack head: at -1
            raw after it on the pipe, in the order listed; at >= 0 in the input
            memory file from that offset; at -2 (PASSED) a memory file of its
-           own, sent on the socket before the request (in the order listed). `progress`, when given, becomes
-           $WEFT_PROGRESS for the call (what weft.progress() writes to).
+           own, sent on the socket before the request (in the order listed). `env`,
+           when given, is the call's own environment variables (WEFT_JOB_ID,
+           WEFT_COORDINATOR: a callable submits children as a command does),
+           set for the call and left for the next one to change.
 Replies:   u8 kind | u64 length | payload   (kinds below; READY once at start)
            With the SHM bit set in kind the payload is not on the pipe: it is
            the first `length` bytes of the result memory file; with the SEG
@@ -162,7 +164,10 @@ def pwrite_all(fd: int, parts: list[Any], offset: int) -> int:
 
 def read_request(reader: Reader, shm_in: int = -1, sock: Any = None) -> tuple[str, dict[str, Any]]:
     (n,) = REQ.unpack(reader.exact(REQ.size))
-    call, kwargs, blobs = msgpack.unpackb(reader.exact(n))
+    head = msgpack.unpackb(reader.exact(n))
+    call, kwargs, blobs = head[0], head[1], head[2]
+    if len(head) > 3:
+        _set_env(head[3])
     passed = sum(1 for b in blobs if b[2] == segments.PASSED)
     fds = segments.receive(sock, passed) if passed else []
     try:
@@ -177,6 +182,21 @@ def read_request(reader: Reader, shm_in: int = -1, sock: Any = None) -> tuple[st
         for fd in fds:
             os.close(fd)
     return call, kwargs
+
+
+# The variables the last call's `env` set: a call that brings none clears them.
+_CALL_ENV: set[str] = set()
+
+
+def _set_env(env: dict[str, str] | None) -> None:
+    environ = os.environ
+    for key in _CALL_ENV - (env.keys() if env else set()):
+        environ.pop(key, None)
+    _CALL_ENV.clear()
+    for key, value in (env or {}).items():
+        if environ.get(key) != value:  # (putenv only when it changes: the coordinator's stays)
+            environ[key] = value
+        _CALL_ENV.add(key)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -66,3 +66,15 @@ def test_decommission_cancels_the_queued_and_lets_the_running_finish(weft: Weft,
     go.touch()
     assert [s["state"] for s in client.wait(["tree2", "tree2.busy"], timeout=30)] == ["succeeded", "succeeded"]
     assert client.get("tree2.busy/stdout") == b"done\n"
+
+
+def test_a_callable_submits_children_under_its_own_job(client: Client) -> None:
+    roots = [client.submit("callable_children:spawn_child", x=f"root-{i}") for i in range(2)]
+    for root in roots:  # two calls in a row on warm workers: each sees its own job
+        child, seen = root.result(timeout=60).decode().split()
+        assert seen == root.job
+        assert client.wait([child], timeout=30)[0]["state"] == "succeeded"
+        tree = client.call("tree", {"root": root.job})["jobs"]
+        assert [j["job"] for j in tree] == [root.job, child]
+        assert tree[1]["spawned_by"] == root.job
+        assert client.get(f"{child}/result").startswith(b"child of root-")
