@@ -307,8 +307,9 @@ class WorkerPool:
     async def _spawn(self) -> _Worker:
         if self._prespawned:
             self._spawned += 1
-            proc, rep_r, req_w, shm, progress = self._prespawned.pop(0)
+            proc, rep_r, req_w, shm, progress, sock = self._prespawned.pop(0)
             worker = _Worker(proc, rep_r, req_w, *shm)
+            worker.sock = sock
             worker.progress = progress
             return await self._handshake(worker)
         req_r, req_w = os.pipe()

@@ -24,10 +24,11 @@ import os
 import signal
 import sys
 import threading
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import trio
 
+from . import segments
 from .worker import grow_pipe
 
 _CAN = hasattr(os, "fork") and hasattr(os, "pidfd_open") and sys.platform == "linux"
@@ -94,6 +95,7 @@ class Prespawned(NamedTuple):
     req_w: int
     shm: list[int]
     progress: str | None
+    sock: Any = None  # our end of its socket for values' memory files (segments.py)
 
 
 def usable(secure: bool, fresh: bool) -> bool:
@@ -117,20 +119,33 @@ def _fork_one(env: dict[str, str], progress: str | None) -> Prespawned:
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
     shm: list[int] = []
+    # Its socket for values' own memory files (segments.py), as _spawn gives an exec'd one.
+    ours, theirs = segments.socket_pair() if segments.AVAILABLE else (None, None)
     try:
         grow_pipe(req_w)
         if hasattr(os, "memfd_create"):
             shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out"),
                    os.memfd_create("weft-worker-log")]
+            if theirs is not None:
+                shm.append(theirs.fileno())
         pid = os.fork()
     except BaseException:
-        for fd in (req_r, req_w, rep_r, rep_w, *shm):
+        for fd in (req_r, req_w, rep_r, rep_w, *shm[:3]):
             os.close(fd)
+        for sock in (ours, theirs):
+            if sock is not None:
+                sock.close()
         raise
     if pid == 0:
         _become_worker(req_r, rep_w, shm, env)
     os.close(req_r)
     os.close(rep_w)
+    if theirs is not None:
+        theirs.close()
+    if ours is not None and len(shm) <= 3:
+        ours.close()
+        ours = None
+    shm = shm[:3]
     os.set_blocking(req_w, False)
     os.set_blocking(rep_r, False)
     try:
@@ -140,8 +155,10 @@ def _fork_one(env: dict[str, str], progress: str | None) -> Prespawned:
         os.waitpid(pid, 0)
         for fd in (req_w, rep_r, *shm):
             os.close(fd)
+        if ours is not None:
+            ours.close()
         raise
-    return Prespawned(proc, rep_r, req_w, shm, progress)
+    return Prespawned(proc, rep_r, req_w, shm, progress, ours)
 
 
 def _clean_process(keep: set[int], env: dict[str, str]) -> None:
