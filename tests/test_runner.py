@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,51 @@ async def test_workdir_layout_and_environment(tmp_path: Path) -> None:
     for d in ("inputs", "outputs", "results", "work"):
         assert (tmp_path / d).is_dir()
     assert os.listdir(tmp_path / "results") == ["output.txt"]
+
+
+# -- supervising in one task (actors/compute/supervise.py) ----------------------------------
+
+
+async def test_stdout_beyond_the_pipe_buffer_arrives_whole(tmp_path: Path) -> None:
+    # 1 MB: the command blocks on a full pipe many times, and the last chunks
+    # are still in the pipe when it exits.
+    chunks: list[bytes] = []
+
+    async def on_stdout(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    spec = sh("head -c 1000000 /dev/zero; echo tail", outputs=["stdout"])
+    with trio.fail_after(WAIT):
+        result = await run_command(spec, tmp_path, on_stdout=on_stdout)
+    expected = b"\0" * 1_000_000 + b"tail\n"
+    assert result.ok
+    assert result.outputs["stdout"].read_bytes() == expected
+    assert b"".join(chunks) == expected
+    assert (tmp_path / "results" / "output.txt").read_bytes() == expected
+
+
+async def test_a_process_that_left_the_group_cannot_hold_the_task(tmp_path: Path) -> None:
+    # It keeps the stdout pipe open after the command exited; the task ends
+    # anyway, about _DRAIN_LIMIT after the command's group is gone.
+    spec = sh("setsid sleep 30 & echo $! > pid; echo started", outputs=["stdout"])
+    try:
+        with trio.fail_after(WAIT):
+            result = await run_command(spec, tmp_path)
+        assert result.ok
+        assert result.outputs["stdout"].read_bytes() == b"started\n"
+    finally:
+        pid_file = tmp_path / "work" / "pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+async def test_what_a_cancelled_command_prints_while_stopping_is_in_its_log(tmp_path: Path) -> None:
+    script = "trap 'echo stopping; exit 0' TERM; echo started; sleep 100 & wait"
+    log = tmp_path / "results" / "output.txt"
+    with trio.fail_after(WAIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(run_command, sh(script, outputs=["stdout"]), tmp_path, grace=2.0))
+            while not (log.exists() and b"started" in log.read_bytes()):  # noqa: ASYNC110
+                await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    assert log.read_bytes() == b"started\nstopping\n"

@@ -105,6 +105,7 @@ from .block import wait_for_paths
 from .isolation import Sandbox
 from .procs import group_alive
 from .spawn import Child, Launch, spawn
+from .supervise import supervise
 
 log = logging.getLogger("weft.compute")
 
@@ -376,7 +377,14 @@ async def run_command(
             pgid_path = Path(w, "pgid")
             pgid_path.write_text(str(proc.pid))
         try:
-            result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+            if isinstance(proc, Child) and proc.pidfd >= 0:
+                # One task, no nursery (supervise.py): the common case on Linux.
+                result = _result(*await supervise(
+                    spec.timeout, proc, log_fd, capture_fd, on_stdout,
+                    grace if callable(grace) else lambda: grace, _stop_group, _DRAIN_LIMIT,
+                ))
+            else:
+                result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
             # Every stdout byte went to both files, so equal sizes mean no stderr.
             same = os.fstat(log_fd).st_size == os.fstat(capture_fd).st_size
         finally:
@@ -483,6 +491,10 @@ async def _supervise(
 
     rc = proc.returncode
     assert rc is not None
+    return _result(rc, killed_with, timed_out)
+
+
+def _result(rc: int, killed_with: int | None, timed_out: bool) -> CommandResult:
     if rc < 0:
         return CommandResult(exit_code=None, signal=-rc, timed_out=timed_out)
     if killed_with is not None:
