@@ -346,15 +346,17 @@ async def test_stdout_beyond_the_pipe_buffer_arrives_whole(tmp_path: Path) -> No
 
 async def test_a_process_that_left_the_group_cannot_hold_the_task(tmp_path: Path) -> None:
     # It keeps the stdout pipe open after the command exited; the task ends
-    # anyway, about _DRAIN_LIMIT after the command's group is gone.
-    spec = sh("setsid sleep 30 & echo $! > pid; echo started", outputs=["stdout"])
+    # anyway, about _DRAIN_LIMIT after the command's group is gone, while
+    # that process still runs.
+    spec = sh("setsid sh -c 'echo $$ > pid; exec sleep 20' & "
+              "for i in $(seq 500); do [ -s pid ] && break; sleep 0.01; done; echo started", outputs=["stdout"])
+    pid_file = tmp_path / "work" / "pid"
     try:
-        with trio.fail_after(WAIT):
-            result = await run_command(spec, tmp_path)
+        result = await run_command(spec, tmp_path)
         assert result.ok
         assert result.outputs["stdout"].read_bytes() == b"started\n"
+        assert alive(int(pid_file.read_text()))  # it did not wait for it
     finally:
-        pid_file = tmp_path / "work" / "pid"
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
