@@ -386,6 +386,12 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                     self._release(task)
                 await keep_log(self, task, failed=False)
                 self._finish(task, Outcome.SUCCESS)
+                if task.log_empty:
+                    # Its outputs are stored, its log is empty: nothing in its
+                    # directory is read again, so it is reused now rather than
+                    # when the coordinator deletes the task (every 0.5 s: a
+                    # new directory made per command in between).
+                    self.taskdirs.recycle(task.job)
             except Withdrawn:
                 self._finish(task, Outcome.FAILED_SOFT, f"withdrawn from {self.node_id} for an idle node", WITHDRAWN)
             except SoftFailure as e:
@@ -474,6 +480,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         task.exit_code = result.exit_code
         task.signal = None if result.timed_out else result.signal
         task.log_same = result.log_is_stdout and "stdout" in spec.outputs
+        task.log_empty = result.log_empty
         accepted = result.accepted(spec)  # exit 0, or an exit action's `succeed`
         if result.timed_out and not accepted:
             raise trio.TooSlowError

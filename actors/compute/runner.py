@@ -146,6 +146,9 @@ class CommandResult:
     # nothing went to stderr and the command did not write $WEFT_OUTPUTS/stdout
     # itself. Then the log need not be stored apart (see ComputeNode._keep_log).
     log_is_stdout: bool = False
+    # Nothing at all went to the log: once the task succeeded, nothing in its
+    # directory is left to read (ComputeNode recycles it at once).
+    log_empty: bool = False
 
     @property
     def ok(self) -> bool:
@@ -386,7 +389,8 @@ async def run_command(
             else:
                 result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
             # Every stdout byte went to both files, so equal sizes mean no stderr.
-            same = os.fstat(log_fd).st_size == os.fstat(capture_fd).st_size
+            log_size = os.fstat(log_fd).st_size
+            same = log_size == os.fstat(capture_fd).st_size
         finally:
             if pgid_path is not None:
                 pgid_path.unlink(missing_ok=True)
@@ -406,6 +410,7 @@ async def run_command(
     else:
         os.rename(capture_path, stdout_path)
         result.log_is_stdout = same
+    result.log_empty = log_size == 0
     result.outputs, result.missing_outputs = _collect_outputs(spec, outputs_dir)
     if result.exit_code == 0 and not result.timed_out:
         result.delegation = _read_delegation(w + "/delegate.json")

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 from pathlib import Path
 
 import trio
@@ -40,27 +41,37 @@ def make_skeleton(path: Path) -> None:
 
 def empty_skeleton(path: Path) -> bool:
     """Bring a used task directory back to an empty skeleton; False if it cannot be."""
+    p = str(path)
     try:
         # A command's captured stdout was moved to outputs/stdout: move it
         # back, so the next task opens a file that exists instead of creating
         # one (ext4 inode allocation showed in profiles of `true` commands).
-        captured, moved = path / "results" / "stdout", path / "outputs" / "stdout"
-        if not captured.exists() and moved.is_file() and not moved.is_symlink():
+        captured, moved = p + "/results/stdout", p + "/outputs/stdout"
+        try:
+            regular = stat.S_ISREG(os.lstat(moved).st_mode)
+        except FileNotFoundError:
+            regular = False
+        if regular and not os.path.exists(captured):
             os.rename(moved, captured)
-        for entry in os.scandir(path):
-            if entry.name in SUBDIRS and entry.is_dir(follow_symlinks=False):
-                continue
-            _remove(entry)
-        for sub in SUBDIRS:
-            sub_path = path / sub
-            if not sub_path.is_dir():
-                os.mkdir(sub_path)
-                continue
-            for entry in os.scandir(sub_path):
-                if f"{sub}/{entry.name}" in KEPT_FILES and entry.is_file(follow_symlinks=False):
-                    os.truncate(entry.path, 0)
+        # Strings and d_type, no stat per entry: this runs once per command.
+        present = set()
+        with os.scandir(p) as it:
+            for entry in it:
+                if entry.name in SUBDIRS and entry.is_dir(follow_symlinks=False):
+                    present.add(entry.name)
                 else:
                     _remove(entry)
+        for sub in SUBDIRS:
+            sub_path = p + "/" + sub
+            if sub not in present:
+                os.mkdir(sub_path)
+                continue
+            with os.scandir(sub_path) as it:
+                for entry in it:
+                    if f"{sub}/{entry.name}" in KEPT_FILES and entry.is_file(follow_symlinks=False):
+                        os.truncate(entry.path, 0)
+                    else:
+                        _remove(entry)
         return True
     except OSError as e:
         # e.g. a command left a directory it made unreadable: not worth fixing up.
@@ -112,18 +123,23 @@ class TaskDirs:
         return dest
 
     def recycle(self, job: str) -> None:
-        """The task's results are deleted: its directory goes back to the spares."""
+        """The task's directory is not needed any more (its results are
+        deleted, or it left nothing to read): it goes back to the spares."""
         path = self.tasks_dir / job
         used = self._spare_name()
         try:
             os.rename(path, used)
         except FileNotFoundError:
-            return  # a callable task, or never made
+            return  # a callable task, never made, or recycled when it ended
         except OSError as e:
             log.warning("cannot move task directory %s aside: %s", path, e)
             return
         self._used.append(used)
-        self._low.set()
+        # Emptied in batches: a worker thread's wake-up per command cost more
+        # than the emptying (tasks that end with nothing to read come back
+        # one at a time, as they end).
+        if len(self._used) >= max(1, self.keep // 2):
+            self._low.set()
 
     def _refill(self, used: list[Path], need: int) -> list[Path]:
         """Worker thread: empty the used directories, make new ones if still short."""
@@ -146,18 +162,23 @@ class TaskDirs:
         return ready
 
     async def run(self) -> None:
-        """Keep `keep` spares ready, refilling in a worker thread."""
+        """Keep `keep` spares ready, refilling in a worker thread when they run
+        low or enough used ones wait to be emptied."""
+        self._low.set()
         while True:
-            need = self.keep - len(self._spares)
-            if need > 0 or self._used:
-                used, self._used = self._used, []
-                made = await trio.to_thread.run_sync(self._refill, used, max(need, 0))
-                self._spares += made
-                if not made and need > 0:
-                    await trio.sleep(1.0)  # the disk refuses (full?): commands make their own
+            await self._low.wait()
             self._low = trio.Event()
-            if len(self._spares) >= self.keep and not self._used:
-                await self._low.wait()
+            # Used ones come back as spares: _refill makes new ones only beyond them.
+            used, self._used = self._used, []
+            need = max(self.keep - len(self._spares), 0)
+            if not used and not need:
+                continue
+            made = await trio.to_thread.run_sync(self._refill, used, need)
+            self._spares += made
+            if not made and need > 0:
+                await trio.sleep(1.0)  # the disk refuses (full?): commands make their own
+            if len(self._spares) < self.keep // 2 or len(self._used) >= max(1, self.keep // 2):
+                self._low.set()
 
 
 def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
