@@ -325,7 +325,7 @@ async def run_command(
     if spec.command is None:
         raise SpecError("run_command needs a job with 'command'")
     # Paths as strings: pathlib's joins were ~10% of the node's CPU per command.
-    w = str(Path(workdir))
+    w = os.fspath(workdir)
     outputs_dir, results_dir, cwd = w + "/outputs", w + "/results", w + "/work"
     if not os.path.isdir(cwd):  # the caller may have made the layout already
         for d in (w + "/inputs", outputs_dir, results_dir, cwd):
@@ -384,7 +384,7 @@ async def run_command(
                 # One task, no nursery (supervise.py): the common case on Linux.
                 result = _result(*await supervise(
                     spec.timeout, proc, log_fd, capture_fd, on_stdout,
-                    grace if callable(grace) else lambda: grace, _stop_group, _DRAIN_LIMIT,
+                    grace if callable(grace) else lambda: grace, _stop_group, _group_alive, _DRAIN_LIMIT,
                 ))
             else:
                 result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)

@@ -82,6 +82,7 @@ async def supervise(
     on_stdout: Callable[[bytes], Awaitable[None]] | None,
     grace: Callable[[], float],
     stop_group: Callable[[Child, float], Awaitable[int | None]],
+    group_alive: Callable[[int], bool],
     drain_limit: float,
 ) -> tuple[int, int | None, bool]:
     """Run `proc` to its end: (its return code, the signal we stopped it with, timed out)."""
@@ -94,7 +95,7 @@ async def supervise(
         ep.register(fd, _IN)
         ep.register(proc.pidfd, _IN)
         timed_out = False
-        deadline = trio.current_time() + (timeout or math.inf)
+        deadline = trio.current_time() + timeout if timeout else math.inf
         try:
             while True:
                 await out.pump()
@@ -102,6 +103,9 @@ async def supervise(
                     break
                 if out.eof:
                     ep.unregister(fd)  # at its end the pipe is always readable
+                if deadline == math.inf:  # (no cancel scope per wait when there is no timeout)
+                    await trio.lowlevel.wait_readable(epfd)
+                    continue
                 with trio.move_on_at(deadline) as scope:
                     await trio.lowlevel.wait_readable(epfd)
                 if scope.cancelled_caught:
@@ -114,8 +118,11 @@ async def supervise(
                 await stop_group(proc, grace())
                 await _drain(out, ep, proc, drain_limit)
             raise
-        with trio.CancelScope(shield=True):
-            killed_with = await stop_group(proc, grace())
+        killed_with = None
+        # The common case, checked without a cancel scope: it exited and took its group along.
+        if proc.returncode is None or group_alive(proc.pid):
+            with trio.CancelScope(shield=True):
+                killed_with = await stop_group(proc, grace())
         await _drain(out, ep, proc, drain_limit)
     finally:
         trio.lowlevel.notify_closing(epfd)

@@ -33,13 +33,14 @@ KEPT_FILES = ("results/output.txt", "results/stdout")
 MAX_SPARES = 1024
 
 
-def make_skeleton(path: Path) -> None:
-    os.mkdir(path)
+def make_skeleton(path: str | Path) -> None:
+    p = os.fspath(path)
+    os.mkdir(p)
     for sub in SUBDIRS:
-        os.mkdir(path / sub)
+        os.mkdir(f"{p}/{sub}")
 
 
-def empty_skeleton(path: Path) -> bool:
+def empty_skeleton(path: str | Path) -> bool:
     """Bring a used task directory back to an empty skeleton; False if it cannot be."""
     p = str(path)
     try:
@@ -90,9 +91,10 @@ class TaskDirs:
     def __init__(self, tasks_dir: Path, *, keep: int = 16) -> None:
         self.tasks_dir = tasks_dir
         self.spare_dir = tasks_dir / ".spare"
+        self._tasks, self._spare = str(tasks_dir), str(self.spare_dir)
         self.keep = keep
-        self._spares: list[Path] = []
-        self._used: list[Path] = []
+        self._spares: list[str] = []
+        self._used: list[str] = []
         self._names = itertools.count()
         self._prefix = secrets.token_hex(3)
         self._low = trio.Event()
@@ -102,12 +104,13 @@ class TaskDirs:
         shutil.rmtree(self.spare_dir, ignore_errors=True)
         self.spare_dir.mkdir(parents=True, exist_ok=True)
 
-    def _spare_name(self) -> Path:
-        return self.spare_dir / f"{self._prefix}-{next(self._names)}"
+    def _spare_name(self) -> str:
+        # Strings, not Path joins: take and recycle run once per command.
+        return f"{self._spare}/{self._prefix}-{next(self._names)}"
 
     def take(self, job: str) -> Path:
         """The task's directory, with its four subdirectories (made now if no spare is left)."""
-        dest = self.tasks_dir / job
+        dest = f"{self._tasks}/{job}"
         while self._spares:
             spare = self._spares.pop()
             try:
@@ -117,15 +120,15 @@ class TaskDirs:
                 continue  # dest exists already (a rerun of the job): fall through
         else:
             for sub in SUBDIRS:
-                (dest / sub).mkdir(parents=True, exist_ok=True)
+                os.makedirs(f"{dest}/{sub}", exist_ok=True)
         if len(self._spares) < self.keep // 2:
             self._low.set()
-        return dest
+        return Path(dest)
 
     def recycle(self, job: str) -> None:
         """The task's directory is not needed any more (its results are
         deleted, or it left nothing to read): it goes back to the spares."""
-        path = self.tasks_dir / job
+        path = f"{self._tasks}/{job}"
         used = self._spare_name()
         try:
             os.rename(path, used)
@@ -141,7 +144,7 @@ class TaskDirs:
         if len(self._used) >= max(1, self.keep // 2):
             self._low.set()
 
-    def _refill(self, used: list[Path], need: int) -> list[Path]:
+    def _refill(self, used: list[str], need: int) -> list[str]:
         """Worker thread: empty the used directories, make new ones if still short."""
         ready = []
         for p in used:
