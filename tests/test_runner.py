@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -361,13 +360,49 @@ async def test_a_process_that_left_the_group_cannot_hold_the_task(tmp_path: Path
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
-async def test_what_a_cancelled_command_prints_while_stopping_is_in_its_log(tmp_path: Path) -> None:
-    script = "trap 'echo stopping; exit 0' TERM; echo started; sleep 100 & wait"
+async def test_what_a_command_prints_while_stopping_reaches_its_log_before_it_ends(tmp_path: Path) -> None:
+    # Between SIGTERM and its end (here: until the test lets it) its output
+    # goes on to the log, where `weft logs --follow` reads it.
+    flag = tmp_path / "may-stop"
+    # One process, no children: no race between the group's SIGTERM and a fork.
+    script = (
+        "import os, signal, sys, time\n"
+        "def stop(*_):\n"
+        "    print('stopping', flush=True)\n"
+        f"    for _ in range(500):\n"
+        f"        if os.path.exists({str(flag)!r}): sys.exit(0)\n"
+        "        time.sleep(0.02)\n"
+        "    sys.exit(1)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('started', flush=True)\n"
+        "time.sleep(100)\n"
+    )
     log = tmp_path / "results" / "output.txt"
-    with trio.fail_after(WAIT):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(run_command, sh(script, outputs=["stdout"]), tmp_path, grace=2.0))
-            while not (log.exists() and b"started" in log.read_bytes()):  # noqa: ASYNC110
-                await trio.sleep(0.02)
-            nursery.cancel_scope.cancel()
+    ended = False
+
+    async def run() -> None:
+        nonlocal ended
+        try:
+            await run_command(JobSpec(command=[sys.executable, "-c", script]), tmp_path, grace=WAIT)
+        finally:
+            ended = True
+
+    try:
+        with trio.fail_after(WAIT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run)
+                while not (log.exists() and b"started" in log.read_bytes()):  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):  # (the cancel above is ours)
+                    for _ in range(200):
+                        if b"stopping" in log.read_bytes():
+                            break
+                        await trio.sleep(0.02)
+                    seen_while_running = b"stopping" in log.read_bytes() and not ended
+                    flag.touch()
+    finally:
+        flag.touch()
+    assert seen_while_running
+    assert ended
     assert log.read_bytes() == b"started\nstopping\n"

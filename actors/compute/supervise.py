@@ -115,15 +115,13 @@ async def supervise(
             # Cancelled (or the sink was): its outputs are not kept, its log is.
             out.sink = None
             with trio.CancelScope(shield=True):
-                await stop_group(proc, grace())
-                await _drain(out, ep, proc, drain_limit)
+                await _stop_and_drain(out, ep, proc, grace(), stop_group, drain_limit)
             raise
-        killed_with = None
-        # The common case, checked without a cancel scope: it exited and took its group along.
-        if proc.returncode is None or group_alive(proc.pid):
-            with trio.CancelScope(shield=True):
-                killed_with = await stop_group(proc, grace())
-        await _drain(out, ep, proc, drain_limit)
+        if proc.returncode is None or group_alive(proc.pid):  # timed out, or left some behind
+            killed_with = await _stop_and_drain(out, ep, proc, grace(), stop_group, drain_limit)
+        else:  # the common case: it exited and took its group along
+            killed_with = None
+            await _drain(out, ep, proc, drain_limit)
     finally:
         trio.lowlevel.notify_closing(epfd)
         ep.close()
@@ -136,14 +134,59 @@ async def supervise(
     return rc, killed_with, timed_out
 
 
+async def _stop_and_drain(out: _Out, ep: select.epoll, proc: Child, grace: float,
+                          stop_group: Callable[[Child, float], Awaitable[int | None]], limit: float) -> int | None:
+    """Stop the group while its output is still read: what it prints between
+    SIGTERM and its end goes to the log as it comes (`weft logs --follow`
+    shows it), and a command printing much then cannot block on a full pipe.
+    Rare (a timeout, a cancel, leftovers), so a nursery is fine here."""
+    _forget_pidfd(ep, proc)
+    gone = False
+    waits: set[trio.CancelScope] = set()
+
+    async def pump() -> None:
+        while True:
+            try:
+                await out.pump()
+            except trio.Cancelled:
+                pass  # in the sink: the rest still goes to the log (see _drain)
+            if out.eof or out.error is not None:
+                return
+            # Shielded: what it prints until it is gone belongs in its log.
+            with trio.CancelScope(shield=True) as scope:
+                if gone:
+                    scope.deadline = trio.current_time() + limit
+                waits.add(scope)
+                try:
+                    await trio.lowlevel.wait_readable(ep.fileno())
+                finally:
+                    waits.discard(scope)
+            if scope.cancelled_caught:
+                return
+
+    async with trio.open_nursery() as nursery:
+        if not out.eof and out.error is None:
+            nursery.start_soon(pump)
+        with trio.CancelScope(shield=True):
+            killed_with = await stop_group(proc, grace)
+        gone = True
+        for scope in waits:
+            scope.deadline = trio.current_time() + limit
+    return killed_with
+
+
+def _forget_pidfd(ep: select.epoll, proc: Child) -> None:
+    try:
+        ep.unregister(proc.pidfd)  # exited (or about to be stopped): it would be readable for good
+    except (OSError, ValueError):
+        pass
+
+
 async def _drain(out: _Out, ep: select.epoll, proc: Child, limit: float) -> None:
     """The group is gone: read the pipe to its end, each wait at most `limit`."""
     if out.eof or out.error is not None:
         return
-    try:
-        ep.unregister(proc.pidfd)  # exited: readable for good
-    except (OSError, ValueError):
-        pass
+    _forget_pidfd(ep, proc)
     while True:
         try:
             await out.pump()
