@@ -380,7 +380,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 task.holding = True
                 try:
                     task.started = time.time()
-                    self.tasklog.write({"job": task.job, "r": task.started})
+                    if spec.command is None or spec.refs:
+                        self.tasklog.write({"job": task.job, "r": task.started})
+                    # else: a command with nothing to fetch spawns at once, and
+                    # its spawn's record carries it (one write less, _spawned).
                     await self._run(task)
                 finally:
                     self._release(task)
@@ -438,7 +441,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
 
     # -- running -------------------------------------------------------------------
     def _spawned(self, task: Task, pgid: int) -> None:
-        self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid})
+        record = {"job": task.job, "s": "started", "t": task.token, "pg": pgid}
+        if not task.spec.refs:
+            record["r"] = task.started  # (see _execute)
+        self.tasklog.write(record)
         if task.spec.memory is not None:
             self.memguard.limit(task, pgid, task.spec.memory)
 
