@@ -299,7 +299,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 continue
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
-            self.taskdirs.recycle(job)
+            if not (task.log_empty and task.outcome == Outcome.SUCCESS):  # (else given back when it ended)
+                self.taskdirs.recycle(job)
             self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
             deleted.append(job)
         if running and len(jobs) == 1:
