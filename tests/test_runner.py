@@ -12,9 +12,21 @@ import pytest
 import trio
 
 from weft.actors.compute.runner import RunnerError, run_command
+from weft.actors.compute.spawn import Child
 from weft.actors.model import JobSpec, SpecError
 
 WAIT = 5.0  # every wait in this file is bounded by it
+
+
+@pytest.fixture(autouse=True, params=["one-task", "nursery"])
+def supervisor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every rule here holds for both ways a command is supervised: in one
+    task (supervise.py, where the child has a pidfd) and with a pump task
+    beside the wait (runner._supervise, the rest): the second is forced by
+    hiding the pidfd from run_command."""
+    if request.param == "nursery":
+        monkeypatch.setattr(Child, "pidfd", property(lambda self: -1))
+    return request.param
 
 
 def alive(pid: int) -> bool:
