@@ -418,3 +418,24 @@ async def test_what_a_command_prints_while_stopping_reaches_its_log_before_it_en
     assert seen_while_running
     assert ended
     assert log.read_bytes() == b"started\nstopping\n"
+
+
+async def test_without_capture_stdout_goes_only_to_the_caller_and_the_log(tmp_path: Path) -> None:
+    # As the compute node runs commands: it streams stdout to storage itself.
+    chunks: list[bytes] = []
+
+    async def on_stdout(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    quiet = await run_command(sh("echo out", outputs=["stdout"]), tmp_path / "a", on_stdout=on_stdout, capture=False)
+    assert b"".join(chunks) == b"out\n"
+    assert quiet.ok and quiet.outputs == {} and quiet.missing_outputs == []
+    assert not (tmp_path / "a" / "outputs" / "stdout").exists()
+    assert not (tmp_path / "a" / "results" / "stdout").exists()
+    assert quiet.log_is_stdout and not quiet.log_empty
+    noisy = await run_command(sh("echo out; echo err >&2", outputs=["stdout"]), tmp_path / "b",
+                              on_stdout=on_stdout, capture=False)
+    assert (tmp_path / "b" / "results" / "output.txt").read_bytes() == b"out\nerr\n"
+    assert not noisy.log_is_stdout
+    silent = await run_command(sh("true", outputs=["stdout"]), tmp_path / "c", on_stdout=on_stdout, capture=False)
+    assert silent.log_empty and silent.log_is_stdout

@@ -470,6 +470,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 on_spawn=lambda pgid: self._spawned(task, pgid), secrets=task.secrets,
                 on_stdout=on_stdout if stdout_writer is not None else None,
                 sandbox=self.sandbox if self.sandbox.active else None,
+                capture=False,  # stdout streams to storage (on_stdout): no file of it here
             )
         except RunnerError as e:
             if e.code == "spawn-limit":  # out of processes here: another try may work

@@ -59,7 +59,8 @@ class _Out:
                 self.eof = True
                 return
             os.write(self.log_fd, chunk)
-            os.write(self.capture_fd, chunk)
+            if self.capture_fd >= 0:  # (-1: run_command(capture=False))
+                os.write(self.capture_fd, chunk)
             if self.sink is not None:
                 try:
                     await self.sink(chunk)
