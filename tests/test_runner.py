@@ -417,7 +417,8 @@ async def test_what_a_command_prints_while_stopping_reaches_its_log_before_it_en
         flag.touch()
     assert seen_while_running
     assert ended
-    assert log.read_bytes() == b"started\nstopping\n"
+    data = log.read_bytes()  # (SIGTERM can land inside print('started'): its newline then never comes)
+    assert data.startswith(b"started") and data.endswith(b"stopping\n") and data.count(b"stopping") == 1
 
 
 async def test_without_capture_stdout_goes_only_to_the_caller_and_the_log(tmp_path: Path) -> None:
@@ -435,7 +436,8 @@ async def test_without_capture_stdout_goes_only_to_the_caller_and_the_log(tmp_pa
     assert quiet.log_is_stdout and not quiet.log_empty
     noisy = await run_command(sh("echo out; echo err >&2", outputs=["stdout"]), tmp_path / "b",
                               on_stdout=on_stdout, capture=False)
-    assert (tmp_path / "b" / "results" / "output.txt").read_bytes() == b"out\nerr\n"
+    # (stdout comes through our pump, stderr straight: either may land first)
+    assert sorted((tmp_path / "b" / "results" / "output.txt").read_bytes().splitlines()) == [b"err", b"out"]
     assert not noisy.log_is_stdout
     silent = await run_command(sh("true", outputs=["stdout"]), tmp_path / "c", on_stdout=on_stdout, capture=False)
     assert silent.log_empty and silent.log_is_stdout

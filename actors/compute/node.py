@@ -247,9 +247,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         if task.after:
             self._follow(task)
         self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
-        self._emit(task)
+        report = task.report()  # one for its `pending` event and the answer
+        self.events.append(EventKind.TASK, report.to_wire(), urgent=False)
         self._task_nursery.start_soon(self._execute, task)
-        return task.report()
+        return report
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)

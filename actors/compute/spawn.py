@@ -215,12 +215,12 @@ def _executable(name: str, path: str | None) -> str | None:
     """The file PATH gives for `name`, or None to let the spawn look it up itself."""
     if "/" in name or path is None:
         return None
-    if any(not d.startswith("/") for d in path.split(os.pathsep)):
-        return None  # relative entries are relative to the command's own cwd
     now = time.monotonic()
     hit = _exe_cache.get((path, name))
     if hit is not None and now < hit[1]:
-        return hit[0]
+        return hit[0]  # (only absolute PATHs are cached: checked below)
+    if any(not d.startswith("/") for d in path.split(os.pathsep)):
+        return None  # relative entries are relative to the command's own cwd
     exe = shutil.which(name, path=path)
     if exe is not None:
         if len(_exe_cache) > 256:

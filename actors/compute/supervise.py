@@ -99,19 +99,20 @@ async def supervise(
         deadline = trio.current_time() + timeout if timeout else math.inf
         try:
             while True:
+                # Waiting first: a command just started has rarely printed yet.
+                if deadline == math.inf:  # (no cancel scope per wait when there is no timeout)
+                    await trio.lowlevel.wait_readable(epfd)
+                else:
+                    with trio.move_on_at(deadline) as scope:
+                        await trio.lowlevel.wait_readable(epfd)
+                    if scope.cancelled_caught:
+                        timed_out = True
+                        break
                 await out.pump()
                 if out.error is not None or proc.returncode is not None:
                     break
                 if out.eof:
                     ep.unregister(fd)  # at its end the pipe is always readable
-                if deadline == math.inf:  # (no cancel scope per wait when there is no timeout)
-                    await trio.lowlevel.wait_readable(epfd)
-                    continue
-                with trio.move_on_at(deadline) as scope:
-                    await trio.lowlevel.wait_readable(epfd)
-                if scope.cancelled_caught:
-                    timed_out = True
-                    break
         except BaseException:
             # Cancelled (or the sink was): its outputs are not kept, its log is.
             out.sink = None
