@@ -191,12 +191,16 @@ class ZSocket:
         first = await self.recv()
         batch = [first]
         # EVENTS says whether more is queued: cheaper than ending on zmq.Again.
-        while len(batch) < limit and not self._closed and self._events() & _POLLIN:
+        # Every receive is followed by one read of it (recv_nowait's, then
+        # this loop's), which both passes edges on and answers "more?": a
+        # second read (getpid+poll in libzmq each) would see nothing new.
+        while len(batch) < limit and not self._closed and self._last_events & _POLLIN:
             try:
                 batch.append(self._recv_parts())
             except zmq.Again:
                 break
-        self._after_op()
+            finally:
+                self._after_op()
         return batch
 
     # -- lifetime ----------------------------------------------------------
