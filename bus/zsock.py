@@ -7,7 +7,8 @@ consume that edge, so a task that parked on the fd can sleep forever while the
 message it waits for sits in the queue. The rules this module follows:
 
 * every operation is NOBLOCK; `zmq.Again` means "wait";
-* before waiting, read EVENTS; wait only if the wanted flag is absent;
+* before waiting, EVENTS must have been read since the last operation (it is
+  read after each); wait only if the wanted flag is absent;
 * one task at a time waits on the fd (trio allows only one); others park;
 * every read of EVENTS that shows a change, and every send/recv, wakes all
   waiters (cancelling the fd wait), so whoever consumed an edge passes it on.
@@ -93,13 +94,21 @@ class ZSocket:
             self._events()
 
     async def _wait(self, flag: int) -> None:
+        # Every caller comes here right after an operation or a read of
+        # EVENTS, and every operation is followed by one: the value already
+        # read is current (a read now would cost libzmq a getpid and a poll
+        # and could only show what a new fd edge would wake us for anyway).
+        events = self._last_events
         while True:
             if self._closed:
                 raise trio.ClosedResourceError("socket closed")
-            if self._events() & flag:
+            if events < 0:
+                events = self._events()
+            if events & flag:
                 return
             if self._fd_busy:
                 await self._lot.park()
+                events = -1
                 continue
             self._fd_busy = True
             try:
@@ -112,6 +121,7 @@ class ZSocket:
                 # Hand the fd to another waiter if we leave; they re-check.
                 if self._lot:
                     self._lot.unpark_all()
+            events = -1  # woken: read it again
 
     # -- send ------------------------------------------------------------
     def send_nowait(self, frames: Frames) -> bool:
@@ -191,12 +201,16 @@ class ZSocket:
         first = await self.recv()
         batch = [first]
         # EVENTS says whether more is queued: cheaper than ending on zmq.Again.
-        while len(batch) < limit and not self._closed and self._events() & _POLLIN:
+        # Every receive is followed by one read of it (recv_nowait's, then
+        # this loop's), which both passes edges on and answers "more?": a
+        # second read (getpid+poll in libzmq each) would see nothing new.
+        while len(batch) < limit and not self._closed and self._last_events & _POLLIN:
             try:
                 batch.append(self._recv_parts())
             except zmq.Again:
                 break
-        self._after_op()
+            finally:
+                self._after_op()
         return batch
 
     # -- lifetime ----------------------------------------------------------

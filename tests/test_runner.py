@@ -12,9 +12,21 @@ import pytest
 import trio
 
 from weft.actors.compute.runner import RunnerError, run_command
+from weft.actors.compute.spawn import Child
 from weft.actors.model import JobSpec, SpecError
 
 WAIT = 5.0  # every wait in this file is bounded by it
+
+
+@pytest.fixture(autouse=True, params=["one-task", "nursery"])
+def supervisor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every rule here holds for both ways a command is supervised: in one
+    task (supervise.py, where the child has a pidfd) and with a pump task
+    beside the wait (runner._supervise, the rest): the second is forced by
+    hiding the pidfd from run_command."""
+    if request.param == "nursery":
+        monkeypatch.setattr(Child, "pidfd", property(lambda self: -1))
+    return request.param
 
 
 def alive(pid: int) -> bool:
@@ -320,3 +332,112 @@ async def test_workdir_layout_and_environment(tmp_path: Path) -> None:
     for d in ("inputs", "outputs", "results", "work"):
         assert (tmp_path / d).is_dir()
     assert os.listdir(tmp_path / "results") == ["output.txt"]
+
+
+# -- supervising in one task (actors/compute/supervise.py) ----------------------------------
+
+
+async def test_stdout_beyond_the_pipe_buffer_arrives_whole(tmp_path: Path) -> None:
+    # 1 MB: the command blocks on a full pipe many times, and the last chunks
+    # are still in the pipe when it exits.
+    chunks: list[bytes] = []
+
+    async def on_stdout(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    spec = sh("head -c 1000000 /dev/zero; echo tail", outputs=["stdout"])
+    with trio.fail_after(WAIT):
+        result = await run_command(spec, tmp_path, on_stdout=on_stdout)
+    expected = b"\0" * 1_000_000 + b"tail\n"
+    assert result.ok
+    assert result.outputs["stdout"].read_bytes() == expected
+    assert b"".join(chunks) == expected
+    assert (tmp_path / "results" / "output.txt").read_bytes() == expected
+
+
+async def test_a_process_that_left_the_group_cannot_hold_the_task(tmp_path: Path) -> None:
+    # It keeps the stdout pipe open after the command exited; the task ends
+    # anyway, about _DRAIN_LIMIT after the command's group is gone, while
+    # that process still runs.
+    spec = sh("setsid sh -c 'echo $$ > pid; exec sleep 20' & "
+              "for i in $(seq 500); do [ -s pid ] && break; sleep 0.01; done; echo started", outputs=["stdout"])
+    pid_file = tmp_path / "work" / "pid"
+    try:
+        result = await run_command(spec, tmp_path)
+        assert result.ok
+        assert result.outputs["stdout"].read_bytes() == b"started\n"
+        assert alive(int(pid_file.read_text()))  # it did not wait for it
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+async def test_what_a_command_prints_while_stopping_reaches_its_log_before_it_ends(tmp_path: Path) -> None:
+    # Between SIGTERM and its end (here: until the test lets it) its output
+    # goes on to the log, where `weft logs --follow` reads it.
+    flag = tmp_path / "may-stop"
+    # One process, no children: no race between the group's SIGTERM and a fork.
+    script = (
+        "import os, signal, sys, time\n"
+        "def stop(*_):\n"
+        "    print('stopping', flush=True)\n"
+        f"    for _ in range(500):\n"
+        f"        if os.path.exists({str(flag)!r}): sys.exit(0)\n"
+        "        time.sleep(0.02)\n"
+        "    sys.exit(1)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('started', flush=True)\n"
+        "time.sleep(100)\n"
+    )
+    log = tmp_path / "results" / "output.txt"
+    ended = False
+
+    async def run() -> None:
+        nonlocal ended
+        try:
+            await run_command(JobSpec(command=[sys.executable, "-c", script]), tmp_path, grace=WAIT)
+        finally:
+            ended = True
+
+    try:
+        with trio.fail_after(WAIT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run)
+                while not (log.exists() and b"started" in log.read_bytes()):  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):  # (the cancel above is ours)
+                    for _ in range(200):
+                        if b"stopping" in log.read_bytes():
+                            break
+                        await trio.sleep(0.02)
+                    seen_while_running = b"stopping" in log.read_bytes() and not ended
+                    flag.touch()
+    finally:
+        flag.touch()
+    assert seen_while_running
+    assert ended
+    data = log.read_bytes()  # (SIGTERM can land inside print('started'): its newline then never comes)
+    assert data.startswith(b"started") and data.endswith(b"stopping\n") and data.count(b"stopping") == 1
+
+
+async def test_without_capture_stdout_goes_only_to_the_caller_and_the_log(tmp_path: Path) -> None:
+    # As the compute node runs commands: it streams stdout to storage itself.
+    chunks: list[bytes] = []
+
+    async def on_stdout(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    quiet = await run_command(sh("echo out", outputs=["stdout"]), tmp_path / "a", on_stdout=on_stdout, capture=False)
+    assert b"".join(chunks) == b"out\n"
+    assert quiet.ok and quiet.outputs == {} and quiet.missing_outputs == []
+    assert not (tmp_path / "a" / "outputs" / "stdout").exists()
+    assert not (tmp_path / "a" / "results" / "stdout").exists()
+    assert quiet.log_is_stdout and not quiet.log_empty
+    noisy = await run_command(sh("echo out; echo err >&2", outputs=["stdout"]), tmp_path / "b",
+                              on_stdout=on_stdout, capture=False)
+    # (stdout comes through our pump, stderr straight: either may land first)
+    assert sorted((tmp_path / "b" / "results" / "output.txt").read_bytes().splitlines()) == [b"err", b"out"]
+    assert not noisy.log_is_stdout
+    silent = await run_command(sh("true", outputs=["stdout"]), tmp_path / "c", on_stdout=on_stdout, capture=False)
+    assert silent.log_empty and silent.log_is_stdout

@@ -69,3 +69,26 @@ def test_a_restarted_compute_node_still_reports_the_empty_outputs_it_wrote_nowhe
     again = ComputeNode(config).tasks["ja"].report()
     assert again.state == TaskState.DONE and again.outcome == Outcome.SUCCESS
     assert again.stored == {"stdout": [None, 0, b""], "log": [None, 0, b""]}
+
+
+def test_a_command_running_when_its_node_died_comes_back_as_an_attempt(tmp_path: Path) -> None:
+    """Its slot time (which tells the coordinator the run counts as an
+    attempt) rides on its spawn's record when it had nothing to fetch."""
+    from weft.actors.compute.node import ComputeNode
+    from weft.actors.compute.task import Task
+    from weft.actors.model import JobSpec
+    from weft.protocol.enums import Outcome, TaskState
+    from weft.runtime.node import NodeConfig
+
+    config = NodeConfig(data_dir=tmp_path, node_id="compute-0", beacon=False)
+    node = ComputeNode(config)
+    spec = JobSpec(command=["sleep", "100"], outputs=["stdout"])
+    task = Task("jr", spec, {}, {}, 7)
+    node.tasklog.write({"job": "jr", "s": "started", "t": 7, "spec": spec.to_wire()})  # as _start does
+    task.started = 1234.5  # it took a slot (_execute) ...
+    node._spawned(task, 2**22 + 12345)  # ... and its process started (no such group: nothing to stop)
+    node.tasklog.close()
+
+    again = ComputeNode(config).tasks["jr"].report()
+    assert again.state == TaskState.DONE and again.outcome == Outcome.FAILED_SOFT
+    assert again.started == 1234.5

@@ -285,3 +285,43 @@ async def test_router_to_unknown_identity_raises_peer_unreachable(
         router.send_nowait([b"nobody", b"x"])
     with pytest.raises(PeerUnreachable):
         await router.send([b"nobody", b"x"])
+
+
+class _CountingSocket:
+    """A zmq socket that counts reads of EVENTS (each costs libzmq a getpid and a poll)."""
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self._sock = sock
+        self.events_reads = 0
+
+    def get(self, option: int) -> int:
+        if option == zmq.EVENTS:
+            self.events_reads += 1
+        return self._sock.get(option)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+async def test_a_waiting_receive_reads_events_twice_per_message(pair: tuple[ZSocket, ZSocket]) -> None:
+    # Once when the fd wakes it, once after the receive (which also says
+    # whether more is queued): every read more is two syscalls per message
+    # on every daemon's hot path.
+    router, dealer = pair
+    await hello(router, dealer)
+    counting = _CountingSocket(router.sock)
+    router.sock = counting  # type: ignore[assignment]
+    got: list[list[list[bytes]]] = []
+    with trio.fail_after(5):
+        for i in range(3):
+            counting.events_reads = 0
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: _collect(router, got))
+                await trio.testing.wait_all_tasks_blocked()
+                await dealer.send([str(i).encode()])
+            assert [m[1] for m in got[-1]] == [str(i).encode()]
+            assert counting.events_reads <= 2, f"{counting.events_reads} reads of EVENTS for one message"
+
+
+async def _collect(router: ZSocket, got: list[list[list[bytes]]]) -> None:
+    got.append(await router.recv_batch())

@@ -110,10 +110,13 @@ class Layout:
     async def _keep_deps(self, task: Task, workdir: Path) -> None:
         """The files a succeeded command listed in $WEFT_DEPFILE, kept as
         `JOB/_deps` (actors/depfiles.py). Not worth failing the job for."""
-        path = workdir / "results" / "deps"
+        if not task.outputs:
+            return
         try:
-            if not task.outputs or path.stat().st_size > MAX_DEPFILE:
+            # A string and os.stat: this runs after every command, most write no depfile.
+            if os.stat(f"{workdir}/results/deps").st_size > MAX_DEPFILE:
                 return
+            path = workdir / "results" / "deps"
             inputs = workdir / "inputs"
             trees = [n for n in task.spec.refs if (inputs / n).is_dir() and not (inputs / n).is_symlink()]
             deps = files_read(parse_depfile(path.read_text(errors="replace")), workdir / "work", inputs, trees)

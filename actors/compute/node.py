@@ -254,9 +254,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         if task.after:
             self._follow(task)
         self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
-        self._emit(task)
+        report = task.report()  # one for its `pending` event and the answer
+        self.events.append(EventKind.TASK, report.to_wire(), urgent=False)
         self._task_nursery.start_soon(self._execute, task)
-        return task.report()
+        return report
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
@@ -306,7 +307,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 continue
             del self.tasks[job]
             self.tasklog.write({"job": job, "s": "deleted"})
-            self.taskdirs.recycle(job)
+            if not (task.log_empty and task.outcome == Outcome.SUCCESS):  # (else given back when it ended)
+                self.taskdirs.recycle(job)
             self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
             deleted.append(job)
         if running and len(jobs) == 1:
@@ -387,12 +389,21 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 task.holding = True
                 try:
                     task.started = time.time()
-                    self.tasklog.write({"job": task.job, "r": task.started})
+                    if spec.command is None or spec.refs:
+                        self.tasklog.write({"job": task.job, "r": task.started})
+                    # else: a command with nothing to fetch spawns at once, and
+                    # its spawn's record carries it (one write less, _spawned).
                     await self._run(task)
                 finally:
                     self._release(task)
                 await keep_log(self, task, failed=False)
                 self._finish(task, Outcome.SUCCESS)
+                if task.log_empty:
+                    # Its outputs are stored, its log is empty: nothing in its
+                    # directory is read again, so it is reused now rather than
+                    # when the coordinator deletes the task (every 0.5 s: a
+                    # new directory made per command in between).
+                    self.taskdirs.recycle(task.job)
             except Withdrawn:
                 self._finish(task, Outcome.FAILED_SOFT, f"withdrawn from {self.node_id} for an idle node", WITHDRAWN)
             except SoftFailure as e:
@@ -439,7 +450,10 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
 
     # -- running -------------------------------------------------------------------
     def _spawned(self, task: Task, pgid: int) -> None:
-        self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid})
+        record = {"job": task.job, "s": "started", "t": task.token, "pg": pgid}
+        if not task.spec.refs:
+            record["r"] = task.started  # (see _execute)
+        self.tasklog.write(record)
         if task.spec.memory is not None:
             self.memguard.limit(task, pgid, task.spec.memory)
 
@@ -464,6 +478,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                 on_spawn=lambda pgid: self._spawned(task, pgid), secrets=task.secrets,
                 on_stdout=on_stdout if stdout_writer is not None else None,
                 sandbox=self.sandbox if self.sandbox.active else None,
+                capture=False,  # stdout streams to storage (on_stdout): no file of it here
             )
         except RunnerError as e:
             if e.code == "spawn-limit":  # out of processes here: another try may work
@@ -481,6 +496,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         task.exit_code = result.exit_code
         task.signal = None if result.timed_out else result.signal
         task.log_same = result.log_is_stdout and "stdout" in spec.outputs
+        task.log_empty = result.log_empty
         accepted = result.accepted(spec)  # exit 0, or an exit action's `succeed`
         if result.timed_out and not accepted:
             raise trio.TooSlowError

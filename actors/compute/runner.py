@@ -105,6 +105,7 @@ from .block import wait_for_paths
 from .isolation import Sandbox
 from .procs import group_alive
 from .spawn import Child, Launch, spawn
+from .supervise import supervise
 
 log = logging.getLogger("weft.compute")
 
@@ -145,6 +146,9 @@ class CommandResult:
     # nothing went to stderr and the command did not write $WEFT_OUTPUTS/stdout
     # itself. Then the log need not be stored apart (see ComputeNode._keep_log).
     log_is_stdout: bool = False
+    # Nothing at all went to the log: once the task succeeded, nothing in its
+    # directory is left to read (ComputeNode recycles it at once).
+    log_empty: bool = False
 
     @property
     def ok(self) -> bool:
@@ -261,10 +265,12 @@ async def _stop_group(proc: Child | trio.Process, grace: float) -> int | None:
     return int(sent) if main_running else None
 
 
-def _collect_outputs(spec: JobSpec, outputs_dir: str) -> tuple[dict[str, Path], list[str]]:
+def _collect_outputs(spec: JobSpec, outputs_dir: str, skip: str = "") -> tuple[dict[str, Path], list[str]]:
     found: dict[str, Path] = {}
     missing: list[str] = []
     for name in spec.outputs:
+        if name == skip:
+            continue
         path = f"{outputs_dir}/{name}"
         try:
             st = os.stat(path)
@@ -309,9 +315,16 @@ async def run_command(
     on_spawn: Callable[[int], None] | None = None,
     sandbox: Sandbox | None = None,  # isolation.py: namespace, --run-as
     secrets: dict[str, str] | None = None,
+    capture: bool = True,
 ) -> CommandResult:
     """Run a command job in `workdir` and wait for it; see the module docstring.
     `secrets` are more environment variables, written nowhere (docs/security.md).
+
+    With `capture=False` stdout is not kept as the file outputs/stdout (nor
+    listed in the result's outputs): the caller takes it from `on_stdout`
+    (the compute node streams it to storage). `log_is_stdout` then says the
+    log holds exactly what `on_stdout` was given. Saves a file, its rename
+    and the directory's clean-up per command.
 
     `job` is the job id for $WEFT_JOB (default: the spec's own `job_id()`).
     `on_spawn(pgid)` is called once the command's process group exists, so
@@ -321,7 +334,7 @@ async def run_command(
     if spec.command is None:
         raise SpecError("run_command needs a job with 'command'")
     # Paths as strings: pathlib's joins were ~10% of the node's CPU per command.
-    w = str(Path(workdir))
+    w = os.fspath(workdir)
     outputs_dir, results_dir, cwd = w + "/outputs", w + "/results", w + "/work"
     if not os.path.isdir(cwd):  # the caller may have made the layout already
         for d in (w + "/inputs", outputs_dir, results_dir, cwd):
@@ -338,10 +351,19 @@ async def run_command(
         await wait_for_paths(spec.block, Path(results_dir, "progress"), Path(cwd))
 
     capture_path = results_dir + "/stdout"
+    given = [0]  # stdout bytes handed to on_stdout (capture=False)
+    if not capture and on_stdout is not None:
+        sink = on_stdout
+
+        async def counted(chunk: bytes) -> None:
+            given[0] += len(chunk)
+            await sink(chunk)
+
+        on_stdout = counted
     # Plain blocking writes: local files land in the page cache in microseconds,
     # cheaper than a thread hop per chunk.
     log_fd = os.open(results_dir + "/output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    capture_fd = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    capture_fd = os.open(capture_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if capture else -1
     try:
         try:
             # Isolation's wrapper goes in front of the argv (isolation.py); child
@@ -376,29 +398,42 @@ async def run_command(
             pgid_path = Path(w, "pgid")
             pgid_path.write_text(str(proc.pid))
         try:
-            result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
+            if isinstance(proc, Child) and proc.pidfd >= 0:
+                # One task, no nursery (supervise.py): the common case on Linux.
+                result = _result(*await supervise(
+                    spec.timeout, proc, log_fd, capture_fd, on_stdout,
+                    grace if callable(grace) else lambda: grace, _stop_group, _group_alive, _DRAIN_LIMIT,
+                ))
+            else:
+                result = await _supervise(spec, proc, log_fd, capture_fd, on_stdout, grace)
             # Every stdout byte went to both files, so equal sizes mean no stderr.
-            same = os.fstat(log_fd).st_size == os.fstat(capture_fd).st_size
+            log_size = os.fstat(log_fd).st_size
+            same = log_size == (os.fstat(capture_fd).st_size if capture else given[0])
         finally:
             if pgid_path is not None:
                 pgid_path.unlink(missing_ok=True)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(capture_path)
+        if capture:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(capture_path)
         raise
     finally:
         os.close(log_fd)
-        os.close(capture_fd)
+        if capture:
+            os.close(capture_fd)
 
     if sandbox is not None:
         sandbox.settle(Path(workdir))  # no output symlinked out of the task directory
     stdout_path = outputs_dir + "/stdout"
-    if os.path.lexists(stdout_path):  # the command wrote it itself: that wins
+    if not capture:
+        result.log_is_stdout = same and on_stdout is not None
+    elif os.path.lexists(stdout_path):  # the command wrote it itself: that wins
         os.unlink(capture_path)
     else:
         os.rename(capture_path, stdout_path)
         result.log_is_stdout = same
-    result.outputs, result.missing_outputs = _collect_outputs(spec, outputs_dir)
+    result.log_empty = log_size == 0
+    result.outputs, result.missing_outputs = _collect_outputs(spec, outputs_dir, skip="" if capture else "stdout")
     if result.exit_code == 0 and not result.timed_out:
         result.delegation = _read_delegation(w + "/delegate.json")
     return result
@@ -438,7 +473,8 @@ async def _supervise(
             if scope.cancelled_caught or not chunk:
                 return
             os.write(log_fd, chunk)
-            os.write(capture_fd, chunk)
+            if capture_fd >= 0:
+                os.write(capture_fd, chunk)
             if sink is not None:
                 try:
                     await sink(chunk)
@@ -483,6 +519,10 @@ async def _supervise(
 
     rc = proc.returncode
     assert rc is not None
+    return _result(rc, killed_with, timed_out)
+
+
+def _result(rc: int, killed_with: int | None, timed_out: bool) -> CommandResult:
     if rc < 0:
         return CommandResult(exit_code=None, signal=-rc, timed_out=timed_out)
     if killed_with is not None:

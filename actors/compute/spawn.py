@@ -63,10 +63,23 @@ class Child:
 
     def __init__(self, pid: int, stdout: int, pidfd: int, popen: subprocess.Popen | None = None) -> None:
         self.pid = pid
-        self.stdout = trio.lowlevel.FdStream(stdout)
+        self.stdout_fd = stdout  # the read end of its stdout pipe (supervise.py reads it raw)
+        self._stdout: trio.lowlevel.FdStream | None = None
         self._pidfd = pidfd
         self._popen = popen
         self._rc: int | None = None
+        self._awaited = False  # trio waited on the pidfd: tell it before closing
+
+    @property
+    def stdout(self) -> trio.lowlevel.FdStream:
+        """The pipe as a trio stream, made when first asked (it owns the fd then)."""
+        if self._stdout is None:
+            self._stdout = trio.lowlevel.FdStream(self.stdout_fd)
+        return self._stdout
+
+    @property
+    def pidfd(self) -> int:
+        return self._pidfd
 
     @property
     def returncode(self) -> int | None:
@@ -91,6 +104,7 @@ class Child:
             while self.returncode is None:  # noqa: ASYNC110
                 await trio.sleep(_POLL)
         elif self.returncode is None:
+            self._awaited = True
             await trio.lowlevel.wait_readable(self._pidfd)
         if self._rc is None:
             self._reap(0)  # the pidfd said it exited: this does not block
@@ -99,7 +113,8 @@ class Child:
 
     def close(self) -> None:
         if self._pidfd >= 0:
-            trio.lowlevel.notify_closing(self._pidfd)
+            if self._awaited:
+                trio.lowlevel.notify_closing(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
 
@@ -200,12 +215,12 @@ def _executable(name: str, path: str | None) -> str | None:
     """The file PATH gives for `name`, or None to let the spawn look it up itself."""
     if "/" in name or path is None:
         return None
-    if any(not d.startswith("/") for d in path.split(os.pathsep)):
-        return None  # relative entries are relative to the command's own cwd
     now = time.monotonic()
     hit = _exe_cache.get((path, name))
     if hit is not None and now < hit[1]:
-        return hit[0]
+        return hit[0]  # (only absolute PATHs are cached: checked below)
+    if any(not d.startswith("/") for d in path.split(os.pathsep)):
+        return None  # relative entries are relative to the command's own cwd
     exe = shutil.which(name, path=path)
     if exe is not None:
         if len(_exe_cache) > 256:

@@ -65,7 +65,7 @@ class Task:
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
         "inline", "after", "ahead", "ended", "valued", "unsure", "followers", "values", "unmet", "dropped", "log_same",
-        "call_log", "signal", "tail", "near", "secrets",
+        "call_log", "signal", "tail", "near", "secrets", "log_empty",
     )
 
     def __init__(
@@ -120,6 +120,8 @@ class Task:
         self.dropped: list[list[str]] = []
         # Its log is byte for byte its stored `stdout`: not stored apart (compute/follow.py).
         self.log_same = False
+        # A command's log is empty: when it succeeds its directory holds nothing to read.
+        self.log_empty = False
         self.call_log: Any = None  # a callable's prints (compute.pool.CallLog), once it ran
 
     def summary(self) -> dict[str, Any]:

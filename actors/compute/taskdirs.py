@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 from pathlib import Path
 
 import trio
@@ -32,35 +33,46 @@ KEPT_FILES = ("results/output.txt", "results/stdout")
 MAX_SPARES = 1024
 
 
-def make_skeleton(path: Path) -> None:
-    os.mkdir(path)
+def make_skeleton(path: str | Path) -> None:
+    p = os.fspath(path)
+    os.mkdir(p)
     for sub in SUBDIRS:
-        os.mkdir(path / sub)
+        os.mkdir(f"{p}/{sub}")
 
 
-def empty_skeleton(path: Path) -> bool:
+def empty_skeleton(path: str | Path) -> bool:
     """Bring a used task directory back to an empty skeleton; False if it cannot be."""
+    p = str(path)
     try:
         # A command's captured stdout was moved to outputs/stdout: move it
         # back, so the next task opens a file that exists instead of creating
         # one (ext4 inode allocation showed in profiles of `true` commands).
-        captured, moved = path / "results" / "stdout", path / "outputs" / "stdout"
-        if not captured.exists() and moved.is_file() and not moved.is_symlink():
+        captured, moved = p + "/results/stdout", p + "/outputs/stdout"
+        try:
+            regular = stat.S_ISREG(os.lstat(moved).st_mode)
+        except FileNotFoundError:
+            regular = False
+        if regular and not os.path.exists(captured):
             os.rename(moved, captured)
-        for entry in os.scandir(path):
-            if entry.name in SUBDIRS and entry.is_dir(follow_symlinks=False):
-                continue
-            _remove(entry)
-        for sub in SUBDIRS:
-            sub_path = path / sub
-            if not sub_path.is_dir():
-                os.mkdir(sub_path)
-                continue
-            for entry in os.scandir(sub_path):
-                if f"{sub}/{entry.name}" in KEPT_FILES and entry.is_file(follow_symlinks=False):
-                    os.truncate(entry.path, 0)
+        # Strings and d_type, no stat per entry: this runs once per command.
+        present = set()
+        with os.scandir(p) as it:
+            for entry in it:
+                if entry.name in SUBDIRS and entry.is_dir(follow_symlinks=False):
+                    present.add(entry.name)
                 else:
                     _remove(entry)
+        for sub in SUBDIRS:
+            sub_path = p + "/" + sub
+            if sub not in present:
+                os.mkdir(sub_path)
+                continue
+            with os.scandir(sub_path) as it:
+                for entry in it:
+                    if f"{sub}/{entry.name}" in KEPT_FILES and entry.is_file(follow_symlinks=False):
+                        os.truncate(entry.path, 0)
+                    else:
+                        _remove(entry)
         return True
     except OSError as e:
         # e.g. a command left a directory it made unreadable: not worth fixing up.
@@ -79,9 +91,10 @@ class TaskDirs:
     def __init__(self, tasks_dir: Path, *, keep: int = 16) -> None:
         self.tasks_dir = tasks_dir
         self.spare_dir = tasks_dir / ".spare"
+        self._tasks, self._spare = str(tasks_dir), str(self.spare_dir)
         self.keep = keep
-        self._spares: list[Path] = []
-        self._used: list[Path] = []
+        self._spares: list[str] = []
+        self._used: list[str] = []
         self._names = itertools.count()
         self._prefix = secrets.token_hex(3)
         self._low = trio.Event()
@@ -91,12 +104,13 @@ class TaskDirs:
         shutil.rmtree(self.spare_dir, ignore_errors=True)
         self.spare_dir.mkdir(parents=True, exist_ok=True)
 
-    def _spare_name(self) -> Path:
-        return self.spare_dir / f"{self._prefix}-{next(self._names)}"
+    def _spare_name(self) -> str:
+        # Strings, not Path joins: take and recycle run once per command.
+        return f"{self._spare}/{self._prefix}-{next(self._names)}"
 
     def take(self, job: str) -> Path:
         """The task's directory, with its four subdirectories (made now if no spare is left)."""
-        dest = self.tasks_dir / job
+        dest = f"{self._tasks}/{job}"
         while self._spares:
             spare = self._spares.pop()
             try:
@@ -106,26 +120,31 @@ class TaskDirs:
                 continue  # dest exists already (a rerun of the job): fall through
         else:
             for sub in SUBDIRS:
-                (dest / sub).mkdir(parents=True, exist_ok=True)
+                os.makedirs(f"{dest}/{sub}", exist_ok=True)
         if len(self._spares) < self.keep // 2:
             self._low.set()
-        return dest
+        return Path(dest)
 
     def recycle(self, job: str) -> None:
-        """The task's results are deleted: its directory goes back to the spares."""
-        path = self.tasks_dir / job
+        """The task's directory is not needed any more (its results are
+        deleted, or it left nothing to read): it goes back to the spares."""
+        path = f"{self._tasks}/{job}"
         used = self._spare_name()
         try:
             os.rename(path, used)
         except FileNotFoundError:
-            return  # a callable task, or never made
+            return  # a callable task, never made, or recycled when it ended
         except OSError as e:
             log.warning("cannot move task directory %s aside: %s", path, e)
             return
         self._used.append(used)
-        self._low.set()
+        # Emptied in batches: a worker thread's wake-up per command cost more
+        # than the emptying (tasks that end with nothing to read come back
+        # one at a time, as they end).
+        if len(self._used) >= max(1, self.keep // 2):
+            self._low.set()
 
-    def _refill(self, used: list[Path], need: int) -> list[Path]:
+    def _refill(self, used: list[str], need: int) -> list[str]:
         """Worker thread: empty the used directories, make new ones if still short."""
         ready = []
         for p in used:
@@ -146,18 +165,23 @@ class TaskDirs:
         return ready
 
     async def run(self) -> None:
-        """Keep `keep` spares ready, refilling in a worker thread."""
+        """Keep `keep` spares ready, refilling in a worker thread when they run
+        low or enough used ones wait to be emptied."""
+        self._low.set()
         while True:
-            need = self.keep - len(self._spares)
-            if need > 0 or self._used:
-                used, self._used = self._used, []
-                made = await trio.to_thread.run_sync(self._refill, used, max(need, 0))
-                self._spares += made
-                if not made and need > 0:
-                    await trio.sleep(1.0)  # the disk refuses (full?): commands make their own
+            await self._low.wait()
             self._low = trio.Event()
-            if len(self._spares) >= self.keep and not self._used:
-                await self._low.wait()
+            # Used ones come back as spares: _refill makes new ones only beyond them.
+            used, self._used = self._used, []
+            need = max(self.keep - len(self._spares), 0)
+            if not used and not need:
+                continue
+            made = await trio.to_thread.run_sync(self._refill, used, need)
+            self._spares += made
+            if not made and need > 0:
+                await trio.sleep(1.0)  # the disk refuses (full?): commands make their own
+            if len(self._spares) < self.keep // 2 or len(self._used) >= max(1, self.keep // 2):
+                self._low.set()
 
 
 def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:

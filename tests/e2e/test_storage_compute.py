@@ -105,6 +105,30 @@ async def test_command_job_reads_input_from_one_storage_and_writes_outputs_to_an
     assert log.replace(err, b"", 1) == stdout  # stdout and stderr interleaved as they came
 
 
+async def test_a_succeeded_command_with_an_empty_log_gives_its_directory_back_at_once(shared: Shared) -> None:
+    # Nothing in it is read again, so it is reused before the coordinator
+    # deletes the task; one that logged something, or failed, keeps its
+    # directory (and its log) until then.
+    tasks = shared.compute.data_dir / "tasks"
+    quiet, noisy, failed = job_id("quiet"), job_id("noisy"), job_id("failed")
+    specs = {
+        quiet: JobSpec(command=["true"], outputs=["stdout"]),
+        noisy: JobSpec(command=["sh", "-c", "echo to-err >&2"], outputs=["stdout"]),
+        failed: JobSpec(command=["false"], outputs=["stdout"]),
+    }
+    with trio.fail_after(60):
+        async with peer(shared.c) as c:
+            for job, spec in specs.items():
+                await start_task(c, job, spec.to_wire(), outputs={"stdout": shared.b})
+            results = {job: await wait_done(c, job) for job in specs}
+            quiet_log = await c.call("log", {"job": quiet, "offset": 0})
+    assert [results[j]["outcome"] for j in (quiet, noisy, failed)] == ["success", "success", "failed-hard"]
+    assert not (tasks / quiet).exists()
+    assert (quiet_log["data"], quiet_log["done"]) == (b"", True)
+    assert (tasks / noisy / "results" / "output.txt").read_bytes() == b"to-err\n"
+    assert (tasks / failed / "work").is_dir()
+
+
 # -- 2. a callable job ----------------------------------------------------------------
 
 
