@@ -37,6 +37,10 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _RCVMORE = int(zmq.RCVMORE)
 _ZERO_COPY_MIN = 1 << 16
+# A send refused while the socket says it is writable (one ROUTER peer at its
+# high-water mark) is tried again after this pause, doubling up to the max.
+_BACKOFF_MIN = 0.0005
+_BACKOFF_MAX = 0.05
 
 Frames = Sequence[bytes | memoryview | zmq.Frame]
 
@@ -147,8 +151,17 @@ class ZSocket:
     async def send(self, frames: Frames) -> None:
         """Send, waiting (cancellably) while the peer is at its high-water mark."""
         await trio.lowlevel.checkpoint_if_cancelled()
+        backoff = _BACKOFF_MIN
         while not self.send_nowait(frames):
-            await self._wait(_POLLOUT)
+            if self._last_events & _POLLOUT:
+                # Writable, yet refused: a ROUTER says POLLOUT while any peer
+                # has room, and this message's peer has none. No fd edge comes
+                # for that peer's pipe draining: look again after a pause (a
+                # wait on POLLOUT would return at once and spin the loop).
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            else:
+                await self._wait(_POLLOUT)
 
     # -- receive -----------------------------------------------------------
     def _recv_parts(self) -> list[bytes]:

@@ -325,3 +325,53 @@ async def test_a_waiting_receive_reads_events_twice_per_message(pair: tuple[ZSoc
 
 async def _collect(router: ZSocket, got: list[list[list[bytes]]]) -> None:
     got.append(await router.recv_batch())
+
+
+async def test_a_send_to_a_full_peer_waits_without_blocking_the_loop_while_another_peer_takes_messages() -> None:
+    # A ROUTER says it can send while any peer's pipe has room: a message for
+    # the one peer at its high-water mark must wait (cancellably, yielding)
+    # rather than spin on a socket that reports itself writable.
+    router = ZSocket(context().socket(zmq.ROUTER), linger_ms=0)
+    router.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    router.sock.setsockopt(zmq.SNDHWM, 2)
+    router.sock.bind("tcp://127.0.0.1:0")
+    dealers = []
+    for _ in range(2):
+        d = ZSocket(context().socket(zmq.DEALER), linger_ms=0)
+        d.sock.setsockopt(zmq.RCVHWM, 2)
+        d.sock.connect(bound_endpoint(router.sock))
+        dealers.append(d)
+    try:
+        slow, quick = [await hello(router, d) for d in dealers]
+        big = b"x" * (1 << 20)
+        with trio.fail_after(10):  # fill the slow peer's pipe and its TCP buffers (it never reads)
+            refused = 0
+            while refused < 3:  # full for good: refused three times, 50 ms apart
+                if router.send_nowait([slow, big]):
+                    refused = 0
+                else:
+                    refused += 1
+                    await trio.sleep(0.05)
+        assert router.sock.get(zmq.EVENTS) & zmq.POLLOUT  # writable: the quick peer has room
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await trio.sleep(0.01)
+                ticks += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            with trio.move_on_after(0.5) as waited:
+                await router.send([slow, b"one more"])
+            nursery.cancel_scope.cancel()
+        assert waited.cancelled_caught  # still full: the send waited until its deadline ...
+        assert ticks >= 10  # ... and the loop ran other tasks meanwhile
+        with trio.fail_after(5):
+            await router.send([quick, b"to the quick one"])
+            assert await dealers[1].recv() == [b"to the quick one"]
+    finally:
+        for d in dealers:
+            d.close()
+        router.close()
