@@ -42,9 +42,11 @@ Environment
     inputs that are not its own. Standard input is /dev/null.
 
 Outputs
-    Everything the command writes to stdout becomes the output `stdout`
-    (the file `outputs/stdout`), unless the command writes `$WEFT_OUTPUTS/stdout`
-    itself, in which case that file wins. A regular file (or a directory: a
+    Everything the command writes to stdout becomes the output `stdout`. A
+    compute node streams it to storage as it comes (`capture=False`), so a
+    file the command writes as `$WEFT_OUTPUTS/stdout` is not collected there;
+    with `capture=True` stdout is kept as the file `outputs/stdout`, and such
+    a file written by the command wins. A regular file (or a directory: a
     tree) the command writes as `$WEFT_OUTPUTS/<name>` becomes output
     `<name>`. Only names listed in the job's outputs are collected; a
     declared output that was not written is reported missing (`stdout` is
