@@ -336,7 +336,7 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
                             break
                         if r.events:
                             if isinstance(ref, ComputeRef):
-                                self._run(state.task_news(ref, news.task_events(r.events)))
+                                self._run(state.task_news(ref, news.task_ends(r.events)))
                             else:
                                 self._run(state.storage_events(ref, news.storage_events(r.events)))
                         since = ref.applied = r.next
