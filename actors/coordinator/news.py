@@ -70,9 +70,9 @@ def task_ends(events: list) -> list[TaskReport]:
     for ev in events:
         if ev[1] == _TASK:  # PollReply checked each is [seq, kind, data]
             d = ev[2]
-            if type(d) is dict and type(d.get("job")) is str:
+            if type(d) is dict:
                 s = d.get("state")
-                if type(s) is str and s in passing:
+                if type(s) is str and s in passing and type(d.get("job")) is str:
                     continue
             try:
                 out.append(from_wire(d))
