@@ -77,6 +77,16 @@ from .views import job_detail, wait_row
 
 log = logging.getLogger("weft.coordinator")
 
+# How long background journal changes (dispatches, ends) gather before one
+# commit; a submit or an op that awaits durability cuts it short. A commit
+# costs ~100-150 us of CPU (a worker thread's hop, SQLite's transaction and
+# its WAL pages) whatever it holds: at 10 ms a `commands` run made 0.24
+# commits a job (~4 jobs each), 30-40 us a job of the commit thread alone.
+# A change lost with a killed coordinator comes back from the compute node's
+# inventory (or the job runs again), as with any window; this one is 30 ms
+# (50 ms saves little more: there are at most 1/delay commits a second).
+_BACKGROUND_COMMIT = 0.03
+
 
 
 class CoordinatorNode(CopyLoops, JobCredentials, Node):
@@ -112,7 +122,7 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
         self.journal = Journal(self.data_dir / "journal.sqlite")
-        self.commits = GroupCommit(self._commit_journal, what="job journal", delay=0.01)
+        self.commits = GroupCommit(self._commit_journal, what="job journal", delay=_BACKGROUND_COMMIT)
         self.poll_timeout = poll_timeout
         # Paranoid Pirate: ping after a third of the timeout, at most every second.
         interval = heartbeat_interval or min(1.0, heartbeat_timeout / 3)
@@ -336,7 +346,7 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
                             break
                         if r.events:
                             if isinstance(ref, ComputeRef):
-                                self._run(state.task_news(ref, news.task_events(r.events)))
+                                self._run(state.task_news(ref, news.task_ends(r.events)))
                             else:
                                 self._run(state.storage_events(ref, news.storage_events(r.events)))
                         since = ref.applied = r.next

@@ -166,7 +166,7 @@ class Cluster:
         or from a ref the state may have dropped already), parsed as the shell does."""
         ref = self.state.computes[node] if isinstance(node, str) else node
         events = [[i, "task", r.to_wire()] for i, r in enumerate(reports)]
-        return self.take(self.state.task_news(ref, news.task_events(wire(events))))
+        return self.take(self.state.task_news(ref, news.task_ends(wire(events))))
 
     def object_finished(self, name: str, storage: str = "storage-0") -> list[Effect]:
         ref = self.state.storages[storage]

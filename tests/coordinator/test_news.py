@@ -9,6 +9,7 @@ from weft.actors.coordinator import news
 from weft.actors.coordinator.effects import Scavenge
 from weft.bus.errors import BusError
 from weft.protocol.enums import EventKind, ObjectState, Outcome, TaskState
+from weft.protocol.tasks import TaskReport
 
 from .harness import Cluster, out, spec, wire
 
@@ -23,6 +24,39 @@ def test_task_events_are_task_reports_and_other_kinds_are_skipped() -> None:
     running, done = news.task_events(events)
     assert (running.job, running.state, running.token) == ("a", TaskState.RUNNING, 3)
     assert (done.outcome, done.cause, done.code) == (Outcome.FAILED_SOFT, "disk", "no-space")
+
+
+def test_task_ends_keep_what_the_state_acts_on_and_still_drop_malformed_entries() -> None:
+    # The shell reads a poll answer with task_ends: steps the state ignores
+    # are skipped unparsed, a slot given back (storing) and an end are kept,
+    # and an entry with no known state is still refused (counted as dropped).
+    dropped = news._dropped["count"]
+    events = wire([
+        [1, "task", {"job": "a", "state": "pending", "token": 3}],
+        [2, "task", {"job": "a", "state": "fetching", "token": 3}],
+        [3, "task", {"job": "a", "state": "running", "token": 3}],
+        [4, "task", {"job": "a", "state": "storing", "token": 3}],
+        [5, "deleted", {"job": "b"}],
+        [6, "task", {"job": "a", "state": "done", "token": 3, "outcome": "success"}],
+        [7, "task", {"job": "d", "state": "napping"}],
+        [8, "task", {"job": ["x"], "state": "running"}],
+        [9, "task", "junk"],
+    ])
+    assert [(t.job, t.state) for t in news.task_ends(events)] == [("a", TaskState.STORING), ("a", TaskState.DONE)]
+    assert news._dropped["count"] == dropped + 3
+
+
+def test_a_slot_given_back_reaches_the_state_through_the_shells_parse() -> None:
+    # A `storing` step frees the node's slot for the next job; a `running` step changes nothing.
+    c = Cluster(computes=1, storages=1)
+    c.submit(spec("a"), spec("b"))
+    assert c.started() == ["a"]
+    job = c.job("a")
+    c.task_news("compute-0", TaskReport("a", TaskState.RUNNING, job.token))
+    assert c.compute().running == {"a"}
+    c.task_news("compute-0", TaskReport("a", TaskState.STORING, job.token))
+    assert not c.compute().running
+    assert c.started() == ["b"]
 
 
 def test_a_malformed_event_drops_only_itself() -> None:
