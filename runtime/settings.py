@@ -210,7 +210,7 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 target="role", check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
         Setting("prefetch", "--prefetch", 8, int, "Tasks per slot sent ahead to a node when the queue is deep "
                 "(0: none).", metavar="N", target="role", check=lambda v: v >= 0, expect="0 or more"),
-        Setting("follow_ahead", "--follow-ahead", 2, int,
+        Setting("follow_ahead", "--follow-ahead", 4, int,
                 "Dependents per slot started ahead on the node making their last input (0: none).", metavar="N",
                 target="role", check=lambda v: v >= 0, expect="0 or more"),
         Setting("reserve_after", "--reserve-after", 30.0, float,

@@ -208,6 +208,20 @@ async def test_cancellation_kills_and_replaces_the_worker(pool: WorkerPool) -> N
     assert await pool.run("weft.actors.builtins:hello", {}) == b"hello from weft: hello, world\n"
 
 
+async def test_a_call_cancelled_before_it_starts_takes_no_worker(pool: WorkerPool) -> None:
+    # A free worker is taken without a scheduler trip (a chain's next call
+    # goes out at once): a caller already cancelled must still stop before
+    # it, not send its call and have the worker killed for it.
+    before = set(pool.pids)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await pool.run("weft.actors.builtins:sleep", {"seconds": "60"})
+    assert scope.cancelled_caught
+    assert set(pool.pids) == before and pool.busy == 0
+    assert await pool.run("weft.actors.builtins:hello", {}, timeout=WAIT) == b"hello from weft: hello, world\n"
+    assert set(pool.pids) == before
+
+
 async def test_prints_do_not_corrupt_results(pool: WorkerPool) -> None:
     for _ in range(3):
         assert await pool.run("weft_test_helpers:chatty", {}) == b"clean"

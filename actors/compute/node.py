@@ -431,7 +431,9 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
 
     async def _run(self, task: Task) -> None:
         spec = task.spec
-        if spec.refs:
+        if spec.refs and (spec.command is not None or len(task.inline) < len(task.inputs)):
+            # (A callable whose every input is in memory already, a chain's
+            # follower, reads nothing: no `fetching` step, one event less a hop.)
             self._set_state(task, TaskState.FETCHING)
         if spec.command is not None:
             workdir = self.taskdirs.take(task.job)

@@ -21,7 +21,7 @@ from weft.actors.storage.client import ObjectWriter
 from weft.bus.errors import RemoteError
 from weft.localcluster.cluster import Proc
 
-from .conftest import Shared, job_id, peer, read_object, start_task, wait_done
+from .conftest import Shared, job_id, peer, read_object, start_task, wait_done, wait_done_by_events
 
 PY = sys.executable
 
@@ -68,10 +68,14 @@ async def test_follower_runs_after_its_producer_with_the_bytes_it_kept(shared: S
         async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
             sleepers = await fill_slots(c, shared.b)
             await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=7)
+            since = (await c.call("info", {}))["next"]
             # The storage named for the input is the one that does NOT hold
             # it: a follower that read from storage would fail `missing`.
             r = await start_follower(c, follower, made, shared.a, shared.b, [producer, 7], 8)
             assert r["state"] == "pending"
+            # It reads nothing, so it reports no `fetching` step (one event
+            # less per chain hop).
+            assert await wait_done_by_events(c, follower, since) == ["pending", "running", "storing", "done"]
             done = await wait_done(c, follower)
             prod = await wait_done(c, producer)
             assert done["outcome"] == "success", done
@@ -223,7 +227,10 @@ async def test_follower_of_a_command_reads_its_output_from_storage(shared: Share
     with trio.fail_after(30):
         async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
             await start_task(c, producer, cmd.to_wire(), outputs={"stdout": shared.b}, token=5)
+            since = (await c.call("info", {}))["next"]
             await start_follower(c, follower, f"{producer}/stdout", shared.b, shared.b, [producer, 5], 6)
+            # Its input is read from storage: that is a `fetching` step.
+            assert await wait_done_by_events(c, follower, since) == ["pending", "fetching", "running", "storing", "done"]
             done = await wait_done(c, follower)
             assert done["outcome"] == "success", done
             assert await read_object(b, f"{follower}/result") == b"from a command\n!"
