@@ -76,6 +76,8 @@ _FOLLOW_WAIT = 10.0
 
 # Jobs per submit call of `map` (as `submit_specs`' default batch).
 _MAP_BATCH = 5000
+# Jobs per `wait` or `status` call: their answer stays far below the message size limit.
+_WAIT_PAGE = 50_000
 
 
 def _callable_name(fn: Any) -> str:
@@ -359,7 +361,10 @@ class Client(PutFiles):
         """Each job's view; with `attempts`, its `attempt_list` too (every
         attempt: n, node, started, ended, outcome, exit_code, signal, code, detail)."""
         ids = [j.job if isinstance(j, Future) else j for j in jobs]
-        return self.call("status", Status(ids, attempts=attempts).to_wire())["jobs"]
+        out: list[dict[str, Any]] = []
+        for at in range(0, max(len(ids), 1), _WAIT_PAGE):
+            out += self.call("status", Status(ids[at:at + _WAIT_PAGE], attempts=attempts).to_wire())["jobs"]
+        return out
 
     def wait(self, futures: Sequence[Future | str], timeout: float | None = None) -> list[dict[str, Any]]:
         """Wait for all; returns their statuses. Raises TimeoutError."""
@@ -369,10 +374,13 @@ class Client(PutFiles):
         remaining = list(dict.fromkeys(ids))
         while remaining:
             step = 30.0 if deadline is None else max(0.0, min(30.0, deadline - time.monotonic()))
-            r = WaitReply.from_wire(self.call("wait", Wait(remaining, step, rows=True).to_wire(),
+            # At most _WAIT_PAGE jobs a call: a million jobs' answer would pass
+            # the message size limit (its connection dropped, nothing said).
+            asking = remaining[:_WAIT_PAGE]
+            r = WaitReply.from_wire(self.call("wait", Wait(asking, step, rows=True).to_wire(),
                                               timeout=step + self.timeout))
             # By position: a name (`NAME`, `NAME@2`) is answered with its version's job id.
-            for asked, st in zip(remaining, r.jobs, strict=False):
+            for asked, st in zip(asking, r.jobs, strict=False):
                 if final_state(st) in TERMINAL_JOB_STATES:
                     result[asked] = st
             remaining = [j for j in remaining if j not in result]

@@ -377,3 +377,17 @@ def test_chain_survives_the_death_of_the_node_holding_its_next_jobs(make_cluster
         sts = by_job(cl.status(chain))
         assert all(s["state"] == "succeeded" for s in sts.values())
         assert sts[head.job]["attempts"] == 2
+
+
+def test_wait_and_status_ask_in_pages_and_answer_every_job_in_order(client: Client,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A wait on a million jobs once passed the message size limit (its
+    # connection dropped with no word): the client asks in pages, here of 3.
+    import weft.actors.client as client_module
+
+    monkeypatch.setattr(client_module, "_WAIT_PAGE", 3)
+    futures = client.map(CONCAT, [f"paged-{i}" for i in range(8)], key="v")
+    ids = [f.job for f in futures]
+    waited = client.wait(futures, timeout=60)
+    assert [s["job"] for s in waited] == ids and all(s["state"] == "succeeded" for s in waited)
+    assert [s["job"] for s in client.status(ids[::-1])] == ids[::-1]
