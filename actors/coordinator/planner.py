@@ -121,10 +121,16 @@ class Planner:
         # half its ahead-queue drained, so one start_many (and one create_many
         # per storage node) carries several jobs instead of one per freed slot.
         deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
-        per_slot = 1 + (self.prefetch if deep else 0)
-        room = {c.node: c.slots * per_slot - c.used_cpus for c in ready}
-        low_water = {c.node: max(1, c.slots * self.prefetch // 2) if deep else 1 for c in ready}
-        computes = [c for c in ready if room[c.node] >= low_water[c.node] and c.used_chunks < c.chunks]
+        prefetch = self.prefetch
+        per_slot = 1 + (prefetch if deep else 0)
+        # One pass over the nodes (a round runs per wake-up, most place
+        # nothing): each node's room, and whether it is below its low water.
+        room: dict[str, int] = {}
+        computes = []
+        for c in ready:
+            left = room[c.node] = c.slots * per_slot - c.used_cpus
+            if left >= (max(1, c.slots * prefetch // 2) if deep else 1) and c.used_chunks < c.chunks:
+                computes.append(c)
         rooms = Rooms(computes, room)  # kept in step with `computes`: every remove is a drop
         batch_placement: dict[str, list[str]] = {}
         # Compute nodes whose shared output placement was checked this round
