@@ -126,12 +126,13 @@ def test_a_batch_of_starts_and_a_batch_of_deletes_are_remembered_across_a_restar
     async def start_batch() -> dict:
         async with trio.open_nursery() as nursery:
             node._task_nursery = nursery
-            reply = node._op_start_many(StartMany([Start(j, spec, token=3) for j in jobs]).to_wire(), None)
+            starts = [Start(j, spec, outputs={"stdout": ["tcp://127.0.0.1:9"]}, token=3) for j in jobs]
+            reply = node._op_start_many(StartMany(starts).to_wire(), None)
             nursery.cancel_scope.cancel()  # no run: as if the node died right after answering
         return reply
 
     reply = trio.run(start_batch)
-    assert [t["job"] for t in reply["tasks"]] == jobs
+    assert [t["job"] for t in reply["tasks"] if "error" not in t] == jobs
     for job in ("j1", "j2", "j3"):  # three ended, j4 is still "running"
         node.tasks[job].state = TaskState.RUNNING
         node._finish(node.tasks[job], Outcome.SUCCESS)
