@@ -92,3 +92,54 @@ def test_a_command_running_when_its_node_died_comes_back_as_an_attempt(tmp_path:
     again = ComputeNode(config).tasks["jr"].report()
     assert again.state == TaskState.DONE and again.outcome == Outcome.FAILED_SOFT
     assert again.started == 1234.5
+
+
+def test_records_written_as_one_batch_load_like_records_written_one_by_one(tmp_path: Path) -> None:
+    log = TaskLog(tmp_path / "tasks.log")
+    log.load()
+    spec = {"cmd": ["true"]}
+    log.write_many([{"job": j, "s": "started", "t": 1, "spec": spec} for j in ("ja", "jb", "jc")])
+    log.write({"job": "jb", "s": "done", "t": 1, "o": "success"})
+    log.write_many([{"job": "ja", "s": "deleted"}, {"job": "jc", "s": "deleted"}])
+    log.close()
+
+    records = TaskLog(tmp_path / "tasks.log").load()
+    assert records == {"jb": {"job": "jb", "s": "done", "t": 1, "spec": spec, "o": "success"}}
+
+
+def test_a_batch_of_starts_and_a_batch_of_deletes_are_remembered_across_a_restart(tmp_path: Path) -> None:
+    """start_many and delete write their tasks' records in one write per
+    batch: every task of each batch must still be in the log."""
+    import trio
+
+    from weft.actors.compute.node import ComputeNode
+    from weft.actors.model import JobSpec
+    from weft.protocol.enums import Outcome, TaskState
+    from weft.protocol.tasks import DeleteTasks, Start, StartMany
+    from weft.runtime.node import NodeConfig
+
+    config = NodeConfig(data_dir=tmp_path, node_id="compute-0", beacon=False)
+    node = ComputeNode(config)
+    spec = JobSpec(command=["true"], outputs=["stdout"])
+    jobs = ["j1", "j2", "j3", "j4"]
+
+    async def start_batch() -> dict:
+        async with trio.open_nursery() as nursery:
+            node._task_nursery = nursery
+            starts = [Start(j, spec, outputs={"stdout": ["tcp://127.0.0.1:9"]}, token=3) for j in jobs]
+            reply = node._op_start_many(StartMany(starts).to_wire(), None)
+            nursery.cancel_scope.cancel()  # no run: as if the node died right after answering
+        return reply
+
+    reply = trio.run(start_batch)
+    assert [t["job"] for t in reply["tasks"] if "error" not in t] == jobs
+    for job in ("j1", "j2", "j3"):  # three ended, j4 is still "running"
+        node.tasks[job].state = TaskState.RUNNING
+        node._finish(node.tasks[job], Outcome.SUCCESS)
+    node._op_delete(DeleteTasks(["j1", "j3"]).to_wire(), None)
+    node.tasklog.close()
+
+    again = ComputeNode(config).tasks
+    assert set(again) == {"j2", "j4"}
+    assert again["j2"].report().outcome == Outcome.SUCCESS
+    assert again["j4"].report().outcome == Outcome.FAILED_SOFT  # was running when the node died

@@ -237,7 +237,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.tasklog.close()
 
     # -- ops ---------------------------------------------------------------------
-    def _start(self, start: Start) -> TaskReport:
+    def _start(self, start: Start, logged: list[dict[str, Any]] | None = None) -> TaskReport:
+        # `logged`: a batch's list its `started` record goes to, written by the caller in one write.
         task = Task.started_by(start)
         existing = self.tasks.get(task.job)
         if existing is not None:
@@ -253,7 +254,11 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.values.forget_job(task.job)  # a new attempt: an older one's outputs may not be served
         if task.after:
             self._follow(task)
-        self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()})
+        record = {"job": task.job, "s": "started", "t": task.token, "spec": task.spec.to_wire(), "st": time.time()}
+        if logged is None:
+            self.tasklog.write(record)
+        else:
+            logged.append(record)
         report = task.report()  # one for its `pending` event and the answer
         self.events.append(EventKind.TASK, report.to_wire(), urgent=False)
         self._task_nursery.start_soon(self._execute, task)
@@ -266,14 +271,20 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
     def _op_start_many(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
         results: list[TaskReport | Refused] = []
-        for item in StartMany.from_wire(body).tasks:
-            if type(item) is Refused:
-                results.append(item)
-                continue
-            try:
-                results.append(self._start(item))
-            except (BusError, SpecError) as e:
-                results.append(Refused(item.job, e.code, str(e)))
+        logged: list[dict[str, Any]] = []
+        try:
+            for item in StartMany.from_wire(body).tasks:
+                if type(item) is Refused:
+                    results.append(item)
+                    continue
+                try:
+                    results.append(self._start(item, logged))
+                except (BusError, SpecError) as e:
+                    results.append(Refused(item.job, e.code, str(e)))
+        finally:
+            # Before the answer and before the tasks' events or their runs
+            # (started soon, after this returns) can leave the node.
+            self.tasklog.write_many(logged)
         return credential.with_keys(self, results, StartManyReply(results).to_wire())  # (secure clusters)
 
     def _get(self, job: str) -> Task:
@@ -298,19 +309,23 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         if req.single:
             self._get(jobs[0])
         deleted, running = [], []
-        for job in jobs:
-            task = self.tasks.get(job)
-            if task is None:
-                continue
-            if task.state != TaskState.DONE:
-                running.append(job)
-                continue
-            del self.tasks[job]
-            self.tasklog.write({"job": job, "s": "deleted"})
-            if not (task.log_empty and task.outcome == Outcome.SUCCESS):  # (else given back when it ended)
-                self.taskdirs.recycle(job)
-            self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
-            deleted.append(job)
+        logged: list[dict[str, Any]] = []  # one write for the batch, below
+        try:
+            for job in jobs:
+                task = self.tasks.get(job)
+                if task is None:
+                    continue
+                if task.state != TaskState.DONE:
+                    running.append(job)
+                    continue
+                del self.tasks[job]
+                logged.append({"job": job, "s": "deleted"})
+                if not (task.log_empty and task.outcome == Outcome.SUCCESS):  # (else given back when it ended)
+                    self.taskdirs.recycle(job)
+                self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
+                deleted.append(job)
+        finally:
+            self.tasklog.write_many(logged)
         if running and len(jobs) == 1:
             raise BusError(f"task {running[0]!r} is still {self.tasks[running[0]].state}; cancel it first",
                            code=ErrorCode.RUNNING)

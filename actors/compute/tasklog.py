@@ -1,7 +1,8 @@
 """The compute node's memory across restarts: which tasks it started and how they ended.
 
-An append-only file of msgpack records, one write per state that matters
-(started, done, deleted), never fsynced: it has to survive the node process
+An append-only file of msgpack records, one per state that matters
+(started, done, deleted; the records of one batch of starts or deletes go in
+one write call), never fsynced: it has to survive the node process
 being killed, not the machine losing power, and the page cache does that for
 the price of one write call. A torn last record (the process died mid-write)
 is ignored on load.
@@ -71,6 +72,20 @@ class TaskLog:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(self._fd, msgpack.packb(record))
+
+    def write_many(self, records: list[dict[str, Any]]) -> None:
+        """Records of one request (a batch of starts, of deletes) in one write:
+        a write call per batch rather than per task. They are all written
+        before the request's answer or any event of theirs leaves the node."""
+        if not records:
+            return
+        if len(records) == 1:
+            self.write(records[0])
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        packb = msgpack.packb
+        os.write(self._fd, b"".join([packb(r) for r in records]))
 
     def close(self) -> None:
         if self._fd is not None:
