@@ -25,10 +25,10 @@ from typing import Any
 import msgpack
 import trio
 
-from weft.protocol.enums import ErrorCode
-
 from . import segments
 from .isolation import FRESH_ENV
+from .poolerrors import CallableError, CallableNotFound, WorkerLost  # noqa: F401
+from .poolerrors import describe_exit as _describe_exit
 from .requests import Parts, encode_request  # noqa: F401 (Parts: where the node's modules take it from)
 from .worker import (
     BYTES,
@@ -56,44 +56,6 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 # one that grew past this for a huge value gives them back afterwards.
 _SHM_KEEP = 64 << 20
 _HAVE_MEMFD = hasattr(os, "memfd_create")
-
-
-class CallableError(Exception):
-    """The function raised. `message` is one line ("ValueError: bad"); `traceback` is the
-    worker's full traceback text."""
-
-    code = ErrorCode.CALLABLE_FAILED
-
-    def __init__(self, message: str, traceback: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.traceback = traceback
-
-    def __reduce__(self):
-        return (type(self), (self.message, self.traceback))
-
-
-class CallableNotFound(CallableError):
-    """The callable's module could not be imported, or has no such function."""
-
-    code = ErrorCode.CALLABLE_NOT_FOUND
-
-
-class WorkerLost(Exception):
-    """The worker process died during the call (crash, os._exit, killed); it is replaced."""
-
-    code = ErrorCode.WORKER_LOST
-
-
-def _describe_exit(rc: int | None) -> str:
-    if rc is None:
-        return "still running"
-    if rc < 0:
-        try:
-            return f"killed by {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"killed by signal {-rc}"
-    return f"exited with status {rc}"
 
 
 def worker_env() -> dict[str, str]:
