@@ -37,6 +37,9 @@ class Raw:
     def __init__(self, endpoint: str, server_public: str | None, key: Path | None = None) -> None:
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.linger = 0
+        # A refused handshake can leave no pipe to queue on: a blocking send
+        # would wait for ever (it hung a suite run once).
+        self.sock.sndtimeo = 2000
         if server_public is not None:
             own = _key(key) if key else dict(zip(("public", "secret"), (k.decode() for k in zmq.curve_keypair()), strict=True))
             self.sock.curve_serverkey = server_public.encode()
@@ -47,7 +50,10 @@ class Raw:
 
     def call(self, op: str, body: Any, wait: float = 10.0) -> dict | None:
         """The reply's envelope, or None when nothing came back within `wait` seconds."""
-        self.sock.send(msgpack.packb({"v": 1, "kind": "call", "id": 7, "op": op, "from": "mallory", "body": body}))
+        try:
+            self.sock.send(msgpack.packb({"v": 1, "kind": "call", "id": 7, "op": op, "from": "mallory", "body": body}))
+        except zmq.Again:
+            return None  # not even queued: no connection would take it
         if not self.sock.poll(wait * 1000):
             return None
         return msgpack.unpackb(self.sock.recv(), raw=False)
@@ -58,7 +64,10 @@ class Raw:
 
         failed = (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
                   zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_DISCONNECTED)
-        self.sock.send(msgpack.packb({"v": 1, "kind": "call", "id": 7, "op": op, "from": "mallory", "body": body}))
+        try:
+            self.sock.send(msgpack.packb({"v": 1, "kind": "call", "id": 7, "op": op, "from": "mallory", "body": body}))
+        except zmq.Again:
+            pass  # not even queued (the handshake failed already): what it shows is the failure below
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.monitor.poll(200) and recv_monitor_message(self.monitor)["event"] in failed:
