@@ -46,6 +46,9 @@ Handler = Callable[[Any, "CallContext"], Any]
 # Generous queue limits: a burst of thousands of small calls is the normal
 # case, and HWM back-pressure is handled by waiting, never by blocking.
 _HWM = 50_000
+# How long calls in flight wait, when their connection drops, for a reply
+# that was sent before it dropped (Peer._watch_connection).
+_LATE_REPLY_GRACE = 0.05
 
 
 class CallContext:
@@ -400,6 +403,12 @@ class Peer:
                 if kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                     self.handshake_broke = trio.current_time()
                 self.dropped_at = trio.current_time()
+                if self._pending:
+                    # A reply sent just before the peer went away can still be
+                    # on its way from libzmq's I/O thread to this socket (which
+                    # takes its commands lazily): the receive loop gets a moment
+                    # to hand it to its caller before the rest are failed.
+                    await trio.sleep(_LATE_REPLY_GRACE)
                 # Replies that came before the drop are answers, not losses.
                 while (msg := self._zs.recv_nowait()) is not None:
                     self._deliver([msg])
