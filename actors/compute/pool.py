@@ -42,10 +42,10 @@ from .worker import (
     REP,
     SHM,
     STR,
-    grow_pipe,
     pread_exact,
     pwrite_all,
 )
+from .workerfds import WorkerFds
 
 log = logging.getLogger("weft.compute")
 
@@ -183,6 +183,14 @@ class _Worker:
         if self.proc.returncode is None:
             self.proc.kill()
 
+    @classmethod
+    def adopt(cls, proc: Any, fds: WorkerFds, progress: str | None) -> _Worker:
+        """The worker `proc`, started with `fds` (their child side closed)."""
+        worker = cls(proc, fds.rep_r, fds.req_w, *fds.shm)
+        worker.sock = fds.sock
+        worker.progress = progress
+        return worker
+
 
 class WorkerPool:
     """`size` warm worker processes; use as `async with WorkerPool(n) as pool`."""
@@ -269,51 +277,25 @@ class WorkerPool:
     async def _spawn(self) -> _Worker:
         if self._prespawned:
             self._spawned += 1
-            proc, rep_r, req_w, shm, progress, sock = self._prespawned.pop(0)
-            worker = _Worker(proc, rep_r, req_w, *shm)
-            worker.sock = sock
-            worker.progress = progress
-            return await self._handshake(worker)
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        shm: list[int] = []
-        ours, theirs = segments.socket_pair() if segments.AVAILABLE else (None, None)
+            proc, fds, progress = self._prespawned.pop(0)
+            return await self._handshake(_Worker.adopt(proc, fds, progress))
+        fds = WorkerFds()
         try:
-            grow_pipe(req_w)
-            if _HAVE_MEMFD:
-                # Close-on-exec here; pass_fds hands them to this worker only.
-                shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out"),
-                       os.memfd_create("weft-worker-log")]
-                if theirs is not None:
-                    shm.append(theirs.fileno())
             self._spawned += 1
             progress = None if self._progress_dir is None else f"{self._progress_dir}/worker-{self._spawned}"
+            passed = fds.passed
             proc = await trio.lowlevel.open_process(
-                [self._python, "-m", "weft.actors.compute.worker", *map(str, shm)],
-                stdin=req_r,
-                stdout=rep_w,
+                [self._python, "-m", "weft.actors.compute.worker", *map(str, passed)],
+                stdin=fds.req_r,
+                stdout=fds.rep_w,
                 env=self._env if progress is None else {**self._env, "WEFT_PROGRESS": progress},
-                pass_fds=shm,
+                pass_fds=passed,
             )
         except BaseException:
-            for fd in (req_w, rep_r, *shm[:3]):
-                os.close(fd)
-            if ours is not None:
-                ours.close()
+            fds.close()
             raise
-        finally:
-            os.close(req_r)
-            os.close(rep_w)
-            if theirs is not None:
-                theirs.close()
-        os.set_blocking(req_w, False)
-        os.set_blocking(rep_r, False)
-        worker = _Worker(proc, rep_r, req_w, *shm[:3])
-        worker.sock = ours if len(shm) > 3 else None
-        if ours is not None and worker.sock is None:
-            ours.close()
-        worker.progress = progress
-        return await self._handshake(worker)
+        fds.close_child_side()
+        return await self._handshake(_Worker.adopt(proc, fds, progress))
 
     async def _handshake(self, worker: _Worker) -> _Worker:
         proc = worker.proc

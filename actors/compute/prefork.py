@@ -24,17 +24,17 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import trio
 
-from . import segments
-from .worker import grow_pipe
+from .spawn import Reaped
+from .workerfds import WorkerFds
 
 _CAN = hasattr(os, "fork") and hasattr(os, "pidfd_open") and sys.platform == "linux"
 
 
-class ForkedProc:
+class ForkedProc(Reaped):
     """A forked worker, with the part of trio.Process's API the pool uses (and its waiting rules)."""
 
     def __init__(self, pid: int) -> None:
@@ -43,22 +43,7 @@ class ForkedProc:
         self._rc: int | None = None
         self._wait_lock: trio.Lock | None = None  # made in trio: this object is made before trio runs
 
-    @property
-    def returncode(self) -> int | None:
-        if self._rc is None:
-            self._reap(os.WNOHANG)
-        return self._rc
-
-    def _reap(self, flags: int) -> None:
-        try:
-            pid, status = os.waitpid(self.pid, flags)
-        except ChildProcessError:  # reaped by someone else: its status is gone
-            pid, status = self.pid, 255 << 8
-        if pid:
-            self._rc = os.waitstatus_to_exitcode(status)
-            self._close_pidfd()
-
-    def _close_pidfd(self) -> None:
+    def _exited(self) -> None:
         if self._pidfd >= 0:
             try:
                 trio.lowlevel.notify_closing(self._pidfd)  # a task waiting on it wakes
@@ -88,14 +73,11 @@ class ForkedProc:
 
 
 class Prespawned(NamedTuple):
-    """A forked worker and the node's ends of its pipes, as WorkerPool._spawn makes them."""
+    """A forked worker and its descriptors (child side closed), as WorkerPool._spawn makes them."""
 
     proc: ForkedProc
-    rep_r: int
-    req_w: int
-    shm: list[int]
+    fds: WorkerFds
     progress: str | None
-    sock: Any = None  # our end of its socket for values' memory files (segments.py)
 
 
 def usable(secure: bool, fresh: bool) -> bool:
@@ -116,49 +98,23 @@ def fork_workers(n: int, env: dict[str, str], progress_dir: str | None) -> list[
 
 
 def _fork_one(env: dict[str, str], progress: str | None) -> Prespawned:
-    req_r, req_w = os.pipe()
-    rep_r, rep_w = os.pipe()
-    shm: list[int] = []
-    # Its socket for values' own memory files (segments.py), as _spawn gives an exec'd one.
-    ours, theirs = segments.socket_pair() if segments.AVAILABLE else (None, None)
+    fds = WorkerFds()
     try:
-        grow_pipe(req_w)
-        if hasattr(os, "memfd_create"):
-            shm = [os.memfd_create("weft-worker-in"), os.memfd_create("weft-worker-out"),
-                   os.memfd_create("weft-worker-log")]
-            if theirs is not None:
-                shm.append(theirs.fileno())
         pid = os.fork()
     except BaseException:
-        for fd in (req_r, req_w, rep_r, rep_w, *shm[:3]):
-            os.close(fd)
-        for sock in (ours, theirs):
-            if sock is not None:
-                sock.close()
+        fds.close()
         raise
     if pid == 0:
-        _become_worker(req_r, rep_w, shm, env)
-    os.close(req_r)
-    os.close(rep_w)
-    if theirs is not None:
-        theirs.close()
-    if ours is not None and len(shm) <= 3:
-        ours.close()
-        ours = None
-    shm = shm[:3]
-    os.set_blocking(req_w, False)
-    os.set_blocking(rep_r, False)
+        _become_worker(fds.req_r, fds.rep_w, fds.passed, env)
+    fds.close_child_side()
     try:
         proc = ForkedProc(pid)
     except OSError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        for fd in (req_w, rep_r, *shm):
-            os.close(fd)
-        if ours is not None:
-            ours.close()
+        fds.close()
         raise
-    return Prespawned(proc, rep_r, req_w, shm, progress, ours)
+    return Prespawned(proc, fds, progress)
 
 
 def _clean_process(keep: set[int], env: dict[str, str]) -> None:

@@ -58,7 +58,37 @@ class Launch:
     popen_kw: dict[str, Any] = field(default_factory=dict)  # child settings only Popen applies
 
 
-class Child:
+class Reaped:
+    """A child process of ours whose exit status we collect with waitpid (or
+    its Popen): `returncode` as trio.Process and Popen give it."""
+
+    pid: int
+    _rc: int | None
+    _popen: subprocess.Popen | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        if self._rc is None:
+            self._reap(os.WNOHANG)
+        return self._rc
+
+    def _reap(self, flags: int) -> None:
+        if self._popen is not None:
+            self._rc = self._popen.poll() if flags else self._popen.wait()
+            return
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped by someone else: its status is gone
+            pid, status = self.pid, 255 << 8
+        if pid:
+            self._rc = -os.WSTOPSIG(status) if os.WIFSTOPPED(status) else os.waitstatus_to_exitcode(status)
+            self._exited()
+
+    def _exited(self) -> None:
+        """Called once the status is known (what the process held can go)."""
+
+
+class Child(Reaped):
     """A command's process, its exit awaited on a pidfd (or polled)."""
 
     def __init__(self, pid: int, stdout: int, pidfd: int, popen: subprocess.Popen | None = None) -> None:
@@ -80,24 +110,6 @@ class Child:
     @property
     def pidfd(self) -> int:
         return self._pidfd
-
-    @property
-    def returncode(self) -> int | None:
-        if self._rc is None:
-            self._reap(os.WNOHANG)
-        return self._rc
-
-    def _reap(self, flags: int) -> None:
-        if self._popen is not None:
-            self._rc = self._popen.poll() if flags else self._popen.wait()
-            return
-        try:
-            pid, status = os.waitpid(self.pid, flags)
-        except ChildProcessError:  # reaped by someone else: its status is gone
-            self._rc = 255
-            return
-        if pid:
-            self._rc = -os.WSTOPSIG(status) if os.WIFSTOPPED(status) else os.waitstatus_to_exitcode(status)
 
     async def wait(self) -> int:
         if self._pidfd < 0:
