@@ -14,14 +14,15 @@ import psutil
 import pytest
 
 from weft.actors.client import Client
+from weft.actors.compute import segments
 from weft.localcluster.cluster import LocalCluster
 from weft.localcluster.zygote_client import zygote_usable
 
 pytestmark = pytest.mark.skipif(not zygote_usable(), reason="forking workers needs Linux")
 
 # Each call holds its worker a moment, so two calls at once run in both workers.
-FNS = '''
-import json, os, random, time
+FNS = r'''
+import json, os, random, re, time
 
 def who(tag):
     time.sleep(0.4)
@@ -31,7 +32,11 @@ def who(tag):
             fds.append(os.readlink(f"/proc/self/fd/{fd}"))
         except OSError:
             pass
-    return json.dumps({"pid": os.getpid(), "random": random.random(), "fds": fds, "tag": tag})
+    # What kinds of file the worker holds (its pipes, memory files, socket):
+    # no inode numbers, not the directory listed just now.
+    channels = sorted(re.sub(r"\[\d+\]| \(deleted\)", "", f) for f in fds if not f.startswith("/proc/"))
+    return json.dumps({"pid": os.getpid(), "random": random.random(), "fds": fds, "tag": tag,
+                       "channels": channels})
 '''
 
 
@@ -91,11 +96,13 @@ def test_first_workers_are_forks_of_the_node_and_share_nothing_a_job_sees(cluste
         assert len(sockets) <= 1 and not node_fds & set(sockets), (sockets, g["fds"])
 
 
-def test_a_forked_worker_that_dies_is_replaced(cluster: LocalCluster) -> None:
+def test_a_forked_worker_that_dies_is_replaced_by_an_exec_d_one_with_the_same_channels(
+    cluster: LocalCluster,
+) -> None:
     node = psutil.Process(cluster.computes[0].pid)
     victim = node.children()[0]
     os.kill(victim.pid, signal.SIGKILL)
-    pids: set[int] = set()
+    channels: dict[int, list[str]] = {}  # pid -> what its call saw
     with Client(cluster.endpoint) as c:
         # The pool finds the loss on its next call to that worker (the call
         # fails, as with any worker lost) and spawns a new one.
@@ -103,15 +110,23 @@ def test_a_forked_worker_that_dies_is_replaced(cluster: LocalCluster) -> None:
             futures = [c.submit("prefork_fns:who", tag=f"after-{round_}-{i}") for i in range(2)]
             for f in futures:
                 try:
-                    pids.add(json.loads(f.result(timeout=30))["pid"])
+                    got = json.loads(f.result(timeout=30))
                 except Exception:
-                    pass
+                    continue
+                channels[got["pid"]] = got["channels"]
             live = [w for w in node.children() if w.status() != psutil.STATUS_ZOMBIE]
-            if len(live) == 2 and victim.pid not in [w.pid for w in live] and len(pids) >= 2:
+            if len(live) == 2 and victim.pid not in [w.pid for w in live] and all(w.pid in channels for w in live):
                 break
-    assert victim.pid not in pids
+    assert victim.pid not in channels
     assert victim.pid not in [w.pid for w in live] and len(live) == 2
-    assert any("weft.actors.compute.worker" in w.cmdline() for w in live)  # the replacement is exec'd
+    execd = [w.pid for w in live if "weft.actors.compute.worker" in w.cmdline()]  # the replacement
+    forked = [w.pid for w in live if w.cmdline() == node.cmdline()]  # the survivor
+    assert len(execd) == 1 and len(forked) == 1, [w.cmdline() for w in live]
+    # Both ways of starting a worker give it the same channels (workerfds.py):
+    # a forked one once lacked the socket values' memory files travel on.
+    assert channels[forked[0]] == channels[execd[0]]
+    if segments.AVAILABLE:
+        assert {"pipe:", "/memfd:weft-worker-in", "/memfd:weft-worker-out", "socket:"} <= set(channels[execd[0]])
 
 
 def test_workers_run_callables_as_before(cluster: LocalCluster) -> None:
