@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
 import trio
@@ -28,6 +29,48 @@ async def pair() -> AsyncIterator[tuple[ZSocket, ZSocket]]:
     finally:
         dealer.close()
         router.close()
+
+
+async def fill(send_nowait: Callable[[], bool]) -> int:
+    """Send until the peer is full for good (refused three times, 50 ms apart,
+    so the I/O thread had time to move data); returns how many were sent."""
+    sent = refused = 0
+    with trio.fail_after(10):
+        while refused < 3:
+            if send_nowait():
+                sent += 1
+                refused = 0
+            else:
+                refused += 1
+                await trio.sleep(0.05)
+    return sent
+
+
+@dataclass
+class Waited:
+    gave_up: bool  # the send was still waiting at the deadline
+    elapsed: float
+    ticks: int  # how often another task ran meanwhile (every 10 ms if the loop is free)
+
+
+async def send_while_ticking(send: Awaitable[None], seconds: float) -> Waited:
+    """Await `send` for at most `seconds` while a task counts the loop's turns."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.01)
+            ticks += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        start = trio.current_time()
+        with trio.move_on_after(seconds) as scope:
+            await send
+        elapsed = trio.current_time() - start
+        nursery.cancel_scope.cancel()
+    return Waited(scope.cancelled_caught, elapsed, ticks)
 
 
 async def hello(router: ZSocket, dealer: ZSocket) -> bytes:
@@ -191,36 +234,12 @@ async def test_send_at_high_water_mark_waits_without_blocking_the_loop() -> None
         dealer.sock.connect(bound_endpoint(router.sock))
         await hello(router, dealer)
         chunk = b"x" * 65536
-        # Fill the pipe and the kernel buffers while the router does not read,
-        # until a send still fails after the I/O thread had time to move data.
-        sent = 0
-        with trio.fail_after(10):
-            while True:
-                if dealer.send_nowait([chunk]):
-                    sent += 1
-                    continue
-                await trio.sleep(0.05)
-                if not dealer.send_nowait([chunk]):
-                    break
-                sent += 1
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await trio.sleep(0.01)
-                ticks += 1
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            start = trio.current_time()
-            with trio.move_on_after(0.3) as scope:
-                await dealer.send([b"blocked"])
-            elapsed = trio.current_time() - start
-            nursery.cancel_scope.cancel()
-        assert scope.cancelled_caught, "send completed although the peer was at its HWM"
-        assert 0.25 <= elapsed < 1.0
-        assert ticks >= 10, f"the event loop was stalled during send (ticked {ticks} times)"
+        # Fill the pipe and the kernel buffers while the router does not read.
+        sent = await fill(lambda: dealer.send_nowait([chunk]))
+        waited = await send_while_ticking(dealer.send([b"blocked"]), 0.3)
+        assert waited.gave_up, "send completed although the peer was at its HWM"
+        assert 0.25 <= waited.elapsed < 1.0
+        assert waited.ticks >= 10, f"the event loop was stalled during send (ticked {waited.ticks} times)"
 
         # Once the router drains, a waiting send goes through.
         done = trio.Event()
@@ -344,30 +363,11 @@ async def test_a_send_to_a_full_peer_waits_without_blocking_the_loop_while_anoth
     try:
         slow, quick = [await hello(router, d) for d in dealers]
         big = b"x" * (1 << 20)
-        with trio.fail_after(10):  # fill the slow peer's pipe and its TCP buffers (it never reads)
-            refused = 0
-            while refused < 3:  # full for good: refused three times, 50 ms apart
-                if router.send_nowait([slow, big]):
-                    refused = 0
-                else:
-                    refused += 1
-                    await trio.sleep(0.05)
+        await fill(lambda: router.send_nowait([slow, big]))  # the slow peer's pipe and TCP buffers
         assert router.sock.get(zmq.EVENTS) & zmq.POLLOUT  # writable: the quick peer has room
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await trio.sleep(0.01)
-                ticks += 1
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            with trio.move_on_after(0.5) as waited:
-                await router.send([slow, b"one more"])
-            nursery.cancel_scope.cancel()
-        assert waited.cancelled_caught  # still full: the send waited until its deadline ...
-        assert ticks >= 10  # ... and the loop ran other tasks meanwhile
+        waited = await send_while_ticking(router.send([slow, b"one more"]), 0.5)
+        assert waited.gave_up  # still full: the send waited until its deadline ...
+        assert waited.ticks >= 10  # ... and the loop ran other tasks meanwhile
         with trio.fail_after(5):
             await router.send([quick, b"to the quick one"])
             assert await dealers[1].recv() == [b"to the quick one"]
