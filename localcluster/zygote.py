@@ -36,6 +36,7 @@ import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+from typing import NoReturn  # noqa: E402
 
 from weft.localcluster import lean  # noqa: E402
 
@@ -54,6 +55,7 @@ import weft.runtime.daemon  # noqa: E402, F401  (what launch.main imports: once 
 import weft.runtime.datadir  # noqa: E402, F401
 import weft.runtime.httpaddr  # noqa: E402, F401
 import weft.runtime.log  # noqa: E402, F401
+from weft.runtime.forked import run_and_exit  # noqa: E402
 
 # The image out of every daemon's collections: a full one would walk its
 # ~30,000 objects (8 ms) and write to each one's header, copying every page
@@ -61,10 +63,10 @@ import weft.runtime.log  # noqa: E402, F401
 gc.freeze()
 
 
-def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
-    """In the forked process: become the daemon; never return."""
-    rc = 1
-    try:
+def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> NoReturn:
+    """In the forked process: become the daemon."""
+
+    def become() -> int:
         os.setsid()
         for fd in close:
             os.close(fd)
@@ -82,25 +84,12 @@ def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
         import random
 
         random.seed()  # forks of one image would otherwise share one sequence
-        rc = weft.localcluster.launch.main(["weft.localcluster.launch", config])
-    except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else 1
-    except BaseException:
-        import traceback
+        return weft.localcluster.launch.main(["weft.localcluster.launch", config])
 
-        traceback.print_exc()
-    finally:
-        try:
-            # What a normal exit would run (logging's flush, a profile dump
-            # registered by the role), then leave without unwinding the
-            # zygote's own interpreter state a second time.
-            import atexit
-
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(rc)
+    # What a normal exit would run (logging's flush, a profile dump registered
+    # by the role), then leave without unwinding the zygote's own interpreter
+    # state a second time.
+    run_and_exit(become, exit_handlers=True)
 
 
 def serve(sock: socket.socket) -> None:

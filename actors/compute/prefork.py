@@ -24,10 +24,13 @@ import os
 import signal
 import sys
 import threading
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import trio
 
+from weft.runtime.forked import run_and_exit
+
+from .lookup import look_up
 from .spawn import Reaped
 from .workerfds import WorkerFds
 
@@ -138,10 +141,10 @@ def _clean_process(keep: set[int], env: dict[str, str]) -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) -> None:
-    """In the child: what `python -m weft.actors.compute.worker SHM...` would be; never returns."""
-    rc = 1
-    try:
+def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) -> NoReturn:
+    """In the child: what `python -m weft.actors.compute.worker SHM...` would be."""
+
+    def become() -> None:
         os.dup2(req_r, 0)
         os.dup2(rep_w, 1)
         _clean_process({0, 1, 2, *shm}, env)
@@ -151,20 +154,9 @@ def _become_worker(req_r: int, rep_w: int, shm: list[int], env: dict[str, str]) 
 
         sys.argv = [worker.__file__, *map(str, shm)]
         worker.main()
-        rc = 0
-    except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else 1
-    except BaseException:
-        import traceback
 
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            # Not the node's exit handlers (its logging, its journal): only ours.
-            os._exit(rc)
+    # Not the node's exit handlers (its logging, its journal): only ours.
+    run_and_exit(become)
 
 
 class SpareProbe:
@@ -244,10 +236,10 @@ def fork_probe(env: dict[str, str]) -> SpareProbe | None:
         return None
 
 
-def _become_probe(req_r: int, rep_w: int, env: dict[str, str]) -> None:
-    """In the child: wait for the module names, look them up like probe.py's `_SCRIPT`; never returns."""
-    rc = 1
-    try:
+def _become_probe(req_r: int, rep_w: int, env: dict[str, str]) -> NoReturn:
+    """In the child: wait for the module names, answer as probe.py's `_SCRIPT` does."""
+
+    def become() -> None:
         _clean_process({req_r, rep_w, 2}, env)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -258,24 +250,10 @@ def _become_probe(req_r: int, rep_w: int, env: dict[str, str]) -> None:
         while chunk := os.read(req_r, 65536):
             names += chunk
         if not names:
-            rc = 0
-            return  # the node stopped without asking (the finally exits)
+            return  # the node stopped without asking
         import importlib
-        import importlib.util
 
         importlib.invalidate_caches()  # modules installed since the fork are found
-        answer = []
-        for name in names.decode().split("\n"):
-            try:
-                found = importlib.util.find_spec(name) is not None
-            except BaseException:
-                found = False
-            answer.append("1" if found else "0")
-        os.write(rep_w, "".join(answer).encode())
-        rc = 0
-    except BaseException:
-        import traceback
+        os.write(rep_w, look_up(names.decode().split("\n")).encode())
 
-        traceback.print_exc()
-    finally:
-        os._exit(rc)
+    run_and_exit(become)

@@ -28,20 +28,14 @@ import trio
 
 log = logging.getLogger("weft.compute")
 
-# Runs in the probe interpreter: stdout is the answer (a digit per module:
-# 1 found, 0 missing), so whatever a package's __init__ prints goes to stderr.
+# Runs in the probe interpreter (lookup.py: the same loop as the spare's): stdout
+# is the answer, so whatever a package's __init__ prints goes to stderr.
 _SCRIPT = """
-import importlib.util, os, sys
+import os, sys
 out = os.dup(1)
 os.dup2(2, 1)
-answer = []
-for name in sys.argv[1:]:
-    try:
-        found = importlib.util.find_spec(name) is not None
-    except BaseException:
-        found = False
-    answer.append("1" if found else "0")
-os.write(out, "".join(answer).encode())
+from weft.actors.compute.lookup import look_up
+os.write(out, look_up(sys.argv[1:]).encode())
 """
 # The probe interpreters running at once, at most.
 _CONCURRENT = 2
