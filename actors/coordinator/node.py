@@ -451,7 +451,7 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
     def _job(self, jid: str, ctx: CallContext | None) -> Job:
         """The job `jid` names; a user key (`ctx`) may get only its own (owners.py)."""
         asked = jid
-        if ":" in jid:  # FLOW:JOB, a job of a flow's newest submission (flows.py)
+        if type(jid) is str and ":" in jid:  # FLOW:JOB, a job of a flow's newest submission (flows.py)
             try:
                 jid = self.state.flow_job(jid)
             except FlowError as e:

@@ -45,7 +45,7 @@ def test_wait_ids_mean_what_status_ids_mean(node: CoordinatorNode) -> None:
     assert got == [node._job(j, ctx(None)).id for j in asked]
 
 
-@pytest.mark.parametrize("bad", ["nope", "a b", "x" * 200, ["x"]])
+@pytest.mark.parametrize("bad", ["nope", "a b", "x" * 200, ["x"], 5, None])
 def test_a_wait_for_a_missing_or_malformed_id_is_refused_as_status_refuses_it(node: CoordinatorNode, bad: object) -> None:
     with pytest.raises((BusError, SpecError)) as direct:
         node._jobs([_plain(node), bad], ctx(None))
