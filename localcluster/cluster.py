@@ -26,6 +26,12 @@ from .zygote_client import ClusterError, Zygote, _Forked, zygote_usable
 _READY = re.compile(r"^weft (\w+) (\S+) listening on (\S+)")
 
 
+# The zygotes' images: the roles whose modules each one loads (zygote.py).
+# Two, so a cluster's start loads them on two cores at once; the
+# coordinator's protocol records are the bigger half.
+_IMAGES: dict[str, tuple[str, ...]] = {"coordinator": ("coordinator",), "nodes": ("storage", "compute")}
+
+
 def _launch_argv(role: str, args: list[str]) -> list[str]:
     """`weft <role> ARGS` as a `python -m weft.localcluster.launch` call when it can be.
 
@@ -215,7 +221,8 @@ class LocalCluster:
         if fork_server is None:
             fork_server = os.environ.get("WEFT_FORK_SERVER", "1") != "0"
         self.fork_server = fork_server and zygote_usable()
-        self.zygote: Zygote | None = None
+        # One zygote per image (_IMAGES), started together so they load on both cores.
+        self.zygotes: dict[str, Zygote] = {}
         self.coordinator: Proc | None = None
         self.storages: list[Proc] = []
         self.computes: list[Proc] = []
@@ -233,10 +240,15 @@ class LocalCluster:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def _zygote(self) -> Zygote | None:
-        if self.fork_server and (self.zygote is None or self.zygote.gone):
-            self.zygote = Zygote(self.env, self._logs() / "zygote.log")
-        return self.zygote
+    def _zygote(self, role: str) -> Zygote | None:
+        """The zygote `role`'s daemons fork from, started if it is not running."""
+        if not self.fork_server:
+            return None
+        image = next(name for name, roles in _IMAGES.items() if role in roles)
+        z = self.zygotes.get(image)
+        if z is None or z.gone:
+            z = self.zygotes[image] = Zygote(self.env, self._logs() / f"zygote-{image}.log", _IMAGES[image])
+        return z
 
     def data_dirs(self) -> list[Path]:
         """The data directory of every daemon this cluster starts."""
@@ -253,16 +265,20 @@ class LocalCluster:
         offset = {"coordinator": 0, "storage": 1 + i, "compute": 1 + self.n_storage + i}[role]
         return show(host, port + offset)
 
-    def spawn_coordinator(self) -> Proc:
+    def _choose_endpoint(self) -> str:
         listen = self.endpoint or self.listen
         if listen.endswith(":0"):
             # Choose the port now, so the nodes can be started alongside.
             listen = f"{listen[:-2]}:{_free_port(listen)}"
         self.endpoint = listen
+        return listen
+
+    def spawn_coordinator(self) -> Proc:
+        listen = self._choose_endpoint()
         args = ["coordinator", *to_args("coordinator", {
             "listen": listen, "data_dir": self.data_dir / "coordinator", "no_beacon": True,
             "metrics": self.metrics_addr("coordinator")}), *self.coordinator_args]
-        self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env, self._zygote())
+        self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env, self._zygote("coordinator"))
         return self.coordinator
 
     def start_coordinator(self, timeout: float = 20.0) -> str:
@@ -275,7 +291,7 @@ class LocalCluster:
             "data_dir": self.data_dir / f"storage-{i}", "node_id": self.node_name("storage", i),
             "no_beacon": True, "coordinator": self.endpoint, "metrics": self.metrics_addr("storage", i)}),
             *self.storage_args]
-        p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote())
+        p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote("storage"))
         if wait:
             p.wait_ready(timeout)
         if index is None:
@@ -292,7 +308,7 @@ class LocalCluster:
             "data_dir": self.data_dir / f"compute-{i}", "node_id": self.node_name("compute", i),
             "no_beacon": True, "coordinator": self.endpoint, "slots": slots or self.slots,
             "metrics": self.metrics_addr("compute", i)}), *self.compute_args]
-        p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env, self._zygote())
+        p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env, self._zygote("compute"))
         if wait:
             p.wait_ready(timeout)
         if index is None:
@@ -304,13 +320,19 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> str:
         try:
             # Every process at once: each spends most of its start importing.
-            coordinator = self.spawn_coordinator()
+            # Both zygotes load together, one per core; the nodes' image is the
+            # smaller, so its daemons are asked for first (a spawn waits for its
+            # zygote's image) and start while the coordinator's loads.
+            self._choose_endpoint()
+            for role in ("coordinator", "storage"):
+                self._zygote(role)
             # The client this waits with, imported here (trio and pyzmq, ~0.1 s of
-            # CPU in a fresh launcher) while the zygote loads its image on the other core.
+            # CPU in a fresh launcher) while the zygotes load their images.
             preload = threading.Thread(target=_import_client, name="weft-import-client", daemon=True)
             preload.start()
             nodes = [self.add_storage(wait=False) for _ in range(self.n_storage)]
             nodes += [self.add_compute(wait=False) for _ in range(self.n_compute)]
+            coordinator = self.spawn_coordinator()
             coordinator.wait_ready(timeout)
             preload.join()
             # Connected while the nodes finish starting, not after.
@@ -358,9 +380,9 @@ class LocalCluster:
             p.stop(grace)
         if self.coordinator is not None:
             self.coordinator.stop(grace)
-        if self.zygote is not None:
-            self.zygote.close()
-            self.zygote = None
+        for z in self.zygotes.values():
+            z.close()
+        self.zygotes.clear()
 
     def __enter__(self) -> LocalCluster:
         self.start()

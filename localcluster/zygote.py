@@ -1,11 +1,12 @@
-"""A fork server for local clusters: `python -m weft.localcluster.zygote FD`.
+"""A fork server for local clusters: `python -m weft.localcluster.zygote FD [ROLE,...]`.
 
 Every daemon spends most of its start importing trio, pyzmq and its role
 (~120-220 ms of CPU each, measured); five of them starting at once on two
 cores made `weft up` take 0.5-0.9 s. The zygote imports all of it once and
 forks each daemon from that warm image, so a daemon costs a fork instead.
 
-It serves one launcher (LocalCluster) over the SOCK_SEQPACKET unix socket FD:
+It serves one launcher (LocalCluster) over the SOCK_SEQPACKET unix socket FD,
+for the daemons of the roles named (all three if none are):
 
     request   a JSON config for weft.localcluster.launch, with two file descriptors
               (SCM_RIGHTS): the daemon's stdout and its stderr
@@ -42,23 +43,39 @@ from weft.localcluster import lean  # noqa: E402
 # Without the ldconfig subprocess trio's import runs (lean.py).
 lean.trim_trio_import()
 
-# The warm image: everything a daemon of any role imports. All of it before
-# the first fork: loading a role's modules on demand (after the coordinator
-# was forked) let the coordinator start earlier but cost the zygote ~9 ms of
-# copy-on-write faults and did not start a cluster sooner (docs/performance.md).
-import weft.actors.compute.node  # noqa: E402, F401
-import weft.actors.coordinator.node  # noqa: E402, F401
-import weft.actors.storage.node  # noqa: E402, F401
+# The warm image: what a daemon of any role imports (trio, pyzmq, the bus,
+# runtime/), once here, not in each daemon. A role's own modules come in
+# main(), for the roles this zygote serves.
 import weft.localcluster.launch  # noqa: E402
 import weft.runtime.daemon  # noqa: E402, F401  (what launch.main imports: once here, not in each daemon)
 import weft.runtime.datadir  # noqa: E402, F401
 import weft.runtime.httpaddr  # noqa: E402, F401
 import weft.runtime.log  # noqa: E402, F401
+import weft.runtime.node  # noqa: E402, F401
 
-# The image out of every daemon's collections: a full one would walk its
-# ~30,000 objects (8 ms) and write to each one's header, copying every page
-# of the image into that daemon (copy-on-write).
-gc.freeze()
+# What each role adds to the image. A cluster runs two zygotes at once, one
+# per core (the coordinator's; the storage and compute nodes'): each loads
+# the shared part and its roles' modules in parallel, so the coordinator's
+# protocol records and the nodes' modules no longer load one after the other
+# on one core while the other core waits (docs/performance.md, "Startup,
+# fifth round").
+ROLE_MODULES = {
+    "coordinator": "weft.actors.coordinator.node",
+    "storage": "weft.actors.storage.node",
+    "compute": "weft.actors.compute.node",
+}
+
+
+def load_roles(roles: list[str]) -> None:
+    """Import the roles' modules, then take the image out of every daemon's collections."""
+    import importlib
+
+    for role in roles:
+        importlib.import_module(ROLE_MODULES[role])
+    # The image out of every daemon's collections: a full one would walk its
+    # ~30,000 objects (8 ms) and write to each one's header, copying every page
+    # of the image into that daemon (copy-on-write).
+    gc.freeze()
 
 
 def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
@@ -156,10 +173,13 @@ def serve(sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or not argv[1].isdigit():
-        sys.stderr.write("usage: python -m weft.localcluster.zygote SOCKET-FD\n")
+    roles = argv[2].split(",") if len(argv) == 3 else list(ROLE_MODULES)
+    if len(argv) not in (2, 3) or not argv[1].isdigit() or not roles or not set(roles) <= set(ROLE_MODULES):
+        sys.stderr.write("usage: python -m weft.localcluster.zygote SOCKET-FD [ROLE,...]"
+                         f" (roles: {', '.join(ROLE_MODULES)})\n")
         return 2
     sock = socket.socket(fileno=int(argv[1]))
+    load_roles(roles)
     with sock:
         serve(sock)
     return 0

@@ -64,11 +64,16 @@ class Zygote:
     docs/performance.md, startup).
     """
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, roles: tuple[str, ...] = ()) -> None:
+        """A zygote whose image has `roles`' modules (every role's if empty)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [sys.executable, "-m", "weft.localcluster.zygote", str(theirs.fileno())]
+        if roles:
+            argv.append(",".join(roles))
+        self.roles = roles
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "weft.localcluster.zygote", str(theirs.fileno())],
+                argv,
                 pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )
