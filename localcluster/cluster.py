@@ -27,8 +27,9 @@ _READY = re.compile(r"^weft (\w+) (\S+) listening on (\S+)")
 
 
 # The zygotes' images: the roles whose modules each one loads (zygote.py).
-# Two, so a cluster's start loads them on two cores at once; the
-# coordinator's protocol records are the bigger half.
+# Two, forked apart once the shared part is in, so a cluster's start loads
+# the rest on two cores at once; the coordinator's protocol records are the
+# bigger half.
 _IMAGES: dict[str, tuple[str, ...]] = {"coordinator": ("coordinator",), "nodes": ("storage", "compute")}
 
 
@@ -247,8 +248,12 @@ class LocalCluster:
         image = next(name for name, roles in _IMAGES.items() if role in roles)
         z = self.zygotes.get(image)
         if z is None or z.gone:
-            z = self.zygotes[image] = Zygote(self.env, self._logs() / f"zygote-{image}.log", _IMAGES[image])
-        return z
+            self._start_zygotes([image])
+        return self.zygotes[image]
+
+    def _start_zygotes(self, images: list[str]) -> None:
+        started = Zygote.start(self.env, self._logs() / f"zygote-{images[0]}.log", [_IMAGES[i] for i in images])
+        self.zygotes.update(zip(images, started, strict=True))
 
     def data_dirs(self) -> list[Path]:
         """The data directory of every daemon this cluster starts."""
@@ -320,19 +325,28 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> str:
         try:
             # Every process at once: each spends most of its start importing.
-            # Both zygotes load together, one per core; the nodes' image is the
-            # smaller, so its daemons are asked for first (a spawn waits for its
-            # zygote's image) and start while the coordinator's loads.
+            # Both images load together, one per core (_IMAGES); a spawn waits
+            # for its zygote's image, so the coordinator is asked for on a
+            # thread and each role's daemons fork as soon as their image is in.
             self._choose_endpoint()
-            for role in ("coordinator", "storage"):
-                self._zygote(role)
-            # The client this waits with, imported here (trio and pyzmq, ~0.1 s of
-            # CPU in a fresh launcher) while the zygotes load their images.
-            preload = threading.Thread(target=_import_client, name="weft-import-client", daemon=True)
-            preload.start()
-            nodes = [self.add_storage(wait=False) for _ in range(self.n_storage)]
-            nodes += [self.add_compute(wait=False) for _ in range(self.n_compute)]
-            coordinator = self.spawn_coordinator()
+            if self.fork_server and not self.zygotes:
+                self._start_zygotes(list(_IMAGES))
+            failed: list[BaseException] = []
+            asking = threading.Thread(target=self._spawn_coordinator_into, args=(failed,),
+                                      name="weft-spawn-coordinator", daemon=True)
+            asking.start()
+            try:
+                # The client this waits with, imported here (trio and pyzmq, ~0.1 s of
+                # CPU in a fresh launcher) while the zygotes load their images.
+                preload = threading.Thread(target=_import_client, name="weft-import-client", daemon=True)
+                preload.start()
+                nodes = [self.add_storage(wait=False) for _ in range(self.n_storage)]
+                nodes += [self.add_compute(wait=False) for _ in range(self.n_compute)]
+            finally:
+                asking.join()  # before any stop(), so it finds the coordinator
+            if failed:
+                raise failed[0]
+            coordinator = self.coordinator
             coordinator.wait_ready(timeout)
             preload.join()
             # Connected while the nodes finish starting, not after.
@@ -344,6 +358,12 @@ class LocalCluster:
             self.stop()
             raise
         return self.endpoint
+
+    def _spawn_coordinator_into(self, failed: list[BaseException]) -> None:
+        try:
+            self.spawn_coordinator()
+        except BaseException as e:  # raised again by start(), on its own thread
+            failed.append(e)
 
     def _client(self, timeout: float) -> Any:
         from weft.actors.client import Client
@@ -380,7 +400,7 @@ class LocalCluster:
             p.stop(grace)
         if self.coordinator is not None:
             self.coordinator.stop(grace)
-        for z in self.zygotes.values():
+        for z in reversed(self.zygotes.values()):  # a forked zygote before the one that reaps it
             z.close()
         self.zygotes.clear()
 

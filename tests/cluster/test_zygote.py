@@ -19,8 +19,10 @@ def test_forked_daemons_run_jobs_and_their_deaths_are_reported(tmp_path: Path) -
     cluster.start(60)
     try:
         # Two images: the coordinator's, and the storage and compute nodes'.
-        zygotes = {name: z.proc.pid for name, z in cluster.zygotes.items()}
+        zygotes = {name: z.pid for name, z in cluster.zygotes.items()}
         assert set(zygotes) == {"coordinator", "nodes"}
+        # The nodes' zygote is forked by the coordinator's, after the shared image.
+        assert psutil.Process(zygotes["nodes"]).ppid() == zygotes["coordinator"]
         assert psutil.Process(cluster.coordinator.pid).ppid() == zygotes["coordinator"]
         assert all(psutil.Process(p.pid).ppid() == zygotes["nodes"] for p in cluster.storages + cluster.computes)
         # Forks of one image must still be distinct nodes with distinct randomness.
