@@ -74,10 +74,7 @@ def one_start(mark: _Marks) -> tuple[float, float, dict[str, float]]:
         with Client(c.endpoint) as client:
             client.submit("weft.bench.workloads:noop", item="first").result(timeout=60)
         first = (time.perf_counter() - mark.t0) * 1000
-        # One zygote per image here; main's LocalCluster has one, `zygote`.
-        zygotes = getattr(c, "zygotes", None) or ({"": c.zygote} if getattr(c, "zygote", None) else {})
-        cpu = {f"zygote{'-' + k if k else ''}": _cpu_ms(getattr(z, "pid", None) or z.proc.pid)
-               for k, z in zygotes.items()}
+        cpu = {"zygote": _cpu_ms(c.zygote.proc.pid)} if c.zygote else {}
         for p in c.procs:
             cpu[p.args_node_id or p.role] = _cpu_ms(p.pid)
         workers = [w for p in c.computes for w in psutil.Process(p.pid).children()]

@@ -26,13 +26,6 @@ from .zygote_client import ClusterError, Zygote, _Forked, zygote_usable
 _READY = re.compile(r"^weft (\w+) (\S+) listening on (\S+)")
 
 
-# The zygotes' images: the roles whose modules each one loads (zygote.py).
-# Two, forked apart once the shared part is in, so a cluster's start loads
-# the rest on two cores at once; the coordinator's protocol records are the
-# bigger half.
-_IMAGES: dict[str, tuple[str, ...]] = {"coordinator": ("coordinator",), "nodes": ("storage", "compute")}
-
-
 def _launch_argv(role: str, args: list[str]) -> list[str]:
     """`weft <role> ARGS` as a `python -m weft.localcluster.launch` call when it can be.
 
@@ -222,8 +215,7 @@ class LocalCluster:
         if fork_server is None:
             fork_server = os.environ.get("WEFT_FORK_SERVER", "1") != "0"
         self.fork_server = fork_server and zygote_usable()
-        # One zygote per image (_IMAGES), started together so they load on both cores.
-        self.zygotes: dict[str, Zygote] = {}
+        self.zygote: Zygote | None = None
         self.coordinator: Proc | None = None
         self.storages: list[Proc] = []
         self.computes: list[Proc] = []
@@ -241,19 +233,10 @@ class LocalCluster:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def _zygote(self, role: str) -> Zygote | None:
-        """The zygote `role`'s daemons fork from, started if it is not running."""
-        if not self.fork_server:
-            return None
-        image = next(name for name, roles in _IMAGES.items() if role in roles)
-        z = self.zygotes.get(image)
-        if z is None or z.gone:
-            self._start_zygotes([image])
-        return self.zygotes[image]
-
-    def _start_zygotes(self, images: list[str]) -> None:
-        started = Zygote.start(self.env, self._logs() / f"zygote-{images[0]}.log", [_IMAGES[i] for i in images])
-        self.zygotes.update(zip(images, started, strict=True))
+    def _zygote(self) -> Zygote | None:
+        if self.fork_server and (self.zygote is None or self.zygote.gone):
+            self.zygote = Zygote(self.env, self._logs() / "zygote.log")
+        return self.zygote
 
     def data_dirs(self) -> list[Path]:
         """The data directory of every daemon this cluster starts."""
@@ -270,20 +253,16 @@ class LocalCluster:
         offset = {"coordinator": 0, "storage": 1 + i, "compute": 1 + self.n_storage + i}[role]
         return show(host, port + offset)
 
-    def _choose_endpoint(self) -> str:
+    def spawn_coordinator(self) -> Proc:
         listen = self.endpoint or self.listen
         if listen.endswith(":0"):
             # Choose the port now, so the nodes can be started alongside.
             listen = f"{listen[:-2]}:{_free_port(listen)}"
         self.endpoint = listen
-        return listen
-
-    def spawn_coordinator(self) -> Proc:
-        listen = self._choose_endpoint()
         args = ["coordinator", *to_args("coordinator", {
             "listen": listen, "data_dir": self.data_dir / "coordinator", "no_beacon": True,
             "metrics": self.metrics_addr("coordinator")}), *self.coordinator_args]
-        self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env, self._zygote("coordinator"))
+        self.coordinator = Proc("coordinator", args, self._logs() / "coordinator.log", self.env, self._zygote())
         return self.coordinator
 
     def start_coordinator(self, timeout: float = 20.0) -> str:
@@ -296,7 +275,7 @@ class LocalCluster:
             "data_dir": self.data_dir / f"storage-{i}", "node_id": self.node_name("storage", i),
             "no_beacon": True, "coordinator": self.endpoint, "metrics": self.metrics_addr("storage", i)}),
             *self.storage_args]
-        p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote("storage"))
+        p = Proc("storage", args, self._logs() / f"storage-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)
         if index is None:
@@ -313,7 +292,7 @@ class LocalCluster:
             "data_dir": self.data_dir / f"compute-{i}", "node_id": self.node_name("compute", i),
             "no_beacon": True, "coordinator": self.endpoint, "slots": slots or self.slots,
             "metrics": self.metrics_addr("compute", i)}), *self.compute_args]
-        p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env, self._zygote("compute"))
+        p = Proc("compute", args, self._logs() / f"compute-{i}.log", self.env, self._zygote())
         if wait:
             p.wait_ready(timeout)
         if index is None:
@@ -325,28 +304,13 @@ class LocalCluster:
     def start(self, timeout: float = 30.0) -> str:
         try:
             # Every process at once: each spends most of its start importing.
-            # Both images load together, one per core (_IMAGES); a spawn waits
-            # for its zygote's image, so the coordinator is asked for on a
-            # thread and each role's daemons fork as soon as their image is in.
-            self._choose_endpoint()
-            if self.fork_server and not self.zygotes:
-                self._start_zygotes(list(_IMAGES))
-            failed: list[BaseException] = []
-            asking = threading.Thread(target=self._spawn_coordinator_into, args=(failed,),
-                                      name="weft-spawn-coordinator", daemon=True)
-            asking.start()
-            try:
-                # The client this waits with, imported here (trio and pyzmq, ~0.1 s of
-                # CPU in a fresh launcher) while the zygotes load their images.
-                preload = threading.Thread(target=_import_client, name="weft-import-client", daemon=True)
-                preload.start()
-                nodes = [self.add_storage(wait=False) for _ in range(self.n_storage)]
-                nodes += [self.add_compute(wait=False) for _ in range(self.n_compute)]
-            finally:
-                asking.join()  # before any stop(), so it finds the coordinator
-            if failed:
-                raise failed[0]
-            coordinator = self.coordinator
+            coordinator = self.spawn_coordinator()
+            # The client this waits with, imported here (trio and pyzmq, ~0.1 s of
+            # CPU in a fresh launcher) while the zygote loads its image on the other core.
+            preload = threading.Thread(target=_import_client, name="weft-import-client", daemon=True)
+            preload.start()
+            nodes = [self.add_storage(wait=False) for _ in range(self.n_storage)]
+            nodes += [self.add_compute(wait=False) for _ in range(self.n_compute)]
             coordinator.wait_ready(timeout)
             preload.join()
             # Connected while the nodes finish starting, not after.
@@ -358,12 +322,6 @@ class LocalCluster:
             self.stop()
             raise
         return self.endpoint
-
-    def _spawn_coordinator_into(self, failed: list[BaseException]) -> None:
-        try:
-            self.spawn_coordinator()
-        except BaseException as e:  # raised again by start(), on its own thread
-            failed.append(e)
 
     def _client(self, timeout: float) -> Any:
         from weft.actors.client import Client
@@ -400,9 +358,9 @@ class LocalCluster:
             p.stop(grace)
         if self.coordinator is not None:
             self.coordinator.stop(grace)
-        for z in reversed(self.zygotes.values()):  # a forked zygote before the one that reaps it
-            z.close()
-        self.zygotes.clear()
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
 
     def __enter__(self) -> LocalCluster:
         self.start()

@@ -1,18 +1,15 @@
-"""A fork server for local clusters: `python -m weft.localcluster.zygote FD [ROLE,... ...]`.
+"""A fork server for local clusters: `python -m weft.localcluster.zygote FD`.
 
 Every daemon spends most of its start importing trio, pyzmq and its role
 (~120-220 ms of CPU each, measured); five of them starting at once on two
 cores made `weft up` take 0.5-0.9 s. The zygote imports all of it once and
 forks each daemon from that warm image, so a daemon costs a fork instead.
 
-It serves one launcher (LocalCluster) over the SOCK_SEQPACKET unix socket FD,
-for the daemons of the roles named (all three if none are); with several
-FD ROLE,... pairs, one zygote serves each (the others forked from this one):
+It serves one launcher (LocalCluster) over the SOCK_SEQPACKET unix socket FD:
 
     request   a JSON config for weft.localcluster.launch, with two file descriptors
               (SCM_RIGHTS): the daemon's stdout and its stderr
-    replies   "ready PID" once its image is loaded (PID: the zygote serving it),
-              "started PID" for each request, in order, and "exit PID RC"
+    replies   "started PID" for each request, in order, and "exit PID RC"
               when a daemon it forked exits (RC as subprocess reports it:
               negative for a signal)
 
@@ -45,39 +42,23 @@ from weft.localcluster import lean  # noqa: E402
 # Without the ldconfig subprocess trio's import runs (lean.py).
 lean.trim_trio_import()
 
-# The warm image: what a daemon of any role imports (trio, pyzmq, the bus,
-# runtime/), once here, not in each daemon. A role's own modules come in
-# main(), for the roles this zygote serves.
+# The warm image: everything a daemon of any role imports. All of it before
+# the first fork: loading a role's modules on demand (after the coordinator
+# was forked) let the coordinator start earlier but cost the zygote ~9 ms of
+# copy-on-write faults and did not start a cluster sooner (docs/performance.md).
+import weft.actors.compute.node  # noqa: E402, F401
+import weft.actors.coordinator.node  # noqa: E402, F401
+import weft.actors.storage.node  # noqa: E402, F401
 import weft.localcluster.launch  # noqa: E402
 import weft.runtime.daemon  # noqa: E402, F401  (what launch.main imports: once here, not in each daemon)
 import weft.runtime.datadir  # noqa: E402, F401
 import weft.runtime.httpaddr  # noqa: E402, F401
 import weft.runtime.log  # noqa: E402, F401
-import weft.runtime.node  # noqa: E402, F401
 
-# What each role adds to the image. A cluster asks for two images (the
-# coordinator's; the storage and compute nodes'): after the shared part the
-# zygote forks a second zygote, and each loads its roles' modules at the same
-# time on its own core, so the coordinator's protocol records and the nodes'
-# modules no longer load one after the other while the other core waits
-# (docs/performance.md, "Startup, fifth round").
-ROLE_MODULES = {
-    "coordinator": "weft.actors.coordinator.node",
-    "storage": "weft.actors.storage.node",
-    "compute": "weft.actors.compute.node",
-}
-
-
-def load_roles(roles: list[str]) -> None:
-    """Import the roles' modules, then take the image out of every daemon's collections."""
-    import importlib
-
-    for role in roles:
-        importlib.import_module(ROLE_MODULES[role])
-    # The image out of every daemon's collections: a full one would walk its
-    # ~30,000 objects (8 ms) and write to each one's header, copying every page
-    # of the image into that daemon (copy-on-write).
-    gc.freeze()
+# The image out of every daemon's collections: a full one would walk its
+# ~30,000 objects (8 ms) and write to each one's header, copying every page
+# of the image into that daemon (copy-on-write).
+gc.freeze()
 
 
 def _child(config: str, out_fd: int, err_fd: int, close: list[int]) -> None:
@@ -174,42 +155,12 @@ def serve(sock: socket.socket) -> None:
             sock.send(f"started {pid}".encode())
 
 
-def _parse(args: list[str]) -> list[tuple[int, list[str]]] | None:
-    """[(socket fd, roles)] from `FD` or `FD ROLE,... [FD ROLE,...]...`; None if malformed."""
-    if len(args) == 1:
-        args = [args[0], ",".join(ROLE_MODULES)]
-    if not args or len(args) % 2:
-        return None
-    images = [(fd, roles.split(",")) for fd, roles in zip(args[::2], args[1::2], strict=True)]
-    if not all(fd.isdigit() and roles and set(roles) <= set(ROLE_MODULES) for fd, roles in images):
-        return None
-    return [(int(fd), roles) for fd, roles in images]
-
-
 def main(argv: list[str]) -> int:
-    images = _parse(argv[1:])
-    if images is None:
-        sys.stderr.write("usage: python -m weft.localcluster.zygote SOCKET-FD [ROLE,... [SOCKET-FD ROLE,...]...]"
-                         f" (roles: {', '.join(ROLE_MODULES)})\n")
+    if len(argv) != 2 or not argv[1].isdigit():
+        sys.stderr.write("usage: python -m weft.localcluster.zygote SOCKET-FD\n")
         return 2
-    socks = [socket.socket(fileno=fd) for fd, _ in images]
-    # One zygote per image past the first, forked now: the shared part is in,
-    # and each loads its own roles on a core of its own. A forked one is this
-    # zygote's child; it exits when its launcher closes its socket.
-    mine = 0
-    for i in range(1, len(images)):
-        if os.fork() == 0:
-            mine = i
-            break
-    for i, sock in enumerate(socks):
-        if i != mine:
-            sock.close()
-    load_roles(images[mine][1])
-    sock = socks[mine]
+    sock = socket.socket(fileno=int(argv[1]))
     with sock:
-        # Which process serves this socket (a forked zygote's pid is not the
-        # launcher's to know otherwise).
-        sock.send(f"ready {os.getpid()}".encode())
         serve(sock)
     return 0
 

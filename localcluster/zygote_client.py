@@ -64,48 +64,23 @@ class Zygote:
     docs/performance.md, startup).
     """
 
-    def __init__(self, sock: socket.socket, proc: subprocess.Popen | None, roles: tuple[str, ...]) -> None:
-        """Client of the zygote at the other end of `sock` (see start())."""
-        self.sock = sock
-        self.proc = proc  # None for a zygote forked by another one: that one reaps it
-        self.roles = roles
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "weft.localcluster.zygote", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+            )
+        theirs.close()
+        self.sock = ours
         self.gone = False
-        self._pid: int | None = proc.pid if proc is not None else None
-        self._ready = threading.Event()
         self._send_lock = threading.Lock()
         self._replies: queue.Queue[str] = queue.Queue()
         self._children: dict[int, _Forked] = {}
         self._early_exits: dict[int, int] = {}
         self._registry = threading.Lock()
         threading.Thread(target=self._read, name="weft-zygote", daemon=True).start()
-
-    @classmethod
-    def start(cls, env: dict[str, str], log_path: Path, images: list[tuple[str, ...]]) -> list[Zygote]:
-        """One zygote per image (the roles whose modules it loads), from one interpreter.
-
-        The first is the process started here; each other one is forked by it
-        once the part every role shares is loaded, and loads its own roles at
-        the same time on another core.
-        """
-        pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in images]
-        argv = [sys.executable, "-m", "weft.localcluster.zygote"]
-        for (_, theirs), roles in zip(pairs, images, strict=True):
-            argv += [str(theirs.fileno()), ",".join(roles)]
-        try:
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
-                    argv, pass_fds=[theirs.fileno() for _, theirs in pairs], env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
-                )
-        finally:
-            for _, theirs in pairs:
-                theirs.close()
-        return [cls(ours, proc if i == 0 else None, roles) for i, ((ours, _), roles) in enumerate(zip(pairs, images, strict=True))]
-
-    @property
-    def pid(self) -> int | None:
-        """The zygote's process id (a forked one's once its image is loaded)."""
-        return self._pid
 
     def _read(self) -> None:
         try:
@@ -114,9 +89,7 @@ class Zygote:
                 if not msg:
                     break
                 word, _, rest = msg.decode(errors="replace").partition(" ")
-                if word == "ready":
-                    self._pid = int(rest)
-                elif word == "exit":
+                if word == "exit":
                     pid_s, _, rc_s = rest.partition(" ")
                     pid, rc = int(pid_s), int(rc_s)
                     with self._registry:
@@ -165,8 +138,6 @@ class Zygote:
         except OSError:
             pass
         self.sock.close()
-        if self.proc is None:
-            return  # forked by another zygote, which reaps it
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:

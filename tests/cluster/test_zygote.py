@@ -1,4 +1,4 @@
-"""Local clusters fork their daemons from warm interpreters (weft.localcluster.zygote)."""
+"""Local clusters fork their daemons from one warm interpreter (weft.localcluster.zygote)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,9 @@ def test_forked_daemons_run_jobs_and_their_deaths_are_reported(tmp_path: Path) -
     cluster = LocalCluster(tmp_path, compute=1, storage=1, slots=1, fork_server=True)
     cluster.start(60)
     try:
-        # Two images: the coordinator's, and the storage and compute nodes'.
-        zygotes = {name: z.pid for name, z in cluster.zygotes.items()}
-        assert set(zygotes) == {"coordinator", "nodes"}
-        # The nodes' zygote is forked by the coordinator's, after the shared image.
-        assert psutil.Process(zygotes["nodes"]).ppid() == zygotes["coordinator"]
-        assert psutil.Process(cluster.coordinator.pid).ppid() == zygotes["coordinator"]
-        assert all(psutil.Process(p.pid).ppid() == zygotes["nodes"] for p in cluster.storages + cluster.computes)
+        assert cluster.zygote is not None
+        zygote_pid = cluster.zygote.proc.pid
+        assert all(psutil.Process(p.pid).ppid() == zygote_pid for p in cluster.procs)
         # Forks of one image must still be distinct nodes with distinct randomness.
         assert len({p.node_id for p in cluster.procs}) == 3
         with Client(cluster.endpoint) as c:
@@ -43,15 +39,14 @@ def test_forked_daemons_run_jobs_and_their_deaths_are_reported(tmp_path: Path) -
     finally:
         cluster.stop(grace=20)
     assert all(p.popen.returncode == 0 for p in cluster.procs if p is not victim)
-    for zygote_pid in zygotes.values():
-        assert not psutil.pid_exists(zygote_pid) or psutil.Process(zygote_pid).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(zygote_pid) or psutil.Process(zygote_pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_without_the_fork_server_each_daemon_is_its_own_interpreter(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path, compute=1, storage=1, slots=1, fork_server=False)
     cluster.start(60)
     try:
-        assert not cluster.zygotes
+        assert cluster.zygote is None
         import os
 
         assert all(psutil.Process(p.pid).ppid() == os.getpid() for p in cluster.procs)
