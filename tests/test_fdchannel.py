@@ -29,6 +29,7 @@ from weft.bus.errors import RemoteError
 from weft.bus.peers import connect
 from weft.bus.rpc import Peer
 from weft.protocol.enums import ErrorCode
+from weft.protocol.objects import Create, Populate
 from weft.runtime.metrics_roles import StorageCollector
 from weft.runtime.node import NodeConfig
 
@@ -219,7 +220,37 @@ async def test_a_full_disk_is_no_space_by_descriptor_too(storage: tuple[StorageN
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(content_mod, "_os_write", disk_full)
+    monkeypatch.setattr(content_mod, "_os_sendfile", lambda fd, src, offset, n: disk_full(fd, b""))
     with pytest.raises(RemoteError) as e:
         await write(peer, "job7/result", sealed(value(2 * MIB, b"full")))
     assert e.value.code == ErrorCode.NO_SPACE  # the writer's error, as for bytes on the bus
     assert (await peer.call("info"))["fd_puts"] == 0
+
+
+async def test_a_value_sendfile_refuses_is_written_from_its_mapping(storage: tuple[StorageNode, Peer],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _node, peer = storage
+    sent: list[int] = []
+
+    def refuse(fd: int, src: int, offset: int, n: int) -> int:
+        sent.append(n)
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(content_mod, "_os_sendfile", refuse)
+    data = value(2 * MIB + 3, b"mapped")
+    await write(peer, "job8/result", sealed(data))
+    assert sent and (await peer.call("info"))["fd_puts"] == 1  # by descriptor still, written the other way
+    assert await read_back(peer, "job8/result") == data
+
+
+async def test_a_put_by_descriptor_over_a_partial_object_keeps_only_the_new_bytes(
+        storage: tuple[StorageNode, Peer]) -> None:
+    _node, peer = storage
+    # A first attempt streamed part of a value on the bus, then the same owner puts it whole.
+    with trio.fail_after(20):
+        await peer.call("create", Create("job9/result", token=3).to_wire())
+        await peer.call("populate", Populate("job9/result", b"x" * (3 * MIB), token=3).to_wire())
+    data = value(2 * MIB + 7, b"whole")
+    await write(peer, "job9/result", sealed(data), token=3)
+    assert (await peer.call("info"))["fd_puts"] == 1
+    assert await read_back(peer, "job9/result") == data

@@ -11,6 +11,7 @@ objects have a file, and when, is the store's business (see store.py).
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import logging
 import mmap
@@ -42,15 +43,85 @@ MAP_MIN = 1 << 16
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 FORBIDDEN = "forbidden"
 
-# Indirection so tests can inject ENOSPC without filling a real disk.
+# Indirections so tests can inject ENOSPC without filling a real disk.
 _os_write = os.write
+_os_sendfile = os.sendfile
+# sendfile refusing a pair of files (not a failure of the write): write from a mapping instead.
+_NO_SENDFILE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV)
 
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+class SealedFile:
+    """A value's bytes as a file sealed against writes (a memory file passed by
+    a compute node on this host, fdchannel.py), owned here until `close`.
+
+    Written into an object file by sendfile, not from a mapping: the kernel
+    copies its pages straight into the page cache, with no page faults on a
+    mapping (10 MiB with fsync: 6.2-6.6 -> 4.2-4.6 ms of CPU, measured alone).
+    """
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+        self._map: mmap.mmap | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def view(self) -> memoryview:
+        """Its bytes, mapped read-only (to hash them, or where sendfile cannot write)."""
+        if self._map is None:
+            self._map = mmap.mmap(self.fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ)
+        return memoryview(self._map)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.view())
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # a failed write's traceback still holds a view: unmapped when it goes
+            self._map = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview | SealedFile) -> None:
+    if isinstance(data, SealedFile):
+        if _send_all(fd, data):
+            return
+        data = data.view()
     view = memoryview(data)
     while view:
         n = _os_write(fd, view)
         view = view[n:]
+
+
+def _send_all(fd: int, src: SealedFile) -> bool:
+    """Copy all of `src` to `fd`'s end by sendfile; False if sendfile refuses
+    these files before writing anything (the caller then writes it)."""
+    # Write handles are O_APPEND, which sendfile refuses (EINVAL); the file's
+    # position is its end (appends move it there, one writer per object), so
+    # it writes at the same place with the flag off for the call.
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_APPEND)
+    try:
+        os.lseek(fd, 0, os.SEEK_END)
+        offset = 0
+        while offset < src.size:
+            try:
+                n = _os_sendfile(fd, src.fd, offset, src.size - offset)
+            except OSError as e:
+                if offset == 0 and e.errno in _NO_SENDFILE:
+                    return False
+                raise
+            if n == 0:
+                raise OSError(errno.EIO, f"its sealed file ended after {offset} of {src.size} bytes")
+            offset += n
+        return True
+    finally:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -181,7 +252,7 @@ class ContentFiles:
         self.path(name).unlink(missing_ok=True)
 
     def append(
-        self, name: str, size: int, *parts: bytes | bytearray | memoryview, new: bool
+        self, name: str, size: int, *parts: bytes | bytearray | memoryview | SealedFile, new: bool
     ) -> None:
         """Write to the content file of `name`, which holds `size` bytes (`new`:
         create it, e.g. when spilling); on failure cut it back so the object

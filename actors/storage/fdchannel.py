@@ -3,7 +3,7 @@
 A compute node holding a value in a sealed memory file (compute/segments.py)
 whose storage node runs on its host passes the file itself over this unix
 socket (SCM_RIGHTS) instead of sending its bytes over the bus: storage then
-writes the object file straight from a read-only mapping of it. Per 10 MiB
+writes the object file straight from it (sendfile, content.SealedFile). Per 10 MiB
 value that saves the socket copies on both sides (the compute node's send,
 storage's receive into ZeroMQ's buffers) and the 10 messages of its chunks.
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import array
 import fcntl
 import logging
-import mmap
 import os
 import socket
 import struct
@@ -35,6 +34,7 @@ import trio
 
 from weft.protocol.enums import ErrorCode
 
+from .content import SealedFile
 from .errors import StoreError
 
 log = logging.getLogger("weft.storage")
@@ -145,9 +145,9 @@ class Inbox:
         if event is not None:
             event.set()
 
-    async def take(self, key: bytes, size: int, name: str) -> mmap.mmap:
-        """A read-only mapping of the descriptor sent under `key`, which
-        must hold `size` bytes and be sealed against writes."""
+    async def take(self, key: bytes, size: int, name: str) -> SealedFile:
+        """The descriptor sent under `key`, which must hold `size` bytes and
+        be sealed against writes; the caller closes it."""
         if key not in self._fds:
             event = self._waiting.setdefault(key, trio.Event())
             with trio.move_on_after(WAIT):
@@ -165,14 +165,16 @@ class Inbox:
             if got != size or not size:
                 raise StoreError(f"put {name}: its memory file holds {got} bytes, the put says {size}",
                                  name=name, code=ErrorCode.NO_DESCRIPTOR)
-            # (Not MAP_POPULATE: it cost less alone, 6.6 -> 3.6-4.2 ms per 10 MiB,
-            # but storage's CPU per 100 handoffs rose from 0.76-0.89 s to 1.31-2.33 s.)
-            return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+            # (Written by sendfile, content.SealedFile; a mapping with MAP_POPULATE
+            # cost more in the daemon: storage's CPU per 100 handoffs 0.76-0.89 s -> 1.31-2.33 s.)
+            return SealedFile(fd, size)
         except OSError as e:
+            os.close(fd)
             raise StoreError(f"put {name}: its descriptor cannot be read ({e}); send the bytes",
                              name=name, code=ErrorCode.NO_DESCRIPTOR) from None
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
 
     def close(self) -> None:
         """Close the descriptors no `put` claimed (the socket closes with `run`)."""

@@ -241,14 +241,11 @@ class StorageNode(Node):
             data = req.data if req.via is None else await self.inbox.take(req.via, req.size, req.name)
             try:
                 if digest is not None:
-                    check_upload(req.name, digest, data)
+                    check_upload(req.name, digest, data.view() if req.via is not None else data)
                 info = self.store.put(req.name, data, token=req.token)
             finally:
                 if req.via is not None:
-                    try:
-                        data.close()
-                    except BufferError:
-                        pass  # a failed write's traceback still holds a view: unmapped when it goes
+                    data.close()
             if req.via is not None:
                 self.fd_puts += 1
             return await self._finished(info, req.quiet)
