@@ -211,7 +211,8 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("prefetch", "--prefetch", 8, int, "Tasks per slot sent ahead to a node when the queue is deep "
                 "(0: none).", metavar="N", target="role", check=lambda v: v >= 0, expect="0 or more"),
         Setting("follow_ahead", "--follow-ahead", 4, int,
-                "Dependents per slot started ahead on the node making their last input (0: none).", metavar="N",
+                "Dependents per slot started ahead on the node making their last input (a chain's links: twice "
+                "as many; 0: none).", metavar="N",
                 target="role", check=lambda v: v >= 0, expect="0 or more"),
         Setting("reserve_after", "--reserve-after", 30.0, float,
                 "Seconds a job may wait for room (a big one, behind a stream of small ones) before a compute "

@@ -21,7 +21,7 @@ from weft.protocol.enums import ErrorCode, JobFailure, TaskState
 from weft.protocol.objects import CreateManyReply, ObjectInfo
 from weft.protocol.tasks import Refused, Start, TaskReport, Withdraw
 
-from .effects import Dispatch, Effect, Send
+from .effects import KICK, Dispatch, Effect, Send
 from .graph import CANCELLING, FINISHED, RUNNING, Graph, Job
 from .nodes import ComputeRef, StorageRef
 from .planner import Batches, Planner
@@ -65,9 +65,12 @@ class DispatchMixin:
     awaiting: dict[str, set[str]]
     to_delete: dict[str, list[str]]
     unacked: dict[int, Dispatch]
+    settle_until: float
 
     if TYPE_CHECKING:  # given by CoordinatorState
         def _flush(self) -> list[Effect]: ...
+        def mono(self) -> float: ...
+        def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]: ...
         def _succeeded(self, job: Job) -> None: ...
         def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True) -> None: ...
         def hold(self, ref: ComputeRef, why: str, *, busy: bool = False) -> None: ...
@@ -91,6 +94,19 @@ class DispatchMixin:
             d = Dispatch(self.computes[node_id], items)
             self.unacked[id(d)] = d
             out.append(d)
+        return out
+
+    def task_news_round(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
+        """A compute node's news, and with nothing runnable the round it calls
+        for at once, in this wake-up: a chain's next links (pick_followers)
+        leave with the producer's end instead of one scheduler pass later.
+        With runnable work the kick stays, so the scheduler's one round
+        still gathers the news of every node that arrived meanwhile."""
+        out = self.task_news(ref, tasks)
+        if (out and out[-1] is KICK and not self.graph.runnable_count and self.planner.follow_ahead
+                and self.mono() >= self.settle_until):
+            out.pop()
+            out += self.schedule_round()
         return out
 
     def unacked_jobs(self, node: ComputeRef) -> set[str]:

@@ -102,7 +102,7 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
         replicas: int = 1,
         storage_grace: float = 30.0,
         prefetch: int = 8,
-        follow_ahead: int = 2,
+        follow_ahead: int = 4,
         repair_per_node: int = 8,
         repair_copies: int = 32,
         retry_backoff: float = 2.0,
@@ -346,7 +346,7 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
                             break
                         if r.events:
                             if isinstance(ref, ComputeRef):
-                                self._run(state.task_news(ref, news.task_ends(r.events)))
+                                self._run(state.task_news_round(ref, news.task_ends(r.events)))
                             else:
                                 self._run(state.storage_events(ref, news.storage_events(r.events)))
                         since = ref.applied = r.next

@@ -30,6 +30,12 @@ log = logging.getLogger("weft.coordinator")
 # further down the queue (bounds a round's work when big jobs wait).
 MAX_SKIPS = 32
 
+# How many times deeper than `follow_ahead` a node may hold a chain's links
+# ahead (see pick_followers). 2: at follow_ahead 4 a chain's window ran dry
+# in ~17% of its hops with four links ahead, ~9% with eight, ~5% with 16
+# (docs/performance.md, "Chain, fourth round").
+CHAIN_DEPTH = 2
+
 # node -> [(job, its start)]: one start_many per node.
 Batches = dict[str, list[tuple[Job, Start]]]
 # A start's inputs: input -> (endpoints of its copies, object to read), and
@@ -253,22 +259,39 @@ class Planner:
         critical path. Ray and Dask resolve dependencies on the worker the
         same way. Each node holds at most `follow_ahead` per slot, and such
         jobs may follow each other (a chain runs that far ahead of us).
+
+        A chain link (the only job waiting on its producer) may go
+        CHAIN_DEPTH times deeper: links run one after another anyway, so
+        holding more of them on one node takes no parallelism away, and the
+        deeper window rides out a coordinator that falls a few hops behind
+        (descheduled on a busy machine: each dry window costs a hop the full
+        round trip through us). Siblings (several jobs waiting on one
+        producer) keep the plain bound: pinned to one node they would run
+        one by one instead of spread over the cluster.
         """
         g = self.graph
         for node in self.computes.values():
-            budget = self.follow_ahead * node.slots - len(node.following) if node.ready and not node.drained else 0
-            queue = list(node.assigned) if budget > 0 else []
-            while queue and budget > 0:
+            if not node.ready or node.drained:
+                continue
+            limit = self.follow_ahead * node.slots
+            deep = limit * CHAIN_DEPTH
+            held = len(node.following)
+            queue = list(node.assigned) if held < deep else []
+            while queue and held < deep:
                 producer = g.jobs.get(queue.pop())
                 if producer is None or producer.state != RUNNING or producer.node != node.node:
                     continue
+                objs = []
                 for name in producer.outputs():
                     obj = g.objects.get(name)
                     if obj is None or obj.state == FINISHED or obj.state == DELEGATED or not obj.waiters:
                         continue
+                    objs.append(obj)
+                bound = deep if len(objs) == 1 and len(objs[0].waiters) == 1 else limit
+                for obj in objs:
                     for wid in obj.waiters:
                         job = g.jobs.get(wid)
-                        if budget <= 0 or job is None or job.state != WAITING:
+                        if held >= bound or job is None or job.state != WAITING:
                             continue
                         if self.paused_groups and not self.paused_groups.isdisjoint(job.spec.groups):
                             continue
@@ -292,7 +315,7 @@ class Planner:
                         batches.setdefault(node.node, []).append(
                             (job, Start(job.id, job.spec, inputs, {}, job.token, inline, after, None)))
                         self.stats["followed"] += 1
-                        budget -= 1
+                        held += 1
                         queue.append(job.id)
 
     def mark_dispatched(self, job: Job, node: ComputeRef, *, started: float | None) -> None:
