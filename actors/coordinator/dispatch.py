@@ -70,6 +70,7 @@ class DispatchMixin:
     if TYPE_CHECKING:  # given by CoordinatorState
         def _flush(self) -> list[Effect]: ...
         def mono(self) -> float: ...
+        def next_due(self) -> float | None: ...
         def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]: ...
         def _succeeded(self, job: Job) -> None: ...
         def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True) -> None: ...
@@ -107,6 +108,11 @@ class DispatchMixin:
                 and self.mono() >= self.settle_until):
             out.pop()
             out += self.schedule_round()
+            if self.next_due() is not None:
+                # The scheduler sleeps until the due it saw last: a retry's
+                # back-off, a hold or a steal this news or round set must wake
+                # it to look again (without the kick a retry never ran).
+                out.append(KICK)
         return out
 
     def unacked_jobs(self, node: ComputeRef) -> set[str]:
