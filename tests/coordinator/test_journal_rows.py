@@ -62,3 +62,19 @@ def test_plain_specs_come_back_plain_with_their_ids(tmp_path: Path) -> None:
         back = state.graph.jobs[r.job.id]
         assert type(back.spec) is PlainSpec and back.spec == JobSpec.from_wire(w)
         assert back.spec.job_id() == r.job.id == JobSpec.from_wire(w).job_id()
+
+
+def test_new_rows_are_laid_out_in_submit_order(tmp_path: Path) -> None:
+    # Jobs are dispatched and end roughly in submit order; their rows must sit
+    # in that order on disk, so that a group commit of a few hundred updates
+    # rewrites a few pages, not one page per row (hashed ids scatter them).
+    c = Cluster()
+    jobs = [s.job for s in c.submit(*[JobSpec(call="m:f", inputs={"x": str(i)}, outputs=["r"]) for i in range(200)])]
+    assert [j.id for j in jobs] != sorted(j.id for j in jobs)  # (else the order tells nothing)
+    journal = Journal(tmp_path / "journal.sqlite")
+    for job in jobs:
+        journal.stage_new(job)
+    journal.commit()
+    laid_out = [row[0] for row in journal._db.execute("SELECT id FROM jobs ORDER BY rowid")]
+    journal.close()
+    assert laid_out == [j.id for j in jobs]
