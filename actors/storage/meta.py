@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from weft.runtime.sqlitenew import create_if_missing
+
 from .errors import OutOfSpace
 
 log = logging.getLogger("weft.storage")
@@ -51,6 +53,7 @@ class MetaDB:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        create_if_missing(self.path, _SCHEMA + ";")  # a new one: one sync, not seven (sqlitenew.py)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
