@@ -5,6 +5,7 @@ the plain open made; an existing one opens as before, with its data."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from weft.actors.coordinator.journal import Journal
 from weft.actors.storage import meta as meta_mod
 from weft.actors.storage.meta import MetaDB
 from weft.runtime.sqlitenew import create_if_missing
+
+# A pre-sized log: ~WAL_PAGES frames, far more than a few commits write.
+PRESIZED = (meta_mod.WAL_PAGES - 56) * 4096
 
 
 def _plain_journal(path: Path) -> None:
@@ -122,3 +126,27 @@ def test_an_existing_file_or_log_is_left_to_sqlite(tmp_path: Path) -> None:
     (tmp_path / "lone.sqlite-wal").write_bytes(b"")
     assert not create_if_missing(lone, "CREATE TABLE other (x);")
     assert not lone.exists()
+
+
+def test_the_write_ahead_log_is_presized_by_prime_wal_even_with_commits_racing_it(tmp_path: Path) -> None:
+    path = tmp_path / "meta.sqlite"
+    wal = tmp_path / "meta.sqlite-wal"
+    m = MetaDB(path)
+    assert not wal.exists() or wal.stat().st_size < PRESIZED  # not at open: after ready
+    rows = [(f"obj-{i}", "finished", 1, 1, None, 1.0, 2.0, 1, b"x") for i in range(20)]
+    threads = [threading.Thread(target=m.prime_wal)]
+    threads += [threading.Thread(target=m.commit, args=([r], [])) for r in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert wal.stat().st_size >= PRESIZED
+    m.close()
+    m.prime_wal()  # after close: nothing to do, and no crash
+    m = MetaDB(path)
+    assert sorted(r[0] for r in m.load()) == sorted(r[0] for r in rows)
+    m.close()
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    _plain_meta(ref / "meta.sqlite")
+    assert _shape(path)[0] == _shape(ref / "meta.sqlite")[0]  # the priming's table is gone
