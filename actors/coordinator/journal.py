@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 
 from weft.protocol.enums import JobState
+from weft.runtime.sqlitenew import create_if_missing
 
 from .graph import Job
 
@@ -172,6 +173,10 @@ class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # A new journal: the same statements as below, in one unsynced
+        # transaction made durable once (the ALTERs too, so its schema text
+        # is the same as a journal that grew its columns).
+        create_if_missing(path, _SCHEMA + "".join(f"ALTER TABLE jobs ADD COLUMN {n} {d};\n" for n, d in _RUN_COLUMNS))
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from weft.runtime.sqlitenew import create_if_missing
 
 from .errors import OutOfSpace
 
@@ -51,6 +54,7 @@ class MetaDB:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        create_if_missing(self.path, _SCHEMA + ";")  # a new one: one sync, not seven (sqlitenew.py)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -60,10 +64,17 @@ class MetaDB:
         self._wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._wdb.execute("PRAGMA synchronous=FULL")
         self._wdb.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
-        self._prime_wal()
+        # The write connection's users: commits, the priming and the close
+        # (from any thread; the priming runs in one after the node is ready).
+        self._wlock = threading.Lock()
+        self._closed = False
 
-    def _prime_wal(self) -> None:
+    def prime_wal(self) -> None:
         """Grow the write-ahead log to its working size now, not commit by commit.
+
+        Called by the node once it serves (in a worker thread): the ~1 MiB
+        of unsynced writes (2-11 ms) used to sit between the fork and the
+        ready line. A commit that comes meanwhile waits for it.
 
         Measured here: while the WAL file grows, every commit's fdatasync also
         journals the file's new size (ext4 metadata), ~0.6 ms a commit; once
@@ -73,6 +84,11 @@ class MetaDB:
         WAL_PAGES pages (rolled into a dropped table) and a checkpoint that
         restarts the log put it in the fast state at once (~10 ms).
         """
+        with self._wlock:
+            if not self._closed:
+                self._prime_wal()
+
+    def _prime_wal(self) -> None:
         wal = self.path.with_name(self.path.name + "-wal")
         try:
             if wal.stat().st_size >= WAL_PAGES * 4096:
@@ -108,6 +124,10 @@ class MetaDB:
     def commit(self, rows: list[tuple[Any, ...]], gone: list[tuple[str]]) -> None:
         """Write `rows` and delete the `gone` names in ONE durable transaction
         (any thread; one at a time)."""
+        with self._wlock:
+            self._commit(rows, gone)
+
+    def _commit(self, rows: list[tuple[Any, ...]], gone: list[tuple[str]]) -> None:
         db = self._wdb
         try:
             db.execute("BEGIN")
@@ -124,5 +144,7 @@ class MetaDB:
             raise
 
     def close(self) -> None:
-        self._db.close()
-        self._wdb.close()
+        with self._wlock:  # not under a priming or a commit in another thread
+            self._closed = True
+            self._db.close()
+            self._wdb.close()

@@ -165,6 +165,7 @@ class StorageNode(Node):
 
     async def main(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self.commits.run)
+        nursery.start_soon(trio.to_thread.run_sync, self.store.prime_wal)  # off the path to ready
         self._inbox_open = await nursery.start(self.inbox.run)
 
     async def shutdown(self) -> None:

@@ -544,6 +544,10 @@ class ObjectStore:
         if batch.rows or batch.gone:
             self._meta.commit(batch.rows, batch.gone)
 
+    def prime_wal(self) -> None:
+        """Pre-size the metadata's write-ahead log (blocking: a worker thread; meta.py)."""
+        self._meta.prime_wal()
+
     def flush_abort(self, batch: FlushBatch) -> None:
         """The write failed: stage the batch again so the next flush retries it."""
         self._dirty |= batch.dirty
