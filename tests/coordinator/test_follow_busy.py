@@ -92,3 +92,21 @@ def test_a_follower_of_a_failed_producer_is_released_and_runs_again_later() -> N
             c.ends(j.id)
     assert ran.index("c0") > ran.index("p0")
     assert sorted(ran) == ["c0", "c1", "c2", "p0", "p1", "p2"]
+
+
+def test_a_node_that_hit_its_bound_is_looked_at_again_without_a_new_batch() -> None:
+    # A deep queue: the node gets several producers ahead (prefetch), but
+    # only follow_ahead (1) consumer follows. When that one takes its slot,
+    # the next round gives another running producer its consumer, though
+    # nothing new is placed on the node (it is not below its low water).
+    c = Cluster(slots=1, follow_ahead=1)
+    c.submit(*_pairs(20))
+    first = c.started()
+    followers = [j for j in first if j.startswith("c")]
+    producers = [j for j in first if j.startswith("p")]
+    assert len(followers) == 1 and len(producers) > 2
+    followed = "p" + followers[0][1:]
+    c.ends(followed)
+    second = c.started()
+    assert len(second) == 1 and second[0].startswith("c") and "p" + second[0][1:] in producers
+    assert c.job(second[0]).ahead
