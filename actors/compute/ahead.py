@@ -108,6 +108,7 @@ class Ahead:
                 # Not durable yet: checked before the task's outcome.
                 task.inline[name] = producer.values[output]
                 task.unsure.append(producer)
+                producer.taken = True  # its cached copy need not wait for a reader (valuecache.py)
                 return
             if producer.outcome != Outcome.SUCCESS:
                 raise Unmet(f"input {name!r}: its producer {producer.job} ended {producer.outcome}"
