@@ -358,6 +358,8 @@ class Planner:
                     job = g.jobs.get(wid)
                     if held >= bound or job is None or job.state != WAITING or job.priority < floor:
                         continue
+                    if job.missing > len(objs):
+                        continue  # it waits on other jobs too (a fan-in's reducer): not before its resolve
                     if self.paused_groups and not self.paused_groups.isdisjoint(job.spec.groups):
                         continue
                     if self.gate is not None and self.gate(job, True):
