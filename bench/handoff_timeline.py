@@ -8,7 +8,10 @@ from the coordinator's attempt records (seconds since the submit): when
 producers and consumers started and ended (a producer ends once storage
 acknowledged its value durable), how many consumers started before their
 producer ended, and what held the end of the batch (the last producer's
-end against the last consumer's).
+end against the last consumer's). The coordinator dates a follower's start
+at its producer's end (when it takes its slot there), so the start of each
+consumer on its compute node is also read from the nodes' task logs: how
+many consumers started before their producer was durable ("early").
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import msgpack
 
 from weft.actors.client import Client, ObjectRef
 from weft.localcluster.cluster import LocalCluster
@@ -27,7 +34,23 @@ def _ms(xs: list[float]) -> str:
     return f"median {1e3 * statistics.median(xs):.1f} ms (min {1e3 * min(xs):.1f}, max {1e3 * max(xs):.1f})"
 
 
-def batch(c: Client, pairs: int, size: int, tag: str) -> list[str]:
+def task_times(dirs: list[Path]) -> dict[str, dict[str, Any]]:
+    """job -> its last attempt's merged task-log records, over the compute nodes' logs."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in dirs:
+        try:
+            with open(d / "tasks.log", "rb") as f:
+                for rec in msgpack.Unpacker(f, raw=False):
+                    if isinstance(rec, dict) and isinstance(rec.get("job"), str):
+                        job = rec["job"]
+                        out[job] = rec if "spec" in rec else {**out.get(job, {}), **rec}
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def batch(c: Client, pairs: int, size: int, tag: str,
+          times: Callable[[], dict[str, dict[str, Any]]] | None = None) -> list[str]:
     """One batch's timeline, as lines to print."""
     t0 = time.time()
     specs = []
@@ -44,13 +67,22 @@ def batch(c: Client, pairs: int, size: int, tag: str) -> list[str]:
         pa, ca = p["attempt_list"][-1], q["attempt_list"][-1]
         rows.append((pa["started"] - t0, pa["ended"] - t0, ca["started"] - t0, ca["ended"] - t0,
                      pa["node"] == ca["node"]))
+    early = ""
+    if times is not None:
+        t = times()
+        ids = [f.job for f in futures]
+        got = [(t.get(p, {}).get("f"), t.get(q, {}).get("r") or t.get(q, {}).get("st"))
+               for p, q in zip(ids[::2], ids[1::2], strict=True)]
+        got = [(pf, qs) for pf, qs in got if pf is not None and qs is not None]
+        early = (f"; on the compute nodes {sum(qs < pf for pf, qs in got)} of {len(got)} consumers started "
+                 f"before their producer was durable (early)")
     return [
         f"{pairs} pairs of {size >> 20} MiB: {wall:.3f} s, {pairs * size / wall / 1e6:.0f} MB/s, "
         f"{sum(r[4] for r in rows)} on the producer's node",
         f"  producer started -> ended (durable): {_ms([r[1] - r[0] for r in rows])}",
         f"  consumer started -> ended: {_ms([r[3] - r[2] for r in rows])}",
         f"  producer ended -> consumer started: {_ms([r[2] - r[1] for r in rows])}; "
-        f"consumers started before their producer ended: {sum(r[2] < r[1] for r in rows)}",
+        f"consumers started before their producer ended: {sum(r[2] < r[1] for r in rows)}{early}",
         f"  last producer started {max(r[0] for r in rows):.3f} s, ended {max(r[1] for r in rows):.3f} s; "
         f"last consumer ended {max(r[3] for r in rows):.3f} s",
     ]
@@ -68,7 +100,8 @@ def main(argv: list[str]) -> int:
         try:
             with Client(cluster.endpoint, timeout=60) as c:
                 for b in range(batches):
-                    print(f"batch {b}:", *batch(c, pairs, mib << 20, f"tl-{time.time()}-{b}"), sep="\n", flush=True)
+                    print(f"batch {b}:", *batch(c, pairs, mib << 20, f"tl-{time.time()}-{b}",
+                                                      lambda: task_times(cluster.data_dirs()[-2:])), sep="\n", flush=True)
         finally:
             cluster.stop(grace=5)
     return 0

@@ -124,3 +124,29 @@ async def test_a_task_cancelled_as_it_gets_room_gives_the_room_back() -> None:
     with trio.fail_after(1):
         await res.acquire("next", 1, None)  # the CPU is free for the next task
     assert res.used_cpus == 1
+
+
+async def test_a_task_asking_first_takes_the_next_room_ahead_of_the_line() -> None:
+    # A follower whose input is ready (actors/compute/ahead.py): depth first.
+    r = Resources(cpus=1, memory=512 * MIB)
+    started: list[str] = []
+
+    async def task(name: str, first: bool = False) -> None:
+        await r.acquire(name, 1, None, first=first)
+        started.append(name)
+
+    async with trio.open_nursery() as n:
+        await r.acquire("held", 1, None)
+        for name in ("q1", "q2"):
+            n.start_soon(task, name)
+            await trio.testing.wait_all_tasks_blocked()
+        n.start_soon(task, "follower", True)
+        await trio.testing.wait_all_tasks_blocked()
+        assert r.waiting() == ["follower", "q1", "q2"]
+        r.release("held")
+        await trio.testing.wait_all_tasks_blocked()
+        assert started == ["follower"]
+        for name in ("follower", "q1"):
+            r.release(name)
+            await trio.testing.wait_all_tasks_blocked()
+        assert started == ["follower", "q1", "q2"]

@@ -98,3 +98,17 @@ def test_the_default_budget_leaves_a_small_node_its_memory() -> None:
     assert ValueCache.sized(None, 64 << 30).budget == DEFAULT_VALUE_CACHE
     assert ValueCache.sized(None, 1 << 30).budget == 128 << 20
     assert ValueCache.sized(0, 64 << 30).budget == 0  # asked off: off
+
+
+def test_a_value_a_follower_took_already_gives_way_like_a_read_one() -> None:
+    # A follower took the producer's bytes from memory before they were
+    # stored (actors/compute/ahead.py): its cached copy must not keep newer
+    # values out for UNREAD_KEEP seconds (seen: 17-59 of 100 handoff
+    # consumers read from storage once followers left their values unread).
+    c = ValueCache(200 * KIB)
+    c.put("a/r", val(100), read=True)
+    c.put("b/r", val(100))
+    assert c.put("c/r", val(100))  # `a` made room at once
+    assert c.get("a/r") is None
+    assert not c.put("d/r", val(100), read=True)  # `b` and `c` unread and young: kept
+    assert c.get("b/r") is not None and c.get("c/r") is not None

@@ -15,7 +15,10 @@ the coordinator before the input it was computed from is durable.
 A command follower waits for the producer's end, as before: its stdout is
 streamed to storage while it runs, so there is no point to hold back.
 
-A mixin of ComputeNode (needs `tasks`).
+A follower whose input is ready goes to the head of the node's line for
+room (`_goes_first`): depth first, the consumer before queued producers.
+
+A mixin of ComputeNode (needs `tasks`, `resources`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import trio
 from weft.actors.model import split_object_name
 from weft.protocol.enums import Outcome, TaskState
 
+from .resources import Resources
 from .task import Task, Unmet
 
 # How a task reports an output it made empty and wrote nowhere (Transfers._hold_empty).
@@ -35,6 +39,7 @@ EMPTY = [None, 0, b""]
 
 class Ahead:
     tasks: dict[str, Task]
+    resources: Resources
 
     def _follow(self, task: Task) -> None:
         """Keep only the inputs whose producer is here and not done: the rest
@@ -81,6 +86,21 @@ class Ahead:
             for _name, producer in pending:
                 self._unfollow(producer)
 
+    def _goes_first(self, task: Task) -> bool:
+        """Does a follower whose inputs are here go to the head of the line?
+
+        Depth first: it takes the slot its producer gave back before the
+        tasks queued behind it (a consumer next to its producer, as Dask and
+        Ray run it: its input is read from memory and freed sooner). Not past
+        a queued task of higher priority, nor past a task bigger than one
+        CPU at the head (the line's rule: a big task is not starved)."""
+        spec = task.spec
+        for other in self.resources.waiting():
+            o = other.spec
+            if o.priority > spec.priority or o.cpus > spec.cpus or (o.memory or 0) > (spec.memory or 0):
+                return False
+        return True
+
     def _take_value(self, task: Task, name: str, producer: Task) -> None:
         try:
             output = _output(task, name)
@@ -88,6 +108,7 @@ class Ahead:
                 # Not durable yet: checked before the task's outcome.
                 task.inline[name] = producer.values[output]
                 task.unsure.append(producer)
+                producer.taken = True  # its cached copy need not wait for a reader (valuecache.py)
                 return
             if producer.outcome != Outcome.SUCCESS:
                 raise Unmet(f"input {name!r}: its producer {producer.job} ended {producer.outcome}"

@@ -396,11 +396,14 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             if task.stop is not None:
                 scope.cancel()  # cancelled before it got here
             try:
+                first = False
                 if task.after:
                     # Before taking a slot: waiting holds none.
                     await self._await_producers(task)
+                    first = self._goes_first(task)
                 spec = task.spec
-                await self.resources.acquire(task, spec.cpus, spec.memory, force=spec.job_class == "workorder")
+                await self.resources.acquire(task, spec.cpus, spec.memory, force=spec.job_class == "workorder",
+                                             first=first)
                 task.holding = True
                 try:
                     task.started = time.time()

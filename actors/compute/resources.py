@@ -138,9 +138,12 @@ class Resources:
         self.used_chunks += n
         self._held[owner] = (cpus, n)
 
-    async def acquire(self, owner: Any, cpus: int, memory: int | None, *, force: bool = False) -> None:
+    async def acquire(self, owner: Any, cpus: int, memory: int | None, *, force: bool = False,
+                      first: bool = False) -> None:
+        """Wait for room in arrival order; `first`: at the head of the line
+        (a follower whose input is ready, ahead.py)."""
         n = chunks(memory)
-        if force or (not self._line and self._fits(cpus, n)):
+        if force or ((first or not self._line) and self._fits(cpus, n)):
             if force and not self._fits(cpus, n):
                 self.overcommits += 1
             self._take(owner, cpus, n)
@@ -158,7 +161,10 @@ class Resources:
             return
         event = trio.Event()
         item = (owner, cpus, n, event)
-        self._line.append(item)
+        if first:
+            self._line.appendleft(item)
+        else:
+            self._line.append(item)
         try:
             await event.wait()
         except BaseException:
@@ -171,6 +177,10 @@ class Resources:
         if owner in self._withdrawn:
             self._withdrawn.discard(owner)
             raise Withdrawn
+
+    def waiting(self) -> list[Any]:
+        """The owners waiting for room, in line order."""
+        return [item[0] for item in self._line]
 
     def withdraw(self, count: int, movable: Callable[[Any], bool]) -> list[Any]:
         """Take up to `count` waiting owners out of the line, newest first

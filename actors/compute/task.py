@@ -64,7 +64,7 @@ class Task:
     __slots__ = (
         "job", "spec", "inputs", "outputs", "token", "state", "outcome", "exit_code",
         "cause", "code", "stop", "delegation", "created", "started", "finished", "scope", "written", "stored", "holding",
-        "inline", "after", "ahead", "ended", "valued", "unsure", "followers", "values", "unmet", "dropped", "log_same",
+        "inline", "after", "ahead", "ended", "valued", "unsure", "followers", "taken", "values", "unmet", "dropped", "log_same",
         "call_log", "signal", "tail", "near", "secrets", "log_empty",
     )
 
@@ -113,6 +113,7 @@ class Task:
         # Producers here whose value this task took before it was durable (compute/ahead.py).
         self.unsure: list[Task] = []
         self.followers = 0  # tasks here waiting for this one's outputs
+        self.taken = False  # a follower took its values before they were stored (ahead.py)
         self.values: dict[str, bytes] | None = None  # its outputs' bytes, kept for followers
         self.unmet = False
         # [object, storage endpoint] of each replica a write gave up on (too

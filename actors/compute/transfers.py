@@ -242,7 +242,7 @@ class Transfers:
             raise self._storage_soft(e, f"output {name!r}") from None
         task.written.append(name)
         if value is not None:
-            self.values.put(f"{task.job}/{name}", value)
+            self.values.put(f"{task.job}/{name}", value, read=task.taken)
         if isinstance(writer, ReplicatedWriter) and writer.dropped:
             # Copies this write gave up on: the coordinator (repair) makes them again.
             task.dropped += [[f"{task.job}/{name}", endpoint] for endpoint, _ in writer.dropped]

@@ -92,9 +92,12 @@ class ValueCache:
     def __len__(self) -> int:
         return len(self._values)
 
-    def put(self, obj: str, value: object) -> bool:
+    def put(self, obj: str, value: object, *, read: bool = False) -> bool:
         """Keep `value` (bytes, or a Segment: a value in its own memory
-        file, segments.py) for object `obj` if it fits; True if kept."""
+        file, segments.py) for object `obj` if it fits; True if kept.
+        `read`: a consumer here took it already (a follower, from the
+        producer's memory): evicted first, like a value read, instead of
+        kept UNREAD_KEEP seconds against newer ones."""
         if (type(value) is not bytes and type(value) is not Segment) or not self.budget:
             return False
         size = len(value)
@@ -109,6 +112,8 @@ class ValueCache:
         self.files += seg
         self._values[obj] = value
         self._since[obj] = self.clock()
+        if read:
+            self._read.add(obj)
         self._by_job.setdefault(obj.partition("/")[0], []).append(obj)
         self.used += size
         return True

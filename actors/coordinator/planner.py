@@ -4,8 +4,9 @@ Order: the graph's runnable heap (workorders, then most-blocked-first,
 priority, deadline, age). Placement: compute by free room for the job's
 CPUs and memory, its host or node if it names one (placing.py; a job no
 node can take is set aside with a reason, waiting.py), outputs on the least loaded storage
-nodes (`replicas` of them). Following: with nothing runnable, waiting jobs
-start ahead on the node making their last input. The planner changes job
+nodes (`replicas` of them). Following: waiting jobs start ahead on the
+node making their last input (with runnable work too, bounded, and not past
+a runnable job of higher priority). The planner changes job
 and node bookkeeping (a job is marked running before any message leaves)
 but sends nothing: it fills `batches`, which the state turns into effects.
 """
@@ -35,6 +36,8 @@ MAX_SKIPS = 32
 # in ~17% of its hops with four links ahead, ~9% with eight, ~5% with 16
 # (docs/performance.md, "Chain, fourth round").
 CHAIN_DEPTH = 2
+
+_INF = float("inf")
 
 # node -> [(job, its start)]: one start_many per node.
 Batches = dict[str, list[tuple[Job, Start]]]
@@ -87,14 +90,21 @@ class Planner:
         self.placing = Placing(graph, computes, wall, mono=mono)
         stats.setdefault("overcommits", 0)  # workorders started past a node's room
         self.stealing = Stealing(mono)  # idle nodes take queued jobs over (steal.py)
+        # Compute nodes with followers to look for while work is runnable
+        # (pick_busy_followers), and the priority of the jobs left runnable.
+        self.followable: set[str] = set()
+        self.left_priority = _INF
         stats.setdefault("withdrawn", 0)  # jobs given back by a busy node for an idle one
 
     def plan(self, batches: Batches) -> None:
         """One scheduling round's picks, into `batches` (and work to take
         back from busy nodes for idle ones, into `stealing.asks`)."""
         self.pick_runnable(batches)
-        if self.follow_ahead and not self.graph.runnable_count:
-            self.pick_followers(batches)
+        if self.follow_ahead:
+            if not self.graph.runnable_count:
+                self.pick_followers(batches)
+            else:
+                self.pick_busy_followers(batches)
         if not self.graph.runnable_count:
             self.stealing.look(self.computes.values())
         else:
@@ -116,6 +126,7 @@ class Planner:
         placing.nodes_changed()
         placing.new_round()  # (its wake-up time too: none unless a job is held again)
         ready = [c for c in self.computes.values() if c.ready and not c.drained]
+        self.left_priority = _INF
         if not ready or not g.runnable_count:
             return
         # Prefetch: with a deep queue, each node also gets `prefetch` tasks per
@@ -247,6 +258,11 @@ class Planner:
                 (job, Start(job.id, spec, inputs[0], {}, job.token, inputs[1], {}, None)))
         for job in deferred:
             g.make_runnable(job)
+        # The most any job left runnable asks for: a follower below it waits
+        # (pick_busy_followers). The jobs left are the queue's head, taken
+        # in its order; a workorder among them lets nothing follow.
+        self.left_priority = max((_INF if j.spec.job_class == "workorder" else j.priority for j in deferred),
+                                 default=_INF)
 
     def pick_followers(self, batches: Batches) -> None:
         """Start jobs ahead of their last input, on the node making it.
@@ -269,54 +285,106 @@ class Planner:
         producer) keep the plain bound: pinned to one node they would run
         one by one instead of spread over the cluster.
         """
-        g = self.graph
         for node in self.computes.values():
-            if not node.ready or node.drained:
+            if node.ready and not node.drained and self.follow_on(node, batches, CHAIN_DEPTH, -_INF) is None:
+                return
+
+    def pick_busy_followers(self, batches: Batches) -> None:
+        """Start jobs ahead of their last input while other work is runnable.
+
+        A producer picked this round with jobs waiting on it (its demand)
+        marks its node; a marked node is looked at each round until its
+        followers are no longer held back by the bound, so rounds that start
+        plain jobs only (no dependents) pay one attribute read a job. Depth
+        first, as Dask and Ray run a consumer next to its producer: a
+        consumer runs from the bytes in its node's memory while the value is
+        stored, and holding fewer values keeps memory low. The node puts a
+        follower whose input is ready at the head of its line (ahead.py), so
+        a follower takes its producer's slot before queued work.
+
+        Priority: a follower whose priority is below that of a job left
+        runnable this round waits as before (it would run ahead of it on the
+        node). Demand is not compared: a producer's consumer has less demand
+        than the producers queued behind it by construction, and following
+        is what finishes that demand soonest. Only the plain bound
+        (`follow_ahead` per slot): the chain's deeper window is for a node
+        with nothing else to do (pick_followers), so followers of several
+        chains do not pile up on one node while runnable work spreads.
+        """
+        marked = self.followable
+        for node_id, items in batches.items():
+            if node_id not in marked:
+                for job, _ in items:
+                    if job.demand:
+                        marked.add(node_id)
+                        break
+        floor = self.left_priority
+        if not marked or floor == _INF:
+            return
+        for node_id in list(marked):
+            node = self.computes.get(node_id)
+            if node is None or not node.ready or node.drained:
+                marked.discard(node_id)
                 continue
-            limit = self.follow_ahead * node.slots
-            deep = limit * CHAIN_DEPTH
-            held = len(node.following)
-            queue = list(node.assigned) if held < deep else []
-            while queue and held < deep:
-                producer = g.jobs.get(queue.pop())
-                if producer is None or producer.state != RUNNING or producer.node != node.node:
+            full = self.follow_on(node, batches, 1, floor)
+            if full is None:
+                return
+            if not full:
+                marked.discard(node_id)
+
+    def follow_on(self, node: ComputeRef, batches: Batches, depth: int, floor: float) -> bool | None:
+        """Followers of the jobs running on `node`, up to `follow_ahead` per
+        slot (a chain link's: `depth` times that), none of priority below
+        `floor`. True if the bound stopped it, None if no storage node
+        can take outputs (nothing can go ahead)."""
+        g = self.graph
+        limit = self.follow_ahead * node.slots
+        deep = limit * depth
+        held = len(node.following)
+        queue = list(node.assigned) if held < deep else []
+        while queue and held < deep:
+            producer = g.jobs.get(queue.pop())
+            if producer is None or producer.state != RUNNING or producer.node != node.node:
+                continue
+            objs = []
+            for name in producer.outputs():
+                obj = g.objects.get(name)
+                if obj is None or obj.state == FINISHED or obj.state == DELEGATED or not obj.waiters:
                     continue
-                objs = []
-                for name in producer.outputs():
-                    obj = g.objects.get(name)
-                    if obj is None or obj.state == FINISHED or obj.state == DELEGATED or not obj.waiters:
+                objs.append(obj)
+            bound = deep if len(objs) == 1 and len(objs[0].waiters) == 1 else limit
+            for obj in objs:
+                for wid in obj.waiters:
+                    job = g.jobs.get(wid)
+                    if held >= bound or job is None or job.state != WAITING or job.priority < floor:
                         continue
-                    objs.append(obj)
-                bound = deep if len(objs) == 1 and len(objs[0].waiters) == 1 else limit
-                for obj in objs:
-                    for wid in obj.waiters:
-                        job = g.jobs.get(wid)
-                        if held >= bound or job is None or job.state != WAITING:
-                            continue
-                        if self.paused_groups and not self.paused_groups.isdisjoint(job.spec.groups):
-                            continue
-                        if self.gate is not None and self.gate(job, True):
-                            continue
-                        cost = cost_of(job)
-                        if cost != (1, 1) or constrained(job) or job.spec.job_class != "batch":
-                            continue  # placed with its resources and host by pick_runnable
-                        picked = self.follower_inputs(job, producer)
-                        if picked is None:
-                            continue
-                        placement = self.place(job) if job.spec.outputs else None
-                        if job.spec.outputs and placement is None:
-                            return  # no storage to write to: nothing can go ahead
-                        job.placement = placement
-                        # Not started until its producer ends (see State.task_news).
-                        self.mark_dispatched(job, node, started=None)
-                        job.ahead = True
-                        node.follow(job.id, producer.id)
-                        inputs, inline, after = picked
-                        batches.setdefault(node.node, []).append(
-                            (job, Start(job.id, job.spec, inputs, {}, job.token, inline, after, None)))
-                        self.stats["followed"] += 1
-                        held += 1
-                        queue.append(job.id)
+                    if job.missing > len(objs):
+                        continue  # it waits on other jobs too (a fan-in's reducer): not before its resolve
+                    if self.paused_groups and not self.paused_groups.isdisjoint(job.spec.groups):
+                        continue
+                    if self.gate is not None and self.gate(job, True):
+                        continue
+                    cost = cost_of(job)
+                    if cost != (1, 1) or constrained(job) or job.spec.job_class != "batch":
+                        continue  # placed with its resources and host by pick_runnable
+                    picked = self.follower_inputs(job, producer)
+                    if picked is None:
+                        continue
+                    placement = self.place(job) if job.spec.outputs else None
+                    if job.spec.outputs and placement is None:
+                        return None  # no storage to write to: nothing can go ahead
+                    job.placement = placement
+                    # Not started until its producer ends (see State.task_news).
+                    self.mark_dispatched(job, node, started=None)
+                    job.ahead = True
+                    node.follow(job.id, producer.id)
+                    inputs, inline, after = picked
+                    batches.setdefault(node.node, []).append(
+                        (job, Start(job.id, job.spec, inputs, {}, job.token, inline, after, None)))
+                    self.stats["followed"] += 1
+                    held += 1
+                    queue.append(job.id)
+        return held >= limit
 
     def mark_dispatched(self, job: Job, node: ComputeRef, *, started: float | None) -> None:
         """A new attempt of `job` on `node`, under a new fencing token."""

@@ -92,12 +92,6 @@ def test_a_job_missing_inputs_from_two_producers_does_not_follow() -> None:
     assert c.job("b").state == WAITING and not c.job("b").ahead
 
 
-def test_nothing_follows_while_runnable_work_waits() -> None:
-    c = Cluster(slots=1, follow_ahead=2)
-    c.submit(spec("a"), spec("b", "a"), spec("other"))
-    assert c.started() == ["a"]  # `other` is runnable: b is not started ahead
-
-
 def _news_round(c: Cluster, name: str) -> list:
     """`name` ends, its news handled as the shell's poller does (task_news_round)."""
     job = c.job(name)

@@ -263,3 +263,54 @@ async def test_after_naming_no_input_is_refused(shared: Shared, fresh_compute: P
     err = r["tasks"][0]["error"]
     assert err["code"] == "bad-request"
     assert "'b'" in err["message"] and "not an input" in err["message"]
+
+
+async def in_line(c, n: int) -> None:
+    """Wait (bounded) until `n` tasks wait for room on the node."""
+    for _ in range(200):
+        if (await c.call("info", {}))["waiting"] >= n:
+            return
+        await trio.sleep(0.01)
+    raise AssertionError(f"{n} tasks never waited for room")
+
+
+async def _queued_behind_a_producer(shared: Shared, compute: Proc, tag: str, priority: int) -> tuple[dict, list[dict]]:
+    """Both slots busy; then a producer, three queued 0.4 s sleepers of
+    `priority`, and the producer's follower. Its follower's summary, the sleepers'."""
+    producer, follower = job_id(f"prod-{tag}"), job_id(f"follow-{tag}")
+    prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": tag}, outputs=["result"])
+    queued = JobSpec(call="weft.actors.builtins:sleep", inputs={"seconds": "0.4"}, outputs=["result"],
+                     priority=priority)
+    others = [job_id(f"queued-{tag}") for _ in range(3)]
+    with trio.fail_after(30):
+        async with peer(compute.endpoint) as c:
+            sleepers = await fill_slots(c, shared.b)
+            # Each in line before the next starts (trio does not run new
+            # tasks in the order they were started).
+            await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=5)
+            await in_line(c, 1)
+            for n, job in enumerate(others, 2):
+                await start_task(c, job, queued.to_wire(), outputs={"result": shared.b}, token=1)
+                await in_line(c, n)
+            await start_follower(c, follower, f"{producer}/result", shared.b, shared.b, [producer, 5], 6)
+            done = await wait_done(c, follower)
+            ends = [await wait_done(c, job) for job in others]
+            for slow in sleepers + [producer]:
+                await wait_done(c, slow)
+    assert done["outcome"] == "success", done
+    return done, ends
+
+
+async def test_a_follower_whose_input_is_ready_goes_ahead_of_queued_tasks(shared: Shared, fresh_compute: Proc) -> None:
+    # Depth first: the producer's slot goes to the next queued task at once
+    # (the follower wakes a moment later), but the follower takes the slot
+    # that frees after that, before the last queued task; in arrival order it
+    # would start after all three.
+    done, queued = await _queued_behind_a_producer(shared, fresh_compute, "first", 0)
+    assert done["started"] < queued[2]["started"]
+
+
+async def test_a_follower_does_not_go_ahead_of_a_queued_task_of_higher_priority(
+        shared: Shared, fresh_compute: Proc) -> None:
+    done, queued = await _queued_behind_a_producer(shared, fresh_compute, "urgent", 5)
+    assert done["started"] > max(q["started"] for q in queued)
