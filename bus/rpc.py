@@ -439,15 +439,24 @@ class Peer:
         seconds = self.timeout if timeout is None else timeout
         deadline = trio.current_time() + seconds
         backoff = 0.002
+        busy: Busy | None = None
         while True:
             try:
                 return await self._call_once(op, body, deadline, seconds)
-            except Busy:
+            except Busy as e:
                 remaining = deadline - trio.current_time()
                 if not retry_busy or remaining <= backoff:
                     raise
+                busy = e
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, 0.5)
+            except CallTimeout as t:
+                if busy is None or type(t) is not CallTimeout:  # (a lost connection says so)
+                    raise
+                # The deadline passed on a retry of a call the peer refused as
+                # busy: busy is what the caller should hear (a loaded machine
+                # can let the last refusal miss the deadline by a hair).
+                raise busy from None
 
     async def _call_once(self, op: str, body: Any, deadline: float, seconds: float) -> Any:
         call = await self._send_call(op, body, deadline, seconds)

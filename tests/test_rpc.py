@@ -236,7 +236,7 @@ async def test_busy_retry_gives_up_at_the_deadline(serve: Serve) -> None:
             start = trio.current_time()
             with pytest.raises(Busy):
                 await peer.call("block", timeout=0.3)
-            assert trio.current_time() - start < 0.6
+            assert trio.current_time() - start < 1.5  # at its 0.3 s deadline, not the 10 s default
             gate.set()
 
 
@@ -400,12 +400,22 @@ async def test_calls_in_flight_to_a_peer_that_went_away_fail_at_once(serve: Serv
 
 
 async def test_a_reply_sent_just_before_the_peer_went_away_still_arrives(serve: Serve) -> None:
+    # The server leaves 20 ms after its reply, not in the same instant: with
+    # IMMEDIATE=1 (see docs/architecture.md) libzmq itself drops a reply its
+    # DEALER has not read yet when it learns of the drop (raw pyzmq, a ROUTER
+    # closed right after its send, 2 cores under load: 34 of 200 replies lost
+    # with IMMEDIATE=1, 0 of 200 without). What this checks is ours: the drop
+    # the monitor reports next does not turn a delivered reply into a loss.
     server = Server("srv")
     scope = trio.CancelScope()
 
     def last_words(body: Any, ctx: CallContext) -> str:
-        scope.cancel()  # the reply leaves, then the server is gone
+        server._nursery.start_soon(leave)  # the reply leaves, then the server is gone
         return "goodbye"
+
+    async def leave() -> None:
+        await trio.sleep(0.02)
+        scope.cancel()
 
     server.add("last_words", last_words)
     ep = await serve(server, scope=scope)
