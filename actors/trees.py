@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -315,6 +314,7 @@ async def lay_out(m: Manifest, dest: Path, fetch: Fetch) -> None:
         async with limit:
             await fetch(sha, files[0][0])
         for p, _mode in files[1:]:
+            import shutil  # on first use: not in the daemons' image
             shutil.copyfile(files[0][0], p)
         for p, mode in files:
             os.chmod(p, mode)
