@@ -17,7 +17,6 @@ NOT_IN_IMAGE = (
     "weft.actors.windows",
     "weft.actors.flow",
     "weft.actors.flowtemplate",
-    "weft.actors.durations",
     "weft.actors.localinputs",
     "weft.actors.units",
     "weft.actors.client",
