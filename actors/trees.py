@@ -35,11 +35,13 @@ import os
 import re
 import stat
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import trio
+
+from weft.protocol.record import record
 
 from .model import SpecError
 
@@ -91,7 +93,7 @@ def is_manifest(data: bytes | bytearray | memoryview) -> bool:
     return bytes(data[:len(MAGIC)]) == MAGIC
 
 
-@dataclass(slots=True)
+@record
 class Entry:
     path: str  # relative, '/'-separated; "" for a file manifest's one file
     kind: str  # "f" file, "d" directory, "l" symlink
@@ -108,7 +110,7 @@ class Entry:
         return {"p": self.path, "t": "d"}
 
 
-@dataclass(slots=True)
+@record
 class Manifest:
     kind: str  # "tree" or "file"
     entries: list[Entry] = field(default_factory=list)
@@ -213,7 +215,7 @@ def hash_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-@dataclass(slots=True)
+@record
 class Scan:
     """A local file or directory as it will be stored: its object, the
     manifest bytes (None for a plain file), and the files behind each content hash."""
