@@ -26,14 +26,21 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def record(cls: type[T]) -> type[T]:
-    """`@dataclass(slots=True)` without generating `__repr__`/`__eq__` source (see the module doc)."""
+def record(cls: type[T] | None = None, /, *, slots: bool = True) -> Any:
+    """`@dataclass(slots=True)` without generating `__repr__`/`__eq__` source (see the module doc);
+    `@record(slots=False)` is `@dataclass`'s default, instances with a `__dict__`."""
+    if cls is None:
+        return lambda c: _record(c, slots)
+    return _record(cls, slots)
+
+
+def _record(cls: type[T], slots: bool) -> type[T]:
     own = cls.__dict__
     has_repr, has_eq = "__repr__" in own, "__eq__" in own
     class_hash = own.get("__hash__")
     # dataclass's rule: a __hash__ in the body counts, the None a body's own __eq__ implies does not.
     explicit_hash = "__hash__" in own and not (class_hash is None and has_eq)
-    new: Any = dataclass(slots=True, repr=False, eq=False)(cls)
+    new: Any = dataclass(slots=slots, repr=False, eq=False)(cls)
     fs = fields(new)
     shown = tuple(f.name for f in fs if f.repr)
     compared = tuple(f.name for f in fs if f.compare)

@@ -1,4 +1,5 @@
-"""`@record` behaves as `@dataclass(slots=True)`: repr, eq, hash, slots, kept methods (protocol/record.py)."""
+"""`@record` behaves as `@dataclass(slots=True)` (`record(slots=False)`: `@dataclass`): repr, eq, hash,
+slots, kept methods (protocol/record.py)."""
 
 from __future__ import annotations
 
@@ -74,9 +75,10 @@ def samples(cls: type) -> list[Any]:
     return out
 
 
+@pytest.mark.parametrize("slots", [True, False])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_record_behaves_as_dataclass_with_slots(shape: str) -> None:
-    r, d = make(record, shape), make(dataclass(slots=True), shape)
+def test_record_behaves_as_dataclass(shape: str, slots: bool) -> None:
+    r, d = make(record(slots=slots), shape), make(dataclass(slots=slots), shape)
     rs, ds = samples(r), samples(d)
     assert [repr(x) for x in rs] == [repr(x) for x in ds]
     assert [[x == y for y in rs] for x in rs] == [[x == y for y in ds] for x in ds]
@@ -84,7 +86,8 @@ def test_record_behaves_as_dataclass_with_slots(shape: str) -> None:
     assert (r.__hash__ is None) == (d.__hash__ is None)
     if r.__hash__ is not None:
         assert hash(rs[0]) == hash(ds[0])
-    assert r.__slots__ == d.__slots__ and not hasattr(rs[0], "__dict__")
+    assert r.__dict__.get("__slots__") == d.__dict__.get("__slots__")
+    assert hasattr(rs[0], "__dict__") == hasattr(ds[0], "__dict__") == (not slots)
     assert r.__match_args__ == d.__match_args__
     assert [f.name for f in dataclasses.fields(r)] == [f.name for f in dataclasses.fields(d)]
 
@@ -118,10 +121,10 @@ def record_classes() -> list[type]:
 
 def test_every_record_class_of_the_image_shows_and_compares_as_a_dataclass() -> None:
     classes = record_classes()
-    assert len(classes) > 60  # the protocol's messages and the coordinator's effects
+    assert len(classes) > 60  # the protocol's messages, the coordinator's effects, NodeConfig...
     for cls in classes:
         fs = dataclasses.fields(cls)
-        a, b = object.__new__(cls), object.__new__(cls)
+        a, b = cls.__new__(cls), cls.__new__(cls)
         for i, f in enumerate(fs):
             setattr(a, f.name, f"v{i}")
             setattr(b, f.name, f"v{i}")
