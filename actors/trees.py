@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import field
@@ -316,7 +317,6 @@ async def lay_out(m: Manifest, dest: Path, fetch: Fetch) -> None:
         async with limit:
             await fetch(sha, files[0][0])
         for p, _mode in files[1:]:
-            import shutil  # on first use: not in the daemons' image
             shutil.copyfile(files[0][0], p)
         for p, mode in files:
             os.chmod(p, mode)

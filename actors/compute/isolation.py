@@ -23,6 +23,7 @@ import functools
 import logging
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
@@ -183,7 +184,6 @@ def _shares(share: str | None) -> tuple[str, ...]:
 
 def _bwrap_prefix(shares: tuple[str, ...]) -> tuple[list[str], str]:
     """bubblewrap's arguments up to the task's own, or why it cannot be used here."""
-    import shutil  # on first use: not in the daemons' image
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return [], "bubblewrap (bwrap) is not installed"
@@ -232,7 +232,6 @@ exec chroot "$r" /bin/sh -c 'cd "$0" && exec "$@"' "$c" "$@"
 
 
 def _unshare_prefix(shares: tuple[str, ...]) -> tuple[list[str], str]:
-    import shutil  # on first use: not in the daemons' image
     unshare = shutil.which("unshare")
     if unshare is None or shutil.which("mount") is None or shutil.which("chroot") is None:
         return [], "unshare, mount or chroot (util-linux, coreutils) is missing"
@@ -280,7 +279,6 @@ def _check_exists(name: str, cwd: Path, env: dict) -> None:
         ok = os.path.isfile(path) and os.access(path, os.X_OK)
     else:
         path_var = env.get("PATH")
-        import shutil  # on first use: not in the daemons' image
         ok = shutil.which(name, path=path_var if isinstance(path_var, str) else None) is not None
     if not ok:
         raise FileNotFoundError(name)

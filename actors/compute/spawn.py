@@ -23,6 +23,7 @@ the Popen path.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -234,7 +235,6 @@ def _executable(name: str, path: str | None) -> str | None:
         return hit[0]  # (only absolute PATHs are cached: checked below)
     if any(not d.startswith("/") for d in path.split(os.pathsep)):
         return None  # relative entries are relative to the command's own cwd
-    import shutil  # on first use: not in the daemons' image
     exe = shutil.which(name, path=path)
     if exe is not None:
         if len(_exe_cache) > 256:

@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import secrets
+import shutil
 import signal
 import stat
 from pathlib import Path
@@ -81,7 +82,6 @@ def empty_skeleton(path: str | Path) -> bool:
 
 def _remove(entry: os.DirEntry) -> None:
     if entry.is_dir(follow_symlinks=False):
-        import shutil  # on first use: not in the daemons' image
         shutil.rmtree(entry.path)
     else:
         os.unlink(entry.path)
@@ -101,10 +101,7 @@ class TaskDirs:
 
     def prepare(self) -> None:
         """Clear spares a previous run left behind (they may be half made)."""
-        if os.path.lexists(self.spare_dir):  # (a new data dir has none: shutil stays out of the image)
-            import shutil
-
-            shutil.rmtree(self.spare_dir, ignore_errors=True)
+        shutil.rmtree(self.spare_dir, ignore_errors=True)
         self.spare_dir.mkdir(parents=True, exist_ok=True)
 
     def _spare_name(self) -> str:
@@ -156,7 +153,6 @@ class TaskDirs:
             if len(self._spares) + len(ready) < MAX_SPARES and empty_skeleton(p):
                 ready.append(p)
             else:
-                import shutil  # on first use: not in the daemons' image
                 shutil.rmtree(p, ignore_errors=True)
         for _ in range(need - len(ready)):
             p = self._spare_name()

@@ -42,7 +42,7 @@ Recovery rules on open (what survives a kill):
 from __future__ import annotations
 
 import logging
-import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -483,12 +483,10 @@ class ObjectStore:
         ]
 
     def usage(self) -> dict[str, int]:
-        # shutil.disk_usage's `free`, without shutil in the daemons' image (every hello asks).
-        st = os.statvfs(self.data_dir)
         return {
             "objects": len(self._recs),
             "bytes": self._bytes,
-            "free": st.f_bavail * st.f_frsize,
+            "free": shutil.disk_usage(self.data_dir).free,
         }
 
     # ------------------------------------------------------------ durability
