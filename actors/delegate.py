@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from weft.protocol.record import record
 
 from .model import JobSpec, delegation_from_wire
 
 
-@dataclass
+@record(slots=False)
 class Delegate:
     """Return this from a callable to finish by handing the output to a new job.
 

@@ -11,13 +11,14 @@ import functools
 import hashlib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import msgpack
 
 # The states live with the wire vocabulary; re-exported for existing importers.
 from weft.protocol.enums import ObjectState, Outcome, TaskState  # noqa: F401
+from weft.protocol.record import record
 
 # The leaf the spec's helper modules share (they import it, not this module).
 from .names import (  # noqa: F401
@@ -183,7 +184,7 @@ def _check_command_limits(command: list[str], inputs: dict[str, str | bytes]) ->
 DEFAULT_CANCEL_TIME = 10.0
 
 
-@dataclass(slots=True)
+@record
 class JobSpec:
     """What to run and what it reads and writes.
 

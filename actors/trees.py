@@ -36,11 +36,13 @@ import re
 import shutil
 import stat
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import trio
+
+from weft.protocol.record import record
 
 from .model import SpecError
 
@@ -92,7 +94,7 @@ def is_manifest(data: bytes | bytearray | memoryview) -> bool:
     return bytes(data[:len(MAGIC)]) == MAGIC
 
 
-@dataclass(slots=True)
+@record
 class Entry:
     path: str  # relative, '/'-separated; "" for a file manifest's one file
     kind: str  # "f" file, "d" directory, "l" symlink
@@ -109,7 +111,7 @@ class Entry:
         return {"p": self.path, "t": "d"}
 
 
-@dataclass(slots=True)
+@record
 class Manifest:
     kind: str  # "tree" or "file"
     entries: list[Entry] = field(default_factory=list)
@@ -214,7 +216,7 @@ def hash_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-@dataclass(slots=True)
+@record
 class Scan:
     """A local file or directory as it will be stored: its object, the
     manifest bytes (None for a plain file), and the files behind each content hash."""

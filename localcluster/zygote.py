@@ -32,6 +32,7 @@ gc.disable()
 
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402, F401  (each compute node's descriptor limit: once here, not after each fork)
 import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -49,6 +50,7 @@ lean.trim_trio_import()
 # copy-on-write faults and did not start a cluster sooner (docs/performance.md).
 import weft.actors.compute.node  # noqa: E402, F401
 import weft.actors.coordinator.node  # noqa: E402, F401
+import weft.actors.durations  # noqa: E402, F401  (the coordinator's settings check its --keep)
 import weft.actors.storage.node  # noqa: E402, F401
 import weft.localcluster.launch  # noqa: E402
 import weft.runtime.daemon  # noqa: E402, F401  (what launch.main imports: once here, not in each daemon)

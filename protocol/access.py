@@ -18,10 +18,10 @@ Without security nobody is checked (the cluster trusts its network).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .fields import bad, body_map, str_field
+from .record import record
 
 ADMIN, USER, NODE, COORDINATOR, JOB = "admin", "user", "node", "coordinator", "job"
 
@@ -78,7 +78,7 @@ def allowed(daemon: str, op: str, user_id: str) -> bool:
     return cls == ADMIN or cls in ACCESS.get(daemon, {}).get(op, ())
 
 
-@dataclass(slots=True)
+@record
 class KeyChange:
     """`keys`: admit (`allow`) a public key with its role and name, or drop (`revoke`) every key of a name."""
 

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .enums import Wake
@@ -21,9 +21,10 @@ from .fields import (
     put_epoch,
     seconds_field,
 )
+from .record import record
 
 
-@dataclass(slots=True)
+@record
 class Ping:
     epoch: int | None = None
 
@@ -35,7 +36,7 @@ class Ping:
         return cls(epoch_field("ping", body_map("ping", body, optional=True)))
 
 
-@dataclass(slots=True)
+@record
 class Poll:
     """`poll`: events from `since` on, waiting up to `timeout` for the first
     (with wake `urgent`: for the first urgent one). `inc` is the incarnation
@@ -66,7 +67,7 @@ class Poll:
                    int_field(op, b, "max", None, minimum=1, nullable=True))
 
 
-@dataclass(slots=True)
+@record
 class PollReply:
     events: list = field(default_factory=list)  # [seq, kind, data]
     next: int = 0

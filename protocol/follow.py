@@ -18,10 +18,11 @@ comes only after `wait` seconds or when the job ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .fields import bad, body_map, flag, int_field, job_field, seconds_field, str_list
+from .record import record
 
 # The object a job's log is kept as, beside its outputs: `JOB/_log`. A name
 # a job may declare too; then its own output wins and no log is kept.
@@ -33,7 +34,7 @@ LOG_LIMIT_MAX = 16 << 20
 LOG_WAIT_MAX = 30.0
 
 
-@dataclass(slots=True)
+@record
 class LogRead:
     job: str
     offset: int = 0
@@ -55,7 +56,7 @@ class LogRead:
                    int_field(op, b, "limit", LOG_LIMIT, minimum=1, maximum=LOG_LIMIT_MAX))
 
 
-@dataclass(slots=True)
+@record
 class LogChunk:
     data: bytes
     offset: int
@@ -76,7 +77,7 @@ class LogChunk:
         return cls(data, int_field(op, b, "offset"), flag(b, "done"))
 
 
-@dataclass(slots=True)
+@record
 class ProgressAsk:
     jobs: list[str]
 
@@ -90,7 +91,7 @@ class ProgressAsk:
         return cls(str_list(op, b, "jobs", what="job ids"))
 
 
-@dataclass(slots=True)
+@record
 class ProgressReply:
     # job -> (percent, message); only jobs that reported some progress.
     progress: dict[str, tuple[float, str]] = field(default_factory=dict)

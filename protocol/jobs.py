@@ -19,7 +19,7 @@ a delegation chain ends at); it is shown to users as is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from weft.actors.model import JobSpec, SpecError
@@ -38,13 +38,14 @@ from .fields import (
     str_field,
     str_list,
 )
+from .record import record
 from .secrets import secrets_field
 
 # Wire fields of a plain callable job (see Submit.from_wire).
 PLAIN_KEYS = frozenset(("call", "in", "o"))
 
 
-@dataclass(slots=True)
+@record
 class FlowPart:
     """The flow file a submit's jobs came from: its name and each job's own
     name in it (in the order of the submit's jobs), so `FLOW:JOB` finds
@@ -65,7 +66,7 @@ class FlowPart:
         return d
 
 
-@dataclass(slots=True)
+@record
 class Submit:
     """`submit`: job specs; all are validated before any is accepted."""
 
@@ -151,7 +152,7 @@ def flow_part(b: dict, count: int) -> FlowPart | None:
     return FlowPart(name, names, int_field(op, f, "part", 0), keep)
 
 
-@dataclass(slots=True)
+@record
 class Submitted:
     job: str
     state: JobState
@@ -174,7 +175,7 @@ class Submitted:
                 "differs": differs}
 
 
-@dataclass(slots=True)
+@record
 class SubmitReply:
     jobs: list[Submitted]
 
@@ -205,7 +206,7 @@ class SubmitReply:
         return cls(out)
 
 
-@dataclass(slots=True)
+@record
 class JobsRef:
     """`cancel` (and `status` of given jobs): `{jobs: [job id, ...]}`."""
 
@@ -219,7 +220,7 @@ class JobsRef:
         return cls(str_list(op, body_map(op, body), "jobs", what="job ids"))
 
 
-@dataclass(slots=True)
+@record
 class Status:
     """`status`: the given jobs, or (no `jobs`) the last `limit` submitted.
     `attempts`: with the given jobs, each one's `attempt_list` too (every
@@ -246,7 +247,7 @@ class Status:
         return cls(None, int_field(op, b, "limit", 1000))
 
 
-@dataclass(slots=True)
+@record
 class Wait:
     """`wait`: until every job is finished (following delegations) or
     `timeout`. `rows`: a plainly finished job may be answered as a row
@@ -270,7 +271,7 @@ class Wait:
                    b.get("rows") is True)
 
 
-@dataclass(slots=True)
+@record
 class WaitReply:
     """`jobs`: views, or (asked with `rows`) some of them as rows, which
     `from_wire` turns back into views; `now` is the clock the rows' times are
@@ -308,7 +309,7 @@ def final_state(view: dict[str, Any]) -> str:
     return view.get("final", view).get("state")
 
 
-@dataclass(slots=True)
+@record
 class Locate:
     """`locate`: where object `object`'s bytes are."""
 
@@ -322,7 +323,7 @@ class Locate:
         return cls(object_field("locate", body_map("locate", body), "object"))
 
 
-@dataclass(slots=True)
+@record
 class LocateReply:
     """`storage` is the first of `copies` (None when there is none); `data`
     holds a small finished object's bytes, so the reader needs no second hop."""
@@ -367,7 +368,7 @@ class LocateReply:
         return self.state == ObjectState.FINISHED and (bool(self.storage) or self.data == b"")
 
 
-@dataclass(slots=True)
+@record
 class Hello:
     """`hello`, posted by compute and storage nodes to the coordinator until
     it answers; `inc` (their event queue's incarnation) tells a restart."""
@@ -400,7 +401,7 @@ class Hello:
 # -- job control (cancel with dependents, listing, pauses, groups) ----------------
 
 
-@dataclass(slots=True)
+@record
 class Cancel:
     """`cancel`: `{jobs: [job id, ...], groups?: [group, ...], dependents?: false}`.
     Without `dependents: false` it is JobsRef's bytes. A group's members are
@@ -429,7 +430,7 @@ class Cancel:
         return cls(str_list(op, b, "jobs", what="job ids"), deps, groups)
 
 
-@dataclass(slots=True)
+@record
 class ListJobs:
     """`jobs`: job views filtered by state, group and submit time (`since`,
     wall-clock seconds), newest last, at most `limit`."""
@@ -464,7 +465,7 @@ class ListJobs:
         return cls(states, group, since, int_field(op, b, "limit", 10000))
 
 
-@dataclass(slots=True)
+@record
 class Pause:
     """`pause` and `resume`: `{group?}` (none: the whole cluster)."""
 
@@ -478,7 +479,7 @@ class Pause:
         return cls(opt_str(op, body_map(op, body, optional=True), "group"))
 
 
-@dataclass(slots=True)
+@record
 class NodeDrain:
     """`drain` and `undrain`: `{node}`, a compute or storage node's id."""
 
@@ -492,7 +493,7 @@ class NodeDrain:
         return cls(str_field(op, body_map(op, body), "node"))
 
 
-@dataclass(slots=True)
+@record
 class GroupRef:
     """`group`: one group's counts by state and pending members: `{group}`."""
 
@@ -506,7 +507,7 @@ class GroupRef:
         return cls(str_field("group", body_map("group", body), "group"))
 
 
-@dataclass(slots=True)
+@record
 class DeleteJobs:
     """`delete`: forget finished jobs (ids, NAME or NAME@K) with their outputs
     and logs; refused for one an unfinished job still reads, unless `force`."""
@@ -527,7 +528,7 @@ class DeleteJobs:
         return cls(str_list(op, b, "jobs", what="job ids", nonempty=True), force)
 
 
-@dataclass(slots=True)
+@record
 class Gc:
     """`gc`: forget finished jobs older than `keep` seconds (default: the
     coordinator's --keep) that nothing unfinished needs, now."""
@@ -549,7 +550,7 @@ class Gc:
         return cls(float(keep))
 
 
-@dataclass(slots=True)
+@record
 class GcReply:
     """What a delete or gc freed: jobs forgotten (their ids), objects deleted
     on storage and their bytes (as storage said), finished jobs retained,

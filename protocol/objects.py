@@ -20,7 +20,6 @@ they came attached (bus.codec): records hold them as they are, never copied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from weft.bus.codec import attach
@@ -42,6 +41,7 @@ from .fields import (
     valid_job_id,
     valid_output,
 )
+from .record import record
 
 MAX_READ = 1 << 20
 _OBJECT_STATES = ObjectState._value2member_map_
@@ -60,7 +60,7 @@ def info_wire(name: str, state: ObjectState, size: int, token: int, target: str 
     return {"name": name, "state": state.value, "size": size, "token": token, "target": target}
 
 
-@dataclass(slots=True)
+@record
 class ObjectInfo:
     """An object as storage reports it: replies to create, put, finish,
     stat, delegate, list entries, and the object events. `data` (a small
@@ -123,7 +123,7 @@ class ObjectInfo:
         return cls(name, state, size, token, target, data, node)
 
 
-@dataclass(slots=True)
+@record
 class Create:
     """`create`: an empty object under fencing token `token`; `replace` makes
     a retry's create replace (and fence off) what an earlier attempt left."""
@@ -147,7 +147,7 @@ class Create:
                    epoch_field(op, b))
 
 
-@dataclass(slots=True)
+@record
 class CreateMany:
     """`create_many`: `{items: [[name, token], ...], replace}`. Items are
     judged one by one (`item()`), so one bad name does not fail the batch."""
@@ -182,7 +182,7 @@ class CreateMany:
         return str(item[0] if type(item) in (list, tuple) and item else item)
 
 
-@dataclass(slots=True)
+@record
 class CreateManyReply:
     """`errors` maps a name to `{code, message, info?}`; `info` is the
     object's when it is already finished (code `immutable`), so the
@@ -206,7 +206,7 @@ class CreateManyReply:
         return cls(created, errors)
 
 
-@dataclass(slots=True)
+@record
 class Populate:
     """`populate`: write `data` at `offset` (default: the end) of a partial object."""
 
@@ -229,7 +229,7 @@ class Populate:
                    int_field(op, b, "offset", None, nullable=True))
 
 
-@dataclass(slots=True)
+@record
 class Put:
     """`put`: create-or-reuse, write and finish a small object in one call.
     `quiet`: the writer reports the finished object itself, so storage's own
@@ -265,7 +265,7 @@ class Put:
         return put
 
 
-@dataclass(slots=True)
+@record
 class Finish:
     """`finish`: the object is complete at `size` bytes (checked when given)."""
 
@@ -290,7 +290,7 @@ class Finish:
                    int_field(op, b, "size", None, nullable=True), flag(b, "quiet"))
 
 
-@dataclass(slots=True)
+@record
 class Read:
     """`read`: up to `length` bytes (at most MAX_READ) from `offset`, following
     delegation on this node."""
@@ -310,7 +310,7 @@ class Read:
                    int_field(op, b, "length", MAX_READ, minimum=1))
 
 
-@dataclass(slots=True)
+@record
 class ReadReply:
     """`name` is the object read (the end of a delegation chain); `state`
     `delegated` with `target` means the chain leaves this node."""
@@ -347,7 +347,7 @@ class ReadReply:
         return cls(name, state, data, b.get("eof") is True, size, opt_str(op, b, "target"))
 
 
-@dataclass(slots=True)
+@record
 class DelegateObject:
     """`delegate`: object `name` now stands for object `target`."""
 
@@ -367,7 +367,7 @@ class DelegateObject:
                    epoch_field(op, b))
 
 
-@dataclass(slots=True)
+@record
 class ObjectRef:
     """`stat`: `{name}`."""
 
@@ -381,7 +381,7 @@ class ObjectRef:
         return cls(object_field(op, body_map(op, body)))
 
 
-@dataclass(slots=True)
+@record
 class ListObjects:
     """`list` on a storage node: objects under `prefix`, in `states` if given."""
 
@@ -412,7 +412,7 @@ class ListObjects:
         return cls(prefix, states)
 
 
-@dataclass(slots=True)
+@record
 class ObjectInventory:
     """The answer to `list` on a storage node, with where its event queue stands."""
 
@@ -436,7 +436,7 @@ class ObjectInventory:
         return cls([ObjectInfo.from_wire(o, op) for o in objects], int_field(op, b, "next", 0), inc)
 
 
-@dataclass(slots=True)
+@record
 class DeleteObjects:
     """`delete` on a storage node: `{names: [...]}`, or `{name}` for one."""
 
@@ -460,7 +460,7 @@ class DeleteObjects:
         return cls([object_field(op, b)], True, epoch_field(op, b))
 
 
-@dataclass(slots=True)
+@record
 class Replicate:
     """`replicate` on a storage node: copy each named finished object from
     the storage node at its endpoint (`items`: [[name, source endpoint]]).
@@ -489,7 +489,7 @@ class Replicate:
         return cls(items, epoch_field(op, b))
 
 
-@dataclass(slots=True)
+@record
 class ReplicateReply:
     """`accepted`: copies started; `refused` maps a name to `{code, message}`
     (code `exists` when the node holds the object already)."""

@@ -10,17 +10,18 @@ events of kind `job-end` with a JobEnd record as data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .fields import bad, body_map, job_field
+from .record import record
 
 # The event kind of a job's end in the coordinator's event queue.
 JOB_END = "job-end"
 SIZES = ("tiny", "small", "medium", "large")
 
 
-@dataclass(slots=True)
+@record
 class RootRef:
     """`tree` and `decommission`: `{root}` (a job id or NAME)."""
 
@@ -40,7 +41,7 @@ def check_slots(op: str, value: Any) -> dict[str, int]:
     return value
 
 
-@dataclass(slots=True)
+@record
 class TrySubmitReply:
     """A submit with `queue: false`: the jobs that started (or were already
     done or running), those that could not start now (not kept), and an
@@ -64,7 +65,7 @@ class TrySubmitReply:
         return cls(started, rejected, check_slots(op, b.get("slots")))
 
 
-@dataclass(slots=True)
+@record
 class JobEnd:
     """A job's end, as `weft events` shows it."""
 
@@ -97,7 +98,7 @@ class JobEnd:
                    None if slots is None else check_slots(op, slots))
 
 
-@dataclass(slots=True)
+@record
 class Recurring:
     """`recurring`: `{do: add, name, every, job: spec}`, `{do: ls}` or
     `{do: delete, name}` -> {recurring: [definition view]}."""

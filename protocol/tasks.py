@@ -19,7 +19,7 @@ where to write it; `where` is an endpoint or a list of replica endpoints.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from weft.actors.model import JobSpec, SpecError, check_job_id, check_output_name, split_object_name
@@ -37,6 +37,7 @@ from .fields import (
     put_epoch,
     str_list,
 )
+from .record import record
 from .secrets import secrets_field
 
 Where = str | list[str]
@@ -141,7 +142,7 @@ def _near(op: str, value: Any, refs: dict[str, str]) -> dict[str, str]:
     return out
 
 
-@dataclass(slots=True)
+@record
 class Start:
     """`start`: run job `job` (attempt `token`) as a task on this node.
 
@@ -199,7 +200,7 @@ class Start:
                    secrets_field(op, b, "sec"))
 
 
-@dataclass(slots=True)
+@record
 class Refused:
     """One item of a batch that was refused: `{job, error: {code, message}}`."""
 
@@ -220,7 +221,7 @@ class Refused:
         return cls(job if type(job) is str else None, err["code"], str(err.get("message", "")))
 
 
-@dataclass(slots=True)
+@record
 class StartMany:
     """`start_many`: several starts in one message. Each item is judged on
     its own (one bad item does not fail the batch): `tasks` holds a Start
@@ -249,7 +250,7 @@ class StartMany:
         return cls(tasks, epoch_field(op, b))
 
 
-@dataclass(slots=True)
+@record
 class Delegation:
     """A finished job hands one of its outputs to a new job:
     `{job: spec, stream: output of that job, output?: which output is handed}`.
@@ -301,7 +302,7 @@ class Delegation:
         return self.output
 
 
-@dataclass(slots=True)
+@record
 class TaskReport:
     """A task as its node reports it: the `task` event, and the answer to
     start, result and cancel. `code` is the machine-readable reason of a
@@ -424,7 +425,7 @@ class TaskReport:
                    stored, started, finished, dropped, sig, tail)
 
 
-@dataclass(slots=True)
+@record
 class StartManyReply:
     tasks: list[TaskReport | Refused]
 
@@ -442,7 +443,7 @@ class StartManyReply:
                     for t in items])
 
 
-@dataclass(slots=True)
+@record
 class TaskRef:
     """`result` and `cancel` on a compute node: `{job, epoch?}`."""
 
@@ -458,7 +459,7 @@ class TaskRef:
         return cls(job_field(op, b), epoch_field(op, b))
 
 
-@dataclass(slots=True)
+@record
 class Withdraw:
     """`withdraw` on a compute node: `{count, epoch?}`: give back up to
     `count` tasks still queued for room (newest first), which end
@@ -476,7 +477,7 @@ class Withdraw:
         return cls(int_field("withdraw", b, "count", -1, minimum=1, maximum=1 << 20), epoch_field("withdraw", b))
 
 
-@dataclass(slots=True)
+@record
 class DeleteTasks:
     """`delete` on a compute node: `{jobs: [...]}` (the coordinator's batch),
     or `{job}` (one task; a running one is then an error, not a list entry)."""
@@ -498,7 +499,7 @@ class DeleteTasks:
         return cls([job_field(op, b)], True, epoch_field(op, b))
 
 
-@dataclass(slots=True)
+@record
 class DeleteTasksReply:
     deleted: list[str]
     running: list[str]
@@ -513,7 +514,7 @@ class DeleteTasksReply:
         return cls(str_list(op, b, "deleted"), str_list(op, b, "running"))
 
 
-@dataclass(slots=True)
+@record
 class TaskInventory:
     """The answer to `list` on a compute node: every task, and where its
     event queue stands (`next`, `inc`) so a follower polls from there."""
@@ -560,7 +561,7 @@ class TaskInventory:
 
 
 
-@dataclass(slots=True)
+@record
 class Probe:
     """`probe`: which of `modules` a callable worker of this node can import
     (looked up as the workers would, without running them in the node)."""
@@ -582,7 +583,7 @@ class Probe:
         return cls(modules)
 
 
-@dataclass(slots=True)
+@record
 class ProbeReply:
     """`found` the workers can import, `missing` they cannot; a module in
     neither could not be looked up in time (unknown)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import secrets
 import signal
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from weft.bus.peers import PeerPool
 from weft.bus.ratelog import RateLimitedLog
 from weft.bus.rpc import CallContext, Server
 from weft.protocol.access import ADMIN, COORDINATOR, KeyChange, allowed, caller_class
+from weft.protocol.record import record
 
 from .address import advertised, beacon_bind
 from .settings import DEFAULT_BEACON_ADDR, DEFAULT_BEACON_PORT, DEFAULT_LISTEN
@@ -34,7 +34,7 @@ from .settings import DEFAULT_BEACON_ADDR, DEFAULT_BEACON_PORT, DEFAULT_LISTEN
 log = logging.getLogger("weft.bus")
 
 
-@dataclass
+@record(slots=False)
 class NodeConfig:
     listen: str = DEFAULT_LISTEN
     # What other hosts connect to (None: see weft.runtime.address.advertised).

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from weft.protocol.record import record
 from weft.runtime.settings import SettingError
 
 log = logging.getLogger("weft.compute")
@@ -55,7 +56,7 @@ class RunAs:
     gid: int
 
 
-@dataclass
+@record(slots=False)
 class Sandbox:
     """How this node runs jobs; `tool` None means commands run unsandboxed."""
 

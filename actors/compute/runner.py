@@ -93,12 +93,13 @@ import os
 import signal
 import stat
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import trio
 
 from weft.protocol.enums import ErrorCode
+from weft.protocol.record import record
 from weft.protocol.tasks import Delegation
 
 from ..model import JobSpec, SpecError, input_env_var
@@ -135,7 +136,7 @@ class RunnerError(Exception):
         return (type(self), (self.code, self.message))
 
 
-@dataclass
+@record(slots=False)
 class CommandResult:
     exit_code: int | None  # None when a signal ended the command (ours or another)
     signal: int | None  # that signal

@@ -27,10 +27,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import trio
+
+from weft.protocol.record import record
 
 # How often wait() polls a child when the kernel gives no pidfd.
 _POLL = 0.02
@@ -45,7 +47,7 @@ FAST = (_fork_exec is not None and _HAVE_PIDFD and sys.implementation.name == "c
         and sys.version_info[:2] in ((3, 11), (3, 12), (3, 13)))
 
 
-@dataclass(slots=True)
+@record
 class Launch:
     """What to start: `argv` in `cwd`, with the node's environment (less
     inherited WEFT_INPUT_*) plus `env` over it, stderr to the fd `stderr`."""

@@ -9,10 +9,11 @@ feeds it news and reads the effects.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from weft.protocol.objects import DelegateObject
+from weft.protocol.record import record
 from weft.protocol.tasks import Start, TaskRef
 
 from .graph import Job
@@ -21,7 +22,7 @@ from .nodes import ComputeRef, NodeRef, StorageRef
 Message = DelegateObject | TaskRef
 
 
-@dataclass(slots=True)
+@record
 class Send:
     """One message to a node whose answer changes nothing here (logged if it fails)."""
 
@@ -32,7 +33,7 @@ class Send:
     level: int = logging.INFO
 
 
-@dataclass(slots=True)
+@record
 class Dispatch:
     """Start `items` on `node`: one start_many (and one create_many per
     storage node for retries). Each job's Start has its inputs, inline bytes
@@ -42,7 +43,7 @@ class Dispatch:
     items: list[tuple[Job, Start]]
 
 
-@dataclass(slots=True)
+@record
 class Scavenge:
     """Delete partial objects nobody writes, then tell the state (`scavenged`)."""
 
@@ -50,28 +51,28 @@ class Scavenge:
     names: list[str]
 
 
-@dataclass(slots=True)
+@record
 class Track:
     """A node was met: watch its liveness and start its poller."""
 
     ref: NodeRef
 
 
-@dataclass(slots=True)
+@record
 class StopPoller:
     """The node's poller must end (the node was lost, moved or restarted)."""
 
     ref: NodeRef
 
 
-@dataclass(slots=True)
+@record
 class DropPeer:
     """Forget the connection to this endpoint (the node restarted in place)."""
 
     endpoint: str
 
 
-@dataclass(slots=True)
+@record
 class JournalWrite:
     """Stage these jobs in the journal: `new` as rows, `changed` as updates,
     `attempts` as rows of ended attempts (attempts.py; `(job, n, None)`: delete one)."""
@@ -93,14 +94,14 @@ class Waiter:
         self.event = event
 
 
-@dataclass(slots=True)
+@record
 class Wake:
     """Every job this waiter waits for is finished."""
 
     waiter: Waiter
 
 
-@dataclass(slots=True)
+@record
 class Copy:
     """Repair: ask `target` to copy each object from the storage endpoint
     given (one `replicate`), then tell the state (`copies_answered`)."""
@@ -109,7 +110,7 @@ class Copy:
     items: list[tuple[str, str]]
 
 
-@dataclass(slots=True)
+@record
 class Trim:
     """Repair: delete these extra copies on `storage` (its `deleted` events tell the state)."""
 
@@ -117,7 +118,7 @@ class Trim:
     names: list[str]
 
 
-@dataclass(slots=True)
+@record
 class Kick:
     """Run a scheduling round soon (work may be runnable, or a slot freed)."""
 

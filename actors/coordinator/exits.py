@@ -31,7 +31,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from weft.actors.flow import parse_flow
 from weft.actors.model import SpecError
 from weft.protocol.enums import (
     PENDING_INPUTS_MISSING,
@@ -143,6 +142,9 @@ class ExitsMixin:
     def exit_submit(self, job: Job, action: dict[str, Any], when: str, *, outputs: bool) -> None:
         """Submit the flow kept with `job` for its ending `when` (see the
         module doc); `outputs`: it succeeded, its outputs are inputs too."""
+        # Loaded here, not with the coordinator: few jobs have exit actions (the image, docs/performance.md).
+        from weft.actors.flow import parse_flow
+
         where = f"exit action {when}=submit:{action.get('flow') or 'flow'} of job {job.id}"
         data = action.get("submit") or {}
         extra: dict[str, str] = {"ended_job": f"{job.id}", "ended_when": when}

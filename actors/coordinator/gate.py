@@ -19,15 +19,31 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from weft.actors.windows import Rule, next_allowed, parse_rules
 from weft.protocol.enums import Outcome
 
 from .graph import CANCELLED, RUNNABLE, WAITING, Graph, Job
 
 if TYPE_CHECKING:
+    from weft.actors.windows import Rule
+
     from .planner import Planner
 
 log = logging.getLogger("weft.coordinator")
+
+
+# The rules' module is loaded when the cluster or a job has windows: a start
+# without any does not pay for it (the daemons' image, docs/performance.md).
+def parse_rules(windows: Any) -> list[Rule]:
+    from weft.actors.windows import parse_rules
+
+    return parse_rules(windows)
+
+
+def next_allowed(rules: list[Rule], now: datetime) -> datetime | None:
+    from weft.actors.windows import next_allowed
+
+    return next_allowed(rules, now)
+
 
 # A job set aside by its windows is looked at again at least this often (s).
 RECHECK = 3600.0
@@ -45,7 +61,7 @@ class GateMixin:
 
     def init_gate(self, default_windows: list[Any] | None = None) -> None:
         # The cluster's default windows, for jobs that give none (--time-windows).
-        self.default_windows = parse_rules(default_windows or [])
+        self.default_windows = parse_rules(default_windows) if default_windows else []
         # The coordinator's timezone (None: the machine's local one); tests set one.
         self.tz: tzinfo | None = None
         # Jobs set aside by their windows: id -> next allowed start (wall time; None: not within a week).

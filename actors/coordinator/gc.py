@@ -21,13 +21,14 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from weft.actors.model import SpecError
 from weft.bus.errors import BusError
 from weft.protocol.enums import TERMINAL_JOB_STATES, ErrorCode
 from weft.protocol.follow import LOG_OUTPUT
+from weft.protocol.record import record
 from weft.protocol.tasks import TaskRef
 
 from .effects import Send
@@ -40,7 +41,7 @@ DAY = 86400.0
 DEFAULT_KEEP = 7 * DAY
 
 
-@dataclass(slots=True)
+@record
 class Forgotten:
     """What one delete or gc took from the state, for the shell to finish."""
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from weft.actors.groupcommit import GroupCommit
 from weft.actors.model import check_job_id
-from weft.bus.beacon import BeaconListener, PeerInfo
 from weft.bus.errors import BusError, RemoteError
 from weft.bus.heartbeat import Liveness
 from weft.bus.rpc import CallContext
@@ -74,6 +73,9 @@ from .queue import QueueBound
 from .replay import replay
 from .state import CoordinatorState
 from .views import job_detail, wait_row
+
+if TYPE_CHECKING:
+    from weft.bus.beacon import BeaconListener, PeerInfo
 
 log = logging.getLogger("weft.coordinator")
 
@@ -188,6 +190,9 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
         nursery.start_soon(submission_ops.recurring_loop, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
+            # Loaded only with beacons on: not in every start's image.
+            from weft.bus.beacon import BeaconListener
+
             self.beacons = BeaconListener(
                 cluster=cfg.cluster, port=cfg.beacon_port, bind=self.beacon_bind, ignore_node=self.node_id,
                 on_found=self._beacon_found, expiry=max(5.0, cfg.beacon_interval * 5),

@@ -16,14 +16,15 @@ hot path does not touch this table.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+
+from weft.protocol.record import record
 
 HOST_UNKNOWN = "host-unknown"
 HOST_DOWN = "host-down"
 NO_CAPACITY = "no-capacity"
 
 
-@dataclass(slots=True)
+@record
 class Reason:
     code: str
     text: str

@@ -45,13 +45,13 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from weft.actors.model import split_object_name
 from weft.protocol.enums import ErrorCode, EventKind, ObjectState
 from weft.protocol.objects import info_wire
+from weft.protocol.record import record
 
 from .content import PAGE_CACHE_BUDGET, ContentFiles
 from .errors import (
@@ -79,7 +79,7 @@ READ_CHUNK = 1 << 20
 MAX_CHAIN = 1000
 
 
-@dataclass(slots=True)
+@record
 class ObjectInfo:
     name: str
     state: ObjectState
