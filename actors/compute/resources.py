@@ -187,6 +187,10 @@ class Resources:
                 out.append(item[0])
         return out
 
+    def waiting(self) -> bool:
+        """Tasks wait for room: every CPU is busy, and ends are coming."""
+        return bool(self._line)
+
     def release(self, owner: Any) -> None:
         held = self._held.pop(owner, None)
         if held is None:
