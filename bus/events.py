@@ -20,7 +20,7 @@ want every step as it happens (the default, `wake: all`) see no difference.
 An urgent poller may also ask to `gather` for a short window: once woken, its
 answer waits up to that many seconds for more urgent events while the actor
 says more are coming (`more_coming`, set by the actor: a compute node with
-tasks waiting for a CPU). A busy node's task ends then travel several to an
+more tasks waiting for a CPU than it has CPUs). A busy node's task ends then travel several to an
 answer instead of one poll round trip each; an idle node, or one whose last
 task just ended, answers at once, so a chain's hop waits for nothing.
 """

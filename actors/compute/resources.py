@@ -188,8 +188,10 @@ class Resources:
         return out
 
     def waiting(self) -> bool:
-        """Tasks wait for room: every CPU is busy, and ends are coming."""
-        return bool(self._line)
+        """More tasks wait for room than the node has CPUs: ends are coming,
+        and a round of work is still queued once they are reported (a poll
+        answer may gather them, bus/events.py; the node does not run dry)."""
+        return len(self._line) > self.cpus
 
     def release(self, owner: Any) -> None:
         held = self._held.pop(owner, None)

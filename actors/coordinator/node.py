@@ -90,7 +90,7 @@ _BACKGROUND_COMMIT = 0.03
 # (`gather`, bus/events.py): only while tasks wait there for a CPU, so an
 # idle node, or a chain's hop, answers at once. At 1 slot and ~1-3 ms a
 # `true` command each answer carried ~1.2 ends: one poll round trip a job.
-GATHER = 0.005
+GATHER = 0.01
 
 
 
