@@ -16,12 +16,20 @@ quiet ones that came before it in the same answer: a compute node's
 pending/running/storing steps ride along with the `done` that matters to the
 coordinator, one message per batch instead of one per step. Pollers that
 want every step as it happens (the default, `wake: all`) see no difference.
+
+An urgent poller may also ask to `gather` for a short window: once woken, its
+answer waits up to that many seconds for more urgent events while the actor
+says more are coming (`more_coming`, set by the actor: a compute node with
+more tasks waiting for a CPU than it has CPUs). A busy node's task ends then travel several to an
+answer instead of one poll round trip each; an idle node, or one whose last
+task just ended, answers at once, so a chain's hop waits for nothing.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -49,6 +57,9 @@ class EventQueue:
         self._waiting_urgent = 0
         # Times waiting pollers were woken by an append (read by metrics).
         self.wakeups = 0
+        # Whether more urgent events are coming soon (a `gather` waits for
+        # them only then); None: never, answers never wait.
+        self.more_coming: Callable[[], bool] | None = None
 
     @property
     def next_seq(self) -> int:
@@ -110,10 +121,11 @@ class EventQueue:
 
     async def poll(
         self, since: int, limit: int = 10_000, timeout: float = 30.0, incarnation: str | None = None,
-        *, urgent_only: bool = False,
+        *, urgent_only: bool = False, gather: float = 0.0,
     ) -> dict[str, Any]:
         """Events with seq >= since, waiting up to `timeout` for the first one
-        (with `urgent_only`, for the first urgent one).
+        (with `urgent_only`, for the first urgent one, then up to `gather`
+        seconds more for further urgent ones while `more_coming()` says so).
 
         `since` 0 means "from the first event"; a poller that missed events
         (dropped from the window, or numbered by another incarnation) gets
@@ -129,8 +141,13 @@ class EventQueue:
                 with trio.move_on_after(timeout):
                     while self._last_urgent < since:
                         await self._park(True)
-                if since < self.first_seq:
-                    return self._resync()
+            more = self.more_coming
+            if gather > 0 and more is not None and self._last_urgent >= since and more():
+                with trio.move_on_after(gather):
+                    while more():
+                        await self._park(True)
+            if since < self.first_seq:
+                return self._resync()
         elif since == self._next and timeout > 0:
             with trio.move_on_after(timeout):
                 while since == self._next:
@@ -149,7 +166,7 @@ class EventQueue:
         return {"events": [], "next": self._next, "inc": self.incarnation, "resync": True}
 
     async def handle_poll(self, body: Any, ctx: Any) -> dict[str, Any]:
-        """The `poll` op: body {since, max?, timeout?, inc?, wake?: all|urgent}."""
+        """The `poll` op: body {since, max?, timeout?, inc?, wake?: all|urgent, gather?}."""
         if not isinstance(body, dict):
             raise BusError("poll needs a map body with 'since'", code="bad-request")
         since = body.get("since", 0)
@@ -167,4 +184,7 @@ class EventQueue:
         wake = body.get("wake", "all")
         if wake not in ("all", "urgent"):
             raise BusError(f"poll 'wake' must be 'all' or 'urgent', got {wake!r}", code="bad-request")
-        return await self.poll(since, limit, float(timeout), inc, urgent_only=wake == "urgent")
+        gather = body.get("gather", 0.0)
+        if type(gather) not in (int, float) or not 0 <= gather <= 1:
+            raise BusError(f"poll 'gather' must be 0..1 seconds, got {gather!r}", code="bad-request")
+        return await self.poll(since, limit, float(timeout), inc, urgent_only=wake == "urgent", gather=float(gather))

@@ -40,13 +40,16 @@ class Ping:
 class Poll:
     """`poll`: events from `since` on, waiting up to `timeout` for the first
     (with wake `urgent`: for the first urgent one). `inc` is the incarnation
-    the poller numbered `since` in; another one answers `resync`."""
+    the poller numbered `since` in; another one answers `resync`. `gather`
+    (urgent only): once woken, wait up to that many seconds more for further
+    urgent events while the node says more are coming (bus/events.py)."""
 
     since: int = 0
     timeout: float = 30.0
     inc: str | None = None
     wake: Wake = Wake.ALL
     max: int | None = None
+    gather: float = 0.0
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"since": self.since, "timeout": self.timeout}
@@ -56,6 +59,8 @@ class Poll:
             d["wake"] = self.wake
         if self.max is not None:
             d["max"] = self.max
+        if self.gather:
+            d["gather"] = self.gather
         return d
 
     @classmethod
@@ -64,7 +69,7 @@ class Poll:
         b = body_map(op, body)
         return cls(int_field(op, b, "since", 0), seconds_field(op, b, "timeout", 30.0, 300),
                    opt_str(op, b, "inc"), enum_field(op, b, "wake", Wake, Wake.ALL),
-                   int_field(op, b, "max", None, minimum=1, nullable=True))
+                   int_field(op, b, "max", None, minimum=1, nullable=True), seconds_field(op, b, "gather", 0.0, 1))
 
 
 @record

@@ -38,6 +38,25 @@ async def test_tasks_start_in_arrival_order_when_their_cpus_and_memory_are_free(
         assert r.used_chunks == 8 + 1 and r.used_cpus == 2
 
 
+async def test_waiting_says_whether_more_tasks_wait_than_there_are_cpus() -> None:
+    # What a compute node's poll answers gather by (bus/events.py `more_coming`):
+    # only while a round of work stays queued once the ends are reported.
+    r = Resources(cpus=1, memory=512 * MIB)
+    async with trio.open_nursery() as n:
+        await r.acquire("a", 1, None)
+        assert not r.backlogged()  # busy, but nothing behind it
+        n.start_soon(r.acquire, "b", 1, None)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not r.backlogged()  # one behind it: its end is wanted at once
+        n.start_soon(r.acquire, "c", 1, None)
+        await trio.testing.wait_all_tasks_blocked()
+        assert r.backlogged()
+        r.release("a")  # b takes the CPU: only c waits
+        await trio.testing.wait_all_tasks_blocked()
+        assert not r.backlogged() and r.used_cpus == 1
+        n.cancel_scope.cancel()  # c still waits
+
+
 async def test_a_workorder_takes_its_share_at_once_and_is_counted() -> None:
     r = Resources(cpus=1, memory=64 * MIB)
     await r.acquire("a", 1, None)

@@ -104,6 +104,57 @@ async def test_urgent_poller_gets_quiet_events_at_its_timeout_and_before_the_win
     assert not result["resync"] and [e[0] for e in result["events"]] == [3, 4, 5, 6, 7]
 
 
+async def test_urgent_poller_with_gather_waits_for_more_ends_while_more_are_coming() -> None:
+    # A busy compute node (tasks waiting for a CPU): its ends travel together;
+    # the end after which nothing waits any more answers at once.
+    q = EventQueue()
+    busy = [True]
+    q.more_coming = lambda: busy[0]
+    result: dict[str, Any] = {}
+
+    async def poller() -> None:
+        result.update(await q.poll(1, timeout=10, urgent_only=True, gather=1.0))
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller)
+            await trio.testing.wait_all_tasks_blocked()
+            q.append("done", "a")
+            await trio.testing.wait_all_tasks_blocked()
+            assert not result  # gathering: more ends are coming
+            q.append("running", "c", urgent=False)
+            q.append("done", "b")
+            await trio.testing.wait_all_tasks_blocked()
+            assert not result
+            busy[0] = False  # the last waiting task took the CPU
+            q.append("done", "c")
+            await trio.testing.wait_all_tasks_blocked()
+            assert result  # at once: not at the end of the window
+    assert [e[2] for e in result["events"]] == ["a", "c", "b", "c"]
+    assert result["next"] == 5
+
+
+@pytest.mark.parametrize("more", [None, False])
+async def test_urgent_poller_with_gather_answers_at_once_when_no_more_are_coming(more: bool | None) -> None:
+    # An idle node, or a chain's hop: nothing waits behind the end.
+    q = EventQueue()
+    if more is not None:
+        q.more_coming = lambda: more
+    q.append("done", "a")
+    with trio.fail_after(5):
+        r = await q.poll(1, timeout=10, urgent_only=True, gather=30.0)
+    assert r["events"] == [[1, "done", "a"]]
+
+
+async def test_gather_ends_at_its_window_even_if_more_are_still_coming() -> None:
+    q = EventQueue()
+    q.more_coming = lambda: True
+    q.append("done", "a")
+    with trio.fail_after(5):
+        r = await q.poll(1, timeout=30, urgent_only=True, gather=0.05)
+    assert r["events"] == [[1, "done", "a"]] and not r["resync"]
+
+
 async def test_long_poll_times_out_empty() -> None:
     q = EventQueue()
     q.append("old")
@@ -262,6 +313,8 @@ async def test_200_pollers_over_the_wire_are_woken_by_one_append(serve: Serve) -
         {"since": 1, "timeout": float("nan")},
         {"since": 1, "inc": 5},
         {"since": 1, "wake": "sometimes"},
+        {"since": 1, "wake": "urgent", "gather": 2},
+        {"since": 1, "wake": "urgent", "gather": "0.01"},
     ],
     ids=repr,
 )

@@ -132,6 +132,7 @@ RECORDS: list[Any] = [
     Hello(Role.COMPUTE, "compute-1", A, "inc-3"),
     Ping(4),
     Poll(3, 10.0, "inc-1", Wake.URGENT, 100),
+    Poll(3, 10.0, "inc-1", Wake.URGENT, None, 0.005),
     PollReply([[1, "task", {"job": "j1"}]], 2, "inc-1", False),
     Probe(["mod", "pkg.sub_mod"]),
     ProbeReply(["pkg.sub_mod"], ["mod"]),

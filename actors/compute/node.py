@@ -121,6 +121,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.values = ValueCache.sized(value_cache, self.resources.memory)  # stored outputs, for consumers
         self._task_nursery: trio.Nursery | None = None
         super().__init__(config)
+        self.events.more_coming = self.resources.backlogged  # a busy node's ends gather (bus/events.py)
         self.memguard = MemoryGuard(self.node_id)
         (self.data_dir / "tasks").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "progress").mkdir(exist_ok=True)  # callables' progress files

@@ -197,6 +197,12 @@ class Resources:
                 out.append(item[0])
         return out
 
+    def backlogged(self) -> bool:
+        """More tasks wait for room than the node has CPUs: ends are coming,
+        and a round of work is still queued once they are reported (a poll
+        answer may gather them, bus/events.py; the node does not run dry)."""
+        return len(self._line) > self.cpus
+
     def release(self, owner: Any) -> None:
         held = self._held.pop(owner, None)
         if held is None:

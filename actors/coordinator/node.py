@@ -88,6 +88,12 @@ log = logging.getLogger("weft.coordinator")
 # inventory (or the job runs again), as with any window; this one is 30 ms
 # (50 ms saves little more: there are at most 1/delay commits a second).
 _BACKGROUND_COMMIT = 0.03
+# How long a busy compute node's poll answer may wait for more task ends
+# (`gather`, bus/events.py): only while more tasks wait there than it has
+# CPUs (Resources.backlogged), so an idle node, or a chain's hop, answers at
+# once. At 1 slot and ~1-3 ms a `true` command each answer carried ~1.2
+# ends: 0.85 poll round trips a job, now ~0.22 (with 5 ms: 0.29).
+GATHER = 0.01
 
 
 
@@ -336,13 +342,14 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
                         self._run(effects)
                     ref.last_seen = time.time()
                     backoff = 0.1
+                    gather = GATHER if isinstance(ref, ComputeRef) else 0.0
                     while True:
                         # Woken by urgent events only: a task's end, an object
                         # finished by a writer that does not report it itself.
                         # The rest (task steps, objects a task's `done` reports)
                         # ride along: one wake-up per job, not one per step.
                         r = PollReply.from_wire(await peer.call(
-                            "poll", Poll(since, self.poll_timeout, ref.inc, Wake.URGENT).to_wire(),
+                            "poll", Poll(since, self.poll_timeout, ref.inc, Wake.URGENT, gather=gather).to_wire(),
                             timeout=self.poll_timeout + 5,
                         ))
                         self.liveness.seen(f"{ref.role}/{ref.node}")
