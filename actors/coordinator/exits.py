@@ -67,6 +67,7 @@ class ExitsMixin:
     mono: Callable[[], float]
     _out: list[Effect]
     _attempt_rows: list[tuple]
+    charged: dict[str, dict[str, int]]
     _kicked: bool
     epoch: int
 
@@ -98,6 +99,46 @@ class ExitsMixin:
                 del history[i]
                 self._attempt_rows.append((job.id, rec[0], None))  # a row to delete
                 return
+
+    # -- charges: attempts counted when a compute node was lost -------------------------
+    # `charged[node][job] = token`: settled by what the node says once back
+    # (state.py compute_inventory, task_news), whenever it says it.
+    def _charge(self, node: str, job: Job, token: int) -> bool:
+        """Take `job`'s charge for attempt `token` off `node`'s list; was there one?"""
+        charged = self.charged.get(node)
+        if charged is None or charged.get(job.id) != token:
+            return False
+        del charged[job.id]
+        if not charged:
+            del self.charged[node]
+        return True
+
+    def refund(self, node: str, job: Job, token: int) -> None:
+        """The attempt charged never took a slot on `node`: not an attempt."""
+        if self._charge(node, job, token):
+            job.excused += 1
+            self.stats["soft_failures"] -= 1
+            self.unrecord_attempt(job, node)
+            self.graph.changed.append(job)
+
+    def charge_goes_on(self, node: str, job: Job, token: int) -> None:
+        """`node` still holds attempt `token` (adopted, or it finished): the
+        attempt charged goes on, it did not end; its failure row goes."""
+        if self._charge(node, job, token):
+            self.stats["soft_failures"] -= 1
+            self.unrecord_attempt(job, node)
+            self.graph.changed.append(job)
+
+    def keep_charges(self, node: str, pending: dict[str, int]) -> None:
+        """`node` is back: what it did not give back as never run, it ran (or
+        lost), so the charge stands; but a task it still holds without a
+        slot (`pending`: job -> token) may end without ever taking one (a
+        follower whose producer fails, a stale prefetched task): its end says."""
+        charged = self.charged.pop(node, None)
+        if charged and pending:
+            kept = {j: tok for j, tok in charged.items() if pending.get(j) == tok}
+            if kept:
+                self.charged[node] = kept
 
     # -- own failures ------------------------------------------------------------------
     def own_failure(self, job: Job, t: TaskReport, cause: str, outcome: Outcome) -> None:

@@ -312,11 +312,14 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         ref.slots = slots
         seen = set()
         finished = []
+        pending: dict[str, int] = {}  # held, no slot taken yet: charges kept for their end
         for t in tasks:
             job = self.graph.jobs.get(t.job)
             if job is None:
                 continue
             seen.add(t.job)
+            if t.state != _DONE and t.started is None:
+                pending[t.job] = t.token
             if t.state == _DONE:
                 if (not job.done and job.state != RUNNING and t.started is not None and t.token >= job.token
                         and job.token >> 32 != self.epoch):
@@ -348,8 +351,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         ref.ready = True
         self._kick()
         effects = self.task_news(ref, finished) if finished else self._flush()
-        # What it did not give back as never run, it ran (or lost): counted.
-        self.charged.pop(ref.node, None)
+        self.keep_charges(ref.node, pending)
         return effects
 
     def _adopt(self, job: Job, ref: ComputeRef, t: TaskReport) -> None:
@@ -362,6 +364,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             # An attempt the journal had not seen (started after its last
             # commit of this job): count it.
             job.attempts += 1
+        else:
+            self.charge_goes_on(ref.node, job, t.token)  # charged when the node was lost: it goes on
         self.graph.adopt(job, ref.node, t.token)
         job.started = t.started or job.started or self.wall()
         ref.assign(t.job, cost_of(job))
@@ -403,6 +407,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                 # The node we gave up on finished it after all, and nothing
                 # started it again yet: adopt the result instead of rerunning.
                 g.adopt(job, ref.node, job.token)
+                self.charge_goes_on(ref.node, job, t.token)
             if job is not None and job.state == CANCELLING and job.node == ref.node and t.token == job.token:
                 if outcome != _SUCCESS and outcome != Outcome.FAILED_HARD and outcome != Outcome.TIMED_OUT:
                     # Stopped (or stopped by infrastructure): that is the cancel.
@@ -413,9 +418,13 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             elif job is None or job.state != RUNNING or job.node != ref.node or t.token != job.token:
                 # A late result of an attempt we gave up on. If we gave up
                 # on it with its lost node and it never took a slot there,
-                # it was not an attempt: give it back.
-                if t.started is None and job is not None and outcome == _FAILED_SOFT:
-                    self._refund(ref.node, job, t.token)
+                # it was not an attempt: give it back. If it took one, the
+                # charge stands (and is settled).
+                if job is not None and ref.node in self.charged:
+                    if t.started is None and outcome == _FAILED_SOFT:
+                        self.refund(ref.node, job, t.token)
+                    else:
+                        self._charge(ref.node, job, t.token)
                 continue
             job.exit_code = t.exit
             cause = t.cause
@@ -465,17 +474,6 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                 self.own_failure(job, t, cause or str(outcome), outcome)
         return self._flush()
 
-    def _refund(self, node: str, job: Job, token: int) -> None:
-        charged = self.charged.get(node)
-        if charged is not None and charged.get(job.id) == token:
-            del charged[job.id]
-            if not charged:
-                del self.charged[node]
-            job.excused += 1
-            self.stats["soft_failures"] -= 1
-            self.unrecord_attempt(job, node)
-            self.graph.changed.append(job)
-
     def _succeeded(self, job: Job) -> None:
         self.graph.succeed(job, self.wall())
         self.stats["succeeded"] += 1
@@ -484,6 +482,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         """Infrastructure failed the job: run it again (it is needed: it was
         submitted). `code` is the failure's ErrorCode when the node gave one."""
         fcode = _soft_code(code)
+        job.ahead = False  # queued again: it follows no producer now
         if counted:
             self.stats["soft_failures"] += 1
             self.record_attempt(job, None, _FAILED_SOFT, fcode, cause)
