@@ -59,6 +59,8 @@ class Ahead:
                     # output held empty: on no storage node to read it from.
                     task.inline[name] = b""
                     continue
+                if producer.dropped:
+                    task.inputs[name] = made_copies(task.inputs[name], producer.dropped)
             task.ahead.add(name)
 
     async def _await_producers(self, task: Task) -> None:
@@ -120,6 +122,10 @@ class Ahead:
                 raise Unmet(f"input {name!r}: {producer.job} did not write {output!r} (it delegated it)")
             elif producer.stored.get(output) == EMPTY:
                 task.inline[name] = b""  # empty: on no storage node (Transfers._hold_empty)
+            elif producer.dropped:
+                # A command's output, read from storage like any input, but
+                # not from a copy its write gave up on.
+                task.inputs[name] = made_copies(task.inputs[name], producer.dropped)
             # else: a command's output, read from storage like any input
         finally:
             self._unfollow(producer)
@@ -155,6 +161,20 @@ class Ahead:
             task.valued.set()
         if task.followers <= 0:
             task.values = None
+
+
+def made_copies(entry: tuple[list[str], str], dropped: list[list[str]]) -> tuple[list[str], str]:
+    """A follower's input (storage endpoints, object) less the copies its
+    producer's write gave up on (`Task.dropped`: [object, endpoint] pairs).
+    Its endpoints are the producer's placement, named before the write:
+    a dropped one (e.g. a storage node restarted mid-write) answers that
+    the object does not exist, and the read would fail the follower after
+    it took a slot (an attempt that ran nothing) instead of reading the
+    copy that was made. The write made at least one: never left empty."""
+    endpoints, obj = entry
+    gone = {ep for name, ep in dropped if name == obj}
+    kept = [ep for ep in endpoints if ep not in gone]
+    return (kept, obj) if kept and len(kept) < len(endpoints) else entry
 
 
 def _event(task: Task, slot: str) -> trio.Event:
