@@ -67,7 +67,7 @@ class ExitsMixin:
     mono: Callable[[], float]
     _out: list[Effect]
     _attempt_rows: list[tuple]
-    charged: dict[str, dict[str, int]]
+    charged: dict[str, dict[str, tuple[int, bool]]]
     _kicked: bool
     epoch: int
 
@@ -100,34 +100,46 @@ class ExitsMixin:
                 self._attempt_rows.append((job.id, rec[0], None))  # a row to delete
                 return
 
-    # -- charges: attempts counted when a compute node was lost -------------------------
-    # `charged[node][job] = token`: settled by what the node says once back
-    # (state.py compute_inventory, task_news), whenever it says it.
-    def _charge(self, node: str, job: Job, token: int) -> bool:
-        """Take `job`'s charge for attempt `token` off `node`'s list; was there one?"""
+    # -- charges: attempts settled when a compute node was lost ------------------------
+    # `charged[node][job] = (token, counted)`: counted (it had acked the
+    # start) or excused (it had not: the start may still have reached it).
+    # Settled by what the node says once back (state.py compute_inventory,
+    # task_news), whenever it says it.
+    def _charge(self, node: str, job: Job, token: int) -> bool | None:
+        """Take `job`'s entry for attempt `token` off `node`'s list: was it
+        counted (True), excused (False), or not there (None)?"""
         charged = self.charged.get(node)
-        if charged is None or charged.get(job.id) != token:
-            return False
-        del charged[job.id]
+        entry = charged.get(job.id) if charged is not None else None
+        if entry is None or entry[0] != token:
+            return None
+        del charged[job.id]  # type: ignore[union-attr]
         if not charged:
             del self.charged[node]
-        return True
+        return entry[1]
 
     def refund(self, node: str, job: Job, token: int) -> None:
-        """The attempt charged never took a slot on `node`: not an attempt."""
+        """Attempt `token` ended on `node` without taking a slot: not an attempt."""
         if self._charge(node, job, token):
             job.excused += 1
             self.stats["soft_failures"] -= 1
             self.unrecord_attempt(job, node)
             self.graph.changed.append(job)
 
-    def charge_goes_on(self, node: str, job: Job, token: int) -> None:
-        """`node` still holds attempt `token` (adopted, or it finished): the
-        attempt charged goes on, it did not end; its failure row goes."""
-        if self._charge(node, job, token):
+    def charge_goes_on(self, node: str, job: Job, token: int, *, ended: bool = False) -> None:
+        """`node` held attempt `token` after all (adopted, finished, or it
+        took a slot there): an attempt. Charged and not `ended` (it goes on),
+        its failure row goes; excused, its start reached the node: counted."""
+        counted = self._charge(node, job, token)
+        if counted:
+            if ended:
+                return  # it ran and ended as charged
             self.stats["soft_failures"] -= 1
             self.unrecord_attempt(job, node)
-            self.graph.changed.append(job)
+        elif counted is False:
+            job.excused -= 1
+        else:
+            return
+        self.graph.changed.append(job)
 
     def keep_charges(self, node: str, pending: dict[str, int]) -> None:
         """`node` is back: what it did not give back as never run, it ran (or
@@ -136,7 +148,7 @@ class ExitsMixin:
         follower whose producer fails, a stale prefetched task): its end says."""
         charged = self.charged.pop(node, None)
         if charged and pending:
-            kept = {j: tok for j, tok in charged.items() if pending.get(j) == tok}
+            kept = {j: e for j, e in charged.items() if pending.get(j) == e[0]}
             if kept:
                 self.charged[node] = kept
 

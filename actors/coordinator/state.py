@@ -139,9 +139,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         self.init_retries(retry_backoff, retry_backoff_max)
         self.init_control()
         self.init_flows()
-        # Attempts counted when their compute node was lost (node -> job ->
-        # token), until the node comes back and says which never ran.
-        self.charged: dict[str, dict[str, int]] = {}
+        # Attempts counted (or excused) when their compute node was lost
+        # (node -> job -> (token, counted)), until the node says which ran.
+        self.charged: dict[str, dict[str, tuple[int, bool]]] = {}
         # Dispatches whose start_many the node has not answered, by id().
         self.unacked: dict[int, Dispatch] = {}
         self.planner = Planner(
@@ -275,7 +275,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             # Which of them ran there we cannot know yet: each counts, and
             # if the node comes back saying one never took a slot, that one
             # is given back (see task_news). Starts it never answered did
-            # not reach it alive: those are not attempts.
+            # not reach it alive: not attempts, unless it comes back with one.
             charged = self.charged.setdefault(ref.node, {})
             unacked = self.unacked_jobs(ref)
             for jid in list(ref.assigned):
@@ -284,8 +284,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                     self.settle_cancelled(job, f"compute node {ref.node} {why}")
                 elif job is not None and job.state == RUNNING and job.node == ref.node:
                     counted = jid not in unacked
-                    if counted:
-                        charged[jid] = job.token
+                    charged[jid] = (job.token, counted)
                     self._soft_failure(job, f"compute node {ref.node} {why}", JobFailure.NODE_LOST, counted=counted)
             ref.running.clear()
             ref.assigned.clear()
@@ -424,7 +423,7 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                     if t.started is None and outcome == _FAILED_SOFT:
                         self.refund(ref.node, job, t.token)
                     else:
-                        self._charge(ref.node, job, t.token)
+                        self.charge_goes_on(ref.node, job, t.token, ended=True)
                 continue
             job.exit_code = t.exit
             cause = t.cause

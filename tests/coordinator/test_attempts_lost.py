@@ -8,6 +8,7 @@ shows more attempts than it ran, nor 0 after it ran.)"""
 from __future__ import annotations
 
 from weft.actors.coordinator import attempts
+from weft.actors.coordinator.effects import Dispatch
 from weft.actors.coordinator.graph import RUNNING, SUCCEEDED
 from weft.protocol.enums import Outcome, TaskState
 from weft.protocol.tasks import TaskReport
@@ -90,3 +91,19 @@ def test_a_task_that_took_a_slot_after_the_node_came_back_stays_counted() -> Non
     assert c.state.charged == {}
     c.ends("c0")
     assert shown(c, "c0") == 2
+
+
+def test_a_start_the_lost_node_had_not_acked_but_ran_once_back_is_an_attempt() -> None:
+    # The start was on its way when the node stopped (paused): not acked, so
+    # not counted at the loss; it took it once resumed and is adopted.
+    c = Cluster(computes=1)
+    c.submit(spec("a"))
+    [d] = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
+    tokens = c.state.attempt_tokens(d)
+    c.state.start_messages(d, tokens, {})
+    c.take(c.state.node_lost("compute", "compute-0"))
+    assert shown(c, "a") == 0
+    c.add_compute("compute-0", 1, [TaskReport("a", TaskState.RUNNING, tokens["a"], started=1.0)])
+    c.ends("a")
+    assert c.job("a").state == SUCCEEDED and shown(c, "a") == 1
+    assert c.state.charged == {}
