@@ -24,7 +24,8 @@ from typing import Any
 
 import trio
 
-from weft.actors.client import Client, ObjectRef
+from weft.actors.client import Client
+from weft.bench.workloads import handoff_specs
 from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster
 
@@ -79,11 +80,7 @@ def _batch(c: Client, cluster: LocalCluster, mode: str, pairs: int, size: int, t
     nodes = [cluster.node_name("compute", i) for i in range(2)]
     cpu0, (_, calls0) = _cpu(cluster), _infos(cluster)
     t0 = time.perf_counter()
-    specs = []
-    for i in range(pairs):
-        src, dst = (nodes[i % 2], nodes[1 - i % 2]) if mode == "cross" else (None, None)
-        p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}", node=src)
-        specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"), node=dst)]
+    specs = handoff_specs(c, pairs, size, tag, nodes if mode == "cross" else None)
     futures = c.submit_specs(specs, batch=len(specs))
     results = [f.result(timeout=600) for f in futures[1::2]]
     wall = time.perf_counter() - t0

@@ -26,7 +26,8 @@ from typing import Any
 
 import msgpack
 
-from weft.actors.client import Client, ObjectRef
+from weft.actors.client import Client
+from weft.bench.workloads import handoff_specs
 from weft.localcluster.cluster import LocalCluster
 
 
@@ -53,10 +54,7 @@ def batch(c: Client, pairs: int, size: int, tag: str,
           times: Callable[[], dict[str, dict[str, Any]]] | None = None) -> list[str]:
     """One batch's timeline, as lines to print."""
     t0 = time.time()
-    specs = []
-    for i in range(pairs):
-        p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}")
-        specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"))]
+    specs = handoff_specs(c, pairs, size, tag)
     futures = c.submit_specs(specs, batch=len(specs))
     for f in futures[1::2]:
         f.result(timeout=600)

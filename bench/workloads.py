@@ -239,6 +239,20 @@ def consume(data: bytes | str) -> str:
     return f"{len(data)} {producer or '?'} {_node_mark()}"
 
 
+def handoff_specs(c: Any, pairs: int, size: int, tag: str, nodes: list[str] | None = None) -> list[Any]:
+    """Producer, consumer, producer, ... specs of `pairs` handoffs of `size`
+    bytes; with two `nodes`, pair i's producer pinned to one and its
+    consumer to the other, alternating (handoff-cross)."""
+    from weft.actors.client import ObjectRef
+
+    specs = []
+    for i in range(pairs):
+        src, dst = (nodes[i % 2], nodes[1 - i % 2]) if nodes else (None, None)
+        p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}", node=src)
+        specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"), node=dst)]
+    return specs
+
+
 def run_true(*args: Any, **kwargs: Any) -> int:
     return subprocess.run(["true"], check=True).returncode
 
@@ -447,16 +461,11 @@ class WeftSide:
         return n / (time.perf_counter() - t0)
 
     def _handoff(self, pairs: int, size: int, tag: str, deadline: float) -> float:
-        from weft.actors.client import ObjectRef
-
         c = self.client
         followed_before = c.stats().get("followed", 0)
         cached_before = value_cache_counts(self.cluster)
         t0 = time.perf_counter()
-        specs = []
-        for i in range(pairs):
-            p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}")
-            specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"))]
+        specs = handoff_specs(c, pairs, size, tag)
         futures = c.submit_specs(specs, batch=len(specs))
         consumers = futures[1::2]
         self._wait_ok(consumers, deadline, f"{pairs} producer/consumer pairs")
@@ -477,8 +486,6 @@ class WeftSide:
         return pairs * size / elapsed / 1e6
 
     def _handoff_cross(self, pairs: int, size: int, tag: str, deadline: float) -> float:
-        from weft.actors.client import ObjectRef
-
         c = self.client
         if not can_pin(c):
             raise NotMeasured("not measured: needs node pinning (a `node=` pin in job specs)")
@@ -487,11 +494,7 @@ class WeftSide:
         nodes = [self.cluster.node_name("compute", i) for i in range(2)]
         cached_before = value_cache_counts(self.cluster)
         t0 = time.perf_counter()
-        specs = []
-        for i in range(pairs):
-            src, dst = (nodes[0], nodes[1]) if i % 2 == 0 else (nodes[1], nodes[0])
-            p = c.spec("weft.bench.workloads:make_bytes", nbytes=str(size), x=f"{tag}-{i}", node=src)
-            specs += [p, c.spec("weft.bench.workloads:consume", data=ObjectRef(f"{p.job_id()}/result"), node=dst)]
+        specs = handoff_specs(c, pairs, size, tag, nodes)
         futures = c.submit_specs(specs, batch=len(specs))
         consumers = futures[1::2]
         self._wait_ok(consumers, deadline, f"{pairs} pinned producer/consumer pairs")
