@@ -4,6 +4,7 @@ slots, kept methods (protocol/record.py)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 import sys
 from dataclasses import dataclass, field
@@ -107,7 +108,10 @@ def test_a_record_meeting_itself_in_its_repr_shows_dots() -> None:
 
 def record_classes() -> list[type]:
     """Every @record class of the daemons' image."""
-    importlib.import_module("weft.localcluster.zygote")
+    collecting = gc.isenabled()
+    importlib.import_module("weft.localcluster.zygote")  # (turns the collector off: the image's rule)
+    if collecting:
+        gc.enable()  # for the tests that run after this one in this process
     eq_code = _eq_of((), "").__code__
     out = []
     for name, mod in list(sys.modules.items()):
