@@ -130,7 +130,8 @@ class Transfers:
     async def _read_input(self, task: Task, name: str,
                           read: Callable[[Peer, str, float | None], Awaitable[Any]]) -> Any:
         """`read(peer, object, call timeout)` of input `name` from the first of its copies
-        that answers; storage trouble becomes the task's soft failure."""
+        that answers and has it; storage trouble (or no copy having it) becomes
+        the task's soft failure."""
         endpoints, obj = task.inputs[name]
         endpoints = self._copies(endpoints)
         for i, endpoint in enumerate(endpoints):
@@ -147,7 +148,11 @@ class Transfers:
                     raise self._storage_soft(e, f"input {name!r} ({obj})") from None
                 log.info("input %r (%s): %s; reading the next copy", name, obj, e)
             except BusError as e:
-                raise self._input_soft(task, name, obj, e) from None
+                if last or getattr(e, "code", None) != ErrorCode.MISSING:
+                    raise self._input_soft(task, name, obj, e) from None
+                # A listed copy can be one a write dropped (its node restarted
+                # mid-write: ahead.py made_copies): another copy may have it.
+                log.info("input %r (%s): %s; reading the next copy", name, obj, e)
         raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
 
     async def _read_near(self, endpoint: str, obj: str,
