@@ -248,7 +248,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                 # that never took a slot are not counted as attempts.
                 self._out.append(StopPoller(ref))
                 if isinstance(ref, ComputeRef):
-                    fresh.assigned = ref.assigned
+                    # Followers too: else its producer's end never releases them.
+                    fresh.assigned, fresh.following = ref.assigned, ref.following
                 self._out.append(DropPeer(ref.endpoint))
             else:
                 self._forget(ref, "moved")
@@ -367,7 +368,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
             self.charge_goes_on(ref.node, job, t.token)  # charged when the node was lost: it goes on
         self.graph.adopt(job, ref.node, t.token)
         job.started = t.started or job.started or self.wall()
-        ref.assign(t.job, cost_of(job))
+        producer = ref.following.get(t.job) if job.ahead else None
+        if producer is not None:  # still waiting there for its producer: no slot yet
+            ref.follow(t.job, producer, cost_of(job))
+        else:
+            ref.assign(t.job, cost_of(job))
         self.graph.changed.append(job)
 
     def task_news(self, ref: ComputeRef, tasks: list[TaskReport]) -> list[Effect]:
