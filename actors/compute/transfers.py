@@ -52,6 +52,8 @@ _PROBE_WINDOW = 10.0
 # A read from the compute node that made an input: past this it goes to storage.
 _NEAR_TIMEOUT = 2.0
 _PROBE = 0.5
+# A copy answering these may be one a write gave up on: read the next.
+_NOT_HERE = (ErrorCode.MISSING, ErrorCode.NOT_FINISHED)
 
 
 class Transfers:
@@ -148,10 +150,11 @@ class Transfers:
                     raise self._storage_soft(e, f"input {name!r} ({obj})") from None
                 log.info("input %r (%s): %s; reading the next copy", name, obj, e)
             except BusError as e:
-                if last or getattr(e, "code", None) != ErrorCode.MISSING:
+                if last or getattr(e, "code", None) not in _NOT_HERE:
                     raise self._input_soft(task, name, obj, e) from None
                 # A listed copy can be one a write dropped (its node restarted
-                # mid-write: ahead.py made_copies): another copy may have it.
+                # mid-write, or it fell behind: ahead.py made_copies): another
+                # copy may have it.
                 log.info("input %r (%s): %s; reading the next copy", name, obj, e)
         raise AssertionError(f"input {name!r} has no copy to read")  # _input_map refuses that
 

@@ -1,5 +1,6 @@
 """An input listed on a storage node that does not have it (a copy a
-write dropped when its node restarted mid-write) is read from the input's
+write dropped when its node restarted mid-write), or has it unfinished (a
+replica the write dropped as too slow), is read from the input's
 next copy, as one on an unreachable node is; the task fails soft only when
 no copy has it. Real storage and compute daemons (the session's shared ones)."""
 
@@ -47,3 +48,19 @@ async def test_an_input_no_copy_has_fails_the_task_soft_naming_it(shared: Shared
     assert done["outcome"] == "failed-soft", done
     assert done["code"] == "missing", done
     assert f"input 'a' ({made})" in done["cause"], done["cause"]
+
+
+async def test_an_input_unfinished_on_its_first_copy_is_read_from_the_next(shared: Shared) -> None:
+    made = f"{job_id('unfinished-src')}/out"
+    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs={"a": made},
+                   outputs=["result"]).to_wire()
+    job = job_id("unfinished-call")
+    with trio.fail_after(60):
+        async with peer(shared.a) as a, peer(shared.b) as b, peer(shared.c) as c:
+            await write_bytes(a, made, b"the bytes", 1)
+            await b.call("create", {"name": made, "token": 1})  # a replica the write gave up on
+            await start_task(c, job, spec, inputs={"a": [[shared.b, shared.a], made]},
+                             outputs={"result": shared.a}, token=1)
+            done = await wait_done(c, job)
+            assert done["outcome"] == "success", done
+            assert await read_object(a, f"{job}/result") == b"the bytes!"
