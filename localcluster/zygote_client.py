@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from weft.localcluster.zygote_start import zygote_argv
+
 
 class ClusterError(Exception):
     pass
@@ -68,7 +70,7 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "weft.localcluster.zygote", str(theirs.fileno())],
+                zygote_argv(theirs.fileno()),
                 pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )
