@@ -21,10 +21,10 @@ def test_forked_daemons_run_jobs_and_their_deaths_are_reported(tmp_path: Path) -
     try:
         assert cluster.zygote is not None
         zygote_pid = cluster.zygote.proc.pid
-        # Started without `site` (-S) whenever what it sets up can be replayed
-        # (not with a coverage .pth hook, say); the daemons below run from it.
-        no_site = zygote_start._spec() is not None
-        assert (psutil.Process(zygote_pid).cmdline()[1] == "-S") == no_site
+        # Started without `site` (-S) whenever what it sets up can be replayed,
+        # as in this test's environment; the daemons below run from it.
+        assert zygote_start._spec() is not None
+        assert psutil.Process(zygote_pid).cmdline()[1] == "-S"
         assert all(psutil.Process(p.pid).ppid() == zygote_pid for p in cluster.procs)
         # Forks of one image must still be distinct nodes with distinct randomness.
         assert len({p.node_id for p in cluster.procs}) == 3
@@ -81,8 +81,6 @@ def test_the_zygote_started_without_site_has_the_path_site_would_give(tmp_path: 
     import subprocess
     import sys
 
-    if zygote_start._spec() is None:
-        pytest.skip("a .pth file here runs more than -S can replay: the zygote starts with site")
     # `python -m site` prints sys.path; run it the way the zygote is started.
     argv = zygote_start.zygote_argv(0, module="site")[:-1]
     assert argv[1] == "-S"
