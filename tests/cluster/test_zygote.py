@@ -9,7 +9,6 @@ import psutil
 import pytest
 
 from weft.actors.client import Client
-from weft.localcluster import zygote_start
 from weft.localcluster.cluster import LocalCluster, zygote_usable
 
 pytestmark = pytest.mark.skipif(not zygote_usable(), reason="the fork server needs Linux")
@@ -21,10 +20,6 @@ def test_forked_daemons_run_jobs_and_their_deaths_are_reported(tmp_path: Path) -
     try:
         assert cluster.zygote is not None
         zygote_pid = cluster.zygote.proc.pid
-        # Started without `site` (-S) whenever what it sets up can be replayed,
-        # as in this test's environment; the daemons below run from it.
-        assert zygote_start._spec() is not None
-        assert psutil.Process(zygote_pid).cmdline()[1] == "-S"
         assert all(psutil.Process(p.pid).ppid() == zygote_pid for p in cluster.procs)
         # Forks of one image must still be distinct nodes with distinct randomness.
         assert len({p.node_id for p in cluster.procs}) == 3
@@ -75,18 +70,3 @@ def test_the_zygote_imports_trio_without_running_ldconfig() -> None:
     assert r.returncode == 0, r.stderr
     # Trio still names its threads, and ctypes.util is the real one afterwards.
     assert r.stdout.split() == ["False", "True", "True"]
-
-
-def test_the_zygote_started_without_site_has_the_path_site_would_give(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    # `python -m site` prints sys.path; run it the way the zygote is started.
-    argv = zygote_start.zygote_argv(0, module="site")[:-1]
-    assert argv[1] == "-S"
-    booted = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    plain = subprocess.run([sys.executable, "-m", "site"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert booted.returncode == 0, booted.stderr
-    path = booted.stdout.split("]")[0]
-    assert path == plain.stdout.split("]")[0]
-    assert str(tmp_path) in path and "site-packages" in path
