@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import IO
 
-from weft.localcluster.zygote_start import zygote_argv
-
 
 class ClusterError(Exception):
     pass
@@ -70,7 +68,7 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                zygote_argv(theirs.fileno()),
+                [sys.executable, "-m", "weft.localcluster.zygote", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )
