@@ -275,12 +275,15 @@ async def in_line(c, n: int) -> None:
 
 
 async def _queued_behind_a_producer(shared: Shared, compute: Proc, tag: str, priority: int) -> tuple[dict, list[dict]]:
-    """Both slots busy; then a producer, three queued 0.4 s sleepers of
-    `priority`, and the producer's follower. Its follower's summary, the sleepers'."""
+    """Both slots busy; then a producer, three queued sleepers of `priority`
+    (0.4, 0.8 and 0.4 s, so no two of them free a slot in the same instant:
+    two tasks given slots microseconds apart stamp their starts in whatever
+    order trio wakes them), and the producer's follower. Its follower's
+    summary, the sleepers'."""
     producer, follower = job_id(f"prod-{tag}"), job_id(f"follow-{tag}")
     prod_spec = JobSpec(call="weft.actors.builtins:echo", inputs={"x": tag}, outputs=["result"])
-    queued = JobSpec(call="weft.actors.builtins:sleep", inputs={"seconds": "0.4"}, outputs=["result"],
-                     priority=priority)
+    specs = [JobSpec(call="weft.actors.builtins:sleep", inputs={"seconds": s}, outputs=["result"],
+                     priority=priority) for s in ("0.4", "0.8", "0.4")]
     others = [job_id(f"queued-{tag}") for _ in range(3)]
     with trio.fail_after(30):
         async with peer(compute.endpoint) as c:
@@ -289,8 +292,8 @@ async def _queued_behind_a_producer(shared: Shared, compute: Proc, tag: str, pri
             # tasks in the order they were started).
             await start_task(c, producer, prod_spec.to_wire(), outputs={"result": shared.b}, token=5)
             await in_line(c, 1)
-            for n, job in enumerate(others, 2):
-                await start_task(c, job, queued.to_wire(), outputs={"result": shared.b}, token=1)
+            for n, (job, spec) in enumerate(zip(others, specs, strict=True), 2):
+                await start_task(c, job, spec.to_wire(), outputs={"result": shared.b}, token=1)
                 await in_line(c, n)
             await start_follower(c, follower, f"{producer}/result", shared.b, shared.b, [producer, 5], 6)
             done = await wait_done(c, follower)
