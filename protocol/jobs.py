@@ -195,14 +195,19 @@ class SubmitReply:
         if type(items) is not list:
             bad(op, "jobs", "must be a list")
         out = []
+        append = out.append
         for j in items:
-            if type(j) is not dict or type(j.get("job")) is not str or type(j.get("outputs")) is not list:
+            if type(j) is not dict or type(job := j.get("job")) is not str \
+                    or type(outputs := j.get("outputs")) is not list:
                 bad(op, "jobs", f"entry must be a map with 'job' and 'outputs', got {j!r}")
-            differs = j.get("differs") or []
-            if type(differs) is not list or not all(type(d) is str for d in differs):
+            # (Nearly every answer's `differs` is empty: no generator made to check it.)
+            differs = j.get("differs")
+            if not differs:
+                differs = []
+            elif type(differs) is not list or not all(type(d) is str for d in differs):
                 bad(op, "differs", f"must be a list of setting names, got {differs!r}")
-            out.append(Submitted(j["job"], j.get("state"), j["outputs"], j.get("cached") is True,
-                                 j.get("joined") is True, differs))
+            append(Submitted(job, j.get("state"), outputs, j.get("cached") is True,
+                             j.get("joined") is True, differs))
         return cls(out)
 
 

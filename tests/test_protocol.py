@@ -235,6 +235,8 @@ BAD: list[tuple[Any, Any, str]] = [
     (Submit, {"jobs": [SPEC.to_wire()], "fail_fast": True}, "fail_fast"),
     (TaskReport, {"job": "j1", "state": "done", "tail": 5}, "tail"),
     (SubmitReply, {"jobs": [{"job": "j1"}]}, "jobs"),
+    (SubmitReply, {"jobs": [{"job": "j1", "outputs": [], "differs": "priority"}]}, "differs"),
+    (SubmitReply, {"jobs": [{"job": "j1", "outputs": [], "differs": ["priority", 1]}]}, "differs"),
     (JobsRef, {"jobs": ["a", 1]}, "jobs"),
     (Status, {"limit": 1.5}, "limit"),
     (Wait, {"jobs": ["a"], "timeout": 301}, "timeout"),
