@@ -78,3 +78,24 @@ def test_new_rows_are_laid_out_in_submit_order(tmp_path: Path) -> None:
     laid_out = [row[0] for row in journal._db.execute("SELECT id FROM jobs ORDER BY rowid")]
     journal.close()
     assert laid_out == [j.id for j in jobs]
+
+
+def test_a_new_jobs_state_is_stored_as_its_plain_name(tmp_path: Path) -> None:
+    # `weft` reads the journal after a restart, and so may a user with sqlite3:
+    # the state column holds the state's name ("runnable"), nothing else.
+    import sqlite3
+
+    c = Cluster(computes=0)
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    for s in c.submit(spec("a"), spec("b", "a")):
+        journal.stage_new(s.job)
+    journal.close()
+    db = sqlite3.connect(path)
+    try:
+        states = sorted(row[0] for row in db.execute("SELECT state FROM jobs"))
+    finally:
+        db.close()
+    assert states == ["runnable", "waiting"]  # (b waits for a)
+    replayed = _replayed(path)
+    assert sorted(j.state for j in replayed.graph.jobs.values()) == [JobState.RUNNABLE, JobState.WAITING]
