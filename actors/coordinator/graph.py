@@ -56,6 +56,7 @@ from .records import (  # noqa: F401  (the names every graph rule uses)
 _INF = float("inf")
 # The one empty map specs without refs or inputs share (see Graph._share).
 _NO_MAP: dict = {}
+_NO_SEEN: set = set()  # (never added to: a job with no refs does not loop)
 # Distinct values Graph._share keeps before starting over.
 _SHARED_MAX = 10_000
 
@@ -185,8 +186,9 @@ class Graph:
             if after is None:
                 return [job]
             missing = after
-        seen: set[str] = set()
-        for ref in job.spec.refs.values():
+        refs = job.spec.refs
+        seen: set[str] = set() if refs else _NO_SEEN  # (a `map`'s jobs read no objects)
+        for ref in refs.values():
             obj = self.resolve(ref)
             if obj.state == FINISHED or obj.name in seen:
                 continue  # (two inputs may read one object: it is one wait)
