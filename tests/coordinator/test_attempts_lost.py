@@ -44,13 +44,18 @@ def _run_again(c: Cluster) -> None:
     assert c.job("p0").state == SUCCEEDED and c.job("p0").ran_on == "compute-1"
 
 
+def _still_held(tokens: dict[str, int]) -> list[TaskReport]:
+    """compute-0's inventory once back: p0 running, c0 following (no slot taken)."""
+    return [TaskReport("p0", TaskState.RUNNING, tokens["p0"], started=1.0),
+            TaskReport("c0", TaskState.PENDING, tokens["c0"])]
+
+
 def test_a_follower_queued_on_a_paused_node_that_ends_after_its_return_is_given_back_its_attempt() -> None:
     c, tokens = _pair_followed()
     _run_again(c)
     # compute-0 was only paused: back, it still holds p0 (running) and c0
     # (following, no slot taken); both end later, c0 unmet, never started.
-    back = [TaskReport("p0", TaskState.RUNNING, tokens["p0"], started=1.0),
-            TaskReport("c0", TaskState.PENDING, tokens["c0"])]
+    back = _still_held(tokens)
     c.add_compute("compute-0", 1, back)
     c.task_news("compute-0",
                 TaskReport("p0", TaskState.DONE, tokens["p0"], Outcome.FAILED_SOFT, cause="token is stale", started=1.0),
@@ -66,8 +71,7 @@ def test_a_follower_queued_on_a_paused_node_that_ends_after_its_return_is_given_
 def test_a_task_the_returning_node_still_holds_under_the_same_token_is_the_same_attempt() -> None:
     c, tokens = _pair_followed()
     # Back before anything started them again: both are adopted, and run there.
-    back = [TaskReport("p0", TaskState.RUNNING, tokens["p0"], started=1.0),
-            TaskReport("c0", TaskState.PENDING, tokens["c0"])]
+    back = _still_held(tokens)
     c.add_compute("compute-0", 1, back)
     assert c.job("p0").token == tokens["p0"] and c.job("c0").token == tokens["c0"]
     c.ends("p0")
@@ -82,8 +86,7 @@ def test_a_task_the_returning_node_still_holds_under_the_same_token_is_the_same_
 def test_a_task_that_took_a_slot_after_the_node_came_back_stays_counted() -> None:
     c, tokens = _pair_followed()
     _run_again(c)
-    back = [TaskReport("p0", TaskState.RUNNING, tokens["p0"], started=1.0),
-            TaskReport("c0", TaskState.PENDING, tokens["c0"])]
+    back = _still_held(tokens)
     c.add_compute("compute-0", 1, back)
     # c0's stale task then took a slot there and ran (its end has a start).
     c.task_news("compute-0",

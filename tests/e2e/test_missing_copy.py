@@ -16,10 +16,15 @@ from .conftest import PY, Shared, job_id, peer, read_object, start_task, wait_do
 CAT = "import os, sys; sys.stdout.buffer.write(open(os.path.join(os.environ['WEFT_INPUTS'], 'a'), 'rb').read())"
 
 
+def _concat_reading(made: str) -> dict:
+    """A callable's spec whose input `a` is the object `made` (+ "!")."""
+    return JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs={"a": made},
+                   outputs=["result"]).to_wire()
+
+
 async def test_an_input_missing_from_its_first_copy_is_read_from_the_next(shared: Shared) -> None:
     made = f"{job_id('missing-src')}/out"
-    call = JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs={"a": made},
-                   outputs=["result"]).to_wire()
+    call = _concat_reading(made)
     command = JobSpec(command=[PY, "-c", CAT], refs={"a": made}, outputs=["stdout"]).to_wire()
     with trio.fail_after(60):
         async with peer(shared.a) as a, peer(shared.c) as c:
@@ -37,8 +42,7 @@ async def test_an_input_missing_from_its_first_copy_is_read_from_the_next(shared
 
 async def test_an_input_no_copy_has_fails_the_task_soft_naming_it(shared: Shared) -> None:
     made = f"{job_id('nowhere')}/out"
-    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs={"a": made},
-                   outputs=["result"]).to_wire()
+    spec = _concat_reading(made)
     job = job_id("nowhere-call")
     with trio.fail_after(60):
         async with peer(shared.c) as c:
@@ -52,8 +56,7 @@ async def test_an_input_no_copy_has_fails_the_task_soft_naming_it(shared: Shared
 
 async def test_an_input_unfinished_on_its_first_copy_is_read_from_the_next(shared: Shared) -> None:
     made = f"{job_id('unfinished-src')}/out"
-    spec = JobSpec(call="weft.actors.builtins:concat", inputs={"z": "!"}, refs={"a": made},
-                   outputs=["result"]).to_wire()
+    spec = _concat_reading(made)
     job = job_id("unfinished-call")
     with trio.fail_after(60):
         async with peer(shared.a) as a, peer(shared.b) as b, peer(shared.c) as c:
