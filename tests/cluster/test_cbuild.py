@@ -51,6 +51,17 @@ def ran(jobs: dict[str, dict]) -> set[str]:
     return {name for name, j in jobs.items() if not j["cached"]}
 
 
+def failed(jobs: dict[str, dict]) -> dict[str, dict]:
+    """The jobs a `--wait` run ended not succeeded, with what their status said: for a failing assertion's message."""
+    out = {}
+    for name, j in jobs.items():
+        st = j.get("status") or {}
+        final = st.get("final") or st
+        if final.get("state") != "succeeded":
+            out[name] = {k: final.get(k) for k in ("state", "code", "cause", "attempts", "stderr_tail")}
+    return out
+
+
 def make_output(project: Path) -> str:
     """What the same program prints when make builds it from the same sources."""
     src = project / "make-copy"
@@ -65,7 +76,7 @@ ALL = {"cc-vec", "cc-stats", "cc-parse", "cc-fmt", "cc-main", "ar", "link", "run
 
 def test_cold_then_no_change_then_edits(weft: Weft, project: Path, tmp_path: Path) -> None:
     p, jobs = build(weft, project)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, (p.stderr, failed(jobs))
     assert set(jobs) == ALL and ran(jobs) == ALL
     assert weft("get", "cbuild:run").stdout == make_output(project)
     out = tmp_path / "cbuild"
@@ -74,18 +85,18 @@ def test_cold_then_no_change_then_edits(weft: Weft, project: Path, tmp_path: Pat
     assert subprocess.run([str(out)], capture_output=True, text=True).stdout == make_output(project)
 
     p, jobs = build(weft, project)  # nothing changed: nothing runs
-    assert p.returncode == 0 and ran(jobs) == set(), (p.stderr, ran(jobs))
+    assert p.returncode == 0 and ran(jobs) == set(), (p.stderr, ran(jobs), failed(jobs))
 
     with open(project / "cbuild" / "src" / "stats.c", "a") as f:
         f.write("double stats_range(const vec *v) { return stats_max(v) - stats_min(v); }\n")
     p, jobs = build(weft, project)
-    assert p.returncode == 0 and ran(jobs) == {"cc-stats", "ar", "link", "run"}, (p.stderr, ran(jobs))
+    assert p.returncode == 0 and ran(jobs) == {"cc-stats", "ar", "link", "run"}, (p.stderr, ran(jobs), failed(jobs))
 
     # fmt.h is included by fmt.c and main.c only (their depfiles say so).
     with open(project / "cbuild" / "include" / "fmt.h", "a") as f:
         f.write("/* a comment that changes the header */\n")
     p, jobs = build(weft, project)
-    assert p.returncode == 0 and ran(jobs) == {"cc-fmt", "cc-main", "ar", "link", "run"}, (p.stderr, ran(jobs))
+    assert p.returncode == 0 and ran(jobs) == {"cc-fmt", "cc-main", "ar", "link", "run"}, (p.stderr, ran(jobs), failed(jobs))
     assert weft("get", "cbuild:run").stdout == make_output(project)
     # A job an earlier one stood for keeps its flow name.
     assert status(weft, "cc-vec")["state"] == "succeeded"
