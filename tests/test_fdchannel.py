@@ -88,6 +88,26 @@ async def test_a_sealed_value_goes_by_descriptor_and_reads_back_exact(storage: t
     assert [s.value for s in fam.samples if s.name == "weft_storage_fd_puts_total"] == [1]
 
 
+async def test_a_data_dir_deeper_than_a_socket_path_still_takes_descriptors(tmp_path: Path,
+                                                                           nursery: trio.Nursery) -> None:
+    # A socket's path holds 107 bytes; a data directory deep in a build tree is longer.
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "storage"
+    assert len(os.fsencode(deep / fdchannel.SOCKET_NAME)) > 107
+    fdclient._channels.clear()
+    node = StorageNode(NodeConfig(data_dir=deep, beacon=False))
+    with trio.fail_after(10):
+        await nursery.start(node.run)
+    async with connect(node.endpoint, "test-fdchannel") as peer:
+        info = await peer.call("info")
+        assert info["values_socket"] == str(deep / fdchannel.SOCKET_NAME)
+        assert os.stat(info["values_socket"]).st_mode & 0o777 == 0o600
+        data = value(3 * MIB + 1, b"deep-dir")
+        await write(peer, "job9/result", sealed(data))
+        assert (await peer.call("info"))["fd_puts"] == 1
+        assert await read_back(peer, "job9/result") == data
+    node.stop()
+
+
 async def test_without_the_socket_the_value_goes_on_the_bus(storage: tuple[StorageNode, Peer]) -> None:
     node, peer = storage
     (node.data_dir / fdchannel.SOCKET_NAME).unlink()

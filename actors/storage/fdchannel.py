@@ -33,6 +33,7 @@ from pathlib import Path
 import trio
 
 from weft.protocol.enums import ErrorCode
+from weft.runtime.unixpath import unix_path
 
 from .content import SealedFile
 from .errors import StoreError
@@ -84,7 +85,8 @@ class Inbox:
             sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             old = os.umask(0o177)  # 0600 from its creation: no window for another user to connect
             try:
-                await sock.bind(str(self.path))
+                with unix_path(self.path) as path:
+                    await sock.bind(path)
             finally:
                 os.umask(old)
             sock.listen(64)

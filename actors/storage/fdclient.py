@@ -15,6 +15,7 @@ import trio
 
 from weft.bus.errors import BusError
 from weft.bus.rpc import Peer
+from weft.runtime.unixpath import unix_path
 
 from .fdchannel import AVAILABLE, KEY_BYTES, host_id
 
@@ -69,7 +70,8 @@ async def channel(peer: Peer) -> Channel | None:
         sock.setblocking(False)
         tsock = trio.socket.from_stdlib_socket(sock)
         with trio.fail_after(2.0):
-            await tsock.connect(path)
+            with unix_path(path) as short:
+                await tsock.connect(short)
             # Its greeting names the node: a socket at that path could be another node's.
             greeting = await tsock.recv(256)
     except (OSError, trio.TooSlowError) as e:
