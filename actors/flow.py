@@ -53,6 +53,18 @@ MAX_FLOW_NESTING = 8
 _FIELDS |= {"groups", "max_cancellation_time", "after", "after_groups"}
 # Placement (docs/scheduling.md): sizes and deadlines as the command line writes them.
 _FIELDS |= {"cpus", "memory", "size", "host", "prefer_host", "node", "class", "deadline"}
+# Directory outputs: each kept as a tree, as `weft submit --output-dir` keeps it.
+_FIELDS |= {"output_dirs"}
+
+
+def _names(t: dict[str, Any], key: str, where: str, job: str) -> list[str]:
+    """A list of output names (one string is a list of one)."""
+    value = t.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where}: jobs.{job}.{key}: expected a list of output names")
+    return value
 
 
 def main_output(spec: JobSpec) -> str:
@@ -229,7 +241,14 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
         command = t.get("command")
         if isinstance(command, str):
             raise SpecError(f"{where}: jobs.{name}.command must be a list (argv), e.g. [\"sh\", \"-c\", \"...\"]")
-        default_outputs = ["stdout"] if command is not None else ["result"]
+        dirs = _names(t, "output_dirs", where, name)
+        # As `weft submit --output-dir` does: a directory is an output too, and
+        # a job given only directories keeps no stdout/result beside them.
+        if "outputs" in t:
+            outputs = _names(t, "outputs", where, name)
+            outputs += [d for d in dirs if d not in outputs]
+        else:
+            outputs = list(dirs) or (["stdout"] if command is not None else ["result"])
         if "time_limit" in t and "timeout" in t:
             raise SpecError(f"{where}: jobs.{name}: give time_limit or its older name timeout, not both")
         key = "time_limit" if "time_limit" in t else "timeout"
@@ -254,7 +273,8 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
                 call=t.get("call"),
                 inputs=immediate,
                 refs=refs,
-                outputs=list(t.get("outputs", default_outputs)),
+                outputs=outputs,
+                dirs=list(dict.fromkeys(dirs)) or (),
                 priority=t.get("priority", 0),
                 timeout=limit,
                 name=t.get("name"),

@@ -183,3 +183,21 @@ def test_flow_errors_reach_the_user_as_one_line(weft: Weft, tmp_path: Path) -> N
     assert f"{flow}: jobs.cc.command[1]: undefined variable ${{cflag}} (variables: cflags)" in line
     line = one_line_error(weft("submit", "--fail-fast", "--", "true"), 2)
     assert "--fail-fast applies to the jobs of a workflow file" in line
+
+
+def test_a_flow_job_makes_a_directory_its_dependent_reads_as_a_tree(weft: Weft, tmp_path: Path) -> None:
+    flow = write(tmp_path / "site.toml", """
+        [jobs.build]
+        # No mkdir of site/ itself: a directory output is there to write into.
+        command = ["sh", "-c", "mkdir $WEFT_OUTPUTS/site/bin && echo hi > $WEFT_OUTPUTS/site/index.html && printf '#!/bin/sh\\\\necho run\\\\n' > $WEFT_OUTPUTS/site/bin/run && chmod 755 $WEFT_OUTPUTS/site/bin/run"]
+        output_dirs = ["site"]
+        [jobs.check]
+        command = ["sh", "-c", "cd $WEFT_INPUTS/site && find . -type f | sort && ./bin/run"]
+        inputs = { site = "@build/site" }
+    """)
+    ok(weft("submit", "--file", str(flow), "--wait"))
+    assert ok(weft("get", "site:check")) == "./bin/run\n./index.html\nrun\n"
+    out = tmp_path / "got"
+    ok(weft("get", "site:build/site", "-o", str(out)))
+    assert (out / "index.html").read_text() == "hi\n"
+    assert (out / "bin" / "run").stat().st_mode & 0o111  # modes kept

@@ -173,3 +173,32 @@ def test_input_names_take_variables_too(tmp_path: Path) -> None:
 
     specs = dict(load_flow(flow))
     assert set(specs["cc-a"].refs) == {"a_in"} and set(specs["cc-b"].refs) == {"b_in"}
+
+
+def test_output_dirs_are_outputs_kept_as_trees_like_the_command_lines(tmp_path: Path) -> None:
+    flow = write(tmp_path / "d.toml", """
+[jobs.install]
+command = ["sh", "-c", "make DESTDIR=$WEFT_OUTPUTS/tree install"]
+output_dirs = ["tree"]
+[jobs.both]
+command = ["sh", "-c", "true"]
+outputs = ["stdout", "log"]
+output_dirs = ["log", "site"]
+[jobs.reader]
+command = ["ls", "-R"]
+inputs = { t = "@install/tree" }
+""")
+    specs = dict(load_flow(flow))
+    assert specs["install"].outputs == ["tree"] and list(specs["install"].dirs) == ["tree"]
+    assert specs["both"].outputs == ["stdout", "log", "site"] and list(specs["both"].dirs) == ["log", "site"]
+    assert specs["reader"].refs == {"t": f"{specs['install'].job_id()}/tree"}
+    # A directory output changes what the job makes, so its id.
+    plain = write(tmp_path / "p.toml", '[jobs.install]\ncommand = ["sh", "-c", "make DESTDIR=$WEFT_OUTPUTS/tree install"]\n'
+                                        'outputs = ["tree"]\n')
+    assert dict(load_flow(plain))["install"].job_id() != specs["install"].job_id()
+
+
+def test_output_dirs_must_be_output_names(tmp_path: Path) -> None:
+    write(tmp_path / "f.toml", '[jobs.a]\ncommand = ["true"]\noutput_dirs = [1]\n')
+    with pytest.raises(SpecError, match=r"f\.toml: jobs\.a\.output_dirs: expected a list of output names$"):
+        load_flow(tmp_path / "f.toml")
