@@ -46,6 +46,7 @@ from weft.runtime.node import Node, NodeConfig
 from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
 from . import owners as owning
 from .attempts import views as attempt_views
+from .collector import collect_less
 from .copies import _ANSWER_ERRORS, _NET_ERRORS, CopyLoops
 from .credentials import JobCredentials
 from .dispatch import never_started
@@ -94,7 +95,6 @@ _BACKGROUND_COMMIT = 0.03
 # once. At 1 slot and ~1-3 ms a `true` command each answer carried ~1.2
 # ends: 0.85 poll round trips a job, now ~0.22 (with 5 ms: 0.29).
 GATHER = 0.01
-
 
 
 class CoordinatorNode(CopyLoops, JobCredentials, Node):
@@ -186,6 +186,7 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
         return {"epoch": self.epoch, "jobs": len(self.graph.jobs)}
 
     async def main(self, nursery: trio.Nursery) -> None:
+        collect_less()
         nursery.start_soon(self.commits.run)
         nursery.start_soon(self.liveness.run)
         nursery.start_soon(self._scheduler)

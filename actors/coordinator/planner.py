@@ -342,16 +342,23 @@ class Planner:
         deep = limit * depth
         held = len(node.following)
         queue = list(node.assigned) if held < deep else []
+        jobs, objects = g.jobs, g.objects
         while queue and held < deep:
-            producer = g.jobs.get(queue.pop())
+            producer = jobs.get(queue.pop())
             if producer is None or producer.state != RUNNING or producer.node != node.node:
                 continue
+            # With nothing runnable this pass runs at every node's news, over
+            # every job each node holds (most with no waiters): names built
+            # here, no list per job, the waiters looked at first.
+            prefix = producer.id + "/"
             objs = []
-            for name in producer.outputs():
-                obj = g.objects.get(name)
-                if obj is None or obj.state == FINISHED or obj.state == DELEGATED or not obj.waiters:
+            for out in producer.spec.outputs:
+                obj = objects.get(prefix + out)
+                if obj is None or not obj.waiters or obj.state == FINISHED or obj.state == DELEGATED:
                     continue
                 objs.append(obj)
+            if not objs:
+                continue
             bound = deep if len(objs) == 1 and len(objs[0].waiters) == 1 else limit
             for obj in objs:
                 for wid in obj.waiters:
