@@ -72,7 +72,9 @@ def one_start(mark: _Marks) -> tuple[float, float, dict[str, float]]:
         c.start(60)
         ready = (time.perf_counter() - mark.t0) * 1000
         with Client(c.endpoint) as client:
-            client.submit("weft.bench.workloads:noop", item="first").result(timeout=60)
+            future = client.submit("weft.bench.workloads:noop", item="first")
+            mark("submitted")  # the submit's answer: after the module probe, if one was needed
+            future.result(timeout=60)
         first = (time.perf_counter() - mark.t0) * 1000
         cpu = {"zygote": _cpu_ms(c.zygote.proc.pid)} if c.zygote else {}
         for p in c.procs:
