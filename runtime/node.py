@@ -202,10 +202,6 @@ class Node:
             self.peers = PeerPool(self.node_id, nursery, timeout=self.config.call_timeout,
                                   security=self.config.security)
             self.zap = self._start_zap(nursery)
-            if self.config.coordinator:
-                # Connect now: the TCP and ZMTP handshake runs while the role
-                # sets up, so the first hello finds the connection made.
-                self.peers.get(self.config.coordinator)
             self.bound_endpoint = await nursery.start(self.server.serve, self.config.listen)
             cfg = self.config
             self.endpoint = advertised(cfg.listen, self.bound_endpoint, cfg.advertise,
