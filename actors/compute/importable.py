@@ -6,7 +6,8 @@ of asking every node (`probe`: a round trip and a look-up in the spare or a
 new interpreter, ~3-5 ms on the first task's path at a cluster's start).
 
 Only names a worker is sure to find, by a directory listing or two, nothing
-imported or run (~0.5 ms, once, at the first inventory):
+imported or run (~1 ms in a daemon forked from the zygote, once, at its
+first inventory):
 
 - the top-level modules and packages in the directories a worker's path
   starts with: the node's working directory (where `weft up` was started:
