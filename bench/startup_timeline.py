@@ -2,8 +2,8 @@
 
 For docs/performance.md ("Startup"): each start of a 2 compute x 1 slot, 2
 storage LocalCluster prints, in ms from the start, when each daemon was
-forked and listening, when the inventories were taken and when a
-first callable done; then each process's CPU (every thread's schedstat,
+forked and listening, when the inventories were taken, when the first
+submit was answered (`submitted`) and when that first callable was done; then each process's CPU (every thread's schedstat,
 ns) at that point: the zygote, each daemon, the compute nodes' children (workers, probes).
 CPU is what to compare on a shared machine; the wall only interleaved.
 """
