@@ -2,8 +2,8 @@
 
 For docs/performance.md ("Startup"): each start of a 2 compute x 1 slot, 2
 storage LocalCluster prints, in ms from the start, when each daemon was
-forked and listening, when the inventories were taken and when a
-first callable done; then each process's CPU (every thread's schedstat,
+forked and listening, when the inventories were taken, when the first
+submit was answered (`submitted`) and when that first callable was done; then each process's CPU (every thread's schedstat,
 ns) at that point: the zygote, each daemon, the compute nodes' children (workers, probes).
 CPU is what to compare on a shared machine; the wall only interleaved.
 """
@@ -72,7 +72,9 @@ def one_start(mark: _Marks) -> tuple[float, float, dict[str, float]]:
         c.start(60)
         ready = (time.perf_counter() - mark.t0) * 1000
         with Client(c.endpoint) as client:
-            client.submit("weft.bench.workloads:noop", item="first").result(timeout=60)
+            future = client.submit("weft.bench.workloads:noop", item="first")
+            mark("submitted")  # the submit's answer: after the module probe, if one was needed
+            future.result(timeout=60)
         first = (time.perf_counter() - mark.t0) * 1000
         cpu = {"zygote": _cpu_ms(c.zygote.proc.pid)} if c.zygote else {}
         for p in c.procs:

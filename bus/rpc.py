@@ -515,6 +515,17 @@ class Peer:
         except trio.ClosedResourceError:
             return False
 
+    async def post_when_connected(self, op: str, body: Any, within: float) -> bool:
+        """`post`, waiting up to `within` seconds for a connection to send it
+        on (it leaves the moment one is made); False if none came."""
+        with trio.move_on_after(within):
+            try:
+                await self._zs.send(encode_frames(POST, 0, op, self.node_id, body))
+                return True
+            except trio.ClosedResourceError:
+                return False
+        return False
+
     def close(self) -> None:
         if self._zs.closed:
             return

@@ -527,10 +527,14 @@ class TaskInventory:
     memory: int = 0  # bytes it offers (0: not said, an older node)
     host: str | None = None  # its host name, for --host placement
     isolation: dict[str, Any] | None = None  # how it isolates jobs (compute/isolation.py), for `weft nodes`
+    # Modules its callable workers can import, known without a probe (compute/importable.py).
+    importable: list[str] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
         d = {"tasks": [t.to_wire() for t in self.tasks], "next": self.next, "inc": self.inc,
              "slots": self.slots, "busy": self.busy}
+        if self.importable:
+            d["importable"] = self.importable
         if self.memory:
             d["memory"] = self.memory
         if self.host is not None:
@@ -556,8 +560,8 @@ class TaskInventory:
         if isolation is not None and type(isolation) is not dict:
             bad(op, "isolation", "must be a map")
         return cls([TaskReport.from_wire(t, op) for t in tasks], int_field(op, b, "next", 0),
-                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0),
-                   int_field(op, b, "memory", 0), host, isolation)
+                   inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0), int_field(op, b, "memory", 0),
+                   host, isolation, str_list(op, b, "importable", what="module names") if "importable" in b else [])
 
 
 

@@ -162,6 +162,36 @@ async def test_post_without_a_connection_returns_false() -> None:
     assert peer.post("note", 1) is False  # closed
 
 
+async def test_post_when_connected_waits_for_a_server_that_starts_later(nursery: trio.Nursery) -> None:
+    """A node's first hello: its peer is made before the server listens, and
+    the post leaves once the connection is made (a plain post is lost)."""
+    port = free_tcp_port()
+    peer = Peer(f"tcp://127.0.0.1:{port}", "client")
+    nursery.start_soon(peer.run)
+    got: list[Any] = []
+    server = Server("srv")
+    server.add("note", lambda body, ctx: got.append(body))
+    results: list[bool] = []
+
+    async def post() -> None:
+        results.append(await peer.post_when_connected("note", 1, within=8))
+
+    try:
+        with trio.fail_after(10):
+            # Nothing listens: a bounded wait, then False.
+            assert await peer.post_when_connected("note", 0, within=0.05) is False
+            async with trio.open_nursery() as inner:
+                inner.start_soon(post)
+                await trio.sleep(0.1)
+                assert peer.post("note", 2) is False  # still no connection
+                await nursery.start(server.serve, f"tcp://127.0.0.1:{port}")
+            assert results == [True]
+            await await_for(lambda: got == [1])
+    finally:
+        peer.close()
+    assert await peer.post_when_connected("note", 3, within=1) is False  # closed
+
+
 # -- admission control ------------------------------------------------------------
 
 

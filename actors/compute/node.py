@@ -301,6 +301,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         return TaskInventory(
             [t.report() for t in self.tasks.values()], self.events.next_seq, self.events.incarnation,
             self.slots, self.busy, self.resources.memory, self.host_name, self.sandbox.describe(),
+            self.prober.known(),
         ).to_wire()
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from typing import Any
 
 import trio
 
+from . import importable
+
 log = logging.getLogger("weft.compute")
 
 # Runs in the probe interpreter (lookup.py: the same loop as the spare's): stdout
@@ -49,6 +51,15 @@ class Prober:
         self.found: set[str] = set()
         self._limit = trio.CapacityLimiter(_CONCURRENT)
         self.spare: Any = None  # prefork.SpareProbe: answers the first probe without a new interpreter
+        self._known: list[str] | None = None
+
+    def known(self) -> list[str]:
+        """What the workers can import, known without a probe (importable.py):
+        listed once, at the node's first inventory; found from then on."""
+        if self._known is None:
+            self._known = importable.known(self.env)
+            self.found.update(self._known)
+        return self._known
 
     async def probe(self, modules: list[str]) -> tuple[list[str], list[str]]:
         """(found, missing) among `modules`; the rest could not be looked up in time."""

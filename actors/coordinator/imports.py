@@ -8,7 +8,11 @@ The check costs nothing in the steady state: each compute node's positive
 answers are kept on its ComputeRef, which a restarted node replaces (so a
 node's answers last one incarnation), and only modules no live node is known
 to import are asked about (`probe`, one call per node, in parallel). Negative
-answers are not kept: a module installed later is accepted at once.
+answers are not kept: a module installed later is accepted at once. A node's
+inventory already names what its workers are sure to import (its image,
+weft's own modules, the top-level modules of its working directory and
+PYTHONPATH: compute/importable.py), so a first submit of one of those asks
+nothing; an older node names none and is probed as before.
 
 With no compute node connected there is nothing to check against: the
 submit is accepted (the jobs wait for a node, as any job does). A node that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -89,7 +90,7 @@ class ComputeRef(NodeRef):
         # Jobs started ahead of their input, waiting on the node for the task
         # that makes it (job -> that producer's job): assigned, holding no slot.
         self.following: dict[str, str] = {}
-        # Modules its callable workers can import (probed at submit; see imports.py).
+        # Modules its callable workers can import (its inventory's, then probed at submit; see imports.py).
         self.importable: set[str] = set()
 
     @property
@@ -189,6 +190,9 @@ def set_resources(ref: ComputeRef, inv: Any) -> None:
     ref.chunks = max(1, inv.memory // CHUNK) if inv.memory else UNSAID
     ref.host = inv.host
     ref.isolation = inv.isolation
+    # What its workers import, known without a probe (compute/importable.py);
+    # interned: every node of a cluster names mostly the same modules.
+    ref.importable.update(map(sys.intern, inv.importable))
     ComputeRef.generation += 1
 
 

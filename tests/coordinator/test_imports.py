@@ -4,8 +4,9 @@ compute nodes about, and when their answers refuse a submit."""
 from __future__ import annotations
 
 from weft.actors.coordinator.imports import to_probe, verdict
+from weft.actors.coordinator.nodes import set_resources
 from weft.actors.model import JobSpec
-from weft.protocol.tasks import ProbeReply
+from weft.protocol.tasks import ProbeReply, TaskInventory
 
 from .harness import CONCAT, Cluster, spec
 
@@ -86,3 +87,23 @@ def test_commands_are_not_checked_and_several_missing_modules_are_all_named() ->
     modules, [n] = to_probe([call("b_mod:f"), call("a_mod:g")], c.state.computes.values())
     line = verdict(modules, [(n, ProbeReply([], ["a_mod", "b_mod"]))])
     assert line.startswith("modules 'a_mod', 'b_mod' cannot be imported on any compute node (checked 1 node): ")
+
+
+def test_a_module_a_node_named_in_its_inventory_is_not_asked_about() -> None:
+    """A cluster's first submit: its nodes' inventories named what their workers
+    import (compute/importable.py), so there is nothing to ask; an older node,
+    whose inventory names nothing, is asked as before."""
+    c = Cluster(computes=2)
+    new, old = c.compute("compute-0"), c.compute("compute-1")
+    named = {"tasks": [], "next": 0, "inc": "i-0", "slots": 1, "busy": 0,
+             "importable": ["userfns", "weft.bench.workloads"]}
+    set_resources(new, TaskInventory.from_wire(named))
+    set_resources(old, TaskInventory.from_wire({"tasks": [], "next": 0, "inc": "i-1", "slots": 1, "busy": 0}))
+    assert to_probe([call("userfns:shout"), call("weft.bench.workloads:noop")], c.state.computes.values()) == ([], [])
+    # A module no inventory names is asked about, of every node (the older one too).
+    modules, nodes = to_probe([call("userfns:shout"), call("no_such_mod:fn")], c.state.computes.values())
+    assert modules == ["no_such_mod"] and sorted(n.node for n in nodes) == ["compute-0", "compute-1"]
+    assert verdict(modules, [(n, ProbeReply([], ["no_such_mod"])) for n in nodes]) == LINE
+    # With only the older node live, even the named module is asked about.
+    new.ready = False
+    assert to_probe([call("userfns:shout")], c.state.computes.values()) == (["userfns"], [old])
