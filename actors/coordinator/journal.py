@@ -21,6 +21,7 @@ import msgpack
 from weft.protocol.enums import JobState
 from weft.runtime.sqlitenew import create_if_missing
 
+from .checkpointer import Checkpointer
 from .graph import Job
 
 _SCHEMA = """
@@ -183,6 +184,7 @@ class Journal:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # (checkpointer.py does it, off the commit's path)
         self._db.executescript(_SCHEMA)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         for name, decl in _RUN_COLUMNS:
@@ -200,6 +202,7 @@ class Journal:
         self._meta: dict[str, Any] = {}
         # The owner's counters (a dict it keeps updating): written with each commit.
         self.counters: dict[str, int] | None = None
+        self._checkpoints = Checkpointer(path)
 
     # -- staging -----------------------------------------------------------------
     def stage_new(self, job: Job) -> None:
@@ -321,6 +324,7 @@ class Journal:
             for key, value in batch.meta.items():
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, msgpack.packb(value)))
             db.execute("COMMIT")
+            self._checkpoints.poke()
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -342,7 +346,7 @@ class Journal:
         """Give deleted rows' pages back to the file system: VACUUM, then
         empty the write-ahead log. Blocking (call it from a worker thread);
         commits wait meanwhile. Returns the seconds it took."""
-        with self._lock:
+        with self._lock, self._checkpoints.lock:
             if self._closed:
                 return 0.0
             t0 = time.perf_counter()
@@ -373,6 +377,7 @@ class Journal:
         try:
             self.commit()
         finally:
+            self._checkpoints.stop()
             with self._lock:
                 self._closed = True
                 self._db.close()
