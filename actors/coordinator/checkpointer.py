@@ -33,24 +33,35 @@ class Checkpointer:
     """Checkpoints `path`'s log after `poke`s, from a daemon thread."""
 
     def __init__(self, path: Path, interval: float = INTERVAL) -> None:
+        self._path = path
         self._interval = interval
-        # Opened here, not in the thread: a journal whose log could not be
-        # checkpointed must fail to open, not grow its log without end.
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA synchronous=NORMAL")  # (the checkpointing connection's setting syncs)
+        self._db: sqlite3.Connection | None = None
+        self._thread: threading.Thread | None = None
         self._due = threading.Event()
         self._stopping = threading.Event()
         # Held while checkpointing: a compaction or the close waits for it.
         self.lock = threading.Lock()
         self.done = 0  # checkpoints run (tests read it)
-        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
-        self._thread.start()
 
     def poke(self) -> None:
-        """A commit added to the log: checkpoint it soon."""
+        """A commit added to the log: checkpoint it soon. The first one opens
+        the connection and starts the thread (~1 ms the commit thread pays,
+        not the coordinator's start); if that fails, the commit fails: a
+        journal whose log is never checkpointed would grow without end."""
+        if self._thread is None:
+            self._start()
         self._due.set()
 
-    def _run(self) -> None:
+    def _start(self) -> None:
+        if self._stopping.is_set():  # (a commit racing the close: nothing to start)
+            return
+        db = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=NORMAL")  # (the checkpointing connection's setting syncs)
+        self._db = db
+        self._thread = threading.Thread(target=self._run, args=(db,), name="journal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self, db: sqlite3.Connection) -> None:
         while True:
             self._due.wait()
             self._due.clear()
@@ -58,7 +69,7 @@ class Checkpointer:
                 if self._stopping.is_set():
                     return
                 try:
-                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.done += 1
                 except sqlite3.Error as e:  # the next poke tries again
                     log.warning("checkpointing the job journal failed: %s", e)
@@ -69,6 +80,8 @@ class Checkpointer:
         """Stop the thread (after the checkpoint under way) and close its connection."""
         self._stopping.set()
         self._due.set()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         with self.lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
