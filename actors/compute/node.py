@@ -41,7 +41,6 @@ from weft.protocol.tasks import (
     Refused,
     Start,
     StartMany,
-    StartManyReply,
     TaskInventory,
     TaskRef,
     TaskReport,
@@ -238,7 +237,9 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.tasklog.close()
 
     # -- ops ---------------------------------------------------------------------
-    def _start(self, start: Start, logged: list[dict[str, Any]] | None = None) -> TaskReport:
+    def _start(self, start: Start, logged: list[dict[str, Any]] | None = None) -> tuple[TaskReport, dict[str, Any]]:
+        """The task's report and its wire form (the answer; for a new task
+        also its `pending` event: one form for both)."""
         # `logged`: a batch's list its `started` record goes to, written by the caller in one write.
         task = Task.started_by(start)
         existing = self.tasks.get(task.job)
@@ -246,7 +247,8 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             # Same job again: the existing task answers, unless it is a finished
             # earlier attempt and this is a newer one (higher fencing token).
             if existing.state != TaskState.DONE or task.token <= existing.token:
-                return existing.report()
+                report = existing.report()
+                return report, report.to_wire()
         if self.unfinished >= self.max_queued:
             raise BusError(f"compute {self.node_id} is busy: {self.unfinished} tasks unfinished "
                            f"(its limit is {self.max_queued})", code=ErrorCode.BUSY)
@@ -261,32 +263,37 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         else:
             logged.append(record)
         report = task.report()  # one for its `pending` event and the answer
-        self.events.append(EventKind.TASK, report.to_wire(), urgent=False)
+        wire = report.to_wire()  # (never changed after: the event and the answer share it)
+        self.events.append(EventKind.TASK, wire, urgent=False)
         self._task_nursery.start_soon(self._execute, task)
-        return report
+        return report, wire
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        return self._start(Start.from_wire(body)).to_wire()
+        return self._start(Start.from_wire(body))[1]
 
     def _op_start_many(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
         results: list[TaskReport | Refused] = []
+        wires: list[dict[str, Any]] = []  # StartManyReply(results).to_wire()'s items, made once
         logged: list[dict[str, Any]] = []
         try:
             for item in StartMany.from_wire(body).tasks:
-                if type(item) is Refused:
-                    results.append(item)
-                    continue
-                try:
-                    results.append(self._start(item, logged))
-                except (BusError, SpecError) as e:
-                    results.append(Refused(item.job, e.code, str(e)))
+                if type(item) is not Refused:
+                    try:
+                        report, wire = self._start(item, logged)
+                        results.append(report)
+                        wires.append(wire)
+                        continue
+                    except (BusError, SpecError) as e:
+                        item = Refused(item.job, e.code, str(e))
+                results.append(item)
+                wires.append(item.to_wire())
         finally:
             # Before the answer and before the tasks' events or their runs
             # (started soon, after this returns) can leave the node.
             self.tasklog.write_many(logged)
-        return credential.with_keys(self, results, StartManyReply(results).to_wire())  # (secure clusters)
+        return credential.with_keys(self, results, {"tasks": wires})  # (secure clusters)
 
     def _get(self, job: str) -> Task:
         task = self.tasks.get(job)
@@ -321,7 +328,11 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                     continue
                 del self.tasks[job]
                 logged.append({"job": job, "s": "deleted"})
-                if not (task.log_empty and task.outcome == Outcome.SUCCESS):  # (else given back when it ended)
+                spec = task.spec
+                # (A command that succeeded with an empty log gave its directory
+                # back when it ended; a callable has one only for tree inputs.)
+                if (spec.command is not None and not (task.log_empty and task.outcome == Outcome.SUCCESS)) \
+                        or (spec.command is None and spec.refs):
                     self.taskdirs.recycle(job)
                 self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
                 deleted.append(job)
@@ -461,7 +472,11 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             await self._run_command(task, workdir, input_files)
         else:
             kwargs: dict[str, Any] = dict(spec.inputs)
-            kwargs.update(await self._fetch_to_memory(task))
+            if task.inputs:
+                kwargs.update(await self._fetch_to_memory(task))
+            else:  # nothing to read (a no-op's case): only its outputs' storage looked at
+                for endpoint in self._to_probe(task):
+                    await self._probe_unreachable(endpoint)
             self._set_state(task, TaskState.RUNNING)
             try:
                 await self._run_callable(task, kwargs)
@@ -569,7 +584,15 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             value = None
         outputs = callable_outputs(spec, value)
         self._publish(task, outputs)  # followers here may start on them now (ahead.py)
-        self._set_state(task, TaskState.STORING)
+        if task.unsure or task.call_log.data or any(outputs.get(name) for name in spec.outputs):
+            self._set_state(task, TaskState.STORING)
+        else:
+            # Nothing to wait for or to write (a no-op: its outputs empty,
+            # held by the coordinator) and `done` follows in this wake-up: a
+            # `storing` step would be an event here and a report parsed by
+            # the coordinator for nothing. The slot goes back all the same.
+            self._release(task)
+            task.state = TaskState.STORING
         if task.unsure:
             await self._inputs_durable(task)  # no output before its inputs are durable
         for name in spec.outputs:
