@@ -590,8 +590,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             # Nothing to wait for or to write (a no-op: its outputs empty,
             # held by the coordinator) and `done` follows in this wake-up: a
             # `storing` step would be an event here and a report parsed by
-            # the coordinator for nothing. The slot goes back all the same.
-            self._release(task)
+            # the coordinator for nothing. (The slot goes back as _run returns.)
             task.state = TaskState.STORING
         if task.unsure:
             await self._inputs_durable(task)  # no output before its inputs are durable
