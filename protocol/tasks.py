@@ -53,12 +53,23 @@ def where(endpoints: list[str]) -> Where:
     return endpoints[0] if len(endpoints) == 1 else endpoints
 
 
-def _endpoints(op: str, v: Any, what: str) -> list[str] | None:
+# Endpoints a start already named and that were found connectable: a
+# compute node sees the same few storage endpoints in every start, so each
+# is checked once, not per input and output of every task. Bounded, so a
+# flood of distinct (valid) names cannot grow it for good.
+_CHECKED: set[str] = set()
+_CHECKED_MAX = 1024
+
+
+def _endpoints(op: str, v: Any, kind: str, name: str) -> list[str] | None:
     eps = [v] if type(v) is str else v
     if type(eps) is not list or not eps or not all(type(e) is str for e in eps):
         return None
     for e in eps:
-        check_endpoint(e, f"{op}: storage endpoint of {what}")
+        if e not in _CHECKED:
+            check_endpoint(e, f"{op}: storage endpoint of {kind} {name!r}")
+            if len(_CHECKED) < _CHECKED_MAX:
+                _CHECKED.add(e)
     return eps
 
 
@@ -69,7 +80,7 @@ def _outputs(op: str, value: Any, names: list[str]) -> dict[str, list[str]]:
         bad(op, "outputs", "must map output names to storage endpoints")
     out = {}
     for k, v in value.items():
-        eps = _endpoints(op, v, f"output {k!r}") if type(k) is str else None
+        eps = _endpoints(op, v, "output", k) if type(k) is str else None
         if eps is None:
             bad(op, "outputs", "must map names to a storage endpoint or a list of them")
         out[k] = eps
@@ -93,7 +104,7 @@ def _inputs(op: str, value: Any, refs: dict[str, str]) -> tuple[dict[str, tuple[
             continue
         if type(v) in (list, tuple) and len(v) in (2, 3) and type(v[1]) is str:
             # No copy at all: an empty output the coordinator holds, its bytes inline.
-            eps = [] if len(v) == 3 and v[0] == [] else _endpoints(op, v[0], f"input {name!r}")
+            eps = [] if len(v) == 3 and v[0] == [] else _endpoints(op, v[0], "input", name)
             if eps is not None:
                 try:
                     split_object_name(v[1])

@@ -295,6 +295,20 @@ def test_a_bad_spec_inside_a_start_keeps_its_own_code() -> None:
     assert e.value.code == "bad-spec" and "'command'" in str(e.value)
 
 
+def test_a_bad_storage_endpoint_is_refused_every_time_after_good_ones_were_seen() -> None:
+    # The parse remembers endpoints it found connectable (each checked once
+    # per node, not per task): never one it refused.
+    for _ in range(2):
+        assert Start.from_wire(GOOD_START).outputs == {"result": [A]}
+    for _ in range(2):
+        with pytest.raises(BusError) as e:
+            Start.from_wire(_with(GOOD_START, outputs={"result": "tcp://nowhere"}))
+        assert e.value.code == ErrorCode.BAD_REQUEST and "output 'result'" in str(e.value), e.value
+        with pytest.raises(BusError) as e:
+            Start.from_wire(_with(GOOD_START, inputs={"x": ["tcp://nowhere", "p1/result"]}))
+        assert "input 'x'" in str(e.value) and "tcp://nowhere" in str(e.value), e.value
+
+
 def test_start_many_refuses_bad_items_alone() -> None:
     r = StartMany.from_wire({"tasks": [GOOD_START, _with(GOOD_START, job="j2", token="x"), "junk"]})
     good, bad_token, junk = r.tasks

@@ -89,3 +89,26 @@ async def test_a_commands_moved_stdout_goes_back_empty_to_results(tmp_path: Path
     assert not (b / "outputs" / "stdout").exists()  # nothing of a's is an output of b
     assert (b / "results" / "stdout").read_bytes() == b""
     assert [(b / "results" / "stdout").stat().st_ino] == inode  # the same file, reused
+
+
+def test_a_deleted_task_recycles_a_directory_only_where_one_was_left() -> None:
+    # A command's directory is recycled when its task is deleted, unless it
+    # succeeded with an empty log (given back as it ended); a callable has
+    # one only for object inputs (a tree is laid out there), so a no-op's
+    # delete looks for no directory (a failing rename each, before).
+    from weft.actors.compute.task import Task
+    from weft.actors.model import JobSpec
+    from weft.protocol.enums import Outcome
+
+    def task(spec: JobSpec, outcome: Outcome, log_empty: bool = False) -> Task:
+        t = Task("j1", spec, {}, {}, 1)
+        t.outcome, t.log_empty = outcome, log_empty
+        return t
+
+    command = JobSpec(command=["true"], outputs=["stdout"])
+    noop = JobSpec(call="weft.actors.builtins:noop", outputs=["result"])
+    reader = JobSpec(call="weft.actors.builtins:concat", refs={"a": "p1/result"}, outputs=["result"])
+    assert not task(command, Outcome.SUCCESS, log_empty=True).has_dir()
+    assert task(command, Outcome.SUCCESS).has_dir() and task(command, Outcome.FAILED_HARD, log_empty=True).has_dir()
+    assert not task(noop, Outcome.SUCCESS).has_dir() and not task(noop, Outcome.FAILED_HARD).has_dir()
+    assert task(reader, Outcome.SUCCESS).has_dir()

@@ -16,26 +16,26 @@ from __future__ import annotations
 from typing import Any
 
 from weft.bus.curve import JOB_CREDENTIAL_ENV, mint_job_credential
-from weft.protocol.tasks import Refused
 
 
-def with_keys(node: Any, results: list[Any], reply: dict[str, Any]) -> dict[str, Any]:
-    """`reply` (a start_many answer) with `keys: {job: public}` for the command tasks it started."""
+def with_keys(node: Any, reply: dict[str, Any]) -> dict[str, Any]:
+    """`reply` (a start_many answer, its items in wire form) with `keys:
+    {job: public}` for the command tasks it started."""
     sec = node.config.security
     if sec is None:
         return reply
     keys: dict[str, str] = {}
-    for r in results:
-        if type(r) is Refused:
+    for r in reply["tasks"]:
+        if "error" in r:  # (a Refused item)
             continue
-        task = node.tasks.get(r.job)
+        task = node.tasks.get(r["job"])
         # An earlier attempt the node still runs answers too: its command has its environment already.
-        if task is None or task.token != r.token or task.spec.command is None \
+        if task is None or task.token != r["token"] or task.spec.command is None \
                 or (task.secrets and JOB_CREDENTIAL_ENV in task.secrets):
             continue
         public, value = mint_job_credential(sec.cluster_public)
         task.secrets = {**(task.secrets or {}), JOB_CREDENTIAL_ENV: value}
-        keys[r.job] = public
+        keys[r["job"]] = public
     if keys:
         reply["keys"] = keys
     return reply

@@ -41,10 +41,8 @@ from weft.protocol.tasks import (
     Refused,
     Start,
     StartMany,
-    StartManyReply,
     TaskInventory,
     TaskRef,
-    TaskReport,
 )
 from weft.runtime.node import Node, NodeConfig
 
@@ -238,15 +236,16 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self.tasklog.close()
 
     # -- ops ---------------------------------------------------------------------
-    def _start(self, start: Start, logged: list[dict[str, Any]] | None = None) -> TaskReport:
-        # `logged`: a batch's list its `started` record goes to, written by the caller in one write.
+    def _start(self, start: Start, logged: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        # The task's report, wired (a new task's `pending` event shares it). `logged`: a batch's
+        # list its `started` record goes to, written by the caller in one write.
         task = Task.started_by(start)
         existing = self.tasks.get(task.job)
         if existing is not None:
             # Same job again: the existing task answers, unless it is a finished
             # earlier attempt and this is a newer one (higher fencing token).
             if existing.state != TaskState.DONE or task.token <= existing.token:
-                return existing.report()
+                return existing.summary()
         if self.unfinished >= self.max_queued:
             raise BusError(f"compute {self.node_id} is busy: {self.unfinished} tasks unfinished "
                            f"(its limit is {self.max_queued})", code=ErrorCode.BUSY)
@@ -260,33 +259,33 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             self.tasklog.write(record)
         else:
             logged.append(record)
-        report = task.report()  # one for its `pending` event and the answer
-        self.events.append(EventKind.TASK, report.to_wire(), urgent=False)
+        wire = task.summary()  # one for its `pending` event and the answer (never changed after)
+        self.events.append(EventKind.TASK, wire, urgent=False)
         self._task_nursery.start_soon(self._execute, task)
-        return report
+        return wire
 
     def _op_start(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        return self._start(Start.from_wire(body)).to_wire()
+        return self._start(Start.from_wire(body))
 
     def _op_start_many(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         self.fence(body)
-        results: list[TaskReport | Refused] = []
+        wires: list[dict[str, Any]] = []  # StartManyReply's items, each wired once
         logged: list[dict[str, Any]] = []
         try:
             for item in StartMany.from_wire(body).tasks:
-                if type(item) is Refused:
-                    results.append(item)
-                    continue
-                try:
-                    results.append(self._start(item, logged))
-                except (BusError, SpecError) as e:
-                    results.append(Refused(item.job, e.code, str(e)))
+                if type(item) is not Refused:
+                    try:
+                        wires.append(self._start(item, logged))
+                        continue
+                    except (BusError, SpecError) as e:
+                        item = Refused(item.job, e.code, str(e))
+                wires.append(item.to_wire())
         finally:
             # Before the answer and before the tasks' events or their runs
             # (started soon, after this returns) can leave the node.
             self.tasklog.write_many(logged)
-        return credential.with_keys(self, results, StartManyReply(results).to_wire())  # (secure clusters)
+        return credential.with_keys(self, {"tasks": wires})  # (secure clusters)
 
     def _get(self, job: str) -> Task:
         task = self.tasks.get(job)
@@ -322,7 +321,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
                     continue
                 del self.tasks[job]
                 logged.append({"job": job, "s": "deleted"})
-                if not (task.log_empty and task.outcome == Outcome.SUCCESS):  # (else given back when it ended)
+                if task.has_dir():
                     self.taskdirs.recycle(job)
                 self.events.append(EventKind.DELETED, {"job": job}, urgent=False)
                 deleted.append(job)
@@ -462,7 +461,11 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             await self._run_command(task, workdir, input_files)
         else:
             kwargs: dict[str, Any] = dict(spec.inputs)
-            kwargs.update(await self._fetch_to_memory(task))
+            if task.inputs:
+                kwargs.update(await self._fetch_to_memory(task))
+            else:  # nothing to read (a no-op): only its outputs' storage looked at
+                for endpoint in self._to_probe(task):
+                    await self._probe_unreachable(endpoint)
             self._set_state(task, TaskState.RUNNING)
             try:
                 await self._run_callable(task, kwargs)
@@ -570,7 +573,12 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             value = None
         outputs = callable_outputs(spec, value)
         self._publish(task, outputs)  # followers here may start on them now (ahead.py)
-        self._set_state(task, TaskState.STORING)
+        if task.unsure or task.call_log.data or any(outputs.get(name) for name in spec.outputs):
+            self._set_state(task, TaskState.STORING)
+        else:
+            # Nothing to wait for or write (a no-op: empty outputs, held by the coordinator) and `done` follows
+            # in this wake-up: a `storing` event would say nothing. (The slot goes back as _run returns.)
+            task.state = TaskState.STORING
         if task.unsure:
             await self._inputs_durable(task)  # no output before its inputs are durable
         for name in spec.outputs:

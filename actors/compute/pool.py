@@ -50,6 +50,7 @@ from .workerfds import WorkerFds
 log = logging.getLogger("weft.compute")
 
 _READ = 1 << 16
+_SMALL = 1 << 12  # a request head written in one piece with its length (send)
 _RESULT_KINDS = frozenset((BYTES, STR, PICKLE, ERROR, NOT_FOUND))
 _ROOT = str(Path(__file__).resolve().parents[2])
 # A worker's memory files keep their pages between calls (that is the point);
@@ -92,8 +93,21 @@ class _Worker:
         return self.proc.pid
 
     async def send(self, parts: list[Any]) -> None:
-        views = [memoryview(p).cast("B") for p in parts]
         fd = self.wfd
+        if len(parts) == 2 and len(parts[1]) < _SMALL:
+            # A request with no raw inputs (most: the head and its length):
+            # one small write, no views to make and walk.
+            data = parts[0] + parts[1]
+            try:
+                n = os.write(fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                raise WorkerLost(f"worker {self.pid} stopped reading") from None
+            if n == len(data):
+                return
+            parts = [memoryview(data)[n:]]
+        views = [memoryview(p).cast("B") for p in parts]
         while views:
             try:
                 n = os.writev(fd, views[:IOV_MAX])

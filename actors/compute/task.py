@@ -125,6 +125,15 @@ class Task:
         self.log_empty = False
         self.call_log: Any = None  # a callable's prints (compute.pool.CallLog), once it ran
 
+    def has_dir(self) -> bool:
+        """Whether its task directory is still there (to recycle when it is
+        deleted): a command's, unless it succeeded with an empty log (given
+        back as it ended); a callable's only if it had object inputs (a tree
+        input is laid out in it: no failing rename per callable)."""
+        if self.spec.command is None:
+            return bool(self.spec.refs)
+        return not (self.log_empty and self.outcome == Outcome.SUCCESS)
+
     def summary(self) -> dict[str, Any]:
         return self.report().to_wire()
 

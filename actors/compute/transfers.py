@@ -104,21 +104,35 @@ class Transfers:
     async def _probe_task(self, task: Task) -> None:
         """Before a task reads its inputs: the storage nodes it cannot do
         without (its only copy of an input, its only replica of an output)."""
-        for name, (eps, _obj) in task.inputs.items():
-            if len(eps) == 1 and name not in task.inline:
-                await self._probe_unreachable(eps[0])
+        for endpoint in self._to_probe(task):
+            await self._probe_unreachable(endpoint)
+
+    def _to_probe(self, task: Task) -> list[str]:
+        """The storage nodes `_probe_task` pings: almost always none."""
+        suspect = self._suspect
+        out = [eps[0] for name, (eps, _obj) in task.inputs.items()
+               if len(eps) == 1 and name not in task.inline and suspect(eps[0])]
         for eps in task.outputs.values():
-            if len(eps) == 1:
-                await self._probe_unreachable(eps[0])
+            if len(eps) == 1 and suspect(eps[0]):
+                out.append(eps[0])
+        return out
+
+    def _suspect(self, endpoint: str) -> bool:
+        """`endpoint` lost its connection (or a call to it found none)
+        lately and nothing was heard from it since: worth a ping. (Checked
+        before the ping's coroutine is made: every task asks, almost
+        always of healthy nodes.)"""
+        peer = self.peers.get(endpoint)
+        since = max(self._storage_failed.get(endpoint, 0.0), peer.dropped_at)
+        return since > peer.last_heard and since >= trio.current_time() - _PROBE_WINDOW
 
     async def _probe_unreachable(self, endpoint: str) -> None:
         """Fail soft at once if `endpoint` lost its connection (or a call to
         it found none) lately, nothing was heard from it since, and a ping
         finds no connection within _PROBE either."""
-        peer = self.peers.get(endpoint)
-        since = max(self._storage_failed.get(endpoint, 0.0), peer.dropped_at)
-        if since <= peer.last_heard or since < trio.current_time() - _PROBE_WINDOW:
+        if not self._suspect(endpoint):
             return
+        peer = self.peers.get(endpoint)
         try:
             await peer.call("ping", timeout=_PROBE)
         except CallTimeout as e:

@@ -203,6 +203,26 @@ async def test_an_empty_callable_output_is_stored_nowhere_and_its_follower_takes
             assert await read_object(b, f"{follower}/result") == b"!"
 
 
+async def test_a_callable_with_nothing_to_store_reports_no_storing_step(shared: Shared, fresh_compute: Proc) -> None:
+    # A no-op's output is held by the coordinator: nothing is written, its
+    # `done` follows at once, so it reports no `storing` step (an event and
+    # a parse less per task). A callable with bytes to store still does.
+    empty, full = job_id("noop-steps"), job_id("hello-steps")
+    hello = JobSpec(call="weft.actors.builtins:hello", outputs=["result"]).to_wire()
+    with trio.fail_after(30):
+        async with peer(shared.b) as b, peer(fresh_compute.endpoint) as c:
+            since = (await c.call("info", {}))["next"]
+            await start_task(c, empty, NOOP, outputs={"result": shared.b}, token=17)
+            assert await wait_done_by_events(c, empty, since) == ["pending", "running", "done"]
+            done = await wait_done(c, empty)
+            assert done["outcome"] == "success" and done["stored"] == {"result": EMPTY}, done
+            since = (await c.call("info", {}))["next"]
+            await start_task(c, full, hello, outputs={"result": shared.b}, token=18)
+            assert await wait_done_by_events(c, full, since) == ["pending", "running", "storing", "done"]
+            assert await read_object(b, f"{full}/result") == b"hello from weft: hello, world\n"
+            assert (await c.call("info", {}))["busy"] == 0  # both gave their slot back
+
+
 async def test_a_follower_started_after_its_producer_ended_empty_takes_the_empty_bytes(
     shared: Shared, fresh_compute: Proc
 ) -> None:
