@@ -209,7 +209,7 @@ ROLE_SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "Seconds to wait for a lost storage node before remaking its objects.", metavar="SECONDS",
                 target="role", check=lambda v: math.isfinite(v) and v >= 0, expect="seconds >= 0"),
         Setting("prefetch", "--prefetch", 8, int, "Tasks per slot sent ahead to a node when the queue is deep "
-                "(0: none).", metavar="N", target="role", check=lambda v: v >= 0, expect="0 or more"),
+                "(more, up to 5 ms of work and 32, for a node of sub-millisecond tasks; 0: none).", metavar="N", target="role", check=lambda v: v >= 0, expect="0 or more"),
         Setting("follow_ahead", "--follow-ahead", 4, int,
                 "Dependents per slot started ahead on the node making their last input (a chain's links: twice "
                 "as many; 0: none).", metavar="N",

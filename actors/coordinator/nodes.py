@@ -64,7 +64,7 @@ class NodeRef:
 
 class ComputeRef(NodeRef):
     __slots__ = ("slots", "running", "assigned", "following", "importable", "chunks", "host", "isolation", "_drained",
-                 "cost", "used_cpus", "used_chunks", "overcommits", "_ready")
+                 "cost", "used_cpus", "used_chunks", "overcommits", "_ready", "run_avg")
     # Bumped whenever a compute node becomes ready or not, is drained or
     # undrained, or says what it offers: the planner looks at the nodes again
     # only then (placing.py), not every round.
@@ -92,6 +92,9 @@ class ComputeRef(NodeRef):
         self.following: dict[str, str] = {}
         # Modules its callable workers can import (its inventory's, then probed at submit; see imports.py).
         self.importable: set[str] = set()
+        # Seconds its tasks ran, a moving average (0: none seen): how many it
+        # is sent ahead (planner.ahead_per_slot).
+        self.run_avg = 0.0
 
     @property
     def ready(self) -> bool:

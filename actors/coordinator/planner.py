@@ -37,7 +37,24 @@ MAX_SKIPS = 32
 # (docs/performance.md, "Chain, fourth round").
 CHAIN_DEPTH = 2
 
+# Prefetch by time, not only by count: a node whose tasks run shorter than
+# AHEAD_SECONDS / prefetch is sent up to AHEAD_SECONDS of them per CPU (at
+# most PREFETCH_MAX), so a CPU does not run dry in the round trip to us
+# (no-ops: 8 ahead ran dry at 221 of 255 top-ups); a job of higher priority
+# submitted meanwhile still waits behind at most `prefetch` tasks or
+# AHEAD_SECONDS of work, whichever is more. (docs/performance.md,
+# "Prefetch by time".)
+AHEAD_SECONDS = 0.005
+PREFETCH_MAX = 32
+
 _INF = float("inf")
+
+
+def ahead_per_slot(prefetch: int, run_avg: float) -> int:
+    """Tasks a node's CPU is sent ahead of it with a deep queue."""
+    if prefetch <= 0 or run_avg <= 0.0 or run_avg * prefetch >= AHEAD_SECONDS:
+        return prefetch
+    return min(PREFETCH_MAX, int(AHEAD_SECONDS / run_avg))
 
 # node -> [(job, its start)]: one start_many per node.
 Batches = dict[str, list[tuple[Job, Start]]]
@@ -139,14 +156,19 @@ class Planner:
         # per storage node) carries several jobs instead of one per freed slot.
         deep = g.runnable_count >= max(16, 4 * sum(c.slots for c in ready))
         prefetch = self.prefetch
-        per_slot = 1 + (prefetch if deep else 0)
         # One pass over the nodes (a round runs per wake-up, most place
         # nothing): each node's room, and whether it is below its low water.
         room: dict[str, int] = {}
         computes = []
         for c in ready:
-            left = room[c.node] = c.slots * per_slot - c.used_cpus
-            if left >= (max(1, c.slots * prefetch // 2) if deep else 1) and c.used_chunks < c.chunks:
+            if deep:
+                ahead = ahead_per_slot(prefetch, c.run_avg)
+                left = room[c.node] = c.slots * (1 + ahead) - c.used_cpus
+                low = max(1, c.slots * ahead // 2)
+            else:
+                left = room[c.node] = c.slots - c.used_cpus
+                low = 1
+            if left >= low and c.used_chunks < c.chunks:
                 computes.append(c)
         rooms = Rooms(computes, room)  # kept in step with `computes`: every remove is a drop
         batch_placement: dict[str, list[str]] = {}

@@ -394,6 +394,10 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
                 self._kicked = True
             ref.unassign(jid)
             outcome = t.outcome
+            if t.finished is not None and t.started is not None and t.finished > t.started:
+                ran = t.finished - t.started
+                avg = ref.run_avg
+                ref.run_avg = ran if avg == 0.0 else avg + (ran - avg) * 0.125
             if ref.following and outcome == _SUCCESS:
                 # Its followers start now (if it failed, they end unmet).
                 now = self.wall()
