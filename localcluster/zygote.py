@@ -59,6 +59,13 @@ import weft.runtime.httpaddr  # noqa: E402, F401
 import weft.runtime.log  # noqa: E402, F401
 from weft.runtime.forked import run_and_exit  # noqa: E402
 
+# Logging as launch.main sets it up (the daemons share this environment), so
+# each daemon finds it done instead of paying for it in copied pages.
+try:
+    weft.runtime.log.setup(os.environ.get("WEFT_LOG_LEVEL"))
+except ValueError:
+    pass  # a bad level: each daemon's own setup says so, as before
+
 # The image out of every daemon's collections: a full one would walk its
 # ~30,000 objects (8 ms) and write to each one's header, copying every page
 # of the image into that daemon (copy-on-write).

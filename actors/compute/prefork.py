@@ -131,8 +131,13 @@ def _clean_process(keep: set[int], env: dict[str, str]) -> None:
                 os.close(fd)
             except OSError:
                 pass
-    os.environ.clear()
-    os.environ.update(env)
+    # Only what differs: clearing and refilling all of it (each a putenv, an
+    # encode, a page of the image written) cost ~0.5 ms per child, against ~0.2.
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
     # What `python -m`/`-c` puts first on an exec'd one's path: the directory
     # it was started in, then $PYTHONPATH.
     paths = [os.getcwd(), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]

@@ -184,6 +184,24 @@ class TaskDirs:
                 self._low.set()
 
 
+def _pgid_files(tasks_dir: Path) -> list[Path]:
+    """What `tasks_dir.glob("*/pgid")` finds, without compiling its pattern:
+    ~0.5 ms of a compute node's every start (most starts find nothing)."""
+    try:
+        with os.scandir(tasks_dir) as it:
+            entries = list(it)  # pathlib's "*" takes hidden names too
+    except OSError:
+        return []
+    found = []
+    for e in entries:
+        try:
+            if e.is_dir() and os.path.exists(os.path.join(e.path, "pgid")):
+                found.append(Path(e.path, "pgid"))
+        except OSError:
+            continue
+    return found
+
+
 def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
     """SIGKILL every process of the task groups `pgids` (or recorded under `tasks_dir`).
 
@@ -192,7 +210,7 @@ def kill_leftover_groups(tasks_dir: Path, pgids: set[int]) -> int:
     environment names this node's task directory so a recycled pid is spared.
     """
     pgids = set(pgids)
-    for f in tasks_dir.glob("*/pgid"):
+    for f in _pgid_files(tasks_dir):
         try:
             pgids.add(int(f.read_text().strip()))
         except (OSError, ValueError):
