@@ -112,3 +112,33 @@ def test_a_deleted_task_recycles_a_directory_only_where_one_was_left() -> None:
     assert task(command, Outcome.SUCCESS).has_dir() and task(command, Outcome.FAILED_HARD, log_empty=True).has_dir()
     assert not task(noop, Outcome.SUCCESS).has_dir() and not task(noop, Outcome.FAILED_HARD).has_dir()
     assert task(reader, Outcome.SUCCESS).has_dir()
+
+
+def test_a_restarted_node_stops_the_groups_its_task_directories_recorded(tmp_path: Path) -> None:
+    """kill_leftover_groups finds each task directory's `pgid` file (hidden names too, as the glob did)."""
+    import subprocess
+
+    from weft.actors.compute.taskdirs import kill_leftover_groups
+
+    tasks = tmp_path / "tasks"
+    procs = []
+    for name in ("job-a", ".job-b"):
+        d = tasks / name
+        d.mkdir(parents=True)
+        p = subprocess.Popen(["sleep", "60"], start_new_session=True,
+                             env={**os.environ, "WEFT_OUTPUTS": f"{tasks}/{name}/outputs"})
+        (d / "pgid").write_text(str(p.pid))
+        procs.append(p)
+    (tasks / "job-c").mkdir()  # no group recorded
+    (tasks / "stray-file").write_text("x")
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)  # not this node's: spared
+    try:
+        assert kill_leftover_groups(tasks, {stranger.pid}) == 2
+        for p in procs:
+            assert p.wait(10) == -9
+        assert not list(tasks.glob("*/pgid"))
+        assert stranger.poll() is None
+    finally:
+        for p in [*procs, stranger]:
+            p.kill()
+            p.wait(10)

@@ -15,12 +15,18 @@ pytestmark = pytest.mark.skipif(not zygote_usable(), reason="the fork server nee
 
 
 def test_forked_daemons_run_jobs_and_their_deaths_are_reported(tmp_path: Path) -> None:
-    cluster = LocalCluster(tmp_path, compute=1, storage=1, slots=1, fork_server=True)
+    cluster = LocalCluster(tmp_path, compute=1, storage=1, slots=1, fork_server=True, log_level="info")
     cluster.start(60)
     try:
         assert cluster.zygote is not None
         zygote_pid = cluster.zygote.proc.pid
         assert all(psutil.Process(p.pid).ppid() == zygote_pid for p in cluster.procs)
+        # Logging is set up in the zygote's image: each daemon still logs at the
+        # cluster's level, in its own log, in the usual format.
+        for p in cluster.procs:
+            lines = p.log_path.read_text().splitlines()
+            assert any(f" info    weft.bus: {p.role} {p.node_id} listening on " in ln for ln in lines), lines
+        assert "listening on" not in (tmp_path / "logs" / "zygote.log").read_text()
         # Forks of one image must still be distinct nodes with distinct randomness.
         assert len({p.node_id for p in cluster.procs}) == 3
         with Client(cluster.endpoint) as c:
