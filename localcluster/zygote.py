@@ -57,7 +57,12 @@ import weft.runtime.daemon  # noqa: E402, F401  (what launch.main imports: once 
 import weft.runtime.datadir  # noqa: E402, F401
 import weft.runtime.httpaddr  # noqa: E402, F401
 import weft.runtime.log  # noqa: E402, F401
+import weft.runtime.memory  # noqa: E402
 from weft.runtime.forked import run_and_exit  # noqa: E402
+
+# glibc's memory settings every daemon and worker makes first thing
+# (runtime/memory.py): made once here, copied by each fork.
+weft.runtime.memory.keep_freed_memory()
 
 # Logging as launch.main sets it up (the daemons share this environment), so
 # each daemon finds it done instead of paying for it in copied pages.

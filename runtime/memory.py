@@ -24,9 +24,18 @@ MMAP_THRESHOLD = 64 << 20
 TRIM_THRESHOLD = 256 << 20
 
 
+# Set in this process, or in the one it was forked from (glibc's settings are
+# copied by fork): the zygote sets them in its image, so its daemons and their
+# forked workers skip the ~0.35 ms of ctypes each call cost (localcluster/zygote.py).
+_kept = False
+
+
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds; False where that is not possible
     (another C library) or turned off."""
+    global _kept
+    if _kept:
+        return True
     if os.environ.get("WEFT_MALLOC_KEEP", "1") == "0":
         return False
     try:
@@ -36,6 +45,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError, ImportError):
         return False
     # Both or neither: setting one already turns off glibc's own adjustment.
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    )
+    _kept = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _kept
