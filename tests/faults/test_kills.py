@@ -301,8 +301,9 @@ def run_kill(make_cluster: Callable[..., LocalCluster], report: FaultReport, fau
                 counts: dict[str, int] = {}
                 for s in states.values():
                     counts[s] = counts.get(s, 0) + 1
+                stuck = [s for s in client.status(dag.ids) if s["state"] not in TERMINAL][:5]
                 raise AssertionError(
-                    f"jobs not done {budget:g}s after the kill: {counts} {where}; "
+                    f"jobs not done {budget:g}s after the kill: {counts} {where}; stuck: {stuck}; "
                     f"notes: {injector.notes}; stats: {client.stats()}; logs: {log_problems(cluster)}"
                 )
             time.sleep(0.1)
