@@ -38,11 +38,10 @@ from typing import Any
 import trio
 
 from weft.protocol.enums import EventKind, Outcome, TaskState
+from weft.protocol.probe import Probe, ProbeReply
 from weft.protocol.tasks import (
     DeleteTasks,
     DeleteTasksReply,
-    Probe,
-    ProbeReply,
     Refused,
     StartMany,
     StartManyReply,

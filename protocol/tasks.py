@@ -18,7 +18,6 @@ where to write it; `where` is an endpoint or a list of replica endpoints.
 
 from __future__ import annotations
 
-import re
 from dataclasses import field
 from typing import Any
 
@@ -43,9 +42,6 @@ from .secrets import secrets_field
 Where = str | list[str]
 _TASK_STATES = TaskState._value2member_map_
 _OUTCOMES = Outcome._value2member_map_
-# The module part of a job spec's `call` (model._CALL_RE).
-_MODULE_RE = re.compile(r"[A-Za-z_][\w.]{0,199}")
-MAX_PROBE = 256
 
 
 def where(endpoints: list[str]) -> Where:
@@ -573,44 +569,3 @@ class TaskInventory:
         return cls([TaskReport.from_wire(t, op) for t in tasks], int_field(op, b, "next", 0),
                    inc, int_field(op, b, "slots", 0), int_field(op, b, "busy", 0), int_field(op, b, "memory", 0),
                    host, isolation, str_list(op, b, "importable", what="module names") if "importable" in b else [])
-
-
-
-@record
-class Probe:
-    """`probe`: which of `modules` a callable worker of this node can import
-    (looked up as the workers would, without running them in the node)."""
-
-    modules: list[str]
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"modules": self.modules}
-
-    @classmethod
-    def from_wire(cls, body: Any) -> Probe:
-        op = "probe"
-        modules = str_list(op, body_map(op, body), "modules", what="module names", nonempty=True)
-        if len(modules) > MAX_PROBE:
-            bad(op, "modules", f"must name at most {MAX_PROBE} modules, got {len(modules)}")
-        for m in modules:
-            if not _MODULE_RE.fullmatch(m):
-                bad(op, "modules", f"holds {m[:80]!r}, which is not a module name")
-        return cls(modules)
-
-
-@record
-class ProbeReply:
-    """`found` the workers can import, `missing` they cannot; a module in
-    neither could not be looked up in time (unknown)."""
-
-    found: list[str]
-    missing: list[str]
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"found": self.found, "missing": self.missing}
-
-    @classmethod
-    def from_wire(cls, body: Any) -> ProbeReply:
-        op = "probe reply"
-        b = body_map(op, body)
-        return cls(str_list(op, b, "found", what="module names"), str_list(op, b, "missing", what="module names"))

@@ -46,12 +46,11 @@ from weft.protocol.objects import (
     Replicate,
     ReplicateReply,
 )
+from weft.protocol.probe import Probe, ProbeReply
 from weft.protocol.tasks import (
     Delegation,
     DeleteTasks,
     DeleteTasksReply,
-    Probe,
-    ProbeReply,
     Refused,
     Start,
     StartMany,

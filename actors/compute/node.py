@@ -33,11 +33,10 @@ from weft.actors.storage.client import (
 from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.enums import ErrorCode, EventKind, Outcome, StopReason, TaskState
+from weft.protocol.probe import Probe, ProbeReply
 from weft.protocol.tasks import (
     DeleteTasks,
     DeleteTasksReply,
-    Probe,
-    ProbeReply,
     Refused,
     Start,
     StartMany,

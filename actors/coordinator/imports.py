@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from weft.actors.model import JobSpec
-from weft.protocol.tasks import ProbeReply
+from weft.protocol.probe import ProbeReply
 
 from .nodes import ComputeRef
 

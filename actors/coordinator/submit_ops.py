@@ -20,8 +20,8 @@ from weft.bus.errors import BusError
 from weft.bus.rpc import CallContext
 from weft.protocol.fields import BadRequest, opt_str
 from weft.protocol.jobs import Submit, SubmitReply, Submitted, flow_part
+from weft.protocol.probe import Probe, ProbeReply
 from weft.protocol.secrets import secrets_field
-from weft.protocol.tasks import Probe, ProbeReply
 
 from . import imports, owners, secrets, submission_ops
 from .flows import FLOWS

@@ -6,7 +6,8 @@ from __future__ import annotations
 from weft.actors.coordinator.imports import to_probe, verdict
 from weft.actors.coordinator.nodes import set_resources
 from weft.actors.model import JobSpec
-from weft.protocol.tasks import ProbeReply, TaskInventory
+from weft.protocol.probe import ProbeReply
+from weft.protocol.tasks import TaskInventory
 
 from .harness import CONCAT, Cluster, spec
 
