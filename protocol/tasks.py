@@ -6,7 +6,7 @@
     cancel       TaskRef                    -> TaskReport
     delete       DeleteTasks                -> DeleteTasksReply
     list         (no body)                  -> TaskInventory
-    probe        Probe                      -> ProbeReply (which modules its callable workers can import)
+    probe        Probe                      -> ProbeReply (which modules its callable workers can import: protocol/probe.py)
     withdraw     Withdraw                   -> {jobs: [...]} (queued tasks given back, see coordinator/steal.py)
     event `task` TaskReport (a task's state changed; `done` ones are urgent)
 
