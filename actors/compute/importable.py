@@ -40,11 +40,17 @@ _OWN = __name__.partition(".")[0]  # weft
 _MOST = 500
 
 
+def path_head(env: dict[str, str]) -> list[str]:
+    """What `python -m`/`-c` puts first on a worker's sys.path: the directory
+    it was started in, then $PYTHONPATH (`env`: the workers' environment)."""
+    return [os.getcwd(), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+
+
 def known(env: dict[str, str]) -> list[str]:
     """The modules listed above, sorted (`env`: the workers' environment)."""
     names: set[str] = set()
     here = os.getcwd()
-    for top in dict.fromkeys([here, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]):
+    for top in dict.fromkeys(path_head(env)):
         names.update(name for name, _ in _entries(os.path.join(here, top), packages=False, most=_MOST))
     names.update(_own_modules())
     return sorted(names)

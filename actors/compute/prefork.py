@@ -30,6 +30,7 @@ import trio
 
 from weft.runtime.forked import run_and_exit
 
+from .importable import path_head
 from .lookup import look_up
 from .spawn import Reaped
 from .workerfds import WorkerFds
@@ -138,10 +139,8 @@ def _clean_process(keep: set[int], env: dict[str, str]) -> None:
     for name, value in env.items():
         if os.environ.get(name) != value:
             os.environ[name] = value
-    # What `python -m`/`-c` puts first on an exec'd one's path: the directory
-    # it was started in, then $PYTHONPATH.
-    paths = [os.getcwd(), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
-    sys.path[:0] = [p for p in paths if p not in sys.path]
+    # As an exec'd one would have it.
+    sys.path[:0] = [p for p in path_head(env) if p not in sys.path]
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
 

@@ -9,9 +9,9 @@ answers are kept on its ComputeRef, which a restarted node replaces (so a
 node's answers last one incarnation), and only modules no live node is known
 to import are asked about (`probe`, one call per node, in parallel). Negative
 answers are not kept: a module installed later is accepted at once. A node's
-inventory already names what its workers are sure to import (its image,
-weft's own modules, the top-level modules of its working directory and
-PYTHONPATH: compute/importable.py), so a first submit of one of those asks
+inventory already names what its workers are sure to import (weft's own
+modules, the top-level modules of its working directory and PYTHONPATH:
+compute/importable.py), so a first submit of one of those asks
 nothing; an older node names none and is probed as before.
 
 With no compute node connected there is nothing to check against: the
