@@ -463,8 +463,7 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
             if task.inputs:
                 kwargs.update(await self._fetch_to_memory(task))
             else:  # nothing to read (a no-op): only its outputs' storage looked at
-                for endpoint in self._to_probe(task):
-                    await self._probe_unreachable(endpoint)
+                await self._probe_task(task)
             self._set_state(task, TaskState.RUNNING)
             try:
                 await self._run_callable(task, kwargs)
