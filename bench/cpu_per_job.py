@@ -17,18 +17,13 @@ import os
 import sys
 import time
 
+from weft.bench.procstat import cpu_seconds, stat_fields
 from weft.bench.workloads import WeftSide
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0  # gone (a replaced worker)
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    fields = stat_fields(pid)
+    return 0.0 if fields is None else cpu_seconds(fields)  # (gone: a replaced worker)
 
 
 def _children(pid: int) -> list[int]:

@@ -25,21 +25,16 @@ from typing import Any
 import trio
 
 from weft.actors.client import Client
+from weft.bench.procstat import cpu_seconds, stat_fields
 from weft.bench.workloads import handoff_specs
 from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
 
 def _stat(pid: int) -> tuple[float, int]:
     """(CPU seconds, parent pid) of `pid`; (0, 0) if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0, 0
-    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1])
+    fields = stat_fields(pid)
+    return (0.0, 0) if fields is None else (cpu_seconds(fields), int(fields[1]))
 
 
 def _tree_cpu(pid: int) -> float:

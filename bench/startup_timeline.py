@@ -23,6 +23,7 @@ import psutil
 
 import weft.localcluster.cluster as cluster_mod
 import weft.localcluster.zygote_client as zygote_mod
+from weft.bench.procstat import stat_fields
 
 
 def _cpu_ms(pid: int) -> float:
@@ -39,11 +40,8 @@ def _cpu_ms(pid: int) -> float:
 def _faults(pid: int) -> int:
     """Minor page faults so far: after the zygote's fork, mostly copy-on-write of its image (a count
     that does not depend on the machine's load, unlike CPU time)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rpartition(")")[2].split()[7])
-    except (OSError, ValueError, IndexError):
-        return -1
+    fields = stat_fields(pid)
+    return -1 if fields is None else int(fields[7])
 
 
 class _Marks:
