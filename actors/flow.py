@@ -57,13 +57,14 @@ _FIELDS |= {"cpus", "memory", "size", "host", "prefer_host", "node", "class", "d
 _FIELDS |= {"output_dirs"}
 
 
-def _names(t: dict[str, Any], key: str, where: str, job: str) -> list[str]:
-    """A list of output names (one string is a list of one)."""
+def _names(t: dict[str, Any], key: str, error: str) -> list[str]:
+    """`t[key]` as a list of names (one string is a list of one, none an
+    empty list); SpecError(`error`) if it is anything else."""
     value = t.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpecError(f"{where}: jobs.{job}.{key}: expected a list of output names")
+        raise SpecError(error)
     return value
 
 
@@ -189,11 +190,7 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
                     deps[name].add(target)
                 elif "/" not in value:
                     raise SpecError(f"{where}: jobs.{name}.inputs.{key}: no job {target!r} in this file")
-        after = t.get("after", [])
-        if isinstance(after, str):
-            after = [after]
-        if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
-            raise SpecError(f"{where}: jobs.{name}.after must be a list of job names")
+        after = _names(t, "after", f"{where}: jobs.{name}.after must be a list of job names")
         deps[name].update(a for a in after if a in raw)
 
     order: list[str] = []
@@ -241,11 +238,11 @@ def parse_flow(data: dict[str, Any], where: str = "workflow", *, base: Path | No
         command = t.get("command")
         if isinstance(command, str):
             raise SpecError(f"{where}: jobs.{name}.command must be a list (argv), e.g. [\"sh\", \"-c\", \"...\"]")
-        dirs = _names(t, "output_dirs", where, name)
+        dirs = _names(t, "output_dirs", f"{where}: jobs.{name}.output_dirs: expected a list of output names")
         # As `weft submit --output-dir` does: a directory is an output too, and
         # a job given only directories keeps no stdout/result beside them.
         if "outputs" in t:
-            outputs = _names(t, "outputs", where, name)
+            outputs = _names(t, "outputs", f"{where}: jobs.{name}.outputs: expected a list of output names")
             outputs += [d for d in dirs if d not in outputs]
         else:
             outputs = list(dirs) or (["stdout"] if command is not None else ["result"])
