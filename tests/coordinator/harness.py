@@ -146,19 +146,23 @@ class Cluster:
     def ends(self, name: str, outcome: str = "success", *, token: int | None = None,
              node: str | None = None, cause: str | None = None, code: str | None = None,
              exit_code: int | None = None, unmet: bool = False, delegation: Any = None,
-             stored: bool = True, ran: bool = True, dropped: list[list[str]] | None = None) -> list[Effect]:
+             stored: bool = True, ran: bool = True, dropped: list[list[str]] | None = None,
+             ran_for: float | None = None) -> list[Effect]:
         """The compute node running `name` reports its end (outputs stored
         durably), as the `task` event of its poll answer the shell parses.
-        `ran=False`: it ended without ever taking a slot (no start time)."""
+        `ran=False`: it ended without ever taking a slot (no start time);
+        `ran_for`: it ran that many seconds (its start and finish times)."""
         job = self.job(name)
         node = node or job.node or job.ran_on
         st = None
         if outcome == "success" and stored and delegation is None:
             where = (job.placement or ["storage-0"])[0]
             st = {o: [where, 3, b"abc"] for o in job.spec.outputs}
+        now = self.clock.wall()
+        started = now - ran_for if ran_for is not None else now if ran and not unmet else None
         report = TaskReport(name, TaskState.DONE, job.token if token is None else token, Outcome(outcome),
-                            exit_code, cause, code, delegation, unmet, st,
-                            self.clock.wall() if ran and not unmet else None, dropped=dropped)
+                            exit_code, cause, code, delegation, unmet, st, started,
+                            now if ran_for is not None else None, dropped=dropped)
         return self.task_news(node, report)
 
     def task_news(self, node: str | ComputeRef, *reports: TaskReport) -> list[Effect]:

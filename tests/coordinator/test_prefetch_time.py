@@ -7,19 +7,8 @@ gets `--prefetch` as before. In process, on the state."""
 from __future__ import annotations
 
 from weft.actors.coordinator.planner import AHEAD_SECONDS, PREFETCH_MAX, ahead_per_slot
-from weft.protocol.enums import Outcome, TaskState
-from weft.protocol.tasks import TaskReport
 
 from .harness import Cluster, spec
-
-
-def end_after(c: Cluster, name: str, seconds: float) -> None:
-    """`name`'s node reports it done, having run `seconds`."""
-    job = c.job(name)
-    now = c.clock.wall()
-    stored = {o: [(job.placement or ["storage-0"])[0], 3, b"abc"] for o in job.spec.outputs}
-    c.task_news(job.node, TaskReport(name, TaskState.DONE, job.token, Outcome.SUCCESS, 0, stored=stored,
-                                     started=now - seconds, finished=now))
 
 
 def held_by(c: Cluster, node: str) -> int:
@@ -37,7 +26,7 @@ def queue_of(n: int, prefix: str) -> Cluster:
 def test_a_node_of_short_tasks_is_sent_more_ahead_than_prefetch() -> None:
     c = queue_of(200, "s")
     for name in sorted(c.compute("a").assigned)[:5]:
-        end_after(c, name, 0.0001)  # 100 us each
+        c.ends(name, ran_for=0.0001)  # 100 us each
     c.started()
     assert held_by(c, "a") == 1 + PREFETCH_MAX
 
@@ -45,7 +34,7 @@ def test_a_node_of_short_tasks_is_sent_more_ahead_than_prefetch() -> None:
 def test_a_node_of_long_tasks_keeps_prefetch() -> None:
     c = queue_of(200, "l")
     for name in sorted(c.compute("a").assigned)[:5]:
-        end_after(c, name, 2.0)
+        c.ends(name, ran_for=2.0)
     c.started()
     assert held_by(c, "a") == 9
 
