@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,22 @@ pytestmark = pytest.mark.skipif(not (segments.AVAILABLE and fdchannel.AVAILABLE)
 MIB = 1 << 20
 
 
-@pytest.fixture
-async def storage(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[tuple[StorageNode, Peer]]:
+@asynccontextmanager
+async def storage_at(data_dir: Path, nursery: trio.Nursery) -> AsyncIterator[tuple[StorageNode, Peer]]:
+    """A real storage node in `data_dir` and a peer connected to it."""
     fdclient._channels.clear()  # (each test's node is new: ask it afresh)
-    node = StorageNode(NodeConfig(data_dir=tmp_path / "storage", beacon=False))
+    node = StorageNode(NodeConfig(data_dir=data_dir, beacon=False))
     with trio.fail_after(10):
         await nursery.start(node.run)
     async with connect(node.endpoint, "test-fdchannel") as peer:
         yield node, peer
     node.stop()
+
+
+@pytest.fixture
+async def storage(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[tuple[StorageNode, Peer]]:
+    async with storage_at(tmp_path / "storage", nursery) as both:
+        yield both
 
 
 def value(n: int, seed: bytes) -> bytes:
@@ -93,11 +101,7 @@ async def test_a_data_dir_deeper_than_a_socket_path_still_takes_descriptors(tmp_
     # A socket's path holds 107 bytes; a data directory deep in a build tree is longer.
     deep = tmp_path / ("d" * 60) / ("e" * 60) / "storage"
     assert len(os.fsencode(deep / fdchannel.SOCKET_NAME)) > 107
-    fdclient._channels.clear()
-    node = StorageNode(NodeConfig(data_dir=deep, beacon=False))
-    with trio.fail_after(10):
-        await nursery.start(node.run)
-    async with connect(node.endpoint, "test-fdchannel") as peer:
+    async with storage_at(deep, nursery) as (_node, peer):
         info = await peer.call("info")
         assert info["values_socket"] == str(deep / fdchannel.SOCKET_NAME)
         assert os.stat(info["values_socket"]).st_mode & 0o777 == 0o600
@@ -105,7 +109,6 @@ async def test_a_data_dir_deeper_than_a_socket_path_still_takes_descriptors(tmp_
         await write(peer, "job9/result", sealed(data))
         assert (await peer.call("info"))["fd_puts"] == 1
         assert await read_back(peer, "job9/result") == data
-    node.stop()
 
 
 async def test_without_the_socket_the_value_goes_on_the_bus(storage: tuple[StorageNode, Peer]) -> None:
