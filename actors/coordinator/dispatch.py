@@ -182,7 +182,9 @@ class DispatchMixin:
                     self.settle_cancelled(job, "before it started")  # (control.py)
                 continue
             if job.attempts > 1 and job.spec.outputs and self.planner.outputs_finished(job):
-                # Every output was made by an earlier attempt: adopt, don't rerun.
+                # Every output was made by an earlier attempt: adopt, don't
+                # rerun. This dispatch's attempt was never made: not counted.
+                job.attempts -= 1
                 node.unassign(job.id)
                 self.awaiting.pop(job.id, None)
                 self._succeeded(job)

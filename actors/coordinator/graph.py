@@ -345,10 +345,10 @@ class Graph:
         job.node = None
         job.cause = cause
         job.placement = None
-        # Counted as a retry: its outputs may still exist finished on a node
-        # that comes back, so the rerun must create them with `replace`.
-        job.attempts = 1
-        job.excused = 0
+        # A retry (its attempts so far kept): its outputs may still exist
+        # finished on a node that comes back, so the rerun must create them
+        # with `replace` (dispatch.py retry_creates).
+        job.attempts = max(job.attempts, job.excused + 1)
         self.changed.append(job)
         self.link_inputs(job)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from weft.actors.coordinator.effects import Dispatch
 from weft.actors.coordinator.graph import FAILED, RUNNABLE, SUCCEEDED, WAITING
 from weft.protocol.enums import ObjectState
 from weft.protocol.objects import ObjectInfo
@@ -68,3 +69,32 @@ def test_a_lost_object_nobody_can_make_again_fails_its_readers() -> None:
     c.take(c.state.regenerate_lost())
     assert c.job("reader").state == FAILED
     assert "no job can make it again" in c.job("reader").cause
+
+
+def test_a_rerun_adopted_at_its_start_counts_only_the_attempt_that_ran() -> None:
+    # Its lost output comes back finished while the rerun's start is being
+    # prepared (the killed storage node restarted past the grace period):
+    # the rerun is adopted, not run, so the job ran once and says so.
+    c = lost_after_a_ran(grace=1.0)
+    assert c.job("a").summary()["attempts"] == 1
+    assert c.started() == []  # b waits on the lost copy
+    c.clock.advance(2.0)
+    c.take(c.state.regenerate_lost())
+    (d,) = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
+    c.add_storage("storage-0", [ObjectInfo(out("a"), ObjectState.FINISHED, 3)])
+    tokens = c.state.attempt_tokens(d)
+    assert c.state.start_messages(d, tokens, {}) == []
+    a = c.job("a")
+    assert a.state == SUCCEEDED
+    assert a.summary()["attempts"] == 1
+    assert c.started() == ["b"]
+
+
+def test_a_rerun_that_runs_counts_every_attempt_the_job_made() -> None:
+    c = lost_after_a_ran(grace=1.0)
+    assert c.started() == []
+    c.clock.advance(2.0)
+    c.take(c.state.regenerate_lost())
+    assert c.started() == ["a"]
+    c.ends("a")
+    assert c.job("a").summary()["attempts"] == 2

@@ -98,6 +98,7 @@ class SoakResult:
     needless: list[str] = field(default_factory=list)
     attempts_above: list[str] = field(default_factory=list)
     attempts_zero: list[str] = field(default_factory=list)
+    attempt_notes: list[str] = field(default_factory=list)  # the first jobs above: their attempts
     baseline_stall: float = 0.0
     faults: list[FaultRow] = field(default_factory=list)
     fault_errors: list[str] = field(default_factory=list)
@@ -193,6 +194,17 @@ def soak_run(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Conf
     yield result
 
 
+def _attempt_lists(cluster: LocalCluster, jobs: list[str], t0: float) -> list[str]:
+    """Each job's attempts as the coordinator keeps them (node, times after
+    the submit, outcome, cause): which fault charged the attempt that never ran."""
+    f1 = lambda v: "-" if v is None else f"{v - t0:.2f}"  # noqa: E731
+    with Client(cluster.endpoint, timeout=5.0, retry_for=30.0) as client:
+        views = client.status(jobs, attempts=True)
+    return [f"  {v['job']} attempt {a.get('n')} on {a.get('node')} {f1(a.get('started'))}..{f1(a.get('ended'))}s: "
+            f"{a.get('outcome')} {a.get('code') or ''} {a.get('detail') or ''}"
+            for v in views for a in v.get("attempt_list") or ()]
+
+
 def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | None, skipped: str | None) -> SoakResult:
     # Mean job sleep 0.4 * max_sleep (80% of jobs sleep, uniformly): about
     # TARGET_SECONDS of sleeping on 3 x SLOTS slots, at most 1.5 s a job.
@@ -219,6 +231,9 @@ def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | N
     r.extra_runs, per_fault, r.needless = rerun_verdicts(by_job, w.seen_running, w.first_done, windows)
     attempts = {j: s.get("attempts", 0) for j, s in states.items() if s["state"] == "succeeded"}
     r.attempts_above, r.attempts_zero = attempt_verdicts(attempts, {j: len(t) for j, t in by_job.items()})
+    if r.attempts_above:
+        above = [j for j, a in attempts.items() if a > len(by_job.get(j, ()))]
+        r.attempt_notes = _attempt_lists(cluster, above[:5], w.t_submit)
 
     gaps = finish_gaps([s["finished"] for s in w.final if s["state"] == "succeeded" and "finished" in s], w.t_submit)
     spans = []

@@ -82,7 +82,8 @@ def test_jobs_run_again_only_when_a_fault_interrupted_them(soak_run: SoakResult)
 
 def test_no_job_shows_more_attempts_than_it_ran(soak_run: SoakResult) -> None:
     assert not soak_run.attempts_above, (
-        f"{len(soak_run.attempts_above)} jobs {soak_run.where()}\n{_some(soak_run.attempts_above)}")
+        f"{len(soak_run.attempts_above)} jobs {soak_run.where()}\n{_some(soak_run.attempts_above)}\n"
+        + "\n".join(soak_run.attempt_notes))
 
 
 def test_no_job_shows_zero_attempts_after_the_coordinator_restart(soak_run: SoakResult) -> None:
