@@ -232,6 +232,25 @@ def live_storage_endpoints(cluster: LocalCluster) -> list[str]:
     return [p.endpoint for p in cluster.storages if p.alive() and p.endpoint]
 
 
+def stuck_report(cluster: LocalCluster, client: Any, jobs: list[str]) -> str:
+    """Why jobs are stuck, for a failure message: the coordinator's view of
+    each, what every live compute node holds of them, and the daemons' log
+    lines that name them (the last few of each)."""
+    lines = [f"status: {client.status(jobs)}", f"nodes: {client.nodes()}"]
+    for p in cluster.computes:
+        if p.alive() and p.endpoint:
+            try:
+                tasks = node_call(p.endpoint, "list", {}, timeout=5.0).get("tasks") or []
+            except Exception as e:  # noqa: BLE001 (a diagnostic: say what failed, go on)
+                lines.append(f"{p.node_id} list: {e}")
+                continue
+            lines.append(f"{p.node_id} holds: {[t for t in tasks if t.get('job') in jobs]}")
+    for f in sorted((cluster.data_dir / "logs").glob("*.log")):
+        hits = [ln for ln in f.read_text(errors="replace").splitlines() if any(j in ln for j in jobs)]
+        lines += [f"{f.name}: {ln}" for ln in hits[-8:]]
+    return "\n".join(lines)
+
+
 # -- logs ----------------------------------------------------------------------------
 
 _PROBLEM = re.compile(r"^\S+ (error|critical) |Traceback|internal error")

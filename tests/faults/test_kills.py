@@ -49,6 +49,7 @@ from .conftest import (
     log_errors,
     log_problems,
     storage_copies,
+    stuck_report,
     wait_until,
 )
 from .dag import Dag, make_dag, read_runlog
@@ -301,10 +302,11 @@ def run_kill(make_cluster: Callable[..., LocalCluster], report: FaultReport, fau
                 counts: dict[str, int] = {}
                 for s in states.values():
                     counts[s] = counts.get(s, 0) + 1
-                stuck = [s for s in client.status(dag.ids) if s["state"] not in TERMINAL][:5]
+                stuck = [s["job"] for s in client.status(dag.ids) if s["state"] not in TERMINAL][:5]
                 raise AssertionError(
-                    f"jobs not done {budget:g}s after the kill: {counts} {where}; stuck: {stuck}; "
-                    f"notes: {injector.notes}; stats: {client.stats()}; logs: {log_problems(cluster)}"
+                    f"jobs not done {budget:g}s after the kill: {counts} {where}; "
+                    f"notes: {injector.notes}; stats: {client.stats()}; logs: {log_problems(cluster)}\n"
+                    f"stuck: {stuck_report(cluster, client, stuck)}"
                 )
             time.sleep(0.1)
         total = time.monotonic() - t_kill
