@@ -33,6 +33,7 @@ from weft.bus.errors import BusError
 from weft.localcluster.cluster import LocalCluster
 
 from .accounting import (
+    EXEC_SLACK,
     Window,
     attempt_verdicts,
     baseline_stall,
@@ -99,6 +100,7 @@ class SoakResult:
     attempts_above: list[str] = field(default_factory=list)
     attempts_zero: list[str] = field(default_factory=list)
     attempt_notes: list[str] = field(default_factory=list)  # the first jobs above: their attempts
+    pause_notes: list[str] = field(default_factory=list)  # a slow storage pause: its slowest jobs
     baseline_stall: float = 0.0
     faults: list[FaultRow] = field(default_factory=list)
     fault_errors: list[str] = field(default_factory=list)
@@ -258,6 +260,13 @@ def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | N
             repaired = (f"0 again {row.repaired:.1f}s after the strike" if row.repaired is not None
                         else f"not 0 again within {REPAIR_TRACK:.0f}s")
             row.notes = "; ".join(filter(None, [row.notes, f"under-replicated peak {f.under_peak}, {repaired}"]))
+        if f.name == "storage pause" and row.exec_recovery is not None and row.exec_recovery > 4.0:
+            # The slowest jobs it caught, with their attempts: what held them.
+            caught = [j for j in f.in_flight if any(t <= f.strike + EXEC_SLACK for t in by_job.get(j, ()))]
+            slow = sorted(caught, key=lambda j: -w.first_done.get(j, 0.0))[:3]
+            r.pause_notes = [f"  {j}: runs at {[round(t - f.strike, 2) for t in by_job.get(j, ())]}s after the strike, "
+                             f"done at {w.first_done.get(j, 0.0) - f.strike:.2f}s" for j in slow]
+            r.pause_notes += _attempt_lists(cluster, slow, f.strike)
         if f.name == "disk full" and f.strike is not None:
             row.notes += f"; {_count_logged(cluster, '[no-space]')} writes refused [no-space]"
         r.faults.append(row)

@@ -116,4 +116,4 @@ def test_paused_storage_node_delays_its_jobs_briefly(soak_run: SoakResult) -> No
     assert row.exec_recovery <= PAUSED_STORAGE_RECOVERY_BOUND, (
         f"the {row.executing} jobs executing at the 8 s storage pause took {row.exec_recovery:.1f}s to succeed "
         f"(bound {PAUSED_STORAGE_RECOVERY_BOUND}s; with the tasks queued on nodes: {row.recovery or 0:.1f}s) "
-        f"{soak_run.where()}")
+        f"{soak_run.where()}\n" + "\n".join(soak_run.pause_notes))
