@@ -25,7 +25,7 @@ import trio
 import trio.lowlevel
 
 from weft.actors.delegate import Delegate
-from weft.actors.model import JobSpec, SpecError
+from weft.actors.model import SpecError
 from weft.actors.resources import show_size
 from weft.actors.storage.client import (
     LATENCY,
@@ -61,6 +61,7 @@ from .pool import (
 )
 from .probe import Prober
 from .resources import Resources, Withdrawn, default_cpus, default_host, default_memory
+from .restore import Restore
 from .runner import RunnerError, run_command
 from .steal import WITHDRAWN, withdraw
 from .task import (
@@ -70,10 +71,9 @@ from .task import (
     Unmet,
     callable_outputs,
     delegation_of,
-    restored_delegation,
     stop_grace,
 )
-from .taskdirs import TaskDirs, kill_leftover_groups
+from .taskdirs import TaskDirs
 from .tasklog import TaskLog
 from .transfers import Transfers
 from .valuecache import ValueCache, serve_read
@@ -85,7 +85,7 @@ log = logging.getLogger("weft.compute")
 DEFAULT_MAX_QUEUED = 10_000
 
 
-class ComputeNode(Ahead, Transfers, Layout, Node):
+class ComputeNode(Ahead, Restore, Transfers, Layout, Node):
     role = "compute"
 
     def __init__(self, config: NodeConfig, *, slots: int | None = None, workers: int | None = None,
@@ -129,44 +129,6 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self._storage_failed: dict[str, float] = {}
         self.prober = Prober(worker_env())
         self._restore()
-
-    def _restore(self) -> None:
-        """Come back from a crash: stop what the dead node left running, reload its tasks."""
-        records = self.tasklog.load()
-        pgids = {r["pg"] for r in records.values() if r.get("s") == "started" and isinstance(r.get("pg"), int)}
-        killed = kill_leftover_groups(self.data_dir / "tasks", pgids)
-        if killed:
-            log.warning("stopped %d processes left running by the previous run of this node", killed)
-        self.taskdirs.prepare()
-        for job, rec in records.items():
-            try:
-                spec = JobSpec.from_wire(rec.get("spec"))
-            except SpecError:
-                continue
-            task = Task(job, spec, {}, {}, int(rec.get("t", 0)))
-            task.state = TaskState.DONE
-            # When it took a slot ("r"); a task that never did has no start
-            # time, which tells the coordinator it was not an attempt.
-            task.started = rec.get("r")
-            if rec.get("s") == "done":
-                task.outcome = Outcome(rec.get("o", "failed-soft"))
-                task.cause = rec.get("c")
-                task.exit_code = rec.get("x")
-                task.delegation = restored_delegation(rec.get("d"))
-                task.code = rec.get("e")
-                for name in rec.get("h") or ():  # its empty outputs (Transfers._hold_empty)
-                    task.written.append(name)
-                    task.stored[name] = [None, 0, b""]
-                task.finished = rec.get("f")
-                task.started = rec.get("st")
-            else:
-                task.outcome = Outcome.FAILED_SOFT
-                task.cause = f"compute node {self.node_id} restarted while the task ran"
-                task.finished = time.time()
-                self._log_done(task)
-            self.tasks[job] = task
-        if self.tasks:
-            log.info("restored %d tasks from the task log", len(self.tasks))
 
     def register(self) -> None:
         add = self.server.add
@@ -380,15 +342,6 @@ class ComputeNode(Ahead, Transfers, Layout, Node):
         self._log_done(task)
         self._set_state(task, TaskState.DONE)
         self._ended(task)
-
-    def _log_done(self, task: Task) -> None:
-        self.tasklog.write({
-            "job": task.job, "s": "done", "t": task.token,
-            "o": str(task.outcome), "c": task.cause, "e": task.code, "x": task.exit_code,
-            "d": None if task.delegation is None else task.delegation.to_wire(),
-            "st": task.started, "f": task.finished,
-            "h": [name for name, entry in task.stored.items() if entry[0] is None] or None,
-        })
 
     async def _execute(self, task: Task) -> None:
         with trio.CancelScope() as scope:

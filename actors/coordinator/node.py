@@ -67,9 +67,10 @@ from .effects import (
 from .effects import Wake as WakeWaiter
 from .flows import FlowError
 from .gc import DEFAULT_KEEP
-from .graph import FINISHED, RUNNABLE, WAITING, Job, is_late
+from .graph import FINISHED, WAITING, Job
 from .journal import Journal
 from .nodes import ComputeRef, NodeRef, StorageRef, set_resources
+from .overview import ClusterViews
 from .queue import QueueBound
 from .replay import replay
 from .state import CoordinatorState
@@ -97,7 +98,7 @@ _BACKGROUND_COMMIT = 0.03
 GATHER = 0.01
 
 
-class CoordinatorNode(CopyLoops, JobCredentials, Node):
+class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
     role = "coordinator"
 
     def __init__(
@@ -560,43 +561,3 @@ class CoordinatorNode(CopyLoops, JobCredentials, Node):
 
     async def _op_progress(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return await follow.relay_progress(self, body, ctx)
-
-    def _op_nodes(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        s = self.state
-        repair = s.repair
-        return {"nodes": [c.view() for c in s.computes.values()]
-                + [{**x.view(), **repair.node_view(x.node)} for x in s.storages.values()] + [*self.revoked.values()]}
-
-    def _op_stats(self, body: Any, ctx: CallContext) -> dict[str, Any]:
-        g = self.graph
-        s = self.state
-        # One pass over the jobs (answered during big submits, at 100,000s of jobs).
-        now = time.time()
-        counts: dict[str, int] = {}
-        oldest = None
-        late = 0
-        for j in g.jobs.values():
-            shown = j.shown_state
-            counts[shown] = counts.get(shown, 0) + 1
-            state = j.state
-            if j.spec.deadline is not None and is_late(j, now):
-                late += 1
-            if (state == WAITING or state == RUNNABLE) and (oldest is None or j.submitted < oldest):
-                oldest = j.submitted
-        return {
-            "jobs": counts,
-            "runnable": g.runnable_count,
-            "objects": len(g.objects),
-            "computes": len(s.computes),
-            "storages": len(s.storages),
-            "slots": sum(c.slots for c in s.computes.values()),
-            "busy": sum(len(c.running) for c in s.computes.values()),
-            "longest_wait": max(0.0, time.time() - oldest) if oldest is not None else 0.0,
-            "epoch": self.epoch,
-            "uptime": time.time() - self.started_at,
-            **s.stats,
-            **s.repair.stats(),
-            "paused": s.pause_view(),
-            "scheduling": f"stopped: {self.fenced_why}" if s.fenced else "on",
-            "late": late,
-        }

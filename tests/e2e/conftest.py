@@ -235,6 +235,11 @@ async def read_object(storage: Peer, name: str) -> bytes:
     return await read_all(storage, name)
 
 
+async def stat_state(storage: Peer, name: str) -> str:
+    """An object's state as its storage node reports it."""
+    return (await storage.call("stat", {"name": name}))["state"]
+
+
 async def wait_for(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
     """Await `predicate()` (sync or async) until truthy; fail after `timeout` (see tests/helpers.py)."""
     return await await_for(predicate, timeout, what, interval)

@@ -4,6 +4,9 @@ Each test talks to the daemons the way the coordinator would: it creates output
 objects on storage, starts the task on compute with the storage endpoints, and
 waits for the task to be done; then it checks what a user would check -- bytes
 on storage, task states and outcomes, causes, processes.
+
+The tests here run jobs on healthy daemons; those that kill or restart one are
+in test_storage_compute_faults.py, the 200 MiB ones in test_storage_compute_big.py.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import signal
 import sys
 import time
 from pathlib import Path
@@ -21,19 +23,18 @@ import pytest
 import trio
 
 from weft.actors.model import JobSpec
-from weft.bus.errors import BusError, RemoteError
+from weft.bus.errors import RemoteError
 from weft.localcluster.cluster import Proc
 
 from .conftest import (
-    Daemons,
     Shared,
     job_id,
     peer,
     process_gone,
     read_object,
-    rss,
     snapshot,
     start_task,
+    stat_state,
     wait_done,
     wait_done_by_events,
     wait_for,
@@ -41,10 +42,6 @@ from .conftest import (
 
 PY = sys.executable
 MiB = 1 << 20
-
-
-async def stat_state(storage, name: str) -> str:
-    return (await storage.call("stat", {"name": name}))["state"]
 
 
 # -- 1. a command job: indirect input from storage A, two outputs to storage B -------
@@ -198,216 +195,6 @@ async def test_unfinished_input_fails_soft_naming_the_input(
             assert r.get("code") == "not-finished", r
             assert await stat_state(b, f"{job}/{out}") == "empty"
             assert await stat_state(a, in_name) == "empty"
-
-
-# -- 4. storage killed while a task writes to it ---------------------------------------------
-
-SLOW_WRITER = r"""
-import os, sys, time
-with open(os.environ["WEFT_INPUT_PIDFILE"], "w") as f:
-    f.write(str(os.getpid()))
-chunk = b"w" * 65536
-out = sys.stdout.buffer
-for _ in range(800):  # 50 MiB, slowly
-    out.write(chunk)
-    out.flush()
-    time.sleep(0.005)
-"""
-
-
-async def test_storage_killed_during_output_fails_task_soft(
-    shared: Shared, daemons: Daemons, tmp_path: Path
-) -> None:
-    st = daemons.storage("storage-victim")
-    job = job_id("slow")
-    name = f"{job}/stdout"
-    pidfile = tmp_path / "writer.pid"
-    spec = JobSpec(command=[PY, "-c", SLOW_WRITER], inputs={"PIDFILE": str(pidfile)}, outputs=["stdout"])
-    with trio.fail_after(60):
-        async with peer(shared.c) as c:
-            async with peer(st.endpoint) as s:
-                await s.call("create", {"name": name})
-                await start_task(c, job, spec.to_wire(), outputs={"stdout": st.endpoint})
-
-                async def some_written() -> bool:
-                    return (await s.call("stat", {"name": name}))["size"] >= 3 * MiB
-
-                await wait_for(some_written, 20, what="3 MiB of the output on storage")
-            assert (await c.call("result", {"job": job}))["state"] == "running"
-            os.kill(st.pid, signal.SIGKILL)
-            await trio.to_thread.run_sync(st.popen.wait, 10)
-            r = await wait_done(c, job, timeout=40)
-    assert r["outcome"] == "failed-soft", r
-    assert "storage" in r["cause"] and "stdout" in r["cause"], r["cause"]
-    assert process_gone(int(pidfile.read_text())), "the writer outlived its task"
-
-
-# -- 5. storage restarted on the same data dir --------------------------------------------
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-async def test_storage_restart_serves_finished_objects_byte_identical(
-    daemons: Daemons, sig: signal.Signals
-) -> None:
-    rnd = random.Random(5)
-    objects = {
-        "keep/empty": b"",
-        "keep/small": b"hello\n",
-        "keep/inline": rnd.randbytes(60_000),
-        "keep/file": rnd.randbytes(200_000),
-        "keep/big": rnd.randbytes(3 * MiB + 123),
-    }
-    st = daemons.storage("storage-restart")
-    with trio.fail_after(60):
-        async with peer(st.endpoint, timeout=30) as s:
-            for name, data in objects.items():
-                if len(data) <= MiB:
-                    info = await s.call("put", {"name": name, "data": data})
-                else:  # the way compute streams a large output
-                    await s.call("create", {"name": name, "token": 7})
-                    for off in range(0, len(data), MiB):
-                        chunk = data[off : off + MiB]
-                        await s.call("populate", {"name": name, "data": chunk, "token": 7, "offset": off})
-                    info = await s.call("finish", {"name": name, "token": 7, "size": len(data)})
-                assert (info["state"], info["size"]) == ("finished", len(data))
-            await s.call("create", {"name": "keep/never-written"})
-            await s.call("create", {"name": "keep/half"})
-            await s.call("populate", {"name": "keep/half", "data": b"partial"})
-            listed = {o["name"]: o for o in (await s.call("list", {}))["objects"]}
-
-        if sig == signal.SIGTERM:
-            assert await trio.to_thread.run_sync(st.stop) == 0
-        else:
-            os.kill(st.pid, signal.SIGKILL)
-            await trio.to_thread.run_sync(st.popen.wait, 10)
-            st.stop()  # closes its log
-        st2 = await trio.to_thread.run_sync(
-            lambda: daemons.storage("storage-restart", data_dir=st.data_dir)
-        )
-
-        async with peer(st2.endpoint, timeout=30) as s:
-            relisted = {o["name"]: o for o in (await s.call("list", {}))["objects"]}
-            for name, data in objects.items():
-                assert relisted[name] == listed[name]
-                assert await read_object(s, name) == data, name
-            for name in ("keep/never-written", "keep/half"):
-                if sig == signal.SIGKILL and name not in relisted:
-                    continue  # a create not yet flushed when killed is as if never made
-                assert relisted[name]["state"] != "finished"
-                with pytest.raises(BusError, match="not finished"):
-                    await read_object(s, name)
-
-
-# -- 6. 200 MiB through storage and through compute, with bounded memory -----------------
-
-BIG_N = 200  # MiB
-RSS_LIMIT = 64 * MiB
-_BLOCK = bytes(range(256)) * 4096  # 1 MiB
-
-
-def big_chunk(i: int) -> bytes:
-    return i.to_bytes(8, "big") + _BLOCK[8:]
-
-
-def big_sha() -> str:
-    h = hashlib.sha256()
-    for i in range(BIG_N):
-        h.update(big_chunk(i))
-    return h.hexdigest()
-
-
-class PeakRss:
-    """Samples processes' RSS every few ms while running in a nursery."""
-
-    def __init__(self, *pids: int) -> None:
-        self.pids = pids
-        self.base = {p: rss(p) for p in pids}
-        self.peak = dict(self.base)
-
-    def sample(self) -> None:
-        for p in self.pids:
-            self.peak[p] = max(self.peak[p], rss(p))
-
-    async def run(self) -> None:
-        while True:
-            self.sample()
-            await trio.sleep(0.005)
-
-    def growth(self, pid: int) -> int:
-        self.sample()
-        return self.peak[pid] - self.base[pid]
-
-
-async def read_sha(storage, name: str) -> tuple[str, int]:
-    """Read an object chunk by chunk; its sha256 and size."""
-    h, off = hashlib.sha256(), 0
-    while True:
-        r = await storage.call("read", {"name": name, "offset": off, "length": MiB})
-        assert r["state"] == "finished"
-        h.update(r["data"])
-        off += len(r["data"])
-        if r["eof"]:
-            return h.hexdigest(), off
-
-
-async def test_200mib_object_streams_through_storage_in_bounded_memory(daemons: Daemons) -> None:
-    st = daemons.storage("storage-big")
-    name = "big/blob"
-    with trio.fail_after(60):
-        async with peer(st.endpoint, timeout=30) as s:
-            await s.call("create", {"name": name})
-            rss_ = PeakRss(st.pid)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(rss_.run)
-                h = hashlib.sha256()
-                for i in range(BIG_N):
-                    chunk = big_chunk(i)
-                    h.update(chunk)
-                    await s.call("populate", {"name": name, "data": chunk, "offset": i * MiB})
-                info = await s.call("finish", {"name": name, "size": BIG_N * MiB})
-                assert (info["state"], info["size"]) == ("finished", BIG_N * MiB)
-                assert await read_sha(s, name) == (h.hexdigest(), BIG_N * MiB)
-                nursery.cancel_scope.cancel()
-            growth = rss_.growth(st.pid)
-            await s.call("delete", {"name": name})
-    assert growth < RSS_LIMIT, f"storage RSS grew by {growth / MiB:.0f} MiB for a 200 MiB object"
-
-
-BIG_WRITER = rf"""
-import os
-block = bytes(range(256)) * 4096
-with open(os.path.join(os.environ["WEFT_OUTPUTS"], "big"), "wb") as f:
-    for i in range({BIG_N}):
-        f.write(i.to_bytes(8, "big") + block[8:])
-"""
-
-
-async def test_200mib_output_goes_through_compute_in_bounded_memory(daemons: Daemons) -> None:
-    st = daemons.spawn("storage", "storage-big-out")
-    cp = daemons.spawn("compute", "compute-big", "--slots", "1")
-    daemons.ready(st)
-    daemons.ready(cp)
-    job = job_id("big")
-    name = f"{job}/big"
-    spec = JobSpec(command=[PY, "-c", BIG_WRITER], outputs=["big"])
-    with trio.fail_after(60):
-        async with peer(st.endpoint, timeout=30) as s, peer(cp.endpoint) as c:
-            await s.call("create", {"name": name})
-            rss_ = PeakRss(cp.pid, st.pid)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(rss_.run)
-                await start_task(c, job, spec.to_wire(), outputs={"big": st.endpoint})
-                r = await wait_done(c, job, timeout=45)
-                nursery.cancel_scope.cancel()
-            assert r["outcome"] == "success", r
-            info = await s.call("stat", {"name": name})
-            assert (info["state"], info["size"]) == ("finished", BIG_N * MiB)
-            assert await read_sha(s, name) == (big_sha(), BIG_N * MiB)
-            compute_growth, storage_growth = rss_.growth(cp.pid), rss_.growth(st.pid)
-            await c.call("delete", {"job": job})
-            await s.call("delete", {"name": name})
-    assert compute_growth < RSS_LIMIT, f"compute RSS grew by {compute_growth / MiB:.0f} MiB"
-    assert storage_growth < RSS_LIMIT, f"storage RSS grew by {storage_growth / MiB:.0f} MiB"
 
 
 # -- 8. bad input ---------------------------------------------------------------------------
@@ -602,68 +389,6 @@ async def test_path_traversal_names_are_refused_and_nothing_is_written_outside(
     suspicious = sorted(p for p in set(after) - set(before) if "evil" in p or "pwned" in p)
     assert suspicious == []
     assert not {n for n in set(os.listdir(cwd)) - cwd_before if "evil" in n or "pwned" in n}
-
-
-# -- 9. SIGTERM on a compute node stops the command's whole process group -----------------
-
-LONG_RUNNER = r"""
-import os, signal, subprocess, time
-child = subprocess.Popen(["sleep", "60"])  # same process group as this command
-if os.environ["WEFT_INPUT_STUBBORN"] == "1":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-path = os.environ["WEFT_INPUT_PIDFILE"]
-with open(path + ".tmp", "w") as f:
-    f.write("%d %d" % (os.getpid(), child.pid))
-os.rename(path + ".tmp", path)
-print("started", flush=True)
-time.sleep(60)
-"""
-
-
-@pytest.mark.parametrize("stubborn", [False, True], ids=["plain", "ignores-sigterm"])
-async def test_sigterm_on_compute_stops_the_command_and_leaves_output_unfinished(
-    shared: Shared, daemons: Daemons, tmp_path: Path, stubborn: bool
-) -> None:
-    cp = daemons.compute("compute-term", slots=1)
-    job = job_id("long")
-    name = f"{job}/stdout"
-    pidfile = tmp_path / "pids"
-    spec = JobSpec(
-        command=[PY, "-c", LONG_RUNNER],
-        inputs={"PIDFILE": str(pidfile), "STUBBORN": "1" if stubborn else "0"},
-        outputs=["stdout"],
-    )
-    with trio.fail_after(60):
-        async with peer(shared.b) as b:
-            await b.call("create", {"name": name})
-            async with peer(cp.endpoint) as c:
-                await start_task(c, job, spec.to_wire(), outputs={"stdout": shared.b})
-                await wait_for(pidfile.exists, 20, what="the command to start")
-                assert (await c.call("result", {"job": job}))["state"] == "running"
-            pids = [int(p) for p in pidfile.read_text().split()]
-            assert not any(process_gone(p) for p in pids)
-
-            t0 = trio.current_time()
-            rc = await trio.to_thread.run_sync(cp.stop)  # SIGTERM; SIGKILL after 10 s
-            took = trio.current_time() - t0
-            alive = [p for p in pids if not process_gone(p)]
-            state = await stat_state(b, name)
-
-            # Started again on its data dir, the node reports the task interrupted.
-            cp2 = await trio.to_thread.run_sync(
-                lambda: daemons.compute("compute-term", slots=1, data_dir=cp.data_dir)
-            )
-            async with peer(cp2.endpoint) as c:
-                after = await c.call("result", {"job": job})
-    assert rc == 0, f"compute exited with {rc} after {took:.1f}s"
-    assert alive == [], f"processes of the command outlived the compute node: {alive}"
-    assert state in ("empty", "partial"), f"output reported {state} though the task never finished"
-    assert took < 8
-    assert (after["state"], after["outcome"]) == ("done", "failed-soft"), after
-    if "shutting down" in after["cause"]:
-        # It ended within the shutdown (a command slower to die outlasts the
-        # task log and reads "restarted" instead) and says why as a field too.
-        assert after.get("code") == "shutting-down", after
 
 
 async def test_cancel_ends_a_running_task_cancelled_not_failed(shared: Shared) -> None:

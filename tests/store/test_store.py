@@ -1,56 +1,28 @@
-"""The storage node's object store, on real files and a real SQLite database."""
+"""The storage node's object store, on real files and a real SQLite database:
+an object's lifecycle, delegation, the fast paths, delete, list, usage, a
+failed flush and a full disk. (Restarts: test_store_restart.py; refused
+calls and names: test_store_errors.py; shared fixtures: conftest.py.)"""
 
 from __future__ import annotations
 
 import errno
 import os
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from weft.actors.model import ObjectState, SpecError
+from weft.actors.model import ObjectState
 from weft.actors.storage import content as content_mod
 from weft.actors.storage.errors import (
-    DelegationCycle,
     Fenced,
     NotReadable,
-    ObjectExists,
-    ObjectImmutable,
     ObjectMissing,
     OutOfSpace,
-    StoreError,
 )
-from weft.actors.storage.store import READ_CHUNK, ObjectInfo, ObjectStore
+from weft.actors.storage.store import READ_CHUNK, ObjectStore
 
-MiB = 1 << 20
-REPO = Path(__file__).resolve().parents[1]
-
-
-def pattern(n: int, seed: int = 0) -> bytes:
-    """Non-repeating-looking bytes so an off-by-one in a range read shows."""
-    block = bytes((i * 31 + seed * 7 + (i >> 8)) & 0xFF for i in range(4096))
-    return (block * (n // len(block) + 1))[:n]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def events() -> list[tuple[str, ObjectInfo]]:
-    return []
-
-
-@pytest.fixture
-def store(data_dir: Path, events: list[tuple[str, ObjectInfo]]):
-    s = ObjectStore(data_dir, on_change=lambda kind, info: events.append((kind, info)))
-    yield s
-    s.close()
+from .conftest import MiB, pattern, read_all
 
 
 def row_count(data_dir: Path) -> int:
@@ -59,13 +31,6 @@ def row_count(data_dir: Path) -> int:
         return db.execute("SELECT count(*) FROM objects").fetchone()[0]
     finally:
         db.close()
-
-
-def read_all(s: ObjectStore, name: str) -> bytes:
-    out = bytearray()
-    while chunk := s.read(name, len(out)):
-        out += chunk
-    return bytes(out)
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -186,245 +151,6 @@ def test_small_object_spills_to_file(data_dir: Path) -> None:
         assert not (data_dir / "objects" / "j" / "tiny").exists()
     finally:
         s.close()
-
-
-# ----------------------------------------------------------------- restart
-
-
-def populate_for_restart(s: ObjectStore) -> dict[str, bytes]:
-    small, large = pattern(1000, 1), pattern(3 * MiB, 2)
-    s.put("a/small", small)
-    s.create("a/large")
-    for i in range(3):
-        s.populate("a/large", large[i * MiB : (i + 1) * MiB])
-    s.finish("a/large")
-    s.create("a/empty", token=7)
-    s.create("a/partial", token=2)
-    s.populate("a/partial", large[: 2 * MiB], token=2)  # large partial: lives in a file
-    s.put("b/target", b"the end")
-    s.create("b/link")
-    s.delegate("b/link", "b/target")
-    return {"a/small": small, "a/large": large, "partial": large[: 2 * MiB]}
-
-
-def check_after_restart(s: ObjectStore, content: dict[str, bytes]) -> None:
-    assert s.stat("a/small").state == ObjectState.FINISHED
-    assert read_all(s, "a/small") == content["a/small"]
-    assert s.stat("a/large").size == 3 * MiB
-    assert read_all(s, "a/large") == content["a/large"]
-    empty = s.stat("a/empty")
-    assert (empty.state, empty.size, empty.token) == (ObjectState.EMPTY, 0, 7)
-    partial = s.stat("a/partial")
-    assert (partial.state, partial.size, partial.token) == (ObjectState.PARTIAL, 2 * MiB, 2)
-    assert read_all(s, "a/partial") == content["partial"]
-    assert s.resolve("b/link")[0] == "b/target"
-    assert s.read("b/link") == b"the end"
-    # The producer can carry on where the bytes on disk end.
-    s.populate("a/partial", b"more", token=2, offset=2 * MiB)
-    s.finish("a/partial", token=2, size=2 * MiB + 4)
-    assert s.read("a/partial", 2 * MiB - 2) == content["partial"][-2:] + b"more"
-
-
-def test_reopen_after_close(data_dir: Path) -> None:
-    s = ObjectStore(data_dir)
-    content = populate_for_restart(s)
-    s.close()
-    s = ObjectStore(data_dir)
-    try:
-        check_after_restart(s, content)
-        assert s.usage()["objects"] == 6
-    finally:
-        s.close()
-
-
-def test_reopen_after_kill(data_dir: Path) -> None:
-    """A process killed after a flush: flushed state survives, later staging does not."""
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        from pathlib import Path
-        sys.path.insert(0, {str(REPO)!r})
-        from tests.test_store import populate_for_restart
-        from weft.actors.storage.store import ObjectStore
-        s = ObjectStore(Path({str(data_dir)!r}))
-        populate_for_restart(s)
-        s.flush()
-        # Staged but never flushed:
-        s.put("c/unflushed", b"lost")
-        s.create("c/spilled")
-        s.populate("c/spilled", b"x" * 100_000)  # writes a file no durable row accounts for
-        s.delete("a/empty")
-        os._exit(9)
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True)
-    assert proc.returncode == 9, proc.stderr.decode()
-    s = ObjectStore(data_dir)
-    try:
-        check_after_restart(s, _expected())
-        for name in ("c/unflushed", "c/spilled"):
-            with pytest.raises(ObjectMissing):
-                s.stat(name)
-        assert not (data_dir / "objects" / "c").exists()  # the orphaned file is swept
-    finally:
-        s.close()
-
-
-def _expected() -> dict[str, bytes]:
-    large = pattern(3 * MiB, 2)
-    return {"a/small": pattern(1000, 1), "a/large": large, "partial": large[: 2 * MiB]}
-
-
-def test_inline_partial_bytes_survive_only_if_flushed(data_dir: Path) -> None:
-    s = ObjectStore(data_dir)
-    s.create("p/flushed")
-    s.populate("p/flushed", b"abc")
-    s.create("p/unflushed")
-    s.flush()
-    s.populate("p/flushed", b"def")  # after the flush: lost
-    s.populate("p/unflushed", b"xyz")  # never flushed: comes back empty
-    s2 = ObjectStore(data_dir)  # no close(): as after a kill
-    try:
-        info = s2.stat("p/flushed")
-        assert (info.state, info.size) == (ObjectState.PARTIAL, 3)
-        assert s2.read("p/flushed") == b"abc"
-        assert s2.stat("p/unflushed").state == ObjectState.EMPTY
-    finally:
-        s2.close()
-        s._meta.close()  # the "killed" one: just release its handles
-
-
-# ------------------------------------------------------------------ errors
-
-
-def test_create_existing(store: ObjectStore) -> None:
-    store.create("j/o")
-    with pytest.raises(ObjectExists, match="'j/o'") as e:
-        store.create("j/o")
-    assert e.value.code == "exists"
-
-
-def test_write_finished(store: ObjectStore) -> None:
-    store.put("j/o", b"done")
-    with pytest.raises(ObjectImmutable, match="object 'j/o' is finished; it cannot be written"):
-        store.populate("j/o", b"more")
-    with pytest.raises(ObjectImmutable):
-        store.finish("j/o", size=99)
-    with pytest.raises(ObjectImmutable):
-        store.put("j/o", b"different")
-    with pytest.raises(ObjectImmutable):
-        store.delegate("j/o", "k/o")
-    with pytest.raises(ObjectImmutable, match="cannot be replaced"):
-        store.create("j/o", replace=True, token=5)
-    assert store.read("j/o") == b"done"
-
-
-def test_missing(store: ObjectStore) -> None:
-    for call in (
-        lambda: store.read("no/such"),
-        lambda: store.stat("no/such"),
-        lambda: store.populate("no/such", b"x"),
-        lambda: store.finish("no/such"),
-        lambda: store.delete("no/such"),
-        lambda: store.resolve("no/such"),
-    ):
-        with pytest.raises(ObjectMissing, match="'no/such' does not exist") as e:
-            call()
-        assert e.value.code == "missing"
-
-
-def test_stale_token_is_fenced(store: ObjectStore) -> None:
-    store.create("j/o", token=2)
-    store.populate("j/o", b"abc", token=2)
-    with pytest.raises(Fenced, match="token 1 is stale") as e:
-        store.populate("j/o", b"zzz", token=1)
-    assert e.value.code == "fenced"
-    with pytest.raises(Fenced):
-        store.finish("j/o", token=3)
-    with pytest.raises(Fenced):
-        store.create("j/o", token=1, replace=True)
-    assert store.read("j/o") == b"abc"
-
-
-def test_replace_scavenges_partial(store: ObjectStore, data_dir: Path, events: list) -> None:
-    store.create("j/o", token=1)
-    store.populate("j/o", pattern(2 * MiB), token=1)  # a dead producer's half-written file
-    info = store.create("j/o", token=2, replace=True)
-    assert (info.state, info.size, info.token) == (ObjectState.EMPTY, 0, 2)
-    assert not (data_dir / "objects" / "j" / "o").exists()
-    with pytest.raises(Fenced):
-        store.populate("j/o", b"late write from the dead one", token=1)
-    store.put("j/o", b"new", token=2)
-    assert store.read("j/o") == b"new"
-    assert [k for k, _ in events] == ["created", "partial", "created", "finished"]
-    assert store.usage()["bytes"] == 3
-
-
-def test_bad_offset_and_size(store: ObjectStore) -> None:
-    store.create("j/o")
-    store.populate("j/o", b"abc", offset=0)
-    with pytest.raises(StoreError, match="offset 3, not 0") as e:
-        store.populate("j/o", b"abc", offset=0)  # a retried chunk is not appended twice
-    assert e.value.code == "bad-offset"
-    with pytest.raises(StoreError) as e:
-        store.finish("j/o", size=10)
-    assert e.value.code == "bad-size"
-    assert store.stat("j/o").state == ObjectState.PARTIAL
-    assert store.read("j/o") == b"abc"
-
-
-def test_delegation_cycles(store: ObjectStore) -> None:
-    for n in ("c/a", "c/b", "c/c"):
-        store.create(n)
-    with pytest.raises(DelegationCycle) as e:
-        store.delegate("c/a", "c/a")
-    assert e.value.code == "delegation-cycle"
-    store.delegate("c/a", "c/b")
-    store.delegate("c/b", "c/c")
-    with pytest.raises(DelegationCycle, match="'c/c'"):
-        store.delegate("c/c", "c/a")
-    assert store.stat("c/c").state == ObjectState.EMPTY
-
-
-BAD_NAMES = ["../x", "a/../../b", "/etc/passwd", "x", "", "a/b/c", "../../etc/passwd", "a/.."]
-
-
-@pytest.mark.parametrize("bad", BAD_NAMES)
-def test_bad_names_rejected(data_dir: Path, bad: str) -> None:
-    parent = data_dir.parent.parent  # tmp_path's parent
-
-    def snapshot() -> set[str]:
-        out = set()
-        for root, dirs, files in os.walk(parent):
-            for f in dirs + files:
-                p = Path(root, f)
-                if p != data_dir and data_dir not in p.parents:
-                    out.add(str(p))
-        return out
-
-    before = snapshot()
-    s = ObjectStore(data_dir)
-    try:
-        s.create("ok/o")
-        calls = [
-            lambda: s.create(bad),
-            lambda: s.put(bad, b"x" * 100_000),
-            lambda: s.put(bad, b"x"),
-            lambda: s.populate(bad, b"x"),
-            lambda: s.finish(bad),
-            lambda: s.read(bad),
-            lambda: s.stat(bad),
-            lambda: s.delete(bad),
-            lambda: s.delegate("ok/o", bad),
-        ]
-        for call in calls:
-            with pytest.raises(SpecError):
-                call()
-        s.flush()
-        assert [i.name for i in s.list()] == ["ok/o"]
-    finally:
-        s.close()
-    assert snapshot() == before
 
 
 # -------------------------------------------------------------- delegation
