@@ -228,8 +228,17 @@ class DispatchMixin:
                 # The node still runs an earlier attempt of this job (it
                 # answers a start with the task it has): follow that one, or
                 # its end would be taken for a late result and the job would
-                # wait forever.
+                # wait forever. This start was no attempt; that one is, and
+                # counts once: ours (settled if we charged it when the node
+                # was lost), one the journal counted, or else one begun
+                # before our restart and never journalled.
                 job.token = answer.token
+                job.attempts -= 1
+                if answer.token >> 32 == self.epoch:
+                    self.charge_goes_on(d.node.node, job, answer.token)
+                elif self.replayed_tokens.get(job.id) != answer.token:
+                    job.attempts += 1
+                self.graph.changed.append(job)
         if busy:
             self.stats["busy_starts"] += busy
             self.hold(d.node, "busy", busy=True)

@@ -79,6 +79,8 @@ def replay(journal: Journal, state: CoordinatorState, *, settle: float = 3.0) ->
         if job.state not in TERMINAL_JOB_STATES:
             job.state = WAITING
             job.started = None  # until a compute inventory says it runs (adopted) or it starts again
+            if token:
+                state.replayed_tokens[jid] = token
             unfinished.append(job)
     g.bump_seq(last_seq)
     unfinished = secrets.lost_after_restart(journal, unfinished, g.fail, state)

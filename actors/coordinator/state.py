@@ -142,6 +142,9 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         # Attempts counted (or excused) when their compute node was lost
         # (node -> job -> (token, counted)), until the node says which ran.
         self.charged: dict[str, dict[str, tuple[int, bool]]] = {}
+        # Unfinished jobs' attempt tokens as the journal had them at replay:
+        # the attempts it counted (a start that finds one running counts none).
+        self.replayed_tokens: dict[str, int] = {}
         # Dispatches whose start_many the node has not answered, by id().
         self.unacked: dict[int, Dispatch] = {}
         self.planner = Planner(

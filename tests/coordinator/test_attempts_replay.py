@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from weft.actors.coordinator.effects import Dispatch
 from weft.actors.coordinator.graph import RUNNING, SUCCEEDED
 from weft.actors.coordinator.journal import Journal
 from weft.actors.coordinator.replay import replay
@@ -170,3 +173,38 @@ def test_a_job_that_ran_unjournalled_before_a_crash_shows_the_attempt_that_made_
     assert view(c2, "a")["attempts"] == 1
     c3 = restart(path, c2)
     assert view(c3, "a")["attempts"] == 1
+
+
+@pytest.mark.parametrize("journalled", [False, True])
+def test_a_job_started_again_on_the_node_still_running_it_counts_one_attempt(tmp_path: Path, journalled: bool) -> None:
+    # The node's inventory came after the restart's settle time (a loaded
+    # node): the job is started again there, and the node answers with the
+    # task it already runs. That task is the job's one attempt; the start
+    # that found it was none.
+    path = tmp_path / "journal.sqlite"
+    c = start(path)
+    c.add_storage("storage-0")
+    c.add_compute("compute-0")
+    c.submit(spec("a"))
+    assert c.started() == ["a"]
+    old = c.job("a").token
+    if journalled:  # written while it ran (a start alone is not journalled)
+        c.journal.stage(c.job("a"))
+        c.journal.commit()
+    c2 = restart(path, c)
+    c2.add_storage("storage-0")
+    c2.clock.advance(10)  # past the settle time, no inventory yet
+    ref = c2.add_compute("compute-0", 1, [])
+    dispatches = [e for e in c2.take(c2.state.schedule_round()) if isinstance(e, Dispatch)]
+    (d,) = dispatches
+    tokens = c2.state.attempt_tokens(d)
+    starts = c2.state.start_messages(d, tokens, {})
+    assert [s.job for s in starts] == ["a"]
+    c2.state.starts_answered(d, tokens, [TaskReport("a", TaskState.RUNNING, old, started=1001.0)])
+    c2.take(c2.state.dispatch_ended(d, tokens, {}))
+    a = c2.job("a")
+    assert a.token == old and a.node == ref.node
+    assert view(c2, "a")["attempts"] == 1
+    c2.ends("a")
+    assert a.state == SUCCEEDED and view(c2, "a")["attempts"] == 1
+
