@@ -25,6 +25,7 @@ from .effects import KICK, Dispatch, Effect, Send
 from .graph import CANCELLING, FINISHED, RUNNING, Graph, Job
 from .nodes import ComputeRef, StorageRef
 from .planner import Batches, Planner
+from .retry import HOLD_FIRST
 
 log = logging.getLogger("weft.coordinator")
 
@@ -169,15 +170,20 @@ class DispatchMixin:
                 self._apply_object(storage, finished, scavenge)
         return scavenge
 
-    def start_messages(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str]) -> list[Start]:
-        """The starts of what is still to start, their outputs filled in."""
+    def start_messages(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str],
+                       unsent: dict[str, str] | None = None) -> list[Start]:
+        """The starts of what is still to start, their outputs filled in;
+        a job whose outputs' storage node is gone goes to `unsent` (to
+        `failed` without it), those already in either are left out."""
+        if unsent is None:
+            unsent = failed
         node = d.node
         starts = []
         # A batch's jobs share their output placement (planner.py): its
         # endpoints are looked up once per placement, not once per job.
         where: dict[int, tuple[list[str] | None, list[str]]] = {}
         for job, start in d.items:
-            if job.id in failed or not self._ours(job, node, tokens):
+            if job.id in failed or job.id in unsent or not self._ours(job, node, tokens):
                 if job.state == CANCELLING and job.token == tokens.get(job.id):
                     self.settle_cancelled(job, "before it started")  # (control.py)
                 continue
@@ -197,7 +203,7 @@ class DispatchMixin:
                 endpoints = [self.storages[n].endpoint for n in placement or () if n in self.storages]
                 where[id(placement)] = (placement, endpoints)
             if job.spec.outputs and len(endpoints) != len(job.placement or ()):
-                failed[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
+                unsent[job.id] = f"a storage node for its outputs ({', '.join(job.placement)}) is gone"
                 continue
             start.outputs = dict.fromkeys(job.spec.outputs, endpoints)
             if job.spec.refs:
@@ -246,13 +252,25 @@ class DispatchMixin:
             self.took_starts(d.node)
 
     def dispatch_ended(self, d: Dispatch, tokens: dict[str, int], failed: dict[str, str],
-                       not_started: dict[str, str] | None = None) -> list[Effect]:
+                       not_started: dict[str, str] | None = None,
+                       unsent: dict[str, str] | None = None) -> list[Effect]:
         """What did not start fails soft (if the job is still on this attempt);
         what surely reached no live process (`not_started`) is queued again
-        without counting an attempt, and its node is held back for a moment."""
+        without counting an attempt, and its node is held back for a moment.
+        What was never sent (`unsent`: its outputs' storage node gone or not
+        answering the creates) is no attempt either: placed afresh after a
+        moment (the compute node is not to blame)."""
         self.unacked.pop(id(d), None)
         if self.cancel_on_start:
             self.cancels_after_dispatch(d, tokens)  # (control.py)
+        if unsent:
+            for jid, cause in unsent.items():
+                job = self.graph.jobs.get(jid)
+                if self._ours(job, d.node, tokens):
+                    assert job is not None
+                    self.stats["not_started"] += 1
+                    job.placement = None
+                    self._soft_failure(job, cause, counted=False, delay=HOLD_FIRST)
         for jid, cause in failed.items():
             job = self.graph.jobs.get(jid)
             if self._ours(job, d.node, tokens):

@@ -414,12 +414,15 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
     async def _dispatch(self, d: Dispatch) -> None:
         """Start the jobs, one message per node (see dispatch.py for the rules)."""
         state = self.state
+        # What fails before the start goes out (its outputs' storage not
+        # ready) was never sent: no attempt. What fails after may have run.
+        unsent: dict[str, str] = {}
         failed: dict[str, str] = {}
         tokens = state.attempt_tokens(d)
         for storage_id, storage, objs, owners in state.retry_creates(d):
             if storage is None:
                 for job in owners:
-                    failed[job.id] = f"storage node {storage_id} is gone"
+                    unsent[job.id] = f"storage node {storage_id} is gone"
                 continue
             try:
                 r = CreateManyReply.from_wire(await self.peers.get(storage.endpoint).call(
@@ -427,13 +430,13 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
                 ))
             except _ANSWER_ERRORS as e:
                 for job in owners:
-                    failed[job.id] = f"creating outputs on {storage_id}: {e}"
+                    unsent[job.id] = f"creating outputs on {storage_id}: {e}"
                 continue
             stale = state.creates_answered(storage, r, failed)
             if stale:  # deleted before the new attempt's start goes out, so its write lands
                 await self._scavenge(storage, stale)
         node = d.node
-        starts = state.start_messages(d, tokens, failed)
+        starts = state.start_messages(d, tokens, failed, unsent)
         not_started: dict[str, str] = {}
         if starts:
             try:
@@ -447,7 +450,7 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
                 into = not_started if never_started(e) else failed
                 for s in starts:
                     into[s.job] = f"starting on {node.node}: {e}"
-        self._run(state.dispatch_ended(d, tokens, failed, not_started))
+        self._run(state.dispatch_ended(d, tokens, failed, not_started, unsent))
 
     async def _janitor(self) -> None:
         """Delete finished tasks' results on compute nodes, in batches."""

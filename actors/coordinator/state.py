@@ -489,9 +489,11 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         self.graph.succeed(job, self.wall())
         self.stats["succeeded"] += 1
 
-    def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True) -> None:
+    def _soft_failure(self, job: Job, cause: str, code: str | None = None, *, counted: bool = True,
+                      delay: float | None = None) -> None:
         """Infrastructure failed the job: run it again (it is needed: it was
-        submitted). `code` is the failure's ErrorCode when the node gave one."""
+        submitted). `code` is the failure's ErrorCode when the node gave one;
+        `delay` the back-off if not the retry policy's (none if not counted)."""
         fcode = _soft_code(code)
         job.ahead = False  # queued again: it follows no producer now
         if counted:
@@ -513,7 +515,8 @@ class CoordinatorState(StorageNewsMixin, DispatchMixin, RetryMixin, ExitsMixin, 
         if tries > self.max_soft_retries:
             self.graph.fail(job, f"gave up after {tries} attempts; last: {cause}", outcome=_FAILED_SOFT, code=fcode)
             return
-        delay = self.retry_delay(tries) if counted else 0.0
+        if delay is None:
+            delay = self.retry_delay(tries) if counted else 0.0
         if delay <= 0:
             log.info("job %s failed soft (%s); queued again", job.id, cause)
             self.graph.requeue(job, cause)

@@ -184,3 +184,46 @@ def test_a_start_the_lost_node_never_answered_is_not_an_attempt() -> None:
     [never] = [j.id for j, _ in pending.items]
     assert shown_attempts(c, took) == 1 and shown_attempts(c, never) == 0
     assert c.state.stats["soft_failures"] == 1
+
+
+def _retry_dispatch(c: Cluster) -> tuple[Dispatch, dict[str, int]]:
+    (d,) = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
+    return d, c.state.attempt_tokens(d)
+
+
+def test_a_retry_whose_outputs_could_not_be_created_was_never_sent_and_is_no_attempt() -> None:
+    # A retry's outputs are created on storage before its start goes out
+    # (dispatch.py retry_creates). The storage node does not answer (killed,
+    # not yet found lost): the start is never sent, so the job ran once, not
+    # twice, and it is placed afresh after a moment.
+    c = Cluster(storages=2)
+    c.submit(spec("a"))
+    assert c.started() == ["a"]
+    c.ends("a", "failed-soft", cause="worker died")
+    d, tokens = _retry_dispatch(c)
+    assert c.state.retry_creates(d), "a retry creates its outputs first"
+    unsent = {"a": "creating outputs on storage-0: no connection within 3s"}
+    assert c.state.start_messages(d, tokens, {}, unsent) == []
+    c.take(c.state.dispatch_ended(d, tokens, {}, {}, unsent))
+    a = c.job("a")
+    assert shown_attempts(c, "a") == 1 and c.state.stats["soft_failures"] == 1
+    assert a.placement is None and a.state == WAITING and "no connection" in a.cause
+    c.clock.advance(HOLD_FIRST)
+    c.take(c.state.release_due())
+    assert c.started() == ["a"]
+    c.ends("a")
+    assert shown_attempts(c, "a") == 2
+
+
+def test_a_start_whose_output_storage_node_is_gone_is_no_attempt() -> None:
+    c = Cluster(storages=2)
+    c.submit(spec("a"))
+    d, tokens = _retry_dispatch(c)
+    gone = c.job("a").placement[0]
+    c.take(c.state.node_lost("storage", gone))
+    failed: dict[str, str] = {}
+    unsent: dict[str, str] = {}
+    assert c.state.start_messages(d, tokens, failed, unsent) == []
+    assert failed == {} and "is gone" in unsent["a"]
+    c.take(c.state.dispatch_ended(d, tokens, failed, {}, unsent))
+    assert shown_attempts(c, "a") == 0 and c.job("a").placement is None
