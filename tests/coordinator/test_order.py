@@ -16,6 +16,32 @@ def test_most_blocked_job_goes_before_an_older_job_of_higher_priority() -> None:
     assert c.job("old").state == RUNNABLE
 
 
+def test_a_job_that_ran_and_goes_again_keeps_its_place_before_more_needed_work() -> None:
+    # It was picked before the hub queued; its node was lost under it. It
+    # goes again first, not behind every job more needed than it (a leaf
+    # behind a 1000-job DAG waited a minute in the chaos soak).
+    c = Cluster(slots=1)
+    c.submit(spec("leaf"))
+    assert c.started() == ["leaf"]
+    c.submit(spec("hub"), spec("d1", "hub"), spec("d2", "hub"))
+    c.ends("leaf", "failed-soft", cause="compute node compute-0 lost")
+    assert c.job("leaf").state == RUNNABLE and c.job("hub").demand == 2
+    assert c.started() == ["leaf"]
+    c.ends("leaf")
+    assert c.started() == ["hub"]
+
+
+def test_a_start_that_never_ran_does_not_go_first() -> None:
+    # Given back without running (its queued task withdrawn, its node
+    # restarted before it took a slot): no place was taken, demand decides.
+    c = Cluster(slots=1)
+    c.submit(spec("leaf"))
+    assert c.started() == ["leaf"]
+    c.submit(spec("hub"), spec("d1", "hub"))
+    c.ends("leaf", "failed-soft", cause="withdrawn", ran=False)
+    assert c.started() == ["hub"]
+
+
 def test_higher_priority_goes_before_an_older_job_when_equally_needed() -> None:
     c = Cluster(slots=1)
     c.submit(spec("old"))
