@@ -81,6 +81,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("weft.coordinator")
 
+# A retry's creates (one small metadata write per output) wait at least
+# this long for a storage node before the job is placed elsewhere.
+_CREATE_BOUND_MIN = 1.0
+
 # How long background journal changes (dispatches, ends) gather before one
 # commit; a submit or an op that awaits durability cuts it short. A commit
 # costs ~100-150 us of CPU (a worker thread's hop, SQLite's transaction and
@@ -425,8 +429,13 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
                     unsent[job.id] = f"storage node {storage_id} is gone"
                 continue
             try:
+                # Bounded as the planner's `slow` is (a node not answering
+                # for two heartbeat intervals): a paused storage node held a
+                # retry's start for its whole pause; now the job is placed
+                # afresh, away from it, a moment later.
                 r = CreateManyReply.from_wire(await self.peers.get(storage.endpoint).call(
-                    "create_many", CreateMany(objs, True, self.epoch).to_wire()
+                    "create_many", CreateMany(objs, True, self.epoch).to_wire(),
+                    timeout=max(_CREATE_BOUND_MIN, 2 * self.liveness.interval),
                 ))
             except _ANSWER_ERRORS as e:
                 for job in owners:
