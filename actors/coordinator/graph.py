@@ -61,22 +61,23 @@ _NO_SEEN: set = set()  # (never added to: a job with no refs does not loop)
 _SHARED_MAX = 10_000
 
 
-def _key(job: Job) -> tuple[int, int, int, int, float, int, str]:
+def _key(job: Job) -> tuple[int, int, int, float, int, str]:
     """The runnable heap's order: workorders first, then a job that already
     ran and goes again (its node lost, a retry: it was picked before what
     queued behind it, and keeps that place, as a requeued job does under
     HTCondor or Slurm), then the most jobs blocked on it, then priority,
-    then the earliest deadline, then age."""
+    then the earliest deadline, then age. (The first two share one element:
+    a seventh costs every comparison of the heap's sifts.)"""
     spec = job.spec
-    return (0 if spec.job_class == "workorder" else 1, 0 if job.attempts > job.excused else 1, -job.demand,
-            -job.priority, _INF if spec.deadline is None else spec.deadline, job.seq, job.id)
+    rank = 0 if spec.job_class == "workorder" else 1 if job.attempts > job.excused else 2
+    return (rank, -job.demand, -job.priority, _INF if spec.deadline is None else spec.deadline, job.seq, job.id)
 
 
 class Graph:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.objects: dict[str, Obj] = {}
-        self._heap: list[tuple[int, int, int, int, float, int, str]] = []
+        self._heap: list[tuple[int, int, int, float, int, str]] = []
         self._seq = itertools.count(1)
         self.runnable_count = 0
         # Jobs whose state changed since the owner last drained this list:
@@ -256,7 +257,7 @@ class Graph:
         heap = self._heap
         jobs = self.jobs
         while heap:
-            _, _, neg_demand, _, _, _, jid = heapq.heappop(heap)
+            _, neg_demand, _, _, _, jid = heapq.heappop(heap)
             job = jobs.get(jid)
             if job is None or job.state != RUNNABLE or -neg_demand != job.demand:
                 continue  # stale entry: a newer one with the current demand exists
