@@ -25,6 +25,11 @@ POLL_SLACK = 1.0
 # run-log line later: up to one storage latency bound (1.5 s, a read stuck on
 # a paused copy moves to the next) after the strike.
 EXEC_SLACK = 1.5
+# ... and one whose run began longer than this before the strike is not in it
+# any more: a soak job runs at most 1.5 s plus its reads and writes, so such a
+# run died with an earlier fault, and the job at the strike is its rerun, not
+# yet executing (one such job, run 46 s before, was judged executing).
+EXEC_BEFORE = 5.0
 # Executions one fault may cost a job: the interrupted attempt's rerun, and one
 # more for an attempt refused around the same outage.
 RUNS_PER_FAULT = 2
@@ -123,12 +128,12 @@ def executing_recovery(in_flight: set[str], starts: dict[str, list[float]], firs
 
     `in_flight` are the jobs a status poll showed running at the strike, which
     includes tasks queued on a compute node behind others (prefetched); of
-    those, the ones whose execution began by EXEC_SLACK after the strike were
-    executing (or reading their inputs, which comes before the run-log line).
+    those, the ones whose execution began from EXEC_BEFORE before the strike
+    to EXEC_SLACK after it were executing (or reading their inputs, which comes before the run-log line).
     Their recovery is what a fault costs the jobs it caught; the queued ones
     add their node's queue on top.
     """
-    executing = [j for j in in_flight if any(t <= strike + EXEC_SLACK for t in starts.get(j, ()))]
+    executing = [j for j in in_flight if any(strike - EXEC_BEFORE <= t <= strike + EXEC_SLACK for t in starts.get(j, ()))]
     if any(j not in first_done for j in executing):
         return len(executing), None
     return len(executing), max((first_done[j] - strike for j in executing), default=0.0)

@@ -33,6 +33,7 @@ from weft.bus.errors import BusError
 from weft.localcluster.cluster import LocalCluster
 
 from .accounting import (
+    EXEC_BEFORE,
     EXEC_SLACK,
     Window,
     attempt_verdicts,
@@ -146,7 +147,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         " freed); in flight: jobs running at the strike (compute faults: on the victim; tasks queued on a node"
         " count);",
         "recovery: strike until every in-flight job succeeded; executing: the in-flight jobs whose execution had"
-        " begun by 1.5 s after it (run log); exec recovery: strike until all of those succeeded;",
+        " begun from 5 s before it to 1.5 s after it (run log); exec recovery: strike until all of those succeeded;",
         "stall: longest interval with no job finishing, cluster-wide, that overlaps the fault (strike until its end"
         " or recovery); reruns: executions begun after the strike.",
     ):
@@ -262,7 +263,8 @@ def _run(cluster: LocalCluster, runlog: Path, n: int, seed: int, tmpfs: Path | N
             row.notes = "; ".join(filter(None, [row.notes, f"under-replicated peak {f.under_peak}, {repaired}"]))
         if f.name == "storage pause" and row.exec_recovery is not None and row.exec_recovery > 4.0:
             # The slowest jobs it caught, with their attempts: what held them.
-            caught = [j for j in f.in_flight if any(t <= f.strike + EXEC_SLACK for t in by_job.get(j, ()))]
+            caught = [j for j in f.in_flight
+                      if any(f.strike - EXEC_BEFORE <= t <= f.strike + EXEC_SLACK for t in by_job.get(j, ()))]
             slow = sorted(caught, key=lambda j: -w.first_done.get(j, 0.0))[:3]
             r.pause_notes = [f"  {j}: runs at {[round(t - f.strike, 2) for t in by_job.get(j, ())]}s after the strike, "
                              f"done at {w.first_done.get(j, 0.0) - f.strike:.2f}s" for j in slow]

@@ -69,5 +69,11 @@ def test_only_jobs_whose_execution_had_begun_count_as_executing_at_the_strike() 
     starts = {"ran": [1029.0], "queued": [1036.0], "twice": [1020.0, 1029.5], "reading": [1031.2]}
     done = {"ran": 1032.0, "queued": 1040.0, "twice": 1034.5, "reading": 1033.0}
     assert executing_recovery({"ran", "queued", "twice", "reading"}, starts, done, PAUSE.strike) == (3, 4.5)
+    # A run long before the strike died with an earlier fault: its job, in
+    # flight at the strike, is the rerun, not yet executing.
+    starts_old = {**starts, "rerun": [990.0, 1037.5]}
+    done_old = {**done, "rerun": 1039.0}
+    assert executing_recovery({"ran", "queued", "twice", "reading", "rerun"}, starts_old, done_old,
+                              PAUSE.strike) == (3, 4.5)
     # One that never succeeded: no recovery to report.
     assert executing_recovery({"ran", "lost"}, {"lost": [1029.0]}, done, PAUSE.strike) == (1, None)
