@@ -15,6 +15,8 @@ from typing import Any
 
 import trio
 
+from weft.protocol.enums import ErrorCode
+
 log = logging.getLogger("weft")
 
 
@@ -71,6 +73,11 @@ class GroupCommit:
                     await result
                 self._error = None
             except Exception as e:
-                log.error("flushing %s failed: %s", self._what, e)
+                # A full disk is a state of the machine, answered to every
+                # waiting writer as `no-space` (the store keeps what was
+                # staged for the next flush): a warning. Anything else is a
+                # fault of the daemon's: an error.
+                level = logging.WARNING if getattr(e, "code", None) == ErrorCode.NO_SPACE else logging.ERROR
+                log.log(level, "flushing %s failed: %s", self._what, e)
                 self._error = e
             done.set()
