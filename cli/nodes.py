@@ -16,9 +16,16 @@ node_app = typer.Typer(help="Act on one node: drain it before it leaves, or undr
 app.add_typer(node_app, name="node")
 
 
-def _mem(n: dict[str, Any], key: str) -> str:
+def _size(n: dict[str, Any], key: str) -> str:
     v = n.get(key)
     return "" if v is None else show_size(v)
+
+
+def _used_free(n: dict[str, Any]) -> tuple[str, str]:
+    """Memory on a compute node, disk on a storage node."""
+    if n["role"] == "storage":
+        return _size(n, "bytes"), _size(n, "free")
+    return _size(n, "memory_used"), _size(n, "memory_free")
 
 
 def _state(n: dict[str, Any]) -> str:
@@ -32,8 +39,9 @@ def _state(n: dict[str, Any]) -> str:
 
 @app.command()
 def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
-    """The nodes the coordinator knows: role, endpoint, host, CPUs and memory used/free (compute),
-    objects, under-replicated objects held and repair copies in/out (storage), drained, last seen;
+    """The nodes the coordinator knows: role, endpoint, host; CPUs used/free and memory used/free
+    (compute); its objects' bytes and the disk's free space (storage, asked every few seconds),
+    objects, under-replicated objects held and repair copies in/out (storage); drained, last seen;
     nodes whose key was revoked (they get no more work) are listed as revoked, with why."""
     with client(coordinator) as c:
         ns = c.nodes()
@@ -41,14 +49,15 @@ def nodes(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
         emit_json({"nodes": ns})
         return
     now = time.time()
-    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'host':14} {'cpus used/free':>14} {'memory used':>12} {'memory free':>12} "
+    typer.echo(f"{'role':8} {'node':16} {'endpoint':26} {'host':14} {'cpus used/free':>14} {'used':>12} {'free':>12} "
                f"{'objects':>7} {'under':>5} {'copies':>7} {'state':10} {'seen':>6}")
     for n in sorted(ns, key=lambda n: (n["role"], n["node"])):
         copies = f"{n['copies_in']}/{n['copies_out']}" if "copies_in" in n else ""
         cpus = f"{n['cpus_used']}/{n['cpus_free']}" if "cpus" in n else ""
+        used, free = _used_free(n)
         typer.echo(
-            f"{n['role']:8} {n['node']:16} {n['endpoint']:26} {n.get('host') or '-':14.14} {cpus:>14} {_mem(n, 'memory_used'):>12} "
-            f"{_mem(n, 'memory_free'):>12} {n.get('objects', ''):>7} {n.get('under_replicated', ''):>5} {copies:>7} "
+            f"{n['role']:8} {n['node']:16} {n['endpoint']:26} {n.get('host') or '-':14.14} {cpus:>14} {used:>12} "
+            f"{free:>12} {n.get('objects', ''):>7} {n.get('under_replicated', ''):>5} {copies:>7} "
             f"{_state(n):10} "
             f"{now - n['last_seen']:>5.1f}s"
         )

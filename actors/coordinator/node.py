@@ -43,7 +43,7 @@ from weft.protocol.objects import (
 from weft.protocol.tasks import DeleteTasks, StartMany
 from weft.runtime.node import Node, NodeConfig
 
-from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops
+from . import control_ops, drain, follow, gc_ops, keys_ops, news, submission_ops, submit_ops, usage
 from . import owners as owning
 from .attempts import views as attempt_views
 from .collector import collect_less
@@ -200,6 +200,7 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
         nursery.start_soon(self._repair)
         nursery.start_soon(gc_ops.periodic, self)
         nursery.start_soon(submission_ops.recurring_loop, self)
+        nursery.start_soon(usage.refresh_loop, self)
         cfg = self.config
         if cfg.beacon and not cfg.coordinator:
             # Loaded only with beacons on: not in every start's image.
@@ -341,7 +342,7 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
                         assert isinstance(ref, StorageRef)
                         objects = news.storage_inventory(body)
                         ref.inc, since = objects.inc, objects.next
-                        await self._storage_usage(ref)
+                        await usage.ask(self, ref)
                         scavenge, effects = state.storage_inventory(ref, objects.objects)
                         if scavenge:
                             await self._scavenge(ref, scavenge)
@@ -378,15 +379,6 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
                     log.warning("%s %s: %s", ref.role, ref.node, e)
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
-
-    async def _storage_usage(self, ref: StorageRef) -> None:
-        try:
-            usage = await self.peers.get(ref.endpoint).call("usage", {})
-        except _NET_ERRORS:
-            return
-        free = usage.get("free") if type(usage) is dict else None
-        if type(free) is int:
-            ref.free_bytes = free
 
     async def _scavenge(self, ref: StorageRef, names: list[str]) -> None:
         """Partial objects nobody is writing: delete them (a rerun re-creates them)."""

@@ -169,20 +169,21 @@ class ComputeRef(NodeRef):
 
 
 class StorageRef(NodeRef):
-    __slots__ = ("objects", "free_bytes", "placed", "full_until", "drained")
+    __slots__ = ("objects", "free_bytes", "used_bytes", "placed", "full_until", "drained")
 
     def __init__(self, node: str, endpoint: str) -> None:
         super().__init__(node, Role.STORAGE, endpoint)
         self.drained = False  # nothing new placed here; its objects copied to others
         self.objects = 0
-        self.free_bytes = 0
+        self.free_bytes = 0  # its disk's free space, and its objects' bytes (its `usage`)
+        self.used_bytes = 0
         self.placed = 0  # outputs placed here since start: the load half of placement
         self.full_until = 0.0  # said "no space": place nothing here until then (monotonic)
 
     def view(self) -> dict[str, Any]:
         return {
             "node": self.node, "role": self.role, "endpoint": self.endpoint, "objects": self.objects,
-            "free": self.free_bytes, "ready": self.ready, "last_seen": self.last_seen,
+            "free": self.free_bytes, "bytes": self.used_bytes, "ready": self.ready, "last_seen": self.last_seen,
             "events": self.applied, "drained": self.drained,
         }
 
