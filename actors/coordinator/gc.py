@@ -14,8 +14,9 @@ Rules:
 * A job that delegated an output and the job it delegated to go together:
   the delegate is kept while its delegator is kept (the delegator's output
   *is* the delegate's).
-* What goes: the job's record (its attempts are columns of it), its outputs
-  and its log object `JOB/_log` on every storage node that may hold them.
+* What goes: the job's record (its attempts are columns of it), its outputs,
+  its log object `JOB/_log` and its depfile record `JOB/_deps` (if it left
+  one) on every storage node that may hold them.
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ def forget(state: CoordinatorState, jobs: list[Job], *, fail_readers: bool = Fal
     every node that holds or may hold each object (where we know copies
     are, the job's placement; with neither known, every storage node: a
     delete of an absent name costs storage a dictionary miss)."""
+    # Loaded here, not with the coordinator: its image is startup's time (docs/performance.md).
+    from weft.actors.depfiles import DEPS_OUTPUT
+
     g = state.graph
     f = into if into is not None else Forgotten()
     every = list(state.storages)
@@ -149,9 +153,12 @@ def forget(state: CoordinatorState, jobs: list[Job], *, fail_readers: bool = Fal
         if job.id not in g.jobs:
             continue
         log_name = f"{job.id}/{LOG_OUTPUT}"
-        names = [*job.outputs(), log_name]
+        # Its depfile record, when storage said it has one (few jobs write one).
+        deps_name = f"{job.id}/{DEPS_OUTPUT}"
+        extra = (log_name, deps_name) if deps_name in g.objects else (log_name,)
+        names = [*job.outputs(), *extra]
         gone_names.update(job.outputs())
-        objs = {o.name: o for o in g.forget_job(job, (log_name,))}
+        objs = {o.name: o for o in g.forget_job(job, extra)}
         for name in names:
             obj = objs.get(name)
             nodes = list(obj.locs) if obj is not None and obj.locs else []

@@ -49,6 +49,16 @@ def test_old_finished_jobs_go_young_and_unfinished_ones_stay() -> None:
     assert f.bytes == 3
 
 
+def test_a_forgotten_jobs_depfile_record_goes_with_it() -> None:
+    c = Cluster()
+    c.submit(spec("built"), spec("plain"))
+    finished(c, "built", "plain")
+    c.object_finished("built/_deps")  # its command wrote $WEFT_DEPFILE (compute/layout.py)
+    f = gc.forget(c.state, [c.job("built"), c.job("plain")])
+    assert f.objects == {"storage-0": [out("built"), "built/_log", "built/_deps", out("plain"), "plain/_log"]}
+    assert "built/_deps" not in c.graph.objects  # nor kept in the coordinator's memory
+
+
 def test_a_finished_job_an_unfinished_one_reads_is_kept_whatever_its_age() -> None:
     c = Cluster()
     c.submit(spec("a"), spec("slow"))
