@@ -359,11 +359,12 @@ class ComputeNode(Ahead, Restore, Transfers, Layout, Node):
                                              first=first)
                 task.holding = True
                 try:
+                    # Its slot time, reported with its end: it makes the run an
+                    # attempt. The task log has it only once the run begins
+                    # (the spawn's record, or a callable's inputs read): a task
+                    # that a crash stopped while it read its inputs comes back
+                    # as never run, not as an attempt that executed nothing.
                     task.started = time.time()
-                    if spec.command is None or spec.refs:
-                        self.tasklog.write({"job": task.job, "r": task.started})
-                    # else: a command with nothing to fetch spawns at once, and
-                    # its spawn's record carries it (one write less, _spawned).
                     await self._run(task)
                 finally:
                     self._release(task)
@@ -418,6 +419,7 @@ class ComputeNode(Ahead, Restore, Transfers, Layout, Node):
             else:  # nothing to read (a no-op): only its outputs' storage looked at
                 await self._probe_task(task)
             self._set_state(task, TaskState.RUNNING)
+            self.tasklog.write({"job": task.job, "r": task.started})  # (see _execute)
             try:
                 await self._run_callable(task, kwargs)
             except (HardFailure, trio.TooSlowError):
@@ -426,10 +428,7 @@ class ComputeNode(Ahead, Restore, Transfers, Layout, Node):
 
     # -- running -------------------------------------------------------------------
     def _spawned(self, task: Task, pgid: int) -> None:
-        record = {"job": task.job, "s": "started", "t": task.token, "pg": pgid}
-        if not task.spec.refs:
-            record["r"] = task.started  # (see _execute)
-        self.tasklog.write(record)
+        self.tasklog.write({"job": task.job, "s": "started", "t": task.token, "pg": pgid, "r": task.started})
         if task.spec.memory is not None:
             self.memguard.limit(task, pgid, task.spec.memory)
 

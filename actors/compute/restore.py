@@ -39,8 +39,10 @@ class Restore:
                 continue
             task = Task(job, spec, {}, {}, int(rec.get("t", 0)))
             task.state = TaskState.DONE
-            # When it took a slot ("r"); a task that never did has no start
-            # time, which tells the coordinator it was not an attempt.
+            # When it took its slot ("r", written once its run began: its
+            # process spawned, a callable's inputs read). A task that never
+            # began has no start time, which tells the coordinator it was not
+            # an attempt: queued, or stopped by the crash while reading inputs.
             task.started = rec.get("r")
             if rec.get("s") == "done":
                 task.outcome = Outcome(rec.get("o", "failed-soft"))

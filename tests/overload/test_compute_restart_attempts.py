@@ -4,19 +4,24 @@ each job appends a line to a run log when it starts)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import trio
 
 from weft.actors.client import Client
+from weft.bus.peers import connect
 from weft.localcluster.cluster import LocalCluster
+from weft.runtime.node import new_node_id
 
 from helpers import wait_for
 
 JOBS = 24  # deep enough that the coordinator sends jobs ahead to each node's queue
+BIG_INPUT = 48 << 20
 
 
 def runs(log: Path) -> list[tuple[str, str]]:
@@ -70,3 +75,45 @@ def test_a_compute_node_past_its_queue_bound_costs_no_attempts(tmp_path: Path) -
         assert all(s["attempts"] == 1 for s in states), states
         stats = client.stats()
     assert stats["busy_starts"] > 0 and stats["soft_failures"] == 0 and stats["failed"] == 0
+
+
+async def _pause_while_fetching(compute: str, job: str, storage: int, within: float) -> None:
+    """SIGSTOP `storage` once `compute` says `job` is reading its inputs."""
+    async with connect(compute, new_node_id("test"), timeout=5.0) as peer:
+        with trio.fail_after(within):
+            while True:
+                tasks = (await peer.call("list", {}))["tasks"]
+                if any(t["job"] == job and t["state"] == "fetching" for t in tasks):
+                    os.kill(storage, signal.SIGSTOP)
+                    return
+                await trio.sleep(0.002)
+
+
+def test_a_job_its_node_died_under_while_it_read_its_input_is_not_charged(tmp_path: Path) -> None:
+    """The node took a slot for the job and was reading its input when it
+    was killed (the input's storage node paused mid-read): nothing of the job
+    executed, so the restarted node says it never ran and it is no attempt."""
+    log = tmp_path / "runs.log"
+    data = tmp_path / "input.bin"
+    data.write_bytes(os.urandom(BIG_INPUT))  # read in many chunks: a window to pause storage in
+    with LocalCluster(tmp_path / "cluster", compute=1, storage=1, slots=1,
+                      coordinator_args=["--heartbeat-timeout", "10"]) as cluster:
+        storage, victim = cluster.storages[0], cluster.computes[0]
+        with Client(cluster.endpoint) as client:
+            spec = client.spec(["sh", "-c", f'echo reader "$PWD" >> {log}; wc -c < "$WEFT_INPUTS/x"'], name="reader", x=data)
+            (reader,) = client.submit_specs([spec])
+            try:
+                trio.run(_pause_while_fetching, victim.endpoint, reader.job, storage.pid, 30.0)
+                time.sleep(0.3)
+                assert not log.exists()  # it never began running
+                victim.signal(signal.SIGKILL)
+                victim.popen.wait(10)
+                cluster.add_compute(index=0, slots=1)
+            finally:
+                storage.signal(signal.SIGCONT)
+            (state,) = client.wait([reader], timeout=60)
+            assert state["state"] == "succeeded", state
+            assert client.get(reader.key) == f"{BIG_INPUT}\n".encode()
+            (view,) = client.status([reader.job])
+    assert [name for name, _ in runs(log)] == ["reader"]
+    assert view["attempts"] == 1, view
