@@ -22,7 +22,7 @@ from .copies import _NET_ERRORS
 from .nodes import StorageRef
 
 if TYPE_CHECKING:
-    from .node import CoordinatorNode
+    from .nodeview import CoordinatorNode
 
 log = logging.getLogger("weft.coordinator")
 
