@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from weft.bus.errors import BusError, Busy, CallTimeout, ConnectionLost, RemoteError
@@ -263,28 +264,27 @@ class DispatchMixin:
         self.unacked.pop(id(d), None)
         if self.cancel_on_start:
             self.cancels_after_dispatch(d, tokens)  # (control.py)
-        if unsent:
-            for jid, cause in unsent.items():
-                job = self.graph.jobs.get(jid)
-                if self._ours(job, d.node, tokens):
-                    assert job is not None
-                    self.stats["not_started"] += 1
-                    job.placement = None
-                    self._soft_failure(job, cause, counted=False, delay=HOLD_FIRST)
-        for jid, cause in failed.items():
+        for job, cause in self._still_ours(d, tokens, unsent):
+            self.stats["not_started"] += 1
+            job.placement = None
+            self._soft_failure(job, cause, counted=False, delay=HOLD_FIRST)
+        for job, cause in self._still_ours(d, tokens, failed):
+            self._soft_failure(job, cause)
+        if not_started:
+            for job, cause in self._still_ours(d, tokens, not_started):
+                self.stats["not_started"] += 1
+                self._soft_failure(job, cause, counted=False)
+            self.hold(d.node, next(iter(not_started.values())))
+        return self._flush()
+
+    def _still_ours(self, d: Dispatch, tokens: dict[str, int],
+                    causes: dict[str, str] | None) -> Iterator[tuple[Job, str]]:
+        """The jobs of `causes` (job id -> cause) still on the attempt `d` started."""
+        for jid, cause in (causes or {}).items():
             job = self.graph.jobs.get(jid)
             if self._ours(job, d.node, tokens):
                 assert job is not None
-                self._soft_failure(job, cause)
-        if not_started:
-            for jid, cause in not_started.items():
-                job = self.graph.jobs.get(jid)
-                if self._ours(job, d.node, tokens):
-                    assert job is not None
-                    self.stats["not_started"] += 1
-                    self._soft_failure(job, cause, counted=False)
-            self.hold(d.node, next(iter(not_started.values())))
-        return self._flush()
+                yield job, cause
 
     def take_deletions(self) -> list[tuple[ComputeRef, list[str]]]:
         """Finished tasks' results to delete, per compute node still known."""
