@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from weft.actors.compute.follow import last_line
 from weft.actors.compute.runner import RunnerError, run_command
 from weft.actors.compute.spawn import Child
 from weft.actors.model import JobSpec, SpecError
@@ -207,6 +208,20 @@ async def test_output_txt_interleaves_stdout_and_stderr(tmp_path: Path) -> None:
 async def test_nonzero_exit_is_reported(tmp_path: Path) -> None:
     result = await run_command(sh("echo failing >&2; exit 3"), tmp_path)
     assert (result.exit_code, result.signal, result.timed_out, result.ok) == (3, None, False, False)
+
+
+async def test_a_failed_commands_message_names_its_stderr_not_its_stdout(tmp_path: Path) -> None:
+    """stdout lands in the log through the pump, often after stderr: the
+    message's line is the last one not printed to stdout."""
+    result = await run_command(sh("echo all went fine; echo cannot open db.sqlite >&2; exit 3", outputs=["stdout"]),
+                               tmp_path)
+    assert result.exit_code == 3 and result.stdout_tail == b"all went fine\n"
+    assert last_line(tmp_path, stdout_tail=result.stdout_tail) == ": cannot open db.sqlite"
+    # Nothing on stderr: its last line is stdout's; a line saying error wins wherever it is.
+    only_out = await run_command(sh("echo step one; echo step two; exit 1"), tmp_path / "b")
+    assert last_line(tmp_path / "b", stdout_tail=only_out.stdout_tail) == ": step two"
+    errs = await run_command(sh("echo error: bad input; echo usage: x >&2; exit 2"), tmp_path / "c")
+    assert last_line(tmp_path / "c", stdout_tail=errs.stdout_tail) == ": error: bad input"
 
 
 async def test_death_by_signal_is_reported(tmp_path: Path) -> None:

@@ -85,10 +85,12 @@ def log_tail(workdir: Path, lines: int = TAIL_LINES, limit: int = TAIL_BYTES) ->
     return "\n".join(kept) or None
 
 
-def last_line(workdir: Path, limit: int = 2048) -> str:
+def last_line(workdir: Path, limit: int = 2048, stdout_tail: bytes = b"") -> str:
     """`: LINE` for a failed command's message: its log's last line that
     says `error` (a compiler's error, not the caret line under it), else
-    its last line."""
+    its last line that is not one of stdout's (`stdout_tail`: stdout lands
+    in the log a moment late, and a failure's reason is most often on
+    stderr), else its last line."""
     try:
         with open(workdir / "results" / "output.txt", "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -98,7 +100,10 @@ def last_line(workdir: Path, limit: int = 2048) -> str:
     except OSError:
         return ""
     lines = [line.strip() for line in text.splitlines()[-20:] if line.strip()]
-    last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+    printed = {line.strip() for line in stdout_tail.decode(errors="replace").splitlines()}
+    last = next((line for line in reversed(lines) if "error" in line.lower()), None)
+    if last is None:
+        last = next((line for line in reversed(lines) if line not in printed), lines[-1] if lines else "")
     return f": {last[:200]}" if last else ""
 
 

@@ -477,7 +477,7 @@ class ComputeNode(Ahead, Restore, Transfers, Layout, Node):
             raise trio.TooSlowError
         if not accepted:
             how = f"signal {result.signal}" if result.signal else f"exit code {result.exit_code}"
-            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{last_line(workdir)}",
+            raise HardFailure(f"command {spec.command[0]!r} failed with {how}{last_line(workdir, stdout_tail=result.stdout_tail)}",
                               tail=None if task.log_same else log_tail(workdir))
         delegated = None
         if result.delegation is not None:

@@ -118,6 +118,8 @@ _POLL = 0.02
 # After the group is gone, pipes can still be held open by a process that left
 # the group (setsid); don't let that hold the task hostage.
 _DRAIN_LIMIT = 1.0
+# Of the last two stdout reads, the bytes kept for a failed command's message (stdout_tail).
+_TAIL_KEEP = 2048
 _KILL_WAIT = 1.0
 
 
@@ -152,6 +154,10 @@ class CommandResult:
     # Nothing at all went to the log: once the task succeeded, nothing in its
     # directory is left to read (ComputeNode recycles it at once).
     log_empty: bool = False
+    # The end of what it printed to stdout (its last two reads): a failed
+    # command's message names a line of its log that is not stdout's when
+    # there is one (follow.last_line), as stdout lands there late.
+    stdout_tail: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -458,6 +464,7 @@ async def _supervise(
     group_gone = False
     read_scopes: set[trio.CancelScope] = set()
     sink = on_stdout
+    last_reads = [b"", b""]  # references, no copies: the pump's hot loop stays as it was
 
     async def pump(stream: trio.abc.ReceiveStream) -> None:
         nonlocal sink
@@ -476,6 +483,7 @@ async def _supervise(
             if scope.cancelled_caught or not chunk:
                 return
             os.write(log_fd, chunk)
+            last_reads[0], last_reads[1] = last_reads[1], chunk
             if capture_fd >= 0:
                 os.write(capture_fd, chunk)
             if sink is not None:
@@ -522,13 +530,13 @@ async def _supervise(
 
     rc = proc.returncode
     assert rc is not None
-    return _result(rc, killed_with, timed_out)
+    return _result(rc, killed_with, timed_out, last_reads[0][-_TAIL_KEEP:] + last_reads[1][-_TAIL_KEEP:])
 
 
-def _result(rc: int, killed_with: int | None, timed_out: bool) -> CommandResult:
+def _result(rc: int, killed_with: int | None, timed_out: bool, stdout_tail: bytes = b"") -> CommandResult:
     if rc < 0:
-        return CommandResult(exit_code=None, signal=-rc, timed_out=timed_out)
+        return CommandResult(exit_code=None, signal=-rc, timed_out=timed_out, stdout_tail=stdout_tail)
     if killed_with is not None:
         # The command handled our SIGTERM and exited; it still did not finish its work.
-        return CommandResult(exit_code=None, signal=killed_with, timed_out=timed_out)
-    return CommandResult(exit_code=rc, signal=None, timed_out=timed_out)
+        return CommandResult(exit_code=None, signal=killed_with, timed_out=timed_out, stdout_tail=stdout_tail)
+    return CommandResult(exit_code=rc, signal=None, timed_out=timed_out, stdout_tail=stdout_tail)

@@ -32,12 +32,13 @@ from .spawn import Child
 
 _CHUNK = 65536
 _IN = select.EPOLLIN
+_TAIL_KEEP = 2048  # of each of the last two reads
 
 
 class _Out:
     """Where stdout goes: the log, the capture file, the sink while it takes it."""
 
-    __slots__ = ("fd", "log_fd", "capture_fd", "sink", "error", "eof")
+    __slots__ = ("fd", "log_fd", "capture_fd", "sink", "error", "eof", "before_last", "last")
 
     def __init__(self, fd: int, log_fd: int, capture_fd: int,
                  sink: Callable[[bytes], Awaitable[None]] | None) -> None:
@@ -47,6 +48,7 @@ class _Out:
         self.sink = sink
         self.error: Exception | None = None  # the sink's, raised once the group is stopped
         self.eof = False
+        self.before_last = self.last = b""  # the last two reads (runner.CommandResult.stdout_tail)
 
     async def pump(self) -> None:
         """Take what the pipe has now; `eof` at its end. Returns early if the sink failed."""
@@ -59,6 +61,7 @@ class _Out:
                 self.eof = True
                 return
             os.write(self.log_fd, chunk)
+            self.before_last, self.last = self.last, chunk
             if self.capture_fd >= 0:  # (-1: run_command(capture=False))
                 os.write(self.capture_fd, chunk)
             if self.sink is not None:
@@ -85,8 +88,9 @@ async def supervise(
     stop_group: Callable[[Child, float], Awaitable[int | None]],
     group_alive: Callable[[int], bool],
     drain_limit: float,
-) -> tuple[int, int | None, bool]:
-    """Run `proc` to its end: (its return code, the signal we stopped it with, timed out)."""
+) -> tuple[int, int | None, bool, bytes]:
+    """Run `proc` to its end: (its return code, the signal we stopped it with,
+    timed out, the end of its stdout: its last two reads)."""
     fd = proc.stdout_fd
     os.set_blocking(fd, False)
     out = _Out(fd, log_fd, capture_fd, on_stdout)
@@ -133,7 +137,7 @@ async def supervise(
         raise out.error
     rc = proc.returncode
     assert rc is not None
-    return rc, killed_with, timed_out
+    return rc, killed_with, timed_out, out.before_last[-_TAIL_KEEP:] + out.last[-_TAIL_KEEP:]
 
 
 async def _stop_and_drain(out: _Out, ep: select.epoll, proc: Child, grace: float,
