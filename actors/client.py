@@ -431,6 +431,15 @@ class Client(PutFiles):
         the coordinator's --keep) that nothing unfinished needs; what was freed."""
         return GcReply.from_wire(self.call("gc", Gc(keep).to_wire(), timeout=600.0)).to_wire()
 
+    def prune(self, keep_recent: float = 3600.0, *, dry_run: bool = False) -> dict[str, Any]:
+        """Delete the content objects (`put`, path inputs, directory outputs'
+        files) nothing the coordinator keeps refers to, finished more than
+        `keep_recent` seconds ago (an admin's call); `dry_run`: only say which."""
+        from weft.protocol.objects import Prune, PruneReply
+
+        body = Prune(keep_recent, dry_run).to_wire()
+        return PruneReply.from_wire(self.call("prune", body, timeout=600.0)).to_wire()
+
     def nodes(self) -> list[dict[str, Any]]:
         return self.call("nodes", {})["nodes"]
 

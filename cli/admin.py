@@ -1,4 +1,4 @@
-"""Cleaning up: `weft delete JOB...` and `weft gc`."""
+"""Cleaning up: `weft delete JOB...`, `weft gc` and `weft prune`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from weft.actors.model import human_size
+from weft.actors.trees import short_name
 
 from .app import app
 from .common import CoordOpt, JsonOpt, client, emit_json
@@ -59,3 +60,31 @@ def gc(
         return
     for line in _freed_lines(r):
         typer.echo(line)
+
+
+@app.command()
+def prune(
+    keep_recent: str = typer.Option("1h", "--keep-recent", metavar="DURATION",
+                                    help="Keep content objects finished this recently whatever refers to them "
+                                         "(a build putting files now; 0: every one nothing refers to)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be deleted; delete nothing."),
+    as_json: bool = JsonOpt,
+    coordinator: str = CoordOpt,
+) -> None:
+    """Delete content objects (weft put, @./path inputs, directory outputs' files) that no job the
+    coordinator keeps, no recurring job and no exit action refers to. An admin's call: `weft gc`
+    forgets old jobs first, and what only they referred to goes here."""
+    recent = duration(keep_recent, "--keep-recent")
+    with client(coordinator) as c:
+        r = c.prune(3600.0 if recent is None else recent, dry_run=dry_run)
+    if as_json:
+        emit_json(r)
+        return
+    verb = "would be deleted" if r["dry_run"] else "deleted"
+    typer.echo(f"objects   {r['objects']} content objects {verb} ({human_size(r['bytes'])})")
+    typer.echo(f"kept      {r['referenced']} referred to")
+    if r["skipped"]:
+        typer.echo(f"skipped   storage nodes not ready, their copies stay: {' '.join(r['skipped'])}")
+    if r["dry_run"]:
+        for name in r["names"]:
+            typer.echo(short_name(name))

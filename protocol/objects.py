@@ -383,10 +383,13 @@ class ObjectRef:
 
 @record
 class ListObjects:
-    """`list` on a storage node: objects under `prefix`, in `states` if given."""
+    """`list` on a storage node: objects under `prefix`, in `states` if given;
+    with `times`, each entry also has `at`: when it was finished (created,
+    if not finished), seconds since the epoch (`listed_times` reads them)."""
 
     prefix: str = ""
     states: frozenset[ObjectState] | None = None
+    times: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -394,6 +397,8 @@ class ListObjects:
             d["prefix"] = self.prefix
         if self.states is not None:
             d["states"] = sorted(self.states)
+        if self.times:
+            d["times"] = True
         return d
 
     @classmethod
@@ -409,7 +414,74 @@ class ListObjects:
             if type(states) is not list or not all(type(s) is str and s in known for s in states):
                 bad(op, "states", f"must be a list of {[str(s) for s in ObjectState]}")
             states = frozenset(known[s] for s in states)
-        return cls(prefix, states)
+        return cls(prefix, states, flag(b, "times"))
+
+
+def listed_times(body: Any) -> list[tuple[str, int, float]]:
+    """(name, size, at) of each entry of a `list` reply asked with `times`."""
+    op = "list reply"
+    objects = body_map(op, body).get("objects")
+    if type(objects) is not list:
+        bad(op, "objects", "must be a list")
+    out = []
+    for o in objects:
+        at = o.get("at") if type(o) is dict else None
+        if type(at) not in (int, float):
+            bad(op, "at", f"must be seconds since the epoch, got {at!r}")
+        info = ObjectInfo.from_wire(o, op)
+        out.append((info.name, info.size, float(at)))
+    return out
+
+
+@record
+class Prune:
+    """`prune` on the coordinator: delete the content objects (`sha256-...`)
+    that nothing it keeps refers to and that were finished longer than
+    `recent` seconds ago; `dry_run`: say which, delete none."""
+
+    recent: float = 3600.0
+    dry_run: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"recent": self.recent, "dry_run": self.dry_run}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> Prune:
+        op = "prune"
+        b = body_map(op, body, optional=True)
+        recent = b.get("recent", 3600.0)
+        if type(recent) not in (int, float) or not 0 <= recent < float("inf"):
+            bad(op, "recent", f"must be seconds >= 0, got {recent!r}")
+        return cls(float(recent), flag(b, "dry_run"))
+
+
+@record
+class PruneReply:
+    """What a prune deleted (or, dry, would delete): objects and their bytes,
+    the first PRUNE_NAMES of their names, the content objects still referred
+    to, and the storage nodes not asked (not ready: their copies stay)."""
+
+    objects: int
+    bytes: int
+    names: list[str]
+    referenced: int
+    skipped: list[str]
+    dry_run: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"objects": self.objects, "bytes": self.bytes, "names": self.names, "referenced": self.referenced,
+                "skipped": self.skipped, "dry_run": self.dry_run}
+
+    @classmethod
+    def from_wire(cls, body: Any) -> PruneReply:
+        op = "prune reply"
+        b = body_map(op, body)
+        return cls(int_field(op, b, "objects"), int_field(op, b, "bytes"),
+                   str_list(op, b, "names", what="object names"), int_field(op, b, "referenced"),
+                   str_list(op, b, "skipped", what="node ids"), flag(b, "dry_run"))
+
+
+PRUNE_NAMES = 1000  # names listed in a reply at most
 
 
 @record

@@ -166,6 +166,7 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
         self.keep = keep
         self.max_user_priority = max_user_priority  # (owners.check_submit)
         self.gc_lock = trio.Lock()
+        self.manifests: dict[str, tuple[str, ...]] = {}  # content manifest -> its files (prune.py)
         replay(self.journal, self.state)
 
     # -- setup ---------------------------------------------------------------------
@@ -184,6 +185,7 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
         add("logs", self._op_logs, bypass=True)
         add("progress", self._op_progress, bypass=True)
         gc_ops.register(self)  # delete, gc
+        self.server.add("prune", self._op_prune)  # content objects nothing refers to (prune.py)
         submission_ops.register(self)  # tree, decommission, recurring
         keys_ops.register(self)  # keys (an admin's allow-list change, passed on to every node)
 
@@ -559,6 +561,11 @@ class CoordinatorNode(ClusterViews, CopyLoops, JobCredentials, Node):
         data = obj.data if obj.state == FINISHED else None
         return owning.vouch(self, ctx, LocateReply(obj.name, obj.state, copies[0] if copies else None, copies,
                                                    producer.summary() if producer else None, data).to_wire())
+
+    async def _op_prune(self, body: Any, ctx: CallContext) -> dict[str, Any]:
+        from . import prune  # (rare, an admin's: not in every start's image, docs/performance.md)
+
+        return (await prune.prune(self, prune.Prune.from_wire(body))).to_wire()
 
     async def _op_logs(self, body: Any, ctx: CallContext) -> dict[str, Any]:
         return await follow.relay_logs(self, body, ctx)

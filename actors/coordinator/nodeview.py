@@ -1,5 +1,5 @@
 """What the op modules (control_ops, drain, follow, gc_ops, keys_ops,
-submission_ops, submit_ops, usage) use of the coordinator node, as a Protocol.
+submission_ops, submit_ops, usage, prune) use of the coordinator node, as a Protocol.
 
 node.py imports each op module to register its handlers; were an op module
 to name node.CoordinatorNode, even for type hints only, the two would import
@@ -24,6 +24,7 @@ class CoordinatorNode(Protocol):
     commits: Any  # actors.groupcommit.GroupCommit
     queue_bound: Any
     gc_lock: Any  # trio.Lock
+    manifests: dict[str, tuple[str, ...]]  # prune.py
     keep: Any
     liveness: Any  # bus.heartbeat.Liveness
     ended: Any

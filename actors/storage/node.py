@@ -314,8 +314,11 @@ class StorageNode(Node):
 
     def _op_list(self, body: Any, ctx: CallContext) -> dict:
         req = ListObjects.from_wire(body)
-        infos = self.store.list(req.prefix, req.states)
-        return {"objects": [i.to_wire() for i in infos], "next": self.events.next_seq, "inc": self.events.incarnation}
+        if req.times:
+            objects = [{**i.to_wire(), "at": at} for i, at in self.store.list_times(req.prefix, req.states)]
+        else:
+            objects = [i.to_wire() for i in self.store.list(req.prefix, req.states)]
+        return {"objects": objects, "next": self.events.next_seq, "inc": self.events.incarnation}
 
     def _op_delete(self, body: Any, ctx: CallContext) -> dict:
         self.fence(body)

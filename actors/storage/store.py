@@ -476,8 +476,12 @@ class ObjectStore:
         return self._get(name).info()
 
     def list(self, prefix: str = "", states: set[ObjectState] | None = None) -> list[ObjectInfo]:
+        return [info for info, _ in self.list_times(prefix, states)]
+
+    def list_times(self, prefix: str = "", states: set[ObjectState] | None = None) -> list[tuple[ObjectInfo, float]]:
+        """`list`, each object with when it was finished (created, if it is not)."""
         return [
-            rec.info()
+            (rec.info(), rec.finished or rec.created)
             for name, rec in sorted(self._recs.items())
             if name.startswith(prefix) and (states is None or rec.state in states)
         ]
