@@ -150,7 +150,8 @@ async def _files_of(node: CoordinatorNode, name: str) -> tuple[str, ...]:
         if is_content_object(name):
             # Referred to but on no storage node we know: whatever it listed
             # cannot be known, so nothing may go.
-            raise PruneError(f"{name} is referred to but no storage node holds it: nothing pruned")
+            raise PruneError(f"{name} is referred to but no storage node holds it (a node is down, or it was "
+                             "lost): nothing pruned; the jobs reading it keep it until they are deleted")
         return ()  # a directory output not made (yet, or ever): it lists nothing
     data = await _manifest_bytes(node, obj)
     if data is None:
@@ -186,8 +187,7 @@ async def prune(node: CoordinatorNode, req: Prune) -> PruneReply:
         keep, running_dirs = await referenced(node)
         before = min(time.time() - req.recent, running_dirs)
         f = Forgotten()
-        names: list[str] = []
-        size = 0
+        sizes: dict[str, int] = {}  # candidate -> its size (the first copy listed)
         skipped: list[str] = []
         for ref in list(node.state.storages.values()):
             if not ref.ready:
@@ -205,15 +205,20 @@ async def prune(node: CoordinatorNode, req: Prune) -> PruneReply:
                 if name in keep or at >= before or not is_content_object(name):
                     continue
                 f.objects.setdefault(ref.node, []).append(name)
-                if name not in names:
-                    names.append(name)
-                    size += n
-        # Whatever a submit made referenced since the roots were taken stays.
+                sizes.setdefault(name, n)
+        # A job submitted while storage was listing may refer to content
+        # looked at already (it stays, with a manifest's files) or not (its
+        # files cannot be known without a read: nothing goes this time).
         late, _, _ = roots(node.state)
-        gone = set(names) - late
-        for node_id in list(f.objects):
-            f.objects[node_id] = [n for n in f.objects[node_id] if n in gone]
-        names = [n for n in names if n in gone]
+        unseen = sorted(n for n in late if n not in node.manifests)
+        if unseen:
+            raise PruneError(f"jobs submitted during the prune refer to content it had not looked at "
+                             f"(e.g. {unseen[0]}): nothing pruned; run it again")
+        spared = late.union(*(node.manifests[n] for n in late))
+        names = sorted(n for n in sizes if n not in spared)
+        size = sum(sizes[n] for n in names)
+        for node_id, listed_there in f.objects.items():
+            f.objects[node_id] = [n for n in listed_there if n not in spared]
         reply = PruneReply(len(names), size, names[:PRUNE_NAMES], len(keep), skipped, req.dry_run)
         if req.dry_run or not names:
             return reply

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from pathlib import Path
 
 from weft.actors.client import Client
 from weft.actors.trees import content_object, object_of
 
-from .conftest import Weft, cluster_fixtures
+from .conftest import Weft, cluster_fixtures, wait_for
 
 cluster, client, weft = cluster_fixtures("prune", compute=1, storage=2, slots=2)
 
@@ -78,3 +79,21 @@ def test_prune_deletes_only_what_nothing_kept_refers_to(weft: Weft, client: Clie
 def test_prune_with_a_bad_duration_is_one_line(weft: Weft) -> None:
     p = weft("prune", "--keep-recent", "soon")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--keep-recent" in p.stderr, p.stderr
+
+
+def test_prune_that_cannot_read_what_a_kept_job_reads_deletes_nothing(make_cluster, tmp_path: Path) -> None:
+    """Its only storage node is gone: whether that input is a tree (whose
+    files must stay) cannot be known, so nothing is pruned, and it says why."""
+    c = make_cluster(compute=1, storage=1, slots=1, coordinator_args=["--heartbeat-timeout", "1"])
+    w = Weft(c.endpoint)
+    data = tmp_path / "in.txt"
+    data.write_text("prune test, read by a kept job\n")
+    with Client(c.endpoint) as cl:
+        job = cl.submit_specs([cl.spec(["sh", "-c", 'cat "$WEFT_INPUTS/x"'], x=data)])[0]
+        assert cl.wait([job], timeout=60)[0]["state"] == "succeeded"
+        c.storages[0].signal(signal.SIGKILL)
+        c.storages[0].popen.wait(10)
+        wait_for(lambda: not any(n["role"] == "storage" and n["ready"] for n in cl.nodes()), 15, "storage lost")
+    p = w("prune", "--keep-recent", "0")
+    assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
+    assert "no storage node holds it" in p.stderr and "nothing pruned" in p.stderr, p.stderr
