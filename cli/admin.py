@@ -7,7 +7,6 @@ from typing import Any
 import typer
 
 from weft.actors.model import human_size
-from weft.actors.trees import short_name
 
 from .app import app
 from .common import CoordOpt, JsonOpt, client, emit_json
@@ -86,5 +85,8 @@ def prune(
     if r["skipped"]:
         typer.echo(f"skipped   storage nodes not ready, their copies stay: {' '.join(r['skipped'])}")
     if r["dry_run"]:
+        # Here, not at the top: `weft --help` imports no bus and no trio.
+        from weft.actors.trees import short_name
+
         for name in r["names"]:
             typer.echo(short_name(name))

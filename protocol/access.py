@@ -44,7 +44,7 @@ ACCESS: dict[str, dict[str, frozenset[str]]] = {
         # A job's credential: children under its root, and reading and
         # cancelling its root's jobs (owners.py scopes each to the root).
         **{op: _USERS_JOBS for op in ("submit", "status", "wait", "locate", "logs", "progress", "cancel", "tree")},
-        # pause, resume, gc, decommission, drain, undrain, keys, and anything new: admins.
+        # pause, resume, gc, prune, decommission, drain, undrain, keys, and anything new: admins.
     },
     "compute": {
         **_COMMON,

@@ -13,7 +13,7 @@ from weft.runtime.daemon import role_class
 from weft.runtime.node import NodeConfig
 
 # Ops only an admin may call (everything else a daemon serves is in ACCESS).
-ADMIN_ONLY = {"coordinator": {"pause", "resume", "gc", "decommission", "drain", "undrain", "keys"},
+ADMIN_ONLY = {"coordinator": {"pause", "resume", "gc", "prune", "decommission", "drain", "undrain", "keys"},
               "compute": set(), "storage": set()}
 
 
