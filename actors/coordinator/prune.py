@@ -32,7 +32,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from weft.actors.model import SpecError
 from weft.actors.trees import MAGIC, Manifest, TreeError, content_object, is_content_object
@@ -50,7 +53,7 @@ from weft.protocol.objects import (
 
 from .gc import Forgotten
 from .graph import DELEGATED, FINISHED, RUNNING
-from .records import Obj
+from .records import Job, Obj
 
 if TYPE_CHECKING:
     from .nodeview import CoordinatorNode
@@ -60,6 +63,7 @@ log = logging.getLogger("weft.coordinator")
 _CONTENT_NAME = re.compile(r"sha256-[0-9a-f]{64}")
 _CALL = 30.0  # seconds for one storage call
 _MANIFEST_MAX = 256 << 20  # a manifest read whole at most (a tree of ~2M files)
+_SLICE = 5000  # jobs looked at between two checkpoints of the event loop
 
 
 class PruneError(SpecError):
@@ -89,13 +93,11 @@ def _final(objects: dict[str, Obj], name: str) -> Obj | None:
     return obj
 
 
-def roots(state: Any) -> tuple[set[str], set[str], float]:
-    """(content objects referred to directly, directory outputs of kept jobs,
-    the start of the earliest running job with directory outputs or inf)."""
-    content: set[str] = set()
-    dirs: set[str] = set()
-    running_dirs = float("inf")
-    for job in state.graph.jobs.values():
+def _scan(jobs: Iterable[Job], content: set[str], dirs: set[str]) -> float:
+    """Add what `jobs` refer to; the start of the earliest of them running
+    with directory outputs (inf if none)."""
+    running = float("inf")
+    for job in jobs:
         spec = job.spec
         for ref in spec.refs.values():
             if is_content_object(ref):
@@ -105,10 +107,35 @@ def roots(state: Any) -> tuple[set[str], set[str], float]:
         if spec.dirs:
             dirs.update(f"{job.id}/{d}" for d in spec.dirs)
             if job.state == RUNNING:
-                running_dirs = min(running_dirs, job.started or job.submitted)
+                running = min(running, job.started or job.submitted)
+    return running
+
+
+async def roots(state: Any) -> tuple[set[str], set[str], float, int]:
+    """(content objects referred to directly, directory outputs of kept jobs,
+    the start of the earliest running job with directory outputs or inf, the
+    newest job's seq). In slices: a million jobs would hold the event loop
+    past the heartbeat timeout."""
+    content: set[str] = set()
+    dirs: set[str] = set()
+    jobs = list(state.graph.jobs.values())
+    running = float("inf")
+    for i in range(0, len(jobs), _SLICE):
+        running = min(running, _scan(jobs[i:i + _SLICE], content, dirs))
+        await trio.lowlevel.checkpoint()
     for d in state.recurring.values():
         _names_in(d.get("spec"), content)
-    return content, dirs, running_dirs
+    return content, dirs, running, max((j.seq for j in jobs), default=-1)
+
+
+def roots_since(state: Any, seq: int) -> tuple[set[str], set[str], float]:
+    """`roots` of the jobs submitted after `seq` (and every recurring job), at once."""
+    content: set[str] = set()
+    dirs: set[str] = set()
+    running = _scan((j for j in state.graph.jobs.values() if j.seq > seq), content, dirs)
+    for d in state.recurring.values():
+        _names_in(d.get("spec"), content)
+    return content, dirs, running
 
 
 async def _manifest_bytes(node: CoordinatorNode, obj: Obj) -> bytes | None:
@@ -141,7 +168,7 @@ async def _manifest_bytes(node: CoordinatorNode, obj: Obj) -> bytes | None:
 
 async def _files_of(node: CoordinatorNode, name: str) -> tuple[str, ...]:
     """The content objects manifest `name` lists (() for plain bytes), cached."""
-    cache: dict[str, tuple[str, ...]] = node.manifests
+    cache: dict[str, tuple[str, ...]] = node.manifests  # content manifests only: their name is their bytes
     known = cache.get(name)
     if known is not None:
         return known
@@ -162,29 +189,31 @@ async def _files_of(node: CoordinatorNode, name: str) -> tuple[str, ...]:
             files = tuple(content_object(e.sha) for e in Manifest.decode(data).files)
         except TreeError as e:
             log.warning("prune: %s starts like a manifest but is not one (%s): taken as plain bytes", obj.name, e)
-    cache[name] = files
+    if is_content_object(name):
+        cache[name] = files  # (a job's output may be made again, differently: not cached)
     return files
 
 
-async def referenced(node: CoordinatorNode) -> tuple[set[str], float]:
-    """Every content object something kept refers to, and the time before
-    which a finished object cannot belong to a running directory output."""
-    content, dirs, running_dirs = roots(node.state)
+async def referenced(node: CoordinatorNode) -> tuple[set[str], float, int]:
+    """Every content object something kept refers to, the time before which
+    a finished object cannot belong to a running directory output, and the
+    seq of the newest job looked at."""
+    content, dirs, running_dirs, seq = await roots(node.state)
     keep = set(content)
     for name in (*content, *dirs):
         keep.update(await _files_of(node, name))
-    # Refs and flows may have changed while manifests were read: take the
-    # roots again (their manifests are cached now, or read here).
-    again, dirs2, running2 = roots(node.state)
+    # Jobs submitted while manifests were read: theirs too (cached now, or read here).
+    again, dirs2, running2 = roots_since(node.state, seq)
+    seq = max((j.seq for j in node.graph.jobs.values() if j.seq > seq), default=seq)
     for name in (again - content) | (dirs2 - dirs):
         keep.update(await _files_of(node, name))
     keep |= again
-    return keep, min(running_dirs, running2)
+    return keep, min(running_dirs, running2), seq
 
 
 async def prune(node: CoordinatorNode, req: Prune) -> PruneReply:
     async with node.gc_lock:
-        keep, running_dirs = await referenced(node)
+        keep, running_dirs, seq = await referenced(node)
         before = min(time.time() - req.recent, running_dirs)
         f = Forgotten()
         sizes: dict[str, int] = {}  # candidate -> its size (the first copy listed)
@@ -209,7 +238,7 @@ async def prune(node: CoordinatorNode, req: Prune) -> PruneReply:
         # A job submitted while storage was listing may refer to content
         # looked at already (it stays, with a manifest's files) or not (its
         # files cannot be known without a read: nothing goes this time).
-        late, _, _ = roots(node.state)
+        late = roots_since(node.state, seq)[0]
         unseen = sorted(n for n in late if n not in node.manifests)
         if unseen:
             raise PruneError(f"jobs submitted during the prune refer to content it had not looked at "

@@ -4,6 +4,8 @@ names; and the directory outputs whose files it must read to keep."""
 
 from __future__ import annotations
 
+import trio
+
 from weft.actors.coordinator import prune
 from weft.actors.model import JobSpec
 from weft.actors.trees import content_object
@@ -24,7 +26,12 @@ def test_roots_are_what_kept_jobs_recurring_jobs_and_exit_flows_name() -> None:
     c.state.submit([reader, failing, builder])
     c.state.define_recurring("nightly", JobSpec(command=["sh"], refs={"x": C}, outputs=["stdout"]), 3600.0)
 
-    content, dirs, running_dirs = prune.roots(c.state)
+    content, dirs, running_dirs, newest = trio.run(prune.roots, c.state)
     assert content == {A, B, C}  # not D: nothing names it
     assert dirs == {f"{builder.job_id()}/build"}
     assert running_dirs == float("inf")  # nothing with directory outputs runs
+
+    # What was submitted after it, at once (the prune's last look before deleting).
+    c.object_finished(D)
+    c.state.submit([JobSpec(command=["cat"], refs={"late": D}, outputs=["stdout"])])
+    assert prune.roots_since(c.state, newest)[0] == {C, D}  # (recurring jobs: always)
