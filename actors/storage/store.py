@@ -480,11 +480,11 @@ class ObjectStore:
 
     def list_times(self, prefix: str = "", states: set[ObjectState] | None = None) -> list[tuple[ObjectInfo, float]]:
         """`list`, each object with when it was finished (created, if it is not)."""
-        return [
-            (rec.info(), rec.finished or rec.created)
-            for name, rec in sorted(self._recs.items())
-            if name.startswith(prefix) and (states is None or rec.state in states)
-        ]
+        # Filtered before sorted: a prefix usually picks few of many objects.
+        picked = [(name, rec) for name, rec in self._recs.items()
+                  if name.startswith(prefix) and (states is None or rec.state in states)]
+        picked.sort(key=lambda item: item[0])
+        return [(rec.info(), rec.finished or rec.created) for _, rec in picked]
 
     def usage(self) -> dict[str, int]:
         return {
