@@ -543,7 +543,7 @@ def stats(as_json: bool = JsonOpt, coordinator: str = CoordOpt) -> None:
     for k, v in s.items():
         if k == "paused":
             v = paused_text(v)
-        elif k == "gc_last":
+        elif k in ("gc_last", "prune_last"):
             v = when(v) if v else "never"
         elif isinstance(v, dict):
             v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "-"

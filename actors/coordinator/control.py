@@ -48,8 +48,10 @@ ALL = ""
 # The journal's meta key for `pauses`.
 PAUSES = "pauses"
 # `weft stats` counters of forgetting: jobs forgotten (gc or delete), objects
-# storage deleted for them, when gc last ran (unix seconds), journal compactions.
-GC_COUNTERS = {"gc_jobs_forgotten": 0, "gc_objects_deleted": 0, "gc_last": 0, "journal_compactions": 0}
+# storage deleted for them, when gc last ran (unix seconds), journal
+# compactions; content objects `weft prune` deleted, and when it last did.
+GC_COUNTERS = {"gc_jobs_forgotten": 0, "gc_objects_deleted": 0, "gc_last": 0, "journal_compactions": 0,
+               "prune_objects_deleted": 0, "prune_last": 0}
 
 
 class ControlMixin:

@@ -259,6 +259,10 @@ async def prune(node: CoordinatorNode, req: Prune) -> PruneReply:
         from .gc_ops import _delete_objects  # (one delete loop for gc and prune)
 
         deleted = await _delete_objects(node, f)
+        stats = node.state.stats
+        stats["prune_objects_deleted"] += len(names)
+        stats["prune_last"] = int(time.time())
+        node.commits.mark()  # (the counters are journaled with a commit)
         log.info("prune: %d content objects (%d bytes) deleted on storage (%d copies); %d referred to",
                  len(names), size, deleted, len(keep))
         return reply

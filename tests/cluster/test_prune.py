@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import time
 from pathlib import Path
 
 from weft.actors.client import Client
@@ -69,6 +70,8 @@ def test_prune_deletes_only_what_nothing_kept_refers_to(weft: Weft, client: Clie
     r = _prune(weft, "--keep-recent", "0")
     assert r["objects"] == 4 and not r["skipped"], r
     assert _prune(weft, "--keep-recent", "0")["objects"] == 0
+    stats = client.stats()
+    assert stats["prune_objects_deleted"] == 5 and stats["prune_last"] >= time.time() - 60, stats
 
     # The same tree put again is stored again, and a job reads it.
     again = client.submit_specs([client.spec(["sh", "-c", 'cat "$WEFT_INPUTS/src/b.txt"'], src=tree)])[0]
