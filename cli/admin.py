@@ -64,8 +64,8 @@ def gc(
 @app.command()
 def prune(
     keep_recent: str = typer.Option("1h", "--keep-recent", metavar="DURATION",
-                                    help="Keep content objects finished this recently whatever refers to them "
-                                         "(a build putting files now; 0: every one nothing refers to)."),
+                                    help="Keep content objects finished this recently even if nothing refers to them "
+                                         "(a build may be putting files now); 0: delete every one nothing refers to."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be deleted; delete nothing."),
     as_json: bool = JsonOpt,
     coordinator: str = CoordOpt,
