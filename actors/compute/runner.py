@@ -108,7 +108,7 @@ from .block import wait_for_paths
 from .isolation import Sandbox
 from .procs import group_alive
 from .spawn import Child, Launch, spawn
-from .supervise import supervise
+from .supervise import TAIL_KEEP, supervise
 
 log = logging.getLogger("weft.compute")
 
@@ -118,8 +118,6 @@ _POLL = 0.02
 # After the group is gone, pipes can still be held open by a process that left
 # the group (setsid); don't let that hold the task hostage.
 _DRAIN_LIMIT = 1.0
-# Of the last two stdout reads, the bytes kept for a failed command's message (stdout_tail).
-_TAIL_KEEP = 2048
 _KILL_WAIT = 1.0
 
 
@@ -530,7 +528,7 @@ async def _supervise(
 
     rc = proc.returncode
     assert rc is not None
-    return _result(rc, killed_with, timed_out, last_reads[0][-_TAIL_KEEP:] + last_reads[1][-_TAIL_KEEP:])
+    return _result(rc, killed_with, timed_out, last_reads[0][-TAIL_KEEP:] + last_reads[1][-TAIL_KEEP:])
 
 
 def _result(rc: int, killed_with: int | None, timed_out: bool, stdout_tail: bytes = b"") -> CommandResult:

@@ -32,7 +32,7 @@ from .spawn import Child
 
 _CHUNK = 65536
 _IN = select.EPOLLIN
-_TAIL_KEEP = 2048  # of each of the last two reads
+TAIL_KEEP = 2048  # bytes kept of each of stdout's last two reads (runner.CommandResult.stdout_tail)
 
 
 class _Out:
@@ -137,7 +137,7 @@ async def supervise(
         raise out.error
     rc = proc.returncode
     assert rc is not None
-    return rc, killed_with, timed_out, out.before_last[-_TAIL_KEEP:] + out.last[-_TAIL_KEEP:]
+    return rc, killed_with, timed_out, out.before_last[-TAIL_KEEP:] + out.last[-TAIL_KEEP:]
 
 
 async def _stop_and_drain(out: _Out, ep: select.epoll, proc: Child, grace: float,
