@@ -121,14 +121,14 @@ async function clusterView() {
 function nodesTable(list) {
   list.sort((a, b) => (a.role + a.node).localeCompare(b.role + b.node));
   const state = (n) => !n.ready ? "not ready" : n.drained ? "drained" : n.role === "compute" ? (n.busy ? "busy" : "idle") : "ready";
-  return table(["node", "role", "host", "endpoint", { t: "slots busy", num: 1 }, { t: "memory used", num: 1 }, { t: "objects", num: 1 }, { t: "disk free", num: 1 }, "state", { t: "last heard", num: 1 }],
+  return table(["node", "role", "host", "endpoint", { t: "slots busy", num: 1 }, { t: "memory used", num: 1 }, { t: "objects", num: 1 }, { t: "disk used / free", num: 1 }, "state", { t: "last heard", num: 1 }],
     list.map((n) => h("tr", { "data-node": n.node, "data-state": state(n) },
       h("td", { class: "mono" }, n.node), h("td", {}, n.role), h("td", { class: "mono" }, n.host || ""),
       h("td", { class: "mono" }, n.endpoint || ""),
       h("td", { class: "num" }, n.role === "compute" ? `${n.busy}/${n.slots}` : ""),
       h("td", { class: "num" }, n.role === "compute" && n.memory ? `${bytes(n.memory_used || 0)} / ${bytes(n.memory)}` : ""),
       h("td", { class: "num" }, n.role === "storage" ? n.objects : ""),
-      h("td", { class: "num" }, n.role === "storage" ? bytes(n.free) : ""),
+      h("td", { class: "num" }, n.role === "storage" ? `${bytes(n.bytes || 0)} / ${bytes(n.free)}` : ""),
       h("td", {}, state(n)), h("td", { class: "num" }, secs(n.quiet) + " ago"))));
 }
 
