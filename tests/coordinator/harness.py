@@ -133,9 +133,10 @@ class Cluster:
         for d in dispatches:
             tokens = self.state.attempt_tokens(d)
             failed: dict[str, str] = {}
-            starts = self.state.start_messages(d, tokens, failed)
+            unsent: dict[str, str] = {}
+            starts = self.state.start_messages(d, tokens, failed, unsent)
             self.state.starts_answered(d, tokens, [TaskReport(s.job, TaskState.PENDING, s.token) for s in starts])
-            self.take(self.state.dispatch_ended(d, tokens, failed))
+            self.take(self.state.dispatch_ended(d, tokens, failed, None, unsent))
         return dispatches
 
     def started(self) -> list[str]:

@@ -23,7 +23,8 @@ def dispatch(c: Cluster, *, not_started: str | None = None, busy: bool = False) 
     for d in ds:
         tokens = c.state.attempt_tokens(d)
         failed: dict[str, str] = {}
-        starts = c.state.start_messages(d, tokens, failed)
+        unsent: dict[str, str] = {}
+        starts = c.state.start_messages(d, tokens, failed, unsent)
         unstarted: dict[str, str] = {}
         if not_started is not None:
             unstarted = {s.job: not_started for s in starts}
@@ -31,7 +32,7 @@ def dispatch(c: Cluster, *, not_started: str | None = None, busy: bool = False) 
             c.state.starts_answered(d, tokens, [Refused(s.job, ErrorCode.BUSY, "busy") for s in starts])
         else:
             c.state.starts_answered(d, tokens, [TaskReport(s.job, TaskState.PENDING, s.token) for s in starts])
-        c.take(c.state.dispatch_ended(d, tokens, failed, unstarted))
+        c.take(c.state.dispatch_ended(d, tokens, failed, unstarted, unsent))
     return ds
 
 
@@ -174,7 +175,7 @@ def test_a_start_the_lost_node_never_answered_is_not_an_attempt() -> None:
     c.submit(spec("a"), spec("b"))
     answered, pending = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
     tokens = c.state.attempt_tokens(answered)
-    starts = c.state.start_messages(answered, tokens, {})
+    starts = c.state.start_messages(answered, tokens, {}, {})
     c.state.starts_answered(answered, tokens, [TaskReport(s.job, TaskState.PENDING, s.token) for s in starts])
     c.take(c.state.dispatch_ended(answered, tokens, {}))
     # Both nodes are lost: one had said it took its job, the other had not answered.

@@ -103,7 +103,7 @@ def test_a_start_the_lost_node_had_not_acked_but_ran_once_back_is_an_attempt() -
     c.submit(spec("a"))
     [d] = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
     tokens = c.state.attempt_tokens(d)
-    c.state.start_messages(d, tokens, {})
+    c.state.start_messages(d, tokens, {}, {})
     c.take(c.state.node_lost("compute", "compute-0"))
     assert shown(c, "a") == 0
     c.add_compute("compute-0", 1, [TaskReport("a", TaskState.RUNNING, tokens["a"], started=1.0)])

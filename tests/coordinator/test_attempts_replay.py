@@ -198,7 +198,7 @@ def test_a_job_started_again_on_the_node_still_running_it_counts_one_attempt(tmp
     dispatches = [e for e in c2.take(c2.state.schedule_round()) if isinstance(e, Dispatch)]
     (d,) = dispatches
     tokens = c2.state.attempt_tokens(d)
-    starts = c2.state.start_messages(d, tokens, {})
+    starts = c2.state.start_messages(d, tokens, {}, {})
     assert [s.job for s in starts] == ["a"]
     c2.state.starts_answered(d, tokens, [TaskReport("a", TaskState.RUNNING, old, started=1001.0)])
     c2.take(c2.state.dispatch_ended(d, tokens, {}))

@@ -162,7 +162,7 @@ def test_a_cancel_while_the_start_is_on_its_way_is_sent_once_the_node_took_it() 
     c.submit(spec("a"))
     [d] = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
     tokens = c.state.attempt_tokens(d)
-    starts = c.state.start_messages(d, tokens, {})
+    starts = c.state.start_messages(d, tokens, {}, {})
     effects = c.take(c.state.cancel([c.job("a")]))
     assert sends(effects, "cancel") == []  # a cancel now could overtake the start
     c.state.starts_answered(d, tokens, [TaskReport(s.job, TaskState.PENDING, s.token) for s in starts])
@@ -177,7 +177,7 @@ def test_a_cancel_before_the_start_was_built_never_starts_it() -> None:
     [d] = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
     tokens = c.state.attempt_tokens(d)
     c.take(c.state.cancel([c.job("a")]))
-    assert c.state.start_messages(d, tokens, {}) == []
+    assert c.state.start_messages(d, tokens, {}, {}) == []
     c.take(c.state.dispatch_ended(d, tokens, {}))
     assert c.job("a").state == CANCELLED
 

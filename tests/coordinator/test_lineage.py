@@ -83,7 +83,7 @@ def test_a_rerun_adopted_at_its_start_counts_only_the_attempt_that_ran() -> None
     (d,) = [e for e in c.take(c.state.schedule_round()) if isinstance(e, Dispatch)]
     c.add_storage("storage-0", [ObjectInfo(out("a"), ObjectState.FINISHED, 3)])
     tokens = c.state.attempt_tokens(d)
-    assert c.state.start_messages(d, tokens, {}) == []
+    assert c.state.start_messages(d, tokens, {}, {}) == []
     a = c.job("a")
     assert a.state == SUCCEEDED
     assert a.summary()["attempts"] == 1

@@ -98,7 +98,7 @@ def test_start_message_reads_inputs_from_the_storage_holding_them() -> None:
     assert job.id == "b" and start.after == {}
     assert start.inputs["in0"] == ([f"tcp://{where}:1"], out("a"))
     assert start.inline == {"in0": b"abc"}  # a's small output came with its `done`
-    [sent] = c.state.start_messages(d, c.state.attempt_tokens(d), {})
+    [sent] = c.state.start_messages(d, c.state.attempt_tokens(d), {}, {})
     wire = sent.to_wire()  # what the node gets
     assert wire["inputs"] == {"in0": [f"tcp://{where}:1", out("a"), b"abc"]}
     assert wire["outputs"] == {"result": f"tcp://{c.job('b').placement[0]}:1"}
