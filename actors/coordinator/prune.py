@@ -52,7 +52,7 @@ from weft.protocol.objects import (
 )
 
 from .gc import Forgotten
-from .graph import DELEGATED, FINISHED, RUNNING
+from .graph import FINISHED, RUNNING
 from .records import Job, Obj
 
 if TYPE_CHECKING:
@@ -81,16 +81,6 @@ def _names_in(value: Any, out: set[str]) -> None:
     elif isinstance(value, list | tuple):
         for v in value:
             _names_in(v, out)
-
-
-def _final(objects: dict[str, Obj], name: str) -> Obj | None:
-    """The object at the end of `name`'s delegation chain, None if unknown."""
-    obj = objects.get(name)
-    hops = 0
-    while obj is not None and obj.state == DELEGATED and obj.target and hops < 1000:
-        obj = objects.get(obj.target)
-        hops += 1
-    return obj
 
 
 def _scan(jobs: Iterable[Job], content: set[str], dirs: set[str]) -> float:
@@ -128,14 +118,15 @@ async def roots(state: Any) -> tuple[set[str], set[str], float, int]:
     return content, dirs, running, max((j.seq for j in jobs), default=-1)
 
 
-def roots_since(state: Any, seq: int) -> tuple[set[str], set[str], float]:
+def roots_since(state: Any, seq: int) -> tuple[set[str], set[str], float, int]:
     """`roots` of the jobs submitted after `seq` (and every recurring job), at once."""
     content: set[str] = set()
     dirs: set[str] = set()
-    running = _scan((j for j in state.graph.jobs.values() if j.seq > seq), content, dirs)
+    new = [j for j in state.graph.jobs.values() if j.seq > seq]
+    running = _scan(new, content, dirs)
     for d in state.recurring.values():
         _names_in(d.get("spec"), content)
-    return content, dirs, running
+    return content, dirs, running, max((j.seq for j in new), default=seq)
 
 
 async def _manifest_bytes(node: CoordinatorNode, obj: Obj) -> bytes | None:
@@ -172,7 +163,8 @@ async def _files_of(node: CoordinatorNode, name: str) -> tuple[str, ...]:
     known = cache.get(name)
     if known is not None:
         return known
-    obj = _final(node.graph.objects, name)
+    g = node.graph
+    obj = g.resolve(name) if name in g.objects else None  # (resolve makes an unknown name)
     if obj is None or obj.state != FINISHED:
         if is_content_object(name):
             # Referred to but on no storage node we know: whatever it listed
@@ -203,8 +195,7 @@ async def referenced(node: CoordinatorNode) -> tuple[set[str], float, int]:
     for name in (*content, *dirs):
         keep.update(await _files_of(node, name))
     # Jobs submitted while manifests were read: theirs too (cached now, or read here).
-    again, dirs2, running2 = roots_since(node.state, seq)
-    seq = max((j.seq for j in node.graph.jobs.values() if j.seq > seq), default=seq)
+    again, dirs2, running2, seq = roots_since(node.state, seq)
     for name in (again - content) | (dirs2 - dirs):
         keep.update(await _files_of(node, name))
     keep |= again
